@@ -1,0 +1,137 @@
+//! `RequestEvent`: the one type that crosses from ingest to the SLI engine.
+//!
+//! Decoders build events that borrow from the line they decode (and from the
+//! decoder's own scratch space), hand them to an [`EventSink`], and forget them:
+//! nothing on the hot path allocates per event or per field.
+
+use std::fmt;
+
+/// Where an event came from. Also the `indicator.source` of an SLO spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    CloudFront,
+    CloudFrontRealtime,
+    ApiGateway,
+    Lambda,
+    Synthetic,
+    Otlp,
+    CloudWatch,
+    Ndjson,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 8] = [
+        Origin::CloudFront,
+        Origin::CloudFrontRealtime,
+        Origin::ApiGateway,
+        Origin::Lambda,
+        Origin::Synthetic,
+        Origin::Otlp,
+        Origin::CloudWatch,
+        Origin::Ndjson,
+    ];
+
+    /// The name used in specs, config, metrics labels and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::CloudFront => "cloudfront",
+            Origin::CloudFrontRealtime => "cloudfront-realtime",
+            Origin::ApiGateway => "apigateway",
+            Origin::Lambda => "lambda",
+            Origin::Synthetic => "synthetic",
+            Origin::Otlp => "otlp",
+            Origin::CloudWatch => "cloudwatch",
+            Origin::Ndjson => "ndjson",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        Origin::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a cache answered (CloudFront `x-edge-result-type` folded to three values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheResult {
+    #[default]
+    Unknown,
+    Hit,
+    Miss,
+    Error,
+}
+
+/// Who sent the request, folded to a bounded set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientClass {
+    #[default]
+    Unknown,
+    Browser,
+    Crawler,
+    Other,
+}
+
+/// One request, as seen by one hop. Borrowed strings are empty when unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RequestEvent<'a> {
+    /// Event time: milliseconds since the Unix epoch, UTC.
+    pub ts_ms: i64,
+    pub origin: Option<Origin>,
+    /// The logical service (from the record, or from the source's config).
+    pub service: &'a str,
+    pub host: &'a str,
+    /// URL path, decoded, without the query string.
+    pub path: &'a str,
+    pub method: &'a str,
+    /// HTTP status; 0 when the client went away before a status was sent
+    /// (CloudFront's `000`) or the record has none.
+    pub status: u16,
+    /// The source's own latency in milliseconds (CloudFront `time-taken`,
+    /// API Gateway `responseLatency`, Lambda `Duration`), when known.
+    pub latency_ms: Option<f64>,
+    /// Time spent behind this hop (origin / integration), when known.
+    pub upstream_latency_ms: Option<f64>,
+    pub edge_location: &'a str,
+    pub client: ClientClass,
+    pub cache: CacheResult,
+    pub bytes: u64,
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
+}
+
+/// Receives decoded events. Implemented by the SLI router, by tests, by benches.
+pub trait EventSink {
+    fn event(&mut self, event: &RequestEvent<'_>);
+}
+
+impl<F: FnMut(&RequestEvent<'_>)> EventSink for F {
+    fn event(&mut self, event: &RequestEvent<'_>) {
+        self(event)
+    }
+}
+
+/// Parse an HTTP status code from ASCII digits; `None` for anything else.
+#[inline]
+pub fn parse_status(s: &[u8]) -> Option<u16> {
+    if s.is_empty() || s.len() > 3 {
+        return None;
+    }
+    let mut v: u16 = 0;
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u16;
+    }
+    Some(v)
+}

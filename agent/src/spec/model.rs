@@ -1,0 +1,309 @@
+//! The SLO model every reader (native, OpenSLO, later Sloth) produces and the
+//! engine consumes. Values here are already validated: a `Slo` that exists is
+//! one the engine can count.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::event::Origin;
+use crate::spec::glob::Glob;
+use crate::spec::status::StatusSet;
+
+/// Minutes per unit, used by windows and durations.
+pub const MINUTE_MS: i64 = 60_000;
+
+/// A whole number of minutes; every window, slice and alert window is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Minutes(pub u32);
+
+impl Minutes {
+    pub fn hours(self) -> f64 {
+        self.0 as f64 / 60.0
+    }
+}
+
+impl fmt::Display for Minutes {
+    /// The shortest exact form: `5m`, `1h`, `6h`, `1d`, `28d`, `90m`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        if m != 0 && m % 1440 == 0 {
+            write!(f, "{}d", m / 1440)
+        } else if m != 0 && m % 60 == 0 {
+            write!(f, "{}h", m / 60)
+        } else {
+            write!(f, "{}m", m)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalendarUnit {
+    Week,
+    Month,
+}
+
+/// The SLO window: the period the objective and the error budget are about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SloWindow {
+    /// The last N minutes, moving with time.
+    Rolling(Minutes),
+    /// The current calendar week (starting Monday) or month, in a time zone.
+    Calendar {
+        unit: CalendarUnit,
+        timezone: jiff::tz::TimeZone,
+        /// The zone's name as written in the spec, for reports.
+        timezone_name: String,
+    },
+}
+
+impl SloWindow {
+    /// The nominal length used to scale burn-rate thresholds: a calendar
+    /// month counts as 30 days, a week as 7.
+    pub fn nominal(&self) -> Minutes {
+        match self {
+            SloWindow::Rolling(m) => *m,
+            SloWindow::Calendar { unit: CalendarUnit::Week, .. } => Minutes(7 * 1440),
+            SloWindow::Calendar { unit: CalendarUnit::Month, .. } => Minutes(30 * 1440),
+        }
+    }
+
+    /// The longest the window can be, which bounds what must be kept.
+    pub fn longest(&self) -> Minutes {
+        match self {
+            SloWindow::Rolling(m) => *m,
+            SloWindow::Calendar { unit: CalendarUnit::Week, .. } => Minutes(7 * 1440),
+            SloWindow::Calendar { unit: CalendarUnit::Month, .. } => Minutes(31 * 1440),
+        }
+    }
+}
+
+impl fmt::Display for SloWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SloWindow::Rolling(m) => write!(f, "{m}"),
+            SloWindow::Calendar { unit, timezone_name, .. } => {
+                let u = match unit {
+                    CalendarUnit::Week => "week",
+                    CalendarUnit::Month => "month",
+                };
+                write!(f, "calendar {u} ({timezone_name})")
+            }
+        }
+    }
+}
+
+/// How good and bad are turned into a budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budgeting {
+    /// Every event counts: SLI = good events / all events.
+    Occurrences,
+    /// Time is cut into slices; a slice is good when its good/total ratio is
+    /// at least `good_ratio_at_least`. SLI = good slices / slices with events.
+    Timeslices { slice: Minutes, good_ratio_at_least: f64 },
+    /// SLI = the mean of the per-slice good/total ratios (OpenSLO RatioTimeslices).
+    RatioTimeslices { slice: Minutes },
+}
+
+impl Budgeting {
+    pub fn slice(&self) -> Option<Minutes> {
+        match self {
+            Budgeting::Occurrences => None,
+            Budgeting::Timeslices { slice, .. } | Budgeting::RatioTimeslices { slice } => Some(*slice),
+        }
+    }
+}
+
+/// Comparison of a latency against a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CompareOp {
+    #[inline]
+    pub fn holds(self, lhs: f64, rhs: f64) -> bool {
+        match self {
+            CompareOp::Lt => lhs < rhs,
+            CompareOp::Le => lhs <= rhs,
+            CompareOp::Gt => lhs > rhs,
+            CompareOp::Ge => lhs >= rhs,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+        }
+    }
+}
+
+/// `latency: "<= 800ms"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyBound {
+    pub op: CompareOp,
+    pub threshold_ms: f64,
+}
+
+impl LatencyBound {
+    /// An event without a latency never meets a latency bound.
+    #[inline]
+    pub fn holds(&self, latency_ms: Option<f64>) -> bool {
+        match latency_ms {
+            Some(v) => self.op.holds(v, self.threshold_ms),
+            None => false,
+        }
+    }
+}
+
+/// Which events an SLO counts. Every present field must match; a field with a
+/// list matches when any element matches. Absent fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub service: Option<Vec<Glob>>,
+    pub host: Option<Vec<Glob>>,
+    pub path: Option<Vec<Glob>>,
+    /// Upper-case method names.
+    pub method: Option<Vec<String>>,
+    pub edge_location: Option<Vec<Glob>>,
+    pub status: Option<StatusSet>,
+}
+
+/// When an event counted by the SLO is good: all present criteria hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoodCriteria {
+    pub status: Option<StatusSet>,
+    pub latency: Option<LatencyBound>,
+}
+
+/// The indicator: which events, and which of those are good.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indicator {
+    pub source: Origin,
+    pub filter: Filter,
+    pub good: GoodCriteria,
+    /// True when the criteria above describe *bad* events (an OpenSLO
+    /// `ratioMetric` given as bad/total): good = counted and not bad.
+    pub criteria_are_bad: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Page,
+    Ticket,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Page => "page",
+            Severity::Ticket => "ticket",
+        }
+    }
+}
+
+/// One multiwindow burn-rate condition: fires when the burn rate is above
+/// `burn_rate_threshold` over both the long and the short window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurnRateRule {
+    pub severity: Severity,
+    pub long_window: Minutes,
+    pub short_window: Minutes,
+    pub burn_rate_threshold: f64,
+}
+
+/// The Google SRE Workbook's four window pairs, as (severity, long, short,
+/// fraction of the budget spent in the long window when the rule trips).
+pub const WORKBOOK_RULES: [(Severity, Minutes, Minutes, f64); 4] = [
+    (Severity::Page, Minutes(60), Minutes(5), 0.02),
+    (Severity::Page, Minutes(360), Minutes(30), 0.05),
+    (Severity::Ticket, Minutes(1440), Minutes(120), 0.10),
+    (Severity::Ticket, Minutes(4320), Minutes(360), 0.10),
+];
+
+/// The alert windows every SLO reports burn rates for.
+pub const ALERT_WINDOWS: [Minutes; 7] = [
+    Minutes(5),
+    Minutes(30),
+    Minutes(60),
+    Minutes(120),
+    Minutes(360),
+    Minutes(1440),
+    Minutes(4320),
+];
+
+/// The default rules for an SLO window: the Workbook's budget fractions,
+/// scaled so a 30-day window gets exactly 14.4 / 6 / 3 / 1.
+pub fn default_rules(window: &SloWindow) -> Vec<BurnRateRule> {
+    let window_hours = window.nominal().hours();
+    WORKBOOK_RULES
+        .iter()
+        .map(|&(severity, long, short, fraction)| BurnRateRule {
+            severity,
+            long_window: long,
+            short_window: short,
+            burn_rate_threshold: round_threshold(fraction * window_hours / long.hours()),
+        })
+        .collect()
+}
+
+/// Keep thresholds readable (14.4, not 14.400000000000002).
+fn round_threshold(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+/// Where alerts of one severity point the human.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertTarget {
+    pub runbook: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerting {
+    pub page: Option<AlertTarget>,
+    pub ticket: Option<AlertTarget>,
+    /// The conditions evaluated at every tick (defaults, or the spec's own).
+    pub rules: Vec<BurnRateRule>,
+}
+
+/// Where a spec came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpecOrigin {
+    pub file: String,
+    pub line: usize,
+}
+
+/// One service level objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub service: String,
+    pub description: Option<String>,
+    /// The objective as a ratio in (0, 1): 99.9 % is 0.999.
+    pub objective: f64,
+    pub window: SloWindow,
+    pub budgeting: Budgeting,
+    pub indicator: Indicator,
+    pub alerting: Alerting,
+    pub origin: SpecOrigin,
+}
+
+impl Slo {
+    /// The allowed bad fraction, 1 − objective.
+    pub fn error_budget_ratio(&self) -> f64 {
+        1.0 - self.objective
+    }
+}
+
+/// A validated, loaded set of SLOs. Names are unique.
+#[derive(Debug, Clone, Default)]
+pub struct SloSet {
+    pub slos: Vec<Arc<Slo>>,
+}
