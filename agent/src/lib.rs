@@ -1,1 +1,8 @@
+//! slo-agent: service level indicators, error budgets, burn-rate alerts and
+//! deploy freezes for CloudFront → API Gateway → Lambda stacks.
+//!
+//! See `docs/architecture.md` for the codemap and the invariants.
 
+pub mod decode;
+pub mod event;
+pub mod spec;
