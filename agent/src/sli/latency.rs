@@ -1,0 +1,154 @@
+//! Latency percentiles: one mergeable HDR histogram per UTC day, kept for the
+//! days an SLO window can reach. A window's percentiles merge the days it
+//! touches, so they are exact to the day at the window's old edge.
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+
+/// Highest latency tracked: one hour, in microseconds. Larger values are
+/// clamped to it (saturating), never dropped.
+const HIGHEST_US: u64 = 3_600_000_000;
+/// Two significant digits: values are within 1 % of what was recorded.
+const SIGFIG: u8 = 2;
+pub const DAY_MS: i64 = 86_400_000;
+
+pub type LatencyHistogram = Histogram<u64>;
+
+pub fn new_histogram() -> LatencyHistogram {
+    Histogram::new_with_bounds(1, HIGHEST_US, SIGFIG).expect("static histogram bounds are valid")
+}
+
+/// p50, p90, p99 in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LatencyDays {
+    /// `(utc day number, histogram)`, oldest first; only days with data.
+    days: VecDeque<(i64, Box<LatencyHistogram>)>,
+    /// How many days back from the newest are kept.
+    keep_days: i64,
+    /// Days changed since the last drain, for persistence.
+    dirty: Vec<i64>,
+}
+
+impl LatencyDays {
+    pub fn new(keep_days: u32) -> LatencyDays {
+        LatencyDays { days: VecDeque::new(), keep_days: keep_days.max(1) as i64, dirty: Vec::new() }
+    }
+
+    /// Record a latency at an event time. Returns false when the day is older
+    /// than what is kept.
+    #[inline]
+    pub fn record(&mut self, ts_ms: i64, latency_ms: f64, track_dirty: bool) -> bool {
+        let day = ts_ms.div_euclid(DAY_MS);
+        let us = if latency_ms.is_finite() && latency_ms > 0.0 { (latency_ms * 1000.0) as u64 } else { 0 };
+        let Some(h) = self.day_mut(day) else { return false };
+        h.saturating_record(us.clamp(1, HIGHEST_US));
+        if track_dirty && self.dirty.last() != Some(&day) {
+            self.dirty.push(day);
+        }
+        true
+    }
+
+    fn day_mut(&mut self, day: i64) -> Option<&mut LatencyHistogram> {
+        // Fast path: the newest day.
+        if let Some((d, _)) = self.days.back()
+            && *d == day
+        {
+            return self.days.back_mut().map(|(_, h)| h.as_mut());
+        }
+        let newest = self.days.back().map(|(d, _)| *d);
+        if let Some(n) = newest
+            && day <= n - self.keep_days
+        {
+            return None;
+        }
+        let pos = self.days.partition_point(|(d, _)| *d < day);
+        if pos == self.days.len() || self.days[pos].0 != day {
+            self.days.insert(pos, (day, Box::new(new_histogram())));
+        }
+        // Evict days that fell out.
+        let newest = self.days.back().map(|(d, _)| *d).unwrap_or(day);
+        while self.days.front().is_some_and(|(d, _)| *d <= newest - self.keep_days) {
+            self.days.pop_front();
+        }
+        let pos = self.days.partition_point(|(d, _)| *d < day);
+        self.days.get_mut(pos).filter(|(d, _)| *d == day).map(|(_, h)| h.as_mut())
+    }
+
+    /// Percentiles over the days that overlap `[first_ms, last_ms]`.
+    pub fn percentiles(&self, first_ms: i64, last_ms: i64) -> Option<Percentiles> {
+        let (fd, ld) = (first_ms.div_euclid(DAY_MS), last_ms.div_euclid(DAY_MS));
+        let mut merged: Option<LatencyHistogram> = None;
+        for (_, h) in self.days.iter().filter(|(d, _)| *d >= fd && *d <= ld) {
+            match merged.as_mut() {
+                None => merged = Some((**h).clone()),
+                Some(m) => {
+                    // Same bounds everywhere, so adding cannot fail.
+                    let _ = m.add(h.as_ref());
+                }
+            }
+        }
+        let m = merged.filter(|m| m.len() > 0)?;
+        // The middle of the bucket the quantile falls in, in ms to the µs.
+        let q = |p: f64| m.median_equivalent(m.value_at_quantile(p)) as f64 / 1000.0;
+        Some(Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99) })
+    }
+
+    pub fn day(&self, day: i64) -> Option<&LatencyHistogram> {
+        self.days.iter().find(|(d, _)| *d == day).map(|(_, h)| h.as_ref())
+    }
+
+    /// Replace a day's histogram (loading persisted state).
+    pub fn restore(&mut self, day: i64, h: LatencyHistogram) {
+        if let Some(slot) = self.day_mut(day) {
+            *slot = h;
+        }
+    }
+
+    pub fn drain_dirty(&mut self) -> Vec<i64> {
+        let mut v = std::mem::take(&mut self.dirty);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    pub fn set_keep_days(&mut self, keep_days: u32) {
+        self.keep_days = keep_days.max(1) as i64;
+    }
+
+    pub fn oldest_day(&self) -> Option<i64> {
+        self.days.front().map(|(d, _)| *d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_merge_days_and_drop_old_ones() {
+        let mut l = LatencyDays::new(2);
+        for i in 1..=100 {
+            l.record(5, i as f64, false);
+        }
+        for _ in 0..100 {
+            l.record(DAY_MS + 5, 1000.0, false);
+        }
+        let p = l.percentiles(0, DAY_MS).unwrap();
+        assert!((p.p50 - 100.0).abs() <= 1.0, "{p:?}");
+        assert!((p.p99 - 1000.0).abs() <= 10.0, "{p:?}");
+        let p = l.percentiles(0, 10).unwrap();
+        assert!((p.p50 - 50.0).abs() <= 0.5, "{p:?}");
+        // Day 3 evicts day 0 (keep 2 days: 2 and 3).
+        l.record(3 * DAY_MS, 1.0, false);
+        assert!(l.percentiles(0, 10).is_none());
+        assert!(!l.record(0, 1.0, false));
+    }
+}

@@ -1,0 +1,375 @@
+//! The SLI engine: routes each event to the SLOs that count it, counts it in
+//! the bucket of its own timestamp, and reads windows, budgets, burn rates and
+//! alert conditions off those buckets.
+//!
+//! **Architecture invariant:** the engine is pure given its events and the
+//! evaluation time it is handed. It never reads a clock, never does I/O, and
+//! nothing else writes SLI state. Persistence reads the changed buckets out of
+//! it ([`Engine::drain_changes`]) and loads them back ([`Engine::restore_bucket`]).
+
+pub mod latency;
+pub mod report;
+pub mod ring;
+pub mod series;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::event::{EventSink, Origin, RequestEvent};
+use crate::spec::glob::any_matches;
+use crate::spec::model::{BurnRateRule, CalendarUnit, Filter, MINUTE_MS, Minutes, Slo, SloSet, SloWindow, ALERT_WINDOWS};
+use latency::{LatencyDays, Percentiles};
+use ring::Counts;
+use series::{DirtyBuckets, RingId, Series, WindowStats};
+
+/// One SLO's counting state.
+#[derive(Debug, Clone)]
+pub struct SloState {
+    pub slo: Arc<Slo>,
+    series: Series,
+    latency: LatencyDays,
+    dirty: DirtyBuckets,
+}
+
+impl SloState {
+    fn new(slo: Arc<Slo>) -> SloState {
+        let series = Series::new(&slo.window, &slo.budgeting);
+        let keep_days = slo.window.longest().0.div_ceil(1440) + 1;
+        SloState { series, latency: LatencyDays::new(keep_days), dirty: DirtyBuckets::default(), slo }
+    }
+
+    /// Bytes of counting memory held for this SLO (buckets; histograms extra).
+    pub fn memory_bytes(&self) -> usize {
+        self.series.memory_bytes()
+    }
+}
+
+/// What the engine saw, for the agent's own telemetry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Events handed to the engine.
+    pub events: u64,
+    /// Events no SLO counted.
+    pub unmatched: u64,
+    /// (event, SLO) pairs dropped because the event was older than the SLO keeps.
+    pub too_old: u64,
+}
+
+/// A change to persist: the new value of one bucket of one SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Bucket { slo: String, ring: RingId, bucket: i64, counts: Counts },
+    LatencyDay { slo: String, day: i64, histogram: Box<latency::LatencyHistogram> },
+}
+
+pub struct Engine {
+    slos: Vec<SloState>,
+    /// SLO indexes per event origin, so an event only visits the SLOs of its source.
+    by_origin: Vec<Vec<usize>>,
+    track_changes: bool,
+    pub stats: IngestStats,
+}
+
+impl Engine {
+    /// An engine for a set of SLOs. With `track_changes`, every bucket an
+    /// event touches is remembered until [`Engine::drain_changes`].
+    pub fn new(set: &SloSet, track_changes: bool) -> Engine {
+        let slos = set.slos.iter().cloned().map(SloState::new).collect();
+        let mut e = Engine { slos, by_origin: Vec::new(), track_changes, stats: IngestStats::default() };
+        e.index();
+        e
+    }
+
+    fn index(&mut self) {
+        self.by_origin = vec![Vec::new(); Origin::ALL.len()];
+        for (i, s) in self.slos.iter().enumerate() {
+            self.by_origin[s.slo.indicator.source.index()].push(i);
+        }
+    }
+
+    pub fn slos(&self) -> impl Iterator<Item = &SloState> {
+        self.slos.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slos.is_empty()
+    }
+
+    /// Swap in a new set of SLOs. An SLO keeps its counts when its name and
+    /// what it counts ([`definition_key`]) are unchanged; a changed window
+    /// carries its buckets over. Returns the names whose counts were reset.
+    pub fn reload(&mut self, set: &SloSet) -> Vec<String> {
+        let mut old: HashMap<String, SloState> = self.slos.drain(..).map(|s| (s.slo.name.clone(), s)).collect();
+        let mut reset = Vec::new();
+        for slo in &set.slos {
+            let state = match old.remove(&slo.name) {
+                Some(prev) if definition_key(&prev.slo) == definition_key(slo) => {
+                    if prev.slo.window.longest() == slo.window.longest() {
+                        SloState { slo: slo.clone(), ..prev }
+                    } else {
+                        let mut fresh = SloState::new(slo.clone());
+                        carry_over(&prev, &mut fresh);
+                        fresh
+                    }
+                }
+                Some(_) => {
+                    reset.push(slo.name.clone());
+                    SloState::new(slo.clone())
+                }
+                None => SloState::new(slo.clone()),
+            };
+            self.slos.push(state);
+        }
+        self.index();
+        reset
+    }
+
+    /// Count one event for every SLO whose indicator selects it.
+    #[inline]
+    pub fn observe(&mut self, ev: &RequestEvent<'_>) {
+        self.stats.events += 1;
+        let Some(origin) = ev.origin else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let minute = ev.ts_ms.div_euclid(MINUTE_MS);
+        let mut matched = false;
+        for &i in &self.by_origin[origin.index()] {
+            let state = &mut self.slos[i];
+            let ind = &state.slo.indicator;
+            if !filter_matches(&ind.filter, ev) {
+                continue;
+            }
+            matched = true;
+            let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
+                && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms));
+            if ind.criteria_are_bad {
+                good = !good;
+            }
+            let dirty = self.track_changes.then_some(&mut state.dirty);
+            if !state.series.record(minute, good, dirty) {
+                self.stats.too_old += 1;
+                continue;
+            }
+            if let Some(lat) = ev.latency_ms {
+                state.latency.record(ev.ts_ms, lat, self.track_changes);
+            }
+        }
+        if !matched {
+            self.stats.unmatched += 1;
+        }
+    }
+
+    /// Every bucket and latency day changed since the last call, with its
+    /// current value, ready to be written to the store.
+    pub fn drain_changes(&mut self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for s in &mut self.slos {
+            for (ring, bucket) in s.dirty.drain() {
+                if let Some(counts) = s.series.bucket(ring, bucket) {
+                    out.push(Change::Bucket { slo: s.slo.name.clone(), ring, bucket, counts });
+                }
+            }
+            for day in s.latency.drain_dirty() {
+                if let Some(h) = s.latency.day(day) {
+                    out.push(Change::LatencyDay { slo: s.slo.name.clone(), day, histogram: Box::new(h.clone()) });
+                }
+            }
+        }
+        out
+    }
+
+    /// Load a persisted bucket. Unknown SLOs and buckets the SLO no longer
+    /// keeps are ignored (false).
+    pub fn restore_bucket(&mut self, slo: &str, ring: RingId, bucket: i64, counts: Counts) -> bool {
+        match self.slos.iter_mut().find(|s| s.slo.name == slo) {
+            Some(s) => s.series.restore(ring, bucket, counts),
+            None => false,
+        }
+    }
+
+    pub fn restore_latency_day(&mut self, slo: &str, day: i64, h: latency::LatencyHistogram) {
+        if let Some(s) = self.slos.iter_mut().find(|s| s.slo.name == slo) {
+            s.latency.restore(day, h);
+        }
+    }
+
+    /// Where each SLO's retained data begins, for pruning the store.
+    pub fn retention(&self) -> Vec<(String, Vec<(RingId, i64)>, Option<i64>)> {
+        self.slos
+            .iter()
+            .map(|s| (s.slo.name.clone(), s.series.retained_from(), s.latency.oldest_day()))
+            .collect()
+    }
+
+    /// Evaluate every SLO as of `at_ms` (event time).
+    pub fn evaluate(&mut self, at_ms: i64) -> Vec<SloStatus> {
+        self.slos.iter_mut().map(|s| evaluate_one(s, at_ms)).collect()
+    }
+
+    /// Evaluate one SLO by name.
+    pub fn evaluate_slo(&mut self, name: &str, at_ms: i64) -> Option<SloStatus> {
+        self.slos.iter_mut().find(|s| s.slo.name == name).map(|s| evaluate_one(s, at_ms))
+    }
+}
+
+impl EventSink for Engine {
+    #[inline]
+    fn event(&mut self, event: &RequestEvent<'_>) {
+        self.observe(event)
+    }
+}
+
+/// What decides which events an SLO counts and how: if this changes, old
+/// counts mean something else and are not kept.
+pub fn definition_key(slo: &Slo) -> String {
+    let i = &slo.indicator;
+    let globs = |g: &Option<Vec<crate::spec::glob::Glob>>| {
+        g.as_ref().map(|v| v.iter().map(|g| g.as_str()).collect::<Vec<_>>().join("|")).unwrap_or_default()
+    };
+    let f = &i.filter;
+    format!(
+        "v1;src={};svc={};host={};path={};method={};edge={};fstatus={};status={};latency={};bad={};budget={:?}",
+        i.source,
+        globs(&f.service),
+        globs(&f.host),
+        globs(&f.path),
+        f.method.as_ref().map(|m| m.join("|")).unwrap_or_default(),
+        globs(&f.edge_location),
+        f.status.as_ref().map(|s| s.as_str()).unwrap_or(""),
+        i.good.status.as_ref().map(|s| s.as_str()).unwrap_or(""),
+        i.good.latency.map(|l| format!("{}{}", l.op.as_str(), l.threshold_ms)).unwrap_or_default(),
+        i.criteria_are_bad,
+        slo.budgeting,
+    )
+}
+
+fn carry_over(prev: &SloState, fresh: &mut SloState) {
+    for (ring, from) in prev.series.retained_from() {
+        let mut b = from;
+        while let Some(c) = prev.series.bucket(ring, b) {
+            if c.total > 0 {
+                fresh.series.restore(ring, b, c);
+            }
+            b += 1;
+        }
+    }
+    let keep = fresh.slo.window.longest().0.div_ceil(1440) + 1;
+    fresh.latency = prev.latency.clone();
+    fresh.latency.set_keep_days(keep);
+}
+
+#[inline]
+fn filter_matches(f: &Filter, ev: &RequestEvent<'_>) -> bool {
+    f.service.as_ref().is_none_or(|g| any_matches(g, ev.service))
+        && f.host.as_ref().is_none_or(|g| any_matches(g, ev.host))
+        && f.path.as_ref().is_none_or(|g| any_matches(g, ev.path))
+        && f.method.as_ref().is_none_or(|m| m.iter().any(|m| m.eq_ignore_ascii_case(ev.method)))
+        && f.edge_location.as_ref().is_none_or(|g| any_matches(g, ev.edge_location))
+        && f.status.as_ref().is_none_or(|s| s.contains(ev.status))
+}
+
+/// The first minute of the SLO window that ends with the minute of `at_ms`.
+pub fn window_first_minute(window: &SloWindow, at_ms: i64) -> i64 {
+    let last = at_ms.div_euclid(MINUTE_MS);
+    match window {
+        SloWindow::Rolling(m) => last - m.0 as i64 + 1,
+        SloWindow::Calendar { unit, timezone, .. } => {
+            let Ok(ts) = jiff::Timestamp::from_millisecond(at_ms) else { return last };
+            let zdt = ts.to_zoned(timezone.clone());
+            let start = match unit {
+                CalendarUnit::Month => zdt.first_of_month().and_then(|z| z.start_of_day()),
+                CalendarUnit::Week => {
+                    let back = zdt.weekday().to_monday_zero_offset() as i64;
+                    zdt.start_of_day().and_then(|z| z.checked_sub(jiff::Span::new().days(back)))
+                }
+            };
+            match start {
+                Ok(z) => z.timestamp().as_millisecond().div_euclid(MINUTE_MS),
+                Err(_) => last,
+            }
+        }
+    }
+}
+
+/// One burn-rate condition as evaluated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConditionStatus {
+    pub rule: BurnRateRule,
+    pub long_burn_rate: Option<f64>,
+    pub short_burn_rate: Option<f64>,
+    pub firing: bool,
+}
+
+/// Everything known about one SLO at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloStatus {
+    pub slo: Arc<Slo>,
+    pub at_ms: i64,
+    pub window_start_ms: i64,
+    pub window: WindowStats,
+    pub sli: Option<f64>,
+    /// Fraction of the error budget spent (may exceed 1).
+    pub budget_consumed: f64,
+    pub burn_rates: Vec<(Minutes, Option<f64>)>,
+    pub latency: Option<Percentiles>,
+    pub conditions: Vec<ConditionStatus>,
+}
+
+impl SloStatus {
+    pub fn budget_remaining(&self) -> f64 {
+        series::clean(1.0 - self.budget_consumed)
+    }
+
+    pub fn firing(&self) -> impl Iterator<Item = &ConditionStatus> {
+        self.conditions.iter().filter(|c| c.firing)
+    }
+}
+
+fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
+    let slo = state.slo.clone();
+    let last = at_ms.div_euclid(MINUTE_MS);
+    let first = window_first_minute(&slo.window, at_ms);
+    let window = state.series.window(first, last);
+    let budget = slo.error_budget_ratio();
+    let sli = window.sli();
+    let budget_consumed = sli.map(|s| series::clean((1.0 - s) / budget)).unwrap_or(0.0);
+    let mut burn_cache: Vec<(Minutes, Option<f64>)> = Vec::with_capacity(ALERT_WINDOWS.len());
+    let mut burn = |w: Minutes, series: &mut Series| -> Option<f64> {
+        if let Some((_, b)) = burn_cache.iter().find(|(m, _)| *m == w) {
+            return *b;
+        }
+        let b = series.window(last - w.0 as i64 + 1, last).burn_rate(budget);
+        burn_cache.push((w, b));
+        b
+    };
+    let burn_rates: Vec<(Minutes, Option<f64>)> =
+        ALERT_WINDOWS.iter().map(|&w| (w, burn(w, &mut state.series))).collect();
+    let conditions = slo
+        .alerting
+        .rules
+        .iter()
+        .map(|&rule| {
+            let long_burn_rate = burn(rule.long_window, &mut state.series);
+            let short_burn_rate = burn(rule.short_window, &mut state.series);
+            let over = |b: Option<f64>| b.is_some_and(|b| b > rule.burn_rate_threshold);
+            ConditionStatus { rule, long_burn_rate, short_burn_rate, firing: over(long_burn_rate) && over(short_burn_rate) }
+        })
+        .collect();
+    let latency = state.latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1);
+    SloStatus {
+        slo,
+        at_ms,
+        window_start_ms: first * MINUTE_MS,
+        window,
+        sli,
+        budget_consumed,
+        burn_rates,
+        latency,
+        conditions,
+    }
+}

@@ -1,0 +1,347 @@
+//! The time series of one SLO: the buckets its events are counted in, and the
+//! window sums read from them.
+//!
+//! Occurrence SLOs keep two rings: 1-minute buckets for the last
+//! [`FINE_SPAN`] minutes (every alert window is exact to the minute) and
+//! 15-minute buckets covering the SLO window (memory stays bounded however long
+//! the window). Timeslice SLOs keep one ring of slices covering the window.
+//!
+//! Window semantics (documented in docs/spec.md): a window of length W at time
+//! T counts the W whole minutes ending with the minute that contains T. When a
+//! window reaches further back than the 1-minute ring (only SLO windows longer
+//! than 3 days do), its old edge is moved forward to the next 15-minute
+//! boundary, so it may be up to 14 minutes shorter than W. Calendar windows
+//! start on a 15-minute boundary in every time zone in use, so they are exact.
+
+use crate::sli::ring::{BucketValue, Counts, Ring};
+use crate::spec::model::{Budgeting, SloWindow};
+
+/// Minutes kept at 1-minute resolution: the longest alert window (3d) plus an
+/// hour for late data.
+pub const FINE_SPAN: u32 = 3 * 1440 + 60;
+/// Width of the coarse buckets, minutes. Every current UTC offset is a
+/// multiple of 15 minutes, so calendar windows align with these buckets.
+pub const COARSE_WIDTH: u32 = 15;
+/// Extra coverage beyond the longest SLO window, minutes, for late data.
+const SLACK: u32 = 1440;
+
+/// Which ring a persisted bucket belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RingId {
+    Fine = 0,
+    Coarse = 1,
+    Slices = 2,
+}
+
+impl RingId {
+    pub fn from_u8(v: u8) -> Option<RingId> {
+        match v {
+            0 => Some(RingId::Fine),
+            1 => Some(RingId::Coarse),
+            2 => Some(RingId::Slices),
+            _ => None,
+        }
+    }
+}
+
+/// A slice's counts, summarized under a slice policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SliceValue {
+    pub counts: Counts,
+    /// `good_ratio_at_least` for Timeslices, NaN for RatioTimeslices.
+    target: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SliceSummary {
+    pub counts: Counts,
+    /// Slices with at least one event.
+    pub slices: u64,
+    /// Timeslices: slices meeting the target. RatioTimeslices: sum of ratios.
+    pub good_slices: f64,
+}
+
+impl std::ops::Add for SliceSummary {
+    type Output = SliceSummary;
+    fn add(self, o: Self) -> Self {
+        SliceSummary {
+            counts: self.counts + o.counts,
+            slices: self.slices.wrapping_add(o.slices),
+            good_slices: self.good_slices + o.good_slices,
+        }
+    }
+}
+
+impl std::ops::Sub for SliceSummary {
+    type Output = SliceSummary;
+    fn sub(self, o: Self) -> Self {
+        SliceSummary {
+            counts: self.counts - o.counts,
+            slices: self.slices.wrapping_sub(o.slices),
+            good_slices: self.good_slices - o.good_slices,
+        }
+    }
+}
+
+impl BucketValue for SliceValue {
+    type Summary = SliceSummary;
+    fn summarize(&self) -> SliceSummary {
+        let c = self.counts;
+        if c.total == 0 {
+            return SliceSummary::default();
+        }
+        let ratio = c.good as f64 / c.total as f64;
+        let good_slices = if self.target.is_nan() {
+            ratio
+        } else if ratio >= self.target {
+            1.0
+        } else {
+            0.0
+        };
+        SliceSummary { counts: c, slices: 1, good_slices }
+    }
+}
+
+/// What a window holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowStats {
+    pub events: Counts,
+    /// What the SLI is a ratio of: events for occurrences, slices otherwise.
+    pub units_good: f64,
+    pub units_total: f64,
+}
+
+impl WindowStats {
+    /// good / total of the units, `None` when the window is empty.
+    pub fn sli(&self) -> Option<f64> {
+        (self.units_total > 0.0).then(|| self.units_good / self.units_total)
+    }
+
+    /// The bad fraction divided by the allowed bad fraction.
+    pub fn burn_rate(&self, error_budget_ratio: f64) -> Option<f64> {
+        self.sli().map(|sli| clean((1.0 - sli) / error_budget_ratio))
+    }
+}
+
+/// Suppress floating-point dust (1e-16 burn when nothing failed).
+pub fn clean(v: f64) -> f64 {
+    if v.abs() < 1e-12 { 0.0 } else { v }
+}
+
+#[derive(Debug, Clone)]
+pub enum Series {
+    Occurrences { fine: Ring<Counts>, coarse: Option<Ring<Counts>> },
+    Slices { ring: Ring<SliceValue>, target: f64 },
+}
+
+impl Series {
+    pub fn new(window: &SloWindow, budgeting: &Budgeting) -> Series {
+        let longest = window.longest().0 + SLACK;
+        match *budgeting {
+            Budgeting::Occurrences => {
+                let fine = Ring::new(1, FINE_SPAN as usize);
+                let coarse = (window.longest().0 > FINE_SPAN - 60)
+                    .then(|| Ring::new(COARSE_WIDTH, longest.div_ceil(COARSE_WIDTH) as usize));
+                Series::Occurrences { fine, coarse }
+            }
+            Budgeting::Timeslices { slice, good_ratio_at_least } => Series::Slices {
+                ring: Ring::new(slice.0, longest.div_ceil(slice.0) as usize),
+                target: good_ratio_at_least,
+            },
+            Budgeting::RatioTimeslices { slice } => Series::Slices {
+                ring: Ring::new(slice.0, longest.div_ceil(slice.0) as usize),
+                target: f64::NAN,
+            },
+        }
+    }
+
+    /// Count one event in the minute it happened. Returns false when the
+    /// minute is older than anything this series keeps.
+    #[inline]
+    pub fn record(&mut self, minute: i64, good: bool, dirty: Option<&mut DirtyBuckets>) -> bool {
+        let g = good as u64;
+        match self {
+            Series::Occurrences { fine, coarse } => {
+                let in_fine = fine.add_with(minute, |c| {
+                    c.total += 1;
+                    c.good += g;
+                });
+                let mut in_coarse = false;
+                let cb = minute.div_euclid(COARSE_WIDTH as i64);
+                if let Some(coarse) = coarse {
+                    in_coarse = coarse.add_with(cb, |c| {
+                        c.total += 1;
+                        c.good += g;
+                    });
+                }
+                if let Some(d) = dirty {
+                    if in_fine {
+                        d.push(RingId::Fine, minute);
+                    }
+                    if in_coarse {
+                        d.push(RingId::Coarse, cb);
+                    }
+                }
+                in_fine || in_coarse
+            }
+            Series::Slices { ring, target } => {
+                let b = ring.bucket_of_minute(minute);
+                let t = *target;
+                let ok = ring.add_with(b, |v| {
+                    v.target = t;
+                    v.counts.total += 1;
+                    v.counts.good += g;
+                });
+                if ok && let Some(d) = dirty {
+                    d.push(RingId::Slices, b);
+                }
+                ok
+            }
+        }
+    }
+
+    /// Events (and units) in the minutes `[first, last]`, with the window
+    /// semantics described in the module docs.
+    pub fn window(&mut self, first: i64, last: i64) -> WindowStats {
+        match self {
+            Series::Occurrences { fine, coarse } => {
+                let events = if fine.covers(first) || coarse.is_none() {
+                    fine.sum(first, last)
+                } else {
+                    let coarse = coarse.as_mut().expect("checked above");
+                    let w = COARSE_WIDTH as i64;
+                    // Whole quarter hours from the first boundary at or after
+                    // `first` up to the quarter hour that contains `last`.
+                    let first_q = first.div_euclid(w) + i64::from(first.rem_euclid(w) != 0);
+                    let last_q = last.div_euclid(w);
+                    coarse.sum(first_q, last_q - 1) + fine.sum(last_q * w, last)
+                };
+                WindowStats { events, units_good: events.good as f64, units_total: events.total as f64 }
+            }
+            Series::Slices { ring, .. } => {
+                let s = ring.sum(ring.bucket_of_minute(first), ring.bucket_of_minute(last));
+                WindowStats { events: s.counts, units_good: s.good_slices, units_total: s.slices as f64 }
+            }
+        }
+    }
+
+    /// The persisted value of a bucket.
+    pub fn bucket(&self, ring: RingId, bucket: i64) -> Option<Counts> {
+        match (self, ring) {
+            (Series::Occurrences { fine, .. }, RingId::Fine) => fine.get(bucket),
+            (Series::Occurrences { coarse: Some(c), .. }, RingId::Coarse) => c.get(bucket),
+            (Series::Slices { ring, .. }, RingId::Slices) => ring.get(bucket).map(|v| v.counts),
+            _ => None,
+        }
+    }
+
+    /// Restore a persisted bucket. Buckets this series does not keep (another
+    /// budgeting method, or too old) are ignored and reported as false.
+    pub fn restore(&mut self, ring: RingId, bucket: i64, counts: Counts) -> bool {
+        match (self, ring) {
+            (Series::Occurrences { fine, .. }, RingId::Fine) => fine.set(bucket, counts),
+            (Series::Occurrences { coarse: Some(c), .. }, RingId::Coarse) => c.set(bucket, counts),
+            (Series::Slices { ring, target }, RingId::Slices) => {
+                ring.set(bucket, SliceValue { counts, target: *target })
+            }
+            _ => false,
+        }
+    }
+
+    /// The oldest bucket of each ring still retained, for pruning the store.
+    pub fn retained_from(&self) -> Vec<(RingId, i64)> {
+        match self {
+            Series::Occurrences { fine, coarse } => {
+                let mut v = Vec::new();
+                if let Some(o) = fine.oldest() {
+                    v.push((RingId::Fine, o));
+                }
+                if let Some(o) = coarse.as_ref().and_then(|c| c.oldest()) {
+                    v.push((RingId::Coarse, o));
+                }
+                v
+            }
+            Series::Slices { ring, .. } => ring.oldest().map(|o| vec![(RingId::Slices, o)]).unwrap_or_default(),
+        }
+    }
+
+    /// Bytes of bucket memory this series holds (for the docs' memory figures).
+    pub fn memory_bytes(&self) -> usize {
+        let ring_bytes = |len: usize, v: usize, s: usize| len * (v + s);
+        match self {
+            Series::Occurrences { fine, coarse } => {
+                ring_bytes(fine.len(), 16, 16) + coarse.as_ref().map_or(0, |c| ring_bytes(c.len(), 16, 16))
+            }
+            Series::Slices { ring, .. } => ring_bytes(ring.len(), 24, 32),
+        }
+    }
+}
+
+/// Buckets changed since the last drain, so only those are written to the store.
+#[derive(Debug, Default, Clone)]
+pub struct DirtyBuckets {
+    list: Vec<(RingId, i64)>,
+}
+
+impl DirtyBuckets {
+    #[inline]
+    pub fn push(&mut self, ring: RingId, bucket: i64) {
+        // In-order streams touch the same bucket again and again: skip the
+        // obvious repeats here and the rest at drain time.
+        if self.list.iter().rev().take(4).any(|&(r, b)| r == ring && b == bucket) {
+            return;
+        }
+        self.list.push((ring, bucket));
+    }
+
+    pub fn drain(&mut self) -> Vec<(RingId, i64)> {
+        let mut v = std::mem::take(&mut self.list);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::model::Minutes;
+
+    #[test]
+    fn long_window_uses_coarse_buckets_with_quarter_hour_edge() {
+        let mut s = Series::new(&SloWindow::Rolling(Minutes(28 * 1440)), &Budgeting::Occurrences);
+        // One event per hour over 30 days.
+        let start = 1_000_000i64 * 15; // a quarter-hour boundary
+        for h in 0..(30 * 24) {
+            assert!(s.record(start + h * 60 + 7, h % 10 != 0, None));
+        }
+        let last = start + 30 * 24 * 60 - 1;
+        let w = s.window(last - 28 * 1440 + 1, last);
+        assert_eq!(w.events.total, 28 * 24);
+        // The 1h alert window is exact.
+        let w = s.window(last - 59, last);
+        assert_eq!(w.events.total, 1);
+    }
+
+    #[test]
+    fn timeslices_count_slices_meeting_the_target() {
+        let b = Budgeting::Timeslices { slice: Minutes(1), good_ratio_at_least: 0.9 };
+        let mut s = Series::new(&SloWindow::Rolling(Minutes(60)), &b);
+        for m in 0..10 {
+            for i in 0..10 {
+                // Minute 3 has 2 bad of 10 → bad slice; others 1 bad of 10 → good.
+                let bad = i == 0 || (m == 3 && i == 1);
+                s.record(m, !bad, None);
+            }
+        }
+        let w = s.window(0, 59);
+        assert_eq!(w.units_total, 10.0);
+        assert_eq!(w.units_good, 9.0);
+        assert_eq!(w.events.total, 100);
+        assert_eq!(w.events.good, 89);
+    }
+}
