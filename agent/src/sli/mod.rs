@@ -29,13 +29,15 @@ pub struct SloState {
     series: Series,
     latency: LatencyDays,
     dirty: DirtyBuckets,
+    /// Events counted since this state was created (monotonic: `/metrics` counters).
+    pub counted: Counts,
 }
 
 impl SloState {
     fn new(slo: Arc<Slo>) -> SloState {
         let series = Series::new(&slo.window, &slo.budgeting);
         let keep_days = slo.window.longest().0.div_ceil(1440) + 1;
-        SloState { series, latency: LatencyDays::new(keep_days), dirty: DirtyBuckets::default(), slo }
+        SloState { series, latency: LatencyDays::new(keep_days), dirty: DirtyBuckets::default(), counted: Counts::default(), slo }
     }
 
     /// Bytes of counting memory held for this SLO (buckets; histograms extra).
@@ -155,6 +157,8 @@ impl Engine {
                 self.stats.too_old += 1;
                 continue;
             }
+            state.counted.total += 1;
+            state.counted.good += good as u64;
             if let Some(lat) = ev.latency_ms {
                 state.latency.record(ev.ts_ms, lat, self.track_changes);
             }
@@ -259,6 +263,7 @@ fn carry_over(prev: &SloState, fresh: &mut SloState) {
         }
     }
     let keep = fresh.slo.window.longest().0.div_ceil(1440) + 1;
+    fresh.counted = prev.counted;
     fresh.latency = prev.latency.clone();
     fresh.latency.set_keep_days(keep);
 }

@@ -1,0 +1,59 @@
+//! The HTTP API (axum): health, readiness, `/metrics`, and the SLO reports.
+//!
+//! **Architecture invariant:** handlers never take the engine lock; they read
+//! the latest evaluation snapshot, so a busy ingest never slows an answer.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::daemon::Shared;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/slos", get(list_slos))
+        .route("/api/v1/slos/{name}", get(get_slo))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    if s.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting: state not restored yet\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let body = tokio::task::spawn_blocking(move || s.metrics()).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+async fn list_slos(State(s): State<Arc<Shared>>) -> Response {
+    axum::Json(s.snapshot().report()).into_response()
+}
+
+async fn get_slo(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let snap = s.snapshot();
+    match snap.reports.iter().find(|r| r.name == name) {
+        Some(r) => axum::Json(r.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, &format!("no SLO named {name:?}")),
+    }
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/slos, /metrics, /healthz, /readyz")
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({"error": message}))).into_response()
+}

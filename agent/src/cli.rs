@@ -1,0 +1,159 @@
+//! The command line: `validate`, `replay`, `run`, `demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::decode::Format;
+use crate::replay::{ReplayOptions, replay};
+use crate::sli::report::render_table;
+use crate::spec;
+
+#[derive(Parser, Debug)]
+#[command(name = "slo-agent", version, about = "SLIs, error budgets and burn-rate alerts for CloudFront → API Gateway → Lambda")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check SLO spec files (or directories of them); print every problem as file:line:col.
+    Validate {
+        /// Spec files or directories (searched recursively for *.yaml / *.yml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Compute every SLO from log files (plain or .gz), in event time.
+    Replay {
+        /// Spec files or directories.
+        #[arg(long, required = true)]
+        specs: Vec<PathBuf>,
+        /// Evaluate as of this time (RFC 3339); default: the newest event seen.
+        #[arg(long)]
+        at: Option<String>,
+        /// Log format of the files.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Service name for records that carry none (CloudFront logs).
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Log files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the agent: tail sources, evaluate SLOs, serve the API and /metrics.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { paths } => Ok(validate(&paths)),
+        Command::Replay { specs, at, format, output, service, files } => {
+            let slos = match spec::load_paths(&specs) {
+                Ok(s) => s,
+                Err(diags) => {
+                    for d in &diags {
+                        eprintln!("{d}");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let Some(format) = Format::parse(&format) else {
+                bail!("unknown --format {format:?}; expected one of {}", Format::NAMES);
+            };
+            let at_ms = match at {
+                Some(a) => Some(parse_rfc3339(&a).with_context(|| format!("--at {a:?}"))?),
+                None => None,
+            };
+            let opts = ReplayOptions { at_ms, format, service, progress: output == Output::Table };
+            let outcome = replay(&slos, &files, &opts)?;
+            match output {
+                Output::Json => {
+                    let mut v = serde_json::to_value(&outcome.report)?;
+                    v["rejects"] = rejects_json(&outcome.rejects);
+                    v["lines"] = outcome.lines.into();
+                    v["events"] = outcome.events.into();
+                    v["events_after_at"] = outcome.after_at.into();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                Output::Table => {
+                    print!("{}", render_table(&outcome.report));
+                    for (reason, s) in &outcome.rejects.by_reason {
+                        eprintln!("rejected {} lines: {reason}", s.count);
+                        for (place, sample) in &s.samples {
+                            eprintln!("  {place}: {sample}");
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config } => crate::daemon::run_from_file(&config).map(|_| ExitCode::SUCCESS),
+        Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    match spec::load_paths(paths) {
+        Ok(set) => {
+            println!("{} SLOs valid", set.slos.len());
+            for s in &set.slos {
+                println!("  {} ({}:{})", s.name, s.origin.file, s.origin.line);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            eprintln!("{} problem(s) found", diags.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
+    let ts: jiff::Timestamp = s.parse().context("expected an RFC 3339 time such as 2026-11-20T12:00:00Z")?;
+    Ok(ts.as_millisecond())
+}
+
+pub fn rejects_json(r: &crate::decode::Rejects) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (reason, s) in &r.by_reason {
+        m.insert(
+            reason.as_str().to_string(),
+            serde_json::json!({
+                "count": s.count,
+                "samples": s.samples.iter().map(|(place, line)| serde_json::json!({"at": place, "line": line})).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    serde_json::Value::Object(m)
+}

@@ -1,0 +1,281 @@
+//! `agent.yaml`: what the daemon reads, where it keeps state, where it listens.
+//!
+//! Parsed with the same position-keeping YAML reader as the SLO specs, so a
+//! mistake is reported as `file:line:col: message`, all of them at once.
+//!
+//! ```yaml
+//! specs: [slo-specs]                 # files or directories, relative to this file
+//! state: /var/lib/slo-agent/state.redb
+//! listen: 127.0.0.1:9464
+//! tick: 5s                           # how often every SLO is evaluated
+//! poll_interval: 500ms               # how often sources look for new data
+//! max_future: 5m                     # events further ahead of the clock are dropped and counted
+//! sources:
+//!   - name: cloudfront
+//!     type: file
+//!     paths: ["/var/log/cloudfront/*.log", "/var/log/cloudfront/*.gz"]
+//!     format: cloudfront             # auto | cloudfront | ndjson
+//!     service: shop                  # for records that name no service
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::decode::Format;
+use crate::source::file::FileSourceConfig;
+use crate::spec::Diagnostic;
+use crate::spec::fields::Ctx;
+use crate::spec::yaml::{self, Node};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub specs: Vec<PathBuf>,
+    pub state: PathBuf,
+    pub listen: SocketAddr,
+    pub tick: Duration,
+    pub poll_interval: Duration,
+    pub max_future: Duration,
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    File { file: FileSourceConfig },
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+const DEFAULT_BATCH_BYTES: usize = 8 << 20;
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic { file: file.clone(), line: 1, col: 1, message: format!("cannot read the config: {e}") }]
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&file, &text, &base)
+}
+
+/// Validate config text; relative paths are resolved against `base`.
+pub fn parse(file: &str, text: &str, base: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let parsed = yaml::parse(text);
+    for e in &parsed.errors {
+        diags.push(Diagnostic { file: file.to_string(), line: e.pos.line, col: e.pos.col, message: e.message.clone() });
+    }
+    let root = match parsed.documents.iter().filter_map(|d| d.root.as_ref()).collect::<Vec<_>>().as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            if diags.is_empty() {
+                diags.push(Diagnostic { file: file.into(), line: 1, col: 1, message: "the config is empty".into() });
+            }
+            return Err(diags);
+        }
+        [_, second, ..] => {
+            diags.push(Diagnostic {
+                file: file.into(),
+                line: second.pos.line,
+                col: second.pos.col,
+                message: "the config must be a single YAML document".into(),
+            });
+            return Err(diags);
+        }
+    };
+    let mut cx = Ctx { file, diags: &mut diags };
+    let cfg = read_root(&mut cx, &root, base);
+    if diags.is_empty() { cfg.ok_or_else(Vec::new) } else { Err(diags) }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> {
+    let allowed = ["specs", "state", "listen", "tick", "poll_interval", "max_future", "sources"];
+    let f = cx.map(root, "config", &allowed)?;
+    let mut specs = Vec::new();
+    if let Some(n) = f.require(cx, "specs") {
+        for item in cx.one_or_many(n, "specs") {
+            if let Some(t) = cx.text(item, "specs") {
+                specs.push(resolve(base, t));
+            }
+        }
+    }
+    let state = f.require(cx, "state").and_then(|n| cx.text(n, "state")).map(|t| resolve(base, t));
+    let listen = match f.get("listen") {
+        Some(n) => cx.text(n, "listen").and_then(|t| match t.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                cx.err(n.pos, format!("`listen` must be an address and port such as {DEFAULT_LISTEN}, found `{t}`"));
+                None
+            }
+        }),
+        None => DEFAULT_LISTEN.parse().ok(),
+    };
+    let tick = duration_field(cx, &f, "tick", Duration::from_secs(5));
+    let poll_interval = duration_field(cx, &f, "poll_interval", Duration::from_millis(500));
+    let max_future = duration_field(cx, &f, "max_future", Duration::from_secs(300));
+    let mut sources = Vec::new();
+    if let Some(n) = f.require(cx, "sources")
+        && let Some(items) = cx.list(n, "sources")
+    {
+        let mut names: Vec<(String, yaml::Pos)> = Vec::new();
+        for item in items {
+            if let Some(s) = read_source(cx, item, base) {
+                let SourceConfig::File { file } = &s;
+                if let Some((_, first)) = names.iter().find(|(n, _)| *n == file.name) {
+                    cx.err(item.pos, format!("duplicate source name `{}` (first at line {})", file.name, first.line));
+                }
+                names.push((file.name.clone(), item.pos));
+                sources.push(s);
+            }
+        }
+    }
+    Some(AgentConfig {
+        specs,
+        state: state?,
+        listen: listen?,
+        tick: tick?,
+        poll_interval: poll_interval?,
+        max_future: max_future?,
+        sources,
+    })
+}
+
+fn duration_field(cx: &mut Ctx<'_>, f: &crate::spec::fields::Fields<'_>, key: &str, default: Duration) -> Option<Duration> {
+    match f.get(key) {
+        None => Some(default),
+        Some(n) => {
+            let t = cx.text(n, key)?;
+            match parse_duration(t) {
+                Some(d) if !d.is_zero() => Some(d),
+                _ => {
+                    cx.err(n.pos, format!("`{key}` must be a positive duration such as 500ms, 5s, 1m, found `{t}`"));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// `250ms`, `5s`, `1m`, `2h`.
+pub fn parse_duration(t: &str) -> Option<Duration> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
+    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
+    let f = cx.map(node, "sources[]", &allowed)?;
+    let name = f.require(cx, "name").and_then(|n| {
+        let t = cx.text(n, "name")?;
+        if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            cx.err(n.pos, format!("source name `{t}` may use only letters, digits, `-` and `_`"));
+            return None;
+        }
+        Some(t.to_string())
+    });
+    let kind = f.require(cx, "type").and_then(|n| {
+        let t = cx.text(n, "type")?;
+        if t != "file" {
+            cx.err(n.pos, format!("unknown source type `{t}`; supported: file"));
+            return None;
+        }
+        Some(t)
+    });
+    let mut paths = Vec::new();
+    if let Some(n) = f.require(cx, "paths") {
+        for item in cx.one_or_many(n, "paths") {
+            if let Some(t) = cx.text(item, "paths") {
+                let p = resolve(base, t).display().to_string();
+                match glob::Pattern::new(&p) {
+                    Ok(_) => paths.push(p),
+                    Err(e) => cx.err(item.pos, format!("bad glob `{t}`: {e}")),
+                }
+            }
+        }
+    }
+    let format = match f.get("format") {
+        None => Some(Format::Auto),
+        Some(n) => cx.text(n, "format").and_then(|t| match Format::parse(t) {
+            Some(fm) => Some(fm),
+            None => {
+                cx.err(n.pos, format!("unknown format `{t}`; expected one of {}", Format::NAMES));
+                None
+            }
+        }),
+    };
+    let service = match f.get("service") {
+        Some(n) => cx.text(n, "service").map(str::to_string),
+        None => Some(String::new()),
+    };
+    let max_batch_bytes = match f.get("max_batch_bytes") {
+        None => Some(DEFAULT_BATCH_BYTES),
+        Some(n) => cx.number(n, "max_batch_bytes").and_then(|v| {
+            if v >= 4096.0 && v <= (1u64 << 32) as f64 && v.fract() == 0.0 {
+                Some(v as usize)
+            } else {
+                cx.err(n.pos, "`max_batch_bytes` must be a whole number from 4096 to 4294967296");
+                None
+            }
+        }),
+    };
+    kind?;
+    Some(SourceConfig::File {
+        file: FileSourceConfig { name: name?, paths, format: format?, service: service?, max_batch_bytes: max_batch_bytes? },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(text: &str) -> Vec<String> {
+        parse("agent.yaml", text, Path::new("/etc/slo")).unwrap_err().iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn full_config() {
+        let c = parse(
+            "agent.yaml",
+            "specs: [slo-specs]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1s\nsources:\n  - name: cf\n    type: file\n    paths: [\"logs/*.log\"]\n    format: cloudfront\n    service: shop\n",
+            Path::new("/etc/slo"),
+        )
+        .unwrap();
+        assert_eq!(c.specs, vec![PathBuf::from("/etc/slo/slo-specs")]);
+        assert_eq!(c.state, PathBuf::from("/etc/slo/state.redb"));
+        assert_eq!(c.tick, Duration::from_secs(1));
+        assert_eq!(c.poll_interval, Duration::from_millis(500));
+        let SourceConfig::File { file } = &c.sources[0];
+        assert_eq!(file.paths, vec!["/etc/slo/logs/*.log".to_string()]);
+        assert_eq!(file.format, Format::CloudFront);
+    }
+
+    #[test]
+    fn every_problem_with_position() {
+        let e = errs("specs: [a]\nstate: s\nlisten: nowhere\ntick: 5x\nsourcez: []\nsources:\n  - name: a\n    type: kafka\n    paths: [x]\n");
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:3:9: `listen`")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:4:7: `tick`")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:5:1: unknown field `sourcez`")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:11: unknown source type `kafka`")), "{e:?}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("x"), None);
+    }
+}

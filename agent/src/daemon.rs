@@ -1,0 +1,465 @@
+//! `slo-agent run`: sources → decoders → engine → store, an evaluator on a
+//! tick, spec reloads, and the HTTP server.
+//!
+//! Threads: one ingest thread owns the sources and the store's write path; the
+//! tokio runtime runs the evaluator, the spec watcher and the HTTP server. The
+//! engine sits behind a mutex that the ingest thread holds per batch and the
+//! evaluator per tick; HTTP handlers never take it: they read the latest
+//! evaluation snapshot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AgentConfig, SourceConfig};
+use crate::decode::Rejects;
+use crate::event::{EventSink, RequestEvent};
+use crate::export::prometheus::{AgentFigures, SourceFigures};
+use crate::sli::report::{Report, SloReport, rfc3339};
+use crate::sli::ring::Counts;
+use crate::sli::{Engine, SloStatus};
+use crate::source::file::FileTail;
+use crate::spec;
+use crate::store::{RejectDeltas, Store};
+
+/// The latest evaluation, as HTTP handlers and exporters see it.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub at_ms: i64,
+    pub statuses: Vec<SloStatus>,
+    pub reports: Vec<SloReport>,
+    pub counted: Vec<(String, Counts)>,
+    pub rejected_lines: u64,
+}
+
+impl Snapshot {
+    pub fn report(&self) -> Report {
+        Report { at: rfc3339(self.at_ms), rejected_lines: self.rejected_lines, slos: self.reports.clone() }
+    }
+}
+
+/// State shared between the ingest thread, the evaluator and the server.
+pub struct Shared {
+    pub engine: Mutex<Engine>,
+    pub snapshot: RwLock<Arc<Snapshot>>,
+    pub sources: Mutex<BTreeMap<String, SourceFigures>>,
+    pub agent: Mutex<AgentFigures>,
+    pub ready: AtomicBool,
+    pub shutdown: AtomicBool,
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<Store>,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        // A panic while holding the lock is a bug elsewhere; the counts are
+        // still consistent (every mutation is a single add), so go on.
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Evaluate every SLO now and publish the snapshot.
+    pub fn evaluate(&self) {
+        let started = Instant::now();
+        let at = self.clock.now_ms();
+        let (statuses, counted, stats) = {
+            let mut e = self.engine();
+            let statuses = e.evaluate(at);
+            let counted = e.slos().map(|s| (s.slo.name.clone(), s.counted)).collect::<Vec<_>>();
+            (statuses, counted, e.stats)
+        };
+        let reports = statuses.iter().map(SloReport::from_status).collect();
+        let rejected_lines = lock(&self.sources).values().map(|s| s.rejects.iter().map(|r| r.1).sum::<u64>()).sum();
+        {
+            let mut a = lock(&self.agent);
+            a.events = stats.events;
+            a.unmatched_events = stats.unmatched;
+            a.too_old_events = stats.too_old;
+            a.slos = statuses.len() as u64;
+            a.evaluation_seconds = started.elapsed().as_secs_f64();
+        }
+        let snap = Snapshot { at_ms: at, statuses, reports, counted, rejected_lines };
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// The Prometheus exposition of the latest snapshot.
+    pub fn metrics(&self) -> String {
+        let snap = self.snapshot();
+        let now = self.clock.now_ms();
+        let sources: Vec<SourceFigures> = lock(&self.sources)
+            .values()
+            .map(|s| {
+                let mut s = s.clone();
+                // Lag is stored as the newest event time in ms; turn it into seconds now.
+                s.event_lag_seconds = s.event_lag_seconds.map(|newest_ms| ((now as f64 - newest_ms) / 1000.0).max(0.0));
+                s
+            })
+            .collect();
+        let agent = lock(&self.agent).clone();
+        crate::export::prometheus::render(&snap.statuses, &snap.counted, &sources, &agent)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drops events too far in the future (a skewed clock or a bad record) and
+/// tracks the newest event time.
+struct LiveSink<'a> {
+    engine: &'a mut Engine,
+    max_ts: i64,
+    newest: Option<i64>,
+    future: u64,
+}
+
+impl EventSink for LiveSink<'_> {
+    #[inline]
+    fn event(&mut self, ev: &RequestEvent<'_>) {
+        if ev.ts_ms > self.max_ts {
+            self.future += 1;
+            return;
+        }
+        if self.newest.is_none_or(|n| ev.ts_ms > n) {
+            self.newest = Some(ev.ts_ms);
+        }
+        self.engine.observe(ev);
+    }
+}
+
+/// A running agent. Built by [`Agent::start`]; stopped by [`Agent::stop`].
+pub struct Agent {
+    pub shared: Arc<Shared>,
+    pub config: AgentConfig,
+    ingest: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Load specs, open the store, restore state and start the ingest thread.
+    pub fn start(config: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Agent> {
+        let slos = spec::load_paths(&config.specs).map_err(|diags| {
+            let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            anyhow::anyhow!("the SLO specs do not validate:\n{}", list.join("\n"))
+        })?;
+        let store = Arc::new(Store::open(&config.state)?);
+        let mut engine = Engine::new(&slos, true);
+        let loaded = store.load_into(&mut engine)?;
+        tracing::info!(
+            slos = engine.len(),
+            buckets = loaded.buckets,
+            latency_days = loaded.latency_days,
+            state = %config.state.display(),
+            "state restored"
+        );
+        for name in &loaded.reset {
+            tracing::warn!(slo = %name, "the SLO's indicator or budgeting changed; its stored counts were discarded");
+        }
+        let mut tails = Vec::new();
+        let mut figures = BTreeMap::new();
+        for src in &config.sources {
+            match src {
+                SourceConfig::File { file, .. } => {
+                    let cp = store.checkpoint(&file.name)?;
+                    tails.push(FileTail::new(file.clone(), cp.as_deref())?);
+                    figures.insert(file.name.clone(), SourceFigures { name: file.name.clone(), kind: "file", ..Default::default() });
+                }
+            }
+        }
+        let committed_rejects = store.rejects()?;
+        for ((source, reason), n) in committed_rejects {
+            if let Some(f) = figures.get_mut(&source) {
+                let reason: &'static str = crate::decode::RejectReason::ALL
+                    .iter()
+                    .find(|r| r.as_str() == reason)
+                    .map(|r| r.as_str())
+                    .unwrap_or("other");
+                f.rejects.push((reason, n));
+            }
+        }
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(engine),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            sources: Mutex::new(figures),
+            agent: Mutex::new(AgentFigures::default()),
+            ready: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            clock,
+            store,
+        });
+        let poll = config.poll_interval;
+        let max_future = config.max_future;
+        let s2 = shared.clone();
+        let ingest = std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || ingest_loop(s2, tails, poll, max_future))
+            .context("starting the ingest thread")?;
+        shared.evaluate();
+        Ok(Agent { shared, config, ingest: Some(ingest) })
+    }
+
+    /// Re-read the specs; keep the old ones if the new ones do not validate.
+    pub fn reload(&self) -> Result<Vec<String>, Vec<spec::Diagnostic>> {
+        let set = spec::load_paths(&self.config.specs)?;
+        let reset = {
+            let mut e = self.shared.engine();
+            let reset = e.reload(&set);
+            if let Err(err) = self.shared.store.sync_definitions(&e) {
+                tracing::error!(error = %err, "could not record the new SLO definitions");
+            }
+            reset
+        };
+        lock(&self.shared.agent).spec_reloads += 1;
+        self.shared.evaluate();
+        Ok(reset)
+    }
+
+    /// Stop ingest (committing what it read), and evaluate one last time.
+    pub fn stop(mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        if let Some(h) = self.ingest.take() {
+            let _ = h.join();
+        }
+        self.shared.evaluate();
+    }
+}
+
+fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<FileTail>, poll: Duration, max_future: Duration) {
+    let mut last_prune = Instant::now();
+    loop {
+        let stopping = shared.shutdown.load(Ordering::SeqCst);
+        let mut more = false;
+        for tail in &mut tails {
+            let max_ts = shared.clock.now_ms() + max_future.as_millis() as i64;
+            let (outcome, changes, newest, future) = {
+                let mut engine = shared.engine();
+                let mut sink = LiveSink { engine: &mut engine, max_ts, newest: None, future: 0 };
+                let outcome = tail.poll(&mut sink);
+                let (newest, future) = (sink.newest, sink.future);
+                (outcome, engine.drain_changes(), newest, future)
+            };
+            more |= outcome.more;
+            let nothing_read = outcome.bytes == 0 && outcome.rejects.total() == 0;
+            if !nothing_read || !changes.is_empty() {
+                let deltas = reject_deltas(tail.name(), &outcome.rejects);
+                let cp = vec![(tail.name().to_string(), tail.checkpoint())];
+                commit_with_retry(&shared, &changes, &cp, &deltas);
+            }
+            for (reason, s) in &outcome.rejects.by_reason {
+                for (place, sample) in &s.samples {
+                    tracing::warn!(source = tail.name(), reason = %reason, at = %place, line = %sample, "rejected line");
+                }
+            }
+            let mut figs = lock(&shared.sources);
+            if let Some(f) = figs.get_mut(tail.name()) {
+                f.lines += outcome.lines;
+                f.bytes += outcome.bytes;
+                f.backlog_bytes = outcome.backlog_bytes;
+                f.files = outcome.files as u64;
+                if let Some(n) = newest {
+                    let prev = f.event_lag_seconds.unwrap_or(f64::MIN);
+                    f.event_lag_seconds = Some(prev.max(n as f64));
+                }
+                for (reason, s) in &outcome.rejects.by_reason {
+                    match f.rejects.iter_mut().find(|(r, _)| *r == reason.as_str()) {
+                        Some(e) => e.1 += s.count,
+                        None => f.rejects.push((reason.as_str(), s.count)),
+                    }
+                }
+            }
+            drop(figs);
+            if future > 0 {
+                lock(&shared.agent).future_events += future;
+            }
+        }
+        if last_prune.elapsed() > Duration::from_secs(3600) {
+            last_prune = Instant::now();
+            let pruned = {
+                let e = shared.engine();
+                shared.store.prune(&e)
+            };
+            match pruned {
+                Ok(n) => tracing::info!(rows = n, "pruned expired buckets from the store"),
+                Err(e) => tracing::warn!(error = %e, "pruning the store failed"),
+            }
+        }
+        if stopping {
+            return;
+        }
+        if !more {
+            // Sleep in small steps so shutdown is prompt.
+            let until = Instant::now() + poll;
+            while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20).min(poll));
+            }
+        }
+    }
+}
+
+fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
+    r.by_reason.iter().map(|(reason, s)| ((source.to_string(), *reason), s.count)).collect()
+}
+
+/// A batch's counts and checkpoint must land together; if the disk refuses,
+/// keep trying the same batch rather than read further.
+fn commit_with_retry(
+    shared: &Shared,
+    changes: &[crate::sli::Change],
+    cps: &[(String, Vec<u8>)],
+    rejects: &RejectDeltas,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match shared.store.commit(changes, cps, rejects) {
+            Ok(()) => {
+                lock(&shared.agent).commits += 1;
+                return;
+            }
+            Err(e) => {
+                lock(&shared.agent).commit_failures += 1;
+                tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store commit failed; retrying the same batch");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// A fingerprint of the spec files (paths, sizes, mtimes) to notice edits.
+pub fn specs_signature(paths: &[PathBuf]) -> Vec<(PathBuf, u64, i128)> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, u64, i128)>) {
+        let Ok(meta) = std::fs::metadata(p) else { return };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+                entries.sort();
+                for e in entries {
+                    walk(&e, out);
+                }
+            }
+        } else {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            out.push((p.to_path_buf(), meta.len(), mtime));
+        }
+    }
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}
+
+/// `slo-agent run --config FILE`.
+pub fn run_from_file(path: &Path) -> anyhow::Result<()> {
+    crate::telemetry::init_logging();
+    let config = crate::config::load(path).map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("{} problem(s) in {}:\n{}", list.len(), path.display(), list.join("\n"))
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(config, Arc::new(SystemClock), shutdown_signal()))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Run the agent until `shutdown` resolves: ingest, evaluate on every tick,
+/// reload specs on SIGHUP or file change, serve HTTP.
+pub async fn serve(config: AgentConfig, clock: Arc<dyn Clock>, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let tick = config.tick;
+    let agent = Arc::new(Mutex::new(Some(tokio::task::block_in_place(|| Agent::start(config, clock))?)));
+    let shared = lock(&agent).as_ref().map(|a| a.shared.clone()).expect("agent started");
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz, /api/v1/slos");
+
+    let evaluator = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(tick);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || s.evaluate()).await;
+            }
+        })
+    };
+    let watcher = {
+        let agent = agent.clone();
+        tokio::spawn(async move { watch_specs(agent).await })
+    };
+    let app = crate::api::router(shared.clone());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
+    evaluator.abort();
+    watcher.abort();
+    let a = lock(&agent).take();
+    if let Some(a) = a {
+        tokio::task::spawn_blocking(move || a.stop()).await.context("stopping ingest")?;
+    }
+    tracing::info!("state committed; bye");
+    Ok(())
+}
+
+async fn watch_specs(agent: Arc<Mutex<Option<Agent>>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    let paths = match lock(&agent).as_ref() {
+        Some(a) => a.config.specs.clone(),
+        None => return,
+    };
+    let mut sig = specs_signature(&paths);
+    let mut iv = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let by_signal = tokio::select! {
+            _ = hup.recv() => true,
+            _ = iv.tick() => false,
+        };
+        let now = specs_signature(&paths);
+        if !by_signal && now == sig {
+            continue;
+        }
+        sig = now;
+        let agent = agent.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let guard = lock(&agent);
+            let Some(a) = guard.as_ref() else { return };
+            match a.reload() {
+                Ok(reset) => {
+                    tracing::info!(reset = ?reset, "specs reloaded");
+                }
+                Err(diags) => {
+                    lock(&a.shared.agent).spec_reload_failures += 1;
+                    for d in diags {
+                        tracing::error!(problem = %d, "spec reload refused; keeping the previous specs");
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}

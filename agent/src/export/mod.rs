@@ -1,0 +1,3 @@
+//! Exporters: the agent's state as other systems read it.
+
+pub mod prometheus;

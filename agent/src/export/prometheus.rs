@@ -1,0 +1,171 @@
+//! Prometheus exposition (`/metrics`), with the official `prometheus-client`.
+//!
+//! Metric names are `slo_agent_<noun>_<unit>`; label values come from bounded
+//! sets (SLO names, window names, source names, reject reasons).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::sli::SloStatus;
+use crate::sli::ring::Counts;
+
+type Labels = Vec<(&'static str, String)>;
+type GaugeF = Gauge<f64, AtomicU64>;
+
+/// Ingest figures of one source, as the daemon keeps them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceFigures {
+    pub name: String,
+    pub kind: &'static str,
+    pub lines: u64,
+    pub bytes: u64,
+    /// Rejected lines per reason.
+    pub rejects: Vec<(&'static str, u64)>,
+    /// Seconds between now and the newest event seen from this source.
+    pub event_lag_seconds: Option<f64>,
+    /// Bytes present in files but not read yet.
+    pub backlog_bytes: u64,
+    pub files: u64,
+}
+
+/// Figures of the agent itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentFigures {
+    pub events: u64,
+    pub unmatched_events: u64,
+    pub too_old_events: u64,
+    pub future_events: u64,
+    pub commits: u64,
+    pub commit_failures: u64,
+    pub spec_reloads: u64,
+    pub spec_reload_failures: u64,
+    pub slos: u64,
+    pub evaluation_seconds: f64,
+}
+
+/// Render the whole exposition: per-SLO figures from the latest evaluation,
+/// cumulative counted events, and the agent's own telemetry.
+pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[SourceFigures], agent: &AgentFigures) -> String {
+    let mut reg = Registry::default();
+
+    let events_total = Family::<Labels, Counter>::default();
+    let good_total = Family::<Labels, Counter>::default();
+    for (name, c) in counted {
+        let service = statuses.iter().find(|s| &s.slo.name == name).map(|s| s.slo.service.clone()).unwrap_or_default();
+        let l = vec![("slo", name.clone()), ("service", service)];
+        events_total.get_or_create(&l).inc_by(c.total);
+        good_total.get_or_create(&l).inc_by(c.good);
+    }
+    reg.register("slo_agent_slo_events", "Events counted for the SLO since the agent started (or since its state was restored)", events_total);
+    reg.register("slo_agent_slo_good_events", "Good events counted for the SLO since the agent started", good_total);
+
+    let objective = Family::<Labels, GaugeF>::default();
+    let window_events = Family::<Labels, GaugeF>::default();
+    let sli = Family::<Labels, GaugeF>::default();
+    let remaining = Family::<Labels, GaugeF>::default();
+    let burn = Family::<Labels, GaugeF>::default();
+    let condition = Family::<Labels, GaugeF>::default();
+    let threshold = Family::<Labels, GaugeF>::default();
+    let latency = Family::<Labels, GaugeF>::default();
+    for s in statuses {
+        let base = || vec![("slo", s.slo.name.clone()), ("service", s.slo.service.clone())];
+        objective.get_or_create(&base()).set(s.slo.objective);
+        let mut l = base();
+        l.push(("kind", "total".into()));
+        window_events.get_or_create(&l).set(s.window.events.total as f64);
+        let mut l = base();
+        l.push(("kind", "good".into()));
+        window_events.get_or_create(&l).set(s.window.events.good as f64);
+        if let Some(v) = s.sli {
+            sli.get_or_create(&base()).set(v);
+        }
+        remaining.get_or_create(&base()).set(s.budget_remaining());
+        for (w, b) in &s.burn_rates {
+            if let Some(b) = b {
+                let mut l = base();
+                l.push(("window", w.to_string()));
+                burn.get_or_create(&l).set(*b);
+            }
+        }
+        for c in &s.conditions {
+            let mut l = base();
+            l.push(("severity", c.rule.severity.as_str().into()));
+            l.push(("long_window", c.rule.long_window.to_string()));
+            l.push(("short_window", c.rule.short_window.to_string()));
+            condition.get_or_create(&l).set(if c.firing { 1.0 } else { 0.0 });
+            threshold.get_or_create(&l).set(c.rule.burn_rate_threshold);
+        }
+        if let Some(p) = s.latency {
+            for (q, v) in [("0.5", p.p50), ("0.9", p.p90), ("0.99", p.p99)] {
+                let mut l = base();
+                l.push(("quantile", q.into()));
+                latency.get_or_create(&l).set(v / 1000.0);
+            }
+        }
+    }
+    reg.register("slo_agent_slo_objective_ratio", "The SLO's objective as a ratio (0.999 for 99.9%)", objective);
+    reg.register("slo_agent_slo_window_events", "Events in the current SLO window, by kind (good, total)", window_events);
+    reg.register("slo_agent_slo_sli_ratio", "The SLI over the SLO window (absent when the window has no events)", sli);
+    reg.register("slo_agent_slo_error_budget_remaining_ratio", "Error budget left in the SLO window (1 = untouched, below 0 = overspent)", remaining);
+    reg.register("slo_agent_slo_burn_rate_ratio", "Burn rate per alert window: bad fraction divided by the allowed bad fraction", burn);
+    reg.register("slo_agent_slo_alert_condition", "1 while a multiwindow burn-rate condition holds, else 0", condition);
+    reg.register("slo_agent_slo_alert_burn_rate_threshold_ratio", "The burn-rate threshold of each condition", threshold);
+    reg.register("slo_agent_slo_latency_seconds", "Latency percentiles over the SLO window (day granularity at the old edge)", latency);
+
+    let lines = Family::<Labels, Counter>::default();
+    let bytes = Family::<Labels, Counter>::default();
+    let rejected = Family::<Labels, Counter>::default();
+    let lag = Family::<Labels, GaugeF>::default();
+    let backlog = Family::<Labels, GaugeF>::default();
+    let files = Family::<Labels, GaugeF>::default();
+    for s in sources {
+        let base = || vec![("source", s.name.clone()), ("kind", s.kind.to_string())];
+        lines.get_or_create(&base()).inc_by(s.lines);
+        bytes.get_or_create(&base()).inc_by(s.bytes);
+        for (reason, n) in &s.rejects {
+            let mut l = base();
+            l.push(("reason", reason.to_string()));
+            rejected.get_or_create(&l).inc_by(*n);
+        }
+        if let Some(v) = s.event_lag_seconds {
+            lag.get_or_create(&base()).set(v);
+        }
+        backlog.get_or_create(&base()).set(s.backlog_bytes as f64);
+        files.get_or_create(&base()).set(s.files as f64);
+    }
+    reg.register("slo_agent_ingest_lines", "Lines read per source", lines);
+    reg.register("slo_agent_ingest_bytes", "Bytes read per source", bytes);
+    reg.register("slo_agent_rejected_lines", "Lines that could not be decoded, per source and reason", rejected);
+    reg.register("slo_agent_ingest_lag_seconds", "Now minus the time of the newest event read from the source", lag);
+    reg.register("slo_agent_ingest_backlog_bytes", "Bytes waiting in the source's files, not read yet", backlog);
+    reg.register("slo_agent_source_files", "Files the source currently follows", files);
+
+    let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {
+        let m = Counter::<u64>::default();
+        m.inc_by(v);
+        reg.register(name, help, m);
+    };
+    c(&mut reg, "slo_agent_events", "Events decoded and handed to the SLI engine", agent.events);
+    c(&mut reg, "slo_agent_unmatched_events", "Events no SLO counted", agent.unmatched_events);
+    c(&mut reg, "slo_agent_too_old_events", "Event/SLO pairs dropped because the event was older than the SLO keeps", agent.too_old_events);
+    c(&mut reg, "slo_agent_future_events", "Events dropped because their time was too far ahead of the clock", agent.future_events);
+    c(&mut reg, "slo_agent_store_commits", "Store transactions committed", agent.commits);
+    c(&mut reg, "slo_agent_store_commit_failures", "Store transactions that failed (retried)", agent.commit_failures);
+    c(&mut reg, "slo_agent_spec_reloads", "Successful spec reloads", agent.spec_reloads);
+    c(&mut reg, "slo_agent_spec_reload_failures", "Spec reloads refused because the new specs did not validate", agent.spec_reload_failures);
+    let g = GaugeF::default();
+    g.set(agent.slos as f64);
+    reg.register("slo_agent_slos", "SLOs loaded", g);
+    let g = GaugeF::default();
+    g.set(agent.evaluation_seconds);
+    reg.register("slo_agent_evaluation_seconds", "Time the last evaluation of every SLO took", g);
+
+    let mut out = String::new();
+    encode(&mut out, &reg).expect("writing to a String cannot fail");
+    out
+}

@@ -1,0 +1,185 @@
+//! Reading files line by line, fast: plain or gzip (detected by its magic
+//! bytes, multi-member streams included), big reads, `memchr` splitting, no
+//! allocation per line.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::decode::MAX_LINE;
+
+const READ_SIZE: usize = 1 << 20;
+
+/// Open a file for reading its (decompressed) bytes.
+pub fn open_stream(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 2];
+    let n = read_full(&mut f, &mut magic)?;
+    let head = io::Cursor::new(magic[..n].to_vec());
+    let rest = head.chain(f);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(rest)))
+    } else {
+        Ok(Box::new(rest))
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Splits a byte stream into lines. Lines longer than [`MAX_LINE`] are handed
+/// over cut to that length with `overlong = true`, never buffered whole.
+pub struct LineSplitter {
+    buf: Vec<u8>,
+    /// Start of the unconsumed part of `buf`.
+    start: usize,
+    /// True while skipping the rest of an overlong line.
+    skipping: bool,
+    pub line_no: u64,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        LineSplitter { buf: Vec::with_capacity(READ_SIZE + MAX_LINE), start: 0, skipping: false, line_no: 0 }
+    }
+}
+
+/// A line, or the first [`MAX_LINE`] bytes of an overlong one.
+pub struct Line<'a> {
+    pub number: u64,
+    pub bytes: &'a [u8],
+    pub overlong: bool,
+}
+
+impl LineSplitter {
+    /// Read all of `r`, calling `f` for every line (the last one even without
+    /// a trailing newline). Returns the bytes read.
+    pub fn run(&mut self, r: &mut dyn Read, mut f: impl FnMut(Line<'_>)) -> io::Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let n = self.fill(r)?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            self.drain_complete(&mut f);
+        }
+        self.finish(&mut f);
+        Ok(total)
+    }
+
+    /// Append up to one read's worth of bytes; returns how many were read.
+    pub fn fill(&mut self, r: &mut dyn Read) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_SIZE, 0);
+        let n = loop {
+            match r.read(&mut self.buf[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(len + n);
+        Ok(n)
+    }
+
+    /// Hand over every complete line in the buffer.
+    pub fn drain_complete(&mut self, f: &mut impl FnMut(Line<'_>)) {
+        let buf = &self.buf[..];
+        let base = self.start;
+        let mut start = base;
+        for nl in memchr::memchr_iter(b'\n', &buf[base..]) {
+            let end = base + nl;
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                self.line_no += 1;
+                let bytes = &buf[start..end];
+                let overlong = bytes.len() > MAX_LINE;
+                f(Line { number: self.line_no, bytes: &bytes[..bytes.len().min(MAX_LINE)], overlong });
+            }
+            start = end + 1;
+        }
+        // An incomplete line that is already too long: report it now and
+        // skip the rest of it, so memory stays bounded.
+        if buf.len() - start > MAX_LINE && !self.skipping {
+            self.line_no += 1;
+            f(Line { number: self.line_no, bytes: &buf[start..start + MAX_LINE], overlong: true });
+            self.skipping = true;
+        }
+        if self.skipping {
+            start = buf.len();
+        }
+        self.start = start;
+    }
+
+    /// The bytes read but not yet handed over (for format detection).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Bytes of a trailing incomplete line still buffered.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Hand over a final line that had no newline.
+    pub fn finish(&mut self, f: &mut impl FnMut(Line<'_>)) {
+        if self.pending() > 0 && !self.skipping {
+            self.line_no += 1;
+            let bytes = &self.buf[self.start..];
+            f(Line { number: self.line_no, bytes: &bytes[..bytes.len().min(MAX_LINE)], overlong: bytes.len() > MAX_LINE });
+        }
+        self.buf.clear();
+        self.start = 0;
+        self.skipping = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<(u64, Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        LineSplitter::default()
+            .run(&mut io::Cursor::new(input.to_vec()), |l| out.push((l.number, l.bytes.to_vec(), l.overlong)))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn splits_with_and_without_trailing_newline() {
+        assert_eq!(lines(b"a\nb\n").len(), 2);
+        let l = lines(b"a\n\nc");
+        assert_eq!(l.iter().map(|x| x.1.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"".to_vec(), b"c".to_vec()]);
+        assert_eq!(l[2].0, 3);
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_and_flagged() {
+        let mut input = vec![b'x'; MAX_LINE * 3 + 10];
+        input.extend_from_slice(b"\nok\n");
+        let l = lines(&input);
+        assert_eq!(l.len(), 2);
+        assert!(l[0].2 && l[0].1.len() == MAX_LINE);
+        assert_eq!(l[1], (2, b"ok".to_vec(), false));
+    }
+}

@@ -1,0 +1,330 @@
+//! The embedded store (redb): SLI buckets, latency days, source checkpoints
+//! and reject counters.
+//!
+//! **Architecture invariant:** only this module touches the state file. The
+//! counts a batch produced and the checkpoints of the sources that produced
+//! them are written in one transaction ([`Store::commit`]), so after a crash
+//! the store holds either both or neither: nothing is lost and nothing is
+//! counted twice.
+//!
+//! Why redb: a pure-Rust, ACID, copy-on-write B-tree with a stable file
+//! format and crash safety by default. sled (named in early plans) has had no
+//! stable release since 2021 and has open corruption reports.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::serialization::Serializer as _;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::decode::RejectReason;
+use crate::sli::ring::Counts;
+use crate::sli::series::RingId;
+use crate::sli::{Change, Engine, definition_key};
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// SLO name → the definition its stored counts were made under.
+const DEFINITIONS: TableDefinition<&str, &str> = TableDefinition::new("slo_definitions");
+/// (SLO name, ring, bucket index) → (good, total).
+const BUCKETS: TableDefinition<(&str, u8, i64), (u64, u64)> = TableDefinition::new("buckets");
+/// (SLO name, UTC day) → HDR histogram, V2 serialization.
+const LATENCY: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("latency_days");
+/// Source id → its checkpoint (opaque to the store).
+const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// (source id, reason) → lines rejected.
+const REJECTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("rejects");
+
+const SCHEMA_VERSION: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state file {path}: {source}")]
+    Open { path: PathBuf, source: redb::DatabaseError },
+    #[error("the state file {path} was written by an incompatible version (schema {found}, expected {SCHEMA_VERSION})")]
+    Schema { path: PathBuf, found: String },
+    #[error("state file transaction failed: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("state file table error: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("state file storage error: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("state file commit failed: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("corrupt latency histogram for SLO {slo} day {day}: {message}")]
+    Histogram { slo: String, day: i64, message: String },
+    #[error("backup failed: {0}")]
+    Backup(String),
+}
+
+/// What loading the store into an engine found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    pub buckets: u64,
+    pub latency_days: u64,
+    /// SLOs whose definition changed since their counts were stored; their
+    /// old counts were discarded.
+    pub reset: Vec<String>,
+}
+
+/// Rejected lines per source and reason, as deltas to add in a commit.
+pub type RejectDeltas = BTreeMap<(String, RejectReason), u64>;
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (or create) the state file.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let db = Database::create(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let store = Store { db, path: path.to_path_buf() };
+        store.init()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value().to_string());
+            match found {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(found) => return Err(StoreError::Schema { path: self.path.clone(), found }),
+            }
+            tx.open_table(DEFINITIONS)?;
+            tx.open_table(BUCKETS)?;
+            tx.open_table(LATENCY)?;
+            tx.open_table(CHECKPOINTS)?;
+            tx.open_table(REJECTS)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Load every stored bucket and latency day of the engine's SLOs. SLOs
+    /// whose definition changed lose their stored counts (and say so);
+    /// definitions of new SLOs are recorded.
+    pub fn load_into(&self, engine: &mut Engine) -> Result<LoadSummary, StoreError> {
+        let mut summary = LoadSummary::default();
+        let defs: Vec<(String, String)> = engine.slos().map(|s| (s.slo.name.clone(), definition_key(&s.slo))).collect();
+        // First bring definitions up to date, dropping counts made under old ones.
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(DEFINITIONS)?;
+            let mut buckets = tx.open_table(BUCKETS)?;
+            let mut latency = tx.open_table(LATENCY)?;
+            for (name, def) in &defs {
+                let stored = table.get(name.as_str())?.map(|v| v.value().to_string());
+                if stored.as_deref() != Some(def.as_str()) {
+                    if stored.is_some() {
+                        summary.reset.push(name.clone());
+                        buckets.retain_in((name.as_str(), 0u8, i64::MIN)..=(name.as_str(), u8::MAX, i64::MAX), |_, _| false)?;
+                        latency.retain_in((name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX), |_, _| false)?;
+                    }
+                    table.insert(name.as_str(), def.as_str())?;
+                }
+            }
+        }
+        tx.commit()?;
+
+        let tx = self.db.begin_read()?;
+        let buckets = tx.open_table(BUCKETS)?;
+        let latency = tx.open_table(LATENCY)?;
+        for (name, _) in &defs {
+            for row in buckets.range((name.as_str(), 0u8, i64::MIN)..=(name.as_str(), u8::MAX, i64::MAX))? {
+                let (k, v) = row?;
+                let (_, ring, bucket) = k.value();
+                let (good, total) = v.value();
+                if let Some(ring) = RingId::from_u8(ring)
+                    && engine.restore_bucket(name, ring, bucket, Counts { good, total })
+                {
+                    summary.buckets += 1;
+                }
+            }
+            for row in latency.range((name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX))? {
+                let (k, v) = row?;
+                let (_, day) = k.value();
+                let mut bytes = v.value();
+                let h = hdrhistogram::serialization::Deserializer::new()
+                    .deserialize::<u64, _>(&mut bytes)
+                    .map_err(|e| StoreError::Histogram { slo: name.clone(), day, message: format!("{e:?}") })?;
+                engine.restore_latency_day(name, day, h);
+                summary.latency_days += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Record the definitions of the engine's SLOs (after a reload).
+    pub fn sync_definitions(&self, engine: &Engine) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(DEFINITIONS)?;
+            let mut buckets = tx.open_table(BUCKETS)?;
+            let mut latency = tx.open_table(LATENCY)?;
+            for s in engine.slos() {
+                let def = definition_key(&s.slo);
+                let name = s.slo.name.as_str();
+                let stored = table.get(name)?.map(|v| v.value().to_string());
+                if stored.as_deref() != Some(def.as_str()) {
+                    buckets.retain_in((name, 0u8, i64::MIN)..=(name, u8::MAX, i64::MAX), |_, _| false)?;
+                    latency.retain_in((name, i64::MIN)..=(name, i64::MAX), |_, _| false)?;
+                    table.insert(name, def.as_str())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Write a batch: the engine's changed buckets, the checkpoints of the
+    /// sources that produced them, and the reject counts — atomically.
+    pub fn commit(
+        &self,
+        changes: &[Change],
+        checkpoints: &[(String, Vec<u8>)],
+        rejects: &RejectDeltas,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut buckets = tx.open_table(BUCKETS)?;
+            let mut latency = tx.open_table(LATENCY)?;
+            let mut serializer = hdrhistogram::serialization::V2Serializer::new();
+            let mut buf = Vec::new();
+            for c in changes {
+                match c {
+                    Change::Bucket { slo, ring, bucket, counts } => {
+                        buckets.insert((slo.as_str(), *ring as u8, *bucket), (counts.good, counts.total))?;
+                    }
+                    Change::LatencyDay { slo, day, histogram } => {
+                        buf.clear();
+                        serializer
+                            .serialize(histogram.as_ref(), &mut buf)
+                            .map_err(|e| StoreError::Histogram { slo: slo.clone(), day: *day, message: format!("{e:?}") })?;
+                        latency.insert((slo.as_str(), *day), buf.as_slice())?;
+                    }
+                }
+            }
+            let mut cps = tx.open_table(CHECKPOINTS)?;
+            for (source, cp) in checkpoints {
+                cps.insert(source.as_str(), cp.as_slice())?;
+            }
+            let mut rj = tx.open_table(REJECTS)?;
+            for ((source, reason), n) in rejects {
+                let key = (source.as_str(), reason.as_str());
+                let old = rj.get(key)?.map(|v| v.value()).unwrap_or(0);
+                rj.insert(key, old + n)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A source's last committed checkpoint.
+    pub fn checkpoint(&self, source: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CHECKPOINTS)?;
+        Ok(t.get(source)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Rejected lines per (source, reason), as committed.
+    pub fn rejects(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(REJECTS)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (s, r) = k.value();
+            out.insert((s.to_string(), r.to_string()), v.value());
+        }
+        Ok(out)
+    }
+
+    /// Delete buckets and latency days the engine no longer keeps, and the
+    /// rows of SLOs that no longer exist. Returns rows deleted.
+    pub fn prune(&self, engine: &Engine) -> Result<u64, StoreError> {
+        let retention = engine.retention();
+        let keep: BTreeMap<&str, _> = retention.iter().map(|(n, r, d)| (n.as_str(), (r, d))).collect();
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0u64;
+        {
+            let mut buckets = tx.open_table(BUCKETS)?;
+            buckets.retain(|(slo, ring, bucket), _| {
+                let keep_row = match (keep.get(slo), RingId::from_u8(ring)) {
+                    (Some((rings, _)), Some(ring)) => {
+                        rings.iter().find(|(r, _)| *r == ring).is_none_or(|(_, oldest)| bucket >= *oldest)
+                    }
+                    _ => false,
+                };
+                deleted += u64::from(!keep_row);
+                keep_row
+            })?;
+            let mut latency = tx.open_table(LATENCY)?;
+            latency.retain(|(slo, day), _| {
+                let keep_row = match keep.get(slo) {
+                    Some((_, oldest)) => oldest.is_none_or(|o| day >= o),
+                    None => false,
+                };
+                deleted += u64::from(!keep_row);
+                keep_row
+            })?;
+            let mut defs = tx.open_table(DEFINITIONS)?;
+            defs.retain(|slo, _| keep.contains_key(slo))?;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Write a consistent copy of the state file to `dest` (a read
+    /// transaction's snapshot, so ingest can go on meanwhile).
+    pub fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        let tmp = dest.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let out = Database::create(&tmp).map_err(|e| StoreError::Backup(e.to_string()))?;
+            let rtx = self.db.begin_read()?;
+            let wtx = out.begin_write()?;
+            {
+                copy_table(&rtx, &wtx, META)?;
+                copy_table(&rtx, &wtx, DEFINITIONS)?;
+                copy_table(&rtx, &wtx, BUCKETS)?;
+                copy_table(&rtx, &wtx, LATENCY)?;
+                copy_table(&rtx, &wtx, CHECKPOINTS)?;
+                copy_table(&rtx, &wtx, REJECTS)?;
+            }
+            wtx.commit()?;
+        }
+        crate::fsutil::durable_rename(&tmp, dest).map_err(|e| StoreError::Backup(e.to_string()))
+    }
+}
+
+fn copy_table<K, V>(
+    rtx: &redb::ReadTransaction,
+    wtx: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<(), StoreError>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let src = rtx.open_table(def)?;
+    let mut dst = wtx.open_table(def)?;
+    for row in src.iter()? {
+        let (k, v) = row?;
+        dst.insert(k.value(), v.value())?;
+    }
+    Ok(())
+}
