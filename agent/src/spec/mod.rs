@@ -3,3 +3,4 @@
 pub mod glob;
 pub mod model;
 pub mod status;
+pub mod yaml;
