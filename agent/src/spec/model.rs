@@ -283,6 +283,8 @@ pub struct SpecOrigin {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
     pub name: String,
+    /// A human title for reports (`metadata.displayName`), when given.
+    pub display_name: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub service: String,
     pub description: Option<String>,
