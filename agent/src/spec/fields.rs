@@ -30,7 +30,10 @@ impl Ctx<'_> {
     /// reported (with the closest allowed key) and skipped.
     pub fn map<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
         let Value::Map(entries) = &node.value else {
-            self.err(node.pos, format!("`{what}` must be a map, found {}", node.kind_name()));
+            self.err(
+                node.pos,
+                format!("`{what}` must be a map, found {}", node.kind_name()),
+            );
             return None;
         };
         let mut unknown = Vec::new();
@@ -51,7 +54,12 @@ impl Ctx<'_> {
                 );
             }
         }
-        Some(Fields { node, what: what.to_string(), entries, unknown })
+        Some(Fields {
+            node,
+            what: what.to_string(),
+            entries,
+            unknown,
+        })
     }
 
     /// A scalar's text; numbers and booleans are accepted as their text.
@@ -59,7 +67,10 @@ impl Ctx<'_> {
         match &node.value {
             Value::Scalar(Scalar { text, .. }) => Some(text),
             _ => {
-                self.err(node.pos, format!("`{what}` must be a string, found {}", node.kind_name()));
+                self.err(
+                    node.pos,
+                    format!("`{what}` must be a string, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -71,7 +82,10 @@ impl Ctx<'_> {
         match text.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Some(v),
             _ => {
-                self.err(node.pos, format!("`{what}` must be a number, found `{text}`"));
+                self.err(
+                    node.pos,
+                    format!("`{what}` must be a number, found `{text}`"),
+                );
                 None
             }
         }
@@ -82,7 +96,10 @@ impl Ctx<'_> {
             "true" | "True" | "TRUE" => Some(true),
             "false" | "False" | "FALSE" => Some(false),
             other => {
-                self.err(node.pos, format!("`{what}` must be true or false, found `{other}`"));
+                self.err(
+                    node.pos,
+                    format!("`{what}` must be true or false, found `{other}`"),
+                );
                 None
             }
         }
@@ -92,7 +109,10 @@ impl Ctx<'_> {
     pub fn one_or_many<'n>(&mut self, node: &'n Node, what: &str) -> Vec<&'n Node> {
         match &node.value {
             Value::Seq(items) if items.is_empty() => {
-                self.err(node.pos, format!("`{what}` is an empty list; leave the field out to match everything"));
+                self.err(
+                    node.pos,
+                    format!("`{what}` is an empty list; leave the field out to match everything"),
+                );
                 Vec::new()
             }
             Value::Seq(items) => items.iter().collect(),
@@ -104,7 +124,10 @@ impl Ctx<'_> {
         match &node.value {
             Value::Seq(items) => Some(items),
             _ => {
-                self.err(node.pos, format!("`{what}` must be a list, found {}", node.kind_name()));
+                self.err(
+                    node.pos,
+                    format!("`{what}` must be a list, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -140,7 +163,10 @@ impl<'n> Fields<'n> {
         // A misspelt key already has its own message, with this suggestion.
         let misspelt = self.unknown.iter().any(|k| closest(k, &[key]).is_some());
         if v.is_none() && !misspelt {
-            cx.err(self.node.pos, format!("`{}` is missing required field `{key}`", self.what));
+            cx.err(
+                self.node.pos,
+                format!("`{}` is missing required field `{key}`", self.what),
+            );
         }
         v
     }
