@@ -27,9 +27,9 @@ impl fmt::Display for Minutes {
     /// The shortest exact form: `5m`, `1h`, `6h`, `1d`, `28d`, `90m`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        if m != 0 && m % 1440 == 0 {
+        if m != 0 && m.is_multiple_of(1440) {
             write!(f, "{}d", m / 1440)
-        } else if m != 0 && m % 60 == 0 {
+        } else if m != 0 && m.is_multiple_of(60) {
             write!(f, "{}h", m / 60)
         } else {
             write!(f, "{}m", m)
@@ -63,8 +63,14 @@ impl SloWindow {
     pub fn nominal(&self) -> Minutes {
         match self {
             SloWindow::Rolling(m) => *m,
-            SloWindow::Calendar { unit: CalendarUnit::Week, .. } => Minutes(7 * 1440),
-            SloWindow::Calendar { unit: CalendarUnit::Month, .. } => Minutes(30 * 1440),
+            SloWindow::Calendar {
+                unit: CalendarUnit::Week,
+                ..
+            } => Minutes(7 * 1440),
+            SloWindow::Calendar {
+                unit: CalendarUnit::Month,
+                ..
+            } => Minutes(30 * 1440),
         }
     }
 
@@ -72,8 +78,14 @@ impl SloWindow {
     pub fn longest(&self) -> Minutes {
         match self {
             SloWindow::Rolling(m) => *m,
-            SloWindow::Calendar { unit: CalendarUnit::Week, .. } => Minutes(7 * 1440),
-            SloWindow::Calendar { unit: CalendarUnit::Month, .. } => Minutes(31 * 1440),
+            SloWindow::Calendar {
+                unit: CalendarUnit::Week,
+                ..
+            } => Minutes(7 * 1440),
+            SloWindow::Calendar {
+                unit: CalendarUnit::Month,
+                ..
+            } => Minutes(31 * 1440),
         }
     }
 }
@@ -82,7 +94,11 @@ impl fmt::Display for SloWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SloWindow::Rolling(m) => write!(f, "{m}"),
-            SloWindow::Calendar { unit, timezone_name, .. } => {
+            SloWindow::Calendar {
+                unit,
+                timezone_name,
+                ..
+            } => {
                 let u = match unit {
                     CalendarUnit::Week => "week",
                     CalendarUnit::Month => "month",
@@ -100,7 +116,10 @@ pub enum Budgeting {
     Occurrences,
     /// Time is cut into slices; a slice is good when its good/total ratio is
     /// at least `good_ratio_at_least`. SLI = good slices / slices with events.
-    Timeslices { slice: Minutes, good_ratio_at_least: f64 },
+    Timeslices {
+        slice: Minutes,
+        good_ratio_at_least: f64,
+    },
     /// SLI = the mean of the per-slice good/total ratios (OpenSLO RatioTimeslices).
     RatioTimeslices { slice: Minutes },
 }
@@ -109,7 +128,9 @@ impl Budgeting {
     pub fn slice(&self) -> Option<Minutes> {
         match self {
             Budgeting::Occurrences => None,
-            Budgeting::Timeslices { slice, .. } | Budgeting::RatioTimeslices { slice } => Some(*slice),
+            Budgeting::Timeslices { slice, .. } | Budgeting::RatioTimeslices { slice } => {
+                Some(*slice)
+            }
         }
     }
 }
@@ -283,6 +304,8 @@ pub struct SpecOrigin {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
     pub name: String,
+    /// A human title for reports (`metadata.displayName`), when given.
+    pub display_name: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub service: String,
     pub description: Option<String>,
