@@ -389,7 +389,11 @@ pub async fn shutdown_signal() {
 
 /// Run the agent until `shutdown` resolves: ingest, evaluate on every tick,
 /// reload specs on SIGHUP or file change, serve HTTP.
-pub async fn serve(config: AgentConfig, clock: Arc<dyn Clock>, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    config: AgentConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listen = config.listen;
     let tick = config.tick;
     let agent = Arc::new(Mutex::new(Some(tokio::task::block_in_place(|| Agent::start(config, clock))?)));

@@ -3,13 +3,19 @@
 //!
 //! See `docs/architecture.md` for the codemap and the invariants.
 
-pub mod decode;
-pub mod event;
-pub mod spec;
-pub mod sli;
-pub mod fsutil;
-pub mod store;
-pub mod source;
-pub mod replay;
+pub mod api;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod decode;
+pub mod demo;
+pub mod event;
 pub mod export;
+pub mod fsutil;
+pub mod replay;
+pub mod sli;
+pub mod source;
+pub mod spec;
+pub mod store;
+pub mod telemetry;

@@ -40,6 +40,17 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::NoHeader,
+        RejectReason::MissingField,
+        RejectReason::BadTimestamp,
+        RejectReason::BadStatus,
+        RejectReason::BadNumber,
+        RejectReason::BadJson,
+        RejectReason::BadEncoding,
+        RejectReason::TooLong,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::NoHeader => "no_header",

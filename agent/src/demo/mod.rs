@@ -1,0 +1,397 @@
+//! `slo-agent demo`: a generated day of CloudFront traffic for a small shop,
+//! written to rotating log files and read by a real agent (file tail →
+//! decoder → engine → store → evaluator → HTTP API), with event time
+//! accelerated by a manual clock. Shows a live terminal view of SLOs, burn
+//! rates and alert conditions, and ends by itself with a summary.
+
+pub mod traffic;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::config::{AgentConfig, SourceConfig};
+use crate::daemon::{Agent, Shared, lock};
+use crate::decode::Format;
+use crate::sli::report::{Report, render_table, rfc3339};
+use crate::source::file::FileSourceConfig;
+use traffic::{FIELDS_HEADER, Scenario, TrafficGenerator};
+
+/// The demo's SLOs (also a worked example of the spec format).
+pub const DEMO_SPECS: &str = include_str!("specs.yaml");
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Where to serve the API and /metrics while the demo runs (falls back
+    /// to a free port if this one is taken).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// How long the demo runs, in real seconds.
+    #[arg(long, default_value_t = 40)]
+    pub seconds: u64,
+    /// Simulated hours of traffic.
+    #[arg(long, default_value_t = 24)]
+    pub hours: u32,
+    /// The simulated day (UTC), YYYY-MM-DD; default: yesterday.
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Print plain lines instead of a live view (automatic when stdout is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+    /// Keep the generated logs and state in this directory instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// One alert episode, for the summary.
+#[derive(Debug, Clone)]
+struct Episode {
+    slo: String,
+    severity: &'static str,
+    windows: String,
+    started_ms: i64,
+    ended_ms: Option<i64>,
+    peak_burn: f64,
+}
+
+const STEP_MINUTES: u32 = 5;
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let live = !args.plain && std::io::stdout().is_terminal();
+    let (dir, temporary) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => (std::env::temp_dir().join(format!("slo-agent-demo-{}", std::process::id())), true),
+    };
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let specs = dir.join("demo-slos.yaml");
+    std::fs::write(&specs, DEMO_SPECS).with_context(|| format!("writing {}", specs.display()))?;
+    let state = dir.join("state.redb");
+    let _ = std::fs::remove_file(&state);
+
+    let day_start = match &args.date {
+        Some(d) => crate::cli::parse_rfc3339(&format!("{d}T00:00:00Z")).with_context(|| format!("--date {d:?}"))?,
+        None => (SystemClock.now_ms().div_euclid(86_400_000) - 1) * 86_400_000,
+    };
+    let clock = ManualClock::new(day_start);
+    let config = AgentConfig {
+        specs: vec![specs.clone()],
+        state: state.clone(),
+        listen: args.listen,
+        tick: Duration::from_secs(3600),
+        poll_interval: Duration::from_millis(20),
+        max_future: Duration::from_secs(300),
+        sources: vec![SourceConfig::File {
+            file: FileSourceConfig {
+                name: "cloudfront".into(),
+                paths: vec![logs.join("*.log").display().to_string()],
+                format: Format::CloudFront,
+                service: "shop".into(),
+                max_batch_bytes: 16 << 20,
+            },
+        }],
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let listener = rt.block_on(async {
+        match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => Ok(l),
+            Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await,
+        }
+    })?;
+    let addr = listener.local_addr()?;
+    let agent = Agent::start(config, Arc::new(clock.clone()))?;
+    let shared = agent.shared.clone();
+    let server = rt.spawn({
+        let app = crate::api::router(shared.clone());
+        async move {
+            let _ = axum::serve(listener, app).await;
+        }
+    });
+
+    let steps = (args.hours * 60).div_ceil(STEP_MINUTES);
+    let pause = Duration::from_millis(args.seconds.saturating_mul(1000) / steps.max(1) as u64);
+    println!("slo-agent demo: {} h of shop traffic through the real pipeline in ~{} s", args.hours, args.seconds);
+    println!("  API:     http://{addr}/api/v1/slos");
+    println!("  metrics: http://{addr}/metrics");
+    println!("  logs:    {}", logs.display());
+    if !live {
+        println!("  (plain output: alert changes as they happen, then a summary)");
+    }
+    std::thread::sleep(Duration::from_millis(if live { 1500 } else { 0 }));
+
+    let mut generator = TrafficGenerator::new(Scenario::demo_day(), day_start);
+    let mut written_bytes = 0u64;
+    let mut written_lines = 0u64;
+    let mut current_hour: Option<u32> = None;
+    let mut file: Option<std::fs::File> = None;
+    let mut episodes: Vec<Episode> = Vec::new();
+    let mut open: BTreeMap<(String, &'static str, String), usize> = BTreeMap::new();
+    let mut log_lines: Vec<String> = Vec::new();
+    let mut buf = Vec::new();
+    let started = Instant::now();
+
+    for step in 0..steps {
+        let step_started = Instant::now();
+        for _ in 0..STEP_MINUTES {
+            let hour = generator.minute() / 60;
+            if current_hour != Some(hour) {
+                let (date, _) = traffic::civil((day_start + hour as i64 * 3_600_000) / 1000);
+                let name = logs.join(format!("E2DEMO1EXAMPLE.{date}-{:02}.shop.log", hour % 24));
+                let mut f = std::fs::File::create(&name).with_context(|| format!("creating {}", name.display()))?;
+                f.write_all(FIELDS_HEADER.as_bytes())?;
+                written_bytes += FIELDS_HEADER.len() as u64;
+                written_lines += 2;
+                file = Some(f);
+                current_hour = Some(hour);
+            }
+            buf.clear();
+            written_lines += generator.next_minute(&mut buf) as u64;
+            if let Some(f) = file.as_mut() {
+                f.write_all(&buf)?;
+            }
+            written_bytes += buf.len() as u64;
+        }
+        clock.set(generator.now_ms() - 1);
+        wait_for_ingest(&shared, written_bytes, Duration::from_secs(10));
+        shared.evaluate();
+        let snap = shared.snapshot();
+        let now_ms = snap.at_ms;
+        // Alert transitions.
+        let mut firing_now = BTreeMap::new();
+        for s in &snap.statuses {
+            for c in s.conditions.iter().filter(|c| c.firing) {
+                let key = (s.slo.name.clone(), c.rule.severity.as_str(), format!("{}/{}", c.rule.long_window, c.rule.short_window));
+                firing_now.insert(key, c.long_burn_rate.unwrap_or(0.0).max(c.short_burn_rate.unwrap_or(0.0)));
+            }
+        }
+        for (key, burn) in &firing_now {
+            match open.get(key) {
+                Some(&i) => episodes[i].peak_burn = episodes[i].peak_burn.max(*burn),
+                None => {
+                    open.insert(key.clone(), episodes.len());
+                    let msg = format!(
+                        "{}  {} {} fires ({} burn {:.1})",
+                        hhmm(now_ms),
+                        key.1.to_uppercase(),
+                        key.0,
+                        key.2,
+                        burn
+                    );
+                    if !live {
+                        println!("{msg}");
+                    }
+                    log_lines.push(msg);
+                    episodes.push(Episode {
+                        slo: key.0.clone(),
+                        severity: key.1,
+                        windows: key.2.clone(),
+                        started_ms: now_ms,
+                        ended_ms: None,
+                        peak_burn: *burn,
+                    });
+                }
+            }
+        }
+        let ended: Vec<_> = open.keys().filter(|k| !firing_now.contains_key(*k)).cloned().collect();
+        for key in ended {
+            if let Some(i) = open.remove(&key) {
+                episodes[i].ended_ms = Some(now_ms);
+                let msg = format!("{}  {} {} resolved ({})", hhmm(now_ms), key.1.to_uppercase(), key.0, key.2);
+                if !live {
+                    println!("{msg}");
+                }
+                log_lines.push(msg);
+            }
+        }
+        if live {
+            draw(&snap.report(), &shared, addr, now_ms, &log_lines, step + 1, steps);
+        } else if (generator.minute()).is_multiple_of(180) {
+            println!("{}  {}", hhmm(now_ms), one_line_status(&snap.report()));
+        }
+        if let Some(rest) = pause.checked_sub(step_started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+
+    // Final state and summary.
+    let figures = lock(&shared.sources).get("cloudfront").cloned().unwrap_or_default();
+    agent.stop();
+    server.abort();
+    let snap = shared.snapshot();
+    let report = snap.report();
+    println!();
+    println!("── summary ─────────────────────────────────────────────────────────────");
+    print!("{}", render_table(&report));
+    println!();
+    println!("alert episodes (simulated UTC time):");
+    if episodes.is_empty() {
+        println!("  none");
+    }
+    for e in &episodes {
+        println!(
+            "  {:<6} {:<26} {:<8} {} → {}  peak burn {:.1}",
+            e.severity.to_uppercase(),
+            e.slo,
+            e.windows,
+            hhmm(e.started_ms),
+            e.ended_ms.map(hhmm).unwrap_or_else(|| "still firing".into()),
+            e.peak_burn
+        );
+    }
+    println!();
+    println!(
+        "{} log lines written, {} read ({} bytes), {} rejected; {:.1} s real time for {} h of traffic.",
+        written_lines,
+        figures.lines,
+        figures.bytes,
+        report.rejected_lines,
+        started.elapsed().as_secs_f64(),
+        args.hours
+    );
+    println!("Try it on your own logs: slo-agent replay --specs slo-specs/ your-cloudfront-logs/*.gz");
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("logs and state kept in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn wait_for_ingest(shared: &Shared, written: u64, limit: Duration) {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        let read = lock(&shared.sources).values().map(|s| s.bytes).sum::<u64>();
+        if read >= written || shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn hhmm(ms: i64) -> String {
+    let t = rfc3339(ms);
+    t.get(11..16).unwrap_or(&t).to_string()
+}
+
+fn one_line_status(r: &Report) -> String {
+    r.slos
+        .iter()
+        .map(|s| {
+            let firing = s.alerts.iter().any(|a| a.firing);
+            format!(
+                "{} {}{}",
+                s.name,
+                s.sli.map(|v| format!("{:.2}%", v * 100.0)).unwrap_or_else(|| "-".into()),
+                if firing { " [FIRING]" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn bar(remaining: f64, width: usize) -> String {
+    let filled = ((remaining.clamp(0.0, 1.0)) * width as f64).round() as usize;
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+fn draw(
+    report: &Report,
+    shared: &Shared,
+    addr: std::net::SocketAddr,
+    now_ms: i64,
+    log_lines: &[String],
+    step: u32,
+    steps: u32,
+) {
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    let _ = write!(out, "\x1b[2J\x1b[H");
+    let _ = writeln!(
+        out,
+        "\x1b[1mslo-agent demo\x1b[0m  simulated time {}  ({}/{})   API http://{addr}/api/v1/slos   metrics http://{addr}/metrics",
+        rfc3339(now_ms).replace('T', " "),
+        step,
+        steps
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "\x1b[1m{:<25} {:>7} {:>10} {:>9}  {:<22} {:>7} {:>7} {:>7} {:>7} {:>8}  {}\x1b[0m",
+        "SLO", "OBJ", "EVENTS", "SLI", "ERROR BUDGET LEFT", "5m", "1h", "6h", "1d", "p99 ms", "ALERT"
+    );
+    for s in &report.slos {
+        let burn = |w: &str| s.burn_rates.get(w).copied().flatten().map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());
+        let page = s.alerts.iter().any(|a| a.firing && a.severity == "page");
+        let ticket = s.alerts.iter().any(|a| a.firing && a.severity == "ticket");
+        let alert = if page {
+            "\x1b[41;97m PAGE \x1b[0m".to_string()
+        } else if ticket {
+            "\x1b[43;30m TICKET \x1b[0m".to_string()
+        } else {
+            "\x1b[32mok\x1b[0m".to_string()
+        };
+        let rem = s.error_budget.remaining;
+        let color = if rem < 0.25 { "\x1b[31m" } else if rem < 0.75 { "\x1b[33m" } else { "\x1b[32m" };
+        let _ = writeln!(
+            out,
+            "{:<25} {:>7} {:>10} {:>9}  {color}{}\x1b[0m {:>6} {:>7} {:>7} {:>7} {:>7} {:>8}  {}",
+            s.name,
+            format!("{}%", (s.objective * 1000.0).round() / 10.0),
+            s.events.total,
+            s.sli.map(|v| format!("{:.3}%", v * 100.0)).unwrap_or_else(|| "-".into()),
+            bar(rem, 15),
+            format!("{:.0}%", rem * 100.0),
+            burn("5m"),
+            burn("1h"),
+            burn("6h"),
+            burn("1d"),
+            s.latency_ms.map(|l| format!("{:.0}", l.p99)).unwrap_or_else(|| "-".into()),
+            alert
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "\x1b[1malert changes\x1b[0m");
+    let recent = &log_lines[log_lines.len().saturating_sub(8)..];
+    if recent.is_empty() {
+        let _ = writeln!(out, "  none yet");
+    }
+    for l in recent {
+        let _ = writeln!(out, "  {l}");
+    }
+    let figs = lock(&shared.sources).values().cloned().collect::<Vec<_>>();
+    let lines: u64 = figs.iter().map(|f| f.lines).sum();
+    let _ = writeln!(out);
+    let _ = writeln!(out, "ingested {lines} log lines, rejected {}", report.rejected_lines);
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Write `minutes` of demo traffic as CloudFront log files (one per hour) in `dir`.
+pub fn write_logs(dir: &Path, day_start_ms: i64, minutes: u32, scenario: Scenario) -> std::io::Result<u64> {
+    std::fs::create_dir_all(dir)?;
+    let mut g = TrafficGenerator::new(scenario, day_start_ms);
+    let mut lines = 0u64;
+    let mut buf = Vec::new();
+    let mut f: Option<std::fs::File> = None;
+    for m in 0..minutes {
+        if m % 60 == 0 {
+            let (date, _) = traffic::civil((day_start_ms + m as i64 * 60_000) / 1000);
+            let mut file = std::fs::File::create(dir.join(format!("E2DEMO1EXAMPLE.{date}-{:02}.log", (m / 60) % 24)))?;
+            file.write_all(FIELDS_HEADER.as_bytes())?;
+            f = Some(file);
+        }
+        buf.clear();
+        lines += g.next_minute(&mut buf) as u64;
+        if let Some(file) = f.as_mut() {
+            file.write_all(&buf)?;
+        }
+    }
+    Ok(lines)
+}
