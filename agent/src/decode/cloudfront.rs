@@ -1,8 +1,523 @@
-//! CloudFront standard logs (placeholder until the decoder lands).
-use crate::decode::{Decoder, Reject};
-use crate::event::EventSink;
-pub struct CloudFrontStandardDecoder;
-impl CloudFrontStandardDecoder { pub fn new(_s: &str) -> Self { CloudFrontStandardDecoder } }
-impl Decoder for CloudFrontStandardDecoder {
-    fn decode_line(&mut self, _line: &[u8], _sink: &mut dyn EventSink) -> Result<(), Reject> { Ok(()) }
+//! CloudFront standard logs: the legacy W3C format, one request per line,
+//! fields separated by tabs.
+//!
+//! A file starts with `#Version:` and `#Fields:` lines; the `#Fields:` line
+//! names the columns (any subset, any order) and a later `#Fields:` line
+//! replaces the map. Data lines that arrive before any `#Fields:` line are
+//! read in the canonical 33-field order AWS documents, but only when they have
+//! exactly 33 fields; anything else is rejected as `NoHeader`.
+//!
+//! Values follow the log's own conventions: `-` means empty, text values are
+//! URL-encoded (sometimes twice), `sc-status` `000` means the viewer went away
+//! before a status was sent, `date` and `time` are UTC, and `time-taken` is
+//! seconds with millisecond precision.
+//!
+//! Text that is not UTF-8 (possible only where a client controls the bytes,
+//! e.g. a path like `%FF`) is decoded lossily into the decoder's scratch
+//! space, with U+FFFD for each invalid sequence: the request still counts,
+//! because it still happened. `BadEncoding` is never returned by this decoder.
+//!
+//! The hot path splits the line with `memchr` only up to the last column the
+//! event needs, validates only the fields it hands out, and allocates nothing
+//! once its scratch buffers have grown to fit.
+
+use memchr::{memchr, memchr_iter, memchr3_iter};
+
+use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
+use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, parse_status};
+
+/// The 33 fields of a standard log in the order AWS documents them; used for
+/// lines that arrive before any `#Fields:` header.
+pub const CANONICAL_FIELDS: [&str; 33] = [
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "cs(Cookie)",
+    "x-edge-result-type",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-protocol",
+    "cs-bytes",
+    "time-taken",
+    "x-forwarded-for",
+    "ssl-protocol",
+    "ssl-cipher",
+    "x-edge-response-result-type",
+    "cs-protocol-version",
+    "fle-status",
+    "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
+];
+
+/// What a column means to the event. Columns without a role are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Role {
+    Date,
+    Time,
+    EdgeLocation,
+    Bytes,
+    Method,
+    Host,
+    UriStem,
+    Status,
+    UserAgent,
+    ResultType,
+    RequestId,
+    HostHeader,
+    TimeTaken,
 }
+
+const ROLES: usize = Role::TimeTaken as usize + 1;
+const NO_ROLE: u8 = u8::MAX;
+
+impl Role {
+    /// The role of a `#Fields:` name, compared without regard to ASCII case.
+    fn of(name: &[u8]) -> Option<Role> {
+        const NAMES: [(&str, Role); ROLES] = [
+            ("date", Role::Date),
+            ("time", Role::Time),
+            ("x-edge-location", Role::EdgeLocation),
+            ("sc-bytes", Role::Bytes),
+            ("cs-method", Role::Method),
+            ("cs(host)", Role::Host),
+            ("cs-uri-stem", Role::UriStem),
+            ("sc-status", Role::Status),
+            ("cs(user-agent)", Role::UserAgent),
+            ("x-edge-result-type", Role::ResultType),
+            ("x-edge-request-id", Role::RequestId),
+            ("x-host-header", Role::HostHeader),
+            ("time-taken", Role::TimeTaken),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|&(_, r)| r)
+    }
+}
+
+/// Column index → role, cut after the last column with a role so splitting
+/// can stop there.
+#[derive(Debug, Clone, Default)]
+struct ColumnMap {
+    roles: Vec<u8>,
+}
+
+impl ColumnMap {
+    /// From the names of a `#Fields:` line. When a name repeats, its first
+    /// column wins.
+    fn from_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> ColumnMap {
+        let mut roles = Vec::new();
+        let mut seen = [false; ROLES];
+        for name in names {
+            let role = match Role::of(name) {
+                Some(r) if !seen[r as usize] => {
+                    seen[r as usize] = true;
+                    r as u8
+                }
+                _ => NO_ROLE,
+            };
+            roles.push(role);
+        }
+        let used = roles
+            .iter()
+            .rposition(|&r| r != NO_ROLE)
+            .map_or(0, |i| i + 1);
+        roles.truncate(used);
+        ColumnMap { roles }
+    }
+
+    fn canonical() -> ColumnMap {
+        ColumnMap::from_names(CANONICAL_FIELDS.iter().map(|n| n.as_bytes()))
+    }
+
+    /// The fields of `line` that have a role. `None` marks a column the
+    /// header does not name or the line does not reach.
+    #[inline]
+    fn split<'l>(&self, line: &'l [u8]) -> [Option<&'l [u8]>; ROLES] {
+        let mut out = [None; ROLES];
+        let roles = &self.roles[..];
+        if roles.is_empty() {
+            return out;
+        }
+        let mut start = 0;
+        let mut col = 0;
+        for tab in memchr_iter(b'\t', line) {
+            // `col < roles.len()` holds: the loop returns when it reaches the end.
+            let role = roles[col];
+            if role != NO_ROLE {
+                out[usize::from(role)] = Some(&line[start..tab]);
+            }
+            col += 1;
+            if col == roles.len() {
+                return out;
+            }
+            start = tab + 1;
+        }
+        // The line ended before the map did: `col` is its last field.
+        let role = roles[col];
+        if role != NO_ROLE {
+            out[usize::from(role)] = Some(&line[start..]);
+        }
+        out
+    }
+}
+
+/// Decodes CloudFront standard (legacy W3C) access logs.
+#[derive(Debug, Clone)]
+pub struct CloudFrontStandardDecoder {
+    default_service: String,
+    /// From the last `#Fields:` line; `None` until one is seen.
+    header: Option<ColumnMap>,
+    canonical: ColumnMap,
+    /// The last date string seen and its day number: a log file holds only a
+    /// handful of dates, so this nearly always hits.
+    last_date: Option<([u8; 10], i64)>,
+    /// Scratch space: the URL-decoded path, lowercased user agent, and lossy
+    /// UTF-8 copies of text fields that are not valid UTF-8.
+    path_buf: Vec<u8>,
+    agent_buf: Vec<u8>,
+    lossy: [String; 5],
+}
+
+impl CloudFrontStandardDecoder {
+    /// `default_service` names the service of every event: the log itself
+    /// does not say.
+    pub fn new(default_service: &str) -> Self {
+        CloudFrontStandardDecoder {
+            default_service: default_service.to_owned(),
+            header: None,
+            canonical: ColumnMap::canonical(),
+            last_date: None,
+            path_buf: Vec::new(),
+            agent_buf: Vec::new(),
+            lossy: Default::default(),
+        }
+    }
+
+    fn read_header(&mut self, line: &[u8]) {
+        if let Some(names) = line.strip_prefix(b"#Fields:") {
+            let names = names
+                .split(|&b| b == b' ' || b == b'\t')
+                .filter(|n| !n.is_empty());
+            self.header = Some(ColumnMap::from_names(names));
+        }
+    }
+
+    #[inline]
+    fn day_number(&mut self, date: &[u8]) -> Option<i64> {
+        if let Some((d, n)) = &self.last_date
+            && d[..] == *date
+        {
+            return Some(*n);
+        }
+        let n = parse_date(date)?;
+        let mut key = [0u8; 10];
+        key.copy_from_slice(date);
+        self.last_date = Some((key, n));
+        Some(n)
+    }
+}
+
+impl Decoder for CloudFrontStandardDecoder {
+    fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
+        if line.len() > MAX_LINE {
+            return Err(RejectReason::TooLong.into());
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match line.first() {
+            Some(b'#') => {
+                self.read_header(line);
+                return Ok(());
+            }
+            None => return Ok(()),
+            Some(_) if line.iter().all(u8::is_ascii_whitespace) => return Ok(()),
+            Some(_) => {}
+        }
+
+        let map = match &self.header {
+            Some(map) => map,
+            None if memchr_iter(b'\t', line).count() == CANONICAL_FIELDS.len() - 1 => {
+                &self.canonical
+            }
+            None => return Err(RejectReason::NoHeader.into()),
+        };
+        let f = map.split(line);
+        let field = |r: Role| f[r as usize];
+        let value = |r: Role| f[r as usize].filter(|v| !v.is_empty() && *v != b"-");
+
+        let date = value(Role::Date).ok_or(RejectReason::MissingField)?;
+        let time = value(Role::Time).ok_or(RejectReason::MissingField)?;
+        let status = field(Role::Status).ok_or(RejectReason::MissingField)?;
+        let status = parse_status(status).ok_or(RejectReason::BadStatus)?;
+        let day = self.day_number(date).ok_or(RejectReason::BadTimestamp)?;
+        let secs = parse_time_of_day(time).ok_or(RejectReason::BadTimestamp)?;
+        let ts_ms = (day * 86_400 + secs) * 1000;
+
+        let latency_ms = match value(Role::TimeTaken) {
+            Some(v) => Some(parse_seconds_as_ms(v).ok_or(RejectReason::BadNumber)?),
+            None => None,
+        };
+        let bytes = match value(Role::Bytes) {
+            Some(v) => parse_u64(v).ok_or(RejectReason::BadNumber)?,
+            None => 0,
+        };
+        let cache = value(Role::ResultType).map_or(CacheResult::Unknown, cache_result);
+
+        // Disjoint borrows of the scratch buffers, so that the event can
+        // borrow from several of them at once.
+        let Self {
+            default_service,
+            path_buf,
+            agent_buf,
+            lossy,
+            ..
+        } = self;
+        let client = value(Role::UserAgent).map_or(ClientClass::Unknown, |ua| {
+            classify_user_agent(ua, agent_buf)
+        });
+        let [lossy_host, lossy_path, lossy_method, lossy_edge, lossy_id] = lossy;
+
+        let path = match value(Role::UriStem) {
+            Some(stem) if memchr(b'%', stem).is_some() => {
+                path_buf.clear();
+                path_buf.extend_from_slice(stem);
+                percent_decode(path_buf);
+                text(path_buf, lossy_path)
+            }
+            Some(stem) => text(stem, lossy_path),
+            None => "",
+        };
+        let host = value(Role::HostHeader).or_else(|| value(Role::Host));
+
+        let event = RequestEvent {
+            ts_ms,
+            origin: Some(Origin::CloudFront),
+            service: default_service,
+            host: host.map_or("", |v| text(v, lossy_host)),
+            path,
+            method: value(Role::Method).map_or("", |v| text(v, lossy_method)),
+            status,
+            latency_ms,
+            upstream_latency_ms: None,
+            edge_location: value(Role::EdgeLocation).map_or("", |v| text(v, lossy_edge)),
+            client,
+            cache,
+            bytes,
+            request_id: value(Role::RequestId).map_or("", |v| text(v, lossy_id)),
+            trace_id: "",
+        };
+        sink.event(&event);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.header = None;
+    }
+}
+
+/// `raw` as text: borrowed when it is UTF-8 (nearly always), otherwise a
+/// lossy copy in `spare`.
+#[inline]
+fn text<'a>(raw: &'a [u8], spare: &'a mut String) -> &'a str {
+    match std::str::from_utf8(raw) {
+        Ok(s) => s,
+        Err(_) => {
+            spare.clear();
+            for chunk in raw.utf8_chunks() {
+                spare.push_str(chunk.valid());
+                if !chunk.invalid().is_empty() {
+                    spare.push(char::REPLACEMENT_CHARACTER);
+                }
+            }
+            spare
+        }
+    }
+}
+
+/// How many times a value is URL-decoded at most. CloudFront logs the URI as
+/// the viewer sent it (already percent-encoded) and encodes `%` again, so two
+/// rounds give the path a server sees; a third would turn a literal `%20` in
+/// a path into a space.
+const MAX_DECODE_ROUNDS: usize = 2;
+
+/// URL-decodes `buf` in place, round after round while a round still finds a
+/// `%XX` escape. A `%` not followed by two hex digits stays as it is; `+`
+/// stays `+` (this is a path, not a form).
+fn percent_decode(buf: &mut Vec<u8>) {
+    for _ in 0..MAX_DECODE_ROUNDS {
+        if !percent_decode_round(buf) {
+            break;
+        }
+    }
+}
+
+/// One round of decoding; whether anything was decoded.
+fn percent_decode_round(buf: &mut Vec<u8>) -> bool {
+    let Some(first) = memchr(b'%', buf) else {
+        return false;
+    };
+    let n = buf.len();
+    let (mut r, mut w) = (first, first);
+    let mut decoded = false;
+    // Invariant: `w <= r`, and `buf[r]` is a `%` at the top of each turn.
+    while r < n {
+        let escape = match (buf.get(r + 1), buf.get(r + 2)) {
+            (Some(&hi), Some(&lo)) => hex_value(hi).zip(hex_value(lo)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escape {
+            Some(byte) => {
+                buf[w] = byte;
+                r += 3;
+                decoded = true;
+            }
+            None => {
+                buf[w] = b'%';
+                r += 1;
+            }
+        }
+        w += 1;
+        let next = memchr(b'%', &buf[r..]).map_or(n, |i| r + i);
+        buf.copy_within(r..next, w);
+        w += next - r;
+        r = next;
+    }
+    buf.truncate(w);
+    decoded
+}
+
+#[inline]
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decimal seconds (`0.123`, `12`, `1.5`) to milliseconds without going
+/// through a float parser: the digits make an integer, the position of the
+/// point a power of ten. Exact for up to three fraction digits.
+#[inline]
+fn parse_seconds_as_ms(s: &[u8]) -> Option<f64> {
+    const MAX_DIGITS: u32 = 18; // keeps the mantissa far from u64 overflow
+    let mut mantissa: u64 = 0;
+    let mut digit_count: u32 = 0;
+    let mut fraction_digits: Option<i32> = None;
+    for &b in s {
+        if b == b'.' {
+            if fraction_digits.is_some() {
+                return None;
+            }
+            fraction_digits = Some(0);
+            continue;
+        }
+        let d = b.wrapping_sub(b'0');
+        if d > 9 || digit_count == MAX_DIGITS {
+            return None;
+        }
+        mantissa = mantissa * 10 + u64::from(d);
+        digit_count += 1;
+        if let Some(f) = &mut fraction_digits {
+            *f += 1;
+        }
+    }
+    if digit_count == 0 {
+        return None;
+    }
+    match fraction_digits.unwrap_or(0) {
+        f @ 0..=3 => Some(mantissa.checked_mul(10u64.pow(3 - f as u32))? as f64),
+        f => Some(mantissa as f64 / 10f64.powi(f - 3)),
+    }
+}
+
+#[inline]
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// `x-edge-result-type` folded to a hit, a miss or an error.
+#[inline]
+fn cache_result(v: &[u8]) -> CacheResult {
+    match v {
+        b"Hit" | b"RefreshHit" | b"OriginShieldHit" => CacheResult::Hit,
+        b"Miss" => CacheResult::Miss,
+        b"Error" | b"LimitExceeded" | b"CapacityExceeded" => CacheResult::Error,
+        _ => CacheResult::Unknown,
+    }
+}
+
+/// The user agent is looked at only up to this many bytes; crawlers name
+/// themselves early.
+const AGENT_PREFIX: usize = 512;
+
+/// Crawler, browser or other, from the URL-encoded `cs(User-Agent)` value
+/// without decoding it (the tokens looked for contain no escaped bytes).
+///
+/// Crawler tokens, ASCII case ignored: `bot` (Googlebot, bingbot, DuckDuckBot,
+/// Applebot, YandexBot, AhrefsBot, …, except the phone maker "Cubot"),
+/// `crawl`, `spider` (Baiduspider), `yandex`, `slurp` (Yahoo) and
+/// `facebookexternalhit`. A browser is anything else starting `Mozilla/`.
+fn classify_user_agent(ua: &[u8], buf: &mut Vec<u8>) -> ClientClass {
+    buf.clear();
+    buf.extend_from_slice(&ua[..ua.len().min(AGENT_PREFIX)]);
+    buf.make_ascii_lowercase();
+    let s = &buf[..];
+    if is_crawler(s) {
+        ClientClass::Crawler
+    } else if s.starts_with(b"mozilla/") || s.starts_with(b"mozilla%2f") {
+        ClientClass::Browser
+    } else {
+        ClientClass::Other
+    }
+}
+
+/// `s` is lowercase. Rather than one substring search per token, visit the
+/// few places where a token's rarest letter occurs and look around them.
+#[inline]
+fn is_crawler(s: &[u8]) -> bool {
+    let at = |start: Option<usize>, token: &[u8]| start.is_some_and(|i| s[i..].starts_with(token));
+    for i in memchr3_iter(b'b', b'd', b'w', s) {
+        let hit = match s[i] {
+            b'b' => {
+                (at(Some(i), b"bot") && !at(i.checked_sub(2), b"cubot"))
+                    || at(i.checked_sub(4), b"facebookexternalhit")
+            }
+            b'd' => at(i.checked_sub(3), b"spider") || at(i.checked_sub(3), b"yandex"),
+            _ => at(i.checked_sub(3), b"crawl"),
+        };
+        if hit {
+            return true;
+        }
+    }
+    memchr_iter(b'u', s).any(|i| at(i.checked_sub(2), b"slurp"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -37,6 +37,10 @@ pub enum RejectReason {
     BadEncoding,
     /// Longer than the decoder accepts.
     TooLong,
+    /// A field of the wrong JSON type (a number where text belongs, an
+    /// object where a number belongs, …) that is neither a timestamp, a
+    /// status nor a number.
+    BadField,
 }
 
 impl RejectReason {
@@ -61,6 +65,7 @@ impl RejectReason {
             RejectReason::BadJson => "bad_json",
             RejectReason::BadEncoding => "bad_encoding",
             RejectReason::TooLong => "too_long",
+            RejectReason::BadField => "bad_field",
         }
     }
 }
@@ -122,6 +127,11 @@ impl Format {
         if first.first() == Some(&b'{') {
             return Some(Format::Ndjson);
         }
+        // A CloudFront standard log whose header was cut off (or a stream of
+        // bare records): the canonical 33 tab-separated fields, date first.
+        if looks_like_headerless_cloudfront(first) {
+            return Some(Format::CloudFront);
+        }
         None
     }
 
@@ -130,10 +140,158 @@ impl Format {
     pub fn decoder(self, default_service: &str) -> Option<Box<dyn Decoder>> {
         match self {
             Format::Auto => None,
-            Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
+            Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(
+                default_service,
+            ))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
         }
     }
+}
+
+/// Whether `line` looks like a CloudFront standard log record without its
+/// header: exactly 33 tab-separated fields and a `YYYY-MM-DD` date first.
+pub(crate) fn looks_like_headerless_cloudfront(line: &[u8]) -> bool {
+    line.get(..11)
+        .is_some_and(|head| head[10] == b'\t' && parse_date(&head[..10]).is_some())
+        && memchr::memchr_iter(b'\t', line).count() == cloudfront::CANONICAL_FIELDS.len() - 1
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`.
+///
+/// The caller guarantees `1 <= m <= 12` and `1 <= d <= 31`. The computation
+/// counts from a year that starts in March, so the leap day is the last day
+/// of its year and each 400-year era has the same length (146 097 days).
+#[inline]
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400; // 0..=399
+    let month_from_march = i64::from((m + 9) % 12); // March = 0 … February = 11
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(d) - 1; // 0..=365
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    // 719 468 days lie between 0000-03-01 and 1970-01-01.
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[inline]
+pub(crate) fn is_leap_year(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+#[inline]
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if is_leap_year(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `n` ASCII digits as a number; `None` if any byte is not a digit.
+#[inline]
+fn digits(s: &[u8]) -> Option<u32> {
+    s.iter().try_fold(0u32, |acc, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d <= 9).then(|| acc * 10 + u32::from(d))
+    })
+}
+
+/// `YYYY-MM-DD` to days since the Unix epoch; `None` unless it is a real date.
+#[inline]
+pub(crate) fn parse_date(s: &[u8]) -> Option<i64> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *s else {
+        return None;
+    };
+    let y = i64::from(digits(&[y0, y1, y2, y3])?);
+    let m = digits(&[m0, m1])?;
+    let d = digits(&[d0, d1])?;
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// `HH:MM:SS` to seconds since midnight; `None` unless it is a real time of day.
+#[inline]
+pub(crate) fn parse_time_of_day(s: &[u8]) -> Option<i64> {
+    let [h0, h1, b':', m0, m1, b':', s0, s1] = *s else {
+        return None;
+    };
+    let h = digits(&[h0, h1])?;
+    let m = digits(&[m0, m1])?;
+    let sec = digits(&[s0, s1])?;
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    Some(i64::from(h * 3600 + m * 60 + sec))
+}
+
+/// Test support: decode `input` line by line and render each outcome as one
+/// line of text (events, rejects; header lines render nothing), so tests can
+/// compare whole runs against expected text.
+#[cfg(test)]
+pub(crate) fn render_run(decoder: &mut dyn Decoder, input: &[u8]) -> String {
+    let mut out = String::new();
+    for line in input.split(|&b| b == b'\n') {
+        let mut rendered = Vec::new();
+        let result = decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| {
+            rendered.push(render_event(e))
+        });
+        match result {
+            Ok(()) => rendered.iter().for_each(|r| {
+                out.push_str(r);
+                out.push('\n');
+            }),
+            Err(reject) => {
+                out.push_str("reject ");
+                out.push_str(reject.reason.as_str());
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// One event as one line of text; fields at their defaults are left out.
+#[cfg(test)]
+pub(crate) fn render_event(e: &crate::event::RequestEvent<'_>) -> String {
+    use std::fmt::Write;
+    let mut s = match jiff::Timestamp::from_millisecond(e.ts_ms) {
+        Ok(ts) => format!("{ts}"),
+        Err(_) => format!("ts_ms={}", e.ts_ms),
+    };
+    let origin = e.origin.map_or("-", |o| o.as_str());
+    let _ = write!(
+        s,
+        " {origin} {} {} {} {:?} {}",
+        e.service, e.host, e.method, e.path, e.status
+    );
+    if let Some(l) = e.latency_ms {
+        let _ = write!(s, " latency={l}");
+    }
+    if let Some(l) = e.upstream_latency_ms {
+        let _ = write!(s, " upstream={l}");
+    }
+    for (name, v) in [
+        ("edge", e.edge_location),
+        ("id", e.request_id),
+        ("trace", e.trace_id),
+    ] {
+        if !v.is_empty() {
+            let _ = write!(s, " {name}={v}");
+        }
+    }
+    if e.client != crate::event::ClientClass::Unknown {
+        let _ = write!(s, " client={:?}", e.client);
+    }
+    if e.cache != crate::event::CacheResult::Unknown {
+        let _ = write!(s, " cache={:?}", e.cache);
+    }
+    if e.bytes != 0 {
+        let _ = write!(s, " bytes={}", e.bytes);
+    }
+    s
 }
 
 /// How many samples of rejected lines are kept per source and reason.
@@ -160,7 +318,9 @@ impl Rejects {
         stats.count += 1;
         if stats.samples.len() < SAMPLES_PER_REASON {
             let cut = &line[..line.len().min(SAMPLE_BYTES)];
-            stats.samples.push((place(), String::from_utf8_lossy(cut).into_owned()));
+            stats
+                .samples
+                .push((place(), String::from_utf8_lossy(cut).into_owned()));
         }
     }
 
