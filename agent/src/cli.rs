@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write as _;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -53,6 +55,18 @@ pub enum Command {
     },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
+    /// Write realistic generated CloudFront standard log lines (for trying specs and benchmarks).
+    Generate {
+        /// How many request lines to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: u64,
+        /// The first simulated day (UTC), YYYY-MM-DD.
+        #[arg(long, default_value = "2026-11-20")]
+        date: String,
+        /// Output file ("-" for stdout).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +131,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config } => crate::daemon::run_from_file(&config).map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Generate { lines, date, out } => {
+            let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
+            let mut w: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
+                Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+            } else {
+                Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?,
+                ))
+            };
+            crate::demo::generate(&mut w, start, lines)?;
+            w.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

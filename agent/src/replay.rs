@@ -115,7 +115,15 @@ fn replay_file(
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
     let mut stream = crate::source::lines::open_stream(path).map_err(read_err)?;
     let mut splitter = LineSplitter::default();
-    let mut bytes = splitter.fill(&mut stream).map_err(read_err)? as u64;
+    // Enough of the start of the file to tell its format.
+    let mut bytes = 0u64;
+    while splitter.buffered().len() < 64 * 1024 {
+        let n = splitter.fill(&mut stream).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+    }
     let format = match opts.format {
         Format::Auto => match Format::detect(splitter.buffered()) {
             Some(f) => f,

@@ -79,7 +79,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(d) => crate::cli::parse_rfc3339(&format!("{d}T00:00:00Z")).with_context(|| format!("--date {d:?}"))?,
         None => (SystemClock.now_ms().div_euclid(86_400_000) - 1) * 86_400_000,
     };
-    let clock = ManualClock::new(day_start);
+    // Two ordinary days before the demo day, so the long windows have history.
+    let history_days = 2u32;
+    let history_start = day_start - history_days as i64 * 86_400_000;
+    print!("writing {history_days} days of ordinary traffic as history … ");
+    let _ = std::io::stdout().flush();
+    let history_bytes = write_history(&logs, history_start, history_days)?;
+    println!("done");
+    let clock = ManualClock::new(day_start - 1);
     let config = AgentConfig {
         specs: vec![specs.clone()],
         state: state.clone(),
@@ -90,7 +97,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),
-                paths: vec![logs.join("*.log").display().to_string()],
+                paths: vec![logs.join("*.log").display().to_string(), logs.join("*.log.gz").display().to_string()],
                 format: Format::CloudFront,
                 service: "shop".into(),
                 max_batch_bytes: 16 << 20,
@@ -127,7 +134,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(if live { 1500 } else { 0 }));
 
     let mut generator = TrafficGenerator::new(Scenario::demo_day(), day_start);
-    let mut written_bytes = 0u64;
+    print!("reading the history through the agent … ");
+    let _ = std::io::stdout().flush();
+    wait_for_ingest(&shared, history_bytes, Duration::from_secs(120));
+    println!("done");
+    let mut written_bytes = history_bytes;
     let mut written_lines = 0u64;
     let mut current_hour: Option<u32> = None;
     let mut file: Option<std::fs::File> = None;
@@ -373,6 +384,29 @@ fn draw(
     let _ = std::io::stdout().flush();
 }
 
+/// Write quiet days as one gzip file per day; returns the uncompressed bytes.
+fn write_history(dir: &Path, start_ms: i64, days: u32) -> anyhow::Result<u64> {
+    let mut g = TrafficGenerator::new(Scenario::quiet(), start_ms);
+    let mut total = 0u64;
+    let mut buf = Vec::new();
+    for d in 0..days {
+        let (date, _) = traffic::civil((start_ms + d as i64 * 86_400_000) / 1000);
+        let path = dir.join(format!("E2DEMO1EXAMPLE.{date}.history.log.gz"));
+        let f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::fast());
+        gz.write_all(FIELDS_HEADER.as_bytes())?;
+        total += FIELDS_HEADER.len() as u64;
+        for _ in 0..1440 {
+            buf.clear();
+            g.next_minute(&mut buf);
+            gz.write_all(&buf)?;
+            total += buf.len() as u64;
+        }
+        gz.finish()?.flush()?;
+    }
+    Ok(total)
+}
+
 /// Write `minutes` of demo traffic as CloudFront log files (one per hour) in `dir`.
 pub fn write_logs(dir: &Path, day_start_ms: i64, minutes: u32, scenario: Scenario) -> std::io::Result<u64> {
     std::fs::create_dir_all(dir)?;
@@ -394,4 +428,25 @@ pub fn write_logs(dir: &Path, day_start_ms: i64, minutes: u32, scenario: Scenari
         }
     }
     Ok(lines)
+}
+
+/// Write exactly `lines` request lines of demo traffic (after one header),
+/// starting at `day_start_ms` and going on through as many days as it takes.
+pub fn generate(w: &mut dyn Write, day_start_ms: i64, lines: u64) -> std::io::Result<()> {
+    w.write_all(FIELDS_HEADER.as_bytes())?;
+    let mut g = TrafficGenerator::new(Scenario::demo_day(), day_start_ms);
+    let mut buf = Vec::new();
+    let mut written = 0u64;
+    while written < lines {
+        buf.clear();
+        g.next_minute(&mut buf);
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            if written == lines {
+                break;
+            }
+            w.write_all(line)?;
+            written += 1;
+        }
+    }
+    Ok(())
 }

@@ -42,13 +42,18 @@ pub struct Scenario {
 impl Scenario {
     /// The demo's day: a 5xx burst on checkout mid-morning and an API latency
     /// regression in the afternoon (UTC).
+    /// Ordinary days: the same traffic without incidents.
+    pub fn quiet() -> Scenario {
+        Scenario { incidents: Vec::new(), seed: 7, ..Scenario::demo_day() }
+    }
+
     pub fn demo_day() -> Scenario {
         Scenario {
             seed: 20261120,
-            peak_per_minute: 400,
+            peak_per_minute: 250,
             incidents: vec![
-                Incident { start_minute: 10 * 60 + 20, end_minute: 10 * 60 + 55, kind: IncidentKind::CheckoutErrors { fraction: 0.25 } },
-                Incident { start_minute: 15 * 60, end_minute: 17 * 60 + 30, kind: IncidentKind::ApiSlowdown { factor: 6.0 } },
+                Incident { start_minute: 10 * 60 + 20, end_minute: 10 * 60 + 55, kind: IncidentKind::CheckoutErrors { fraction: 0.15 } },
+                Incident { start_minute: 15 * 60, end_minute: 17 * 60 + 30, kind: IncidentKind::ApiSlowdown { factor: 2.5 } },
             ],
         }
     }

@@ -10,14 +10,14 @@
 pub mod latency;
 pub mod report;
 pub mod ring;
+pub mod router;
 pub mod series;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::event::{EventSink, Origin, RequestEvent};
-use crate::spec::glob::any_matches;
-use crate::spec::model::{BurnRateRule, CalendarUnit, Filter, MINUTE_MS, Minutes, Slo, SloSet, SloWindow, ALERT_WINDOWS};
+use crate::event::{EventSink, RequestEvent};
+use crate::spec::model::{BurnRateRule, CalendarUnit, MINUTE_MS, Minutes, Slo, SloSet, SloWindow, ALERT_WINDOWS};
 use latency::{LatencyDays, Percentiles};
 use ring::Counts;
 use series::{DirtyBuckets, RingId, Series, WindowStats};
@@ -66,8 +66,7 @@ pub enum Change {
 
 pub struct Engine {
     slos: Vec<SloState>,
-    /// SLO indexes per event origin, so an event only visits the SLOs of its source.
-    by_origin: Vec<Vec<usize>>,
+    router: router::Router,
     track_changes: bool,
     pub stats: IngestStats,
 }
@@ -77,16 +76,13 @@ impl Engine {
     /// event touches is remembered until [`Engine::drain_changes`].
     pub fn new(set: &SloSet, track_changes: bool) -> Engine {
         let slos = set.slos.iter().cloned().map(SloState::new).collect();
-        let mut e = Engine { slos, by_origin: Vec::new(), track_changes, stats: IngestStats::default() };
+        let mut e = Engine { slos, router: router::Router::default(), track_changes, stats: IngestStats::default() };
         e.index();
         e
     }
 
     fn index(&mut self) {
-        self.by_origin = vec![Vec::new(); Origin::ALL.len()];
-        for (i, s) in self.slos.iter().enumerate() {
-            self.by_origin[s.slo.indicator.source.index()].push(i);
-        }
+        self.router = router::Router::new(self.slos.iter().map(|s| s.slo.as_ref()));
     }
 
     pub fn slos(&self) -> impl Iterator<Item = &SloState> {
@@ -140,29 +136,29 @@ impl Engine {
         };
         let minute = ev.ts_ms.div_euclid(MINUTE_MS);
         let mut matched = false;
-        for &i in &self.by_origin[origin.index()] {
-            let state = &mut self.slos[i];
-            let ind = &state.slo.indicator;
-            if !filter_matches(&ind.filter, ev) {
-                continue;
-            }
+        let track = self.track_changes;
+        let slos = &mut self.slos;
+        let stats = &mut self.stats;
+        self.router.route(origin, ev, |i| {
             matched = true;
+            let state = &mut slos[i];
+            let ind = &state.slo.indicator;
             let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
                 && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms));
             if ind.criteria_are_bad {
                 good = !good;
             }
-            let dirty = self.track_changes.then_some(&mut state.dirty);
+            let dirty = track.then_some(&mut state.dirty);
             if !state.series.record(minute, good, dirty) {
-                self.stats.too_old += 1;
-                continue;
+                stats.too_old += 1;
+                return;
             }
             state.counted.total += 1;
             state.counted.good += good as u64;
             if let Some(lat) = ev.latency_ms {
-                state.latency.record(ev.ts_ms, lat, self.track_changes);
+                state.latency.record(ev.ts_ms, lat, track);
             }
-        }
+        });
         if !matched {
             self.stats.unmatched += 1;
         }
@@ -266,16 +262,6 @@ fn carry_over(prev: &SloState, fresh: &mut SloState) {
     fresh.counted = prev.counted;
     fresh.latency = prev.latency.clone();
     fresh.latency.set_keep_days(keep);
-}
-
-#[inline]
-fn filter_matches(f: &Filter, ev: &RequestEvent<'_>) -> bool {
-    f.service.as_ref().is_none_or(|g| any_matches(g, ev.service))
-        && f.host.as_ref().is_none_or(|g| any_matches(g, ev.host))
-        && f.path.as_ref().is_none_or(|g| any_matches(g, ev.path))
-        && f.method.as_ref().is_none_or(|m| m.iter().any(|m| m.eq_ignore_ascii_case(ev.method)))
-        && f.edge_location.as_ref().is_none_or(|g| any_matches(g, ev.edge_location))
-        && f.status.as_ref().is_none_or(|s| s.contains(ev.status))
 }
 
 /// The first minute of the SLO window that ends with the minute of `at_ms`.

@@ -87,9 +87,9 @@ impl Glob {
         let t = text.as_bytes();
         match &self.kind {
             Kind::Any => true,
-            Kind::Exact(p) => t == p.as_slice(),
-            Kind::Prefix(p) => t.starts_with(p),
-            Kind::Suffix(p) => t.ends_with(p),
+            Kind::Exact(p) => bytes_eq(t, p),
+            Kind::Prefix(p) => t.len() >= p.len() && bytes_eq(&t[..p.len()], p),
+            Kind::Suffix(p) => t.len() >= p.len() && bytes_eq(&t[t.len() - p.len()..], p),
             Kind::Contains(p) => memchr::memmem::find(t, p).is_some(),
             Kind::General(p) => general_match(p, t),
         }
@@ -106,6 +106,25 @@ impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// Equality of byte strings, without a libc call: routing compares short
+/// strings (hosts, path prefixes) for every event, where the call dominates.
+#[inline]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let x = u64::from_ne_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    a[i..] == b[i..]
 }
 
 /// Wildcard matching with `*` and `?`: O(|p|·|t|) worst case, no recursion.
