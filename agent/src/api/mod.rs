@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -33,9 +33,20 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic
+/// text format for everyone else (curl, promtool, older tools).
+async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
     let body = tokio::task::spawn_blocking(move || s.metrics()).await.unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+    if openmetrics {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+    } else {
+        let text = crate::export::prometheus::to_classic_text(&body);
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    }
 }
 
 async fn list_slos(State(s): State<Arc<Shared>>) -> Response {

@@ -101,9 +101,9 @@ pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[S
             threshold.get_or_create(&l).set(c.rule.burn_rate_threshold);
         }
         if let Some(p) = s.latency {
-            for (q, v) in [("0.5", p.p50), ("0.9", p.p90), ("0.99", p.p99)] {
+            for (q, v) in [("p50", p.p50), ("p90", p.p90), ("p99", p.p99)] {
                 let mut l = base();
-                l.push(("quantile", q.into()));
+                l.push(("percentile", q.into()));
                 latency.get_or_create(&l).set(v / 1000.0);
             }
         }
@@ -168,4 +168,49 @@ pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[S
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String cannot fail");
     out
+}
+
+/// The classic Prometheus text format (0.0.4) of an OpenMetrics exposition,
+/// for scrapers and tools that do not ask for OpenMetrics: counter families
+/// are named by their samples (`x_total`), and there is no `# EOF`.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut counters: Vec<&str> = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.push(name);
+        }
+    }
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters.contains(&name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_by_their_samples() {
+        let om = "# HELP a_events Events.\n# TYPE a_events counter\na_events_total 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1.5\n# EOF\n";
+        assert_eq!(
+            to_classic_text(om),
+            "# HELP a_events_total Events.\n# TYPE a_events_total counter\na_events_total 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1.5\n"
+        );
+    }
 }
