@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::decode::{Decoder, Format, RejectReason, Rejects};
+use crate::decode::{Decoder, Format, Rejects, feed_line};
 use crate::event::RequestEvent;
 use crate::sli::Engine;
 use crate::sli::report::{Report, SloReport, rfc3339};
@@ -145,14 +145,8 @@ fn replay_file(
         engine.observe(ev);
     };
     let mut on_line = |line: crate::source::lines::Line<'_>| {
-        let b = line.bytes;
-        if line.overlong {
-            rejects.record(RejectReason::TooLong, || format!("{}:{}", path.display(), line.number), b);
-        } else if !b.is_empty() && !(b.len() == 1 && b[0] == b'\r') {
-            if let Err(r) = decoder.decode_line(b, &mut sink) {
-                rejects.record(r.reason, || format!("{}:{}", path.display(), line.number), b);
-            }
-        }
+        let place = || format!("{}:{}", path.display(), line.number);
+        feed_line(decoder.as_mut(), line.bytes, line.overlong, &mut sink, rejects, place);
         progress(line.number);
     };
     loop {

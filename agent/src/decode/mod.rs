@@ -95,6 +95,29 @@ pub trait Decoder: Send {
     fn reset(&mut self) {}
 }
 
+/// Feed one line, as read from a file or stream, to a decoder: blank lines
+/// are skipped, overlong and undecodable ones counted (and sampled with
+/// `place`, e.g. `file:line`).
+pub fn feed_line(
+    decoder: &mut dyn Decoder,
+    bytes: &[u8],
+    overlong: bool,
+    sink: &mut dyn EventSink,
+    rejects: &mut Rejects,
+    place: impl FnOnce() -> String,
+) {
+    if overlong {
+        rejects.record(RejectReason::TooLong, place, bytes);
+        return;
+    }
+    if bytes.is_empty() || bytes == b"\r" {
+        return;
+    }
+    if let Err(r) = decoder.decode_line(bytes, sink) {
+        rejects.record(r.reason, place, bytes);
+    }
+}
+
 /// The formats `--format` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -287,7 +287,8 @@ fn wait_for_ingest(shared: &Shared, written: u64, limit: Duration) {
 }
 
 fn hhmm(ms: i64) -> String {
-    let t = rfc3339(ms);
+    // Evaluations happen at the last millisecond of a minute: show the minute that ends.
+    let t = rfc3339(ms + 1);
     t.get(11..16).unwrap_or(&t).to_string()
 }
 
@@ -326,16 +327,16 @@ fn draw(
     let _ = write!(out, "\x1b[2J\x1b[H");
     let _ = writeln!(
         out,
-        "\x1b[1mslo-agent demo\x1b[0m  simulated time {}  ({}/{})   API http://{addr}/api/v1/slos   metrics http://{addr}/metrics",
-        rfc3339(now_ms).replace('T', " "),
+        "\x1b[1mslo-agent demo\x1b[0m  simulated time {} UTC  ({}/{})   API http://{addr}/api/v1/slos   metrics http://{addr}/metrics",
+        rfc3339(now_ms + 1).get(..16).unwrap_or_default().replace('T', " "),
         step,
         steps
     );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "\x1b[1m{:<25} {:>7} {:>10} {:>9}  {:<22} {:>7} {:>7} {:>7} {:>7} {:>8}  {}\x1b[0m",
-        "SLO", "OBJ", "EVENTS", "SLI", "ERROR BUDGET LEFT", "5m", "1h", "6h", "1d", "p99 ms", "ALERT"
+        "\x1b[1m{:<25} {:>7} {:>10} {:>9}  {:<22} {:>7} {:>7} {:>7} {:>7} {:>8}  ALERT\x1b[0m",
+        "SLO", "OBJ", "EVENTS", "SLI", "ERROR BUDGET LEFT", "5m", "1h", "6h", "1d", "p99 ms"
     );
     for s in &report.slos {
         let burn = |w: &str| s.burn_rates.get(w).copied().flatten().map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());

@@ -279,9 +279,9 @@ impl TrafficGenerator {
             if status == 504 {
                 time_taken = 30.0 + self.rng.random::<f64>();
             }
-        } else if roll < 0.0006 {
+        } else if roll < 0.0001 {
             status = 500;
-        } else if roll < 0.0012 {
+        } else if roll < 0.0007 {
             status = 0; // viewer went away
         } else if roll < 0.004 && method == "POST" {
             status = 400;

@@ -95,7 +95,7 @@ impl LatencyDays {
                 }
             }
         }
-        let m = merged.filter(|m| m.len() > 0)?;
+        let m = merged.filter(|m| !m.is_empty())?;
         // The middle of the bucket the quantile falls in, in ms to the µs.
         let q = |p: f64| m.median_equivalent(m.value_at_quantile(p)) as f64 / 1000.0;
         Some(Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99) })

@@ -57,6 +57,15 @@ pub struct IngestStats {
     pub too_old: u64,
 }
 
+/// Where one SLO's retained data begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub slo: String,
+    /// Oldest retained bucket of each ring.
+    pub rings: Vec<(RingId, i64)>,
+    pub oldest_latency_day: Option<i64>,
+}
+
 /// A change to persist: the new value of one bucket of one SLO.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -199,10 +208,14 @@ impl Engine {
     }
 
     /// Where each SLO's retained data begins, for pruning the store.
-    pub fn retention(&self) -> Vec<(String, Vec<(RingId, i64)>, Option<i64>)> {
+    pub fn retention(&self) -> Vec<Retention> {
         self.slos
             .iter()
-            .map(|s| (s.slo.name.clone(), s.series.retained_from(), s.latency.oldest_day()))
+            .map(|s| Retention {
+                slo: s.slo.name.clone(),
+                rings: s.series.retained_from(),
+                oldest_latency_day: s.latency.oldest_day(),
+            })
             .collect()
     }
 

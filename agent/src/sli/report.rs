@@ -146,8 +146,8 @@ pub fn render_table(report: &Report) -> String {
     let _ = writeln!(out, "SLOs as of {}  (rejected lines: {})", report.at, report.rejected_lines);
     let _ = writeln!(
         out,
-        "{:<28} {:>8} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}  {}",
-        "SLO", "OBJ", "EVENTS", "SLI", "BUDGET", "BURN5m", "BURN1h", "BURN6h", "BURN1d", "p99ms", "ALERTS"
+        "{:<28} {:>8} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}  ALERTS",
+        "SLO", "OBJ", "EVENTS", "SLI", "BUDGET", "BURN5m", "BURN1h", "BURN6h", "BURN1d", "p99ms"
     );
     for s in &report.slos {
         let pct = |v: Option<f64>| v.map(|v| format!("{:.3}%", v * 100.0)).unwrap_or_else(|| "-".into());

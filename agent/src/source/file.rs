@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{Decoder, Format, MAX_LINE, RejectReason, Rejects};
+use crate::decode::{Decoder, Format, MAX_LINE, Rejects, feed_line};
 use crate::event::EventSink;
 use crate::source::lines::LineSplitter;
 
@@ -244,15 +244,8 @@ impl FileTail {
         let mut line_no = st.lines;
         let mut on_line = |line: crate::source::lines::Line<'_>, rejects: &mut Rejects| {
             line_no += 1;
-            let b = line.bytes;
             let place = || format!("{}:{}", path.display(), line_no);
-            if line.overlong {
-                rejects.record(RejectReason::TooLong, place, b);
-            } else if !b.is_empty() && b != b"\r" {
-                if let Err(r) = decoder.decode_line(b, sink) {
-                    rejects.record(r.reason, place, b);
-                }
-            }
+            feed_line(decoder.as_mut(), line.bytes, line.overlong, sink, rejects, place);
         };
         if is_gzip {
             let mut stream = crate::source::lines::open_stream(path)?;

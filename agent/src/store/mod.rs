@@ -52,8 +52,6 @@ pub enum StoreError {
     Commit(#[from] redb::CommitError),
     #[error("corrupt latency histogram for SLO {slo} day {day}: {message}")]
     Histogram { slo: String, day: i64, message: String },
-    #[error("backup failed: {0}")]
-    Backup(String),
 }
 
 /// What loading the store into an engine found.
@@ -257,7 +255,8 @@ impl Store {
     /// rows of SLOs that no longer exist. Returns rows deleted.
     pub fn prune(&self, engine: &Engine) -> Result<u64, StoreError> {
         let retention = engine.retention();
-        let keep: BTreeMap<&str, _> = retention.iter().map(|(n, r, d)| (n.as_str(), (r, d))).collect();
+        let keep: BTreeMap<&str, _> =
+            retention.iter().map(|r| (r.slo.as_str(), (&r.rings, r.oldest_latency_day))).collect();
         let tx = self.db.begin_write()?;
         let mut deleted = 0u64;
         {
@@ -287,44 +286,4 @@ impl Store {
         tx.commit()?;
         Ok(deleted)
     }
-
-    /// Write a consistent copy of the state file to `dest` (a read
-    /// transaction's snapshot, so ingest can go on meanwhile).
-    pub fn backup(&self, dest: &Path) -> Result<(), StoreError> {
-        let tmp = dest.with_extension("tmp");
-        let _ = std::fs::remove_file(&tmp);
-        {
-            let out = Database::create(&tmp).map_err(|e| StoreError::Backup(e.to_string()))?;
-            let rtx = self.db.begin_read()?;
-            let wtx = out.begin_write()?;
-            {
-                copy_table(&rtx, &wtx, META)?;
-                copy_table(&rtx, &wtx, DEFINITIONS)?;
-                copy_table(&rtx, &wtx, BUCKETS)?;
-                copy_table(&rtx, &wtx, LATENCY)?;
-                copy_table(&rtx, &wtx, CHECKPOINTS)?;
-                copy_table(&rtx, &wtx, REJECTS)?;
-            }
-            wtx.commit()?;
-        }
-        crate::fsutil::durable_rename(&tmp, dest).map_err(|e| StoreError::Backup(e.to_string()))
-    }
-}
-
-fn copy_table<K, V>(
-    rtx: &redb::ReadTransaction,
-    wtx: &redb::WriteTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<(), StoreError>
-where
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    let src = rtx.open_table(def)?;
-    let mut dst = wtx.open_table(def)?;
-    for row in src.iter()? {
-        let (k, v) = row?;
-        dst.insert(k.value(), v.value())?;
-    }
-    Ok(())
 }
