@@ -198,12 +198,13 @@ impl Span {
     /// No field: `line.get(..)` of it is `None`.
     const ABSENT: Span = Span { start: 1, end: 0 };
 
+    /// `start..end` of a line, which is at most [`MAX_LINE`] (64 KiB) long,
+    /// so both fit in `u32` (checked by a const assertion below).
     #[inline]
     fn new(start: usize, end: usize) -> Span {
-        // Lines are at most MAX_LINE (64 KiB) long; ABSENT if that ever changes.
-        match (u32::try_from(start), u32::try_from(end)) {
-            (Ok(start), Ok(end)) => Span { start, end },
-            _ => Span::ABSENT,
+        Span {
+            start: start as u32,
+            end: end as u32,
         }
     }
 
@@ -212,6 +213,8 @@ impl Span {
         self.start as usize..self.end as usize
     }
 }
+
+const _: () = assert!(MAX_LINE < u32::MAX as usize);
 
 /// Which bytes [`byte_bits`] looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,7 +416,7 @@ impl CloudFrontStandardDecoder {
         let value = |r: Role| field(r).filter(|v| !v.is_empty() && *v != b"-");
         // Validating the split part of the line once is cheaper than
         // validating the handed-out fields one by one.
-        let valid = std::str::from_utf8(&line[..split_end]).ok();
+        let valid = as_text(&line[..split_end]);
         let text_of = |r: Role, spare: &'l mut String| -> &'l str {
             let Some(raw) = value(r) else {
                 return "";
@@ -489,6 +492,18 @@ impl CloudFrontStandardDecoder {
         };
         sink.event(&event);
         Ok(())
+    }
+}
+
+/// `bytes` as text if they are UTF-8. CloudFront URL-encodes its fields, so
+/// they are nearly always ASCII, which is checked much faster than UTF-8.
+#[inline]
+fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
     }
 }
 
@@ -665,10 +680,11 @@ fn classify_user_agent(ua: &[u8]) -> ClientClass {
 /// bytes at a time) and compare around them.
 #[inline]
 fn is_crawler(s: &[u8]) -> bool {
-    let at = |start: Option<usize>, token: &[u8]| {
-        start
-            .and_then(|i| s.get(i..i + token.len()))
-            .is_some_and(|w| w.eq_ignore_ascii_case(token))
+    // Compare up to eight bytes at once: fold the window to lowercase with
+    // `| 0x20` (which maps only `A`-`Z` onto `a`-`z`, and every token is
+    // letters only) and mask it to the token's length.
+    let at = |start: Option<usize>, token: &Token| {
+        start.is_some_and(|i| (window_at(s, i) | ASCII_CASE) & token.mask == token.word)
     };
     for (block, chunk) in s.chunks(64).enumerate() {
         let mut candidates = byte_bits(chunk, Needles::AgentLetters);
@@ -677,12 +693,14 @@ fn is_crawler(s: &[u8]) -> bool {
             candidates &= candidates - 1;
             let hit = match s[i] | 0x20 {
                 b'b' => {
-                    (at(Some(i), b"bot") && !at(i.checked_sub(2), b"cubot"))
-                        || at(i.checked_sub(4), b"facebookexternalhit")
+                    (at(Some(i), &BOT) && !at(i.checked_sub(2), &CUBOT))
+                        || (at(i.checked_sub(4), &FACEBOOK)
+                            && s.get(i + 4..i + 15)
+                                .is_some_and(|w| w.eq_ignore_ascii_case(b"externalhit")))
                 }
-                b'd' => at(i.checked_sub(3), b"spider") || at(i.checked_sub(3), b"yandex"),
-                b'w' => at(i.checked_sub(3), b"crawl"),
-                _ => at(i.checked_sub(2), b"slurp"),
+                b'd' => at(i.checked_sub(3), &SPIDER) || at(i.checked_sub(3), &YANDEX),
+                b'w' => at(i.checked_sub(3), &CRAWL),
+                _ => at(i.checked_sub(2), &SLURP),
             };
             if hit {
                 return true;
@@ -690,6 +708,57 @@ fn is_crawler(s: &[u8]) -> bool {
         }
     }
     false
+}
+
+const ASCII_CASE: u64 = 0x2020_2020_2020_2020;
+
+/// A lowercase token of at most eight letters, as a little-endian word.
+struct Token {
+    word: u64,
+    mask: u64,
+}
+
+impl Token {
+    const fn new(token: &[u8]) -> Token {
+        assert!(token.len() <= 8);
+        let mut bytes = [0u8; 8];
+        let mut i = 0;
+        while i < token.len() {
+            bytes[i] = token[i];
+            i += 1;
+        }
+        let mask = if token.len() == 8 {
+            u64::MAX
+        } else {
+            (1 << (8 * token.len())) - 1
+        };
+        Token {
+            word: u64::from_le_bytes(bytes) & mask,
+            mask,
+        }
+    }
+}
+
+const BOT: Token = Token::new(b"bot");
+const CUBOT: Token = Token::new(b"cubot");
+const FACEBOOK: Token = Token::new(b"facebook");
+const SPIDER: Token = Token::new(b"spider");
+const YANDEX: Token = Token::new(b"yandex");
+const CRAWL: Token = Token::new(b"crawl");
+const SLURP: Token = Token::new(b"slurp");
+
+/// The eight bytes of `s` from `i`, zero past its end.
+#[inline]
+fn window_at(s: &[u8], i: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    match s.get(i..i + 8) {
+        Some(w) => bytes.copy_from_slice(w),
+        None => {
+            let tail = s.get(i..).unwrap_or_default();
+            bytes[..tail.len()].copy_from_slice(tail);
+        }
+    }
+    u64::from_le_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -461,6 +461,13 @@ fn non_utf8_text_is_decoded_lossily() {
     })
     .unwrap();
     assert_eq!(got, "ex\u{FFFD}ample.org /p\u{FFFD}");
+    // Raw UTF-8 (not what CloudFront writes, but valid text) is kept as is.
+    let utf8 = "2022-05-05\t05:05:05\t200\tbücher.example\t/straße".as_bytes();
+    d.decode_line(utf8, &mut |e: &RequestEvent<'_>| {
+        got = format!("{} {}", e.host, e.path)
+    })
+    .unwrap();
+    assert_eq!(got, "bücher.example /straße");
     line[0] = 0xFF;
     assert_eq!(
         d.decode_line(&line, &mut |_: &RequestEvent<'_>| {}),
