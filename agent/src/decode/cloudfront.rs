@@ -516,19 +516,24 @@ fn as_text(bytes: &[u8]) -> Option<&str> {
 /// lossy copy in `spare`.
 #[inline]
 fn text<'a>(raw: &'a [u8], spare: &'a mut String) -> &'a str {
-    match std::str::from_utf8(raw) {
-        Ok(s) => s,
-        Err(_) => {
-            spare.clear();
-            for chunk in raw.utf8_chunks() {
-                spare.push_str(chunk.valid());
-                if !chunk.invalid().is_empty() {
-                    spare.push(char::REPLACEMENT_CHARACTER);
-                }
-            }
-            spare
+    match as_text(raw) {
+        Some(s) => s,
+        None => lossy_text(raw, spare),
+    }
+}
+
+/// `raw` with each invalid UTF-8 sequence replaced by U+FFFD, in `spare`.
+#[cold]
+#[inline(never)]
+fn lossy_text<'a>(raw: &[u8], spare: &'a mut String) -> &'a str {
+    spare.clear();
+    for chunk in raw.utf8_chunks() {
+        spare.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            spare.push(char::REPLACEMENT_CHARACTER);
         }
     }
+    spare
 }
 
 /// How many times a value is URL-decoded at most. CloudFront logs the URI as
