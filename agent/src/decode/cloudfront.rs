@@ -17,11 +17,12 @@
 //! space, with U+FFFD for each invalid sequence: the request still counts,
 //! because it still happened. `BadEncoding` is never returned by this decoder.
 //!
-//! The hot path splits the line with `memchr` only up to the last column the
-//! event needs, validates only the fields it hands out, and allocates nothing
-//! once its scratch buffers have grown to fit.
+//! The hot path finds tabs 64 bytes at a time as a bit mask (SSE2 on x86-64,
+//! plain integer arithmetic elsewhere) and stops after the last column the
+//! event needs, validates UTF-8 once over the part it split, and allocates
+//! nothing once its scratch buffers have grown to fit.
 
-use memchr::{memchr, memchr_iter, memchr3_iter};
+use memchr::memchr;
 
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
 use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, parse_status};
@@ -84,7 +85,11 @@ enum Role {
 }
 
 const ROLES: usize = Role::TimeTaken as usize + 1;
-const NO_ROLE: u8 = u8::MAX;
+/// The role of a column the event does not need. It has a slot of its own in
+/// the split's output (written, never read) so that storing a field needs no
+/// branch.
+const NO_ROLE: u8 = ROLES as u8;
+const SLOTS: usize = ROLES + 1;
 
 impl Role {
     /// The role of a `#Fields:` name, compared without regard to ASCII case.
@@ -146,36 +151,177 @@ impl ColumnMap {
         ColumnMap::from_names(CANONICAL_FIELDS.iter().map(|n| n.as_bytes()))
     }
 
-    /// The fields of `line` that have a role. `None` marks a column the
-    /// header does not name or the line does not reach.
+    /// Writes where the fields of `line` that have a role are into `out`
+    /// (leaving [`Span::ABSENT`] for a column the header does not name or
+    /// the line does not reach) and returns where splitting stopped.
+    ///
+    /// Tabs are found 64 bytes at a time as a bit mask, which measured about
+    /// 40% faster than one `memchr` call per field for fields this short.
+    /// `line` is at most [`MAX_LINE`] bytes, so offsets fit in `u32`.
     #[inline]
-    fn split<'l>(&self, line: &'l [u8]) -> [Option<&'l [u8]>; ROLES] {
-        let mut out = [None; ROLES];
+    fn split(&self, line: &[u8], out: &mut [Span; SLOTS]) -> usize {
         let roles = &self.roles[..];
         if roles.is_empty() {
-            return out;
+            return 0;
         }
         let mut start = 0;
         let mut col = 0;
-        for tab in memchr_iter(b'\t', line) {
-            // `col < roles.len()` holds: the loop returns when it reaches the end.
-            let role = roles[col];
-            if role != NO_ROLE {
-                out[usize::from(role)] = Some(&line[start..tab]);
+        for (block, chunk) in line.chunks(64).enumerate() {
+            let mut tabs = byte_bits(chunk, Needles::Tab);
+            while tabs != 0 {
+                let tab = block * 64 + tabs.trailing_zeros() as usize;
+                tabs &= tabs - 1;
+                // `col < roles.len()` holds: the loop returns when it reaches the end.
+                out[usize::from(roles[col])] = Span::new(start, tab);
+                col += 1;
+                if col == roles.len() {
+                    return tab;
+                }
+                start = tab + 1;
             }
-            col += 1;
-            if col == roles.len() {
-                return out;
-            }
-            start = tab + 1;
         }
         // The line ended before the map did: `col` is its last field.
-        let role = roles[col];
-        if role != NO_ROLE {
-            out[usize::from(role)] = Some(&line[start..]);
-        }
-        out
+        let end = (line.len() - usize::from(line.ends_with(b"\r"))).max(start);
+        out[usize::from(roles[col])] = Span::new(start, end);
+        end
     }
+}
+
+/// How many tabs `line` holds.
+fn tab_count(line: &[u8]) -> usize {
+    line.chunks(64)
+        .map(|chunk| byte_bits(chunk, Needles::Tab).count_ones() as usize)
+        .sum()
+}
+
+/// A field's place in its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// No field: `line.get(..)` of it is `None`.
+    const ABSENT: Span = Span { start: 1, end: 0 };
+
+    /// `start..end` of a line, which is at most [`MAX_LINE`] (64 KiB) long,
+    /// so both fit in `u32` (checked by a const assertion below).
+    #[inline]
+    fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    #[inline]
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+const _: () = assert!(MAX_LINE < u32::MAX as usize);
+
+/// Which bytes [`byte_bits`] looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needles {
+    /// `\t`.
+    Tab,
+    /// `b`, `d`, `w` and `u` in either ASCII case: where crawler tokens can
+    /// be recognised (see [`is_crawler`]).
+    AgentLetters,
+}
+
+/// Bit `i` set where `chunk[i]` is one of `needles`; `chunk` is at most 64
+/// bytes (more are ignored).
+#[inline]
+fn byte_bits(chunk: &[u8], needles: Needles) -> u64 {
+    match chunk.try_into() {
+        Ok(block) => block_bits(block, needles),
+        Err(_) => {
+            let mut padded = [0u8; 64];
+            let n = chunk.len().min(64);
+            padded[..n].copy_from_slice(&chunk[..n]);
+            block_bits(&padded, needles)
+        }
+    }
+}
+
+#[inline]
+fn block_bits(block: &[u8; 64], needles: Needles) -> u64 {
+    let (words, _) = block.as_chunks::<8>();
+    let mut bits = 0u64;
+    for (k, pair) in words.chunks_exact(2).enumerate() {
+        let lo = u64::from_le_bytes(pair[0]);
+        let hi = u64::from_le_bytes(pair[1]);
+        bits |= u64::from(byte_bits_16(lo, hi, needles)) << (16 * k);
+    }
+    bits
+}
+
+/// SSE2: sixteen compares per instruction.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn byte_bits_16(lo: u64, hi: u64, needles: Needles) -> u16 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    };
+    // SAFETY: these intrinsics only need the `sse2` target feature, which
+    // the `cfg` above guarantees is enabled for this build; they take
+    // values, not pointers, so there is no memory to get wrong.
+    let mask = unsafe {
+        let v = _mm_set_epi64x(hi as i64, lo as i64);
+        let eq = |b: u8, v| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+        match needles {
+            Needles::Tab => _mm_movemask_epi8(eq(b'\t', v)),
+            Needles::AgentLetters => {
+                let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+                let m = _mm_or_si128(
+                    _mm_or_si128(eq(b'b', folded), eq(b'd', folded)),
+                    _mm_or_si128(eq(b'w', folded), eq(b'u', folded)),
+                );
+                _mm_movemask_epi8(m)
+            }
+        }
+    };
+    mask as u16
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn byte_bits_16(lo: u64, hi: u64, needles: Needles) -> u16 {
+    (byte_bits_8(lo, needles) | byte_bits_8(hi, needles) << 8) as u16
+}
+
+/// Bit `i` set where byte `i` of `word` (little-endian) is one of
+/// `needles`, in plain integer arithmetic.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline]
+fn byte_bits_8(word: u64, needles: Needles) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    match needles {
+        Needles::Tab => zero_byte_bits(word ^ (ONES * u64::from(b'\t'))),
+        Needles::AgentLetters => {
+            let folded = word | (ONES * 0x20);
+            [b'b', b'd', b'w', b'u'].iter().fold(0, |bits, &b| {
+                bits | zero_byte_bits(folded ^ (ONES * u64::from(b)))
+            })
+        }
+    }
+}
+
+/// Bit `i` set where byte `i` of `x` (little-endian) is zero.
+#[inline]
+fn zero_byte_bits(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // High bit of a byte set iff the byte is zero: adding 0x7f to its low
+    // seven bits sets the high bit unless they are all zero, and the byte's
+    // own high bit is ORed in. No carry crosses a byte.
+    let zero = !((x & LOW7).wrapping_add(LOW7) | x | LOW7);
+    // Gather the eight flags (one per byte, at bits 7, 15, …) into the top
+    // byte: byte i's flag moves by 56 - 7i, and no two products collide there.
+    (zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// Decodes CloudFront standard (legacy W3C) access logs.
@@ -188,10 +334,9 @@ pub struct CloudFrontStandardDecoder {
     /// The last date string seen and its day number: a log file holds only a
     /// handful of dates, so this nearly always hits.
     last_date: Option<([u8; 10], i64)>,
-    /// Scratch space: the URL-decoded path, lowercased user agent, and lossy
-    /// UTF-8 copies of text fields that are not valid UTF-8.
+    /// Scratch space: the URL-decoded path, and lossy copies of text fields
+    /// that are not valid UTF-8 (host, path, method, edge, request id).
     path_buf: Vec<u8>,
-    agent_buf: Vec<u8>,
     lossy: [String; 5],
 }
 
@@ -205,12 +350,12 @@ impl CloudFrontStandardDecoder {
             canonical: ColumnMap::canonical(),
             last_date: None,
             path_buf: Vec::new(),
-            agent_buf: Vec::new(),
             lossy: Default::default(),
         }
     }
 
     fn read_header(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(names) = line.strip_prefix(b"#Fields:") {
             let names = names
                 .split(|&b| b == b' ' || b == b'\t')
@@ -236,10 +381,25 @@ impl CloudFrontStandardDecoder {
 
 impl Decoder for CloudFrontStandardDecoder {
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
+        self.decode(line, sink)
+    }
+
+    fn reset(&mut self) {
+        self.header = None;
+    }
+}
+
+impl CloudFrontStandardDecoder {
+    /// The body of [`Decoder::decode_line`], with a name for the line's
+    /// lifetime so that text can come from the line or the scratch space.
+    #[inline]
+    fn decode<'l>(&'l mut self, line: &'l [u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
         if line.len() > MAX_LINE {
             return Err(RejectReason::TooLong.into());
         }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // A trailing `\r` is dropped where it matters (the header, and the
+        // last field if the split gets that far) so the end of the line is
+        // not touched otherwise.
         match line.first() {
             Some(b'#') => {
                 self.read_header(line);
@@ -252,14 +412,25 @@ impl Decoder for CloudFrontStandardDecoder {
 
         let map = match &self.header {
             Some(map) => map,
-            None if memchr_iter(b'\t', line).count() == CANONICAL_FIELDS.len() - 1 => {
-                &self.canonical
-            }
+            None if tab_count(line) == CANONICAL_FIELDS.len() - 1 => &self.canonical,
             None => return Err(RejectReason::NoHeader.into()),
         };
-        let f = map.split(line);
-        let field = |r: Role| f[r as usize];
-        let value = |r: Role| f[r as usize].filter(|v| !v.is_empty() && *v != b"-");
+        let mut spans = [Span::ABSENT; SLOTS];
+        let split_end = map.split(line, &mut spans);
+        let field = |r: Role| line.get(spans[r as usize].range());
+        let value = |r: Role| field(r).filter(|v| !v.is_empty() && *v != b"-");
+        // Validating the split part of the line once is cheaper than
+        // validating the handed-out fields one by one.
+        let valid = as_text(&line[..split_end]);
+        let text_of = |r: Role, spare: &'l mut String| -> &'l str {
+            let Some(raw) = value(r) else {
+                return "";
+            };
+            match valid.and_then(|v| v.get(spans[r as usize].range())) {
+                Some(t) => t,
+                None => text(raw, spare),
+            }
+        };
 
         let date = value(Role::Date).ok_or(RejectReason::MissingField)?;
         let time = value(Role::Time).ok_or(RejectReason::MissingField)?;
@@ -284,50 +455,60 @@ impl Decoder for CloudFrontStandardDecoder {
         let Self {
             default_service,
             path_buf,
-            agent_buf,
             lossy,
             ..
         } = self;
-        let client = value(Role::UserAgent).map_or(ClientClass::Unknown, |ua| {
-            classify_user_agent(ua, agent_buf)
-        });
+        let client = value(Role::UserAgent).map_or(ClientClass::Unknown, classify_user_agent);
         let [lossy_host, lossy_path, lossy_method, lossy_edge, lossy_id] = lossy;
 
         let path = match value(Role::UriStem) {
-            Some(stem) if memchr(b'%', stem).is_some() => {
+            // Paths are short: a plain loop beats a call to `memchr`.
+            Some(stem) if stem.contains(&b'%') => {
                 path_buf.clear();
                 path_buf.extend_from_slice(stem);
                 percent_decode(path_buf);
                 text(path_buf, lossy_path)
             }
-            Some(stem) => text(stem, lossy_path),
+            Some(_) => text_of(Role::UriStem, lossy_path),
             None => "",
         };
-        let host = value(Role::HostHeader).or_else(|| value(Role::Host));
+        let host_role = if value(Role::HostHeader).is_some() {
+            Role::HostHeader
+        } else {
+            Role::Host
+        };
 
         let event = RequestEvent {
             ts_ms,
             origin: Some(Origin::CloudFront),
             service: default_service,
-            host: host.map_or("", |v| text(v, lossy_host)),
+            host: text_of(host_role, lossy_host),
             path,
-            method: value(Role::Method).map_or("", |v| text(v, lossy_method)),
+            method: text_of(Role::Method, lossy_method),
             status,
             latency_ms,
             upstream_latency_ms: None,
-            edge_location: value(Role::EdgeLocation).map_or("", |v| text(v, lossy_edge)),
+            edge_location: text_of(Role::EdgeLocation, lossy_edge),
             client,
             cache,
             bytes,
-            request_id: value(Role::RequestId).map_or("", |v| text(v, lossy_id)),
+            request_id: text_of(Role::RequestId, lossy_id),
             trace_id: "",
         };
         sink.event(&event);
         Ok(())
     }
+}
 
-    fn reset(&mut self) {
-        self.header = None;
+/// `bytes` as text if they are UTF-8. CloudFront URL-encodes its fields, so
+/// they are nearly always ASCII, which is checked much faster than UTF-8.
+#[inline]
+fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
     }
 }
 
@@ -335,19 +516,24 @@ impl Decoder for CloudFrontStandardDecoder {
 /// lossy copy in `spare`.
 #[inline]
 fn text<'a>(raw: &'a [u8], spare: &'a mut String) -> &'a str {
-    match std::str::from_utf8(raw) {
-        Ok(s) => s,
-        Err(_) => {
-            spare.clear();
-            for chunk in raw.utf8_chunks() {
-                spare.push_str(chunk.valid());
-                if !chunk.invalid().is_empty() {
-                    spare.push(char::REPLACEMENT_CHARACTER);
-                }
-            }
-            spare
+    match as_text(raw) {
+        Some(s) => s,
+        None => lossy_text(raw, spare),
+    }
+}
+
+/// `raw` with each invalid UTF-8 sequence replaced by U+FFFD, in `spare`.
+#[cold]
+#[inline(never)]
+fn lossy_text<'a>(raw: &[u8], spare: &'a mut String) -> &'a str {
+    spare.clear();
+    for chunk in raw.utf8_chunks() {
+        spare.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            spare.push(char::REPLACEMENT_CHARACTER);
         }
     }
+    spare
 }
 
 /// How many times a value is URL-decoded at most. CloudFront logs the URI as
@@ -484,39 +670,105 @@ const AGENT_PREFIX: usize = 512;
 /// Applebot, YandexBot, AhrefsBot, …, except the phone maker "Cubot"),
 /// `crawl`, `spider` (Baiduspider), `yandex`, `slurp` (Yahoo) and
 /// `facebookexternalhit`. A browser is anything else starting `Mozilla/`.
-fn classify_user_agent(ua: &[u8], buf: &mut Vec<u8>) -> ClientClass {
-    buf.clear();
-    buf.extend_from_slice(&ua[..ua.len().min(AGENT_PREFIX)]);
-    buf.make_ascii_lowercase();
-    let s = &buf[..];
-    if is_crawler(s) {
+fn classify_user_agent(ua: &[u8]) -> ClientClass {
+    let ua = &ua[..ua.len().min(AGENT_PREFIX)];
+    let starts = |prefix: &[u8]| {
+        ua.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if is_crawler(ua) {
         ClientClass::Crawler
-    } else if s.starts_with(b"mozilla/") || s.starts_with(b"mozilla%2f") {
+    } else if starts(b"mozilla/") || starts(b"mozilla%2f") {
         ClientClass::Browser
     } else {
         ClientClass::Other
     }
 }
 
-/// `s` is lowercase. Rather than one substring search per token, visit the
-/// few places where a token's rarest letter occurs and look around them.
+/// Rather than one substring search per token, visit the few places where a
+/// token's rarest letter occurs (`b`, `d`, `w`, `u` in either case, found 64
+/// bytes at a time) and compare around them.
 #[inline]
 fn is_crawler(s: &[u8]) -> bool {
-    let at = |start: Option<usize>, token: &[u8]| start.is_some_and(|i| s[i..].starts_with(token));
-    for i in memchr3_iter(b'b', b'd', b'w', s) {
-        let hit = match s[i] {
-            b'b' => {
-                (at(Some(i), b"bot") && !at(i.checked_sub(2), b"cubot"))
-                    || at(i.checked_sub(4), b"facebookexternalhit")
+    // Compare up to eight bytes at once: fold the window to lowercase with
+    // `| 0x20` (which maps only `A`-`Z` onto `a`-`z`, and every token is
+    // letters only) and mask it to the token's length.
+    let at = |start: Option<usize>, token: &Token| {
+        start.is_some_and(|i| (window_at(s, i) | ASCII_CASE) & token.mask == token.word)
+    };
+    for (block, chunk) in s.chunks(64).enumerate() {
+        let mut candidates = byte_bits(chunk, Needles::AgentLetters);
+        while candidates != 0 {
+            let i = block * 64 + candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let hit = match s[i] | 0x20 {
+                b'b' => {
+                    (at(Some(i), &BOT) && !at(i.checked_sub(2), &CUBOT))
+                        || (at(i.checked_sub(4), &FACEBOOK)
+                            && s.get(i + 4..i + 15)
+                                .is_some_and(|w| w.eq_ignore_ascii_case(b"externalhit")))
+                }
+                b'd' => at(i.checked_sub(3), &SPIDER) || at(i.checked_sub(3), &YANDEX),
+                b'w' => at(i.checked_sub(3), &CRAWL),
+                _ => at(i.checked_sub(2), &SLURP),
+            };
+            if hit {
+                return true;
             }
-            b'd' => at(i.checked_sub(3), b"spider") || at(i.checked_sub(3), b"yandex"),
-            _ => at(i.checked_sub(3), b"crawl"),
-        };
-        if hit {
-            return true;
         }
     }
-    memchr_iter(b'u', s).any(|i| at(i.checked_sub(2), b"slurp"))
+    false
+}
+
+const ASCII_CASE: u64 = 0x2020_2020_2020_2020;
+
+/// A lowercase token of at most eight letters, as a little-endian word.
+struct Token {
+    word: u64,
+    mask: u64,
+}
+
+impl Token {
+    const fn new(token: &[u8]) -> Token {
+        assert!(token.len() <= 8);
+        let mut bytes = [0u8; 8];
+        let mut i = 0;
+        while i < token.len() {
+            bytes[i] = token[i];
+            i += 1;
+        }
+        let mask = if token.len() == 8 {
+            u64::MAX
+        } else {
+            (1 << (8 * token.len())) - 1
+        };
+        Token {
+            word: u64::from_le_bytes(bytes) & mask,
+            mask,
+        }
+    }
+}
+
+const BOT: Token = Token::new(b"bot");
+const CUBOT: Token = Token::new(b"cubot");
+const FACEBOOK: Token = Token::new(b"facebook");
+const SPIDER: Token = Token::new(b"spider");
+const YANDEX: Token = Token::new(b"yandex");
+const CRAWL: Token = Token::new(b"crawl");
+const SLURP: Token = Token::new(b"slurp");
+
+/// The eight bytes of `s` from `i`, zero past its end.
+#[inline]
+fn window_at(s: &[u8], i: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    match s.get(i..i + 8) {
+        Some(w) => bytes.copy_from_slice(w),
+        None => {
+            let tail = s.get(i..).unwrap_or_default();
+            bytes[..tail.len()].copy_from_slice(tail);
+        }
+    }
+    u64::from_le_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -432,11 +432,7 @@ fn user_agents_classified_without_decoding() {
         ("d", Other),
         ("w", Other),
     ] {
-        assert_eq!(
-            classify_user_agent(ua.as_bytes(), &mut Vec::new()),
-            want,
-            "{ua}"
-        );
+        assert_eq!(classify_user_agent(ua.as_bytes()), want, "{ua}");
     }
     // A missing agent is unknown, not "other".
     check(
@@ -465,6 +461,13 @@ fn non_utf8_text_is_decoded_lossily() {
     })
     .unwrap();
     assert_eq!(got, "ex\u{FFFD}ample.org /p\u{FFFD}");
+    // Raw UTF-8 (not what CloudFront writes, but valid text) is kept as is.
+    let utf8 = "2022-05-05\t05:05:05\t200\tbücher.example\t/straße".as_bytes();
+    d.decode_line(utf8, &mut |e: &RequestEvent<'_>| {
+        got = format!("{} {}", e.host, e.path)
+    })
+    .unwrap();
+    assert_eq!(got, "bücher.example /straße");
     line[0] = 0xFF;
     assert_eq!(
         d.decode_line(&line, &mut |_: &RequestEvent<'_>| {}),
@@ -549,6 +552,20 @@ fn leap_days() {
 }
 
 proptest! {
+    #[test]
+    fn byte_bits_match_a_byte_loop(chunk in proptest::collection::vec(prop_oneof![Just(b'\t'), Just(0x89u8), Just(b'B'), Just(b'u'), Just(b'W' ^ 0x80), any::<u8>()], 0..=70)) {
+        for (needles, wanted) in [(Needles::Tab, &b"\t"[..]), (Needles::AgentLetters, b"bBdDwWuU")] {
+            let want = chunk.iter().take(64).enumerate().fold(0u64, |m, (i, b)| m | u64::from(wanted.contains(b)) << i);
+            prop_assert_eq!(byte_bits(&chunk, needles), want);
+            let mut block = [0u8; 64];
+            let n = chunk.len().min(64);
+            block[..n].copy_from_slice(&chunk[..n]);
+            let (words, _) = block.as_chunks::<8>();
+            let swar = words.iter().enumerate().fold(0u64, |m, (k, w)| m | byte_bits_8(u64::from_le_bytes(*w), needles) << (8 * k));
+            prop_assert_eq!(swar, want);
+        }
+    }
+
     #[test]
     fn timestamps_agree_with_jiff(y in 0i16..=9999, m in 1i8..=12, d in 1i8..=31, h in 0i8..24, mi in 0i8..60, s in 0i8..60) {
         let date = format!("{y:04}-{m:02}-{d:02}");

@@ -1,0 +1,127 @@
+//! Synthetic but realistic input lines for the decoder benchmarks.
+
+pub const LINES: usize = 10_000;
+
+/// A small deterministic generator (64-bit LCG), so every run decodes the
+/// same lines.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.next() as usize % xs.len()]
+    }
+}
+
+const AGENTS: [&str; 6] = [
+    "Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)%20Chrome/124.0.0.0%20Safari/537.36",
+    "Mozilla/5.0%20(iPhone;%20CPU%20iPhone%20OS%2017_4%20like%20Mac%20OS%20X)%20AppleWebKit/605.1.15%20(KHTML,%20like%20Gecko)%20Version/17.4%20Mobile/15E148%20Safari/604.1",
+    "Mozilla/5.0%20(Macintosh;%20Intel%20Mac%20OS%20X%2014_4)%20AppleWebKit/605.1.15%20(KHTML,%20like%20Gecko)%20Version/17.4%20Safari/605.1.15",
+    "Mozilla/5.0%20(compatible;%20Googlebot/2.1;%20+http://www.google.com/bot.html)",
+    "Mozilla/5.0%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko;%20compatible;%20bingbot/2.0;%20+http://www.bing.com/bingbot.htm)%20Chrome/116.0.1938.76%20Safari/537.36",
+    "python-requests/2.31.0",
+];
+const PATHS: [&str; 8] = [
+    "/",
+    "/products/espresso-cup",
+    "/api/cart",
+    "/api/checkout/confirm",
+    "/static/js/app.8f3a2c.js",
+    "/images/hero-1920.webp",
+    "/search/caf%25C3%25A9",
+    "/p/%E6%97%A5%E6%9C%AC",
+];
+const EDGES: [&str; 5] = ["FRA56-P3", "IAD89-C1", "NRT57-P2", "LHR61-P4", "SIN2-C1"];
+const RESULTS: [&str; 5] = ["Hit", "Hit", "Miss", "RefreshHit", "Error"];
+const STATUSES: [&str; 6] = ["200", "200", "200", "304", "404", "503"];
+const METHODS: [&str; 3] = ["GET", "GET", "POST"];
+
+fn request_id(rng: &mut Lcg) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut id: String = (0..54)
+        .map(|_| ALPHABET[rng.next() as usize % 64] as char)
+        .collect();
+    id.push_str("==");
+    id
+}
+
+pub fn cloudfront_lines() -> Vec<Vec<u8>> {
+    let mut rng = Lcg(7);
+    (0..LINES)
+        .map(|i| {
+            let secs = 43_200 + i / 10;
+            let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+            let bytes = (rng.next() % 200_000).to_string();
+            let taken = format!("{}.{:03}", rng.next() % 2, rng.next() % 1000);
+            let ip = format!("198.51.100.{}", rng.next() % 250);
+            let port = (1024 + rng.next() % 60_000).to_string();
+            let result = rng.pick(&RESULTS);
+            let id = request_id(&mut rng);
+            let fields: [&str; 33] = [
+                "2024-05-01",
+                &time,
+                rng.pick(&EDGES),
+                &bytes,
+                &ip,
+                rng.pick(&METHODS),
+                "d3k9x2example.cloudfront.net",
+                rng.pick(&PATHS),
+                rng.pick(&STATUSES),
+                "https://shop.example.com/",
+                rng.pick(&AGENTS),
+                "-",
+                "-",
+                result,
+                &id,
+                "shop.example.com",
+                "https",
+                "412",
+                &taken,
+                "-",
+                "TLSv1.3",
+                "TLS_AES_128_GCM_SHA256",
+                result,
+                "HTTP/2.0",
+                "-",
+                "-",
+                &port,
+                &taken,
+                result,
+                "text/html",
+                &bytes,
+                "-",
+                "-",
+            ];
+            fields.join("\t").into_bytes()
+        })
+        .collect()
+}
+
+pub fn ndjson_lines() -> Vec<Vec<u8>> {
+    let mut rng = Lcg(11);
+    (0..LINES)
+        .map(|i| {
+            format!(
+                r#"{{"ts":"2024-05-01T12:{:02}:{:02}.{:03}Z","service":"checkout","host":"shop.example.com","path":"{}?ref=home","method":"{}","status":{},"latency_ms":{}.{},"upstream_latency_ms":{},"edge_location":"{}","bytes":{},"request_id":"{}","client":"browser","cache":"miss"}}"#,
+                i / 600 % 60,
+                i / 10 % 60,
+                rng.next() % 1000,
+                rng.pick(&PATHS[..6]),
+                rng.pick(&METHODS),
+                rng.pick(&STATUSES),
+                rng.next() % 900,
+                rng.next() % 10,
+                rng.next() % 800,
+                rng.pick(&EDGES),
+                rng.next() % 200_000,
+                request_id(&mut rng),
+            )
+            .into_bytes()
+        })
+        .collect()
+}

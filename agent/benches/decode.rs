@@ -1,0 +1,63 @@
+//! Decoder throughput on synthetic but realistic lines: 33-field CloudFront
+//! standard log records (~350 bytes, a mix of browsers, crawlers and tools,
+//! some URL-encoded paths) and NDJSON records.
+//!
+//! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
+//! reports lines per second (criterion's "elem/s").
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use slo_agent::decode::Decoder;
+use slo_agent::decode::cloudfront::{CANONICAL_FIELDS, CloudFrontStandardDecoder};
+use slo_agent::decode::ndjson::NdjsonDecoder;
+use slo_agent::event::RequestEvent;
+
+mod common;
+use common::{LINES, cloudfront_lines, ndjson_lines};
+
+fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
+    let mut sum = 0u64;
+    let mut sink = |e: &RequestEvent<'_>| {
+        sum += u64::from(e.status) + e.path.len() as u64 + e.client as u64;
+    };
+    for line in lines {
+        let _ = decoder.decode_line(black_box(line), &mut sink);
+    }
+    sum
+}
+
+fn bench(c: &mut Criterion) {
+    let cf = cloudfront_lines();
+    let nd = ndjson_lines();
+    let mean = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
+    eprintln!(
+        "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes",
+        cf.len(),
+        mean(&cf),
+        nd.len(),
+        mean(&nd)
+    );
+
+    let header = format!("#Fields: {}", CANONICAL_FIELDS.join(" "));
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(LINES as u64));
+    g.bench_function("cloudfront_33_fields", |b| {
+        let mut d = CloudFrontStandardDecoder::new("shop");
+        d.decode_line(header.as_bytes(), &mut |_: &RequestEvent<'_>| {})
+            .expect("header");
+        b.iter(|| run(&mut d, &cf))
+    });
+    g.bench_function("cloudfront_33_fields_no_header", |b| {
+        let mut d = CloudFrontStandardDecoder::new("shop");
+        b.iter(|| run(&mut d, &cf))
+    });
+    g.bench_function("ndjson", |b| {
+        let mut d = NdjsonDecoder::new("shop");
+        b.iter(|| run(&mut d, &nd))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
