@@ -44,8 +44,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(LINES as u64));
     g.bench_function("cloudfront_33_fields", |b| {
         let mut d = CloudFrontStandardDecoder::new("shop");
-        d.decode_line(header.as_bytes(), &mut |_: &RequestEvent<'_>| {})
-            .expect("header");
+        d.decode_line(header.as_bytes(), &mut |_: &RequestEvent<'_>| {}).expect("header");
         b.iter(|| run(&mut d, &cf))
     });
     g.bench_function("cloudfront_33_fields_no_header", |b| {

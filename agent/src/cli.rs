@@ -14,7 +14,11 @@ use crate::sli::report::render_table;
 use crate::spec;
 
 #[derive(Parser, Debug)]
-#[command(name = "slo-agent", version, about = "SLIs, error budgets and burn-rate alerts for CloudFront → API Gateway → Lambda")]
+#[command(
+    name = "slo-agent",
+    version,
+    about = "SLIs, error budgets and burn-rate alerts for CloudFront → API Gateway → Lambda"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

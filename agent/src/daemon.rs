@@ -170,7 +170,10 @@ impl Agent {
                 SourceConfig::File { file, .. } => {
                     let cp = store.checkpoint(&file.name)?;
                     tails.push(FileTail::new(file.clone(), cp.as_deref())?);
-                    figures.insert(file.name.clone(), SourceFigures { name: file.name.clone(), kind: "file", ..Default::default() });
+                    figures.insert(
+                        file.name.clone(),
+                        SourceFigures { name: file.name.clone(), kind: "file", ..Default::default() },
+                    );
                 }
             }
         }

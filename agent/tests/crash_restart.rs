@@ -74,10 +74,12 @@ fn sigkill_at_random_points_loses_nothing_and_counts_nothing_twice() {
     };
     for back in 1..=3 {
         let day = (today_ms / 86_400_000 - back) * 86_400;
-        let date = String::from_utf8(Command::new("date").args(["-u", "-d", &format!("@{day}"), "+%F"]).output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+        let date = String::from_utf8(
+            Command::new("date").args(["-u", "-d", &format!("@{day}"), "+%F"]).output().unwrap().stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_string();
         let st = Command::new(bin())
             .args(["generate", "--lines", "30000", "--date", &date, "--out"])
             .arg(logs.join(format!("cf-{date}.log")))

@@ -7,10 +7,7 @@ pub const LINES: usize = 10_000;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
@@ -43,9 +40,7 @@ const METHODS: [&str; 3] = ["GET", "GET", "POST"];
 
 fn request_id(rng: &mut Lcg) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-    let mut id: String = (0..54)
-        .map(|_| ALPHABET[rng.next() as usize % 64] as char)
-        .collect();
+    let mut id: String = (0..54).map(|_| ALPHABET[rng.next() as usize % 64] as char).collect();
     id.push_str("==");
     id
 }

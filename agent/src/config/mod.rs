@@ -144,7 +144,12 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     })
 }
 
-fn duration_field(cx: &mut Ctx<'_>, f: &crate::spec::fields::Fields<'_>, key: &str, default: Duration) -> Option<Duration> {
+fn duration_field(
+    cx: &mut Ctx<'_>,
+    f: &crate::spec::fields::Fields<'_>,
+    key: &str,
+    default: Duration,
+) -> Option<Duration> {
     match f.get(key) {
         None => Some(default),
         Some(n) => {
@@ -233,7 +238,13 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     };
     kind?;
     Some(SourceConfig::File {
-        file: FileSourceConfig { name: name?, paths, format: format?, service: service?, max_batch_bytes: max_batch_bytes? },
+        file: FileSourceConfig {
+            name: name?,
+            paths,
+            format: format?,
+            service: service?,
+            max_batch_bytes: max_batch_bytes?,
+        },
     })
 }
 
@@ -264,7 +275,9 @@ mod tests {
 
     #[test]
     fn every_problem_with_position() {
-        let e = errs("specs: [a]\nstate: s\nlisten: nowhere\ntick: 5x\nsourcez: []\nsources:\n  - name: a\n    type: kafka\n    paths: [x]\n");
+        let e = errs(
+            "specs: [a]\nstate: s\nlisten: nowhere\ntick: 5x\nsourcez: []\nsources:\n  - name: a\n    type: kafka\n    paths: [x]\n",
+        );
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:3:9: `listen`")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:4:7: `tick`")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:5:1: unknown field `sourcez`")), "{e:?}");

@@ -109,10 +109,7 @@ impl Role {
             ("x-host-header", Role::HostHeader),
             ("time-taken", Role::TimeTaken),
         ];
-        NAMES
-            .iter()
-            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
-            .map(|&(_, r)| r)
+        NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(_, r)| r)
     }
 }
 
@@ -139,10 +136,7 @@ impl ColumnMap {
             };
             roles.push(role);
         }
-        let used = roles
-            .iter()
-            .rposition(|&r| r != NO_ROLE)
-            .map_or(0, |i| i + 1);
+        let used = roles.iter().rposition(|&r| r != NO_ROLE).map_or(0, |i| i + 1);
         roles.truncate(used);
         ColumnMap { roles }
     }
@@ -189,9 +183,7 @@ impl ColumnMap {
 
 /// How many tabs `line` holds.
 fn tab_count(line: &[u8]) -> usize {
-    line.chunks(64)
-        .map(|chunk| byte_bits(chunk, Needles::Tab).count_ones() as usize)
-        .sum()
+    line.chunks(64).map(|chunk| byte_bits(chunk, Needles::Tab).count_ones() as usize).sum()
 }
 
 /// A field's place in its line.
@@ -209,10 +201,7 @@ impl Span {
     /// so both fit in `u32` (checked by a const assertion below).
     #[inline]
     fn new(start: usize, end: usize) -> Span {
-        Span {
-            start: start as u32,
-            end: end as u32,
-        }
+        Span { start: start as u32, end: end as u32 }
     }
 
     #[inline]
@@ -264,9 +253,7 @@ fn block_bits(block: &[u8; 64], needles: Needles) -> u64 {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn byte_bits_16(lo: u64, hi: u64, needles: Needles) -> u16 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
-    };
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8};
     // SAFETY: these intrinsics only need the `sse2` target feature, which
     // the `cfg` above guarantees is enabled for this build; they take
     // values, not pointers, so there is no memory to get wrong.
@@ -304,9 +291,7 @@ fn byte_bits_8(word: u64, needles: Needles) -> u64 {
         Needles::Tab => zero_byte_bits(word ^ (ONES * u64::from(b'\t'))),
         Needles::AgentLetters => {
             let folded = word | (ONES * 0x20);
-            [b'b', b'd', b'w', b'u'].iter().fold(0, |bits, &b| {
-                bits | zero_byte_bits(folded ^ (ONES * u64::from(b)))
-            })
+            [b'b', b'd', b'w', b'u'].iter().fold(0, |bits, &b| bits | zero_byte_bits(folded ^ (ONES * u64::from(b))))
         }
     }
 }
@@ -357,9 +342,7 @@ impl CloudFrontStandardDecoder {
     fn read_header(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(names) = line.strip_prefix(b"#Fields:") {
-            let names = names
-                .split(|&b| b == b' ' || b == b'\t')
-                .filter(|n| !n.is_empty());
+            let names = names.split(|&b| b == b' ' || b == b'\t').filter(|n| !n.is_empty());
             self.header = Some(ColumnMap::from_names(names));
         }
     }
@@ -452,12 +435,7 @@ impl CloudFrontStandardDecoder {
 
         // Disjoint borrows of the scratch buffers, so that the event can
         // borrow from several of them at once.
-        let Self {
-            default_service,
-            path_buf,
-            lossy,
-            ..
-        } = self;
+        let Self { default_service, path_buf, lossy, .. } = self;
         let client = value(Role::UserAgent).map_or(ClientClass::Unknown, classify_user_agent);
         let [lossy_host, lossy_path, lossy_method, lossy_edge, lossy_id] = lossy;
 
@@ -472,11 +450,7 @@ impl CloudFrontStandardDecoder {
             Some(_) => text_of(Role::UriStem, lossy_path),
             None => "",
         };
-        let host_role = if value(Role::HostHeader).is_some() {
-            Role::HostHeader
-        } else {
-            Role::Host
-        };
+        let host_role = if value(Role::HostHeader).is_some() { Role::HostHeader } else { Role::Host };
 
         let event = RequestEvent {
             ts_ms,
@@ -672,10 +646,7 @@ const AGENT_PREFIX: usize = 512;
 /// `facebookexternalhit`. A browser is anything else starting `Mozilla/`.
 fn classify_user_agent(ua: &[u8]) -> ClientClass {
     let ua = &ua[..ua.len().min(AGENT_PREFIX)];
-    let starts = |prefix: &[u8]| {
-        ua.get(..prefix.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
-    };
+    let starts = |prefix: &[u8]| ua.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
     if is_crawler(ua) {
         ClientClass::Crawler
     } else if starts(b"mozilla/") || starts(b"mozilla%2f") {
@@ -705,8 +676,7 @@ fn is_crawler(s: &[u8]) -> bool {
                 b'b' => {
                     (at(Some(i), &BOT) && !at(i.checked_sub(2), &CUBOT))
                         || (at(i.checked_sub(4), &FACEBOOK)
-                            && s.get(i + 4..i + 15)
-                                .is_some_and(|w| w.eq_ignore_ascii_case(b"externalhit")))
+                            && s.get(i + 4..i + 15).is_some_and(|w| w.eq_ignore_ascii_case(b"externalhit")))
                 }
                 b'd' => at(i.checked_sub(3), &SPIDER) || at(i.checked_sub(3), &YANDEX),
                 b'w' => at(i.checked_sub(3), &CRAWL),
@@ -737,15 +707,8 @@ impl Token {
             bytes[i] = token[i];
             i += 1;
         }
-        let mask = if token.len() == 8 {
-            u64::MAX
-        } else {
-            (1 << (8 * token.len())) - 1
-        };
-        Token {
-            word: u64::from_le_bytes(bytes) & mask,
-            mask,
-        }
+        let mask = if token.len() == 8 { u64::MAX } else { (1 << (8 * token.len())) - 1 };
+        Token { word: u64::from_le_bytes(bytes) & mask, mask }
     }
 }
 

@@ -44,7 +44,8 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::BadField,
         RejectReason::NoHeader,
         RejectReason::MissingField,
         RejectReason::BadTimestamp,
@@ -163,9 +164,7 @@ impl Format {
     pub fn decoder(self, default_service: &str) -> Option<Box<dyn Decoder>> {
         match self {
             Format::Auto => None,
-            Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(
-                default_service,
-            ))),
+            Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
         }
     }
@@ -174,8 +173,7 @@ impl Format {
 /// Whether `line` looks like a CloudFront standard log record without its
 /// header: exactly 33 tab-separated fields and a `YYYY-MM-DD` date first.
 pub(crate) fn looks_like_headerless_cloudfront(line: &[u8]) -> bool {
-    line.get(..11)
-        .is_some_and(|head| head[10] == b'\t' && parse_date(&head[..10]).is_some())
+    line.get(..11).is_some_and(|head| head[10] == b'\t' && parse_date(&head[..10]).is_some())
         && memchr::memchr_iter(b'\t', line).count() == cloudfront::CANONICAL_FIELDS.len() - 1
 }
 
@@ -258,9 +256,8 @@ pub(crate) fn render_run(decoder: &mut dyn Decoder, input: &[u8]) -> String {
     let mut out = String::new();
     for line in input.split(|&b| b == b'\n') {
         let mut rendered = Vec::new();
-        let result = decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| {
-            rendered.push(render_event(e))
-        });
+        let result =
+            decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| rendered.push(render_event(e)));
         match result {
             Ok(()) => rendered.iter().for_each(|r| {
                 out.push_str(r);
@@ -285,22 +282,14 @@ pub(crate) fn render_event(e: &crate::event::RequestEvent<'_>) -> String {
         Err(_) => format!("ts_ms={}", e.ts_ms),
     };
     let origin = e.origin.map_or("-", |o| o.as_str());
-    let _ = write!(
-        s,
-        " {origin} {} {} {} {:?} {}",
-        e.service, e.host, e.method, e.path, e.status
-    );
+    let _ = write!(s, " {origin} {} {} {} {:?} {}", e.service, e.host, e.method, e.path, e.status);
     if let Some(l) = e.latency_ms {
         let _ = write!(s, " latency={l}");
     }
     if let Some(l) = e.upstream_latency_ms {
         let _ = write!(s, " upstream={l}");
     }
-    for (name, v) in [
-        ("edge", e.edge_location),
-        ("id", e.request_id),
-        ("trace", e.trace_id),
-    ] {
+    for (name, v) in [("edge", e.edge_location), ("id", e.request_id), ("trace", e.trace_id)] {
         if !v.is_empty() {
             let _ = write!(s, " {name}={v}");
         }
@@ -341,9 +330,7 @@ impl Rejects {
         stats.count += 1;
         if stats.samples.len() < SAMPLES_PER_REASON {
             let cut = &line[..line.len().min(SAMPLE_BYTES)];
-            stats
-                .samples
-                .push((place(), String::from_utf8_lossy(cut).into_owned()));
+            stats.samples.push((place(), String::from_utf8_lossy(cut).into_owned()));
         }
     }
 

@@ -44,9 +44,7 @@ pub struct NdjsonDecoder {
 impl NdjsonDecoder {
     /// `default_service` names the service of records that carry none.
     pub fn new(default_service: &str) -> Self {
-        NdjsonDecoder {
-            default_service: default_service.to_owned(),
-        }
+        NdjsonDecoder { default_service: default_service.to_owned() }
     }
 }
 
@@ -164,9 +162,7 @@ impl Decoder for NdjsonDecoder {
         }
         .ok_or(RejectReason::BadStatus)?;
 
-        let service = text(&record.service)?
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&self.default_service);
+        let service = text(&record.service)?.filter(|s| !s.is_empty()).unwrap_or(&self.default_service);
         let path = text(&record.path)?.unwrap_or("");
         let path = path.split_once('?').map_or(path, |(p, _query)| p);
 
@@ -226,9 +222,7 @@ fn byte_count(v: &Option<Scalar<'_>>) -> Result<u64, RejectReason> {
         None => Ok(0),
         Some(Scalar::Unsigned(n)) => Ok(*n),
         // Some producers write every number as a float.
-        Some(Scalar::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < u64::MAX as f64 => {
-            Ok(*x as u64)
-        }
+        Some(Scalar::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < u64::MAX as f64 => Ok(*x as u64),
         Some(_) => Err(RejectReason::BadNumber),
     }
 }
@@ -267,11 +261,7 @@ fn rfc3339_ms(s: &[u8]) -> Option<i64> {
             return None;
         }
         for i in 0..3 {
-            frac_ms = frac_ms * 10
-                + frac
-                    .get(i)
-                    .filter(|_| i < n)
-                    .map_or(0, |d| i64::from(d - b'0'));
+            frac_ms = frac_ms * 10 + frac.get(i).filter(|_| i < n).map_or(0, |d| i64::from(d - b'0'));
         }
         rest = &frac[n..];
     }

@@ -178,7 +178,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut firing_now = BTreeMap::new();
         for s in &snap.statuses {
             for c in s.conditions.iter().filter(|c| c.firing) {
-                let key = (s.slo.name.clone(), c.rule.severity.as_str(), format!("{}/{}", c.rule.long_window, c.rule.short_window));
+                let key = (
+                    s.slo.name.clone(),
+                    c.rule.severity.as_str(),
+                    format!("{}/{}", c.rule.long_window, c.rule.short_window),
+                );
                 firing_now.insert(key, c.long_burn_rate.unwrap_or(0.0).max(c.short_burn_rate.unwrap_or(0.0)));
             }
         }
@@ -339,7 +343,8 @@ fn draw(
         "SLO", "OBJ", "EVENTS", "SLI", "ERROR BUDGET LEFT", "5m", "1h", "6h", "1d", "p99 ms"
     );
     for s in &report.slos {
-        let burn = |w: &str| s.burn_rates.get(w).copied().flatten().map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());
+        let burn =
+            |w: &str| s.burn_rates.get(w).copied().flatten().map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());
         let page = s.alerts.iter().any(|a| a.firing && a.severity == "page");
         let ticket = s.alerts.iter().any(|a| a.firing && a.severity == "ticket");
         let alert = if page {
@@ -350,7 +355,13 @@ fn draw(
             "\x1b[32mok\x1b[0m".to_string()
         };
         let rem = s.error_budget.remaining;
-        let color = if rem < 0.25 { "\x1b[31m" } else if rem < 0.75 { "\x1b[33m" } else { "\x1b[32m" };
+        let color = if rem < 0.25 {
+            "\x1b[31m"
+        } else if rem < 0.75 {
+            "\x1b[33m"
+        } else {
+            "\x1b[32m"
+        };
         let _ = writeln!(
             out,
             "{:<25} {:>7} {:>10} {:>9}  {color}{}\x1b[0m {:>6} {:>7} {:>7} {:>7} {:>7} {:>8}  {}",

@@ -52,8 +52,16 @@ impl Scenario {
             seed: 20261120,
             peak_per_minute: 250,
             incidents: vec![
-                Incident { start_minute: 10 * 60 + 20, end_minute: 10 * 60 + 55, kind: IncidentKind::CheckoutErrors { fraction: 0.15 } },
-                Incident { start_minute: 15 * 60, end_minute: 17 * 60 + 30, kind: IncidentKind::ApiSlowdown { factor: 2.5 } },
+                Incident {
+                    start_minute: 10 * 60 + 20,
+                    end_minute: 10 * 60 + 55,
+                    kind: IncidentKind::CheckoutErrors { fraction: 0.15 },
+                },
+                Incident {
+                    start_minute: 15 * 60,
+                    end_minute: 17 * 60 + 30,
+                    kind: IncidentKind::ApiSlowdown { factor: 2.5 },
+                },
             ],
         }
     }
@@ -171,7 +179,8 @@ impl TrafficGenerator {
         lines.truncate(0);
         for i in 0..n {
             let off = self.rng.random_range(0..60_000u32);
-            let mut line = if i < lines.capacity() && i < lines.len() { std::mem::take(&mut lines[i].1) } else { Vec::new() };
+            let mut line =
+                if i < lines.capacity() && i < lines.len() { std::mem::take(&mut lines[i].1) } else { Vec::new() };
             line.clear();
             self.write_request(&mut line, minute_ms + off as i64, checkout_fail, slow);
             lines.push((off, line));
@@ -305,7 +314,13 @@ impl TrafficGenerator {
         };
         let secs = ts_ms.div_euclid(1000);
         let (date, time) = civil(secs);
-        let ip = format!("{}.{}.{}.{}", 23 + self.rng.random_range(0..180u32), self.rng.random_range(0..255u32), self.rng.random_range(0..255u32), self.rng.random_range(1..254u32));
+        let ip = format!(
+            "{}.{}.{}.{}",
+            23 + self.rng.random_range(0..180u32),
+            self.rng.random_range(0..255u32),
+            self.rng.random_range(0..255u32),
+            self.rng.random_range(1..254u32)
+        );
         let status_text = if status == 0 { "000".to_string() } else { status.to_string() };
         let content_type = match kind {
             Kind::Static if path.ends_with(".js") => "application/javascript",

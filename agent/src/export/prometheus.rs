@@ -50,7 +50,12 @@ pub struct AgentFigures {
 
 /// Render the whole exposition: per-SLO figures from the latest evaluation,
 /// cumulative counted events, and the agent's own telemetry.
-pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[SourceFigures], agent: &AgentFigures) -> String {
+pub fn render(
+    statuses: &[SloStatus],
+    counted: &[(String, Counts)],
+    sources: &[SourceFigures],
+    agent: &AgentFigures,
+) -> String {
     let mut reg = Registry::default();
 
     let events_total = Family::<Labels, Counter>::default();
@@ -61,7 +66,11 @@ pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[S
         events_total.get_or_create(&l).inc_by(c.total);
         good_total.get_or_create(&l).inc_by(c.good);
     }
-    reg.register("slo_agent_slo_events", "Events counted for the SLO since the agent started (or since its state was restored)", events_total);
+    reg.register(
+        "slo_agent_slo_events",
+        "Events counted for the SLO since the agent started (or since its state was restored)",
+        events_total,
+    );
     reg.register("slo_agent_slo_good_events", "Good events counted for the SLO since the agent started", good_total);
 
     let objective = Family::<Labels, GaugeF>::default();
@@ -109,13 +118,33 @@ pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[S
         }
     }
     reg.register("slo_agent_slo_objective_ratio", "The SLO's objective as a ratio (0.999 for 99.9%)", objective);
-    reg.register("slo_agent_slo_window_events", "Events in the current SLO window, by kind (good, total)", window_events);
+    reg.register(
+        "slo_agent_slo_window_events",
+        "Events in the current SLO window, by kind (good, total)",
+        window_events,
+    );
     reg.register("slo_agent_slo_sli_ratio", "The SLI over the SLO window (absent when the window has no events)", sli);
-    reg.register("slo_agent_slo_error_budget_remaining_ratio", "Error budget left in the SLO window (1 = untouched, below 0 = overspent)", remaining);
-    reg.register("slo_agent_slo_burn_rate_ratio", "Burn rate per alert window: bad fraction divided by the allowed bad fraction", burn);
+    reg.register(
+        "slo_agent_slo_error_budget_remaining_ratio",
+        "Error budget left in the SLO window (1 = untouched, below 0 = overspent)",
+        remaining,
+    );
+    reg.register(
+        "slo_agent_slo_burn_rate_ratio",
+        "Burn rate per alert window: bad fraction divided by the allowed bad fraction",
+        burn,
+    );
     reg.register("slo_agent_slo_alert_condition", "1 while a multiwindow burn-rate condition holds, else 0", condition);
-    reg.register("slo_agent_slo_alert_burn_rate_threshold_ratio", "The burn-rate threshold of each condition", threshold);
-    reg.register("slo_agent_slo_latency_seconds", "Latency percentiles over the SLO window (day granularity at the old edge)", latency);
+    reg.register(
+        "slo_agent_slo_alert_burn_rate_threshold_ratio",
+        "The burn-rate threshold of each condition",
+        threshold,
+    );
+    reg.register(
+        "slo_agent_slo_latency_seconds",
+        "Latency percentiles over the SLO window (day granularity at the old edge)",
+        latency,
+    );
 
     let lines = Family::<Labels, Counter>::default();
     let bytes = Family::<Labels, Counter>::default();
@@ -152,12 +181,27 @@ pub fn render(statuses: &[SloStatus], counted: &[(String, Counts)], sources: &[S
     };
     c(&mut reg, "slo_agent_events", "Events decoded and handed to the SLI engine", agent.events);
     c(&mut reg, "slo_agent_unmatched_events", "Events no SLO counted", agent.unmatched_events);
-    c(&mut reg, "slo_agent_too_old_events", "Event/SLO pairs dropped because the event was older than the SLO keeps", agent.too_old_events);
-    c(&mut reg, "slo_agent_future_events", "Events dropped because their time was too far ahead of the clock", agent.future_events);
+    c(
+        &mut reg,
+        "slo_agent_too_old_events",
+        "Event/SLO pairs dropped because the event was older than the SLO keeps",
+        agent.too_old_events,
+    );
+    c(
+        &mut reg,
+        "slo_agent_future_events",
+        "Events dropped because their time was too far ahead of the clock",
+        agent.future_events,
+    );
     c(&mut reg, "slo_agent_store_commits", "Store transactions committed", agent.commits);
     c(&mut reg, "slo_agent_store_commit_failures", "Store transactions that failed (retried)", agent.commit_failures);
     c(&mut reg, "slo_agent_spec_reloads", "Successful spec reloads", agent.spec_reloads);
-    c(&mut reg, "slo_agent_spec_reload_failures", "Spec reloads refused because the new specs did not validate", agent.spec_reload_failures);
+    c(
+        &mut reg,
+        "slo_agent_spec_reload_failures",
+        "Spec reloads refused because the new specs did not validate",
+        agent.spec_reload_failures,
+    );
     let g = GaugeF::default();
     g.set(agent.slos as f64);
     reg.register("slo_agent_slos", "SLOs loaded", g);

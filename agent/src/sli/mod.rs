@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::event::{EventSink, RequestEvent};
-use crate::spec::model::{BurnRateRule, CalendarUnit, MINUTE_MS, Minutes, Slo, SloSet, SloWindow, ALERT_WINDOWS};
+use crate::spec::model::{ALERT_WINDOWS, BurnRateRule, CalendarUnit, MINUTE_MS, Minutes, Slo, SloSet, SloWindow};
 use latency::{LatencyDays, Percentiles};
 use ring::Counts;
 use series::{DirtyBuckets, RingId, Series, WindowStats};
@@ -37,7 +37,13 @@ impl SloState {
     fn new(slo: Arc<Slo>) -> SloState {
         let series = Series::new(&slo.window, &slo.budgeting);
         let keep_days = slo.window.longest().0.div_ceil(1440) + 1;
-        SloState { series, latency: LatencyDays::new(keep_days), dirty: DirtyBuckets::default(), counted: Counts::default(), slo }
+        SloState {
+            series,
+            latency: LatencyDays::new(keep_days),
+            dirty: DirtyBuckets::default(),
+            counted: Counts::default(),
+            slo,
+        }
     }
 
     /// Bytes of counting memory held for this SLO (buckets; histograms extra).
@@ -361,7 +367,12 @@ fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
             let long_burn_rate = burn(rule.long_window, &mut state.series);
             let short_burn_rate = burn(rule.short_window, &mut state.series);
             let over = |b: Option<f64>| b.is_some_and(|b| b > rule.burn_rate_threshold);
-            ConditionStatus { rule, long_burn_rate, short_burn_rate, firing: over(long_burn_rate) && over(short_burn_rate) }
+            ConditionStatus {
+                rule,
+                long_burn_rate,
+                short_burn_rate,
+                firing: over(long_burn_rate) && over(short_burn_rate),
+            }
         })
         .collect();
     let latency = state.latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1);

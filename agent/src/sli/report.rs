@@ -116,10 +116,7 @@ impl SloReport {
             events: EventCounts { total: w.events.total, good: w.events.good, bad: w.events.bad() },
             slices,
             sli: s.sli.map(r),
-            error_budget: ErrorBudget {
-                consumed: r(s.budget_consumed),
-                remaining: r(s.budget_remaining()),
-            },
+            error_budget: ErrorBudget { consumed: r(s.budget_consumed), remaining: r(s.budget_remaining()) },
             burn_rates: s.burn_rates.iter().map(|(m, b)| (m.to_string(), b.map(r))).collect(),
             latency_ms: s.latency,
             alerts: s
@@ -151,9 +148,8 @@ pub fn render_table(report: &Report) -> String {
     );
     for s in &report.slos {
         let pct = |v: Option<f64>| v.map(|v| format!("{:.3}%", v * 100.0)).unwrap_or_else(|| "-".into());
-        let burn = |w: &str| {
-            s.burn_rates.get(w).copied().flatten().map(|b| format!("{b:.2}")).unwrap_or_else(|| "-".into())
-        };
+        let burn =
+            |w: &str| s.burn_rates.get(w).copied().flatten().map(|b| format!("{b:.2}")).unwrap_or_else(|| "-".into());
         let firing: Vec<String> = s
             .alerts
             .iter()

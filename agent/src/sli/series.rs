@@ -148,10 +148,9 @@ impl Series {
                 ring: Ring::new(slice.0, longest.div_ceil(slice.0) as usize),
                 target: good_ratio_at_least,
             },
-            Budgeting::RatioTimeslices { slice } => Series::Slices {
-                ring: Ring::new(slice.0, longest.div_ceil(slice.0) as usize),
-                target: f64::NAN,
-            },
+            Budgeting::RatioTimeslices { slice } => {
+                Series::Slices { ring: Ring::new(slice.0, longest.div_ceil(slice.0) as usize), target: f64::NAN }
+            }
         }
     }
 

@@ -98,10 +98,8 @@ impl FileTail {
             })?;
         }
         let state = match checkpoint {
-            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| FileSourceError::Checkpoint {
-                source_name: cfg.name.clone(),
-                message: e.to_string(),
-            })?,
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map_err(|e| FileSourceError::Checkpoint { source_name: cfg.name.clone(), message: e.to_string() })?,
             None => FileCheckpoint::default(),
         };
         Ok(FileTail { cfg, state, decoders: BTreeMap::new() })
@@ -185,7 +183,8 @@ impl FileTail {
         st.path = path.display().to_string();
         // Same file? The first bytes we hashed must still be there.
         let known_len = (st.head_len as usize).min(head.len());
-        let restarted = st.offset > 0 && (len < st.offset || fnv(&head[..known_len]) != st.head_hash || known_len < st.head_len as usize);
+        let restarted = st.offset > 0
+            && (len < st.offset || fnv(&head[..known_len]) != st.head_hash || known_len < st.head_len as usize);
         if restarted {
             tracing::info!(source = %self.cfg.name, path = %path.display(), "file was truncated or replaced; reading it from the start");
             *st = FileState { path: path.display().to_string(), ..FileState::default() };
@@ -286,7 +285,10 @@ impl FileTail {
         // A single line longer than everything we could read: count it as
         // overlong and skip past it, so a bad file cannot stall the source.
         if consumed == 0 && buf.len() > MAX_LINE {
-            on_line(crate::source::lines::Line { number: 0, bytes: &buf[..MAX_LINE], overlong: true }, &mut out.rejects);
+            on_line(
+                crate::source::lines::Line { number: 0, bytes: &buf[..MAX_LINE], overlong: true },
+                &mut out.rejects,
+            );
             lines += 1;
             let skip_to = memchr::memchr(b'\n', &buf[MAX_LINE..]).map(|p| MAX_LINE + p + 1).unwrap_or(buf.len());
             consumed = skip_to;

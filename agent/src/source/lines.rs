@@ -145,7 +145,11 @@ impl LineSplitter {
         if self.pending() > 0 && !self.skipping {
             self.line_no += 1;
             let bytes = &self.buf[self.start..];
-            f(Line { number: self.line_no, bytes: &bytes[..bytes.len().min(MAX_LINE)], overlong: bytes.len() > MAX_LINE });
+            f(Line {
+                number: self.line_no,
+                bytes: &bytes[..bytes.len().min(MAX_LINE)],
+                overlong: bytes.len() > MAX_LINE,
+            });
         }
         self.buf.clear();
         self.start = 0;

@@ -30,10 +30,7 @@ impl Ctx<'_> {
     /// reported (with the closest allowed key) and skipped.
     pub fn map<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
         let Value::Map(entries) = &node.value else {
-            self.err(
-                node.pos,
-                format!("`{what}` must be a map, found {}", node.kind_name()),
-            );
+            self.err(node.pos, format!("`{what}` must be a map, found {}", node.kind_name()));
             return None;
         };
         let mut unknown = Vec::new();
@@ -46,20 +43,11 @@ impl Ctx<'_> {
                 };
                 self.err(
                     key.pos,
-                    format!(
-                        "unknown field `{}` in `{what}`; {hint}allowed: {}",
-                        key.text,
-                        allowed.join(", ")
-                    ),
+                    format!("unknown field `{}` in `{what}`; {hint}allowed: {}", key.text, allowed.join(", ")),
                 );
             }
         }
-        Some(Fields {
-            node,
-            what: what.to_string(),
-            entries,
-            unknown,
-        })
+        Some(Fields { node, what: what.to_string(), entries, unknown })
     }
 
     /// A scalar's text; numbers and booleans are accepted as their text.
@@ -67,10 +55,7 @@ impl Ctx<'_> {
         match &node.value {
             Value::Scalar(Scalar { text, .. }) => Some(text),
             _ => {
-                self.err(
-                    node.pos,
-                    format!("`{what}` must be a string, found {}", node.kind_name()),
-                );
+                self.err(node.pos, format!("`{what}` must be a string, found {}", node.kind_name()));
                 None
             }
         }
@@ -82,10 +67,7 @@ impl Ctx<'_> {
         match text.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Some(v),
             _ => {
-                self.err(
-                    node.pos,
-                    format!("`{what}` must be a number, found `{text}`"),
-                );
+                self.err(node.pos, format!("`{what}` must be a number, found `{text}`"));
                 None
             }
         }
@@ -96,10 +78,7 @@ impl Ctx<'_> {
             "true" | "True" | "TRUE" => Some(true),
             "false" | "False" | "FALSE" => Some(false),
             other => {
-                self.err(
-                    node.pos,
-                    format!("`{what}` must be true or false, found `{other}`"),
-                );
+                self.err(node.pos, format!("`{what}` must be true or false, found `{other}`"));
                 None
             }
         }
@@ -109,10 +88,7 @@ impl Ctx<'_> {
     pub fn one_or_many<'n>(&mut self, node: &'n Node, what: &str) -> Vec<&'n Node> {
         match &node.value {
             Value::Seq(items) if items.is_empty() => {
-                self.err(
-                    node.pos,
-                    format!("`{what}` is an empty list; leave the field out to match everything"),
-                );
+                self.err(node.pos, format!("`{what}` is an empty list; leave the field out to match everything"));
                 Vec::new()
             }
             Value::Seq(items) => items.iter().collect(),
@@ -124,10 +100,7 @@ impl Ctx<'_> {
         match &node.value {
             Value::Seq(items) => Some(items),
             _ => {
-                self.err(
-                    node.pos,
-                    format!("`{what}` must be a list, found {}", node.kind_name()),
-                );
+                self.err(node.pos, format!("`{what}` must be a list, found {}", node.kind_name()));
                 None
             }
         }
@@ -146,11 +119,7 @@ pub struct Fields<'n> {
 impl<'n> Fields<'n> {
     /// The value of `key`; an explicit null counts as absent.
     pub fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.text == key)
-            .map(|(_, v)| v)
-            .filter(|v| v.value != Value::Null)
+        self.entries.iter().find(|(k, _)| k.text == key).map(|(_, v)| v).filter(|v| v.value != Value::Null)
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -163,10 +132,7 @@ impl<'n> Fields<'n> {
         // A misspelt key already has its own message, with this suggestion.
         let misspelt = self.unknown.iter().any(|k| closest(k, &[key]).is_some());
         if v.is_none() && !misspelt {
-            cx.err(
-                self.node.pos,
-                format!("`{}` is missing required field `{key}`", self.what),
-            );
+            cx.err(self.node.pos, format!("`{}` is missing required field `{key}`", self.what));
         }
         v
     }

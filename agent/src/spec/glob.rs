@@ -34,16 +34,10 @@ pub struct GlobError {
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
         if pattern.is_empty() {
-            return Err(GlobError {
-                offset: 0,
-                message: "empty glob".into(),
-            });
+            return Err(GlobError { offset: 0, message: "empty glob".into() });
         }
         if let Some(i) = pattern.bytes().position(|b| b.is_ascii_control()) {
-            return Err(GlobError {
-                offset: i,
-                message: "control character in glob".into(),
-            });
+            return Err(GlobError { offset: i, message: "control character in glob".into() });
         }
         if let Some(i) = pattern.find(['[', ']', '{', '}']) {
             return Err(GlobError {
@@ -72,10 +66,7 @@ impl Glob {
         } else {
             Kind::General(bytes.to_vec())
         };
-        Ok(Glob {
-            source: pattern.to_string(),
-            kind,
-        })
+        Ok(Glob { source: pattern.to_string(), kind })
     }
 
     pub fn as_str(&self) -> &str {

@@ -11,27 +11,19 @@ pub struct ValueError {
 }
 
 fn err(offset: usize, message: impl Into<String>) -> ValueError {
-    ValueError {
-        offset,
-        message: message.into(),
-    }
+    ValueError { offset, message: message.into() }
 }
 
 /// `5m`, `1h`, `28d`, `4w`: a positive whole number and one unit.
 pub fn duration(text: &str) -> Result<Minutes, ValueError> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     if text.is_empty() {
-        return Err(err(
-            0,
-            "empty duration; expected e.g. `5m`, `1h`, `28d`, `4w`",
-        ));
+        return Err(err(0, "empty duration; expected e.g. `5m`, `1h`, `28d`, `4w`"));
     }
     if digits == 0 {
         return Err(err(
             0,
-            format!(
-                "`{text}` is not a duration; expected a whole number and a unit, e.g. `5m`, `1h`, `28d`, `4w`"
-            ),
+            format!("`{text}` is not a duration; expected a whole number and a unit, e.g. `5m`, `1h`, `28d`, `4w`"),
         ));
     }
     let unit = &text[digits..];
@@ -41,32 +33,18 @@ pub fn duration(text: &str) -> Result<Minutes, ValueError> {
         "d" => 1440,
         "w" => 7 * 1440,
         "" => {
-            return Err(err(
-                digits,
-                format!("`{text}` has no unit; use m, h, d or w"),
-            ));
+            return Err(err(digits, format!("`{text}` has no unit; use m, h, d or w")));
         }
         "s" | "ms" | "us" => {
-            return Err(err(
-                digits,
-                format!("`{text}`: durations here are whole minutes; use m, h, d or w"),
-            ));
+            return Err(err(digits, format!("`{text}`: durations here are whole minutes; use m, h, d or w")));
         }
         _ => {
-            return Err(err(
-                digits,
-                format!("unknown unit `{unit}` in `{text}`; use m, h, d or w"),
-            ));
+            return Err(err(digits, format!("unknown unit `{unit}` in `{text}`; use m, h, d or w")));
         }
     };
-    let n: u64 = text[..digits]
-        .parse()
-        .map_err(|_| err(0, format!("`{text}` is too long")))?;
+    let n: u64 = text[..digits].parse().map_err(|_| err(0, format!("`{text}` is too long")))?;
     if n == 0 {
-        return Err(err(
-            0,
-            format!("`{text}` is zero; durations must be positive"),
-        ));
+        return Err(err(0, format!("`{text}` is zero; durations must be positive")));
     }
     match n.checked_mul(per_unit) {
         Some(m) if m <= u32::MAX as u64 => Ok(Minutes(m as u32)),
@@ -88,26 +66,15 @@ pub fn latency(text: &str) -> Result<LatencyBound, ValueError> {
     } else if let Some(r) = t.strip_prefix('>') {
         (CompareOp::Gt, r)
     } else {
-        return Err(err(
-            lead,
-            format!("`{t}`: a latency bound starts with <, <=, > or >=, e.g. `<= 800ms`"),
-        ));
+        return Err(err(lead, format!("`{t}`: a latency bound starts with <, <=, > or >=, e.g. `<= 800ms`")));
     };
     let at = lead + (t.len() - rest.len()) + (rest.len() - rest.trim_start().len());
     let rest = rest.trim_start();
-    let num_len = rest
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
-        .count();
+    let num_len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
     if num_len == 0 {
-        return Err(err(
-            at,
-            format!("expected a number after `{}` in `{t}`", op.as_str()),
-        ));
+        return Err(err(at, format!("expected a number after `{}` in `{t}`", op.as_str())));
     }
-    let value: f64 = rest[..num_len]
-        .parse()
-        .map_err(|_| err(at, format!("`{}` is not a number", &rest[..num_len])))?;
+    let value: f64 = rest[..num_len].parse().map_err(|_| err(at, format!("`{}` is not a number", &rest[..num_len])))?;
     let unit_at = at + num_len;
     let unit = rest[num_len..].trim_start();
     let unit_at = unit_at + (rest.len() - num_len - unit.len());
@@ -117,38 +84,27 @@ pub fn latency(text: &str) -> Result<LatencyBound, ValueError> {
         "s" => 1000.0,
         "" => return Err(err(unit_at, format!("`{t}` has no unit; use us, ms or s"))),
         _ => {
-            return Err(err(
-                unit_at,
-                format!("unknown latency unit `{unit}`; use us, ms or s"),
-            ));
+            return Err(err(unit_at, format!("unknown latency unit `{unit}`; use us, ms or s")));
         }
     };
     if !(value > 0.0 && value.is_finite()) {
         return Err(err(at, "the latency threshold must be positive"));
     }
-    Ok(LatencyBound {
-        op,
-        threshold_ms: value * factor,
-    })
+    Ok(LatencyBound { op, threshold_ms: value * factor })
 }
 
 /// SLO, SLI and service names: `[a-z0-9]([a-z0-9-]*[a-z0-9])?`, at most 63
 /// characters (a DNS label, so names fit metric labels and URLs).
 pub fn name(text: &str) -> Result<(), ValueError> {
-    const RULE: &str = "names are lower-case letters, digits and `-`, start and end with a letter or digit, at most 63 characters";
+    const RULE: &str =
+        "names are lower-case letters, digits and `-`, start and end with a letter or digit, at most 63 characters";
     if text.is_empty() {
         return Err(err(0, format!("empty name; {RULE}")));
     }
     if text.len() > 63 {
-        return Err(err(
-            63,
-            format!("name is {} characters long; {RULE}", text.len()),
-        ));
+        return Err(err(63, format!("name is {} characters long; {RULE}", text.len())));
     }
-    if let Some(i) = text
-        .bytes()
-        .position(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
-    {
+    if let Some(i) = text.bytes().position(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')) {
         let c = text[i..].chars().next().unwrap_or(' ');
         return Err(err(i, format!("`{c}` is not allowed in a name; {RULE}")));
     }
@@ -156,10 +112,7 @@ pub fn name(text: &str) -> Result<(), ValueError> {
         return Err(err(0, format!("a name cannot start with `-`; {RULE}")));
     }
     if text.ends_with('-') {
-        return Err(err(
-            text.len() - 1,
-            format!("a name cannot end with `-`; {RULE}"),
-        ));
+        return Err(err(text.len() - 1, format!("a name cannot end with `-`; {RULE}")));
     }
     Ok(())
 }
@@ -170,29 +123,18 @@ pub fn label_key(text: &str) -> Result<(), ValueError> {
     match text.bytes().next() {
         None => return Err(err(0, format!("empty label key; {RULE}"))),
         Some(b) if b.is_ascii_digit() => {
-            return Err(err(
-                0,
-                format!("label key `{text}` starts with a digit; {RULE}"),
-            ));
+            return Err(err(0, format!("label key `{text}` starts with a digit; {RULE}")));
         }
         _ => {}
     }
-    if let Some(i) = text
-        .bytes()
-        .position(|b| !(b.is_ascii_alphanumeric() || b == b'_'))
-    {
+    if let Some(i) = text.bytes().position(|b| !(b.is_ascii_alphanumeric() || b == b'_')) {
         let c = text[i..].chars().next().unwrap_or(' ');
-        return Err(err(
-            i,
-            format!("`{c}` is not allowed in label key `{text}`; {RULE}"),
-        ));
+        return Err(err(i, format!("`{c}` is not allowed in label key `{text}`; {RULE}")));
     }
     Ok(())
 }
 
-pub const HTTP_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
-];
+pub const HTTP_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
 
 /// The candidate closest to `word` by edit distance, if it is close enough
 /// to be a plausible typo.
@@ -278,14 +220,8 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(
-            closest("objectiv", &["objective", "window"]),
-            Some("objective")
-        );
-        assert_eq!(
-            closest("budget", &["budgeting", "window"]),
-            Some("budgeting")
-        );
+        assert_eq!(closest("objectiv", &["objective", "window"]), Some("objective"));
+        assert_eq!(closest("budget", &["budgeting", "window"]), Some("budgeting"));
         assert_eq!(closest("GTE", &HTTP_METHODS), Some("GET"));
         assert_eq!(closest("zzz", &["objective", "window"]), None);
     }

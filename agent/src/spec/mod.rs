@@ -40,11 +40,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
     }
 }
 
@@ -69,16 +65,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<SloSet, Vec<Diagnostic>> {
     if files.is_empty() && diags.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(vec![Diagnostic {
-            file: shown
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "<no paths>".into()),
+            file: shown.first().cloned().unwrap_or_else(|| "<no paths>".into()),
             line: 1,
             col: 1,
-            message: format!(
-                "no SLO spec files (*.yaml, *.yml) found in {}",
-                shown.join(", ")
-            ),
+            message: format!("no SLO spec files (*.yaml, *.yml) found in {}", shown.join(", ")),
         }]);
     }
     let mut loader = Loader::default();
@@ -89,17 +79,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<SloSet, Vec<Diagnostic>> {
                 Ok(text) => loader.add(&name, &text),
                 Err(e) => {
                     let (line, col) = line_col_of_byte(e.as_bytes(), e.utf8_error().valid_up_to());
-                    loader.diags.push(Diagnostic {
-                        file: name,
-                        line,
-                        col,
-                        message: "file is not valid UTF-8".into(),
-                    });
+                    loader.diags.push(Diagnostic { file: name, line, col, message: "file is not valid UTF-8".into() });
                 }
             },
-            Err(e) => loader
-                .diags
-                .push(at_start(f, format!("cannot read file: {e}"))),
+            Err(e) => loader.diags.push(at_start(f, format!("cannot read file: {e}"))),
         }
         loader.files.push(f.display().to_string());
     }
@@ -117,25 +100,14 @@ pub fn load_str(file_name: &str, text: &str) -> Result<SloSet, Vec<Diagnostic>> 
 }
 
 fn at_start(p: &Path, message: String) -> Diagnostic {
-    Diagnostic {
-        file: p.display().to_string(),
-        line: 1,
-        col: 1,
-        message,
-    }
+    Diagnostic { file: p.display().to_string(), line: 1, col: 1, message }
 }
 
 fn line_col_of_byte(bytes: &[u8], at: usize) -> (usize, usize) {
     let before = &bytes[..at.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let col = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (line, col)
 }
 
@@ -143,11 +115,7 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            !p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'))
-        })
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
         .collect();
     entries.sort();
     for p in entries {
@@ -171,10 +139,7 @@ struct Loader {
 impl Loader {
     fn add(&mut self, file: &str, text: &str) {
         let parsed = yaml::parse(text);
-        let mut cx = Ctx {
-            file,
-            diags: &mut self.diags,
-        };
+        let mut cx = Ctx { file, diags: &mut self.diags };
         for e in &parsed.errors {
             cx.err(e.pos, e.message.clone());
         }
@@ -191,21 +156,12 @@ impl Loader {
     }
 
     fn document(&mut self, file: &str, root: &Node) {
-        let mut cx = Ctx {
-            file,
-            diags: &mut self.diags,
-        };
+        let mut cx = Ctx { file, diags: &mut self.diags };
         let Value::Map(entries) = &root.value else {
-            cx.err(
-                root.pos,
-                format!("a spec document must be a map, found {}", root.kind_name()),
-            );
+            cx.err(root.pos, format!("a spec document must be a map, found {}", root.kind_name()));
             return;
         };
-        let api = entries
-            .iter()
-            .find(|(k, _)| k.text == "apiVersion")
-            .map(|(_, v)| v);
+        let api = entries.iter().find(|(k, _)| k.text == "apiVersion").map(|(_, v)| v);
         let Some(api) = api else {
             cx.err(
                 root.pos,
@@ -256,10 +212,7 @@ impl Loader {
                     file: here.0,
                     line: s.name_pos.line,
                     col: s.name_pos.col,
-                    message: format!(
-                        "duplicate SLO name `{}`; first defined at {file}:{line}",
-                        s.slo.name
-                    ),
+                    message: format!("duplicate SLO name `{}`; first defined at {file}:{line}", s.slo.name),
                 }),
                 None => {
                     first.insert(s.slo.name.clone(), here);
@@ -268,24 +221,11 @@ impl Loader {
         }
 
         if self.diags.is_empty() {
-            return Ok(SloSet {
-                slos: self.slos.into_iter().map(|s| Arc::new(s.slo)).collect(),
-            });
+            return Ok(SloSet { slos: self.slos.into_iter().map(|s| Arc::new(s.slo)).collect() });
         }
-        let order: HashMap<&str, usize> = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.as_str(), i))
-            .collect();
+        let order: HashMap<&str, usize> = self.files.iter().enumerate().map(|(i, f)| (f.as_str(), i)).collect();
         let mut diags = self.diags;
-        diags.sort_by_key(|d| {
-            (
-                order.get(d.file.as_str()).copied().unwrap_or(usize::MAX),
-                d.line,
-                d.col,
-            )
-        });
+        diags.sort_by_key(|d| (order.get(d.file.as_str()).copied().unwrap_or(usize::MAX), d.line, d.col));
         diags.dedup();
         Err(diags)
     }

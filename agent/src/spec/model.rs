@@ -63,14 +63,8 @@ impl SloWindow {
     pub fn nominal(&self) -> Minutes {
         match self {
             SloWindow::Rolling(m) => *m,
-            SloWindow::Calendar {
-                unit: CalendarUnit::Week,
-                ..
-            } => Minutes(7 * 1440),
-            SloWindow::Calendar {
-                unit: CalendarUnit::Month,
-                ..
-            } => Minutes(30 * 1440),
+            SloWindow::Calendar { unit: CalendarUnit::Week, .. } => Minutes(7 * 1440),
+            SloWindow::Calendar { unit: CalendarUnit::Month, .. } => Minutes(30 * 1440),
         }
     }
 
@@ -78,14 +72,8 @@ impl SloWindow {
     pub fn longest(&self) -> Minutes {
         match self {
             SloWindow::Rolling(m) => *m,
-            SloWindow::Calendar {
-                unit: CalendarUnit::Week,
-                ..
-            } => Minutes(7 * 1440),
-            SloWindow::Calendar {
-                unit: CalendarUnit::Month,
-                ..
-            } => Minutes(31 * 1440),
+            SloWindow::Calendar { unit: CalendarUnit::Week, .. } => Minutes(7 * 1440),
+            SloWindow::Calendar { unit: CalendarUnit::Month, .. } => Minutes(31 * 1440),
         }
     }
 }
@@ -94,11 +82,7 @@ impl fmt::Display for SloWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SloWindow::Rolling(m) => write!(f, "{m}"),
-            SloWindow::Calendar {
-                unit,
-                timezone_name,
-                ..
-            } => {
+            SloWindow::Calendar { unit, timezone_name, .. } => {
                 let u = match unit {
                     CalendarUnit::Week => "week",
                     CalendarUnit::Month => "month",
@@ -116,10 +100,7 @@ pub enum Budgeting {
     Occurrences,
     /// Time is cut into slices; a slice is good when its good/total ratio is
     /// at least `good_ratio_at_least`. SLI = good slices / slices with events.
-    Timeslices {
-        slice: Minutes,
-        good_ratio_at_least: f64,
-    },
+    Timeslices { slice: Minutes, good_ratio_at_least: f64 },
     /// SLI = the mean of the per-slice good/total ratios (OpenSLO RatioTimeslices).
     RatioTimeslices { slice: Minutes },
 }
@@ -128,9 +109,7 @@ impl Budgeting {
     pub fn slice(&self) -> Option<Minutes> {
         match self {
             Budgeting::Occurrences => None,
-            Budgeting::Timeslices { slice, .. } | Budgeting::RatioTimeslices { slice } => {
-                Some(*slice)
-            }
+            Budgeting::Timeslices { slice, .. } | Budgeting::RatioTimeslices { slice } => Some(*slice),
         }
     }
 }
@@ -249,15 +228,8 @@ pub const WORKBOOK_RULES: [(Severity, Minutes, Minutes, f64); 4] = [
 ];
 
 /// The alert windows every SLO reports burn rates for.
-pub const ALERT_WINDOWS: [Minutes; 7] = [
-    Minutes(5),
-    Minutes(30),
-    Minutes(60),
-    Minutes(120),
-    Minutes(360),
-    Minutes(1440),
-    Minutes(4320),
-];
+pub const ALERT_WINDOWS: [Minutes; 7] =
+    [Minutes(5), Minutes(30), Minutes(60), Minutes(120), Minutes(360), Minutes(1440), Minutes(4320)];
 
 /// The default rules for an SLO window: the Workbook's budget fractions,
 /// scaled so a 30-day window gets exactly 14.4 / 6 / 3 / 1.

@@ -10,8 +10,8 @@ use crate::spec::fields::{Ctx, Fields};
 use crate::spec::glob::Glob;
 use crate::spec::grammar::{self, HTTP_METHODS, closest};
 use crate::spec::model::{
-    AlertTarget, Alerting, Budgeting, BurnRateRule, CalendarUnit, Filter, GoodCriteria, Indicator,
-    Minutes, Severity, Slo, SloWindow, SpecOrigin, default_rules,
+    AlertTarget, Alerting, Budgeting, BurnRateRule, CalendarUnit, Filter, GoodCriteria, Indicator, Minutes, Severity,
+    Slo, SloWindow, SpecOrigin, default_rules,
 };
 use crate::spec::status::StatusSet;
 use crate::spec::yaml::{Node, Pos, Value};
@@ -29,24 +29,9 @@ pub const MAX_ALERT_WINDOW: Minutes = Minutes(3 * 1440);
 
 const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA: &[&str] = &["name", "displayName", "labels"];
-const SPEC: &[&str] = &[
-    "service",
-    "description",
-    "objective",
-    "window",
-    "budgeting",
-    "indicator",
-    "alerting",
-];
+const SPEC: &[&str] = &["service", "description", "objective", "window", "budgeting", "indicator", "alerting"];
 const INDICATOR: &[&str] = &["source", "filter", "good"];
-pub const FILTER: &[&str] = &[
-    "service",
-    "host",
-    "path",
-    "method",
-    "edge_location",
-    "status",
-];
+pub const FILTER: &[&str] = &["service", "host", "path", "method", "edge_location", "status"];
 pub const GOOD: &[&str] = &["status", "latency"];
 
 /// A read SLO with the position of its name, for duplicate-name messages.
@@ -62,49 +47,31 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
         match cx.text(kind, "kind") {
             Some("SLO") => {}
             Some(other) => {
-                cx.err(kind.pos, format!("unknown kind `{other}` for apiVersion {API_VERSION}; the only kind is `SLO`"));
+                cx.err(
+                    kind.pos,
+                    format!("unknown kind `{other}` for apiVersion {API_VERSION}; the only kind is `SLO`"),
+                );
                 return None;
             }
             None => return None,
         }
     }
-    let meta = top
-        .require(cx, "metadata")
-        .and_then(|m| metadata(cx, m, "metadata"));
-    let spec = top
-        .require(cx, "spec")
-        .and_then(|s| cx.map(s, "spec", SPEC));
+    let meta = top.require(cx, "metadata").and_then(|m| metadata(cx, m, "metadata"));
+    let spec = top.require(cx, "spec").and_then(|s| cx.map(s, "spec", SPEC));
     let spec = spec?;
 
-    let service = spec
-        .require(cx, "service")
-        .and_then(|n| service_name(cx, n, "spec.service"));
-    let description = spec
-        .get("description")
-        .and_then(|n| cx.text(n, "spec.description"))
-        .map(str::to_string);
-    let objective = spec
-        .require(cx, "objective")
-        .and_then(|n| objective_percent(cx, n, "spec.objective"));
-    let window = spec
-        .require(cx, "window")
-        .and_then(|n| window(cx, n, "spec.window"));
+    let service = spec.require(cx, "service").and_then(|n| service_name(cx, n, "spec.service"));
+    let description = spec.get("description").and_then(|n| cx.text(n, "spec.description")).map(str::to_string);
+    let objective = spec.require(cx, "objective").and_then(|n| objective_percent(cx, n, "spec.objective"));
+    let window = spec.require(cx, "window").and_then(|n| window(cx, n, "spec.window"));
     let budgeting = match spec.get("budgeting") {
-        Some(n) => window
-            .as_ref()
-            .and_then(|w| budgeting(cx, n, "spec.budgeting", w)),
+        Some(n) => window.as_ref().and_then(|w| budgeting(cx, n, "spec.budgeting", w)),
         None => Some(Budgeting::Occurrences),
     };
-    let indicator = spec
-        .require(cx, "indicator")
-        .and_then(|n| indicator(cx, n, "spec.indicator"));
+    let indicator = spec.require(cx, "indicator").and_then(|n| indicator(cx, n, "spec.indicator"));
     let alerting = match (&window, spec.get("alerting")) {
         (Some(w), Some(n)) => alerting(cx, n, "spec.alerting", w),
-        (Some(w), None) => Some(Alerting {
-            page: None,
-            ticket: None,
-            rules: default_rules(w),
-        }),
+        (Some(w), None) => Some(Alerting { page: None, ticket: None, rules: default_rules(w) }),
         (None, _) => None,
     };
 
@@ -121,10 +88,7 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
             budgeting: budgeting?,
             indicator: indicator?,
             alerting: alerting?,
-            origin: SpecOrigin {
-                file: cx.file.to_string(),
-                line: root.pos.line,
-            },
+            origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line },
         },
         name_pos: meta.name_pos,
     })
@@ -148,20 +112,9 @@ pub fn read_metadata(cx: &mut Ctx<'_>, m: &Fields<'_>) -> Metadata {
     let name_node = m.require(cx, "name");
     let name_pos = name_node.map_or(m.node.pos, |n| n.pos);
     let name = name_node.and_then(|n| checked_name(cx, n, &m.path("name")));
-    let display_name = m
-        .get("displayName")
-        .and_then(|n| cx.text(n, &m.path("displayName")))
-        .map(str::to_string);
-    let labels = m
-        .get("labels")
-        .map(|n| labels(cx, n, &m.path("labels")))
-        .unwrap_or_default();
-    Metadata {
-        name,
-        name_pos,
-        display_name,
-        labels,
-    }
+    let display_name = m.get("displayName").and_then(|n| cx.text(n, &m.path("displayName"))).map(str::to_string);
+    let labels = m.get("labels").map(|n| labels(cx, n, &m.path("labels"))).unwrap_or_default();
+    Metadata { name, name_pos, display_name, labels }
 }
 
 pub fn checked_name(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<String> {
@@ -179,10 +132,7 @@ pub fn checked_name(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<String>
 pub fn service_name(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<String> {
     let text = cx.text(node, what)?;
     if text.trim().is_empty() || text.contains(['\n', '\r']) {
-        cx.err(
-            node.pos,
-            format!("`{what}` must be a non-empty name on one line"),
-        );
+        cx.err(node.pos, format!("`{what}` must be a non-empty name on one line"));
         return None;
     }
     Some(text.to_string())
@@ -191,24 +141,12 @@ pub fn service_name(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<String>
 fn labels(cx: &mut Ctx<'_>, node: &Node, what: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Value::Map(entries) = &node.value else {
-        cx.err(
-            node.pos,
-            format!(
-                "`{what}` must be a map of strings, found {}",
-                node.kind_name()
-            ),
-        );
+        cx.err(node.pos, format!("`{what}` must be a map of strings, found {}", node.kind_name()));
         return out;
     };
     for (key, value) in entries {
         if let Err(e) = grammar::label_key(&key.text) {
-            cx.err(
-                Pos {
-                    line: key.pos.line,
-                    col: key.pos.col + e.offset,
-                },
-                e.message,
-            );
+            cx.err(Pos { line: key.pos.line, col: key.pos.col + e.offset }, e.message);
             continue;
         }
         let text = match &value.value {
@@ -224,14 +162,7 @@ fn labels(cx: &mut Ctx<'_>, node: &Node, what: &str) -> BTreeMap<String, String>
                 parts.join(",")
             }
             _ => {
-                cx.err(
-                    value.pos,
-                    format!(
-                        "label `{}` must be a string, found {}",
-                        key.text,
-                        value.kind_name()
-                    ),
-                );
+                cx.err(value.pos, format!("label `{}` must be a string, found {}", key.text, value.kind_name()));
                 continue;
             }
         };
@@ -244,12 +175,7 @@ fn labels(cx: &mut Ctx<'_>, node: &Node, what: &str) -> BTreeMap<String, String>
 fn objective_percent(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<f64> {
     let v = cx.number(node, what)?;
     if !(v > 0.0 && v < 100.0) {
-        cx.err(
-            node.pos,
-            format!(
-                "`{what}` is a percent strictly between 0 and 100 (99.9 means 99.9 %), found {v}"
-            ),
-        );
+        cx.err(node.pos, format!("`{what}` is a percent strictly between 0 and 100 (99.9 means 99.9 %), found {v}"));
         return None;
     }
     Some(to_ratio(v / 100.0))
@@ -261,20 +187,11 @@ pub fn to_ratio(v: f64) -> f64 {
 }
 
 /// A positive whole-minute duration in `[min, max]`.
-pub fn duration_in(
-    cx: &mut Ctx<'_>,
-    node: &Node,
-    what: &str,
-    min: Minutes,
-    max: Minutes,
-) -> Option<Minutes> {
+pub fn duration_in(cx: &mut Ctx<'_>, node: &Node, what: &str, min: Minutes, max: Minutes) -> Option<Minutes> {
     let text = cx.text(node, what)?;
     match grammar::duration(text) {
         Ok(m) if m < min || m > max => {
-            cx.err(
-                node.pos,
-                format!("`{what}` must be between {min} and {max}, found {text}"),
-            );
+            cx.err(node.pos, format!("`{what}` must be between {min} and {max}, found {text}"));
             None
         }
         Ok(m) => Some(m),
@@ -294,10 +211,7 @@ fn window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
                 "month" => Some(CalendarUnit::Month),
                 "week" => Some(CalendarUnit::Week),
                 _ => {
-                    cx.err(
-                        n.pos,
-                        format!("calendar window `{t}` is not supported; use `month` or `week`"),
-                    );
+                    cx.err(n.pos, format!("calendar window `{t}` is not supported; use `month` or `week`"));
                     None
                 }
             }
@@ -307,11 +221,7 @@ fn window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
             None => Some(("UTC".to_string(), jiff::tz::TimeZone::UTC)),
         };
         let (timezone_name, timezone) = tz?;
-        return Some(SloWindow::Calendar {
-            unit: unit?,
-            timezone,
-            timezone_name,
-        });
+        return Some(SloWindow::Calendar { unit: unit?, timezone, timezone_name });
     }
     duration_in(cx, node, what, MIN_WINDOW, MAX_WINDOW).map(SloWindow::Rolling)
 }
@@ -321,12 +231,7 @@ pub fn timezone(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<(String, ji
     match jiff::tz::TimeZone::get(name) {
         Ok(tz) => Some((name.to_string(), tz)),
         Err(_) => {
-            cx.err(
-                node.pos,
-                format!(
-                    "unknown time zone `{name}`; use an IANA name such as `UTC` or `Europe/Paris`"
-                ),
-            );
+            cx.err(node.pos, format!("unknown time zone `{name}`; use an IANA name such as `UTC` or `Europe/Paris`"));
             None
         }
     }
@@ -341,47 +246,28 @@ fn budgeting(cx: &mut Ctx<'_>, node: &Node, what: &str, window: &SloWindow) -> O
             if let Some(ts) = m.get("timeslices") {
                 let p = m.path("timeslices");
                 let f = cx.map(ts, &p, &["slice", "good_ratio_at_least"])?;
-                let slice = f
-                    .require(cx, "slice")
-                    .and_then(|n| slice(cx, n, &f.path("slice"), window));
+                let slice = f.require(cx, "slice").and_then(|n| slice(cx, n, &f.path("slice"), window));
                 let ratio = f.require(cx, "good_ratio_at_least").and_then(|n| {
                     let v = cx.number(n, &f.path("good_ratio_at_least"))?;
                     if !(v > 0.0 && v <= 1.0) {
-                        cx.err(
-                            n.pos,
-                            format!(
-                                "`{}` is a ratio in (0, 1], found {v}",
-                                f.path("good_ratio_at_least")
-                            ),
-                        );
+                        cx.err(n.pos, format!("`{}` is a ratio in (0, 1], found {v}", f.path("good_ratio_at_least")));
                         return None;
                     }
                     Some(v)
                 });
-                return Some(Budgeting::Timeslices {
-                    slice: slice?,
-                    good_ratio_at_least: ratio?,
-                });
+                return Some(Budgeting::Timeslices { slice: slice?, good_ratio_at_least: ratio? });
             }
             if let Some(rt) = m.get("ratio_timeslices") {
                 let p = m.path("ratio_timeslices");
                 let f = cx.map(rt, &p, &["slice"])?;
-                let slice = f
-                    .require(cx, "slice")
-                    .and_then(|n| slice(cx, n, &f.path("slice"), window));
+                let slice = f.require(cx, "slice").and_then(|n| slice(cx, n, &f.path("slice"), window));
                 return Some(Budgeting::RatioTimeslices { slice: slice? });
             }
-            cx.err(
-                node.pos,
-                format!("`{what}` has no budgeting method; {FORMS}"),
-            );
+            cx.err(node.pos, format!("`{what}` has no budgeting method; {FORMS}"));
             None
         }
         _ => {
-            cx.err(
-                node.pos,
-                format!("`{what}` is not a budgeting method; {FORMS}"),
-            );
+            cx.err(node.pos, format!("`{what}` is not a budgeting method; {FORMS}"));
             None
         }
     }
@@ -394,26 +280,20 @@ pub fn slice(cx: &mut Ctx<'_>, node: &Node, what: &str, window: &SloWindow) -> O
     check_slice(cx, node, what, s, window)
 }
 
-pub fn check_slice(
-    cx: &mut Ctx<'_>,
-    node: &Node,
-    what: &str,
-    s: Minutes,
-    window: &SloWindow,
-) -> Option<Minutes> {
+pub fn check_slice(cx: &mut Ctx<'_>, node: &Node, what: &str, s: Minutes, window: &SloWindow) -> Option<Minutes> {
     let (span, span_name) = match window {
         SloWindow::Rolling(w) => (*w, format!("the window ({w})")),
         SloWindow::Calendar { .. } => (Minutes(1440), "a day (calendar windows)".to_string()),
     };
     if s.0 == 0 || span.0 % s.0 != 0 {
-        cx.err(
-            node.pos,
-            format!("`{what}` ({s}) must divide {span_name} evenly"),
-        );
+        cx.err(node.pos, format!("`{what}` ({s}) must divide {span_name} evenly"));
         return None;
     }
     if window.longest().0 / s.0 > MAX_SLICES {
-        cx.err(node.pos, format!("`{what}` ({s}) cuts the window into more than {MAX_SLICES} slices; use a longer slice"));
+        cx.err(
+            node.pos,
+            format!("`{what}` ({s}) cuts the window into more than {MAX_SLICES} slices; use a longer slice"),
+        );
         return None;
     }
     Some(s)
@@ -421,22 +301,13 @@ pub fn check_slice(
 
 pub fn indicator(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicator> {
     let m = cx.map(node, what, INDICATOR)?;
-    let source = m
-        .require(cx, "source")
-        .and_then(|n| source(cx, n, &m.path("source")));
+    let source = m.require(cx, "source").and_then(|n| source(cx, n, &m.path("source")));
     let filter = match m.get("filter") {
         Some(n) => filter(cx, n, &m.path("filter")),
         None => Some(Filter::default()),
     };
-    let good = m
-        .require(cx, "good")
-        .and_then(|n| good(cx, n, &m.path("good")));
-    Some(Indicator {
-        source: source?,
-        filter: filter?,
-        good: good?,
-        criteria_are_bad: false,
-    })
+    let good = m.require(cx, "good").and_then(|n| good(cx, n, &m.path("good")));
+    Some(Indicator { source: source?, filter: filter?, good: good?, criteria_are_bad: false })
 }
 
 pub fn source(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Origin> {
@@ -445,13 +316,8 @@ pub fn source(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Origin> {
         return Some(o);
     }
     let names: Vec<&str> = Origin::ALL.iter().map(|o| o.as_str()).collect();
-    let hint = closest(t, &names)
-        .map(|c| format!("did you mean `{c}`? "))
-        .unwrap_or_default();
-    cx.err(
-        node.pos,
-        format!("unknown source `{t}`; {hint}sources: {}", names.join(", ")),
-    );
+    let hint = closest(t, &names).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+    cx.err(node.pos, format!("unknown source `{t}`; {hint}sources: {}", names.join(", ")));
     None
 }
 
@@ -470,10 +336,7 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
                 Ok(g) => out.push(g),
                 Err(e) => {
                     ok = false;
-                    cx.err(
-                        item.pos_at(e.offset),
-                        format!("bad glob `{t}`: {}", e.message),
-                    );
+                    cx.err(item.pos_at(e.offset), format!("bad glob `{t}`: {}", e.message));
                 }
             }
         }
@@ -495,16 +358,8 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
                 out.push(upper);
             } else {
                 ok = false;
-                let hint = closest(&upper, &HTTP_METHODS)
-                    .map(|c| format!("did you mean `{c}`? "))
-                    .unwrap_or_default();
-                cx.err(
-                    item.pos,
-                    format!(
-                        "unknown HTTP method `{t}`; {hint}methods: {}",
-                        HTTP_METHODS.join(", ")
-                    ),
-                );
+                let hint = closest(&upper, &HTTP_METHODS).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+                cx.err(item.pos, format!("unknown HTTP method `{t}`; {hint}methods: {}", HTTP_METHODS.join(", ")));
             }
         }
         out
@@ -517,14 +372,7 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
         }
         None => None,
     };
-    ok.then_some(Filter {
-        service,
-        host,
-        path,
-        method,
-        edge_location,
-        status,
-    })
+    ok.then_some(Filter { service, host, path, method, edge_location, status })
 }
 
 pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
@@ -535,13 +383,7 @@ pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
 /// `status` and `latency` of a good (or bad) criteria map.
 pub fn good_fields(cx: &mut Ctx<'_>, m: &Fields<'_>, need_one: bool) -> Option<GoodCriteria> {
     if need_one && !m.has("status") && !m.has("latency") {
-        cx.err(
-            m.node.pos,
-            format!(
-                "`{}` needs at least one criterion: `status` or `latency`",
-                m.what
-            ),
-        );
+        cx.err(m.node.pos, format!("`{}` needs at least one criterion: `status` or `latency`", m.what));
         return None;
     }
     let status = m.get("status").map(|n| status(cx, n, &m.path("status")));
@@ -580,10 +422,7 @@ pub fn status(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<StatusSet> {
                 let i = starts.iter().rposition(|&s| s <= e.offset).unwrap_or(0);
                 match items.get(i) {
                     Some(item) if !items.is_empty() => {
-                        cx.err(
-                            item.pos_at(e.offset.saturating_sub(starts[i])),
-                            format!("bad status: {}", e.message),
-                        );
+                        cx.err(item.pos_at(e.offset.saturating_sub(starts[i])), format!("bad status: {}", e.message));
                     }
                     _ => cx.err(node.pos, format!("bad status: {}", e.message)),
                 }
@@ -595,28 +434,18 @@ pub fn status(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<StatusSet> {
     match StatusSet::parse(t) {
         Ok(s) => Some(s),
         Err(e) => {
-            cx.err(
-                node.pos_at(e.offset),
-                format!("bad status `{t}`: {}", e.message),
-            );
+            cx.err(node.pos_at(e.offset), format!("bad status `{t}`: {}", e.message));
             None
         }
     }
 }
 
-pub fn latency(
-    cx: &mut Ctx<'_>,
-    node: &Node,
-    what: &str,
-) -> Option<crate::spec::model::LatencyBound> {
+pub fn latency(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<crate::spec::model::LatencyBound> {
     let t = cx.text(node, what)?;
     match grammar::latency(t) {
         Ok(l) => Some(l),
         Err(e) => {
-            cx.err(
-                node.pos_at(e.offset),
-                format!("bad latency `{t}`: {}", e.message),
-            );
+            cx.err(node.pos_at(e.offset), format!("bad latency `{t}`: {}", e.message));
             None
         }
     }
@@ -648,16 +477,8 @@ fn target(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<AlertTarget> {
     let runbook = match m.get("runbook") {
         Some(n) => {
             let t = cx.text(n, &m.path("runbook"))?;
-            if !(t.starts_with("https://") || t.starts_with("http://"))
-                || t.contains(char::is_whitespace)
-            {
-                cx.err(
-                    n.pos,
-                    format!(
-                        "`{}` must be an http:// or https:// URL, found `{t}`",
-                        m.path("runbook")
-                    ),
-                );
+            if !(t.starts_with("https://") || t.starts_with("http://")) || t.contains(char::is_whitespace) {
+                cx.err(n.pos, format!("`{}` must be an http:// or https:// URL, found `{t}`", m.path("runbook")));
                 return None;
             }
             Some(t.to_string())
@@ -670,12 +491,7 @@ fn target(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<AlertTarget> {
 fn rules(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<BurnRateRule>> {
     let items = cx.list(node, what)?;
     if items.is_empty() {
-        cx.err(
-            node.pos,
-            format!(
-                "`{what}` is empty, so nothing would ever alert; leave it out for the default rules"
-            ),
-        );
+        cx.err(node.pos, format!("`{what}` is empty, so nothing would ever alert; leave it out for the default rules"));
         return None;
     }
     let mut out = Vec::new();
@@ -691,37 +507,24 @@ fn rules(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<BurnRateRule>>
 }
 
 fn rule(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<BurnRateRule> {
-    let m = cx.map(
-        node,
-        what,
-        &["severity", "long_window", "short_window", "burn_rate"],
-    )?;
-    let severity =
-        m.require(cx, "severity")
-            .and_then(|n| match cx.text(n, &m.path("severity"))? {
-                "page" => Some(Severity::Page),
-                "ticket" => Some(Severity::Ticket),
-                other => {
-                    cx.err(
-                        n.pos,
-                        format!("unknown severity `{other}`; use `page` or `ticket`"),
-                    );
-                    None
-                }
-            });
+    let m = cx.map(node, what, &["severity", "long_window", "short_window", "burn_rate"])?;
+    let severity = m.require(cx, "severity").and_then(|n| match cx.text(n, &m.path("severity"))? {
+        "page" => Some(Severity::Page),
+        "ticket" => Some(Severity::Ticket),
+        other => {
+            cx.err(n.pos, format!("unknown severity `{other}`; use `page` or `ticket`"));
+            None
+        }
+    });
     let long_node = m.require(cx, "long_window");
-    let long = long_node
-        .and_then(|n| duration_in(cx, n, &m.path("long_window"), Minutes(1), MAX_ALERT_WINDOW));
+    let long = long_node.and_then(|n| duration_in(cx, n, &m.path("long_window"), Minutes(1), MAX_ALERT_WINDOW));
     let short = m
         .require(cx, "short_window")
         .and_then(|n| duration_in(cx, n, &m.path("short_window"), Minutes(1), MAX_ALERT_WINDOW));
     let burn = m.require(cx, "burn_rate").and_then(|n| {
         let v = cx.number(n, &m.path("burn_rate"))?;
         if v <= 0.0 {
-            cx.err(
-                n.pos,
-                format!("`{}` must be positive, found {v}", m.path("burn_rate")),
-            );
+            cx.err(n.pos, format!("`{}` must be positive, found {v}", m.path("burn_rate")));
             return None;
         }
         Some(v)
@@ -729,20 +532,9 @@ fn rule(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<BurnRateRule> {
     let (long, short) = (long?, short?);
     if short >= long {
         if let Some(n) = m.get("short_window") {
-            cx.err(
-                n.pos,
-                format!(
-                    "`{}` ({short}) must be shorter than long_window ({long})",
-                    m.path("short_window")
-                ),
-            );
+            cx.err(n.pos, format!("`{}` ({short}) must be shorter than long_window ({long})", m.path("short_window")));
         }
         return None;
     }
-    Some(BurnRateRule {
-        severity: severity?,
-        long_window: long,
-        short_window: short,
-        burn_rate_threshold: burn?,
-    })
+    Some(BurnRateRule { severity: severity?, long_window: long, short_window: short, burn_rate_threshold: burn? })
 }

@@ -12,8 +12,8 @@ use crate::spec::Diagnostic;
 use crate::spec::fields::{Ctx, Fields};
 use crate::spec::grammar::closest;
 use crate::spec::model::{
-    Alerting, Budgeting, CalendarUnit, CompareOp, Filter, GoodCriteria, Indicator, LatencyBound,
-    Minutes, Slo, SloWindow, SpecOrigin, default_rules,
+    Alerting, Budgeting, CalendarUnit, CompareOp, Filter, GoodCriteria, Indicator, LatencyBound, Minutes, Slo,
+    SloWindow, SpecOrigin, default_rules,
 };
 use crate::spec::native::{self, MAX_WINDOW, MIN_WINDOW, ReadSlo};
 use crate::spec::yaml::{Node, Value};
@@ -21,12 +21,7 @@ use crate::spec::yaml::{Node, Value};
 pub const API_VERSION: &str = "openslo/v1";
 
 const KINDS: &[&str] = &["SLO", "SLI", "Service"];
-const UNSUPPORTED_KINDS: &[&str] = &[
-    "AlertPolicy",
-    "AlertCondition",
-    "AlertNotificationTarget",
-    "DataSource",
-];
+const UNSUPPORTED_KINDS: &[&str] = &["AlertPolicy", "AlertCondition", "AlertNotificationTarget", "DataSource"];
 const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA: &[&str] = &["name", "displayName", "labels", "annotations"];
 const SLO_SPEC: &[&str] = &[
@@ -66,15 +61,8 @@ impl Collected {
         let Value::Map(entries) = &root.value else {
             return;
         };
-        let Some(kind) = entries
-            .iter()
-            .find(|(k, _)| k.text == "kind")
-            .map(|(_, v)| v)
-        else {
-            cx.err(
-                root.pos,
-                format!("document is missing `kind`; {API_VERSION} kinds: SLO, SLI, Service"),
-            );
+        let Some(kind) = entries.iter().find(|(k, _)| k.text == "kind").map(|(_, v)| v) else {
+            cx.err(root.pos, format!("document is missing `kind`; {API_VERSION} kinds: SLO, SLI, Service"));
             return;
         };
         match cx.text(kind, "kind") {
@@ -104,9 +92,7 @@ impl Collected {
             let Some(top) = cx.map(root, "document", TOP) else {
                 continue;
             };
-            let meta = top
-                .require(&mut cx, "metadata")
-                .and_then(|m| cx.map(m, "metadata", METADATA));
+            let meta = top.require(&mut cx, "metadata").and_then(|m| cx.map(m, "metadata", METADATA));
             let spec = top.require(&mut cx, "spec");
             let (Some(meta), Some(spec)) = (meta, spec) else {
                 continue;
@@ -121,10 +107,7 @@ impl Collected {
             // Check it once on its own, so an SLI no SLO uses is still validated.
             sli_spec(&mut cx, spec, "spec", None);
             if let Some((f, line, _)) = slis.get(&name) {
-                cx.err(
-                    name_node.pos,
-                    format!("duplicate SLI name `{name}`; first defined at {f}:{line}"),
-                );
+                cx.err(name_node.pos, format!("duplicate SLI name `{name}`; first defined at {f}:{line}"));
                 continue;
             }
             slis.insert(name, (file.clone(), name_node.pos.line, spec.clone()));
@@ -144,10 +127,7 @@ fn service(cx: &mut Ctx<'_>, root: &Node) {
     let Some(top) = cx.map(root, "document", TOP) else {
         return;
     };
-    if let Some(m) = top
-        .require(cx, "metadata")
-        .and_then(|m| cx.map(m, "metadata", METADATA))
-    {
+    if let Some(m) = top.require(cx, "metadata").and_then(|m| cx.map(m, "metadata", METADATA)) {
         native::read_metadata(cx, &m);
     }
     if let Some(s) = top.get("spec") {
@@ -155,19 +135,11 @@ fn service(cx: &mut Ctx<'_>, root: &Node) {
     }
 }
 
-fn slo(
-    cx: &mut Ctx<'_>,
-    root: &Node,
-    slis: &HashMap<String, (String, usize, Node)>,
-) -> Option<ReadSlo> {
+fn slo(cx: &mut Ctx<'_>, root: &Node, slis: &HashMap<String, (String, usize, Node)>) -> Option<ReadSlo> {
     let top = cx.map(root, "document", TOP)?;
-    let meta = top
-        .require(cx, "metadata")
-        .and_then(|m| cx.map(m, "metadata", METADATA));
+    let meta = top.require(cx, "metadata").and_then(|m| cx.map(m, "metadata", METADATA));
     let meta = meta.map(|m| native::read_metadata(cx, &m));
-    let spec = top
-        .require(cx, "spec")
-        .and_then(|s| cx.map(s, "spec", SLO_SPEC))?;
+    let spec = top.require(cx, "spec").and_then(|s| cx.map(s, "spec", SLO_SPEC))?;
 
     if let Some(n) = spec.get("alertPolicies") {
         cx.err(
@@ -176,16 +148,9 @@ fn slo(
              rules; remove it, or write a native spec with `alerting.rules`",
         );
     }
-    let service = spec
-        .require(cx, "service")
-        .and_then(|n| native::service_name(cx, n, "spec.service"));
-    let description = spec
-        .get("description")
-        .and_then(|n| cx.text(n, "spec.description"))
-        .map(str::to_string);
-    let window = spec
-        .require(cx, "timeWindow")
-        .and_then(|n| time_window(cx, n, "spec.timeWindow"));
+    let service = spec.require(cx, "service").and_then(|n| native::service_name(cx, n, "spec.service"));
+    let description = spec.get("description").and_then(|n| cx.text(n, "spec.description")).map(str::to_string);
+    let window = spec.require(cx, "timeWindow").and_then(|n| time_window(cx, n, "spec.timeWindow"));
     let method = spec.require(cx, "budgetingMethod").and_then(|n| {
         let t = cx.text(n, "spec.budgetingMethod")?;
         const METHODS: &[&str] = &["Occurrences", "Timeslices", "RatioTimeslices"];
@@ -196,9 +161,7 @@ fn slo(
         cx.err(n.pos, format!("unknown budgetingMethod `{t}`; {hint}use Occurrences, Timeslices or RatioTimeslices"));
         None
     });
-    let objective = spec
-        .require(cx, "objectives")
-        .and_then(|n| objective(cx, n, "spec.objectives"));
+    let objective = spec.require(cx, "objectives").and_then(|n| objective(cx, n, "spec.objectives"));
 
     let threshold = objective.as_ref().and_then(|o| o.threshold);
     let indicator = match (spec.get("indicator"), spec.get("indicatorRef")) {
@@ -208,37 +171,23 @@ fn slo(
             match slis.get(name) {
                 Some((file, _, sli)) => {
                     // Problems inside the SLI are reported in the SLI's file.
-                    let mut sub = Ctx {
-                        file,
-                        diags: cx.diags,
-                    };
+                    let mut sub = Ctx { file, diags: cx.diags };
                     sli_spec(&mut sub, sli, "spec", Some(threshold))
                 }
                 None => {
                     let names: Vec<&str> = slis.keys().map(String::as_str).collect();
-                    let hint = closest(name, &names)
-                        .map(|c| format!("; did you mean `{c}`?"))
-                        .unwrap_or_default();
-                    cx.err(
-                        n.pos,
-                        format!("no OpenSLO SLI named `{name}` in the loaded files{hint}"),
-                    );
+                    let hint = closest(name, &names).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+                    cx.err(n.pos, format!("no OpenSLO SLI named `{name}` in the loaded files{hint}"));
                     None
                 }
             }
         }
         (Some(_), Some(n)) => {
-            cx.err(
-                n.pos,
-                "give either `spec.indicator` or `spec.indicatorRef`, not both",
-            );
+            cx.err(n.pos, "give either `spec.indicator` or `spec.indicatorRef`, not both");
             None
         }
         (None, None) => {
-            cx.err(
-                spec.node.pos,
-                "`spec` is missing required field `indicator` or `indicatorRef`",
-            );
+            cx.err(spec.node.pos, "`spec` is missing required field `indicator` or `indicatorRef`");
             None
         }
     };
@@ -246,48 +195,30 @@ fn slo(
     let (window, objective, (method, method_node)) = (window?, objective?, method?);
     let budgeting = match method.as_str() {
         "Occurrences" => {
-            for (field, n) in [
-                ("timeSliceTarget", objective.slice_target_node),
-                ("timeSliceWindow", objective.slice_node),
-            ] {
+            for (field, n) in
+                [("timeSliceTarget", objective.slice_target_node), ("timeSliceWindow", objective.slice_node)]
+            {
                 if let Some(n) = n {
-                    cx.err(
-                        n.pos,
-                        format!(
-                            "`{field}` only applies to Timeslices and RatioTimeslices budgeting"
-                        ),
-                    );
+                    cx.err(n.pos, format!("`{field}` only applies to Timeslices and RatioTimeslices budgeting"));
                 }
             }
             Budgeting::Occurrences
         }
         m => {
             let Some(slice_node) = objective.slice_node else {
-                cx.err(
-                    method_node.pos,
-                    format!("budgetingMethod {m} needs `timeSliceWindow` in the objective"),
-                );
+                cx.err(method_node.pos, format!("budgetingMethod {m} needs `timeSliceWindow` in the objective"));
                 return None;
             };
             let slice = time_slice(cx, slice_node, "timeSliceWindow", &window)?;
             if m == "Timeslices" {
                 let Some(t) = objective.slice_target else {
-                    cx.err(
-                        method_node.pos,
-                        "budgetingMethod Timeslices needs `timeSliceTarget` in the objective",
-                    );
+                    cx.err(method_node.pos, "budgetingMethod Timeslices needs `timeSliceTarget` in the objective");
                     return None;
                 };
-                Budgeting::Timeslices {
-                    slice,
-                    good_ratio_at_least: t,
-                }
+                Budgeting::Timeslices { slice, good_ratio_at_least: t }
             } else {
                 if let Some(n) = objective.slice_target_node {
-                    cx.err(
-                        n.pos,
-                        "`timeSliceTarget` only applies to Timeslices budgeting",
-                    );
+                    cx.err(n.pos, "`timeSliceTarget` only applies to Timeslices budgeting");
                 }
                 Budgeting::RatioTimeslices { slice }
             }
@@ -302,18 +233,11 @@ fn slo(
             service: service?,
             description,
             objective: objective.target,
-            alerting: Alerting {
-                page: None,
-                ticket: None,
-                rules: default_rules(&window),
-            },
+            alerting: Alerting { page: None, ticket: None, rules: default_rules(&window) },
             window,
             budgeting,
             indicator: indicator?,
-            origin: SpecOrigin {
-                file: cx.file.to_string(),
-                line: root.pos.line,
-            },
+            origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line },
         },
         name_pos: meta.name_pos,
     })
@@ -322,10 +246,7 @@ fn slo(
 fn time_window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
     let items = cx.list(node, what)?;
     if items.len() != 1 {
-        cx.err(
-            node.pos,
-            format!("`{what}` must have exactly one item, found {}", items.len()),
-        );
+        cx.err(node.pos, format!("`{what}` must have exactly one item, found {}", items.len()));
         return None;
     }
     let p = format!("{what}[0]");
@@ -348,14 +269,8 @@ fn time_window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
             );
             return None;
         }
-        return native::duration_in(
-            cx,
-            duration_node,
-            &m.path("duration"),
-            MIN_WINDOW,
-            MAX_WINDOW,
-        )
-        .map(SloWindow::Rolling);
+        return native::duration_in(cx, duration_node, &m.path("duration"), MIN_WINDOW, MAX_WINDOW)
+            .map(SloWindow::Rolling);
     }
     let unit = match duration {
         "1M" => CalendarUnit::Month,
@@ -369,10 +284,7 @@ fn time_window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
         }
     };
     let Some(cal_node) = m.get("calendar") else {
-        cx.err(
-            m.node.pos,
-            format!("`{p}` has isRolling false but no `calendar: {{startTime, timeZone}}`"),
-        );
+        cx.err(m.node.pos, format!("`{p}` has isRolling false but no `calendar: {{startTime, timeZone}}`"));
         return None;
     };
     let cal = cx.map(cal_node, &m.path("calendar"), &["startTime", "timeZone"])?;
@@ -385,11 +297,7 @@ fn time_window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
         None => true,
     };
     let (timezone_name, timezone) = tz?;
-    start_ok.then_some(SloWindow::Calendar {
-        unit,
-        timezone,
-        timezone_name,
-    })
+    start_ok.then_some(SloWindow::Calendar { unit, timezone, timezone_name })
 }
 
 /// slo-agent's calendar windows start at midnight on the 1st of the month or
@@ -399,10 +307,7 @@ fn start_time(cx: &mut Ctx<'_>, node: &Node, what: &str, unit: CalendarUnit) -> 
         return false;
     };
     let Ok(dt) = t.trim().parse::<jiff::civil::DateTime>() else {
-        cx.err(
-            node.pos,
-            format!("`{what}` must be a date and time like `2024-01-01 00:00:00`, found `{t}`"),
-        );
+        cx.err(node.pos, format!("`{what}` must be a date and time like `2024-01-01 00:00:00`, found `{t}`"));
         return false;
     };
     let midnight = dt.time() == jiff::civil::Time::midnight();
@@ -415,10 +320,7 @@ fn start_time(cx: &mut Ctx<'_>, node: &Node, what: &str, unit: CalendarUnit) -> 
             CalendarUnit::Month => "midnight on the 1st of a month",
             CalendarUnit::Week => "midnight on a Monday",
         };
-        cx.err(
-            node.pos,
-            format!("`{what}` must be {want}: slo-agent aligns calendar windows that way"),
-        );
+        cx.err(node.pos, format!("`{what}` must be {want}: slo-agent aligns calendar windows that way"));
     }
     aligned
 }
@@ -428,10 +330,7 @@ fn time_slice(cx: &mut Ctx<'_>, node: &Node, what: &str, window: &SloWindow) -> 
     let text = cx.text(node, what)?;
     let minutes = if let Ok(secs) = text.trim().parse::<u64>() {
         if secs == 0 || secs % 60 != 0 || secs / 60 > MAX_WINDOW.0 as u64 {
-            cx.err(
-                node.pos,
-                format!("`{what}` of {secs} seconds is not a whole number of minutes"),
-            );
+            cx.err(node.pos, format!("`{what}` of {secs} seconds is not a whole number of minutes"));
             return None;
         }
         Minutes((secs / 60) as u32)
@@ -469,27 +368,18 @@ fn objective<'n>(cx: &mut Ctx<'_>, node: &'n Node, what: &str) -> Option<Objecti
     let m = cx.map(&items[0], &p, OBJECTIVE)?;
     for key in ["indicator", "indicatorRef", "compositeWeight"] {
         if let Some(n) = m.get(key) {
-            cx.err(
-                n.pos,
-                format!(
-                    "`{key}` in an objective (composite SLOs) is not supported; use spec.{key}"
-                ),
-            );
+            cx.err(n.pos, format!("`{key}` in an objective (composite SLOs) is not supported; use spec.{key}"));
         }
     }
     let target = match (m.get("target"), m.get("targetPercent")) {
         (Some(n), None) => ratio_in(cx, n, &m.path("target"), 1.0, false),
-        (None, Some(n)) => ratio_in(cx, n, &m.path("targetPercent"), 100.0, false)
-            .map(|v| native::to_ratio(v / 100.0)),
+        (None, Some(n)) => ratio_in(cx, n, &m.path("targetPercent"), 100.0, false).map(|v| native::to_ratio(v / 100.0)),
         (Some(_), Some(n)) => {
             cx.err(n.pos, "give either `target` or `targetPercent`, not both");
             None
         }
         (None, None) => {
-            cx.err(
-                m.node.pos,
-                format!("`{p}` is missing required field `target` (or `targetPercent`)"),
-            );
+            cx.err(m.node.pos, format!("`{p}` is missing required field `target` (or `targetPercent`)"));
             None
         }
     };
@@ -502,10 +392,7 @@ fn objective<'n>(cx: &mut Ctx<'_>, node: &'n Node, what: &str) -> Option<Objecti
                 Some("gte") => Some(CompareOp::Ge),
                 Some("gt") => Some(CompareOp::Gt),
                 Some(other) => {
-                    cx.err(
-                        op.pos,
-                        format!("unknown op `{other}`; use lte, lt, gte or gt"),
-                    );
+                    cx.err(op.pos, format!("unknown op `{other}`; use lte, lt, gte or gt"));
                     None
                 }
                 None => None,
@@ -514,20 +401,11 @@ fn objective<'n>(cx: &mut Ctx<'_>, node: &'n Node, what: &str) -> Option<Objecti
                 if x > 0.0 {
                     Some(x)
                 } else {
-                    cx.err(
-                        v.pos,
-                        format!(
-                            "`{}` is a latency in milliseconds and must be positive",
-                            m.path("value")
-                        ),
-                    );
+                    cx.err(v.pos, format!("`{}` is a latency in milliseconds and must be positive", m.path("value")));
                     None
                 }
             });
-            Some(Some(LatencyBound {
-                op: op?,
-                threshold_ms: value?,
-            }))
+            Some(Some(LatencyBound { op: op?, threshold_ms: value? }))
         }
         (Some(_), None) => {
             cx.err(m.node.pos, format!("`{p}` has `op` but no `value`"));
@@ -558,25 +436,15 @@ fn ratio_in(cx: &mut Ctx<'_>, node: &Node, what: &str, max: f64, inclusive: bool
     let ok = v > 0.0 && (v < max || (inclusive && v == max));
     if !ok {
         let close = if inclusive { "]" } else { ")" };
-        cx.err(
-            node.pos,
-            format!("`{what}` must be in (0, {max}{close}, found {v}"),
-        );
+        cx.err(node.pos, format!("`{what}` must be in (0, {max}{close}, found {v}"));
         return None;
     }
     Some(v)
 }
 
-fn inline_indicator(
-    cx: &mut Ctx<'_>,
-    node: &Node,
-    what: &str,
-    threshold: Option<LatencyBound>,
-) -> Option<Indicator> {
+fn inline_indicator(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option<LatencyBound>) -> Option<Indicator> {
     let m = cx.map(node, what, &["metadata", "spec"])?;
-    if let Some(meta) = m
-        .get("metadata")
-        .and_then(|n| cx.map(n, &m.path("metadata"), METADATA))
+    if let Some(meta) = m.get("metadata").and_then(|n| cx.map(n, &m.path("metadata"), METADATA))
         && let Some(n) = meta.get("name")
     {
         native::checked_name(cx, n, &meta.path("name"));
@@ -587,12 +455,7 @@ fn inline_indicator(
 
 /// An SLI `spec`. `threshold` is the objective's `op`/`value` when an SLO
 /// uses this SLI (`Some(None)` for none), `None` when checking the SLI alone.
-fn sli_spec(
-    cx: &mut Ctx<'_>,
-    node: &Node,
-    what: &str,
-    threshold: Option<Option<LatencyBound>>,
-) -> Option<Indicator> {
+fn sli_spec(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option<Option<LatencyBound>>) -> Option<Indicator> {
     let m = cx.map(node, what, SLI_SPEC)?;
     match (m.get("thresholdMetric"), m.get("ratioMetric")) {
         (Some(t), None) => {
@@ -619,29 +482,18 @@ fn sli_spec(
             ind
         }
         (Some(_), Some(r)) => {
-            cx.err(
-                r.pos,
-                "give either `thresholdMetric` or `ratioMetric`, not both",
-            );
+            cx.err(r.pos, "give either `thresholdMetric` or `ratioMetric`, not both");
             None
         }
         (None, None) => {
-            cx.err(
-                m.node.pos,
-                format!("`{what}` is missing `ratioMetric` or `thresholdMetric`"),
-            );
+            cx.err(m.node.pos, format!("`{what}` is missing `ratioMetric` or `thresholdMetric`"));
             None
         }
     }
 }
 
 /// The `spec` of a `metricSource`, which must be of type `slo-agent`.
-fn metric_spec<'n>(
-    cx: &mut Ctx<'_>,
-    node: &'n Node,
-    what: &str,
-    allowed: &[&str],
-) -> Option<Fields<'n>> {
+fn metric_spec<'n>(cx: &mut Ctx<'_>, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
     let metric = cx.map(node, what, &["metricSource"])?;
     let src = metric.require(cx, "metricSource")?;
     let sp = metric.path("metricSource");
@@ -669,9 +521,7 @@ fn metric_spec<'n>(
 
 fn threshold_metric(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicator> {
     let s = metric_spec(cx, node, what, &["source", "filter", "good"])?;
-    let source = s
-        .require(cx, "source")
-        .and_then(|n| native::source(cx, n, &s.path("source")));
+    let source = s.require(cx, "source").and_then(|n| native::source(cx, n, &s.path("source")));
     let filter = opt_filter(cx, &s);
     let good = match s.get("good") {
         Some(n) => {
@@ -680,12 +530,7 @@ fn threshold_metric(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicat
         }
         None => Some(GoodCriteria::default()),
     };
-    Some(Indicator {
-        source: source?,
-        filter: filter?,
-        good: good?,
-        criteria_are_bad: false,
-    })
+    Some(Indicator { source: source?, filter: filter?, good: good?, criteria_are_bad: false })
 }
 
 fn opt_filter(cx: &mut Ctx<'_>, s: &Fields<'_>) -> Option<Filter> {
@@ -696,11 +541,7 @@ fn opt_filter(cx: &mut Ctx<'_>, s: &Fields<'_>) -> Option<Filter> {
 }
 
 fn ratio_metric(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicator> {
-    let m = cx.map(
-        node,
-        what,
-        &["counter", "good", "bad", "total", "rawType", "raw"],
-    )?;
+    let m = cx.map(node, what, &["counter", "good", "bad", "total", "rawType", "raw"])?;
     for key in ["raw", "rawType"] {
         if let Some(n) = m.get(key) {
             cx.err(n.pos, format!("`{key}` (precomputed ratios) is not supported; give `good` or `bad`, and `total`"));
@@ -711,9 +552,7 @@ fn ratio_metric(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicator> 
     }
     let total = m.require(cx, "total").and_then(|n| {
         let s = metric_spec(cx, n, &m.path("total"), &["source", "filter"])?;
-        let source = s
-            .require(cx, "source")
-            .and_then(|n| native::source(cx, n, &s.path("source")));
+        let source = s.require(cx, "source").and_then(|n| native::source(cx, n, &s.path("source")));
         let filter = opt_filter(cx, &s);
         Some((source?, filter?))
     });
@@ -725,10 +564,7 @@ fn ratio_metric(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicator> 
             return None;
         }
         (None, None) => {
-            cx.err(
-                m.node.pos,
-                format!("`{what}` needs `good` or `bad` next to `total`"),
-            );
+            cx.err(m.node.pos, format!("`{what}` needs `good` or `bad` next to `total`"));
             return None;
         }
     };
@@ -740,42 +576,20 @@ fn ratio_metric(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Indicator> 
     });
     // The numerator counts the same events as the denominator: if it
     // repeats `source` or `filter`, they must say the same thing.
-    let source = s
-        .get("source")
-        .and_then(|n| Some((n, native::source(cx, n, &s.path("source"))?)));
-    let filter = s
-        .get("filter")
-        .and_then(|n| Some((n, native::filter(cx, n, &s.path("filter"))?)));
+    let source = s.get("source").and_then(|n| Some((n, native::source(cx, n, &s.path("source"))?)));
+    let filter = s.get("filter").and_then(|n| Some((n, native::filter(cx, n, &s.path("filter"))?)));
     let (total_source, total_filter) = total?;
     if let Some((n, src)) = source
         && src != total_source
     {
-        cx.err(
-            n.pos,
-            format!(
-                "`{}` must be the same as total's (`{}`)",
-                s.path("source"),
-                total_source.as_str()
-            ),
-        );
+        cx.err(n.pos, format!("`{}` must be the same as total's (`{}`)", s.path("source"), total_source.as_str()));
         return None;
     }
     if let Some((n, f)) = filter
         && f != total_filter
     {
-        cx.err(
-            n.pos,
-            format!(
-                "`{}` must be the same as total's filter (or left out)",
-                s.path("filter")
-            ),
-        );
+        cx.err(n.pos, format!("`{}` must be the same as total's filter (or left out)", s.path("filter")));
         return None;
     }
-    Some(Indicator {
-        source: total_source,
-        filter: total_filter,
-        good: criteria?,
-        criteria_are_bad: bad,
-    })
+    Some(Indicator { source: total_source, filter: total_filter, good: criteria?, criteria_are_bad: bad })
 }

@@ -20,17 +20,11 @@ pub struct StatusError {
 
 impl StatusSet {
     pub fn parse(text: &str) -> Result<StatusSet, StatusError> {
-        let mut set = StatusSet {
-            bits: [0; 16],
-            source: text.to_string(),
-        };
+        let mut set = StatusSet { bits: [0; 16], source: text.to_string() };
         let trimmed_start = text.len() - text.trim_start().len();
         let t = text.trim();
         if t.is_empty() {
-            return Err(StatusError {
-                offset: 0,
-                message: "empty status expression".into(),
-            });
+            return Err(StatusError { offset: 0, message: "empty status expression".into() });
         }
         if let Some(inner) = t.strip_prefix('[') {
             let Some(inner) = inner.strip_suffix(']') else {
@@ -52,10 +46,7 @@ impl StatusSet {
     }
 
     fn add_term(&mut self, term: &str, offset: usize) -> Result<(), StatusError> {
-        let err = |at: usize, msg: String| StatusError {
-            offset: offset + at,
-            message: msg,
-        };
+        let err = |at: usize, msg: String| StatusError { offset: offset + at, message: msg };
         if term.is_empty() {
             return Err(err(0, "empty element in status list".into()));
         }
@@ -129,9 +120,7 @@ fn parse_code(s: &str) -> Result<u16, String> {
         return Err("expected a status code".into());
     }
     if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "`{s}` is not a status code; expected e.g. `< 500`, `2xx`, `[2xx, 3xx]`, `[200, 204]`"
-        ));
+        return Err(format!("`{s}` is not a status code; expected e.g. `< 500`, `2xx`, `[2xx, 3xx]`, `[200, 204]`"));
     }
     match s.parse::<u16>() {
         Ok(n) if n <= 999 => Ok(n),

@@ -47,10 +47,7 @@ fn the_reference_document_means_what_it_says() {
     assert_eq!(s.labels.get("team").map(String::as_str), Some("payments"));
     assert_eq!(s.labels.get("tier").map(String::as_str), Some("1"));
     assert_eq!(s.service, "checkout");
-    assert_eq!(
-        s.description.as_deref(),
-        Some("Checkout answers without server errors")
-    );
+    assert_eq!(s.description.as_deref(), Some("Checkout answers without server errors"));
     assert_eq!(s.objective, 0.999);
     assert!((s.error_budget_ratio() - 0.001).abs() < 1e-12);
     assert_eq!(s.window, SloWindow::Rolling(Minutes(28 * 1440)));
@@ -65,34 +62,17 @@ fn the_reference_document_means_what_it_says() {
     assert_eq!(globs(&f.host), ["shop.example.com"]);
     assert_eq!(globs(&f.path), ["/checkout*", "/api/cart/*"]);
     assert_eq!(f.method, Some(vec!["GET".to_string(), "POST".to_string()]));
-    assert_eq!(
-        (f.service.clone(), f.edge_location.clone(), f.status.clone()),
-        (None, None, None)
-    );
+    assert_eq!((f.service.clone(), f.edge_location.clone(), f.status.clone()), (None, None, None));
     let status = ind.good.status.as_ref().unwrap();
     assert!(status.contains(499) && !status.contains(500));
-    assert_eq!(
-        ind.good.latency,
-        Some(LatencyBound {
-            op: CompareOp::Le,
-            threshold_ms: 800.0
-        })
-    );
-    let runbook = Some(AlertTarget {
-        runbook: Some("https://runbooks.example.com/checkout".into()),
-    });
+    assert_eq!(ind.good.latency, Some(LatencyBound { op: CompareOp::Le, threshold_ms: 800.0 }));
+    let runbook = Some(AlertTarget { runbook: Some("https://runbooks.example.com/checkout".into()) });
     assert_eq!(s.alerting.page, runbook);
     assert_eq!(s.alerting.ticket, runbook);
     assert_eq!(s.alerting.rules, default_rules(&s.window));
     // 28 days: 2 % of the budget in 1 h is a burn rate of 0.02 × 672 / 1.
     assert_eq!(s.alerting.rules[0].burn_rate_threshold, 13.44);
-    assert_eq!(
-        s.origin,
-        SpecOrigin {
-            file: "checkout.yaml".into(),
-            line: 1
-        }
-    );
+    assert_eq!(s.origin, SpecOrigin { file: "checkout.yaml".into(), line: 1 });
 }
 
 fn native(spec_lines: &str) -> String {
@@ -110,25 +90,9 @@ fn calendar_timeslices_and_rules() {
     ));
     let set = load_str("t.yaml", &text).unwrap();
     let s = &set.slos[0];
-    let SloWindow::Calendar {
-        unit,
-        timezone_name,
-        ..
-    } = &s.window
-    else {
-        panic!("{:?}", s.window)
-    };
-    assert_eq!(
-        (*unit, timezone_name.as_str()),
-        (CalendarUnit::Month, "Europe/Paris")
-    );
-    assert_eq!(
-        s.budgeting,
-        Budgeting::Timeslices {
-            slice: Minutes(5),
-            good_ratio_at_least: 0.95
-        }
-    );
+    let SloWindow::Calendar { unit, timezone_name, .. } = &s.window else { panic!("{:?}", s.window) };
+    assert_eq!((*unit, timezone_name.as_str()), (CalendarUnit::Month, "Europe/Paris"));
+    assert_eq!(s.budgeting, Budgeting::Timeslices { slice: Minutes(5), good_ratio_at_least: 0.95 });
     assert_eq!(
         s.alerting.rules,
         [BurnRateRule {
@@ -138,23 +102,15 @@ fn calendar_timeslices_and_rules() {
             burn_rate_threshold: 14.4
         }]
     );
-    let text = native(&format!(
-        "  window: 7d\n  budgeting: {{ratio_timeslices: {{slice: 1h}}}}\n{IND}"
-    ));
+    let text = native(&format!("  window: 7d\n  budgeting: {{ratio_timeslices: {{slice: 1h}}}}\n{IND}"));
     let s = &load_str("t.yaml", &text).unwrap().slos[0];
-    assert_eq!(
-        s.budgeting,
-        Budgeting::RatioTimeslices { slice: Minutes(60) }
-    );
+    assert_eq!(s.budgeting, Budgeting::RatioTimeslices { slice: Minutes(60) });
     let text = native(&format!("  window: {{calendar: week}}\n{IND}"));
     let s = &load_str("t.yaml", &text).unwrap().slos[0];
     assert_eq!(s.window.nominal(), Minutes(7 * 1440));
     // A calendar month counts as 30 days: the Workbook's 14.4 exactly.
     let m = native(&format!("  window: {{calendar: month}}\n{IND}"));
-    assert_eq!(
-        load_str("t.yaml", &m).unwrap().slos[0].alerting.rules[0].burn_rate_threshold,
-        14.4
-    );
+    assert_eq!(load_str("t.yaml", &m).unwrap().slos[0].alerting.rules[0].burn_rate_threshold, 14.4);
 }
 
 #[test]
@@ -166,9 +122,7 @@ fn status_forms_and_quoting() {
         ("\"[200, 204]\"", 204, 201),
         ("[200, 204]", 200, 201),
     ] {
-        let text = native(&format!(
-            "  window: 28d\n  indicator: {{source: lambda, good: {{status: {status}}}}}\n"
-        ));
+        let text = native(&format!("  window: 28d\n  indicator: {{source: lambda, good: {{status: {status}}}}}\n"));
         let set = load_str("t.yaml", &text).unwrap_or_else(|d| panic!("{status}: {d:?}"));
         let st = set.slos[0].indicator.good.status.clone().unwrap();
         assert!(st.contains(yes) && !st.contains(no), "{status}");
@@ -200,18 +154,13 @@ fn diagnostics_table() {
         ),
         (
             native(&format!("{w}{IND}")).replace("objective: 99", "objective: 0"),
-            vec![
-                "t.yaml:7:14: `spec.objective` is a percent strictly between 0 and 100 (99.9 means 99.9 %), found 0",
-            ],
+            vec!["t.yaml:7:14: `spec.objective` is a percent strictly between 0 and 100 (99.9 means 99.9 %), found 0"],
         ),
         (
             native(&format!("{w}{IND}")).replace("objective: 99", "objective: abc"),
             vec!["t.yaml:7:14: `spec.objective` must be a number, found `abc`"],
         ),
-        (
-            native(&format!("  window: 28x\n{IND}")),
-            vec!["t.yaml:8:13: unknown unit `x` in `28x`; use m, h, d or w"],
-        ),
+        (native(&format!("  window: 28x\n{IND}")), vec!["t.yaml:8:13: unknown unit `x` in `28x`; use m, h, d or w"]),
         (
             native(&format!("  window: 91d\n{IND}")),
             vec!["t.yaml:8:11: `spec.window` must be between 5m and 90d, found 91d"],
@@ -225,25 +174,16 @@ fn diagnostics_table() {
             ],
         ),
         (
-            native(&format!(
-                "{w}  indicator:\n    source: cloudfront\n    good: {{status: \"[200, abc]\"}}\n"
-            )),
+            native(&format!("{w}  indicator:\n    source: cloudfront\n    good: {{status: \"[200, abc]\"}}\n")),
             vec![
                 "t.yaml:11:27: bad status `[200, abc]`: `abc` is not a status code; expected e.g. `< 500`, `2xx`, `[2xx, 3xx]`, `[200, 204]`",
             ],
         ),
         (
-            native(&format!(
-                "{w}  indicator:\n    source: cloudfront\n    good: {{latency: '<= 800 mins'}}\n"
-            )),
-            vec![
-                "t.yaml:11:29: bad latency `<= 800 mins`: unknown latency unit `mins`; use us, ms or s",
-            ],
+            native(&format!("{w}  indicator:\n    source: cloudfront\n    good: {{latency: '<= 800 mins'}}\n")),
+            vec!["t.yaml:11:29: bad latency `<= 800 mins`: unknown latency unit `mins`; use us, ms or s"],
         ),
-        (
-            native(w),
-            vec!["t.yaml:6:3: `spec` is missing required field `indicator`"],
-        ),
+        (native(w), vec!["t.yaml:6:3: `spec` is missing required field `indicator`"]),
         (
             native(&format!("{w}  indicator: [cloudfront]\n")),
             vec!["t.yaml:9:14: `spec.indicator` must be a map, found a list"],
@@ -254,31 +194,19 @@ fn diagnostics_table() {
         ),
         (
             native("  window: [28d\n"),
-            vec![
-                "t.yaml:9:1: YAML syntax error: while parsing a flow sequence, expected ',' or ']'",
-            ],
+            vec!["t.yaml:9:1: YAML syntax error: while parsing a flow sequence, expected ',' or ']'"],
         ),
         (
-            native(&format!(
-                "  window: {{calendar: month, timezone: Mars/Olympus}}\n{IND}"
-            )),
-            vec![
-                "t.yaml:8:39: unknown time zone `Mars/Olympus`; use an IANA name such as `UTC` or `Europe/Paris`",
-            ],
+            native(&format!("  window: {{calendar: month, timezone: Mars/Olympus}}\n{IND}")),
+            vec!["t.yaml:8:39: unknown time zone `Mars/Olympus`; use an IANA name such as `UTC` or `Europe/Paris`"],
         ),
         (
-            native(&format!(
-                "{w}  budgeting: {{timeslices: {{slice: 7m, good_ratio_at_least: 0.9}}}}\n{IND}"
-            ))
-            .replace("28d", "1h"),
-            vec![
-                "t.yaml:9:35: `spec.budgeting.timeslices.slice` (7m) must divide the window (1h) evenly",
-            ],
+            native(&format!("{w}  budgeting: {{timeslices: {{slice: 7m, good_ratio_at_least: 0.9}}}}\n{IND}"))
+                .replace("28d", "1h"),
+            vec!["t.yaml:9:35: `spec.budgeting.timeslices.slice` (7m) must divide the window (1h) evenly"],
         ),
         (
-            native(&format!(
-                "{w}  indicator: {{source: cloudfont, good: {{status: 2xx}}}}\n"
-            )),
+            native(&format!("{w}  indicator: {{source: cloudfont, good: {{status: 2xx}}}}\n")),
             vec![
                 "t.yaml:9:23: unknown source `cloudfont`; did you mean `cloudfront`? sources: cloudfront, cloudfront-realtime, apigateway, lambda, synthetic, otlp, cloudwatch, ndjson",
             ],
@@ -293,9 +221,7 @@ fn diagnostics_table() {
         ),
         (
             native(&format!("{w}  indicator: {{source: lambda, good: {{}}}}\n")),
-            vec![
-                "t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status` or `latency`",
-            ],
+            vec!["t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status` or `latency`"],
         ),
         (
             native(&format!("{w}{IND}")).replace("name: a", "name: Checkout_1"),
@@ -307,23 +233,17 @@ fn diagnostics_table() {
             native(&format!(
                 "{w}{IND}  alerting:\n    rules:\n      - {{severity: page, long_window: 5m, short_window: 1h, burn_rate: 2}}\n"
             )),
-            vec![
-                "t.yaml:12:57: `spec.alerting.rules[0].short_window` (1h) must be shorter than long_window (5m)",
-            ],
+            vec!["t.yaml:12:57: `spec.alerting.rules[0].short_window` (1h) must be shorter than long_window (5m)"],
         ),
         (
-            native(&format!(
-                "{w}{IND}  alerting: {{page: {{runbook: wiki/checkout}}}}\n"
-            )),
+            native(&format!("{w}{IND}  alerting: {{page: {{runbook: wiki/checkout}}}}\n")),
             vec![
                 "t.yaml:10:30: `spec.alerting.page.runbook` must be an http:// or https:// URL, found `wiki/checkout`",
             ],
         ),
         (
             native(&format!("{w}{IND}")).replace("kind: SLO", "kind: Slo"),
-            vec![
-                "t.yaml:2:7: unknown kind `Slo` for apiVersion slo-agent/v1; the only kind is `SLO`",
-            ],
+            vec!["t.yaml:2:7: unknown kind `Slo` for apiVersion slo-agent/v1; the only kind is `SLO`"],
         ),
         (
             native(&format!("{w}{IND}")).replace("slo-agent/v1", "slo-agent/v2"),
@@ -340,28 +260,17 @@ fn diagnostics_table() {
             ],
         ),
         (
-            format!(
-                "{}{}",
-                native(&format!("{w}{IND}")),
-                "  labels: {team: x}\n"
-            )
-            .replace("  labels: {team: x}\n", "")
-            .replace(
-                "  name: a\n",
-                "  name: a\n  labels: {team-name: x, tier: [1]}\n",
-            ),
-            vec![
-                "t.yaml:5:16: `-` is not allowed in label key `team-name`; label keys match [a-zA-Z_][a-zA-Z0-9_]*",
-            ],
+            format!("{}{}", native(&format!("{w}{IND}")), "  labels: {team: x}\n")
+                .replace("  labels: {team: x}\n", "")
+                .replace("  name: a\n", "  name: a\n  labels: {team-name: x, tier: [1]}\n"),
+            vec!["t.yaml:5:16: `-` is not allowed in label key `team-name`; label keys match [a-zA-Z_][a-zA-Z0-9_]*"],
         ),
     ];
     let mut failures = Vec::new();
     for (i, (text, want)) in cases.iter().enumerate() {
         let got = errors("t.yaml", text);
         if got != *want {
-            failures.push(format!(
-                "case {i}:\n{text}\n  got:  {got:#?}\n  want: {want:#?}"
-            ));
+            failures.push(format!("case {i}:\n{text}\n  got:  {got:#?}\n  want: {want:#?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -369,18 +278,16 @@ fn diagnostics_table() {
 
 #[test]
 fn every_problem_is_reported_not_just_the_first() {
-    let text = native("  window: 28x\n  indicator: {source: cloudfont, good: {status: \"< 5oo\", latency: \"<= fast\"}}\n")
-        .replace("objective: 99", "objective: 100");
+    let text =
+        native("  window: 28x\n  indicator: {source: cloudfont, good: {status: \"< 5oo\", latency: \"<= fast\"}}\n")
+            .replace("objective: 99", "objective: 100");
     let got = errors("t.yaml", &text);
     assert_eq!(got.len(), 5, "{got:#?}");
     assert_eq!(
         got[3],
         "t.yaml:9:52: bad status `< 5oo`: `5oo` is not a status code; expected e.g. `< 500`, `2xx`, `[2xx, 3xx]`, `[200, 204]`"
     );
-    assert_eq!(
-        got[4],
-        "t.yaml:9:71: bad latency `<= fast`: expected a number after `<=` in `<= fast`"
-    );
+    assert_eq!(got[4], "t.yaml:9:71: bad latency `<= fast`: expected a number after `<=` in `<= fast`");
 }
 
 #[test]
@@ -389,27 +296,15 @@ fn duplicate_names_across_files() {
     let doc = native(&format!("  window: 28d\n{IND}"));
     std::fs::write(dir.path().join("a.yaml"), &doc).unwrap();
     std::fs::create_dir(dir.path().join("more")).unwrap();
-    std::fs::write(
-        dir.path().join("more/b.yml"),
-        format!("# the same name again\n{doc}"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("more/b.yml"), format!("# the same name again\n{doc}")).unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not yaml").unwrap();
     std::fs::create_dir(dir.path().join("..data")).unwrap();
     std::fs::write(dir.path().join("..data/a.yaml"), &doc).unwrap();
-    let got: Vec<String> = load_paths(&[dir.path().to_path_buf()])
-        .unwrap_err()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let got: Vec<String> =
+        load_paths(&[dir.path().to_path_buf()]).unwrap_err().iter().map(ToString::to_string).collect();
     let a = dir.path().join("a.yaml").display().to_string();
     let b = dir.path().join("more/b.yml").display().to_string();
-    assert_eq!(
-        got,
-        [format!(
-            "{b}:5:9: duplicate SLO name `a`; first defined at {a}:4"
-        )]
-    );
+    assert_eq!(got, [format!("{b}:5:9: duplicate SLO name `a`; first defined at {a}:4")]);
 }
 
 #[test]
@@ -417,24 +312,13 @@ fn paths_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = load_paths(&[dir.path().to_path_buf()]).unwrap_err();
     assert_eq!(d.len(), 1);
-    assert!(
-        d[0].message
-            .starts_with("no SLO spec files (*.yaml, *.yml) found in"),
-        "{}",
-        d[0]
-    );
+    assert!(d[0].message.starts_with("no SLO spec files (*.yaml, *.yml) found in"), "{}", d[0]);
     let missing = dir.path().join("missing.yaml");
     let d = load_paths(std::slice::from_ref(&missing)).unwrap_err();
     assert_eq!((d[0].line, d[0].col), (1, 1));
-    assert!(
-        d[0].to_string()
-            .starts_with(&format!("{}:1:1: cannot read file:", missing.display()))
-    );
+    assert!(d[0].to_string().starts_with(&format!("{}:1:1: cannot read file:", missing.display())));
     let d = load_paths(&[]).unwrap_err();
-    assert_eq!(
-        d[0].to_string(),
-        "<no paths>:1:1: no SLO spec files (*.yaml, *.yml) found in "
-    );
+    assert_eq!(d[0].to_string(), "<no paths>:1:1: no SLO spec files (*.yaml, *.yml) found in ");
 }
 
 #[test]
@@ -450,15 +334,8 @@ fn multiple_documents_and_empty_ones() {
 #[test]
 fn example_specs_load() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../slo-specs");
-    let set = load_paths(&[dir]).unwrap_or_else(|d| {
-        panic!(
-            "{}",
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
+    let set = load_paths(&[dir])
+        .unwrap_or_else(|d| panic!("{}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
     assert_eq!(set.slos.len(), 11);
 }
 
@@ -511,53 +388,26 @@ const THRESHOLD: &str = "  thresholdMetric:
 
 #[test]
 fn openslo_budgeting_methods() {
-    let s = &load_str(
-        "o.yaml",
-        &openslo("Occurrences", "{target: 0.999}", RATIO_GOOD),
-    )
-    .unwrap()
-    .slos[0];
-    assert_eq!(
-        (s.name.as_str(), s.display_name.as_deref()),
-        ("o", Some("Open SLO"))
-    );
-    assert_eq!(
-        (s.service.as_str(), s.description.as_deref()),
-        ("shop", Some("imported"))
-    );
+    let s = &load_str("o.yaml", &openslo("Occurrences", "{target: 0.999}", RATIO_GOOD)).unwrap().slos[0];
+    assert_eq!((s.name.as_str(), s.display_name.as_deref()), ("o", Some("Open SLO")));
+    assert_eq!((s.service.as_str(), s.description.as_deref()), ("shop", Some("imported")));
     assert_eq!(s.objective, 0.999);
     assert_eq!(s.window, SloWindow::Rolling(Minutes(7 * 1440)));
     assert_eq!(s.budgeting, Budgeting::Occurrences);
     assert_eq!(s.indicator.source, Origin::ApiGateway);
     assert!(!s.indicator.criteria_are_bad);
     assert!(s.indicator.good.status.as_ref().unwrap().contains(404));
-    assert_eq!(
-        s.indicator.filter.path.as_ref().unwrap()[0].as_str(),
-        "/api/*"
-    );
+    assert_eq!(s.indicator.filter.path.as_ref().unwrap()[0].as_str(), "/api/*");
     assert_eq!(s.alerting.rules, default_rules(&s.window));
 
     let obj = "{targetPercent: 99.5, timeSliceTarget: 0.9, timeSliceWindow: 1m}";
-    let s = &load_str("o.yaml", &openslo("Timeslices", obj, RATIO_GOOD))
-        .unwrap()
-        .slos[0];
+    let s = &load_str("o.yaml", &openslo("Timeslices", obj, RATIO_GOOD)).unwrap().slos[0];
     assert_eq!(s.objective, 0.995);
-    assert_eq!(
-        s.budgeting,
-        Budgeting::Timeslices {
-            slice: Minutes(1),
-            good_ratio_at_least: 0.9
-        }
-    );
+    assert_eq!(s.budgeting, Budgeting::Timeslices { slice: Minutes(1), good_ratio_at_least: 0.9 });
 
     let obj = "{target: 0.99, timeSliceWindow: 300}";
-    let s = &load_str("o.yaml", &openslo("RatioTimeslices", obj, RATIO_GOOD))
-        .unwrap()
-        .slos[0];
-    assert_eq!(
-        s.budgeting,
-        Budgeting::RatioTimeslices { slice: Minutes(5) }
-    );
+    let s = &load_str("o.yaml", &openslo("RatioTimeslices", obj, RATIO_GOOD)).unwrap().slos[0];
+    assert_eq!(s.budgeting, Budgeting::RatioTimeslices { slice: Minutes(5) });
 }
 
 #[test]
@@ -568,30 +418,14 @@ fn openslo_bad_total_and_threshold() {
             "bad: {metricSource: {type: slo-agent, spec: {bad:",
         )
         .replace("\"< 500\"", "5xx");
-    let s = &load_str("o.yaml", &openslo("Occurrences", "{target: 0.999}", &bad))
-        .unwrap()
-        .slos[0];
+    let s = &load_str("o.yaml", &openslo("Occurrences", "{target: 0.999}", &bad)).unwrap().slos[0];
     assert!(s.indicator.criteria_are_bad);
     assert!(s.indicator.good.status.as_ref().unwrap().contains(503));
 
-    let s = &load_str(
-        "o.yaml",
-        &openslo(
-            "Occurrences",
-            "{op: lt, value: 250, target: 0.95}",
-            THRESHOLD,
-        ),
-    )
-    .unwrap()
-    .slos[0];
+    let s =
+        &load_str("o.yaml", &openslo("Occurrences", "{op: lt, value: 250, target: 0.95}", THRESHOLD)).unwrap().slos[0];
     assert_eq!(s.indicator.source, Origin::CloudFront);
-    assert_eq!(
-        s.indicator.good.latency,
-        Some(LatencyBound {
-            op: CompareOp::Lt,
-            threshold_ms: 250.0
-        })
-    );
+    assert_eq!(s.indicator.good.latency, Some(LatencyBound { op: CompareOp::Lt, threshold_ms: 250.0 }));
     assert_eq!(s.indicator.good.status, None);
 }
 
@@ -611,25 +445,9 @@ spec:
   objectives: [{op: lte, value: 1500, target: 0.99}]
 "#;
     let s = &load_str("o.yaml", text).unwrap().slos[0];
-    let SloWindow::Calendar {
-        unit,
-        timezone_name,
-        ..
-    } = &s.window
-    else {
-        panic!()
-    };
-    assert_eq!(
-        (*unit, timezone_name.as_str()),
-        (CalendarUnit::Week, "America/New_York")
-    );
-    assert_eq!(
-        s.indicator.good.latency,
-        Some(LatencyBound {
-            op: CompareOp::Le,
-            threshold_ms: 1500.0
-        })
-    );
+    let SloWindow::Calendar { unit, timezone_name, .. } = &s.window else { panic!() };
+    assert_eq!((*unit, timezone_name.as_str()), (CalendarUnit::Week, "America/New_York"));
+    assert_eq!(s.indicator.good.latency, Some(LatencyBound { op: CompareOp::Le, threshold_ms: 1500.0 }));
 }
 
 #[test]
@@ -637,9 +455,7 @@ fn openslo_diagnostics() {
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
             openslo("Timeslices", "{target: 0.99}", RATIO_GOOD),
-            vec![
-                "o.yaml:18:20: budgetingMethod Timeslices needs `timeSliceWindow` in the objective",
-            ],
+            vec!["o.yaml:18:20: budgetingMethod Timeslices needs `timeSliceWindow` in the objective"],
         ),
         (
             openslo("Occurrences", "{target: 1.2}", RATIO_GOOD),
@@ -647,19 +463,11 @@ fn openslo_diagnostics() {
         ),
         (
             openslo("Occurrences", "{target: 0.99}", THRESHOLD),
-            vec![
-                "o.yaml:6:5: a thresholdMetric needs `op` and `value` (milliseconds) in the SLO's objective",
-            ],
+            vec!["o.yaml:6:5: a thresholdMetric needs `op` and `value` (milliseconds) in the SLO's objective"],
         ),
         (
-            openslo(
-                "Occurrences",
-                "{op: lte, value: 100, target: 0.99}",
-                RATIO_GOOD,
-            ),
-            vec![
-                "o.yaml:6:5: objective `op` and `value` only apply to a thresholdMetric; this SLI is a ratioMetric",
-            ],
+            openslo("Occurrences", "{op: lte, value: 100, target: 0.99}", RATIO_GOOD),
+            vec!["o.yaml:6:5: objective `op` and `value` only apply to a thresholdMetric; this SLI is a ratioMetric"],
         ),
         (
             openslo(
@@ -675,20 +483,14 @@ fn openslo_diagnostics() {
             ],
         ),
         (
-            openslo("Occurrences", "{target: 0.99}", RATIO_GOOD).replace(
-                "duration: 7d, isRolling: true",
-                "duration: 1M, isRolling: true",
-            ),
-            vec![
-                "o.yaml:17:28: rolling windows are given in m, h, d or w (at most 90d), found `1M`",
-            ],
+            openslo("Occurrences", "{target: 0.99}", RATIO_GOOD)
+                .replace("duration: 7d, isRolling: true", "duration: 1M, isRolling: true"),
+            vec!["o.yaml:17:28: rolling windows are given in m, h, d or w (at most 90d), found `1M`"],
         ),
         (
             openslo("Occurrences", "{target: 0.99}", RATIO_GOOD)
                 .replace("indicatorRef: the-sli", "indicatorRef: the-sly"),
-            vec![
-                "o.yaml:16:17: no OpenSLO SLI named `the-sly` in the loaded files; did you mean `the-sli`?",
-            ],
+            vec!["o.yaml:16:17: no OpenSLO SLI named `the-sly` in the loaded files; did you mean `the-sli`?"],
         ),
         (
             openslo("Occurrences", "{target: 0.99}", RATIO_GOOD)
@@ -698,11 +500,7 @@ fn openslo_diagnostics() {
             ],
         ),
         (
-            openslo(
-                "Occurrences",
-                "{target: 0.99}\n    - {target: 0.9}",
-                RATIO_GOOD,
-            ),
+            openslo("Occurrences", "{target: 0.99}\n    - {target: 0.9}", RATIO_GOOD),
             vec![
                 "o.yaml:21:7: 2 objectives given; slo-agent supports one objective per SLO: write one SLO per objective",
             ],
@@ -712,9 +510,7 @@ fn openslo_diagnostics() {
     for (i, (text, want)) in cases.iter().enumerate() {
         let got = errors("o.yaml", text);
         if got != *want {
-            failures.push(format!(
-                "case {i}:\n{text}\n  got:  {got:#?}\n  want: {want:#?}"
-            ));
+            failures.push(format!("case {i}:\n{text}\n  got:  {got:#?}\n  want: {want:#?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

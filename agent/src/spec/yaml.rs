@@ -78,16 +78,9 @@ impl Node {
     /// the text is verbatim in the source; the node's own column otherwise.
     pub fn pos_at(&self, offset: usize) -> Pos {
         match &self.value {
-            Value::Scalar(Scalar {
-                text,
-                verbatim_col: Some(col),
-                ..
-            }) => {
+            Value::Scalar(Scalar { text, verbatim_col: Some(col), .. }) => {
                 let off = floor_char_boundary(text, offset.min(text.len()));
-                Pos {
-                    line: self.pos.line,
-                    col: col + text[..off].chars().count(),
-                }
+                Pos { line: self.pos.line, col: col + text[..off].chars().count() }
             }
             _ => self.pos,
         }
@@ -126,15 +119,8 @@ pub struct Parsed {
 }
 
 enum Frame {
-    Map {
-        pos: Pos,
-        entries: Vec<(Key, Node)>,
-        pending_key: Option<Key>,
-    },
-    Seq {
-        pos: Pos,
-        items: Vec<Node>,
-    },
+    Map { pos: Pos, entries: Vec<(Key, Node)>, pending_key: Option<Key> },
+    Seq { pos: Pos, items: Vec<Node> },
 }
 
 /// Maps character indices (what saphyr markers count) to source text.
@@ -159,10 +145,7 @@ impl<'a> Source<'a> {
 }
 
 fn pos_of(span: &Span) -> Pos {
-    Pos {
-        line: span.start.line(),
-        col: span.start.col() + 1,
-    }
+    Pos { line: span.start.line(), col: span.start.col() + 1 }
 }
 
 /// Parses every document of `text`. Never panics.
@@ -182,10 +165,7 @@ pub fn parse(text: &str) -> Parsed {
             Err(e) => {
                 let m = e.marker();
                 out.errors.push(YamlError {
-                    pos: Pos {
-                        line: m.line().max(1),
-                        col: m.col() + 1,
-                    },
+                    pos: Pos { line: m.line().max(1), col: m.col() + 1 },
                     message: format!("YAML syntax error: {}", e.info()),
                 });
                 out.syntax_error = true;
@@ -200,15 +180,7 @@ pub fn parse(text: &str) -> Parsed {
                 _ => {}
             }
             if skip_depth == 0 {
-                push_node(
-                    &mut stack,
-                    &mut root,
-                    Node {
-                        value: Value::Null,
-                        pos,
-                    },
-                    &mut out,
-                );
+                push_node(&mut stack, &mut root, Node { value: Value::Null, pos }, &mut out);
             }
             continue;
         }
@@ -219,34 +191,21 @@ pub fn parse(text: &str) -> Parsed {
                 doc_pos = pos;
             }
             Event::DocumentEnd => {
-                out.documents.push(Document {
-                    root: root.take(),
-                    pos: doc_pos,
-                });
+                out.documents.push(Document { root: root.take(), pos: doc_pos });
             }
             Event::Alias(_) => {
                 out.errors.push(YamlError {
                     pos,
                     message: "YAML aliases (`*name`) are not supported; write the value out".into(),
                 });
-                push_node(
-                    &mut stack,
-                    &mut root,
-                    Node {
-                        value: Value::Null,
-                        pos,
-                    },
-                    &mut out,
-                );
+                push_node(&mut stack, &mut root, Node { value: Value::Null, pos }, &mut out);
             }
             Event::Scalar(text, style, anchor, tag) => {
                 refuse_anchor_and_tag(anchor, tag.is_some(), pos, &mut out);
                 let node = scalar_node(&src, text, style, &span);
                 push_node(&mut stack, &mut root, node, &mut out);
             }
-            Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag)
-                if stack.len() >= MAX_DEPTH =>
-            {
+            Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) if stack.len() >= MAX_DEPTH => {
                 refuse_anchor_and_tag(anchor, tag.is_some(), pos, &mut out);
                 out.errors.push(YamlError {
                     pos,
@@ -256,29 +215,16 @@ pub fn parse(text: &str) -> Parsed {
             }
             Event::MappingStart(anchor, tag) => {
                 refuse_anchor_and_tag(anchor, tag.is_some(), pos, &mut out);
-                stack.push(Frame::Map {
-                    pos,
-                    entries: Vec::new(),
-                    pending_key: None,
-                });
+                stack.push(Frame::Map { pos, entries: Vec::new(), pending_key: None });
             }
             Event::SequenceStart(anchor, tag) => {
                 refuse_anchor_and_tag(anchor, tag.is_some(), pos, &mut out);
-                stack.push(Frame::Seq {
-                    pos,
-                    items: Vec::new(),
-                });
+                stack.push(Frame::Seq { pos, items: Vec::new() });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 let node = match stack.pop() {
-                    Some(Frame::Map { pos, entries, .. }) => Node {
-                        value: Value::Map(entries),
-                        pos,
-                    },
-                    Some(Frame::Seq { pos, items }) => Node {
-                        value: Value::Seq(items),
-                        pos,
-                    },
+                    Some(Frame::Map { pos, entries, .. }) => Node { value: Value::Map(entries), pos },
+                    Some(Frame::Seq { pos, items }) => Node { value: Value::Seq(items), pos },
                     // The parser balances its events; tolerate it if not.
                     None => continue,
                 };
@@ -291,16 +237,11 @@ pub fn parse(text: &str) -> Parsed {
 
 fn refuse_anchor_and_tag(anchor: usize, tagged: bool, pos: Pos, out: &mut Parsed) {
     if anchor != 0 {
-        out.errors.push(YamlError {
-            pos,
-            message: "YAML anchors (`&name`) are not supported; write the value out".into(),
-        });
+        out.errors
+            .push(YamlError { pos, message: "YAML anchors (`&name`) are not supported; write the value out".into() });
     }
     if tagged {
-        out.errors.push(YamlError {
-            pos,
-            message: "YAML tags (`!tag`) are not supported".into(),
-        });
+        out.errors.push(YamlError { pos, message: "YAML tags (`!tag`) are not supported".into() });
     }
 }
 
@@ -312,28 +253,16 @@ fn scalar_node(src: &Source<'_>, text: Cow<'_, str>, style: ScalarStyle, span: &
         ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
     };
     if style == Style::Plain && is_null(&text) {
-        return Node {
-            value: Value::Null,
-            pos,
-        };
+        return Node { value: Value::Null, pos };
     }
     let (start, end) = (span.start.index(), span.end.index());
     let verbatim_col = match style {
         _ if span.start.line() != span.end.line() => None,
         Style::Plain => (src.slice(start, end) == Some(&*text)).then_some(pos.col),
-        Style::Quoted if end >= start + 2 => {
-            (src.slice(start + 1, end - 1) == Some(&*text)).then_some(pos.col + 1)
-        }
+        Style::Quoted if end >= start + 2 => (src.slice(start + 1, end - 1) == Some(&*text)).then_some(pos.col + 1),
         _ => None,
     };
-    Node {
-        value: Value::Scalar(Scalar {
-            text: text.into_owned(),
-            style,
-            verbatim_col,
-        }),
-        pos,
-    }
+    Node { value: Value::Scalar(Scalar { text: text.into_owned(), style, verbatim_col }), pos }
 }
 
 fn is_null(text: &str) -> bool {
@@ -344,11 +273,7 @@ fn push_node(stack: &mut [Frame], root: &mut Option<Node>, node: Node, out: &mut
     match stack.last_mut() {
         None => *root = Some(node),
         Some(Frame::Seq { items, .. }) => items.push(node),
-        Some(Frame::Map {
-            entries,
-            pending_key,
-            ..
-        }) => match pending_key.take() {
+        Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
             Some(key) => {
                 if let Some((first, _)) = entries.iter().find(|(k, _)| k.text == key.text) {
                     out.errors.push(YamlError {
@@ -374,10 +299,7 @@ fn push_node(stack: &mut [Frame], root: &mut Option<Node>, node: Node, out: &mut
                         String::new()
                     }
                 };
-                *pending_key = Some(Key {
-                    text,
-                    pos: node.pos,
-                });
+                *pending_key = Some(Key { text, pos: node.pos });
             }
         },
     }
@@ -396,20 +318,14 @@ mod tests {
     #[test]
     fn positions_of_keys_and_values() {
         let n = root("a: 1\nb:\n  c: 'x y'\n  d: [p, \"q\"]\n");
-        let Value::Map(entries) = &n.value else {
-            panic!()
-        };
+        let Value::Map(entries) = &n.value else { panic!() };
         assert_eq!(entries[0].0.pos, Pos { line: 1, col: 1 });
         assert_eq!(entries[0].1.pos, Pos { line: 1, col: 4 });
-        let Value::Map(inner) = &entries[1].1.value else {
-            panic!()
-        };
+        let Value::Map(inner) = &entries[1].1.value else { panic!() };
         assert_eq!(inner[0].0.pos, Pos { line: 3, col: 3 });
         assert_eq!(inner[0].1.pos, Pos { line: 3, col: 6 });
         assert_eq!(inner[0].1.pos_at(2), Pos { line: 3, col: 9 });
-        let Value::Seq(items) = &inner[1].1.value else {
-            panic!()
-        };
+        let Value::Seq(items) = &inner[1].1.value else { panic!() };
         assert_eq!(items[1].pos, Pos { line: 4, col: 10 });
         assert_eq!(items[1].pos_at(0), Pos { line: 4, col: 11 });
     }
@@ -419,15 +335,8 @@ mod tests {
         let p = parse("a: 1\n---\n---\nb: ~\n");
         assert!(p.errors.is_empty());
         assert_eq!(p.documents.len(), 3);
-        assert!(
-            p.documents[1]
-                .root
-                .as_ref()
-                .is_none_or(|n| n.value == Value::Null)
-        );
-        let Value::Map(e) = &p.documents[2].root.as_ref().unwrap().value else {
-            panic!()
-        };
+        assert!(p.documents[1].root.as_ref().is_none_or(|n| n.value == Value::Null));
+        let Value::Map(e) = &p.documents[2].root.as_ref().unwrap().value else { panic!() };
         assert_eq!(e[0].1.value, Value::Null);
     }
 
@@ -435,10 +344,7 @@ mod tests {
     fn refuses_duplicates_anchors_and_depth() {
         let p = parse("a: 1\nb: 2\na: 3\n");
         assert_eq!(p.errors[0].pos, Pos { line: 3, col: 1 });
-        assert_eq!(
-            p.errors[0].message,
-            "duplicate key `a` (first at line 1, column 1)"
-        );
+        assert_eq!(p.errors[0].message, "duplicate key `a` (first at line 1, column 1)");
         let p = parse("a: &x 1\nb: *x\n");
         assert_eq!(p.errors.len(), 2);
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));

@@ -129,7 +129,10 @@ impl Store {
                 if stored.as_deref() != Some(def.as_str()) {
                     if stored.is_some() {
                         summary.reset.push(name.clone());
-                        buckets.retain_in((name.as_str(), 0u8, i64::MIN)..=(name.as_str(), u8::MAX, i64::MAX), |_, _| false)?;
+                        buckets.retain_in(
+                            (name.as_str(), 0u8, i64::MIN)..=(name.as_str(), u8::MAX, i64::MAX),
+                            |_, _| false,
+                        )?;
                         latency.retain_in((name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX), |_, _| false)?;
                     }
                     table.insert(name.as_str(), def.as_str())?;
@@ -209,9 +212,11 @@ impl Store {
                     }
                     Change::LatencyDay { slo, day, histogram } => {
                         buf.clear();
-                        serializer
-                            .serialize(histogram.as_ref(), &mut buf)
-                            .map_err(|e| StoreError::Histogram { slo: slo.clone(), day: *day, message: format!("{e:?}") })?;
+                        serializer.serialize(histogram.as_ref(), &mut buf).map_err(|e| StoreError::Histogram {
+                            slo: slo.clone(),
+                            day: *day,
+                            message: format!("{e:?}"),
+                        })?;
                         latency.insert((slo.as_str(), *day), buf.as_slice())?;
                     }
                 }

@@ -13,25 +13,12 @@ fn check(input: &str, expected: &str) {
     let input = input.replace('|', "\t");
     let mut decoder = CloudFrontStandardDecoder::new(SVC);
     let got = render_run(&mut decoder, input.as_bytes());
-    let want: String = expected
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let want: String = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
     assert_eq!(got, want, "\ninput:\n{input}");
 }
 
 /// A 33-field record with the given values and plausible filler elsewhere.
-fn record(
-    date: &str,
-    time: &str,
-    stem: &str,
-    status: &str,
-    ua: &str,
-    result: &str,
-    taken: &str,
-) -> String {
+fn record(date: &str, time: &str, stem: &str, status: &str, ua: &str, result: &str, taken: &str) -> String {
     let fields = [
         date,
         time,
@@ -150,13 +137,9 @@ reject no_header
 #[test]
 fn reset_forgets_the_header() {
     let mut d = CloudFrontStandardDecoder::new(SVC);
-    let run =
-        |d: &mut CloudFrontStandardDecoder, s: &str| render_run(d, s.replace('|', "\t").as_bytes());
+    let run = |d: &mut CloudFrontStandardDecoder, s: &str| render_run(d, s.replace('|', "\t").as_bytes());
     assert_eq!(
-        run(
-            &mut d,
-            "#Fields: date time sc-status\n2020-01-01|00:00:00|200"
-        ),
+        run(&mut d, "#Fields: date time sc-status\n2020-01-01|00:00:00|200"),
         "2020-01-01T00:00:00Z cloudfront shop   \"\" 200\n"
     );
     d.reset();
@@ -175,25 +158,9 @@ fn url_decoding_once_twice_and_invalid_escapes() {
 {}
 {}",
             record("2022-05-05", "05:05:05", "/caf%C3%A9", "200", "-", "-", "-"),
-            record(
-                "2022-05-05",
-                "05:05:05",
-                "/caf%25C3%25A9",
-                "200",
-                "-",
-                "-",
-                "-"
-            ),
+            record("2022-05-05", "05:05:05", "/caf%25C3%25A9", "200", "-", "-", "-"),
             record("2022-05-05", "05:05:05", "/a%252520b", "200", "-", "-", "-"),
-            record(
-                "2022-05-05",
-                "05:05:05",
-                "/100%/%zz/%4/%2",
-                "200",
-                "-",
-                "-",
-                "-"
-            ),
+            record("2022-05-05", "05:05:05", "/100%/%zz/%4/%2", "200", "-", "-", "-"),
             record("2022-05-05", "05:05:05", "/%FF%C3", "200", "-", "-", "-"),
             record("2022-05-05", "05:05:05", "/a+b%2Bc", "200", "-", "-", "-"),
         ),
@@ -268,10 +235,7 @@ reject missing_field
 
 #[test]
 fn header_without_status_column_rejects_every_line() {
-    check(
-        "#Fields: date time cs-uri-stem\n2022-05-05|05:05:05|/p",
-        "reject missing_field",
-    );
+    check("#Fields: date time cs-uri-stem\n2022-05-05|05:05:05|/p", "reject missing_field");
     check("#Fields:\n2022-05-05|05:05:05|/p", "reject missing_field");
 }
 
@@ -325,9 +289,7 @@ reject bad_number
 
 #[test]
 fn too_long_lines_are_rejected() {
-    let mut line = record("2022-05-05", "05:05:05", "/", "200", "-", "-", "-")
-        .replace('|', "\t")
-        .into_bytes();
+    let mut line = record("2022-05-05", "05:05:05", "/", "200", "-", "-", "-").replace('|', "\t").into_bytes();
     line.resize(MAX_LINE + 1, b'a');
     let mut d = CloudFrontStandardDecoder::new(SVC);
     let r = d.decode_line(&line, &mut |_: &RequestEvent<'_>| panic!("no event"));
@@ -380,36 +342,18 @@ fn cache_results_fold_to_three_values() {
 fn user_agents_classified_without_decoding() {
     use ClientClass::*;
     for (ua, want) in [
-        (
-            "Mozilla/5.0%20(compatible;%20Googlebot/2.1;%20+http://www.google.com/bot.html)",
-            Crawler,
-        ),
-        (
-            "Mozilla/5.0%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko;%20compatible;%20bingbot/2.0)",
-            Crawler,
-        ),
-        (
-            "Mozilla/5.0%20(compatible;%20YandexImages/3.0;%20+http://yandex.com/bots)",
-            Crawler,
-        ),
+        ("Mozilla/5.0%20(compatible;%20Googlebot/2.1;%20+http://www.google.com/bot.html)", Crawler),
+        ("Mozilla/5.0%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko;%20compatible;%20bingbot/2.0)", Crawler),
+        ("Mozilla/5.0%20(compatible;%20YandexImages/3.0;%20+http://yandex.com/bots)", Crawler),
         ("Mozilla/5.0%20(compatible;%20YandexMetrika/2.0)", Crawler),
         ("Mozilla/5.0%20(compatible;%20Baiduspider/2.0)", Crawler),
-        (
-            "DuckDuckBot/1.1;%20(+http://duckduckgo.com/duckduckbot.html)",
-            Crawler,
-        ),
+        ("DuckDuckBot/1.1;%20(+http://duckduckgo.com/duckduckbot.html)", Crawler),
         (
             "Mozilla/5.0%20(Macintosh)%20AppleWebKit/605.1.15%20(KHTML,%20like%20Gecko)%20Version/17.0%20Safari/605.1.15%20(Applebot/0.1)",
             Crawler,
         ),
-        (
-            "Mozilla/5.0%20(compatible;%20Yahoo!%20Slurp;%20http://help.yahoo.com/help/us/ysearch/slurp)",
-            Crawler,
-        ),
-        (
-            "facebookexternalhit/1.1%20(+http://www.facebook.com/externalhit_uatext.php)",
-            Crawler,
-        ),
+        ("Mozilla/5.0%20(compatible;%20Yahoo!%20Slurp;%20http://help.yahoo.com/help/us/ysearch/slurp)", Crawler),
+        ("facebookexternalhit/1.1%20(+http://www.facebook.com/externalhit_uatext.php)", Crawler),
         ("Mozilla/5.0%20(compatible;%20AhrefsBot/7.0)", Crawler),
         ("SomeCrawler/1.0", Crawler),
         ("my-SPIDER", Crawler),
@@ -421,10 +365,7 @@ fn user_agents_classified_without_decoding() {
             "Mozilla/5.0%20(Linux;%20Android%209;%20CUBOT%20X19)%20AppleWebKit/537.36%20Chrome/120.0%20Mobile%20Safari/537.36",
             Browser,
         ),
-        (
-            "mozilla%2F5.0%20(X11;%20Linux%20x86_64;%20rv:125.0)%20Gecko/20100101%20Firefox/125.0",
-            Browser,
-        ),
+        ("mozilla%2F5.0%20(X11;%20Linux%20x86_64;%20rv:125.0)%20Gecko/20100101%20Firefox/125.0", Browser),
         ("curl/8.5.0", Other),
         ("okhttp/4.12.0", Other),
         ("Amazon%20CloudFront", Other),
@@ -436,10 +377,7 @@ fn user_agents_classified_without_decoding() {
     }
     // A missing agent is unknown, not "other".
     check(
-        &format!(
-            "{FULL_HEADER}\n{}",
-            record("2022-05-05", "05:05:05", "/", "200", "-", "-", "-")
-        ),
+        &format!("{FULL_HEADER}\n{}", record("2022-05-05", "05:05:05", "/", "200", "-", "-", "-")),
         r#"2022-05-05T05:05:05Z cloudfront shop shop.example.com GET "/" 200 edge=FRA56-P3 id=req-1 bytes=1234"#,
     );
 }
@@ -448,49 +386,25 @@ fn user_agents_classified_without_decoding() {
 fn non_utf8_text_is_decoded_lossily() {
     let mut line = b"2022-05-05\t05:05:05\t200\tex\xFFample.org\t/p\xC3".to_vec();
     let mut d = CloudFrontStandardDecoder::new(SVC);
-    assert_eq!(
-        render_run(
-            &mut d,
-            b"#Fields: date time sc-status x-host-header cs-uri-stem"
-        ),
-        ""
-    );
+    assert_eq!(render_run(&mut d, b"#Fields: date time sc-status x-host-header cs-uri-stem"), "");
     let mut got = String::new();
-    d.decode_line(&line, &mut |e: &RequestEvent<'_>| {
-        got = format!("{} {}", e.host, e.path)
-    })
-    .unwrap();
+    d.decode_line(&line, &mut |e: &RequestEvent<'_>| got = format!("{} {}", e.host, e.path)).unwrap();
     assert_eq!(got, "ex\u{FFFD}ample.org /p\u{FFFD}");
     // Raw UTF-8 (not what CloudFront writes, but valid text) is kept as is.
     let utf8 = "2022-05-05\t05:05:05\t200\tbücher.example\t/straße".as_bytes();
-    d.decode_line(utf8, &mut |e: &RequestEvent<'_>| {
-        got = format!("{} {}", e.host, e.path)
-    })
-    .unwrap();
+    d.decode_line(utf8, &mut |e: &RequestEvent<'_>| got = format!("{} {}", e.host, e.path)).unwrap();
     assert_eq!(got, "bücher.example /straße");
     line[0] = 0xFF;
-    assert_eq!(
-        d.decode_line(&line, &mut |_: &RequestEvent<'_>| {}),
-        Err(RejectReason::BadTimestamp.into())
-    );
+    assert_eq!(d.decode_line(&line, &mut |_: &RequestEvent<'_>| {}), Err(RejectReason::BadTimestamp.into()));
 }
 
 #[test]
 fn detect_recognises_headerless_records() {
     let good = record("2021-01-01", "00:00:00", "/", "200", "-", "Hit", "0.010").replace('|', "\t");
-    assert_eq!(
-        Format::detect(format!("{good}\n").as_bytes()),
-        Some(Format::CloudFront)
-    );
-    assert_eq!(
-        Format::detect(format!("{good}\r\n{good}").as_bytes()),
-        Some(Format::CloudFront)
-    );
+    assert_eq!(Format::detect(format!("{good}\n").as_bytes()), Some(Format::CloudFront));
+    assert_eq!(Format::detect(format!("{good}\r\n{good}").as_bytes()), Some(Format::CloudFront));
     assert_eq!(Format::detect(format!("{good}\textra").as_bytes()), None);
-    assert_eq!(
-        Format::detect(good.replacen("2021-01-01", "2021-13-01", 1).as_bytes()),
-        None
-    );
+    assert_eq!(Format::detect(good.replacen("2021-01-01", "2021-13-01", 1).as_bytes()), None);
     assert_eq!(Format::detect(b"#Version: 1.0\n"), Some(Format::CloudFront));
     assert_eq!(Format::detect(b"hello\tworld"), None);
 }
@@ -501,27 +415,14 @@ fn timestamps_agree_with_jiff_for_every_day_1900_to_2200() {
     let mut d = jiff::civil::date(1900, 1, 1);
     let end = jiff::civil::date(2200, 12, 31);
     let mut decoder = CloudFrontStandardDecoder::new(SVC);
-    decoder
-        .decode_line(b"#Fields: date time sc-status", &mut |_: &RequestEvent<
-            '_,
-        >| {})
-        .unwrap();
+    decoder.decode_line(b"#Fields: date time sc-status", &mut |_: &RequestEvent<'_>| {}).unwrap();
     let mut seen = 0;
     while d <= end {
         let date = d.to_string();
-        let want = d
-            .at(13, 14, 15, 0)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-            .as_millisecond();
+        let want = d.at(13, 14, 15, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().as_millisecond();
         let line = format!("{date}\t13:14:15\t200");
         let mut got = None;
-        decoder
-            .decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| {
-                got = Some(e.ts_ms)
-            })
-            .unwrap();
+        decoder.decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| got = Some(e.ts_ms)).unwrap();
         assert_eq!(got, Some(want), "{date}");
         d = d.tomorrow().unwrap();
         seen += 1;
@@ -543,11 +444,7 @@ fn leap_days() {
         ("2023-00-10", false),
         ("2023-01-00", false),
     ] {
-        assert_eq!(
-            crate::decode::parse_date(date.as_bytes()).is_some(),
-            valid,
-            "{date}"
-        );
+        assert_eq!(crate::decode::parse_date(date.as_bytes()).is_some(), valid, "{date}");
     }
 }
 

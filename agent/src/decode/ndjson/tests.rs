@@ -8,12 +8,7 @@ const SVC: &str = "shop";
 #[track_caller]
 fn check(input: &str, expected: &str) {
     let got = render_run(&mut NdjsonDecoder::new(SVC), input.as_bytes());
-    let want: String = expected
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let want: String = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
     assert_eq!(got, want, "\ninput:\n{input}");
 }
 
@@ -21,9 +16,7 @@ fn ts_of(input: &str) -> Result<i64, RejectReason> {
     let line = format!(r#"{{"ts":{input},"status":200}}"#);
     let mut got = None;
     NdjsonDecoder::new(SVC)
-        .decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| {
-            got = Some(e.ts_ms)
-        })
+        .decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| got = Some(e.ts_ms))
         .map_err(|r| r.reason)?;
     Ok(got.expect("an event"))
 }
@@ -74,31 +67,19 @@ fn wrong_types_reject_with_the_field_reason() {
         (r#"{"ts":null,"status":200}"#, "missing_field"),
         (r#"{"ts":1}"#, "missing_field"),
         (r#"{"ts":1,"status":null}"#, "missing_field"),
-        (
-            r#"{"ts":"2024-02-30T00:00:00Z","status":200}"#,
-            "bad_timestamp",
-        ),
+        (r#"{"ts":"2024-02-30T00:00:00Z","status":200}"#, "bad_timestamp"),
         (r#"{"ts":"2024-05-01","status":200}"#, "bad_timestamp"),
-        (
-            r#"{"ts":"2024-05-01T12:00:00","status":200}"#,
-            "bad_timestamp",
-        ),
+        (r#"{"ts":"2024-05-01T12:00:00","status":200}"#, "bad_timestamp"),
         (r#"{"ts":[1],"status":200}"#, "bad_timestamp"),
         (r#"{"ts":{},"status":200}"#, "bad_timestamp"),
-        (
-            r#"{"ts":18446744073709551615,"status":200}"#,
-            "bad_timestamp",
-        ),
+        (r#"{"ts":18446744073709551615,"status":200}"#, "bad_timestamp"),
         (r#"{"ts":1,"status":-1}"#, "bad_status"),
         (r#"{"ts":1,"status":200.5}"#, "bad_status"),
         (r#"{"ts":1,"status":"OK"}"#, "bad_status"),
         (r#"{"ts":1,"status":true}"#, "bad_status"),
         (r#"{"ts":1,"status":65736}"#, "bad_status"),
         (r#"{"ts":1,"status":200,"latency_ms":"5"}"#, "bad_number"),
-        (
-            r#"{"ts":1,"status":200,"upstream_latency_ms":-0.5}"#,
-            "bad_number",
-        ),
+        (r#"{"ts":1,"status":200,"upstream_latency_ms":-0.5}"#, "bad_number"),
         (r#"{"ts":1,"status":200,"bytes":-1}"#, "bad_number"),
         (r#"{"ts":1,"status":200,"bytes":"1"}"#, "bad_number"),
         (r#"{"ts":1,"status":200,"path":["/"]}"#, "bad_field"),
@@ -124,10 +105,7 @@ fn wrong_types_reject_with_the_field_reason() {
 
 #[test]
 fn blank_lines_and_crlf_are_fine_and_long_lines_are_not() {
-    check(
-        "\n   \r\n{\"ts\":1,\"status\":204}\r",
-        r#"1970-01-01T00:00:00.001Z ndjson shop   "" 204"#,
-    );
+    check("\n   \r\n{\"ts\":1,\"status\":204}\r", r#"1970-01-01T00:00:00.001Z ndjson shop   "" 204"#);
     let mut long = br#"{"ts":1,"status":200,"pad":""#.to_vec();
     long.resize(MAX_LINE, b'a');
     long.extend_from_slice(b"\"}");
@@ -153,10 +131,7 @@ fn timestamps_numbers_and_strings() {
         (r#""2024-05-01 12:00:00Z""#, Ok(1_714_564_800_000)),
         (r#""1969-12-31T23:59:59.5Z""#, Ok(-500)),
         (r#""2016-12-31T23:59:60Z""#, Ok(1_483_228_799_000)),
-        (
-            r#""2024-05-01T12:00:00.Z""#,
-            Err(RejectReason::BadTimestamp),
-        ),
+        (r#""2024-05-01T12:00:00.Z""#, Err(RejectReason::BadTimestamp)),
         (r#""2024-05-01T25:00:00Z""#, Err(RejectReason::BadTimestamp)),
         (r#""""#, Err(RejectReason::BadTimestamp)),
     ] {
