@@ -244,6 +244,7 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<FileTail>, poll: Duration, ma
             let max_ts = shared.clock.now_ms() + max_future.as_millis() as i64;
             let (outcome, changes, newest, future) = {
                 let mut engine = shared.engine();
+                tail.set_wanted(engine.wanted());
                 let mut sink = LiveSink { engine: &mut engine, max_ts, newest: None, future: 0 };
                 let outcome = tail.poll(&mut sink);
                 let (newest, future) = (sink.newest, sink.future);

@@ -113,26 +113,35 @@ fn replay_file(
     mut progress: impl FnMut(u64),
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
-    let mut stream = crate::source::lines::open_stream(path).map_err(read_err)?;
+    let mapped = crate::source::lines::map_plain_file(path).map_err(read_err)?;
+    let mut stream = None;
     let mut splitter = LineSplitter::default();
-    // Enough of the start of the file to tell its format.
     let mut bytes = 0u64;
-    while splitter.buffered().len() < 64 * 1024 {
-        let n = splitter.fill(&mut stream).map_err(read_err)?;
-        if n == 0 {
-            break;
+    let head: &[u8] = match &mapped {
+        Some(m) => &m[..m.len().min(64 * 1024)],
+        None => {
+            let s = stream.insert(crate::source::lines::open_stream(path).map_err(read_err)?);
+            // Enough of the start of the file to tell its format.
+            while splitter.buffered().len() < 64 * 1024 {
+                let n = splitter.fill(s).map_err(read_err)?;
+                if n == 0 {
+                    break;
+                }
+                bytes += n as u64;
+            }
+            splitter.buffered()
         }
-        bytes += n as u64;
-    }
+    };
     let format = match opts.format {
-        Format::Auto => match Format::detect(splitter.buffered()) {
+        Format::Auto => match Format::detect(head) {
             Some(f) => f,
-            None if splitter.buffered().iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, bytes)),
+            None if head.iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, bytes)),
             None => return Err(ReplayError::UnknownFormat { path: path.to_path_buf() }),
         },
         f => f,
     };
     let mut decoder: Box<dyn Decoder> = format.decoder(&opts.service).expect("a concrete format has a decoder");
+    decoder.want(engine.wanted());
     let at = opts.at_ms;
     let mut sink = |ev: &RequestEvent<'_>| {
         if at.is_some_and(|at| ev.ts_ms > at) {
@@ -149,9 +158,14 @@ fn replay_file(
         feed_line(decoder.as_mut(), line.bytes, line.overlong, &mut sink, rejects, place);
         progress(line.number);
     };
+    let Some(stream) = stream.as_mut() else {
+        let map = mapped.as_ref().expect("either mapped or streamed");
+        let lines = crate::source::lines::split_mapped(map, on_line);
+        return Ok((lines, map.len() as u64));
+    };
     loop {
         splitter.drain_complete(&mut on_line);
-        let n = splitter.fill(&mut stream).map_err(read_err)?;
+        let n = splitter.fill(stream).map_err(read_err)?;
         if n == 0 {
             break;
         }

@@ -25,7 +25,7 @@
 use memchr::memchr;
 
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
-use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, parse_status};
+use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, Wanted, parse_status};
 
 /// The 33 fields of a standard log in the order AWS documents them; used for
 /// lines that arrive before any `#Fields:` header.
@@ -323,6 +323,8 @@ pub struct CloudFrontStandardDecoder {
     /// that are not valid UTF-8 (host, path, method, edge, request id).
     path_buf: Vec<u8>,
     lossy: [String; 5],
+    /// Optional fields the consumer reads; the others are not parsed.
+    wanted: Wanted,
 }
 
 impl CloudFrontStandardDecoder {
@@ -336,6 +338,7 @@ impl CloudFrontStandardDecoder {
             last_date: None,
             path_buf: Vec::new(),
             lossy: Default::default(),
+            wanted: Wanted::ALL,
         }
     }
 
@@ -369,6 +372,10 @@ impl Decoder for CloudFrontStandardDecoder {
 
     fn reset(&mut self) {
         self.header = None;
+    }
+
+    fn want(&mut self, fields: Wanted) {
+        self.wanted = fields;
     }
 }
 
@@ -428,15 +435,22 @@ impl CloudFrontStandardDecoder {
             None => None,
         };
         let bytes = match value(Role::Bytes) {
-            Some(v) => parse_u64(v).ok_or(RejectReason::BadNumber)?,
-            None => 0,
+            Some(v) if self.wanted.bytes => parse_u64(v).ok_or(RejectReason::BadNumber)?,
+            _ => 0,
         };
-        let cache = value(Role::ResultType).map_or(CacheResult::Unknown, cache_result);
+        let wanted = self.wanted;
+        let cache = match value(Role::ResultType) {
+            Some(v) if wanted.cache => cache_result(v),
+            _ => CacheResult::Unknown,
+        };
 
         // Disjoint borrows of the scratch buffers, so that the event can
         // borrow from several of them at once.
         let Self { default_service, path_buf, lossy, .. } = self;
-        let client = value(Role::UserAgent).map_or(ClientClass::Unknown, classify_user_agent);
+        let client = match value(Role::UserAgent) {
+            Some(ua) if wanted.client => classify_user_agent(ua),
+            _ => ClientClass::Unknown,
+        };
         let [lossy_host, lossy_path, lossy_method, lossy_edge, lossy_id] = lossy;
 
         let path = match value(Role::UriStem) {
@@ -466,7 +480,7 @@ impl CloudFrontStandardDecoder {
             client,
             cache,
             bytes,
-            request_id: text_of(Role::RequestId, lossy_id),
+            request_id: if wanted.request_id { text_of(Role::RequestId, lossy_id) } else { "" },
             trace_id: "",
         };
         sink.event(&event);

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::event::EventSink;
+use crate::event::{EventSink, Wanted};
 
 pub mod cloudfront;
 pub mod ndjson;
@@ -94,6 +94,10 @@ pub trait Decoder: Send {
 
     /// Forget per-file state (column maps); called when a new file starts.
     fn reset(&mut self) {}
+
+    /// Which optional fields the consumer reads; the rest may be skipped.
+    /// Decoders start with [`Wanted::ALL`].
+    fn want(&mut self, _fields: Wanted) {}
 }
 
 /// Feed one line, as read from a file or stream, to a decoder: blank lines

@@ -35,11 +35,18 @@ pub struct LatencyDays {
     keep_days: i64,
     /// Days changed since the last drain, for persistence.
     dirty: Vec<i64>,
+    /// The newest day held (`i64::MIN` when none): nearly every event is on it.
+    newest_day: i64,
 }
 
 impl LatencyDays {
     pub fn new(keep_days: u32) -> LatencyDays {
-        LatencyDays { days: VecDeque::new(), keep_days: keep_days.max(1) as i64, dirty: Vec::new() }
+        LatencyDays {
+            days: VecDeque::new(),
+            keep_days: keep_days.max(1) as i64,
+            dirty: Vec::new(),
+            newest_day: i64::MIN,
+        }
     }
 
     /// Record a latency at an event time. Returns false when the day is older
@@ -48,14 +55,22 @@ impl LatencyDays {
     pub fn record(&mut self, ts_ms: i64, latency_ms: f64, track_dirty: bool) -> bool {
         let day = ts_ms.div_euclid(DAY_MS);
         let us = if latency_ms.is_finite() && latency_ms > 0.0 { (latency_ms * 1000.0) as u64 } else { 0 };
-        let Some(h) = self.day_mut(day) else { return false };
-        h.saturating_record(us.clamp(1, HIGHEST_US));
+        let us = us.clamp(1, HIGHEST_US);
+        if day == self.newest_day
+            && let Some((_, h)) = self.days.back_mut()
+        {
+            h.saturating_record(us);
+        } else {
+            let Some(h) = self.day_mut(day) else { return false };
+            h.saturating_record(us);
+        }
         if track_dirty && self.dirty.last() != Some(&day) {
             self.dirty.push(day);
         }
         true
     }
 
+    #[inline(never)]
     fn day_mut(&mut self, day: i64) -> Option<&mut LatencyHistogram> {
         // Fast path: the newest day.
         if let Some((d, _)) = self.days.back()
@@ -78,6 +93,7 @@ impl LatencyDays {
         while self.days.front().is_some_and(|(d, _)| *d <= newest - self.keep_days) {
             self.days.pop_front();
         }
+        self.newest_day = newest;
         let pos = self.days.partition_point(|(d, _)| *d < day);
         self.days.get_mut(pos).filter(|(d, _)| *d == day).map(|(_, h)| h.as_mut())
     }

@@ -16,7 +16,7 @@ pub mod series;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::event::{EventSink, RequestEvent};
+use crate::event::{EventSink, RequestEvent, Wanted};
 use crate::spec::model::{ALERT_WINDOWS, BurnRateRule, CalendarUnit, MINUTE_MS, Minutes, Slo, SloSet, SloWindow};
 use latency::{LatencyDays, Percentiles};
 use ring::Counts;
@@ -31,6 +31,9 @@ pub struct SloState {
     dirty: DirtyBuckets,
     /// Events counted since this state was created (monotonic: `/metrics` counters).
     pub counted: Counts,
+    /// Events of one minute not yet added to the buckets: in-order streams
+    /// add here (two increments) and touch the rings once per minute.
+    pending: Option<(i64, Counts)>,
 }
 
 impl SloState {
@@ -42,7 +45,21 @@ impl SloState {
             latency: LatencyDays::new(keep_days),
             dirty: DirtyBuckets::default(),
             counted: Counts::default(),
+            pending: None,
             slo,
+        }
+    }
+
+    /// Move the pending minute into the buckets. Returns the events that
+    /// were too old for the series to keep.
+    fn flush(&mut self, track: bool) -> u64 {
+        let Some((minute, c)) = self.pending.take() else { return 0 };
+        let dirty = track.then_some(&mut self.dirty);
+        if self.series.record_counts(minute, c, dirty) {
+            self.counted = self.counted + c;
+            0
+        } else {
+            c.total
         }
     }
 
@@ -116,6 +133,7 @@ impl Engine {
     /// what it counts ([`definition_key`]) are unchanged; a changed window
     /// carries its buckets over. Returns the names whose counts were reset.
     pub fn reload(&mut self, set: &SloSet) -> Vec<String> {
+        self.flush();
         let mut old: HashMap<String, SloState> = self.slos.drain(..).map(|s| (s.slo.name.clone(), s)).collect();
         let mut reset = Vec::new();
         for slo in &set.slos {
@@ -141,6 +159,13 @@ impl Engine {
         reset
     }
 
+    /// The optional event fields the SLOs read, so decoders can skip the
+    /// rest. No filter or criterion reads the client class, cache result,
+    /// bytes or request id yet, so none are wanted.
+    pub fn wanted(&self) -> Wanted {
+        Wanted::NONE
+    }
+
     /// Count one event for every SLO whose indicator selects it.
     #[inline]
     pub fn observe(&mut self, ev: &RequestEvent<'_>) {
@@ -163,13 +188,16 @@ impl Engine {
             if ind.criteria_are_bad {
                 good = !good;
             }
-            let dirty = track.then_some(&mut state.dirty);
-            if !state.series.record(minute, good, dirty) {
-                stats.too_old += 1;
-                return;
+            match &mut state.pending {
+                Some((m, c)) if *m == minute => {
+                    c.total += 1;
+                    c.good += good as u64;
+                }
+                _ => {
+                    stats.too_old += state.flush(track);
+                    state.pending = Some((minute, Counts { good: good as u64, total: 1 }));
+                }
             }
-            state.counted.total += 1;
-            state.counted.good += good as u64;
             if let Some(lat) = ev.latency_ms {
                 state.latency.record(ev.ts_ms, lat, track);
             }
@@ -179,9 +207,17 @@ impl Engine {
         }
     }
 
+    /// Move every SLO's pending minute into its buckets.
+    fn flush(&mut self) {
+        for s in &mut self.slos {
+            self.stats.too_old += s.flush(self.track_changes);
+        }
+    }
+
     /// Every bucket and latency day changed since the last call, with its
     /// current value, ready to be written to the store.
     pub fn drain_changes(&mut self) -> Vec<Change> {
+        self.flush();
         let mut out = Vec::new();
         for s in &mut self.slos {
             for (ring, bucket) in s.dirty.drain() {
@@ -201,6 +237,7 @@ impl Engine {
     /// Load a persisted bucket. Unknown SLOs and buckets the SLO no longer
     /// keeps are ignored (false).
     pub fn restore_bucket(&mut self, slo: &str, ring: RingId, bucket: i64, counts: Counts) -> bool {
+        self.flush();
         match self.slos.iter_mut().find(|s| s.slo.name == slo) {
             Some(s) => s.series.restore(ring, bucket, counts),
             None => false,
@@ -227,11 +264,13 @@ impl Engine {
 
     /// Evaluate every SLO as of `at_ms` (event time).
     pub fn evaluate(&mut self, at_ms: i64) -> Vec<SloStatus> {
+        self.flush();
         self.slos.iter_mut().map(|s| evaluate_one(s, at_ms)).collect()
     }
 
     /// Evaluate one SLO by name.
     pub fn evaluate_slo(&mut self, name: &str, at_ms: i64) -> Option<SloStatus> {
+        self.flush();
         self.slos.iter_mut().find(|s| s.slo.name == name).map(|s| evaluate_one(s, at_ms))
     }
 }

@@ -158,18 +158,24 @@ impl Series {
     /// minute is older than anything this series keeps.
     #[inline]
     pub fn record(&mut self, minute: i64, good: bool, dirty: Option<&mut DirtyBuckets>) -> bool {
-        let g = good as u64;
+        self.record_counts(minute, Counts { good: good as u64, total: 1 }, dirty)
+    }
+
+    /// Count several events of one minute at once.
+    #[inline]
+    pub fn record_counts(&mut self, minute: i64, add: Counts, dirty: Option<&mut DirtyBuckets>) -> bool {
+        let (g, n) = (add.good, add.total);
         match self {
             Series::Occurrences { fine, coarse } => {
                 let in_fine = fine.add_with(minute, |c| {
-                    c.total += 1;
+                    c.total += n;
                     c.good += g;
                 });
                 let mut in_coarse = false;
                 let cb = minute.div_euclid(COARSE_WIDTH as i64);
                 if let Some(coarse) = coarse {
                     in_coarse = coarse.add_with(cb, |c| {
-                        c.total += 1;
+                        c.total += n;
                         c.good += g;
                     });
                 }
@@ -188,7 +194,7 @@ impl Series {
                 let t = *target;
                 let ok = ring.add_with(b, |v| {
                     v.target = t;
-                    v.counts.total += 1;
+                    v.counts.total += n;
                     v.counts.good += g;
                 });
                 if ok && let Some(d) = dirty {

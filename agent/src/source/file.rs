@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Decoder, Format, MAX_LINE, Rejects, feed_line};
-use crate::event::EventSink;
+use crate::event::{EventSink, Wanted};
 use crate::source::lines::LineSplitter;
 
 /// Bytes of a file's start that identify its content (checked on resume).
@@ -78,6 +78,8 @@ pub struct FileTail {
     state: FileCheckpoint,
     /// Decoders per file key, so per-file header state survives between polls.
     decoders: BTreeMap<String, Box<dyn Decoder>>,
+    /// Optional event fields the engine reads.
+    wanted: Wanted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,17 @@ impl FileTail {
                 .map_err(|e| FileSourceError::Checkpoint { source_name: cfg.name.clone(), message: e.to_string() })?,
             None => FileCheckpoint::default(),
         };
-        Ok(FileTail { cfg, state, decoders: BTreeMap::new() })
+        Ok(FileTail { cfg, state, decoders: BTreeMap::new(), wanted: Wanted::ALL })
+    }
+
+    /// Tell the decoders which optional fields are read (after a spec reload).
+    pub fn set_wanted(&mut self, wanted: Wanted) {
+        if wanted != self.wanted {
+            self.wanted = wanted;
+            for d in self.decoders.values_mut() {
+                d.want(wanted);
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -206,6 +218,7 @@ impl FileTail {
         }
         let format = self.cfg.format;
         let service = self.cfg.service.clone();
+        let wanted = self.wanted;
         let decoder = match self.decoders.entry(key.to_string()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
@@ -223,6 +236,7 @@ impl FileTail {
                     f => f,
                 };
                 let mut d = fmt.decoder(&service).expect("concrete format");
+                d.want(wanted);
                 // Resuming mid-file: replay the header lines so column maps are known.
                 if st.offset > 0 && !is_gzip {
                     let mut g = File::open(path)?;

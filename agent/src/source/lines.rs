@@ -37,12 +37,99 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// A file's bytes: mapped into memory when it is a plain regular file (no
+/// copy through a read buffer), or `None` when it must be streamed (gzip,
+/// pipes, empty files, or a map that failed).
+///
+/// A mapped file must not be truncated while it is read (the process would
+/// get SIGBUS); `replay` reads finished log files, and the daemon's file tail
+/// never maps.
+pub fn map_plain_file(path: &Path) -> io::Result<Option<memmap2::Mmap>> {
+    let f = File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.len() < 2 {
+        return Ok(None);
+    }
+    // SAFETY: read-only private mapping of a file we only read; see above for
+    // the one hazard (concurrent truncation), which replay documents.
+    let map = match unsafe { memmap2::MmapOptions::new().map(&f) } {
+        Ok(m) => m,
+        Err(_) => return Ok(None),
+    };
+    if map.starts_with(&[0x1f, 0x8b]) {
+        return Ok(None);
+    }
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
+}
+
+/// Every line of a mapped file, in chunks; each chunk's pages are dropped
+/// from the mapping once its lines are handed over, so resident memory stays
+/// a few MiB whatever the file's size (the page cache keeps them).
+pub fn split_mapped(map: &memmap2::Mmap, mut f: impl FnMut(Line<'_>)) -> u64 {
+    const CHUNK: usize = 8 << 20;
+    const PAGE: usize = 4096;
+    let data: &[u8] = map;
+    let mut done = 0usize; // bytes handed over
+    let mut released = 0usize; // bytes given back to the kernel (page aligned)
+    let mut lines = 0u64;
+    while done < data.len() {
+        let want = (done + CHUNK).min(data.len());
+        // End the chunk after a newline (or at the end of the file).
+        let end = if want == data.len() {
+            want
+        } else {
+            match memchr::memrchr(b'\n', &data[done..want]) {
+                Some(i) => done + i + 1,
+                None => memchr::memchr(b'\n', &data[want..]).map_or(data.len(), |i| want + i + 1),
+            }
+        };
+        let base = lines;
+        lines += split_slice(&data[done..end], |l| f(Line { number: base + l.number, ..l }));
+        done = end;
+        let upto = done / PAGE * PAGE;
+        if upto > released {
+            // SAFETY: the range lies inside the read-only mapping and none of
+            // it is read again; dropping pages of a file mapping that was never
+            // written only means they would be faulted in from the file again.
+            let _ =
+                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, upto - released) };
+            released = upto;
+        }
+    }
+    lines
+}
+
+/// Every line of an in-memory buffer (the last one even without a newline),
+/// cut to [`MAX_LINE`] with `overlong = true` when longer.
+pub fn split_slice(data: &[u8], mut f: impl FnMut(Line<'_>)) -> u64 {
+    let mut n = 0u64;
+    let mut start = 0usize;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        n += 1;
+        let bytes = &data[start..nl];
+        f(Line { number: n, bytes: &bytes[..bytes.len().min(MAX_LINE)], overlong: bytes.len() > MAX_LINE });
+        start = nl + 1;
+    }
+    if start < data.len() {
+        n += 1;
+        let bytes = &data[start..];
+        f(Line { number: n, bytes: &bytes[..bytes.len().min(MAX_LINE)], overlong: bytes.len() > MAX_LINE });
+    }
+    n
+}
+
 /// Splits a byte stream into lines. Lines longer than [`MAX_LINE`] are handed
 /// over cut to that length with `overlong = true`, never buffered whole.
+///
+/// The buffer is allocated once; reads go into its free tail and the
+/// unconsumed remainder is moved to the front, so no byte is zeroed or
+/// copied more than once per read.
 pub struct LineSplitter {
-    buf: Vec<u8>,
-    /// Start of the unconsumed part of `buf`.
+    buf: Box<[u8]>,
+    /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
+    end: usize,
     /// True while skipping the rest of an overlong line.
     skipping: bool,
     pub line_no: u64,
@@ -50,7 +137,13 @@ pub struct LineSplitter {
 
 impl Default for LineSplitter {
     fn default() -> Self {
-        LineSplitter { buf: Vec::with_capacity(READ_SIZE + MAX_LINE), start: 0, skipping: false, line_no: 0 }
+        LineSplitter {
+            buf: vec![0u8; READ_SIZE + 2 * MAX_LINE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            skipping: false,
+            line_no: 0,
+        }
     }
 }
 
@@ -78,31 +171,33 @@ impl LineSplitter {
         Ok(total)
     }
 
-    /// Append up to one read's worth of bytes; returns how many were read.
+    /// Append up to one read's worth of bytes; returns how many were read
+    /// (0 at the end of the stream, or when the buffer holds an unfinished
+    /// line as long as the buffer, which `drain_complete` then cuts).
     pub fn fill(&mut self, r: &mut dyn Read) -> io::Result<usize> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_SIZE, 0);
+        let room = &mut self.buf[self.end..];
+        if room.is_empty() {
+            return Ok(0);
+        }
         let n = loop {
-            match r.read(&mut self.buf[len..]) {
+            match r.read(room) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(len + n);
+        self.end += n;
         Ok(n)
     }
 
     /// Hand over every complete line in the buffer.
     pub fn drain_complete(&mut self, f: &mut impl FnMut(Line<'_>)) {
-        let buf = &self.buf[..];
+        let buf = &self.buf[..self.end];
         let base = self.start;
         let mut start = base;
         for nl in memchr::memchr_iter(b'\n', &buf[base..]) {
@@ -132,27 +227,27 @@ impl LineSplitter {
 
     /// The bytes read but not yet handed over (for format detection).
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.end]
     }
 
     /// Bytes of a trailing incomplete line still buffered.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// Hand over a final line that had no newline.
     pub fn finish(&mut self, f: &mut impl FnMut(Line<'_>)) {
         if self.pending() > 0 && !self.skipping {
             self.line_no += 1;
-            let bytes = &self.buf[self.start..];
+            let bytes = &self.buf[self.start..self.end];
             f(Line {
                 number: self.line_no,
                 bytes: &bytes[..bytes.len().min(MAX_LINE)],
                 overlong: bytes.len() > MAX_LINE,
             });
         }
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         self.skipping = false;
     }
 }

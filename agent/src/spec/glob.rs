@@ -8,19 +8,20 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Glob {
     source: String,
-    kind: Kind,
-}
-
-#[derive(Clone, PartialEq, Eq)]
-enum Kind {
-    Any,
-    Exact(Vec<u8>),
-    Prefix(Vec<u8>),
-    Suffix(Vec<u8>),
-    Contains(Vec<u8>),
-    /// Anything else: matched by the classic two-pointer algorithm, which is
-    /// linear in practice and never recursive.
-    General(Vec<u8>),
+    /// Literal text the subject must start with (the whole subject when `exact`).
+    prefix: Box<[u8]>,
+    /// Literal text the subject must end with.
+    suffix: Box<[u8]>,
+    /// Literal text somewhere between prefix and suffix (`*x*`), when not empty.
+    middle: Box<[u8]>,
+    exact: bool,
+    /// The first (up to 8) bytes of `prefix` and a mask over them: one
+    /// masked compare rejects most subjects before any byte loop.
+    head_mask: u64,
+    head_value: u64,
+    /// Patterns of any other shape (`?`, several inner `*`): matched by the
+    /// two-pointer algorithm on `source`, linear in practice, never recursive.
+    general: bool,
 }
 
 /// Why a glob was refused; `offset` is the byte offset in the pattern.
@@ -51,39 +52,70 @@ impl Glob {
         let bytes = pattern.as_bytes();
         let stars = bytes.iter().filter(|&&b| b == b'*').count();
         let has_q = bytes.contains(&b'?');
-        let kind = if bytes.iter().all(|&b| b == b'*') {
-            Kind::Any
+        let lit = |b: &[u8]| b.to_vec().into_boxed_slice();
+        let empty = || lit(b"");
+        let (prefix, suffix, middle, exact, general) = if bytes.iter().all(|&b| b == b'*') {
+            (empty(), empty(), empty(), false, false)
         } else if has_q {
-            Kind::General(bytes.to_vec())
+            (empty(), empty(), empty(), false, true)
         } else if stars == 0 {
-            Kind::Exact(bytes.to_vec())
-        } else if stars == 1 && bytes[bytes.len() - 1] == b'*' {
-            Kind::Prefix(bytes[..bytes.len() - 1].to_vec())
-        } else if stars == 1 && bytes[0] == b'*' {
-            Kind::Suffix(bytes[1..].to_vec())
+            (lit(bytes), empty(), empty(), true, false)
+        } else if stars == 1 {
+            // `a*b`, `a*`, `*b`.
+            let i = bytes.iter().position(|&b| b == b'*').expect("one star");
+            (lit(&bytes[..i]), lit(&bytes[i + 1..]), empty(), false, false)
         } else if stars == 2 && bytes[0] == b'*' && bytes[bytes.len() - 1] == b'*' {
-            Kind::Contains(bytes[1..bytes.len() - 1].to_vec())
+            (empty(), empty(), lit(&bytes[1..bytes.len() - 1]), false, false)
         } else {
-            Kind::General(bytes.to_vec())
+            (empty(), empty(), empty(), false, true)
         };
-        Ok(Glob { source: pattern.to_string(), kind })
+        let n = prefix.len().min(8);
+        let head_mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let head_value = head8(&prefix) & head_mask;
+        Ok(Glob { source: pattern.to_string(), prefix, suffix, middle, exact, general, head_mask, head_value })
     }
 
     pub fn as_str(&self) -> &str {
         &self.source
     }
 
+    /// Every shape but the general one is checked with the same few
+    /// comparisons, so routing loops have no per-pattern dispatch to mispredict.
     #[inline]
     pub fn matches(&self, text: &str) -> bool {
+        self.matches_with_head(text, head8(text.as_bytes()))
+    }
+
+    /// [`Glob::matches`] with the subject's [`head8`] computed once by the
+    /// caller, for loops that try many globs on one subject.
+    #[inline]
+    pub fn matches_with_head(&self, text: &str, head: u64) -> bool {
+        // General globs have an empty prefix, so they pass this check.
+        head & self.head_mask == self.head_value && self.matches_after_head(text)
+    }
+
+    /// `(mask, value)`: a subject whose [`head8`] masked with `mask` is not
+    /// `value` cannot match. Lets a loop over many globs reject most of them
+    /// from a dense array, before touching the globs themselves.
+    pub fn head_filter(&self) -> (u64, u64) {
+        (self.head_mask, self.head_value)
+    }
+
+    /// The rest of the match, once the head filter passed.
+    #[inline]
+    pub fn matches_after_head(&self, text: &str) -> bool {
         let t = text.as_bytes();
-        match &self.kind {
-            Kind::Any => true,
-            Kind::Exact(p) => bytes_eq(t, p),
-            Kind::Prefix(p) => t.len() >= p.len() && bytes_eq(&t[..p.len()], p),
-            Kind::Suffix(p) => t.len() >= p.len() && bytes_eq(&t[t.len() - p.len()..], p),
-            Kind::Contains(p) => memchr::memmem::find(t, p).is_some(),
-            Kind::General(p) => general_match(p, t),
+        if self.exact {
+            return bytes_eq(t, &self.prefix);
         }
+        if self.general {
+            return general_match(self.source.as_bytes(), t);
+        }
+        let (p, s) = (self.prefix.len(), self.suffix.len());
+        t.len() >= p + s
+            && bytes_eq(&t[..p], &self.prefix)
+            && bytes_eq(&t[t.len() - s..], &self.suffix)
+            && (self.middle.is_empty() || memchr::memmem::find(&t[p..t.len() - s], &self.middle).is_some())
     }
 }
 
@@ -96,6 +128,18 @@ impl fmt::Debug for Glob {
 impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
+    }
+}
+
+/// The first 8 bytes of `b` as a little-endian word, zero-padded.
+#[inline]
+pub fn head8(b: &[u8]) -> u64 {
+    if b.len() >= 8 {
+        u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+    } else {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
     }
 }
 
@@ -115,7 +159,13 @@ pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
         }
         i += 8;
     }
-    a[i..] == b[i..]
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Wildcard matching with `*` and `?`: O(|p|·|t|) worst case, no recursion.
@@ -171,6 +221,9 @@ mod tests {
         assert!(!m("/api/cart/*", "/api/carts"));
         assert!(m("*", ""));
         assert!(m("shop.example.com", "shop.example.com"));
+        assert!(m("/img/*.png", "/img/a.png"));
+        assert!(!m("/img/*.png", "/img.png"));
+        assert!(m("ab*ba", "aba") == false && m("ab*ba", "abba"));
         assert!(!m("shop.example.com", "shop.example.co"));
     }
 
