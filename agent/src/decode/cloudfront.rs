@@ -410,12 +410,20 @@ impl CloudFrontStandardDecoder {
         let field = |r: Role| line.get(spans[r as usize].range());
         let value = |r: Role| field(r).filter(|v| !v.is_empty() && *v != b"-");
         // Validating the split part of the line once is cheaper than
-        // validating the handed-out fields one by one.
-        let valid = as_text(&line[..split_end]);
+        // validating the handed-out fields one by one. CloudFront URL-encodes
+        // its fields, so the split part is nearly always ASCII, and then any
+        // field of it is text as it stands.
+        let ascii = line[..split_end].is_ascii();
+        let valid = if ascii { None } else { std::str::from_utf8(&line[..split_end]).ok() };
         let text_of = |r: Role, spare: &'l mut String| -> &'l str {
             let Some(raw) = value(r) else {
                 return "";
             };
+            if ascii {
+                // SAFETY: `raw` is part of `line[..split_end]`, checked ASCII
+                // above, and every ASCII byte sequence is valid UTF-8.
+                return unsafe { std::str::from_utf8_unchecked(raw) };
+            }
             match valid.and_then(|v| v.get(spans[r as usize].range())) {
                 Some(t) => t,
                 None => text(raw, spare),
@@ -591,6 +599,14 @@ fn hex_value(b: u8) -> Option<u8> {
 /// point a power of ten. Exact for up to three fraction digits.
 #[inline]
 fn parse_seconds_as_ms(s: &[u8]) -> Option<f64> {
+    // Nearly every value is `S.mmm`: read it without a loop.
+    if let &[a, b'.', b, c, d] = s {
+        let digits = [a, b, c, d].map(|x| x.wrapping_sub(b'0'));
+        if digits.iter().all(|&x| x <= 9) {
+            let [a, b, c, d] = digits.map(u32::from);
+            return Some(f64::from(a * 1000 + b * 100 + c * 10 + d));
+        }
+    }
     const MAX_DIGITS: u32 = 18; // keeps the mantissa far from u64 overflow
     let mut mantissa: u64 = 0;
     let mut digit_count: u32 = 0;

@@ -300,6 +300,9 @@ fn too_long_lines_are_rejected() {
 fn seconds_to_milliseconds() {
     for (input, want) in [
         ("0.123", Some(123.0)),
+        ("9.999", Some(9_999.0)),
+        ("1.2x4", None),
+        ("1.2345", Some(1_234.5)),
         ("0.000", Some(0.0)),
         ("12", Some(12_000.0)),
         ("1.5", Some(1_500.0)),
