@@ -4,19 +4,14 @@
 
 use std::collections::VecDeque;
 
-use hdrhistogram::Histogram;
+use crate::sli::hdr;
 
-/// Highest latency tracked: one hour, in microseconds. Larger values are
-/// clamped to it (saturating), never dropped.
-const HIGHEST_US: u64 = 3_600_000_000;
-/// Two significant digits: values are within 1 % of what was recorded.
-const SIGFIG: u8 = 2;
 pub const DAY_MS: i64 = 86_400_000;
 
-pub type LatencyHistogram = Histogram<u64>;
+pub type LatencyHistogram = hdr::Histogram;
 
 pub fn new_histogram() -> LatencyHistogram {
-    Histogram::new_with_bounds(1, HIGHEST_US, SIGFIG).expect("static histogram bounds are valid")
+    hdr::Histogram::default()
 }
 
 /// p50, p90, p99 in milliseconds.
@@ -51,18 +46,21 @@ impl LatencyDays {
 
     /// Record a latency at an event time. Returns false when the day is older
     /// than what is kept.
-    #[inline]
     pub fn record(&mut self, ts_ms: i64, latency_ms: f64, track_dirty: bool) -> bool {
-        let day = ts_ms.div_euclid(DAY_MS);
-        let us = if latency_ms.is_finite() && latency_ms > 0.0 { (latency_ms * 1000.0) as u64 } else { 0 };
-        let us = us.clamp(1, HIGHEST_US);
+        self.record_index(ts_ms.div_euclid(DAY_MS), hdr::index_of_ms(latency_ms), track_dirty)
+    }
+
+    /// Record a latency already turned into its histogram slot
+    /// ([`hdr::index_of_ms`]), on a UTC day.
+    #[inline]
+    pub fn record_index(&mut self, day: i64, index: u16, track_dirty: bool) -> bool {
         if day == self.newest_day
             && let Some((_, h)) = self.days.back_mut()
         {
-            h.saturating_record(us);
+            h.record_index(index);
         } else {
             let Some(h) = self.day_mut(day) else { return false };
-            h.saturating_record(us);
+            h.record_index(index);
         }
         if track_dirty && self.dirty.last() != Some(&day) {
             self.dirty.push(day);
@@ -105,15 +103,12 @@ impl LatencyDays {
         for (_, h) in self.days.iter().filter(|(d, _)| *d >= fd && *d <= ld) {
             match merged.as_mut() {
                 None => merged = Some((**h).clone()),
-                Some(m) => {
-                    // Same bounds everywhere, so adding cannot fail.
-                    let _ = m.add(h.as_ref());
-                }
+                Some(m) => m.add(h.as_ref()),
             }
         }
         let m = merged.filter(|m| !m.is_empty())?;
-        // The middle of the bucket the quantile falls in, in ms to the µs.
-        let q = |p: f64| m.median_equivalent(m.value_at_quantile(p)) as f64 / 1000.0;
+        // The middle of the slot the quantile falls in, in ms to the µs.
+        let q = |p: f64| m.value_at_quantile(p).unwrap_or(0) as f64 / 1000.0;
         Some(Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99) })
     }
 

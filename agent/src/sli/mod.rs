@@ -7,6 +7,7 @@
 //! nothing else writes SLI state. Persistence reads the changed buckets out of
 //! it ([`Engine::drain_changes`]) and loads them back ([`Engine::restore_bucket`]).
 
+pub mod hdr;
 pub mod latency;
 pub mod report;
 pub mod ring;
@@ -175,6 +176,8 @@ impl Engine {
             return;
         };
         let minute = ev.ts_ms.div_euclid(MINUTE_MS);
+        // The latency's histogram slot and day, once for all SLOs.
+        let latency = ev.latency_ms.map(|l| (ev.ts_ms.div_euclid(latency::DAY_MS), hdr::index_of_ms(l)));
         let mut matched = false;
         let track = self.track_changes;
         let slos = &mut self.slos;
@@ -198,8 +201,8 @@ impl Engine {
                     state.pending = Some((minute, Counts { good: good as u64, total: 1 }));
                 }
             }
-            if let Some(lat) = ev.latency_ms {
-                state.latency.record(ev.ts_ms, lat, track);
+            if let Some((day, slot)) = latency {
+                state.latency.record_index(day, slot, track);
             }
         });
         if !matched {

@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hdrhistogram::serialization::Serializer as _;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::decode::RejectReason;
@@ -27,7 +26,7 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const DEFINITIONS: TableDefinition<&str, &str> = TableDefinition::new("slo_definitions");
 /// (SLO name, ring, bucket index) → (good, total).
 const BUCKETS: TableDefinition<(&str, u8, i64), (u64, u64)> = TableDefinition::new("buckets");
-/// (SLO name, UTC day) → HDR histogram, V2 serialization.
+/// (SLO name, UTC day) → HDR histogram, sparse encoding (`sli::hdr`).
 const LATENCY: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("latency_days");
 /// Source id → its checkpoint (opaque to the store).
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
@@ -158,10 +157,11 @@ impl Store {
             for row in latency.range((name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX))? {
                 let (k, v) = row?;
                 let (_, day) = k.value();
-                let mut bytes = v.value();
-                let h = hdrhistogram::serialization::Deserializer::new()
-                    .deserialize::<u64, _>(&mut bytes)
-                    .map_err(|e| StoreError::Histogram { slo: name.clone(), day, message: format!("{e:?}") })?;
+                let h = crate::sli::hdr::Histogram::decode(v.value()).map_err(|message| StoreError::Histogram {
+                    slo: name.clone(),
+                    day,
+                    message,
+                })?;
                 engine.restore_latency_day(name, day, h);
                 summary.latency_days += 1;
             }
@@ -203,7 +203,6 @@ impl Store {
         {
             let mut buckets = tx.open_table(BUCKETS)?;
             let mut latency = tx.open_table(LATENCY)?;
-            let mut serializer = hdrhistogram::serialization::V2Serializer::new();
             let mut buf = Vec::new();
             for c in changes {
                 match c {
@@ -212,11 +211,7 @@ impl Store {
                     }
                     Change::LatencyDay { slo, day, histogram } => {
                         buf.clear();
-                        serializer.serialize(histogram.as_ref(), &mut buf).map_err(|e| StoreError::Histogram {
-                            slo: slo.clone(),
-                            day: *day,
-                            message: format!("{e:?}"),
-                        })?;
+                        histogram.encode(&mut buf);
                         latency.insert((slo.as_str(), *day), buf.as_slice())?;
                     }
                 }
