@@ -24,17 +24,22 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "tests" / "bench" / "specs-10.yaml"
 
 
+GNU_TIME = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+
+
 def run(cmd, stdout=subprocess.DEVNULL):
-    """Wall seconds and peak RSS (KiB) of one run of `cmd`."""
+    """Wall seconds and peak RSS (KiB) of one run of `cmd`. The RSS comes from
+    GNU time when present (a child forked from Python would start with
+    Python's own pages counted), else it is reported as unknown."""
+    wrapped = [GNU_TIME, "-f", "%M", *cmd] if GNU_TIME else cmd
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(wrapped, stdout=stdout, stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
+    err = proc.stderr.decode()
+    if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed: {err}")
-    return wall, usage.ru_maxrss
+    rss = int(err.strip().splitlines()[-1]) if GNU_TIME else 0
+    return wall, rss
 
 
 def main():
@@ -93,7 +98,7 @@ def main():
     for name in commands:
         mn, md = min(walls[name]), statistics.median(walls[name])
         print(f"{name:<26} {mn:>8.3f} {md:>9.3f} {lines / mn / 1e6:>13.2f} M {lines / md / 1e6:>15.2f} M "
-              f"{max(rss[name]) / 1024:>8.1f} MiB")
+              + (f"{max(rss[name]) / 1024:>8.1f} MiB" if GNU_TIME else "       n/a"))
     rep, wc = walls["slo-agent replay"], walls["wc -l"]
     print(f"\nreplay speed as a share of wc -l: {min(wc) / min(rep):.0%} (min vs min), "
           f"{statistics.median(wc) / statistics.median(rep):.0%} (median vs median)")
