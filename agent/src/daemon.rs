@@ -95,17 +95,9 @@ impl Shared {
     pub fn metrics(&self) -> String {
         let snap = self.snapshot();
         let now = self.clock.now_ms();
-        let sources: Vec<SourceFigures> = lock(&self.sources)
-            .values()
-            .map(|s| {
-                let mut s = s.clone();
-                // Lag is stored as the newest event time in ms; turn it into seconds now.
-                s.event_lag_seconds = s.event_lag_seconds.map(|newest_ms| ((now as f64 - newest_ms) / 1000.0).max(0.0));
-                s
-            })
-            .collect();
+        let sources: Vec<SourceFigures> = lock(&self.sources).values().cloned().collect();
         let agent = lock(&self.agent).clone();
-        crate::export::prometheus::render(&snap.statuses, &snap.counted, &sources, &agent)
+        crate::export::prometheus::render(&snap.statuses, &snap.counted, &sources, &agent, now)
     }
 }
 
@@ -269,8 +261,7 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<FileTail>, poll: Duration, ma
                 f.backlog_bytes = outcome.backlog_bytes;
                 f.files = outcome.files as u64;
                 if let Some(n) = newest {
-                    let prev = f.event_lag_seconds.unwrap_or(f64::MIN);
-                    f.event_lag_seconds = Some(prev.max(n as f64));
+                    f.newest_event_ms = Some(f.newest_event_ms.map_or(n, |p| p.max(n)));
                 }
                 for (reason, s) in &outcome.rejects.by_reason {
                     match f.rejects.iter_mut().find(|(r, _)| *r == reason.as_str()) {

@@ -94,6 +94,9 @@ def test_api_serves_reports_and_errors(tmp_path, agent_factory):
         raise AssertionError("expected 404")
     except Exception as e:  # urllib raises HTTPError for 404
         assert getattr(e, "code", None) == 404
+    # Lag: the events are from yesterday, so at least several hours behind the clock.
+    lag = metric_value(agent.metrics(), "slo_agent_ingest_lag_seconds", source="cloudfront")
+    assert lag is not None and lag > 3600, lag
     # A malformed line is counted, with its reason, and the agent goes on.
     with open(logs / "cf.log", "a") as f:
         f.write("garbage without tabs\n")

@@ -26,8 +26,8 @@ pub struct SourceFigures {
     pub bytes: u64,
     /// Rejected lines per reason.
     pub rejects: Vec<(&'static str, u64)>,
-    /// Seconds between now and the newest event seen from this source.
-    pub event_lag_seconds: Option<f64>,
+    /// Time of the newest event seen from this source (ms since the epoch).
+    pub newest_event_ms: Option<i64>,
     /// Bytes present in files but not read yet.
     pub backlog_bytes: u64,
     pub files: u64,
@@ -50,11 +50,13 @@ pub struct AgentFigures {
 
 /// Render the whole exposition: per-SLO figures from the latest evaluation,
 /// cumulative counted events, and the agent's own telemetry.
+/// `now_ms` is the clock's time, for the sources' lag.
 pub fn render(
     statuses: &[SloStatus],
     counted: &[(String, Counts)],
     sources: &[SourceFigures],
     agent: &AgentFigures,
+    now_ms: i64,
 ) -> String {
     let mut reg = Registry::default();
 
@@ -161,8 +163,8 @@ pub fn render(
             l.push(("reason", reason.to_string()));
             rejected.get_or_create(&l).inc_by(*n);
         }
-        if let Some(v) = s.event_lag_seconds {
-            lag.get_or_create(&base()).set(v);
+        if let Some(newest) = s.newest_event_ms {
+            lag.get_or_create(&base()).set(((now_ms - newest) as f64 / 1000.0).max(0.0));
         }
         backlog.get_or_create(&base()).set(s.backlog_bytes as f64);
         files.get_or_create(&base()).set(s.files as f64);

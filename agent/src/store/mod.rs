@@ -20,6 +20,8 @@ use crate::decode::RejectReason;
 use crate::sli::ring::Counts;
 use crate::sli::series::RingId;
 use crate::sli::{Change, Engine, definition_key};
+#[cfg(test)]
+use crate::spec::model::SloSet;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// SLO name → the definition its stored counts were made under.
@@ -285,5 +287,75 @@ impl Store {
         }
         tx.commit()?;
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Origin, RequestEvent};
+    use crate::spec::load_str;
+
+    const SPEC: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: a}\nspec:\n  service: s\n  objective: 99\n  window: 28d\n  indicator:\n    source: ndjson\n    filter: {path: \"/api/*\"}\n    good: {status: \"< 500\"}\n";
+
+    fn events(engine: &mut Engine, n: i64) {
+        for i in 0..n {
+            let ev = RequestEvent {
+                ts_ms: 1_795_000_000_000 + i * 7_000,
+                origin: Some(Origin::Ndjson),
+                path: "/api/x",
+                status: if i % 10 == 0 { 503 } else { 200 },
+                latency_ms: Some(10.0 + i as f64),
+                ..Default::default()
+            };
+            engine.observe(&ev);
+        }
+    }
+
+    #[test]
+    fn committed_state_comes_back_and_a_changed_definition_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let set = load_str("a.yaml", SPEC).unwrap();
+        let at = 1_795_000_000_000 + 1000 * 7_000;
+        let want = {
+            let store = Store::open(&path).unwrap();
+            let mut engine = Engine::new(&set, true);
+            store.load_into(&mut engine).unwrap();
+            events(&mut engine, 1000);
+            let changes = engine.drain_changes();
+            store.commit(&changes, &[("src".into(), b"cp-1".to_vec())], &RejectDeltas::new()).unwrap();
+            engine.evaluate(at)
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.checkpoint("src").unwrap().as_deref(), Some(&b"cp-1"[..]));
+        let mut engine = Engine::new(&set, true);
+        let loaded = store.load_into(&mut engine).unwrap();
+        assert!(loaded.buckets > 0 && loaded.latency_days == 1 && loaded.reset.is_empty(), "{loaded:?}");
+        let got = engine.evaluate(at);
+        assert_eq!(got[0].window, want[0].window);
+        assert_eq!(got[0].latency, want[0].latency);
+        assert_eq!(got[0].window.events.total, 1000);
+
+        // Same name, different filter: the old counts are discarded.
+        let changed = load_str("a.yaml", &SPEC.replace("/api/*", "/other/*")).unwrap();
+        let mut engine = Engine::new(&changed, true);
+        let loaded = store.load_into(&mut engine).unwrap();
+        assert_eq!(loaded.reset, vec!["a".to_string()]);
+        assert_eq!(engine.evaluate(at)[0].window.events.total, 0);
+    }
+
+    #[test]
+    fn prune_deletes_rows_of_removed_slos() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let set = load_str("a.yaml", SPEC).unwrap();
+        let mut engine = Engine::new(&set, true);
+        store.load_into(&mut engine).unwrap();
+        events(&mut engine, 100);
+        store.commit(&engine.drain_changes(), &[], &RejectDeltas::new()).unwrap();
+        assert_eq!(store.prune(&engine).unwrap(), 0);
+        let empty = Engine::new(&SloSet::default(), true);
+        assert!(store.prune(&empty).unwrap() > 0);
     }
 }
