@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{Decoder, Format, MAX_LINE, Rejects, feed_line};
 use crate::event::{EventSink, Wanted};
-use crate::source::lines::LineSplitter;
+use crate::source::lines::{LineSplitter, read_full};
 
 /// Bytes of a file's start that identify its content (checked on resume).
 const HEAD_BYTES: usize = 256;
@@ -188,7 +188,7 @@ impl FileTail {
     ) -> io::Result<()> {
         let mut f = File::open(path)?;
         let mut head = vec![0u8; HEAD_BYTES];
-        let head_n = read_up_to(&mut f, &mut head)?;
+        let head_n = read_full(&mut f, &mut head)?;
         head.truncate(head_n);
         let is_gzip = head.starts_with(&[0x1f, 0x8b]);
         let st = self.state.files.entry(key.to_string()).or_default();
@@ -226,7 +226,7 @@ impl FileTail {
                     Format::Auto => {
                         let mut stream = crate::source::lines::open_stream(path)?;
                         let mut peek = vec![0u8; 64 * 1024];
-                        let n = read_up_to(&mut stream, &mut peek)?;
+                        let n = read_full(&mut stream, &mut peek)?;
                         match Format::detect(&peek[..n]) {
                             Some(f) => f,
                             // Not enough to tell yet (or not a known format): wait.
@@ -241,7 +241,7 @@ impl FileTail {
                 if st.offset > 0 && !is_gzip {
                     let mut g = File::open(path)?;
                     let mut first = vec![0u8; 64 * 1024];
-                    let n = read_up_to(&mut g, &mut first)?;
+                    let n = read_full(&mut g, &mut first)?;
                     for line in first[..n.min(st.offset as usize)].split(|&b| b == b'\n') {
                         if line.first() == Some(&b'#') {
                             let _ = d.decode_line(line, &mut |_: &crate::event::RequestEvent<'_>| {});
@@ -277,7 +277,7 @@ impl FileTail {
         f.seek(SeekFrom::Start(st.offset))?;
         let want = (len - st.offset).min(*budget + MAX_LINE as u64);
         let mut buf = vec![0u8; want as usize];
-        let n = read_up_to(&mut f, &mut buf)?;
+        let n = read_full(&mut f, &mut buf)?;
         buf.truncate(n);
         let mut consumed = 0usize;
         let mut lines = 0u64;
@@ -321,19 +321,6 @@ impl FileTail {
         }
         Ok(())
     }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// FNV-1a: a stable hash for file heads (not for security).
