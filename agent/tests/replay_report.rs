@@ -138,3 +138,39 @@ fn golden_report() {
     let want = std::fs::read_to_string(&golden).expect("golden file (run with UPDATE_GOLDEN=1 to create it)");
     assert_eq!(text, want, "replay JSON differs from {}", golden.display());
 }
+
+#[test]
+fn gzip_files_replay_like_plain_ones_and_formats_are_detected_per_file() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = replay_json(dir.path(), &["--at", "2026-11-20T12:00:00Z"]);
+    let log = dir.path().join("events.ndjson");
+    let gz = dir.path().join("events.ndjson.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    enc.write_all(&std::fs::read(&log).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_slo-agent"))
+        .args(["replay", "--specs"])
+        .arg(dir.path().join("spec.yaml"))
+        .args(["--output", "json", "--at", "2026-11-20T12:00:00Z"])
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["slos"], plain["slos"]);
+    assert_eq!(v["rejected_lines"], plain["rejected_lines"]);
+
+    // A file in no known format is a clear error that names it.
+    let junk = dir.path().join("junk.txt");
+    std::fs::write(&junk, "hello\nworld\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_slo-agent"))
+        .args(["replay", "--specs"])
+        .arg(dir.path().join("spec.yaml"))
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.txt") && err.contains("--format"), "{err}");
+}
