@@ -44,6 +44,10 @@ pub struct DemoArgs {
     /// Print plain lines instead of a live view (automatic when stdout is not a terminal).
     #[arg(long)]
     pub plain: bool,
+    /// Days of ordinary traffic written before the demo day, so the long
+    /// windows have history.
+    #[arg(long, default_value_t = 2)]
+    pub history_days: u32,
     /// Keep the generated logs and state in this directory instead of a temporary one.
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -80,12 +84,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => (SystemClock.now_ms().div_euclid(86_400_000) - 1) * 86_400_000,
     };
     // Two ordinary days before the demo day, so the long windows have history.
-    let history_days = 2u32;
+    let history_days = args.history_days;
     let history_start = day_start - history_days as i64 * 86_400_000;
-    print!("writing {history_days} days of ordinary traffic as history … ");
-    let _ = std::io::stdout().flush();
-    let history_bytes = write_history(&logs, history_start, history_days)?;
-    println!("done");
+    if history_days > 0 {
+        print!("writing {history_days} day(s) of ordinary traffic as history … ");
+        let _ = std::io::stdout().flush();
+    }
+    let (history_lines, history_bytes) = write_history(&logs, history_start, history_days)?;
+    if history_days > 0 {
+        println!("done");
+    }
     let clock = ManualClock::new(day_start - 1);
     let config = AgentConfig {
         specs: vec![specs.clone()],
@@ -134,10 +142,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(if live { 1500 } else { 0 }));
 
     let mut generator = TrafficGenerator::new(Scenario::demo_day(), day_start);
-    print!("reading the history through the agent … ");
-    let _ = std::io::stdout().flush();
-    wait_for_ingest(&shared, history_bytes, Duration::from_secs(120));
-    println!("done");
+    if history_days > 0 {
+        print!("reading the history through the agent … ");
+        let _ = std::io::stdout().flush();
+        wait_for_ingest(&shared, history_bytes, Duration::from_secs(120));
+        println!("done");
+    }
     let mut written_bytes = history_bytes;
     let mut written_lines = 0u64;
     let mut current_hour: Option<u32> = None;
@@ -262,10 +272,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{} log lines written, {} read ({} bytes), {} rejected; {:.1} s real time for {} h of traffic.",
+        "{} log lines written ({} of history, {} live), {} read by the agent, {} rejected; {:.1} s for {} h of traffic.",
+        history_lines + written_lines,
+        history_lines,
         written_lines,
         figures.lines,
-        figures.bytes,
         report.rejected_lines,
         started.elapsed().as_secs_f64(),
         args.hours
@@ -396,10 +407,12 @@ fn draw(
     let _ = std::io::stdout().flush();
 }
 
-/// Write quiet days as one gzip file per day; returns the uncompressed bytes.
-fn write_history(dir: &Path, start_ms: i64, days: u32) -> anyhow::Result<u64> {
+/// Write quiet days as one gzip file per day; returns the lines and the
+/// uncompressed bytes written.
+fn write_history(dir: &Path, start_ms: i64, days: u32) -> anyhow::Result<(u64, u64)> {
     let mut g = TrafficGenerator::new(Scenario::quiet(), start_ms);
     let mut total = 0u64;
+    let mut lines = 2 * days as u64; // the headers
     let mut buf = Vec::new();
     for d in 0..days {
         let (date, _) = traffic::civil((start_ms + d as i64 * 86_400_000) / 1000);
@@ -410,13 +423,13 @@ fn write_history(dir: &Path, start_ms: i64, days: u32) -> anyhow::Result<u64> {
         total += FIELDS_HEADER.len() as u64;
         for _ in 0..1440 {
             buf.clear();
-            g.next_minute(&mut buf);
+            lines += g.next_minute(&mut buf) as u64;
             gz.write_all(&buf)?;
             total += buf.len() as u64;
         }
         gz.finish()?.flush()?;
     }
-    Ok(total)
+    Ok((lines, total))
 }
 
 /// Write `minutes` of demo traffic as CloudFront log files (one per hour) in `dir`.
