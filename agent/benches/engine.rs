@@ -1,0 +1,96 @@
+//! The SLI engine's hot paths, in isolation from decoding:
+//!
+//! - `engine/observe_10_slos`: events routed to and counted by the 10 SLOs of
+//!   `tests/bench/specs-10.yaml` (events per second).
+//! - `engine/evaluate_N_slos`: one evaluation tick (every window, budget, burn
+//!   rate and alert condition) of N SLOs that hold a day of data.
+//!
+//! `cargo bench --bench engine -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use slo_agent::event::{Origin, RequestEvent};
+use slo_agent::sli::Engine;
+use slo_agent::spec::{load_paths, load_str};
+
+const PATHS: [&str; 8] =
+    ["/", "/products/123", "/api/cart/77", "/checkout", "/checkout/pay", "/static/app.js", "/img/p/9.webp", "/search"];
+
+struct Owned {
+    ts_ms: i64,
+    path: &'static str,
+    method: &'static str,
+    status: u16,
+    latency_ms: f64,
+}
+
+fn events(n: usize, start_ms: i64) -> Vec<Owned> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Owned {
+                ts_ms: start_ms + i as i64 * 86_400_000 / n as i64,
+                path: PATHS[(x % 8) as usize],
+                method: if x % 5 == 0 { "POST" } else { "GET" },
+                status: if x % 200 == 0 { 503 } else { 200 },
+                latency_ms: (x % 1500) as f64,
+            }
+        })
+        .collect()
+}
+
+fn observe_all(engine: &mut Engine, evs: &[Owned]) {
+    for e in evs {
+        engine.observe(&RequestEvent {
+            ts_ms: e.ts_ms,
+            origin: Some(Origin::CloudFront),
+            host: "shop.example.com",
+            path: e.path,
+            method: e.method,
+            status: e.status,
+            latency_ms: Some(e.latency_ms),
+            ..Default::default()
+        });
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let start = 1_795_132_800_000; // 2026-11-20T00:00:00Z
+    let specs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/bench/specs-10.yaml");
+    let set = load_paths(&[specs]).expect("bench specs load");
+    let evs = events(100_000, start);
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(evs.len() as u64));
+    g.bench_function("observe_10_slos", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(&set, false);
+            observe_all(&mut engine, black_box(&evs));
+            engine.stats.events
+        })
+    });
+    g.finish();
+
+    for n in [100usize, 1000] {
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&format!(
+                "---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: slo-{i}}}\nspec:\n  service: s\n  objective: 99.9\n  window: 28d\n  indicator:\n    source: cloudfront\n    filter: {{path: \"{}\"}}\n    good: {{status: \"< 500\", latency: \"<= 800ms\"}}\n",
+                PATHS[i % 8]
+            ));
+        }
+        let set = load_str("many.yaml", &text).expect("generated specs load");
+        let mut engine = Engine::new(&set, false);
+        observe_all(&mut engine, &events(20_000, start));
+        let at = start + 86_400_000 - 1;
+        let mut g = c.benchmark_group("engine");
+        g.bench_function(format!("evaluate_{n}_slos"), |b| b.iter(|| engine.evaluate(black_box(at)).len()));
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
