@@ -304,7 +304,9 @@ fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
 }
 
 /// A batch's counts and checkpoint must land together; if the disk refuses,
-/// keep trying the same batch rather than read further.
+/// keep trying the same batch rather than read further. On shutdown, give up
+/// after a few tries: nothing of the batch was committed, so the next start
+/// reads it again from the last checkpoint and counts it once.
 fn commit_with_retry(
     shared: &Shared,
     changes: &[crate::sli::Change],
@@ -319,7 +321,15 @@ fn commit_with_retry(
                 return;
             }
             Err(e) => {
-                lock(&shared.agent).commit_failures += 1;
+                let failures = {
+                    let mut a = lock(&shared.agent);
+                    a.commit_failures += 1;
+                    a.commit_failures
+                };
+                if shared.shutdown.load(Ordering::SeqCst) && failures >= 3 {
+                    tracing::error!(error = %e, "store commit failed while shutting down; the batch will be read again on the next start");
+                    return;
+                }
                 tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store commit failed; retrying the same batch");
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
