@@ -35,8 +35,8 @@ fn events(n: usize, start_ms: i64) -> Vec<Owned> {
             Owned {
                 ts_ms: start_ms + i as i64 * 86_400_000 / n as i64,
                 path: PATHS[(x % 8) as usize],
-                method: if x % 5 == 0 { "POST" } else { "GET" },
-                status: if x % 200 == 0 { 503 } else { 200 },
+                method: if x.is_multiple_of(5) { "POST" } else { "GET" },
+                status: if x.is_multiple_of(200) { 503 } else { 200 },
                 latency_ms: (x % 1500) as f64,
             }
         })

@@ -314,19 +314,17 @@ fn commit_with_retry(
     rejects: &RejectDeltas,
 ) {
     let mut delay = Duration::from_millis(100);
+    let mut attempts = 0u32;
     loop {
+        attempts += 1;
         match shared.store.commit(changes, cps, rejects) {
             Ok(()) => {
                 lock(&shared.agent).commits += 1;
                 return;
             }
             Err(e) => {
-                let failures = {
-                    let mut a = lock(&shared.agent);
-                    a.commit_failures += 1;
-                    a.commit_failures
-                };
-                if shared.shutdown.load(Ordering::SeqCst) && failures >= 3 {
+                lock(&shared.agent).commit_failures += 1;
+                if shared.shutdown.load(Ordering::SeqCst) && attempts >= 3 {
                     tracing::error!(error = %e, "store commit failed while shutting down; the batch will be read again on the next start");
                     return;
                 }
