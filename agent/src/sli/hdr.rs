@@ -44,17 +44,23 @@ pub fn value_of(index: usize) -> u64 {
     low + width / 2
 }
 
-/// Milliseconds (as decoded) to a slot.
+/// Milliseconds (as decoded) to microseconds within the tracked range, and
+/// their slot.
 #[inline]
-pub fn index_of_ms(latency_ms: f64) -> u16 {
+pub fn slot_of_ms(latency_ms: f64) -> (u16, u64) {
     let us = if latency_ms.is_finite() && latency_ms > 0.0 { (latency_ms * 1000.0) as u64 } else { 0 };
-    index_of(us)
+    let us = us.clamp(1, HIGHEST_US);
+    (index_of(us), us)
 }
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Histogram {
     counts: Box<[u64]>,
     total: u64,
+    /// Exact extremes (µs), so quantiles never report a value outside what
+    /// was recorded (a slot's middle can be).
+    min: u64,
+    max: u64,
 }
 
 impl std::fmt::Debug for Histogram {
@@ -65,20 +71,24 @@ impl std::fmt::Debug for Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; SLOTS].into_boxed_slice(), total: 0 }
+        Histogram { counts: vec![0; SLOTS].into_boxed_slice(), total: 0, min: u64::MAX, max: 0 }
     }
 }
 
 impl Histogram {
+    /// Record a value whose slot the caller computed with [`index_of`].
     #[inline]
-    pub fn record_index(&mut self, index: u16) {
+    pub fn record_at(&mut self, index: u16, value_us: u64) {
         // `index_of` never returns an index at or beyond `SLOTS`.
         self.counts[index as usize] += 1;
         self.total += 1;
+        self.min = self.min.min(value_us);
+        self.max = self.max.max(value_us);
     }
 
     pub fn record_us(&mut self, value_us: u64) {
-        self.record_index(index_of(value_us));
+        let v = value_us.clamp(1, HIGHEST_US);
+        self.record_at(index_of(v), v);
     }
 
     pub fn len(&self) -> u64 {
@@ -94,6 +104,8 @@ impl Histogram {
             *a += b;
         }
         self.total += other.total;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
 
     /// The value (µs, middle of its slot) at quantile `q` in [0, 1]: the
@@ -107,16 +119,18 @@ impl Histogram {
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= want {
-                return Some(value_of(i));
+                return Some(value_of(i).clamp(self.min, self.max));
             }
         }
         None
     }
 
-    /// Sparse encoding for the store: version byte, then (slot u16, count
-    /// u64) little-endian pairs for the non-empty slots.
+    /// Sparse encoding for the store: version byte, min and max (u64), then
+    /// (slot u16, count u64) pairs for the non-empty slots, all little-endian.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(1);
+        out.extend_from_slice(&self.min.to_le_bytes());
+        out.extend_from_slice(&self.max.to_le_bytes());
         for (i, &c) in self.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
             out.extend_from_slice(&(i as u16).to_le_bytes());
             out.extend_from_slice(&c.to_le_bytes());
@@ -127,10 +141,18 @@ impl Histogram {
         let Some((&1, rest)) = bytes.split_first() else {
             return Err("unknown histogram encoding".into());
         };
+        if rest.len() < 16 {
+            return Err("histogram encoding is cut short".into());
+        }
+        let (extremes, rest) = rest.split_at(16);
         if rest.len() % 10 != 0 {
             return Err(format!("histogram encoding has a torn entry ({} bytes)", rest.len()));
         }
-        let mut h = Histogram::default();
+        let mut h = Histogram {
+            min: u64::from_le_bytes(extremes[..8].try_into().expect("8 bytes")),
+            max: u64::from_le_bytes(extremes[8..].try_into().expect("8 bytes")),
+            ..Histogram::default()
+        };
         for e in rest.chunks_exact(10) {
             let i = u16::from_le_bytes([e[0], e[1]]) as usize;
             let c = u64::from_le_bytes(e[2..10].try_into().expect("8 bytes"));
@@ -195,7 +217,15 @@ mod tests {
         assert_eq!(Histogram::decode(&buf).unwrap(), a);
         assert!(Histogram::decode(&buf[..buf.len() - 1]).is_err());
         assert!(Histogram::decode(&[9]).is_err());
-        assert!(Histogram::decode(&[1, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        let mut bad = vec![1u8];
+        bad.extend_from_slice(&[0; 16]);
+        bad.extend_from_slice(&[0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(Histogram::decode(&bad).is_err());
+        assert!(Histogram::decode(&[1, 0, 0]).is_err());
+        // Quantiles stay within what was recorded.
+        let mut one = Histogram::default();
+        one.record_us(5_000);
+        assert_eq!(one.value_at_quantile(0.5), Some(5_000));
         assert_eq!(Histogram::default().value_at_quantile(0.5), None);
     }
 }

@@ -47,20 +47,20 @@ impl LatencyDays {
     /// Record a latency at an event time. Returns false when the day is older
     /// than what is kept.
     pub fn record(&mut self, ts_ms: i64, latency_ms: f64, track_dirty: bool) -> bool {
-        self.record_index(ts_ms.div_euclid(DAY_MS), hdr::index_of_ms(latency_ms), track_dirty)
+        self.record_slot(ts_ms.div_euclid(DAY_MS), hdr::slot_of_ms(latency_ms), track_dirty)
     }
 
-    /// Record a latency already turned into its histogram slot
-    /// ([`hdr::index_of_ms`]), on a UTC day.
+    /// Record a latency already turned into its histogram slot and
+    /// microseconds ([`hdr::slot_of_ms`]), on a UTC day.
     #[inline]
-    pub fn record_index(&mut self, day: i64, index: u16, track_dirty: bool) -> bool {
+    pub fn record_slot(&mut self, day: i64, (index, us): (u16, u64), track_dirty: bool) -> bool {
         if day == self.newest_day
             && let Some((_, h)) = self.days.back_mut()
         {
-            h.record_index(index);
+            h.record_at(index, us);
         } else {
             let Some(h) = self.day_mut(day) else { return false };
-            h.record_index(index);
+            h.record_at(index, us);
         }
         if track_dirty && self.dirty.last() != Some(&day) {
             self.dirty.push(day);

@@ -177,7 +177,7 @@ impl Engine {
         };
         let minute = ev.ts_ms.div_euclid(MINUTE_MS);
         // The latency's histogram slot and day, once for all SLOs.
-        let latency = ev.latency_ms.map(|l| (ev.ts_ms.div_euclid(latency::DAY_MS), hdr::index_of_ms(l)));
+        let latency = ev.latency_ms.map(|l| (ev.ts_ms.div_euclid(latency::DAY_MS), hdr::slot_of_ms(l)));
         let mut matched = false;
         let track = self.track_changes;
         let slos = &mut self.slos;
@@ -202,7 +202,7 @@ impl Engine {
                 }
             }
             if let Some((day, slot)) = latency {
-                state.latency.record_index(day, slot, track);
+                state.latency.record_slot(day, slot, track);
             }
         });
         if !matched {
@@ -428,5 +428,107 @@ fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
         burn_rates,
         latency,
         conditions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::load_str;
+
+    const T0: i64 = 1_795_132_800_000; // 2026-11-20T00:00:00Z, a Friday
+
+    fn spec(name: &str, window: &str, path: &str) -> String {
+        format!(
+            "---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: {name}}}\nspec:\n  service: s\n  objective: 99\n  window: {window}\n  indicator:\n    source: ndjson\n    filter: {{path: \"{path}\"}}\n    good: {{status: \"< 500\"}}\n"
+        )
+    }
+
+    fn ev(ts_ms: i64, path: &str, status: u16) -> RequestEvent<'_> {
+        RequestEvent { ts_ms, origin: Some(Origin::Ndjson), path, status, latency_ms: Some(5.0), ..Default::default() }
+    }
+
+    fn minute_of_rfc3339(s: &str) -> i64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond().div_euclid(MINUTE_MS)
+    }
+
+    use crate::event::Origin;
+
+    #[test]
+    fn calendar_windows_start_at_midnight_of_the_month_or_monday_in_their_zone() {
+        let set = load_str(
+            "c.yaml",
+            "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: m}\nspec:\n  service: s\n  objective: 99\n  window: {calendar: month, timezone: Europe/Berlin}\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: w}\nspec:\n  service: s\n  objective: 99\n  window: {calendar: week, timezone: Asia/Kolkata}\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n",
+        )
+        .unwrap();
+        let at = T0 + 12 * 3_600_000; // Friday 2026-11-20 12:00Z
+        // November 1st, 00:00 in Berlin is 2026-10-31T23:00Z.
+        assert_eq!(window_first_minute(&set.slos[0].window, at), minute_of_rfc3339("2026-10-31T23:00:00Z"));
+        // Monday 2026-11-16 00:00 in Kolkata (+05:30) is 2026-11-15T18:30Z.
+        assert_eq!(window_first_minute(&set.slos[1].window, at), minute_of_rfc3339("2026-11-15T18:30:00Z"));
+        // Events before the month's start do not count; events after do.
+        let mut e = Engine::new(&set, false);
+        e.observe(&ev(minute_of_rfc3339("2026-10-31T22:59:00Z") * MINUTE_MS, "/", 500));
+        e.observe(&ev(minute_of_rfc3339("2026-10-31T23:00:00Z") * MINUTE_MS, "/", 200));
+        let s = e.evaluate(at);
+        assert_eq!(s[0].window.events.total, 1);
+        assert_eq!(s[0].window.events.good, 1);
+    }
+
+    #[test]
+    fn a_full_outage_pages_and_a_quiet_window_does_not() {
+        let set = load_str("a.yaml", &spec("a", "30d", "/*")).unwrap();
+        let mut e = Engine::new(&set, false);
+        // A healthy day, then ten minutes of nothing but errors.
+        for m in 0..1440 {
+            e.observe(&ev(T0 + m * MINUTE_MS, "/x", 200));
+        }
+        for m in 1440..1450 {
+            e.observe(&ev(T0 + m * MINUTE_MS, "/x", 503));
+        }
+        let s = &e.evaluate(T0 + 1450 * MINUTE_MS - 1)[0];
+        let page_1h = s.conditions.iter().find(|c| c.rule.long_window == Minutes(60)).unwrap();
+        assert_eq!(page_1h.rule.burn_rate_threshold, 14.4);
+        assert!(page_1h.firing, "{page_1h:?}");
+        // 5m window: all bad → burn = 1 / 0.01 = 100.
+        assert!((page_1h.short_burn_rate.unwrap() - 100.0).abs() < 1e-9, "{page_1h:?}");
+        // An hour later with no traffic at all: the short window is empty, nothing fires.
+        let s = &e.evaluate(T0 + 1510 * MINUTE_MS - 1)[0];
+        assert!(s.conditions.iter().all(|c| !c.firing));
+        assert_eq!(s.burn_rates[0], (Minutes(5), None));
+    }
+
+    #[test]
+    fn reload_keeps_counts_unless_what_is_counted_changes() {
+        let mut e = Engine::new(&load_str("a.yaml", &spec("a", "28d", "/api/*")).unwrap(), true);
+        for m in 0..100 {
+            e.observe(&ev(T0 + m * MINUTE_MS, "/api/x", if m % 10 == 0 { 500 } else { 200 }));
+        }
+        let at = T0 + 100 * MINUTE_MS - 1;
+        let before = e.evaluate(at)[0].window;
+        // A new window (and so a new ring shape): counts carried over.
+        assert!(e.reload(&load_str("a.yaml", &spec("a", "7d", "/api/*")).unwrap()).is_empty());
+        assert_eq!(e.evaluate(at)[0].window, before);
+        assert_eq!(e.evaluate(at)[0].latency.map(|p| p.p50), Some(5.0));
+        // A new filter: counted afresh.
+        assert_eq!(e.reload(&load_str("a.yaml", &spec("a", "7d", "/other/*")).unwrap()), vec!["a".to_string()]);
+        assert_eq!(e.evaluate(at)[0].window.events.total, 0);
+    }
+
+    #[test]
+    fn pending_minutes_reach_the_buckets_before_every_read() {
+        let mut e = Engine::new(&load_str("a.yaml", &spec("a", "1d", "/*")).unwrap(), true);
+        e.observe(&ev(T0, "/a", 200));
+        e.observe(&ev(T0 + 1000, "/a", 500));
+        // Both events are still pending in the same minute: draining must see them.
+        let changes = e.drain_changes();
+        assert!(
+            changes.iter().any(|c| matches!(c, Change::Bucket { counts, .. } if counts.total == 2 && counts.good == 1))
+        );
+        assert_eq!(e.slos().next().unwrap().counted, Counts { good: 1, total: 2 });
+        // An event too old for the series is counted as such.
+        e.observe(&ev(T0 - 10 * 86_400_000, "/a", 200));
+        e.evaluate(T0);
+        assert_eq!(e.stats.too_old, 1);
     }
 }
