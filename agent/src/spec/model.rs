@@ -232,11 +232,14 @@ pub const ALERT_WINDOWS: [Minutes; 7] =
     [Minutes(5), Minutes(30), Minutes(60), Minutes(120), Minutes(360), Minutes(1440), Minutes(4320)];
 
 /// The default rules for an SLO window: the Workbook's budget fractions,
-/// scaled so a 30-day window gets exactly 14.4 / 6 / 3 / 1.
+/// scaled so a 30-day window gets exactly 14.4 / 6 / 3 / 1. A rule whose long
+/// window is longer than the SLO window is left out: it would look at more
+/// than the budget is about.
 pub fn default_rules(window: &SloWindow) -> Vec<BurnRateRule> {
     let window_hours = window.nominal().hours();
     WORKBOOK_RULES
         .iter()
+        .filter(|(_, long, _, _)| *long <= window.nominal())
         .map(|&(severity, long, short, fraction)| BurnRateRule {
             severity,
             long_window: long,
@@ -244,6 +247,23 @@ pub fn default_rules(window: &SloWindow) -> Vec<BurnRateRule> {
             burn_rate_threshold: round_threshold(fraction * window_hours / long.hours()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rules_scale_with_the_window_and_skip_longer_long_windows() {
+        let t = |w: u32| {
+            default_rules(&SloWindow::Rolling(Minutes(w))).iter().map(|r| r.burn_rate_threshold).collect::<Vec<_>>()
+        };
+        assert_eq!(t(30 * 1440), vec![14.4, 6.0, 3.0, 1.0]);
+        assert_eq!(t(28 * 1440), vec![13.44, 5.6, 2.8, 0.933333]);
+        // A 1-day window: the 3-day rule is left out.
+        assert_eq!(t(1440), vec![0.48, 0.2, 0.1]);
+        assert_eq!(t(60), vec![0.02]);
+    }
 }
 
 /// Keep thresholds readable (14.4, not 14.400000000000002).
