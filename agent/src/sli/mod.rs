@@ -175,9 +175,9 @@ impl Engine {
             self.stats.unmatched += 1;
             return;
         };
-        let minute = ev.ts_ms.div_euclid(MINUTE_MS);
+        let minute = minute_of(ev.ts_ms);
         // The latency's histogram slot and day, once for all SLOs.
-        let latency = ev.latency_ms.map(|l| (ev.ts_ms.div_euclid(latency::DAY_MS), hdr::slot_of_ms(l)));
+        let latency = ev.latency_ms.map(|l| (day_of_minute(minute), hdr::slot_of_ms(l)));
         let mut matched = false;
         let track = self.track_changes;
         let slos = &mut self.slos;
@@ -283,6 +283,19 @@ impl EventSink for Engine {
     fn event(&mut self, event: &RequestEvent<'_>) {
         self.observe(event)
     }
+}
+
+/// The minute of a timestamp. Unsigned division by a constant is a
+/// multiply and a shift; the signed, Euclidean one is kept for times before
+/// 1970.
+#[inline]
+fn minute_of(ts_ms: i64) -> i64 {
+    if ts_ms >= 0 { (ts_ms as u64 / MINUTE_MS as u64) as i64 } else { ts_ms.div_euclid(MINUTE_MS) }
+}
+
+#[inline]
+fn day_of_minute(minute: i64) -> i64 {
+    if minute >= 0 { (minute as u64 / 1440) as i64 } else { minute.div_euclid(1440) }
 }
 
 /// What decides which events an SLO counts and how: if this changes, old

@@ -8,7 +8,7 @@
 //! compare the host once.
 
 use crate::event::{Origin, RequestEvent};
-use crate::spec::glob::{Glob, head8};
+use crate::spec::glob::{Glob, HeadFilter, Then, bytes_eq, head8};
 use crate::spec::model::{Filter, Slo};
 use crate::spec::status::StatusSet;
 
@@ -49,7 +49,7 @@ struct GlobField {
     clauses: Group<Vec<Glob>>,
     globs: Vec<Glob>,
     /// Each glob's head filter, dense, for the first rejection.
-    heads: Vec<(u64, u64)>,
+    heads: Vec<HeadFilter>,
     /// `words` bit words per glob.
     masks: Vec<u64>,
 }
@@ -84,8 +84,16 @@ impl GlobField {
         let words = truth.len();
         if words == 1 {
             let mut t = 0;
-            for (k, &(mask, value)) in self.heads.iter().enumerate() {
-                if head & mask == value && self.globs[k].matches_after_head(text) {
+            for (k, f) in self.heads.iter().enumerate() {
+                if head & f.mask != f.value {
+                    continue;
+                }
+                let hit = match f.then {
+                    Then::Match => true,
+                    Then::Length(n) => text.len() == n,
+                    Then::Check => self.globs[k].matches_after_head(text),
+                };
+                if hit {
                     t |= self.masks[k];
                 }
             }
@@ -185,7 +193,10 @@ impl Router {
         r.hosts.eval(ev.host, truth);
         r.paths.eval(ev.path, truth);
         for (m, b) in &r.methods.items {
-            if m.iter().any(|m| m.eq_ignore_ascii_case(ev.method)) {
+            // Logs write methods in capitals: try the exact comparison first.
+            if m.iter().any(|m| bytes_eq(m.as_bytes(), ev.method.as_bytes()))
+                || m.iter().any(|m| m.eq_ignore_ascii_case(ev.method))
+            {
                 set(truth, *b);
             }
         }

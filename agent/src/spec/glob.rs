@@ -94,11 +94,18 @@ impl Glob {
         head & self.head_mask == self.head_value && self.matches_after_head(text)
     }
 
-    /// `(mask, value)`: a subject whose [`head8`] masked with `mask` is not
-    /// `value` cannot match. Lets a loop over many globs reject most of them
-    /// from a dense array, before touching the globs themselves.
-    pub fn head_filter(&self) -> (u64, u64) {
-        (self.head_mask, self.head_value)
+    /// A first test on the subject's [`head8`], for loops that try many
+    /// globs on one subject from a dense array: a subject whose head masked
+    /// with `mask` is not `value` cannot match, and for short prefixes and
+    /// short exact names the head (and length) decide the match outright.
+    pub fn head_filter(&self) -> HeadFilter {
+        let plain = !self.general && self.suffix.is_empty() && self.middle.is_empty();
+        if plain && self.exact && self.prefix.len() <= 8 {
+            // Zero padding is part of the value: `/search` does not pass for `/search/x`.
+            return HeadFilter { mask: u64::MAX, value: head8(&self.prefix), then: Then::Length(self.prefix.len()) };
+        }
+        let then = if plain && !self.exact && self.prefix.len() <= 8 { Then::Match } else { Then::Check };
+        HeadFilter { mask: self.head_mask, value: self.head_value, then }
     }
 
     /// The rest of the match, once the head filter passed.
@@ -129,6 +136,26 @@ impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// See [`Glob::head_filter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadFilter {
+    pub mask: u64,
+    pub value: u64,
+    pub then: Then,
+}
+
+/// What decides a match once the head passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// The head alone: a prefix of at most 8 bytes (patterns hold no NUL, so
+    /// a shorter subject's zero padding cannot pass).
+    Match,
+    /// The subject's length: an exact name of at most 8 bytes.
+    Length(usize),
+    /// [`Glob::matches_after_head`].
+    Check,
 }
 
 /// The first 8 bytes of `b` as a little-endian word, zero-padded.
@@ -237,6 +264,57 @@ mod tests {
         assert!(m("a*b*c", "abcbc"));
         assert!(!m("a*b*c", "acb"));
         assert!(m("*a*a*a*a*a*b", &format!("{}b", "a".repeat(40))));
+    }
+
+    #[test]
+    fn head_filters_agree_with_full_matching() {
+        let pats = [
+            "/",
+            "/search",
+            "/api/*",
+            "/checkout*",
+            "/products/*",
+            "*.png",
+            "/a?c",
+            "*x*",
+            "/img/*.webp",
+            "abcdefgh",
+            "abcdefgh*",
+        ];
+        let texts = [
+            "",
+            "/",
+            "/search",
+            "/search/x",
+            "/searc",
+            "/api",
+            "/api/",
+            "/api/cart",
+            "/checkout",
+            "/checkout/pay",
+            "/products/1",
+            "/a.png",
+            "/abc",
+            "/xx",
+            "/img/1.webp",
+            "abcdefgh",
+            "abcdefghi",
+            "/search\0x",
+        ];
+        for p in pats {
+            let g = Glob::new(p).unwrap();
+            let f = g.head_filter();
+            for t in texts {
+                let passes = head8(t.as_bytes()) & f.mask == f.value;
+                let decided = passes
+                    && match f.then {
+                        Then::Match => true,
+                        Then::Length(n) => t.len() == n,
+                        Then::Check => g.matches_after_head(t),
+                    };
+                assert_eq!(decided, g.matches(t), "{p:?} on {t:?}");
+            }
+        }
     }
 
     #[test]

@@ -297,6 +297,22 @@ fn too_long_lines_are_rejected() {
 }
 
 #[test]
+fn percent_signs_are_found_anywhere() {
+    for (s, want) in [
+        ("", false),
+        ("/a", false),
+        ("/abcdefghijk", false),
+        ("%", true),
+        ("/abcdefg%", true),
+        ("/abcdefgh%x", true),
+        ("/%", true),
+        ("/abcdefghijklmno%", true),
+    ] {
+        assert_eq!(has_percent(s.as_bytes()), want, "{s:?}");
+    }
+}
+
+#[test]
 fn seconds_to_milliseconds() {
     for (input, want) in [
         ("0.123", Some(123.0)),
