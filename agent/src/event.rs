@@ -80,6 +80,36 @@ pub enum ClientClass {
     Other,
 }
 
+/// How a request ended, beyond its HTTP status: what lets an SLO tell a
+/// throttle from a function error from a timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    #[default]
+    Unknown,
+    Success,
+    /// Refused for rate or quota (API Gateway 429 `THROTTLED`, Lambda throttles).
+    Throttled,
+    /// The hop behind failed (API Gateway integration errors).
+    IntegrationError,
+    /// The code failed (Lambda function errors, unhandled exceptions).
+    Error,
+    /// Ran out of time (Lambda `Status: timeout`, API Gateway integration timeouts).
+    Timeout,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Unknown => "unknown",
+            Outcome::Success => "success",
+            Outcome::Throttled => "throttled",
+            Outcome::IntegrationError => "integration_error",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
 /// One request, as seen by one hop. Borrowed strings are empty when unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RequestEvent<'a> {
@@ -106,6 +136,21 @@ pub struct RequestEvent<'a> {
     pub bytes: u64,
     pub request_id: &'a str,
     pub trace_id: &'a str,
+    /// The route template when the hop knows it (API Gateway `routeKey` or
+    /// `resourcePath`, e.g. `/cart/{id}`).
+    pub route: &'a str,
+    pub outcome: Outcome,
+    /// Status the hop behind answered with (API Gateway `integrationStatus`); 0 when unknown.
+    pub upstream_status: u16,
+    /// The hop's own error class when it names one (API Gateway
+    /// `error.responseType`, e.g. `THROTTLED`, `INTEGRATION_TIMEOUT`).
+    pub error_type: &'a str,
+    /// Lambda: cold-start initialisation, and billed duration, in milliseconds.
+    pub init_ms: Option<f64>,
+    pub billed_ms: Option<f64>,
+    /// Lambda: configured and used memory, in MB.
+    pub memory_size_mb: Option<u32>,
+    pub max_memory_used_mb: Option<u32>,
 }
 
 /// The optional event fields a consumer reads. Decoders may leave the
@@ -118,6 +163,7 @@ pub struct Wanted {
     pub client: bool,
     pub cache: bool,
     pub bytes: bool,
+    /// Request and trace ids.
     pub request_id: bool,
 }
 

@@ -489,7 +489,7 @@ impl CloudFrontStandardDecoder {
             cache,
             bytes,
             request_id: if wanted.request_id { text_of(Role::RequestId, lossy_id) } else { "" },
-            trace_id: "",
+            ..RequestEvent::default()
         };
         sink.event(&event);
         Ok(())

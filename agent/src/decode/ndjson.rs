@@ -192,6 +192,7 @@ impl Decoder for NdjsonDecoder {
             bytes: byte_count(&record.bytes)?,
             request_id: text(&record.request_id)?.unwrap_or(""),
             trace_id: text(&record.trace_id)?.unwrap_or(""),
+            ..RequestEvent::default()
         };
         sink.event(&event);
         Ok(())
