@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod demo;
+pub mod dims;
 pub mod event;
 pub mod export;
 pub mod fsutil;
