@@ -466,19 +466,17 @@ impl RecordReader {
             }
         };
 
-        // `date` + `time` when both are there (the legacy layout), else the
-        // epoch timestamps v2 and real-time logs carry.
-        let ts_ms = match (value(Role::Date), value(Role::Time)) {
-            (Some(date), Some(time)) => {
+        // The epoch timestamps of v2 and real-time logs when there (the
+        // most precise first), else `date` + `time` (the legacy layout).
+        let ts_ms = match (value(Role::TimestampMs), value(Role::Timestamp), value(Role::Date), value(Role::Time)) {
+            (Some(ms), ..) => parse_epoch_ms(ms).ok_or(RejectReason::BadTimestamp)?,
+            (None, Some(secs), ..) => parse_epoch_seconds_as_ms(secs).ok_or(RejectReason::BadTimestamp)?,
+            (None, None, Some(date), Some(time)) => {
                 let day = self.day_number(date).ok_or(RejectReason::BadTimestamp)?;
                 let secs = parse_time_of_day(time).ok_or(RejectReason::BadTimestamp)?;
                 (day * 86_400 + secs) * 1000
             }
-            _ => match (value(Role::TimestampMs), value(Role::Timestamp)) {
-                (Some(ms), _) => parse_epoch_ms(ms).ok_or(RejectReason::BadTimestamp)?,
-                (None, Some(secs)) => parse_epoch_seconds_as_ms(secs).ok_or(RejectReason::BadTimestamp)?,
-                (None, None) => return Err(RejectReason::MissingField.into()),
-            },
+            _ => return Err(RejectReason::MissingField.into()),
         };
         let status = field(Role::Status).ok_or(RejectReason::MissingField)?;
         let status = parse_status(status).ok_or(RejectReason::BadStatus)?;
