@@ -254,7 +254,8 @@ impl CloudFrontV2PlainDecoder {
         }
         if !(has("timestamp(ms)") || has("timestamp") || (has("date") && has("time"))) {
             return Err(
-                "CloudFront v2 plain log fields must include `timestamp(ms)`, `timestamp`, or `date` and `time`".to_owned()
+                "CloudFront v2 plain log fields must include `timestamp(ms)`, `timestamp`, or `date` and `time`"
+                    .to_owned(),
             );
         }
         Ok(CloudFrontV2PlainDecoder {

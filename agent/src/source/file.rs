@@ -236,7 +236,10 @@ impl FileTail {
                     f => f,
                 };
                 let mut d = fmt.decoder(&service).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, format!("format {fmt:?} needs a field list, which file sources do not take"))
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("format {fmt:?} needs a field list, which file sources do not take"),
+                    )
                 })?;
                 d.want(wanted);
                 // Resuming mid-file: replay the header lines so column maps are known.

@@ -41,8 +41,14 @@ fn fixture_matches_golden_output() {
 #[test]
 fn the_field_list_is_checked() {
     let err = |fields: &[&str]| CloudFrontRealtimeDecoder::new(SVC, fields).err().unwrap_or_default();
-    assert!(err(&["timestamp", "sc-status", "cs(Host)"]).starts_with("unknown CloudFront real-time log field `cs(Host)` (position 3)"));
-    assert_eq!(err(&["timestamp", "sc-status", "c-ip", "c-ip"]), "CloudFront real-time log field `c-ip` is listed twice");
+    assert!(
+        err(&["timestamp", "sc-status", "cs(Host)"])
+            .starts_with("unknown CloudFront real-time log field `cs(Host)` (position 3)")
+    );
+    assert_eq!(
+        err(&["timestamp", "sc-status", "c-ip", "c-ip"]),
+        "CloudFront real-time log field `c-ip` is listed twice"
+    );
     assert_eq!(err(&["sc-status", "cs-uri-stem"]), "CloudFront real-time log fields must include `timestamp`");
     assert_eq!(err(&["timestamp"]), "CloudFront real-time log fields must include `sc-status`");
     assert!(CloudFrontRealtimeDecoder::new(SVC, &REALTIME_FIELDS).is_ok());

@@ -122,9 +122,11 @@ fn plain_output_needs_a_field_list() {
     let err = |fields: &[&str]| CloudFrontV2PlainDecoder::with_fields(SVC, fields).err().unwrap_or_default();
     assert!(err(&["timestamp", "cs-uri-stem"]).contains("`sc-status`"));
     assert!(err(&["date", "sc-status"]).contains("`timestamp(ms)`"));
-    let mut d =
-        CloudFrontV2PlainDecoder::with_fields(SVC, &["timestamp(ms)", "DistributionId", "sc-status", "cs(Host)", "cs-uri-stem", "origin-fbl"])
-            .expect("fields");
+    let mut d = CloudFrontV2PlainDecoder::with_fields(
+        SVC,
+        &["timestamp(ms)", "DistributionId", "sc-status", "cs(Host)", "cs-uri-stem", "origin-fbl"],
+    )
+    .expect("fields");
     check(
         &mut d,
         "1732104000123|E1EXAMPLE|200|d1.cloudfront.net|/x%20y|0.5
