@@ -1,6 +1,7 @@
 //! Decoder throughput on synthetic but realistic lines: 33-field CloudFront
 //! standard log records (~350 bytes, a mix of browsers, crawlers and tools,
-//! some URL-encoded paths) and NDJSON records.
+//! some URL-encoded paths), NDJSON records, CloudFront standard logging v2
+//! JSON records (23 fields) and CloudFront real-time records (24 fields).
 //!
 //! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
 //! reports lines per second (criterion's "elem/s").
@@ -10,11 +11,15 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use slo_agent::decode::Decoder;
 use slo_agent::decode::cloudfront::{CANONICAL_FIELDS, CloudFrontStandardDecoder};
+use slo_agent::decode::cloudfront_realtime::CloudFrontRealtimeDecoder;
+use slo_agent::decode::cloudfront_v2::CloudFrontV2JsonDecoder;
 use slo_agent::decode::ndjson::NdjsonDecoder;
 use slo_agent::event::RequestEvent;
 
 mod common;
-use common::{LINES, cloudfront_lines, ndjson_lines};
+use common::{
+    LINES, REALTIME_FIELDS, cloudfront_lines, cloudfront_realtime_lines, cloudfront_v2_json_lines, ndjson_lines,
+};
 
 fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
@@ -54,6 +59,26 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ndjson", |b| {
         let mut d = NdjsonDecoder::new("shop");
         b.iter(|| run(&mut d, &nd))
+    });
+    let v2 = cloudfront_v2_json_lines();
+    let rt = cloudfront_realtime_lines();
+    eprintln!("cloudfront v2 json: mean {} bytes; cloudfront real-time: mean {} bytes", mean(&v2), mean(&rt));
+    // A benchmark of rejects would measure nothing useful.
+    let all_decode = |d: &mut dyn Decoder, lines: &[Vec<u8>]| {
+        lines.iter().all(|l| d.decode_line(l, &mut |_: &RequestEvent<'_>| {}).is_ok())
+    };
+    assert!(all_decode(&mut CloudFrontV2JsonDecoder::new("shop"), &v2), "v2 bench lines decode");
+    assert!(
+        all_decode(&mut CloudFrontRealtimeDecoder::new("shop", &REALTIME_FIELDS).expect("fields"), &rt),
+        "real-time bench lines decode"
+    );
+    g.bench_function("cloudfront_v2_json", |b| {
+        let mut d = CloudFrontV2JsonDecoder::new("shop");
+        b.iter(|| run(&mut d, &v2))
+    });
+    g.bench_function("cloudfront_realtime", |b| {
+        let mut d = CloudFrontRealtimeDecoder::new("shop", &REALTIME_FIELDS).expect("real-time fields");
+        b.iter(|| run(&mut d, &rt))
     });
     g.finish();
 }

@@ -20,6 +20,8 @@ pub enum ReplayError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: cannot tell the log format from the first lines; pass --format ({})", Format::NAMES)]
     UnknownFormat { path: PathBuf },
+    #[error("{path}: format {format:?} needs the log's field list, which replay does not take")]
+    NeedsFields { path: PathBuf, format: String },
 }
 
 #[derive(Debug, Clone)]
@@ -140,7 +142,9 @@ fn replay_file(
         },
         f => f,
     };
-    let mut decoder: Box<dyn Decoder> = format.decoder(&opts.service).expect("a concrete format has a decoder");
+    let mut decoder: Box<dyn Decoder> = format
+        .decoder(&opts.service)
+        .ok_or_else(|| ReplayError::NeedsFields { path: path.to_path_buf(), format: format!("{format:?}") })?;
     decoder.want(engine.wanted());
     let at = opts.at_ms;
     let mut sink = |ev: &RequestEvent<'_>| {

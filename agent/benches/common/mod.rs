@@ -120,3 +120,107 @@ pub fn ndjson_lines() -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// The fields of the real-time benchmark records, in order.
+pub const REALTIME_FIELDS: [&str; 24] = [
+    "timestamp",
+    "c-ip",
+    "time-to-first-byte",
+    "sc-status",
+    "sc-bytes",
+    "cs-method",
+    "cs-protocol",
+    "cs-host",
+    "cs-uri-stem",
+    "cs-bytes",
+    "x-edge-location",
+    "x-edge-request-id",
+    "x-host-header",
+    "time-taken",
+    "cs-protocol-version",
+    "c-ip-version",
+    "cs-user-agent",
+    "cs-referer",
+    "cs-uri-query",
+    "x-edge-response-result-type",
+    "x-edge-result-type",
+    "origin-fbl",
+    "origin-lbl",
+    "asn",
+];
+
+/// CloudFront real-time log records with [`REALTIME_FIELDS`].
+pub fn cloudfront_realtime_lines() -> Vec<Vec<u8>> {
+    let mut rng = Lcg(13);
+    (0..LINES)
+        .map(|i| {
+            let ts = format!("{}.{:03}", 1_732_104_000 + i / 10, rng.next() % 1000);
+            let ip = format!("198.51.100.{}", rng.next() % 250);
+            let ttfb = format!("0.{:03}", rng.next() % 1000);
+            let bytes = (rng.next() % 200_000).to_string();
+            let taken = format!("{}.{:03}", rng.next() % 2, rng.next() % 1000);
+            let fbl = format!("0.{:03}", rng.next() % 1000);
+            let result = rng.pick(&RESULTS);
+            let id = request_id(&mut rng);
+            let fields: [&str; 24] = [
+                &ts,
+                &ip,
+                &ttfb,
+                rng.pick(&STATUSES),
+                &bytes,
+                rng.pick(&METHODS),
+                "https",
+                "d3k9x2example.cloudfront.net",
+                rng.pick(&PATHS),
+                "412",
+                rng.pick(&EDGES),
+                &id,
+                "shop.example.com",
+                &taken,
+                "HTTP/2.0",
+                "IPv4",
+                rng.pick(&AGENTS),
+                "https://shop.example.com/",
+                "-",
+                result,
+                result,
+                &fbl,
+                &fbl,
+                "64496",
+            ];
+            fields.join("\t").into_bytes()
+        })
+        .collect()
+}
+
+/// CloudFront standard logging v2 `json` records: every value a string.
+pub fn cloudfront_v2_json_lines() -> Vec<Vec<u8>> {
+    let mut rng = Lcg(17);
+    (0..LINES)
+        .map(|i| {
+            let secs = 43_200 + i / 10;
+            format!(
+                r#"{{"timestamp":"{}.{:03}","DistributionId":"E1EXAMPLE","date":"2024-05-01","time":"{:02}:{:02}:{:02}","x-edge-location":"{}","sc-bytes":"{}","c-ip":"198.51.100.{}","cs-method":"{}","cs(Host)":"d3k9x2example.cloudfront.net","cs-uri-stem":"{}","sc-status":"{}","cs(User-Agent)":"{}","x-edge-result-type":"{}","x-edge-request-id":"{}","x-host-header":"shop.example.com","time-taken":"{}.{:03}","x-forwarded-for":"-","origin-fbl":"0.{:03}","origin-lbl":"0.{:03}","asn":"64496","c-country":"DE","sc-content-type":"text/html"}}"#,
+                1_714_564_800 + i / 10,
+                rng.next() % 1000,
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                rng.pick(&EDGES),
+                rng.next() % 200_000,
+                rng.next() % 250,
+                rng.pick(&METHODS),
+                rng.pick(&PATHS),
+                rng.pick(&STATUSES),
+                rng.pick(&AGENTS),
+                rng.pick(&RESULTS),
+                request_id(&mut rng),
+                rng.next() % 2,
+                rng.next() % 1000,
+                rng.next() % 1000,
+                rng.next() % 1000,
+            )
+            .into_bytes()
+        })
+        .collect()
+}

@@ -214,6 +214,13 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     let format = match f.get("format") {
         None => Some(Format::Auto),
         Some(n) => cx.text(n, "format").and_then(|t| match Format::parse(t) {
+            Some(Format::CloudFrontRealtime) => {
+                cx.err(
+                    n.pos,
+                    format!("format `{t}` needs the real-time log field list, which file sources do not take yet"),
+                );
+                None
+            }
             Some(fm) => Some(fm),
             None => {
                 cx.err(n.pos, format!("unknown format `{t}`; expected one of {}", Format::NAMES));
@@ -282,6 +289,14 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:4:7: `tick`")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:5:1: unknown field `sourcez`")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:11: unknown source type `kafka`")), "{e:?}");
+    }
+
+    #[test]
+    fn realtime_format_needs_a_field_list() {
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:13: format `cloudfront-realtime` needs")), "{e:?}");
     }
 
     #[test]

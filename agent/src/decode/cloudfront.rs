@@ -82,9 +82,15 @@ enum Role {
     RequestId,
     HostHeader,
     TimeTaken,
+    /// Origin first-byte latency, seconds (`origin-fbl`).
+    OriginFirstByte,
+    /// Epoch seconds with milliseconds, `1732104000.123` (v2 and real-time `timestamp`).
+    Timestamp,
+    /// Epoch milliseconds (v2 `timestamp(ms)`).
+    TimestampMs,
 }
 
-const ROLES: usize = Role::TimeTaken as usize + 1;
+const ROLES: usize = Role::TimestampMs as usize + 1;
 /// The role of a column the event does not need. It has a slot of its own in
 /// the split's output (written, never read) so that storing a field needs no
 /// branch.
@@ -92,9 +98,11 @@ const NO_ROLE: u8 = ROLES as u8;
 const SLOTS: usize = ROLES + 1;
 
 impl Role {
-    /// The role of a `#Fields:` name, compared without regard to ASCII case.
+    /// The role of a field name, compared without regard to ASCII case. The
+    /// names are those of standard logs (legacy and v2) and of real-time
+    /// logs, which spell two of them differently (`cs-host`, `cs-user-agent`).
     fn of(name: &[u8]) -> Option<Role> {
-        const NAMES: [(&str, Role); ROLES] = [
+        const NAMES: [(&str, Role); ROLES + 2] = [
             ("date", Role::Date),
             ("time", Role::Time),
             ("x-edge-location", Role::EdgeLocation),
@@ -108,6 +116,11 @@ impl Role {
             ("x-edge-request-id", Role::RequestId),
             ("x-host-header", Role::HostHeader),
             ("time-taken", Role::TimeTaken),
+            ("origin-fbl", Role::OriginFirstByte),
+            ("timestamp", Role::Timestamp),
+            ("timestamp(ms)", Role::TimestampMs),
+            ("cs-host", Role::Host),
+            ("cs-user-agent", Role::UserAgent),
         ];
         NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(_, r)| r)
     }
@@ -116,14 +129,14 @@ impl Role {
 /// Column index → role, cut after the last column with a role so splitting
 /// can stop there.
 #[derive(Debug, Clone, Default)]
-struct ColumnMap {
+pub(crate) struct ColumnMap {
     roles: Vec<u8>,
 }
 
 impl ColumnMap {
     /// From the names of a `#Fields:` line. When a name repeats, its first
     /// column wins.
-    fn from_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> ColumnMap {
+    pub(crate) fn from_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> ColumnMap {
         let mut roles = Vec::new();
         let mut seen = [false; ROLES];
         for name in names {
@@ -309,22 +322,14 @@ fn zero_byte_bits(x: u64) -> u64 {
     (zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
-/// Decodes CloudFront standard (legacy W3C) access logs.
+/// Decodes CloudFront standard (legacy W3C) access logs, and the `w3c`
+/// output of standard logging v2 (the same layout, with more field names).
 #[derive(Debug, Clone)]
 pub struct CloudFrontStandardDecoder {
-    default_service: String,
     /// From the last `#Fields:` line; `None` until one is seen.
     header: Option<ColumnMap>,
     canonical: ColumnMap,
-    /// The last date string seen and its day number: a log file holds only a
-    /// handful of dates, so this nearly always hits.
-    last_date: Option<([u8; 10], i64)>,
-    /// Scratch space: the URL-decoded path, and lossy copies of text fields
-    /// that are not valid UTF-8 (host, path, method, edge, request id).
-    path_buf: Vec<u8>,
-    lossy: [String; 5],
-    /// Optional fields the consumer reads; the others are not parsed.
-    wanted: Wanted,
+    reader: RecordReader,
 }
 
 impl CloudFrontStandardDecoder {
@@ -332,13 +337,9 @@ impl CloudFrontStandardDecoder {
     /// does not say.
     pub fn new(default_service: &str) -> Self {
         CloudFrontStandardDecoder {
-            default_service: default_service.to_owned(),
             header: None,
             canonical: ColumnMap::canonical(),
-            last_date: None,
-            path_buf: Vec::new(),
-            lossy: Default::default(),
-            wanted: Wanted::ALL,
+            reader: RecordReader::new(default_service, Origin::CloudFront),
         }
     }
 
@@ -347,6 +348,72 @@ impl CloudFrontStandardDecoder {
         if let Some(names) = line.strip_prefix(b"#Fields:") {
             let names = names.split(|&b| b == b' ' || b == b'\t').filter(|n| !n.is_empty());
             self.header = Some(ColumnMap::from_names(names));
+        }
+    }
+}
+
+impl Decoder for CloudFrontStandardDecoder {
+    fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
+        if line.len() > MAX_LINE {
+            return Err(RejectReason::TooLong.into());
+        }
+        // A trailing `\r` is dropped where it matters (the header, and the
+        // last field if the split gets that far) so the end of the line is
+        // not touched otherwise.
+        match line.first() {
+            Some(b'#') => {
+                self.read_header(line);
+                return Ok(());
+            }
+            None => return Ok(()),
+            Some(_) if line.iter().all(u8::is_ascii_whitespace) => return Ok(()),
+            Some(_) => {}
+        }
+        let map = match &self.header {
+            Some(map) => map,
+            None if tab_count(line) == CANONICAL_FIELDS.len() - 1 => &self.canonical,
+            None => return Err(RejectReason::NoHeader.into()),
+        };
+        self.reader.read(map, line, sink)
+    }
+
+    fn reset(&mut self) {
+        self.header = None;
+    }
+
+    fn want(&mut self, fields: Wanted) {
+        self.reader.wanted = fields;
+    }
+}
+
+/// Turns one tab-separated record into an event, given what its columns
+/// mean. Shared by every CloudFront format that is tab-separated text: the
+/// standard log (columns from `#Fields:`), standard logging v2 `plain`
+/// output and real-time logs (columns from configuration).
+#[derive(Debug, Clone)]
+pub(crate) struct RecordReader {
+    default_service: String,
+    origin: Origin,
+    /// The last date string seen and its day number: a log file holds only a
+    /// handful of dates, so this nearly always hits.
+    last_date: Option<([u8; 10], i64)>,
+    /// Scratch space: the URL-decoded path, and lossy copies of text fields
+    /// that are not valid UTF-8 (host, path, method, edge, request id).
+    path_buf: Vec<u8>,
+    lossy: [String; 5],
+    /// Optional fields the consumer reads; the others are not parsed.
+    pub(crate) wanted: Wanted,
+}
+
+impl RecordReader {
+    pub(crate) fn new(default_service: &str, origin: Origin) -> Self {
+        RecordReader {
+            default_service: default_service.to_owned(),
+            origin,
+            last_date: None,
+            path_buf: Vec::new(),
+            lossy: Default::default(),
+            wanted: Wanted::ALL,
         }
     }
 
@@ -363,48 +430,17 @@ impl CloudFrontStandardDecoder {
         self.last_date = Some((key, n));
         Some(n)
     }
-}
 
-impl Decoder for CloudFrontStandardDecoder {
-    fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        self.decode(line, sink)
-    }
-
-    fn reset(&mut self) {
-        self.header = None;
-    }
-
-    fn want(&mut self, fields: Wanted) {
-        self.wanted = fields;
-    }
-}
-
-impl CloudFrontStandardDecoder {
-    /// The body of [`Decoder::decode_line`], with a name for the line's
-    /// lifetime so that text can come from the line or the scratch space.
+    /// Decode one data line (not a header, not blank, at most [`MAX_LINE`]
+    /// bytes) whose columns `map` describes. The line's lifetime is named so
+    /// that text can come from the line or the scratch space.
     #[inline]
-    fn decode<'l>(&'l mut self, line: &'l [u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        if line.len() > MAX_LINE {
-            return Err(RejectReason::TooLong.into());
-        }
-        // A trailing `\r` is dropped where it matters (the header, and the
-        // last field if the split gets that far) so the end of the line is
-        // not touched otherwise.
-        match line.first() {
-            Some(b'#') => {
-                self.read_header(line);
-                return Ok(());
-            }
-            None => return Ok(()),
-            Some(_) if line.iter().all(u8::is_ascii_whitespace) => return Ok(()),
-            Some(_) => {}
-        }
-
-        let map = match &self.header {
-            Some(map) => map,
-            None if tab_count(line) == CANONICAL_FIELDS.len() - 1 => &self.canonical,
-            None => return Err(RejectReason::NoHeader.into()),
-        };
+    pub(crate) fn read<'l>(
+        &'l mut self,
+        map: &ColumnMap,
+        line: &'l [u8],
+        sink: &mut dyn EventSink,
+    ) -> Result<(), Reject> {
         let mut spans = [Span::ABSENT; SLOTS];
         let split_end = map.split(line, &mut spans);
         let field = |r: Role| line.get(spans[r as usize].range());
@@ -430,15 +466,26 @@ impl CloudFrontStandardDecoder {
             }
         };
 
-        let date = value(Role::Date).ok_or(RejectReason::MissingField)?;
-        let time = value(Role::Time).ok_or(RejectReason::MissingField)?;
+        // The epoch timestamps of v2 and real-time logs when there (the
+        // most precise first), else `date` + `time` (the legacy layout).
+        let ts_ms = match (value(Role::TimestampMs), value(Role::Timestamp), value(Role::Date), value(Role::Time)) {
+            (Some(ms), ..) => parse_epoch_ms(ms).ok_or(RejectReason::BadTimestamp)?,
+            (None, Some(secs), ..) => parse_epoch_seconds_as_ms(secs).ok_or(RejectReason::BadTimestamp)?,
+            (None, None, Some(date), Some(time)) => {
+                let day = self.day_number(date).ok_or(RejectReason::BadTimestamp)?;
+                let secs = parse_time_of_day(time).ok_or(RejectReason::BadTimestamp)?;
+                (day * 86_400 + secs) * 1000
+            }
+            _ => return Err(RejectReason::MissingField.into()),
+        };
         let status = field(Role::Status).ok_or(RejectReason::MissingField)?;
         let status = parse_status(status).ok_or(RejectReason::BadStatus)?;
-        let day = self.day_number(date).ok_or(RejectReason::BadTimestamp)?;
-        let secs = parse_time_of_day(time).ok_or(RejectReason::BadTimestamp)?;
-        let ts_ms = (day * 86_400 + secs) * 1000;
 
         let latency_ms = match value(Role::TimeTaken) {
+            Some(v) => Some(parse_seconds_as_ms(v).ok_or(RejectReason::BadNumber)?),
+            None => None,
+        };
+        let upstream_latency_ms = match value(Role::OriginFirstByte) {
             Some(v) => Some(parse_seconds_as_ms(v).ok_or(RejectReason::BadNumber)?),
             None => None,
         };
@@ -454,7 +501,7 @@ impl CloudFrontStandardDecoder {
 
         // Disjoint borrows of the scratch buffers, so that the event can
         // borrow from several of them at once.
-        let Self { default_service, path_buf, lossy, .. } = self;
+        let Self { default_service, path_buf, lossy, origin, .. } = self;
         let client = match value(Role::UserAgent) {
             Some(ua) if wanted.client => classify_user_agent(ua),
             _ => ClientClass::Unknown,
@@ -462,13 +509,7 @@ impl CloudFrontStandardDecoder {
         let [lossy_host, lossy_path, lossy_method, lossy_edge, lossy_id] = lossy;
 
         let path = match value(Role::UriStem) {
-            // Paths are short: a plain loop beats a call to `memchr`.
-            Some(stem) if has_percent(stem) => {
-                path_buf.clear();
-                path_buf.extend_from_slice(stem);
-                percent_decode(path_buf);
-                text(path_buf, lossy_path)
-            }
+            Some(stem) if has_percent(stem) => decode_path(stem, path_buf, lossy_path),
             Some(_) => text_of(Role::UriStem, lossy_path),
             None => "",
         };
@@ -476,14 +517,14 @@ impl CloudFrontStandardDecoder {
 
         let event = RequestEvent {
             ts_ms,
-            origin: Some(Origin::CloudFront),
+            origin: Some(*origin),
             service: default_service,
             host: text_of(host_role, lossy_host),
             path,
             method: text_of(Role::Method, lossy_method),
             status,
             latency_ms,
-            upstream_latency_ms: None,
+            upstream_latency_ms,
             edge_location: text_of(Role::EdgeLocation, lossy_edge),
             client,
             cache,
@@ -496,10 +537,56 @@ impl CloudFrontStandardDecoder {
     }
 }
 
+/// A URL-encoded `cs-uri-stem` as the path a server sees, decoded into
+/// `buf` (and into `spare` if the result is not UTF-8).
+#[inline]
+pub(crate) fn decode_path<'a>(stem: &[u8], buf: &'a mut Vec<u8>, spare: &'a mut String) -> &'a str {
+    buf.clear();
+    buf.extend_from_slice(stem);
+    percent_decode(buf);
+    text(buf, spare)
+}
+
+/// Epoch seconds with up to three fraction digits (`1732104000.123`,
+/// `1732104000`) to epoch milliseconds, without a float parser.
+#[inline]
+pub(crate) fn parse_epoch_seconds_as_ms(s: &[u8]) -> Option<i64> {
+    let (whole, frac) = match memchr(b'.', s) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, &b""[..]),
+    };
+    // 12 digits of seconds reach the year 33658; more is not a timestamp.
+    if whole.is_empty() || whole.len() > 12 || frac.len() > 3 || (frac.is_empty() && s.len() != whole.len()) {
+        return None;
+    }
+    let secs = i64::try_from(parse_u64(whole)?).ok()?;
+    let mut ms = 0;
+    for i in 0..3 {
+        let d = match frac.get(i) {
+            Some(&b) => b.wrapping_sub(b'0'),
+            None => 0,
+        };
+        if d > 9 {
+            return None;
+        }
+        ms = ms * 10 + i64::from(d);
+    }
+    Some(secs * 1000 + ms)
+}
+
+/// Epoch milliseconds (`1732104000123`).
+#[inline]
+pub(crate) fn parse_epoch_ms(s: &[u8]) -> Option<i64> {
+    if s.len() > 15 {
+        return None;
+    }
+    i64::try_from(parse_u64(s)?).ok()
+}
+
 /// Whether `s` holds a `%`, eight bytes at a time: paths are short, and the
 /// general `memchr` costs more in set-up than this whole loop.
 #[inline]
-fn has_percent(s: &[u8]) -> bool {
+pub(crate) fn has_percent(s: &[u8]) -> bool {
     const PCT: u64 = 0x2525_2525_2525_2525;
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
@@ -525,7 +612,7 @@ fn as_text(bytes: &[u8]) -> Option<&str> {
 /// `raw` as text: borrowed when it is UTF-8 (nearly always), otherwise a
 /// lossy copy in `spare`.
 #[inline]
-fn text<'a>(raw: &'a [u8], spare: &'a mut String) -> &'a str {
+pub(crate) fn text<'a>(raw: &'a [u8], spare: &'a mut String) -> &'a str {
     match as_text(raw) {
         Some(s) => s,
         None => lossy_text(raw, spare),
@@ -612,7 +699,7 @@ fn hex_value(b: u8) -> Option<u8> {
 /// through a float parser: the digits make an integer, the position of the
 /// point a power of ten. Exact for up to three fraction digits.
 #[inline]
-fn parse_seconds_as_ms(s: &[u8]) -> Option<f64> {
+pub(crate) fn parse_seconds_as_ms(s: &[u8]) -> Option<f64> {
     // Nearly every value is `S.mmm`: read it without a loop.
     if let &[a, b'.', b, c, d] = s {
         let digits = [a, b, c, d].map(|x| x.wrapping_sub(b'0'));
@@ -653,7 +740,7 @@ fn parse_seconds_as_ms(s: &[u8]) -> Option<f64> {
 }
 
 #[inline]
-fn parse_u64(s: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
@@ -668,7 +755,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 
 /// `x-edge-result-type` folded to a hit, a miss or an error.
 #[inline]
-fn cache_result(v: &[u8]) -> CacheResult {
+pub(crate) fn cache_result(v: &[u8]) -> CacheResult {
     match v {
         b"Hit" | b"RefreshHit" | b"OriginShieldHit" => CacheResult::Hit,
         b"Miss" => CacheResult::Miss,
@@ -688,7 +775,7 @@ const AGENT_PREFIX: usize = 512;
 /// Applebot, YandexBot, AhrefsBot, …, except the phone maker "Cubot"),
 /// `crawl`, `spider` (Baiduspider), `yandex`, `slurp` (Yahoo) and
 /// `facebookexternalhit`. A browser is anything else starting `Mozilla/`.
-fn classify_user_agent(ua: &[u8]) -> ClientClass {
+pub(crate) fn classify_user_agent(ua: &[u8]) -> ClientClass {
     let ua = &ua[..ua.len().min(AGENT_PREFIX)];
     let starts = |prefix: &[u8]| ua.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
     if is_crawler(ua) {

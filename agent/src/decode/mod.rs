@@ -13,6 +13,8 @@ use std::fmt;
 use crate::event::{EventSink, Wanted};
 
 pub mod cloudfront;
+pub mod cloudfront_realtime;
+pub mod cloudfront_v2;
 pub mod ndjson;
 
 /// Why a line was not turned into an event. Reasons are a bounded set so they
@@ -129,6 +131,11 @@ pub enum Format {
     Auto,
     CloudFront,
     Ndjson,
+    /// CloudFront standard logging v2, `json` output.
+    CloudFrontV2Json,
+    /// CloudFront real-time logs; needs the configured field list
+    /// ([`Format::decoder_with_fields`]).
+    CloudFrontRealtime,
 }
 
 impl Format {
@@ -137,11 +144,13 @@ impl Format {
             "auto" => Some(Format::Auto),
             "cloudfront" => Some(Format::CloudFront),
             "ndjson" => Some(Format::Ndjson),
+            "cloudfront-v2" => Some(Format::CloudFrontV2Json),
+            "cloudfront-realtime" => Some(Format::CloudFrontRealtime),
             _ => None,
         }
     }
 
-    pub const NAMES: &'static str = "auto, cloudfront, ndjson";
+    pub const NAMES: &'static str = "auto, cloudfront, ndjson, cloudfront-v2, cloudfront-realtime";
 
     /// Guess the format from the first bytes of a file or stream.
     pub fn detect(head: &[u8]) -> Option<Format> {
@@ -153,6 +162,11 @@ impl Format {
             return Some(Format::CloudFront);
         }
         if first.first() == Some(&b'{') {
+            // CloudFront v2 names its fields after the W3C columns.
+            let v2 = [&b"\"sc-status\""[..], b"\"x-edge-location\""];
+            if v2.iter().any(|key| memchr::memmem::find(first, key).is_some()) {
+                return Some(Format::CloudFrontV2Json);
+            }
             return Some(Format::Ndjson);
         }
         // A CloudFront standard log whose header was cut off (or a stream of
@@ -164,12 +178,26 @@ impl Format {
     }
 
     /// A fresh decoder; `default_service` names the service for events whose
-    /// record carries none (CloudFront logs never do).
+    /// record carries none (CloudFront logs never do). `None` for `Auto`, and
+    /// for formats that need a field list ([`Format::decoder_with_fields`]).
     pub fn decoder(self, default_service: &str) -> Option<Box<dyn Decoder>> {
         match self {
-            Format::Auto => None,
+            Format::Auto | Format::CloudFrontRealtime => None,
+            Format::CloudFrontV2Json => Some(Box::new(cloudfront_v2::CloudFrontV2JsonDecoder::new(default_service))),
             Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
+        }
+    }
+
+    /// A fresh decoder for records whose fields the configuration lists
+    /// (CloudFront real-time logs); other formats ignore `fields`. `Err` says
+    /// what is wrong with the list, or that `Auto` has no decoder.
+    pub fn decoder_with_fields(self, default_service: &str, fields: &[&str]) -> Result<Box<dyn Decoder>, String> {
+        match self {
+            Format::CloudFrontRealtime => {
+                Ok(Box::new(cloudfront_realtime::CloudFrontRealtimeDecoder::new(default_service, fields)?))
+            }
+            f => f.decoder(default_service).ok_or_else(|| "`auto` is not a concrete format".to_owned()),
         }
     }
 }

@@ -85,7 +85,7 @@ struct Record<'a> {
 
 /// One JSON value, kept only as far as a request record needs it.
 #[derive(Debug, Clone, PartialEq)]
-enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     Text(Cow<'a, str>),
     Unsigned(u64),
     Signed(i64),

@@ -235,7 +235,12 @@ impl FileTail {
                     }
                     f => f,
                 };
-                let mut d = fmt.decoder(&service).expect("concrete format");
+                let mut d = fmt.decoder(&service).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("format {fmt:?} needs a field list, which file sources do not take"),
+                    )
+                })?;
                 d.want(wanted);
                 // Resuming mid-file: replay the header lines so column maps are known.
                 if st.offset > 0 && !is_gzip {
