@@ -13,6 +13,7 @@ use std::fmt;
 use crate::event::{EventSink, Wanted};
 
 pub mod cloudfront;
+pub mod lambda;
 pub mod ndjson;
 
 /// Why a line was not turned into an event. Reasons are a bounded set so they
@@ -129,6 +130,7 @@ pub enum Format {
     Auto,
     CloudFront,
     Ndjson,
+    Lambda,
 }
 
 impl Format {
@@ -137,11 +139,12 @@ impl Format {
             "auto" => Some(Format::Auto),
             "cloudfront" => Some(Format::CloudFront),
             "ndjson" => Some(Format::Ndjson),
+            "lambda" => Some(Format::Lambda),
             _ => None,
         }
     }
 
-    pub const NAMES: &'static str = "auto, cloudfront, ndjson";
+    pub const NAMES: &'static str = "auto, cloudfront, ndjson, lambda";
 
     /// Guess the format from the first bytes of a file or stream.
     pub fn detect(head: &[u8]) -> Option<Format> {
@@ -151,6 +154,9 @@ impl Format {
             .find(|l| !l.iter().all(|b| b.is_ascii_whitespace()))?;
         if first.starts_with(b"#Version:") || first.starts_with(b"#Fields:") {
             return Some(Format::CloudFront);
+        }
+        if lambda::looks_like_lambda(first) {
+            return Some(Format::Lambda);
         }
         if first.first() == Some(&b'{') {
             return Some(Format::Ndjson);
@@ -170,6 +176,7 @@ impl Format {
             Format::Auto => None,
             Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
+            Format::Lambda => Some(Box::new(lambda::LambdaDecoder::new(default_service))),
         }
     }
 }
