@@ -370,17 +370,15 @@ fn millis(s: &[u8]) -> Result<f64, RejectReason> {
         Some(dot) => (&s[..dot], &s[dot + 1..]),
         None => (s, &b""[..]),
     };
-    if int.is_empty() || int.len() > 12 || frac.len() > 6 || (frac.is_empty() && s.len() != int.len()) {
+    let all_digits = |part: &[u8]| part.iter().all(u8::is_ascii_digit);
+    if int.is_empty() || (frac.is_empty() && s.len() != int.len()) || !all_digits(int) || !all_digits(frac) {
         return Err(RejectReason::BadNumber);
     }
-    let mut n: u64 = 0;
-    for &b in int.iter().chain(frac) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return Err(RejectReason::BadNumber);
-        }
-        n = n * 10 + u64::from(d);
+    if int.len() + frac.len() > 15 {
+        // Past 2^53 the integer division below would round twice.
+        return utf8(s).ok().and_then(|t| t.parse::<f64>().ok()).ok_or(RejectReason::BadNumber);
     }
+    let n = int.iter().chain(frac).fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
     // Both are exact in an f64, so the quotient is the correctly rounded
     // value of the decimal, the same as `str::parse` gives.
     Ok(n as f64 / 10u64.pow(frac.len() as u32) as f64)
@@ -415,10 +413,7 @@ fn utf8(s: &[u8]) -> Result<&str, RejectReason> {
 /// The `Root=` part of an `X-Amzn-Trace-Id` value (`Root=1-…;Parent=…;Sampled=1`),
 /// so JSON and text reports carry the same trace id; the whole value if it has none.
 fn xray_root(value: &str) -> &str {
-    value
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix("Root="))
-        .unwrap_or(value)
+    value.split(';').find_map(|part| part.trim().strip_prefix("Root=")).unwrap_or(value)
 }
 
 /// Request ids whose invocation failed before its report arrived, in a fixed
