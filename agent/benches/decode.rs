@@ -1,6 +1,6 @@
 //! Decoder throughput on synthetic but realistic lines: 33-field CloudFront
 //! standard log records (~350 bytes, a mix of browsers, crawlers and tools,
-//! some URL-encoded paths) and NDJSON records.
+//! some URL-encoded paths), NDJSON records and Lambda `REPORT` lines.
 //!
 //! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
 //! reports lines per second (criterion's "elem/s").
@@ -10,11 +10,12 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use slo_agent::decode::Decoder;
 use slo_agent::decode::cloudfront::{CANONICAL_FIELDS, CloudFrontStandardDecoder};
+use slo_agent::decode::lambda::LambdaDecoder;
 use slo_agent::decode::ndjson::NdjsonDecoder;
 use slo_agent::event::RequestEvent;
 
 mod common;
-use common::{LINES, cloudfront_lines, ndjson_lines};
+use common::{LINES, cloudfront_lines, lambda_report_lines, ndjson_lines};
 
 fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
@@ -30,6 +31,7 @@ fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
 fn bench(c: &mut Criterion) {
     let cf = cloudfront_lines();
     let nd = ndjson_lines();
+    let lr = lambda_report_lines();
     let mean = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
         "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes",
@@ -38,6 +40,7 @@ fn bench(c: &mut Criterion) {
         nd.len(),
         mean(&nd)
     );
+    eprintln!("lambda_report: {} lines, mean {} bytes", lr.len(), mean(&lr));
 
     let header = format!("#Fields: {}", CANONICAL_FIELDS.join(" "));
     let mut g = c.benchmark_group("decode");
@@ -54,6 +57,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ndjson", |b| {
         let mut d = NdjsonDecoder::new("shop");
         b.iter(|| run(&mut d, &nd))
+    });
+    g.bench_function("lambda_report", |b| {
+        let mut d = LambdaDecoder::new("checkout-fn");
+        b.iter(|| run(&mut d, &lr))
     });
     g.finish();
 }

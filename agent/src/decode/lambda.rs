@@ -3,13 +3,14 @@
 //! extension. One invocation is one event, taken from its report.
 //!
 //! Text log format, one CloudWatch Logs message per line, optionally after a
-//! leading RFC 3339 timestamp (exports and tails add one):
+//! leading RFC 3339 timestamp (exports and tails add one); the `REPORT`
+//! fields are tab-separated in real logs:
 //!
 //! ```text
 //! START RequestId: 8f5c… Version: $LATEST
 //! 2026-11-20T12:00:03.456Z 8f5c… Task timed out after 3.00 seconds
 //! END RequestId: 8f5c…
-//! REPORT RequestId: 8f5c…	Duration: 3000.00 ms	Billed Duration: 3000 ms	Memory Size: 128 MB	Max Memory Used: 70 MB	Init Duration: 150.12 ms	Status: timeout	XRAY TraceId: 1-…	SegmentId: …	Sampled: true
+//! REPORT RequestId: 8f5c… Duration: 3000.00 ms Billed Duration: 3000 ms Memory Size: 128 MB Max Memory Used: 70 MB Init Duration: 150.12 ms Status: timeout XRAY TraceId: 1-… SegmentId: … Sampled: true
 //! ```
 //!
 //! `REPORT` fields may be separated by tabs or spaces; the optional ones may
