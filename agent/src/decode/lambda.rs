@@ -136,7 +136,7 @@ impl LambdaDecoder {
 
     fn decode_text(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
         let (ts, rest) = split_timestamp(line);
-        if let Some(fields) = rest.strip_prefix(b"REPORT ") {
+        if let Some(fields) = rest.strip_prefix(b"REPORT").filter(|f| f.first().is_some_and(|&b| is_blank(b))) {
             // A first word that looks like a timestamp but is not one.
             let ts = ts.ok_or(RejectReason::BadTimestamp)?;
             return self.report(ts, fields, sink);
@@ -313,8 +313,7 @@ fn skip_blanks(s: &[u8]) -> &[u8] {
 
 /// The first word and what follows it (blanks not skipped).
 fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
-    let n = s.iter().take_while(|&&b| !is_blank(b)).count();
-    s.split_at(n)
+    s.split_at(memchr::memchr2(b' ', b'\t', s).unwrap_or(s.len()))
 }
 
 /// An optional leading RFC 3339 timestamp: `(Some(Some(ms)), rest)` when the
@@ -340,27 +339,15 @@ fn timestamp_ms(s: &[u8]) -> Option<i64> {
     })
 }
 
-/// The next `Key: value [unit]` of a `REPORT` line: a key is the words up to
-/// one ending in `:`, the value the word after it, and a following `ms` or
+/// The next `Key: value [unit]` of a `REPORT` line: a key is the text up
+/// to the next `:`, the value the word after it, and a following `ms` or
 /// `MB` is the value's unit.
 fn next_field(s: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let s = skip_blanks(s);
-    let mut end = 0;
-    loop {
-        let (word, _) = split_word(&s[end..]);
-        if word.is_empty() {
-            return None;
-        }
-        end += word.len();
-        if word.ends_with(b":") {
-            break;
-        }
-        end += s[end..].iter().take_while(|&&b| is_blank(b)).count();
-    }
-    let key = &s[..end - 1];
-    let (value, rest) = split_word(skip_blanks(&s[end..]));
-    let after_unit = skip_blanks(rest);
-    let (unit, after) = split_word(after_unit);
+    let colon = memchr::memchr(b':', s)?;
+    let key = &s[..colon];
+    let (value, rest) = split_word(skip_blanks(&s[colon + 1..]));
+    let (unit, after) = split_word(skip_blanks(rest));
     let rest = if unit == b"ms" || unit == b"MB" { after } else { rest };
     Some((key, value, rest))
 }

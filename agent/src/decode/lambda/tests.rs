@@ -78,11 +78,13 @@ fn report_fields_by_tab_or_by_space() {
     check(
         "2026-11-20T12:00:00.123Z REPORT RequestId: a1|Duration: 12.34 ms|Billed Duration: 13 ms|Memory Size: 128 MB|Max Memory Used: 70 MB|
 2026-11-20T12:00:00.123Z REPORT RequestId: a2 Duration: 12.34 ms Billed Duration: 13 ms Memory Size: 128 MB Max Memory Used: 70 MB
-2026-11-20T12:00:01Z   REPORT RequestId: a3 |  Duration: 0.5 ms\tBilled Duration: 1 ms",
+2026-11-20T12:00:01Z   REPORT RequestId: a3 |  Duration: 0.5 ms\tBilled Duration: 1 ms
+2026-11-20T12:00:02Z REPORT|RequestId: a4|Duration: 1 ms",
         r#"
 2026-11-20T12:00:00.123Z lambda checkout-fn   "" 200 latency=12.34 id=a1 outcome=success billed=13 mem=128 used=70
 2026-11-20T12:00:00.123Z lambda checkout-fn   "" 200 latency=12.34 id=a2 outcome=success billed=13 mem=128 used=70
 2026-11-20T12:00:01Z lambda checkout-fn   "" 200 latency=0.5 id=a3 outcome=success billed=1
+2026-11-20T12:00:02Z lambda checkout-fn   "" 200 latency=1 id=a4 outcome=success
 "#,
     );
 }
