@@ -2,6 +2,7 @@
 //! standard log records (~350 bytes, a mix of browsers, crawlers and tools,
 //! some URL-encoded paths), NDJSON records, CloudFront standard logging v2
 //! JSON records (23 fields) and CloudFront real-time records (24 fields).
+//! some URL-encoded paths), NDJSON records and Lambda `REPORT` lines.
 //!
 //! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
 //! reports lines per second (criterion's "elem/s").
@@ -13,12 +14,14 @@ use slo_agent::decode::Decoder;
 use slo_agent::decode::cloudfront::{CANONICAL_FIELDS, CloudFrontStandardDecoder};
 use slo_agent::decode::cloudfront_realtime::CloudFrontRealtimeDecoder;
 use slo_agent::decode::cloudfront_v2::CloudFrontV2JsonDecoder;
+use slo_agent::decode::lambda::LambdaDecoder;
 use slo_agent::decode::ndjson::NdjsonDecoder;
 use slo_agent::event::RequestEvent;
 
 mod common;
 use common::{
-    LINES, REALTIME_FIELDS, cloudfront_lines, cloudfront_realtime_lines, cloudfront_v2_json_lines, ndjson_lines,
+    LINES, REALTIME_FIELDS, cloudfront_lines, cloudfront_realtime_lines, cloudfront_v2_json_lines, lambda_report_lines,
+    ndjson_lines,
 };
 
 fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
@@ -35,6 +38,7 @@ fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
 fn bench(c: &mut Criterion) {
     let cf = cloudfront_lines();
     let nd = ndjson_lines();
+    let lr = lambda_report_lines();
     let mean = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
         "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes",
@@ -43,6 +47,7 @@ fn bench(c: &mut Criterion) {
         nd.len(),
         mean(&nd)
     );
+    eprintln!("lambda_report: {} lines, mean {} bytes", lr.len(), mean(&lr));
 
     let header = format!("#Fields: {}", CANONICAL_FIELDS.join(" "));
     let mut g = c.benchmark_group("decode");
@@ -79,6 +84,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("cloudfront_realtime", |b| {
         let mut d = CloudFrontRealtimeDecoder::new("shop", &REALTIME_FIELDS).expect("real-time fields");
         b.iter(|| run(&mut d, &rt))
+    });
+    g.bench_function("lambda_report", |b| {
+        let mut d = LambdaDecoder::new("checkout-fn");
+        b.iter(|| run(&mut d, &lr))
     });
     g.finish();
 }

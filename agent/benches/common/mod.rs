@@ -224,3 +224,40 @@ pub fn cloudfront_v2_json_lines() -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Lambda `REPORT` lines as a log export writes them: a leading timestamp,
+/// tab-separated fields, a cold start now and then, an X-Ray trace id on
+/// most, and a few timeouts and errors.
+pub fn lambda_report_lines() -> Vec<Vec<u8>> {
+    let mut rng = Lcg(13);
+    let hex = |rng: &mut Lcg, n: usize| -> String {
+        (0..n).map(|_| b"0123456789abcdef"[rng.next() as usize % 16] as char).collect()
+    };
+    (0..LINES)
+        .map(|i| {
+            let id = format!("{}-{}-4{}-a{}-{}", hex(&mut rng, 8), hex(&mut rng, 4), hex(&mut rng, 3), hex(&mut rng, 3), hex(&mut rng, 12));
+            let duration = format!("{}.{:02}", rng.next() % 900, rng.next() % 100);
+            let billed = (rng.next() % 900 + 1).to_string();
+            let mut line = format!(
+                "2024-05-01T12:{:02}:{:02}.{:03}Z REPORT RequestId: {id}\tDuration: {duration} ms\tBilled Duration: {billed} ms\tMemory Size: 512 MB\tMax Memory Used: {} MB\t",
+                i / 600 % 60,
+                i / 10 % 60,
+                rng.next() % 1000,
+                60 + rng.next() % 100,
+            );
+            if rng.next().is_multiple_of(50) {
+                line.push_str(&format!("Init Duration: {}.{:02} ms\t", 100 + rng.next() % 400, rng.next() % 100));
+            }
+            match rng.next() % 100 {
+                0 => line.push_str("Status: timeout\t"),
+                1 | 2 => line.push_str("Status: error\tError Type: Runtime.ExitError\t"),
+                _ => {}
+            }
+            if !rng.next().is_multiple_of(10) {
+                let trace = format!("1-{}-{}", hex(&mut rng, 8), hex(&mut rng, 24));
+                line.push_str(&format!("XRAY TraceId: {trace}\tSegmentId: {}\tSampled: true\t", hex(&mut rng, 16)));
+            }
+            line.into_bytes()
+        })
+        .collect()
+}

@@ -15,6 +15,7 @@ use crate::event::{EventSink, Wanted};
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod cloudfront_v2;
+pub mod lambda;
 pub mod ndjson;
 
 /// Why a line was not turned into an event. Reasons are a bounded set so they
@@ -136,6 +137,7 @@ pub enum Format {
     /// CloudFront real-time logs; needs the configured field list
     /// ([`Format::decoder_with_fields`]).
     CloudFrontRealtime,
+    Lambda,
 }
 
 impl Format {
@@ -146,11 +148,12 @@ impl Format {
             "ndjson" => Some(Format::Ndjson),
             "cloudfront-v2" => Some(Format::CloudFrontV2Json),
             "cloudfront-realtime" => Some(Format::CloudFrontRealtime),
+            "lambda" => Some(Format::Lambda),
             _ => None,
         }
     }
 
-    pub const NAMES: &'static str = "auto, cloudfront, ndjson, cloudfront-v2, cloudfront-realtime";
+    pub const NAMES: &'static str = "auto, cloudfront, cloudfront-v2, cloudfront-realtime, ndjson, lambda";
 
     /// Guess the format from the first bytes of a file or stream.
     pub fn detect(head: &[u8]) -> Option<Format> {
@@ -160,6 +163,9 @@ impl Format {
             .find(|l| !l.iter().all(|b| b.is_ascii_whitespace()))?;
         if first.starts_with(b"#Version:") || first.starts_with(b"#Fields:") {
             return Some(Format::CloudFront);
+        }
+        if lambda::looks_like_lambda(first) {
+            return Some(Format::Lambda);
         }
         if first.first() == Some(&b'{') {
             // CloudFront v2 names its fields after the W3C columns.
@@ -186,6 +192,7 @@ impl Format {
             Format::CloudFrontV2Json => Some(Box::new(cloudfront_v2::CloudFrontV2JsonDecoder::new(default_service))),
             Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
+            Format::Lambda => Some(Box::new(lambda::LambdaDecoder::new(default_service))),
         }
     }
 

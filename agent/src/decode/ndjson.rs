@@ -248,7 +248,7 @@ fn timestamp_ms(v: &Scalar<'_>) -> Option<i64> {
 /// general parser. `None` for anything else (including instants before 1970,
 /// where truncating the fraction would need care), which then goes to jiff.
 #[inline]
-fn rfc3339_ms(s: &[u8]) -> Option<i64> {
+pub(crate) fn rfc3339_ms(s: &[u8]) -> Option<i64> {
     let date = parse_date(s.get(..10)?)?;
     if !matches!(s.get(10)?, b'T' | b't') {
         return None;
