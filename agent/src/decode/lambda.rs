@@ -249,6 +249,10 @@ impl LambdaDecoder {
 }
 
 impl Decoder for LambdaDecoder {
+    fn set_time_hint(&mut self, ts_ms: Option<i64>) {
+        self.time_hint = ts_ms;
+    }
+
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
         if line.len() > MAX_LINE {
             return Err(RejectReason::TooLong.into());

@@ -15,6 +15,7 @@ use crate::event::{EventSink, Wanted};
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod cloudfront_v2;
+pub mod cloudwatch_logs;
 pub mod lambda;
 pub mod ndjson;
 
@@ -101,6 +102,11 @@ pub trait Decoder: Send {
     /// Which optional fields the consumer reads; the rest may be skipped.
     /// Decoders start with [`Wanted::ALL`].
     fn want(&mut self, _fields: Wanted) {}
+
+    /// The time of the record the next lines come from, when the transport
+    /// knows it (a CloudWatch Logs event's timestamp), for formats whose lines
+    /// carry none (Lambda `REPORT`). `None` clears it.
+    fn set_time_hint(&mut self, _ts_ms: Option<i64>) {}
 }
 
 /// Feed one line, as read from a file or stream, to a decoder: blank lines
