@@ -235,7 +235,9 @@ mod tests {
     const CONTROL: &str = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1795176000000,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#;
     const OTHER: &str = r#"{"messageType":"DATA_MESSAGE","logGroup":"/custom/app","logEvents":[{"id":"9","timestamp":1795176000000,"message":"hello"}]}"#;
 
-    fn run(payload: &[u8]) -> (Result<PayloadStats, Reject>, Vec<(i64, f64, Outcome, Origin)>, Rejects) {
+    type Seen = Vec<(i64, f64, Outcome, Origin)>;
+
+    fn run(payload: &[u8]) -> (Result<PayloadStats, Reject>, Seen, Rejects) {
         let mut d = SubscriptionDecoder::new("fallback", SubscriptionDecoder::default_routes()).with_limit(1 << 20);
         let mut events = Vec::new();
         let mut rejects = Rejects::default();
