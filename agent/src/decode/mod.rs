@@ -12,6 +12,7 @@ use std::fmt;
 
 use crate::event::{EventSink, Wanted};
 
+pub mod apigateway;
 pub mod cloudfront;
 pub mod ndjson;
 
@@ -129,6 +130,7 @@ pub enum Format {
     Auto,
     CloudFront,
     Ndjson,
+    ApiGateway,
 }
 
 impl Format {
@@ -137,11 +139,12 @@ impl Format {
             "auto" => Some(Format::Auto),
             "cloudfront" => Some(Format::CloudFront),
             "ndjson" => Some(Format::Ndjson),
+            "apigateway" => Some(Format::ApiGateway),
             _ => None,
         }
     }
 
-    pub const NAMES: &'static str = "auto, cloudfront, ndjson";
+    pub const NAMES: &'static str = "auto, cloudfront, ndjson, apigateway";
 
     /// Guess the format from the first bytes of a file or stream.
     pub fn detect(head: &[u8]) -> Option<Format> {
@@ -153,12 +156,18 @@ impl Format {
             return Some(Format::CloudFront);
         }
         if first.first() == Some(&b'{') {
+            if apigateway::looks_like_json(first) {
+                return Some(Format::ApiGateway);
+            }
             return Some(Format::Ndjson);
         }
         // A CloudFront standard log whose header was cut off (or a stream of
         // bare records): the canonical 33 tab-separated fields, date first.
         if looks_like_headerless_cloudfront(first) {
             return Some(Format::CloudFront);
+        }
+        if apigateway::looks_like_preset(first) {
+            return Some(Format::ApiGateway);
         }
         None
     }
@@ -170,6 +179,7 @@ impl Format {
             Format::Auto => None,
             Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
+            Format::ApiGateway => Some(Box::new(apigateway::ApiGatewayDecoder::new(default_service))),
         }
     }
 }
