@@ -1,6 +1,7 @@
 //! Decoder throughput on synthetic but realistic lines: 33-field CloudFront
 //! standard log records (~350 bytes, a mix of browsers, crawlers and tools,
-//! some URL-encoded paths) and NDJSON records.
+//! some URL-encoded paths), NDJSON records and API Gateway JSON access log
+//! records.
 //!
 //! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
 //! reports lines per second (criterion's "elem/s").
@@ -9,12 +10,13 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use slo_agent::decode::Decoder;
+use slo_agent::decode::apigateway::ApiGatewayDecoder;
 use slo_agent::decode::cloudfront::{CANONICAL_FIELDS, CloudFrontStandardDecoder};
 use slo_agent::decode::ndjson::NdjsonDecoder;
 use slo_agent::event::RequestEvent;
 
 mod common;
-use common::{LINES, cloudfront_lines, ndjson_lines};
+use common::{LINES, apigateway_json_lines, cloudfront_lines, ndjson_lines};
 
 fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
     let mut sum = 0u64;
@@ -30,13 +32,19 @@ fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
 fn bench(c: &mut Criterion) {
     let cf = cloudfront_lines();
     let nd = ndjson_lines();
+    let api = apigateway_json_lines();
+    let mut check = ApiGatewayDecoder::new("shop");
+    let decoded = api.iter().filter(|l| check.decode_line(l, &mut |_: &RequestEvent<'_>| {}).is_ok()).count();
+    assert_eq!(decoded, api.len(), "every generated API Gateway line decodes");
     let mean = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
-        "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes",
+        "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes; apigateway json: {} lines, mean {} bytes",
         cf.len(),
         mean(&cf),
         nd.len(),
-        mean(&nd)
+        mean(&nd),
+        api.len(),
+        mean(&api)
     );
 
     let header = format!("#Fields: {}", CANONICAL_FIELDS.join(" "));
@@ -54,6 +62,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ndjson", |b| {
         let mut d = NdjsonDecoder::new("shop");
         b.iter(|| run(&mut d, &nd))
+    });
+    g.bench_function("apigateway_json", |b| {
+        let mut d = ApiGatewayDecoder::new("shop");
+        b.iter(|| run(&mut d, &api))
     });
     g.finish();
 }

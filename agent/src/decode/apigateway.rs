@@ -299,12 +299,12 @@ impl Record<'_> {
             Some(epoch) => epoch_ms(epoch).ok_or(RejectReason::BadTimestamp)?,
             None => match text(&self.request_time).map_err(|_| RejectReason::BadTimestamp)? {
                 Some(t) => clf_time_ms(t.as_bytes()).ok_or(RejectReason::BadTimestamp)?,
-                None => return Err(RejectReason::MissingField.into()),
+                None => return Err(RejectReason::MissingField),
             },
         };
         let status = match present(&self.status) {
             Some(s) => status_of(s).ok_or(RejectReason::BadStatus)?,
-            None => return Err(RejectReason::MissingField.into()),
+            None => return Err(RejectReason::MissingField),
         };
         let integration = self.integration.as_ref();
         let error = self.error.as_ref();
@@ -556,7 +556,7 @@ fn epoch_ms(v: &Leaf<'_>) -> Option<i64> {
         Leaf::Text(t) => number_text(t)?,
         _ => return None,
     };
-    if !n.is_finite() || n < 0.0 || n >= 9.0e15 {
+    if !(0.0..9.0e15).contains(&n) {
         return None;
     }
     let ms = if n < 1.0e11 { n * 1000.0 } else { n };

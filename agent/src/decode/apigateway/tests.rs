@@ -390,7 +390,7 @@ fn detection() {
     assert_eq!(detect("a,b,c"), None);
     assert_eq!(Format::parse("apigateway"), api);
     assert!(Format::NAMES.contains("apigateway"));
-    assert!(api.unwrap().decoder(SVC).is_some());
+    assert!(Format::ApiGateway.decoder(SVC).is_some());
 }
 
 proptest! {
