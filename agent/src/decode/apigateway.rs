@@ -28,7 +28,7 @@
 //! | `domainName` | host | |
 //! | `responseLatency` | latency | milliseconds |
 //! | `integrationLatency`, `integration.latency` | upstream latency | milliseconds |
-//! | `integrationStatus`, `integration.status` | upstream status | |
+//! | `integrationStatus`, `integration.status` | upstream status | `integrationStatus` first: for REST Lambda proxy integrations it is Lambda's own answer, while `integration.status` is what the function returned |
 //! | `error.responseType` | error type | `THROTTLED`, `INTEGRATION_TIMEOUT`, … |
 //! | `xrayTraceId` | trace id | only when wanted |
 //! | `requestId` | request id | only when wanted |
@@ -57,7 +57,8 @@
 //!
 //! The first rule that matches decides:
 //!
-//! 1. `Throttled`: `error.responseType` is `THROTTLED` or `QUOTA_EXCEEDED`, or the status is 429.
+//! 1. `Throttled`: `error.responseType` is `THROTTLED` or `QUOTA_EXCEEDED`, or the status is 429,
+//!    or the integration status is 429 (Lambda refused the invocation).
 //! 2. `Timeout`: `error.responseType` is `INTEGRATION_TIMEOUT`, or the status is 504 and the
 //!    integration took at least [`TIMEOUT_LATENCY_MS`] (API Gateway's limits are 29 s for REST
 //!    and 30 s for HTTP APIs).
@@ -202,7 +203,7 @@ impl<'a> Parts<'a> {
 
     fn outcome(&self) -> Outcome {
         let is = |t: &str| self.error_type.eq_ignore_ascii_case(t);
-        if is("THROTTLED") || is("QUOTA_EXCEEDED") || self.status == 429 {
+        if is("THROTTLED") || is("QUOTA_EXCEEDED") || self.status == 429 || self.upstream_status == 429 {
             Outcome::Throttled
         } else if is("INTEGRATION_TIMEOUT")
             || (self.status == 504 && self.upstream_latency_ms.is_some_and(|l| l >= TIMEOUT_LATENCY_MS))

@@ -201,6 +201,7 @@ fn outcomes() {
         (r#""status":429,"error.responseType":"QUOTA_EXCEEDED""#, "throttled"),
         // The response type wins over the status, whatever the gateway response maps it to.
         (r#""status":400,"error.responseType":"THROTTLED""#, "throttled"),
+        (r#""status":502,"integrationStatus":429"#, "throttled"),
         (r#""status":504,"error.responseType":"INTEGRATION_TIMEOUT""#, "timeout"),
         (r#""status":504,"integrationLatency":29001"#, "timeout"),
         (r#""status":504,"integration.latency":"30000""#, "timeout"),
