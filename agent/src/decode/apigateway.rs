@@ -79,7 +79,10 @@
 //! ## Cost
 //!
 //! A JSON line is parsed once into a struct whose strings borrow from the
-//! line; only strings with JSON escapes in them are copied (and so allocate).
+//! line. Flat objects without escapes (what API Gateway writes) take a
+//! dedicated scanner ([`flat_record`]); anything else (escapes, nested
+//! objects, arrays, repeated keys, invalid JSON) goes through `serde_json`,
+//! where only strings with JSON escapes in them are copied (and so allocate).
 //! CLF and CSV lines are split in place. Nothing else allocates.
 
 use std::borrow::Cow;
@@ -120,7 +123,10 @@ impl Decoder for ApiGatewayDecoder {
             Some(i) => i,
         };
         if line[start] == b'{' {
-            let record: Record<'_> = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
+            let record = match std::str::from_utf8(line).ok().and_then(flat_record) {
+                Some(record) => record,
+                None => serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?,
+            };
             let parts = record.parts(self.wanted)?;
             sink.event(&parts.event(&self.default_service));
             return Ok(());
@@ -250,7 +256,7 @@ impl<'a> Parts<'a> {
 
 /// The keys this decoder reads, each taken as whatever JSON type it has so a
 /// wrong type is reported against its key instead of failing the parse.
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct Record<'a> {
     #[serde(borrow, rename = "requestId")]
     request_id: Option<Leaf<'a>>,
@@ -355,6 +361,160 @@ impl Record<'_> {
     }
 }
 
+/// The fast path for JSON lines: a flat object whose strings have no escapes
+/// and whose values are strings, numbers, `true`, `false` or `null`. `None`
+/// means "not that simple": the caller then parses with `serde_json`, which
+/// gives the same [`Record`] for every line this accepts (see the tests) and
+/// decides whether the line is valid at all. (Floats with more than 15
+/// significant digits may differ from serde_json's in the last bit: this
+/// scanner rounds them correctly.)
+fn flat_record(line: &str) -> Option<Record<'_>> {
+    let b = line.as_bytes();
+    let mut record = Record::default();
+    let mut seen = 0u32;
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let (key, next) = plain_string(line, i + 1)?;
+            i = skip_ws(b, next);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let (value, next) = plain_value(line, skip_ws(b, i + 1))?;
+            i = skip_ws(b, next);
+            let slot = match key {
+                "requestId" => Some((0, &mut record.request_id)),
+                "requestTime" => Some((1, &mut record.request_time)),
+                "requestTimeEpoch" => Some((2, &mut record.request_time_epoch)),
+                "httpMethod" => Some((3, &mut record.http_method)),
+                "routeKey" => Some((4, &mut record.route_key)),
+                "resourcePath" => Some((5, &mut record.resource_path)),
+                "path" => Some((6, &mut record.path)),
+                "status" => Some((7, &mut record.status)),
+                "responseLatency" => Some((8, &mut record.response_latency)),
+                "integrationLatency" => Some((9, &mut record.integration_latency)),
+                "integration.latency" => Some((10, &mut record.integration_dot_latency)),
+                "integrationStatus" => Some((11, &mut record.integration_status)),
+                "integration.status" => Some((12, &mut record.integration_dot_status)),
+                "error.responseType" => Some((13, &mut record.error_dot_response_type)),
+                "xrayTraceId" => Some((14, &mut record.xray_trace_id)),
+                "domainName" => Some((15, &mut record.domain_name)),
+                "responseLength" => Some((16, &mut record.response_length)),
+                // Not an object (those go to serde): the same as serde's `Group` of a scalar.
+                "integration" | "error" => {
+                    let (bit, group) =
+                        if key == "integration" { (17, &mut record.integration) } else { (18, &mut record.error) };
+                    if seen & (1 << bit) != 0 {
+                        return None;
+                    }
+                    seen |= 1 << bit;
+                    *group = value.is_some().then(Group::default);
+                    None
+                }
+                _ => None,
+            };
+            if let Some((bit, slot)) = slot {
+                if seen & (1 << bit) != 0 {
+                    return None; // a repeated key: serde rejects it
+                }
+                seen |= 1 << bit;
+                *slot = value;
+            }
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i) == b.len()).then_some(record)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting at `start` (just after its opening quote) and the
+/// index after its closing quote; `None` if it has an escape or a control
+/// character, or does not end.
+fn plain_string(line: &str, start: usize) -> Option<(&str, usize)> {
+    let b = line.as_bytes();
+    let end = start + memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
+    if b[end] != b'"' || b[start..end].iter().any(|&c| c < 0x20) {
+        return None;
+    }
+    // Both ends sit next to an ASCII quote, so they are char boundaries.
+    Some((line.get(start..end)?, end + 1))
+}
+
+/// A scalar value at `i` and the index after it; `Some((None, _))` for `null`.
+fn plain_value(line: &str, i: usize) -> Option<(Option<Leaf<'_>>, usize)> {
+    let b = line.as_bytes();
+    match *b.get(i)? {
+        b'"' => plain_string(line, i + 1).map(|(s, next)| (Some(Leaf::Text(Cow::Borrowed(s))), next)),
+        b'-' | b'0'..=b'9' => {
+            let rest = &b[i..];
+            let mut n = usize::from(rest[0] == b'-');
+            let int_start = n;
+            n += rest[n..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let int_digits = n - int_start;
+            if int_digits == 0 || (int_digits > 1 && rest[int_start] == b'0') {
+                return None;
+            }
+            let mut integer = true;
+            if rest.get(n) == Some(&b'.') {
+                let frac = rest[n + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if frac == 0 {
+                    return None;
+                }
+                n += 1 + frac;
+                integer = false;
+            }
+            if matches!(rest.get(n), Some(b'e' | b'E')) {
+                n += 1;
+                if matches!(rest.get(n), Some(b'+' | b'-')) {
+                    n += 1;
+                }
+                let exp = rest[n..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if exp == 0 {
+                    return None;
+                }
+                n += exp;
+                integer = false;
+            }
+            let text = line.get(i..i + n)?;
+            let leaf = if !integer {
+                // serde_json rejects numbers out of f64's range.
+                Leaf::Float(text.parse::<f64>().ok().filter(|x| x.is_finite())?)
+            } else if int_start == 1 {
+                return None; // negative integers (and serde_json's `-0` is a float): not worth a fast path
+            } else {
+                Leaf::Unsigned(text.parse().ok()?)
+            };
+            Some((Some(leaf), i + n))
+        }
+        b'n' if b[i..].starts_with(b"null") => Some((None, i + 4)),
+        b't' if b[i..].starts_with(b"true") => Some((Some(Leaf::Other), i + 4)),
+        b'f' if b[i..].starts_with(b"false") => Some((Some(Leaf::Other), i + 5)),
+        _ => None,
+    }
+}
+
 /// One JSON value, kept only as far as an access log record needs it.
 #[derive(Debug, Clone, PartialEq)]
 enum Leaf<'a> {
@@ -410,7 +570,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Leaf<'a> {
 
 /// A nested `integration` or `error` object. Any other value under those
 /// keys is ignored (it is not one of the `$context` variables we read).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Group<'a> {
     latency: Option<Leaf<'a>>,
     status: Option<Leaf<'a>>,

@@ -394,7 +394,86 @@ fn detection() {
     assert!(Format::ApiGateway.decoder(SVC).is_some());
 }
 
+/// Where the flat scanner accepts a line, it reads what `serde_json` reads.
+#[track_caller]
+fn check_fast_path(line: &str) -> bool {
+    let serde: Option<Record<'_>> = serde_json::from_str(line).ok();
+    match flat_record(line) {
+        Some(fast) => {
+            assert_eq!(Some(&fast), serde.as_ref(), "{line}");
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn flat_scanner_agrees_with_serde() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apigateway/");
+    for name in ["rest.json.log", "http.json.log"] {
+        let input = std::fs::read_to_string(format!("{dir}{name}")).expect("fixture");
+        let fast = input.lines().filter(|l| check_fast_path(l)).count();
+        // Only the line with nested objects needs serde.
+        assert!(fast + 1 >= input.lines().count(), "{name}: {fast} lines on the fast path");
+    }
+    let taken = [
+        r#"{}"#,
+        r#" { "status" : 200 , "path" : "/a" } "#,
+        r#"{"status":5,"responseLatency":1.5e3,"integrationLatency":0,"path":null,"x":true,"y":false}"#,
+        r#"{"integration":"-","error":null,"other":"x","other":"y"}"#,
+        r#"{"status":"é€😀"}"#,
+    ];
+    for line in taken {
+        assert!(check_fast_path(line), "{line}");
+    }
+    let left_to_serde = [
+        r#"{"path":"/a\/b"}"#,
+        r#"{"integration":{"latency":1}}"#,
+        r#"{"x":[1]}"#,
+        r#"{"status":1,"status":2}"#,
+        r#"{"status":01}"#,
+        r#"{"status":-5}"#,
+        r#"{"status":1.}"#,
+        r#"{"status":18446744073709551616}"#,
+        r#"{"status":200,}"#,
+        r#"{"status":200} x"#,
+        "{\"path\":\"a\tb\"}",
+        r#"{"status":nul}"#,
+        r#"[1]"#,
+    ];
+    for line in left_to_serde {
+        assert!(!check_fast_path(line), "{line}");
+    }
+}
+
 proptest! {
+    #[test]
+    fn flat_scanner_agrees_with_serde_on_generated_objects(
+        fields in proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("status"), Just("path"), Just("requestTimeEpoch"), Just("integration.latency"),
+                    Just("integration"), Just("error"), Just("other"),
+                ],
+                prop_oneof![
+                    "-?[0-9]{1,21}",
+                    // Few enough digits that serde_json's float parsing is exact too
+                    // (with more, it may differ from the correctly rounded result in the last bit).
+                    "-?[0-9]{1,6}\\.[0-9]{1,3}([eE][+-]?[0-9])?",
+                    // Out of f64's range: serde_json rejects these.
+                    "[1-9][0-9]{0,2}[eE]\\+?[4-9][0-9]{2}",
+                    "\"[a-z/{}\\- é\\\\\"]{0,8}\"",
+                    Just("null".to_owned()), Just("true".to_owned()), Just("{}".to_owned()),
+                ],
+            ),
+            0..6,
+        ),
+        ws in "[ \t]{0,2}",
+    ) {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}")).collect();
+        let _ = check_fast_path(&format!("{{{}}}", body.join(",")));
+    }
+
     #[test]
     fn never_panics_on_arbitrary_bytes(line in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = ApiGatewayDecoder::new(SVC).decode_line(&line, &mut |_: &RequestEvent<'_>| {});
