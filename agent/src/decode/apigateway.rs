@@ -692,6 +692,10 @@ fn millis_of(v: Option<&Leaf<'_>>) -> Result<Option<f64>, RejectReason> {
 /// A decimal number without sign or exponent (`f64::from_str` accepts `inf`,
 /// `NaN` and `1e3`, which are not what API Gateway writes).
 fn number_text(t: &str) -> Option<f64> {
+    // Whole numbers (nearly all of them) without the general float parser.
+    if (1..=15).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(t.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64);
+    }
     let ok = !t.is_empty()
         && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && t.bytes().filter(|&b| b == b'.').count() <= 1
