@@ -123,10 +123,10 @@ impl Decoder for ApiGatewayDecoder {
             Some(i) => i,
         };
         if line[start] == b'{' {
-            let record = match std::str::from_utf8(line).ok().and_then(flat_record) {
-                Some(record) => record,
-                None => serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?,
-            };
+            let mut record = Record::default();
+            if !std::str::from_utf8(line).is_ok_and(|line| flat_record(line, &mut record)) {
+                record = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
+            }
             let parts = record.parts(self.wanted)?;
             sink.event(&parts.event(&self.default_service));
             return Ok(());
@@ -362,15 +362,19 @@ impl Record<'_> {
 }
 
 /// The fast path for JSON lines: a flat object whose strings have no escapes
-/// and whose values are strings, numbers, `true`, `false` or `null`. `None`
+/// and whose values are strings, numbers, `true`, `false` or `null`, read
+/// into `record` (which starts empty; filled in place, as it is large). `false`
 /// means "not that simple": the caller then parses with `serde_json`, which
 /// gives the same [`Record`] for every line this accepts (see the tests) and
 /// decides whether the line is valid at all. (Floats with more than 15
 /// significant digits may differ from serde_json's in the last bit: this
 /// scanner rounds them correctly.)
-fn flat_record(line: &str) -> Option<Record<'_>> {
+fn flat_record<'a>(line: &'a str, record: &mut Record<'a>) -> bool {
+    flat_record_inner(line, record).is_some()
+}
+
+fn flat_record_inner<'a>(line: &'a str, record: &mut Record<'a>) -> Option<()> {
     let b = line.as_bytes();
-    let mut record = Record::default();
     let mut seen = 0u32;
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
@@ -439,7 +443,7 @@ fn flat_record(line: &str) -> Option<Record<'_>> {
             }
         }
     }
-    (skip_ws(b, i) == b.len()).then_some(record)
+    (skip_ws(b, i) == b.len()).then_some(())
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -454,8 +458,9 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// character, or does not end.
 fn plain_string(line: &str, start: usize) -> Option<(&str, usize)> {
     let b = line.as_bytes();
-    let end = start + memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
-    if b[end] != b'"' || b[start..end].iter().any(|&c| c < 0x20) {
+    // Strings here are short: a plain loop beats memchr's setup.
+    let end = start + b.get(start..)?.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    if b[end] != b'"' {
         return None;
     }
     // Both ends sit next to an ASCII quote, so they are char boundaries.
