@@ -3,6 +3,8 @@
 //! some URL-encoded paths), NDJSON records, CloudFront standard logging v2
 //! JSON records (23 fields) and CloudFront real-time records (24 fields).
 //! some URL-encoded paths), NDJSON records and Lambda `REPORT` lines.
+//! some URL-encoded paths), NDJSON records and API Gateway JSON access log
+//! records.
 //!
 //! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
 //! reports lines per second (criterion's "elem/s").
@@ -11,6 +13,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use slo_agent::decode::Decoder;
+use slo_agent::decode::apigateway::ApiGatewayDecoder;
 use slo_agent::decode::cloudfront::{CANONICAL_FIELDS, CloudFrontStandardDecoder};
 use slo_agent::decode::cloudfront_realtime::CloudFrontRealtimeDecoder;
 use slo_agent::decode::cloudfront_v2::CloudFrontV2JsonDecoder;
@@ -20,8 +23,8 @@ use slo_agent::event::RequestEvent;
 
 mod common;
 use common::{
-    LINES, REALTIME_FIELDS, cloudfront_lines, cloudfront_realtime_lines, cloudfront_v2_json_lines, lambda_report_lines,
-    ndjson_lines,
+    LINES, REALTIME_FIELDS, apigateway_json_lines, cloudfront_lines, cloudfront_realtime_lines,
+    cloudfront_v2_json_lines, lambda_report_lines, ndjson_lines,
 };
 
 fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
@@ -39,13 +42,19 @@ fn bench(c: &mut Criterion) {
     let cf = cloudfront_lines();
     let nd = ndjson_lines();
     let lr = lambda_report_lines();
+    let api = apigateway_json_lines();
+    let mut check = ApiGatewayDecoder::new("shop");
+    let decoded = api.iter().filter(|l| check.decode_line(l, &mut |_: &RequestEvent<'_>| {}).is_ok()).count();
+    assert_eq!(decoded, api.len(), "every generated API Gateway line decodes");
     let mean = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
-        "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes",
+        "cloudfront: {} lines, mean {} bytes; ndjson: {} lines, mean {} bytes; apigateway json: {} lines, mean {} bytes",
         cf.len(),
         mean(&cf),
         nd.len(),
-        mean(&nd)
+        mean(&nd),
+        api.len(),
+        mean(&api)
     );
     eprintln!("lambda_report: {} lines, mean {} bytes", lr.len(), mean(&lr));
 
@@ -88,6 +97,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("lambda_report", |b| {
         let mut d = LambdaDecoder::new("checkout-fn");
         b.iter(|| run(&mut d, &lr))
+    });
+    g.bench_function("apigateway_json", |b| {
+        let mut d = ApiGatewayDecoder::new("shop");
+        b.iter(|| run(&mut d, &api))
     });
     g.finish();
 }

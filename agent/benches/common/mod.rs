@@ -225,6 +225,45 @@ pub fn cloudfront_v2_json_lines() -> Vec<Vec<u8>> {
         .collect()
 }
 
+const ROUTES: [(&str, &str); 5] = [
+    ("GET /cart/{id}", "/cart/"),
+    ("POST /checkout", "/checkout"),
+    ("GET /products/{slug}", "/products/"),
+    ("ANY /{proxy+}", "/static/"),
+    ("GET /health", "/health"),
+];
+const RESPONSE_TYPES: [&str; 6] = ["-", "-", "-", "-", "THROTTLED", "INTEGRATION_FAILURE"];
+
+/// API Gateway access log records in JSON, with the keys users usually
+/// configure (every value a string, as API Gateway's own examples quote them).
+pub fn apigateway_json_lines() -> Vec<Vec<u8>> {
+    let mut rng = Lcg(13);
+    (0..LINES)
+        .map(|i| {
+            let (route_key, path) = ROUTES[rng.next() as usize % ROUTES.len()];
+            let latency = rng.next() % 900;
+            format!(
+                r#"{{"requestId":"{}","ip":"198.51.100.{}","requestTime":"01/May/2024:12:{:02}:{:02} +0000","requestTimeEpoch":"{}","httpMethod":"{}","routeKey":"{}","path":"{}{}","status":"{}","protocol":"HTTP/1.1","responseLength":"{}","responseLatency":"{}","integrationLatency":"{}","integrationStatus":"200","error.responseType":"{}","domainName":"api.example.com","stage":"prod","apiId":"a1b2c3d4e5"}}"#,
+                &request_id(&mut rng)[..36],
+                rng.next() % 250,
+                i / 600 % 60,
+                i / 10 % 60,
+                1_714_564_800 + i / 10,
+                rng.pick(&METHODS),
+                route_key,
+                path,
+                rng.next() % 1000,
+                rng.pick(&STATUSES),
+                rng.next() % 20_000,
+                latency + 4,
+                latency,
+                rng.pick(&RESPONSE_TYPES),
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
 /// Lambda `REPORT` lines as a log export writes them: a leading timestamp,
 /// tab-separated fields, a cold start now and then, an X-Ray trace id on
 /// most, and a few timeouts and errors.

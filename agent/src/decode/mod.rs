@@ -12,6 +12,7 @@ use std::fmt;
 
 use crate::event::{EventSink, Wanted};
 
+pub mod apigateway;
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod cloudfront_v2;
@@ -144,6 +145,7 @@ pub enum Format {
     /// ([`Format::decoder_with_fields`]).
     CloudFrontRealtime,
     Lambda,
+    ApiGateway,
 }
 
 impl Format {
@@ -155,11 +157,12 @@ impl Format {
             "cloudfront-v2" => Some(Format::CloudFrontV2Json),
             "cloudfront-realtime" => Some(Format::CloudFrontRealtime),
             "lambda" => Some(Format::Lambda),
+            "apigateway" => Some(Format::ApiGateway),
             _ => None,
         }
     }
 
-    pub const NAMES: &'static str = "auto, cloudfront, cloudfront-v2, cloudfront-realtime, ndjson, lambda";
+    pub const NAMES: &'static str = "auto, cloudfront, cloudfront-v2, cloudfront-realtime, ndjson, apigateway, lambda";
 
     /// Guess the format from the first bytes of a file or stream.
     pub fn detect(head: &[u8]) -> Option<Format> {
@@ -179,12 +182,18 @@ impl Format {
             if v2.iter().any(|key| memchr::memmem::find(first, key).is_some()) {
                 return Some(Format::CloudFrontV2Json);
             }
+            if apigateway::looks_like_json(first) {
+                return Some(Format::ApiGateway);
+            }
             return Some(Format::Ndjson);
         }
         // A CloudFront standard log whose header was cut off (or a stream of
         // bare records): the canonical 33 tab-separated fields, date first.
         if looks_like_headerless_cloudfront(first) {
             return Some(Format::CloudFront);
+        }
+        if apigateway::looks_like_preset(first) {
+            return Some(Format::ApiGateway);
         }
         None
     }
@@ -199,6 +208,7 @@ impl Format {
             Format::CloudFront => Some(Box::new(cloudfront::CloudFrontStandardDecoder::new(default_service))),
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
             Format::Lambda => Some(Box::new(lambda::LambdaDecoder::new(default_service))),
+            Format::ApiGateway => Some(Box::new(apigateway::ApiGatewayDecoder::new(default_service))),
         }
     }
 
