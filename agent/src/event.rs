@@ -80,6 +80,24 @@ pub enum ClientClass {
     Other,
 }
 
+impl ClientClass {
+    pub const ALL: [ClientClass; 4] =
+        [ClientClass::Unknown, ClientClass::Browser, ClientClass::Crawler, ClientClass::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientClass::Unknown => "unknown",
+            ClientClass::Browser => "browser",
+            ClientClass::Crawler => "crawler",
+            ClientClass::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClientClass> {
+        ClientClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// How a request ended, beyond its HTTP status: what lets an SLO tell a
 /// throttle from a function error from a timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,6 +116,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Unknown,
+        Outcome::Success,
+        Outcome::Throttled,
+        Outcome::IntegrationError,
+        Outcome::Error,
+        Outcome::Timeout,
+    ];
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Unknown => "unknown",

@@ -161,10 +161,10 @@ impl Engine {
     }
 
     /// The optional event fields the SLOs read, so decoders can skip the
-    /// rest. No filter or criterion reads the client class, cache result,
-    /// bytes or request id yet, so none are wanted.
+    /// rest: the client class when a filter names one. No filter or
+    /// criterion reads the cache result, bytes or request id yet.
     pub fn wanted(&self) -> Wanted {
-        Wanted::NONE
+        Wanted { client: self.router.reads_client(), ..Wanted::NONE }
     }
 
     /// Count one event for every SLO whose indicator selects it.
@@ -306,7 +306,7 @@ pub fn definition_key(slo: &Slo) -> String {
         g.as_ref().map(|v| v.iter().map(|g| g.as_str()).collect::<Vec<_>>().join("|")).unwrap_or_default()
     };
     let f = &i.filter;
-    format!(
+    let mut key = format!(
         "v1;src={};svc={};host={};path={};method={};edge={};fstatus={};status={};latency={};bad={};budget={:?}",
         i.source,
         globs(&f.service),
@@ -319,7 +319,23 @@ pub fn definition_key(slo: &Slo) -> String {
         i.good.latency.map(|l| format!("{}{}", l.op.as_str(), l.threshold_ms)).unwrap_or_default(),
         i.criteria_are_bad,
         slo.budgeting,
-    )
+    );
+    // Filters added later are appended only when used, so the keys of
+    // SLOs that do not use them (and their stored counts) stay as they were.
+    let names = |v: &mut dyn Iterator<Item = &'static str>| v.collect::<Vec<_>>().join("|");
+    if let Some(r) = &f.region {
+        key += &format!(";region={}", names(&mut r.iter().map(|r| r.as_str())));
+    }
+    if let Some(c) = &f.client {
+        key += &format!(";client={}", names(&mut c.iter().map(|c| c.as_str())));
+    }
+    if let Some(o) = &f.outcome {
+        key += &format!(";outcome={}", names(&mut o.iter().map(|o| o.as_str())));
+    }
+    if f.route.is_some() {
+        key += &format!(";route={}", globs(&f.route));
+    }
+    key
 }
 
 fn carry_over(prev: &SloState, fresh: &mut SloState) {

@@ -7,7 +7,8 @@
 //! matches when every bit it requires is set. Ten SLOs on the same host
 //! compare the host once.
 
-use crate::event::{Origin, RequestEvent};
+use crate::dims::{Region, edge_region};
+use crate::event::{ClientClass, Origin, Outcome, RequestEvent};
 use crate::spec::glob::{Glob, HeadFilter, Then, bytes_eq, head8};
 use crate::spec::model::{Filter, Slo};
 use crate::spec::status::StatusSet;
@@ -118,7 +119,11 @@ struct OriginRoutes {
     paths: GlobField,
     methods: Group<Vec<String>>,
     edges: GlobField,
+    routes: GlobField,
     statuses: Group<StatusSet>,
+    regions: Group<Vec<Region>>,
+    clients: Group<Vec<ClientClass>>,
+    outcomes: Group<Vec<Outcome>>,
     /// `(slo index, required bits)`, the bits stored flat in `required`.
     slos: Vec<usize>,
     required: Vec<u64>,
@@ -160,6 +165,18 @@ impl Router {
             if let Some(v) = &f.status {
                 bits.push(r.statuses.bit_for(v, nb));
             }
+            if let Some(v) = &f.route {
+                bits.push(r.routes.clauses.bit_for(v, nb));
+            }
+            if let Some(v) = &f.region {
+                bits.push(r.regions.bit_for(v, nb));
+            }
+            if let Some(v) = &f.client {
+                bits.push(r.clients.bit_for(v, nb));
+            }
+            if let Some(v) = &f.outcome {
+                bits.push(r.outcomes.bit_for(v, nb));
+            }
             r.slos.push(i);
             bits_per_slo[o].push(bits);
         }
@@ -169,7 +186,7 @@ impl Router {
             max_words = max_words.max(r.words);
             r.required = vec![0; r.words * r.slos.len()];
             let words = r.words;
-            for g in [&mut r.services, &mut r.hosts, &mut r.paths, &mut r.edges] {
+            for g in [&mut r.services, &mut r.hosts, &mut r.paths, &mut r.edges, &mut r.routes] {
                 g.finish(words);
             }
             for (k, bits) in bits_per_slo[o].iter().enumerate() {
@@ -179,6 +196,11 @@ impl Router {
             }
         }
         Router { origins, truth: vec![0; max_words] }
+    }
+
+    /// True when some SLO filters on the client class (so decoders must classify it).
+    pub fn reads_client(&self) -> bool {
+        self.origins.iter().any(|o| !o.clients.items.is_empty())
     }
 
     /// Call `f(slo_index)` for every SLO that counts `ev`.
@@ -202,8 +224,27 @@ impl Router {
         }
         r.services.eval(ev.service, truth);
         r.edges.eval(ev.edge_location, truth);
+        r.routes.eval(ev.route, truth);
         for (s, b) in &r.statuses.items {
             if s.contains(ev.status) {
+                set(truth, *b);
+            }
+        }
+        if !r.regions.items.is_empty() {
+            let region = edge_region(ev.edge_location);
+            for (v, b) in &r.regions.items {
+                if v.contains(&region) {
+                    set(truth, *b);
+                }
+            }
+        }
+        for (v, b) in &r.clients.items {
+            if v.contains(&ev.client) {
+                set(truth, *b);
+            }
+        }
+        for (v, b) in &r.outcomes.items {
+            if v.contains(&ev.outcome) {
                 set(truth, *b);
             }
         }
@@ -269,5 +310,39 @@ mod tests {
         let ev = RequestEvent { host: "other.example.com", path: "/p69", method: "get", status: 200, ..ev };
         assert_eq!(hit(&ev), vec!["c", "e", "p69"]);
         assert!(r.origins[Origin::CloudFront.index()].slos.is_empty());
+    }
+
+    #[test]
+    fn routes_by_region_client_outcome_and_route() {
+        let mut text = String::new();
+        text += &spec("eu", "{region: [europe]}");
+        text += &spec("bots", "{client: crawler}");
+        text += &spec("throttles", "{outcome: [throttled, integration_error]}");
+        text += &spec("cart", "{route: \"/cart/*\"}");
+        let set = load_str("t.yaml", &text).unwrap();
+        let mut r = Router::new(set.slos.iter().map(|s| s.as_ref()));
+        assert!(r.reads_client());
+        let names: Vec<&str> = set.slos.iter().map(|s| s.name.as_str()).collect();
+        let mut hit = |ev: &RequestEvent<'_>| {
+            let mut v = Vec::new();
+            r.route(Origin::Ndjson, ev, |i| v.push(names[i]));
+            v
+        };
+        let ev = RequestEvent {
+            edge_location: "FRA56-P2",
+            client: ClientClass::Crawler,
+            outcome: Outcome::Throttled,
+            route: "/cart/{id}",
+            ..Default::default()
+        };
+        assert_eq!(hit(&ev), vec!["eu", "bots", "throttles", "cart"]);
+        let ev = RequestEvent {
+            edge_location: "IAD89-C1",
+            client: ClientClass::Browser,
+            outcome: Outcome::Success,
+            route: "/x",
+            ..ev
+        };
+        assert!(hit(&ev).is_empty());
     }
 }

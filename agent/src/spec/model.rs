@@ -173,6 +173,14 @@ pub struct Filter {
     pub method: Option<Vec<String>>,
     pub edge_location: Option<Vec<Glob>>,
     pub status: Option<StatusSet>,
+    /// World regions of the edge location (`dims::edge_region`).
+    pub region: Option<Vec<crate::dims::Region>>,
+    /// Browsers, crawlers, other clients.
+    pub client: Option<Vec<crate::event::ClientClass>>,
+    /// How the request ended (throttled, integration error, …).
+    pub outcome: Option<Vec<crate::event::Outcome>>,
+    /// Globs over the hop's route template (API Gateway `routeKey` / `resourcePath`).
+    pub route: Option<Vec<Glob>>,
 }
 
 /// When an event counted by the SLO is good: all present criteria hold.

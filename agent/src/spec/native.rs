@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::Origin;
+use crate::dims::Region;
+use crate::event::{ClientClass, Origin, Outcome};
 use crate::spec::fields::{Ctx, Fields};
 use crate::spec::glob::Glob;
 use crate::spec::grammar::{self, HTTP_METHODS, closest};
@@ -31,7 +32,8 @@ const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA: &[&str] = &["name", "displayName", "labels"];
 const SPEC: &[&str] = &["service", "description", "objective", "window", "budgeting", "indicator", "alerting"];
 const INDICATOR: &[&str] = &["source", "filter", "good"];
-pub const FILTER: &[&str] = &["service", "host", "path", "method", "edge_location", "status"];
+pub const FILTER: &[&str] =
+    &["service", "host", "path", "method", "edge_location", "status", "region", "client", "outcome", "route"];
 pub const GOOD: &[&str] = &["status", "latency"];
 
 /// A read SLO with the position of its name, for duplicate-name messages.
@@ -346,6 +348,7 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
     let host = globs(cx, "host");
     let path = globs(cx, "path");
     let edge_location = globs(cx, "edge_location");
+    let route = globs(cx, "route");
     let method = m.get("method").map(|n| {
         let mut out = Vec::new();
         for item in cx.one_or_many(n, &m.path("method")) {
@@ -372,7 +375,33 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
         }
         None => None,
     };
-    ok.then_some(Filter { service, host, path, method, edge_location, status })
+    // Names from a fixed set: regions, client classes, outcomes.
+    let mut names = |cx: &mut Ctx<'_>, key: &str, allowed: &[&str]| -> Option<Vec<usize>> {
+        let n = m.get(key)?;
+        let mut out = Vec::new();
+        for item in cx.one_or_many(n, &m.path(key)) {
+            let Some(t) = cx.text(item, &m.path(key)) else {
+                ok = false;
+                continue;
+            };
+            match allowed.iter().position(|a| *a == t) {
+                Some(i) => out.push(i),
+                None => {
+                    ok = false;
+                    let hint = closest(t, allowed).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+                    cx.err(item.pos, format!("unknown {key} `{t}`; {hint}{key} is one of: {}", allowed.join(", ")));
+                }
+            }
+        }
+        Some(out)
+    };
+    let region_names: Vec<&str> = Region::ALL.iter().map(|r| r.as_str()).collect();
+    let client_names: Vec<&str> = ClientClass::ALL.iter().map(|c| c.as_str()).collect();
+    let outcome_names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+    let region = names(cx, "region", &region_names).map(|v| v.into_iter().map(|i| Region::ALL[i]).collect());
+    let client = names(cx, "client", &client_names).map(|v| v.into_iter().map(|i| ClientClass::ALL[i]).collect());
+    let outcome = names(cx, "outcome", &outcome_names).map(|v| v.into_iter().map(|i| Outcome::ALL[i]).collect());
+    ok.then_some(Filter { service, host, path, method, edge_location, status, region, client, outcome, route })
 }
 
 pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
