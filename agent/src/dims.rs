@@ -245,7 +245,7 @@ mod tests {
             ("DXB50-C1", Region::MiddleEast),
             ("JNB50-C1", Region::Africa),
             ("PVG52-E1", Region::China),
-            ("XXX1", Region::Other),
+            ("QQQ1", Region::Other),
             ("", Region::Other),
             ("12", Region::Other),
             ("9AB", Region::Other),
