@@ -161,14 +161,8 @@ fn timestamp_ms(r: &Record<'_>) -> Result<i64, RejectReason> {
 
 impl Decoder for CloudFrontV2JsonDecoder {
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        if line.len() > MAX_LINE {
-            return Err(RejectReason::TooLong.into());
-        }
-        match line.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => return Ok(()),
-            Some(b'{') => {}
-            // serde would read a JSON array as a struct's fields in order.
-            Some(_) => return Err(RejectReason::BadJson.into()),
+        if !crate::decode::json_object_line(line)? {
+            return Ok(());
         }
         let record: Record<'_> = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
 

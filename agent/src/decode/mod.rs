@@ -133,6 +133,21 @@ pub fn feed_line(
     }
 }
 
+/// The common start of a JSON-per-line decoder: `Ok(false)` for a blank
+/// line (nothing to decode), `Ok(true)` for a line that may hold a JSON
+/// object, a reject for an overlong line or one that cannot be an object.
+pub(crate) fn json_object_line(line: &[u8]) -> Result<bool, Reject> {
+    if line.len() > MAX_LINE {
+        return Err(RejectReason::TooLong.into());
+    }
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(false),
+        Some(b'{') => Ok(true),
+        // serde would read a JSON array as a struct's fields in order.
+        Some(_) => Err(RejectReason::BadJson.into()),
+    }
+}
+
 /// The formats `--format` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -32,7 +32,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
+use crate::decode::{Decoder, Reject, RejectReason, parse_date, parse_time_of_day};
 use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, parse_status};
 
 /// Decodes newline-delimited JSON request records.
@@ -139,14 +139,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
 
 impl Decoder for NdjsonDecoder {
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        if line.len() > MAX_LINE {
-            return Err(RejectReason::TooLong.into());
-        }
-        match line.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => return Ok(()),
-            Some(b'{') => {}
-            // serde would read a JSON array as a struct's fields in order.
-            Some(_) => return Err(RejectReason::BadJson.into()),
+        if !crate::decode::json_object_line(line)? {
+            return Ok(());
         }
         let record: Record<'_> = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
 

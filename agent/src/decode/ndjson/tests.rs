@@ -107,7 +107,7 @@ fn wrong_types_reject_with_the_field_reason() {
 fn blank_lines_and_crlf_are_fine_and_long_lines_are_not() {
     check("\n   \r\n{\"ts\":1,\"status\":204}\r", r#"1970-01-01T00:00:00.001Z ndjson shop   "" 204"#);
     let mut long = br#"{"ts":1,"status":200,"pad":""#.to_vec();
-    long.resize(MAX_LINE, b'a');
+    long.resize(crate::decode::MAX_LINE, b'a');
     long.extend_from_slice(b"\"}");
     assert_eq!(
         NdjsonDecoder::new(SVC).decode_line(&long, &mut |_: &RequestEvent<'_>| {}),
