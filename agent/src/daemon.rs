@@ -23,6 +23,7 @@ use crate::export::prometheus::{AgentFigures, SourceFigures};
 use crate::sli::report::{Report, SloReport, rfc3339};
 use crate::sli::ring::Counts;
 use crate::sli::{Engine, SloStatus};
+use crate::source::Source;
 use crate::source::file::FileTail;
 use crate::spec;
 use crate::store::{RejectDeltas, Store};
@@ -155,19 +156,18 @@ impl Agent {
         for name in &loaded.reset {
             tracing::warn!(slo = %name, "the SLO's indicator or budgeting changed; its stored counts were discarded");
         }
-        let mut tails = Vec::new();
+        let mut tails: Vec<Box<dyn Source>> = Vec::new();
         let mut figures = BTreeMap::new();
         for src in &config.sources {
-            match src {
-                SourceConfig::File { file, .. } => {
-                    let cp = store.checkpoint(&file.name)?;
-                    tails.push(FileTail::new(file.clone(), cp.as_deref())?);
-                    figures.insert(
-                        file.name.clone(),
-                        SourceFigures { name: file.name.clone(), kind: "file", ..Default::default() },
-                    );
-                }
-            }
+            let cp = store.checkpoint(src.name())?;
+            let source: Box<dyn Source> = match src {
+                SourceConfig::File { file, .. } => Box::new(FileTail::new(file.clone(), cp.as_deref())?),
+            };
+            figures.insert(
+                source.name().to_string(),
+                SourceFigures { name: source.name().to_string(), kind: source.kind(), ..Default::default() },
+            );
+            tails.push(source);
         }
         let committed_rejects = store.rejects()?;
         for ((source, reason), n) in committed_rejects {
@@ -227,7 +227,7 @@ impl Agent {
     }
 }
 
-fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<FileTail>, poll: Duration, max_future: Duration) {
+fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Duration, max_future: Duration) {
     let mut last_prune = Instant::now();
     loop {
         let stopping = shared.shutdown.load(Ordering::SeqCst);

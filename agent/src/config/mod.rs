@@ -44,6 +44,15 @@ pub enum SourceConfig {
     File { file: FileSourceConfig },
 }
 
+impl SourceConfig {
+    /// The source's name: its checkpoint key and metric label.
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::File { file } => &file.name,
+        }
+    }
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 const DEFAULT_BATCH_BYTES: usize = 8 << 20;
 
@@ -124,11 +133,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         let mut names: Vec<(String, yaml::Pos)> = Vec::new();
         for item in items {
             if let Some(s) = read_source(cx, item, base) {
-                let SourceConfig::File { file } = &s;
-                if let Some((_, first)) = names.iter().find(|(n, _)| *n == file.name) {
-                    cx.err(item.pos, format!("duplicate source name `{}` (first at line {})", file.name, first.line));
+                if let Some((_, first)) = names.iter().find(|(n, _)| n == s.name()) {
+                    cx.err(item.pos, format!("duplicate source name `{}` (first at line {})", s.name(), first.line));
                 }
-                names.push((file.name.clone(), item.pos));
+                names.push((s.name().to_string(), item.pos));
                 sources.push(s);
             }
         }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{Decoder, Format, MAX_LINE, Rejects, feed_line};
 use crate::event::{EventSink, Wanted};
 use crate::source::lines::{LineSplitter, read_full};
+use crate::source::{PollOutcome, Source};
 
 /// Bytes of a file's start that identify its content (checked on resume).
 const HEAD_BYTES: usize = 256;
@@ -59,20 +60,6 @@ pub struct FileState {
     pub lines: u64,
 }
 
-/// What one poll did.
-#[derive(Debug, Clone, Default)]
-pub struct PollOutcome {
-    pub bytes: u64,
-    pub lines: u64,
-    pub rejects: Rejects,
-    /// True when a file still had unread bytes after the batch limit.
-    pub more: bool,
-    /// Files currently matched.
-    pub files: usize,
-    /// Bytes known to exist but not yet read, across files.
-    pub backlog_bytes: u64,
-}
-
 pub struct FileTail {
     cfg: FileSourceConfig,
     state: FileCheckpoint,
@@ -88,6 +75,28 @@ pub enum FileSourceError {
     Glob { source_name: String, glob: String, message: String },
     #[error("source {source_name}: corrupt checkpoint: {message}")]
     Checkpoint { source_name: String, message: String },
+}
+
+impl Source for FileTail {
+    fn name(&self) -> &str {
+        FileTail::name(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn set_wanted(&mut self, wanted: Wanted) {
+        FileTail::set_wanted(self, wanted)
+    }
+
+    fn poll(&mut self, sink: &mut dyn EventSink) -> PollOutcome {
+        FileTail::poll(self, sink)
+    }
+
+    fn checkpoint(&self) -> Vec<u8> {
+        FileTail::checkpoint(self)
+    }
 }
 
 impl FileTail {
