@@ -127,6 +127,17 @@ impl EventSink for LiveSink<'_> {
         }
         self.engine.observe(ev);
     }
+
+    fn events(&mut self, ev: &RequestEvent<'_>, n: u64) {
+        if ev.ts_ms > self.max_ts {
+            self.future += n;
+            return;
+        }
+        if self.newest.is_none_or(|t| ev.ts_ms > t) {
+            self.newest = Some(ev.ts_ms);
+        }
+        self.engine.observe_n(ev, n);
+    }
 }
 
 /// A running agent. Built by [`Agent::start`]; stopped by [`Agent::stop`].

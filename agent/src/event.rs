@@ -212,6 +212,14 @@ impl Default for Wanted {
 /// Receives decoded events. Implemented by the SLI router, by tests, by benches.
 pub trait EventSink {
     fn event(&mut self, event: &RequestEvent<'_>);
+
+    /// `n` identical requests (an aggregate source's count for a minute).
+    /// Sinks that can add counts override this; the default repeats `event`.
+    fn events(&mut self, event: &RequestEvent<'_>, n: u64) {
+        for _ in 0..n {
+            self.event(event);
+        }
+    }
 }
 
 impl<F: FnMut(&RequestEvent<'_>)> EventSink for F {

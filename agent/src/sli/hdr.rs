@@ -79,9 +79,15 @@ impl Histogram {
     /// Record a value whose slot the caller computed with [`index_of`].
     #[inline]
     pub fn record_at(&mut self, index: u16, value_us: u64) {
+        self.record_at_n(index, value_us, 1);
+    }
+
+    /// Record `n` requests that all took the same time.
+    #[inline]
+    pub fn record_at_n(&mut self, index: u16, value_us: u64, n: u64) {
         // `index_of` never returns an index at or beyond `SLOTS`.
-        self.counts[index as usize] += 1;
-        self.total += 1;
+        self.counts[index as usize] += n;
+        self.total += n;
         self.min = self.min.min(value_us);
         self.max = self.max.max(value_us);
     }

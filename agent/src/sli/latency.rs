@@ -53,14 +53,20 @@ impl LatencyDays {
     /// Record a latency already turned into its histogram slot and
     /// microseconds ([`hdr::slot_of_ms`]), on a UTC day.
     #[inline]
-    pub fn record_slot(&mut self, day: i64, (index, us): (u16, u64), track_dirty: bool) -> bool {
+    pub fn record_slot(&mut self, day: i64, slot: (u16, u64), track_dirty: bool) -> bool {
+        self.record_slot_n(day, slot, 1, track_dirty)
+    }
+
+    /// [`Self::record_slot`] for `n` requests of the same latency.
+    #[inline]
+    pub fn record_slot_n(&mut self, day: i64, (index, us): (u16, u64), n: u64, track_dirty: bool) -> bool {
         if day == self.newest_day
             && let Some((_, h)) = self.days.back_mut()
         {
-            h.record_at(index, us);
+            h.record_at_n(index, us, n);
         } else {
             let Some(h) = self.day_mut(day) else { return false };
-            h.record_at(index, us);
+            h.record_at_n(index, us, n);
         }
         if track_dirty && self.dirty.last() != Some(&day) {
             self.dirty.push(day);

@@ -170,7 +170,17 @@ impl Engine {
     /// Count one event for every SLO whose indicator selects it.
     #[inline]
     pub fn observe(&mut self, ev: &RequestEvent<'_>) {
-        self.stats.events += 1;
+        self.observe_n(ev, 1);
+    }
+
+    /// Count `n` identical requests at once: what aggregate sources (CloudWatch
+    /// metrics: "1,234 requests, 5 of them 5xx, in this minute") produce.
+    #[inline]
+    pub fn observe_n(&mut self, ev: &RequestEvent<'_>, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.stats.events += n;
         let Some(origin) = ev.origin else {
             self.stats.unmatched += 1;
             return;
@@ -191,22 +201,23 @@ impl Engine {
             if ind.criteria_are_bad {
                 good = !good;
             }
+            let g = if good { n } else { 0 };
             match &mut state.pending {
                 Some((m, c)) if *m == minute => {
-                    c.total += 1;
-                    c.good += good as u64;
+                    c.total += n;
+                    c.good += g;
                 }
                 _ => {
                     stats.too_old += state.flush(track);
-                    state.pending = Some((minute, Counts { good: good as u64, total: 1 }));
+                    state.pending = Some((minute, Counts { good: g, total: n }));
                 }
             }
             if let Some((day, slot)) = latency {
-                state.latency.record_slot(day, slot, track);
+                state.latency.record_slot_n(day, slot, n, track);
             }
         });
         if !matched {
-            self.stats.unmatched += 1;
+            self.stats.unmatched += n;
         }
     }
 
@@ -282,6 +293,10 @@ impl EventSink for Engine {
     #[inline]
     fn event(&mut self, event: &RequestEvent<'_>) {
         self.observe(event)
+    }
+
+    fn events(&mut self, event: &RequestEvent<'_>, n: u64) {
+        self.observe_n(event, n)
     }
 }
 
@@ -502,6 +517,25 @@ mod tests {
         let s = e.evaluate(at);
         assert_eq!(s[0].window.events.total, 1);
         assert_eq!(s[0].window.events.good, 1);
+    }
+
+    #[test]
+    fn counting_n_requests_at_once_equals_counting_them_one_by_one() {
+        let set = load_str("a.yaml", &spec("a", "30d", "/*")).unwrap();
+        let mut one = Engine::new(&set, true);
+        let mut many = Engine::new(&set, true);
+        for (m, status, n) in [(0, 200, 1000u64), (0, 503, 7), (1, 200, 3), (90, 429, 2), (90, 200, 0)] {
+            let e = ev(T0 + m * MINUTE_MS, "/x", status);
+            for _ in 0..n {
+                one.observe(&e);
+            }
+            many.events(&e, n);
+        }
+        let at = T0 + 100 * MINUTE_MS;
+        assert_eq!(one.evaluate(at), many.evaluate(at));
+        assert_eq!(one.stats.events, 1012);
+        assert_eq!(many.stats.events, 1012);
+        assert_eq!(one.drain_changes().len(), many.drain_changes().len());
     }
 
     #[test]
