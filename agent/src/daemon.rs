@@ -173,6 +173,7 @@ impl Agent {
             let cp = store.checkpoint(src.name())?;
             let source: Box<dyn Source> = match src {
                 SourceConfig::File { file, .. } => Box::new(FileTail::new(file.clone(), cp.as_deref())?),
+                SourceConfig::Aws(aws) => crate::source::aws::build(aws, cp.as_deref(), clock.clone())?,
             };
             figures.insert(
                 source.name().to_string(),
@@ -254,7 +255,7 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Durat
                 (outcome, engine.drain_changes(), newest, future)
             };
             more |= outcome.more;
-            let nothing_read = outcome.bytes == 0 && outcome.rejects.total() == 0;
+            let nothing_read = outcome.bytes == 0 && outcome.rejects.total() == 0 && !outcome.advanced;
             if !nothing_read || !changes.is_empty() {
                 let deltas = reject_deltas(tail.name(), &outcome.rejects);
                 let cp = vec![(tail.name().to_string(), tail.checkpoint())];
@@ -278,6 +279,12 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Durat
                     match f.rejects.iter_mut().find(|(r, _)| *r == reason.as_str()) {
                         Some(e) => e.1 += s.count,
                         None => f.rejects.push((reason.as_str(), s.count)),
+                    }
+                }
+                for &(kind, n) in &outcome.errors {
+                    match f.errors.iter_mut().find(|(k, _)| *k == kind) {
+                        Some(e) => e.1 += n,
+                        None => f.errors.push((kind, n)),
                     }
                 }
             }

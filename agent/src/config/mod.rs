@@ -18,6 +18,8 @@
 //!     service: shop                  # for records that name no service
 //! ```
 
+pub mod aws;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     File { file: FileSourceConfig },
+    /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3` (see `config::aws`).
+    Aws(aws::AwsSourceConfig),
 }
 
 impl SourceConfig {
@@ -49,6 +53,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File { file } => &file.name,
+            SourceConfig::Aws(a) => a.name(),
         }
     }
 }
@@ -189,6 +194,9 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
 }
 
 fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
+    if let Some(kind) = aws::source_type(node).filter(|k| aws::TYPES.contains(k)) {
+        return aws::read_source(cx, node, kind).map(SourceConfig::Aws);
+    }
     let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
     let f = cx.map(node, "sources[]", &allowed)?;
     let name = f.require(cx, "name").and_then(|n| {
@@ -202,7 +210,7 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     let kind = f.require(cx, "type").and_then(|n| {
         let t = cx.text(n, "type")?;
         if t != "file" {
-            cx.err(n.pos, format!("unknown source type `{t}`; supported: file"));
+            cx.err(n.pos, format!("unknown source type `{t}`; supported: file, {}", aws::TYPES.join(", ")));
             return None;
         }
         Some(t)
@@ -283,7 +291,7 @@ mod tests {
         assert_eq!(c.state, PathBuf::from("/etc/slo/state.redb"));
         assert_eq!(c.tick, Duration::from_secs(1));
         assert_eq!(c.poll_interval, Duration::from_millis(500));
-        let SourceConfig::File { file } = &c.sources[0];
+        let SourceConfig::File { file } = &c.sources[0] else { panic!("a file source") };
         assert_eq!(file.paths, vec!["/etc/slo/logs/*.log".to_string()]);
         assert_eq!(file.format, Format::CloudFront);
     }

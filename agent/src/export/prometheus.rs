@@ -31,6 +31,8 @@ pub struct SourceFigures {
     /// Bytes present in files but not read yet.
     pub backlog_bytes: u64,
     pub files: u64,
+    /// Failed calls to what the source reads from, per error kind.
+    pub errors: Vec<(&'static str, u64)>,
 }
 
 /// Figures of the agent itself.
@@ -154,6 +156,7 @@ pub fn render(
     let lag = Family::<Labels, GaugeF>::default();
     let backlog = Family::<Labels, GaugeF>::default();
     let files = Family::<Labels, GaugeF>::default();
+    let errors = Family::<Labels, Counter>::default();
     for s in sources {
         let base = || vec![("source", s.name.clone()), ("kind", s.kind.to_string())];
         lines.get_or_create(&base()).inc_by(s.lines);
@@ -168,6 +171,11 @@ pub fn render(
         }
         backlog.get_or_create(&base()).set(s.backlog_bytes as f64);
         files.get_or_create(&base()).set(s.files as f64);
+        for (kind, n) in &s.errors {
+            let mut l = base();
+            l.push(("error", kind.to_string()));
+            errors.get_or_create(&l).inc_by(*n);
+        }
     }
     reg.register("slo_agent_ingest_lines", "Lines read per source", lines);
     reg.register("slo_agent_ingest_bytes", "Bytes read per source", bytes);
@@ -175,6 +183,11 @@ pub fn render(
     reg.register("slo_agent_ingest_lag_seconds", "Now minus the time of the newest event read from the source", lag);
     reg.register("slo_agent_ingest_backlog_bytes", "Bytes waiting in the source's files, not read yet", backlog);
     reg.register("slo_agent_source_files", "Files the source currently follows", files);
+    reg.register(
+        "slo_agent_source_errors",
+        "Failed calls of a pull source to what it reads (AWS APIs), per error kind; the source backs off after each",
+        errors,
+    );
 
     let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {
         let m = Counter::<u64>::default();

@@ -6,6 +6,7 @@
 //! sources (HTTP endpoints) hand whole payloads to the same thread through a
 //! bounded queue instead; see `crate::push`.
 
+pub mod aws;
 pub mod file;
 pub mod lines;
 
@@ -24,6 +25,22 @@ pub struct PollOutcome {
     pub files: usize,
     /// Bytes known to exist but not yet read.
     pub backlog_bytes: u64,
+    /// The position moved although nothing was read (an aggregate source
+    /// passed minutes without data): the checkpoint is worth committing.
+    pub advanced: bool,
+    /// Failed calls to what the source reads from, per kind from a bounded
+    /// set (`throttled`, `not_found`, `access_denied`, …).
+    pub errors: Vec<(&'static str, u64)>,
+}
+
+impl PollOutcome {
+    /// Count one failed call of `kind`.
+    pub fn error(&mut self, kind: &'static str) {
+        match self.errors.iter_mut().find(|(k, _)| *k == kind) {
+            Some(e) => e.1 += 1,
+            None => self.errors.push((kind, 1)),
+        }
+    }
 }
 
 /// A source the ingest thread polls.
