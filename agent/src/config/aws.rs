@@ -245,9 +245,7 @@ pub fn read_source(cx: &mut Ctx<'_>, node: &Node, kind: &str) -> Option<AwsSourc
     };
     let allowed: Vec<&str> = ["name", "type"].iter().chain(CONNECTION_KEYS.iter()).chain(specific).copied().collect();
     let f = cx.map(node, "sources[]", &allowed)?;
-    if !SUPPORTED
-        && let Some(t) = f.get("type")
-    {
+    if !SUPPORTED && let Some(t) = f.get("type") {
         cx.err(t.pos, format!("source type `{kind}`: this build has no AWS support; build with --features aws"));
     }
     let name = source_name(cx, &f);
@@ -634,8 +632,9 @@ mod tests {
         assert_eq!(m.queries[0].metrics().count(), 3);
         assert_eq!(m.settle, Duration::from_secs(300));
 
-        let s = one("  - name: s\n    type: s3\n    bucket: logs-bucket\n    prefix: cf/\n    force_path_style: true\n")
-            .unwrap();
+        let s =
+            one("  - name: s\n    type: s3\n    bucket: logs-bucket\n    prefix: cf/\n    force_path_style: true\n")
+                .unwrap();
         let AwsSourceConfig::S3(s) = s else { panic!() };
         assert_eq!((s.format, s.force_path_style, s.prefix.as_str()), (Format::CloudFront, true, "cf/"));
     }
@@ -659,7 +658,9 @@ mod tests {
     fn a_build_without_aws_says_so() {
         let e = one("  - name: s\n    type: s3\n    bucket: logs-bucket\n").unwrap_err();
         assert!(
-            e.iter().any(|m| m == "agent.yaml:5:11: source type `s3`: this build has no AWS support; build with --features aws"),
+            e.iter()
+                .any(|m| m
+                    == "agent.yaml:5:11: source type `s3`: this build has no AWS support; build with --features aws"),
             "{e:?}"
         );
     }

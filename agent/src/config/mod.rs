@@ -43,7 +43,9 @@ pub struct AgentConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
-    File { file: FileSourceConfig },
+    File {
+        file: FileSourceConfig,
+    },
     /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3` (see `config::aws`).
     Aws(aws::AwsSourceConfig),
 }

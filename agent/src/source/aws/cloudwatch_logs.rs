@@ -65,6 +65,9 @@ struct Group {
     backoff: Backoff,
     /// The next page of the current window, valid in this process only.
     token: Option<String>,
+    /// Without a token, the current window is read from its first page and
+    /// this many events (already consumed) are passed over, across polls.
+    skip: u64,
 }
 
 pub struct CloudWatchLogsSource {
@@ -92,11 +95,12 @@ impl CloudWatchLogsSource {
                 message: format!("format {:?} has no line decoder", g.format),
             })?;
             let seed = sdk::jitter_seed(&format!("{}/{}", cfg.name, g.name));
-            groups.insert(g.name.clone(), Group { decoder, backoff: Backoff::new(seed), token: None });
-            state
+            let pos = state
                 .groups
                 .entry(g.name.clone())
                 .or_insert_with(|| GroupPosition { next_start_ms: fresh_start, window: None });
+            let skip = pos.window.map_or(0, |w| w.consumed);
+            groups.insert(g.name.clone(), Group { decoder, backoff: Backoff::new(seed), token: None, skip });
         }
         // Groups no longer configured are forgotten.
         state.groups.retain(|k, _| groups.contains_key(k));
@@ -165,11 +169,6 @@ impl CloudWatchLogsSource {
             return;
         }
         let newest_end = now_ms - self.cfg.delay.as_millis() as i64;
-        // Resuming a window after a restart: skip what was consumed.
-        let mut skip = match (&pos.window, &group.token) {
-            (Some(w), None) => w.consumed,
-            _ => 0,
-        };
         for _ in 0..self.cfg.max_pages_per_poll {
             if Instant::now() >= deadline {
                 out.more = true;
@@ -205,13 +204,14 @@ impl CloudWatchLogsSource {
                     sdk::log_failure(&self.cfg.name, name, &e, wait, group.backoff.failures());
                     // A token may be what failed; the window is resumed by count.
                     group.token = None;
+                    group.skip = pos.window.map_or(0, |w| w.consumed);
                     return;
                 }
             };
             group.backoff.succeeded();
             let events = resp.events();
-            let skipped = (skip.min(events.len() as u64)) as usize;
-            skip -= skipped as u64;
+            let skipped = group.skip.min(events.len() as u64) as usize;
+            group.skip -= skipped as u64;
             let decoder = group.decoder.as_mut();
             for ev in &events[skipped..] {
                 let (Some(ts), Some(message)) = (ev.timestamp(), ev.message()) else { continue };
@@ -245,6 +245,7 @@ impl CloudWatchLogsSource {
                     // Window done. (Skipped events beyond its end would mean
                     // events were deleted since: nothing more to read then.)
                     group.token = None;
+                    group.skip = 0;
                     pos.window = None;
                     pos.next_start_ms = w.end_ms + 1;
                     out.advanced = true;

@@ -109,9 +109,7 @@ impl CloudWatchMetricsSource {
     ) -> Result<CloudWatchMetricsSource, AwsSourceError> {
         let state = match checkpoint {
             Some(_) => read_checkpoint::<MetricsCheckpoint>(&cfg.name, checkpoint)?,
-            None => MetricsCheckpoint {
-                next_minute_ms: floor_minute(clock.now_ms() - cfg.start.as_millis() as i64),
-            },
+            None => MetricsCheckpoint { next_minute_ms: floor_minute(clock.now_ms() - cfg.start.as_millis() as i64) },
         };
         let ids = cfg.queries.iter().enumerate().flat_map(|(i, q)| q.metrics().map(move |(r, _)| (i, r))).collect();
         let backoff = Backoff::new(sdk::jitter_seed(&cfg.name));
@@ -127,8 +125,11 @@ impl CloudWatchMetricsSource {
         for (i, q) in self.cfg.queries.iter().enumerate() {
             for (role, metric_name) in q.metrics() {
                 let dims = q.dimensions.iter().map(|(n, v)| Dimension::builder().name(n).value(v).build()).collect();
-                let metric =
-                    Metric::builder().namespace(&q.namespace).metric_name(metric_name).set_dimensions(Some(dims)).build();
+                let metric = Metric::builder()
+                    .namespace(&q.namespace)
+                    .metric_name(metric_name)
+                    .set_dimensions(Some(dims))
+                    .build();
                 // A rate is averaged over the minute; counts are summed.
                 let stat = if role == MetricRole::ErrorRatePercent { "Average" } else { "Sum" };
                 let ms = MetricStat::builder().metric(metric).period(60).stat(stat).build();

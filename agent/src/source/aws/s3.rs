@@ -113,8 +113,9 @@ impl S3Source {
         if self.sdk.is_none() {
             match Sdk::new(&self.cfg.aws) {
                 Ok(s) => {
-                    let conf =
-                        aws_sdk_s3::config::Builder::from(&s.config).force_path_style(self.cfg.force_path_style).build();
+                    let conf = aws_sdk_s3::config::Builder::from(&s.config)
+                        .force_path_style(self.cfg.force_path_style)
+                        .build();
                     self.sdk = Some((s, aws_sdk_s3::Client::from_conf(conf)));
                 }
                 Err(e) => {
@@ -243,10 +244,11 @@ impl S3Source {
         let req = client.get_object().bucket(&self.cfg.bucket).key(&item.key);
         let body = match sdk.call(async {
             let resp = req.send().await.map_err(|e| CallError::from_sdk(&e))?;
-            resp.body.collect().await.map(|b| b.into_bytes()).map_err(|e| CallError {
-                kind: ErrorKind::Connection,
-                message: format!("reading the body: {e}"),
-            })
+            resp.body
+                .collect()
+                .await
+                .map(|b| b.into_bytes())
+                .map_err(|e| CallError { kind: ErrorKind::Connection, message: format!("reading the body: {e}") })
         }) {
             None => return Err(CallError::timed_out()),
             Some(r) => r?,

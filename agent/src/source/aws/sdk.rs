@@ -95,17 +95,35 @@ impl ErrorKind {
 
     fn of_code(code: &str) -> ErrorKind {
         match code {
-            "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded"
-            | "SlowDown" | "LimitExceededException" | "ServiceUnavailable" | "ServiceUnavailableException"
+            "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "SlowDown"
+            | "LimitExceededException"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
             | "RequestThrottled" => ErrorKind::Throttled,
             "ResourceNotFoundException" | "ResourceNotFound" | "NoSuchBucket" | "NoSuchKey" | "NotFound" => {
                 ErrorKind::NotFound
             }
-            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "InvalidClientTokenId"
-            | "ExpiredToken" | "ExpiredTokenException" | "UnrecognizedClientException" | "SignatureDoesNotMatch"
-            | "InvalidAccessKeyId" | "MissingAuthenticationToken" => ErrorKind::AccessDenied,
-            "InvalidParameterException" | "InvalidParameterValue" | "InvalidParameterCombination"
-            | "ValidationError" | "ValidationException" | "InvalidArgument" | "MissingParameter" => ErrorKind::Invalid,
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "InvalidAccessKeyId"
+            | "MissingAuthenticationToken" => ErrorKind::AccessDenied,
+            "InvalidParameterException"
+            | "InvalidParameterValue"
+            | "InvalidParameterCombination"
+            | "ValidationError"
+            | "ValidationException"
+            | "InvalidArgument"
+            | "MissingParameter" => ErrorKind::Invalid,
             _ => ErrorKind::Other,
         }
     }

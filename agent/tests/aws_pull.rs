@@ -1,0 +1,747 @@
+//! The AWS pull sources against a real moto server: seeded with the AWS SDK,
+//! read by the sources, counted exactly, resumed from checkpoints mid-way.
+//!
+//! Each test starts its own `moto_server` on 127.0.0.1 (tests/run installs
+//! it from PyPI). Without it the tests fail when `CI=true` and print a loud
+//! skip message otherwise.
+//!
+//! moto does not speak RPC-v2 CBOR, which current aws-sdk-cloudwatch releases
+//! use; CloudWatch calls go through [`CborProxy`], which translates them to
+//! the CloudWatch JSON protocol that moto does speak (see docs/architecture.md).
+
+#![cfg(feature = "aws")]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use slo_agent::clock::{Clock, ManualClock, SystemClock};
+use slo_agent::config::aws::{
+    AwsConnection, CloudWatchLogsConfig, CloudWatchMetricsConfig, LogGroupConfig, MetricQuery, S3Config,
+    StaticCredentials,
+};
+use slo_agent::decode::Format;
+use slo_agent::event::{EventSink, RequestEvent};
+use slo_agent::source::aws::cloudwatch_logs::CloudWatchLogsSource;
+use slo_agent::source::aws::cloudwatch_metrics::CloudWatchMetricsSource;
+use slo_agent::source::aws::s3::S3Source;
+use slo_agent::source::{PollOutcome, Source};
+
+// ---------------------------------------------------------------- harness
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200")
+}
+
+/// A moto server of this test's own, stopped on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    /// `None` (after a loud message) when moto is not installed, outside CI.
+    fn start() -> Option<Moto> {
+        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port();
+        let child = match Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!(
+                        "CI=true and `{bin}` cannot be started ({e}): tests/run installs it with pip (moto[server])"
+                    );
+                }
+                eprintln!(
+                    "\n{0}\nSKIPPED: `{bin}` cannot be started ({e}).\nInstall it with `pip install 'moto[server]'` (tests/run does); in CI this is a failure.\n{0}\n",
+                    "*".repeat(72)
+                );
+                return None;
+            }
+        };
+        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !http_ok(port, "/moto-api/") {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited at start: {status}");
+            }
+            assert!(Instant::now() < deadline, "moto_server did not answer within 90 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connection(endpoint: &str) -> AwsConnection {
+    AwsConnection {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint.into()),
+        profile: None,
+        credentials: Some(StaticCredentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        }),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// SDK configuration for seeding, and a runtime to run the calls on.
+fn seeder(endpoint: &str) -> (tokio::runtime::Runtime, SdkConfig) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
+    let conf = rt.block_on(
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(creds)
+            .load(),
+    );
+    (rt, conf)
+}
+
+/// Events per (origin, service, status), as the engine would count them.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Counts(BTreeMap<(String, String, u16), u64>);
+
+impl Counts {
+    fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    fn get(&self, origin: &str, service: &str, status: u16) -> u64 {
+        self.0.get(&(origin.to_string(), service.to_string(), status)).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, other: &Counts) {
+        for (k, v) in &other.0 {
+            *self.0.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+impl EventSink for Counts {
+    fn event(&mut self, e: &RequestEvent<'_>) {
+        self.events(e, 1)
+    }
+
+    fn events(&mut self, e: &RequestEvent<'_>, n: u64) {
+        let origin = e.origin.map_or("-", |o| o.as_str()).to_string();
+        *self.0.entry((origin, e.service.to_string(), e.status)).or_default() += n;
+    }
+}
+
+/// Poll until the source says there is nothing more right now (bounded).
+fn drain(src: &mut dyn Source, sink: &mut Counts) -> Vec<PollOutcome> {
+    let mut outcomes = Vec::new();
+    for _ in 0..200 {
+        let o = src.poll(sink);
+        let more = o.more;
+        outcomes.push(o);
+        if !more {
+            return outcomes;
+        }
+    }
+    panic!("the source still had more after 200 polls");
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+// ------------------------------------------------------- RPC-v2 CBOR proxy
+
+/// Translates CloudWatch's RPC-v2 CBOR (what the SDK speaks) to the
+/// CloudWatch JSON protocol (what moto speaks) and back. Generic over
+/// operations; the only shape knowledge is which response members are
+/// timestamps (CBOR tag 1) and which numbers are doubles.
+struct CborProxy {
+    url: String,
+}
+
+impl CborProxy {
+    fn start(moto_url: &str) -> CborProxy {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let upstream = moto_url.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let client = reqwest::Client::new();
+                let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+                    let client = client.clone();
+                    let upstream = upstream.clone();
+                    async move { proxy_one(client, &upstream, req).await }
+                });
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        CborProxy { url: format!("http://{addr}") }
+    }
+}
+
+async fn proxy_one(client: reqwest::Client, upstream: &str, req: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path().to_string();
+    // /service/GraniteServiceVersion20100801/operation/GetMetricData
+    let parts: Vec<&str> = path.split('/').collect();
+    let (service, op) = match parts.as_slice() {
+        ["", "service", s, "operation", o] => (s.to_string(), o.to_string()),
+        _ => return (axum::http::StatusCode::NOT_FOUND, format!("not an RPC-v2 path: {path}")).into_response(),
+    };
+    let auth = req.headers().get("authorization").cloned();
+    let gzipped = req.headers().get("content-encoding").is_some_and(|v| v.as_bytes() == b"gzip");
+    let body = axum::body::to_bytes(req.into_body(), 16 << 20).await.unwrap();
+    let raw = if gzipped {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+        out
+    } else {
+        body.to_vec()
+    };
+    let input = if raw.is_empty() {
+        serde_json::json!({})
+    } else {
+        cbor_to_json(ciborium::from_reader::<ciborium::Value, _>(&raw[..]).unwrap())
+    };
+    let mut fwd = client
+        .post(upstream)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", format!("{service}.{op}"))
+        .body(input.to_string());
+    if let Some(a) = auth {
+        fwd = fwd.header("authorization", a.as_bytes());
+    }
+    let resp = fwd.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.bytes().await.unwrap();
+    let output: serde_json::Value = serde_json::from_slice(&text).unwrap_or_else(|_| serde_json::json!({}));
+    let mut out = Vec::new();
+    ciborium::into_writer(&json_to_cbor(output, ""), &mut out).unwrap();
+    axum::http::Response::builder()
+        .status(status)
+        .header("content-type", "application/cbor")
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .body(axum::body::Body::from(out))
+        .unwrap()
+}
+
+fn cbor_to_json(v: ciborium::Value) -> serde_json::Value {
+    use ciborium::Value as C;
+    use serde_json::Value as J;
+    match v {
+        C::Null => J::Null,
+        C::Bool(b) => J::Bool(b),
+        C::Integer(i) => J::from(i128::from(i) as i64),
+        C::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        C::Text(s) => J::String(s),
+        C::Bytes(b) => {
+            use base64::Engine as _;
+            J::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        // Tag 1 (epoch seconds) is a plain number in the JSON protocol.
+        C::Tag(_, inner) => cbor_to_json(*inner),
+        C::Array(a) => J::Array(a.into_iter().map(cbor_to_json).collect()),
+        C::Map(m) => J::Object(
+            m.into_iter()
+                .filter_map(|(k, v)| match k {
+                    C::Text(k) => Some((k, cbor_to_json(v))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        other => panic!("unexpected CBOR value {other:?}"),
+    }
+}
+
+/// `key` is the member the value belongs to (list items inherit it).
+fn json_to_cbor(v: serde_json::Value, key: &str) -> ciborium::Value {
+    use ciborium::Value as C;
+    use serde_json::Value as J;
+    const TIMESTAMPS: [&str; 5] = ["Timestamps", "Timestamp", "StartTime", "EndTime", "StateUpdatedTimestamp"];
+    const DOUBLES: [&str; 4] = ["Values", "Value", "Sum", "Average"];
+    match v {
+        J::Null => C::Null,
+        J::Bool(b) => C::Bool(b),
+        J::Number(n) if TIMESTAMPS.contains(&key) => C::Tag(1, Box::new(C::Float(n.as_f64().unwrap()))),
+        J::Number(n) if DOUBLES.contains(&key) || n.is_f64() => C::Float(n.as_f64().unwrap()),
+        J::Number(n) => C::Integer(n.as_i64().unwrap().into()),
+        J::String(s) => C::Text(s),
+        J::Array(a) => C::Array(a.into_iter().map(|x| json_to_cbor(x, key)).collect()),
+        J::Object(m) => C::Map(m.into_iter().map(|(k, v)| (C::Text(k.clone()), json_to_cbor(v, &k))).collect()),
+    }
+}
+
+// ------------------------------------------------------- CloudWatch Logs
+
+fn report_line(i: usize) -> String {
+    let status = if i % 10 == 0 { "\tStatus: timeout" } else { "" };
+    format!(
+        "REPORT RequestId: req-{i}\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 70 MB{status}\t\n"
+    )
+}
+
+fn apigw_line(i: usize, epoch_s: i64, status: u16) -> String {
+    format!(
+        r#"{{"requestId":"r{i}","ip":"203.0.113.5","requestTimeEpoch":"{epoch_s}","httpMethod":"GET","routeKey":"GET /cart/{{id}}","path":"/cart/{i}","status":"{status}","protocol":"HTTP/1.1","responseLength":"512","responseLatency":"25","integrationLatency":"21","domainName":"api.example.com","stage":"$default"}}"#
+    )
+}
+
+fn cloudfront_line(ts_ms: i64, status: u16, i: usize) -> String {
+    let t = jiff::Timestamp::from_millisecond(ts_ms).unwrap().to_zoned(jiff::tz::TimeZone::UTC);
+    let (date, time) = (t.strftime("%Y-%m-%d").to_string(), t.strftime("%H:%M:%S").to_string());
+    format!(
+        "{date}\t{time}\tFRA56-P3\t1536\t203.0.113.34\tGET\td3k9x2example.cloudfront.net\t/p/{i}\t{status}\t-\tMozilla/5.0\t-\t-\tMiss\tid{i}==\tshop.example.com\thttps\t512\t0.187\t-\tTLSv1.3\tTLS_AES_128_GCM_SHA256\tMiss\tHTTP/2.0\t-\t-\t50412\t0.187\tMiss\ttext/html\t1536\t-\t-"
+    )
+}
+
+const APIGW_STATUSES: [u16; 5] = [200, 200, 404, 502, 429];
+
+fn seed_logs(moto: &Moto, base_ms: i64) {
+    use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+    let (rt, conf) = seeder(&moto.url);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    let put = |group: &str, stream: &str, events: Vec<(i64, String)>| {
+        rt.block_on(async {
+            let _ = logs.create_log_group().log_group_name(group).send().await;
+            logs.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.unwrap();
+            let events: Vec<InputLogEvent> = events
+                .into_iter()
+                .map(|(ts, m)| InputLogEvent::builder().timestamp(ts).message(m).build().unwrap())
+                .collect();
+            logs.put_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .set_log_events(Some(events))
+                .send()
+                .await
+                .unwrap();
+        })
+    };
+    // Lambda: 40 invocations over two streams (START lines are no events),
+    // several at the same millisecond.
+    for (s, range) in [("2026/11/22/[$LATEST]a", 0..20), ("2026/11/22/[$LATEST]b", 20..40)] {
+        let mut evs = Vec::new();
+        for i in range {
+            let ts = base_ms + (i as i64 % 20) * 1000;
+            evs.push((ts, format!("START RequestId: req-{i} Version: $LATEST\n")));
+            evs.push((ts, report_line(i)));
+        }
+        put("/aws/lambda/checkout", s, evs);
+    }
+    let api: Vec<(i64, String)> = (0..25)
+        .map(|i| {
+            let ts = base_ms + i as i64 * 500;
+            (ts, apigw_line(i, ts / 1000, APIGW_STATUSES[i % 5]))
+        })
+        .collect();
+    put("/aws/apigateway/shop", "access", api);
+    let cf: Vec<(i64, String)> = (0..15)
+        .map(|i| {
+            let ts = base_ms + i as i64 * 700;
+            (ts, cloudfront_line(ts, if i % 5 == 4 { 503 } else { 200 }, i))
+        })
+        .collect();
+    put("/cloudfront/edge", "edge", cf);
+}
+
+fn logs_config(moto: &Moto, groups: &[&str], page_size: u32, max_pages: u32) -> CloudWatchLogsConfig {
+    let group = |name: &str| {
+        let (format, service) = match name {
+            n if n.starts_with("/aws/lambda/") => (Format::Lambda, "checkout"),
+            "/aws/apigateway/shop" => (Format::ApiGateway, "shop-api"),
+            _ => (Format::CloudFront, "shop-edge"),
+        };
+        LogGroupConfig { name: name.to_string(), format, service: service.to_string() }
+    };
+    CloudWatchLogsConfig {
+        name: "logs".into(),
+        aws: connection(&moto.url),
+        log_groups: groups.iter().map(|g| group(g)).collect(),
+        start: Duration::from_secs(3600),
+        delay: Duration::ZERO,
+        poll_interval: Duration::from_millis(1),
+        max_pages_per_poll: max_pages,
+        page_size,
+    }
+}
+
+const GROUPS: [&str; 3] = ["/aws/lambda/checkout", "/aws/apigateway/shop", "/cloudfront/edge"];
+
+#[test]
+fn cloudwatch_logs_every_event_once_across_pages_restarts_and_missing_groups() {
+    let Some(moto) = Moto::start() else { return };
+    let now = now_ms();
+    seed_logs(&moto, now - 20 * 60_000);
+    let clock = Arc::new(ManualClock::new(now));
+
+    // One pass reads everything, with the Lambda REPORT lines timed by their log events.
+    let mut one_pass = Counts::default();
+    let mut src = CloudWatchLogsSource::new(logs_config(&moto, &GROUPS, 10_000, 100), None, clock.clone()).unwrap();
+    let outcomes = drain(&mut src, &mut one_pass);
+    assert!(outcomes.iter().all(|o| o.errors.is_empty() && o.rejects.total() == 0), "{outcomes:?}");
+    assert_eq!(one_pass.get("lambda", "checkout", 200), 36, "{one_pass:?}");
+    assert_eq!(one_pass.get("lambda", "checkout", 504), 4, "{one_pass:?}");
+    for (status, n) in [(200, 10), (404, 5), (502, 5), (429, 5)] {
+        assert_eq!(one_pass.get("apigateway", "shop-api", status), n, "{status}: {one_pass:?}");
+    }
+    assert_eq!(one_pass.get("cloudfront", "shop-edge", 200), 12, "{one_pass:?}");
+    assert_eq!(one_pass.get("cloudfront", "shop-edge", 503), 3, "{one_pass:?}");
+    assert_eq!(one_pass.total(), 80);
+
+    // A second poll adds nothing; time moving on reads an empty window.
+    std::thread::sleep(Duration::from_millis(5));
+    clock.advance(60_000);
+    let mut again = Counts::default();
+    drain(&mut src, &mut again);
+    assert_eq!(again.total(), 0, "{again:?}");
+
+    // Pages of 7 events, one page per poll: stop after the first poll, drop
+    // the source, resume from its checkpoint (without the page token).
+    let clock = Arc::new(ManualClock::new(now));
+    let mut parts = Counts::default();
+    let mut first = CloudWatchLogsSource::new(logs_config(&moto, &GROUPS, 7, 1), None, clock.clone()).unwrap();
+    let o = first.poll(&mut parts);
+    assert!(o.more, "one page per poll leaves more to read");
+    assert!(parts.total() > 0 && parts.total() < 80, "{parts:?}");
+    let cp = first.checkpoint();
+    drop(first);
+    let cp_text = String::from_utf8(cp.clone()).unwrap();
+    assert!(cp_text.contains("\"consumed\":7"), "mid-window checkpoint: {cp_text}");
+    let mut rest = Counts::default();
+    let mut second = CloudWatchLogsSource::new(logs_config(&moto, &GROUPS, 7, 1), Some(&cp), clock.clone()).unwrap();
+    // Restart again after a few more pages, for good measure.
+    for _ in 0..3 {
+        second.poll(&mut rest);
+    }
+    let cp = second.checkpoint();
+    drop(second);
+    let mut third = CloudWatchLogsSource::new(logs_config(&moto, &GROUPS, 7, 1), Some(&cp), clock.clone()).unwrap();
+    drain(&mut third, &mut rest);
+    parts.add(&rest);
+    assert_eq!(parts, one_pass, "poll, restart, poll gives the totals of one pass");
+
+    // A missing log group is an error of its own; the others are read.
+    let clock = Arc::new(ManualClock::new(now));
+    let cfg = logs_config(&moto, &["/aws/lambda/does-not-exist", "/aws/lambda/checkout"], 10_000, 100);
+    let mut src = CloudWatchLogsSource::new(cfg, None, clock).unwrap();
+    let mut counts = Counts::default();
+    let outcomes = drain(&mut src, &mut counts);
+    assert_eq!(outcomes[0].errors, vec![("not_found", 1)]);
+    assert_eq!(counts.get("lambda", "checkout", 200) + counts.get("lambda", "checkout", 504), 40);
+    // Backing off: the next poll does not call for the missing group.
+    let o = src.poll(&mut counts);
+    assert!(o.errors.is_empty(), "{o:?}");
+}
+
+// ---------------------------------------------------- CloudWatch metrics
+
+fn metric_queries() -> Vec<MetricQuery> {
+    let q = |ns: &str, dims: &[(&str, &str)], service: &str| MetricQuery {
+        namespace: ns.into(),
+        dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        service: Some(service.into()),
+        total: None,
+        good: None,
+        errors: None,
+        error_rate_percent: None,
+        throttles: None,
+    };
+    vec![
+        MetricQuery {
+            total: Some("Count".into()),
+            errors: Some("5XXError".into()),
+            ..q("AWS/ApiGateway", &[("ApiName", "shop")], "shop-api")
+        },
+        MetricQuery {
+            total: Some("Invocations".into()),
+            errors: Some("Errors".into()),
+            throttles: Some("Throttles".into()),
+            ..q("AWS/Lambda", &[("FunctionName", "checkout")], "checkout")
+        },
+        MetricQuery {
+            total: Some("Requests".into()),
+            error_rate_percent: Some("5xxErrorRate".into()),
+            ..q("AWS/CloudFront", &[("DistributionId", "E2EXAMPLE"), ("Region", "Global")], "shop-edge")
+        },
+    ]
+}
+
+fn metrics_config(endpoint: &str, max_minutes: u32, settle: Duration) -> CloudWatchMetricsConfig {
+    CloudWatchMetricsConfig {
+        name: "metrics".into(),
+        aws: connection(endpoint),
+        service: "shop".into(),
+        queries: metric_queries(),
+        settle,
+        start: Duration::from_secs(3600),
+        poll_interval: Duration::from_millis(1),
+        max_minutes_per_poll: max_minutes,
+    }
+}
+
+/// Ten minutes of datapoints, from `first_minute` on.
+fn seed_metrics(endpoint: &str, first_minute: i64) {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let (rt, conf) = seeder(endpoint);
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let datum = |name: &str, dims: &[(&str, &str)], minute: i64, v: f64, unit: StandardUnit| {
+        MetricDatum::builder()
+            .metric_name(name)
+            .set_dimensions(Some(dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(*v).build()).collect()))
+            .timestamp(DateTime::from_millis(minute + 10_000))
+            .value(v)
+            .unit(unit)
+            .build()
+    };
+    let (api, fun, cf) = (
+        [("ApiName", "shop")],
+        [("FunctionName", "checkout")],
+        [("DistributionId", "E2EXAMPLE"), ("Region", "Global")],
+    );
+    let mut per_ns: BTreeMap<&str, Vec<MetricDatum>> = BTreeMap::new();
+    for k in 0..10i64 {
+        let m = first_minute + k * 60_000;
+        let count = StandardUnit::Count;
+        per_ns.entry("AWS/ApiGateway").or_default().extend([
+            datum("Count", &api, m, (100 + k) as f64, count.clone()),
+            datum("5XXError", &api, m, (k % 3) as f64, count.clone()),
+        ]);
+        per_ns.entry("AWS/Lambda").or_default().extend([
+            datum("Invocations", &fun, m, 50.0, count.clone()),
+            datum("Errors", &fun, m, (k % 2) as f64, count.clone()),
+            datum("Throttles", &fun, m, if k == 5 { 1.0 } else { 0.0 }, count.clone()),
+        ]);
+        per_ns.entry("AWS/CloudFront").or_default().extend([
+            datum("Requests", &cf, m, 1000.0, count.clone()),
+            datum("5xxErrorRate", &cf, m, 0.5, StandardUnit::Percent),
+        ]);
+    }
+    for (ns, data) in per_ns {
+        rt.block_on(cw.put_metric_data().namespace(ns).set_metric_data(Some(data)).send()).unwrap();
+    }
+}
+
+fn expected_metrics() -> Counts {
+    let mut c = Counts::default();
+    let mut put = |o: &str, s: &str, st: u16, n: u64| {
+        if n > 0 {
+            *c.0.entry((o.to_string(), s.to_string(), st)).or_default() += n;
+        }
+    };
+    for k in 0..10u64 {
+        put("cloudwatch", "shop-api", 200, 100 + k - k % 3);
+        put("cloudwatch", "shop-api", 500, k % 3);
+        put("cloudwatch", "checkout", 200, 50 - k % 2);
+        put("cloudwatch", "checkout", 500, k % 2);
+        put("cloudwatch", "checkout", 429, u64::from(k == 5));
+        put("cloudwatch", "shop-edge", 200, 995);
+        put("cloudwatch", "shop-edge", 500, 5);
+    }
+    c
+}
+
+#[test]
+fn cloudwatch_metrics_each_settled_minute_once_through_the_cbor_proxy() {
+    let Some(moto) = Moto::start() else { return };
+    let proxy = CborProxy::start(&moto.url);
+    let now = now_ms();
+    let this_minute = now.div_euclid(60_000) * 60_000;
+    let first = this_minute - 30 * 60_000;
+    seed_metrics(&proxy.url, first);
+    let want = expected_metrics();
+
+    // One pass.
+    let clock = Arc::new(ManualClock::new(now));
+    let mut one_pass = Counts::default();
+    let mut src =
+        CloudWatchMetricsSource::new(metrics_config(&proxy.url, 180, Duration::ZERO), None, clock.clone()).unwrap();
+    let outcomes = drain(&mut src, &mut one_pass);
+    assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
+    assert_eq!(one_pass, want);
+    assert_eq!(src.state().next_minute_ms, this_minute);
+    std::thread::sleep(Duration::from_millis(5));
+    let mut again = Counts::default();
+    drain(&mut src, &mut again);
+    assert_eq!(again.total(), 0, "a second poll adds nothing");
+
+    // 35 minutes per poll: the first poll ends mid-data; resume from the checkpoint.
+    let mut parts = Counts::default();
+    let mut a =
+        CloudWatchMetricsSource::new(metrics_config(&proxy.url, 35, Duration::ZERO), None, clock.clone()).unwrap();
+    let o = a.poll(&mut parts);
+    assert!(o.more);
+    assert!(parts.total() > 0 && parts.total() < want.total(), "{parts:?}");
+    let cp = a.checkpoint();
+    drop(a);
+    let mut b =
+        CloudWatchMetricsSource::new(metrics_config(&proxy.url, 35, Duration::ZERO), Some(&cp), clock.clone()).unwrap();
+    drain(&mut b, &mut parts);
+    assert_eq!(parts, want, "poll, restart, poll gives the totals of one pass");
+
+    // Settle: as the clock moves, each minute is read once it is 5 minutes old.
+    let moving = Arc::new(ManualClock::new(first + 8 * 60_000 + 1));
+    let cfg = metrics_config(&proxy.url, 180, Duration::from_secs(300));
+    let mut s = CloudWatchMetricsSource::new(cfg, None, moving.clone()).unwrap();
+    let mut settled = Counts::default();
+    drain(&mut s, &mut settled);
+    assert_eq!(settled.get("cloudwatch", "checkout", 200), (0..3).map(|k| 50 - k % 2).sum::<u64>(), "minutes 0-2");
+    for _ in 0..20 {
+        moving.advance(60_000);
+        std::thread::sleep(Duration::from_millis(2));
+        drain(&mut s, &mut settled);
+    }
+    assert_eq!(settled, want);
+
+    // An endpoint that refuses connections: counted, backed off, no panic.
+    let mut down = CloudWatchMetricsSource::new(
+        metrics_config(&format!("http://127.0.0.1:{}", free_port()), 180, Duration::ZERO),
+        None,
+        clock.clone(),
+    )
+    .unwrap();
+    let mut none = Counts::default();
+    let o = down.poll(&mut none);
+    assert_eq!(o.errors.len(), 1, "{o:?}");
+    assert!(!o.advanced && none.total() == 0);
+    let cp_before = down.checkpoint();
+    let o = down.poll(&mut none);
+    assert!(o.errors.is_empty(), "backing off: no call: {o:?}");
+    assert_eq!(down.checkpoint(), cp_before);
+}
+
+// ------------------------------------------------------------------- S3
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A CloudFront standard log file: header and `n` records, every 4th a 502.
+fn cloudfront_file(base_ms: i64, n: usize) -> Vec<u8> {
+    let mut s = String::from(
+        "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end\n",
+    );
+    for i in 0..n {
+        s.push_str(&cloudfront_line(base_ms + i as i64 * 1000, if i % 4 == 3 { 502 } else { 200 }, i));
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+fn s3_config(moto: &Moto, bucket: &str, max_objects: u32, late_arrival: Duration) -> S3Config {
+    S3Config {
+        name: "cf-logs".into(),
+        aws: connection(&moto.url),
+        bucket: bucket.into(),
+        prefix: "cf/".into(),
+        format: Format::CloudFront,
+        service: "shop-edge".into(),
+        start_after: None,
+        late_arrival,
+        poll_interval: Duration::from_millis(1),
+        max_objects_per_poll: max_objects,
+        max_object_bytes: 1 << 20,
+        force_path_style: true,
+    }
+}
+
+#[test]
+fn s3_objects_once_each_across_restarts_late_arrivals_and_a_missing_bucket() {
+    let Some(moto) = Moto::start() else { return };
+    let (rt, conf) = seeder(&moto.url);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
+    let put = |key: &str, body: Vec<u8>| {
+        rt.block_on(s3.put_object().bucket("cf-logs").key(key).body(body.into()).send()).unwrap();
+    };
+    rt.block_on(s3.create_bucket().bucket("cf-logs").send()).unwrap();
+    let base = now_ms() - 3 * 3600_000;
+    put("cf/E2EXAMPLE.2026-11-22-10.aaa.gz", gzip(&cloudfront_file(base, 10)));
+    put("cf/E2EXAMPLE.2026-11-22-11.bbb.gz", gzip(&cloudfront_file(base + 3600_000, 12)));
+    put("cf/E2EXAMPLE.2026-11-22-12.ccc", cloudfront_file(base + 7200_000, 5));
+    put("other/E2EXAMPLE.2026-11-22-12.ddd.gz", gzip(&cloudfront_file(base, 7)));
+    let clock = Arc::new(ManualClock::new(now_ms()));
+    let day = Duration::from_secs(86_400);
+
+    // One pass: 27 records in the three objects under the prefix.
+    let mut one_pass = Counts::default();
+    let mut src = S3Source::new(s3_config(&moto, "cf-logs", 100, day), None, clock.clone()).unwrap();
+    let outcomes = drain(&mut src, &mut one_pass);
+    assert!(outcomes.iter().all(|o| o.errors.is_empty() && o.rejects.total() == 0), "{outcomes:?}");
+    assert_eq!(one_pass.get("cloudfront", "shop-edge", 200), 21, "{one_pass:?}");
+    assert_eq!(one_pass.get("cloudfront", "shop-edge", 502), 6, "{one_pass:?}");
+    assert_eq!(src.state().recent.len(), 3, "young keys are remembered one by one");
+    std::thread::sleep(Duration::from_millis(5));
+    let mut again = Counts::default();
+    drain(&mut src, &mut again);
+    assert_eq!(again.total(), 0, "a second sweep adds nothing");
+
+    // One object per poll; restart after the first.
+    let mut parts = Counts::default();
+    let mut a = S3Source::new(s3_config(&moto, "cf-logs", 1, day), None, clock.clone()).unwrap();
+    assert!(a.poll(&mut parts).more);
+    assert_eq!(parts.total(), 10);
+    let cp = a.checkpoint();
+    drop(a);
+    let mut b = S3Source::new(s3_config(&moto, "cf-logs", 1, day), Some(&cp), clock.clone()).unwrap();
+    drain(&mut b, &mut parts);
+    assert_eq!(parts, one_pass, "poll, restart, poll gives the totals of one pass");
+
+    // A file delivered late, sorting before the others, is still read, once.
+    put("cf/E2EXAMPLE.2026-11-22-09.zzz.gz", gzip(&cloudfront_file(base - 3600_000, 4)));
+    std::thread::sleep(Duration::from_millis(5));
+    let mut late = Counts::default();
+    drain(&mut src, &mut late);
+    assert_eq!(late.total(), 4, "{late:?}");
+    std::thread::sleep(Duration::from_millis(5));
+    drain(&mut src, &mut late);
+    assert_eq!(late.total(), 4, "{late:?}");
+
+    // Once keys are older than late_arrival the watermark passes them and
+    // they are forgotten one by one.
+    let later = Arc::new(ManualClock::new(now_ms() + 2 * 86_400_000));
+    let mut old = S3Source::new(s3_config(&moto, "cf-logs", 100, day), Some(&src.checkpoint()), later).unwrap();
+    let mut none = Counts::default();
+    drain(&mut old, &mut none);
+    assert_eq!(none.total(), 0);
+    assert!(old.state().recent.is_empty(), "{:?}", old.state());
+    assert_eq!(old.state().watermark.as_deref(), Some("cf/E2EXAMPLE.2026-11-22-12.ccc"));
+
+    // A missing bucket: an error in the outcome and the logs, no panic, nothing moves.
+    let mut missing = S3Source::new(s3_config(&moto, "no-such-bucket", 100, day), None, clock).unwrap();
+    let mut none = Counts::default();
+    let o = missing.poll(&mut none);
+    assert_eq!(o.errors, vec![("not_found", 1)], "{o:?}");
+    assert_eq!(none.total(), 0);
+}
