@@ -304,7 +304,7 @@ fn json_to_cbor(v: serde_json::Value, key: &str) -> ciborium::Value {
 // ------------------------------------------------------- CloudWatch Logs
 
 fn report_line(i: usize) -> String {
-    let status = if i % 10 == 0 { "\tStatus: timeout" } else { "" };
+    let status = if i.is_multiple_of(10) { "\tStatus: timeout" } else { "" };
     format!(
         "REPORT RequestId: req-{i}\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 70 MB{status}\t\n"
     )
@@ -686,10 +686,10 @@ fn s3_objects_once_each_across_restarts_late_arrivals_and_a_missing_bucket() {
         rt.block_on(s3.put_object().bucket("cf-logs").key(key).body(body.into()).send()).unwrap();
     };
     rt.block_on(s3.create_bucket().bucket("cf-logs").send()).unwrap();
-    let base = now_ms() - 3 * 3600_000;
+    let base = now_ms() - 3 * 3_600_000;
     put("cf/E2EXAMPLE.2026-11-22-10.aaa.gz", gzip(&cloudfront_file(base, 10)));
-    put("cf/E2EXAMPLE.2026-11-22-11.bbb.gz", gzip(&cloudfront_file(base + 3600_000, 12)));
-    put("cf/E2EXAMPLE.2026-11-22-12.ccc", cloudfront_file(base + 7200_000, 5));
+    put("cf/E2EXAMPLE.2026-11-22-11.bbb.gz", gzip(&cloudfront_file(base + 3_600_000, 12)));
+    put("cf/E2EXAMPLE.2026-11-22-12.ccc", cloudfront_file(base + 7_200_000, 5));
     put("other/E2EXAMPLE.2026-11-22-12.ddd.gz", gzip(&cloudfront_file(base, 7)));
     let clock = Arc::new(ManualClock::new(now_ms()));
     let day = Duration::from_secs(86_400);
@@ -719,7 +719,7 @@ fn s3_objects_once_each_across_restarts_late_arrivals_and_a_missing_bucket() {
     assert_eq!(parts, one_pass, "poll, restart, poll gives the totals of one pass");
 
     // A file delivered late, sorting before the others, is still read, once.
-    put("cf/E2EXAMPLE.2026-11-22-09.zzz.gz", gzip(&cloudfront_file(base - 3600_000, 4)));
+    put("cf/E2EXAMPLE.2026-11-22-09.zzz.gz", gzip(&cloudfront_file(base - 3_600_000, 4)));
     std::thread::sleep(Duration::from_millis(5));
     let mut late = Counts::default();
     drain(&mut src, &mut late);
@@ -744,4 +744,170 @@ fn s3_objects_once_each_across_restarts_late_arrivals_and_a_missing_bucket() {
     let o = missing.poll(&mut none);
     assert_eq!(o.errors, vec![("not_found", 1)], "{o:?}");
     assert_eq!(none.total(), 0);
+}
+
+// ------------------------------------------- the daemon, from agent.yaml
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// (name, total, good) of every SLO, as the running agent reports them.
+fn slo_totals(port: u16) -> Option<Vec<(String, u64, u64)>> {
+    let report: serde_json::Value = serde_json::from_str(&http_get(port, "/api/v1/slos")?).ok()?;
+    report["slos"]
+        .as_array()?
+        .iter()
+        .map(|s| Some((s["name"].as_str()?.to_string(), s["events"]["total"].as_u64()?, s["events"]["good"].as_u64()?)))
+        .collect()
+}
+
+const DAEMON_SPECS: &str = r#"
+apiVersion: slo-agent/v1
+kind: SLO
+metadata: {name: checkout-lambda}
+spec:
+  service: checkout
+  objective: 99
+  window: 1d
+  indicator: {source: lambda, filter: {service: checkout}, good: {status: "< 500"}}
+---
+apiVersion: slo-agent/v1
+kind: SLO
+metadata: {name: checkout-metrics}
+spec:
+  service: checkout
+  objective: 99
+  window: 1d
+  indicator: {source: cloudwatch, filter: {service: checkout-fn}, good: {status: "< 500"}}
+---
+apiVersion: slo-agent/v1
+kind: SLO
+metadata: {name: edge}
+spec:
+  service: shop
+  objective: 99
+  window: 1d
+  indicator: {source: cloudfront, filter: {service: shop-edge}, good: {status: "< 500"}}
+"#;
+
+#[test]
+fn the_agent_runs_aws_sources_from_its_config_and_a_restart_counts_nothing_twice() {
+    let Some(moto) = Moto::start() else { return };
+    let proxy = CborProxy::start(&moto.url);
+    let now = now_ms();
+    seed_logs(&moto, now - 20 * 60_000);
+    seed_metrics(&proxy.url, now.div_euclid(60_000) * 60_000 - 30 * 60_000);
+    let (rt, conf) = seeder(&moto.url);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
+    rt.block_on(s3.create_bucket().bucket("cf-logs").send()).unwrap();
+    for (key, body) in [
+        ("cf/E2EXAMPLE.2026-11-22-10.aaa.gz", gzip(&cloudfront_file(now - 3 * 3_600_000, 10))),
+        ("cf/E2EXAMPLE.2026-11-22-11.bbb.gz", gzip(&cloudfront_file(now - 2 * 3_600_000, 12))),
+    ] {
+        rt.block_on(s3.put_object().bucket("cf-logs").key(key).body(body.into()).send()).unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("specs.yaml"), DAEMON_SPECS).unwrap();
+    let port = free_port();
+    let creds = "credentials: {access_key_id: testing, secret_access_key: testing}";
+    let config = format!(
+        r#"specs: [specs.yaml]
+state: state.redb
+listen: 127.0.0.1:{port}
+tick: 200ms
+poll_interval: 50ms
+sources:
+  - name: lambda-logs
+    type: cloudwatch-logs
+    region: us-east-1
+    endpoint_url: {moto}
+    {creds}
+    log_groups: [{{name: /aws/lambda/checkout, service: checkout}}]
+    delay: 0s
+    poll_interval: 100ms
+  - name: fn-metrics
+    type: cloudwatch-metrics
+    region: us-east-1
+    endpoint_url: {proxy}
+    {creds}
+    settle: 0s
+    start: 1h
+    poll_interval: 100ms
+    queries:
+      - namespace: AWS/Lambda
+        dimensions: {{FunctionName: checkout}}
+        service: checkout-fn
+        total: Invocations
+        errors: Errors
+        throttles: Throttles
+  - name: cf-s3
+    type: s3
+    region: us-east-1
+    endpoint_url: {moto}
+    {creds}
+    bucket: cf-logs
+    prefix: cf/
+    service: shop-edge
+    force_path_style: true
+    poll_interval: 100ms
+"#,
+        moto = moto.url,
+        proxy = proxy.url,
+    );
+    let config_path = dir.path().join("agent.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_slo-agent"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("SLO_AGENT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Lambda: 40 invocations, 4 timeouts. Metrics: 500 invocations (5
+    // errors) and 1 throttle (429, good under "< 500"). S3: 22 records, 5 x 502.
+    let want = vec![
+        ("checkout-lambda".to_string(), 40, 36),
+        ("checkout-metrics".to_string(), 501, 496),
+        ("edge".to_string(), 22, 17),
+    ];
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut got = None;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        got = slo_totals(port);
+        if got.as_ref() == Some(&want) {
+            break;
+        }
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert_eq!(got, Some(want.clone()), "the agent's counts");
+    assert!(status.success(), "graceful shutdown: {status:?}");
+
+    // A restart resumes from the committed checkpoints: nothing new, nothing twice.
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    while Instant::now() < deadline && seen < 5 {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(t) = slo_totals(port) {
+            assert_eq!(t, want, "after a restart");
+            seen += 1;
+        }
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(seen, 5, "the restarted agent answered");
 }

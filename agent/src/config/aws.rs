@@ -600,7 +600,7 @@ mod tests {
         let text = format!("specs: [s]\nstate: st\nsources:\n{source}");
         match parse("agent.yaml", &text, Path::new("/etc")) {
             Ok(c) => match c.sources.into_iter().next() {
-                Some(SourceConfig::Aws(a)) => Ok(a),
+                Some(SourceConfig::Aws(a)) => Ok(*a),
                 other => panic!("not an AWS source: {other:?}"),
             },
             Err(d) => Err(d.iter().map(|d| d.to_string()).collect()),
@@ -651,6 +651,29 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:5: unknown field `pages`")), "{e:?}");
         let e = one("  - name: m\n    type: cloudwatch-metrics\n    queries:\n      - namespace: AWS/CloudFront\n        error_rate_percent: 5xxErrorRate\n").unwrap_err();
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:9: a query needs `total`")), "{e:?}");
+    }
+
+    /// The commented AWS examples in deploy/agent.yaml, uncommented, are a valid config.
+    #[cfg(feature = "aws")]
+    #[test]
+    fn the_deploy_example_is_valid() {
+        let text: String = include_str!("../../../deploy/agent.yaml")
+            .lines()
+            .map(|l| match l.strip_prefix("  # ") {
+                Some(rest) if rest.starts_with("- ") || rest.starts_with("  ") => format!("  {rest}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let c = parse("agent.yaml", &text, Path::new("/etc/slo-agent")).unwrap();
+        let kinds: Vec<&str> = c
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                SourceConfig::Aws(a) => Some(a.kind()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["cloudwatch-logs", "cloudwatch-metrics", "s3"]);
     }
 
     #[cfg(not(feature = "aws"))]

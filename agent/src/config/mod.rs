@@ -47,7 +47,7 @@ pub enum SourceConfig {
         file: FileSourceConfig,
     },
     /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3` (see `config::aws`).
-    Aws(aws::AwsSourceConfig),
+    Aws(Box<aws::AwsSourceConfig>),
 }
 
 impl SourceConfig {
@@ -197,7 +197,7 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
 
 fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
     if let Some(kind) = aws::source_type(node).filter(|k| aws::TYPES.contains(k)) {
-        return aws::read_source(cx, node, kind).map(SourceConfig::Aws);
+        return aws::read_source(cx, node, kind).map(|a| SourceConfig::Aws(Box::new(a)));
     }
     let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
     let f = cx.map(node, "sources[]", &allowed)?;

@@ -282,9 +282,11 @@ mod tests {
     fn minutes_split_into_good_errors_and_throttles() {
         let m = Minute { total: Some(100.0), errors: Some(3.0), throttles: Some(2.0), ..Default::default() };
         assert_eq!(m.split(), (97, 3, 2));
-        // CloudFront: a percentage of the requests, rounded.
+        // CloudFront: a percentage of the requests, rounded half away from zero (2.5 → 3).
         let m = Minute { total: Some(1000.0), rate: Some(0.25), ..Default::default() };
-        assert_eq!(m.split(), (998, 3, 0));
+        assert_eq!(m.split(), (997, 3, 0));
+        let m = Minute { total: Some(1000.0), rate: Some(0.24), ..Default::default() };
+        assert_eq!(m.split(), (998, 2, 0));
         // More errors than requests (datapoints of different ages): capped.
         let m = Minute { total: Some(5.0), errors: Some(9.0), ..Default::default() };
         assert_eq!(m.split(), (0, 5, 0));
