@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -184,12 +185,16 @@ fn now_ms() -> i64 {
 /// timestamps (CBOR tag 1) and which numbers are doubles.
 struct CborProxy {
     url: String,
+    /// Answer this many of the next requests with a ThrottlingException.
+    throttle: Arc<AtomicU32>,
 }
 
 impl CborProxy {
     fn start(moto_url: &str) -> CborProxy {
         let (tx, rx) = std::sync::mpsc::channel();
         let upstream = moto_url.to_string();
+        let throttle = Arc::new(AtomicU32::new(0));
+        let throttle_in = throttle.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
@@ -199,13 +204,24 @@ impl CborProxy {
                 let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
                     let client = client.clone();
                     let upstream = upstream.clone();
-                    async move { proxy_one(client, &upstream, req).await }
+                    let throttled = throttle_in
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    async move {
+                        if throttled {
+                            return cbor_response(
+                                400,
+                                serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+                            );
+                        }
+                        proxy_one(client, &upstream, req).await
+                    }
                 });
                 axum::serve(listener, app).await.unwrap();
             });
         });
         let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        CborProxy { url: format!("http://{addr}") }
+        CborProxy { url: format!("http://{addr}"), throttle }
     }
 }
 
@@ -245,8 +261,12 @@ async fn proxy_one(client: reqwest::Client, upstream: &str, req: axum::extract::
     let status = resp.status().as_u16();
     let text = resp.bytes().await.unwrap();
     let output: serde_json::Value = serde_json::from_slice(&text).unwrap_or_else(|_| serde_json::json!({}));
+    cbor_response(status, output)
+}
+
+fn cbor_response(status: u16, body: serde_json::Value) -> axum::response::Response {
     let mut out = Vec::new();
-    ciborium::into_writer(&json_to_cbor(output, ""), &mut out).unwrap();
+    ciborium::into_writer(&json_to_cbor(body, ""), &mut out).unwrap();
     axum::http::Response::builder()
         .status(status)
         .header("content-type", "application/cbor")
@@ -594,6 +614,26 @@ fn cloudwatch_metrics_each_settled_minute_once_through_the_cbor_proxy() {
     let mut again = Counts::default();
     drain(&mut src, &mut again);
     assert_eq!(again.total(), 0, "a second poll adds nothing");
+
+    // Throttled: counted as such, nothing read or moved, a backoff before the
+    // next call, and then the same minutes, once.
+    let mut t = CloudWatchMetricsSource::new(metrics_config(&proxy.url, 180, Duration::ZERO), None, clock.clone())
+        .unwrap();
+    let mut throttled = Counts::default();
+    proxy.throttle.store(1, Ordering::SeqCst);
+    let cp = t.checkpoint();
+    let o = t.poll(&mut throttled);
+    assert_eq!(o.errors, vec![("throttled", 1)], "{o:?}");
+    assert_eq!((throttled.total(), o.advanced), (0, false));
+    assert_eq!(t.checkpoint(), cp);
+    proxy.throttle.store(1, Ordering::SeqCst);
+    let o = t.poll(&mut throttled);
+    assert!(o.errors.is_empty(), "no call while backing off: {o:?}");
+    assert_eq!(proxy.throttle.load(Ordering::SeqCst), 1, "the proxy saw no request");
+    proxy.throttle.store(0, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1100)); // the first backoff is 0.5-1 s
+    drain(&mut t, &mut throttled);
+    assert_eq!(throttled, want);
 
     // 35 minutes per poll: the first poll ends mid-data; resume from the checkpoint.
     let mut parts = Counts::default();
