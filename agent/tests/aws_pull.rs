@@ -204,9 +204,8 @@ impl CborProxy {
                 let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
                     let client = client.clone();
                     let upstream = upstream.clone();
-                    let throttled = throttle_in
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok();
+                    let throttled =
+                        throttle_in.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
                     async move {
                         if throttled {
                             return cbor_response(
@@ -617,8 +616,8 @@ fn cloudwatch_metrics_each_settled_minute_once_through_the_cbor_proxy() {
 
     // Throttled: counted as such, nothing read or moved, a backoff before the
     // next call, and then the same minutes, once.
-    let mut t = CloudWatchMetricsSource::new(metrics_config(&proxy.url, 180, Duration::ZERO), None, clock.clone())
-        .unwrap();
+    let mut t =
+        CloudWatchMetricsSource::new(metrics_config(&proxy.url, 180, Duration::ZERO), None, clock.clone()).unwrap();
     let mut throttled = Counts::default();
     proxy.throttle.store(1, Ordering::SeqCst);
     let cp = t.checkpoint();

@@ -90,7 +90,7 @@ impl CloudWatchLogsSource {
         let fresh_start = clock.now_ms() - cfg.start.as_millis() as i64;
         let mut groups = BTreeMap::new();
         for g in &cfg.log_groups {
-            let decoder = g.format.decoder(&g.service).ok_or_else(|| AwsSourceError::Checkpoint {
+            let decoder = g.format.decoder(&g.service).ok_or_else(|| AwsSourceError::Config {
                 source_name: cfg.name.clone(),
                 message: format!("format {:?} has no line decoder", g.format),
             })?;

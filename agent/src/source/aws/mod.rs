@@ -42,6 +42,8 @@ pub enum AwsSourceError {
     NotBuilt { source_name: String },
     #[error("source {source_name}: corrupt checkpoint: {message}")]
     Checkpoint { source_name: String, message: String },
+    #[error("source {source_name}: {message}")]
+    Config { source_name: String, message: String },
 }
 
 /// The running source for an AWS source config, resumed from `checkpoint`.

@@ -81,7 +81,7 @@ impl S3Source {
             Some(_) => read_checkpoint::<S3Checkpoint>(&cfg.name, checkpoint)?,
             None => S3Checkpoint { watermark: cfg.start_after.clone(), recent: BTreeMap::new() },
         };
-        let decoder = cfg.format.decoder(&cfg.service).ok_or_else(|| AwsSourceError::Checkpoint {
+        let decoder = cfg.format.decoder(&cfg.service).ok_or_else(|| AwsSourceError::Config {
             source_name: cfg.name.clone(),
             message: format!("format {:?} has no line decoder", cfg.format),
         })?;
