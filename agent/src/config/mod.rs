@@ -10,6 +10,7 @@
 //! tick: 5s                           # how often every SLO is evaluated
 //! poll_interval: 500ms               # how often sources look for new data
 //! max_future: 5m                     # events further ahead of the clock are dropped and counted
+//! push_timeout: 30s                  # how long a push request waits for its delivery to be committed
 //! sources:
 //!   - name: cloudfront
 //!     type: file
@@ -22,7 +23,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod push;
+
 use crate::decode::Format;
+use crate::push::PushSourceConfig;
 use crate::source::file::FileSourceConfig;
 use crate::spec::Diagnostic;
 use crate::spec::fields::Ctx;
@@ -36,12 +40,20 @@ pub struct AgentConfig {
     pub tick: Duration,
     pub poll_interval: Duration,
     pub max_future: Duration,
+    /// How long a push request waits for its delivery to be committed.
+    pub push_timeout: Duration,
     pub sources: Vec<SourceConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
-    File { file: FileSourceConfig },
+    File {
+        file: FileSourceConfig,
+    },
+    /// Firehose, Lambda Telemetry API or OTLP/HTTP on the agent's server.
+    Push {
+        push: PushSourceConfig,
+    },
 }
 
 impl SourceConfig {
@@ -49,6 +61,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File { file } => &file.name,
+            SourceConfig::Push { push } => &push.name,
         }
     }
 }
@@ -102,7 +115,7 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> {
-    let allowed = ["specs", "state", "listen", "tick", "poll_interval", "max_future", "sources"];
+    let allowed = ["specs", "state", "listen", "tick", "poll_interval", "max_future", "push_timeout", "sources"];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
     if let Some(n) = f.require(cx, "specs") {
@@ -126,6 +139,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     let tick = duration_field(cx, &f, "tick", Duration::from_secs(5));
     let poll_interval = duration_field(cx, &f, "poll_interval", Duration::from_millis(500));
     let max_future = duration_field(cx, &f, "max_future", Duration::from_secs(300));
+    let push_timeout = duration_field(cx, &f, "push_timeout", Duration::from_secs(30));
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -148,6 +162,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         tick: tick?,
         poll_interval: poll_interval?,
         max_future: max_future?,
+        push_timeout: push_timeout?,
         sources,
     })
 }
@@ -188,21 +203,43 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
     }
 }
 
-fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
-    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
-    let f = cx.map(node, "sources[]", &allowed)?;
-    let name = f.require(cx, "name").and_then(|n| {
+/// Every `type` a source may have.
+pub const SOURCE_TYPES: &str = "file, firehose, lambda-telemetry, otlp";
+
+/// The `type` of a source entry, looked up before its fields are checked
+/// (which fields are allowed depends on it).
+fn source_type(node: &Node) -> Option<&str> {
+    let yaml::Value::Map(entries) = &node.value else { return None };
+    entries.iter().find(|(k, _)| k.text == "type").and_then(|(_, v)| match &v.value {
+        yaml::Value::Scalar(s) => Some(s.text.as_str()),
+        _ => None,
+    })
+}
+
+/// A source's `name`: letters, digits, `-` and `_` (it is a metric label,
+/// a checkpoint key and part of push URLs).
+fn source_name(cx: &mut Ctx<'_>, f: &crate::spec::fields::Fields<'_>) -> Option<String> {
+    f.require(cx, "name").and_then(|n| {
         let t = cx.text(n, "name")?;
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             cx.err(n.pos, format!("source name `{t}` may use only letters, digits, `-` and `_`"));
             return None;
         }
         Some(t.to_string())
-    });
+    })
+}
+
+fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
+    if let Some(kind) = source_type(node).and_then(crate::push::PushKind::parse) {
+        return push::read_push_source(cx, node, base, kind).map(|push| SourceConfig::Push { push });
+    }
+    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
+    let f = cx.map(node, "sources[]", &allowed)?;
+    let name = source_name(cx, &f);
     let kind = f.require(cx, "type").and_then(|n| {
         let t = cx.text(n, "type")?;
         if t != "file" {
-            cx.err(n.pos, format!("unknown source type `{t}`; supported: file"));
+            cx.err(n.pos, format!("unknown source type `{t}`; supported: {SOURCE_TYPES}"));
             return None;
         }
         Some(t)
@@ -283,7 +320,7 @@ mod tests {
         assert_eq!(c.state, PathBuf::from("/etc/slo/state.redb"));
         assert_eq!(c.tick, Duration::from_secs(1));
         assert_eq!(c.poll_interval, Duration::from_millis(500));
-        let SourceConfig::File { file } = &c.sources[0];
+        let SourceConfig::File { file } = &c.sources[0] else { panic!("a file source") };
         assert_eq!(file.paths, vec!["/etc/slo/logs/*.log".to_string()]);
         assert_eq!(file.format, Format::CloudFront);
     }

@@ -102,6 +102,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         tick: Duration::from_secs(3600),
         poll_interval: Duration::from_millis(20),
         max_future: Duration::from_secs(300),
+        push_timeout: Duration::from_secs(30),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),

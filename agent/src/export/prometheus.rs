@@ -31,6 +31,19 @@ pub struct SourceFigures {
     /// Bytes present in files but not read yet.
     pub backlog_bytes: u64,
     pub files: u64,
+    /// Push sources: deliveries counted, deliveries recognised as already
+    /// counted, and requests refused per reason (unauthorized, too_large, …).
+    pub deliveries: u64,
+    pub duplicate_deliveries: u64,
+    pub refused: Vec<(&'static str, u64)>,
+}
+
+/// Add one to a per-reason counter list.
+pub fn bump(list: &mut Vec<(&'static str, u64)>, reason: &'static str) {
+    match list.iter_mut().find(|(r, _)| *r == reason) {
+        Some(e) => e.1 += 1,
+        None => list.push((reason, 1)),
+    }
 }
 
 /// Figures of the agent itself.
@@ -154,7 +167,17 @@ pub fn render(
     let lag = Family::<Labels, GaugeF>::default();
     let backlog = Family::<Labels, GaugeF>::default();
     let files = Family::<Labels, GaugeF>::default();
+    let requests = Family::<Labels, Counter>::default();
     for s in sources {
+        if matches!(s.kind, "firehose" | "lambda-telemetry" | "otlp") {
+            for (result, n) in [("counted", s.deliveries), ("duplicate", s.duplicate_deliveries)]
+                .into_iter()
+                .chain(s.refused.iter().copied())
+            {
+                let l = vec![("source", s.name.clone()), ("kind", s.kind.to_string()), ("result", result.to_string())];
+                requests.get_or_create(&l).inc_by(n);
+            }
+        }
         let base = || vec![("source", s.name.clone()), ("kind", s.kind.to_string())];
         lines.get_or_create(&base()).inc_by(s.lines);
         bytes.get_or_create(&base()).inc_by(s.bytes);
@@ -175,6 +198,11 @@ pub fn render(
     reg.register("slo_agent_ingest_lag_seconds", "Now minus the time of the newest event read from the source", lag);
     reg.register("slo_agent_ingest_backlog_bytes", "Bytes waiting in the source's files, not read yet", backlog);
     reg.register("slo_agent_source_files", "Files the source currently follows", files);
+    reg.register(
+        "slo_agent_push_requests",
+        "Push deliveries by result: counted, duplicate (already counted), or why they were refused",
+        requests,
+    );
 
     let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {
         let m = Counter::<u64>::default();
