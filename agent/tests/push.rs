@@ -26,6 +26,17 @@ spec:
 ---
 apiVersion: slo-agent/v1
 kind: SLO
+metadata: {name: edge-errors}
+spec:
+  service: shop
+  objective: 99
+  window: 7d
+  indicator:
+    source: cloudfront-realtime
+    good: {status: "< 500"}
+---
+apiVersion: slo-agent/v1
+kind: SLO
 metadata: {name: api-errors}
 spec:
   service: shop
@@ -63,6 +74,11 @@ sources:
   - name: telemetry
     type: lambda-telemetry
     service: pay
+  - name: realtime
+    type: firehose
+    records: cloudfront-realtime
+    fields: [timestamp, c-ip, sc-status, cs-method, cs-host, cs-uri-stem, time-taken, x-edge-location, x-edge-result-type]
+    service: shop
 "#
     );
     let path = dir.join("agent.yaml");
@@ -344,4 +360,34 @@ fn push_config_mistakes_are_positioned() {
         "{errs:?}"
     );
     assert!(errs.iter().any(|e| e.starts_with("agent.yaml:10:5: unknown field `log_groups`")), "{errs:?}");
+}
+
+#[test]
+fn firehose_records_of_cloudfront_realtime_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(dir.path(), port);
+    let agent = Running::start(&cfg, port);
+    let t = (now_ms() - 20_000) as f64 / 1000.0;
+    // Kinesis → Firehose: one real-time log line per record (newline-ended),
+    // and a record with two lines; one line has a bad status.
+    let line = |status: &str| format!("{t:.3}\t192.0.2.1\t{status}\tGET\tshop.example.com\t/p\t0.012\tFRA56-P3\tHit\n");
+    let records = vec![
+        line("200").into_bytes(),
+        line("503").into_bytes(),
+        format!("{}{}", line("200"), line("2x0")).into_bytes(),
+    ];
+    let (st, v) = agent.post(
+        "/ingest/firehose/realtime",
+        &[("x-amz-firehose-request-id", "rt-1")],
+        firehose_body("rt-1", &records),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(agent.totals("edge-errors"), (3, 2));
+    let m = agent.metrics();
+    assert!(
+        m.contains(r#"slo_agent_rejected_lines_total{source="realtime",kind="firehose",reason="bad_status"} 1"#),
+        "{m}"
+    );
+    agent.stop();
 }
