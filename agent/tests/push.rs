@@ -370,8 +370,10 @@ fn firehose_records_of_cloudfront_realtime_lines() {
     let agent = Running::start(&cfg, port);
     let t = (now_ms() - 20_000) as f64 / 1000.0;
     // Kinesis → Firehose: one real-time log line per record (newline-ended),
-    // and a record with two lines; one line has a bad status.
-    let line = |status: &str| format!("{t:.3}\t192.0.2.1\t{status}\tGET\tshop.example.com\t/p\t0.012\tFRA56-P3\tHit\n");
+    // and a record with two lines; one line has a bad status. The fields
+    // come in CloudFront's order (`x-edge-location` before `time-taken`),
+    // not in the order the configuration lists them.
+    let line = |status: &str| format!("{t:.3}\t192.0.2.1\t{status}\tGET\tshop.example.com\t/p\tFRA56-P3\t0.012\tHit\n");
     let records = vec![
         line("200").into_bytes(),
         line("503").into_bytes(),
