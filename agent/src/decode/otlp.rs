@@ -73,8 +73,9 @@
 //! Events borrow their strings from the body (JSON strings with escapes in
 //! them are copied). A request allocates a vector for its server spans and
 //! one entry per resource; nothing is allocated per span or per attribute.
-//! Attributes other than the dozen read here are skipped without decoding
-//! their values.
+//! In protobuf, attributes other than the dozen read here are skipped without
+//! decoding their values; in JSON a value may come before its key, so every
+//! value is read (strings without copying).
 
 use std::borrow::Cow;
 use std::fmt;
