@@ -37,6 +37,17 @@ spec:
 ---
 apiVersion: slo-agent/v1
 kind: SLO
+metadata: {name: traced}
+spec:
+  service: shop
+  objective: 99
+  window: 7d
+  indicator:
+    source: otlp
+    good: {status: "< 500"}
+---
+apiVersion: slo-agent/v1
+kind: SLO
 metadata: {name: api-errors}
 spec:
   service: shop
@@ -49,11 +60,17 @@ spec:
 
 const KEY: &str = "fh-test-key-0123456789";
 
+#[path = "../src/decode/otlp/test_encoder.rs"]
+#[allow(dead_code)]
+mod test_encoder;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
+    // SAFETY: every test sets the same value; nothing reads the environment concurrently in a way that matters.
+    unsafe { std::env::set_var("SLO_AGENT_TEST_OTLP_TOKEN", "otlp-token") };
     std::fs::write(dir.join("specs.yaml"), SPECS).unwrap();
     std::fs::write(dir.join("fh.key"), format!("{KEY}\n")).unwrap();
     let cfg = format!(
@@ -74,6 +91,10 @@ sources:
   - name: telemetry
     type: lambda-telemetry
     service: pay
+  - name: traces
+    type: otlp
+    token_env: SLO_AGENT_TEST_OTLP_TOKEN
+    service: shop
   - name: realtime
     type: firehose
     records: cloudfront-realtime
@@ -391,5 +412,101 @@ fn firehose_records_of_cloudfront_realtime_lines() {
         m.contains(r#"slo_agent_rejected_lines_total{source="realtime",kind="firehose",reason="bad_status"} 1"#),
         "{m}"
     );
+    agent.stop();
+}
+
+/// An OTLP/JSON request with `n` server spans ending now minus a minute
+/// (status from `statuses`), one client span, and one span ending before it starts.
+fn otlp_request(statuses: &[u16]) -> serde_json::Value {
+    let end = (now_ms() - 60_000) as u128 * 1_000_000;
+    let mut spans: Vec<serde_json::Value> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            serde_json::json!({
+                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": format!("{i:016x}"), "name": "GET /cart",
+                "kind": 2, "startTimeUnixNano": (end - 20_000_000).to_string(), "endTimeUnixNano": end.to_string(),
+                "attributes": [
+                    {"key": "http.request.method", "value": {"stringValue": "GET"}},
+                    {"key": "http.route", "value": {"stringValue": "/cart"}},
+                    {"key": "http.response.status_code", "value": {"intValue": st.to_string()}},
+                ],
+            })
+        })
+        .collect();
+    spans.push(
+        serde_json::json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "00000000000000ff", "name": "db",
+        "kind": 3, "startTimeUnixNano": (end - 5).to_string(), "endTimeUnixNano": end.to_string()}),
+    );
+    spans.push(serde_json::json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "00000000000000fe", "name": "GET /x",
+        "kind": 2, "startTimeUnixNano": (end + 5).to_string(), "endTimeUnixNano": end.to_string()}));
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}],
+    }]})
+}
+
+#[test]
+fn otlp_http_traces_in_protobuf_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(dir.path(), port);
+    let agent = Running::start(&cfg, port);
+    let bearer = [("authorization", "Bearer otlp-token"), ("content-type", "application/json")];
+
+    // JSON, on the default path: 3 good server spans of 4, one span rejected.
+    let req = otlp_request(&[200, 200, 503, 201]);
+    let (st, v) = agent.post("/v1/traces", &bearer, req.to_string().into_bytes());
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["partialSuccess"]["rejectedSpans"], "1", "{v}");
+    assert_eq!(agent.totals("traced"), (4, 3));
+
+    // Protobuf, gzip, on the per-source path: an empty answer means all accepted.
+    let pb = test_encoder::otlp_json_to_protobuf(&otlp_request(&[200, 500]));
+    let (st, v) = agent.post(
+        "/ingest/otlp/traces/v1/traces",
+        &[
+            ("authorization", "Bearer otlp-token"),
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "gzip"),
+        ],
+        gzip(&pb),
+    );
+    assert_eq!(st, 200, "{v}");
+    // partial_success { rejected_spans: 1, error_message: … } as protobuf bytes.
+    let raw = match &v {
+        serde_json::Value::String(s) => s.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    };
+    assert_eq!(&raw[..4], &[0x0a, raw[1], 0x08, 0x01], "{raw:?}");
+    assert_eq!(agent.totals("traced"), (6, 4));
+
+    // A body that is not a request: 400 with a google.rpc.Status saying where; nothing counted.
+    let (st, v) = agent.post("/v1/traces", &bearer, b"{\"resourceSpans\": 7}".to_vec());
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["code"], 3);
+    assert!(v["message"].as_str().unwrap().contains("line 1, column"), "{v}");
+    let mut truncated = pb.clone();
+    truncated.truncate(pb.len() / 2);
+    let (st, _) = agent.post(
+        "/v1/traces",
+        &[("authorization", "Bearer otlp-token"), ("content-type", "application/x-protobuf")],
+        truncated,
+    );
+    assert_eq!(st, 400);
+    // Wrong token, wrong content type.
+    let (st, v) = agent.post(
+        "/v1/traces",
+        &[("authorization", "Bearer nope"), ("content-type", "application/json")],
+        b"{}".to_vec(),
+    );
+    assert_eq!((st, v["code"].as_u64()), (401, Some(16)));
+    let (st, _) = agent.post(
+        "/v1/traces",
+        &[("authorization", "Bearer otlp-token"), ("content-type", "text/plain")],
+        b"{}".to_vec(),
+    );
+    assert_eq!(st, 415);
+    assert_eq!(agent.totals("traced"), (6, 4));
     agent.stop();
 }

@@ -26,6 +26,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/slos/{name}", get(get_slo))
         .route("/ingest/firehose/{source}", post(push::firehose))
         .route("/ingest/lambda-telemetry/{source}", post(push::lambda_telemetry))
+        .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
+        .route("/v1/traces", post(push::otlp_default))
         .fallback(not_found)
         .with_state(shared)
 }

@@ -228,3 +228,135 @@ pub async fn lambda_telemetry(
         }
     }
 }
+
+/// Which encoding an OTLP/HTTP request uses, from its `Content-Type`.
+fn otlp_encoding(headers: &HeaderMap) -> Result<bool, Refusal> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" => Ok(false),
+        "application/json" => Ok(true),
+        _ => Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_encoding",
+            format!("Content-Type `{ct}` is not OTLP/HTTP; send application/x-protobuf or application/json"),
+        )),
+    }
+}
+
+/// `POST /v1/traces`: the OTLP/HTTP default path, for the one OTLP source.
+pub async fn otlp_default(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let names: Vec<&String> =
+        shared.push.sources.values().filter(|s| s.kind == PushKind::Otlp).map(|s| &s.name).collect();
+    match names.as_slice() {
+        [one] => {
+            let name = (*one).clone();
+            otlp_traces(State(shared), Path(name), headers, body).await
+        }
+        [] => otlp_answer(
+            false,
+            Err(Refusal::new(StatusCode::NOT_FOUND, "unknown_source", "no otlp source is configured")),
+        ),
+        _ => otlp_answer(
+            false,
+            Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                "several otlp sources are configured: send to /ingest/otlp/{source}/v1/traces",
+            )),
+        ),
+    }
+}
+
+/// `POST /ingest/otlp/{source}/v1/traces`.
+pub async fn otlp_traces(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let json = otlp_encoding(&headers).unwrap_or(false);
+    let result = async {
+        let src = source(&shared, &name, PushKind::Otlp)?;
+        authorize(&src, bearer(&headers))?;
+        let json = otlp_encoding(&headers)?;
+        let body = read_body(&src, &headers, body).await?;
+        deliver(&shared, &name, None, Payload::OtlpTraces { body, json }).await
+    }
+    .await;
+    if let Err(r) = &result {
+        count_refusal(&shared, &name, r.reason);
+    }
+    otlp_answer(json, result)
+}
+
+/// An OTLP/HTTP answer: `ExportTraceServiceResponse` (with
+/// `partial_success` when spans were rejected) or a `google.rpc.Status`, in
+/// the request's encoding.
+fn otlp_answer(json: bool, result: Result<Ack, Refusal>) -> Response {
+    let (status, body) = match &result {
+        Ok(ack) => {
+            let body = if ack.rejected == 0 {
+                if json { b"{}".to_vec() } else { Vec::new() }
+            } else {
+                let msg = format!("{} span(s) rejected; see slo_agent_rejected_lines_total", ack.rejected);
+                if json {
+                    serde_json::json!({"partialSuccess": {"rejectedSpans": ack.rejected.to_string(), "errorMessage": msg}})
+                        .to_string()
+                        .into_bytes()
+                } else {
+                    let mut inner = Vec::new();
+                    pb_varint_field(&mut inner, 1, ack.rejected);
+                    pb_bytes_field(&mut inner, 2, msg.as_bytes());
+                    let mut out = Vec::new();
+                    pb_bytes_field(&mut out, 1, &inner);
+                    out
+                }
+            };
+            (StatusCode::OK, body)
+        }
+        Err(r) => {
+            // google.rpc.Status: code 3 is INVALID_ARGUMENT, 14 UNAVAILABLE, 16 UNAUTHENTICATED.
+            let code: u64 = match r.status {
+                StatusCode::UNAUTHORIZED => 16,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => 14,
+                StatusCode::NOT_FOUND => 5,
+                _ => 3,
+            };
+            let body = if json {
+                serde_json::json!({"code": code, "message": r.message}).to_string().into_bytes()
+            } else {
+                let mut out = Vec::new();
+                pb_varint_field(&mut out, 1, code);
+                pb_bytes_field(&mut out, 2, r.message.as_bytes());
+                out
+            };
+            (r.status, body)
+        }
+    };
+    let ct = if json { "application/json" } else { "application/x-protobuf" };
+    let mut resp = (status, [(header::CONTENT_TYPE, ct)], body).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn pb_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn pb_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
+    pb_varint(out, field << 3);
+    pb_varint(out, v);
+}
+
+fn pb_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    pb_varint(out, (field << 3) | 2);
+    pb_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}

@@ -29,7 +29,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::decode::lambda::LambdaDecoder;
-use crate::decode::{Decoder, Format, MAX_LINE, Rejects, feed_line};
+use crate::decode::{Decoder, Format, MAX_LINE, RejectReason, Rejects, feed_line, otlp};
 use crate::event::{EventSink, Wanted};
 
 /// Deliveries waiting for the ingest thread, across all push sources.
@@ -323,8 +323,24 @@ impl PushDecoders {
                     }
                 }
             }
-            (Payload::OtlpTraces { .. }, SourceDecoder::Otlp { .. }) => {
-                Err(Nack::Invalid("OTLP traces are not decoded by this build".into()))
+            (Payload::OtlpTraces { body, json }, SourceDecoder::Otlp { service }) => {
+                // All or nothing: the decoders emit only once the whole body has been read.
+                let decoded = if *json {
+                    otlp::decode_traces_json(body, service, sink)
+                } else {
+                    otlp::decode_traces_protobuf(body, service, sink)
+                };
+                let stats = decoded.map_err(|e| Nack::Invalid(e.to_string()))?;
+                let r = &stats.rejected;
+                for (reason, n) in [
+                    (RejectReason::BadTimestamp, r.missing_time + r.end_before_start),
+                    (RejectReason::BadStatus, r.bad_status),
+                ] {
+                    for _ in 0..n {
+                        rejects.record(reason, || format!("{}:{id}", d.source), b"");
+                    }
+                }
+                Ok(stats.spans)
             }
             _ => Err(Nack::Invalid(format!("source {:?} does not take this kind of payload", d.source))),
         }
