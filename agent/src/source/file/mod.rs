@@ -357,7 +357,9 @@ impl FileTail {
                 // A hard link is the same file.
                 Ok(Some(s)) if inodes.insert((s.dev, s.ino)) => scanned.push(s),
                 Ok(_) => {}
-                // Unreadable now (permissions, vanished): try again next poll.
+                // Renamed or removed since the listing: rotation, not a problem.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Unreadable now (permissions): try again next poll.
                 Err(e) => {
                     tracing::warn!(source = %self.cfg.name, path = %path.display(), error = %e, "cannot read file")
                 }
@@ -382,8 +384,12 @@ impl FileTail {
         }
         let mut budget = self.cfg.max_batch_bytes as u64;
         for (key, members) in &groups {
-            if let Err(e) = self.read_group(key, members, &mut budget, sink, &mut out) {
-                tracing::warn!(source = %self.cfg.name, path = %members[0].path.display(), error = %e, "cannot read file");
+            match self.read_group(key, members, &mut budget, sink, &mut out) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(source = %self.cfg.name, path = %members[0].path.display(), error = %e, "cannot read file")
+                }
             }
         }
         let seen: HashSet<&str> = groups.iter().map(|g| g.0).collect();
