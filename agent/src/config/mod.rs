@@ -27,7 +27,7 @@ mod push;
 
 use crate::decode::Format;
 use crate::push::PushSourceConfig;
-use crate::source::file::FileSourceConfig;
+use crate::source::file::{DEFAULT_FINGERPRINT_BYTES, FileSourceConfig, MAX_FINGERPRINT_BYTES, MIN_FINGERPRINT_BYTES};
 use crate::spec::Diagnostic;
 use crate::spec::fields::Ctx;
 use crate::spec::yaml::{self, Node};
@@ -233,7 +233,7 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     if let Some(kind) = source_type(node).and_then(crate::push::PushKind::parse) {
         return push::read_push_source(cx, node, base, kind).map(|push| SourceConfig::Push { push });
     }
-    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
+    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes", "fingerprint_bytes"];
     let f = cx.map(node, "sources[]", &allowed)?;
     let name = source_name(cx, &f);
     let kind = f.require(cx, "type").and_then(|n| {
@@ -288,6 +288,22 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
             }
         }),
     };
+    let fingerprint_bytes = match f.get("fingerprint_bytes") {
+        None => Some(DEFAULT_FINGERPRINT_BYTES),
+        Some(n) => cx.number(n, "fingerprint_bytes").and_then(|v| {
+            if v >= MIN_FINGERPRINT_BYTES as f64 && v <= MAX_FINGERPRINT_BYTES as f64 && v.fract() == 0.0 {
+                Some(v as usize)
+            } else {
+                cx.err(
+                    n.pos,
+                    format!(
+                        "`fingerprint_bytes` must be a whole number from {MIN_FINGERPRINT_BYTES} to {MAX_FINGERPRINT_BYTES}"
+                    ),
+                );
+                None
+            }
+        }),
+    };
     kind?;
     Some(SourceConfig::File {
         file: FileSourceConfig {
@@ -296,6 +312,7 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
             format: format?,
             service: service?,
             max_batch_bytes: max_batch_bytes?,
+            fingerprint_bytes: fingerprint_bytes?,
         },
     })
 }
@@ -342,6 +359,22 @@ mod tests {
             "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n",
         );
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:13: format `cloudfront-realtime` needs")), "{e:?}");
+    }
+
+    #[test]
+    fn fingerprint_bytes() {
+        let c = parse(
+            "a.yaml",
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    fingerprint_bytes: 4096\n",
+            Path::new("/etc/slo"),
+        )
+        .unwrap();
+        let SourceConfig::File { file } = &c.sources[0] else { panic!("not a file source") };
+        assert_eq!(file.fingerprint_bytes, 4096);
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    fingerprint_bytes: 10\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:24: `fingerprint_bytes` must be")), "{e:?}");
     }
 
     #[test]
