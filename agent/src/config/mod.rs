@@ -233,7 +233,7 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     if let Some(kind) = source_type(node).and_then(crate::push::PushKind::parse) {
         return push::read_push_source(cx, node, base, kind).map(|push| SourceConfig::Push { push });
     }
-    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes", "fingerprint_bytes"];
+    let allowed = ["name", "type", "paths", "format", "fields", "service", "max_batch_bytes", "fingerprint_bytes"];
     let f = cx.map(node, "sources[]", &allowed)?;
     let name = source_name(cx, &f);
     let kind = f.require(cx, "type").and_then(|n| {
@@ -259,13 +259,6 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     let format = match f.get("format") {
         None => Some(Format::Auto),
         Some(n) => cx.text(n, "format").and_then(|t| match Format::parse(t) {
-            Some(Format::CloudFrontRealtime) => {
-                cx.err(
-                    n.pos,
-                    format!("format `{t}` needs the real-time log field list, which file sources do not take yet"),
-                );
-                None
-            }
             Some(fm) => Some(fm),
             None => {
                 cx.err(n.pos, format!("unknown format `{t}`; expected one of {}", Format::NAMES));
@@ -273,6 +266,10 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
             }
         }),
     };
+    let fields = format.and_then(|fm| {
+        let pos = f.get("format").map(|n| n.pos).unwrap_or(node.pos);
+        push::field_list(cx, &f, fm, pos, "format")
+    });
     let service = match f.get("service") {
         Some(n) => cx.text(n, "service").map(str::to_string),
         None => Some(String::new()),
@@ -310,6 +307,7 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
             name: name?,
             paths,
             format: format?,
+            fields: fields?,
             service: service?,
             max_batch_bytes: max_batch_bytes?,
             fingerprint_bytes: fingerprint_bytes?,
@@ -358,7 +356,26 @@ mod tests {
         let e = errs(
             "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n",
         );
-        assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:13: format `cloudfront-realtime` needs")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("agent.yaml:7:13: `format: cloudfront-realtime` needs `fields`")),
+            "{e:?}"
+        );
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront\n    fields: [timestamp]\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:13: `fields` is only for")), "{e:?}");
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n    fields: [timestamp, sc-statuz]\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:13: ") && m.contains("sc-statuz")), "{e:?}");
+        let c = parse(
+            "agent.yaml",
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n    fields: [timestamp, sc-status]\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let SourceConfig::File { file } = &c.sources[0] else { panic!("a file source") };
+        assert_eq!(file.fields, vec!["timestamp".to_string(), "sc-status".to_string()]);
     }
 
     #[test]

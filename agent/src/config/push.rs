@@ -151,32 +151,7 @@ fn read_records(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<RecordFormat> {
             return None;
         }
     };
-    let mut fields = Vec::new();
-    if let Some(n) = f.get("fields") {
-        for item in cx.one_or_many(n, "fields") {
-            if let Some(t) = cx.text(item, "fields") {
-                fields.push(t.to_string());
-            }
-        }
-    }
-    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-    match format.decoder_with_fields("", &names) {
-        Ok(_) => {}
-        Err(e) if format == Format::CloudFrontRealtime && fields.is_empty() => {
-            cx.err(
-                pos,
-                format!(
-                    "`records: cloudfront-realtime` needs `fields`, the distribution's real-time log field list ({e})"
-                ),
-            );
-            return None;
-        }
-        Err(e) => {
-            let at = f.get("fields").map(|n| n.pos).unwrap_or(pos);
-            cx.err(at, e);
-            return None;
-        }
-    }
+    let fields = field_list(cx, f, format, pos, "records")?;
     Some(RecordFormat::Lines { format, fields })
 }
 
@@ -204,4 +179,45 @@ fn read_route(cx: &mut Ctx<'_>, node: &Node) -> Option<LogGroupRoute> {
     });
     let service = f.get("service").and_then(|n| cx.text(n, "service")).map(str::to_string);
     Some(LogGroupRoute { log_group: log_group?, format: format?, service })
+}
+
+/// The `fields` of a source whose format takes a field list (CloudFront
+/// real-time logs), checked by building the decoder; `what` names the key
+/// that chose the format, for the message.
+pub(super) fn field_list(
+    cx: &mut Ctx<'_>,
+    f: &Fields<'_>,
+    format: Format,
+    pos: crate::spec::yaml::Pos,
+    what: &str,
+) -> Option<Vec<String>> {
+    let mut fields = Vec::new();
+    if let Some(n) = f.get("fields") {
+        for item in cx.one_or_many(n, "fields") {
+            if let Some(t) = cx.text(item, "fields") {
+                fields.push(t.to_string());
+            }
+        }
+    }
+    if format != Format::CloudFrontRealtime {
+        if let Some(n) = f.get("fields") {
+            cx.err(n.pos, format!("`fields` is only for `{what}: cloudfront-realtime`"));
+            return None;
+        }
+        return Some(fields);
+    }
+    if fields.is_empty() {
+        cx.err(
+            pos,
+            format!("`{what}: cloudfront-realtime` needs `fields`, the distribution's real-time log field list"),
+        );
+        return None;
+    }
+    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+    if let Err(e) = format.decoder_with_fields("", &names) {
+        let at = f.get("fields").map(|n| n.pos).unwrap_or(pos);
+        cx.err(at, e);
+        return None;
+    }
+    Some(fields)
 }

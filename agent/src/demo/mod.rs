@@ -110,6 +110,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 format: Format::CloudFront,
                 service: "shop".into(),
                 max_batch_bytes: 16 << 20,
+                fields: Vec::new(),
                 fingerprint_bytes: crate::source::file::DEFAULT_FINGERPRINT_BYTES,
             },
         }],

@@ -116,6 +116,8 @@ pub struct FileSourceConfig {
     /// Globs of files to follow.
     pub paths: Vec<String>,
     pub format: Format,
+    /// The field list of formats that need one (CloudFront real-time logs).
+    pub fields: Vec<String>,
     /// Service for records that carry none.
     pub service: String,
     /// At most this many bytes are read per poll, so a batch stays bounded.
@@ -677,12 +679,10 @@ impl FileTail {
             },
             f => f,
         };
-        let mut d = fmt.decoder(&self.cfg.service).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("format {fmt:?} needs a field list, which file sources do not take"),
-            )
-        })?;
+        let fields: Vec<&str> = self.cfg.fields.iter().map(String::as_str).collect();
+        let mut d = fmt
+            .decoder_with_fields(&self.cfg.service, &fields)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("format {fmt:?}: {e}")))?;
         d.want(self.wanted);
         let before = &head[..head.len().min(usize::try_from(offset).unwrap_or(usize::MAX))];
         for line in before.split(|&b| b == b'\n') {

@@ -69,6 +69,7 @@ impl Fixture {
             format,
             service: "shop".into(),
             max_batch_bytes: 1 << 20,
+            fields: Vec::new(),
             fingerprint_bytes: DEFAULT_FINGERPRINT_BYTES,
         };
         tweak(&mut cfg);
@@ -642,9 +643,28 @@ fn an_unknown_checkpoint_is_refused_and_bad_settings_too() {
         format: Format::Ndjson,
         service: String::new(),
         max_batch_bytes: 4096,
+        fields: Vec::new(),
         fingerprint_bytes: DEFAULT_FINGERPRINT_BYTES,
     };
     assert!(matches!(FileTail::new(cfg.clone(), Some(b"nope")), Err(FileSourceError::Checkpoint { .. })));
     let small = FileSourceConfig { fingerprint_bytes: 8, ..cfg };
     assert!(matches!(FileTail::new(small, None), Err(FileSourceError::FingerprintBytes { .. })));
+}
+
+#[test]
+fn real_time_log_files_are_read_with_the_configured_field_list() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudfront");
+    let fields: Vec<String> = std::fs::read_to_string(fixtures.join("realtime.fields"))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let data = std::fs::read(fixtures.join("realtime.tsv")).unwrap();
+    let lines = data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    let mut fx = Fixture::with(Format::CloudFrontRealtime, |c| c.fields = fields);
+    std::fs::write(fx.path("rt.log"), &data).unwrap();
+    let ids = fx.poll();
+    assert!(!ids.is_empty());
+    assert_eq!(ids.len() as u64 + fx.rejected, lines as u64);
+    assert_eq!(ids[0], "rt-1");
 }
