@@ -1,13 +1,13 @@
 //! Decoder throughput on synthetic but realistic lines: 33-field CloudFront
 //! standard log records (~350 bytes, a mix of browsers, crawlers and tools,
 //! some URL-encoded paths), NDJSON records, CloudFront standard logging v2
-//! JSON records (23 fields) and CloudFront real-time records (24 fields).
-//! some URL-encoded paths), NDJSON records and Lambda `REPORT` lines.
-//! some URL-encoded paths), NDJSON records and API Gateway JSON access log
-//! records.
+//! JSON records (23 fields), CloudFront real-time records (24 fields), Lambda
+//! `REPORT` lines, API Gateway JSON access log records, and OTLP traces
+//! requests (protobuf and JSON, 100 spans each).
 //!
 //! `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
-//! reports lines per second (criterion's "elem/s").
+//! reports lines per second (criterion's "elem/s"); for the `otlp_*` cases,
+//! spans per second.
 
 use std::hint::black_box;
 
@@ -19,12 +19,13 @@ use slo_agent::decode::cloudfront_realtime::CloudFrontRealtimeDecoder;
 use slo_agent::decode::cloudfront_v2::CloudFrontV2JsonDecoder;
 use slo_agent::decode::lambda::LambdaDecoder;
 use slo_agent::decode::ndjson::NdjsonDecoder;
+use slo_agent::decode::otlp::{OtlpStats, decode_traces_json, decode_traces_protobuf};
 use slo_agent::event::RequestEvent;
 
 mod common;
 use common::{
-    LINES, REALTIME_FIELDS, apigateway_json_lines, cloudfront_lines, cloudfront_realtime_lines,
-    cloudfront_v2_json_lines, lambda_report_lines, ndjson_lines,
+    LINES, OTLP_SPANS_PER_REQUEST, REALTIME_FIELDS, apigateway_json_lines, cloudfront_lines, cloudfront_realtime_lines,
+    cloudfront_v2_json_lines, lambda_report_lines, ndjson_lines, otlp_requests,
 };
 
 fn run(decoder: &mut dyn Decoder, lines: &[Vec<u8>]) -> u64 {
@@ -102,7 +103,36 @@ fn bench(c: &mut Criterion) {
         let mut d = ApiGatewayDecoder::new("shop");
         b.iter(|| run(&mut d, &api))
     });
+    let (otlp_json, otlp_protobuf) = otlp_requests();
+    let spans = |decode: OtlpDecode, bodies: &[Vec<u8>]| -> u64 {
+        bodies.iter().map(|b| decode(b, "shop", &mut |_: &RequestEvent<'_>| {}).expect("bench request").events).sum()
+    };
+    assert_eq!(spans(decode_traces_json, &otlp_json), spans(decode_traces_protobuf, &otlp_protobuf));
+    eprintln!(
+        "otlp: {} requests of {OTLP_SPANS_PER_REQUEST} spans ({} server spans in all); mean {} bytes in JSON, {} in protobuf",
+        otlp_json.len(),
+        spans(decode_traces_protobuf, &otlp_protobuf),
+        mean(&otlp_json),
+        mean(&otlp_protobuf)
+    );
+    // Throughput counts every span, server or not.
+    g.bench_function("otlp_protobuf", |b| b.iter(|| run_otlp(decode_traces_protobuf, &otlp_protobuf)));
+    g.bench_function("otlp_json", |b| b.iter(|| run_otlp(decode_traces_json, &otlp_json)));
     g.finish();
+}
+
+type OtlpDecode =
+    fn(&[u8], &str, &mut dyn slo_agent::event::EventSink) -> Result<OtlpStats, slo_agent::decode::otlp::OtlpError>;
+
+fn run_otlp(decode: OtlpDecode, bodies: &[Vec<u8>]) -> u64 {
+    let mut sum = 0u64;
+    let mut sink = |e: &RequestEvent<'_>| {
+        sum += u64::from(e.status) + e.path.len() as u64 + e.trace_id.len() as u64;
+    };
+    for body in bodies {
+        let _ = decode(black_box(body), "shop", &mut sink);
+    }
+    sum
 }
 
 criterion_group!(benches, bench);

@@ -57,6 +57,12 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run as an AWS Lambda extension: register, subscribe to the Telemetry
+    /// API, count what it delivers, stop on SHUTDOWN.
+    LambdaExtension {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
     /// Write realistic generated CloudFront standard log lines (for trying specs and benchmarks).
@@ -134,6 +140,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => crate::daemon::run_from_file(&config).map(|_| ExitCode::SUCCESS),
+        Command::LambdaExtension { config } => {
+            crate::lambda_extension::run_from_file(&config).map(|_| ExitCode::SUCCESS)
+        }
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;

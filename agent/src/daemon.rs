@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use crate::config::{AgentConfig, SourceConfig};
 use crate::decode::Rejects;
 use crate::event::{EventSink, RequestEvent};
 use crate::export::prometheus::{AgentFigures, SourceFigures};
+use crate::push::{Ack, Delivery, Nack, PushDecoders, PushQueue, PushSourceConfig};
 use crate::sli::report::{Report, SloReport, rfc3339};
 use crate::sli::ring::Counts;
 use crate::sli::{Engine, SloStatus};
@@ -54,6 +56,17 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<Store>,
+    /// The push sources the HTTP server accepts deliveries for.
+    pub push: PushEndpoints,
+}
+
+/// What the HTTP handlers need to accept pushed telemetry.
+#[derive(Clone)]
+pub struct PushEndpoints {
+    pub queue: PushQueue,
+    pub sources: BTreeMap<String, PushSourceConfig>,
+    /// How long a handler waits for its delivery to be committed.
+    pub timeout: Duration,
 }
 
 impl Shared {
@@ -113,6 +126,8 @@ struct LiveSink<'a> {
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
+    /// Events handed to the engine.
+    counted: u64,
 }
 
 impl EventSink for LiveSink<'_> {
@@ -125,6 +140,7 @@ impl EventSink for LiveSink<'_> {
         if self.newest.is_none_or(|n| ev.ts_ms > n) {
             self.newest = Some(ev.ts_ms);
         }
+        self.counted += 1;
         self.engine.observe(ev);
     }
 
@@ -136,6 +152,7 @@ impl EventSink for LiveSink<'_> {
         if self.newest.is_none_or(|t| ev.ts_ms > t) {
             self.newest = Some(ev.ts_ms);
         }
+        self.counted += n;
         self.engine.observe_n(ev, n);
     }
 }
@@ -169,11 +186,32 @@ impl Agent {
         }
         let mut tails: Vec<Box<dyn Source>> = Vec::new();
         let mut figures = BTreeMap::new();
+        let mut push_sources = BTreeMap::new();
         for src in &config.sources {
-            let cp = store.checkpoint(src.name())?;
             let source: Box<dyn Source> = match src {
-                SourceConfig::File { file, .. } => Box::new(FileTail::new(file.clone(), cp.as_deref())?),
-                SourceConfig::Aws(aws) => crate::source::aws::build(aws, cp.as_deref(), clock.clone())?,
+                SourceConfig::File { file, .. } => {
+                    let cp = store.checkpoint(src.name())?;
+                    Box::new(FileTail::new(file.clone(), cp.as_deref())?)
+                }
+                SourceConfig::Aws(aws) => {
+                    let cp = store.checkpoint(src.name())?;
+                    crate::source::aws::build(aws, cp.as_deref(), clock.clone())?
+                }
+                SourceConfig::Push { push } => {
+                    if push.token.is_none() {
+                        tracing::warn!(
+                            source = %push.name,
+                            kind = push.kind.as_str(),
+                            "push source accepts deliveries without a token; set token_file or token_env unless the listener is private"
+                        );
+                    }
+                    figures.insert(
+                        push.name.clone(),
+                        SourceFigures { name: push.name.clone(), kind: push.kind.as_str(), ..Default::default() },
+                    );
+                    push_sources.insert(push.name.clone(), push.clone());
+                    continue;
+                }
             };
             figures.insert(
                 source.name().to_string(),
@@ -181,6 +219,9 @@ impl Agent {
             );
             tails.push(source);
         }
+        let decoders = PushDecoders::new(&push_sources.values().cloned().collect::<Vec<_>>())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (queue, deliveries) = PushQueue::new();
         let committed_rejects = store.rejects()?;
         for ((source, reason), n) in committed_rejects {
             if let Some(f) = figures.get_mut(&source) {
@@ -201,13 +242,14 @@ impl Agent {
             shutdown: AtomicBool::new(false),
             clock,
             store,
+            push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
         });
         let poll = config.poll_interval;
         let max_future = config.max_future;
         let s2 = shared.clone();
         let ingest = std::thread::Builder::new()
             .name("ingest".into())
-            .spawn(move || ingest_loop(s2, tails, poll, max_future))
+            .spawn(move || ingest_loop(s2, tails, (deliveries, decoders), poll, max_future))
             .context("starting the ingest thread")?;
         shared.evaluate();
         Ok(Agent { shared, config, ingest: Some(ingest) })
@@ -239,7 +281,13 @@ impl Agent {
     }
 }
 
-fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Duration, max_future: Duration) {
+fn ingest_loop(
+    shared: Arc<Shared>,
+    mut tails: Vec<Box<dyn Source>>,
+    (deliveries, mut decoders): (Receiver<Delivery>, PushDecoders),
+    poll: Duration,
+    max_future: Duration,
+) {
     let mut last_prune = Instant::now();
     loop {
         let stopping = shared.shutdown.load(Ordering::SeqCst);
@@ -249,7 +297,7 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Durat
             let (outcome, changes, newest, future) = {
                 let mut engine = shared.engine();
                 tail.set_wanted(engine.wanted());
-                let mut sink = LiveSink { engine: &mut engine, max_ts, newest: None, future: 0 };
+                let mut sink = LiveSink { engine: &mut engine, max_ts, newest: None, future: 0, counted: 0 };
                 let outcome = tail.poll(&mut sink);
                 let (newest, future) = (sink.newest, sink.future);
                 (outcome, engine.drain_changes(), newest, future)
@@ -259,7 +307,7 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Durat
             if !nothing_read || !changes.is_empty() {
                 let deltas = reject_deltas(tail.name(), &outcome.rejects);
                 let cp = vec![(tail.name().to_string(), tail.checkpoint())];
-                commit_with_retry(&shared, &changes, &cp, &deltas);
+                commit_with_retry(&shared, &changes, &cp, &deltas, None);
             }
             for (reason, s) in &outcome.rejects.by_reason {
                 for (place, sample) in &s.samples {
@@ -293,6 +341,10 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Durat
                 lock(&shared.agent).future_events += future;
             }
         }
+        // Deliveries that arrived meanwhile (their senders are waiting).
+        while let Ok(d) = deliveries.try_recv() {
+            count_delivery(&shared, &mut decoders, d, max_future);
+        }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = Instant::now();
             let pruned = {
@@ -303,18 +355,105 @@ fn ingest_loop(shared: Arc<Shared>, mut tails: Vec<Box<dyn Source>>, poll: Durat
                 Ok(n) => tracing::info!(rows = n, "pruned expired buckets from the store"),
                 Err(e) => tracing::warn!(error = %e, "pruning the store failed"),
             }
+            let before = shared.clock.now_ms() - crate::store::DELIVERY_MEMORY_MS;
+            if let Err(e) = shared.store.prune_deliveries(before) {
+                tracing::warn!(error = %e, "pruning remembered delivery ids failed");
+            }
         }
         if stopping {
             return;
         }
         if !more {
-            // Sleep in small steps so shutdown is prompt.
+            // Wait for the next poll in small steps, so shutdown is prompt,
+            // counting deliveries as soon as they arrive.
             let until = Instant::now() + poll;
-            while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20).min(poll));
+            while !shared.shutdown.load(Ordering::SeqCst) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match deliveries.recv_timeout(left.min(Duration::from_millis(20))) {
+                    Ok(d) => count_delivery(&shared, &mut decoders, d, max_future),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(left.min(Duration::from_millis(20))),
+                }
             }
         }
     }
+}
+
+/// Count one pushed delivery and commit its counts (with its request id, so
+/// a redelivery is recognised) before answering its sender.
+fn count_delivery(shared: &Shared, decoders: &mut PushDecoders, d: Delivery, max_future: Duration) {
+    if let Some(id) = &d.request_id {
+        match shared.store.delivery(&d.source, id) {
+            Ok(Some(_)) => {
+                if let Some(f) = lock(&shared.sources).get_mut(&d.source) {
+                    f.duplicate_deliveries += 1;
+                }
+                let _ = d.reply.send(Ok(Ack { duplicate: true, ..Ack::default() }));
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Cannot tell whether it was counted: let the sender retry.
+                tracing::error!(source = %d.source, error = %e, "cannot read remembered delivery ids");
+                let _ = d.reply.send(Err(Nack::Unavailable(format!("the state store cannot be read: {e}"))));
+                return;
+            }
+        }
+    }
+    let mut rejects = Rejects::default();
+    let max_ts = shared.clock.now_ms() + max_future.as_millis() as i64;
+    let (result, changes, newest, future, counted) = {
+        let mut engine = shared.engine();
+        decoders.set_wanted(engine.wanted());
+        let mut sink = LiveSink { engine: &mut engine, max_ts, newest: None, future: 0, counted: 0 };
+        let result = decoders.decode(&d, &mut sink, &mut rejects);
+        let (newest, future, counted) = (sink.newest, sink.future, sink.counted);
+        (result, engine.drain_changes(), newest, future, counted)
+    };
+    let looked_at = match result {
+        Ok(n) => n,
+        Err(nack) => {
+            // Nothing was counted (decoders check a payload before emitting).
+            if let Some(f) = lock(&shared.sources).get_mut(&d.source) {
+                crate::export::prometheus::bump(&mut f.refused, "invalid");
+            }
+            let _ = d.reply.send(Err(nack));
+            return;
+        }
+    };
+    let deltas = reject_deltas(&d.source, &rejects);
+    let now = shared.clock.now_ms();
+    let delivery = d.request_id.as_deref().map(|id| (d.source.as_str(), id, now));
+    if !commit_with_retry(shared, &changes, &[], &deltas, delivery) {
+        let _ = d.reply.send(Err(Nack::ShuttingDown));
+        return;
+    }
+    for (reason, s) in &rejects.by_reason {
+        for (place, sample) in &s.samples {
+            tracing::warn!(source = %d.source, reason = %reason, at = %place, line = %sample, "rejected record");
+        }
+    }
+    if let Some(f) = lock(&shared.sources).get_mut(&d.source) {
+        f.deliveries += 1;
+        f.lines += looked_at;
+        f.bytes += d.payload.bytes();
+        if let Some(n) = newest {
+            f.newest_event_ms = Some(f.newest_event_ms.map_or(n, |p| p.max(n)));
+        }
+        for (reason, s) in &rejects.by_reason {
+            match f.rejects.iter_mut().find(|(r, _)| *r == reason.as_str()) {
+                Some(e) => e.1 += s.count,
+                None => f.rejects.push((reason.as_str(), s.count)),
+            }
+        }
+    }
+    if future > 0 {
+        lock(&shared.agent).future_events += future;
+    }
+    let _ = d.reply.send(Ok(Ack { duplicate: false, events: counted, rejected: rejects.total() }));
 }
 
 fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
@@ -330,21 +469,22 @@ fn commit_with_retry(
     changes: &[crate::sli::Change],
     cps: &[(String, Vec<u8>)],
     rejects: &RejectDeltas,
-) {
+    delivery: Option<(&str, &str, i64)>,
+) -> bool {
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match shared.store.commit(changes, cps, rejects) {
+        match shared.store.commit_delivery(changes, cps, rejects, delivery) {
             Ok(()) => {
                 lock(&shared.agent).commits += 1;
-                return;
+                return true;
             }
             Err(e) => {
                 lock(&shared.agent).commit_failures += 1;
                 if shared.shutdown.load(Ordering::SeqCst) && attempts >= 3 {
                     tracing::error!(error = %e, "store commit failed while shutting down; the batch will be read again on the next start");
-                    return;
+                    return false;
                 }
                 tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store commit failed; retrying the same batch");
                 std::thread::sleep(delay);

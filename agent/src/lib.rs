@@ -14,6 +14,8 @@ pub mod dims;
 pub mod event;
 pub mod export;
 pub mod fsutil;
+pub mod lambda_extension;
+pub mod push;
 pub mod replay;
 pub mod sli;
 pub mod source;

@@ -300,3 +300,112 @@ pub fn lambda_report_lines() -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+#[path = "../../src/decode/otlp/test_encoder.rs"]
+mod otlp_encoder;
+
+/// Spans in one OTLP benchmark request; [`LINES`] spans in all.
+pub const OTLP_SPANS_PER_REQUEST: usize = 100;
+
+/// OTLP traces requests, as OTLP/JSON bodies and as the protobuf bodies of
+/// the same requests: [`LINES`] spans in requests of
+/// [`OTLP_SPANS_PER_REQUEST`], from two services. Like a batching SDK sends
+/// them: four in five spans are server spans with the attributes the HTTP
+/// instrumentations set (three in four with the current semantic
+/// conventions, the rest with the old ones), the others client spans.
+pub fn otlp_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    use serde_json::{Value, json};
+    let mut rng = Lcg(17);
+    let hex = |rng: &mut Lcg, n: usize| -> String {
+        (0..n).map(|_| b"0123456789abcdef"[rng.next() as usize % 16] as char).collect()
+    };
+    let string = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    let int = |k: &str, v: u64| json!({"key": k, "value": {"intValue": v.to_string()}});
+    let mut t = 1_714_564_800_000_000_000u64;
+    let mut span = |rng: &mut Lcg| -> Value {
+        t += rng.next() % 5_000_000;
+        let start = t;
+        let end = start + 1_000_000 + rng.next() % 400_000_000;
+        let (route, path) = ROUTES[rng.next() as usize % ROUTES.len()];
+        let route = route.split_once(' ').map_or(route, |(_, r)| r);
+        let status: u64 = rng.pick(&STATUSES).parse().expect("status");
+        let method = rng.pick(&METHODS);
+        let kind = if rng.next().is_multiple_of(5) { 3 } else { 2 };
+        let attributes = if kind == 3 {
+            vec![
+                string("http.request.method", "POST"),
+                string("url.full", "https://payments.internal/v1/charges"),
+                string("server.address", "payments.internal"),
+                int("server.port", 443),
+                int("http.response.status_code", 200),
+            ]
+        } else if !rng.next().is_multiple_of(4) {
+            vec![
+                string("http.request.method", method),
+                string("url.scheme", "https"),
+                string("url.path", &format!("{path}{}", rng.next() % 1000)),
+                string("http.route", route),
+                string("server.address", "shop.example.com"),
+                int("server.port", 443),
+                string("network.protocol.version", "1.1"),
+                string("client.address", &format!("198.51.100.{}", rng.next() % 250)),
+                string("user_agent.original", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)"),
+                int("http.response.status_code", status),
+            ]
+        } else {
+            vec![
+                string("http.method", method),
+                string("http.scheme", "https"),
+                string("http.target", &format!("{path}{}?ref=home", rng.next() % 1000)),
+                string("http.host", "shop.example.com"),
+                string("http.route", route),
+                string("http.flavor", "1.1"),
+                string("net.peer.ip", "198.51.100.7"),
+                string("http.user_agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"),
+                int("http.status_code", status),
+            ]
+        };
+        let mut s = json!({
+            "traceId": hex(rng, 32),
+            "spanId": hex(rng, 16),
+            "parentSpanId": hex(rng, 16),
+            "flags": 257,
+            "name": format!("{method} {route}"),
+            "kind": kind,
+            "startTimeUnixNano": start.to_string(),
+            "endTimeUnixNano": end.to_string(),
+            "attributes": attributes,
+            "status": {},
+        });
+        if status >= 500 {
+            s["status"] = json!({"code": 2});
+        }
+        s
+    };
+    let mut json_bodies = Vec::new();
+    let mut protobuf_bodies = Vec::new();
+    for _ in 0..LINES / OTLP_SPANS_PER_REQUEST {
+        let resource_spans: Vec<Value> = ["checkout", "search"]
+            .into_iter()
+            .map(|service| {
+                let spans: Vec<Value> = (0..OTLP_SPANS_PER_REQUEST / 2).map(|_| span(&mut rng)).collect();
+                json!({
+                    "resource": {"attributes": [
+                        string("service.name", service),
+                        string("service.version", "2.4.1"),
+                        string("telemetry.sdk.language", "python"),
+                        string("cloud.region", "eu-central-1"),
+                    ]},
+                    "scopeSpans": [{
+                        "scope": {"name": "opentelemetry.instrumentation.flask", "version": "0.48b0"},
+                        "spans": spans,
+                    }],
+                })
+            })
+            .collect();
+        let request = json!({ "resourceSpans": resource_spans });
+        protobuf_bodies.push(otlp_encoder::otlp_json_to_protobuf(&request));
+        json_bodies.push(serde_json::to_vec(&request).expect("JSON"));
+    }
+    (json_bodies, protobuf_bodies)
+}

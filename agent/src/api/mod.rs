@@ -2,6 +2,9 @@
 //!
 //! **Architecture invariant:** handlers never take the engine lock; they read
 //! the latest evaluation snapshot, so a busy ingest never slows an answer.
+//! Push endpoints ([`push`]) hand their deliveries to the ingest thread.
+
+pub mod push;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,7 +13,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::daemon::Shared;
 
@@ -21,6 +24,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
+        .route("/ingest/firehose/{source}", post(push::firehose))
+        .route("/ingest/lambda-telemetry/{source}", post(push::lambda_telemetry))
+        .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
+        .route("/v1/traces", post(push::otlp_default))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -62,7 +69,7 @@ async fn get_slo(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Resp
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/slos, /metrics, /healthz, /readyz")
+    error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/slos, /metrics, /healthz, /readyz, /ingest/…")
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

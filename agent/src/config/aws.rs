@@ -216,15 +216,6 @@ pub struct S3Config {
 
 const CONNECTION_KEYS: [&str; 5] = ["region", "endpoint_url", "profile", "credentials", "timeout"];
 
-/// The `type` of a `sources[]` entry, if it is a map with a text `type`.
-pub fn source_type(node: &Node) -> Option<&str> {
-    let Value::Map(entries) = &node.value else { return None };
-    entries.iter().find(|(k, _)| k.text == "type").and_then(|(_, v)| match &v.value {
-        Value::Scalar(s) => Some(s.text.as_str()),
-        _ => None,
-    })
-}
-
 /// Read a `sources[]` entry whose `type` is one of [`TYPES`].
 pub fn read_source(cx: &mut Ctx<'_>, node: &Node, kind: &str) -> Option<AwsSourceConfig> {
     let specific: &[&str] = match kind {
@@ -657,13 +648,16 @@ mod tests {
     #[cfg(feature = "aws")]
     #[test]
     fn the_deploy_example_is_valid() {
-        let text: String = include_str!("../../../deploy/agent.yaml")
+        let example = include_str!("../../../deploy/agent.yaml");
+        let aws_block = example.find("# AWS pull sources").expect("the AWS block of deploy/agent.yaml");
+        let uncommented: String = example[aws_block..]
             .lines()
             .map(|l| match l.strip_prefix("  # ") {
                 Some(rest) if rest.starts_with("- ") || rest.starts_with("  ") => format!("  {rest}\n"),
                 _ => format!("{l}\n"),
             })
             .collect();
+        let text = format!("{}{uncommented}", &example[..aws_block]);
         let c = parse("agent.yaml", &text, Path::new("/etc/slo-agent")).unwrap();
         let kinds: Vec<&str> = c
             .sources

@@ -10,6 +10,7 @@
 //! tick: 5s                           # how often every SLO is evaluated
 //! poll_interval: 500ms               # how often sources look for new data
 //! max_future: 5m                     # events further ahead of the clock are dropped and counted
+//! push_timeout: 30s                  # how long a push request waits for its delivery to be committed
 //! sources:
 //!   - name: cloudfront
 //!     type: file
@@ -24,8 +25,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod push;
+
 use crate::decode::Format;
-use crate::source::file::FileSourceConfig;
+use crate::push::PushSourceConfig;
+use crate::source::file::{DEFAULT_FINGERPRINT_BYTES, FileSourceConfig, MAX_FINGERPRINT_BYTES, MIN_FINGERPRINT_BYTES};
 use crate::spec::Diagnostic;
 use crate::spec::fields::Ctx;
 use crate::spec::yaml::{self, Node};
@@ -38,6 +42,8 @@ pub struct AgentConfig {
     pub tick: Duration,
     pub poll_interval: Duration,
     pub max_future: Duration,
+    /// How long a push request waits for its delivery to be committed.
+    pub push_timeout: Duration,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -45,6 +51,10 @@ pub struct AgentConfig {
 pub enum SourceConfig {
     File {
         file: FileSourceConfig,
+    },
+    /// Firehose, Lambda Telemetry API or OTLP/HTTP on the agent's server.
+    Push {
+        push: PushSourceConfig,
     },
     /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3` (see `config::aws`).
     Aws(Box<aws::AwsSourceConfig>),
@@ -55,6 +65,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File { file } => &file.name,
+            SourceConfig::Push { push } => &push.name,
             SourceConfig::Aws(a) => a.name(),
         }
     }
@@ -109,7 +120,7 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> {
-    let allowed = ["specs", "state", "listen", "tick", "poll_interval", "max_future", "sources"];
+    let allowed = ["specs", "state", "listen", "tick", "poll_interval", "max_future", "push_timeout", "sources"];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
     if let Some(n) = f.require(cx, "specs") {
@@ -133,6 +144,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     let tick = duration_field(cx, &f, "tick", Duration::from_secs(5));
     let poll_interval = duration_field(cx, &f, "poll_interval", Duration::from_millis(500));
     let max_future = duration_field(cx, &f, "max_future", Duration::from_secs(300));
+    let push_timeout = duration_field(cx, &f, "push_timeout", Duration::from_secs(30));
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -155,6 +167,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         tick: tick?,
         poll_interval: poll_interval?,
         max_future: max_future?,
+        push_timeout: push_timeout?,
         sources,
     })
 }
@@ -195,24 +208,46 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
     }
 }
 
-fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
-    if let Some(kind) = aws::source_type(node).filter(|k| aws::TYPES.contains(k)) {
-        return aws::read_source(cx, node, kind).map(|a| SourceConfig::Aws(Box::new(a)));
-    }
-    let allowed = ["name", "type", "paths", "format", "service", "max_batch_bytes"];
-    let f = cx.map(node, "sources[]", &allowed)?;
-    let name = f.require(cx, "name").and_then(|n| {
+/// Every `type` a source may have.
+pub const SOURCE_TYPES: &str = "file, firehose, lambda-telemetry, otlp, cloudwatch-logs, cloudwatch-metrics, s3";
+
+/// The `type` of a source entry, looked up before its fields are checked
+/// (which fields are allowed depends on it).
+fn source_type(node: &Node) -> Option<&str> {
+    let yaml::Value::Map(entries) = &node.value else { return None };
+    entries.iter().find(|(k, _)| k.text == "type").and_then(|(_, v)| match &v.value {
+        yaml::Value::Scalar(s) => Some(s.text.as_str()),
+        _ => None,
+    })
+}
+
+/// A source's `name`: letters, digits, `-` and `_` (it is a metric label,
+/// a checkpoint key and part of push URLs).
+fn source_name(cx: &mut Ctx<'_>, f: &crate::spec::fields::Fields<'_>) -> Option<String> {
+    f.require(cx, "name").and_then(|n| {
         let t = cx.text(n, "name")?;
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             cx.err(n.pos, format!("source name `{t}` may use only letters, digits, `-` and `_`"));
             return None;
         }
         Some(t.to_string())
-    });
+    })
+}
+
+fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
+    if let Some(kind) = source_type(node).and_then(crate::push::PushKind::parse) {
+        return push::read_push_source(cx, node, base, kind).map(|push| SourceConfig::Push { push });
+    }
+    if let Some(kind) = source_type(node).filter(|k| aws::TYPES.contains(k)) {
+        return aws::read_source(cx, node, kind).map(|a| SourceConfig::Aws(Box::new(a)));
+    }
+    let allowed = ["name", "type", "paths", "format", "fields", "service", "max_batch_bytes", "fingerprint_bytes"];
+    let f = cx.map(node, "sources[]", &allowed)?;
+    let name = source_name(cx, &f);
     let kind = f.require(cx, "type").and_then(|n| {
         let t = cx.text(n, "type")?;
         if t != "file" {
-            cx.err(n.pos, format!("unknown source type `{t}`; supported: file, {}", aws::TYPES.join(", ")));
+            cx.err(n.pos, format!("unknown source type `{t}`; supported: {SOURCE_TYPES}"));
             return None;
         }
         Some(t)
@@ -232,13 +267,6 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
     let format = match f.get("format") {
         None => Some(Format::Auto),
         Some(n) => cx.text(n, "format").and_then(|t| match Format::parse(t) {
-            Some(Format::CloudFrontRealtime) => {
-                cx.err(
-                    n.pos,
-                    format!("format `{t}` needs the real-time log field list, which file sources do not take yet"),
-                );
-                None
-            }
             Some(fm) => Some(fm),
             None => {
                 cx.err(n.pos, format!("unknown format `{t}`; expected one of {}", Format::NAMES));
@@ -246,6 +274,10 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
             }
         }),
     };
+    let fields = format.and_then(|fm| {
+        let pos = f.get("format").map(|n| n.pos).unwrap_or(node.pos);
+        push::field_list(cx, &f, fm, pos, "format")
+    });
     let service = match f.get("service") {
         Some(n) => cx.text(n, "service").map(str::to_string),
         None => Some(String::new()),
@@ -261,14 +293,32 @@ fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfi
             }
         }),
     };
+    let fingerprint_bytes = match f.get("fingerprint_bytes") {
+        None => Some(DEFAULT_FINGERPRINT_BYTES),
+        Some(n) => cx.number(n, "fingerprint_bytes").and_then(|v| {
+            if v >= MIN_FINGERPRINT_BYTES as f64 && v <= MAX_FINGERPRINT_BYTES as f64 && v.fract() == 0.0 {
+                Some(v as usize)
+            } else {
+                cx.err(
+                    n.pos,
+                    format!(
+                        "`fingerprint_bytes` must be a whole number from {MIN_FINGERPRINT_BYTES} to {MAX_FINGERPRINT_BYTES}"
+                    ),
+                );
+                None
+            }
+        }),
+    };
     kind?;
     Some(SourceConfig::File {
         file: FileSourceConfig {
             name: name?,
             paths,
             format: format?,
+            fields: fields?,
             service: service?,
             max_batch_bytes: max_batch_bytes?,
+            fingerprint_bytes: fingerprint_bytes?,
         },
     })
 }
@@ -314,7 +364,42 @@ mod tests {
         let e = errs(
             "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n",
         );
-        assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:13: format `cloudfront-realtime` needs")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("agent.yaml:7:13: `format: cloudfront-realtime` needs `fields`")),
+            "{e:?}"
+        );
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront\n    fields: [timestamp]\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:13: `fields` is only for")), "{e:?}");
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n    fields: [timestamp, sc-statuz]\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:13: ") && m.contains("sc-statuz")), "{e:?}");
+        let c = parse(
+            "agent.yaml",
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    format: cloudfront-realtime\n    fields: [timestamp, sc-status]\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let SourceConfig::File { file } = &c.sources[0] else { panic!("a file source") };
+        assert_eq!(file.fields, vec!["timestamp".to_string(), "sc-status".to_string()]);
+    }
+
+    #[test]
+    fn fingerprint_bytes() {
+        let c = parse(
+            "a.yaml",
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    fingerprint_bytes: 4096\n",
+            Path::new("/etc/slo"),
+        )
+        .unwrap();
+        let SourceConfig::File { file } = &c.sources[0] else { panic!("not a file source") };
+        assert_eq!(file.fingerprint_bytes, 4096);
+        let e = errs(
+            "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    fingerprint_bytes: 10\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:24: `fingerprint_bytes` must be")), "{e:?}");
     }
 
     #[test]

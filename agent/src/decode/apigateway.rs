@@ -2,7 +2,16 @@
 //! configure: JSON with any subset of `$context` variables, and the console's
 //! CLF and CSV presets. One decoder reads all three and tells them apart per
 //! line (`{` starts JSON; a `[` after the third space-separated token starts
-//! CLF; otherwise CSV).
+//! CLF; otherwise CSV). The console's fourth preset, XML, is not read.
+//!
+//! Sources: the presets of
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>
+//! (REST) and
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging.html>
+//! (HTTP APIs); the variables of
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-variables-for-access-logging.html>
+//! and
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging-variables.html>.
 //!
 //! ## JSON
 //!
@@ -18,7 +27,7 @@
 //!
 //! | key | event field | |
 //! | --- | --- | --- |
-//! | `requestTimeEpoch` | time | epoch milliseconds (REST) or seconds (HTTP APIs): a value below 10¹¹ is seconds |
+//! | `requestTimeEpoch` | time | epoch milliseconds for REST APIs; the HTTP API page gives no unit, and a value below 10¹¹ is taken as seconds |
 //! | `requestTime` | time | when `requestTimeEpoch` is missing: `20/Nov/2026:12:00:00 +0000`, any offset |
 //! | `status` | status | required |
 //! | `httpMethod` | method | |
@@ -29,10 +38,15 @@
 //! | `responseLatency` | latency | milliseconds |
 //! | `integrationLatency`, `integration.latency` | upstream latency | milliseconds |
 //! | `integrationStatus`, `integration.status` | upstream status | `integrationStatus` first: for REST Lambda proxy integrations it is Lambda's own answer, while `integration.status` is what the function returned |
-//! | `error.responseType` | error type | `THROTTLED`, `INTEGRATION_TIMEOUT`, … |
+//! | `error.responseType` | error type | a gateway response type: `THROTTLED`, `INTEGRATION_TIMEOUT`, … |
 //! | `xrayTraceId` | trace id | only when wanted |
 //! | `requestId` | request id | only when wanted |
 //! | `responseLength` | bytes | only when wanted |
+//!
+//! The console's JSON presets hold no latency (their keys: `requestId`,
+//! `extendedRequestId`, `ip`, `caller` and `user` for REST, `requestTime`,
+//! `httpMethod`, `resourcePath` or `routeKey`, `status`, `protocol`,
+//! `responseLength`), so their events have none.
 //!
 //! Numbers and statuses may be JSON numbers or strings of digits. The string
 //! `"-"` (what API Gateway writes for a variable without a value), `""` and
@@ -43,15 +57,20 @@
 //! ## CLF and CSV presets
 //!
 //! ```text
-//! 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET /cart/{id} HTTP/1.1" 200 512 c6af9ac6-…      (REST)
-//! 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET GET /cart/{id} HTTP/1.1" 200 512 Vb4lsh…     (HTTP API)
-//! 198.51.100.7,-,-,20/Nov/2026:12:00:00 +0000,GET,/cart/{id},HTTP/1.1,200,512,c6af9ac6-…          (REST, 10 fields)
-//! 198.51.100.7,20/Nov/2026:12:00:00 +0000,GET,GET /cart/{id},HTTP/1.1,200,512,Vb4lsh…              (HTTP API, 8 fields)
+//! 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000]"GET /cart/{id} HTTP/1.1" 200 512 c6af9ac6-… SBdYxH…        (REST)
+//! 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET GET /cart/{id} HTTP/1.1" 200 512 Vb4lsh… Vb4lsh…    (HTTP API)
+//! 198.51.100.7,-,-,20/Nov/2026:12:00:00 +0000,GET,/cart/{id},HTTP/1.1,200,512,c6af9ac6-…,SBdYxH…          (REST, 11 fields)
+//! 198.51.100.7,20/Nov/2026:12:00:00 +0000,GET,GET /cart/{id},HTTP/1.1,200,512,Vb4lsh…,Vb4lsh…              (HTTP API, 9 fields)
 //! ```
 //!
-//! Fields are read by position: client address, caller, user, time, method,
-//! resource path or route key, protocol, status, response length, request id.
-//! These presets carry no latency, so their events have none.
+//! Fields are read by position: client address, caller, user (REST only),
+//! time, method, resource path (REST) or route key (HTTP APIs), protocol,
+//! status, response length, request id, extended request id. The REST CLF
+//! preset has no space between the time's `]` and the request's `"`; a
+//! space there is read too. Older versions of the presets stopped at the
+//! request id (10 and 8 CSV fields), and are read as well. The extended
+//! request id is not kept. These presets carry no latency, so their events
+//! have none.
 //!
 //! ## Outcome
 //!
@@ -62,8 +81,9 @@
 //! 2. `Timeout`: `error.responseType` is `INTEGRATION_TIMEOUT`, or the status is 504 and the
 //!    integration took at least [`TIMEOUT_LATENCY_MS`] (API Gateway's limits are 29 s for REST
 //!    and 30 s for HTTP APIs).
-//! 3. `IntegrationError`: `error.responseType` is `INTEGRATION_FAILURE` or `INTEGRATION_ERROR`,
-//!    or the integration status is 500 or more, or the status is 502.
+//! 3. `IntegrationError`: `error.responseType` is `INTEGRATION_FAILURE` (or `INTEGRATION_ERROR`,
+//!    which is not a documented gateway response type but is taken the same way), or the
+//!    integration status is 500 or more, or the status is 502.
 //! 4. `Success`: the status is 100–399.
 //! 5. `Unknown` otherwise (client errors, 500s API Gateway does not explain, status 0).
 //!
@@ -145,12 +165,15 @@ impl Decoder for ApiGatewayDecoder {
 
 /// Whether a first line of a file looks like API Gateway's JSON access log
 /// (and not the generic NDJSON format): an identifying key and a timing key.
+/// The console's JSON presets time requests with `requestTime` only.
 pub(crate) fn looks_like_json(line: &[u8]) -> bool {
     let has = |key: &[u8]| memchr::memmem::find(line, key).is_some();
     line.first() == Some(&b'{')
         && !has(b"\"ts\"")
         && [&b"\"requestId\""[..], b"\"routeKey\"", b"\"resourcePath\"", b"\"httpMethod\""].into_iter().any(has)
-        && [&b"\"responseLatency\""[..], b"\"integrationLatency\"", b"\"requestTimeEpoch\""].into_iter().any(has)
+        && [&b"\"responseLatency\""[..], b"\"integrationLatency\"", b"\"requestTimeEpoch\"", b"\"requestTime\""]
+            .into_iter()
+            .any(has)
 }
 
 /// Whether a first line of a file is one of the console's CLF or CSV presets.
@@ -791,16 +814,22 @@ fn is_clf(text: &str) -> bool {
     rest.starts_with('[')
 }
 
-/// `ip caller user [time] "method target protocol" status length requestId`
+/// `ip caller user [time] "method target protocol" status length requestId [extendedRequestId]`
+///
+/// The REST preset puts no space between `]` and `"`; the HTTP API preset
+/// does. The presets end with `$context.extendedRequestId`, which older
+/// versions of them did not have.
 fn clf_parts(text: &str) -> Result<Parts<'_>, RejectReason> {
     let missing = RejectReason::MissingField;
     let (_ip, rest) = text.split_once(' ').ok_or(missing)?;
     let (_caller, rest) = rest.split_once(' ').ok_or(missing)?;
     let (_user, rest) = rest.split_once(' ').ok_or(missing)?;
     let (time, rest) = rest.strip_prefix('[').and_then(|r| r.split_once(']')).ok_or(missing)?;
-    let (request, rest) = rest.strip_prefix(" \"").and_then(|r| r.split_once('"')).ok_or(missing)?;
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let (request, rest) = rest.strip_prefix('"').and_then(|r| r.split_once('"')).ok_or(missing)?;
     let mut tail = rest.trim_start().split(' ');
     let (status, length, id) = (tail.next().unwrap_or(""), tail.next().unwrap_or(""), tail.next().unwrap_or(""));
+    let _extended_id = tail.next();
     if tail.next().is_some() {
         return Err(RejectReason::BadField);
     }
@@ -809,18 +838,19 @@ fn clf_parts(text: &str) -> Result<Parts<'_>, RejectReason> {
     preset_parts(time, method, target, status, length, id)
 }
 
-/// REST: `ip,caller,user,time,method,resourcePath,protocol,status,length,requestId`;
-/// HTTP APIs: `ip,time,method,routeKey,protocol,status,length,requestId`.
+/// REST: `ip,caller,user,time,method,resourcePath,protocol,status,length,requestId[,extendedRequestId]`
+/// (10 or 11 fields); HTTP APIs: `ip,time,method,routeKey,protocol,status,length,requestId[,extendedRequestId]`
+/// (8 or 9 fields).
 fn csv_parts(text: &str) -> Result<Parts<'_>, RejectReason> {
-    let mut f = [""; 10];
+    let mut f = [""; 11];
     let mut n = 0;
     for field in text.split(',') {
         *f.get_mut(n).ok_or(RejectReason::BadField)? = field;
         n += 1;
     }
     match n {
-        10 => preset_parts(f[3], f[4], f[5], f[7], f[8], f[9]),
-        8 => preset_parts(f[1], f[2], f[3], f[5], f[6], f[7]),
+        10 | 11 => preset_parts(f[3], f[4], f[5], f[7], f[8], f[9]),
+        8 | 9 => preset_parts(f[1], f[2], f[3], f[5], f[6], f[7]),
         _ => Err(RejectReason::MissingField),
     }
 }

@@ -8,9 +8,15 @@
 //! exactly 33 fields; anything else is rejected as `NoHeader`.
 //!
 //! Values follow the log's own conventions: `-` means empty, text values are
-//! URL-encoded (sometimes twice), `sc-status` `000` means the viewer went away
-//! before a status was sent, `date` and `time` are UTC, and `time-taken` is
-//! seconds with millisecond precision.
+//! URL-encoded (sometimes twice), `cs-uri-stem` holds no query string,
+//! `sc-status` `000` means the viewer went away before a status was sent,
+//! `date` and `time` are UTC, and `time-taken` is seconds with millisecond
+//! precision. The host is `x-host-header` (the `Host` header the viewer
+//! sent), else `cs(Host)` (the distribution's domain name). Fields and their
+//! order: "Log file fields" in
+//! <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logs-reference.html>
+//! (which now lists a 34th, `distribution-tenant-id`, after the 33 that
+//! its example header and [`CANONICAL_FIELDS`] hold).
 //!
 //! Text that is not UTF-8 (possible only where a client controls the bytes,
 //! e.g. a path like `%FF`) is decoded lossily into the decoder's scratch
@@ -74,17 +80,22 @@ enum Role {
     EdgeLocation,
     Bytes,
     Method,
+    /// The distribution's domain name: the host when the viewer's is not logged.
     Host,
+    /// `cs-uri-stem`: the path (standard logs), or the path and query string
+    /// (real-time logs, see [`RecordReader::stem_has_query`]).
     UriStem,
     Status,
     UserAgent,
     ResultType,
     RequestId,
+    /// The `Host` header the viewer sent.
     HostHeader,
     TimeTaken,
     /// Origin first-byte latency, seconds (`origin-fbl`).
     OriginFirstByte,
-    /// Epoch seconds with milliseconds, `1732104000.123` (v2 and real-time `timestamp`).
+    /// Epoch seconds with milliseconds, `1732104000.123` (real-time `timestamp`;
+    /// also accepted in standard logs, though v2 documents only `timestamp(ms)`).
     Timestamp,
     /// Epoch milliseconds (v2 `timestamp(ms)`).
     TimestampMs,
@@ -98,11 +109,14 @@ const NO_ROLE: u8 = ROLES as u8;
 const SLOTS: usize = ROLES + 1;
 
 impl Role {
-    /// The role of a field name, compared without regard to ASCII case. The
-    /// names are those of standard logs (legacy and v2) and of real-time
-    /// logs, which spell two of them differently (`cs-host`, `cs-user-agent`).
+    /// The role of a standard log field name (legacy, and the names v2
+    /// adds), compared without regard to ASCII case.
+    ///
+    /// In a standard log `cs(Host)` is the distribution's domain name and
+    /// `x-host-header` the `Host` header the viewer sent, which is the
+    /// preferred host ([`Role::HostHeader`]).
     fn of(name: &[u8]) -> Option<Role> {
-        const NAMES: [(&str, Role); ROLES + 2] = [
+        const NAMES: [(&str, Role); ROLES] = [
             ("date", Role::Date),
             ("time", Role::Time),
             ("x-edge-location", Role::EdgeLocation),
@@ -119,8 +133,31 @@ impl Role {
             ("origin-fbl", Role::OriginFirstByte),
             ("timestamp", Role::Timestamp),
             ("timestamp(ms)", Role::TimestampMs),
-            ("cs-host", Role::Host),
+        ];
+        NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(_, r)| r)
+    }
+
+    /// The role of a real-time log field name, compared without regard to
+    /// ASCII case. Real-time logs give two names the opposite meaning to the
+    /// standard log's: `cs-host` is the `Host` header the viewer sent (the
+    /// preferred host, [`Role::HostHeader`]) and `x-host-header` is the
+    /// distribution's domain name; and they spell the user agent
+    /// `cs-user-agent`.
+    fn of_realtime(name: &[u8]) -> Option<Role> {
+        const NAMES: [(&str, Role); 13] = [
+            ("timestamp", Role::Timestamp),
+            ("sc-status", Role::Status),
+            ("sc-bytes", Role::Bytes),
+            ("cs-method", Role::Method),
+            ("cs-host", Role::HostHeader),
+            ("cs-uri-stem", Role::UriStem),
+            ("x-edge-location", Role::EdgeLocation),
+            ("x-edge-request-id", Role::RequestId),
+            ("x-host-header", Role::Host),
+            ("time-taken", Role::TimeTaken),
             ("cs-user-agent", Role::UserAgent),
+            ("x-edge-result-type", Role::ResultType),
+            ("origin-fbl", Role::OriginFirstByte),
         ];
         NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(_, r)| r)
     }
@@ -134,13 +171,22 @@ pub(crate) struct ColumnMap {
 }
 
 impl ColumnMap {
-    /// From the names of a `#Fields:` line. When a name repeats, its first
-    /// column wins.
+    /// From the names of a `#Fields:` line (standard log names). When a
+    /// name repeats, its first column wins.
     pub(crate) fn from_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> ColumnMap {
+        ColumnMap::with_roles(names, Role::of)
+    }
+
+    /// From real-time log field names, in the order of the record's columns.
+    pub(crate) fn from_realtime_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> ColumnMap {
+        ColumnMap::with_roles(names, Role::of_realtime)
+    }
+
+    fn with_roles<'n>(names: impl Iterator<Item = &'n [u8]>, role_of: fn(&[u8]) -> Option<Role>) -> ColumnMap {
         let mut roles = Vec::new();
         let mut seen = [false; ROLES];
         for name in names {
-            let role = match Role::of(name) {
+            let role = match role_of(name) {
                 Some(r) if !seen[r as usize] => {
                     seen[r as usize] = true;
                     r as u8
@@ -403,6 +449,9 @@ pub(crate) struct RecordReader {
     lossy: [String; 5],
     /// Optional fields the consumer reads; the others are not parsed.
     pub(crate) wanted: Wanted,
+    /// Whether `cs-uri-stem` holds the query string after a `?`, as in
+    /// real-time logs (standard logs leave it out); the path ends there.
+    pub(crate) stem_has_query: bool,
 }
 
 impl RecordReader {
@@ -414,6 +463,7 @@ impl RecordReader {
             path_buf: Vec::new(),
             lossy: Default::default(),
             wanted: Wanted::ALL,
+            stem_has_query: false,
         }
     }
 
@@ -443,6 +493,14 @@ impl RecordReader {
     ) -> Result<(), Reject> {
         let mut spans = [Span::ABSENT; SLOTS];
         let split_end = map.split(line, &mut spans);
+        if self.stem_has_query {
+            // A `?` that belongs to the path travels percent-encoded (RFC
+            // 3986), so the first literal one starts the query string.
+            let stem = &mut spans[Role::UriStem as usize];
+            if let Some(i) = line.get(stem.range()).and_then(|s| memchr(b'?', s)) {
+                stem.end = stem.start + i as u32;
+            }
+        }
         let field = |r: Role| line.get(spans[r as usize].range());
         let value = |r: Role| field(r).filter(|v| !v.is_empty() && *v != b"-");
         // Validating the split part of the line once is cheaper than

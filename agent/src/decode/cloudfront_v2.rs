@@ -1,24 +1,43 @@
 //! CloudFront standard logging (v2): the log fields the delivery selected,
 //! in one of the output formats v2 offers.
 //!
+//! The fields are those of the legacy standard log plus a few real-time
+//! log fields: `timestamp(ms)` (epoch milliseconds), `origin-fbl` and
+//! `origin-lbl` (seconds), `asn`, `c-country` and
+//! `cache-behavior-path-pattern` ("Access log fields" in
+//! <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging.html>).
+//! The output format is fixed when the delivery destination is created:
+//!
 //! - `json`: one JSON object per line, field name to value, every value a
-//!   string (`{"timestamp(ms)":"1732104000123","sc-status":"200",…}`).
+//!   string (`{"timestamp(ms)":"1731620046814","origin-fbl":"0.251",…}`,
+//!   as in the page's CloudWatch Logs and Firehose examples).
 //!   [`CloudFrontV2JsonDecoder`] reads it with one borrowed parse per line.
-//! - `w3c`: the legacy layout, `#Fields:` header and tab-separated values;
+//! - `w3c`: a `#Fields:` header naming the fields (the page's Amazon S3
+//!   example has no `#Version:` line), then one line per request;
 //!   [`CloudFrontStandardDecoder`](crate::decode::cloudfront::CloudFrontStandardDecoder)
-//!   reads it, including the names v2 adds (`timestamp`, `timestamp(ms)`,
-//!   `origin-fbl`, …).
-//! - `plain`: the same values without a header, so the field list comes
-//!   from configuration: [`CloudFrontV2PlainDecoder::with_fields`]. Only the
-//!   tab field delimiter is supported.
-//! - `parquet` is not line-oriented and not read here.
+//!   reads it.
+//! - `plain`: the values without a header, so the field list comes from
+//!   configuration: [`CloudFrontV2PlainDecoder::with_fields`]. (The page
+//!   does not show this layout.)
+//! - `raw`, and `parquet` (Amazon S3 only), are not read here.
+//!
+//! In `plain`, `w3c` and `raw` output the values are separated by the
+//! delivery's field delimiter (CloudWatch Logs' `fieldDelimiter`, a string
+//! of up to five characters:
+//! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_ConfigurationTemplateDeliveryConfigValues.html>).
+//! Only a tab is supported here: a delivery read by these decoders must
+//! use `\t`.
 //!
 //! Values follow the legacy log's conventions: `-` is empty, `cs-uri-stem`
-//! is URL-encoded (sometimes twice), `sc-status` `000` means the viewer went
-//! away before a status was sent, `time-taken` and `origin-fbl` are seconds.
-//! The time of a request is `timestamp(ms)` (epoch milliseconds), else
-//! `timestamp` (epoch seconds with milliseconds), else `date` + `time`.
-//! Numbers written as JSON numbers are accepted too.
+//! is URL-encoded (sometimes twice) and holds no query string, `sc-status`
+//! `000` means the viewer went away before a status was sent, `time-taken`
+//! and `origin-fbl` are seconds, `x-host-header` is the viewer's `Host`
+//! header and `cs(Host)` the distribution's domain name
+//! (<https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logs-reference.html>).
+//! The time of a request is `timestamp(ms)`, else `timestamp` (epoch seconds
+//! with milliseconds: a real-time log name, which v2 does not document but
+//! is accepted), else `date` + `time`. Numbers written as JSON numbers are
+//! accepted too.
 
 use serde::Deserialize;
 

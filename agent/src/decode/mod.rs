@@ -19,6 +19,7 @@ pub mod cloudfront_v2;
 pub mod cloudwatch_logs;
 pub mod lambda;
 pub mod ndjson;
+pub mod otlp;
 
 /// Why a line was not turned into an event. Reasons are a bounded set so they
 /// can be metric label values.
@@ -161,6 +162,9 @@ pub enum Format {
     CloudFrontRealtime,
     Lambda,
     ApiGateway,
+    /// OpenTelemetry traces as the Collector's file exporter writes them:
+    /// one OTLP/JSON `ExportTraceServiceRequest` per line.
+    OtlpJson,
 }
 
 impl Format {
@@ -173,11 +177,13 @@ impl Format {
             "cloudfront-realtime" => Some(Format::CloudFrontRealtime),
             "lambda" => Some(Format::Lambda),
             "apigateway" => Some(Format::ApiGateway),
+            "otlp-json" => Some(Format::OtlpJson),
             _ => None,
         }
     }
 
-    pub const NAMES: &'static str = "auto, cloudfront, cloudfront-v2, cloudfront-realtime, ndjson, apigateway, lambda";
+    pub const NAMES: &'static str =
+        "auto, cloudfront, cloudfront-v2, cloudfront-realtime, ndjson, apigateway, lambda, otlp-json";
 
     /// Guess the format from the first bytes of a file or stream.
     pub fn detect(head: &[u8]) -> Option<Format> {
@@ -190,6 +196,9 @@ impl Format {
         }
         if lambda::looks_like_lambda(first) {
             return Some(Format::Lambda);
+        }
+        if otlp::looks_like_otlp_json(first) {
+            return Some(Format::OtlpJson);
         }
         if first.first() == Some(&b'{') {
             // CloudFront v2 names its fields after the W3C columns.
@@ -224,6 +233,7 @@ impl Format {
             Format::Ndjson => Some(Box::new(ndjson::NdjsonDecoder::new(default_service))),
             Format::Lambda => Some(Box::new(lambda::LambdaDecoder::new(default_service))),
             Format::ApiGateway => Some(Box::new(apigateway::ApiGatewayDecoder::new(default_service))),
+            Format::OtlpJson => Some(Box::new(otlp::OtlpJsonDecoder::new(default_service))),
         }
     }
 

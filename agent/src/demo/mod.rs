@@ -102,6 +102,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         tick: Duration::from_secs(3600),
         poll_interval: Duration::from_millis(20),
         max_future: Duration::from_secs(300),
+        push_timeout: Duration::from_secs(30),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),
@@ -109,6 +110,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 format: Format::CloudFront,
                 service: "shop".into(),
                 max_batch_bytes: 16 << 20,
+                fields: Vec::new(),
+                fingerprint_bytes: crate::source::file::DEFAULT_FINGERPRINT_BYTES,
             },
         }],
     };

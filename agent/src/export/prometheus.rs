@@ -33,6 +33,19 @@ pub struct SourceFigures {
     pub files: u64,
     /// Failed calls to what the source reads from, per error kind.
     pub errors: Vec<(&'static str, u64)>,
+    /// Push sources: deliveries counted, deliveries recognised as already
+    /// counted, and requests refused per reason (unauthorized, too_large, …).
+    pub deliveries: u64,
+    pub duplicate_deliveries: u64,
+    pub refused: Vec<(&'static str, u64)>,
+}
+
+/// Add one to a per-reason counter list.
+pub fn bump(list: &mut Vec<(&'static str, u64)>, reason: &'static str) {
+    match list.iter_mut().find(|(r, _)| *r == reason) {
+        Some(e) => e.1 += 1,
+        None => list.push((reason, 1)),
+    }
 }
 
 /// Figures of the agent itself.
@@ -157,7 +170,17 @@ pub fn render(
     let backlog = Family::<Labels, GaugeF>::default();
     let files = Family::<Labels, GaugeF>::default();
     let errors = Family::<Labels, Counter>::default();
+    let requests = Family::<Labels, Counter>::default();
     for s in sources {
+        if matches!(s.kind, "firehose" | "lambda-telemetry" | "otlp") {
+            for (result, n) in [("counted", s.deliveries), ("duplicate", s.duplicate_deliveries)]
+                .into_iter()
+                .chain(s.refused.iter().copied())
+            {
+                let l = vec![("source", s.name.clone()), ("kind", s.kind.to_string()), ("result", result.to_string())];
+                requests.get_or_create(&l).inc_by(n);
+            }
+        }
         let base = || vec![("source", s.name.clone()), ("kind", s.kind.to_string())];
         lines.get_or_create(&base()).inc_by(s.lines);
         bytes.get_or_create(&base()).inc_by(s.bytes);
@@ -187,6 +210,11 @@ pub fn render(
         "slo_agent_source_errors",
         "Failed calls of a pull source to what it reads (AWS APIs), per error kind; the source backs off after each",
         errors,
+    );
+    reg.register(
+        "slo_agent_push_requests",
+        "Push deliveries by result: counted, duplicate (already counted), or why they were refused",
+        requests,
     );
 
     let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {

@@ -34,6 +34,13 @@ const LATENCY: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("laten
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 /// (source id, reason) → lines rejected.
 const REJECTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("rejects");
+/// (push source, delivery request id) → when it was committed (ms), so a
+/// redelivered request (Firehose retries with the same id) is counted once.
+const DELIVERIES: TableDefinition<(&str, &str), i64> = TableDefinition::new("push_deliveries");
+
+/// How long a delivery id is remembered. Firehose retries for at most two
+/// hours (its longest retry duration); a day leaves room for agent restarts.
+pub const DELIVERY_MEMORY_MS: i64 = 24 * 3_600_000;
 
 const SCHEMA_VERSION: &str = "1";
 
@@ -108,6 +115,7 @@ impl Store {
             tx.open_table(LATENCY)?;
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(REJECTS)?;
+            tx.open_table(DELIVERIES)?;
         }
         tx.commit()?;
         Ok(())
@@ -201,7 +209,23 @@ impl Store {
         checkpoints: &[(String, Vec<u8>)],
         rejects: &RejectDeltas,
     ) -> Result<(), StoreError> {
+        self.commit_delivery(changes, checkpoints, rejects, None)
+    }
+
+    /// [`Store::commit`], also recording a push delivery `(source, request
+    /// id, at_ms)` in the same transaction: the delivery's counts and the
+    /// fact that it was counted land together.
+    pub fn commit_delivery(
+        &self,
+        changes: &[Change],
+        checkpoints: &[(String, Vec<u8>)],
+        rejects: &RejectDeltas,
+        delivery: Option<(&str, &str, i64)>,
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
+        if let Some((source, id, at)) = delivery {
+            tx.open_table(DELIVERIES)?.insert((source, id), at)?;
+        }
         {
             let mut buckets = tx.open_table(BUCKETS)?;
             let mut latency = tx.open_table(LATENCY)?;
@@ -238,6 +262,29 @@ impl Store {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CHECKPOINTS)?;
         Ok(t.get(source)?.map(|v| v.value().to_vec()))
+    }
+
+    /// When a push delivery with this request id was committed, if it was.
+    pub fn delivery(&self, source: &str, id: &str) -> Result<Option<i64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DELIVERIES)?;
+        Ok(t.get((source, id))?.map(|v| v.value()))
+    }
+
+    /// Forget delivery ids committed before `before_ms`. Returns how many.
+    pub fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0u64;
+        {
+            let mut t = tx.open_table(DELIVERIES)?;
+            t.retain(|_, at| {
+                let keep = at >= before_ms;
+                deleted += u64::from(!keep);
+                keep
+            })?;
+        }
+        tx.commit()?;
+        Ok(deleted)
     }
 
     /// Rejected lines per (source, reason), as committed.
@@ -293,6 +340,24 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_is_recorded_with_its_counts_and_forgotten_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.delivery("fh", "req-1").unwrap(), None);
+            store.commit_delivery(&[], &[], &RejectDeltas::new(), Some(("fh", "req-1", 1_000))).unwrap();
+            store.commit_delivery(&[], &[], &RejectDeltas::new(), Some(("fh", "req-2", 5_000))).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.delivery("fh", "req-1").unwrap(), Some(1_000));
+        assert_eq!(store.delivery("other", "req-1").unwrap(), None);
+        assert_eq!(store.prune_deliveries(2_000).unwrap(), 1);
+        assert_eq!(store.delivery("fh", "req-1").unwrap(), None);
+        assert_eq!(store.delivery("fh", "req-2").unwrap(), Some(5_000));
+    }
     use crate::event::{Origin, RequestEvent};
     use crate::spec::load_str;
 

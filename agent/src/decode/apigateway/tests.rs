@@ -312,7 +312,7 @@ fn clf_preset() {
 2001:db8::1 - - [20/Nov/2026:12:00:00 +0000] "GET GET /cart/{id} HTTP/1.1" 502 - Vb4lshC5oAMEM1g=
 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET $default HTTP/2.0" 200 0 r-4
 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "DELETE ANY /{proxy+} HTTP/1.1" 204 0 -
-198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" 200 0 r extra
+198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" 200 0 r x extra
 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" - 0 r
 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" abc 0 r
 198.51.100.7 - - [20/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" 200 -5 r
@@ -334,6 +334,43 @@ fn clf_preset() {
         reject missing_field
         "#,
     );
+}
+
+/// The console's presets as documented today: REST at
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>,
+/// HTTP APIs at
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging.html>.
+/// Both end with `$context.extendedRequestId`; the REST CLF preset has no
+/// space between `]` and `"`.
+#[test]
+fn current_console_presets() {
+    check(
+        r#"198.51.100.7 - - [20/Nov/2026:12:00:00 +0000]"GET /cart/{id} HTTP/1.1" 200 512 c6af9ac6 SBdYxHjvoAMEbXg=
+203.0.113.5 - - [20/Nov/2026:12:00:01 +0000] "GET GET /cart/{id} HTTP/1.1" 200 512 Vb4lshC5oAMEM1g= Vb4lshC5oAMEM1g=
+198.51.100.7,-,-,20/Nov/2026:12:00:02 +0000,POST,/orders,HTTP/1.1,429,44,c6af9ac7,SBdYxHjvoAMEbXh=
+203.0.113.5,20/Nov/2026:12:00:03 +0000,POST,POST /orders,HTTP/1.1,502,36,Vb4lshC5oAMEM2g=,Vb4lshC5oAMEM2g=
+{ "requestId":"c6af9ac8", "extendedRequestId":"SBdYxHjvoAMEbXi=","ip": "198.51.100.7", "caller":"-", "user":"-", "requestTime":"20/Nov/2026:12:00:04 +0000", "httpMethod":"GET", "resourcePath":"/cart/{id}", "status":"200", "protocol":"HTTP/1.1", "responseLength":"512" }
+{ "requestId":"Vb4lshC5oAMEM3g=", "ip": "203.0.113.5", "requestTime":"20/Nov/2026:12:00:05 +0000", "httpMethod":"GET","routeKey":"GET /cart/{id}", "status":"200","protocol":"HTTP/1.1", "responseLength":"512", "extendedRequestId": "Vb4lshC5oAMEM3g=" }"#,
+        r#"
+        2026-11-20T12:00:00Z apigateway shop  GET "/cart/{id}" 200 id=c6af9ac6 bytes=512 route=/cart/{id} outcome=success
+        2026-11-20T12:00:01Z apigateway shop  GET "/cart/{id}" 200 id=Vb4lshC5oAMEM1g= bytes=512 route=/cart/{id} outcome=success
+        2026-11-20T12:00:02Z apigateway shop  POST "/orders" 429 id=c6af9ac7 bytes=44 route=/orders outcome=throttled
+        2026-11-20T12:00:03Z apigateway shop  POST "/orders" 502 id=Vb4lshC5oAMEM2g= bytes=36 route=/orders outcome=integration_error
+        2026-11-20T12:00:04Z apigateway shop  GET "/cart/{id}" 200 id=c6af9ac8 bytes=512 route=/cart/{id} outcome=success
+        2026-11-20T12:00:05Z apigateway shop  GET "/cart/{id}" 200 id=Vb4lshC5oAMEM3g= bytes=512 route=/cart/{id} outcome=success
+        "#,
+    );
+    // Each of them is recognised from a file's first line.
+    for line in [
+        r#"198.51.100.7 - - [20/Nov/2026:12:00:00 +0000]"GET /a HTTP/1.1" 200 0 r x"#,
+        r#"203.0.113.5 - - [20/Nov/2026:12:00:00 +0000] "GET GET /a HTTP/1.1" 200 0 r x"#,
+        "198.51.100.7,-,-,20/Nov/2026:12:00:00 +0000,GET,/a,HTTP/1.1,200,0,r,x",
+        "203.0.113.5,20/Nov/2026:12:00:00 +0000,GET,GET /a,HTTP/1.1,200,0,r,x",
+        r#"{ "requestId":"r", "ip": "198.51.100.7", "requestTime":"20/Nov/2026:12:00:00 +0000", "httpMethod":"GET", "resourcePath":"/a", "status":"200" }"#,
+        r#"{ "requestId":"r", "requestTime":"20/Nov/2026:12:00:00 +0000", "routeKey":"GET /a", "status":"200" }"#,
+    ] {
+        assert_eq!(Format::detect(line.as_bytes()), Some(Format::ApiGateway), "{line}");
+    }
 }
 
 #[test]

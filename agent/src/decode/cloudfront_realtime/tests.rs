@@ -56,14 +56,127 @@ fn the_field_list_is_checked() {
 }
 
 #[test]
-fn fields_in_the_configured_order() {
+fn records_hold_the_fields_in_cloudfronts_order_whatever_the_configured_order() {
+    // Configured out of order; CloudFront writes timestamp, sc-status,
+    // cs-host, cs-uri-stem, time-taken, origin-fbl.
     check(
         &["sc-status", "cs-uri-stem", "timestamp", "origin-fbl", "cs-host", "time-taken"],
-        "404|/gone|1732104000.5|0.010|d1.cloudfront.net|0.020
-200|/x|1732104000|-|-|-",
+        "1732104000.5|404|d1.cloudfront.net|/gone|0.020|0.010
+1732104000|200|-|/x|-|-",
         r#"
 2024-11-20T12:00:00.5Z cloudfront-realtime shop d1.cloudfront.net  "/gone" 404 latency=20 upstream=10
 2024-11-20T12:00:00Z cloudfront-realtime shop   "/x" 200
+"#,
+    );
+}
+
+/// The consumer example of
+/// <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/real-time-logs.html>:
+/// with `time-to-first-byte`, `sc-status` and `c-country` selected, adding
+/// `sc-bytes` and `time-taken` gives records in the order
+/// `time-to-first-byte`, `sc-status`, `sc-bytes`, `time-taken`, `c-country`.
+#[test]
+fn added_fields_take_their_documented_place() {
+    let fields = ["timestamp", "time-to-first-byte", "sc-status", "c-country", "sc-bytes", "time-taken"];
+    check(
+        &fields,
+        "1732104000|0.004|200|5120|0.020|DE",
+        r#"2024-11-20T12:00:00Z cloudfront-realtime shop   "" 200 latency=20 bytes=5120"#,
+    );
+}
+
+#[test]
+fn every_documented_field_is_accepted_and_skipped() {
+    // The "Fields" list of the real-time logs page, in its order.
+    assert_eq!(REALTIME_FIELDS.len(), 69);
+    assert_eq!(REALTIME_FIELDS[..4], ["timestamp", "c-ip", "s-ip", "time-to-first-byte"]);
+    assert_eq!(
+        REALTIME_FIELDS[41..47],
+        [
+            "primary-distribution-id",
+            "primary-distribution-dns-name",
+            "origin-fbl",
+            "origin-lbl",
+            "asn",
+            "cmcd-encoded-bitrate"
+        ]
+    );
+    assert_eq!(
+        REALTIME_FIELDS[62..],
+        [
+            "cmcd-top-bitrate",
+            "cmcd-version",
+            "r-host",
+            "sr-reason",
+            "x-edge-mqcs",
+            "distribution-tenant-id",
+            "connection-id"
+        ]
+    );
+    // Every field selected: the ones the decoder reads are found past all
+    // the ones it skips.
+    let record: Vec<String> = REALTIME_FIELDS
+        .iter()
+        .map(|&f| match f {
+            "timestamp" => "1732104000.250".to_owned(),
+            "sc-status" => "503".to_owned(),
+            "cs-uri-stem" => "/v/seg-7.m4s?token=abc".to_owned(),
+            "cs-host" => "video.example.com".to_owned(),
+            "x-host-header" => "d111111abcdef8.cloudfront.net".to_owned(),
+            "time-taken" => "0.120".to_owned(),
+            "origin-fbl" => "0.100".to_owned(),
+            "sc-bytes" => "2048".to_owned(),
+            "cs-method" => "GET".to_owned(),
+            "x-edge-location" => "FRA56-P3".to_owned(),
+            "x-edge-request-id" => "rt-1".to_owned(),
+            "x-edge-result-type" => "Miss".to_owned(),
+            "sr-reason" => "Failover:503".to_owned(),
+            "connection-id" => "conn-1".to_owned(),
+            other => format!("<{other}>"),
+        })
+        .collect();
+    check(
+        &REALTIME_FIELDS,
+        &record.join("|"),
+        r#"2024-11-20T12:00:00.25Z cloudfront-realtime shop video.example.com GET "/v/seg-7.m4s" 503 latency=120 upstream=100 edge=FRA56-P3 id=rt-1 client=Other cache=Miss bytes=2048"#,
+    );
+}
+
+#[test]
+fn the_host_is_the_viewers_host_header() {
+    // `cs-host` is what the viewer sent; `x-host-header` is the
+    // distribution's domain name, the host only when `cs-host` is missing.
+    check(
+        &["timestamp", "sc-status", "cs-host", "x-host-header"],
+        "1732104000|200|www.example.com|d111111abcdef8.cloudfront.net
+1732104000|200|-|d111111abcdef8.cloudfront.net",
+        r#"
+2024-11-20T12:00:00Z cloudfront-realtime shop www.example.com  "" 200
+2024-11-20T12:00:00Z cloudfront-realtime shop d111111abcdef8.cloudfront.net  "" 200
+"#,
+    );
+    check(
+        &["timestamp", "sc-status", "x-host-header"],
+        "1732104000|200|d111111abcdef8.cloudfront.net",
+        r#"2024-11-20T12:00:00Z cloudfront-realtime shop d111111abcdef8.cloudfront.net  "" 200"#,
+    );
+}
+
+#[test]
+fn the_query_string_is_not_part_of_the_path() {
+    // `cs-uri-stem` holds the query string in real-time logs
+    // (`/images/cat.jpg?mobile=true`); a `?` in the path itself is encoded.
+    check(
+        &["timestamp", "sc-status", "cs-uri-stem"],
+        "1732104000|200|/images/cat.jpg?mobile=true
+1732104000|200|/a%253Fb?c=d?e
+1732104000|200|?only=query
+1732104000|200|/plain",
+        r#"
+2024-11-20T12:00:00Z cloudfront-realtime shop   "/images/cat.jpg" 200
+2024-11-20T12:00:00Z cloudfront-realtime shop   "/a?b" 200
+2024-11-20T12:00:00Z cloudfront-realtime shop   "" 200
+2024-11-20T12:00:00Z cloudfront-realtime shop   "/plain" 200
 "#,
     );
 }

@@ -27,6 +27,19 @@ fn fixture_matches_golden_output() {
     assert_eq!(got, want);
 }
 
+/// The shape of the JSON records in the examples of
+/// <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging.html>
+/// (every value a string; `timestamp(ms)` and `origin-fbl` from the real-time
+/// fields), with `sc-status` and `cs-uri-stem` selected as well.
+#[test]
+fn the_documented_json_shape() {
+    check(
+        &mut CloudFrontV2JsonDecoder::new(SVC),
+        r#"{"date":"2024-11-14","time":"21:34:06","x-edge-location":"SOF50-P2","asn":"16509","timestamp(ms)":"1731620046814","origin-fbl":"0.251","origin-lbl":"0.251","x-host-header":"d111111abcdef8.cloudfront.net","cs(Cookie)":"examplecookie=value","sc-status":"200","cs-uri-stem":"/index.html"}"#,
+        r#"2024-11-14T21:34:06.814Z cloudfront shop d111111abcdef8.cloudfront.net  "/index.html" 200 upstream=251 edge=SOF50-P2"#,
+    );
+}
+
 #[test]
 fn timestamp_precedence_and_shapes() {
     check(
