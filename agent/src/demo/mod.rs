@@ -103,6 +103,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         poll_interval: Duration::from_millis(20),
         max_future: Duration::from_secs(300),
         push_timeout: Duration::from_secs(30),
+        routes: Default::default(),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),
