@@ -23,7 +23,6 @@ own counts are printed). A benchmark prints numbers; it asserts nothing.
 import argparse
 import gzip
 import json
-import os
 import shutil
 import statistics
 import subprocess
