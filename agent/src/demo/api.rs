@@ -14,7 +14,7 @@ use std::io::Write;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::traffic::{MinuteLines, Scenario, civil_parts, client_ip, latency_seconds, pick, requests_in_minute};
+use super::traffic::{MinuteLines, Scenario, civil_parts, client_ip, latency_seconds, pick};
 
 /// Which hop's log to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,17 +131,14 @@ impl ApiTrafficGenerator {
 
     /// Append one minute of log lines (sorted by time) to `out`; returns how many.
     pub fn next_minute(&mut self, out: &mut Vec<u8>) -> usize {
-        let minute = self.minute;
+        let plan = self.scenario.plan(&mut self.rng, self.day_start_ms, self.minute);
         self.minute += 1;
-        let n = requests_in_minute(&mut self.rng, self.scenario.requests_per_minute(minute));
-        let checkout_fail = self.scenario.checkout_failure(minute);
-        let slow = self.scenario.api_slowdown(minute);
-        let minute_ms = self.day_start_ms + minute as i64 * 60_000;
+        let minute_ms = plan.start_ms;
         let mut lines = std::mem::take(&mut self.lines);
         let mut written = 0;
-        for _ in 0..n {
+        for _ in 0..plan.requests {
             let off = self.rng.random_range(0..60_000u32);
-            let call = self.call(checkout_fail, slow);
+            let call = self.call(plan.checkout_failure, plan.api_slowdown);
             let mut line = Vec::new();
             let at = match self.log {
                 ApiLog::ApiGateway => {

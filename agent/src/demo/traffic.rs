@@ -174,22 +174,18 @@ impl TrafficGenerator {
 
     /// Append one minute of log lines (sorted by time) to `out`; returns how many.
     pub fn next_minute(&mut self, out: &mut Vec<u8>) -> usize {
-        let minute = self.minute;
+        let plan = self.scenario.plan(&mut self.rng, self.day_start_ms, self.minute);
         self.minute += 1;
-        let n = requests_in_minute(&mut self.rng, self.scenario.requests_per_minute(minute));
-        let checkout_fail = self.scenario.checkout_failure(minute);
-        let slow = self.scenario.api_slowdown(minute);
-        let minute_ms = self.day_start_ms + minute as i64 * 60_000;
         let mut lines = std::mem::take(&mut self.lines);
-        for _ in 0..n {
+        for _ in 0..plan.requests {
             let off = self.rng.random_range(0..60_000u32);
             let mut line = Vec::new();
-            self.write_request(&mut line, minute_ms + off as i64, checkout_fail, slow);
+            self.write_request(&mut line, plan.start_ms + off as i64, plan.checkout_failure, plan.api_slowdown);
             lines.push(off, line);
         }
         lines.append_sorted(out);
         self.lines = lines;
-        n
+        plan.requests
     }
 
     fn pick<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
@@ -320,9 +316,31 @@ impl TrafficGenerator {
     }
 }
 
+/// One minute of traffic: how many requests, and the incidents in force.
+pub(crate) struct MinutePlan {
+    pub requests: usize,
+    /// Epoch ms of the minute's start.
+    pub start_ms: i64,
+    pub checkout_failure: Option<f64>,
+    pub api_slowdown: f64,
+}
+
+impl Scenario {
+    /// Draw the number of requests of `minute` (counted from the day at
+    /// `day_start_ms`), around the diurnal curve.
+    pub(crate) fn plan(&self, rng: &mut SmallRng, day_start_ms: i64, minute: u32) -> MinutePlan {
+        MinutePlan {
+            requests: requests_in_minute(rng, self.requests_per_minute(minute)),
+            start_ms: day_start_ms + minute as i64 * 60_000,
+            checkout_failure: self.checkout_failure(minute),
+            api_slowdown: self.api_slowdown(minute),
+        }
+    }
+}
+
 /// How many requests arrive in a minute whose mean is `mean`: a normal
 /// approximation of Poisson noise, never negative.
-pub(crate) fn requests_in_minute(rng: &mut SmallRng, mean: f64) -> usize {
+fn requests_in_minute(rng: &mut SmallRng, mean: f64) -> usize {
     let noise: f64 = (0..4).map(|_| rng.random::<f64>()).sum::<f64>() - 2.0;
     (mean + noise * mean.sqrt() * 0.9).round().max(0.0) as usize
 }
