@@ -253,6 +253,15 @@ pub fn lambda_report_lines() -> Vec<Vec<u8>> {
 #[path = "../../src/decode/otlp/test_encoder.rs"]
 mod otlp_encoder;
 
+/// Routes of the OTLP benchmark spans: the route template and the path prefix.
+const ROUTES: [(&str, &str); 5] = [
+    ("GET /cart/{id}", "/cart/"),
+    ("POST /checkout", "/checkout"),
+    ("GET /products/{slug}", "/products/"),
+    ("ANY /{proxy+}", "/static/"),
+    ("GET /health", "/health"),
+];
+
 /// Spans in one OTLP benchmark request; [`LINES`] spans in all.
 pub const OTLP_SPANS_PER_REQUEST: usize = 100;
 
