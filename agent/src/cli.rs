@@ -65,8 +65,11 @@ pub enum Command {
     },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
-    /// Write realistic generated CloudFront standard log lines (for trying specs and benchmarks).
+    /// Write realistic generated log lines of a small shop's traffic (for trying specs and benchmarks).
     Generate {
+        /// Which log: CloudFront standard log, API Gateway JSON access log, or Lambda REPORT lines.
+        #[arg(long, value_enum, default_value_t = crate::demo::GeneratedLog::Cloudfront)]
+        format: crate::demo::GeneratedLog,
         /// How many request lines to write.
         #[arg(long, default_value_t = 1_000_000)]
         lines: u64,
@@ -144,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::lambda_extension::run_from_file(&config).map(|_| ExitCode::SUCCESS)
         }
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
-        Command::Generate { lines, date, out } => {
+        Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
             let mut w: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
                 Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
@@ -153,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?,
                 ))
             };
-            crate::demo::generate(&mut w, start, lines)?;
+            crate::demo::generate(&mut w, format, start, lines)?;
             w.flush()?;
             Ok(ExitCode::SUCCESS)
         }

@@ -173,6 +173,7 @@ impl Agent {
         })?;
         let store = Arc::new(Store::open(&config.state)?);
         let mut engine = Engine::new(&slos, true);
+        engine.set_route_templater(config.routes.templater());
         let loaded = store.load_into(&mut engine)?;
         tracing::info!(
             slos = engine.len(),

@@ -1,5 +1,7 @@
 //! Synthetic but realistic input lines for the decoder benchmarks.
 
+use slo_agent::demo::GeneratedLog;
+
 pub const LINES: usize = 10_000;
 
 /// A small deterministic generator (64-bit LCG), so every run decodes the
@@ -225,6 +227,33 @@ pub fn cloudfront_v2_json_lines() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The first `LINES` lines `slo-agent generate --format …` writes, without
+/// their line ends.
+fn generated_lines(log: GeneratedLog) -> Vec<Vec<u8>> {
+    let mut text = Vec::new();
+    // 2026-11-20T00:00:00Z
+    slo_agent::demo::generate(&mut text, log, 1_795_132_800_000, LINES as u64).expect("writing to memory");
+    text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
+/// API Gateway (HTTP API) JSON access log records of the shop's API, with
+/// the keys users usually configure, every value a string (as API Gateway's
+/// own examples quote them).
+pub fn apigateway_json_lines() -> Vec<Vec<u8>> {
+    generated_lines(GeneratedLog::Apigateway)
+}
+
+/// Lambda `REPORT` lines as a log export writes them: a leading timestamp,
+/// tab-separated fields, a cold start now and then, an X-Ray trace id on
+/// most, and a few timeouts and errors.
+pub fn lambda_report_lines() -> Vec<Vec<u8>> {
+    generated_lines(GeneratedLog::Lambda)
+}
+
+#[path = "../../src/decode/otlp/test_encoder.rs"]
+mod otlp_encoder;
+
+/// Routes of the OTLP benchmark spans: the route template and the path prefix.
 const ROUTES: [(&str, &str); 5] = [
     ("GET /cart/{id}", "/cart/"),
     ("POST /checkout", "/checkout"),
@@ -232,77 +261,6 @@ const ROUTES: [(&str, &str); 5] = [
     ("ANY /{proxy+}", "/static/"),
     ("GET /health", "/health"),
 ];
-const RESPONSE_TYPES: [&str; 6] = ["-", "-", "-", "-", "THROTTLED", "INTEGRATION_FAILURE"];
-
-/// API Gateway access log records in JSON, with the keys users usually
-/// configure (every value a string, as API Gateway's own examples quote them).
-pub fn apigateway_json_lines() -> Vec<Vec<u8>> {
-    let mut rng = Lcg(13);
-    (0..LINES)
-        .map(|i| {
-            let (route_key, path) = ROUTES[rng.next() as usize % ROUTES.len()];
-            let latency = rng.next() % 900;
-            format!(
-                r#"{{"requestId":"{}","ip":"198.51.100.{}","requestTime":"01/May/2024:12:{:02}:{:02} +0000","requestTimeEpoch":"{}","httpMethod":"{}","routeKey":"{}","path":"{}{}","status":"{}","protocol":"HTTP/1.1","responseLength":"{}","responseLatency":"{}","integrationLatency":"{}","integrationStatus":"200","error.responseType":"{}","domainName":"api.example.com","stage":"prod","apiId":"a1b2c3d4e5"}}"#,
-                &request_id(&mut rng)[..36],
-                rng.next() % 250,
-                i / 600 % 60,
-                i / 10 % 60,
-                1_714_564_800 + i / 10,
-                rng.pick(&METHODS),
-                route_key,
-                path,
-                rng.next() % 1000,
-                rng.pick(&STATUSES),
-                rng.next() % 20_000,
-                latency + 4,
-                latency,
-                rng.pick(&RESPONSE_TYPES),
-            )
-            .into_bytes()
-        })
-        .collect()
-}
-
-/// Lambda `REPORT` lines as a log export writes them: a leading timestamp,
-/// tab-separated fields, a cold start now and then, an X-Ray trace id on
-/// most, and a few timeouts and errors.
-pub fn lambda_report_lines() -> Vec<Vec<u8>> {
-    let mut rng = Lcg(13);
-    let hex = |rng: &mut Lcg, n: usize| -> String {
-        (0..n).map(|_| b"0123456789abcdef"[rng.next() as usize % 16] as char).collect()
-    };
-    (0..LINES)
-        .map(|i| {
-            let id = format!("{}-{}-4{}-a{}-{}", hex(&mut rng, 8), hex(&mut rng, 4), hex(&mut rng, 3), hex(&mut rng, 3), hex(&mut rng, 12));
-            let duration = format!("{}.{:02}", rng.next() % 900, rng.next() % 100);
-            let billed = (rng.next() % 900 + 1).to_string();
-            let mut line = format!(
-                "2024-05-01T12:{:02}:{:02}.{:03}Z REPORT RequestId: {id}\tDuration: {duration} ms\tBilled Duration: {billed} ms\tMemory Size: 512 MB\tMax Memory Used: {} MB\t",
-                i / 600 % 60,
-                i / 10 % 60,
-                rng.next() % 1000,
-                60 + rng.next() % 100,
-            );
-            if rng.next().is_multiple_of(50) {
-                line.push_str(&format!("Init Duration: {}.{:02} ms\t", 100 + rng.next() % 400, rng.next() % 100));
-            }
-            match rng.next() % 100 {
-                0 => line.push_str("Status: timeout\t"),
-                1 | 2 => line.push_str("Status: error\tError Type: Runtime.ExitError\t"),
-                _ => {}
-            }
-            if !rng.next().is_multiple_of(10) {
-                let trace = format!("1-{}-{}", hex(&mut rng, 8), hex(&mut rng, 24));
-                line.push_str(&format!("XRAY TraceId: {trace}\tSegmentId: {}\tSampled: true\t", hex(&mut rng, 16)));
-            }
-            line.into_bytes()
-        })
-        .collect()
-}
-
-#[path = "../../src/decode/otlp/test_encoder.rs"]
-mod otlp_encoder;
 
 /// Spans in one OTLP benchmark request; [`LINES`] spans in all.
 pub const OTLP_SPANS_PER_REQUEST: usize = 100;

@@ -44,8 +44,32 @@ pub struct AgentConfig {
     pub max_future: Duration,
     /// How long a push request waits for its delivery to be committed.
     pub push_timeout: Duration,
+    /// Route templates for events whose hop names no route.
+    pub routes: RouteConfig,
     pub sources: Vec<SourceConfig>,
 }
+
+/// `routes:`: how paths become route templates (`docs/dimensions.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub patterns: Vec<crate::dims::SegmentPattern>,
+    pub max_routes: usize,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig { patterns: crate::dims::RouteTemplater::default_patterns(), max_routes: DEFAULT_MAX_ROUTES }
+    }
+}
+
+impl RouteConfig {
+    pub fn templater(&self) -> crate::dims::RouteTemplater {
+        crate::dims::RouteTemplater::new(self.patterns.clone(), self.max_routes)
+    }
+}
+
+/// Distinct route templates kept before new ones fold into `other`.
+pub const DEFAULT_MAX_ROUTES: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
@@ -120,7 +144,8 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> {
-    let allowed = ["specs", "state", "listen", "tick", "poll_interval", "max_future", "push_timeout", "sources"];
+    let allowed =
+        ["specs", "state", "listen", "tick", "poll_interval", "max_future", "push_timeout", "routes", "sources"];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
     if let Some(n) = f.require(cx, "specs") {
@@ -145,6 +170,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     let poll_interval = duration_field(cx, &f, "poll_interval", Duration::from_millis(500));
     let max_future = duration_field(cx, &f, "max_future", Duration::from_secs(300));
     let push_timeout = duration_field(cx, &f, "push_timeout", Duration::from_secs(30));
+    let routes = match f.get("routes") {
+        None => Some(RouteConfig::default()),
+        Some(n) => read_routes(cx, n),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -168,6 +197,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         poll_interval: poll_interval?,
         max_future: max_future?,
         push_timeout: push_timeout?,
+        routes: routes?,
         sources,
     })
 }
@@ -191,6 +221,68 @@ fn duration_field(
             }
         }
     }
+}
+
+/// `routes: {patterns: [number, uuid, hex:16, token:20, prefix:order-], max_routes: 1000}`.
+fn read_routes(cx: &mut Ctx<'_>, node: &Node) -> Option<RouteConfig> {
+    use crate::dims::SegmentPattern;
+    let f = cx.map(node, "routes", &["patterns", "max_routes"])?;
+    let mut ok = true;
+    let patterns = match f.get("patterns") {
+        None => crate::dims::RouteTemplater::default_patterns(),
+        Some(n) => {
+            let mut out = Vec::new();
+            for item in cx.one_or_many(n, "patterns") {
+                let Some(t) = cx.text(item, "patterns") else {
+                    ok = false;
+                    continue;
+                };
+                let (kind, arg) = t.split_once(':').map_or((t, None), |(k, a)| (k, Some(a)));
+                let len = |default: usize| match arg {
+                    None => Some(default),
+                    Some(a) => a.parse::<usize>().ok().filter(|n| (1..=256).contains(n)),
+                };
+                let p = match kind {
+                    "number" if arg.is_none() => Some(SegmentPattern::Number),
+                    "uuid" if arg.is_none() => Some(SegmentPattern::Uuid),
+                    "hex" => len(16).map(|min_len| SegmentPattern::Hex { min_len }),
+                    "token" => len(20).map(|min_len| SegmentPattern::Token { min_len }),
+                    "prefix" => arg
+                        .filter(|a| !a.is_empty() && !a.contains('/'))
+                        .map(|a| SegmentPattern::PrefixedNumber { prefix: a.to_string() }),
+                    _ => None,
+                };
+                match p {
+                    Some(p) => out.push(p),
+                    None => {
+                        ok = false;
+                        cx.err(
+                            item.pos,
+                            format!(
+                                "unknown route pattern `{t}`; expected number, uuid, hex[:MIN_LEN], token[:MIN_LEN] or prefix:TEXT"
+                            ),
+                        );
+                    }
+                }
+            }
+            out
+        }
+    };
+    let max_routes = match f.get("max_routes") {
+        None => Some(DEFAULT_MAX_ROUTES),
+        Some(n) => cx.number(n, "max_routes").and_then(|v| {
+            if (1.0..=100_000.0).contains(&v) && v.fract() == 0.0 {
+                Some(v as usize)
+            } else {
+                cx.err(n.pos, "`max_routes` must be a whole number from 1 to 100000");
+                None
+            }
+        }),
+    };
+    if !ok {
+        return None;
+    }
+    Some(RouteConfig { patterns, max_routes: max_routes? })
 }
 
 /// `250ms`, `5s`, `1m`, `2h`.
@@ -400,6 +492,29 @@ mod tests {
             "specs: [a]\nstate: s\nsources:\n  - name: a\n    type: file\n    paths: [x]\n    fingerprint_bytes: 10\n",
         );
         assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:24: `fingerprint_bytes` must be")), "{e:?}");
+    }
+
+    #[test]
+    fn route_patterns() {
+        use crate::dims::SegmentPattern;
+        let c = parse(
+            "agent.yaml",
+            "specs: [a]\nstate: s\nroutes: {patterns: [number, \"hex:8\", \"prefix:order-\"], max_routes: 50}\nsources: []\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.routes.patterns,
+            vec![
+                SegmentPattern::Number,
+                SegmentPattern::Hex { min_len: 8 },
+                SegmentPattern::PrefixedNumber { prefix: "order-".into() }
+            ]
+        );
+        assert_eq!(c.routes.templater().template("/o/order-12/ab12cd34"), "/o/order-{id}/{hex}");
+        let e = errs("specs: [a]\nstate: s\nroutes: {patterns: [number, regex], max_routes: 0}\nsources: []\n");
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:3:29: unknown route pattern `regex`")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("agent.yaml:3:49: `max_routes` must be")), "{e:?}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! accelerated by a manual clock. Shows a live terminal view of SLOs, burn
 //! rates and alert conditions, and ends by itself with a summary.
 
+pub mod api;
 pub mod traffic;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         poll_interval: Duration::from_millis(20),
         max_future: Duration::from_secs(300),
         push_timeout: Duration::from_secs(30),
+        routes: Default::default(),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),
@@ -458,16 +460,43 @@ pub fn write_logs(dir: &Path, day_start_ms: i64, minutes: u32, scenario: Scenari
     Ok(lines)
 }
 
-/// Write exactly `lines` request lines of demo traffic (after one header),
-/// starting at `day_start_ms` and going on through as many days as it takes.
-pub fn generate(w: &mut dyn Write, day_start_ms: i64, lines: u64) -> std::io::Result<()> {
-    w.write_all(FIELDS_HEADER.as_bytes())?;
-    let mut g = TrafficGenerator::new(Scenario::demo_day(), day_start_ms);
+/// The logs `slo-agent generate` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeneratedLog {
+    /// CloudFront standard log lines (33 fields, after a `#Fields` header).
+    Cloudfront,
+    /// API Gateway (HTTP API) JSON access log records.
+    Apigateway,
+    /// Lambda `REPORT` lines as a CloudWatch Logs export writes them.
+    Lambda,
+}
+
+/// Write exactly `lines` request lines of demo traffic (CloudFront: after
+/// one header), starting at `day_start_ms` and going on through as many days
+/// as it takes.
+pub fn generate(w: &mut dyn Write, log: GeneratedLog, day_start_ms: i64, lines: u64) -> std::io::Result<()> {
+    enum Generator {
+        Edge(TrafficGenerator),
+        Api(api::ApiTrafficGenerator),
+    }
+    let mut generator = match log {
+        GeneratedLog::Cloudfront => {
+            w.write_all(FIELDS_HEADER.as_bytes())?;
+            Generator::Edge(TrafficGenerator::new(Scenario::demo_day(), day_start_ms))
+        }
+        GeneratedLog::Apigateway | GeneratedLog::Lambda => {
+            let hop = if log == GeneratedLog::Lambda { api::ApiLog::Lambda } else { api::ApiLog::ApiGateway };
+            Generator::Api(api::ApiTrafficGenerator::new(Scenario::demo_day(), hop, day_start_ms))
+        }
+    };
     let mut buf = Vec::new();
     let mut written = 0u64;
     while written < lines {
         buf.clear();
-        g.next_minute(&mut buf);
+        match &mut generator {
+            Generator::Edge(g) => g.next_minute(&mut buf),
+            Generator::Api(g) => g.next_minute(&mut buf),
+        };
         for line in buf.split_inclusive(|&b| b == b'\n') {
             if written == lines {
                 break;

@@ -40,6 +40,38 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Requests per minute at a minute of the day: low at night (UTC), a
+    /// peak in the European evening / American afternoon.
+    pub fn requests_per_minute(&self, minute: u32) -> f64 {
+        let h = (minute % 1440) as f64 / 60.0;
+        let wave = (std::f64::consts::TAU * (h - 9.0) / 24.0).sin(); // peak near 15:00 UTC
+        let shape = 0.18 + 0.82 * (1.0 + wave) / 2.0;
+        self.peak_per_minute as f64 * shape
+    }
+
+    fn active(&self, minute: u32) -> impl Iterator<Item = IncidentKind> + '_ {
+        let m = minute % 1440;
+        self.incidents.iter().filter(move |i| m >= i.start_minute && m < i.end_minute).map(|i| i.kind)
+    }
+
+    /// The fraction of checkout requests failing at this minute, if any.
+    pub fn checkout_failure(&self, minute: u32) -> Option<f64> {
+        self.active(minute).find_map(|k| match k {
+            IncidentKind::CheckoutErrors { fraction } => Some(fraction),
+            _ => None,
+        })
+    }
+
+    /// The factor API latency is multiplied by at this minute (1 when normal).
+    pub fn api_slowdown(&self, minute: u32) -> f64 {
+        self.active(minute)
+            .find_map(|k| match k {
+                IncidentKind::ApiSlowdown { factor } => Some(factor),
+                _ => None,
+            })
+            .unwrap_or(1.0)
+    }
+
     /// The demo's day: a 5xx burst on checkout mid-morning and an API latency
     /// regression in the afternoon (UTC).
     /// Ordinary days: the same traffic without incidents.
@@ -121,15 +153,14 @@ pub struct TrafficGenerator {
     day_start_ms: i64,
     minute: u32,
     request_seq: u64,
-    /// Reused per minute: (ms offset in the minute, line) pairs.
-    scratch: Vec<(u32, Vec<u8>)>,
+    lines: MinuteLines,
 }
 
 impl TrafficGenerator {
     /// `day_start_ms` should be a UTC midnight for the diurnal curve to make sense.
     pub fn new(scenario: Scenario, day_start_ms: i64) -> TrafficGenerator {
         let rng = SmallRng::seed_from_u64(scenario.seed);
-        TrafficGenerator { scenario, rng, day_start_ms, minute: 0, request_seq: 0, scratch: Vec::new() }
+        TrafficGenerator { scenario, rng, day_start_ms, minute: 0, request_seq: 0, lines: MinuteLines::default() }
     }
 
     pub fn minute(&self) -> u32 {
@@ -141,77 +172,28 @@ impl TrafficGenerator {
         self.day_start_ms + self.minute as i64 * 60_000
     }
 
-    /// Requests per minute at a minute of the day: low at night (UTC), a
-    /// peak in the European evening / American afternoon.
-    fn rate(&self, minute: u32) -> f64 {
-        let h = (minute % 1440) as f64 / 60.0;
-        let wave = (std::f64::consts::TAU * (h - 9.0) / 24.0).sin(); // peak near 15:00 UTC
-        let shape = 0.18 + 0.82 * (1.0 + wave) / 2.0;
-        self.scenario.peak_per_minute as f64 * shape
-    }
-
-    fn active(&self, minute: u32) -> impl Iterator<Item = IncidentKind> + '_ {
-        let m = minute % 1440;
-        self.scenario.incidents.iter().filter(move |i| m >= i.start_minute && m < i.end_minute).map(|i| i.kind)
-    }
-
     /// Append one minute of log lines (sorted by time) to `out`; returns how many.
     pub fn next_minute(&mut self, out: &mut Vec<u8>) -> usize {
-        let minute = self.minute;
+        let plan = self.scenario.plan(&mut self.rng, self.day_start_ms, self.minute);
         self.minute += 1;
-        let mean = self.rate(minute);
-        // Poisson-ish: normal approximation, clamped.
-        let noise: f64 = (0..4).map(|_| self.rng.random::<f64>()).sum::<f64>() - 2.0;
-        let n = (mean + noise * mean.sqrt() * 0.9).round().max(0.0) as usize;
-        let checkout_fail = self.active(minute).find_map(|k| match k {
-            IncidentKind::CheckoutErrors { fraction } => Some(fraction),
-            _ => None,
-        });
-        let slow = self
-            .active(minute)
-            .find_map(|k| match k {
-                IncidentKind::ApiSlowdown { factor } => Some(factor),
-                _ => None,
-            })
-            .unwrap_or(1.0);
-        let minute_ms = self.day_start_ms + minute as i64 * 60_000;
-        let mut lines = std::mem::take(&mut self.scratch);
-        lines.truncate(0);
-        for i in 0..n {
+        let mut lines = std::mem::take(&mut self.lines);
+        for _ in 0..plan.requests {
             let off = self.rng.random_range(0..60_000u32);
-            let mut line =
-                if i < lines.capacity() && i < lines.len() { std::mem::take(&mut lines[i].1) } else { Vec::new() };
-            line.clear();
-            self.write_request(&mut line, minute_ms + off as i64, checkout_fail, slow);
-            lines.push((off, line));
+            let mut line = Vec::new();
+            self.write_request(&mut line, plan.start_ms + off as i64, plan.checkout_failure, plan.api_slowdown);
+            lines.push(off, line);
         }
-        lines.sort_by_key(|(o, _)| *o);
-        for (_, l) in &lines {
-            out.extend_from_slice(l);
-        }
-        self.scratch = lines;
-        n
+        lines.append_sorted(out);
+        self.lines = lines;
+        plan.requests
     }
 
     fn pick<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
-        let total: u32 = items.iter().map(|(_, w)| w).sum();
-        let mut r = self.rng.random_range(0..total);
-        for &(it, w) in items {
-            if r < w {
-                return it;
-            }
-            r -= w;
-        }
-        items[items.len() - 1].0
+        pick(&mut self.rng, items)
     }
 
-    /// Log-normal-ish latency around a median, in seconds.
     fn latency(&mut self, median_ms: f64, spread: f64) -> f64 {
-        let z: f64 = (0..6).map(|_| self.rng.random::<f64>()).sum::<f64>() - 3.0;
-        let ms = median_ms * (z * spread).exp();
-        // Rare long tail.
-        let tail = if self.rng.random::<f64>() < 0.004 { self.rng.random_range(3.0..12.0) } else { 1.0 };
-        (ms * tail).max(1.0) / 1000.0
+        latency_seconds(&mut self.rng, median_ms, spread)
     }
 
     fn write_request(&mut self, out: &mut Vec<u8>, ts_ms: i64, checkout_fail: Option<f64>, slow: f64) {
@@ -314,13 +296,7 @@ impl TrafficGenerator {
         };
         let secs = ts_ms.div_euclid(1000);
         let (date, time) = civil(secs);
-        let ip = format!(
-            "{}.{}.{}.{}",
-            23 + self.rng.random_range(0..180u32),
-            self.rng.random_range(0..255u32),
-            self.rng.random_range(0..255u32),
-            self.rng.random_range(1..254u32)
-        );
+        let ip = client_ip(&mut self.rng);
         let status_text = if status == 0 { "000".to_string() } else { status.to_string() };
         let content_type = match kind {
             Kind::Static if path.ends_with(".js") => "application/javascript",
@@ -340,6 +316,89 @@ impl TrafficGenerator {
     }
 }
 
+/// One minute of traffic: how many requests, and the incidents in force.
+pub(crate) struct MinutePlan {
+    pub requests: usize,
+    /// Epoch ms of the minute's start.
+    pub start_ms: i64,
+    pub checkout_failure: Option<f64>,
+    pub api_slowdown: f64,
+}
+
+impl Scenario {
+    /// Draw the number of requests of `minute` (counted from the day at
+    /// `day_start_ms`), around the diurnal curve.
+    pub(crate) fn plan(&self, rng: &mut SmallRng, day_start_ms: i64, minute: u32) -> MinutePlan {
+        MinutePlan {
+            requests: requests_in_minute(rng, self.requests_per_minute(minute)),
+            start_ms: day_start_ms + minute as i64 * 60_000,
+            checkout_failure: self.checkout_failure(minute),
+            api_slowdown: self.api_slowdown(minute),
+        }
+    }
+}
+
+/// How many requests arrive in a minute whose mean is `mean`: a normal
+/// approximation of Poisson noise, never negative.
+fn requests_in_minute(rng: &mut SmallRng, mean: f64) -> usize {
+    let noise: f64 = (0..4).map(|_| rng.random::<f64>()).sum::<f64>() - 2.0;
+    (mean + noise * mean.sqrt() * 0.9).round().max(0.0) as usize
+}
+
+/// One of `items`, with probability proportional to its weight.
+pub(crate) fn pick<T: Copy>(rng: &mut SmallRng, items: &[(T, u32)]) -> T {
+    let total: u32 = items.iter().map(|(_, w)| w).sum();
+    let mut r = rng.random_range(0..total);
+    for &(it, w) in items {
+        if r < w {
+            return it;
+        }
+        r -= w;
+    }
+    items[items.len() - 1].0
+}
+
+/// Log-normal-ish latency around a median, in seconds, with a rare long tail.
+pub(crate) fn latency_seconds(rng: &mut SmallRng, median_ms: f64, spread: f64) -> f64 {
+    let z: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
+    let ms = median_ms * (z * spread).exp();
+    let tail = if rng.random::<f64>() < 0.004 { rng.random_range(3.0..12.0) } else { 1.0 };
+    (ms * tail).max(1.0) / 1000.0
+}
+
+/// The lines of one minute, generated in random order and written out
+/// sorted by their time, as a log file holds them.
+#[derive(Debug, Default)]
+pub(crate) struct MinuteLines {
+    /// (ms offset in the minute, line) pairs.
+    lines: Vec<(u32, Vec<u8>)>,
+}
+
+impl MinuteLines {
+    pub(crate) fn push(&mut self, offset_ms: u32, line: Vec<u8>) {
+        self.lines.push((offset_ms, line));
+    }
+
+    /// Append the lines to `out` in time order and start a new minute.
+    pub(crate) fn append_sorted(&mut self, out: &mut Vec<u8>) {
+        self.lines.sort_by_key(|(o, _)| *o);
+        for (_, l) in self.lines.drain(..) {
+            out.extend_from_slice(&l);
+        }
+    }
+}
+
+/// A client address from the public ranges the generated shoppers use.
+pub(crate) fn client_ip(rng: &mut SmallRng) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        23 + rng.random_range(0..180u32),
+        rng.random_range(0..255u32),
+        rng.random_range(0..255u32),
+        rng.random_range(1..254u32)
+    )
+}
+
 /// A CloudFront-looking request id (base64url alphabet, 56 chars), derived
 /// from a counter so it is unique and deterministic.
 fn request_id(seq: u64, seed: u64) -> String {
@@ -357,8 +416,14 @@ fn request_id(seq: u64, seed: u64) -> String {
 
 /// `YYYY-MM-DD` and `HH:MM:SS` for epoch seconds (UTC).
 pub fn civil(secs: i64) -> (String, String) {
+    let (y, m, d, hh, mm, ss) = civil_parts(secs);
+    (format!("{y:04}-{m:02}-{d:02}"), format!("{hh:02}:{mm:02}:{ss:02}"))
+}
+
+/// Year, month, day, hour, minute and second of epoch seconds (UTC).
+pub fn civil_parts(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
     // Howard Hinnant's days-from-civil inverse.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -367,10 +432,10 @@ pub fn civil(secs: i64) -> (String, String) {
     let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (format!("{y:04}-{m:02}-{d:02}"), format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -102,6 +102,9 @@ pub struct Engine {
     router: router::Router,
     track_changes: bool,
     pub stats: IngestStats,
+    /// Derives the route of events whose hop does not name one (CloudFront:
+    /// `/cart/12345` → `/cart/{id}`), for SLOs that filter on the route.
+    templater: crate::dims::RouteTemplater,
 }
 
 impl Engine {
@@ -109,9 +112,20 @@ impl Engine {
     /// event touches is remembered until [`Engine::drain_changes`].
     pub fn new(set: &SloSet, track_changes: bool) -> Engine {
         let slos = set.slos.iter().cloned().map(SloState::new).collect();
-        let mut e = Engine { slos, router: router::Router::default(), track_changes, stats: IngestStats::default() };
+        let mut e = Engine {
+            slos,
+            router: router::Router::default(),
+            track_changes,
+            stats: IngestStats::default(),
+            templater: crate::dims::RouteTemplater::default(),
+        };
         e.index();
         e
+    }
+
+    /// Use these route templates (patterns and cap) for events without a route.
+    pub fn set_route_templater(&mut self, templater: crate::dims::RouteTemplater) {
+        self.templater = templater;
     }
 
     fn index(&mut self) {
@@ -180,9 +194,22 @@ impl Engine {
         if n == 0 {
             return;
         }
+        if let Some(origin) = ev.origin
+            && ev.route.is_empty()
+            && !ev.path.is_empty()
+            && self.router.reads_route(origin)
+        {
+            let route = self.templater.route(ev.path);
+            return self.observe_routed(&RequestEvent { route: &route, ..*ev }, n);
+        }
+        self.observe_routed(ev, n);
+    }
+
+    #[inline]
+    fn observe_routed(&mut self, ev: &RequestEvent<'_>, n: u64) {
         self.stats.events += n;
         let Some(origin) = ev.origin else {
-            self.stats.unmatched += 1;
+            self.stats.unmatched += n;
             return;
         };
         let minute = minute_of(ev.ts_ms);
@@ -536,6 +563,25 @@ mod tests {
         assert_eq!(one.stats.events, 1012);
         assert_eq!(many.stats.events, 1012);
         assert_eq!(one.drain_changes().len(), many.drain_changes().len());
+    }
+
+    #[test]
+    fn events_without_a_route_get_their_path_templated_for_route_filters() {
+        let text = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: cart}\nspec:\n  service: s\n  objective: 99\n  window: 7d\n  indicator:\n    source: ndjson\n    filter: {route: \"/cart/{id}\"}\n    good: {status: \"< 500\"}\n";
+        let set = load_str("r.yaml", text).unwrap();
+        let mut e = Engine::new(&set, false);
+        e.set_route_templater(crate::dims::RouteTemplater::new(crate::dims::RouteTemplater::default_patterns(), 2));
+        e.observe(&ev(T0, "/cart/12345", 200));
+        e.observe(&ev(T0, "/cart/777", 503));
+        // A route the hop named is used as it is.
+        e.observe(&RequestEvent { route: "/cart/{id}", ..ev(T0, "/elsewhere", 200) });
+        e.observe(&ev(T0, "/shop/1", 200)); // the second template: /shop/{id}
+        // Beyond the cap of 2 templates, new ones fold into `other`; known ones still count.
+        e.observe(&ev(T0, "/a/b", 200));
+        e.observe(&ev(T0, "/cart/9", 200));
+        let s = &e.evaluate(T0 + 60_000)[0];
+        assert_eq!((s.window.events.total, s.window.events.good), (4, 3));
+        assert_eq!(e.templater.len(), 2);
     }
 
     #[test]

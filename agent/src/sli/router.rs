@@ -203,6 +203,12 @@ impl Router {
         self.origins.iter().any(|o| !o.clients.items.is_empty())
     }
 
+    /// True when some SLO of `origin` filters on the route.
+    #[inline]
+    pub fn reads_route(&self, origin: Origin) -> bool {
+        !self.origins[origin.index()].routes.globs.is_empty()
+    }
+
     /// Call `f(slo_index)` for every SLO that counts `ev`.
     #[inline]
     pub fn route(&mut self, origin: Origin, ev: &RequestEvent<'_>, mut f: impl FnMut(usize)) {

@@ -32,6 +32,34 @@ pub struct GlobError {
     pub message: String,
 }
 
+/// The offset of the first `[`, `]`, `{` or `}` that is not part of a route
+/// placeholder. `{id}`, `{proxy+}` (letters, digits, `_`, `-`, `+` between
+/// braces) match themselves, since API Gateway routes and route templates
+/// contain them; `{a,b}` alternatives and character classes are not globs here.
+fn unsupported_bracket(pattern: &str) -> Option<usize> {
+    let b = pattern.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'[' | b']' | b'}' => return Some(i),
+            b'{' => {
+                let Some(len) = b[i + 1..].iter().position(|&c| c == b'}') else { return Some(i) };
+                let inner = &b[i + 1..i + 1 + len];
+                if inner.is_empty()
+                    || !inner.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'+'))
+                {
+                    return Some(i);
+                }
+                i += len + 2;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
         if pattern.is_empty() {
@@ -40,11 +68,11 @@ impl Glob {
         if let Some(i) = pattern.bytes().position(|b| b.is_ascii_control()) {
             return Err(GlobError { offset: i, message: "control character in glob".into() });
         }
-        if let Some(i) = pattern.find(['[', ']', '{', '}']) {
+        if let Some(i) = unsupported_bracket(pattern) {
             return Err(GlobError {
                 offset: i,
                 message: format!(
-                    "`{}` is not supported in globs (only `*` and `?`); use a list of patterns instead",
+                    "`{}` is not supported in globs (only `*`, `?` and route placeholders such as `{{id}}`); use a list of patterns instead",
                     &pattern[i..i + 1]
                 ),
             });
@@ -230,6 +258,19 @@ pub fn any_matches(globs: &[Glob], text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn route_placeholders_are_literals_and_alternatives_are_refused() {
+        let g = Glob::new("/cart/{id}").unwrap();
+        assert!(g.matches("/cart/{id}"));
+        assert!(!g.matches("/cart/12"));
+        assert!(Glob::new("GET /{proxy+}").unwrap().matches("GET /{proxy+}"));
+        assert!(Glob::new("/a/{id}/*").unwrap().matches("/a/{id}/b"));
+        for (bad, at) in [("/a/{b,c}", 3), ("/a/{", 3), ("/a/}", 3), ("/a/{}", 3), ("/[ab]", 1)] {
+            assert_eq!(Glob::new(bad).unwrap_err().offset, at, "{bad}");
+        }
+    }
+
     use super::*;
 
     fn m(p: &str, t: &str) -> bool {

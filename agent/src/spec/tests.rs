@@ -170,7 +170,7 @@ fn diagnostics_table() {
                 "{w}  indicator: {{source: cloudfront, filter: {{path: \"/a/[bc]\"}}, good: {{status: 2xx}}}}\n"
             )),
             vec![
-                "t.yaml:9:54: bad glob `/a/[bc]`: `[` is not supported in globs (only `*` and `?`); use a list of patterns instead",
+                "t.yaml:9:54: bad glob `/a/[bc]`: `[` is not supported in globs (only `*`, `?` and route placeholders such as `{id}`); use a list of patterns instead",
             ],
         ),
         (

@@ -1,0 +1,46 @@
+"""What the benchmark scripts in this folder share: finding the release
+binary, the generated logs they read, and a description of the machine."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def release_binary(given):
+    """The slo-agent binary: `given`, else the release build under
+    $CARGO_TARGET_DIR (default /var/tmp/slo-agent-target)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/slo-agent-target"))
+    binary = given or str(target / "release" / "slo-agent")
+    if not Path(binary).exists():
+        sys.exit(f"{binary} not found: build it with `cargo build --release`")
+    return binary
+
+
+def bench_dir(given):
+    """Where the big generated files go (never the repository)."""
+    data = Path(given or os.environ.get("SLO_AGENT_BENCH_DIR", "/var/tmp/slo-agent-bench"))
+    data.mkdir(parents=True, exist_ok=True)
+    return data
+
+
+def generated_log(binary, data, fmt, lines):
+    """`{fmt}-{lines}.log` in `data`, written by `slo-agent generate` the
+    first time it is asked for."""
+    log = data / f"{fmt}-{lines}.log"
+    if not log.exists():
+        print(f"generating {log} …", flush=True)
+        tmp = log.with_suffix(".log.tmp")
+        subprocess.run([binary, "generate", "--format", fmt, "--lines", str(lines), "--date", "2026-11-20",
+                        "--out", str(tmp)], check=True)
+        tmp.rename(log)
+    return log
+
+
+def machine():
+    """One line: kernel, cores, CPU model and the load average now."""
+    uname = os.uname()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    load = os.getloadavg()
+    return (f"machine: {uname.sysname} {uname.release}, {os.cpu_count()} cores, {cpu}; "
+            f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
