@@ -290,6 +290,10 @@ fn ingest_loop(
     max_future: Duration,
 ) {
     let mut last_prune = Instant::now();
+    // File batches are committed lazily (no fsync) and made durable at most
+    // every DURABLE_EVERY, and on shutdown; see `Store::commit_lazily`.
+    let mut last_durable = Instant::now();
+    let mut lazy_pending = false;
     loop {
         let stopping = shared.shutdown.load(Ordering::SeqCst);
         let mut more = false;
@@ -308,7 +312,15 @@ fn ingest_loop(
             if !nothing_read || !changes.is_empty() {
                 let deltas = reject_deltas(tail.name(), &outcome.rejects);
                 let cp = vec![(tail.name().to_string(), tail.checkpoint())];
-                commit_with_retry(&shared, &changes, &cp, &deltas, None);
+                let durable = stopping || last_durable.elapsed() >= DURABLE_EVERY;
+                if commit_with_retry(&shared, &changes, &cp, &deltas, None, durable) {
+                    if durable {
+                        last_durable = Instant::now();
+                        lazy_pending = false;
+                    } else {
+                        lazy_pending = true;
+                    }
+                }
             }
             for (reason, s) in &outcome.rejects.by_reason {
                 for (place, sample) in &s.samples {
@@ -361,6 +373,13 @@ fn ingest_loop(
                 tracing::warn!(error = %e, "pruning remembered delivery ids failed");
             }
         }
+        if lazy_pending && (stopping || last_durable.elapsed() >= DURABLE_EVERY) {
+            // Nothing new to commit, but earlier lazy commits must reach the disk.
+            if commit_with_retry(&shared, &[], &[], &RejectDeltas::new(), None, true) {
+                last_durable = Instant::now();
+                lazy_pending = false;
+            }
+        }
         if stopping {
             return;
         }
@@ -382,6 +401,10 @@ fn ingest_loop(
         }
     }
 }
+
+/// How long file batches may stay committed without an fsync. A crash loses
+/// at most this much reading, which is then done again (and counted once).
+const DURABLE_EVERY: Duration = Duration::from_secs(2);
 
 /// Count one pushed delivery and commit its counts (with its request id, so
 /// a redelivery is recognised) before answering its sender.
@@ -428,7 +451,8 @@ fn count_delivery(shared: &Shared, decoders: &mut PushDecoders, d: Delivery, max
     let deltas = reject_deltas(&d.source, &rejects);
     let now = shared.clock.now_ms();
     let delivery = d.request_id.as_deref().map(|id| (d.source.as_str(), id, now));
-    if !commit_with_retry(shared, &changes, &[], &deltas, delivery) {
+    // Durable: the sender is told it was accepted only once it is on disk.
+    if !commit_with_retry(shared, &changes, &[], &deltas, delivery, true) {
         let _ = d.reply.send(Err(Nack::ShuttingDown));
         return;
     }
@@ -471,12 +495,18 @@ fn commit_with_retry(
     cps: &[(String, Vec<u8>)],
     rejects: &RejectDeltas,
     delivery: Option<(&str, &str, i64)>,
+    durable: bool,
 ) -> bool {
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match shared.store.commit_delivery(changes, cps, rejects, delivery) {
+        let result = if durable {
+            shared.store.commit_delivery(changes, cps, rejects, delivery)
+        } else {
+            shared.store.commit_lazily(changes, cps, rejects)
+        };
+        match result {
             Ok(()) => {
                 lock(&shared.agent).commits += 1;
                 return true;

@@ -58,6 +58,8 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("state file commit failed: {0}")]
     Commit(#[from] redb::CommitError),
+    #[error("state file durability setting refused: {0}")]
+    Durability(#[from] redb::SetDurabilityError),
     #[error("corrupt latency histogram for SLO {slo} day {day}: {message}")]
     Histogram { slo: String, day: i64, message: String },
 }
@@ -209,7 +211,20 @@ impl Store {
         checkpoints: &[(String, Vec<u8>)],
         rejects: &RejectDeltas,
     ) -> Result<(), StoreError> {
-        self.commit_delivery(changes, checkpoints, rejects, None)
+        self.commit_with(changes, checkpoints, rejects, None, true)
+    }
+
+    /// [`Store::commit`] that need not reach the disk yet: it becomes durable
+    /// with the next durable commit, and a crash before that rolls it back
+    /// whole (counts and checkpoints together), so the source reads the same
+    /// bytes again and counts them once. Saves an fsync per batch.
+    pub fn commit_lazily(
+        &self,
+        changes: &[Change],
+        checkpoints: &[(String, Vec<u8>)],
+        rejects: &RejectDeltas,
+    ) -> Result<(), StoreError> {
+        self.commit_with(changes, checkpoints, rejects, None, false)
     }
 
     /// [`Store::commit`], also recording a push delivery `(source, request
@@ -222,7 +237,21 @@ impl Store {
         rejects: &RejectDeltas,
         delivery: Option<(&str, &str, i64)>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        self.commit_with(changes, checkpoints, rejects, delivery, true)
+    }
+
+    fn commit_with(
+        &self,
+        changes: &[Change],
+        checkpoints: &[(String, Vec<u8>)],
+        rejects: &RejectDeltas,
+        delivery: Option<(&str, &str, i64)>,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write()?;
+        if !durable {
+            tx.set_durability(redb::Durability::None)?;
+        }
         if let Some((source, id, at)) = delivery {
             tx.open_table(DELIVERIES)?.insert((source, id), at)?;
         }
