@@ -32,6 +32,9 @@ use slo_agent::source::aws::cloudwatch_metrics::CloudWatchMetricsSource;
 use slo_agent::source::aws::s3::S3Source;
 use slo_agent::source::{PollOutcome, Source};
 
+mod common;
+use common::http_get;
+
 // ---------------------------------------------------------------- harness
 
 fn free_port() -> u16 {
@@ -786,16 +789,6 @@ fn s3_objects_once_each_across_restarts_late_arrivals_and_a_missing_bucket() {
 }
 
 // ------------------------------------------- the daemon, from agent.yaml
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
 
 /// (name, total, good) of every SLO, as the running agent reports them.
 fn slo_totals(port: u16) -> Option<Vec<(String, u64, u64)>> {

@@ -2,64 +2,11 @@
 //! ingests, restart it each time, and the final totals must equal a replay
 //! of the same files (which counts every line once).
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_slo-agent")
-}
-
-fn specs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/bench/specs-10.yaml")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-fn start(config: &Path) -> Child {
-    Command::new(bin())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("SLO_AGENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-fn totals(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
-    report["slos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["events"]["total"].as_u64().unwrap(),
-                s["events"]["good"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+mod common;
+use common::{bin, free_port, http_get, metric, specs, start, totals};
 
 #[test]
 fn sigkill_at_random_points_loses_nothing_and_counts_nothing_twice() {

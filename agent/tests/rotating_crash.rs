@@ -7,66 +7,16 @@
 //! lines written, in one file, in one uninterrupted pass.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{bin, free_port, http_get, metric, specs, start, totals};
 
 const LINES: usize = 200_000;
 const KILLS: usize = 12;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_slo-agent")
-}
-
-fn specs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/bench/specs-10.yaml")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-fn start(config: &Path) -> Child {
-    Command::new(bin())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("SLO_AGENT_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-fn totals(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
-    report["slos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["events"]["total"].as_u64().unwrap(),
-                s["events"]["good"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
 
 fn replay(at: &str, files: &[PathBuf]) -> serde_json::Value {
     let out = Command::new(bin())

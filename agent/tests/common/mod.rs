@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests that run the built binary.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_slo-agent")
+}
+
+/// The 10 SLOs of the whole-process benchmarks.
+pub fn specs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/bench/specs-10.yaml")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The body of a 200 answer to `GET path` on the loopback port; `None` for
+/// anything else (not listening yet, another status, a timeout).
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// `slo-agent run --config config`, quiet.
+pub fn start(config: &Path) -> Child {
+    Command::new(bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("SLO_AGENT_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The first sample of a metric in an exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// (name, total, good) of every SLO of a report.
+pub fn totals(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
+    report["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["events"]["total"].as_u64().unwrap(),
+                s["events"]["good"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
