@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::alert::{AlertRecord, Alerts, Phase};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AgentConfig, SourceConfig};
 use crate::decode::Rejects;
@@ -38,6 +39,8 @@ pub struct Snapshot {
     pub reports: Vec<SloReport>,
     pub counted: Vec<(String, Counts)>,
     pub rejected_lines: u64,
+    /// Every alert's state after this evaluation.
+    pub alerts: Vec<AlertRecord>,
 }
 
 impl Snapshot {
@@ -58,6 +61,7 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// The push sources the HTTP server accepts deliveries for.
     pub push: PushEndpoints,
+    pub alerts: Mutex<Alerts>,
 }
 
 /// What the HTTP handlers need to accept pushed telemetry.
@@ -90,6 +94,35 @@ impl Shared {
             let counted = e.slos().map(|s| (s.slo.name.clone(), s.counted)).collect::<Vec<_>>();
             (statuses, counted, e.stats)
         };
+        let (transitions, alerts) = {
+            let mut a = lock(&self.alerts);
+            let t = a.observe(&statuses, at);
+            (t, a.records().cloned().collect::<Vec<_>>())
+        };
+        if !transitions.is_empty() {
+            for t in &transitions {
+                let r = &t.record;
+                let trigger = r.trigger.as_ref();
+                match t.to {
+                    Some(Phase::Firing) => tracing::warn!(
+                        slo = %t.slo, kind = t.kind.as_str(), episode = r.episode,
+                        windows = trigger.map_or("", |t| t.windows.as_str()),
+                        long_burn_rate = ?trigger.and_then(|t| t.long_burn_rate),
+                        budget_remaining = r.budget_remaining,
+                        "alert firing"
+                    ),
+                    Some(Phase::Resolved) => {
+                        tracing::info!(slo = %t.slo, kind = t.kind.as_str(), episode = r.episode, "alert resolved")
+                    }
+                    _ => {
+                        tracing::debug!(slo = %t.slo, kind = t.kind.as_str(), from = ?t.from, to = ?t.to, "alert changed")
+                    }
+                }
+            }
+            if let Err(e) = self.store.commit_alerts(&transitions) {
+                tracing::error!(error = %e, "could not record alert changes; they hold in memory until the next restart");
+            }
+        }
         let reports = statuses.iter().map(SloReport::from_status).collect();
         let rejected_lines = lock(&self.sources).values().map(|s| s.rejects.iter().map(|r| r.1).sum::<u64>()).sum();
         {
@@ -100,7 +133,7 @@ impl Shared {
             a.slos = statuses.len() as u64;
             a.evaluation_seconds = started.elapsed().as_secs_f64();
         }
-        let snap = Snapshot { at_ms: at, statuses, reports, counted, rejected_lines };
+        let snap = Snapshot { at_ms: at, statuses, reports, counted, rejected_lines, alerts };
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
         self.ready.store(true, Ordering::SeqCst);
     }
@@ -111,7 +144,7 @@ impl Shared {
         let now = self.clock.now_ms();
         let sources: Vec<SourceFigures> = lock(&self.sources).values().cloned().collect();
         let agent = lock(&self.agent).clone();
-        crate::export::prometheus::render(&snap.statuses, &snap.counted, &sources, &agent, now)
+        crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &sources, &agent, now)
     }
 }
 
@@ -220,6 +253,8 @@ impl Agent {
             );
             tails.push(source);
         }
+        let mut alerts = Alerts::new(config.alerts);
+        alerts.restore(store.alerts()?);
         let decoders = PushDecoders::new(&push_sources.values().cloned().collect::<Vec<_>>())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let (queue, deliveries) = PushQueue::new();
@@ -244,6 +279,7 @@ impl Agent {
             clock,
             store,
             push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
+            alerts: Mutex::new(alerts),
         });
         let poll = config.poll_interval;
         let max_future = config.max_future;
@@ -371,6 +407,10 @@ fn ingest_loop(
             let before = shared.clock.now_ms() - crate::store::DELIVERY_MEMORY_MS;
             if let Err(e) = shared.store.prune_deliveries(before) {
                 tracing::warn!(error = %e, "pruning remembered delivery ids failed");
+            }
+            let before = shared.clock.now_ms() - crate::store::ALERT_HISTORY_MS;
+            if let Err(e) = shared.store.prune_alert_history(before) {
+                tracing::warn!(error = %e, "pruning the alert history failed");
             }
         }
         if lazy_pending && (stopping || last_durable.elapsed() >= DURABLE_EVERY) {

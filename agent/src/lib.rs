@@ -3,6 +3,7 @@
 //!
 //! See `docs/architecture.md` for the codemap and the invariants.
 
+pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod clock;

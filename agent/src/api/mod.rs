@@ -24,6 +24,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
+        .route("/api/v1/alerts", get(list_alerts))
         .route("/ingest/firehose/{source}", post(push::firehose))
         .route("/ingest/lambda-telemetry/{source}", post(push::lambda_telemetry))
         .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
@@ -65,6 +66,32 @@ async fn get_slo(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Resp
     match snap.reports.iter().find(|r| r.name == name) {
         Some(r) => axum::Json(r.clone()).into_response(),
         None => error(StatusCode::NOT_FOUND, &format!("no SLO named {name:?}")),
+    }
+}
+
+/// Every alert that is pending, firing or resolved, and the newest changes
+/// (`?history=N`, default 50, at most 1000).
+async fn list_alerts(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let limit = match q.get("history").map(|v| v.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if n <= 1000 => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "`history` must be a whole number from 0 to 1000"),
+    };
+    let snap = s.snapshot();
+    let store = s.store.clone();
+    let history = tokio::task::spawn_blocking(move || store.alert_history(limit)).await;
+    match history {
+        Ok(Ok(history)) => axum::Json(serde_json::json!({
+            "at": crate::sli::report::rfc3339(snap.at_ms),
+            "alerts": snap.alerts,
+            "history": history,
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the alert history: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

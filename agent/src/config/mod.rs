@@ -46,6 +46,8 @@ pub struct AgentConfig {
     pub push_timeout: Duration,
     /// Route templates for events whose hop names no route.
     pub routes: RouteConfig,
+    /// The alert lifecycle's low-traffic guard and delays.
+    pub alerts: crate::alert::AlertPolicy,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -144,8 +146,18 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> {
-    let allowed =
-        ["specs", "state", "listen", "tick", "poll_interval", "max_future", "push_timeout", "routes", "sources"];
+    let allowed = [
+        "specs",
+        "state",
+        "listen",
+        "tick",
+        "poll_interval",
+        "max_future",
+        "push_timeout",
+        "routes",
+        "alerts",
+        "sources",
+    ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
     if let Some(n) = f.require(cx, "specs") {
@@ -174,6 +186,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(RouteConfig::default()),
         Some(n) => read_routes(cx, n),
     };
+    let alerts = match f.get("alerts") {
+        None => Some(crate::alert::AlertPolicy::default()),
+        Some(n) => read_alerts(cx, n),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -198,6 +214,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         max_future: max_future?,
         push_timeout: push_timeout?,
         routes: routes?,
+        alerts: alerts?,
         sources,
     })
 }
@@ -283,6 +300,41 @@ fn read_routes(cx: &mut Ctx<'_>, node: &Node) -> Option<RouteConfig> {
         return None;
     }
     Some(RouteConfig { patterns, max_routes: max_routes? })
+}
+
+/// `alerts: {min_events: 100, pending_for: 0s, resolve_after: 5m}`.
+fn read_alerts(cx: &mut Ctx<'_>, node: &Node) -> Option<crate::alert::AlertPolicy> {
+    let d = crate::alert::AlertPolicy::default();
+    let f = cx.map(node, "alerts", &["min_events", "pending_for", "resolve_after"])?;
+    let min_events = match f.get("min_events") {
+        None => Some(d.min_events),
+        Some(n) => cx.number(n, "min_events").and_then(|v| {
+            if (0.0..=1e12).contains(&v) && v.fract() == 0.0 {
+                Some(v as u64)
+            } else {
+                cx.err(n.pos, "`min_events` must be a whole number of events, 0 or more");
+                None
+            }
+        }),
+    };
+    let mut duration = |key: &str, default: Duration| match f.get(key) {
+        None => Some(default),
+        Some(n) => {
+            let t = cx.text(n, key)?;
+            let parsed = if t.trim() == "0" { Some(Duration::ZERO) } else { parse_duration(t) };
+            if parsed.is_none() {
+                cx.err(n.pos, format!("`{key}` must be a duration such as 0s, 2m or 1h, found `{t}`"));
+            }
+            parsed
+        }
+    };
+    let pending_for = duration("pending_for", d.pending_for);
+    let resolve_after = duration("resolve_after", d.resolve_after);
+    Some(crate::alert::AlertPolicy {
+        min_events: min_events?,
+        pending_for: pending_for?,
+        resolve_after: resolve_after?,
+    })
 }
 
 /// `250ms`, `5s`, `1m`, `2h`.

@@ -105,6 +105,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         max_future: Duration::from_secs(300),
         push_timeout: Duration::from_secs(30),
         routes: Default::default(),
+        alerts: Default::default(),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),

@@ -69,6 +69,7 @@ pub struct AgentFigures {
 pub fn render(
     statuses: &[SloStatus],
     counted: &[(String, Counts)],
+    alerts: &[crate::alert::AlertRecord],
     sources: &[SourceFigures],
     agent: &AgentFigures,
     now_ms: i64,
@@ -161,6 +162,22 @@ pub fn render(
         "slo_agent_slo_latency_seconds",
         "Latency percentiles over the SLO window (day granularity at the old edge)",
         latency,
+    );
+
+    let firing = Family::<Labels, GaugeF>::default();
+    for s in statuses {
+        for kind in crate::alert::AlertKind::ALL {
+            let on =
+                alerts.iter().any(|a| a.slo == s.slo.name && a.kind == kind && a.phase == crate::alert::Phase::Firing);
+            let l =
+                vec![("slo", s.slo.name.clone()), ("service", s.slo.service.clone()), ("kind", kind.as_str().into())];
+            firing.get_or_create(&l).set(if on { 1.0 } else { 0.0 });
+        }
+    }
+    reg.register(
+        "slo_agent_alert_firing",
+        "1 while the SLO's alert of this kind (page, ticket, budget_exhausted) is firing, else 0",
+        firing,
     );
 
     let lines = Family::<Labels, Counter>::default();

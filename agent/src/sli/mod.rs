@@ -425,6 +425,8 @@ pub struct ConditionStatus {
     pub rule: BurnRateRule,
     pub long_burn_rate: Option<f64>,
     pub short_burn_rate: Option<f64>,
+    /// Events in the long window (for the low-traffic guard).
+    pub long_events: u64,
     pub firing: bool,
 }
 
@@ -480,10 +482,12 @@ fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
             let long_burn_rate = burn(rule.long_window, &mut state.series);
             let short_burn_rate = burn(rule.short_window, &mut state.series);
             let over = |b: Option<f64>| b.is_some_and(|b| b > rule.burn_rate_threshold);
+            let long_events = state.series.window(last - rule.long_window.0 as i64 + 1, last).events.total;
             ConditionStatus {
                 rule,
                 long_burn_rate,
                 short_burn_rate,
+                long_events,
                 firing: over(long_burn_rate) && over(short_burn_rate),
             }
         })

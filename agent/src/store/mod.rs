@@ -38,6 +38,14 @@ const REJECTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("reject
 /// redelivered request (Firehose retries with the same id) is counted once.
 const DELIVERIES: TableDefinition<(&str, &str), i64> = TableDefinition::new("push_deliveries");
 
+/// (SLO name, alert kind) → the alert's record (JSON, `alert::AlertRecord`).
+const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
+/// (time ms, sequence) → one alert transition (JSON, `alert::Transition`).
+const ALERT_HISTORY: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("alert_history");
+
+/// How long alert transitions are kept.
+pub const ALERT_HISTORY_MS: i64 = 90 * 24 * 3_600_000;
+
 /// How long a delivery id is remembered. Firehose retries for at most two
 /// hours (its longest retry duration); a day leaves room for agent restarts.
 pub const DELIVERY_MEMORY_MS: i64 = 24 * 3_600_000;
@@ -118,9 +126,88 @@ impl Store {
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(REJECTS)?;
             tx.open_table(DELIVERIES)?;
+            tx.open_table(ALERTS)?;
+            tx.open_table(ALERT_HISTORY)?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Record alert transitions: each one's record replaces the stored one
+    /// (or removes it when a pending alert was dropped), and the transition
+    /// joins the history, all in one transaction.
+    pub fn commit_alerts(&self, transitions: &[crate::alert::Transition]) -> Result<(), StoreError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut alerts = tx.open_table(ALERTS)?;
+            let mut history = tx.open_table(ALERT_HISTORY)?;
+            let first = history.last()?.map(|(k, _)| k.value().1 + 1).unwrap_or(0);
+            for (seq, t) in (first..).zip(transitions) {
+                let key = (t.slo.as_str(), t.kind.as_str());
+                match t.to {
+                    None => {
+                        alerts.remove(key)?;
+                    }
+                    Some(_) => {
+                        let json = serde_json::to_vec(&t.record).expect("alert records serialize");
+                        alerts.insert(key, json.as_slice())?;
+                    }
+                }
+                let json = serde_json::to_vec(t).expect("transitions serialize");
+                history.insert((t.at_ms, seq), json.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored alert record. Records that do not parse (written by a
+    /// future version) are skipped with a warning.
+    pub fn alerts(&self) -> Result<Vec<crate::alert::AlertRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ALERTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            match serde_json::from_slice(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(alert = ?k.value(), error = %e, "skipping an unreadable stored alert"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` alert transitions, newest first.
+    pub fn alert_history(&self, limit: usize) -> Result<Vec<crate::alert::Transition>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ALERT_HISTORY)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev().take(limit) {
+            let (_, v) = row?;
+            if let Ok(tr) = serde_json::from_slice(v.value()) {
+                out.push(tr);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget alert transitions older than `before_ms`.
+    pub fn prune_alert_history(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0u64;
+        {
+            let mut t = tx.open_table(ALERT_HISTORY)?;
+            t.retain(|(at, _), _| {
+                let keep = at >= before_ms;
+                deleted += u64::from(!keep);
+                keep
+            })?;
+        }
+        tx.commit()?;
+        Ok(deleted)
     }
 
     /// Load every stored bucket and latency day of the engine's SLOs. SLOs

@@ -1,0 +1,342 @@
+//! Alert lifecycle: per SLO and kind (page, ticket, budget exhausted),
+//! pending → firing → resolved, with the time of every change.
+//!
+//! Alerts are about what users experience, measured by the SLIs: the burn
+//! rate conditions of an SLO's alerting rules, and its error budget. Nothing
+//! here looks at causes.
+//!
+//! - A kind is **active** when one of its conditions holds and the long
+//!   window holds at least `min_events` events (the low-traffic guard: one
+//!   failure out of ten requests does not page). Budget exhaustion is active
+//!   when the remaining budget is ≤ 0 and the SLO window holds at least
+//!   `min_events` events.
+//! - Active → **pending**; pending for `pending_for` → **firing** (a new
+//!   episode, whose number makes a stable dedup key); no longer active while
+//!   pending → forgotten without a notification.
+//! - Firing and no longer active for `resolve_after` → **resolved**. The
+//!   delay stops an alert whose burn hovers at the threshold from flapping
+//!   (the 3d/6h ticket does at the end of an incident).
+//!
+//! [`Alerts::observe`] returns the transitions of one evaluation; the daemon
+//! commits them (and the alert records) to the store in one transaction, so
+//! a restart resumes every alert where it was and never fires an episode
+//! twice.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sli::SloStatus;
+use crate::spec::model::Severity;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The SLO's page conditions (fast burn).
+    Page,
+    /// The SLO's ticket conditions (slow burn).
+    Ticket,
+    /// The error budget of the SLO window is spent.
+    BudgetExhausted,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 3] = [AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Page => "page",
+            AlertKind::Ticket => "ticket",
+            AlertKind::BudgetExhausted => "budget_exhausted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// How urgent a notification is: budget exhaustion is a ticket.
+    pub fn severity(self) -> Severity {
+        match self {
+            AlertKind::Page => Severity::Page,
+            AlertKind::Ticket | AlertKind::BudgetExhausted => Severity::Ticket,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Firing => "firing",
+            Phase::Resolved => "resolved",
+        }
+    }
+}
+
+/// The window pair (or budget) that made an alert active, with its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `1h/5m`, or `window` for budget exhaustion.
+    pub windows: String,
+    pub long_burn_rate: Option<f64>,
+    pub short_burn_rate: Option<f64>,
+    pub threshold: Option<f64>,
+    pub long_window_events: u64,
+}
+
+/// The state of one alert (an SLO and a kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub slo: String,
+    pub service: String,
+    pub kind: AlertKind,
+    pub phase: Phase,
+    /// Firing episodes so far; the current one's number is part of its dedup key.
+    pub episode: u64,
+    /// When the current phase began.
+    pub since_ms: i64,
+    /// When the current (or last) episode started firing.
+    pub firing_since_ms: Option<i64>,
+    pub resolved_at_ms: Option<i64>,
+    /// Since when the conditions no longer hold while still firing.
+    pub clear_since_ms: Option<i64>,
+    /// What made it active most recently.
+    pub trigger: Option<Trigger>,
+    pub budget_remaining: f64,
+}
+
+impl AlertRecord {
+    /// Stable per firing episode: the same for its trigger and its resolve.
+    pub fn dedup_key(&self) -> String {
+        format!("slo-agent/{}/{}/{}", self.slo, self.kind.as_str(), self.episode)
+    }
+}
+
+/// One change of phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub slo: String,
+    pub kind: AlertKind,
+    /// `None` when the alert was not known before.
+    pub from: Option<Phase>,
+    /// `None` when a pending alert was dropped (it never fired).
+    pub to: Option<Phase>,
+    pub at_ms: i64,
+    /// The record after the change.
+    pub record: AlertRecord,
+}
+
+impl Transition {
+    /// Transitions a human is told about: firing, and resolved.
+    pub fn notifies(&self) -> bool {
+        matches!(self.to, Some(Phase::Firing) | Some(Phase::Resolved))
+    }
+}
+
+/// The lifecycle's settings (`agent.yaml` `alerts:`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertPolicy {
+    /// Events the long window must hold before a burn-rate condition counts.
+    pub min_events: u64,
+    /// How long a condition must hold before the alert fires.
+    pub pending_for: Duration,
+    /// How long the conditions must stay clear before a firing alert resolves.
+    pub resolve_after: Duration,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy { min_events: 100, pending_for: Duration::ZERO, resolve_after: Duration::from_secs(300) }
+    }
+}
+
+/// Every alert's state.
+#[derive(Debug, Clone, Default)]
+pub struct Alerts {
+    policy: AlertPolicy,
+    records: BTreeMap<(String, AlertKind), AlertRecord>,
+}
+
+impl Alerts {
+    pub fn new(policy: AlertPolicy) -> Alerts {
+        Alerts { policy, records: BTreeMap::new() }
+    }
+
+    /// Records restored from the store.
+    pub fn restore(&mut self, records: impl IntoIterator<Item = AlertRecord>) {
+        for r in records {
+            self.records.insert((r.slo.clone(), r.kind), r);
+        }
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &AlertRecord> {
+        self.records.values()
+    }
+
+    /// Advance every alert with one evaluation; returns what changed.
+    pub fn observe(&mut self, statuses: &[SloStatus], at_ms: i64) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for s in statuses {
+            for kind in AlertKind::ALL {
+                let trigger = self.active(s, kind);
+                self.step(s, kind, trigger, at_ms, &mut out);
+            }
+        }
+        // SLOs that are gone: their firing alerts resolve, the rest are forgotten.
+        let live: Vec<&str> = statuses.iter().map(|s| s.slo.name.as_str()).collect();
+        let gone: Vec<(String, AlertKind)> =
+            self.records.keys().filter(|(slo, _)| !live.contains(&slo.as_str())).cloned().collect();
+        for key in gone {
+            let Some(mut r) = self.records.remove(&key) else { continue };
+            if r.phase == Phase::Firing {
+                let from = Some(r.phase);
+                r.phase = Phase::Resolved;
+                r.since_ms = at_ms;
+                r.resolved_at_ms = Some(at_ms);
+                out.push(Transition {
+                    slo: r.slo.clone(),
+                    kind: r.kind,
+                    from,
+                    to: Some(Phase::Resolved),
+                    at_ms,
+                    record: r,
+                });
+            }
+        }
+        out
+    }
+
+    /// The trigger that makes `kind` active for this status, if any.
+    fn active(&self, s: &SloStatus, kind: AlertKind) -> Option<Trigger> {
+        match kind {
+            AlertKind::Page | AlertKind::Ticket => {
+                let sev = kind.severity();
+                s.conditions
+                    .iter()
+                    .filter(|c| c.rule.severity == sev && c.firing && c.long_events >= self.policy.min_events)
+                    // The most urgent pair: the highest threshold that holds.
+                    .max_by(|a, b| a.rule.burn_rate_threshold.total_cmp(&b.rule.burn_rate_threshold))
+                    .map(|c| Trigger {
+                        windows: format!("{}/{}", c.rule.long_window, c.rule.short_window),
+                        long_burn_rate: c.long_burn_rate,
+                        short_burn_rate: c.short_burn_rate,
+                        threshold: Some(c.rule.burn_rate_threshold),
+                        long_window_events: c.long_events,
+                    })
+            }
+            AlertKind::BudgetExhausted => {
+                (s.window.events.total >= self.policy.min_events && s.budget_remaining() <= 0.0).then(|| Trigger {
+                    windows: "window".into(),
+                    long_burn_rate: None,
+                    short_burn_rate: None,
+                    threshold: None,
+                    long_window_events: s.window.events.total,
+                })
+            }
+        }
+    }
+
+    fn step(&mut self, s: &SloStatus, kind: AlertKind, trigger: Option<Trigger>, at: i64, out: &mut Vec<Transition>) {
+        let key = (s.slo.name.clone(), kind);
+        let policy = self.policy;
+        let push = |out: &mut Vec<Transition>, from: Option<Phase>, r: &AlertRecord| {
+            out.push(Transition { slo: r.slo.clone(), kind, from, to: Some(r.phase), at_ms: at, record: r.clone() });
+        };
+        match (self.records.get_mut(&key), trigger) {
+            (None, None) => {}
+            (None, Some(t)) => {
+                let mut r = AlertRecord {
+                    slo: s.slo.name.clone(),
+                    service: s.slo.service.clone(),
+                    kind,
+                    phase: Phase::Pending,
+                    episode: 0,
+                    since_ms: at,
+                    firing_since_ms: None,
+                    resolved_at_ms: None,
+                    clear_since_ms: None,
+                    trigger: Some(t),
+                    budget_remaining: s.budget_remaining(),
+                };
+                push(out, None, &r);
+                if policy.pending_for.is_zero() {
+                    fire(&mut r, at);
+                    push(out, Some(Phase::Pending), &r);
+                }
+                self.records.insert(key, r);
+            }
+            (Some(r), t) => {
+                r.budget_remaining = s.budget_remaining();
+                let active = t.is_some();
+                if let Some(t) = t {
+                    r.trigger = Some(t);
+                }
+                match (r.phase, active) {
+                    (Phase::Resolved, true) => {
+                        r.phase = Phase::Pending;
+                        r.since_ms = at;
+                        r.clear_since_ms = None;
+                        push(out, Some(Phase::Resolved), r);
+                        if policy.pending_for.is_zero() {
+                            fire(r, at);
+                            push(out, Some(Phase::Pending), r);
+                        }
+                    }
+                    (Phase::Pending, true) => {
+                        if at - r.since_ms >= policy.pending_for.as_millis() as i64 {
+                            fire(r, at);
+                            push(out, Some(Phase::Pending), r);
+                        }
+                    }
+                    (Phase::Pending, false) => {
+                        let mut gone = self.records.remove(&key).expect("present");
+                        gone.since_ms = at;
+                        out.push(Transition {
+                            slo: gone.slo.clone(),
+                            kind,
+                            from: Some(Phase::Pending),
+                            to: None,
+                            at_ms: at,
+                            record: gone,
+                        });
+                    }
+                    (Phase::Firing, true) => r.clear_since_ms = None,
+                    (Phase::Firing, false) => {
+                        let clear = *r.clear_since_ms.get_or_insert(at);
+                        if at - clear >= policy.resolve_after.as_millis() as i64 {
+                            r.phase = Phase::Resolved;
+                            r.since_ms = at;
+                            r.resolved_at_ms = Some(at);
+                            r.clear_since_ms = None;
+                            push(out, Some(Phase::Firing), r);
+                        }
+                    }
+                    (Phase::Resolved, false) => {}
+                }
+            }
+        }
+    }
+}
+
+fn fire(r: &mut AlertRecord, at: i64) {
+    r.phase = Phase::Firing;
+    r.episode += 1;
+    r.since_ms = at;
+    r.firing_since_ms = Some(at);
+    r.resolved_at_ms = None;
+    r.clear_since_ms = None;
+}
+
+#[cfg(test)]
+mod tests;

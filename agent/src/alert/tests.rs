@@ -1,0 +1,180 @@
+use super::*;
+use crate::event::{Origin, RequestEvent};
+use crate::sli::Engine;
+use crate::spec::load_str;
+
+const T0: i64 = 1_795_132_800_000; // 2026-11-20T00:00:00Z
+const MIN: i64 = 60_000;
+
+fn engine() -> Engine {
+    let set = load_str(
+        "a.yaml",
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: s\n  objective: 99\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n",
+    )
+    .unwrap();
+    Engine::new(&set, false)
+}
+
+/// `n` requests in minute `m`, `bad` of them 503.
+fn traffic(e: &mut Engine, m: i64, n: u64, bad: u64) {
+    let ev = |status| RequestEvent { ts_ms: T0 + m * MIN, origin: Some(Origin::Ndjson), status, ..Default::default() };
+    e.events(&ev(200), n - bad);
+    e.events(&ev(503), bad);
+}
+
+fn phases(ts: &[Transition]) -> Vec<(AlertKind, Option<Phase>, Option<Phase>)> {
+    ts.iter().map(|t| (t.kind, t.from, t.to)).collect()
+}
+
+/// The page alert's transitions only.
+fn pages(ts: &[Transition]) -> Vec<Transition> {
+    ts.iter().filter(|t| t.kind == AlertKind::Page).cloned().collect()
+}
+
+use crate::event::EventSink;
+
+#[test]
+fn an_outage_pages_once_and_resolves_after_the_conditions_stay_clear() {
+    let mut e = engine();
+    let mut a = Alerts::new(AlertPolicy::default());
+    for m in 0..120 {
+        traffic(&mut e, m, 100, 0);
+    }
+    assert!(a.observe(&e.evaluate(T0 + 120 * MIN), T0 + 120 * MIN).is_empty());
+    // Ten minutes of nothing but errors.
+    for m in 120..130 {
+        traffic(&mut e, m, 100, 100);
+    }
+    let at = T0 + 130 * MIN;
+    let all = a.observe(&e.evaluate(at), at);
+    // With only two hours of history, ten bad minutes are 7.7 % of all
+    // requests: the slow-burn ticket and the 1 % budget trip as well.
+    let kinds: Vec<AlertKind> = all.iter().filter(|t| t.to == Some(Phase::Firing)).map(|t| t.kind).collect();
+    assert_eq!(kinds, vec![AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted]);
+    let ts = pages(&all);
+    assert_eq!(
+        phases(&ts),
+        vec![
+            (AlertKind::Page, None, Some(Phase::Pending)),
+            (AlertKind::Page, Some(Phase::Pending), Some(Phase::Firing))
+        ]
+    );
+    let fired = &ts[1].record;
+    assert_eq!(fired.episode, 1);
+    assert_eq!(fired.dedup_key(), "slo-agent/shop/page/1");
+    let t = fired.trigger.as_ref().unwrap();
+    assert_eq!(t.windows, "1h/5m");
+    assert_eq!(t.threshold, Some(14.4));
+    // Still failing: nothing new.
+    traffic(&mut e, 130, 100, 100);
+    assert!(a.observe(&e.evaluate(at + MIN), at + MIN).is_empty());
+    // Healthy again: the short window clears after 5 minutes; the alert
+    // resolves only once the conditions have been clear for 5 more.
+    let mut resolved_at = None;
+    for m in 131..200 {
+        traffic(&mut e, m, 100, 0);
+        let now = T0 + (m + 1) * MIN;
+        for t in a.observe(&e.evaluate(now), now) {
+            if t.kind == AlertKind::Page {
+                assert_eq!((t.from, t.to), (Some(Phase::Firing), Some(Phase::Resolved)));
+                assert_eq!(t.record.dedup_key(), "slo-agent/shop/page/1");
+                resolved_at = Some(m + 1);
+            }
+        }
+    }
+    // The 1h/5m pair clears once the 5-minute window holds no bad minute, but
+    // the 6h/30m page pair holds on until the 30-minute window is clean too
+    // (at minute 159: the window ending at the evaluation's minute reaches
+    // back 29 minutes); the alert resolves 5 minutes after that.
+    assert_eq!(resolved_at, Some(164));
+}
+
+#[test]
+fn low_traffic_does_not_page() {
+    let mut e = engine();
+    let mut a = Alerts::new(AlertPolicy::default());
+    // One failure out of ten requests: a burn rate of 10 over every window.
+    traffic(&mut e, 0, 10, 1);
+    let at = T0 + MIN;
+    let s = e.evaluate(at);
+    assert!(s[0].conditions.iter().any(|c| c.firing), "the condition itself holds");
+    assert!(a.observe(&s, at).is_empty());
+    // With enough events the same ratio pages.
+    let mut a = Alerts::new(AlertPolicy { min_events: 10, ..AlertPolicy::default() });
+    assert!(a.observe(&s, at).iter().any(|t| t.to == Some(Phase::Firing) && t.kind == AlertKind::Page));
+}
+
+#[test]
+fn a_short_blip_stays_pending_and_is_dropped_silently() {
+    let mut e = engine();
+    let policy = AlertPolicy { pending_for: Duration::from_secs(120), ..AlertPolicy::default() };
+    let mut a = Alerts::new(policy);
+    for m in 0..60 {
+        traffic(&mut e, m, 100, 0);
+    }
+    traffic(&mut e, 60, 400, 400);
+    let ts = pages(&a.observe(&e.evaluate(T0 + 61 * MIN), T0 + 61 * MIN));
+    assert_eq!(phases(&ts), vec![(AlertKind::Page, None, Some(Phase::Pending))]);
+    assert!(!ts[0].notifies());
+    // The bad minute stays inside the 5m window, so the condition holds on,
+    // and after 2 minutes of pending the alert fires.
+    traffic(&mut e, 61, 100, 0);
+    assert!(pages(&a.observe(&e.evaluate(T0 + 62 * MIN), T0 + 62 * MIN)).is_empty());
+    traffic(&mut e, 62, 100, 0);
+    let ts = pages(&a.observe(&e.evaluate(T0 + 63 * MIN), T0 + 63 * MIN));
+    assert_eq!(phases(&ts), vec![(AlertKind::Page, Some(Phase::Pending), Some(Phase::Firing))]);
+
+    // A blip shorter than pending_for: pending, then dropped without a notification.
+    let mut e = engine();
+    let mut a = Alerts::new(AlertPolicy { pending_for: Duration::from_secs(600), ..AlertPolicy::default() });
+    for m in 0..60 {
+        traffic(&mut e, m, 100, 0);
+    }
+    traffic(&mut e, 60, 400, 400);
+    assert_eq!(pages(&a.observe(&e.evaluate(T0 + 61 * MIN), T0 + 61 * MIN)).len(), 1);
+    let mut dropped = Vec::new();
+    for m in 61..80 {
+        traffic(&mut e, m, 100, 0);
+        dropped.extend(pages(&a.observe(&e.evaluate(T0 + (m + 1) * MIN), T0 + (m + 1) * MIN)));
+    }
+    assert_eq!(phases(&dropped), vec![(AlertKind::Page, Some(Phase::Pending), None)]);
+    assert!(!dropped[0].notifies());
+    assert!(a.records().all(|r| r.kind != AlertKind::Page));
+}
+
+#[test]
+fn a_spent_budget_raises_its_own_alert_and_a_restart_keeps_the_episode() {
+    let mut e = engine();
+    let mut a = Alerts::new(AlertPolicy::default());
+    // 2% errors for a day: twice the 1% budget of the whole window... over the data so far.
+    for m in 0..1440 {
+        traffic(&mut e, m, 100, 2);
+    }
+    let at = T0 + 1440 * MIN;
+    let ts = a.observe(&e.evaluate(at), at);
+    let budget: Vec<_> = ts.iter().filter(|t| t.kind == AlertKind::BudgetExhausted).collect();
+    assert_eq!(budget.last().unwrap().to, Some(Phase::Firing));
+    assert!(budget[0].record.budget_remaining <= 0.0);
+    // Restored from the store, the alert goes on where it was: no new episode.
+    let saved: Vec<AlertRecord> = a.records().cloned().collect();
+    let mut b = Alerts::new(AlertPolicy::default());
+    b.restore(saved);
+    traffic(&mut e, 1440, 100, 2);
+    let ts = b.observe(&e.evaluate(at + MIN), at + MIN);
+    assert!(ts.iter().all(|t| t.kind != AlertKind::BudgetExhausted), "{ts:?}");
+}
+
+#[test]
+fn a_removed_slo_resolves_its_firing_alerts() {
+    let mut e = engine();
+    let mut a = Alerts::new(AlertPolicy::default());
+    for m in 0..10 {
+        traffic(&mut e, m, 100, 100);
+    }
+    let at = T0 + 10 * MIN;
+    assert!(a.observe(&e.evaluate(at), at).iter().any(|t| t.to == Some(Phase::Firing)));
+    let ts = a.observe(&[], at + MIN);
+    assert!(ts.iter().all(|t| t.to == Some(Phase::Resolved)));
+    assert!(!ts.is_empty());
+    assert_eq!(a.records().count(), 0);
+}
