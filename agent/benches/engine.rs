@@ -88,6 +88,14 @@ fn bench(c: &mut Criterion) {
         let at = start + 86_400_000 - 1;
         let mut g = c.benchmark_group("engine");
         g.bench_function(format!("evaluate_{n}_slos"), |b| b.iter(|| engine.evaluate(black_box(at)).len()));
+        // A whole tick: every window and condition, then the alert lifecycle.
+        let mut alerts = slo_agent::alert::Alerts::new(slo_agent::alert::AlertPolicy::default());
+        g.bench_function(format!("tick_{n}_slos_with_alerts"), |b| {
+            b.iter(|| {
+                let statuses = engine.evaluate(black_box(at));
+                alerts.observe(&statuses, at).len()
+            })
+        });
         g.finish();
     }
 }

@@ -45,6 +45,10 @@ pub enum AlertKind {
 impl AlertKind {
     pub const ALL: [AlertKind; 3] = [AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted];
 
+    fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Page => "page",
@@ -165,7 +169,8 @@ impl Default for AlertPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct Alerts {
     policy: AlertPolicy,
-    records: BTreeMap<(String, AlertKind), AlertRecord>,
+    /// Per SLO name, one slot per kind (indexed like [`AlertKind::ALL`]).
+    records: BTreeMap<String, [Option<AlertRecord>; 3]>,
 }
 
 impl Alerts {
@@ -176,12 +181,14 @@ impl Alerts {
     /// Records restored from the store.
     pub fn restore(&mut self, records: impl IntoIterator<Item = AlertRecord>) {
         for r in records {
-            self.records.insert((r.slo.clone(), r.kind), r);
+            let slots = self.records.entry(r.slo.clone()).or_default();
+            let i = r.kind.index();
+            slots[i] = Some(r);
         }
     }
 
     pub fn records(&self) -> impl Iterator<Item = &AlertRecord> {
-        self.records.values()
+        self.records.values().flat_map(|slots| slots.iter().flatten())
     }
 
     /// Advance every alert with one evaluation; returns what changed.
@@ -194,29 +201,33 @@ impl Alerts {
             }
         }
         // SLOs that are gone: their firing alerts resolve, the rest are forgotten.
-        let live: Vec<&str> = statuses.iter().map(|s| s.slo.name.as_str()).collect();
-        let gone: Vec<(String, AlertKind)> =
-            self.records.keys().filter(|(slo, _)| !live.contains(&slo.as_str())).cloned().collect();
-        for key in gone {
-            let Some(mut r) = self.records.remove(&key) else { continue };
-            if r.phase == Phase::Firing {
-                let from = Some(r.phase);
-                r.phase = Phase::Resolved;
-                r.since_ms = at_ms;
-                r.resolved_at_ms = Some(at_ms);
-                out.push(Transition {
-                    slo: r.slo.clone(),
-                    kind: r.kind,
-                    from,
-                    to: Some(Phase::Resolved),
-                    at_ms,
-                    record: r,
-                });
+        if !self.records.is_empty() {
+            let live: std::collections::HashSet<&str> = statuses.iter().map(|s| s.slo.name.as_str()).collect();
+            let gone: Vec<String> = self.records.keys().filter(|k| !live.contains(k.as_str())).cloned().collect();
+            for name in gone {
+                let Some(slots) = self.records.remove(&name) else { continue };
+                for r in slots.into_iter().flatten() {
+                    resolve_gone(r, at_ms, &mut out);
+                }
             }
         }
+        self.records.retain(|_, slots| slots.iter().any(Option::is_some));
         out
     }
+}
 
+/// An alert of an SLO that no longer exists: resolved if it was firing.
+fn resolve_gone(mut r: AlertRecord, at_ms: i64, out: &mut Vec<Transition>) {
+    if r.phase == Phase::Firing {
+        let from = Some(r.phase);
+        r.phase = Phase::Resolved;
+        r.since_ms = at_ms;
+        r.resolved_at_ms = Some(at_ms);
+        out.push(Transition { slo: r.slo.clone(), kind: r.kind, from, to: Some(Phase::Resolved), at_ms, record: r });
+    }
+}
+
+impl Alerts {
     /// The trigger that makes `kind` active for this status, if any.
     fn active(&self, s: &SloStatus, kind: AlertKind) -> Option<Trigger> {
         match kind {
@@ -248,12 +259,14 @@ impl Alerts {
     }
 
     fn step(&mut self, s: &SloStatus, kind: AlertKind, trigger: Option<Trigger>, at: i64, out: &mut Vec<Transition>) {
-        let key = (s.slo.name.clone(), kind);
         let policy = self.policy;
+        let i = kind.index();
         let push = |out: &mut Vec<Transition>, from: Option<Phase>, r: &AlertRecord| {
             out.push(Transition { slo: r.slo.clone(), kind, from, to: Some(r.phase), at_ms: at, record: r.clone() });
         };
-        match (self.records.get_mut(&key), trigger) {
+        let existing = self.records.get_mut(s.slo.name.as_str()).and_then(|slots| slots[i].as_mut());
+        let mut drop_pending = false;
+        match (existing, trigger) {
             (None, None) => {}
             (None, Some(t)) => {
                 let mut r = AlertRecord {
@@ -274,7 +287,7 @@ impl Alerts {
                     fire(&mut r, at);
                     push(out, Some(Phase::Pending), &r);
                 }
-                self.records.insert(key, r);
+                self.records.entry(s.slo.name.clone()).or_default()[i] = Some(r);
             }
             (Some(r), t) => {
                 r.budget_remaining = s.budget_remaining();
@@ -299,18 +312,7 @@ impl Alerts {
                             push(out, Some(Phase::Pending), r);
                         }
                     }
-                    (Phase::Pending, false) => {
-                        let mut gone = self.records.remove(&key).expect("present");
-                        gone.since_ms = at;
-                        out.push(Transition {
-                            slo: gone.slo.clone(),
-                            kind,
-                            from: Some(Phase::Pending),
-                            to: None,
-                            at_ms: at,
-                            record: gone,
-                        });
-                    }
+                    (Phase::Pending, false) => drop_pending = true,
                     (Phase::Firing, true) => r.clear_since_ms = None,
                     (Phase::Firing, false) => {
                         let clear = *r.clear_since_ms.get_or_insert(at);
@@ -325,6 +327,19 @@ impl Alerts {
                     (Phase::Resolved, false) => {}
                 }
             }
+        }
+        if drop_pending
+            && let Some(mut gone) = self.records.get_mut(s.slo.name.as_str()).and_then(|slots| slots[i].take())
+        {
+            gone.since_ms = at;
+            out.push(Transition {
+                slo: gone.slo.clone(),
+                kind,
+                from: Some(Phase::Pending),
+                to: None,
+                at_ms: at,
+                record: gone,
+            });
         }
     }
 }
