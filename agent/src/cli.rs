@@ -1,4 +1,4 @@
-//! The command line: `validate`, `replay`, `run`, `demo`.
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +62,16 @@ pub enum Command {
     LambdaExtension {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Write Prometheus recording and alerting rules (Sloth's names and labels) over the
+    /// counters the agent exports: one `<service>.rules.yaml` per service.
+    Rules {
+        /// Spec files or directories.
+        #[arg(long, required = true)]
+        specs: Vec<PathBuf>,
+        /// Directory to write the rule files to (created when missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
@@ -146,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LambdaExtension { config } => {
             crate::lambda_extension::run_from_file(&config).map(|_| ExitCode::SUCCESS)
         }
+        Command::Rules { specs, out } => rules(&specs, &out),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
@@ -180,6 +191,35 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn rules(specs: &[PathBuf], out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let set = match spec::load_paths(specs) {
+        Ok(s) => s,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let generated = crate::rules::generate_for_set(&set);
+    for s in &generated.skipped {
+        eprintln!("warning: {} ({}): skipped: {}", s.slo, s.file, s.reason);
+    }
+    for n in &generated.notes {
+        eprintln!("warning: {}: {}", n.slo, n.message);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, text) in &generated.files {
+        let path = out.join(name);
+        crate::fsutil::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        let slos = generated.slos_per_file.get(name).map(|v| v.join(", ")).unwrap_or_default();
+        println!("wrote {} ({slos})", path.display());
+    }
+    let written: usize = generated.slos_per_file.values().map(Vec::len).sum();
+    println!("{written} SLOs in {} rule files, {} skipped", generated.files.len(), generated.skipped.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
