@@ -24,8 +24,15 @@ use crate::spec::model::{ALERT_WINDOWS, Budgeting, BurnRateRule, Minutes, Severi
 #[cfg(test)]
 mod tests;
 
-/// The alert name of every generated alert; `severity` and `sloth_slo` tell them apart.
-pub const ALERT_NAME: &str = "SloErrorBudgetBurn";
+/// The alert names, per severity; `sloth_slo` tells the SLOs apart. Two
+/// names rather than one so a route, a silence or a `promtool` test can pick
+/// pages without matching labels.
+pub fn alert_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Page => "SloErrorBudgetBurnPage",
+        Severity::Ticket => "SloErrorBudgetBurnTicket",
+    }
+}
 
 /// Labels the generator sets itself; spec labels of these names are not copied.
 const RESERVED_LABELS: [&str; 4] = ["severity", "alertname", "slo", "service"];
@@ -275,7 +282,7 @@ fn alert(out: &mut String, s: &RuleSlo, severity: Severity, rules: &[&BurnRateRu
         })
         .collect();
     let sev = severity.as_str();
-    let _ = writeln!(out, "      - alert: {ALERT_NAME}");
+    let _ = writeln!(out, "      - alert: {}", alert_name(severity));
     block(out, "        expr", &conditions.join("\nor\n"));
     out.push_str("        labels:\n");
     let _ = writeln!(out, "          severity: {}", yaml_str(sev));
