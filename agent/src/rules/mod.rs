@@ -21,6 +21,8 @@ use std::fmt::Write as _;
 
 use crate::spec::model::{ALERT_WINDOWS, Budgeting, BurnRateRule, Minutes, Severity, Slo, SloSet, SloWindow};
 
+pub mod sloth;
+
 #[cfg(test)]
 mod tests;
 
@@ -60,8 +62,8 @@ pub struct RuleSlo {
     pub error_ratio: ErrorRatio,
     /// The burn-rate conditions, thresholds already scaled to the period.
     pub rules: Vec<BurnRateRule>,
-    pub page_runbook: Option<String>,
-    pub ticket_runbook: Option<String>,
+    pub page: AlertExtras,
+    pub ticket: AlertExtras,
     /// Copied onto the alerts and the info series.
     pub labels: BTreeMap<String, String>,
     pub description: Option<String>,
@@ -78,6 +80,16 @@ impl RuleSlo {
     fn error_budget(&self) -> f64 {
         crate::spec::native::to_ratio(1.0 - self.objective)
     }
+}
+
+/// What a spec adds to the alerts of one severity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertExtras {
+    /// Replaces [`alert_name`] (Sloth's `alerting.name`).
+    pub name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Added after the generated `summary` and `description`, which they may replace.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An SLO left out of the rules, and why.
@@ -142,7 +154,14 @@ fn from_slo(slo: &Slo) -> Result<(RuleSlo, Option<String>), String> {
             slo.window.nominal()
         )),
     };
-    let runbook = |t: &Option<crate::spec::model::AlertTarget>| t.as_ref().and_then(|t| t.runbook.clone());
+    let extras = |t: &Option<crate::spec::model::AlertTarget>| AlertExtras {
+        annotations: t
+            .as_ref()
+            .and_then(|t| t.runbook.clone())
+            .map(|r| BTreeMap::from([("runbook_url".to_string(), r)]))
+            .unwrap_or_default(),
+        ..AlertExtras::default()
+    };
     Ok((
         RuleSlo {
             service: slo.service.clone(),
@@ -151,8 +170,8 @@ fn from_slo(slo: &Slo) -> Result<(RuleSlo, Option<String>), String> {
             period: slo.window.nominal(),
             error_ratio: ErrorRatio::AgentCounters,
             rules: slo.alerting.rules.clone(),
-            page_runbook: runbook(&slo.alerting.page),
-            ticket_runbook: runbook(&slo.alerting.ticket),
+            page: extras(&slo.alerting.page),
+            ticket: extras(&slo.alerting.ticket),
             labels: slo.labels.clone(),
             description: slo.description.clone(),
             file: slo.origin.file.clone(),
@@ -187,6 +206,11 @@ pub fn generate(slos: &[RuleSlo]) -> BTreeMap<String, String> {
 /// Generation for a loaded spec set: files, and what was left out.
 pub fn generate_for_set(set: &SloSet) -> Generated {
     let (slos, skipped, notes) = from_slo_set(set);
+    generate_with(slos, skipped, notes)
+}
+
+/// Generation for SLOs from any reader, with what the readers left out.
+pub fn generate_with(slos: Vec<RuleSlo>, skipped: Vec<Skipped>, notes: Vec<Note>) -> Generated {
     let mut slos_per_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in &slos {
         slos_per_file.entry(format!("{}.rules.yaml", s.service)).or_default().push(s.name.clone());
@@ -195,6 +219,22 @@ pub fn generate_for_set(set: &SloSet) -> Generated {
         v.sort();
     }
     Generated { files: generate(&slos), slos_per_file, skipped, notes }
+}
+
+/// SLOs that share a Sloth id (`<service>-<slo>`), which would mix their
+/// series: `(id, first file, second file)`.
+pub fn duplicate_ids(slos: &[RuleSlo]) -> Vec<(String, String, String)> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    let mut dups = Vec::new();
+    for s in slos {
+        match seen.get(&s.id()) {
+            Some(first) => dups.push((s.id(), first.to_string(), s.file.clone())),
+            None => {
+                seen.insert(s.id(), &s.file);
+            }
+        }
+    }
+    dups
 }
 
 /// Every window the SLO needs a ratio for: the alert windows the agent
@@ -255,7 +295,7 @@ fn group(out: &mut String, s: &RuleSlo) {
     ids(out, "          ");
     out.push_str("          sloth_mode: \"cli-gen-prom\"\n");
     let _ = writeln!(out, "          sloth_objective: {}", yaml_str(&num(s.objective * 100.0)));
-    for (k, v) in extra_labels(s) {
+    for (k, v) in extra_labels(&s.labels) {
         let _ = writeln!(out, "          {k}: {}", yaml_str(v));
     }
 
@@ -282,47 +322,59 @@ fn alert(out: &mut String, s: &RuleSlo, severity: Severity, rules: &[&BurnRateRu
         })
         .collect();
     let sev = severity.as_str();
-    let _ = writeln!(out, "      - alert: {}", alert_name(severity));
+    let extras = match severity {
+        Severity::Page => &s.page,
+        Severity::Ticket => &s.ticket,
+    };
+    let name = extras.name.as_deref().unwrap_or(alert_name(severity));
+    let _ = writeln!(out, "      - alert: {}", yaml_str(name));
     block(out, "        expr", &conditions.join("\nor\n"));
+    // Generated labels first; a spec's own labels never replace them.
+    let mut labels: Vec<(String, String)> = vec![
+        ("severity".into(), sev.into()),
+        ("sloth_severity".into(), sev.into()),
+        // Also in the expression's result; static here so each alert rule is
+        // unique by name and labels (`promtool check rules` lints duplicates).
+        ("sloth_id".into(), s.id()),
+        ("sloth_service".into(), s.service.clone()),
+        ("sloth_slo".into(), s.name.clone()),
+    ];
+    for (k, v) in extra_labels(&s.labels).chain(extra_labels(&extras.labels)) {
+        if !labels.iter().any(|(l, _)| l == k) {
+            labels.push((k.clone(), v.clone()));
+        }
+    }
     out.push_str("        labels:\n");
-    let _ = writeln!(out, "          severity: {}", yaml_str(sev));
-    let _ = writeln!(out, "          sloth_severity: {}", yaml_str(sev));
-    // Also in the expression's result; static here so each alert rule is
-    // unique by name and labels (`promtool check rules` lints duplicates).
-    let _ = writeln!(out, "          sloth_id: {}", yaml_str(&s.id()));
-    let _ = writeln!(out, "          sloth_service: {}", yaml_str(&s.service));
-    let _ = writeln!(out, "          sloth_slo: {}", yaml_str(&s.name));
-    for (k, v) in extra_labels(s) {
+    for (k, v) in &labels {
         let _ = writeln!(out, "          {k}: {}", yaml_str(v));
     }
-    out.push_str("        annotations:\n");
     let why: Vec<String> = rules
         .iter()
         .map(|r| format!("{}× over {} and {}", num(r.burn_rate_threshold), r.long_window, r.short_window))
         .collect();
-    let _ = writeln!(
-        out,
-        "          summary: {}",
-        yaml_str(&format!("{} ({}) is burning its error budget too fast", s.name, s.service))
-    );
     let mut description =
         format!("Burn rate above {} (objective {}% over {}).", why.join(", or "), num(s.objective * 100.0), s.period);
     if let Some(d) = &s.description {
-        description = format!("{d}. {description}");
+        description = format!("{}. {description}", d.trim_end_matches('.'));
     }
-    let _ = writeln!(out, "          description: {}", yaml_str(&description));
-    let runbook = match severity {
-        Severity::Page => &s.page_runbook,
-        Severity::Ticket => &s.ticket_runbook,
-    };
-    if let Some(r) = runbook {
-        let _ = writeln!(out, "          runbook_url: {}", yaml_str(r));
+    let mut annotations: BTreeMap<String, String> = BTreeMap::from([
+        ("summary".to_string(), format!("{} ({}) is burning its error budget too fast", s.name, s.service)),
+        ("description".to_string(), description),
+    ]);
+    for (k, v) in &extras.annotations {
+        annotations.insert(k.clone(), v.clone());
+    }
+    out.push_str("        annotations:\n");
+    for (k, v) in &annotations {
+        if is_label_name(k) {
+            let _ = writeln!(out, "          {k}: {}", yaml_str(v));
+        }
     }
 }
 
 /// The spec's labels that are valid Prometheus label names and not set by the generator.
-fn extra_labels(s: &RuleSlo) -> impl Iterator<Item = (&String, &String)> {
-    s.labels.iter().filter(|(k, _)| {
+fn extra_labels(labels: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    labels.iter().filter(|(k, _)| {
         is_label_name(k) && !k.starts_with("__") && !k.starts_with("sloth_") && !RESERVED_LABELS.contains(&k.as_str())
     })
 }

@@ -79,3 +79,40 @@ fn output_is_deterministic_and_grouped_per_service() {
     assert_eq!(a, b);
     assert_eq!(a.files.keys().collect::<Vec<_>>(), ["api.rules.yaml", "web.rules.yaml"]);
 }
+
+const SLOTH: &str = include_str!("../../tests/fixtures/sloth/shop-api.yaml");
+
+#[test]
+fn sloth_specs_give_rules_over_their_own_queries() {
+    let slos = sloth::read("shop-api.yaml", SLOTH, sloth::DEFAULT_PERIOD).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(
+        slos.iter().map(|s| s.id()).collect::<Vec<_>>(),
+        ["shop-api-requests-availability", "shop-api-queue-latency"]
+    );
+    let files = generate(&slos);
+    let text = &files["shop-api.rules.yaml"];
+    // The events SLI: error / total, the window put into both queries.
+    assert!(text.contains("sum(rate(http_requests_total{job=\"shop-api\",code=~\"5..\"}[1h]))"), "{text}");
+    assert!(text.contains("sum(rate(queue_job_duration_seconds_count[30d]))"));
+    // 30 days: the Workbook's own thresholds.
+    assert!(text.contains("ratio_rate1h{sloth_id=\"shop-api-requests-availability\"} > (14.4 * 0.001)"));
+    assert!(text.contains("ratio_rate1h{sloth_id=\"shop-api-queue-latency\"} > (14.4 * 0.01)"));
+    assert_eq!(text.matches("alert: \"ShopApiHighErrorRate\"").count(), 2, "page and ticket");
+    assert!(text.contains("routing_key: \"shop-oncall\""));
+    assert!(text.contains("runbook: \"https://runbooks.example.com/shop-api/errors\""));
+    assert!(text.contains("owner: \"platform\""));
+    // queue-latency: its ticket alert is disabled.
+    assert_eq!(text.matches("alert: \"SloErrorBudgetBurnTicket\"").count(), 0);
+    assert_eq!(text.matches("alert: \"SloErrorBudgetBurnPage\"").count(), 1);
+}
+
+#[test]
+fn sloth_problems_are_reported_with_positions() {
+    let bad = "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(x[5m]))\n        total_query: sum(rate(y[{{.window}}]))\n      plugin: {id: x}\n";
+    let d = sloth::read("bad.yaml", bad, sloth::DEFAULT_PERIOD).unwrap_err();
+    let msgs: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    assert!(msgs.iter().any(|m| m.starts_with("bad.yaml:10:") && m.contains("plugins are not supported")), "{msgs:?}");
+    let other = "version: prometheus/v2\nservice: s\nslos: []\n";
+    let d = sloth::read("v2.yaml", other, sloth::DEFAULT_PERIOD).unwrap_err();
+    assert!(d[0].to_string().contains("unsupported Sloth spec version"), "{d:?}");
+}
