@@ -1,4 +1,4 @@
-//! The command line: `validate`, `replay`, `run`, `demo`.
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +62,23 @@ pub enum Command {
     LambdaExtension {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Write Prometheus recording and alerting rules (Sloth's names and labels) over the
+    /// counters the agent exports (and for Sloth `prometheus/v1` specs): one
+    /// `<service>.rules.yaml` per service.
+    Rules {
+        /// Spec files or directories.
+        #[arg(long, required_unless_present = "sloth")]
+        specs: Vec<PathBuf>,
+        /// Sloth `prometheus/v1` spec files; their queries become the SLIs.
+        #[arg(long)]
+        sloth: Vec<PathBuf>,
+        /// The SLO period of Sloth specs (they do not say).
+        #[arg(long, default_value = "30d")]
+        sloth_period: String,
+        /// Directory to write the rule files to (created when missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
@@ -146,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LambdaExtension { config } => {
             crate::lambda_extension::run_from_file(&config).map(|_| ExitCode::SUCCESS)
         }
+        Command::Rules { specs, sloth, sloth_period, out } => rules(&specs, &sloth, &sloth_period, &out),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
@@ -180,6 +198,62 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn rules(specs: &[PathBuf], sloth: &[PathBuf], sloth_period: &str, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let period = spec::grammar::duration(sloth_period)
+        .map_err(|e| anyhow::anyhow!("--sloth-period {sloth_period:?}: {}", e.message))?;
+    let (mut slos, skipped, notes) = if specs.is_empty() {
+        Default::default()
+    } else {
+        match spec::load_paths(specs) {
+            Ok(set) => crate::rules::from_slo_set(&set),
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+        }
+    };
+    let mut failed = false;
+    for f in sloth {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {name}"))?;
+        match crate::rules::sloth::read(&name, &text, period) {
+            Ok(s) => slos.extend(s),
+            Err(diags) => {
+                failed = true;
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+            }
+        }
+    }
+    for (id, first, second) in crate::rules::duplicate_ids(&slos) {
+        failed = true;
+        eprintln!("{second}: SLO id `{id}` (service-slo) is also defined in {first}");
+    }
+    if failed {
+        return Ok(ExitCode::from(1));
+    }
+    let generated = crate::rules::generate_with(slos, skipped, notes);
+    for s in &generated.skipped {
+        eprintln!("warning: {} ({}): skipped: {}", s.slo, s.file, s.reason);
+    }
+    for n in &generated.notes {
+        eprintln!("warning: {}: {}", n.slo, n.message);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, text) in &generated.files {
+        let path = out.join(name);
+        crate::fsutil::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        let slos = generated.slos_per_file.get(name).map(|v| v.join(", ")).unwrap_or_default();
+        println!("wrote {} ({slos})", path.display());
+    }
+    let written: usize = generated.slos_per_file.values().map(Vec::len).sum();
+    println!("{written} SLOs in {} rule files, {} skipped", generated.files.len(), generated.skipped.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {

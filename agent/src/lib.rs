@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod lambda_extension;
 pub mod push;
 pub mod replay;
+pub mod rules;
 pub mod sli;
 pub mod source;
 pub mod spec;
