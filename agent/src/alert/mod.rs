@@ -40,10 +40,14 @@ pub enum AlertKind {
     Ticket,
     /// The error budget of the SLO window is spent.
     BudgetExhausted,
+    /// At the current 6h burn rate the budget is gone within the SLO's
+    /// `alerting.exhaustion_within` (only for SLOs that set it).
+    TimeToExhaustion,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 3] = [AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted];
+    pub const ALL: [AlertKind; 4] =
+        [AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted, AlertKind::TimeToExhaustion];
 
     fn index(self) -> usize {
         self as usize
@@ -54,6 +58,7 @@ impl AlertKind {
             AlertKind::Page => "page",
             AlertKind::Ticket => "ticket",
             AlertKind::BudgetExhausted => "budget_exhausted",
+            AlertKind::TimeToExhaustion => "time_to_exhaustion",
         }
     }
 
@@ -65,7 +70,7 @@ impl AlertKind {
     pub fn severity(self) -> Severity {
         match self {
             AlertKind::Page => Severity::Page,
-            AlertKind::Ticket | AlertKind::BudgetExhausted => Severity::Ticket,
+            AlertKind::Ticket | AlertKind::BudgetExhausted | AlertKind::TimeToExhaustion => Severity::Ticket,
         }
     }
 }
@@ -97,6 +102,9 @@ pub struct Trigger {
     pub short_burn_rate: Option<f64>,
     pub threshold: Option<f64>,
     pub long_window_events: u64,
+    /// Time-to-exhaustion alerts: hours until the budget is gone at the 6h burn rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours_to_exhaustion: Option<f64>,
 }
 
 /// The state of one alert (an SLO and a kind).
@@ -170,7 +178,7 @@ impl Default for AlertPolicy {
 pub struct Alerts {
     policy: AlertPolicy,
     /// Per SLO name, one slot per kind (indexed like [`AlertKind::ALL`]).
-    records: BTreeMap<String, [Option<AlertRecord>; 3]>,
+    records: BTreeMap<String, [Option<AlertRecord>; 4]>,
 }
 
 impl Alerts {
@@ -216,6 +224,15 @@ impl Alerts {
     }
 }
 
+/// Hours until the SLO window's remaining budget is spent at the current 6h
+/// burn rate: remaining × window hours ÷ burn rate. `None` when nothing is
+/// left to spend or nothing is burning.
+pub fn hours_to_exhaustion(s: &SloStatus) -> Option<f64> {
+    let burn = s.burn_rates.iter().find(|(w, _)| w.0 == 360).and_then(|(_, b)| *b)?;
+    let remaining = s.budget_remaining();
+    (burn > 0.0 && remaining > 0.0).then(|| remaining * s.slo.window.nominal().hours() / burn)
+}
+
 /// An alert of an SLO that no longer exists: resolved if it was firing.
 fn resolve_gone(mut r: AlertRecord, at_ms: i64, out: &mut Vec<Transition>) {
     if r.phase == Phase::Firing {
@@ -230,12 +247,13 @@ fn resolve_gone(mut r: AlertRecord, at_ms: i64, out: &mut Vec<Transition>) {
 impl Alerts {
     /// The trigger that makes `kind` active for this status, if any.
     fn active(&self, s: &SloStatus, kind: AlertKind) -> Option<Trigger> {
+        let min_events = s.slo.alerting.min_events.unwrap_or(self.policy.min_events);
         match kind {
             AlertKind::Page | AlertKind::Ticket => {
                 let sev = kind.severity();
                 s.conditions
                     .iter()
-                    .filter(|c| c.rule.severity == sev && c.firing && c.long_events >= self.policy.min_events)
+                    .filter(|c| c.rule.severity == sev && c.firing && c.long_events >= min_events)
                     // The most urgent pair: the highest threshold that holds.
                     .max_by(|a, b| a.rule.burn_rate_threshold.total_cmp(&b.rule.burn_rate_threshold))
                     .map(|c| Trigger {
@@ -244,15 +262,29 @@ impl Alerts {
                         short_burn_rate: c.short_burn_rate,
                         threshold: Some(c.rule.burn_rate_threshold),
                         long_window_events: c.long_events,
+                        hours_to_exhaustion: None,
                     })
             }
             AlertKind::BudgetExhausted => {
-                (s.window.events.total >= self.policy.min_events && s.budget_remaining() <= 0.0).then(|| Trigger {
+                (s.window.events.total >= min_events && s.budget_remaining() <= 0.0).then(|| Trigger {
                     windows: "window".into(),
                     long_burn_rate: None,
                     short_burn_rate: None,
                     threshold: None,
                     long_window_events: s.window.events.total,
+                    hours_to_exhaustion: None,
+                })
+            }
+            AlertKind::TimeToExhaustion => {
+                let within = s.slo.alerting.exhaustion_within?;
+                let hours = hours_to_exhaustion(s)?;
+                (s.window.events.total >= min_events && hours <= within.hours()).then(|| Trigger {
+                    windows: "6h".into(),
+                    long_burn_rate: s.burn_rates.iter().find(|(w, _)| w.0 == 360).and_then(|(_, b)| *b),
+                    short_burn_rate: None,
+                    threshold: None,
+                    long_window_events: s.window.events.total,
+                    hours_to_exhaustion: Some(hours),
                 })
             }
         }

@@ -178,3 +178,69 @@ fn a_removed_slo_resolves_its_firing_alerts() {
     assert!(!ts.is_empty());
     assert_eq!(a.records().count(), 0);
 }
+
+fn engine_with(alerting: &str) -> Engine {
+    let set = load_str(
+        "x.yaml",
+        &format!(
+            "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: shop}}\nspec:\n  service: s\n  objective: 99\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {{status: \"< 500\"}}\n  alerting: {alerting}\n"
+        ),
+    )
+    .unwrap();
+    Engine::new(&set, false)
+}
+
+#[test]
+fn a_steady_burn_raises_time_to_exhaustion_when_the_budget_would_be_gone_soon() {
+    // Ten healthy days, then six hours at 3 % errors: a 6h burn rate of 3
+    // with 92.7 % of the budget left is 0.927 × 720 h / 3 ≈ 222 h to go.
+    let run = |within: &str| {
+        let mut e = engine_with(&format!("{{exhaustion_within: {within}}}"));
+        let mut a = Alerts::new(AlertPolicy::default());
+        for m in 0..14_400 {
+            traffic(&mut e, m, 100, 0);
+        }
+        for m in 14_400..14_760 {
+            traffic(&mut e, m, 100, 3);
+        }
+        let at = T0 + 14_760 * MIN;
+        let s = e.evaluate(at);
+        let hours = hours_to_exhaustion(&s[0]).unwrap();
+        assert!((hours - 222.5).abs() < 1.0, "{hours}");
+        a.observe(&s, at)
+    };
+    let ts = run("240h");
+    let fired: Vec<_> = ts.iter().filter(|t| t.kind == AlertKind::TimeToExhaustion).collect();
+    assert_eq!(fired.last().unwrap().to, Some(Phase::Firing));
+    let t = fired[0].record.trigger.as_ref().unwrap();
+    assert_eq!(t.windows, "6h");
+    assert!((t.long_burn_rate.unwrap() - 3.0).abs() < 1e-9);
+    assert!(t.hours_to_exhaustion.unwrap() < 240.0);
+    assert!(run("24h").iter().all(|t| t.kind != AlertKind::TimeToExhaustion));
+    // Without `exhaustion_within` there is no such alert at all.
+    let mut e = engine();
+    for m in 0..360 {
+        traffic(&mut e, m, 100, 3);
+    }
+    let mut a = Alerts::new(AlertPolicy::default());
+    assert!(
+        a.observe(&e.evaluate(T0 + 360 * MIN), T0 + 360 * MIN).iter().all(|t| t.kind != AlertKind::TimeToExhaustion)
+    );
+}
+
+#[test]
+fn an_slo_can_set_its_own_low_traffic_guard() {
+    let mut e = engine_with("{min_events: 5}");
+    let mut a = Alerts::new(AlertPolicy::default()); // agent-wide: 100
+    traffic(&mut e, 0, 10, 5);
+    let ts = a.observe(&e.evaluate(T0 + MIN), T0 + MIN);
+    assert!(ts.iter().any(|t| t.kind == AlertKind::Page && t.to == Some(Phase::Firing)), "{ts:?}");
+    let err = load_str(
+        "x.yaml",
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: s\n  objective: 99\n  window: 7d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n  alerting: {min_events: -1, exhaustion_within: 30d}\n",
+    )
+    .unwrap_err();
+    let msgs: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+    assert!(msgs.iter().any(|m| m.contains("min_events` must be a whole number")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("exhaustion_within` must be between")), "{msgs:?}");
+}

@@ -291,6 +291,12 @@ pub struct Alerting {
     pub ticket: Option<AlertTarget>,
     /// The conditions evaluated at every tick (defaults, or the spec's own).
     pub rules: Vec<BurnRateRule>,
+    /// Low-traffic guard for this SLO (events in a condition's long window);
+    /// `None`: the agent's `alerts.min_events`.
+    pub min_events: Option<u64>,
+    /// Raise a time-to-exhaustion alert when, at the current 6h burn rate,
+    /// the remaining budget is gone within this long.
+    pub exhaustion_within: Option<Minutes>,
 }
 
 /// Where a spec came from, for messages.

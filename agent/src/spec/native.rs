@@ -73,7 +73,13 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
     let indicator = spec.require(cx, "indicator").and_then(|n| indicator(cx, n, "spec.indicator"));
     let alerting = match (&window, spec.get("alerting")) {
         (Some(w), Some(n)) => alerting(cx, n, "spec.alerting", w),
-        (Some(w), None) => Some(Alerting { page: None, ticket: None, rules: default_rules(w) }),
+        (Some(w), None) => Some(Alerting {
+            page: None,
+            ticket: None,
+            rules: default_rules(w),
+            min_events: None,
+            exhaustion_within: None,
+        }),
         (None, _) => None,
     };
 
@@ -481,7 +487,22 @@ pub fn latency(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<crate::spec:
 }
 
 fn alerting(cx: &mut Ctx<'_>, node: &Node, what: &str, window: &SloWindow) -> Option<Alerting> {
-    let m = cx.map(node, what, &["page", "ticket", "rules"])?;
+    let m = cx.map(node, what, &["page", "ticket", "rules", "min_events", "exhaustion_within"])?;
+    let min_events = match m.get("min_events") {
+        None => Some(None),
+        Some(n) => cx.number(n, &m.path("min_events")).and_then(|v| {
+            if (0.0..=1e12).contains(&v) && v.fract() == 0.0 {
+                Some(Some(v as u64))
+            } else {
+                cx.err(n.pos, format!("`{}` must be a whole number of events, 0 or more", m.path("min_events")));
+                None
+            }
+        }),
+    };
+    let exhaustion_within = match m.get("exhaustion_within") {
+        None => Some(None),
+        Some(n) => duration_in(cx, n, &m.path("exhaustion_within"), Minutes(60), window.nominal()).map(Some),
+    };
     let page = m.get("page").map(|n| target(cx, n, &m.path("page")));
     let ticket = m.get("ticket").map(|n| target(cx, n, &m.path("ticket")));
     let rules = match m.get("rules") {
@@ -498,6 +519,8 @@ fn alerting(cx: &mut Ctx<'_>, node: &Node, what: &str, window: &SloWindow) -> Op
             None => None,
         },
         rules: rules?,
+        min_events: min_events?,
+        exhaustion_within: exhaustion_within?,
     })
 }
 
