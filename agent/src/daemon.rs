@@ -130,6 +130,7 @@ impl Shared {
             a.events = stats.events;
             a.unmatched_events = stats.unmatched;
             a.too_old_events = stats.too_old;
+            a.excluded_events = stats.excluded;
             a.slos = statuses.len() as u64;
             a.evaluation_seconds = started.elapsed().as_secs_f64();
         }

@@ -244,3 +244,70 @@ fn an_slo_can_set_its_own_low_traffic_guard() {
     assert!(msgs.iter().any(|m| m.contains("min_events` must be a whole number")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.contains("exhaustion_within` must be between")), "{msgs:?}");
 }
+
+#[test]
+fn an_outage_inside_an_exclusion_window_neither_spends_budget_nor_pages() {
+    // T0 is Friday 2026-11-20 00:00Z = 01:00 in Berlin. A weekly Friday
+    // 00:30–02:30 Berlin slot covers 23:30Z Thursday to 01:30Z Friday; a
+    // one-off window covers 03:00Z–03:10Z.
+    let set = load_str(
+        "x.yaml",
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: s\n  objective: 99\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n  exclusions:\n    - {weekly: {day: friday, start: \"00:30\", duration: 2h, timezone: Europe/Berlin}, reason: weekly maintenance}\n    - {start: \"2026-11-20T03:00:00Z\", end: \"2026-11-20T03:10:00Z\", reason: database migration}\n",
+    )
+    .unwrap();
+    let covered = |m: i64| set.slos[0].exclusions.iter().map(|x| x.covers(T0 + m * MIN)).collect::<Vec<_>>();
+    assert_eq!(covered(-31), [false, false]);
+    assert_eq!(covered(-30), [true, false]);
+    assert_eq!(covered(89), [true, false]);
+    assert_eq!(covered(90), [false, false]);
+    assert_eq!(covered(180), [false, true]);
+    assert_eq!(covered(190), [false, false]);
+    let mut e = Engine::new(&set, false);
+    let mut a = Alerts::new(AlertPolicy::default());
+    for m in -120..0 {
+        traffic(&mut e, m, 100, 0);
+    }
+    // Minutes -30..90 are inside the weekly slot: an outage there is not counted.
+    for m in -30..90 {
+        traffic(&mut e, m, 100, 100);
+    }
+    // The minute after the slot counts again.
+    traffic(&mut e, 90, 100, 0);
+    // The one-off window: 03:00–03:10Z.
+    for m in 180..190 {
+        traffic(&mut e, m, 100, 100);
+    }
+    let at = T0 + 200 * MIN;
+    let s = e.evaluate(at);
+    assert_eq!(s[0].window.events.total, 90 * 100 + 100, "only the healthy minutes outside the windows count");
+    assert_eq!(s[0].window.events.good, s[0].window.events.total);
+    // The healthy and the failing requests of the weekly slot, and the one-off window's.
+    assert_eq!(e.stats.excluded, (30 + 120 + 10) * 100);
+    assert!(a.observe(&s, at).is_empty());
+    // Right after the one-off window, errors count and page.
+    for m in 190..200 {
+        traffic(&mut e, m, 100, 100);
+    }
+    let s = e.evaluate(at);
+    assert!(a.observe(&s, at).iter().any(|t| t.kind == AlertKind::Page && t.to == Some(Phase::Firing)));
+}
+
+#[test]
+fn exclusion_mistakes_are_positioned() {
+    let err = load_str(
+        "x.yaml",
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: s\n  objective: 99\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n  exclusions:\n    - {weekly: {day: funday, start: \"25:00\", duration: 2h, timezone: Mars/Olympus}, reason: x}\n    - {start: \"2026-11-20T03:00:00Z\", end: \"2026-11-20T02:00:00Z\", reason: y}\n    - {start: yesterday, end: \"2026-11-20T02:00:00Z\"}\n",
+    )
+    .unwrap_err();
+    let msgs: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+    for want in [
+        "x.yaml:12:22: `spec.exclusions[0].weekly.day` must be a day of the week",
+        "x.yaml:12:37: `spec.exclusions[0].weekly.start` must be a local time HH:MM",
+        "x.yaml:12:70: unknown time zone `Mars/Olympus`",
+        "x.yaml:13:44: `spec.exclusions[1].end` must be after `spec.exclusions[1].start`",
+        "x.yaml:14:15: `spec.exclusions[2].start` must be an RFC 3339 time",
+        "x.yaml:14:7: `spec.exclusions[2]` is missing required field `reason`",
+    ] {
+        assert!(msgs.iter().any(|m| m.starts_with(want)), "missing {want:?} in {msgs:#?}");
+    }
+}

@@ -54,6 +54,7 @@ pub struct AgentFigures {
     pub events: u64,
     pub unmatched_events: u64,
     pub too_old_events: u64,
+    pub excluded_events: u64,
     pub future_events: u64,
     pub commits: u64,
     pub commit_failures: u64,
@@ -246,6 +247,12 @@ pub fn render(
         "slo_agent_too_old_events",
         "Event/SLO pairs dropped because the event was older than the SLO keeps",
         agent.too_old_events,
+    );
+    c(
+        &mut reg,
+        "slo_agent_excluded_events",
+        "Event/SLO pairs not counted because the event fell in one of the SLO's exclusion windows",
+        agent.excluded_events,
     );
     c(
         &mut reg,

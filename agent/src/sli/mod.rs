@@ -35,6 +35,8 @@ pub struct SloState {
     /// Events of one minute not yet added to the buckets: in-order streams
     /// add here (two increments) and touch the rings once per minute.
     pending: Option<(i64, Counts)>,
+    /// The last minute whose weekly exclusions were looked up, and the answer.
+    weekly_cache: (i64, bool),
 }
 
 impl SloState {
@@ -47,8 +49,40 @@ impl SloState {
             dirty: DirtyBuckets::default(),
             counted: Counts::default(),
             pending: None,
+            weekly_cache: (i64::MIN, false),
             slo,
         }
+    }
+
+    /// Whether an event at `ts_ms` falls in one of the SLO's exclusions.
+    /// Weekly slots start and end on whole minutes, so their answer is kept
+    /// per minute (a time-zone conversion per event would cost more than
+    /// counting it).
+    #[inline]
+    fn excluded(&mut self, ts_ms: i64) -> bool {
+        if self.slo.exclusions.is_empty() {
+            return false;
+        }
+        self.excluded_slow(ts_ms)
+    }
+
+    #[inline(never)]
+    fn excluded_slow(&mut self, ts_ms: i64) -> bool {
+        use crate::spec::model::ExclusionTime;
+        let once = self.slo.exclusions.iter().any(|e| matches!(e.when, ExclusionTime::Once { .. }) && e.covers(ts_ms));
+        if once {
+            return true;
+        }
+        let minute = ts_ms.div_euclid(MINUTE_MS);
+        if self.weekly_cache.0 != minute {
+            let weekly = self
+                .slo
+                .exclusions
+                .iter()
+                .any(|e| matches!(e.when, ExclusionTime::Weekly { .. }) && e.covers(minute * MINUTE_MS));
+            self.weekly_cache = (minute, weekly);
+        }
+        self.weekly_cache.1
     }
 
     /// Move the pending minute into the buckets. Returns the events that
@@ -79,6 +113,9 @@ pub struct IngestStats {
     pub unmatched: u64,
     /// (event, SLO) pairs dropped because the event was older than the SLO keeps.
     pub too_old: u64,
+    /// (event, SLO) pairs not counted because the event fell in one of the
+    /// SLO's exclusion windows.
+    pub excluded: u64,
 }
 
 /// Where one SLO's retained data begins.
@@ -222,6 +259,10 @@ impl Engine {
         self.router.route(origin, ev, |i| {
             matched = true;
             let state = &mut slos[i];
+            if state.excluded(ev.ts_ms) {
+                stats.excluded += n;
+                return;
+            }
             let ind = &state.slo.indicator;
             let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
                 && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms));

@@ -321,7 +321,43 @@ pub struct Slo {
     pub budgeting: Budgeting,
     pub indicator: Indicator,
     pub alerting: Alerting,
+    /// Times whose events do not count (maintenance slots, planned work).
+    pub exclusions: Vec<Exclusion>,
     pub origin: SpecOrigin,
+}
+
+/// A stretch of time whose events do not count against the budget (and so
+/// cannot fire an alert): a one-off window, or a weekly slot in a time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exclusion {
+    pub when: ExclusionTime,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExclusionTime {
+    /// `[start_ms, end_ms)`.
+    Once { start_ms: i64, end_ms: i64 },
+    /// Every week from `weekday` (0 = Monday) at `start_minute` past local
+    /// midnight, for `duration` minutes (it may run into the next day).
+    Weekly { weekday: u8, start_minute: u32, duration: Minutes, timezone: jiff::tz::TimeZone, timezone_name: String },
+}
+
+impl Exclusion {
+    /// Whether an event at `ts_ms` falls inside.
+    pub fn covers(&self, ts_ms: i64) -> bool {
+        match &self.when {
+            ExclusionTime::Once { start_ms, end_ms } => (*start_ms..*end_ms).contains(&ts_ms),
+            ExclusionTime::Weekly { weekday, start_minute, duration, timezone, .. } => {
+                let Ok(t) = jiff::Timestamp::from_millisecond(ts_ms) else { return false };
+                let z = t.to_zoned(timezone.clone());
+                let day = i64::from(z.weekday().to_monday_zero_offset());
+                let minute_of_week = day * 1440 + i64::from(z.hour()) * 60 + i64::from(z.minute());
+                let start = i64::from(*weekday) * 1440 + i64::from(*start_minute);
+                (minute_of_week - start).rem_euclid(7 * 1440) < duration.0 as i64
+            }
+        }
+    }
 }
 
 impl Slo {

@@ -11,8 +11,8 @@ use crate::spec::fields::{Ctx, Fields};
 use crate::spec::glob::Glob;
 use crate::spec::grammar::{self, HTTP_METHODS, closest};
 use crate::spec::model::{
-    AlertTarget, Alerting, Budgeting, BurnRateRule, CalendarUnit, Filter, GoodCriteria, Indicator, Minutes, Severity,
-    Slo, SloWindow, SpecOrigin, default_rules,
+    AlertTarget, Alerting, Budgeting, BurnRateRule, CalendarUnit, Exclusion, ExclusionTime, Filter, GoodCriteria,
+    Indicator, Minutes, Severity, Slo, SloWindow, SpecOrigin, default_rules,
 };
 use crate::spec::status::StatusSet;
 use crate::spec::yaml::{Node, Pos, Value};
@@ -30,7 +30,8 @@ pub const MAX_ALERT_WINDOW: Minutes = Minutes(3 * 1440);
 
 const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA: &[&str] = &["name", "displayName", "labels"];
-const SPEC: &[&str] = &["service", "description", "objective", "window", "budgeting", "indicator", "alerting"];
+const SPEC: &[&str] =
+    &["service", "description", "objective", "window", "budgeting", "indicator", "alerting", "exclusions"];
 const INDICATOR: &[&str] = &["source", "filter", "good"];
 pub const FILTER: &[&str] =
     &["service", "host", "path", "method", "edge_location", "status", "region", "client", "outcome", "route"];
@@ -71,6 +72,10 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
         None => Some(Budgeting::Occurrences),
     };
     let indicator = spec.require(cx, "indicator").and_then(|n| indicator(cx, n, "spec.indicator"));
+    let exclusions = match spec.get("exclusions") {
+        None => Some(Vec::new()),
+        Some(n) => exclusions(cx, n, &spec.path("exclusions")),
+    };
     let alerting = match (&window, spec.get("alerting")) {
         (Some(w), Some(n)) => alerting(cx, n, "spec.alerting", w),
         (Some(w), None) => Some(Alerting {
@@ -96,6 +101,7 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
             budgeting: budgeting?,
             indicator: indicator?,
             alerting: alerting?,
+            exclusions: exclusions?,
             origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line },
         },
         name_pos: meta.name_pos,
@@ -589,4 +595,106 @@ fn rule(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<BurnRateRule> {
         return None;
     }
     Some(BurnRateRule { severity: severity?, long_window: long, short_window: short, burn_rate_threshold: burn? })
+}
+
+/// `exclusions:` — one-off `{start, end, reason}` windows (RFC 3339) and
+/// weekly `{weekly: {day, start: "HH:MM", duration, timezone}, reason}` slots.
+fn exclusions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<Exclusion>> {
+    let items = cx.list(node, what)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let what = format!("{what}[{i}]");
+        match exclusion(cx, item, &what) {
+            Some(e) => out.push(e),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn exclusion(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Exclusion> {
+    let m = cx.map(node, what, &["start", "end", "weekly", "reason"])?;
+    let reason = m.require(cx, "reason").and_then(|n| cx.text(n, &m.path("reason"))).map(str::to_string);
+    let instant = |cx: &mut Ctx<'_>, key: &str| -> Option<i64> {
+        let n = m.require(cx, key)?;
+        let t = cx.text(n, &m.path(key))?;
+        match t.parse::<jiff::Timestamp>() {
+            Ok(ts) => Some(ts.as_millisecond()),
+            Err(_) => {
+                cx.err(
+                    n.pos,
+                    format!("`{}` must be an RFC 3339 time such as 2026-11-29T02:00:00Z, found `{t}`", m.path(key)),
+                );
+                None
+            }
+        }
+    };
+    let when = match m.get("weekly") {
+        Some(w) => {
+            for key in ["start", "end"] {
+                if let Some(n) = m.get(key) {
+                    cx.err(
+                        n.pos,
+                        format!("`{}` is for one-off exclusions; a weekly one has `weekly.start`", m.path(key)),
+                    );
+                }
+            }
+            weekly(cx, w, &m.path("weekly"))
+        }
+        None => {
+            let (start, end) = (instant(cx, "start"), instant(cx, "end"));
+            match (start, end) {
+                (Some(s), Some(e)) if e > s => Some(ExclusionTime::Once { start_ms: s, end_ms: e }),
+                (Some(_), Some(_)) => {
+                    let pos = m.get("end").map_or(node.pos, |n| n.pos);
+                    cx.err(pos, format!("`{}` must be after `{}`", m.path("end"), m.path("start")));
+                    None
+                }
+                _ => None,
+            }
+        }
+    };
+    Some(Exclusion { when: when?, reason: reason? })
+}
+
+fn weekly(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<ExclusionTime> {
+    const DAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let m = cx.map(node, what, &["day", "start", "duration", "timezone"])?;
+    let weekday = m.require(cx, "day").and_then(|n| {
+        let t = cx.text(n, &m.path("day"))?;
+        match DAYS.iter().position(|d| d.eq_ignore_ascii_case(t)) {
+            Some(i) => Some(i as u8),
+            None => {
+                cx.err(n.pos, format!("`{}` must be a day of the week (monday … sunday), found `{t}`", m.path("day")));
+                None
+            }
+        }
+    });
+    let start_minute = m.require(cx, "start").and_then(|n| {
+        let t = cx.text(n, &m.path("start"))?;
+        let parsed = t.split_once(':').and_then(|(h, mi)| {
+            let (h, mi) = (h.parse::<u32>().ok()?, mi.parse::<u32>().ok()?);
+            (h < 24 && mi < 60 && t.len() == 5).then_some(h * 60 + mi)
+        });
+        if parsed.is_none() {
+            cx.err(n.pos, format!("`{}` must be a local time HH:MM such as 02:30, found `{t}`", m.path("start")));
+        }
+        parsed
+    });
+    let duration = m
+        .require(cx, "duration")
+        .and_then(|n| duration_in(cx, n, &m.path("duration"), Minutes(1), Minutes(7 * 1440 - 1)));
+    let tz = match m.get("timezone") {
+        Some(n) => timezone(cx, n, &m.path("timezone")),
+        None => Some(("UTC".to_string(), jiff::tz::TimeZone::UTC)),
+    };
+    let (timezone_name, timezone) = tz?;
+    Some(ExclusionTime::Weekly {
+        weekday: weekday?,
+        start_minute: start_minute?,
+        duration: duration?,
+        timezone,
+        timezone_name,
+    })
 }

@@ -243,6 +243,7 @@ fn slo(cx: &mut Ctx<'_>, root: &Node, slis: &HashMap<String, (String, usize, Nod
             window,
             budgeting,
             indicator: indicator?,
+            exclusions: Vec::new(),
             origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line },
         },
         name_pos: meta.name_pos,

@@ -137,13 +137,13 @@ fn diagnostics_table() {
         (
             native(&format!("{w}{IND}  colour: blue\n")),
             vec![
-                "t.yaml:10:3: unknown field `colour` in `spec`; allowed: service, description, objective, window, budgeting, indicator, alerting",
+                "t.yaml:10:3: unknown field `colour` in `spec`; allowed: service, description, objective, window, budgeting, indicator, alerting, exclusions",
             ],
         ),
         (
             native(&format!("  windw: 28d\n{IND}")),
             vec![
-                "t.yaml:8:3: unknown field `windw` in `spec`; did you mean `window`? allowed: service, description, objective, window, budgeting, indicator, alerting",
+                "t.yaml:8:3: unknown field `windw` in `spec`; did you mean `window`? allowed: service, description, objective, window, budgeting, indicator, alerting, exclusions",
             ],
         ),
         (
