@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use slo_agent::clock::{Clock, SystemClock};
 
-const SPECS: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: shop\n  objective: 99.9\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n";
+mod common;
+use common::free_port;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+const SPECS: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: shop\n  objective: 99.9\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n";
 
 fn get(rt: &tokio::runtime::Runtime, url: String) -> String {
     rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,13 +32,9 @@ use slo_agent::source::aws::s3::S3Source;
 use slo_agent::source::{PollOutcome, Source};
 
 mod common;
-use common::http_get;
+use common::{free_port, http_get};
 
 // ---------------------------------------------------------------- harness
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn http_ok(port: u16, path: &str) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };

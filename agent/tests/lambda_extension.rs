@@ -13,6 +13,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use slo_agent::lambda_extension::{ExtensionOptions, TELEMETRY_SCHEMA};
 
+mod common;
+use common::free_port;
+
 #[derive(Default)]
 struct Platform {
     calls: Vec<String>,
@@ -64,10 +67,6 @@ async fn next(State(p): State<Shared>, headers: HeaderMap) -> impl IntoResponse 
 async fn init_error(State(p): State<Shared>, body: String) -> impl IntoResponse {
     p.0.lock().unwrap().calls.push(format!("init_error {body}"));
     (StatusCode::ACCEPTED, "")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

@@ -12,6 +12,9 @@ use base64::Engine as _;
 use slo_agent::clock::SystemClock;
 use slo_agent::config;
 
+mod common;
+use common::free_port;
+
 const SPECS: &str = r#"
 apiVersion: slo-agent/v1
 kind: SLO
@@ -63,10 +66,6 @@ const KEY: &str = "fh-test-key-0123456789";
 #[path = "../src/decode/otlp/test_encoder.rs"]
 #[allow(dead_code)]
 mod test_encoder;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
     // SAFETY: every test sets the same value; nothing reads the environment concurrently in a way that matters.

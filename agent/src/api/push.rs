@@ -8,7 +8,6 @@
 //! a 4xx or 5xx status with a message saying what was wrong, and is counted
 //! in `slo_agent_push_requests_total{result=…}`.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::daemon::{Shared, lock};
+use crate::decode::{GunzipError, gunzip_bounded};
 use crate::push::{Ack, Delivery, Nack, Payload, PushKind, PushSourceConfig, QueueError, firehose};
 
 /// How long a client may take to send its body.
@@ -115,18 +115,16 @@ async fn read_body(src: &PushSourceConfig, headers: &HeaderMap, body: Body) -> R
 
 /// Decompress at most `max` bytes of (possibly multi-member) gzip.
 fn gunzip(bytes: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(max as u64 + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "bad_body", format!("the body is not valid gzip: {e}")))?;
-    if out.len() > max {
-        return Err(Refusal::new(
+    gunzip_bounded(bytes, max as u64).map_err(|e| match e {
+        GunzipError::Corrupt(e) => {
+            Refusal::new(StatusCode::BAD_REQUEST, "bad_body", format!("the body is not valid gzip: {e}"))
+        }
+        GunzipError::TooLarge => Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!("the body decompresses to more than {max} bytes"),
-        ));
-    }
-    Ok(out)
+        ),
+    })
 }
 
 /// Queue a delivery and wait until the ingest thread has committed it.

@@ -18,12 +18,11 @@
 //! silently.
 
 use std::collections::HashMap;
-use std::io::Read;
 
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::decode::{Decoder, Format, Reject, RejectReason, Rejects, feed_line};
+use crate::decode::{Decoder, Format, GunzipError, Reject, RejectReason, Rejects, feed_line, gunzip_bounded};
 use crate::event::{EventSink, Wanted};
 use crate::spec::glob::Glob;
 
@@ -200,13 +199,10 @@ impl SubscriptionDecoder {
             }
             &self.scratch
         };
-        let mut out = Vec::new();
-        let mut gz = flate2::read::MultiGzDecoder::new(compressed).take(self.max_decompressed + 1);
-        gz.read_to_end(&mut out).map_err(|_| Reject::from(RejectReason::BadEncoding))?;
-        if out.len() as u64 > self.max_decompressed {
-            return Err(RejectReason::TooLong.into());
-        }
-        Ok(out)
+        gunzip_bounded(compressed, self.max_decompressed).map_err(|e| match e {
+            GunzipError::Corrupt(_) => Reject::from(RejectReason::BadEncoding),
+            GunzipError::TooLarge => Reject::from(RejectReason::TooLong),
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{self, Read};
 
 use crate::event::{EventSink, Wanted};
 
@@ -87,6 +88,29 @@ impl From<RejectReason> for Reject {
     fn from(reason: RejectReason) -> Self {
         Reject { reason }
     }
+}
+
+/// Why [`gunzip_bounded`] gave up.
+#[derive(Debug)]
+pub enum GunzipError {
+    /// Not gzip, or damaged.
+    Corrupt(io::Error),
+    /// It decompresses to more than the limit (a zip bomb, or a mistake).
+    TooLarge,
+}
+
+/// Decompress (possibly multi-member) gzip, at most `max` bytes of output:
+/// never more than `max + 1` bytes are produced before it gives up.
+pub fn gunzip_bounded(compressed: &[u8], max: u64) -> Result<Vec<u8>, GunzipError> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(GunzipError::Corrupt)?;
+    if out.len() as u64 > max {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
 }
 
 /// Longest line any decoder accepts (bytes); longer lines are rejected as `TooLong`.

@@ -18,7 +18,6 @@
 //! again at the watermark and skips the recent keys.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::config::aws::S3Config;
-use crate::decode::{Decoder, MAX_LINE, feed_line};
+use crate::decode::{Decoder, GunzipError, MAX_LINE, feed_line, gunzip_bounded};
 use crate::event::{EventSink, Wanted};
 use crate::source::aws::sdk::{self, Backoff, CallError, ErrorKind, Sdk};
 use crate::source::aws::{AwsSourceError, read_checkpoint};
@@ -254,18 +253,14 @@ impl S3Source {
             Some(r) => r?,
         };
         let data = if body.starts_with(&[0x1f, 0x8b]) {
-            let mut plain = Vec::new();
             let limit = self.cfg.max_object_bytes;
-            let mut gz = flate2::read::MultiGzDecoder::new(&body[..]).take(limit + 1);
-            gz.read_to_end(&mut plain)
-                .map_err(|e| CallError { kind: ErrorKind::BadObject, message: format!("gzip: {e}") })?;
-            if plain.len() as u64 > limit {
-                return Err(CallError {
+            gunzip_bounded(&body, limit).map_err(|e| match e {
+                GunzipError::Corrupt(e) => CallError { kind: ErrorKind::BadObject, message: format!("gzip: {e}") },
+                GunzipError::TooLarge => CallError {
                     kind: ErrorKind::BadObject,
                     message: format!("decompresses to more than max_object_bytes ({limit})"),
-                });
-            }
-            plain
+                },
+            })?
         } else {
             body.to_vec()
         };
