@@ -16,6 +16,7 @@ pub mod event;
 pub mod export;
 pub mod fsutil;
 pub mod lambda_extension;
+pub mod notify;
 pub mod push;
 pub mod replay;
 pub mod rules;

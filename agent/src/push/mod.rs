@@ -71,6 +71,12 @@ impl Secret {
         Secret(value)
     }
 
+    /// The value, to put in an outgoing request (a notifier's key or URL).
+    /// Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Compare with what a client sent, in time that depends only on the
     /// lengths (never on where the first difference is).
     pub fn matches(&self, candidate: &[u8]) -> bool {

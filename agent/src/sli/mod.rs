@@ -7,6 +7,7 @@
 //! nothing else writes SLI state. Persistence reads the changed buckets out of
 //! it ([`Engine::drain_changes`]) and loads them back ([`Engine::restore_bucket`]).
 
+pub mod failures;
 pub mod hdr;
 pub mod latency;
 pub mod report;
