@@ -19,7 +19,16 @@ use crate::alert::{AlertKind, Trigger};
 use crate::push::Secret;
 pub use crate::sli::failures::{Evidence, FailureSample};
 
+pub mod alertmanager;
 pub mod http;
+pub mod opsgenie;
+pub mod pagerduty;
+pub mod slack;
+pub mod text;
+pub mod webhook;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
 
 /// Whether an alert (or a whole notification) is firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,4 +234,28 @@ pub enum SendError {
 /// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
 pub fn rfc3339(ms: i64) -> String {
     crate::sli::report::rfc3339(ms)
+}
+
+/// The requests that deliver `n` to `receiver`, in the order they must be sent.
+pub fn requests(receiver: &ReceiverConfig, n: &Notification) -> Vec<HttpRequest> {
+    match &receiver.kind {
+        ReceiverKind::PagerDuty { url, routing_key } => vec![pagerduty::request(url, routing_key, n)],
+        ReceiverKind::Opsgenie { url, api_key } => vec![opsgenie::request(url, api_key, n)],
+        ReceiverKind::Slack { webhook_url } => vec![slack::request(webhook_url, n)],
+        ReceiverKind::Webhook { url, secret } => vec![webhook::request(url, secret.as_ref(), n)],
+        ReceiverKind::Alertmanager { url, bearer_token } => vec![alertmanager::request(url, bearer_token.as_ref(), n)],
+    }
+}
+
+/// A `POST` of `body` as JSON, with `headers` after the content type.
+fn post_json(url: String, headers: Vec<(String, String)>, body: &serde_json::Value) -> HttpRequest {
+    let mut all = vec![("content-type".to_string(), "application/json".to_string())];
+    all.extend(headers);
+    HttpRequest {
+        method: "POST",
+        url,
+        headers: all,
+        // A `Value` has string keys and finite numbers only: it always serializes.
+        body: serde_json::to_vec(body).expect("a JSON value serializes"),
+    }
 }
