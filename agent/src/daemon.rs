@@ -62,6 +62,35 @@ pub struct Shared {
     /// The push sources the HTTP server accepts deliveries for.
     pub push: PushEndpoints,
     pub alerts: Mutex<Alerts>,
+    /// Notification routes, receivers and their delivery figures.
+    pub notify: NotifyState,
+}
+
+/// What the evaluator needs to fill the outbox and wake the receivers.
+pub struct NotifyState {
+    pub config: Arc<crate::notify::routing::NotifyConfig>,
+    /// One per receiver, notified when entries for it are committed.
+    pub wakers: BTreeMap<String, Arc<tokio::sync::Notify>>,
+    pub figures: crate::notify::dispatch::Figures,
+}
+
+impl NotifyState {
+    pub fn new(config: crate::notify::routing::NotifyConfig) -> NotifyState {
+        let wakers = config.receivers.iter().map(|r| (r.name.clone(), Arc::new(tokio::sync::Notify::new()))).collect();
+        let figures: BTreeMap<String, crate::export::prometheus::ReceiverFigures> = config
+            .receivers
+            .iter()
+            .map(|r| {
+                let f = crate::export::prometheus::ReceiverFigures {
+                    name: r.name.clone(),
+                    kind: r.kind.as_str(),
+                    ..Default::default()
+                };
+                (r.name.clone(), f)
+            })
+            .collect();
+        NotifyState { config: Arc::new(config), wakers, figures: Arc::new(Mutex::new(figures)) }
+    }
 }
 
 /// What the HTTP handlers need to accept pushed telemetry.
@@ -119,8 +148,39 @@ impl Shared {
                     }
                 }
             }
-            if let Err(e) = self.store.commit_alerts(&transitions) {
-                tracing::error!(error = %e, "could not record alert changes; they hold in memory until the next restart");
+            let entries = {
+                let e = self.engine();
+                crate::notify::notice::outbox_entries(
+                    &self.notify.config,
+                    &transitions,
+                    &statuses,
+                    &mut |slo, at, m| e.evidence(slo, at, m, crate::notify::notice::EVIDENCE_TOP).unwrap_or_default(),
+                )
+            };
+            let receivers: std::collections::BTreeSet<String> = entries.iter().map(|e| e.receiver.clone()).collect();
+            match self.store.commit_alerts_with_outbox(&transitions, entries, self.notify.config.max_outbox, at) {
+                Ok(dropped) => {
+                    for d in &dropped {
+                        tracing::error!(receiver = %d.receiver, slo = %d.notice.slo, "notification outbox full: the oldest change moved to the failed table");
+                    }
+                    if !dropped.is_empty() {
+                        let mut f = lock(&self.notify.figures);
+                        for d in &dropped {
+                            if let Some(r) = f.get_mut(&d.receiver) {
+                                r.failed += 1;
+                            }
+                        }
+                    }
+                    for r in receivers {
+                        if let Some(w) = self.notify.wakers.get(&r) {
+                            w.notify_one();
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "could not record alert changes and their notifications; they hold in memory until the next restart"
+                ),
             }
         }
         let reports = statuses.iter().map(SloReport::from_status).collect();
@@ -144,7 +204,8 @@ impl Shared {
         let snap = self.snapshot();
         let now = self.clock.now_ms();
         let sources: Vec<SourceFigures> = lock(&self.sources).values().cloned().collect();
-        let agent = lock(&self.agent).clone();
+        let mut agent = lock(&self.agent).clone();
+        agent.receivers = lock(&self.notify.figures).values().cloned().collect();
         crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &sources, &agent, now)
     }
 }
@@ -281,6 +342,7 @@ impl Agent {
             store,
             push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
             alerts: Mutex::new(alerts),
+            notify: NotifyState::new(config.notify.clone()),
         });
         let poll = config.poll_interval;
         let max_future = config.max_future;
@@ -650,16 +712,48 @@ pub async fn serve(
         let agent = agent.clone();
         tokio::spawn(async move { watch_specs(agent).await })
     };
+    let dispatch_stop = Arc::new(AtomicBool::new(false));
+    let dispatchers = spawn_dispatchers(&shared, dispatch_stop.clone());
     let app = crate::api::router(shared.clone());
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
     evaluator.abort();
     watcher.abort();
+    dispatch_stop.store(true, Ordering::SeqCst);
+    for d in dispatchers {
+        // A send in progress is abandoned: its entries stay in the outbox.
+        d.abort();
+    }
     let a = lock(&agent).take();
     if let Some(a) = a {
         tokio::task::spawn_blocking(move || a.stop()).await.context("stopping ingest")?;
     }
     tracing::info!("state committed; bye");
     Ok(())
+}
+
+/// One delivery task per receiver.
+fn spawn_dispatchers(shared: &Arc<Shared>, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let config = shared.notify.config.clone();
+    if config.receivers.is_empty() {
+        return Vec::new();
+    }
+    let d = crate::notify::dispatch::Dispatcher {
+        store: shared.store.clone(),
+        config: config.clone(),
+        clock: shared.clock.clone(),
+        silenced: Arc::new(|_labels: &BTreeMap<String, String>, _now: i64| false),
+        figures: shared.notify.figures.clone(),
+        client: crate::notify::http::client(),
+    };
+    config
+        .receivers
+        .iter()
+        .map(|r| {
+            let wake = shared.notify.wakers.get(&r.name).cloned().unwrap_or_default();
+            tracing::info!(receiver = %r.name, kind = r.kind.as_str(), "notifications enabled");
+            tokio::spawn(d.clone().run_receiver(r.clone(), wake, stop.clone()))
+        })
+        .collect()
 }
 
 async fn watch_specs(agent: Arc<Mutex<Option<Agent>>>) {

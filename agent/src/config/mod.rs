@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod notify;
 mod push;
 
 use crate::decode::Format;
@@ -48,6 +49,8 @@ pub struct AgentConfig {
     pub routes: RouteConfig,
     /// The alert lifecycle's low-traffic guard and delays.
     pub alerts: crate::alert::AlertPolicy,
+    /// Receivers and routes for notifications (`notify:`).
+    pub notify: crate::notify::routing::NotifyConfig,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -156,6 +159,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "push_timeout",
         "routes",
         "alerts",
+        "notify",
         "sources",
     ];
     let f = cx.map(root, "config", &allowed)?;
@@ -190,6 +194,13 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(crate::alert::AlertPolicy::default()),
         Some(n) => read_alerts(cx, n),
     };
+    let notify = match f.get("notify") {
+        None => Some(crate::notify::routing::NotifyConfig {
+            max_outbox: crate::notify::routing::DEFAULT_MAX_OUTBOX,
+            ..Default::default()
+        }),
+        Some(n) => notify::read_notify(cx, n, base),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -215,6 +226,12 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         push_timeout: push_timeout?,
         routes: routes?,
         alerts: alerts?,
+        notify: notify.map(|mut n| {
+            if n.external_url.is_empty() {
+                n.external_url = format!("http://{}", listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid")));
+            }
+            n
+        })?,
         sources,
     })
 }
@@ -335,6 +352,52 @@ fn read_alerts(cx: &mut Ctx<'_>, node: &Node) -> Option<crate::alert::AlertPolic
         pending_for: pending_for?,
         resolve_after: resolve_after?,
     })
+}
+
+/// A secret from `<key>_file` (a file holding it) or `<key>_env` (an
+/// environment variable), read now: a missing file or variable is a config
+/// error, not a surprise at the first use. `Some(None)` when neither is set.
+pub(crate) fn read_secret(
+    cx: &mut Ctx<'_>,
+    f: &crate::spec::fields::Fields<'_>,
+    base: &Path,
+    key: &str,
+    what: &str,
+) -> Option<Option<crate::push::Secret>> {
+    use crate::push::Secret;
+    let (file_key, env_key) = (format!("{key}_file"), format!("{key}_env"));
+    match (f.get(&file_key), f.get(&env_key)) {
+        (Some(_), Some(n)) => {
+            cx.err(n.pos, format!("set `{file_key}` or `{env_key}`, not both"));
+            None
+        }
+        (Some(n), None) => {
+            let t = cx.text(n, &file_key)?;
+            let path = resolve(base, t);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => Some(Some(Secret::new(s.trim().to_string()))),
+                Ok(_) => {
+                    cx.err(n.pos, format!("`{}` ({what}) is empty", path.display()));
+                    None
+                }
+                Err(e) => {
+                    cx.err(n.pos, format!("cannot read `{}` ({what}): {e}", path.display()));
+                    None
+                }
+            }
+        }
+        (None, Some(n)) => {
+            let var = cx.text(n, &env_key)?;
+            match std::env::var(var) {
+                Ok(s) if !s.trim().is_empty() => Some(Some(Secret::new(s.trim().to_string()))),
+                _ => {
+                    cx.err(n.pos, format!("environment variable `{var}` ({what}) is not set or empty"));
+                    None
+                }
+            }
+        }
+        (None, None) => Some(None),
+    }
 }
 
 /// `250ms`, `5s`, `1m`, `2h`.

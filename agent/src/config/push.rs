@@ -16,7 +16,6 @@
 
 use std::path::Path;
 
-use super::resolve;
 use crate::decode::Format;
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::push::{
@@ -57,43 +56,9 @@ pub(super) fn read_push_source(cx: &mut Ctx<'_>, node: &Node, base: &Path, kind:
     })
 }
 
-/// `token_file` or `token_env`, read now: a missing file or variable is a
-/// config error, not a surprise at the first request. `Some(None)` when
-/// neither is set.
 fn read_token(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path, kind: PushKind) -> Option<Option<Secret>> {
     let what = if kind == PushKind::Firehose { "the Firehose access key" } else { "the bearer token" };
-    match (f.get("token_file"), f.get("token_env")) {
-        (Some(_), Some(n)) => {
-            cx.err(n.pos, "set `token_file` or `token_env`, not both");
-            None
-        }
-        (Some(n), None) => {
-            let t = cx.text(n, "token_file")?;
-            let path = resolve(base, t);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if !s.trim().is_empty() => Some(Some(Secret::new(s.trim().to_string()))),
-                Ok(_) => {
-                    cx.err(n.pos, format!("`{}` ({what}) is empty", path.display()));
-                    None
-                }
-                Err(e) => {
-                    cx.err(n.pos, format!("cannot read `{}` ({what}): {e}", path.display()));
-                    None
-                }
-            }
-        }
-        (None, Some(n)) => {
-            let var = cx.text(n, "token_env")?;
-            match std::env::var(var) {
-                Ok(s) if !s.trim().is_empty() => Some(Some(Secret::new(s.trim().to_string()))),
-                _ => {
-                    cx.err(n.pos, format!("environment variable `{var}` ({what}) is not set or empty"));
-                    None
-                }
-            }
-        }
-        (None, None) => Some(None),
-    }
+    super::read_secret(cx, f, base, "token", what)
 }
 
 fn byte_limit(cx: &mut Ctx<'_>, f: &Fields<'_>, key: &str, default: usize) -> Option<usize> {

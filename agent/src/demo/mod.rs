@@ -106,6 +106,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         push_timeout: Duration::from_secs(30),
         routes: Default::default(),
         alerts: Default::default(),
+        notify: Default::default(),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),

@@ -62,6 +62,27 @@ pub struct AgentFigures {
     pub spec_reload_failures: u64,
     pub slos: u64,
     pub evaluation_seconds: f64,
+    /// Notification receivers: outbox depth and delivery outcomes.
+    pub receivers: Vec<ReceiverFigures>,
+}
+
+/// One notification receiver's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReceiverFigures {
+    pub name: String,
+    pub kind: &'static str,
+    /// Alert changes waiting in the outbox.
+    pub outbox_depth: u64,
+    /// Notifications the receiver accepted.
+    pub sent: u64,
+    /// Failed attempts that will be retried.
+    pub retried: u64,
+    /// Notifications the receiver refused for good (4xx), kept in the store.
+    pub failed: u64,
+    /// Alert changes not sent because a silence matched.
+    pub silenced: u64,
+    /// Seconds from the alert change to the receiver's acceptance, last notification.
+    pub last_latency_seconds: Option<f64>,
 }
 
 /// Render the whole exposition: per-SLO figures from the latest evaluation,
@@ -163,6 +184,29 @@ pub fn render(
         "slo_agent_slo_latency_seconds",
         "Latency percentiles over the SLO window (day granularity at the old edge)",
         latency,
+    );
+
+    let top = Family::<Labels, GaugeF>::default();
+    for s in statuses {
+        let e = &s.top_failures;
+        for (dimension, values) in
+            [("route", &e.top_routes), ("edge_location", &e.top_edge_locations), ("status_code", &e.top_status_codes)]
+        {
+            for (value, n) in values {
+                let l = vec![
+                    ("slo", s.slo.name.clone()),
+                    ("service", s.slo.service.clone()),
+                    ("dimension", dimension.to_string()),
+                    ("value", value.clone()),
+                ];
+                top.get_or_create(&l).set(*n as f64);
+            }
+        }
+    }
+    reg.register(
+        "slo_agent_slo_top_failures",
+        "Bad events of the last hour by route, edge location and status code (the top 5 values of each)",
+        top,
     );
 
     let firing = Family::<Labels, GaugeF>::default();
@@ -275,6 +319,33 @@ pub fn render(
     let g = GaugeF::default();
     g.set(agent.evaluation_seconds);
     reg.register("slo_agent_evaluation_seconds", "Time the last evaluation of every SLO took", g);
+
+    let depth = Family::<Labels, GaugeF>::default();
+    let notifications = Family::<Labels, Counter>::default();
+    let latency = Family::<Labels, GaugeF>::default();
+    for r in &agent.receivers {
+        let base = || vec![("receiver", r.name.clone()), ("kind", r.kind.to_string())];
+        depth.get_or_create(&base()).set(r.outbox_depth as f64);
+        for (result, n) in [("sent", r.sent), ("retried", r.retried), ("failed", r.failed), ("silenced", r.silenced)] {
+            let mut l = base();
+            l.push(("result", result.to_string()));
+            notifications.get_or_create(&l).inc_by(n);
+        }
+        if let Some(s) = r.last_latency_seconds {
+            latency.get_or_create(&base()).set(s);
+        }
+    }
+    reg.register("slo_agent_notify_outbox_depth", "Alert changes waiting in the outbox for the receiver", depth);
+    reg.register(
+        "slo_agent_notifications",
+        "Notification attempts by result: sent, retried (failed, will retry), failed (refused for good), silenced",
+        notifications,
+    );
+    reg.register(
+        "slo_agent_notify_latency_seconds",
+        "Seconds from the alert change to the receiver accepting the notification (the last one)",
+        latency,
+    );
 
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String cannot fail");

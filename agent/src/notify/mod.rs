@@ -20,9 +20,13 @@ use crate::push::Secret;
 pub use crate::sli::failures::{Evidence, FailureSample};
 
 pub mod alertmanager;
+pub mod dispatch;
 pub mod http;
+pub mod notice;
 pub mod opsgenie;
+pub mod outbox;
 pub mod pagerduty;
+pub mod routing;
 pub mod slack;
 pub mod text;
 pub mod webhook;

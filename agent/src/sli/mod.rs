@@ -38,6 +38,8 @@ pub struct SloState {
     pending: Option<(i64, Counts)>,
     /// The last minute whose weekly exclusions were looked up, and the answer.
     weekly_cache: (i64, bool),
+    /// What failed recently: evidence for notifications (bounded).
+    pub failures: failures::Failures,
 }
 
 impl SloState {
@@ -51,6 +53,7 @@ impl SloState {
             counted: Counts::default(),
             pending: None,
             weekly_cache: (i64::MIN, false),
+            failures: failures::Failures::default(),
             slo,
         }
     }
@@ -257,6 +260,9 @@ impl Engine {
         let track = self.track_changes;
         let slos = &mut self.slos;
         let stats = &mut self.stats;
+        let templater = &mut self.templater;
+        // The failing event's route template, worked out once for all SLOs.
+        let mut failed_route: Option<String> = None;
         self.router.route(origin, ev, |i| {
             matched = true;
             let state = &mut slos[i];
@@ -271,6 +277,10 @@ impl Engine {
                 good = !good;
             }
             let g = if good { n } else { 0 };
+            if !good {
+                let route = failed_route.get_or_insert_with(|| failure_route(templater, ev));
+                state.failures.record(ev, route, n);
+            }
             match &mut state.pending {
                 Some((m, c)) if *m == minute => {
                     c.total += n;
@@ -351,6 +361,12 @@ impl Engine {
         self.slos.iter_mut().map(|s| evaluate_one(s, at_ms)).collect()
     }
 
+    /// What failed for one SLO in the `minutes` before `at_ms` (at most
+    /// six hours), with the top `top` values per dimension.
+    pub fn evidence(&self, name: &str, at_ms: i64, minutes: i64, top: usize) -> Option<failures::Evidence> {
+        self.slos.iter().find(|s| s.slo.name == name).map(|s| s.failures.evidence(at_ms, minutes, top))
+    }
+
     /// Evaluate one SLO by name.
     pub fn evaluate_slo(&mut self, name: &str, at_ms: i64) -> Option<SloStatus> {
         self.flush();
@@ -366,6 +382,19 @@ impl EventSink for Engine {
 
     fn events(&mut self, event: &RequestEvent<'_>, n: u64) {
         self.observe_n(event, n)
+    }
+}
+
+/// The route a failing event is reported under: the hop's own, else the
+/// path's template.
+#[inline(never)]
+fn failure_route(templater: &mut crate::dims::RouteTemplater, ev: &RequestEvent<'_>) -> String {
+    if !ev.route.is_empty() {
+        ev.route.to_string()
+    } else if ev.path.is_empty() {
+        String::new()
+    } else {
+        templater.route(ev.path)
     }
 }
 
@@ -485,7 +514,13 @@ pub struct SloStatus {
     pub burn_rates: Vec<(Minutes, Option<f64>)>,
     pub latency: Option<Percentiles>,
     pub conditions: Vec<ConditionStatus>,
+    /// Bad events of the last hour by route, edge location and status code
+    /// (top [`TOP_FAILURES`] each; no samples).
+    pub top_failures: failures::Evidence,
 }
+
+/// Values per dimension in [`SloStatus::top_failures`].
+pub const TOP_FAILURES: usize = 5;
 
 impl SloStatus {
     pub fn budget_remaining(&self) -> f64 {
@@ -545,6 +580,11 @@ fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
         burn_rates,
         latency,
         conditions,
+        top_failures: {
+            let mut e = state.failures.evidence(at_ms, 60, TOP_FAILURES);
+            e.samples.clear();
+            e
+        },
     }
 }
 

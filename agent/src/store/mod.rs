@@ -11,6 +11,8 @@
 //! format and crash safety by default. sled (named in early plans) has had no
 //! stable release since 2021 and has open corruption reports.
 
+pub mod outbox;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -128,6 +130,7 @@ impl Store {
             tx.open_table(DELIVERIES)?;
             tx.open_table(ALERTS)?;
             tx.open_table(ALERT_HISTORY)?;
+            outbox::init(&tx)?;
         }
         tx.commit()?;
         Ok(())
@@ -141,26 +144,33 @@ impl Store {
             return Ok(());
         }
         let tx = self.db.begin_write()?;
-        {
-            let mut alerts = tx.open_table(ALERTS)?;
-            let mut history = tx.open_table(ALERT_HISTORY)?;
-            let first = history.last()?.map(|(k, _)| k.value().1 + 1).unwrap_or(0);
-            for (seq, t) in (first..).zip(transitions) {
-                let key = (t.slo.as_str(), t.kind.as_str());
-                match t.to {
-                    None => {
-                        alerts.remove(key)?;
-                    }
-                    Some(_) => {
-                        let json = serde_json::to_vec(&t.record).expect("alert records serialize");
-                        alerts.insert(key, json.as_slice())?;
-                    }
-                }
-                let json = serde_json::to_vec(t).expect("transitions serialize");
-                history.insert((t.at_ms, seq), json.as_slice())?;
-            }
-        }
+        self.write_alerts(&tx, transitions)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    fn write_alerts(
+        &self,
+        tx: &redb::WriteTransaction,
+        transitions: &[crate::alert::Transition],
+    ) -> Result<(), StoreError> {
+        let mut alerts = tx.open_table(ALERTS)?;
+        let mut history = tx.open_table(ALERT_HISTORY)?;
+        let first = history.last()?.map(|(k, _)| k.value().1 + 1).unwrap_or(0);
+        for (seq, t) in (first..).zip(transitions) {
+            let key = (t.slo.as_str(), t.kind.as_str());
+            match t.to {
+                None => {
+                    alerts.remove(key)?;
+                }
+                Some(_) => {
+                    let json = serde_json::to_vec(&t.record).expect("alert records serialize");
+                    alerts.insert(key, json.as_slice())?;
+                }
+            }
+            let json = serde_json::to_vec(t).expect("transitions serialize");
+            history.insert((t.at_ms, seq), json.as_slice())?;
+        }
         Ok(())
     }
 

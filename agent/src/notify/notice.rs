@@ -1,0 +1,132 @@
+//! From alert transitions to outbox entries: what each receiver is told.
+
+use std::collections::BTreeMap;
+
+use super::outbox::OutboxEntry;
+use super::routing::NotifyConfig;
+use super::{AlertNotice, Evidence, Status};
+use crate::alert::{AlertKind, Phase, Transition};
+use crate::sli::SloStatus;
+
+/// Values per dimension and sample requests a notification carries.
+pub const EVIDENCE_TOP: usize = 5;
+
+/// The outbox entries a batch of transitions causes: one per notifying
+/// transition (firing, resolved) and route that takes it. `evidence(slo,
+/// at_ms, minutes)` reads the engine's failure breakdown.
+pub fn outbox_entries(
+    config: &NotifyConfig,
+    transitions: &[Transition],
+    statuses: &[SloStatus],
+    evidence: &mut dyn FnMut(&str, i64, i64) -> Evidence,
+) -> Vec<OutboxEntry> {
+    if config.routes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for t in transitions.iter().filter(|t| t.notifies()) {
+        let status = statuses.iter().find(|s| s.slo.name == t.slo);
+        let notice = notice(t, status, &config.external_url, evidence);
+        for (route_index, route) in config.routes_for(&notice.labels) {
+            out.push(OutboxEntry {
+                seq: 0,
+                receiver: route.receiver.clone(),
+                route: route_index,
+                group_labels: route.group_labels(&notice.labels),
+                notice: notice.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The labels an alert carries: the SLO's own, then `slo`, `service`,
+/// `severity` and `kind` (which win over SLO labels of the same names).
+pub fn alert_labels(
+    slo_labels: &BTreeMap<String, String>,
+    slo: &str,
+    service: &str,
+    kind: AlertKind,
+) -> BTreeMap<String, String> {
+    let mut l = slo_labels.clone();
+    l.insert("slo".into(), slo.to_string());
+    l.insert("service".into(), service.to_string());
+    l.insert("severity".into(), kind.severity().as_str().to_string());
+    l.insert("kind".into(), kind.as_str().to_string());
+    l
+}
+
+fn notice(
+    t: &Transition,
+    status: Option<&SloStatus>,
+    external_url: &str,
+    evidence: &mut dyn FnMut(&str, i64, i64) -> Evidence,
+) -> AlertNotice {
+    let r = &t.record;
+    let slo = status.map(|s| s.slo.as_ref());
+    let empty = BTreeMap::new();
+    let labels = alert_labels(slo.map_or(&empty, |s| &s.labels), &r.slo, &r.service, r.kind);
+    let runbook = slo.and_then(|s| match r.kind.severity() {
+        crate::spec::model::Severity::Page => s.alerting.page.as_ref(),
+        crate::spec::model::Severity::Ticket => s.alerting.ticket.as_ref(),
+    });
+    let runbook = runbook.and_then(|t| t.runbook.clone());
+    let minutes = r.trigger.as_ref().map_or(60, |t| long_window_minutes(&t.windows));
+    AlertNotice {
+        slo: r.slo.clone(),
+        display_name: slo.and_then(|s| s.display_name.clone()),
+        service: r.service.clone(),
+        severity: r.kind.severity().as_str().to_string(),
+        kind: r.kind,
+        status: if t.to == Some(Phase::Resolved) { Status::Resolved } else { Status::Firing },
+        episode: r.episode,
+        dedup_key: r.dedup_key(),
+        labels,
+        objective: slo.map_or(0.0, |s| s.objective),
+        trigger: r.trigger.clone(),
+        budget_remaining: r.budget_remaining,
+        firing_since_ms: r.firing_since_ms.unwrap_or(t.at_ms),
+        resolved_at_ms: r.resolved_at_ms,
+        runbook,
+        api_url: format!("{}/api/v1/slos/{}", external_url.trim_end_matches('/'), r.slo),
+        evidence: evidence(&r.slo, t.at_ms, minutes),
+    }
+}
+
+/// The long window of `1h/5m` (or `6h`) in minutes; an hour when unknown.
+fn long_window_minutes(windows: &str) -> i64 {
+    let long = windows.split('/').next().unwrap_or("");
+    let split = long.find(|c: char| !c.is_ascii_digit()).unwrap_or(long.len());
+    let (n, unit) = long.split_at(split);
+    let n: i64 = n.parse().unwrap_or(0);
+    match unit {
+        "m" => n,
+        "h" => n * 60,
+        "d" => n * 1440,
+        _ => 0,
+    }
+    .max(if n == 0 { 60 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_windows_read_as_minutes() {
+        assert_eq!(long_window_minutes("1h/5m"), 60);
+        assert_eq!(long_window_minutes("3d/6h"), 4320);
+        assert_eq!(long_window_minutes("30m/2m"), 30);
+        assert_eq!(long_window_minutes("window"), 60);
+    }
+
+    #[test]
+    fn alert_labels_name_the_alert_over_spec_labels() {
+        let spec = BTreeMap::from([("team".to_string(), "payments".to_string()), ("slo".to_string(), "x".to_string())]);
+        let l = alert_labels(&spec, "checkout-availability", "checkout", AlertKind::BudgetExhausted);
+        assert_eq!(l["slo"], "checkout-availability");
+        assert_eq!(l["team"], "payments");
+        assert_eq!(l["severity"], "ticket");
+        assert_eq!(l["kind"], "budget_exhausted");
+    }
+}

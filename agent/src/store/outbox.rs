@@ -1,0 +1,215 @@
+//! The notification outbox: alert changes per receiver, group delivery
+//! state, and what could not be delivered. Entries are written in the same
+//! transaction as the alert transitions that caused them
+//! ([`Store::commit_alerts_with_outbox`]) and deleted in the same
+//! transaction that records the group's new state after the receiver
+//! accepted them ([`Store::commit_delivered`]).
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+use super::{META, Store, StoreError};
+use crate::notify::outbox::{FailedEntry, GroupState, OutboxEntry};
+
+/// (receiver, sequence) → entry (JSON).
+pub(super) const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("notify_outbox");
+/// (receiver, group id) → group state (JSON).
+pub(super) const GROUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("notify_groups");
+/// (time ms, sequence) → failed entry (JSON).
+pub(super) const FAILED: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("notify_failed");
+
+/// How long failed notifications are kept.
+pub const FAILED_KEEP_MS: i64 = 30 * 24 * 3_600_000;
+
+pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(OUTBOX)?;
+    tx.open_table(GROUPS)?;
+    tx.open_table(FAILED)?;
+    Ok(())
+}
+
+/// What to do with a group after a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupUpdate {
+    Put(GroupState),
+    /// The group is over (nothing fires): forget it.
+    Delete {
+        receiver: String,
+        id: String,
+    },
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("outbox records serialize")
+}
+
+impl Store {
+    /// Record alert transitions and the outbox entries they cause, in one
+    /// transaction. Entries get their sequence numbers here. A receiver
+    /// holding more than `max_outbox` entries has its oldest moved to the
+    /// failed table (they are kept there, and counted).
+    pub fn commit_alerts_with_outbox(
+        &self,
+        transitions: &[crate::alert::Transition],
+        entries: Vec<OutboxEntry>,
+        max_outbox: usize,
+        now_ms: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        if transitions.is_empty() && entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.db.begin_write()?;
+        self.write_alerts(&tx, transitions)?;
+        let mut dropped = Vec::new();
+        if !entries.is_empty() {
+            let mut meta = tx.open_table(META)?;
+            let mut seq: u64 = meta.get("outbox_seq")?.and_then(|v| v.value().parse().ok()).unwrap_or(0);
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut receivers: Vec<String> = Vec::new();
+            for mut e in entries {
+                seq += 1;
+                e.seq = seq;
+                outbox.insert((e.receiver.as_str(), seq), json(&e).as_slice())?;
+                if !receivers.contains(&e.receiver) {
+                    receivers.push(e.receiver.clone());
+                }
+            }
+            meta.insert("outbox_seq", seq.to_string().as_str())?;
+            let mut failed = tx.open_table(FAILED)?;
+            for r in receivers {
+                let keys: Vec<u64> = outbox
+                    .range((r.as_str(), 0)..=(r.as_str(), u64::MAX))?
+                    .map(|row| row.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?;
+                if keys.len() <= max_outbox {
+                    continue;
+                }
+                for s in &keys[..keys.len() - max_outbox] {
+                    let Some(v) = outbox.remove((r.as_str(), *s))? else { continue };
+                    let Ok(entry) = serde_json::from_slice::<OutboxEntry>(v.value()) else { continue };
+                    let f = FailedEntry { at_ms: now_ms, reason: format!("the outbox of `{r}` was full"), entry };
+                    failed.insert((now_ms, *s), json(&f).as_slice())?;
+                    dropped.push(f.entry);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(dropped)
+    }
+
+    /// A receiver's waiting entries, oldest first.
+    pub fn outbox(&self, receiver: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for row in t.range((receiver, 0)..=(receiver, u64::MAX))? {
+            let (k, v) = row?;
+            match serde_json::from_slice(v.value()) {
+                Ok(e) => out.push(e),
+                Err(e) => tracing::warn!(seq = k.value().1, error = %e, "skipping an unreadable outbox entry"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries waiting, per receiver.
+    pub fn outbox_depths(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OUTBOX)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter()? {
+            let (k, _) = row?;
+            *out.entry(k.value().0.to_string()).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    /// A receiver's groups.
+    pub fn notify_groups(&self, receiver: &str) -> Result<Vec<GroupState>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(GROUPS)?;
+        let mut out = Vec::new();
+        for row in t.range((receiver, "")..)? {
+            let (k, v) = row?;
+            if k.value().0 != receiver {
+                break;
+            }
+            if let Ok(g) = serde_json::from_slice(v.value()) {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The receiver accepted a notification: delete the entries it carried
+    /// and record the group's new state, in one transaction.
+    pub fn commit_delivered(&self, receiver: &str, seqs: &[u64], group: &GroupUpdate) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut outbox = tx.open_table(OUTBOX)?;
+            for s in seqs {
+                outbox.remove((receiver, *s))?;
+            }
+            let mut groups = tx.open_table(GROUPS)?;
+            match group {
+                GroupUpdate::Put(g) => {
+                    groups.insert((g.receiver.as_str(), g.id().as_str()), json(g).as_slice())?;
+                }
+                GroupUpdate::Delete { receiver, id } => {
+                    groups.remove((receiver.as_str(), id.as_str()))?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The receiver refused these entries for good: move them to the failed table.
+    pub fn commit_failed(&self, entries: &[OutboxEntry], reason: &str, now_ms: i64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut failed = tx.open_table(FAILED)?;
+            for e in entries {
+                outbox.remove((e.receiver.as_str(), e.seq))?;
+                let f = FailedEntry { at_ms: now_ms, reason: reason.to_string(), entry: e.clone() };
+                failed.insert((now_ms, e.seq), json(&f).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest failed notifications, newest first.
+    pub fn failed_notifications(&self, limit: usize) -> Result<Vec<FailedEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(FAILED)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev().take(limit) {
+            let (_, v) = row?;
+            if let Ok(f) = serde_json::from_slice(v.value()) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget failed notifications older than `before_ms`.
+    pub fn prune_failed_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0;
+        {
+            let mut t = tx.open_table(FAILED)?;
+            if t.len()? > 0 {
+                t.retain(|(at, _), _| {
+                    let keep = at >= before_ms;
+                    deleted += u64::from(!keep);
+                    keep
+                })?;
+            }
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+}
