@@ -201,3 +201,76 @@ async fn alerts_fire_and_resolve_in_a_real_alertmanager() {
         .unwrap();
     assert_eq!(active, serde_json::json!([]));
 }
+
+/// The whole path: the running agent reads an outage from a log, fires, and
+/// its dispatcher posts the alerts to the real Alertmanager, which lists
+/// them as active within two seconds of the alert firing.
+#[test]
+fn the_agent_pages_through_a_real_alertmanager() {
+    use std::io::Write;
+    let Some(am) = Alertmanager::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("specs.yaml"),
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop, labels: {team: payments}}\nspec:\n  service: shop\n  objective: 99.9\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "specs: [specs.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 100ms\npoll_interval: 50ms\nnotify:\n  receivers:\n    - {{name: am, type: alertmanager, url: \"{}\"}}\n  routes:\n    - {{receiver: am, match: {{severity: page}}}}\nsources:\n  - {{name: logs, type: file, paths: [\"logs/*.ndjson\"], format: ndjson}}\n",
+            am.url
+        ),
+    )
+    .unwrap();
+    let now = SystemClock.now_ms();
+    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
+    for m in (0..60).rev() {
+        let status = if m < 3 { 503 } else { 200 };
+        for i in 0..20 {
+            writeln!(
+                log,
+                r#"{{"ts":{},"service":"shop","path":"/cart","status":{status}}}"#,
+                now - m * 60_000 - 1_000 - i
+            )
+            .unwrap();
+        }
+    }
+    drop(log);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = slo_agent::config::load(&cfg).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = rt.spawn(slo_agent::daemon::serve(config, std::sync::Arc::new(SystemClock), async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (page, seen_at) = loop {
+        let alerts = rt.block_on(ours(&client, &am));
+        if let Some(a) = alerts.iter().find(|a| a["labels"]["kind"] == "page" && a["status"]["state"] == "active") {
+            break (a.clone(), SystemClock.now_ms());
+        }
+        assert!(Instant::now() < deadline, "no active page in Alertmanager: {alerts:#?}\n{}", am.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(page["labels"]["slo"], "shop");
+    assert_eq!(page["labels"]["alertname"], "SLOBurnRate");
+    assert_eq!(page["generatorURL"], format!("http://127.0.0.1:{port}/api/v1/slos/shop"));
+    // When the agent's alert fired, from its API.
+    let alerts: Value = serde_json::from_str(&common::http_get(port, "/api/v1/alerts").unwrap()).unwrap();
+    let fired = alerts["alerts"].as_array().unwrap().iter().find(|a| a["kind"] == "page").unwrap()["firing_since_ms"]
+        .as_i64()
+        .unwrap();
+    let latency = seen_at - fired;
+    println!("alert fired → active in Alertmanager: {latency} ms (polled every 20 ms)");
+    assert!(latency < 2000, "{latency} ms");
+    // Tickets are not routed to it.
+    let all = rt.block_on(ours(&client, &am));
+    assert!(all.iter().all(|a| a["labels"]["severity"] == "page"), "{all:#?}");
+    let _ = stop.send(());
+    rt.block_on(task).unwrap().unwrap();
+}

@@ -267,9 +267,7 @@ impl Dispatcher {
         stop: Arc<std::sync::atomic::AtomicBool>,
     ) {
         let mut in_flight: HashMap<String, InFlight> = HashMap::new();
-        let seed =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-                ^ fnv(receiver.name.as_bytes());
+        let seed = (self.clock.now_ms() as u64) ^ fnv(receiver.name.as_bytes()) ^ u64::from(std::process::id());
         let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
             let next = self.pass(&receiver, &mut in_flight, &mut rng).await;
