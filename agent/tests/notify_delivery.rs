@@ -228,3 +228,75 @@ fn notifications_arrive_once_in_order_through_an_outage_and_a_restart() {
     let _ = stop.send(());
     rt.block_on(task).unwrap().unwrap();
 }
+
+/// A receiver that refuses the message itself (400) is not retried: the
+/// notification moves to the failed table, visible in the API and metrics.
+#[test]
+fn a_refused_notification_is_kept_as_failed_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("specs.yaml"), spec("shop-cart", "/cart")).unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let (port, hook_port) = (free_port(), free_port());
+    let cfg = dir.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "specs: [specs.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 100ms\npoll_interval: 50ms\nnotify:\n  external_url: https://slo.example.com/\n  receivers:\n    - {{name: picky, type: webhook, url: \"http://127.0.0.1:{hook_port}/hook\"}}\n  routes:\n    - {{receiver: picky, match: {{kind: page}}}}\nsources:\n  - {{name: logs, type: file, paths: [\"logs/*.ndjson\"], format: ndjson}}\n"
+        ),
+    )
+    .unwrap();
+    let now = SystemClock.now_ms();
+    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
+    for m in (0..60).rev() {
+        let status = if m < 3 { 503 } else { 200 };
+        for i in 0..20 {
+            writeln!(
+                log,
+                r#"{{"ts":{},"service":"shop","path":"/cart","status":{status}}}"#,
+                now - m * 60_000 - 1_000 - i
+            )
+            .unwrap();
+        }
+    }
+    drop(log);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let hits = Arc::new(Mutex::new(0u32));
+    let h2 = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let hits = h2.clone();
+            async move {
+                *hits.lock().unwrap() += 1;
+                (axum::http::StatusCode::BAD_REQUEST, "{\"error\":\"unknown schema\"}")
+            }
+        }),
+    );
+    let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", hook_port))).unwrap();
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (stop, task) = start(&rt, &cfg);
+    let failed = wait_for("the failed notification", Duration::from_secs(30), || {
+        let v: serde_json::Value = serde_json::from_str(&common::http_get(port, "/api/v1/notifications")?).ok()?;
+        let f = v["failed"].as_array()?.first()?.clone();
+        Some((v, f))
+    });
+    let (v, f) = failed;
+    assert_eq!(f["entry"]["receiver"], "picky");
+    assert_eq!(f["entry"]["notice"]["kind"], "page");
+    assert_eq!(f["entry"]["notice"]["api_url"], "https://slo.example.com/api/v1/slos/shop-cart");
+    assert!(f["reason"].as_str().unwrap().contains("HTTP 400: {\"error\":\"unknown schema\"}"), "{f}");
+    assert_eq!(v["receivers"][0]["failed"], 1, "{v}");
+    assert_eq!(v["receivers"][0]["retried"], 0, "{v}");
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
+    assert_eq!(*hits.lock().unwrap(), 1, "a refusal is not retried");
+    let bad = rt.block_on(async {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/notifications?failed=x")).await.unwrap();
+        assert_eq!(r.status(), 400);
+        r.text().await.unwrap()
+    });
+    assert!(bad.contains("`failed` must be a whole number"), "{bad}");
+    let _ = stop.send(());
+    rt.block_on(task).unwrap().unwrap();
+}

@@ -25,6 +25,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
         .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/notifications", get(list_notifications))
         .route("/ingest/firehose/{source}", post(push::firehose))
         .route("/ingest/lambda-telemetry/{source}", post(push::lambda_telemetry))
         .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
@@ -91,6 +92,36 @@ async fn list_alerts(
         }))
         .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the alert history: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Every receiver's delivery figures (outbox depth, sent, retried, failed,
+/// silenced) and the newest notifications that could not be delivered
+/// (`?failed=N`, default 20, at most 1000).
+async fn list_notifications(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let limit = match q.get("failed").map(|v| v.parse::<usize>()) {
+        None => 20,
+        Some(Ok(n)) if n <= 1000 => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "`failed` must be a whole number from 0 to 1000"),
+    };
+    let receivers: Vec<serde_json::Value> = crate::daemon::lock(&s.notify.figures)
+        .values()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name, "kind": r.kind, "outbox_depth": r.outbox_depth, "sent": r.sent,
+                "retried": r.retried, "failed": r.failed, "silenced": r.silenced,
+                "last_latency_seconds": r.last_latency_seconds,
+            })
+        })
+        .collect();
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.failed_notifications(limit)).await {
+        Ok(Ok(failed)) => axum::Json(serde_json::json!({"receivers": receivers, "failed": failed})).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the failed notifications: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
