@@ -20,6 +20,7 @@ use crate::push::Secret;
 pub use crate::sli::failures::{Evidence, FailureSample};
 
 pub mod http;
+pub mod silence;
 
 /// Whether an alert (or a whole notification) is firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
