@@ -58,6 +58,11 @@ pub struct Shared {
     pub ready: AtomicBool,
     pub shutdown: AtomicBool,
     pub clock: Arc<dyn Clock>,
+    /// Silences: the API adds and expires them, the dispatcher asks
+    /// `Silences::matching` before it notifies.
+    pub silences: Mutex<crate::notify::silence::Silences>,
+    /// API tokens, roles and the audit limiter (`api:` in agent.yaml).
+    pub api: crate::api::auth::ApiAuth,
     pub store: Arc<Store>,
     /// The push sources the HTTP server accepts deliveries for.
     pub push: PushEndpoints,
@@ -144,7 +149,8 @@ impl Shared {
         let snap = self.snapshot();
         let now = self.clock.now_ms();
         let sources: Vec<SourceFigures> = lock(&self.sources).values().cloned().collect();
-        let agent = lock(&self.agent).clone();
+        let mut agent = lock(&self.agent).clone();
+        agent.silences = lock(&self.silences).counts(now).map(|(state, n)| (state.as_str(), n));
         crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &sources, &agent, now)
     }
 }
@@ -219,6 +225,14 @@ impl Agent {
         for name in &loaded.reset {
             tracing::warn!(slo = %name, "the SLO's indicator or budgeting changed; its stored counts were discarded");
         }
+        let mut silences = crate::notify::silence::Silences::default();
+        silences.restore(store.silences()?);
+        if !silences.is_empty() {
+            tracing::info!(silences = silences.len(), "silences restored");
+        }
+        if config.api.tokens.is_empty() {
+            tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
+        }
         let mut tails: Vec<Box<dyn Source>> = Vec::new();
         let mut figures = BTreeMap::new();
         let mut push_sources = BTreeMap::new();
@@ -278,6 +292,8 @@ impl Agent {
             ready: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             clock,
+            silences: Mutex::new(silences),
+            api: crate::api::auth::ApiAuth::new(config.api.clone()),
             store,
             push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
             alerts: Mutex::new(alerts),
@@ -397,6 +413,7 @@ fn ingest_loop(
         }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = Instant::now();
+            crate::api::silences::prune(&shared);
             let pruned = {
                 let e = shared.engine();
                 shared.store.prune(&e)
@@ -651,6 +668,8 @@ pub async fn serve(
         tokio::spawn(async move { watch_specs(agent).await })
     };
     let app = crate::api::router(shared.clone());
+    // With the peer's address, for the audit log.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
     evaluator.abort();
     watcher.abort();
