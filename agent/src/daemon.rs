@@ -298,6 +298,7 @@ impl Agent {
             push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
             alerts: Mutex::new(alerts),
         });
+        crate::api::silences::prune(&shared);
         let poll = config.poll_interval;
         let max_future = config.max_future;
         let s2 = shared.clone();

@@ -102,6 +102,38 @@ struct AnonymousRefusals {
     suppressed: u64,
 }
 
+/// What to do with one refusal of a caller without a valid token.
+#[derive(Debug, PartialEq, Eq)]
+struct Admission {
+    /// Store this one.
+    record: bool,
+    /// Refusals of an earlier minute that were only counted: (minute start
+    /// ms, how many), to store as one summary entry.
+    summary: Option<(i64, u64)>,
+    /// The first one of its minute over the limit (say so once in the log).
+    first_suppressed: bool,
+}
+
+impl AnonymousRefusals {
+    fn admit(&mut self, at_ms: i64) -> Admission {
+        let minute = at_ms.div_euclid(60_000);
+        let mut summary = None;
+        if self.minute != minute {
+            if self.suppressed > 0 {
+                summary = Some((self.minute * 60_000, self.suppressed));
+            }
+            *self = AnonymousRefusals { minute, recorded: 0, suppressed: 0 };
+        }
+        let record = self.recorded < MAX_ANONYMOUS_AUDIT_PER_MINUTE;
+        if record {
+            self.recorded += 1;
+        } else {
+            self.suppressed += 1;
+        }
+        Admission { record, summary, first_suppressed: self.suppressed == 1 && !record }
+    }
+}
+
 /// Who is calling, once authorized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -191,11 +223,11 @@ pub fn log(e: &AuditEntry) {
     tracing::info!(
         target: "audit",
         actor = %e.actor,
-        role = e.role.map_or("none", Role::as_str),
+        role = %e.role.map_or("none", Role::as_str),
         action = %e.action,
-        target_id = e.target.as_deref().unwrap_or(""),
+        target_id = %e.target.as_deref().unwrap_or("-"),
         outcome = %e.outcome,
-        remote = e.remote.as_deref().unwrap_or(""),
+        remote = %e.remote.as_deref().unwrap_or("-"),
         "api call"
     );
 }
@@ -208,30 +240,22 @@ pub fn log(e: &AuditEntry) {
 pub fn record(shared: &Shared, entry: &AuditEntry) {
     let mut entries = Vec::with_capacity(2);
     if entry.anonymous() {
-        let minute = entry.at_ms.div_euclid(60_000);
-        let mut a = lock(&shared.api.anonymous);
-        if a.minute != minute {
-            if a.suppressed > 0 {
-                let outcome = format!(
-                    "{} more refused calls without a valid token in the minute from {} were not recorded one by one",
-                    a.suppressed,
-                    crate::sli::report::rfc3339(a.minute * 60_000)
-                );
-                entries.push(AuditEntry::new(entry.at_ms, ANONYMOUS, None, "audit.suppressed", None, &outcome, None));
-            }
-            *a = AnonymousRefusals { minute, recorded: 0, suppressed: 0 };
+        let a = lock(&shared.api.anonymous).admit(entry.at_ms);
+        if let Some((minute_ms, n)) = a.summary {
+            let outcome = format!(
+                "{n} more refused calls without a valid token in the minute from {} were not recorded one by one",
+                crate::sli::report::rfc3339(minute_ms)
+            );
+            entries.push(AuditEntry::new(entry.at_ms, ANONYMOUS, None, "audit.suppressed", None, &outcome, None));
         }
-        if a.recorded >= MAX_ANONYMOUS_AUDIT_PER_MINUTE {
-            a.suppressed += 1;
-            if a.suppressed == 1 {
-                tracing::warn!(
-                    target: "audit",
-                    limit = MAX_ANONYMOUS_AUDIT_PER_MINUTE,
-                    "more refused calls without a valid token this minute than the audit log records one by one; counting the rest"
-                );
-            }
-        } else {
-            a.recorded += 1;
+        if a.first_suppressed {
+            tracing::warn!(
+                target: "audit",
+                limit = MAX_ANONYMOUS_AUDIT_PER_MINUTE,
+                "more refused calls without a valid token this minute than the audit log records one by one; counting the rest"
+            );
+        }
+        if a.record {
             entries.push(entry.clone());
         }
     } else {
@@ -445,6 +469,20 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"slo-agent\"");
         assert!(!format!("{cfg:?}").contains("token-0123456789"));
+    }
+
+    #[test]
+    fn refusals_without_a_valid_token_are_stored_at_a_bounded_rate() {
+        let mut a = AnonymousRefusals::default();
+        let t0 = 1_800_000_000_000; // a whole minute
+        for i in 0..MAX_ANONYMOUS_AUDIT_PER_MINUTE {
+            assert_eq!(a.admit(t0 + i as i64), Admission { record: true, summary: None, first_suppressed: false });
+        }
+        assert_eq!(a.admit(t0 + 100), Admission { record: false, summary: None, first_suppressed: true });
+        assert_eq!(a.admit(t0 + 200), Admission { record: false, summary: None, first_suppressed: false });
+        let next = a.admit(t0 + 60_000);
+        assert_eq!(next, Admission { record: true, summary: Some((t0, 2)), first_suppressed: false });
+        assert_eq!(a.admit(t0 + 180_000).summary, None);
     }
 
     #[test]
