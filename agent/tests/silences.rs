@@ -315,3 +315,27 @@ fn without_tokens_mutating_endpoints_are_disabled() {
     assert_eq!(api.list(false), Vec::<Value>::new());
     stop(child);
 }
+
+#[test]
+fn reads_can_require_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port);
+    let cfg = dir.path().join("agent.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("api:\n", "api:\n  read_requires_token: true\n");
+    std::fs::write(&cfg, text).unwrap();
+    let agent = start(&cfg, &dir.path().join("agent.log"), port);
+    let api = Api::new(port);
+    for path in ["/metrics", "/api/v1/slos", "/api/v1/alerts", "/api/v1/silences", "/api/v1/nothing"] {
+        let (status, challenge, _) = api.call("GET", path, None, None);
+        assert_eq!((status, challenge.as_str()), (401, "Bearer realm=\"slo-agent\""), "{path}");
+        assert_eq!(api.call("GET", path, Some("wrong-0123456789abcdef"), None).0, 401, "{path}");
+    }
+    for path in ["/metrics", "/api/v1/slos", "/api/v1/alerts", "/api/v1/silences"] {
+        assert_eq!(api.call("GET", path, Some(READ_TOKEN), None).0, 200, "{path}");
+    }
+    assert_eq!(api.call("GET", "/api/v1/nothing", Some(READ_TOKEN), None).0, 404);
+    assert_eq!(api.call("GET", "/api/v1/audit", Some(READ_TOKEN), None).0, 403);
+    assert!(http_get(port, "/healthz").is_some() && http_get(port, "/readyz").is_some());
+    stop(agent);
+}

@@ -382,6 +382,27 @@ pub async fn authorize_audited(
     }
 }
 
+/// Middleware for the whole router: with `read_requires_token`, every GET
+/// and HEAD but `/healthz` and `/readyz` (probes) needs a token of any role,
+/// so an endpoint added later is covered without doing anything.
+/// Mutating endpoints check their own role.
+pub async fn read_gate(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let config = &shared.api.config;
+    let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
+    if config.read_requires_token
+        && read
+        && !matches!(req.uri().path(), "/healthz" | "/readyz")
+        && let Err(r) = check(config, req.headers(), Role::Read)
+    {
+        return r.into_response();
+    }
+    next.run(req).await
+}
+
 /// The TCP peer of a request, when the server was started with connect
 /// info (`daemon::serve` is; tests that mount the router may not be).
 #[derive(Debug, Clone, Copy)]

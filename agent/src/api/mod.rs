@@ -34,6 +34,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::read_gate))
         .with_state(shared)
 }
 
