@@ -355,7 +355,8 @@ fn parse_create(bytes: &[u8], now_ms: i64, created_by: &str) -> Result<Draft, St
             })?;
             // From when the silence will start: now for a start in the past.
             let from = starts_at_ms.map_or(now_ms, |s| s.max(now_ms));
-            from.checked_add(ms).ok_or_else(|| SilenceError::TooLong { max_days: 90 }.to_string())?
+            from.checked_add(ms)
+                .ok_or_else(|| SilenceError::TooLong { max_days: silence::MAX_DURATION_MS / 86_400_000 }.to_string())?
         }
     };
     Ok(Draft {
