@@ -58,6 +58,11 @@ pub struct Shared {
     pub ready: AtomicBool,
     pub shutdown: AtomicBool,
     pub clock: Arc<dyn Clock>,
+    /// Silences: the API adds and expires them, the dispatcher asks
+    /// `Silences::matching` before it notifies.
+    pub silences: Mutex<crate::notify::silence::Silences>,
+    /// API tokens, roles and the audit limiter (`api:` in agent.yaml).
+    pub api: crate::api::auth::ApiAuth,
     pub store: Arc<Store>,
     /// The push sources the HTTP server accepts deliveries for.
     pub push: PushEndpoints,
@@ -206,6 +211,7 @@ impl Shared {
         let sources: Vec<SourceFigures> = lock(&self.sources).values().cloned().collect();
         let mut agent = lock(&self.agent).clone();
         agent.receivers = lock(&self.notify.figures).values().cloned().collect();
+        agent.silences = lock(&self.silences).counts(now).map(|(state, n)| (state.as_str(), n));
         crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &sources, &agent, now)
     }
 }
@@ -280,6 +286,14 @@ impl Agent {
         for name in &loaded.reset {
             tracing::warn!(slo = %name, "the SLO's indicator or budgeting changed; its stored counts were discarded");
         }
+        let mut silences = crate::notify::silence::Silences::default();
+        silences.restore(store.silences()?);
+        if !silences.is_empty() {
+            tracing::info!(silences = silences.len(), "silences restored");
+        }
+        if config.api.tokens.is_empty() {
+            tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
+        }
         let mut tails: Vec<Box<dyn Source>> = Vec::new();
         let mut figures = BTreeMap::new();
         let mut push_sources = BTreeMap::new();
@@ -339,11 +353,14 @@ impl Agent {
             ready: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             clock,
+            silences: Mutex::new(silences),
+            api: crate::api::auth::ApiAuth::new(config.api.clone()),
             store,
             push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
             alerts: Mutex::new(alerts),
             notify: NotifyState::new(config.notify.clone()),
         });
+        crate::api::silences::prune(&shared);
         let poll = config.poll_interval;
         let max_future = config.max_future;
         let s2 = shared.clone();
@@ -459,6 +476,7 @@ fn ingest_loop(
         }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = Instant::now();
+            crate::api::silences::prune(&shared);
             let pruned = {
                 let e = shared.engine();
                 shared.store.prune(&e)
@@ -715,6 +733,8 @@ pub async fn serve(
     let dispatch_stop = Arc::new(AtomicBool::new(false));
     let dispatchers = spawn_dispatchers(&shared, dispatch_stop.clone());
     let app = crate::api::router(shared.clone());
+    // With the peer's address, for the audit log.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
     evaluator.abort();
     watcher.abort();
@@ -741,7 +761,12 @@ fn spawn_dispatchers(shared: &Arc<Shared>, stop: Arc<AtomicBool>) -> Vec<tokio::
         store: shared.store.clone(),
         config: config.clone(),
         clock: shared.clock.clone(),
-        silenced: Arc::new(|_labels: &BTreeMap<String, String>, _now: i64| false),
+        silenced: {
+            let shared = shared.clone();
+            Arc::new(move |labels: &BTreeMap<String, String>, now: i64| {
+                lock(&shared.silences).matching(labels, now).is_some()
+            })
+        },
         figures: shared.notify.figures.clone(),
         client: crate::notify::http::client(),
     };

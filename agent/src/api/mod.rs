@@ -3,8 +3,11 @@
 //! **Architecture invariant:** handlers never take the engine lock; they read
 //! the latest evaluation snapshot, so a busy ingest never slows an answer.
 //! Push endpoints ([`push`]) hand their deliveries to the ingest thread.
+//! Silences and the audit log ([`silences`]) need API tokens ([`auth`]).
 
+pub mod auth;
 pub mod push;
+pub mod silences;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,7 +33,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/ingest/lambda-telemetry/{source}", post(push::lambda_telemetry))
         .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
         .route("/v1/traces", post(push::otlp_default))
+        .merge(silences::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::read_gate))
         .with_state(shared)
 }
 
@@ -127,7 +132,10 @@ async fn list_notifications(
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/slos, /metrics, /healthz, /readyz, /ingest/…")
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
+    )
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

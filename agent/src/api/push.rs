@@ -67,7 +67,7 @@ fn authorize(src: &PushSourceConfig, presented: Option<&[u8]>) -> Result<(), Ref
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let v = headers.get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
     scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())

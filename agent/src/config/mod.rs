@@ -7,6 +7,8 @@
 //! specs: [slo-specs]                 # files or directories, relative to this file
 //! state: /var/lib/slo-agent/state.redb
 //! listen: 127.0.0.1:9464
+//! api:                               # tokens and roles for protected endpoints (docs/api.md)
+//!   tokens: [{name: oncall-bot, role: silence, token_file: /etc/slo-agent/tokens/oncall}]
 //! tick: 5s                           # how often every SLO is evaluated
 //! poll_interval: 500ms               # how often sources look for new data
 //! max_future: 5m                     # events further ahead of the clock are dropped and counted
@@ -19,6 +21,7 @@
 //!     service: shop                  # for records that name no service
 //! ```
 
+mod api;
 pub mod aws;
 
 use std::net::SocketAddr;
@@ -40,6 +43,8 @@ pub struct AgentConfig {
     pub specs: Vec<PathBuf>,
     pub state: PathBuf,
     pub listen: SocketAddr,
+    /// API tokens and roles (`api:`); none by default.
+    pub api: crate::api::auth::ApiConfig,
     pub tick: Duration,
     pub poll_interval: Duration,
     pub max_future: Duration,
@@ -153,6 +158,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "specs",
         "state",
         "listen",
+        "api",
         "tick",
         "poll_interval",
         "max_future",
@@ -181,6 +187,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
             }
         }),
         None => DEFAULT_LISTEN.parse().ok(),
+    };
+    let api = match f.get("api") {
+        None => Some(crate::api::auth::ApiConfig::default()),
+        Some(n) => api::read_api(cx, n, base),
     };
     let tick = duration_field(cx, &f, "tick", Duration::from_secs(5));
     let poll_interval = duration_field(cx, &f, "poll_interval", Duration::from_millis(500));
@@ -220,6 +230,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         specs,
         state: state?,
         listen: listen?,
+        api: api?,
         tick: tick?,
         poll_interval: poll_interval?,
         max_future: max_future?,

@@ -100,6 +100,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         specs: vec![specs.clone()],
         state: state.clone(),
         listen: args.listen,
+        api: Default::default(),
         tick: Duration::from_secs(3600),
         poll_interval: Duration::from_millis(20),
         max_future: Duration::from_secs(300),

@@ -58,6 +58,8 @@ pub struct AgentFigures {
     pub future_events: u64,
     pub commits: u64,
     pub commit_failures: u64,
+    /// Silences per state (active, pending, expired and still kept).
+    pub silences: [(&'static str, u64); 3],
     pub spec_reloads: u64,
     pub spec_reload_failures: u64,
     pub slos: u64,
@@ -223,6 +225,16 @@ pub fn render(
         "slo_agent_alert_firing",
         "1 while the SLO's alert of this kind (page, ticket, budget_exhausted) is firing, else 0",
         firing,
+    );
+
+    let silences = Family::<Labels, GaugeF>::default();
+    for (state, n) in agent.silences.into_iter().filter(|(state, _)| !state.is_empty()) {
+        silences.get_or_create(&vec![("state", state.to_string())]).set(n as f64);
+    }
+    reg.register(
+        "slo_agent_silences",
+        "Silences by state: active (muting now), pending (starting later), expired (kept 7 days)",
+        silences,
     );
 
     let lines = Family::<Labels, Counter>::default();

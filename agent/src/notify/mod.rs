@@ -27,6 +27,7 @@ pub mod opsgenie;
 pub mod outbox;
 pub mod pagerduty;
 pub mod routing;
+pub mod silence;
 pub mod slack;
 pub mod text;
 pub mod webhook;

@@ -122,6 +122,7 @@ impl Store {
                 Some(v) if v == SCHEMA_VERSION => {}
                 Some(found) => return Err(StoreError::Schema { path: self.path.clone(), found }),
             }
+            open_api_tables(&tx)?;
             tx.open_table(DEFINITIONS)?;
             tx.open_table(BUCKETS)?;
             tx.open_table(LATENCY)?;
@@ -462,6 +463,171 @@ impl Store {
         Ok(deleted)
     }
 }
+
+// ---- Silences and the API audit log ---------------------------------------
+//
+// `silences`: silence id → the silence (JSON, `notify::silence::Silence`).
+// `audit_log`: (time ms, sequence) → one mutating API call (JSON,
+// `api::auth::AuditEntry`). A silence and the audit entry of the call that
+// made or changed it are written in one transaction.
+
+const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
+const AUDIT_LOG: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit_log");
+
+/// How long audit entries are kept.
+pub const AUDIT_LOG_MS: i64 = 365 * 24 * 3_600_000;
+
+fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(SILENCES)?;
+    tx.open_table(AUDIT_LOG)?;
+    Ok(())
+}
+
+fn insert_audit(tx: &redb::WriteTransaction, entry: &crate::api::auth::AuditEntry) -> Result<(), StoreError> {
+    let mut t = tx.open_table(AUDIT_LOG)?;
+    let seq = t.last()?.map(|(k, _)| k.value().1 + 1).unwrap_or(0);
+    let json = serde_json::to_vec(entry).expect("audit entries serialize");
+    t.insert((entry.at_ms, seq), json.as_slice())?;
+    Ok(())
+}
+
+impl Store {
+    /// Store a silence (new, or changed) together with the audit entry of
+    /// the call that did it.
+    pub fn put_silence(
+        &self,
+        silence: &crate::notify::silence::Silence,
+        audit: &crate::api::auth::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let json = serde_json::to_vec(silence).expect("silences serialize");
+            tx.open_table(SILENCES)?.insert(silence.id.as_str(), json.as_slice())?;
+            insert_audit(&tx, audit)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored silence. Rows that do not parse (a future version's, or
+    /// a regex this build refuses) are skipped with a warning.
+    pub fn silences(&self) -> Result<Vec<crate::notify::silence::Silence>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SILENCES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            match serde_json::from_slice(v.value()) {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::warn!(silence = k.value(), error = %e, "skipping an unreadable stored silence"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget silences that ended before `before_ms`. Returns how many.
+    pub fn prune_silences(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0u64;
+        {
+            let mut t = tx.open_table(SILENCES)?;
+            t.retain(|_, v| {
+                #[derive(serde::Deserialize)]
+                struct Ends {
+                    ends_at_ms: i64,
+                }
+                let keep = serde_json::from_slice::<Ends>(v).map_or(true, |s| s.ends_at_ms >= before_ms);
+                deleted += u64::from(!keep);
+                keep
+            })?;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Record one API call (refused ones too).
+    pub fn append_audit(&self, entry: &crate::api::auth::AuditEntry) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        insert_audit(&tx, entry)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<crate::api::auth::AuditEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT_LOG)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev().take(limit) {
+            let (_, v) = row?;
+            if let Ok(e) = serde_json::from_slice(v.value()) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget audit entries older than `before_ms`. Returns how many.
+    pub fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0u64;
+        {
+            let mut t = tx.open_table(AUDIT_LOG)?;
+            t.retain(|(at, _), _| {
+                let keep = at >= before_ms;
+                deleted += u64::from(!keep);
+                keep
+            })?;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod api_tables_tests {
+    use super::*;
+    use crate::api::auth::AuditEntry;
+    use crate::notify::silence::{Draft, Matcher, Silences};
+
+    fn entry(at_ms: i64, outcome: &str) -> AuditEntry {
+        AuditEntry::new(at_ms, "oncall-bot", None, "silence.create", None, outcome, None)
+    }
+
+    #[test]
+    fn silences_and_audit_entries_survive_a_reopen_and_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let now = 1_800_000_000_000;
+        let mut set = Silences::default();
+        let draft = Draft {
+            matchers: vec![Matcher::parse("service=checkout").unwrap()],
+            starts_at_ms: None,
+            ends_at_ms: now + 3_600_000,
+            comment: "CHG-1".into(),
+            created_by: "oncall-bot".into(),
+        };
+        let s = set.add(draft, now).unwrap().clone();
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_silence(&s, &entry(now, "ok")).unwrap();
+            store.append_audit(&entry(now + 1, "unauthorized")).unwrap();
+            store.append_audit(&entry(now + 1, "forbidden")).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.silences().unwrap(), vec![s.clone()]);
+        let outcomes: Vec<String> = store.audit(10).unwrap().into_iter().map(|e| e.outcome).collect();
+        assert_eq!(outcomes, ["forbidden", "unauthorized", "ok"]);
+        assert_eq!(store.audit(1).unwrap().len(), 1);
+
+        assert_eq!(store.prune_silences(now + 3_600_000).unwrap(), 0);
+        assert_eq!(store.prune_silences(now + 3_600_001).unwrap(), 1);
+        assert!(store.silences().unwrap().is_empty());
+        assert_eq!(store.prune_audit(now + 1).unwrap(), 1);
+        assert_eq!(store.audit(10).unwrap().len(), 2);
+    }
+}
+// ---- end of silences and the API audit log ----------------------------------
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,170 @@
+//! `api:`: who may call the HTTP API's protected endpoints (`docs/api.md`).
+//!
+//! ```yaml
+//! api:
+//!   read_requires_token: false       # GET endpoints open by default (Prometheus scrapes /metrics)
+//!   tokens:
+//!     - name: oncall-bot
+//!       role: silence                # read | silence | admin   (admin ⊇ silence ⊇ read)
+//!       token_file: /etc/slo-agent/tokens/oncall   # or token_env: NAME
+//! ```
+
+use std::path::Path;
+
+use crate::api::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role};
+use crate::push::Secret;
+use crate::spec::fields::{Ctx, Fields};
+use crate::spec::yaml::Node;
+
+pub(super) fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig> {
+    let f = cx.map(node, "api", &["read_requires_token", "tokens"])?;
+    let read_requires_token = match f.get("read_requires_token") {
+        None => Some(false),
+        Some(n) => cx.boolean(n, "read_requires_token"),
+    };
+    let mut tokens: Vec<ApiToken> = Vec::new();
+    let mut ok = true;
+    if let Some(n) = f.get("tokens")
+        && let Some(items) = cx.list(n, "tokens")
+    {
+        let mut lines: Vec<usize> = Vec::new();
+        for item in items {
+            let Some(t) = read_token_entry(cx, item, base) else {
+                ok = false;
+                continue;
+            };
+            if let Some(i) = tokens.iter().position(|o| o.name == t.name) {
+                cx.err(item.pos, format!("duplicate API token name `{}` (first at line {})", t.name, lines[i]));
+                ok = false;
+            } else if let Some(i) = tokens.iter().position(|o| o.token == t.token) {
+                // A caller must be one name in the audit log, never two.
+                cx.err(
+                    item.pos,
+                    format!("API token `{}` has the same value as `{}` (line {})", t.name, tokens[i].name, lines[i]),
+                );
+                ok = false;
+            }
+            lines.push(item.pos.line);
+            tokens.push(t);
+        }
+    }
+    if read_requires_token == Some(true) && tokens.is_empty() && ok {
+        let at = f.get("read_requires_token").map_or(node.pos, |n| n.pos);
+        cx.err(at, "`read_requires_token: true` needs at least one token in `tokens` (or nobody could read)");
+        return None;
+    }
+    if !ok {
+        return None;
+    }
+    Some(ApiConfig { read_requires_token: read_requires_token?, tokens })
+}
+
+fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiToken> {
+    let f = cx.map(node, "tokens[]", &["name", "role", "token_file", "token_env"])?;
+    let name = f.require(cx, "name").and_then(|n| {
+        let t = cx.text(n, "name")?;
+        let valid = !t.is_empty()
+            && t.len() <= 64
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        if !valid {
+            cx.err(
+                n.pos,
+                format!("API token name `{t}` may use only letters, digits, `-`, `_`, `.` and `@` (at most 64)"),
+            );
+            return None;
+        }
+        Some(t.to_string())
+    });
+    let role = f.require(cx, "role").and_then(|n| {
+        let t = cx.text(n, "role")?;
+        let role = Role::parse(t);
+        if role.is_none() {
+            cx.err(n.pos, format!("unknown role `{t}`; expected read, silence or admin"));
+        }
+        role
+    });
+    let token = read_secret(cx, &f, base);
+    if f.get("token_file").is_none() && f.get("token_env").is_none() {
+        cx.err(node.pos, "an API token needs `token_file` or `token_env`");
+        return None;
+    }
+    let token = token??;
+    if token.expose().len() < MIN_TOKEN_BYTES {
+        let at = f.get("token_file").or(f.get("token_env")).map_or(node.pos, |n| n.pos);
+        cx.err(
+            at,
+            format!(
+                "API token `{}` is shorter than {MIN_TOKEN_BYTES} characters; make one with `openssl rand -hex 32`",
+                name.as_deref().unwrap_or("?")
+            ),
+        );
+        return None;
+    }
+    Some(ApiToken { name: name?, role: role?, token })
+}
+
+/// `token_file` or `token_env`, read now: a missing file or variable is a
+/// config error, not a surprise at the first request.
+fn read_secret(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path) -> Option<Option<Secret>> {
+    super::read_secret(cx, f, base, "token", "the API token")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::auth::Role;
+    use std::path::Path;
+
+    const HEAD: &str = "specs: [a]\nstate: s\nsources: []\n";
+
+    fn parse(dir: &Path, api: &str) -> Result<crate::api::auth::ApiConfig, Vec<String>> {
+        crate::config::parse("agent.yaml", &format!("{HEAD}{api}"), dir)
+            .map(|c| c.api)
+            .map_err(|d| d.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn tokens_with_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("oncall"), "0123456789abcdef0123\n").unwrap();
+        // SAFETY: only this test reads this variable.
+        unsafe { std::env::set_var("SLO_AGENT_TEST_API_ADMIN_TOKEN", "admin-0123456789abcdef") };
+        let api = parse(
+            dir.path(),
+            "api:\n  read_requires_token: true\n  tokens:\n    - {name: oncall-bot, role: silence, token_file: oncall}\n    - {name: ops, role: admin, token_env: SLO_AGENT_TEST_API_ADMIN_TOKEN}\n",
+        )
+        .unwrap();
+        assert!(api.read_requires_token);
+        let got: Vec<(&str, Role)> = api.tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(got, [("oncall-bot", Role::Silence), ("ops", Role::Admin)]);
+        assert!(api.tokens[0].token.matches(b"0123456789abcdef0123"));
+        assert_eq!(parse(dir.path(), "").unwrap(), Default::default());
+    }
+
+    #[test]
+    fn every_problem_with_position() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t1"), "0123456789abcdef0123").unwrap();
+        std::fs::write(dir.path().join("short"), "abc").unwrap();
+        let e = parse(
+            dir.path(),
+            "api:\n  tokens:\n    - {name: a, role: read, token_file: t1}\n    - {name: a, role: admin, token_file: t1}\n    - {name: \"b c\", role: root, token_file: missing}\n    - {name: d, role: read, token_file: short}\n    - {name: e, role: read}\n  read_only: true\n",
+        )
+        .unwrap_err();
+        let has = |prefix: &str| assert!(e.iter().any(|m| m.starts_with(prefix)), "{prefix}: {e:#?}");
+        has("agent.yaml:7:7: duplicate API token name `a` (first at line 6)");
+        has("agent.yaml:8:14: API token name `b c`");
+        has("agent.yaml:8:27: unknown role `root`");
+        has("agent.yaml:8:45: cannot read");
+        has("agent.yaml:9:41: API token `d` is shorter than 16 characters");
+        has("agent.yaml:10:7: an API token needs `token_file` or `token_env`");
+        has("agent.yaml:11:3: unknown field `read_only`");
+        let e = parse(dir.path(), "api: {read_requires_token: true}\n").unwrap_err();
+        assert!(e[0].contains("needs at least one token"), "{e:?}");
+        let e = parse(
+            dir.path(),
+            "api:\n  tokens:\n    - {name: a, role: read, token_file: t1}\n    - {name: b, role: admin, token_file: t1}\n",
+        )
+        .unwrap_err();
+        assert!(e[0].starts_with("agent.yaml:7:7: API token `b` has the same value as `a` (line 6)"), "{e:?}");
+    }
+}
