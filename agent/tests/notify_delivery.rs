@@ -300,3 +300,89 @@ fn a_refused_notification_is_kept_as_failed_not_retried() {
     let _ = stop.send(());
     rt.block_on(task).unwrap().unwrap();
 }
+
+/// A silence made through the API holds back its alerts' notifications;
+/// expiring it while they still fire tells the receiver then.
+#[test]
+fn a_silence_holds_notifications_back_until_it_is_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("specs.yaml"),
+        format!("{}---\n{}", spec("shop-cart", "/cart"), spec("shop-pay", "/pay")),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    std::fs::write(dir.path().join("token"), "silencer-token-0123456789\n").unwrap();
+    let (port, hook_port) = (free_port(), free_port());
+    let cfg = dir.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "specs: [specs.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 100ms\npoll_interval: 50ms\napi:\n  tokens:\n    - {{name: oncall, role: silence, token_file: token}}\nnotify:\n  receivers:\n    - {{name: hook, type: webhook, url: \"http://127.0.0.1:{hook_port}/hook\"}}\n  routes:\n    - {{receiver: hook, group_by: [slo], group_interval: 1s}}\nsources:\n  - {{name: logs, type: file, paths: [\"logs/*.ndjson\"], format: ndjson}}\n"
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let inbox: Inbox = Arc::default();
+    let _server = receiver(&rt, format!("127.0.0.1:{hook_port}").parse().unwrap(), inbox.clone());
+    let (stop, task) = start(&rt, &cfg);
+    wait_for("the agent", Duration::from_secs(10), || common::http_get(port, "/readyz"));
+    let client = reqwest::Client::new();
+    let silence: serde_json::Value = rt.block_on(async {
+        let r = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/silences"))
+            .bearer_auth("silencer-token-0123456789")
+            .json(&serde_json::json!({"matchers": ["slo=shop-cart"], "duration": "1h", "comment": "deploying a fix"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    });
+    // Now the outage arrives.
+    let now = SystemClock.now_ms();
+    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
+    for m in (0..60).rev() {
+        let status = if m < 3 { 503 } else { 200 };
+        for i in 0..20 {
+            let path = if i % 2 == 0 { "/cart" } else { "/pay" };
+            writeln!(
+                log,
+                r#"{{"ts":{},"service":"shop","path":"{path}","status":{status}}}"#,
+                now - m * 60_000 - 1_000 - i
+            )
+            .unwrap();
+        }
+    }
+    drop(log);
+    wait_for("shop-pay's notification", Duration::from_secs(30), || {
+        inbox.lock().unwrap().iter().any(|r| r.body["group_labels"]["slo"] == "shop-pay").then_some(())
+    });
+    let silenced = wait_for("silenced changes counted", Duration::from_secs(10), || {
+        let m = common::http_get(port, "/metrics")?;
+        common::metric(&m, r#"slo_agent_notifications_total{receiver="hook",kind="webhook",result="silenced"}"#)
+            .filter(|n| *n >= 1.0)
+    });
+    assert!(silenced >= 1.0);
+    assert!(!inbox.lock().unwrap().iter().any(|r| r.body["group_labels"]["slo"] == "shop-cart"), "silenced");
+    // The alerts still fire in the API: only the notification is held back.
+    let alerts = common::http_get(port, "/api/v1/alerts").unwrap();
+    assert!(alerts.contains(r#""slo":"shop-cart""#), "{alerts}");
+
+    rt.block_on(async {
+        let r = client
+            .delete(format!("http://127.0.0.1:{port}/api/v1/silences/{}", silence["id"].as_str().unwrap()))
+            .bearer_auth("silencer-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    let n = wait_for("shop-cart's notification after the silence", Duration::from_secs(20), || {
+        inbox.lock().unwrap().iter().find(|r| r.body["group_labels"]["slo"] == "shop-cart").cloned()
+    });
+    assert_eq!(n.body["status"], "firing");
+    assert!(n.body["alerts"].as_array().unwrap().iter().all(|a| a["status"] == "firing"));
+    let _ = stop.send(());
+    rt.block_on(task).unwrap().unwrap();
+}
