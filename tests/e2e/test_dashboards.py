@@ -127,7 +127,7 @@ def test_dashboards_are_well_formed():
         for p in panels:
             at = f"{where}: panel {p['id']} {p.get('title')!r}"
             assert p.get("title"), at
-            assert p["type"] in ("timeseries", "stat", "table", "bargauge", "gauge", "text"), at
+            assert p["type"] in ("timeseries", "stat", "table", "bargauge", "gauge"), at
             assert {"x", "y", "w", "h"} <= p.get("gridPos", {}).keys(), at
             assert p.get("datasource", {}).get("uid") == "${datasource}", at
             targets = p.get("targets") or []
