@@ -17,6 +17,7 @@ use slo_agent::spec::{load_paths, load_str};
 const PATHS: [&str; 8] =
     ["/", "/products/123", "/api/cart/77", "/checkout", "/checkout/pay", "/static/app.js", "/img/p/9.webp", "/search"];
 
+#[derive(Clone, Copy)]
 struct Owned {
     ts_ms: i64,
     path: &'static str,
@@ -96,9 +97,97 @@ fn bench(c: &mut Criterion) {
                 alerts.observe(&statuses, at).len()
             })
         });
+        // The same, when every SLO counted new (good) events since the last
+        // tick: the live case, whose windows take the new minute in.
+        let good: Vec<Owned> = PATHS
+            .iter()
+            .map(|p| Owned { ts_ms: at - 1000, path: p, method: "GET", status: 200, latency_ms: 10.0 })
+            .collect();
+        g.bench_function(format!("tick_{n}_slos_new_events"), |b| {
+            b.iter(|| {
+                observe_all(&mut engine, &good);
+                let statuses = engine.evaluate(black_box(at));
+                alerts.observe(&statuses, at).len()
+            })
+        });
+        // Good events, ticks 10 s apart: the baseline for the next one.
+        let mut tick_at = at;
+        g.bench_function(format!("tick_{n}_slos_new_events_advancing"), |b| {
+            b.iter(|| {
+                tick_at += 10_000;
+                let fresh: Vec<Owned> = PATHS
+                    .iter()
+                    .map(|p| Owned { ts_ms: tick_at - 1000, path: p, method: "GET", status: 200, latency_ms: 10.0 })
+                    .collect();
+                observe_all(&mut engine, &fresh);
+                let statuses = engine.evaluate(black_box(tick_at));
+                alerts.observe(&statuses, tick_at).len()
+            })
+        });
+        // And when every SLO saw a new failure since the last tick (an
+        // incident everywhere), ticks 10 s apart: each tick works out every
+        // SLO's failure breakdown again.
+        let mut tick_at = at;
+        g.bench_function(format!("tick_{n}_slos_all_failing_afresh"), |b| {
+            b.iter(|| {
+                tick_at += 10_000;
+                let fresh: Vec<Owned> = PATHS
+                    .iter()
+                    .map(|p| Owned { ts_ms: tick_at - 1000, path: p, method: "GET", status: 503, latency_ms: 10.0 })
+                    .collect();
+                observe_all(&mut engine, &fresh);
+                let statuses = engine.evaluate(black_box(tick_at));
+                alerts.observe(&statuses, tick_at).len()
+            })
+        });
         g.finish();
     }
 }
 
-criterion_group!(benches, bench);
+/// A tick of 1,000 SLOs holding 28 days of data (every daily latency
+/// histogram in the window), ticks 10 s apart with new events: the steady
+/// state of a long-running agent.
+fn bench_28_days(c: &mut Criterion) {
+    let start = 1_795_132_800_000 - 27 * 86_400_000;
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: slo-{i}}}\nspec:\n  service: s\n  objective: 99.9\n  window: 28d\n  indicator:\n    source: cloudfront\n    filter: {{path: \"{}\"}}\n    good: {{status: \"< 500\", latency: \"<= 800ms\"}}\n",
+            PATHS[i % 8]
+        ));
+    }
+    let set = load_str("many.yaml", &text).expect("generated specs load");
+    let mut engine = Engine::new(&set, false);
+    // 28 days, about 5,000 events a day.
+    let evs = events(140_000, start);
+    for day in 0..28 {
+        let shifted: Vec<Owned> = evs
+            .iter()
+            .skip(day * 5000)
+            .take(5000)
+            .map(|e| Owned { ts_ms: start + day as i64 * 86_400_000 + (e.ts_ms - start) % 86_400_000, ..*e })
+            .collect();
+        observe_all(&mut engine, &shifted);
+    }
+    let mut at = start + 28 * 86_400_000 - 3_600_000;
+    let mut alerts = slo_agent::alert::Alerts::new(slo_agent::alert::AlertPolicy::default());
+    engine.evaluate(at);
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(30);
+    g.bench_function("tick_1000_slos_28_days_new_events_advancing", |b| {
+        b.iter(|| {
+            at += 10_000;
+            let fresh: Vec<Owned> = PATHS
+                .iter()
+                .map(|p| Owned { ts_ms: at - 1000, path: p, method: "GET", status: 200, latency_ms: 10.0 })
+                .collect();
+            observe_all(&mut engine, &fresh);
+            let statuses = engine.evaluate(black_box(at));
+            alerts.observe(&statuses, at).len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_28_days);
 criterion_main!(benches);

@@ -25,6 +25,12 @@ pub const KEEP_MINUTES: i64 = 360;
 pub const TOP_K: usize = 8;
 /// Sample failing requests kept.
 pub const SAMPLES: usize = 5;
+/// Least event time between two samples.
+const SAMPLE_EVERY_MS: i64 = 1000;
+/// How old the last hour's breakdown may get while failures keep coming,
+/// and when nothing new failed.
+const REFRESH_MS: i64 = 30_000;
+const REFRESH_QUIET_MS: i64 = 60_000;
 /// Longest value kept (paths, routes): longer ones are cut.
 const MAX_VALUE_BYTES: usize = 160;
 
@@ -124,6 +130,11 @@ impl Evidence {
 pub struct Failures {
     buckets: VecDeque<Bucket>,
     samples: VecDeque<FailureSample>,
+    /// Bumped by every [`Failures::record`].
+    version: u64,
+    /// The last hour's top values, as of (time, version): evaluation asks
+    /// every tick, and the answer only changes with a new minute or new failures.
+    last_hour: Option<(i64, u64, std::sync::Arc<Evidence>)>,
 }
 
 impl Failures {
@@ -131,8 +142,10 @@ impl Failures {
     /// known (else empty: the path is used).
     #[inline(never)]
     pub fn record(&mut self, ev: &RequestEvent<'_>, route: &str, n: u64) {
+        self.version += 1;
         let start_minute = ev.ts_ms.div_euclid(MINUTE_MS).div_euclid(BUCKET_MINUTES) * BUCKET_MINUTES;
-        let bucket = match self.buckets.iter().position(|b| b.start_minute == start_minute) {
+        // In-order streams hit the newest bucket: look from the back.
+        let bucket = match self.buckets.iter().rposition(|b| b.start_minute == start_minute) {
             Some(i) => &mut self.buckets[i],
             None => {
                 let newest = self.buckets.back().map_or(start_minute, |b| b.start_minute);
@@ -159,7 +172,13 @@ impl Failures {
         if !ev.edge_location.is_empty() {
             bucket.edge_locations.add(ev.edge_location, n);
         }
-        bucket.status_codes.add(&status_text(ev.status), n);
+        let mut digits = [b'0'; 5];
+        bucket.status_codes.add(status_text(ev.status, &mut digits), n);
+        // At most one sample per second of event time: an incident fails
+        // thousands of requests a second, and a few recent ones tell enough.
+        if self.samples.back().is_some_and(|s| (ev.ts_ms - s.at_ms).abs() < SAMPLE_EVERY_MS) {
+            return;
+        }
         if self.samples.len() == SAMPLES {
             self.samples.pop_front();
         }
@@ -180,23 +199,31 @@ impl Failures {
     /// Failures in the `minutes` before `at_ms` (at most [`KEEP_MINUTES`]),
     /// with the top `top` values per dimension.
     pub fn evidence(&self, at_ms: i64, minutes: i64, top: usize) -> Evidence {
+        self.breakdown(at_ms, minutes, top, true)
+    }
+
+    fn breakdown(&self, at_ms: i64, minutes: i64, top: usize, with_samples: bool) -> Evidence {
         let minutes = minutes.clamp(BUCKET_MINUTES, KEEP_MINUTES);
         let now_minute = at_ms.div_euclid(MINUTE_MS);
         let from = now_minute - minutes;
         let mut failed = 0;
-        let mut routes: Vec<(String, u64)> = Vec::new();
-        let mut edges: Vec<(String, u64)> = Vec::new();
-        let mut codes: Vec<(String, u64)> = Vec::new();
+        // Merged by reference; only the top values become Strings.
+        let mut routes: Vec<(&str, u64)> = Vec::new();
+        let mut edges: Vec<(&str, u64)> = Vec::new();
+        let mut codes: Vec<(&str, u64)> = Vec::new();
         // A bucket counts when any of it lies inside (from, now].
-        for b in self.buckets.iter().filter(|b| b.start_minute + BUCKET_MINUTES > from && b.start_minute <= now_minute)
-        {
+        for b in self.buckets.iter().filter(|b| b.start_minute + BUCKET_MINUTES > from && b.start_minute <= now_minute) {
             failed += b.failed;
             merge(&mut routes, &b.routes);
             merge(&mut edges, &b.edge_locations);
             merge(&mut codes, &b.status_codes);
         }
         let from_ms = from * MINUTE_MS;
-        let samples = self.samples.iter().rev().filter(|s| s.at_ms > from_ms && s.at_ms <= at_ms).cloned().collect();
+        let samples = if with_samples {
+            self.samples.iter().rev().filter(|s| s.at_ms > from_ms && s.at_ms <= at_ms).cloned().collect()
+        } else {
+            Vec::new()
+        };
         Evidence {
             minutes,
             failed,
@@ -205,6 +232,28 @@ impl Failures {
             top_status_codes: top_n(codes, top),
             samples,
         }
+    }
+
+    /// Bad events of the 60 minutes before `at_ms`, top `top` values per
+    /// dimension, without samples. Worked out again when the last answer is
+    /// 30 s old and failures were recorded since (at once when it showed
+    /// none), or 60 s old (the hour slid): a gauge of the last hour may lag by that much, and evaluating
+    /// 1,000 SLOs in an incident does not rebuild 1,000 breakdowns a tick.
+    pub fn last_hour(&mut self, at_ms: i64, top: usize) -> std::sync::Arc<Evidence> {
+        if let Some((t, v, e)) = &self.last_hour
+            && (0..REFRESH_QUIET_MS).contains(&(at_ms - t))
+            && (*v == self.version || (at_ms - t < REFRESH_MS && e.failed > 0))
+        {
+            return e.clone();
+        }
+        let e = if self.buckets.is_empty() {
+            Evidence { minutes: 60, ..Evidence::default() }
+        } else {
+            self.breakdown(at_ms, 60, top, false)
+        };
+        let e = std::sync::Arc::new(e);
+        self.last_hour = Some((at_ms, self.version, e.clone()));
+        e
     }
 
     /// Bytes held (an estimate, for the memory figures).
@@ -225,23 +274,30 @@ impl Failures {
     }
 }
 
-fn status_text(status: u16) -> String {
-    format!("{status:03}")
+/// A status as at least three digits (`000`, `503`), without allocating.
+fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut v = status;
+    let mut i = buf.len();
+    while v > 0 || buf.len() - i < 3 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
-fn merge(into: &mut Vec<(String, u64)>, from: &TopK) {
+fn merge<'a>(into: &mut Vec<(&'a str, u64)>, from: &'a TopK) {
     for (v, n) in &from.entries {
-        match into.iter_mut().find(|(x, _)| x.as_str() == &**v) {
+        match into.iter_mut().find(|(x, _)| *x == &**v) {
             Some(e) => e.1 += n,
-            None => into.push((v.to_string(), *n)),
+            None => into.push((v, *n)),
         }
     }
 }
 
-fn top_n(mut v: Vec<(String, u64)>, n: usize) -> Vec<(String, u64)> {
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.truncate(n);
-    v
+fn top_n(mut v: Vec<(&str, u64)>, n: usize) -> Vec<(String, u64)> {
+    v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    v.into_iter().take(n).map(|(s, c)| (s.to_string(), c)).collect()
 }
 
 #[cfg(test)]
@@ -322,6 +378,48 @@ mod tests {
         }
         let e = f.evidence(60_000, 5, 1);
         assert_eq!(e.top_routes[0].0, "/hot");
+    }
+
+    #[test]
+    fn the_last_hour_is_worked_out_again_only_when_it_can_differ() {
+        let mut f = Failures::default();
+        let t = 10 * 3_600_000;
+        assert_eq!(f.last_hour(t - 1000, 5).failed, 0);
+        f.record(&ev(t, "/a", "", 500), "", 1);
+        let first = f.last_hour(t + 1000, 5);
+        assert_eq!(first.failed, 1, "the first failures show at once");
+        assert_eq!(first.failed, 1);
+        assert!(std::sync::Arc::ptr_eq(&first, &f.last_hour(t + 2000, 5)), "no news: cached");
+        f.record(&ev(t + 3000, "/b", "", 500), "", 1);
+        assert_eq!(f.last_hour(t + 3000, 5).failed, 1, "new failures show within 30 s");
+        assert_eq!(f.last_hour(t + 31_000, 5).failed, 2, "new failures");
+        assert!(std::sync::Arc::ptr_eq(&f.last_hour(t + 61_000, 5), &f.last_hour(t + 62_000, 5)));
+        assert_eq!(f.last_hour(t + 2 * 3_600_000, 5).failed, 0, "an hour later");
+        assert!(f.last_hour(t, 5).samples.is_empty());
+    }
+
+    #[test]
+    fn status_codes_read_as_three_digits_or_more() {
+        let mut b = [b'0'; 5];
+        assert_eq!(status_text(0, &mut b), "000");
+        let mut b = [b'0'; 5];
+        assert_eq!(status_text(503, &mut b), "503");
+        let mut b = [b'0'; 5];
+        assert_eq!(status_text(42, &mut b), "042");
+        let mut b = [b'0'; 5];
+        assert_eq!(status_text(65535, &mut b), "65535");
+    }
+
+    #[test]
+    fn samples_are_kept_at_most_once_a_second() {
+        let mut f = Failures::default();
+        for i in 0..1000 {
+            f.record(&ev(5_000 + i, "/a", "", 500), "", 1);
+        }
+        assert_eq!(f.samples.len(), 1);
+        f.record(&ev(6_000, "/b", "", 502), "", 1);
+        assert_eq!(f.evidence(60_000, 5, 5).samples[0].path, "/b");
+        assert_eq!(f.evidence(60_000, 5, 5).failed, 1001);
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub struct LatencyDays {
     dirty: Vec<i64>,
     /// The newest day held (`i64::MIN` when none): nearly every event is on it.
     newest_day: i64,
+    /// Bumped whenever a day other than the newest changes (a late event,
+    /// a restore, a day added or dropped): the past days' merge is stale.
+    past_version: u64,
+    /// The merge of the window's days before the newest one, as of
+    /// (first day, newest day, `past_version`): a window of 28 days is then
+    /// this and today's histogram, not 28 merges per evaluation.
+    past: Option<(i64, i64, u64, Box<LatencyHistogram>)>,
 }
 
 impl LatencyDays {
@@ -41,6 +48,8 @@ impl LatencyDays {
             keep_days: keep_days.max(1) as i64,
             dirty: Vec::new(),
             newest_day: i64::MIN,
+            past_version: 0,
+            past: None,
         }
     }
 
@@ -76,6 +85,7 @@ impl LatencyDays {
 
     #[inline(never)]
     fn day_mut(&mut self, day: i64) -> Option<&mut LatencyHistogram> {
+        self.past_version += 1;
         // Fast path: the newest day.
         if let Some((d, _)) = self.days.back()
             && *d == day
@@ -103,19 +113,32 @@ impl LatencyDays {
     }
 
     /// Percentiles over the days that overlap `[first_ms, last_ms]`.
-    pub fn percentiles(&self, first_ms: i64, last_ms: i64) -> Option<Percentiles> {
+    pub fn percentiles(&mut self, first_ms: i64, last_ms: i64) -> Option<Percentiles> {
         let (fd, ld) = (first_ms.div_euclid(DAY_MS), last_ms.div_euclid(DAY_MS));
-        let mut merged: Option<LatencyHistogram> = None;
-        for (_, h) in self.days.iter().filter(|(d, _)| *d >= fd && *d <= ld) {
-            match merged.as_mut() {
-                None => merged = Some((**h).clone()),
-                Some(m) => m.add(h.as_ref()),
+        let newest = self.days.back().map(|(d, _)| *d)?;
+        let qs = [0.5, 0.9, 0.99];
+        let v = if newest == ld {
+            // The window ends in the newest day: past days' merge (cached) + today.
+            let fresh = matches!(&self.past, Some((f, l, v, _)) if *f == fd && *l == ld && *v == self.past_version);
+            if !fresh {
+                let mut merged = new_histogram();
+                for (_, h) in self.days.iter().filter(|(d, _)| *d >= fd && *d < ld) {
+                    merged.add(h);
+                }
+                self.past = Some((fd, ld, self.past_version, Box::new(merged)));
             }
-        }
-        let m = merged.filter(|m| !m.is_empty())?;
-        // The middle of the slot the quantile falls in, in ms to the µs.
-        let q = |p: f64| m.value_at_quantile(p).unwrap_or(0) as f64 / 1000.0;
-        Some(Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99) })
+            let past = &self.past.as_ref().expect("just built").3;
+            let today = self.days.back().map(|(_, h)| h.as_ref());
+            past.quantiles_with(today, qs)?
+        } else {
+            let mut merged = new_histogram();
+            for (_, h) in self.days.iter().filter(|(d, _)| *d >= fd && *d <= ld) {
+                merged.add(h);
+            }
+            merged.quantiles_with(None, qs)?
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Percentiles { p50: ms(v[0]), p90: ms(v[1]), p99: ms(v[2]) })
     }
 
     pub fn day(&self, day: i64) -> Option<&LatencyHistogram> {
@@ -124,6 +147,7 @@ impl LatencyDays {
 
     /// Replace a day's histogram (loading persisted state).
     pub fn restore(&mut self, day: i64, h: LatencyHistogram) {
+        self.past_version += 1;
         if let Some(slot) = self.day_mut(day) {
             *slot = h;
         }
@@ -148,6 +172,48 @@ impl LatencyDays {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cached merge of past days plus today gives what merging every
+    /// day gives, also after a late event lands in a past day.
+    #[test]
+    fn the_cached_past_days_agree_with_a_full_merge() {
+        let mut l = LatencyDays::new(30);
+        let mut x = 7u64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for day in 0..28i64 {
+            for _ in 0..200 {
+                let v = (rnd() % 5000) as f64 + day as f64;
+                l.record(day * DAY_MS + 1, v, false);
+            }
+        }
+        let full = |l: &LatencyDays, fd: i64, ld: i64| {
+            let mut m = new_histogram();
+            for (_, h) in l.days.iter().filter(|(d, _)| *d >= fd && *d <= ld) {
+                m.add(h);
+            }
+            let q = |p: f64| m.value_at_quantile(p).unwrap() as f64 / 1000.0;
+            Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99) }
+        };
+        let (first, last) = (3 * DAY_MS, 28 * DAY_MS - 1);
+        assert_eq!(l.percentiles(first, last), Some(full(&l, 3, 27)));
+        // Today grows: the cache holds, the answer follows.
+        for _ in 0..500 {
+            l.record(27 * DAY_MS + 5, 4999.0, false);
+        }
+        assert_eq!(l.percentiles(first, last), Some(full(&l, 3, 27)));
+        // A late event in a past day: the cache is rebuilt.
+        for _ in 0..5000 {
+            l.record(10 * DAY_MS + 5, 1.0, false);
+        }
+        assert_eq!(l.percentiles(first, last), Some(full(&l, 3, 27)));
+        // A window that does not reach today is merged directly.
+        assert_eq!(l.percentiles(DAY_MS, 5 * DAY_MS), Some(full(&l, 1, 5)));
+    }
 
     #[test]
     fn percentiles_merge_days_and_drop_old_ones() {

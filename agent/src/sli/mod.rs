@@ -516,7 +516,7 @@ pub struct SloStatus {
     pub conditions: Vec<ConditionStatus>,
     /// Bad events of the last hour by route, edge location and status code
     /// (top [`TOP_FAILURES`] each; no samples).
-    pub top_failures: failures::Evidence,
+    pub top_failures: Arc<failures::Evidence>,
 }
 
 /// Values per dimension in [`SloStatus::top_failures`].
@@ -580,11 +580,7 @@ fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
         burn_rates,
         latency,
         conditions,
-        top_failures: {
-            let mut e = state.failures.evidence(at_ms, 60, TOP_FAILURES);
-            e.samples.clear();
-            e
-        },
+        top_failures: state.failures.last_hour(at_ms, TOP_FAILURES),
     }
 }
 
