@@ -212,7 +212,8 @@ impl Failures {
         let mut edges: Vec<(&str, u64)> = Vec::new();
         let mut codes: Vec<(&str, u64)> = Vec::new();
         // A bucket counts when any of it lies inside (from, now].
-        for b in self.buckets.iter().filter(|b| b.start_minute + BUCKET_MINUTES > from && b.start_minute <= now_minute) {
+        for b in self.buckets.iter().filter(|b| b.start_minute + BUCKET_MINUTES > from && b.start_minute <= now_minute)
+        {
             failed += b.failed;
             merge(&mut routes, &b.routes);
             merge(&mut edges, &b.edge_locations);
