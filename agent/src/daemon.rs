@@ -493,6 +493,10 @@ fn ingest_loop(
             if let Err(e) = shared.store.prune_alert_history(before) {
                 tracing::warn!(error = %e, "pruning the alert history failed");
             }
+            let before = shared.clock.now_ms() - crate::store::outbox::FAILED_KEEP_MS;
+            if let Err(e) = shared.store.prune_failed_notifications(before) {
+                tracing::warn!(error = %e, "pruning failed notifications failed");
+            }
         }
         if lazy_pending && (stopping || last_durable.elapsed() >= DURABLE_EVERY) {
             // Nothing new to commit, but earlier lazy commits must reach the disk.

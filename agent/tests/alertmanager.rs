@@ -207,7 +207,6 @@ async fn alerts_fire_and_resolve_in_a_real_alertmanager() {
 /// them as active within two seconds of the alert firing.
 #[test]
 fn the_agent_pages_through_a_real_alertmanager() {
-    use std::io::Write;
     let Some(am) = Alertmanager::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -226,27 +225,10 @@ fn the_agent_pages_through_a_real_alertmanager() {
         ),
     )
     .unwrap();
-    let now = SystemClock.now_ms();
-    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
-    for m in (0..60).rev() {
-        let status = if m < 3 { 503 } else { 200 };
-        for i in 0..20 {
-            writeln!(
-                log,
-                r#"{{"ts":{},"service":"shop","path":"/cart","status":{status}}}"#,
-                now - m * 60_000 - 1_000 - i
-            )
-            .unwrap();
-        }
-    }
-    drop(log);
+    common::write_outage_log(&dir.path().join("logs/app.ndjson"), &["/cart"], SystemClock.now_ms());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = slo_agent::config::load(&cfg).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(slo_agent::daemon::serve(config, std::sync::Arc::new(SystemClock), async move {
-        let _ = stopped.await;
-    }));
+    let (stop, task) = common::serve(&rt, &cfg);
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let (page, seen_at) = loop {

@@ -2,8 +2,6 @@
 //! fires the page alert (API, metrics), the state survives a restart without
 //! a second episode, and the history keeps every change.
 
-use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use slo_agent::clock::{Clock, SystemClock};
@@ -35,18 +33,6 @@ fn run_until<T>(rt: &tokio::runtime::Runtime, port: u16, mut f: impl FnMut(&serd
     panic!("timed out waiting on /api/v1/alerts");
 }
 
-fn start(
-    rt: &tokio::runtime::Runtime,
-    cfg: &std::path::Path,
-) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let config = slo_agent::config::load(cfg).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(slo_agent::daemon::serve(config, Arc::new(SystemClock), async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
-}
-
 #[test]
 fn an_outage_fires_the_page_once_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,19 +48,10 @@ fn an_outage_fires_the_page_once_across_a_restart() {
     )
     .unwrap();
     // An hour of healthy traffic, then the last three minutes all 503.
-    let now = SystemClock.now_ms();
-    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
-    for m in (0..60).rev() {
-        let status = if m < 3 { 503 } else { 200 };
-        for i in 0..20 {
-            let ts = now - m * 60_000 - 1_000 - i;
-            writeln!(log, r#"{{"ts":{ts},"service":"shop","path":"/","status":{status}}}"#).unwrap();
-        }
-    }
-    drop(log);
+    common::write_outage_log(&dir.path().join("logs/app.ndjson"), &["/"], SystemClock.now_ms());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (stop, task) = start(&rt, &cfg);
+    let (stop, task) = common::serve(&rt, &cfg);
     let page = run_until(&rt, port, |v| {
         v["alerts"].as_array()?.iter().find(|a| a["kind"] == "page" && a["phase"] == "firing").cloned()
     });
@@ -88,7 +65,7 @@ fn an_outage_fires_the_page_once_across_a_restart() {
     rt.block_on(task).unwrap().unwrap();
 
     // Restarted: the page is still firing, as episode 1; nothing new in the history.
-    let (stop, task) = start(&rt, &cfg);
+    let (stop, task) = common::serve(&rt, &cfg);
     std::thread::sleep(Duration::from_millis(400));
     let v: serde_json::Value =
         serde_json::from_str(&get(&rt, format!("http://127.0.0.1:{port}/api/v1/alerts"))).unwrap();

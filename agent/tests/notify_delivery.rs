@@ -3,7 +3,6 @@
 //! loses nothing while the receiver is down and the agent restarts.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,18 +59,6 @@ fn receiver(rt: &tokio::runtime::Runtime, addr: SocketAddr, inbox: Inbox) -> tok
     })
 }
 
-fn start(
-    rt: &tokio::runtime::Runtime,
-    cfg: &std::path::Path,
-) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let config = slo_agent::config::load(cfg).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(slo_agent::daemon::serve(config, Arc::new(SystemClock), async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
-}
-
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + timeout;
     loop {
@@ -119,27 +106,13 @@ fn notifications_arrive_once_in_order_through_an_outage_and_a_restart() {
     )
     .unwrap();
     // An hour of traffic on both paths; the last three minutes all 503.
-    let now = SystemClock.now_ms();
-    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
-    for m in (0..60).rev() {
-        let status = if m < 3 { 503 } else { 200 };
-        for i in 0..20 {
-            let ts = now - m * 60_000 - 1_000 - i;
-            let path = if i % 2 == 0 { "/cart" } else { "/pay" };
-            writeln!(
-                log,
-                r#"{{"ts":{ts},"service":"shop","path":"{path}","status":{status},"edge_location":"IAD89-C1"}}"#
-            )
-            .unwrap();
-        }
-    }
-    drop(log);
+    common::write_outage_log(&dir.path().join("logs/app.ndjson"), &["/cart", "/pay"], SystemClock.now_ms());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let inbox: Inbox = Arc::default();
     let hook_addr: SocketAddr = format!("127.0.0.1:{hook_port}").parse().unwrap();
     let server = receiver(&rt, hook_addr, inbox.clone());
-    let (stop, task) = start(&rt, &cfg);
+    let (stop, task) = common::serve(&rt, &cfg);
 
     // Both SLOs page (and more): one grouped notification for the service.
     let first = wait_for("the first notification", Duration::from_secs(30), || inbox.lock().unwrap().first().cloned());
@@ -187,7 +160,7 @@ fn notifications_arrive_once_in_order_through_an_outage_and_a_restart() {
     // The agent restarts while the receiver is still down.
     let _ = stop.send(());
     rt.block_on(task).unwrap().unwrap();
-    let (stop, task) = start(&rt, &cfg);
+    let (stop, task) = common::serve(&rt, &cfg);
     wait_for("the agent to serve again", Duration::from_secs(10), || common::http_get(port, "/readyz"));
     let m = common::http_get(port, "/metrics").unwrap();
     let depth = wait_for("the outbox depth", Duration::from_secs(10), || {
@@ -245,20 +218,7 @@ fn a_refused_notification_is_kept_as_failed_not_retried() {
         ),
     )
     .unwrap();
-    let now = SystemClock.now_ms();
-    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
-    for m in (0..60).rev() {
-        let status = if m < 3 { 503 } else { 200 };
-        for i in 0..20 {
-            writeln!(
-                log,
-                r#"{{"ts":{},"service":"shop","path":"/cart","status":{status}}}"#,
-                now - m * 60_000 - 1_000 - i
-            )
-            .unwrap();
-        }
-    }
-    drop(log);
+    common::write_outage_log(&dir.path().join("logs/app.ndjson"), &["/cart"], SystemClock.now_ms());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let hits = Arc::new(Mutex::new(0u32));
     let h2 = hits.clone();
@@ -276,7 +236,7 @@ fn a_refused_notification_is_kept_as_failed_not_retried() {
     rt.spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let (stop, task) = start(&rt, &cfg);
+    let (stop, task) = common::serve(&rt, &cfg);
     let failed = wait_for("the failed notification", Duration::from_secs(30), || {
         let v: serde_json::Value = serde_json::from_str(&common::http_get(port, "/api/v1/notifications")?).ok()?;
         let f = v["failed"].as_array()?.first()?.clone();
@@ -325,7 +285,7 @@ fn a_silence_holds_notifications_back_until_it_is_expired() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let inbox: Inbox = Arc::default();
     let _server = receiver(&rt, format!("127.0.0.1:{hook_port}").parse().unwrap(), inbox.clone());
-    let (stop, task) = start(&rt, &cfg);
+    let (stop, task) = common::serve(&rt, &cfg);
     wait_for("the agent", Duration::from_secs(10), || common::http_get(port, "/readyz"));
     let client = reqwest::Client::new();
     let silence: serde_json::Value = rt.block_on(async {
@@ -340,21 +300,7 @@ fn a_silence_holds_notifications_back_until_it_is_expired() {
         r.json().await.unwrap()
     });
     // Now the outage arrives.
-    let now = SystemClock.now_ms();
-    let mut log = std::fs::File::create(dir.path().join("logs/app.ndjson")).unwrap();
-    for m in (0..60).rev() {
-        let status = if m < 3 { 503 } else { 200 };
-        for i in 0..20 {
-            let path = if i % 2 == 0 { "/cart" } else { "/pay" };
-            writeln!(
-                log,
-                r#"{{"ts":{},"service":"shop","path":"{path}","status":{status}}}"#,
-                now - m * 60_000 - 1_000 - i
-            )
-            .unwrap();
-        }
-    }
-    drop(log);
+    common::write_outage_log(&dir.path().join("logs/app.ndjson"), &["/cart", "/pay"], SystemClock.now_ms());
     wait_for("shop-pay's notification", Duration::from_secs(30), || {
         inbox.lock().unwrap().iter().any(|r| r.body["group_labels"]["slo"] == "shop-pay").then_some(())
     });

@@ -193,32 +193,12 @@ impl Store {
 
     /// The newest `limit` alert transitions, newest first.
     pub fn alert_history(&self, limit: usize) -> Result<Vec<crate::alert::Transition>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(ALERT_HISTORY)?;
-        let mut out = Vec::new();
-        for row in t.iter()?.rev().take(limit) {
-            let (_, v) = row?;
-            if let Ok(tr) = serde_json::from_slice(v.value()) {
-                out.push(tr);
-            }
-        }
-        Ok(out)
+        self.newest(ALERT_HISTORY, limit)
     }
 
     /// Forget alert transitions older than `before_ms`.
     pub fn prune_alert_history(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
-        let mut deleted = 0u64;
-        {
-            let mut t = tx.open_table(ALERT_HISTORY)?;
-            t.retain(|(at, _), _| {
-                let keep = at >= before_ms;
-                deleted += u64::from(!keep);
-                keep
-            })?;
-        }
-        tx.commit()?;
-        Ok(deleted)
+        self.prune_older(ALERT_HISTORY, before_ms)
     }
 
     /// Load every stored bucket and latency day of the engine's SLOs. SLOs
@@ -555,24 +535,46 @@ impl Store {
 
     /// The newest `limit` audit entries, newest first.
     pub fn audit(&self, limit: usize) -> Result<Vec<crate::api::auth::AuditEntry>, StoreError> {
+        self.newest(AUDIT_LOG, limit)
+    }
+
+    /// Forget audit entries older than `before_ms`. Returns how many.
+    pub fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.prune_older(AUDIT_LOG, before_ms)
+    }
+}
+
+/// Tables keyed by (time ms, sequence) holding JSON records: the alert
+/// history, the audit log, failed notifications.
+pub(crate) type TimedTable = TableDefinition<'static, (i64, u64), &'static [u8]>;
+
+impl Store {
+    /// The newest `limit` records of a time-keyed table, newest first;
+    /// records that do not parse (written by another version) are skipped.
+    pub(crate) fn newest<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TimedTable,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(AUDIT_LOG)?;
+        let t = tx.open_table(table)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev().take(limit) {
             let (_, v) = row?;
-            if let Ok(e) = serde_json::from_slice(v.value()) {
-                out.push(e);
+            if let Ok(r) = serde_json::from_slice(v.value()) {
+                out.push(r);
             }
         }
         Ok(out)
     }
 
-    /// Forget audit entries older than `before_ms`. Returns how many.
-    pub fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+    /// Delete the records of a time-keyed table older than `before_ms`;
+    /// returns how many.
+    pub(crate) fn prune_older(&self, table: TimedTable, before_ms: i64) -> Result<u64, StoreError> {
         let tx = self.db.begin_write()?;
         let mut deleted = 0u64;
         {
-            let mut t = tx.open_table(AUDIT_LOG)?;
+            let mut t = tx.open_table(table)?;
             t.retain(|(at, _), _| {
                 let keep = at >= before_ms;
                 deleted += u64::from(!keep);

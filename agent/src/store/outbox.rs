@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{META, Store, StoreError};
 use crate::notify::outbox::{FailedEntry, GroupState, OutboxEntry};
@@ -183,33 +183,81 @@ impl Store {
 
     /// The newest failed notifications, newest first.
     pub fn failed_notifications(&self, limit: usize) -> Result<Vec<FailedEntry>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(FAILED)?;
-        let mut out = Vec::new();
-        for row in t.iter()?.rev().take(limit) {
-            let (_, v) = row?;
-            if let Ok(f) = serde_json::from_slice(v.value()) {
-                out.push(f);
-            }
-        }
-        Ok(out)
+        self.newest(FAILED, limit)
     }
 
     /// Forget failed notifications older than `before_ms`.
     pub fn prune_failed_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
-        let mut deleted = 0;
-        {
-            let mut t = tx.open_table(FAILED)?;
-            if t.len()? > 0 {
-                t.retain(|(at, _), _| {
-                    let keep = at >= before_ms;
-                    deleted += u64::from(!keep);
-                    keep
-                })?;
-            }
+        self.prune_older(FAILED, before_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Status;
+
+    fn entry(receiver: &str, slo: &str) -> OutboxEntry {
+        let mut notice = crate::notify::fixtures::sample_notification(Status::Firing).alerts[0].clone();
+        notice.slo = slo.to_string();
+        OutboxEntry {
+            seq: 0,
+            receiver: receiver.into(),
+            route: 0,
+            group_labels: BTreeMap::from([("service".to_string(), "checkout".to_string())]),
+            notice,
         }
-        tx.commit()?;
-        Ok(deleted)
+    }
+
+    #[test]
+    fn entries_get_sequences_leave_on_delivery_and_overflow_to_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let dropped = store
+            .commit_alerts_with_outbox(&[], vec![entry("a", "x"), entry("b", "y"), entry("a", "z")], 10, 1000)
+            .unwrap();
+        assert!(dropped.is_empty());
+        let a = store.outbox("a").unwrap();
+        assert_eq!(a.iter().map(|e| (e.seq, e.notice.slo.as_str())).collect::<Vec<_>>(), [(1, "x"), (3, "z")]);
+        assert_eq!(store.outbox_depths().unwrap(), BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
+
+        // Delivered: the entry goes and the group state is recorded, together.
+        let g = GroupState { receiver: "a".into(), episode: 1, ..Default::default() };
+        store.commit_delivered("a", &[1], &GroupUpdate::Put(g.clone())).unwrap();
+        assert_eq!(store.outbox("a").unwrap().len(), 1);
+        assert_eq!(store.notify_groups("a").unwrap(), std::slice::from_ref(&g));
+        assert!(store.notify_groups("b").unwrap().is_empty());
+        store.commit_delivered("a", &[], &GroupUpdate::Delete { receiver: "a".into(), id: g.id() }).unwrap();
+        assert!(store.notify_groups("a").unwrap().is_empty());
+
+        // Past `max_outbox`, the oldest entries of that receiver move to the failed table.
+        let many: Vec<OutboxEntry> = (0..12).map(|i| entry("b", &format!("s{i}"))).collect();
+        let dropped = store.commit_alerts_with_outbox(&[], many, 10, 2000).unwrap();
+        assert_eq!(dropped.iter().map(|e| e.notice.slo.as_str()).collect::<Vec<_>>(), ["y", "s0", "s1"]);
+        assert_eq!(store.outbox("b").unwrap().len(), 10);
+        let failed = store.failed_notifications(10).unwrap();
+        assert_eq!(failed.len(), 3);
+        assert!(failed[0].reason.contains("outbox of `b` was full"));
+        // Refused entries move there too; old failures are pruned.
+        let refused = store.outbox("a").unwrap();
+        store.commit_failed(&refused, "HTTP 400", 3000).unwrap();
+        assert!(store.outbox("a").unwrap().is_empty());
+        assert_eq!(store.failed_notifications(1).unwrap()[0].reason, "HTTP 400");
+        assert_eq!(store.prune_failed_notifications(2500).unwrap(), 3);
+        assert_eq!(store.failed_notifications(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sequences_keep_rising_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store.commit_alerts_with_outbox(&[], vec![entry("a", "x")], 10, 0).unwrap();
+            store.commit_delivered("a", &[1], &GroupUpdate::Delete { receiver: "a".into(), id: "0|".into() }).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        store.commit_alerts_with_outbox(&[], vec![entry("a", "y")], 10, 0).unwrap();
+        assert_eq!(store.outbox("a").unwrap()[0].seq, 2, "a new entry never reuses a delivered one's number");
     }
 }

@@ -64,3 +64,38 @@ pub fn totals(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
         })
         .collect()
 }
+
+/// Run the agent in-process (`daemon::serve`) on `rt` with the config at
+/// `cfg`; send on the returned sender to stop it, then await the handle.
+pub fn serve(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Path,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    use slo_agent::clock::SystemClock;
+    let config = slo_agent::config::load(cfg).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = rt.spawn(slo_agent::daemon::serve(config, std::sync::Arc::new(SystemClock), async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+/// An NDJSON log of the hour before `now_ms` for service `shop`: 20 requests
+/// a minute, spread over `paths` in turn, all 503 in the last three minutes
+/// (an outage that pages), 200 before.
+pub fn write_outage_log(path: &Path, paths: &[&str], now_ms: i64) {
+    let mut log = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for m in (0..60).rev() {
+        let status = if m < 3 { 503 } else { 200 };
+        for i in 0..20 {
+            let ts = now_ms - m * 60_000 - 1_000 - i;
+            let p = paths[i as usize % paths.len()];
+            writeln!(
+                log,
+                r#"{{"ts":{ts},"service":"shop","path":"{p}","status":{status},"edge_location":"IAD89-C1"}}"#
+            )
+            .unwrap();
+        }
+    }
+    log.flush().unwrap();
+}
