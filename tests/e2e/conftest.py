@@ -131,3 +131,19 @@ def generate(path, lines, date):
 def utc_date(days_ago):
     t = time.time() - days_ago * 86400
     return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def start_prometheus(tmp_path, prometheus, agent_port, rules):
+    """A Prometheus scraping the agent every second with `rules` loaded: (process, API base URL)."""
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{', '.join(repr(str(r)) for r in rules)}]\n"
+        f"scrape_configs:\n  - job_name: slo-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent_port}']}}]\n"
+    )
+    proc = subprocess.Popen(
+        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}/api/v1/"

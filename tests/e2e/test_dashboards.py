@@ -16,12 +16,11 @@ import json
 import math
 import random
 import re
-import subprocess
 import threading
 import time
 import urllib.parse
 
-from conftest import ROOT, free_port, get_json, need, run_bin, wait_until
+from conftest import ROOT, free_port, get_json, need, run_bin, start_prometheus, wait_until
 
 from test_agent import SPECS_10
 from test_push import post, subscription_record
@@ -231,21 +230,6 @@ class Traffic:
         self.stop.set()
         if self.thread.ident is not None:
             self.thread.join(timeout=10)
-
-
-def start_prometheus(tmp_path, prometheus, agent_port, rules):
-    port = free_port()
-    (tmp_path / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: [{', '.join(repr(str(r)) for r in rules)}]\n"
-        f"scrape_configs:\n  - job_name: slo-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent_port}']}}]\n"
-    )
-    proc = subprocess.Popen(
-        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return proc, f"http://127.0.0.1:{port}/api/v1/"
 
 
 def prom_query(api, q):

@@ -5,10 +5,9 @@ generated traffic does not use; this test generates rules for the benchmark
 specs, which it does, through the same command.)"""
 
 import math
-import subprocess
 import urllib.parse
 
-from conftest import free_port, generate, get_json, need, run_bin, utc_date, wait_until
+from conftest import free_port, generate, get_json, need, run_bin, start_prometheus, utc_date, wait_until
 
 from test_agent import SPECS_10, agent_config, wait_ingested
 
@@ -27,19 +26,8 @@ def test_generated_rules_evaluate_over_a_live_agent(tmp_path, agent_factory):
     r = run_bin("rules", "--specs", SPECS_10, "--out", tmp_path / "rules")
     assert r.returncode == 0, r.stderr
     assert "10 SLOs in 1 rule files" in r.stdout + r.stderr, r.stdout + r.stderr
-    prom_port = free_port()
     rules = sorted(str(p) for p in (tmp_path / "rules").glob("*.rules.yaml"))
-    (tmp_path / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: [{', '.join(repr(r) for r in rules)}]\n"
-        f"scrape_configs:\n  - job_name: slo-agent\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-    )
-    prom = subprocess.Popen(
-        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{prom_port}/api/v1/"
+    prom, api = start_prometheus(tmp_path, prometheus, port, rules)
     try:
         def query(q):
             r = get_json(api + "query?query=" + urllib.parse.quote(q))

@@ -411,19 +411,35 @@ pub(crate) fn read_secret(
     }
 }
 
-/// `250ms`, `5s`, `1m`, `2h`.
+/// A length: `250ms`, `5s`, `1m`, `2h`, `3d`, `1w`, or several joined
+/// (`1h30m`). Whole numbers only; `None` for anything else or an overflow.
 pub fn parse_duration(t: &str) -> Option<Duration> {
-    let t = t.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
-        _ => None,
+    let mut rest = t.trim();
+    if rest.is_empty() {
+        return None;
     }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        let after = &rest[digits..];
+        let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
+        let part = match &after[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            "d" => Duration::from_secs(n.checked_mul(86_400)?),
+            "w" => Duration::from_secs(n.checked_mul(7 * 86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        rest = &after[unit_len..];
+    }
+    Some(total)
 }
 
 /// Every `type` a source may have.
@@ -649,5 +665,7 @@ mod tests {
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("2"), None);
         assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1w"), Some(Duration::from_secs(7 * 86_400)));
     }
 }

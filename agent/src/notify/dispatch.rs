@@ -76,7 +76,7 @@ pub fn plan_group(
         if now_ms < due {
             return Plan::Wait(due);
         }
-        return plan_changes(receiver, route, external_url, entries, state, now_ms, silenced);
+        return plan_changes(receiver, external_url, entries, state, now_ms, silenced);
     }
     // A group that still fires: repeat it when the route asks for that.
     if let (Some(g), Some(every)) = (state, route.repeat_interval)
@@ -102,7 +102,6 @@ pub fn plan_group(
 
 fn plan_changes(
     receiver: &str,
-    route: &Route,
     external_url: &str,
     entries: &[OutboxEntry],
     state: Option<&GroupState>,
@@ -160,7 +159,6 @@ fn plan_changes(
     if changes.is_empty() {
         return Plan::Quiet { seqs, update: update(g), silenced: quiet };
     }
-    let _ = route;
     if !was_firing && !g.firing.is_empty() {
         g.episode += 1;
     }
@@ -331,13 +329,14 @@ impl Dispatcher {
                 let entries = by_group.get(&id).map(Vec::as_slice).unwrap_or(&[]);
                 let state = states.get(&id);
                 let route_index = entries.first().map(|e| e.route).or(state.map(|g| g.route)).unwrap_or(0);
-                let Some(route) = self.config.routes.get(route_index).filter(|r| r.receiver == name) else {
-                    // The route is gone (config changed): deliver with defaults.
-                    let fallback = default_route(name);
-                    self.plan_into(receiver, &fallback, entries, state, now, in_flight, &id, &mut next).await;
-                    continue;
-                };
-                let route = route.clone();
+                // A route that is gone (the config changed) delivers with the defaults.
+                let route = self
+                    .config
+                    .routes
+                    .get(route_index)
+                    .filter(|r| r.receiver == name)
+                    .cloned()
+                    .unwrap_or_else(|| Route::defaults(name));
                 if !self.plan_into(receiver, &route, entries, state, now, in_flight, &id, &mut next).await {
                     continue;
                 }
@@ -460,19 +459,6 @@ impl Dispatcher {
             ..Default::default()
         });
         f(r);
-    }
-}
-
-/// Grouping for entries whose route no longer exists.
-fn default_route(receiver: &str) -> Route {
-    Route {
-        receiver: receiver.to_string(),
-        matchers: Vec::new(),
-        group_by: vec!["service".into()],
-        group_wait: super::routing::DEFAULT_GROUP_WAIT,
-        group_interval: super::routing::DEFAULT_GROUP_INTERVAL,
-        repeat_interval: None,
-        continue_matching: false,
     }
 }
 

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{AlertKind, Trigger};
 use crate::push::Secret;
 pub use crate::sli::failures::{Evidence, FailureSample};
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub use crate::sli::report::rfc3339;
 
 pub mod alertmanager;
 pub mod dispatch;
@@ -234,11 +236,6 @@ pub enum SendError {
     /// retrying the same bytes will not help.
     #[error("{0} (refused)")]
     Permanent(String),
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
-pub fn rfc3339(ms: i64) -> String {
-    crate::sli::report::rfc3339(ms)
 }
 
 /// The requests that deliver `n` to `receiver`, in the order they must be sent.

@@ -96,16 +96,7 @@ fn notice(
 /// The long window of `1h/5m` (or `6h`) in minutes; an hour when unknown.
 fn long_window_minutes(windows: &str) -> i64 {
     let long = windows.split('/').next().unwrap_or("");
-    let split = long.find(|c: char| !c.is_ascii_digit()).unwrap_or(long.len());
-    let (n, unit) = long.split_at(split);
-    let n: i64 = n.parse().unwrap_or(0);
-    match unit {
-        "m" => n,
-        "h" => n * 60,
-        "d" => n * 1440,
-        _ => 0,
-    }
-    .max(if n == 0 { 60 } else { 1 })
+    crate::spec::grammar::duration(long).map_or(60, |m| i64::from(m.0))
 }
 
 #[cfg(test)]

@@ -48,6 +48,19 @@ pub struct Route {
 }
 
 impl Route {
+    /// Every alert to `receiver`, grouped by service, with the default timers.
+    pub fn defaults(receiver: &str) -> Route {
+        Route {
+            receiver: receiver.to_string(),
+            matchers: Vec::new(),
+            group_by: vec!["service".into()],
+            group_wait: DEFAULT_GROUP_WAIT,
+            group_interval: DEFAULT_GROUP_INTERVAL,
+            repeat_interval: None,
+            continue_matching: false,
+        }
+    }
+
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.matchers.iter().all(|(name, g)| g.matches(labels.get(name).map_or("", String::as_str)))
     }

@@ -483,32 +483,7 @@ fn new_id() -> String {
 
 /// Parse a silence length: `90m`, `2h`, `1h30m`, `3d`, `1w`.
 pub fn parse_duration_ms(text: &str) -> Option<i64> {
-    let t = text.trim();
-    if t.is_empty() {
-        return None;
-    }
-    let mut total: i64 = 0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        let after = &rest[digits..];
-        let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
-        let unit: i64 = match &after[..unit_len] {
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => DAY_MS,
-            "w" => 7 * DAY_MS,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        rest = &after[unit_len..];
-    }
-    Some(total)
+    crate::config::parse_duration(text).and_then(|d| i64::try_from(d.as_millis()).ok())
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

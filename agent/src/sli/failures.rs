@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::event::RequestEvent;
+use crate::spec::model::MINUTE_MS;
 
 /// Minutes per bucket.
 pub const BUCKET_MINUTES: i64 = 5;
@@ -33,8 +34,6 @@ const REFRESH_MS: i64 = 30_000;
 const REFRESH_QUIET_MS: i64 = 60_000;
 /// Longest value kept (paths, routes): longer ones are cut.
 const MAX_VALUE_BYTES: usize = 160;
-
-const MINUTE_MS: i64 = 60_000;
 
 /// Counts of the most frequent values, space-saving style.
 #[derive(Debug, Clone, Default, PartialEq)]

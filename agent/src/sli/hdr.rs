@@ -117,18 +117,7 @@ impl Histogram {
     /// The value (µs, middle of its slot) at quantile `q` in [0, 1]: the
     /// smallest recorded value with at least `q` of all values at or below it.
     pub fn value_at_quantile(&self, q: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        let want = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= want {
-                return Some(value_of(i).clamp(self.min, self.max));
-            }
-        }
-        None
+        self.quantiles_with(None, [q]).map(|[v]| v)
     }
 
     /// The values (µs) at several quantiles of this histogram and `other`
