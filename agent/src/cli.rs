@@ -70,12 +70,16 @@ pub enum Command {
         /// Spec files or directories.
         #[arg(long, required_unless_present = "sloth")]
         specs: Vec<PathBuf>,
-        /// Sloth `prometheus/v1` spec files; their queries become the SLIs.
+        /// Sloth `prometheus/v1` spec files or directories; their queries become the SLIs.
         #[arg(long)]
         sloth: Vec<PathBuf>,
         /// The SLO period of Sloth specs (they do not say).
         #[arg(long, default_value = "30d")]
         sloth_period: String,
+        /// A label for every generated series and alert, `KEY=VALUE` (repeatable, like
+        /// Sloth's); a spec's own label of the same name wins.
+        #[arg(long = "extra-labels", short = 'l', value_name = "KEY=VALUE")]
+        extra_labels: Vec<String>,
         /// Directory to write the rule files to (created when missing).
         #[arg(long)]
         out: PathBuf,
@@ -163,7 +167,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LambdaExtension { config } => {
             crate::lambda_extension::run_from_file(&config).map(|_| ExitCode::SUCCESS)
         }
-        Command::Rules { specs, sloth, sloth_period, out } => rules(&specs, &sloth, &sloth_period, &out),
+        Command::Rules { specs, sloth, sloth_period, extra_labels, out } => {
+            rules(&specs, &sloth, &sloth_period, &extra_labels, &out)
+        }
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
@@ -200,9 +206,25 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn rules(specs: &[PathBuf], sloth: &[PathBuf], sloth_period: &str, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn rules(
+    specs: &[PathBuf],
+    sloth: &[PathBuf],
+    sloth_period: &str,
+    extra_labels: &[String],
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     let period = spec::grammar::duration(sloth_period)
         .map_err(|e| anyhow::anyhow!("--sloth-period {sloth_period:?}: {}", e.message))?;
+    let mut extra = std::collections::BTreeMap::new();
+    for kv in extra_labels {
+        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--extra-labels {kv:?}: expected KEY=VALUE"))?;
+        anyhow::ensure!(
+            crate::rules::is_label_name(k) && !k.starts_with("__") && !k.starts_with("sloth_"),
+            "--extra-labels {kv:?}: `{k}` is not a label name the rules can set \
+             (letters, digits and _, not starting with a digit, `__` or `sloth_`)"
+        );
+        extra.insert(k.to_string(), v.to_string());
+    }
     let (mut slos, skipped, notes) = if specs.is_empty() {
         Default::default()
     } else {
@@ -217,7 +239,15 @@ fn rules(specs: &[PathBuf], sloth: &[PathBuf], sloth_period: &str, out: &std::pa
         }
     };
     let mut failed = false;
-    for f in sloth {
+    let mut sloth_files = Vec::new();
+    for p in sloth {
+        if p.is_dir() {
+            spec::collect_dir(p, &mut sloth_files).with_context(|| format!("reading directory {}", p.display()))?;
+        } else {
+            sloth_files.push(p.clone());
+        }
+    }
+    for f in &sloth_files {
         let name = f.display().to_string();
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {name}"))?;
         match crate::rules::sloth::read(&name, &text, period) {
@@ -236,6 +266,11 @@ fn rules(specs: &[PathBuf], sloth: &[PathBuf], sloth_period: &str, out: &std::pa
     }
     if failed {
         return Ok(ExitCode::from(1));
+    }
+    for s in &mut slos {
+        for (k, v) in &extra {
+            s.labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
     }
     let generated = crate::rules::generate_with(slos, skipped, notes);
     for s in &generated.skipped {

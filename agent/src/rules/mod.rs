@@ -2,12 +2,16 @@
 //! SLOs globally in Prometheus (or Amazon Managed Prometheus, Mimir, Thanos)
 //! over the counters every agent exports.
 //!
-//! The rules use Sloth's names and labels (`slo:sli_error:ratio_rate5m`,
-//! `slo:period_error_budget_remaining:ratio`, `sloth_id`, …) so Sloth's
-//! Grafana dashboards work on them unchanged. Unlike Sloth, the ratio over
-//! the SLO period is computed from counter increases over the whole period,
-//! never by averaging short-window ratios: an hour with ten requests must not
-//! weigh as much as an hour with a million.
+//! The rules use Sloth's names and label sets (`slo:sli_error:ratio_rate5m`,
+//! `slo:period_error_budget_remaining:ratio`, `sloth_id`, `sloth_window`, the
+//! spec's labels on every series, …) so Sloth's Grafana dashboards and
+//! alert routes work on them unchanged. Unlike Sloth, the ratio over the SLO
+//! period of a counter SLI is computed from counter increases over the whole
+//! period, never by averaging short-window ratios: an hour with ten requests
+//! must not weigh as much as an hour with a million. SLIs that are not
+//! counters (Sloth `raw` queries, subqueries) average the 5-minute ratios
+//! like Sloth, because their queries over the whole period would cost
+//! tens of thousands of inner evaluations ([`PeriodRatio`]).
 //!
 //! Only occurrences budgeting maps onto counters; timeslice SLOs are skipped
 //! (see [`Skipped`]).
@@ -36,8 +40,8 @@ pub fn alert_name(severity: Severity) -> &'static str {
     }
 }
 
-/// Labels the generator sets itself; spec labels of these names are not copied.
-const RESERVED_LABELS: [&str; 4] = ["severity", "alertname", "slo", "service"];
+/// `sloth_version` on `sloth_slo_info`: what wrote the rules.
+pub const GENERATOR_VERSION: &str = concat!("slo-agent-v", env!("CARGO_PKG_VERSION"));
 
 /// Where an SLO's error ratio over a window comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +61,8 @@ pub struct RuleSlo {
     pub name: String,
     /// In (0, 1).
     pub objective: f64,
+    /// The objective in percent, as the spec gives it (`sloth_objective`).
+    pub objective_percent: f64,
     /// The SLO period the budget is about.
     pub period: Minutes,
     pub error_ratio: ErrorRatio,
@@ -64,11 +70,14 @@ pub struct RuleSlo {
     pub rules: Vec<BurnRateRule>,
     pub page: AlertExtras,
     pub ticket: AlertExtras,
-    /// Copied onto the alerts and the info series.
+    /// Copied onto every recorded series and the alerts.
     pub labels: BTreeMap<String, String>,
     pub description: Option<String>,
     /// The file the SLO was read from, for the output file layout and messages.
     pub file: String,
+    /// The spec format it was read from (`sloth_spec`): `slo-agent/v1`,
+    /// `openslo/v1` or `prometheus/v1` (Sloth).
+    pub spec: &'static str,
 }
 
 impl RuleSlo {
@@ -77,8 +86,47 @@ impl RuleSlo {
         format!("{}-{}", self.service, self.name)
     }
 
-    fn error_budget(&self) -> f64 {
-        crate::spec::native::to_ratio(1.0 - self.objective)
+    /// Read from a Sloth spec. Those get Sloth's floating-point arithmetic,
+    /// digit for digit, so an error ratio that lands exactly on a threshold
+    /// fires on the same evaluation as Sloth's rules do (the agent's own specs
+    /// get the rounded figures the agent evaluates with), and Sloth's default
+    /// alert summary.
+    fn is_sloth_spec(&self) -> bool {
+        self.spec == sloth::VERSION
+    }
+
+    /// The error budget the alert thresholds multiply: Sloth's is
+    /// `(100 − objective %) / 100`.
+    fn alert_budget(&self) -> f64 {
+        if self.is_sloth_spec() {
+            (100.0 - self.objective_percent) / 100.0
+        } else {
+            crate::spec::native::to_ratio(1.0 - self.objective)
+        }
+    }
+
+    /// The error budget of `slo:error_budget:ratio`, which the burn rates
+    /// divide by: Sloth's is `1 − objective`.
+    fn series_budget(&self) -> f64 {
+        if self.is_sloth_spec() { 1.0 - self.objective } else { crate::spec::native::to_ratio(1.0 - self.objective) }
+    }
+
+    /// A number in an expression: exact (shortest round-trip digits) for
+    /// Sloth arithmetic, else as a person writes it.
+    fn num(&self, v: f64) -> String {
+        if self.is_sloth_spec() { format!("{v}") } else { num(v) }
+    }
+
+    /// `sloth_mode`, as Sloth names its generators.
+    fn mode(&self) -> &'static str {
+        if self.spec == crate::spec::openslo::API_VERSION { "cli-gen-openslo" } else { "cli-gen-prom" }
+    }
+
+    fn extras(&self, severity: Severity) -> &AlertExtras {
+        match severity {
+            Severity::Page => &self.page,
+            Severity::Ticket => &self.ticket,
+        }
     }
 }
 
@@ -167,6 +215,7 @@ fn from_slo(slo: &Slo) -> Result<(RuleSlo, Option<String>), String> {
             service: slo.service.clone(),
             name: slo.name.clone(),
             objective: slo.objective,
+            objective_percent: slo.objective * 100.0,
             period: slo.window.nominal(),
             error_ratio: ErrorRatio::AgentCounters,
             rules: slo.alerting.rules.clone(),
@@ -175,6 +224,7 @@ fn from_slo(slo: &Slo) -> Result<(RuleSlo, Option<String>), String> {
             labels: slo.labels.clone(),
             description: slo.description.clone(),
             file: slo.origin.file.clone(),
+            spec: slo.origin.api_version,
         },
         note,
     ))
@@ -237,129 +287,185 @@ pub fn duplicate_ids(slos: &[RuleSlo]) -> Vec<(String, String, String)> {
     dups
 }
 
-/// Every window the SLO needs a ratio for: the alert windows the agent
-/// reports, the windows of its own rules, and the period.
-fn windows(s: &RuleSlo) -> Vec<Minutes> {
+/// The windows the alerts need a ratio for: the alert windows the agent
+/// reports and the windows of the SLO's own rules.
+fn alert_windows(s: &RuleSlo) -> BTreeSet<Minutes> {
     let mut w: BTreeSet<Minutes> = ALERT_WINDOWS.iter().copied().collect();
     for r in &s.rules {
         w.insert(r.long_window);
         w.insert(r.short_window);
     }
-    w.insert(s.period);
-    w.into_iter().collect()
+    w
+}
+
+/// How the error ratio over the SLO period is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeriodRatio {
+    /// From the SLI's own queries over the whole period, like every other
+    /// window: exact, weighted by traffic. For counters.
+    Exact,
+    /// The average of the recorded 5-minute ratios over the period (Sloth's
+    /// way). For SLIs that are not counters: a raw ratio query, or queries
+    /// that take the window as a subquery range (`[{{.window}}:]`), which over
+    /// a 30-day period would evaluate their inner query at every step of it.
+    Averaged,
+}
+
+fn period_ratio(s: &RuleSlo) -> PeriodRatio {
+    let by_subquery = |q: &str| {
+        ["{{.window}}", "{{ .window }}"]
+            .iter()
+            .any(|t| q.split(t).skip(1).any(|rest| rest.trim_start().starts_with(':')))
+    };
+    match &s.error_ratio {
+        ErrorRatio::AgentCounters => PeriodRatio::Exact,
+        ErrorRatio::Events { error_query, total_query } if !by_subquery(error_query) && !by_subquery(total_query) => {
+            PeriodRatio::Exact
+        }
+        ErrorRatio::Events { .. } | ErrorRatio::Raw { .. } => PeriodRatio::Averaged,
+    }
+}
+
+/// The labels every recorded series of the SLO carries, as Sloth's do: the
+/// spec's labels, then `sloth_id`, `sloth_service` and `sloth_slo`.
+fn series_labels(s: &RuleSlo) -> BTreeMap<String, String> {
+    let mut l: BTreeMap<String, String> = user_labels(&s.labels).map(|(k, v)| (k.clone(), v.clone())).collect();
+    l.insert("sloth_id".into(), s.id());
+    l.insert("sloth_service".into(), s.service.clone());
+    l.insert("sloth_slo".into(), s.name.clone());
+    l
+}
+
+/// `labels:` and one line per label, in name order.
+fn write_labels(out: &mut String, labels: &BTreeMap<String, String>) {
+    out.push_str("        labels:\n");
+    for (k, v) in labels {
+        let _ = writeln!(out, "          {k}: {}", yaml_str(v));
+    }
 }
 
 fn group(out: &mut String, s: &RuleSlo) {
     let id = s.id();
     let sel = format!("{{sloth_id={}}}", prom_str(&id));
-    let ids = |out: &mut String, indent: &str| {
-        let _ = writeln!(out, "{indent}sloth_id: {}", yaml_str(&id));
-        let _ = writeln!(out, "{indent}sloth_service: {}", yaml_str(&s.service));
-        let _ = writeln!(out, "{indent}sloth_slo: {}", yaml_str(&s.name));
-    };
+    let base = series_labels(s);
     let _ = writeln!(out, "  - name: {}", yaml_str(&format!("slo-agent-{id}")));
     out.push_str("    rules:\n");
 
-    for w in windows(s) {
+    let alert_windows = alert_windows(s);
+    let averaged_period = period_ratio(s) == PeriodRatio::Averaged && !alert_windows.contains(&s.period);
+    let mut windows = alert_windows;
+    windows.insert(s.period);
+    for w in windows {
         let _ = writeln!(out, "      - record: slo:sli_error:ratio_rate{w}");
-        block(out, "        expr", &error_ratio_expr(s, w));
-        out.push_str("        labels:\n");
-        ids(out, "          ");
-        let _ = writeln!(out, "          sloth_window: {}", yaml_str(&w.to_string()));
+        if w == s.period && averaged_period {
+            // Sum over count rather than avg_over_time: the same digits as Sloth's.
+            let five = format!("slo:sli_error:ratio_rate{}{sel}[{w}]", Minutes(5));
+            block(out, "        expr", &format!("sum_over_time({five})\n/\ncount_over_time({five})"));
+        } else {
+            block(out, "        expr", &error_ratio_expr(s, w));
+        }
+        let mut labels = base.clone();
+        labels.insert("sloth_window".into(), w.to_string());
+        write_labels(out, &labels);
     }
 
-    let budget = num(s.error_budget());
+    // The burn rates keep the `sloth_window` of the ratio they divide, as
+    // Sloth's do (its dashboards select on the series' labels).
+    let budget = s.num(s.series_budget());
     let meta: [(&str, String); 6] = [
-        ("slo:objective:ratio", format!("vector({})", num(s.objective))),
+        ("slo:objective:ratio", format!("vector({})", s.num(s.objective))),
         ("slo:error_budget:ratio", format!("vector({budget})")),
         ("slo:time_period:days", format!("vector({})", num(s.period.0 as f64 / 1440.0))),
-        (
-            "slo:current_burn_rate:ratio",
-            format!("max without (sloth_window) (slo:sli_error:ratio_rate{}{sel}) / {budget}", Minutes(5)),
-        ),
-        (
-            "slo:period_burn_rate:ratio",
-            format!("max without (sloth_window) (slo:sli_error:ratio_rate{}{sel}) / {budget}", s.period),
-        ),
+        ("slo:current_burn_rate:ratio", format!("slo:sli_error:ratio_rate{}{sel} / {budget}", Minutes(5))),
+        ("slo:period_burn_rate:ratio", format!("slo:sli_error:ratio_rate{}{sel} / {budget}", s.period)),
         ("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{sel}")),
     ];
     for (record, expr) in meta {
         let _ = writeln!(out, "      - record: {record}");
         let _ = writeln!(out, "        expr: {}", yaml_single(&expr));
-        out.push_str("        labels:\n");
-        ids(out, "          ");
+        write_labels(out, &base);
     }
     out.push_str("      - record: sloth_slo_info\n");
     out.push_str("        expr: 'vector(1)'\n");
-    out.push_str("        labels:\n");
-    ids(out, "          ");
-    out.push_str("          sloth_mode: \"cli-gen-prom\"\n");
-    let _ = writeln!(out, "          sloth_objective: {}", yaml_str(&num(s.objective * 100.0)));
-    for (k, v) in extra_labels(&s.labels) {
-        let _ = writeln!(out, "          {k}: {}", yaml_str(v));
-    }
+    let mut info = base.clone();
+    info.insert("sloth_mode".into(), s.mode().into());
+    info.insert("sloth_objective".into(), num(s.objective_percent));
+    info.insert("sloth_spec".into(), s.spec.into());
+    info.insert("sloth_version".into(), GENERATOR_VERSION.into());
+    write_labels(out, &info);
 
     for severity in [Severity::Page, Severity::Ticket] {
         let rules: Vec<&BurnRateRule> = s.rules.iter().filter(|r| r.severity == severity).collect();
         if rules.is_empty() {
             continue;
         }
-        alert(out, s, severity, &rules, &sel, &budget);
+        alert(out, s, severity, &rules, &sel);
     }
 }
 
-fn alert(out: &mut String, s: &RuleSlo, severity: Severity, rules: &[&BurnRateRule], sel: &str, budget: &str) {
+/// The labels of an alert: the SLO's labels (which the expression's result
+/// carries too), the spec's alert labels over them, then `sloth_severity`
+/// and the ids, which are the generator's. `severity` is the spec's when it
+/// sets one anywhere, else `page` / `ticket`: a label the SRE wrote wins.
+pub fn alert_labels(s: &RuleSlo, severity: Severity) -> BTreeMap<String, String> {
+    let extras = s.extras(severity);
+    let mut labels: BTreeMap<String, String> = user_labels(&s.labels).map(|(k, v)| (k.clone(), v.clone())).collect();
+    labels.extend(user_labels(&extras.labels).map(|(k, v)| (k.clone(), v.clone())));
+    labels.entry("severity".into()).or_insert_with(|| severity.as_str().into());
+    labels.insert("sloth_severity".into(), severity.as_str().into());
+    // Also in the expression's result; static here so each alert rule is
+    // unique by name and labels (`promtool check rules` lints duplicates).
+    labels.insert("sloth_id".into(), s.id());
+    labels.insert("sloth_service".into(), s.service.clone());
+    labels.insert("sloth_slo".into(), s.name.clone());
+    labels
+}
+
+fn alert(out: &mut String, s: &RuleSlo, severity: Severity, rules: &[&BurnRateRule], sel: &str) {
+    let budget = s.num(s.alert_budget());
     let conditions: Vec<String> = rules
         .iter()
         .map(|r| {
             let over = |w: Minutes| {
                 format!(
                     "max without (sloth_window) (slo:sli_error:ratio_rate{w}{sel} > ({} * {budget}))",
-                    num(r.burn_rate_threshold)
+                    s.num(r.burn_rate_threshold)
                 )
             };
             format!("(\n  {}\n  and\n  {}\n)", over(r.long_window), over(r.short_window))
         })
         .collect();
     let sev = severity.as_str();
-    let extras = match severity {
-        Severity::Page => &s.page,
-        Severity::Ticket => &s.ticket,
-    };
+    let extras = s.extras(severity);
     let name = extras.name.as_deref().unwrap_or(alert_name(severity));
     let _ = writeln!(out, "      - alert: {}", yaml_str(name));
     block(out, "        expr", &conditions.join("\nor\n"));
-    // Generated labels first; a spec's own labels never replace them.
-    let mut labels: Vec<(String, String)> = vec![
-        ("severity".into(), sev.into()),
-        ("sloth_severity".into(), sev.into()),
-        // Also in the expression's result; static here so each alert rule is
-        // unique by name and labels (`promtool check rules` lints duplicates).
-        ("sloth_id".into(), s.id()),
-        ("sloth_service".into(), s.service.clone()),
-        ("sloth_slo".into(), s.name.clone()),
-    ];
-    for (k, v) in extra_labels(&s.labels).chain(extra_labels(&extras.labels)) {
-        if !labels.iter().any(|(l, _)| l == k) {
-            labels.push((k.clone(), v.clone()));
-        }
-    }
-    out.push_str("        labels:\n");
-    for (k, v) in &labels {
-        let _ = writeln!(out, "          {k}: {}", yaml_str(v));
-    }
+    write_labels(out, &alert_labels(s, severity));
     let why: Vec<String> = rules
         .iter()
         .map(|r| format!("{}× over {} and {}", num(r.burn_rate_threshold), r.long_window, r.short_window))
         .collect();
     let mut description =
-        format!("Burn rate above {} (objective {}% over {}).", why.join(", or "), num(s.objective * 100.0), s.period);
+        format!("Burn rate above {} (objective {}% over {}).", why.join(", or "), num(s.objective_percent), s.period);
     if let Some(d) = &s.description {
         description = format!("{}. {description}", d.trim_end_matches('.'));
     }
+    // Sloth specs keep Sloth's default summary, for receivers templated on it.
+    let summary = if s.is_sloth_spec() {
+        "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected.".to_string()
+    } else {
+        format!("{} ({}) is burning its error budget too fast", s.name, s.service)
+    };
     let mut annotations: BTreeMap<String, String> = BTreeMap::from([
-        ("summary".to_string(), format!("{} ({}) is burning its error budget too fast", s.name, s.service)),
+        ("summary".to_string(), summary),
         ("description".to_string(), description),
+        // Sloth's title annotation, for receivers templated on it.
+        (
+            "title".to_string(),
+            format!(
+                "({sev}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast."
+            ),
+        ),
     ]);
     for (k, v) in &extras.annotations {
         annotations.insert(k.clone(), v.clone());
@@ -372,14 +478,17 @@ fn alert(out: &mut String, s: &RuleSlo, severity: Severity, rules: &[&BurnRateRu
     }
 }
 
-/// The spec's labels that are valid Prometheus label names and not set by the generator.
-fn extra_labels(labels: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+/// The spec's labels that can be Prometheus labels here: valid label names,
+/// not reserved by Prometheus (`__*`, `alertname`) and not the generator's
+/// own (`sloth_*`).
+fn user_labels(labels: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
     labels.iter().filter(|(k, _)| {
-        is_label_name(k) && !k.starts_with("__") && !k.starts_with("sloth_") && !RESERVED_LABELS.contains(&k.as_str())
+        is_label_name(k) && !k.starts_with("__") && !k.starts_with("sloth_") && k.as_str() != "alertname"
     })
 }
 
-fn is_label_name(k: &str) -> bool {
+/// A valid Prometheus label name.
+pub fn is_label_name(k: &str) -> bool {
     let mut chars = k.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -5,8 +5,9 @@
 //! `labels`, `sli.events.error_query` / `total_query`,
 //! `sli.raw.error_ratio_query`, and `alerting.name`, `labels`, `annotations`,
 //! `page_alert` / `ticket_alert` (`disable`, `labels`, `annotations`).
-//! `sli.plugin` is refused: plugins are Go code inside Sloth. The period is
-//! 30 days (Sloth's default) unless the caller passes another.
+//! `sli.plugin`, `slo_plugins` and `plugins` are refused with a message saying
+//! what to do instead: plugins are Go code inside Sloth. The period is 30 days
+//! (Sloth's default) unless the caller passes another.
 //!
 //! **Architecture invariant:** like the spec readers, this never panics on
 //! input and reports every problem as `file:line:col`.
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use crate::rules::{AlertExtras, ErrorRatio, RuleSlo};
 use crate::spec::Diagnostic;
 use crate::spec::fields::{Ctx, Fields};
-use crate::spec::model::{Minutes, Severity, SloWindow, default_rules};
+use crate::spec::model::{BurnRateRule, Minutes, Severity, WORKBOOK_RULES};
 use crate::spec::yaml::{self, Node, Value};
 
 pub const VERSION: &str = "prometheus/v1";
@@ -45,7 +46,26 @@ pub fn read(file: &str, text: &str, period: Minutes) -> Result<Vec<RuleSlo>, Vec
 }
 
 fn document(cx: &mut Ctx<'_>, root: &Node, period: Minutes, out: &mut Vec<RuleSlo>) {
-    let Some(top) = cx.map(root, "document", &["version", "service", "labels", "slos"]) else { return };
+    if let Value::Map(entries) = &root.value
+        && let Some((key, kind)) = entries.iter().find(|(k, _)| k.text == "kind")
+    {
+        let kind = match &kind.value {
+            Value::Scalar(s) => s.text.as_str(),
+            _ => "",
+        };
+        cx.err(
+            key.pos,
+            format!(
+                "a Kubernetes `{kind}` object is not a Sloth spec file; copy its `spec:` into a file with \
+                 `version: {VERSION}` (the same fields)"
+            ),
+        );
+        return;
+    }
+    let Some(top) = cx.map(root, "document", &["version", "service", "labels", "slo_plugins", "slos"]) else { return };
+    if let Some(n) = top.get("slo_plugins") {
+        slo_plugins(cx, n, "slo_plugins");
+    }
     let version = top.require(cx, "version").and_then(|n| cx.text(n, "version"));
     if let (Some(v), Some(n)) = (version, top.get("version"))
         && v != VERSION
@@ -72,7 +92,10 @@ fn slo(
     service_labels: &BTreeMap<String, String>,
     period: Minutes,
 ) -> Option<RuleSlo> {
-    let m = cx.map(node, what, &["name", "objective", "description", "labels", "sli", "alerting"])?;
+    let m = cx.map(node, what, &["name", "objective", "description", "labels", "plugins", "sli", "alerting"])?;
+    if let Some(n) = m.get("plugins") {
+        slo_plugins(cx, n, &m.path("plugins"));
+    }
     let name = m.require(cx, "name").and_then(|n| cx.text(n, &m.path("name"))).map(str::to_string);
     let objective = m.require(cx, "objective").and_then(|n| {
         let v = cx.number(n, &m.path("objective"))?;
@@ -80,7 +103,7 @@ fn slo(
             cx.err(n.pos, format!("`{}` is a percent strictly between 0 and 100, found {v}", m.path("objective")));
             return None;
         }
-        Some(crate::spec::native::to_ratio(v / 100.0))
+        Some(v)
     });
     let description = m.get("description").and_then(|n| cx.text(n, &m.path("description"))).map(str::to_string);
     let mut labels = service_labels.clone();
@@ -88,7 +111,7 @@ fn slo(
         labels.extend(string_map(cx, n, &m.path("labels")));
     }
     let error_ratio = m.require(cx, "sli").and_then(|n| sli(cx, n, &m.path("sli")));
-    let mut rules = default_rules(&SloWindow::Rolling(period));
+    let mut rules = burn_rate_rules(period);
     let (page, ticket) = match m.get("alerting") {
         Some(n) => alerting(cx, n, &m.path("alerting"), &mut rules)?,
         None => Default::default(),
@@ -96,7 +119,8 @@ fn slo(
     Some(RuleSlo {
         service: service.to_string(),
         name: name?,
-        objective: objective?,
+        objective: objective? / 100.0,
+        objective_percent: objective?,
         period,
         error_ratio: error_ratio?,
         rules,
@@ -105,7 +129,40 @@ fn slo(
         labels,
         description,
         file: cx.file.to_string(),
+        spec: VERSION,
     })
+}
+
+/// The Workbook's four rules for `period`, with the burn factors computed as
+/// Sloth computes them (`budget % × period hours / 100 / long-window hours`,
+/// unrounded), so thresholds match Sloth's to the last bit.
+pub fn burn_rate_rules(period: Minutes) -> Vec<BurnRateRule> {
+    WORKBOOK_RULES
+        .iter()
+        .filter(|(_, long, _, _)| *long <= period)
+        .map(|&(severity, long, short, fraction)| {
+            let percent = (fraction * 100.0).round();
+            BurnRateRule {
+                severity,
+                long_window: long,
+                short_window: short,
+                burn_rate_threshold: percent * period.hours() / 100.0 / long.hours(),
+            }
+        })
+        .collect()
+}
+
+/// Sloth SLO plugins (`slo_plugins` on the document, `plugins` on an SLO) are
+/// Go code that Sloth runs on its rules; refused, with what to do instead.
+fn slo_plugins(cx: &mut Ctx<'_>, node: &Node, what: &str) {
+    cx.err(
+        node.pos,
+        format!(
+            "`{what}`: Sloth SLO plugins are not supported (they are Go code run inside Sloth); remove it. \
+             slo-agent always writes what Sloth's default chain does (SLI, metadata and alert rules); \
+             put extra labels in `labels`, and change anything else in the written rule files"
+        ),
+    );
 }
 
 fn sli(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<ErrorRatio> {
@@ -150,16 +207,16 @@ fn alerting(
     cx: &mut Ctx<'_>,
     node: &Node,
     what: &str,
-    rules: &mut Vec<crate::spec::model::BurnRateRule>,
+    rules: &mut Vec<BurnRateRule>,
 ) -> Option<(AlertExtras, AlertExtras)> {
     let m = cx.map(node, what, &["name", "labels", "annotations", "page_alert", "ticket_alert"])?;
+    // Prometheus takes any label value as an alert name (`alertname` is a
+    // label), and so does Sloth: `slo_foo-bar_latency_fail` is fine.
     let name = match m.get("name") {
         Some(n) => {
             let t = cx.text(n, &m.path("name"))?;
-            let valid = t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-            if !valid {
-                cx.err(n.pos, format!("`{}` must be a Prometheus metric name, found `{t}`", m.path("name")));
+            if t.trim().is_empty() {
+                cx.err(n.pos, format!("`{}` is empty; give an alert name or leave the field out", m.path("name")));
                 return None;
             }
             Some(t.to_string())

@@ -111,7 +111,9 @@ fn line_col_of_byte(bytes: &[u8], at: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The spec files under `dir`, as [`load_paths`] finds them (recursively,
+/// `*.yaml` and `*.yml`, sorted, skipping names that start with `.`).
+pub fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())

@@ -304,6 +304,8 @@ pub struct Alerting {
 pub struct SpecOrigin {
     pub file: String,
     pub line: usize,
+    /// The document's `apiVersion` (`slo-agent/v1`, `openslo/v1`).
+    pub api_version: &'static str,
 }
 
 /// One service level objective.

@@ -102,7 +102,7 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
             indicator: indicator?,
             alerting: alerting?,
             exclusions: exclusions?,
-            origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line },
+            origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line, api_version: API_VERSION },
         },
         name_pos: meta.name_pos,
     })

@@ -16,9 +16,12 @@ use crate::spec::model::{
     SloWindow, SpecOrigin, default_rules,
 };
 use crate::spec::native::{self, MAX_WINDOW, MIN_WINDOW, ReadSlo};
-use crate::spec::yaml::{Node, Value};
+use crate::spec::yaml::{Node, Pos, Value};
 
 pub const API_VERSION: &str = "openslo/v1";
+
+/// The window of an SLO without `timeWindow`: a rolling 28 days.
+pub const DEFAULT_TIME_WINDOW: Minutes = Minutes(28 * 1440);
 
 const KINDS: &[&str] = &["SLO", "SLI", "Service"];
 const UNSUPPORTED_KINDS: &[&str] = &["AlertPolicy", "AlertCondition", "AlertNotificationTarget", "DataSource"];
@@ -105,7 +108,7 @@ impl Collected {
             };
             native::read_metadata(&mut cx, &meta);
             // Check it once on its own, so an SLI no SLO uses is still validated.
-            sli_spec(&mut cx, spec, "spec", None);
+            sli_spec(&mut cx, spec, "spec");
             if let Some((f, line, _)) = slis.get(&name) {
                 cx.err(name_node.pos, format!("duplicate SLI name `{name}`; first defined at {f}:{line}"));
                 continue;
@@ -150,7 +153,12 @@ fn slo(cx: &mut Ctx<'_>, root: &Node, slis: &HashMap<String, (String, usize, Nod
     }
     let service = spec.require(cx, "service").and_then(|n| native::service_name(cx, n, "spec.service"));
     let description = spec.get("description").and_then(|n| cx.text(n, "spec.description")).map(str::to_string);
-    let window = spec.require(cx, "timeWindow").and_then(|n| time_window(cx, n, "spec.timeWindow"));
+    // OpenSLO makes `timeWindow` optional and names no default; ours is 28
+    // days, rolling (four whole weeks: every window holds each weekday alike).
+    let window = match spec.get("timeWindow") {
+        Some(n) => time_window(cx, n, "spec.timeWindow"),
+        None => Some(SloWindow::Rolling(DEFAULT_TIME_WINDOW)),
+    };
     let method = spec.require(cx, "budgetingMethod").and_then(|n| {
         let t = cx.text(n, "spec.budgetingMethod")?;
         const METHODS: &[&str] = &["Occurrences", "Timeslices", "RatioTimeslices"];
@@ -163,7 +171,7 @@ fn slo(cx: &mut Ctx<'_>, root: &Node, slis: &HashMap<String, (String, usize, Nod
     });
     let objective = spec.require(cx, "objectives").and_then(|n| objective(cx, n, "spec.objectives"));
 
-    let threshold = objective.as_ref().and_then(|o| o.threshold);
+    let threshold = objective.as_ref().map(|o| o.threshold.clone());
     let indicator = match (spec.get("indicator"), spec.get("indicatorRef")) {
         (Some(n), None) => inline_indicator(cx, n, "spec.indicator", threshold),
         (None, Some(n)) => {
@@ -172,7 +180,9 @@ fn slo(cx: &mut Ctx<'_>, root: &Node, slis: &HashMap<String, (String, usize, Nod
                 Some((file, _, sli)) => {
                     // Problems inside the SLI are reported in the SLI's file.
                     let mut sub = Ctx { file, diags: cx.diags };
-                    sli_spec(&mut sub, sli, "spec", Some(threshold))
+                    // …and a missing `op`/`value` at the objective, in the SLO's.
+                    let ind = sli_spec(&mut sub, sli, "spec")?;
+                    with_objective(cx, ind, threshold)
                 }
                 None => {
                     let names: Vec<&str> = slis.keys().map(String::as_str).collect();
@@ -244,7 +254,7 @@ fn slo(cx: &mut Ctx<'_>, root: &Node, slis: &HashMap<String, (String, usize, Nod
             budgeting,
             indicator: indicator?,
             exclusions: Vec::new(),
-            origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line },
+            origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line, api_version: API_VERSION },
         },
         name_pos: meta.name_pos,
     })
@@ -349,10 +359,52 @@ fn time_slice(cx: &mut Ctx<'_>, node: &Node, what: &str, window: &SloWindow) -> 
 
 struct Objective<'n> {
     target: f64,
-    threshold: Option<LatencyBound>,
+    threshold: OpValue,
     slice_target: Option<f64>,
     slice_target_node: Option<&'n Node>,
     slice_node: Option<&'n Node>,
+}
+
+/// An objective's `op` and `value`: the latency bound of a thresholdMetric;
+/// accepted and ignored beside a ratioMetric (OpenSLO needs them only for a
+/// threshold, and its own examples put `op: gt` on ratio objectives).
+#[derive(Debug, Clone)]
+struct OpValue {
+    op: Option<CompareOp>,
+    /// The value and where it is.
+    value: Option<(f64, Pos)>,
+    /// `spec.objectives[0]`, for messages.
+    objective: String,
+    pos: Pos,
+}
+
+impl OpValue {
+    /// The latency bound of a thresholdMetric: both `op` and a positive `value`.
+    fn latency_bound(&self, cx: &mut Ctx<'_>) -> Option<LatencyBound> {
+        let o = &self.objective;
+        match (self.op, self.value) {
+            (Some(op), Some((v, _))) if v > 0.0 => Some(LatencyBound { op, threshold_ms: v }),
+            (Some(_), Some((_, at))) => {
+                cx.err(at, format!("`{o}.value` is a latency in milliseconds and must be positive"));
+                None
+            }
+            (Some(_), None) => {
+                cx.err(self.pos, format!("`{o}` has `op` but no `value`: a thresholdMetric needs both"));
+                None
+            }
+            (None, Some(_)) => {
+                cx.err(self.pos, format!("`{o}` has `value` but no `op`: a thresholdMetric needs both"));
+                None
+            }
+            (None, None) => {
+                cx.err(
+                    self.pos,
+                    format!("a thresholdMetric needs `op` and `value` (milliseconds) in the SLO's objective `{o}`"),
+                );
+                None
+            }
+        }
+    }
 }
 
 fn objective<'n>(cx: &mut Ctx<'_>, node: &'n Node, what: &str) -> Option<Objective<'n>> {
@@ -390,38 +442,29 @@ fn objective<'n>(cx: &mut Ctx<'_>, node: &'n Node, what: &str) -> Option<Objecti
             None
         }
     };
-    let threshold = match (m.get("op"), m.get("value")) {
-        (None, None) => Some(None),
-        (Some(op), Some(v)) => {
-            let op = match cx.text(op, &m.path("op")) {
-                Some("lte") => Some(CompareOp::Le),
-                Some("lt") => Some(CompareOp::Lt),
-                Some("gte") => Some(CompareOp::Ge),
-                Some("gt") => Some(CompareOp::Gt),
-                Some(other) => {
-                    cx.err(op.pos, format!("unknown op `{other}`; use lte, lt, gte or gt"));
-                    None
-                }
-                None => None,
-            };
-            let value = cx.number(v, &m.path("value")).and_then(|x| {
-                if x > 0.0 {
-                    Some(x)
-                } else {
-                    cx.err(v.pos, format!("`{}` is a latency in milliseconds and must be positive", m.path("value")));
-                    None
-                }
-            });
-            Some(Some(LatencyBound { op: op?, threshold_ms: value? }))
-        }
-        (Some(_), None) => {
-            cx.err(m.node.pos, format!("`{p}` has `op` but no `value`"));
-            None
-        }
-        (None, Some(_)) => {
-            cx.err(m.node.pos, format!("`{p}` has `value` but no `op`"));
-            None
-        }
+    // Each checked on its own, when present (as OpenSLO's own validator
+    // does); whether the pair is needed depends on the SLI's metric.
+    let op = match m.get("op") {
+        None => Some(None),
+        Some(n) => match cx.text(n, &m.path("op")) {
+            Some("lte") => Some(Some(CompareOp::Le)),
+            Some("lt") => Some(Some(CompareOp::Lt)),
+            Some("gte") => Some(Some(CompareOp::Ge)),
+            Some("gt") => Some(Some(CompareOp::Gt)),
+            Some(other) => {
+                cx.err(n.pos, format!("unknown op `{other}`; use lte, lt, gte or gt"));
+                None
+            }
+            None => None,
+        },
+    };
+    let value = match m.get("value") {
+        None => Some(None),
+        Some(n) => cx.number(n, &m.path("value")).map(|v| Some((v, n.pos))),
+    };
+    let threshold = match (op, value) {
+        (Some(op), Some(value)) => Some(OpValue { op, value, objective: p.clone(), pos: m.node.pos }),
+        _ => None,
     };
     let slice_target_node = m.get("timeSliceTarget");
     let slice_target = match slice_target_node {
@@ -449,7 +492,7 @@ fn ratio_in(cx: &mut Ctx<'_>, node: &Node, what: &str, max: f64, inclusive: bool
     Some(v)
 }
 
-fn inline_indicator(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option<LatencyBound>) -> Option<Indicator> {
+fn inline_indicator(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option<OpValue>) -> Option<Indicator> {
     let m = cx.map(node, what, &["metadata", "spec"])?;
     if let Some(meta) = m.get("metadata").and_then(|n| cx.map(n, &m.path("metadata"), METADATA))
         && let Some(n) = meta.get("name")
@@ -457,36 +500,26 @@ fn inline_indicator(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option
         native::checked_name(cx, n, &meta.path("name"));
     }
     let spec = m.require(cx, "spec")?;
-    sli_spec(cx, spec, &m.path("spec"), Some(threshold))
+    let ind = sli_spec(cx, spec, &m.path("spec"))?;
+    with_objective(cx, ind, threshold)
 }
 
-/// An SLI `spec`. `threshold` is the objective's `op`/`value` when an SLO
-/// uses this SLI (`Some(None)` for none), `None` when checking the SLI alone.
-fn sli_spec(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option<Option<LatencyBound>>) -> Option<Indicator> {
+/// An indicator as an SLI document gives it, before the SLO's objective.
+struct SliMetric {
+    indicator: Indicator,
+    /// A thresholdMetric, which takes its latency bound from the objective.
+    threshold: bool,
+}
+
+/// An SLI `spec`; a thresholdMetric used by an SLO takes its latency bound
+/// from the objective.
+fn sli_spec(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SliMetric> {
     let m = cx.map(node, what, SLI_SPEC)?;
     match (m.get("thresholdMetric"), m.get("ratioMetric")) {
-        (Some(t), None) => {
-            let ind = threshold_metric(cx, t, &m.path("thresholdMetric"));
-            match threshold {
-                Some(None) => {
-                    cx.err(t.pos, "a thresholdMetric needs `op` and `value` (milliseconds) in the SLO's objective");
-                    None
-                }
-                Some(Some(bound)) => {
-                    let mut ind = ind?;
-                    ind.good.latency = Some(bound);
-                    Some(ind)
-                }
-                None => ind,
-            }
-        }
+        (Some(t), None) => threshold_metric(cx, t, &m.path("thresholdMetric"))
+            .map(|indicator| SliMetric { indicator, threshold: true }),
         (None, Some(r)) => {
-            let ind = ratio_metric(cx, r, &m.path("ratioMetric"));
-            if let Some(Some(_)) = threshold {
-                cx.err(r.pos, "objective `op` and `value` only apply to a thresholdMetric; this SLI is a ratioMetric");
-                return None;
-            }
-            ind
+            ratio_metric(cx, r, &m.path("ratioMetric")).map(|indicator| SliMetric { indicator, threshold: false })
         }
         (Some(_), Some(r)) => {
             cx.err(r.pos, "give either `thresholdMetric` or `ratioMetric`, not both");
@@ -497,6 +530,16 @@ fn sli_spec(cx: &mut Ctx<'_>, node: &Node, what: &str, threshold: Option<Option<
             None
         }
     }
+}
+
+/// The indicator an SLO counts: a thresholdMetric gets the objective's latency
+/// bound; a ratioMetric ignores `op` and `value`.
+fn with_objective(cx: &mut Ctx<'_>, metric: SliMetric, threshold: Option<OpValue>) -> Option<Indicator> {
+    let mut ind = metric.indicator;
+    if metric.threshold {
+        ind.good.latency = Some(threshold?.latency_bound(cx)?);
+    }
+    Some(ind)
 }
 
 /// The `spec` of a `metricSource`, which must be of type `slo-agent`.

@@ -72,7 +72,7 @@ fn the_reference_document_means_what_it_says() {
     assert_eq!(s.alerting.rules, default_rules(&s.window));
     // 28 days: 2 % of the budget in 1 h is a burn rate of 0.02 × 672 / 1.
     assert_eq!(s.alerting.rules[0].burn_rate_threshold, 13.44);
-    assert_eq!(s.origin, SpecOrigin { file: "checkout.yaml".into(), line: 1 });
+    assert_eq!(s.origin, SpecOrigin { file: "checkout.yaml".into(), line: 1, api_version: "slo-agent/v1" });
 }
 
 fn native(spec_lines: &str) -> String {
@@ -429,6 +429,34 @@ fn openslo_bad_total_and_threshold() {
     assert_eq!(s.indicator.good.status, None);
 }
 
+/// OpenSLO needs `op` only for a threshold metric, and its own examples put
+/// `op: gt` (with or without a `value`) on ratio objectives: accepted and
+/// ignored there.
+#[test]
+fn openslo_op_on_a_ratio_objective_is_ignored() {
+    for obj in ["{op: gt, target: 0.99}", "{op: gt, value: 0.99, target: 0.99}", "{value: 1, target: 0.99}"] {
+        let set =
+            load_str("o.yaml", &openslo("Occurrences", obj, RATIO_GOOD)).unwrap_or_else(|d| panic!("{obj}: {d:?}"));
+        let s = &set.slos[0];
+        assert_eq!(s.objective, 0.99, "{obj}");
+        assert_eq!(s.indicator.good.latency, None, "{obj}");
+        assert!(s.indicator.good.status.as_ref().unwrap().contains(404), "{obj}");
+    }
+    let obj = "{op: gt, target: 0.99, timeSliceWindow: 1m}";
+    let s = &load_str("o.yaml", &openslo("RatioTimeslices", obj, RATIO_GOOD)).unwrap().slos[0];
+    assert_eq!(s.budgeting, Budgeting::RatioTimeslices { slice: Minutes(1) });
+}
+
+/// OpenSLO's `timeWindow` is optional; without one an SLO is over a rolling 28 days.
+#[test]
+fn openslo_without_a_time_window_is_over_a_rolling_28_days() {
+    let text = openslo("Occurrences", "{target: 0.98}", RATIO_GOOD)
+        .replace("  timeWindow: [{duration: 7d, isRolling: true}]\n", "");
+    let s = &load_str("o.yaml", &text).unwrap().slos[0];
+    assert_eq!(s.window, SloWindow::Rolling(Minutes(28 * 1440)));
+    assert_eq!(s.alerting.rules, default_rules(&s.window));
+}
+
 #[test]
 fn openslo_calendar_and_inline_indicator() {
     let text = r#"apiVersion: openslo/v1
@@ -463,11 +491,26 @@ fn openslo_diagnostics() {
         ),
         (
             openslo("Occurrences", "{target: 0.99}", THRESHOLD),
-            vec!["o.yaml:6:5: a thresholdMetric needs `op` and `value` (milliseconds) in the SLO's objective"],
+            vec![
+                "o.yaml:18:7: a thresholdMetric needs `op` and `value` (milliseconds) in the SLO's objective `spec.objectives[0]`",
+            ],
         ),
         (
-            openslo("Occurrences", "{op: lte, value: 100, target: 0.99}", RATIO_GOOD),
-            vec!["o.yaml:6:5: objective `op` and `value` only apply to a thresholdMetric; this SLI is a ratioMetric"],
+            openslo("Occurrences", "{op: lt, target: 0.99}", THRESHOLD),
+            vec!["o.yaml:18:7: `spec.objectives[0]` has `op` but no `value`: a thresholdMetric needs both"],
+        ),
+        (
+            openslo("Occurrences", "{op: lt, value: -5, target: 0.99}", THRESHOLD),
+            vec!["o.yaml:18:23: `spec.objectives[0].value` is a latency in milliseconds and must be positive"],
+        ),
+        (
+            // `op` is checked whenever it is given, even where it is ignored.
+            openslo("Occurrences", "{op: above, target: 0.99}", RATIO_GOOD),
+            vec!["o.yaml:20:12: unknown op `above`; use lte, lt, gte or gt"],
+        ),
+        (
+            openslo("Occurrences", "{op: gt, value: fast, target: 0.99}", RATIO_GOOD),
+            vec!["o.yaml:20:23: `spec.objectives[0].value` must be a number, found `fast`"],
         ),
         (
             openslo(
