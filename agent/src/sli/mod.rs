@@ -472,7 +472,14 @@ pub fn window_first_minute(window: &SloWindow, at_ms: i64) -> i64 {
     let last = at_ms.div_euclid(MINUTE_MS);
     match window {
         SloWindow::Rolling(m) => last - m.0 as i64 + 1,
-        SloWindow::Calendar { unit, timezone, .. } => {
+        SloWindow::Calendar { unit, timezone, anchor: Some(anchor), .. } => {
+            let Ok(ts) = jiff::Timestamp::from_millisecond(at_ms) else { return last };
+            match anchored_window_start(*unit, timezone, *anchor, ts) {
+                Some(start) => start.as_millisecond().div_euclid(MINUTE_MS),
+                None => last,
+            }
+        }
+        SloWindow::Calendar { unit, timezone, anchor: None, .. } => {
             let Ok(ts) = jiff::Timestamp::from_millisecond(at_ms) else { return last };
             let zdt = ts.to_zoned(timezone.clone());
             let start = match unit {
@@ -488,6 +495,43 @@ pub fn window_first_minute(window: &SloWindow, at_ms: i64) -> i64 {
             }
         }
     }
+}
+
+/// The start of the anchored calendar window holding `at`: the latest of
+/// `anchor + k weeks` (or months), in local time, that is not after `at`.
+/// `None` when the dates leave what jiff represents.
+fn anchored_window_start(
+    unit: CalendarUnit,
+    tz: &jiff::tz::TimeZone,
+    anchor: jiff::civil::DateTime,
+    at: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    let start_of = |k: i64| -> Option<jiff::Timestamp> {
+        let span = match unit {
+            CalendarUnit::Week => jiff::Span::new().try_weeks(k).ok()?,
+            CalendarUnit::Month => jiff::Span::new().try_months(k).ok()?,
+        };
+        Some(anchor.checked_add(span).ok()?.to_zoned(tz.clone()).ok()?.timestamp())
+    };
+    let local = at.to_zoned(tz.clone()).datetime();
+    // A first guess from the calendar, then at most a step or two either way
+    // (time-of-day and daylight saving move the boundary by less than a unit).
+    let mut k = match unit {
+        CalendarUnit::Week => i64::from(anchor.date().until(local.date()).ok()?.get_days()).div_euclid(7),
+        CalendarUnit::Month => {
+            (i64::from(local.year()) - i64::from(anchor.year())) * 12 + i64::from(local.month() - anchor.month())
+        }
+    };
+    for _ in 0..4 {
+        if start_of(k)? > at {
+            k -= 1;
+        } else if start_of(k + 1)? <= at {
+            k += 1;
+        } else {
+            return start_of(k);
+        }
+    }
+    None
 }
 
 /// One burn-rate condition as evaluated.
@@ -606,6 +650,41 @@ mod tests {
     }
 
     use crate::event::Origin;
+
+    /// OpenSLO `startTime` (native `start`): windows repeat every week or
+    /// month from a local date and time.
+    #[test]
+    fn anchored_calendar_windows_repeat_from_their_start() {
+        let spec = |window: &str| {
+            format!(
+                "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: a}}\nspec:\n  service: s\n  objective: 99\n  window: {window}\n  indicator: {{source: ndjson, good: {{status: \"< 500\"}}}}\n"
+            )
+        };
+        let first = |window: &str, at: &str| {
+            let set = load_str("a.yaml", &spec(window)).unwrap_or_else(|d| panic!("{d:?}"));
+            window_first_minute(&set.slos[0].window, minute_of_rfc3339(at) * MINUTE_MS)
+        };
+        // Every Saturday at noon in New York (2022-01-01 was a Saturday).
+        let weekly = "{calendar: week, timezone: America/New_York, start: \"2022-01-01 12:00:00\"}";
+        // Friday 2026-11-20 12:00Z: the window began Saturday 2026-11-14 12:00 EST (17:00Z).
+        assert_eq!(first(weekly, "2026-11-20T12:00:00Z"), minute_of_rfc3339("2026-11-14T17:00:00Z"));
+        // Exactly at a start, and a minute before it.
+        assert_eq!(first(weekly, "2026-11-21T17:00:00Z"), minute_of_rfc3339("2026-11-21T17:00:00Z"));
+        assert_eq!(first(weekly, "2026-11-21T16:59:00Z"), minute_of_rfc3339("2026-11-14T17:00:00Z"));
+        // Across daylight saving: noon EDT is 16:00Z (week of Saturday 2026-10-31).
+        assert_eq!(first(weekly, "2026-11-01T12:00:00Z"), minute_of_rfc3339("2026-10-31T16:00:00Z"));
+        // Before the start date, the windows run backwards from it.
+        assert_eq!(first(weekly, "2021-12-30T00:00:00Z"), minute_of_rfc3339("2021-12-25T17:00:00Z"));
+
+        // Monthly on the 31st at 09:30 UTC: the last day of shorter months.
+        let monthly = "{calendar: month, start: \"2024-01-31 09:30:00\"}";
+        assert_eq!(first(monthly, "2026-03-10T00:00:00Z"), minute_of_rfc3339("2026-02-28T09:30:00Z"));
+        assert_eq!(first(monthly, "2026-03-31T09:29:00Z"), minute_of_rfc3339("2026-02-28T09:30:00Z"));
+        assert_eq!(first(monthly, "2026-03-31T09:30:00Z"), minute_of_rfc3339("2026-03-31T09:30:00Z"));
+        // A start at the default (midnight on the 1st) is the plain calendar month.
+        let set = load_str("a.yaml", &spec("{calendar: month, start: \"2024-01-01 00:00:00\"}")).unwrap();
+        assert!(matches!(set.slos[0].window, SloWindow::Calendar { anchor: None, .. }));
+    }
 
     #[test]
     fn calendar_windows_start_at_midnight_of_the_month_or_monday_in_their_zone() {

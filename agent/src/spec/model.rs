@@ -48,12 +48,17 @@ pub enum CalendarUnit {
 pub enum SloWindow {
     /// The last N minutes, moving with time.
     Rolling(Minutes),
-    /// The current calendar week (starting Monday) or month, in a time zone.
+    /// The current calendar week or month, in a time zone.
     Calendar {
         unit: CalendarUnit,
         timezone: jiff::tz::TimeZone,
         /// The zone's name as written in the spec, for reports.
         timezone_name: String,
+        /// Where the windows start, in local time: `None` at midnight on
+        /// Monday (week) or on the 1st (month); else every week or month
+        /// from this date and time (OpenSLO `startTime`, native `start`). A
+        /// month anchored on the 31st starts on the last day of shorter months.
+        anchor: Option<jiff::civil::DateTime>,
     },
 }
 
@@ -82,12 +87,15 @@ impl fmt::Display for SloWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SloWindow::Rolling(m) => write!(f, "{m}"),
-            SloWindow::Calendar { unit, timezone_name, .. } => {
+            SloWindow::Calendar { unit, timezone_name, anchor, .. } => {
                 let u = match unit {
                     CalendarUnit::Week => "week",
                     CalendarUnit::Month => "month",
                 };
-                write!(f, "calendar {u} ({timezone_name})")
+                match anchor {
+                    None => write!(f, "calendar {u} ({timezone_name})"),
+                    Some(a) => write!(f, "calendar {u} from {} ({timezone_name})", a.strftime("%Y-%m-%d %H:%M")),
+                }
             }
         }
     }

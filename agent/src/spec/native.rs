@@ -218,7 +218,7 @@ pub fn duration_in(cx: &mut Ctx<'_>, node: &Node, what: &str, min: Minutes, max:
 
 fn window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
     if let Value::Map(_) = node.value {
-        let m = cx.map(node, what, &["calendar", "timezone"])?;
+        let m = cx.map(node, what, &["calendar", "timezone", "start"])?;
         let unit = m.require(cx, "calendar").and_then(|n| {
             let t = cx.text(n, &m.path("calendar"))?;
             match t {
@@ -234,10 +234,37 @@ fn window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
             Some(n) => timezone(cx, n, &m.path("timezone")),
             None => Some(("UTC".to_string(), jiff::tz::TimeZone::UTC)),
         };
+        let anchor = match m.get("start") {
+            Some(n) => Some(calendar_start(cx, n, &m.path("start"), unit)?),
+            None => None,
+        };
         let (timezone_name, timezone) = tz?;
-        return Some(SloWindow::Calendar { unit: unit?, timezone, timezone_name });
+        return Some(SloWindow::Calendar { unit: unit?, timezone, timezone_name, anchor: anchor.flatten() });
     }
     duration_in(cx, node, what, MIN_WINDOW, MAX_WINDOW).map(SloWindow::Rolling)
+}
+
+/// Where calendar windows start, a local date and time (`2024-01-06 12:00:00`):
+/// `Some(None)` when that is the default start (midnight on the 1st for
+/// months, on a Monday for weeks), `Some(Some(anchor))` otherwise, `None`
+/// when it is not a date and time.
+pub fn calendar_start(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    what: &str,
+    unit: Option<CalendarUnit>,
+) -> Option<Option<jiff::civil::DateTime>> {
+    let t = cx.text(node, what)?;
+    let Ok(dt) = t.trim().parse::<jiff::civil::DateTime>() else {
+        cx.err(node.pos, format!("`{what}` must be a date and time like `2024-01-01 00:00:00`, found `{t}`"));
+        return None;
+    };
+    let midnight = dt.time() == jiff::civil::Time::midnight();
+    let default = match unit? {
+        CalendarUnit::Month => midnight && dt.day() == 1,
+        CalendarUnit::Week => midnight && dt.weekday() == jiff::civil::Weekday::Monday,
+    };
+    Some(if default { None } else { Some(dt) })
 }
 
 pub fn timezone(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<(String, jiff::tz::TimeZone)> {

@@ -295,7 +295,13 @@ fn time_window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
         _ => {
             cx.err(
                 duration_node.pos,
-                format!("calendar windows of `{duration}` are not supported; use `1M` (a month) or `1w` (a week)"),
+                if duration == "1m" {
+                    "calendar windows of `1m` (one minute) are not supported; did you mean `1M` (a month)? \
+                     Use `1M` or `1w` (a week)"
+                        .to_string()
+                } else {
+                    format!("calendar windows of `{duration}` are not supported; use `1M` (a month) or `1w` (a week)")
+                },
             );
             return None;
         }
@@ -309,37 +315,13 @@ fn time_window(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<SloWindow> {
         Some(n) => native::timezone(cx, n, &cal.path("timeZone")),
         None => Some(("UTC".to_string(), jiff::tz::TimeZone::UTC)),
     };
-    let start_ok = match cal.get("startTime") {
-        Some(n) => start_time(cx, n, &cal.path("startTime"), unit),
-        None => true,
+    // Windows repeat every week or month from `startTime`, in `timeZone`.
+    let anchor = match cal.get("startTime") {
+        Some(n) => native::calendar_start(cx, n, &cal.path("startTime"), Some(unit)),
+        None => Some(None),
     };
     let (timezone_name, timezone) = tz?;
-    start_ok.then_some(SloWindow::Calendar { unit, timezone, timezone_name })
-}
-
-/// slo-agent's calendar windows start at midnight on the 1st of the month or
-/// on Monday; a `startTime` that says otherwise is refused, not reinterpreted.
-fn start_time(cx: &mut Ctx<'_>, node: &Node, what: &str, unit: CalendarUnit) -> bool {
-    let Some(t) = cx.text(node, what) else {
-        return false;
-    };
-    let Ok(dt) = t.trim().parse::<jiff::civil::DateTime>() else {
-        cx.err(node.pos, format!("`{what}` must be a date and time like `2024-01-01 00:00:00`, found `{t}`"));
-        return false;
-    };
-    let midnight = dt.time() == jiff::civil::Time::midnight();
-    let aligned = match unit {
-        CalendarUnit::Month => midnight && dt.day() == 1,
-        CalendarUnit::Week => midnight && dt.weekday() == jiff::civil::Weekday::Monday,
-    };
-    if !aligned {
-        let want = match unit {
-            CalendarUnit::Month => "midnight on the 1st of a month",
-            CalendarUnit::Week => "midnight on a Monday",
-        };
-        cx.err(node.pos, format!("`{what}` must be {want}: slo-agent aligns calendar windows that way"));
-    }
-    aligned
+    Some(SloWindow::Calendar { unit, timezone, timezone_name, anchor: anchor? })
 }
 
 /// `timeSliceWindow`: a duration (`1m`, `5m`) or a number of seconds.

@@ -478,6 +478,27 @@ spec:
     assert_eq!(s.indicator.good.latency, Some(LatencyBound { op: CompareOp::Le, threshold_ms: 1500.0 }));
 }
 
+/// OpenSLO's own examples start calendar windows at any `startTime` (a
+/// Saturday noon in New York); the windows repeat from it.
+#[test]
+fn openslo_calendar_start_time_anchors_the_windows() {
+    let text = openslo("Timeslices", "{op: gt, target: 0.9995, timeSliceTarget: 0.95, timeSliceWindow: 1m}", RATIO_GOOD)
+        .replace(
+            "timeWindow: [{duration: 7d, isRolling: true}]",
+            "timeWindow:\n    - duration: 1w\n      isRolling: false\n      calendar:\n        startTime: 2022-01-01 12:00:00\n        timeZone: America/New_York",
+        );
+    let s = &load_str("o.yaml", &text).unwrap_or_else(|d| panic!("{d:?}")).slos[0];
+    let SloWindow::Calendar { unit, timezone_name, anchor, .. } = &s.window else { panic!("{:?}", s.window) };
+    assert_eq!((*unit, timezone_name.as_str()), (CalendarUnit::Week, "America/New_York"));
+    assert_eq!(*anchor, Some(jiff::civil::date(2022, 1, 1).at(12, 0, 0, 0)));
+    assert_eq!(s.window.to_string(), "calendar week from 2022-01-01 12:00 (America/New_York)");
+
+    // `1m` is a minute in OpenSLO: say so.
+    let minute = text.replace("duration: 1w", "duration: 1m");
+    let d = errors("o.yaml", &minute);
+    assert!(d.iter().any(|m| m.contains("`1m` (one minute) are not supported; did you mean `1M` (a month)?")), "{d:?}");
+}
+
 #[test]
 fn openslo_diagnostics() {
     let cases: Vec<(String, Vec<&str>)> = vec![
