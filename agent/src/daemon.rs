@@ -23,13 +23,14 @@ use crate::decode::Rejects;
 use crate::event::{EventSink, RequestEvent};
 use crate::export::prometheus::{AgentFigures, SourceFigures};
 use crate::push::{Ack, Delivery, Nack, PushDecoders, PushQueue, PushSourceConfig};
-use crate::sli::report::{Report, SloReport, rfc3339};
+use crate::sli::report::{Report, SloReport};
 use crate::sli::ring::Counts;
 use crate::sli::{Engine, SloStatus};
 use crate::source::Source;
 use crate::source::file::FileTail;
 use crate::spec;
 use crate::store::{RejectDeltas, Store};
+use crate::timefmt::rfc3339;
 
 /// The latest evaluation, as HTTP handlers and exporters see it.
 #[derive(Debug, Clone, Default)]

@@ -10,9 +10,10 @@ use std::time::Instant;
 use crate::decode::{Decoder, Format, Rejects, feed_line};
 use crate::event::RequestEvent;
 use crate::sli::Engine;
-use crate::sli::report::{Report, SloReport, rfc3339};
+use crate::sli::report::{Report, SloReport};
 use crate::source::lines::LineSplitter;
 use crate::spec::model::SloSet;
+use crate::timefmt::rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

@@ -12,7 +12,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use slo_agent::notify::{self, HttpRequest, Notification, ReceiverConfig, ReceiverKind, Status};
-use slo_agent::push::Secret;
+use slo_agent::secret::Secret;
 use tokio::sync::mpsc;
 
 /// What the server saw of one request.

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{Shared, lock};
-use crate::push::Secret;
+use crate::secret::Secret;
 
 /// Shortest token value accepted in the config.
 pub const MIN_TOKEN_BYTES: usize = 16;
@@ -190,7 +190,7 @@ impl AuditEntry {
         remote: Option<SocketAddr>,
     ) -> AuditEntry {
         AuditEntry {
-            at: crate::sli::report::rfc3339(at_ms),
+            at: crate::timefmt::rfc3339(at_ms),
             at_ms,
             actor: actor.to_string(),
             role,
@@ -244,7 +244,7 @@ pub fn record(shared: &Shared, entry: &AuditEntry) {
         if let Some((minute_ms, n)) = a.summary {
             let outcome = format!(
                 "{n} more refused calls without a valid token in the minute from {} were not recorded one by one",
-                crate::sli::report::rfc3339(minute_ms)
+                crate::timefmt::rfc3339(minute_ms)
             );
             entries.push(AuditEntry::new(entry.at_ms, ANONYMOUS, None, "audit.suppressed", None, &outcome, None));
         }

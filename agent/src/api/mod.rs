@@ -91,7 +91,7 @@ async fn list_alerts(
     let history = tokio::task::spawn_blocking(move || store.alert_history(limit)).await;
     match history {
         Ok(Ok(history)) => axum::Json(serde_json::json!({
-            "at": crate::sli::report::rfc3339(snap.at_ms),
+            "at": crate::timefmt::rfc3339(snap.at_ms),
             "alerts": snap.alerts,
             "history": history,
         }))

@@ -25,7 +25,7 @@ use super::auth::{self, Caller, RemoteAddr, Role};
 use super::error;
 use crate::daemon::{Shared, Snapshot, lock};
 use crate::notify::silence::{self, Draft, MatchOp, Matcher, Silence, SilenceError, SilenceState};
-use crate::sli::report::rfc3339;
+use crate::timefmt::rfc3339;
 
 /// Largest request body accepted when creating a silence.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

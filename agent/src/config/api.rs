@@ -12,9 +12,9 @@
 use std::path::Path;
 
 use crate::api::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role};
-use crate::push::Secret;
-use crate::spec::fields::{Ctx, Fields};
-use crate::spec::yaml::Node;
+use crate::secret::Secret;
+use crate::yaml::Node;
+use crate::yaml::fields::{Ctx, Fields};
 
 pub(super) fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig> {
     let f = cx.map(node, "api", &["read_requires_token", "tokens"])?;
@@ -106,7 +106,7 @@ fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiTok
 /// `token_file` or `token_env`, read now: a missing file or variable is a
 /// config error, not a surprise at the first request.
 fn read_secret(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path) -> Option<Option<Secret>> {
-    super::read_secret(cx, f, base, "token", "the API token")
+    crate::yaml::values::read_secret(cx, f, base, "token", "the API token")
 }
 
 #[cfg(test)]

@@ -35,10 +35,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::parse_duration;
 use crate::decode::Format;
-use crate::spec::fields::{Ctx, Fields};
-use crate::spec::yaml::{Node, Value};
+use crate::yaml::fields::{Ctx, Fields};
+use crate::yaml::values::parse_duration;
+use crate::yaml::{Node, Value};
 
 /// The source types this file reads.
 pub const TYPES: [&str; 3] = ["cloudwatch-logs", "cloudwatch-metrics", "s3"];

@@ -22,13 +22,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{parse_duration, read_secret};
 use crate::notify::routing::{DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_MAX_OUTBOX, NotifyConfig, Route};
 use crate::notify::{ReceiverConfig, ReceiverKind};
-use crate::push::Secret;
-use crate::spec::fields::{Ctx, Fields};
+use crate::secret::Secret;
 use crate::spec::glob::Glob;
-use crate::spec::yaml::{Node, Value};
+use crate::yaml::fields::{Ctx, Fields};
+use crate::yaml::values::{parse_duration, read_secret};
+use crate::yaml::{Node, Value};
 
 pub const RECEIVER_TYPES: &str = "pagerduty, opsgenie, slack, webhook, alertmanager";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -18,12 +18,11 @@ use std::path::Path;
 
 use crate::decode::Format;
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
-use crate::push::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECODED_BYTES, PushKind, PushSourceConfig, RecordFormat, Secret,
-};
-use crate::spec::fields::{Ctx, Fields};
+use crate::push::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECODED_BYTES, PushKind, PushSourceConfig, RecordFormat};
+use crate::secret::Secret;
 use crate::spec::glob::Glob;
-use crate::spec::yaml::Node;
+use crate::yaml::Node;
+use crate::yaml::fields::{Ctx, Fields};
 
 pub(super) fn read_push_source(cx: &mut Ctx<'_>, node: &Node, base: &Path, kind: PushKind) -> Option<PushSourceConfig> {
     let common = ["name", "type", "service", "token_file", "token_env", "max_body_bytes", "max_decoded_bytes"];
@@ -58,7 +57,7 @@ pub(super) fn read_push_source(cx: &mut Ctx<'_>, node: &Node, base: &Path, kind:
 
 fn read_token(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path, kind: PushKind) -> Option<Option<Secret>> {
     let what = if kind == PushKind::Firehose { "the Firehose access key" } else { "the bearer token" };
-    super::read_secret(cx, f, base, "token", what)
+    crate::yaml::values::read_secret(cx, f, base, "token", what)
 }
 
 fn byte_limit(cx: &mut Ctx<'_>, f: &Fields<'_>, key: &str, default: usize) -> Option<usize> {
@@ -153,7 +152,7 @@ pub(super) fn field_list(
     cx: &mut Ctx<'_>,
     f: &Fields<'_>,
     format: Format,
-    pos: crate::spec::yaml::Pos,
+    pos: crate::yaml::Pos,
     what: &str,
 ) -> Option<Vec<String>> {
     let mut fields = Vec::new();

@@ -20,8 +20,9 @@ use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::{AgentConfig, SourceConfig};
 use crate::daemon::{Agent, Shared, lock};
 use crate::decode::Format;
-use crate::sli::report::{Report, render_table, rfc3339};
+use crate::sli::report::{Report, render_table};
 use crate::source::file::FileSourceConfig;
+use crate::timefmt::rfc3339;
 use traffic::{FIELDS_HEADER, Scenario, TrafficGenerator};
 
 /// The demo's SLOs (also a worked example of the spec format).

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{AlertNotice, HttpRequest, Notification, Status, post_json, rfc3339, text};
 use crate::alert::AlertKind;
-use crate::push::Secret;
+use crate::secret::Secret;
 
 /// `POST <url>/api/v2/alerts` with one entry per alert.
 pub fn request(url: &str, bearer: Option<&Secret>, n: &Notification) -> HttpRequest {

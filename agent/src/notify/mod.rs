@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertKind, Trigger};
-use crate::push::Secret;
+use crate::secret::Secret;
 pub use crate::sli::failures::{Evidence, FailureSample};
 /// Milliseconds since the epoch as RFC 3339 (UTC).
-pub use crate::sli::report::rfc3339;
+pub use crate::timefmt::rfc3339;
 
 pub mod alertmanager;
 pub mod dispatch;

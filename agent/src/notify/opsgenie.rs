@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{HttpRequest, Notification, Status, post_json, text};
-use crate::push::Secret;
+use crate::secret::Secret;
 
 /// Opsgenie's limits (characters, or items).
 const MAX_MESSAGE: usize = 130;

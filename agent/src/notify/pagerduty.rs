@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{AlertNotice, HttpRequest, Notification, Status, post_json, rfc3339, text};
-use crate::push::Secret;
+use crate::secret::Secret;
 
 /// PagerDuty's limits (characters).
 const MAX_SUMMARY: usize = 1024;

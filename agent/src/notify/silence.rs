@@ -483,7 +483,7 @@ fn new_id() -> String {
 
 /// Parse a silence length: `90m`, `2h`, `1h30m`, `3d`, `1w`.
 pub fn parse_duration_ms(text: &str) -> Option<i64> {
-    crate::config::parse_duration(text).and_then(|d| i64::try_from(d.as_millis()).ok())
+    crate::yaml::values::parse_duration(text).and_then(|d| i64::try_from(d.as_millis()).ok())
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

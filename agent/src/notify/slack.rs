@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use super::{AlertNotice, HttpRequest, Notification, Status, post_json, text};
-use crate::push::Secret;
+use crate::secret::Secret;
 
 /// Slack's limits (blocks, characters).
 const MAX_BLOCKS: usize = 50;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::{HttpRequest, Notification, text};
-use crate::push::Secret;
+use crate::secret::Secret;
 
 /// The body's schema version; bumped only when a field changes meaning or
 /// goes away (new fields may appear in any version).

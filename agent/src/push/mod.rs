@@ -24,13 +24,13 @@
 pub mod firehose;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::decode::lambda::LambdaDecoder;
 use crate::decode::{Decoder, Format, MAX_LINE, RejectReason, Rejects, feed_line, otlp};
 use crate::event::{EventSink, Wanted};
+use crate::secret::Secret;
 
 /// Deliveries waiting for the ingest thread, across all push sources.
 pub const QUEUE_DEPTH: usize = 4;
@@ -59,49 +59,6 @@ impl PushKind {
     pub fn parse(s: &str) -> Option<PushKind> {
         [PushKind::Firehose, PushKind::LambdaTelemetry, PushKind::Otlp].into_iter().find(|k| k.as_str() == s)
     }
-}
-
-/// A secret (an access key or bearer token). Never printed: `Debug` shows
-/// only that it is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
-    /// The value, to put in an outgoing request (a notifier's key or URL).
-    /// Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Compare with what a client sent, in time that depends only on the
-    /// lengths (never on where the first difference is).
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        constant_time_eq(self.0.as_bytes(), candidate)
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Equality whose running time does not depend on the bytes compared: every
-/// byte of the candidate is looked at, differences are OR-ed together, and
-/// the optimizer is kept from short-circuiting.
-pub fn constant_time_eq(expected: &[u8], candidate: &[u8]) -> bool {
-    let mut diff = (expected.len() ^ candidate.len()) as u64;
-    for (i, &c) in candidate.iter().enumerate() {
-        // Compare against a byte of `expected` even past its end, so the
-        // work done depends on the candidate's length only.
-        let e = if expected.is_empty() { 0 } else { expected[i % expected.len()] };
-        diff |= u64::from(std::hint::black_box(c ^ e));
-    }
-    std::hint::black_box(diff) == 0
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -350,28 +307,5 @@ impl PushDecoders {
             }
             _ => Err(Nack::Invalid(format!("source {:?} does not take this kind of payload", d.source))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_is_equality() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"a"));
-        assert!(!constant_time_eq(b"a", b""));
-        assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        let s = Secret::new("hunter2".into());
-        assert_eq!(format!("{s:?}"), "Secret(***)");
-        assert!(s.matches(b"hunter2"));
     }
 }

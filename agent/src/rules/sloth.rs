@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 
 use crate::rules::{AlertExtras, ErrorRatio, RuleSlo};
 use crate::spec::Diagnostic;
-use crate::spec::fields::{Ctx, Fields};
 use crate::spec::model::{BurnRateRule, Minutes, Severity, WORKBOOK_RULES};
-use crate::spec::yaml::{self, Node, Value};
+use crate::yaml::fields::{Ctx, Fields};
+use crate::yaml::{self, Node, Value};
 
 pub const VERSION: &str = "prometheus/v1";
 

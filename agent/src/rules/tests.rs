@@ -1,6 +1,6 @@
 use super::*;
 use crate::spec::load_str;
-use crate::spec::yaml::{self, Node, Value};
+use crate::yaml::{self, Node, Value};
 
 /// One rule of a generated file, read back with the spec YAML reader.
 #[derive(Debug, Clone, Default)]

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::timefmt::rfc3339;
+
 use crate::sli::SloStatus;
 use crate::sli::latency::Percentiles;
 use crate::spec::model::{Budgeting, SloWindow};
@@ -66,15 +68,6 @@ pub struct AlertReport {
     pub long_burn_rate: Option<f64>,
     pub short_burn_rate: Option<f64>,
     pub firing: bool,
-}
-
-/// RFC 3339 in UTC with second precision (milliseconds when not whole).
-pub fn rfc3339(ms: i64) -> String {
-    match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) if ms % 1000 == 0 => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        Err(_) => ms.to_string(),
-    }
 }
 
 /// Round for reports: ratios and rates to 9 significant decimals, so JSON

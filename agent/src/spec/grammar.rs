@@ -3,12 +3,7 @@
 //! problem inside the string so the reader can point at the exact column.
 
 use crate::spec::model::{CompareOp, LatencyBound, Minutes};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueError {
-    pub offset: usize,
-    pub message: String,
-}
+use crate::yaml::ValueError;
 
 fn err(offset: usize, message: impl Into<String>) -> ValueError {
     ValueError { offset, message: message.into() }
@@ -136,43 +131,6 @@ pub fn label_key(text: &str) -> Result<(), ValueError> {
 
 pub const HTTP_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
 
-/// The candidate closest to `word` by edit distance, if it is close enough
-/// to be a plausible typo.
-pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let w = word.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), *c))
-        .filter(|(d, c)| *d <= (c.len().max(w.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance counting a swap of two neighbours as one edit (`GTE` → `GET`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let w = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * w];
-    for i in 0..=a.len() {
-        for j in 0..=b.len() {
-            d[i * w + j] = if i == 0 {
-                j
-            } else if j == 0 {
-                i
-            } else {
-                let sub = d[(i - 1) * w + j - 1] + usize::from(a[i - 1] != b[j - 1]);
-                let mut v = sub.min(d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1);
-                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                    v = v.min(d[(i - 2) * w + j - 2] + 1);
-                }
-                v
-            };
-        }
-    }
-    d[a.len() * w + b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,13 +174,5 @@ mod tests {
         assert!(label_key("team_1").is_ok());
         assert!(label_key("1team").is_err());
         assert_eq!(label_key("te-am").unwrap_err().offset, 2);
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(closest("objectiv", &["objective", "window"]), Some("objective"));
-        assert_eq!(closest("budget", &["budgeting", "window"]), Some("budgeting"));
-        assert_eq!(closest("GTE", &HTTP_METHODS), Some("GET"));
-        assert_eq!(closest("zzz", &["objective", "window"]), None);
     }
 }

@@ -9,40 +9,23 @@
 //! stop at the first problem; a `Slo` only exists once all of it validated.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub mod fields;
 pub mod glob;
 pub mod grammar;
 pub mod model;
 pub mod native;
 pub mod openslo;
 pub mod status;
-pub mod yaml;
 
 #[cfg(test)]
 mod tests;
 
-use fields::Ctx;
+pub use crate::yaml::Diagnostic;
+use crate::yaml::fields::Ctx;
+use crate::yaml::{self, Node, Value};
 use model::SloSet;
-use yaml::{Node, Value};
-
-/// One problem in a spec file, at a 1-based line and column (in characters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
-    }
-}
 
 /// Loads files and directories (recursively: `*.yaml` and `*.yml`, sorted,
 /// skipping entries whose name starts with `.` such as the `..data` links of
@@ -184,7 +167,7 @@ impl Loader {
             Some(openslo::API_VERSION) => self.openslo.collect(&mut cx, root),
             Some(other) => {
                 let known = [native::API_VERSION, openslo::API_VERSION, "openslo/v1alpha"];
-                let hint = match grammar::closest(other, &known) {
+                let hint = match crate::yaml::closest(other, &known) {
                     Some("openslo/v1alpha") | None => String::new(),
                     Some(c) => format!("did you mean `{c}`? "),
                 };

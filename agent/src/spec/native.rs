@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 
 use crate::dims::Region;
 use crate::event::{ClientClass, Origin, Outcome};
-use crate::spec::fields::{Ctx, Fields};
 use crate::spec::glob::Glob;
-use crate::spec::grammar::{self, HTTP_METHODS, closest};
+use crate::spec::grammar::{self, HTTP_METHODS};
 use crate::spec::model::{
     AlertTarget, Alerting, Budgeting, BurnRateRule, CalendarUnit, Exclusion, ExclusionTime, Filter, GoodCriteria,
     Indicator, Minutes, Severity, Slo, SloWindow, SpecOrigin, default_rules,
 };
 use crate::spec::status::StatusSet;
-use crate::spec::yaml::{Node, Pos, Value};
+use crate::yaml::closest;
+use crate::yaml::fields::{Ctx, Fields};
+use crate::yaml::{Node, Pos, Value};
 
 pub const API_VERSION: &str = "slo-agent/v1";
 

@@ -9,14 +9,14 @@
 use std::collections::HashMap;
 
 use crate::spec::Diagnostic;
-use crate::spec::fields::{Ctx, Fields};
-use crate::spec::grammar::closest;
 use crate::spec::model::{
     Alerting, Budgeting, CalendarUnit, CompareOp, Filter, GoodCriteria, Indicator, LatencyBound, Minutes, Slo,
     SloWindow, SpecOrigin, default_rules,
 };
 use crate::spec::native::{self, MAX_WINDOW, MIN_WINDOW, ReadSlo};
-use crate::spec::yaml::{Node, Pos, Value};
+use crate::yaml::closest;
+use crate::yaml::fields::{Ctx, Fields};
+use crate::yaml::{Node, Pos, Value};
 
 pub const API_VERSION: &str = "openslo/v1";
 

@@ -1,9 +1,7 @@
 //! Typed access to a marked YAML tree that records every problem as a
 //! diagnostic and carries on, so one run reports all of a file's mistakes.
 
-use crate::spec::Diagnostic;
-use crate::spec::grammar::{ValueError, closest};
-use crate::spec::yaml::{Key, Node, Pos, Scalar, Value};
+use crate::yaml::{Diagnostic, Key, Node, Pos, Scalar, Value, ValueError, closest};
 
 /// The file being read and the diagnostics found so far.
 pub struct Ctx<'a> {

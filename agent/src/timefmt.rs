@@ -1,0 +1,12 @@
+//! Time formatting shared by reports, the API, notifications and logs.
+//!
+//! **Architecture invariant:** a leaf: this module imports nothing of the crate.
+
+/// RFC 3339 in UTC with second precision (milliseconds when not whole).
+pub fn rfc3339(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) if ms % 1000 == 0 => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
