@@ -63,7 +63,7 @@ pub struct Shared {
     /// `Silences::matching` before it notifies.
     pub silences: Mutex<crate::notify::silence::Silences>,
     /// API tokens, roles and the audit limiter (`api:` in agent.yaml).
-    pub api: crate::api::auth::ApiAuth,
+    pub api: crate::auth::ApiAuth,
     pub store: Arc<Store>,
     /// The push sources the HTTP server accepts deliveries for.
     pub push: PushEndpoints,
@@ -355,7 +355,7 @@ impl Agent {
             shutdown: AtomicBool::new(false),
             clock,
             silences: Mutex::new(silences),
-            api: crate::api::auth::ApiAuth::new(config.api.clone()),
+            api: crate::auth::ApiAuth::new(config.api.clone()),
             store,
             push: PushEndpoints { queue, sources: push_sources, timeout: config.push_timeout },
             alerts: Mutex::new(alerts),

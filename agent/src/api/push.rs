@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use crate::auth::bearer;
 use crate::daemon::{Shared, lock};
 use crate::decode::{GunzipError, gunzip_bounded};
 use crate::push::{Ack, Delivery, Nack, Payload, PushKind, PushSourceConfig, QueueError, firehose};
@@ -65,12 +66,6 @@ fn authorize(src: &PushSourceConfig, presented: Option<&[u8]>) -> Result<(), Ref
         Some(p) if token.matches(p) => Ok(()),
         Some(_) => Err(Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", format!("wrong {what}"))),
     }
-}
-
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
-    scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
 }
 
 /// Read the body within the source's limits and undo `Content-Encoding: gzip`.

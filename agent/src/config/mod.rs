@@ -21,7 +21,6 @@
 //!     service: shop                  # for records that name no service
 //! ```
 
-mod api;
 pub mod aws;
 
 use std::net::SocketAddr;
@@ -45,7 +44,7 @@ pub struct AgentConfig {
     pub state: PathBuf,
     pub listen: SocketAddr,
     /// API tokens and roles (`api:`); none by default.
-    pub api: crate::api::auth::ApiConfig,
+    pub api: crate::auth::ApiConfig,
     pub tick: Duration,
     pub poll_interval: Duration,
     pub max_future: Duration,
@@ -185,8 +184,8 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => DEFAULT_LISTEN.parse().ok(),
     };
     let api = match f.get("api") {
-        None => Some(crate::api::auth::ApiConfig::default()),
-        Some(n) => api::read_api(cx, n, base),
+        None => Some(crate::auth::ApiConfig::default()),
+        Some(n) => crate::auth::config::read_api(cx, n, base),
     };
     let tick = duration_field(cx, &f, "tick", Duration::from_secs(5));
     let poll_interval = duration_field(cx, &f, "poll_interval", Duration::from_millis(500));

@@ -448,7 +448,7 @@ impl Store {
 //
 // `silences`: silence id → the silence (JSON, `notify::silence::Silence`).
 // `audit_log`: (time ms, sequence) → one mutating API call (JSON,
-// `api::auth::AuditEntry`). A silence and the audit entry of the call that
+// `auth::AuditEntry`). A silence and the audit entry of the call that
 // made or changed it are written in one transaction.
 
 const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
@@ -463,7 +463,7 @@ fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn insert_audit(tx: &redb::WriteTransaction, entry: &crate::api::auth::AuditEntry) -> Result<(), StoreError> {
+fn insert_audit(tx: &redb::WriteTransaction, entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
     let mut t = tx.open_table(AUDIT_LOG)?;
     let seq = t.last()?.map(|(k, _)| k.value().1 + 1).unwrap_or(0);
     let json = serde_json::to_vec(entry).expect("audit entries serialize");
@@ -477,7 +477,7 @@ impl Store {
     pub fn put_silence(
         &self,
         silence: &crate::notify::silence::Silence,
-        audit: &crate::api::auth::AuditEntry,
+        audit: &crate::auth::AuditEntry,
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         {
@@ -526,7 +526,7 @@ impl Store {
     }
 
     /// Record one API call (refused ones too).
-    pub fn append_audit(&self, entry: &crate::api::auth::AuditEntry) -> Result<(), StoreError> {
+    pub fn append_audit(&self, entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         insert_audit(&tx, entry)?;
         tx.commit()?;
@@ -534,7 +534,7 @@ impl Store {
     }
 
     /// The newest `limit` audit entries, newest first.
-    pub fn audit(&self, limit: usize) -> Result<Vec<crate::api::auth::AuditEntry>, StoreError> {
+    pub fn audit(&self, limit: usize) -> Result<Vec<crate::auth::AuditEntry>, StoreError> {
         self.newest(AUDIT_LOG, limit)
     }
 
@@ -589,7 +589,7 @@ impl Store {
 #[cfg(test)]
 mod api_tables_tests {
     use super::*;
-    use crate::api::auth::AuditEntry;
+    use crate::auth::AuditEntry;
     use crate::notify::silence::{Draft, Matcher, Silences};
 
     fn entry(at_ms: i64, outcome: &str) -> AuditEntry {

@@ -11,12 +11,12 @@
 
 use std::path::Path;
 
-use crate::api::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role};
+use crate::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role};
 use crate::secret::Secret;
 use crate::yaml::Node;
 use crate::yaml::fields::{Ctx, Fields};
 
-pub(super) fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig> {
+pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig> {
     let f = cx.map(node, "api", &["read_requires_token", "tokens"])?;
     let read_requires_token = match f.get("read_requires_token") {
         None => Some(false),
@@ -111,12 +111,12 @@ fn read_secret(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path) -> Option<Option<S
 
 #[cfg(test)]
 mod tests {
-    use crate::api::auth::Role;
+    use crate::auth::Role;
     use std::path::Path;
 
     const HEAD: &str = "specs: [a]\nstate: s\nsources: []\n";
 
-    fn parse(dir: &Path, api: &str) -> Result<crate::api::auth::ApiConfig, Vec<String>> {
+    fn parse(dir: &Path, api: &str) -> Result<crate::auth::ApiConfig, Vec<String>> {
         crate::config::parse("agent.yaml", &format!("{HEAD}{api}"), dir)
             .map(|c| c.api)
             .map_err(|d| d.iter().map(|d| d.to_string()).collect())

@@ -1,0 +1,390 @@
+//! Who may call what: bearer tokens with roles, and the audit log of every
+//! mutating call, accepted or refused.
+//!
+//! A token has a name (shown in logs and the audit log) and a role. Roles
+//! nest: `admin` can do what `silence` can, which can do what `read` can.
+//! A handler asks [`check`] for the role it needs (through `api::auth`),
+//! and gets the caller or the refusal to answer with: 401 (and `www-authenticate: Bearer`) for a missing or
+//! unknown token, 403 for a known token without the role, and 403 for every
+//! protected endpoint while no token is configured at all.
+//!
+//! **Architecture invariant:** a token value is compared in constant time
+//! against every configured token, never logged and never stored; only its
+//! name is.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Shortest token value accepted in the config.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// What a token may do. `Admin ⊇ Silence ⊇ Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// GET endpoints, when `read_requires_token` is set.
+    Read,
+    /// Create and expire silences.
+    Silence,
+    /// Everything, the audit log included.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Silence => "silence",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Read, Role::Silence, Role::Admin].into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether a caller with this role may do what needs `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+/// `api:` in agent.yaml.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApiConfig {
+    /// GET endpoints need a token (any role) too. Off by default so that
+    /// Prometheus can scrape `/metrics`.
+    pub read_requires_token: bool,
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One API token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiToken {
+    /// Who holds it, as logs and the audit log name the caller.
+    pub name: String,
+    pub role: Role,
+    pub token: Secret,
+}
+
+/// The API's access rules, and the limiter that keeps callers without a
+/// valid token from filling the audit log.
+#[derive(Debug, Default)]
+pub struct ApiAuth {
+    pub config: ApiConfig,
+    pub anonymous: Mutex<AnonymousRefusals>,
+}
+
+impl ApiAuth {
+    pub fn new(config: ApiConfig) -> ApiAuth {
+        ApiAuth { config, anonymous: Mutex::default() }
+    }
+}
+
+/// Refusals of callers without a valid token stored per minute; more are
+/// counted and stored as one summary entry.
+pub const MAX_ANONYMOUS_AUDIT_PER_MINUTE: u64 = 60;
+
+#[derive(Debug, Default)]
+pub struct AnonymousRefusals {
+    minute: i64,
+    recorded: u64,
+    suppressed: u64,
+}
+
+/// What to do with one refusal of a caller without a valid token.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// Store this one.
+    pub record: bool,
+    /// Refusals of an earlier minute that were only counted: (minute start
+    /// ms, how many), to store as one summary entry.
+    pub summary: Option<(i64, u64)>,
+    /// The first one of its minute over the limit (say so once in the log).
+    pub first_suppressed: bool,
+}
+
+impl AnonymousRefusals {
+    pub fn admit(&mut self, at_ms: i64) -> Admission {
+        let minute = at_ms.div_euclid(60_000);
+        let mut summary = None;
+        if self.minute != minute {
+            if self.suppressed > 0 {
+                summary = Some((self.minute * 60_000, self.suppressed));
+            }
+            *self = AnonymousRefusals { minute, recorded: 0, suppressed: 0 };
+        }
+        let record = self.recorded < MAX_ANONYMOUS_AUDIT_PER_MINUTE;
+        if record {
+            self.recorded += 1;
+        } else {
+            self.suppressed += 1;
+        }
+        Admission { record, summary, first_suppressed: self.suppressed == 1 && !record }
+    }
+}
+
+/// Who is calling, once authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name, or `anonymous` on an open read.
+    pub name: String,
+    pub role: Option<Role>,
+    pub remote: Option<SocketAddr>,
+}
+
+pub const ANONYMOUS: &str = "anonymous";
+
+impl Caller {
+    /// The audit entry of a call this caller made.
+    pub fn audit(&self, at_ms: i64, action: &str, target: Option<&str>, outcome: &str) -> AuditEntry {
+        AuditEntry::new(at_ms, &self.name, self.role, action, target, outcome, self.remote)
+    }
+}
+
+/// One mutating API call, accepted or refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub at: String,
+    pub at_ms: i64,
+    /// The token's name, or `anonymous` when none was recognised.
+    pub actor: String,
+    /// The token's role; none for `anonymous`.
+    pub role: Option<Role>,
+    /// What was asked: `silence.create`, `silence.expire`, …
+    pub action: String,
+    /// What it was asked of (a silence id), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `ok`, `unauthorized`, `forbidden`, `not_found`, `invalid: <why>`,
+    /// `error: <why>`.
+    pub outcome: String,
+    /// The peer's address (the TCP connection's; a proxy in front shows
+    /// as itself).
+    pub remote: Option<String>,
+}
+
+/// Longest target and outcome kept in an entry: both can come from the
+/// request (a path segment, a validation message quoting the body).
+const MAX_AUDIT_FIELD: usize = 300;
+
+impl AuditEntry {
+    pub fn new(
+        at_ms: i64,
+        actor: &str,
+        role: Option<Role>,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        remote: Option<SocketAddr>,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: crate::timefmt::rfc3339(at_ms),
+            at_ms,
+            actor: actor.to_string(),
+            role,
+            action: action.to_string(),
+            target: target.map(|t| cut(t, MAX_AUDIT_FIELD)),
+            outcome: cut(outcome, MAX_AUDIT_FIELD),
+            remote: remote.map(|r| r.to_string()),
+        }
+    }
+
+    /// Whether the caller was not recognised (no token, an unknown one).
+    pub fn anonymous(&self) -> bool {
+        self.role.is_none()
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The one log line of an audited call (target `audit`, level info).
+pub fn log(e: &AuditEntry) {
+    tracing::info!(
+        target: "audit",
+        actor = %e.actor,
+        role = %e.role.map_or("none", Role::as_str),
+        action = %e.action,
+        target_id = %e.target.as_deref().unwrap_or("-"),
+        outcome = %e.outcome,
+        remote = %e.remote.as_deref().unwrap_or("-"),
+        "api call"
+    );
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: StatusCode,
+    /// The audit outcome: `unauthorized` or `forbidden`.
+    pub outcome: &'static str,
+    /// The token's name when it was recognised (a 403 for the role).
+    pub actor: Option<(String, Role)>,
+    pub message: String,
+}
+
+/// The `Authorization: Bearer` token a request presented, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
+    scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
+}
+
+/// Check the caller's `Authorization: Bearer` token for the role `needed`.
+/// Open reads (`needed` is read and `read_requires_token` is off) pass
+/// without looking at the token.
+pub fn check(auth: &ApiConfig, headers: &HeaderMap, needed: Role) -> Result<(String, Option<Role>), Refused> {
+    if needed == Role::Read && !auth.read_requires_token {
+        return Ok((ANONYMOUS.to_string(), None));
+    }
+    if auth.tokens.is_empty() {
+        let what = if needed == Role::Admin { "endpoints that need the admin role" } else { "mutating endpoints" };
+        return Err(Refused {
+            status: StatusCode::FORBIDDEN,
+            outcome: "forbidden",
+            actor: None,
+            message: format!("no API tokens are configured; {what} are disabled (see docs/api.md)"),
+        });
+    }
+    let unauthorized = |message: &str| Refused {
+        status: StatusCode::UNAUTHORIZED,
+        outcome: "unauthorized",
+        actor: None,
+        message: message.to_string(),
+    };
+    let Some(presented) = bearer(headers) else {
+        return Err(unauthorized("this endpoint needs `Authorization: Bearer <token>`"));
+    };
+    // Every token is compared, whichever matches: the time taken says
+    // nothing about which token (or which prefix) is right.
+    let mut found: Option<&ApiToken> = None;
+    for t in &auth.tokens {
+        if t.token.matches(presented) {
+            found = Some(t);
+        }
+    }
+    let Some(t) = found else {
+        return Err(unauthorized("unknown API token"));
+    };
+    if !t.role.allows(needed) {
+        return Err(Refused {
+            status: StatusCode::FORBIDDEN,
+            outcome: "forbidden",
+            actor: Some((t.name.clone(), t.role)),
+            message: format!(
+                "the token `{}` has the role {}; this needs the role {}",
+                t.name,
+                t.role.as_str(),
+                needed.as_str()
+            ),
+        });
+    }
+    Ok((t.name.clone(), Some(t.role)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn config(read_requires_token: bool) -> ApiConfig {
+        let token =
+            |name: &str, role, value: &str| ApiToken { name: name.into(), role, token: Secret::new(value.into()) };
+        ApiConfig {
+            read_requires_token,
+            tokens: vec![
+                token("viewer", Role::Read, "read-token-0123456789"),
+                token("oncall-bot", Role::Silence, "silence-token-0123456789"),
+                token("ops", Role::Admin, "admin-token-0123456789"),
+            ],
+        }
+    }
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(a).unwrap());
+        }
+        h
+    }
+
+    /// (status or "ok", caller) for each case.
+    fn outcome(cfg: &ApiConfig, auth: Option<&str>, needed: Role) -> String {
+        match check(cfg, &headers(auth), needed) {
+            Ok((name, role)) => format!("ok {name} {}", role.map_or("-", Role::as_str)),
+            Err(r) => format!("{} {}", r.status.as_u16(), r.outcome),
+        }
+    }
+
+    #[test]
+    fn roles_nest_and_each_refusal_has_its_status() {
+        let cfg = config(false);
+        let cases = [
+            (None, Role::Read, "ok anonymous -"),
+            (Some("Bearer nonsense"), Role::Read, "ok anonymous -"),
+            (None, Role::Silence, "401 unauthorized"),
+            (Some("Basic b25jYWxs"), Role::Silence, "401 unauthorized"),
+            (Some("Bearer silence-token-012345678"), Role::Silence, "401 unauthorized"),
+            (Some("Bearer read-token-0123456789"), Role::Silence, "403 forbidden"),
+            (Some("Bearer silence-token-0123456789"), Role::Silence, "ok oncall-bot silence"),
+            (Some("bearer   silence-token-0123456789 "), Role::Silence, "ok oncall-bot silence"),
+            (Some("Bearer silence-token-0123456789"), Role::Admin, "403 forbidden"),
+            (Some("Bearer admin-token-0123456789"), Role::Silence, "ok ops admin"),
+            (Some("Bearer admin-token-0123456789"), Role::Admin, "ok ops admin"),
+        ];
+        for (auth, needed, want) in cases {
+            assert_eq!(outcome(&cfg, auth, needed), want, "{auth:?} {needed:?}");
+        }
+        let cfg = config(true);
+        assert_eq!(outcome(&cfg, None, Role::Read), "401 unauthorized");
+        assert_eq!(outcome(&cfg, Some("Bearer read-token-0123456789"), Role::Read), "ok viewer read");
+    }
+
+    #[test]
+    fn without_tokens_protected_endpoints_are_off() {
+        let r = check(&ApiConfig::default(), &headers(Some("Bearer anything")), Role::Silence).unwrap_err();
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.message, "no API tokens are configured; mutating endpoints are disabled (see docs/api.md)");
+        assert!(check(&ApiConfig::default(), &headers(None), Role::Read).is_ok());
+    }
+
+    #[test]
+    fn refusals_without_a_valid_token_are_stored_at_a_bounded_rate() {
+        let mut a = AnonymousRefusals::default();
+        let t0 = 1_800_000_000_000; // a whole minute
+        for i in 0..MAX_ANONYMOUS_AUDIT_PER_MINUTE {
+            assert_eq!(a.admit(t0 + i as i64), Admission { record: true, summary: None, first_suppressed: false });
+        }
+        assert_eq!(a.admit(t0 + 100), Admission { record: false, summary: None, first_suppressed: true });
+        assert_eq!(a.admit(t0 + 200), Admission { record: false, summary: None, first_suppressed: false });
+        let next = a.admit(t0 + 60_000);
+        assert_eq!(next, Admission { record: true, summary: Some((t0, 2)), first_suppressed: false });
+        assert_eq!(a.admit(t0 + 180_000).summary, None);
+    }
+
+    #[test]
+    fn audit_fields_from_the_request_are_bounded() {
+        let long = "é".repeat(400);
+        let e = AuditEntry::new(0, "a", None, "silence.expire", Some(&long), &long, None);
+        assert!(e.target.as_ref().unwrap().len() <= MAX_AUDIT_FIELD + "…".len());
+        assert!(e.outcome.ends_with('…'));
+        assert_eq!(e.at, "1970-01-01T00:00:00Z");
+    }
+}
