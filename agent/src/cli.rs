@@ -292,8 +292,7 @@ fn rules(
 }
 
 pub fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
-    let ts: jiff::Timestamp = s.parse().context("expected an RFC 3339 time such as 2026-11-20T12:00:00Z")?;
-    Ok(ts.as_millisecond())
+    crate::timefmt::parse_rfc3339(s).map_err(anyhow::Error::msg)
 }
 
 pub fn rejects_json(r: &crate::decode::Rejects) -> serde_json::Value {

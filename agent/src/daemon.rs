@@ -18,16 +18,17 @@ use anyhow::Context;
 
 use crate::alert::{AlertRecord, Alerts, Phase};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AgentConfig, SourceConfig};
+use crate::config::AgentConfig;
 use crate::decode::Rejects;
 use crate::event::{EventSink, RequestEvent};
 use crate::export::prometheus::{AgentFigures, SourceFigures};
-use crate::push::{Ack, Delivery, Nack, PushDecoders, PushQueue, PushSourceConfig};
 use crate::sli::report::{Report, SloReport};
 use crate::sli::ring::Counts;
 use crate::sli::{Engine, SloStatus};
 use crate::source::Source;
+use crate::source::SourceConfig;
 use crate::source::file::FileTail;
+use crate::source::push::{Ack, Delivery, Nack, PushDecoders, PushQueue, PushSourceConfig};
 use crate::spec;
 use crate::store::{RejectDeltas, Store};
 use crate::timefmt::rfc3339;
@@ -83,11 +84,11 @@ pub struct NotifyState {
 impl NotifyState {
     pub fn new(config: crate::notify::routing::NotifyConfig) -> NotifyState {
         let wakers = config.receivers.iter().map(|r| (r.name.clone(), Arc::new(tokio::sync::Notify::new()))).collect();
-        let figures: BTreeMap<String, crate::export::prometheus::ReceiverFigures> = config
+        let figures: BTreeMap<String, crate::notify::dispatch::ReceiverFigures> = config
             .receivers
             .iter()
             .map(|r| {
-                let f = crate::export::prometheus::ReceiverFigures {
+                let f = crate::notify::dispatch::ReceiverFigures {
                     name: r.name.clone(),
                     kind: r.kind.as_str(),
                     ..Default::default()
@@ -164,7 +165,13 @@ impl Shared {
                 )
             };
             let receivers: std::collections::BTreeSet<String> = entries.iter().map(|e| e.receiver.clone()).collect();
-            match self.store.commit_alerts_with_outbox(&transitions, entries, self.notify.config.max_outbox, at) {
+            match crate::notify::outbox::Outbox::record(
+                &*self.store,
+                &transitions,
+                entries,
+                self.notify.config.max_outbox,
+                at,
+            ) {
                 Ok(dropped) => {
                     for d in &dropped {
                         tracing::error!(receiver = %d.receiver, slo = %d.notice.slo, "notification outbox full: the oldest change moved to the failed table");

@@ -32,8 +32,9 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use crate::clock::SystemClock;
-use crate::config::{AgentConfig, SourceConfig};
-use crate::push::PushKind;
+use crate::config::AgentConfig;
+use crate::source::SourceConfig;
+use crate::source::push::PushKind;
 
 /// Telemetry API schema version this agent reads.
 pub const TELEMETRY_SCHEMA: &str = "2022-12-13";

@@ -10,3 +10,11 @@ pub fn rfc3339(ms: i64) -> String {
         Err(_) => ms.to_string(),
     }
 }
+
+/// Milliseconds since the epoch of an RFC 3339 time; the error says what a
+/// valid one looks like.
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-20T12:00:00Z: {e}"))
+}

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use slo_agent::clock::{Clock, ManualClock, SystemClock};
-use slo_agent::config::aws::{
-    AwsConnection, CloudWatchLogsConfig, CloudWatchMetricsConfig, LogGroupConfig, MetricQuery, S3Config,
-    StaticCredentials,
-};
 use slo_agent::decode::Format;
 use slo_agent::event::{EventSink, RequestEvent};
 use slo_agent::source::aws::cloudwatch_logs::CloudWatchLogsSource;
 use slo_agent::source::aws::cloudwatch_metrics::CloudWatchMetricsSource;
+use slo_agent::source::aws::config::{
+    AwsConnection, CloudWatchLogsConfig, CloudWatchMetricsConfig, LogGroupConfig, MetricQuery, S3Config,
+    StaticCredentials,
+};
 use slo_agent::source::aws::s3::S3Source;
 use slo_agent::source::{PollOutcome, Source};
 

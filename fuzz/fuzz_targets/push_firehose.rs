@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use slo_agent::decode::Rejects;
 use slo_agent::decode::cloudwatch_logs::SubscriptionDecoder;
 use slo_agent::event::RequestEvent;
-use slo_agent::push::firehose::parse_request;
+use slo_agent::source::push::firehose::parse_request;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = parse_request(data, 1 << 20) else { return };

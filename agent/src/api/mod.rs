@@ -124,7 +124,7 @@ async fn list_notifications(
         })
         .collect();
     let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || store.failed_notifications(limit)).await {
+    match tokio::task::spawn_blocking(move || crate::notify::outbox::Outbox::failed(&*store, limit)).await {
         Ok(Ok(failed)) => axum::Json(serde_json::json!({"receivers": receivers, "failed": failed})).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the failed notifications: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::auth::bearer;
 use crate::daemon::{Shared, lock};
 use crate::decode::{GunzipError, gunzip_bounded};
-use crate::push::{Ack, Delivery, Nack, Payload, PushKind, PushSourceConfig, QueueError, firehose};
+use crate::source::push::{Ack, Delivery, Nack, Payload, PushKind, PushSourceConfig, QueueError, firehose};
 
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);

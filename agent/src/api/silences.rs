@@ -147,7 +147,7 @@ async fn create(
             }
         };
         let entry = caller.audit(now, CREATE, Some(&created.id), "ok");
-        if let Err(e) = shared.store.put_silence(&created, &entry) {
+        if let Err(e) = shared.store.put_silence(&created.id, &created.to_record(), &entry) {
             set.remove(&created.id);
             drop(set);
             let message = format!("the silence could not be stored, so it was not made: {e}");
@@ -197,7 +197,7 @@ async fn expire(
             return error(StatusCode::NOT_FOUND, &SilenceError::NotFound(id).to_string());
         };
         let entry = caller.audit(now, EXPIRE, Some(&id), "ok");
-        if let Err(e) = shared.store.put_silence(&after, &entry) {
+        if let Err(e) = shared.store.put_silence(&after.id, &after.to_record(), &entry) {
             set.put(before);
             drop(set);
             let message = format!("the silence could not be stored, so it still holds: {e}");

@@ -21,18 +21,11 @@
 //!     service: shop                  # for records that name no service
 //! ```
 
-pub mod aws;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod notify;
-mod push;
-
-use crate::decode::Format;
-use crate::push::PushSourceConfig;
-use crate::source::file::{DEFAULT_FINGERPRINT_BYTES, FileSourceConfig, MAX_FINGERPRINT_BYTES, MIN_FINGERPRINT_BYTES};
+use crate::source::SourceConfig;
 use crate::spec::Diagnostic;
 use crate::yaml::fields::Ctx;
 use crate::yaml::values::{parse_duration, resolve};
@@ -81,32 +74,7 @@ impl RouteConfig {
 /// Distinct route templates kept before new ones fold into `other`.
 pub const DEFAULT_MAX_ROUTES: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceConfig {
-    File {
-        file: FileSourceConfig,
-    },
-    /// Firehose, Lambda Telemetry API or OTLP/HTTP on the agent's server.
-    Push {
-        push: PushSourceConfig,
-    },
-    /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3` (see `config::aws`).
-    Aws(Box<aws::AwsSourceConfig>),
-}
-
-impl SourceConfig {
-    /// The source's name: its checkpoint key and metric label.
-    pub fn name(&self) -> &str {
-        match self {
-            SourceConfig::File { file } => &file.name,
-            SourceConfig::Push { push } => &push.name,
-            SourceConfig::Aws(a) => a.name(),
-        }
-    }
-}
-
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
-const DEFAULT_BATCH_BYTES: usize = 8 << 20;
 
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
@@ -204,7 +172,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
             max_outbox: crate::notify::routing::DEFAULT_MAX_OUTBOX,
             ..Default::default()
         }),
-        Some(n) => notify::read_notify(cx, n, base),
+        Some(n) => crate::notify::config::read_notify(cx, n, base),
     };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
@@ -212,7 +180,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     {
         let mut names: Vec<(String, yaml::Pos)> = Vec::new();
         for item in items {
-            if let Some(s) = read_source(cx, item, base) {
+            if let Some(s) = crate::source::config::read(cx, item, base) {
                 if let Some((_, first)) = names.iter().find(|(n, _)| n == s.name()) {
                     cx.err(item.pos, format!("duplicate source name `{}` (first at line {})", s.name(), first.line));
                 }
@@ -360,124 +328,19 @@ fn read_alerts(cx: &mut Ctx<'_>, node: &Node) -> Option<crate::alert::AlertPolic
     })
 }
 
-/// Every `type` a source may have.
-pub const SOURCE_TYPES: &str = "file, firehose, lambda-telemetry, otlp, cloudwatch-logs, cloudwatch-metrics, s3";
+#[cfg(test)]
+mod api_tests;
 
-/// The `type` of a source entry, looked up before its fields are checked
-/// (which fields are allowed depends on it).
-fn source_type(node: &Node) -> Option<&str> {
-    let yaml::Value::Map(entries) = &node.value else { return None };
-    entries.iter().find(|(k, _)| k.text == "type").and_then(|(_, v)| match &v.value {
-        yaml::Value::Scalar(s) => Some(s.text.as_str()),
-        _ => None,
-    })
-}
+#[cfg(test)]
+mod aws_tests;
 
-/// A source's `name`: letters, digits, `-` and `_` (it is a metric label,
-/// a checkpoint key and part of push URLs).
-fn source_name(cx: &mut Ctx<'_>, f: &crate::yaml::fields::Fields<'_>) -> Option<String> {
-    f.require(cx, "name").and_then(|n| {
-        let t = cx.text(n, "name")?;
-        if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            cx.err(n.pos, format!("source name `{t}` may use only letters, digits, `-` and `_`"));
-            return None;
-        }
-        Some(t.to_string())
-    })
-}
-
-fn read_source(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> {
-    if let Some(kind) = source_type(node).and_then(crate::push::PushKind::parse) {
-        return push::read_push_source(cx, node, base, kind).map(|push| SourceConfig::Push { push });
-    }
-    if let Some(kind) = source_type(node).filter(|k| aws::TYPES.contains(k)) {
-        return aws::read_source(cx, node, kind).map(|a| SourceConfig::Aws(Box::new(a)));
-    }
-    let allowed = ["name", "type", "paths", "format", "fields", "service", "max_batch_bytes", "fingerprint_bytes"];
-    let f = cx.map(node, "sources[]", &allowed)?;
-    let name = source_name(cx, &f);
-    let kind = f.require(cx, "type").and_then(|n| {
-        let t = cx.text(n, "type")?;
-        if t != "file" {
-            cx.err(n.pos, format!("unknown source type `{t}`; supported: {SOURCE_TYPES}"));
-            return None;
-        }
-        Some(t)
-    });
-    let mut paths = Vec::new();
-    if let Some(n) = f.require(cx, "paths") {
-        for item in cx.one_or_many(n, "paths") {
-            if let Some(t) = cx.text(item, "paths") {
-                let p = resolve(base, t).display().to_string();
-                match glob::Pattern::new(&p) {
-                    Ok(_) => paths.push(p),
-                    Err(e) => cx.err(item.pos, format!("bad glob `{t}`: {e}")),
-                }
-            }
-        }
-    }
-    let format = match f.get("format") {
-        None => Some(Format::Auto),
-        Some(n) => cx.text(n, "format").and_then(|t| match Format::parse(t) {
-            Some(fm) => Some(fm),
-            None => {
-                cx.err(n.pos, format!("unknown format `{t}`; expected one of {}", Format::NAMES));
-                None
-            }
-        }),
-    };
-    let fields = format.and_then(|fm| {
-        let pos = f.get("format").map(|n| n.pos).unwrap_or(node.pos);
-        push::field_list(cx, &f, fm, pos, "format")
-    });
-    let service = match f.get("service") {
-        Some(n) => cx.text(n, "service").map(str::to_string),
-        None => Some(String::new()),
-    };
-    let max_batch_bytes = match f.get("max_batch_bytes") {
-        None => Some(DEFAULT_BATCH_BYTES),
-        Some(n) => cx.number(n, "max_batch_bytes").and_then(|v| {
-            if v >= 4096.0 && v <= (1u64 << 32) as f64 && v.fract() == 0.0 {
-                Some(v as usize)
-            } else {
-                cx.err(n.pos, "`max_batch_bytes` must be a whole number from 4096 to 4294967296");
-                None
-            }
-        }),
-    };
-    let fingerprint_bytes = match f.get("fingerprint_bytes") {
-        None => Some(DEFAULT_FINGERPRINT_BYTES),
-        Some(n) => cx.number(n, "fingerprint_bytes").and_then(|v| {
-            if v >= MIN_FINGERPRINT_BYTES as f64 && v <= MAX_FINGERPRINT_BYTES as f64 && v.fract() == 0.0 {
-                Some(v as usize)
-            } else {
-                cx.err(
-                    n.pos,
-                    format!(
-                        "`fingerprint_bytes` must be a whole number from {MIN_FINGERPRINT_BYTES} to {MAX_FINGERPRINT_BYTES}"
-                    ),
-                );
-                None
-            }
-        }),
-    };
-    kind?;
-    Some(SourceConfig::File {
-        file: FileSourceConfig {
-            name: name?,
-            paths,
-            format: format?,
-            fields: fields?,
-            service: service?,
-            max_batch_bytes: max_batch_bytes?,
-            fingerprint_bytes: fingerprint_bytes?,
-        },
-    })
-}
+#[cfg(test)]
+mod notify_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Format;
 
     fn errs(text: &str) -> Vec<String> {
         parse("agent.yaml", text, Path::new("/etc/slo")).unwrap_err().iter().map(|d| d.to_string()).collect()

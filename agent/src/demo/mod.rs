@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
-use crate::config::{AgentConfig, SourceConfig};
+use crate::config::AgentConfig;
 use crate::daemon::{Agent, Shared, lock};
 use crate::decode::Format;
 use crate::sli::report::{Report, render_table};
+use crate::source::SourceConfig;
 use crate::source::file::FileSourceConfig;
 use crate::timefmt::rfc3339;
 use traffic::{FIELDS_HEADER, Scenario, TrafficGenerator};
@@ -82,7 +83,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&state);
 
     let day_start = match &args.date {
-        Some(d) => crate::cli::parse_rfc3339(&format!("{d}T00:00:00Z")).with_context(|| format!("--date {d:?}"))?,
+        Some(d) => crate::timefmt::parse_rfc3339(&format!("{d}T00:00:00Z"))
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--date {d:?}"))?,
         None => (SystemClock.now_ms().div_euclid(86_400_000) - 1) * 86_400_000,
     };
     // Two ordinary days before the demo day, so the long windows have history.

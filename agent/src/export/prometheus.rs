@@ -65,26 +65,7 @@ pub struct AgentFigures {
     pub slos: u64,
     pub evaluation_seconds: f64,
     /// Notification receivers: outbox depth and delivery outcomes.
-    pub receivers: Vec<ReceiverFigures>,
-}
-
-/// One notification receiver's figures.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReceiverFigures {
-    pub name: String,
-    pub kind: &'static str,
-    /// Alert changes waiting in the outbox.
-    pub outbox_depth: u64,
-    /// Notifications the receiver accepted.
-    pub sent: u64,
-    /// Failed attempts that will be retried.
-    pub retried: u64,
-    /// Notifications the receiver refused for good (4xx), kept in the store.
-    pub failed: u64,
-    /// Alert changes not sent because a silence matched.
-    pub silenced: u64,
-    /// Seconds from the alert change to the receiver's acceptance, last notification.
-    pub last_latency_seconds: Option<f64>,
+    pub receivers: Vec<crate::notify::dispatch::ReceiverFigures>,
 }
 
 /// Render the whole exposition: per-SLO figures from the latest evaluation,

@@ -26,11 +26,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::outbox::{GroupState, OutboxEntry};
+use super::outbox::{GroupState, GroupUpdate, Outbox, OutboxEntry};
 use super::routing::{NotifyConfig, Route};
 use super::{AlertNotice, Notification, ReceiverConfig, SendError, Status};
-use crate::store::Store;
-use crate::store::outbox::GroupUpdate;
 
 /// First retry wait, and the longest.
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
@@ -241,13 +239,32 @@ struct InFlight {
     next_at_ms: i64,
 }
 
-/// One receiver's figures, shared with `/metrics`.
-pub type Figures = Arc<std::sync::Mutex<BTreeMap<String, crate::export::prometheus::ReceiverFigures>>>;
+/// One notification receiver's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReceiverFigures {
+    pub name: String,
+    pub kind: &'static str,
+    /// Alert changes waiting in the outbox.
+    pub outbox_depth: u64,
+    /// Notifications the receiver accepted.
+    pub sent: u64,
+    /// Failed attempts that will be retried.
+    pub retried: u64,
+    /// Notifications the receiver refused for good (4xx), kept in the store.
+    pub failed: u64,
+    /// Alert changes not sent because a silence matched.
+    pub silenced: u64,
+    /// Seconds from the alert change to the receiver's acceptance, last notification.
+    pub last_latency_seconds: Option<f64>,
+}
+
+/// Every receiver's figures, shared with `/metrics`.
+pub type Figures = Arc<std::sync::Mutex<BTreeMap<String, ReceiverFigures>>>;
 
 /// Everything a receiver task needs.
 #[derive(Clone)]
 pub struct Dispatcher {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Outbox>,
     pub config: Arc<NotifyConfig>,
     pub clock: Arc<dyn crate::clock::Clock>,
     pub silenced: SilenceCheck,
@@ -289,10 +306,7 @@ impl Dispatcher {
         let mut next = self.clock.now_ms() + RECHECK.as_millis() as i64;
         let store = self.store.clone();
         let n2 = name.to_string();
-        let loaded = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::store::StoreError>((store.outbox(&n2)?, store.notify_groups(&n2)?))
-        })
-        .await;
+        let loaded = tokio::task::spawn_blocking(move || store.waiting(&n2)).await;
         let (entries, groups) = match loaded {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
@@ -348,7 +362,7 @@ impl Dispatcher {
                     let done_at = self.clock.now_ms();
                     let store = self.store.clone();
                     let (r, seqs, update) = (name.to_string(), f.seqs.clone(), f.update.clone());
-                    match tokio::task::spawn_blocking(move || store.commit_delivered(&r, &seqs, &update)).await {
+                    match tokio::task::spawn_blocking(move || store.delivered(&r, &seqs, &update)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
                             tracing::error!(receiver = name, error = %e, "delivered, but cannot record it; it may be sent again")
@@ -388,7 +402,7 @@ impl Dispatcher {
                     let store = self.store.clone();
                     let now = self.clock.now_ms();
                     let n = entries.len() as u64;
-                    let _ = tokio::task::spawn_blocking(move || store.commit_failed(&entries, &why, now)).await;
+                    let _ = tokio::task::spawn_blocking(move || store.refused(&entries, &why, now)).await;
                     self.bump(receiver, |r| {
                         r.outbox_depth = r.outbox_depth.saturating_sub(n);
                         r.failed += 1;
@@ -423,7 +437,7 @@ impl Dispatcher {
                 let store = self.store.clone();
                 let r = receiver.name.clone();
                 let n = seqs.len() as u64;
-                let _ = tokio::task::spawn_blocking(move || store.commit_delivered(&r, &seqs, &update)).await;
+                let _ = tokio::task::spawn_blocking(move || store.delivered(&r, &seqs, &update)).await;
                 self.bump(receiver, |f| {
                     f.outbox_depth = f.outbox_depth.saturating_sub(n);
                     f.silenced += silenced;
@@ -451,9 +465,9 @@ impl Dispatcher {
         self.bump(receiver, |r| r.outbox_depth = depth);
     }
 
-    fn bump(&self, receiver: &ReceiverConfig, f: impl FnOnce(&mut crate::export::prometheus::ReceiverFigures)) {
+    fn bump(&self, receiver: &ReceiverConfig, f: impl FnOnce(&mut ReceiverFigures)) {
         let mut figures = self.figures.lock().unwrap_or_else(|e| e.into_inner());
-        let r = figures.entry(receiver.name.clone()).or_insert_with(|| crate::export::prometheus::ReceiverFigures {
+        let r = figures.entry(receiver.name.clone()).or_insert_with(|| ReceiverFigures {
             name: receiver.name.clone(),
             kind: receiver.kind.as_str(),
             ..Default::default()

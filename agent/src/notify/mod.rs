@@ -22,6 +22,7 @@ pub use crate::sli::failures::{Evidence, FailureSample};
 pub use crate::timefmt::rfc3339;
 
 pub mod alertmanager;
+pub mod config;
 pub mod dispatch;
 pub mod http;
 pub mod notice;

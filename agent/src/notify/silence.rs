@@ -330,10 +330,28 @@ pub struct Silences {
     by_id: BTreeMap<String, Silence>,
 }
 
+impl Silence {
+    /// The silence as the store keeps it (JSON).
+    pub fn to_record(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("silences serialize")
+    }
+}
+
 impl Silences {
-    /// Replace what is held with silences loaded from the store.
-    pub fn restore(&mut self, silences: Vec<Silence>) {
-        self.by_id = silences.into_iter().map(|s| (s.id.clone(), s)).collect();
+    /// Replace what is held with silences loaded from the store as `(id,
+    /// json)`. Records that do not parse (a future version's, or a regex this
+    /// build refuses) are skipped with a warning.
+    pub fn restore(&mut self, records: Vec<(String, Vec<u8>)>) {
+        self.by_id = records
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_slice::<Silence>(&json) {
+                Ok(s) => Some((s.id.clone(), s)),
+                Err(e) => {
+                    tracing::warn!(silence = %crate::untrusted::Escaped(&id), error = %e, "skipping an unreadable stored silence");
+                    None
+                }
+            })
+            .collect();
     }
 
     /// Validate a draft and add the silence it describes, with a new id.

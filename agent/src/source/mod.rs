@@ -4,11 +4,15 @@
 //! ingest thread polls each in turn, and commits the counts of a poll together
 //! with the source's [`Source::checkpoint`] in one store transaction. Push
 //! sources (HTTP endpoints) hand whole payloads to the same thread through a
-//! bounded queue instead; see `crate::push`.
+//! bounded queue instead; see [`push`].
 
 pub mod aws;
+pub mod config;
 pub mod file;
 pub mod lines;
+pub mod push;
+
+pub use config::SourceConfig;
 
 use crate::decode::Rejects;
 use crate::event::{EventSink, Wanted};

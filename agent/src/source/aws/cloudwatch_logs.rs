@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::aws::CloudWatchLogsConfig;
 use crate::decode::{Decoder, MAX_LINE, feed_line};
 use crate::event::{EventSink, Wanted};
+use crate::source::aws::config::CloudWatchLogsConfig;
 use crate::source::aws::sdk::{self, Backoff, CallError, Sdk};
 use crate::source::aws::{AwsSourceError, read_checkpoint};
 use crate::source::{PollOutcome, Source};

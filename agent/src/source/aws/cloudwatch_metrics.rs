@@ -27,8 +27,8 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::aws::{CloudWatchMetricsConfig, MetricRole};
 use crate::event::{EventSink, Origin, Outcome, RequestEvent};
+use crate::source::aws::config::{CloudWatchMetricsConfig, MetricRole};
 use crate::source::aws::sdk::{self, Backoff, CallError, Sdk};
 use crate::source::aws::{AwsSourceError, read_checkpoint};
 use crate::source::{PollOutcome, Source};

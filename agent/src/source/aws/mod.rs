@@ -21,13 +21,14 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::aws::AwsSourceConfig;
 use crate::source::Source;
+use crate::source::aws::config::AwsSourceConfig;
 
 #[cfg(feature = "aws")]
 pub mod cloudwatch_logs;
 #[cfg(feature = "aws")]
 pub mod cloudwatch_metrics;
+pub mod config;
 #[cfg(feature = "aws")]
 pub mod s3;
 #[cfg(feature = "aws")]

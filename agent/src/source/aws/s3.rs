@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::aws::S3Config;
 use crate::decode::{Decoder, GunzipError, MAX_LINE, feed_line, gunzip_bounded};
 use crate::event::{EventSink, Wanted};
+use crate::source::aws::config::S3Config;
 use crate::source::aws::sdk::{self, Backoff, CallError, ErrorKind, Sdk};
 use crate::source::aws::{AwsSourceError, read_checkpoint};
 use crate::source::{PollOutcome, Source};

@@ -11,7 +11,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::aws::AwsConnection;
+use crate::source::aws::config::AwsConnection;
 
 /// A runtime of the source's own and the SDK configuration it made.
 pub(crate) struct Sdk {

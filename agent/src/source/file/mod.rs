@@ -73,7 +73,8 @@
 //! counts of a poll together with [`FileTail::checkpoint`] in one store
 //! transaction.
 
-pub mod fingerprint;
+pub mod config;
+mod fingerprint;
 #[cfg(test)]
 mod tests;
 

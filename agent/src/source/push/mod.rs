@@ -21,6 +21,7 @@
 //! The queue is bounded ([`QUEUE_DEPTH`] deliveries of at most
 //! `max_decoded_bytes` each); when it is full the sender is told to retry.
 
+pub mod config;
 pub mod firehose;
 
 use std::collections::BTreeMap;

@@ -18,20 +18,22 @@ use std::path::Path;
 
 use crate::decode::Format;
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
-use crate::push::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECODED_BYTES, PushKind, PushSourceConfig, RecordFormat};
 use crate::secret::Secret;
+use crate::source::push::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECODED_BYTES, PushKind, PushSourceConfig, RecordFormat,
+};
 use crate::spec::glob::Glob;
 use crate::yaml::Node;
 use crate::yaml::fields::{Ctx, Fields};
 
-pub(super) fn read_push_source(cx: &mut Ctx<'_>, node: &Node, base: &Path, kind: PushKind) -> Option<PushSourceConfig> {
+pub fn read(cx: &mut Ctx<'_>, node: &Node, base: &Path, kind: PushKind) -> Option<PushSourceConfig> {
     let common = ["name", "type", "service", "token_file", "token_env", "max_body_bytes", "max_decoded_bytes"];
     let mut allowed = common.to_vec();
     if kind == PushKind::Firehose {
         allowed.extend(["records", "log_groups", "fields"]);
     }
     let f = cx.map(node, "sources[]", &allowed)?;
-    let name = super::source_name(cx, &f);
+    let name = crate::source::config::source_name(cx, &f);
     let service = match f.get("service") {
         Some(n) => cx.text(n, "service").map(str::to_string),
         None => Some(String::new()),
@@ -115,7 +117,7 @@ fn read_records(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<RecordFormat> {
             return None;
         }
     };
-    let fields = field_list(cx, f, format, pos, "records")?;
+    let fields = crate::source::config::field_list(cx, f, format, pos, "records")?;
     Some(RecordFormat::Lines { format, fields })
 }
 
@@ -143,45 +145,4 @@ fn read_route(cx: &mut Ctx<'_>, node: &Node) -> Option<LogGroupRoute> {
     });
     let service = f.get("service").and_then(|n| cx.text(n, "service")).map(str::to_string);
     Some(LogGroupRoute { log_group: log_group?, format: format?, service })
-}
-
-/// The `fields` of a source whose format takes a field list (CloudFront
-/// real-time logs), checked by building the decoder; `what` names the key
-/// that chose the format, for the message.
-pub(super) fn field_list(
-    cx: &mut Ctx<'_>,
-    f: &Fields<'_>,
-    format: Format,
-    pos: crate::yaml::Pos,
-    what: &str,
-) -> Option<Vec<String>> {
-    let mut fields = Vec::new();
-    if let Some(n) = f.get("fields") {
-        for item in cx.one_or_many(n, "fields") {
-            if let Some(t) = cx.text(item, "fields") {
-                fields.push(t.to_string());
-            }
-        }
-    }
-    if format != Format::CloudFrontRealtime {
-        if let Some(n) = f.get("fields") {
-            cx.err(n.pos, format!("`fields` is only for `{what}: cloudfront-realtime`"));
-            return None;
-        }
-        return Some(fields);
-    }
-    if fields.is_empty() {
-        cx.err(
-            pos,
-            format!("`{what}: cloudfront-realtime` needs `fields`, the distribution's real-time log field list"),
-        );
-        return None;
-    }
-    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-    if let Err(e) = format.decoder_with_fields("", &names) {
-        let at = f.get("fields").map(|n| n.pos).unwrap_or(pos);
-        cx.err(at, e);
-        return None;
-    }
-    Some(fields)
 }

@@ -1,0 +1,58 @@
+//! The `api:` section read as part of `agent.yaml`.
+
+use crate::auth::Role;
+use std::path::Path;
+
+const HEAD: &str = "specs: [a]\nstate: s\nsources: []\n";
+
+fn parse(dir: &Path, api: &str) -> Result<crate::auth::ApiConfig, Vec<String>> {
+    crate::config::parse("agent.yaml", &format!("{HEAD}{api}"), dir)
+        .map(|c| c.api)
+        .map_err(|d| d.iter().map(|d| d.to_string()).collect())
+}
+
+#[test]
+fn tokens_with_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oncall"), "0123456789abcdef0123\n").unwrap();
+    // SAFETY: only this test reads this variable.
+    unsafe { std::env::set_var("SLO_AGENT_TEST_API_ADMIN_TOKEN", "admin-0123456789abcdef") };
+    let api = parse(
+        dir.path(),
+        "api:\n  read_requires_token: true\n  tokens:\n    - {name: oncall-bot, role: silence, token_file: oncall}\n    - {name: ops, role: admin, token_env: SLO_AGENT_TEST_API_ADMIN_TOKEN}\n",
+    )
+    .unwrap();
+    assert!(api.read_requires_token);
+    let got: Vec<(&str, Role)> = api.tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+    assert_eq!(got, [("oncall-bot", Role::Silence), ("ops", Role::Admin)]);
+    assert!(api.tokens[0].token.matches(b"0123456789abcdef0123"));
+    assert_eq!(parse(dir.path(), "").unwrap(), Default::default());
+}
+
+#[test]
+fn every_problem_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t1"), "0123456789abcdef0123").unwrap();
+    std::fs::write(dir.path().join("short"), "abc").unwrap();
+    let e = parse(
+        dir.path(),
+        "api:\n  tokens:\n    - {name: a, role: read, token_file: t1}\n    - {name: a, role: admin, token_file: t1}\n    - {name: \"b c\", role: root, token_file: missing}\n    - {name: d, role: read, token_file: short}\n    - {name: e, role: read}\n  read_only: true\n",
+    )
+    .unwrap_err();
+    let has = |prefix: &str| assert!(e.iter().any(|m| m.starts_with(prefix)), "{prefix}: {e:#?}");
+    has("agent.yaml:7:7: duplicate API token name `a` (first at line 6)");
+    has("agent.yaml:8:14: API token name `b c`");
+    has("agent.yaml:8:27: unknown role `root`");
+    has("agent.yaml:8:45: cannot read");
+    has("agent.yaml:9:41: API token `d` is shorter than 16 characters");
+    has("agent.yaml:10:7: an API token needs `token_file` or `token_env`");
+    has("agent.yaml:11:3: unknown field `read_only`");
+    let e = parse(dir.path(), "api: {read_requires_token: true}\n").unwrap_err();
+    assert!(e[0].contains("needs at least one token"), "{e:?}");
+    let e = parse(
+        dir.path(),
+        "api:\n  tokens:\n    - {name: a, role: read, token_file: t1}\n    - {name: b, role: admin, token_file: t1}\n",
+    )
+    .unwrap_err();
+    assert!(e[0].starts_with("agent.yaml:7:7: API token `b` has the same value as `a` (line 6)"), "{e:?}");
+}

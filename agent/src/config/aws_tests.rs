@@ -1,0 +1,107 @@
+//! The AWS pull sources read as part of `agent.yaml` (`source::aws::config`).
+
+use std::path::Path;
+
+#[cfg(feature = "aws")]
+use std::time::Duration;
+
+#[cfg(feature = "aws")]
+use crate::decode::Format;
+use crate::source::aws::config::AwsSourceConfig;
+
+use crate::config::parse;
+use crate::source::SourceConfig;
+
+fn one(source: &str) -> Result<AwsSourceConfig, Vec<String>> {
+    let text = format!("specs: [s]\nstate: st\nsources:\n{source}");
+    match parse("agent.yaml", &text, Path::new("/etc")) {
+        Ok(c) => match c.sources.into_iter().next() {
+            Some(SourceConfig::Aws(a)) => Ok(*a),
+            other => panic!("not an AWS source: {other:?}"),
+        },
+        Err(d) => Err(d.iter().map(|d| d.to_string()).collect()),
+    }
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn logs_metrics_and_s3_sources_read() {
+    let logs = one(
+        "  - name: lg\n    type: cloudwatch-logs\n    region: us-east-1\n    endpoint_url: http://127.0.0.1:5000\n    credentials: {access_key_id: testing, secret_access_key: testing}\n    log_groups:\n      - /aws/lambda/checkout\n      - {name: /aws/apigateway/shop, format: apigateway, service: shop}\n    start: now\n",
+    )
+    .unwrap();
+    let AwsSourceConfig::CloudWatchLogs(l) = logs else { panic!() };
+    assert_eq!(l.aws.region.as_deref(), Some("us-east-1"));
+    assert_eq!(l.log_groups[0].format, Format::Lambda);
+    assert_eq!(l.log_groups[1].service, "shop");
+    assert_eq!(l.start, Duration::ZERO);
+    assert_eq!(l.delay, Duration::from_secs(30));
+    assert!(format!("{:?}", l.aws.credentials).contains("redacted"));
+    assert!(!format!("{:?}", l.aws.credentials).contains("secret_access_key: \"testing\""));
+
+    let m = one(
+        "  - name: m\n    type: cloudwatch-metrics\n    service: shop\n    queries:\n      - namespace: AWS/Lambda\n        dimensions: {FunctionName: checkout}\n        total: Invocations\n        errors: Errors\n        throttles: Throttles\n",
+    )
+    .unwrap();
+    let AwsSourceConfig::CloudWatchMetrics(m) = m else { panic!() };
+    assert_eq!(m.queries[0].dimensions, vec![("FunctionName".to_string(), "checkout".to_string())]);
+    assert_eq!(m.queries[0].metrics().count(), 3);
+    assert_eq!(m.settle, Duration::from_secs(300));
+
+    let s = one("  - name: s\n    type: s3\n    bucket: logs-bucket\n    prefix: cf/\n    force_path_style: true\n")
+        .unwrap();
+    let AwsSourceConfig::S3(s) = s else { panic!() };
+    assert_eq!((s.format, s.force_path_style, s.prefix.as_str()), (Format::CloudFront, true, "cf/"));
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn mistakes_are_reported_with_positions() {
+    let e = one(
+        "  - name: lg\n    type: cloudwatch-logs\n    endpoint_url: localhost:5000\n    log_groups: [/custom/app]\n    pages: 3\n",
+    )
+    .unwrap_err();
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:6:19: `endpoint_url` must start with http")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:18: log group `/custom/app` needs a `format`")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:5: unknown field `pages`")), "{e:?}");
+    let e = one("  - name: m\n    type: cloudwatch-metrics\n    queries:\n      - namespace: AWS/CloudFront\n        error_rate_percent: 5xxErrorRate\n").unwrap_err();
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:7:9: a query needs `total`")), "{e:?}");
+}
+
+/// The commented AWS examples in deploy/agent.yaml, uncommented, are a valid config.
+#[cfg(feature = "aws")]
+#[test]
+fn the_deploy_example_is_valid() {
+    let example = include_str!("../../../deploy/agent.yaml");
+    let aws_block = example.find("# AWS pull sources").expect("the AWS block of deploy/agent.yaml");
+    let uncommented: String = example[aws_block..]
+        .lines()
+        .map(|l| match l.strip_prefix("  # ") {
+            Some(rest) if rest.starts_with("- ") || rest.starts_with("  ") => format!("  {rest}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let text = format!("{}{uncommented}", &example[..aws_block]);
+    let c = parse("agent.yaml", &text, Path::new("/etc/slo-agent")).unwrap();
+    let kinds: Vec<&str> = c
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            SourceConfig::Aws(a) => Some(a.kind()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["cloudwatch-logs", "cloudwatch-metrics", "s3"]);
+}
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn a_build_without_aws_says_so() {
+    let e = one("  - name: s\n    type: s3\n    bucket: logs-bucket\n").unwrap_err();
+    assert!(
+        e.iter()
+            .any(|m| m
+                == "agent.yaml:5:11: source type `s3`: this build has no AWS support; build with --features aws"),
+        "{e:?}"
+    );
+}
