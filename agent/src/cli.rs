@@ -163,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config } => crate::daemon::run_from_file(&config).map(|_| ExitCode::SUCCESS),
+        Command::Run { config } => crate::runtime::run_from_file(&config).map(|_| ExitCode::SUCCESS),
         Command::LambdaExtension { config } => {
             crate::lambda_extension::run_from_file(&config).map(|_| ExitCode::SUCCESS)
         }

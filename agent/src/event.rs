@@ -244,3 +244,226 @@ pub fn parse_status(s: &[u8]) -> Option<u16> {
     }
     Some(v)
 }
+
+/// Events decoded away from the engine and counted later, in one go: the
+/// live agent decodes a batch (file read, gzip, decode) without holding
+/// anything the evaluator needs, and hands the engine only the counting.
+///
+/// The events' strings are copied into one buffer (a field equal to the same
+/// field of the event before is stored once), so a batch costs two
+/// allocations that grow with it, not one per event or per field. Bounded by
+/// what produced it: a source's batch limit, a push request's size limit.
+#[derive(Debug, Default, Clone)]
+pub struct EventBatch {
+    text: String,
+    events: Vec<Stored>,
+    /// The spans of the previous event's strings, to reuse equal ones.
+    last: [Span; STRINGS],
+}
+
+const STRINGS: usize = 9;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    n: u64,
+    ts_ms: i64,
+    origin: Option<Origin>,
+    status: u16,
+    upstream_status: u16,
+    latency_ms: Option<f64>,
+    upstream_latency_ms: Option<f64>,
+    client: ClientClass,
+    cache: CacheResult,
+    outcome: Outcome,
+    bytes: u64,
+    init_ms: Option<f64>,
+    billed_ms: Option<f64>,
+    memory_size_mb: Option<u32>,
+    max_memory_used_mb: Option<u32>,
+    /// service, host, path, method, edge_location, request_id, trace_id, route, error_type.
+    strings: [Span; STRINGS],
+}
+
+impl EventBatch {
+    pub fn new() -> EventBatch {
+        EventBatch::default()
+    }
+
+    /// Events held (an aggregate's `n` identical requests count once here).
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Requests held, aggregates counted with their multiplicity.
+    pub fn requests(&self) -> u64 {
+        self.events.iter().map(|e| e.n).sum()
+    }
+
+    /// Bytes the batch holds, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.events.capacity() * std::mem::size_of::<Stored>()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.events.clear();
+        self.last = Default::default();
+    }
+
+    fn intern(&mut self, slot: usize, s: &str) -> Span {
+        let prev = self.last[slot];
+        if !s.is_empty() && self.text.get(prev.start as usize..(prev.start + prev.len) as usize) == Some(s) {
+            return prev;
+        }
+        // A batch is bounded far below 4 GiB by what produced it; past that
+        // the string is dropped rather than a span wrapping around.
+        let (Ok(start), Ok(len)) = (u32::try_from(self.text.len()), u32::try_from(s.len())) else {
+            return Span::default();
+        };
+        if start.checked_add(len).is_none() {
+            return Span::default();
+        }
+        self.text.push_str(s);
+        let span = Span { start, len };
+        self.last[slot] = span;
+        span
+    }
+
+    fn push(&mut self, e: &RequestEvent<'_>, n: u64) {
+        let fields =
+            [e.service, e.host, e.path, e.method, e.edge_location, e.request_id, e.trace_id, e.route, e.error_type];
+        let mut strings = [Span::default(); STRINGS];
+        for (i, s) in fields.iter().enumerate() {
+            strings[i] = self.intern(i, s);
+        }
+        self.events.push(Stored {
+            n,
+            ts_ms: e.ts_ms,
+            origin: e.origin,
+            status: e.status,
+            upstream_status: e.upstream_status,
+            latency_ms: e.latency_ms,
+            upstream_latency_ms: e.upstream_latency_ms,
+            client: e.client,
+            cache: e.cache,
+            outcome: e.outcome,
+            bytes: e.bytes,
+            init_ms: e.init_ms,
+            billed_ms: e.billed_ms,
+            memory_size_mb: e.memory_size_mb,
+            max_memory_used_mb: e.max_memory_used_mb,
+            strings,
+        });
+    }
+
+    /// Hand every event to `sink`, in the order they were decoded.
+    pub fn replay(&self, sink: &mut dyn EventSink) {
+        let s = |sp: Span| self.text.get(sp.start as usize..(sp.start + sp.len) as usize).unwrap_or("");
+        for e in &self.events {
+            let [service, host, path, method, edge_location, request_id, trace_id, route, error_type] =
+                e.strings.map(s);
+            let ev = RequestEvent {
+                ts_ms: e.ts_ms,
+                origin: e.origin,
+                service,
+                host,
+                path,
+                method,
+                status: e.status,
+                latency_ms: e.latency_ms,
+                upstream_latency_ms: e.upstream_latency_ms,
+                edge_location,
+                client: e.client,
+                cache: e.cache,
+                bytes: e.bytes,
+                request_id,
+                trace_id,
+                route,
+                outcome: e.outcome,
+                upstream_status: e.upstream_status,
+                error_type,
+                init_ms: e.init_ms,
+                billed_ms: e.billed_ms,
+                memory_size_mb: e.memory_size_mb,
+                max_memory_used_mb: e.max_memory_used_mb,
+            };
+            if e.n == 1 { sink.event(&ev) } else { sink.events(&ev, e.n) }
+        }
+    }
+}
+
+impl EventSink for EventBatch {
+    fn event(&mut self, event: &RequestEvent<'_>) {
+        self.push(event, 1);
+    }
+
+    fn events(&mut self, event: &RequestEvent<'_>, n: u64) {
+        if n > 0 {
+            self.push(event, n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    fn ev(i: i64) -> RequestEvent<'static> {
+        RequestEvent {
+            ts_ms: 1_000 + i,
+            origin: Some(Origin::ApiGateway),
+            service: "shop",
+            host: "api.example.com",
+            path: if i % 2 == 0 { "/cart" } else { "/checkout/é" },
+            method: "POST",
+            status: 200 + i as u16,
+            latency_ms: Some(i as f64),
+            edge_location: "",
+            client: ClientClass::Crawler,
+            route: "/cart/{id}",
+            outcome: Outcome::Timeout,
+            memory_size_mb: Some(128),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_gives_back_every_event_as_decoded() {
+        let mut batch = EventBatch::new();
+        let want: Vec<RequestEvent<'static>> = (0..50).map(ev).collect();
+        for e in &want {
+            batch.event(e);
+        }
+        batch.events(&ev(7), 30);
+        batch.events(&ev(8), 0);
+        assert_eq!((batch.len(), batch.requests()), (51, 80));
+        let mut got: Vec<(String, u64)> = Vec::new();
+        struct Collect<'a>(&'a mut Vec<(String, u64)>);
+        impl EventSink for Collect<'_> {
+            fn event(&mut self, e: &RequestEvent<'_>) {
+                self.0.push((format!("{e:?}"), 1));
+            }
+            fn events(&mut self, e: &RequestEvent<'_>, n: u64) {
+                self.0.push((format!("{e:?}"), n));
+            }
+        }
+        batch.replay(&mut Collect(&mut got));
+        let mut expected: Vec<(String, u64)> = want.iter().map(|e| (format!("{e:?}"), 1)).collect();
+        expected.push((format!("{:?}", ev(7)), 30));
+        assert_eq!(got, expected);
+        // Repeated fields are stored once.
+        assert!(batch.text.len() < 50 * 20, "{}", batch.text.len());
+        batch.clear();
+        assert!(batch.is_empty());
+    }
+}

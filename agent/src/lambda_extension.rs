@@ -161,7 +161,7 @@ pub async fn run(config: AgentConfig, opts: ExtensionOptions) -> anyhow::Result<
     let started = async {
         let source = telemetry_source(&config)?;
         let port = config.listen.port();
-        let server = tokio::spawn(crate::daemon::serve(config, Arc::new(SystemClock), async move {
+        let server = tokio::spawn(crate::runtime::run(config, Arc::new(SystemClock), async move {
             let _ = stopped.await;
         }));
         // Wait until the server answers before asking Lambda to send to it.
@@ -266,15 +266,7 @@ pub async fn run(config: AgentConfig, opts: ExtensionOptions) -> anyhow::Result<
 /// `slo-agent lambda-extension --config FILE`.
 pub fn run_from_file(path: &Path) -> anyhow::Result<()> {
     crate::telemetry::init_logging();
-    let config = crate::config::load(path).map_err(|diags| {
-        let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-        anyhow::anyhow!("{} problem(s) in {}:\n{}", list.len(), path.display(), list.join("\n"))
-    })?;
+    let config = crate::runtime::load_config(path)?;
     let opts = ExtensionOptions::from_env()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(run(config, opts))
+    crate::runtime::block_on(run(config, opts))?
 }

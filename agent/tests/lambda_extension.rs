@@ -163,7 +163,7 @@ fn registers_subscribes_counts_telemetry_and_stops_on_shutdown() {
     let store = slo_agent::store::Store::open(&dir.path().join("state.redb")).unwrap();
     let set = slo_agent::spec::load_paths(&[dir.path().join("specs.yaml")]).unwrap();
     let mut engine = slo_agent::sli::Engine::new(&set, false);
-    store.load_into(&mut engine).unwrap();
+    store.load_into(&mut engine, 0).unwrap();
     let s = engine.evaluate(t.as_millisecond() + 60_000);
     assert_eq!((s[0].window.events.total, s[0].window.events.good), (2, 1));
 }

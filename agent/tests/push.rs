@@ -118,7 +118,7 @@ impl Running {
         let cfg = config::load(config_path).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = rt.spawn(slo_agent::daemon::serve(cfg, Arc::new(SystemClock), async move {
+        let task = rt.spawn(slo_agent::runtime::run(cfg, Arc::new(SystemClock), async move {
             let _ = stopped.await;
         }));
         let base = format!("http://127.0.0.1:{port}");

@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::state::ApiState;
 pub use crate::auth::{ANONYMOUS, AuditEntry, Caller, MAX_ANONYMOUS_AUDIT_PER_MINUTE, Refused, Role, check, log};
-use crate::daemon::{Shared, lock};
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -28,10 +28,10 @@ impl IntoResponse for Refused {
 /// callers without a valid token are stored at most
 /// [`MAX_ANONYMOUS_AUDIT_PER_MINUTE`] a minute; the rest are summed into one
 /// entry (`audit.suppressed`) when the next minute's first one comes.
-pub fn record(shared: &Shared, entry: &AuditEntry) {
+pub fn record(state: &ApiState, entry: &AuditEntry) {
     let mut entries = Vec::with_capacity(2);
     if entry.anonymous() {
-        let a = lock(&shared.api.anonymous).admit(entry.at_ms);
+        let a = state.auth.anonymous.lock().unwrap_or_else(|e| e.into_inner()).admit(entry.at_ms);
         if let Some((minute_ms, n)) = a.summary {
             let outcome = format!(
                 "{n} more refused calls without a valid token in the minute from {} were not recorded one by one",
@@ -54,47 +54,47 @@ pub fn record(shared: &Shared, entry: &AuditEntry) {
     }
     for e in &entries {
         log(e);
-        if let Err(err) = shared.store.append_audit(e) {
+        if let Err(err) = state.store.append_audit(e) {
             tracing::error!(target: "audit", error = %err, action = %e.action, "could not append to the audit log");
         }
     }
 }
 
 /// [`record`] off the async runtime.
-pub async fn record_async(shared: Arc<Shared>, entry: AuditEntry) {
-    let _ = tokio::task::spawn_blocking(move || record(&shared, &entry)).await;
+pub async fn record_async(state: Arc<ApiState>, entry: AuditEntry) {
+    let _ = tokio::task::spawn_blocking(move || record(&state, &entry)).await;
 }
 
 /// [`check`] for a handler: the caller, or the refusal to answer with.
 pub fn authorize(
-    shared: &Shared,
+    state: &ApiState,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
     needed: Role,
 ) -> Result<Caller, Refused> {
-    let (name, role) = check(&shared.api.config, headers, needed)?;
+    let (name, role) = check(&state.auth.config, headers, needed)?;
     Ok(Caller { name, role, remote })
 }
 
 /// [`authorize`] for a mutating endpoint: a refusal is audited (as
 /// `action` on `target`) before it is answered.
 pub async fn authorize_audited(
-    shared: &Arc<Shared>,
+    state: &Arc<ApiState>,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
     needed: Role,
     action: &str,
     target: Option<&str>,
 ) -> Result<Caller, Refused> {
-    match check(&shared.api.config, headers, needed) {
+    match check(&state.auth.config, headers, needed) {
         Ok((name, role)) => Ok(Caller { name, role, remote }),
         Err(r) => {
             let (actor, role) = match &r.actor {
                 Some((name, role)) => (name.as_str(), Some(*role)),
                 None => (ANONYMOUS, None),
             };
-            let entry = AuditEntry::new(shared.clock.now_ms(), actor, role, action, target, r.outcome, remote);
-            record_async(shared.clone(), entry).await;
+            let entry = AuditEntry::new(state.clock.now_ms(), actor, role, action, target, r.outcome, remote);
+            record_async(state.clone(), entry).await;
             Err(r)
         }
     }
@@ -105,11 +105,11 @@ pub async fn authorize_audited(
 /// so an endpoint added later is covered without doing anything.
 /// Mutating endpoints check their own role.
 pub async fn read_gate(
-    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let config = &shared.api.config;
+    let config = &state.auth.config;
     let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
     if config.read_requires_token
         && read
@@ -122,7 +122,7 @@ pub async fn read_gate(
 }
 
 /// The TCP peer of a request, when the server was started with connect
-/// info (`daemon::serve` is; tests that mount the router may not be).
+/// info (`runtime::serving` is; tests that mount the router may not be).
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub Option<SocketAddr>);
 

@@ -8,9 +8,9 @@
 pub mod auth;
 pub mod push;
 pub mod silences;
+pub mod state;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,9 +18,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::daemon::Shared;
+pub use state::{ApiState, Health, SilenceBook, Snapshot, SnapshotCell};
 
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -35,21 +35,24 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::read_gate))
-        .with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))
+        .with_state(state)
 }
 
-async fn readyz(State(s): State<Arc<Shared>>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
+/// 200 while the agent can do its job; else 503 with every reason, one per
+/// line (`state: …`, `store: …`, `ingest: …`).
+async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
+    let reasons = s.health.reasons();
+    if reasons.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting: state not restored yet\n").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", reasons.join("\n"))).into_response()
     }
 }
 
 /// OpenMetrics for scrapers that ask for it (Prometheus does), the classic
 /// text format for everyone else (curl, promtool, older tools).
-async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -63,11 +66,11 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn list_slos(State(s): State<Arc<Shared>>) -> Response {
+async fn list_slos(State(s): State<Arc<ApiState>>) -> Response {
     axum::Json(s.snapshot().report()).into_response()
 }
 
-async fn get_slo(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn get_slo(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
     let snap = s.snapshot();
     match snap.reports.iter().find(|r| r.name == name) {
         Some(r) => axum::Json(r.clone()).into_response(),
@@ -78,7 +81,7 @@ async fn get_slo(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Resp
 /// Every alert that is pending, firing or resolved, and the newest changes
 /// (`?history=N`, default 50, at most 1000).
 async fn list_alerts(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let limit = match q.get("history").map(|v| v.parse::<usize>()) {
@@ -105,7 +108,7 @@ async fn list_alerts(
 /// silenced) and the newest notifications that could not be delivered
 /// (`?failed=N`, default 20, at most 1000).
 async fn list_notifications(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let limit = match q.get("failed").map(|v| v.parse::<usize>()) {
@@ -113,13 +116,20 @@ async fn list_notifications(
         Some(Ok(n)) if n <= 1000 => n,
         Some(_) => return error(StatusCode::BAD_REQUEST, "`failed` must be a whole number from 0 to 1000"),
     };
-    let receivers: Vec<serde_json::Value> = crate::daemon::lock(&s.notify.figures)
-        .values()
-        .map(|r| {
+    use crate::telemetry::events::{NOTIFICATIONS, NOTIFY_LATENCY, OUTBOX_DEPTH};
+    let t = &s.telemetry;
+    let receivers: Vec<serde_json::Value> = s
+        .receivers
+        .iter()
+        .map(|(name, kind)| {
+            let l = [("receiver", name.as_str()), ("kind", *kind)];
+            let result = |r: &str| t.value(&NOTIFICATIONS, &[l[0], l[1], ("result", r)]) as u64;
+            let latency = t.value(&NOTIFY_LATENCY, &l);
             serde_json::json!({
-                "name": r.name, "kind": r.kind, "outbox_depth": r.outbox_depth, "sent": r.sent,
-                "retried": r.retried, "failed": r.failed, "silenced": r.silenced,
-                "last_latency_seconds": r.last_latency_seconds,
+                "name": name, "kind": kind, "outbox_depth": t.value(&OUTBOX_DEPTH, &l) as u64,
+                "sent": result("sent"), "retried": result("retried"), "failed": result("failed"),
+                "silenced": result("silenced"),
+                "last_latency_seconds": (result("sent") > 0).then_some(latency),
             })
         })
         .collect();

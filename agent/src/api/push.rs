@@ -17,10 +17,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::state::ApiState;
 use crate::auth::bearer;
-use crate::daemon::{Shared, lock};
 use crate::decode::{GunzipError, gunzip_bounded};
-use crate::source::push::{Ack, Delivery, Nack, Payload, PushKind, PushSourceConfig, QueueError, firehose};
+use crate::source::push::{
+    Ack, Claim, Delivery, InflateError, MAX_REQUEST_ID_BYTES, Nack, Payload, PushKind, PushSourceConfig, QueueError,
+    firehose, inflate_records,
+};
+use crate::telemetry::events::PushAnswered;
 
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,22 +41,32 @@ impl Refusal {
     fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Refusal {
         Refusal { status, reason, message: message.into() }
     }
-}
 
-fn count_refusal(shared: &Shared, source: &str, reason: &'static str) {
-    if let Some(f) = lock(&shared.sources).get_mut(source) {
-        crate::export::prometheus::bump(&mut f.refused, reason);
+    fn too_large(limit: usize) -> Refusal {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request decompresses to more than {limit} bytes; nothing of it was counted"),
+        )
     }
 }
 
+fn count(state: &ApiState, source: &str, kind: PushKind, result: &'static str) {
+    PushAnswered { source, kind: kind.as_str(), result }.emit(&state.telemetry);
+}
+
 /// The push source named `name`, if it is of `kind`.
-fn source(shared: &Shared, name: &str, kind: PushKind) -> Result<PushSourceConfig, Refusal> {
-    match shared.push.sources.get(name) {
+fn source(state: &ApiState, name: &str, kind: PushKind) -> Result<PushSourceConfig, Refusal> {
+    match state.push.sources.get(name) {
         Some(s) if s.kind == kind => Ok(s.clone()),
         _ => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "unknown_source",
-            format!("no {} source named {name:?} is configured", kind.as_str()),
+            format!(
+                "no {} source named {:?} is configured",
+                kind.as_str(),
+                crate::untrusted::Escaped(name).to_string()
+            ),
         )),
     }
 }
@@ -68,7 +82,20 @@ fn authorize(src: &PushSourceConfig, presented: Option<&[u8]>) -> Result<(), Ref
     }
 }
 
-/// Read the body within the source's limits and undo `Content-Encoding: gzip`.
+/// A permit to read, inflate and decode one request: taken before the body
+/// is read, so a burst of requests costs at most `max_concurrent` bodies.
+fn permit(state: &ApiState) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+    state.push.permits.clone().try_acquire_owned().map_err(|_| {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many push requests are being read at once; retry shortly",
+        )
+    })
+}
+
+/// Read the body within the source's limits and undo `Content-Encoding:
+/// gzip` within the request's decoding budget.
 async fn read_body(src: &PushSourceConfig, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Refusal> {
     let limit = src.max_body_bytes;
     let too_large =
@@ -96,16 +123,24 @@ async fn read_body(src: &PushSourceConfig, headers: &HeaderMap, body: Body) -> R
         None | Some("") | Some("identity") => Ok(bytes.to_vec()),
         Some("gzip") => {
             let max = src.max_decoded_bytes;
-            tokio::task::spawn_blocking(move || gunzip(&bytes, max))
-                .await
-                .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+            blocking(move || gunzip(&bytes, max)).await?
         }
         Some(other) => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "bad_encoding",
-            format!("Content-Encoding `{other}` is not supported; send gzip or no encoding"),
+            format!(
+                "Content-Encoding `{}` is not supported; send gzip or no encoding",
+                crate::untrusted::Escaped(other)
+            ),
         )),
     }
+}
+
+/// CPU work off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 /// Decompress at most `max` bytes of (possibly multi-member) gzip.
@@ -114,110 +149,196 @@ fn gunzip(bytes: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
         GunzipError::Corrupt(e) => {
             Refusal::new(StatusCode::BAD_REQUEST, "bad_body", format!("the body is not valid gzip: {e}"))
         }
-        GunzipError::TooLarge => Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body decompresses to more than {max} bytes"),
-        ),
+        GunzipError::TooLarge => Refusal::too_large(max),
     })
 }
 
-/// Queue a delivery and wait until the ingest thread has committed it.
-async fn deliver(shared: &Shared, source: &str, request_id: Option<String>, payload: Payload) -> Result<Ack, Refusal> {
+/// A request id from a header or the body: at most [`MAX_REQUEST_ID_BYTES`].
+fn request_id(id: Option<&str>) -> Result<Option<String>, Refusal> {
+    match id {
+        None | Some("") => Ok(None),
+        Some(id) if id.len() <= MAX_REQUEST_ID_BYTES && !id.chars().any(char::is_control) => Ok(Some(id.to_string())),
+        Some(id) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request_id",
+            format!(
+                "the request id is {} bytes or has control characters; at most {MAX_REQUEST_ID_BYTES} printable bytes",
+                id.len()
+            ),
+        )),
+    }
+}
+
+/// Decode a payload away from the engine, queue it for counting, and wait
+/// until it is committed. A handler that gives up waiting makes sure the
+/// delivery is never counted, unless the runtime already took it; then it
+/// waits for the runtime's answer.
+async fn deliver(
+    state: &Arc<ApiState>,
+    src: &PushSourceConfig,
+    request_id: Option<String>,
+    payload: Payload,
+) -> Result<Ack, Refusal> {
+    let bytes = payload.bytes();
+    let s2 = state.clone();
+    let (name, id) = (src.name.clone(), request_id.clone());
+    let (events, rejects, lines) =
+        blocking(move || s2.push.decode(&name, id.as_deref(), &payload)).await?.map_err(nack_refusal)?;
     let (reply, answer) = tokio::sync::oneshot::channel();
-    let d = Delivery { source: source.to_string(), request_id, payload, reply };
-    match shared.push.queue.offer(d) {
+    let claim = Arc::new(Claim::default());
+    let d = Delivery {
+        source: src.name.clone(),
+        kind: src.kind,
+        request_id,
+        events,
+        rejects,
+        lines,
+        bytes,
+        claim: claim.clone(),
+        reply,
+    };
+    match state.push.submit(d) {
         Ok(()) => {}
-        Err(QueueError::Full(_)) => {
+        Err(QueueError::Full) => {
             return Err(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
                 "the agent is busy counting earlier deliveries; retry shortly",
             ));
         }
-        Err(QueueError::Closed(_)) => {
+        Err(QueueError::Closed) => {
             return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the agent is stopping"));
         }
     }
-    match tokio::time::timeout(shared.push.timeout, answer).await {
-        Err(_) => Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the delivery was not committed within {} s; retry (a Firehose retry with the same request id is counted once)",
-                shared.push.timeout.as_secs()
-            ),
-        )),
-        Ok(Err(_)) => Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the agent is stopping")),
-        Ok(Ok(Ok(ack))) => Ok(ack),
-        Ok(Ok(Err(Nack::ShuttingDown))) => {
-            Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the agent is stopping"))
+    let timeout = state.push.timeout;
+    tokio::pin!(answer);
+    let result = match tokio::time::timeout(timeout, &mut answer).await {
+        Ok(r) => r,
+        Err(_) if claim.abandon() => {
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "the delivery was not counted within {} s and will not be; retry (a Firehose retry with the same request id is counted once)",
+                    timeout.as_secs()
+                ),
+            ));
         }
-        Ok(Ok(Err(Nack::Unavailable(m)))) => Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)),
-        Ok(Ok(Err(Nack::Invalid(m)))) => Err(Refusal::new(StatusCode::BAD_REQUEST, "bad_body", m)),
+        // The runtime is counting it: its answer is due shortly.
+        Err(_) => match tokio::time::timeout(timeout, &mut answer).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the delivery is being committed but the state file is slow; retry",
+                ));
+            }
+        },
+    };
+    match result {
+        Err(_) => Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the agent is stopping")),
+        Ok(Ok(ack)) => Ok(ack),
+        Ok(Err(n)) => Err(nack_refusal(n)),
     }
+}
+
+fn nack_refusal(n: Nack) -> Refusal {
+    match n {
+        Nack::ShuttingDown => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the agent is stopping"),
+        Nack::Unavailable(m) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+        Nack::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, "bad_body", m),
+    }
+}
+
+/// A refusal as an answer with `Retry-After` when retrying later can work.
+fn with_retry_after(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 /// `POST /ingest/firehose/{source}`.
 pub async fn firehose(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let header_id = headers
-        .get("x-amz-firehose-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
-        .map(str::to_string);
+    let header_id = headers.get("x-amz-firehose-request-id").map(|v| v.to_str().unwrap_or("\u{0}"));
+    // The answer echoes the request id only when it is one we accept.
+    let echo = request_id(header_id).ok().flatten();
     let result = async {
-        let src = source(&shared, &name, PushKind::Firehose)?;
+        let src = source(&state, &name, PushKind::Firehose)?;
         authorize(&src, headers.get("x-amz-firehose-access-key").map(|v| v.as_bytes()))?;
+        let header_id = request_id(header_id)?;
+        let _permit = permit(&state)?;
         let body = read_body(&src, &headers, body).await?;
         let max = src.max_decoded_bytes;
-        let parsed = tokio::task::spawn_blocking(move || firehose::parse_request(&body, max))
-            .await
-            .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        let parsed = blocking(move || firehose::parse_request(&body, max))
+            .await?
             .map_err(|m| Refusal::new(StatusCode::BAD_REQUEST, "bad_body", m))?;
-        let id = header_id.clone().or(parsed.request_id);
-        let ack = deliver(&shared, &name, id.clone(), Payload::FirehoseRecords(parsed.records)).await?;
+        let id = match header_id {
+            Some(id) => Some(id),
+            None => request_id(parsed.request_id.as_deref())?,
+        };
+        let records = parsed.records;
+        let inflate = matches!(src.records, crate::source::push::RecordFormat::CloudWatchLogs(_));
+        let records = if inflate {
+            blocking(move || inflate_records(records, max as u64))
+                .await?
+                .map_err(|InflateError::TooLarge| Refusal::too_large(max))?
+        } else {
+            records
+        };
+        let ack = deliver(&state, &src, id.clone(), Payload::FirehoseRecords(records)).await?;
         Ok::<_, Refusal>((id, ack))
     }
     .await;
-    let now = shared.clock.now_ms();
+    let now = state.clock.now_ms();
     match result {
-        Ok((id, _ack)) => {
+        Ok((id, ack)) => {
+            count(&state, &name, PushKind::Firehose, if ack.duplicate { "duplicate" } else { "counted" });
             let body = firehose::response(id.as_deref().unwrap_or(""), now, None);
             (StatusCode::OK, axum::Json(body)).into_response()
         }
         Err(r) => {
-            count_refusal(&shared, &name, r.reason);
-            let body = firehose::response(header_id.as_deref().unwrap_or(""), now, Some(&r.message));
-            (r.status, axum::Json(body)).into_response()
+            if state.push.sources.contains_key(&name) {
+                count(&state, &name, PushKind::Firehose, r.reason);
+            }
+            let body = firehose::response(echo.as_deref().unwrap_or(""), now, Some(&r.message));
+            with_retry_after((r.status, axum::Json(body)).into_response())
         }
     }
 }
 
 /// `POST /ingest/lambda-telemetry/{source}`: a Telemetry API batch.
 pub async fn lambda_telemetry(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        let src = source(&shared, &name, PushKind::LambdaTelemetry)?;
+        let src = source(&state, &name, PushKind::LambdaTelemetry)?;
         authorize(&src, bearer(&headers))?;
+        let _permit = permit(&state)?;
         let body = read_body(&src, &headers, body).await?;
-        deliver(&shared, &name, None, Payload::TelemetryBatch(body)).await
+        deliver(&state, &src, None, Payload::TelemetryBatch(body)).await
     }
     .await;
     match result {
-        Ok(ack) => (StatusCode::OK, axum::Json(serde_json::json!({"events": ack.events, "rejected": ack.rejected})))
-            .into_response(),
+        Ok(ack) => {
+            count(&state, &name, PushKind::LambdaTelemetry, "counted");
+            (StatusCode::OK, axum::Json(serde_json::json!({"events": ack.events, "rejected": ack.rejected})))
+                .into_response()
+        }
         Err(r) => {
-            count_refusal(&shared, &name, r.reason);
-            (r.status, axum::Json(serde_json::json!({"error": r.message}))).into_response()
+            if state.push.sources.contains_key(&name) {
+                count(&state, &name, PushKind::LambdaTelemetry, r.reason);
+            }
+            with_retry_after((r.status, axum::Json(serde_json::json!({"error": r.message}))).into_response())
         }
     }
 }
@@ -238,13 +359,13 @@ fn otlp_encoding(headers: &HeaderMap) -> Result<bool, Refusal> {
 }
 
 /// `POST /v1/traces`: the OTLP/HTTP default path, for the one OTLP source.
-pub async fn otlp_default(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn otlp_default(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Body) -> Response {
     let names: Vec<&String> =
-        shared.push.sources.values().filter(|s| s.kind == PushKind::Otlp).map(|s| &s.name).collect();
+        state.push.sources.values().filter(|s| s.kind == PushKind::Otlp).map(|s| &s.name).collect();
     match names.as_slice() {
         [one] => {
             let name = (*one).clone();
-            otlp_traces(State(shared), Path(name), headers, body).await
+            otlp_traces(State(state), Path(name), headers, body).await
         }
         [] => otlp_answer(
             false,
@@ -263,22 +384,27 @@ pub async fn otlp_default(State(shared): State<Arc<Shared>>, headers: HeaderMap,
 
 /// `POST /ingest/otlp/{source}/v1/traces`.
 pub async fn otlp_traces(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let json = otlp_encoding(&headers).unwrap_or(false);
     let result = async {
-        let src = source(&shared, &name, PushKind::Otlp)?;
+        let src = source(&state, &name, PushKind::Otlp)?;
         authorize(&src, bearer(&headers))?;
         let json = otlp_encoding(&headers)?;
+        let _permit = permit(&state)?;
         let body = read_body(&src, &headers, body).await?;
-        deliver(&shared, &name, None, Payload::OtlpTraces { body, json }).await
+        deliver(&state, &src, None, Payload::OtlpTraces { body, json }).await
     }
     .await;
-    if let Err(r) = &result {
-        count_refusal(&shared, &name, r.reason);
+    if state.push.sources.contains_key(&name) {
+        let result = match &result {
+            Ok(_) => "counted",
+            Err(r) => r.reason,
+        };
+        count(&state, &name, PushKind::Otlp, result);
     }
     otlp_answer(json, result)
 }

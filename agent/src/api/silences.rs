@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::auth::{self, Caller, RemoteAddr, Role};
 use super::error;
-use crate::daemon::{Shared, Snapshot, lock};
+use super::state::{ApiState, Snapshot};
 use crate::notify::silence::{self, Draft, MatchOp, Matcher, Silence, SilenceError, SilenceState};
 use crate::timefmt::rfc3339;
 
@@ -34,7 +34,7 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Audit entries returned at most by one `GET /api/v1/audit`.
 const MAX_AUDIT_LIMIT: usize = 1000;
 
-pub fn routes() -> Router<Arc<Shared>> {
+pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/api/v1/silences", get(list).post(create))
         .route("/api/v1/silences/{id}", get(show).delete(expire))
@@ -73,7 +73,7 @@ fn view(s: &Silence, now_ms: i64, warnings: Vec<String>) -> SilenceView<'_> {
 /// `GET /api/v1/silences[?all=true]`: active and pending silences; with
 /// `all`, the expired ones still kept too.
 async fn list(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     RemoteAddr(remote): RemoteAddr,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
@@ -87,14 +87,14 @@ async fn list(
         Some(_) => return error(StatusCode::BAD_REQUEST, "`all` must be true or false"),
     };
     let now = s.clock.now_ms();
-    let set = lock(&s.silences);
+    let set = s.silences.read();
     let silences: Vec<SilenceView<'_>> = set.list(now, all).into_iter().map(|x| view(x, now, Vec::new())).collect();
     axum::Json(serde_json::json!({"at": rfc3339(now), "silences": silences})).into_response()
 }
 
 /// `GET /api/v1/silences/{id}`.
 async fn show(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     RemoteAddr(remote): RemoteAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -103,7 +103,7 @@ async fn show(
         return r.into_response();
     }
     let now = s.clock.now_ms();
-    let set = lock(&s.silences);
+    let set = s.silences.read();
     match set.get(&id) {
         Some(x) => axum::Json(view(x, now, Vec::new())).into_response(),
         None => error(StatusCode::NOT_FOUND, &SilenceError::NotFound(id).to_string()),
@@ -115,7 +115,7 @@ const EXPIRE: &str = "silence.expire";
 
 /// `POST /api/v1/silences`.
 async fn create(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     RemoteAddr(remote): RemoteAddr,
     headers: HeaderMap,
     body: Body,
@@ -135,12 +135,13 @@ async fn create(
     let warnings = warnings(&s.snapshot(), &draft.matchers);
     let shared = s.clone();
     let done = tokio::task::spawn_blocking(move || {
+        // Writers take turns; readers (the dispatcher, GETs) never wait for the store.
+        let _turn = shared.silences.writes.lock().unwrap_or_else(|e| e.into_inner());
         let now = shared.clock.now_ms();
-        let mut set = lock(&shared.silences);
-        let created = match set.add(draft, now) {
-            Ok(x) => x.clone(),
+        let checked = shared.silences.read().check(draft, now);
+        let created = match checked {
+            Ok(x) => x,
             Err(e) => {
-                drop(set);
                 let message = e.to_string();
                 auth::record(&shared, &caller.audit(now, CREATE, None, &format!("invalid: {message}")));
                 return error(StatusCode::BAD_REQUEST, &message);
@@ -148,18 +149,16 @@ async fn create(
         };
         let entry = caller.audit(now, CREATE, Some(&created.id), "ok");
         if let Err(e) = shared.store.put_silence(&created.id, &created.to_record(), &entry) {
-            set.remove(&created.id);
-            drop(set);
             let message = format!("the silence could not be stored, so it was not made: {e}");
             auth::record(&shared, &caller.audit(now, CREATE, None, &format!("error: {message}")));
             return error(StatusCode::INTERNAL_SERVER_ERROR, &message);
         }
-        drop(set);
+        shared.silences.write().put(created.clone());
         auth::log(&entry);
         tracing::info!(
             silence = %created.id,
-            created_by = %created.created_by,
-            matchers = %created.matchers.iter().map(Matcher::to_string).collect::<Vec<_>>().join(", "),
+            created_by = %crate::untrusted::Escaped(&created.created_by),
+            matchers = %crate::untrusted::Escaped(&created.matchers.iter().map(Matcher::to_string).collect::<Vec<_>>().join(", ")),
             ends_at = %rfc3339(created.ends_at_ms),
             "silence created"
         );
@@ -176,7 +175,7 @@ async fn create(
 /// `DELETE /api/v1/silences/{id}`: expire it now (an expired one stays
 /// listed with `?all=true` for 7 days).
 async fn expire(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     RemoteAddr(remote): RemoteAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -187,24 +186,20 @@ async fn expire(
     };
     let shared = s.clone();
     let done = tokio::task::spawn_blocking(move || {
+        let _turn = shared.silences.writes.lock().unwrap_or_else(|e| e.into_inner());
         let now = shared.clock.now_ms();
-        let mut set = lock(&shared.silences);
-        let before = set.get(&id).cloned();
-        let after = set.expire(&id, now).cloned();
-        let (Some(before), Ok(after)) = (before, after) else {
-            drop(set);
+        let expired = shared.silences.read().expired(&id, now);
+        let Ok(after) = expired else {
             auth::record(&shared, &caller.audit(now, EXPIRE, Some(&id), "not_found"));
             return error(StatusCode::NOT_FOUND, &SilenceError::NotFound(id).to_string());
         };
         let entry = caller.audit(now, EXPIRE, Some(&id), "ok");
         if let Err(e) = shared.store.put_silence(&after.id, &after.to_record(), &entry) {
-            set.put(before);
-            drop(set);
             let message = format!("the silence could not be stored, so it still holds: {e}");
             auth::record(&shared, &caller.audit(now, EXPIRE, Some(&id), &format!("error: {message}")));
             return error(StatusCode::INTERNAL_SERVER_ERROR, &message);
         }
-        drop(set);
+        shared.silences.write().put(after.clone());
         auth::log(&entry);
         tracing::info!(silence = %after.id, by = %caller.name, "silence expired");
         axum::Json(view(&after, now, Vec::new())).into_response()
@@ -215,7 +210,7 @@ async fn expire(
 
 /// `GET /api/v1/audit?limit=N`: the newest entries first (default 100).
 async fn audit_log(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<ApiState>>,
     RemoteAddr(remote): RemoteAddr,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
@@ -243,7 +238,7 @@ async fn audit_log(
 
 /// Answer a refused request of a known caller, and audit it.
 async fn refuse(
-    s: &Arc<Shared>,
+    s: &Arc<ApiState>,
     caller: &Caller,
     action: &str,
     target: Option<&str>,
@@ -413,17 +408,22 @@ fn warnings(snap: &Snapshot, matchers: &[Matcher]) -> Vec<String> {
 }
 
 /// Forget silences that ended more than 7 days ago and audit entries older
-/// than a year (blocking; the ingest loop calls it hourly).
-pub fn prune(shared: &Shared) {
-    let now = shared.clock.now_ms();
+/// than a year (anonymous refusals: beyond the newest
+/// [`crate::store::MAX_ANONYMOUS_AUDIT_ENTRIES`]). Blocking; the runtime's
+/// maintenance calls it hourly.
+pub fn prune(state: &ApiState) {
+    let now = state.clock.now_ms();
     let before = now - silence::EXPIRED_RETENTION_MS;
-    let gone = lock(&shared.silences).prune(before).len();
-    match shared.store.prune_silences(before) {
+    let gone = {
+        let _turn = state.silences.writes.lock().unwrap_or_else(|e| e.into_inner());
+        state.silences.write().prune(before).len()
+    };
+    match state.store.prune_silences(before) {
         Ok(n) if n > 0 || gone > 0 => tracing::info!(silences = n.max(gone as u64), "pruned expired silences"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "pruning expired silences failed"),
     }
-    if let Err(e) = shared.store.prune_audit(now - crate::store::AUDIT_LOG_MS) {
+    if let Err(e) = state.store.prune_audit(now - crate::store::AUDIT_LOG_MS) {
         tracing::warn!(error = %e, "pruning the audit log failed");
     }
 }

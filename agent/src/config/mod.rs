@@ -49,7 +49,37 @@ pub struct AgentConfig {
     pub alerts: crate::alert::AlertPolicy,
     /// Receivers and routes for notifications (`notify:`).
     pub notify: crate::notify::routing::NotifyConfig,
+    /// Limits of the HTTP server (`http:`).
+    pub http: HttpLimits,
     pub sources: Vec<SourceConfig>,
+}
+
+/// Limits of the HTTP server (`http:` in agent.yaml).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpLimits {
+    /// A connection that has not sent a request's headers within this time
+    /// is closed (a keep-alive connection idle this long too).
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    /// Requests in flight per route class (`api`; `metrics` gets a quarter,
+    /// at least 2; `push` four times the push sources' decoding permits).
+    pub max_in_flight: usize,
+    /// Push requests read, inflated and decoded at once.
+    pub max_push_in_flight: usize,
+    /// From SIGTERM to exit, whatever the open connections do.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 256,
+            max_in_flight: 64,
+            max_push_in_flight: crate::source::push::DEFAULT_MAX_CONCURRENT,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `routes:`: how paths become route templates (`docs/dimensions.md`).
@@ -129,6 +159,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "routes",
         "alerts",
         "notify",
+        "http",
         "sources",
     ];
     let f = cx.map(root, "config", &allowed)?;
@@ -174,6 +205,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         }),
         Some(n) => crate::notify::config::read_notify(cx, n, base),
     };
+    let http = match f.get("http") {
+        None => Some(HttpLimits::default()),
+        Some(n) => read_http(cx, n),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -200,6 +235,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         push_timeout: push_timeout?,
         routes: routes?,
         alerts: alerts?,
+        http: http?,
         notify: notify.map(|mut n| {
             if n.external_url.is_empty() {
                 n.external_url = format!("http://{}", listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid")));
@@ -291,6 +327,37 @@ fn read_routes(cx: &mut Ctx<'_>, node: &Node) -> Option<RouteConfig> {
         return None;
     }
     Some(RouteConfig { patterns, max_routes: max_routes? })
+}
+
+/// `http: {header_read_timeout: 5s, max_connections: 256, max_in_flight: 64,
+/// max_push_in_flight: 4, shutdown_timeout: 10s}`.
+fn read_http(cx: &mut Ctx<'_>, node: &Node) -> Option<HttpLimits> {
+    let d = HttpLimits::default();
+    let keys = ["header_read_timeout", "max_connections", "max_in_flight", "max_push_in_flight", "shutdown_timeout"];
+    let f = cx.map(node, "http", &keys)?;
+    let header_read_timeout = duration_field(cx, &f, "header_read_timeout", d.header_read_timeout);
+    let shutdown_timeout = duration_field(cx, &f, "shutdown_timeout", d.shutdown_timeout);
+    let mut count = |key: &str, default: usize, max: usize| match f.get(key) {
+        None => Some(default),
+        Some(n) => cx.number(n, key).and_then(|v| {
+            if v >= 1.0 && v <= max as f64 && v.fract() == 0.0 {
+                Some(v as usize)
+            } else {
+                cx.err(n.pos, format!("`http.{key}` must be a whole number from 1 to {max}"));
+                None
+            }
+        }),
+    };
+    let max_connections = count("max_connections", d.max_connections, 100_000);
+    let max_in_flight = count("max_in_flight", d.max_in_flight, 10_000);
+    let max_push_in_flight = count("max_push_in_flight", d.max_push_in_flight, 1_000);
+    Some(HttpLimits {
+        header_read_timeout: header_read_timeout?,
+        max_connections: max_connections?,
+        max_in_flight: max_in_flight?,
+        max_push_in_flight: max_push_in_flight?,
+        shutdown_timeout: shutdown_timeout?,
+    })
 }
 
 /// `alerts: {min_events: 100, pending_for: 0s, resolve_after: 5m}`.

@@ -11,18 +11,19 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::AgentConfig;
-use crate::daemon::{Agent, Shared, lock};
 use crate::decode::Format;
+use crate::runtime::Runtime;
 use crate::sli::report::{Report, render_table};
 use crate::source::SourceConfig;
 use crate::source::file::FileSourceConfig;
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::{INGEST_BYTES, INGEST_LINES};
 use crate::timefmt::rfc3339;
 use traffic::{FIELDS_HEADER, Scenario, TrafficGenerator};
 
@@ -112,6 +113,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         routes: Default::default(),
         alerts: Default::default(),
         notify: Default::default(),
+        http: Default::default(),
         sources: vec![SourceConfig::File {
             file: FileSourceConfig {
                 name: "cloudfront".into(),
@@ -133,10 +135,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     })?;
     let addr = listener.local_addr()?;
-    let agent = Agent::start(config, Arc::new(clock.clone()))?;
-    let shared = agent.shared.clone();
+    let agent = Runtime::start(config, Arc::new(clock.clone()))?;
+    let telemetry = agent.api.telemetry.clone();
     let server = rt.spawn({
-        let app = crate::api::router(shared.clone());
+        let app = crate::api::router(agent.api.clone());
         async move {
             let _ = axum::serve(listener, app).await;
         }
@@ -157,7 +159,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if history_days > 0 {
         print!("reading the history through the agent … ");
         let _ = std::io::stdout().flush();
-        wait_for_ingest(&shared, history_bytes, Duration::from_secs(120));
+        wait_for_ingest(&telemetry, history_bytes, Duration::from_secs(120));
         println!("done");
     }
     let mut written_bytes = history_bytes;
@@ -192,9 +194,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             written_bytes += buf.len() as u64;
         }
         clock.set(generator.now_ms() - 1);
-        wait_for_ingest(&shared, written_bytes, Duration::from_secs(10));
-        shared.evaluate();
-        let snap = shared.snapshot();
+        wait_for_ingest(&telemetry, written_bytes, Duration::from_secs(10));
+        let snap = agent.evaluate();
         let now_ms = snap.at_ms;
         // Alert transitions.
         let mut firing_now = BTreeMap::new();
@@ -248,7 +249,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
         if live {
-            draw(&snap.report(), &shared, addr, now_ms, &log_lines, step + 1, steps);
+            draw(&snap.report(), &telemetry, addr, now_ms, &log_lines, step + 1, steps);
         } else if (generator.minute()).is_multiple_of(180) {
             println!("{}  {}", hhmm(now_ms), one_line_status(&snap.report()));
         }
@@ -258,10 +259,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     // Final state and summary.
-    let figures = lock(&shared.sources).get("cloudfront").cloned().unwrap_or_default();
-    agent.stop();
+    let lines_read = telemetry.sum(&INGEST_LINES, &[("source", "cloudfront")]) as u64;
+    let api = agent.api.clone();
+    agent.stop(Instant::now() + Duration::from_secs(10));
     server.abort();
-    let snap = shared.snapshot();
+    let snap = api.snapshot();
     let report = snap.report();
     println!();
     println!("── summary ─────────────────────────────────────────────────────────────");
@@ -288,7 +290,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         history_lines + written_lines,
         history_lines,
         written_lines,
-        figures.lines,
+        lines_read,
         report.rejected_lines,
         started.elapsed().as_secs_f64(),
         args.hours
@@ -302,11 +304,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_for_ingest(shared: &Shared, written: u64, limit: Duration) {
+fn wait_for_ingest(telemetry: &Telemetry, written: u64, limit: Duration) {
     let until = Instant::now() + limit;
     while Instant::now() < until {
-        let read = lock(&shared.sources).values().map(|s| s.bytes).sum::<u64>();
-        if read >= written || shared.shutdown.load(Ordering::SeqCst) {
+        let read = telemetry.sum(&INGEST_BYTES, &[]) as u64;
+        if read >= written {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -342,7 +344,7 @@ fn bar(remaining: f64, width: usize) -> String {
 
 fn draw(
     report: &Report,
-    shared: &Shared,
+    telemetry: &Telemetry,
     addr: std::net::SocketAddr,
     now_ms: i64,
     log_lines: &[String],
@@ -411,8 +413,7 @@ fn draw(
     for l in recent {
         let _ = writeln!(out, "  {l}");
     }
-    let figs = lock(&shared.sources).values().cloned().collect::<Vec<_>>();
-    let lines: u64 = figs.iter().map(|f| f.lines).sum();
+    let lines = telemetry.sum(&INGEST_LINES, &[]) as u64;
     let _ = writeln!(out);
     let _ = writeln!(out, "ingested {lines} log lines, rejected {}", report.rejected_lines);
     print!("{out}");

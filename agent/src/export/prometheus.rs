@@ -13,60 +13,10 @@ use prometheus_client::registry::Registry;
 
 use crate::sli::SloStatus;
 use crate::sli::ring::Counts;
+use crate::telemetry::{Kind, Telemetry};
 
 type Labels = Vec<(&'static str, String)>;
 type GaugeF = Gauge<f64, AtomicU64>;
-
-/// Ingest figures of one source, as the daemon keeps them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceFigures {
-    pub name: String,
-    pub kind: &'static str,
-    pub lines: u64,
-    pub bytes: u64,
-    /// Rejected lines per reason.
-    pub rejects: Vec<(&'static str, u64)>,
-    /// Time of the newest event seen from this source (ms since the epoch).
-    pub newest_event_ms: Option<i64>,
-    /// Bytes present in files but not read yet.
-    pub backlog_bytes: u64,
-    pub files: u64,
-    /// Failed calls to what the source reads from, per error kind.
-    pub errors: Vec<(&'static str, u64)>,
-    /// Push sources: deliveries counted, deliveries recognised as already
-    /// counted, and requests refused per reason (unauthorized, too_large, …).
-    pub deliveries: u64,
-    pub duplicate_deliveries: u64,
-    pub refused: Vec<(&'static str, u64)>,
-}
-
-/// Add one to a per-reason counter list.
-pub fn bump(list: &mut Vec<(&'static str, u64)>, reason: &'static str) {
-    match list.iter_mut().find(|(r, _)| *r == reason) {
-        Some(e) => e.1 += 1,
-        None => list.push((reason, 1)),
-    }
-}
-
-/// Figures of the agent itself.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AgentFigures {
-    pub events: u64,
-    pub unmatched_events: u64,
-    pub too_old_events: u64,
-    pub excluded_events: u64,
-    pub future_events: u64,
-    pub commits: u64,
-    pub commit_failures: u64,
-    /// Silences per state (active, pending, expired and still kept).
-    pub silences: [(&'static str, u64); 3],
-    pub spec_reloads: u64,
-    pub spec_reload_failures: u64,
-    pub slos: u64,
-    pub evaluation_seconds: f64,
-    /// Notification receivers: outbox depth and delivery outcomes.
-    pub receivers: Vec<crate::notify::dispatch::ReceiverFigures>,
-}
 
 /// Render the whole exposition: per-SLO figures from the latest evaluation,
 /// cumulative counted events, and the agent's own telemetry.
@@ -75,8 +25,7 @@ pub fn render(
     statuses: &[SloStatus],
     counted: &[(String, Counts)],
     alerts: &[crate::alert::AlertRecord],
-    sources: &[SourceFigures],
-    agent: &AgentFigures,
+    telemetry: &Telemetry,
     now_ms: i64,
 ) -> String {
     let mut reg = Registry::default();
@@ -208,137 +157,31 @@ pub fn render(
         firing,
     );
 
-    let silences = Family::<Labels, GaugeF>::default();
-    for (state, n) in agent.silences.into_iter().filter(|(state, _)| !state.is_empty()) {
-        silences.get_or_create(&vec![("state", state.to_string())]).set(n as f64);
-    }
-    reg.register(
-        "slo_agent_silences",
-        "Silences by state: active (muting now), pending (starting later), expired (kept 7 days)",
-        silences,
-    );
-
-    let lines = Family::<Labels, Counter>::default();
-    let bytes = Family::<Labels, Counter>::default();
-    let rejected = Family::<Labels, Counter>::default();
-    let lag = Family::<Labels, GaugeF>::default();
-    let backlog = Family::<Labels, GaugeF>::default();
-    let files = Family::<Labels, GaugeF>::default();
-    let errors = Family::<Labels, Counter>::default();
-    let requests = Family::<Labels, Counter>::default();
-    for s in sources {
-        if matches!(s.kind, "firehose" | "lambda-telemetry" | "otlp") {
-            for (result, n) in [("counted", s.deliveries), ("duplicate", s.duplicate_deliveries)]
-                .into_iter()
-                .chain(s.refused.iter().copied())
-            {
-                let l = vec![("source", s.name.clone()), ("kind", s.kind.to_string()), ("result", result.to_string())];
-                requests.get_or_create(&l).inc_by(n);
+    for family in telemetry.families() {
+        let m = family.metric;
+        match m.kind {
+            Kind::Counter => {
+                let f = Family::<Labels, Counter>::default();
+                for (labels, v) in &family.series {
+                    f.get_or_create(labels).inc_by(*v as u64);
+                }
+                reg.register(m.name, m.help, f);
+            }
+            Kind::Gauge | Kind::AgeOf => {
+                let f = Family::<Labels, GaugeF>::default();
+                for (labels, v) in &family.series {
+                    if m.kind == Kind::AgeOf {
+                        if *v > 0.0 {
+                            f.get_or_create(labels).set(((now_ms as f64 - v) / 1000.0).max(0.0));
+                        }
+                    } else {
+                        f.get_or_create(labels).set(*v);
+                    }
+                }
+                reg.register(m.name, m.help, f);
             }
         }
-        let base = || vec![("source", s.name.clone()), ("kind", s.kind.to_string())];
-        lines.get_or_create(&base()).inc_by(s.lines);
-        bytes.get_or_create(&base()).inc_by(s.bytes);
-        for (reason, n) in &s.rejects {
-            let mut l = base();
-            l.push(("reason", reason.to_string()));
-            rejected.get_or_create(&l).inc_by(*n);
-        }
-        if let Some(newest) = s.newest_event_ms {
-            lag.get_or_create(&base()).set(((now_ms - newest) as f64 / 1000.0).max(0.0));
-        }
-        backlog.get_or_create(&base()).set(s.backlog_bytes as f64);
-        files.get_or_create(&base()).set(s.files as f64);
-        for (kind, n) in &s.errors {
-            let mut l = base();
-            l.push(("error", kind.to_string()));
-            errors.get_or_create(&l).inc_by(*n);
-        }
     }
-    reg.register("slo_agent_ingest_lines", "Lines read per source", lines);
-    reg.register("slo_agent_ingest_bytes", "Bytes read per source", bytes);
-    reg.register("slo_agent_rejected_lines", "Lines that could not be decoded, per source and reason", rejected);
-    reg.register("slo_agent_ingest_lag_seconds", "Now minus the time of the newest event read from the source", lag);
-    reg.register("slo_agent_ingest_backlog_bytes", "Bytes waiting in the source's files, not read yet", backlog);
-    reg.register("slo_agent_source_files", "Files the source currently follows", files);
-    reg.register(
-        "slo_agent_source_errors",
-        "Failed calls of a pull source to what it reads (AWS APIs), per error kind; the source backs off after each",
-        errors,
-    );
-    reg.register(
-        "slo_agent_push_requests",
-        "Push deliveries by result: counted, duplicate (already counted), or why they were refused",
-        requests,
-    );
-
-    let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {
-        let m = Counter::<u64>::default();
-        m.inc_by(v);
-        reg.register(name, help, m);
-    };
-    c(&mut reg, "slo_agent_events", "Events decoded and handed to the SLI engine", agent.events);
-    c(&mut reg, "slo_agent_unmatched_events", "Events no SLO counted", agent.unmatched_events);
-    c(
-        &mut reg,
-        "slo_agent_too_old_events",
-        "Event/SLO pairs dropped because the event was older than the SLO keeps",
-        agent.too_old_events,
-    );
-    c(
-        &mut reg,
-        "slo_agent_excluded_events",
-        "Event/SLO pairs not counted because the event fell in one of the SLO's exclusion windows",
-        agent.excluded_events,
-    );
-    c(
-        &mut reg,
-        "slo_agent_future_events",
-        "Events dropped because their time was too far ahead of the clock",
-        agent.future_events,
-    );
-    c(&mut reg, "slo_agent_store_commits", "Store transactions committed", agent.commits);
-    c(&mut reg, "slo_agent_store_commit_failures", "Store transactions that failed (retried)", agent.commit_failures);
-    c(&mut reg, "slo_agent_spec_reloads", "Successful spec reloads", agent.spec_reloads);
-    c(
-        &mut reg,
-        "slo_agent_spec_reload_failures",
-        "Spec reloads refused because the new specs did not validate",
-        agent.spec_reload_failures,
-    );
-    let g = GaugeF::default();
-    g.set(agent.slos as f64);
-    reg.register("slo_agent_slos", "SLOs loaded", g);
-    let g = GaugeF::default();
-    g.set(agent.evaluation_seconds);
-    reg.register("slo_agent_evaluation_seconds", "Time the last evaluation of every SLO took", g);
-
-    let depth = Family::<Labels, GaugeF>::default();
-    let notifications = Family::<Labels, Counter>::default();
-    let latency = Family::<Labels, GaugeF>::default();
-    for r in &agent.receivers {
-        let base = || vec![("receiver", r.name.clone()), ("kind", r.kind.to_string())];
-        depth.get_or_create(&base()).set(r.outbox_depth as f64);
-        for (result, n) in [("sent", r.sent), ("retried", r.retried), ("failed", r.failed), ("silenced", r.silenced)] {
-            let mut l = base();
-            l.push(("result", result.to_string()));
-            notifications.get_or_create(&l).inc_by(n);
-        }
-        if let Some(s) = r.last_latency_seconds {
-            latency.get_or_create(&base()).set(s);
-        }
-    }
-    reg.register("slo_agent_notify_outbox_depth", "Alert changes waiting in the outbox for the receiver", depth);
-    reg.register(
-        "slo_agent_notifications",
-        "Notification attempts by result: sent, retried (failed, will retry), failed (refused for good), silenced",
-        notifications,
-    );
-    reg.register(
-        "slo_agent_notify_latency_seconds",
-        "Seconds from the alert change to the receiver accepting the notification (the last one)",
-        latency,
-    );
 
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String cannot fail");

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use crate::telemetry::events::{NotificationOutcome, OutboxDepth};
+
 use super::outbox::{GroupState, GroupUpdate, Outbox, OutboxEntry};
 use super::routing::{NotifyConfig, Route};
 use super::{AlertNotice, Notification, ReceiverConfig, SendError, Status};
@@ -239,28 +241,6 @@ struct InFlight {
     next_at_ms: i64,
 }
 
-/// One notification receiver's figures.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReceiverFigures {
-    pub name: String,
-    pub kind: &'static str,
-    /// Alert changes waiting in the outbox.
-    pub outbox_depth: u64,
-    /// Notifications the receiver accepted.
-    pub sent: u64,
-    /// Failed attempts that will be retried.
-    pub retried: u64,
-    /// Notifications the receiver refused for good (4xx), kept in the store.
-    pub failed: u64,
-    /// Alert changes not sent because a silence matched.
-    pub silenced: u64,
-    /// Seconds from the alert change to the receiver's acceptance, last notification.
-    pub last_latency_seconds: Option<f64>,
-}
-
-/// Every receiver's figures, shared with `/metrics`.
-pub type Figures = Arc<std::sync::Mutex<BTreeMap<String, ReceiverFigures>>>;
-
 /// Everything a receiver task needs.
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -268,7 +248,7 @@ pub struct Dispatcher {
     pub config: Arc<NotifyConfig>,
     pub clock: Arc<dyn crate::clock::Clock>,
     pub silenced: SilenceCheck,
-    pub figures: Figures,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub client: reqwest::Client,
 }
 
@@ -315,7 +295,8 @@ impl Dispatcher {
             }
             Err(_) => return next,
         };
-        self.set_depth(receiver, entries.len() as u64);
+        let mut depth = entries.len() as u64;
+        self.set_depth(receiver, depth);
         // Groups in the order of their oldest waiting change, then the rest.
         let mut order: Vec<String> = Vec::new();
         let mut by_group: HashMap<String, Vec<OutboxEntry>> = HashMap::new();
@@ -351,7 +332,7 @@ impl Dispatcher {
                     .filter(|r| r.receiver == name)
                     .cloned()
                     .unwrap_or_else(|| Route::defaults(name));
-                if !self.plan_into(receiver, &route, entries, state, now, in_flight, &id, &mut next).await {
+                if !self.plan_into(receiver, &route, entries, state, now, in_flight, &id, &mut next, &mut depth).await {
                     continue;
                 }
             }
@@ -379,12 +360,11 @@ impl Dispatcher {
                         attempts = f.attempts + 1,
                         "notification delivered"
                     );
-                    self.bump(receiver, |r| {
-                        r.outbox_depth = r.outbox_depth.saturating_sub(f.seqs.len() as u64);
-                        r.sent += 1;
-                        r.silenced += f.silenced;
-                        r.last_latency_seconds = Some(((done_at - f.changed_at_ms).max(0)) as f64 / 1000.0);
-                    });
+                    depth = depth.saturating_sub(f.seqs.len() as u64);
+                    self.set_depth(receiver, depth);
+                    let latency = Some(((done_at - f.changed_at_ms).max(0)) as f64 / 1000.0);
+                    self.outcome(receiver, "sent", 1, latency);
+                    self.outcome(receiver, "silenced", f.silenced, None);
                 }
                 Err(SendError::Retryable(why)) => {
                     f.attempts += 1;
@@ -392,7 +372,7 @@ impl Dispatcher {
                     f.next_at_ms = self.clock.now_ms() + wait.as_millis() as i64;
                     next = next.min(f.next_at_ms);
                     tracing::warn!(receiver = name, id = %f.notification.id, attempt = f.attempts, retry_in = ?wait, error = %why, "notification not delivered");
-                    self.bump(receiver, |r| r.retried += 1);
+                    self.outcome(receiver, "retried", 1, None);
                 }
                 Err(SendError::Permanent(why)) => {
                     let f = in_flight.remove(&id).expect("in flight");
@@ -403,10 +383,9 @@ impl Dispatcher {
                     let now = self.clock.now_ms();
                     let n = entries.len() as u64;
                     let _ = tokio::task::spawn_blocking(move || store.refused(&entries, &why, now)).await;
-                    self.bump(receiver, |r| {
-                        r.outbox_depth = r.outbox_depth.saturating_sub(n);
-                        r.failed += 1;
-                    });
+                    depth = depth.saturating_sub(n);
+                    self.set_depth(receiver, depth);
+                    self.outcome(receiver, "failed", 1, None);
                 }
             }
         }
@@ -425,6 +404,7 @@ impl Dispatcher {
         in_flight: &mut HashMap<String, InFlight>,
         id: &str,
         next: &mut i64,
+        depth: &mut u64,
     ) -> bool {
         let silenced = |labels: &BTreeMap<String, String>| (self.silenced)(labels, now);
         match plan_group(&receiver.name, route, &self.config.external_url, entries, state, now, &silenced) {
@@ -438,10 +418,9 @@ impl Dispatcher {
                 let r = receiver.name.clone();
                 let n = seqs.len() as u64;
                 let _ = tokio::task::spawn_blocking(move || store.delivered(&r, &seqs, &update)).await;
-                self.bump(receiver, |f| {
-                    f.outbox_depth = f.outbox_depth.saturating_sub(n);
-                    f.silenced += silenced;
-                });
+                *depth = depth.saturating_sub(n);
+                self.set_depth(receiver, *depth);
+                self.outcome(receiver, "silenced", silenced, None);
                 false
             }
             Plan::Send { notification, seqs, update, silenced, changed_at_ms } => {
@@ -462,17 +441,20 @@ impl Dispatcher {
     }
 
     fn set_depth(&self, receiver: &ReceiverConfig, depth: u64) {
-        self.bump(receiver, |r| r.outbox_depth = depth);
+        OutboxDepth { receiver: &receiver.name, kind: receiver.kind.as_str(), depth }.emit(&self.telemetry);
     }
 
-    fn bump(&self, receiver: &ReceiverConfig, f: impl FnOnce(&mut ReceiverFigures)) {
-        let mut figures = self.figures.lock().unwrap_or_else(|e| e.into_inner());
-        let r = figures.entry(receiver.name.clone()).or_insert_with(|| ReceiverFigures {
-            name: receiver.name.clone(),
-            kind: receiver.kind.as_str(),
-            ..Default::default()
-        });
-        f(r);
+    fn outcome(&self, receiver: &ReceiverConfig, result: &'static str, count: u64, latency_seconds: Option<f64>) {
+        if count > 0 {
+            NotificationOutcome {
+                receiver: &receiver.name,
+                kind: receiver.kind.as_str(),
+                result,
+                count,
+                latency_seconds,
+            }
+            .emit(&self.telemetry);
+        }
     }
 }
 

@@ -361,7 +361,9 @@ impl Silences {
         Ok(self.by_id.entry(id).or_insert(s))
     }
 
-    fn check(&self, d: Draft, now_ms: i64) -> Result<Silence, SilenceError> {
+    /// The silence a draft describes, with a new id, validated but not added
+    /// (add it with [`Silences::put`] once it is stored).
+    pub fn check(&self, d: Draft, now_ms: i64) -> Result<Silence, SilenceError> {
         if d.matchers.is_empty() {
             return Err(SilenceError::NoMatchers);
         }
@@ -408,6 +410,15 @@ impl Silences {
 
     /// End a silence now. A pending one ends before it started; one that
     /// already ended is left as it was.
+    /// What the silence looks like expired now, without changing it
+    /// (store it, then [`Silences::put`] it).
+    pub fn expired(&self, id: &str, now_ms: i64) -> Result<Silence, SilenceError> {
+        let mut copy = Silences::default();
+        let s = self.by_id.get(id).ok_or_else(|| SilenceError::NotFound(truncate(id, 64)))?;
+        copy.put(s.clone());
+        copy.expire(id, now_ms).cloned()
+    }
+
     pub fn expire(&mut self, id: &str, now_ms: i64) -> Result<&Silence, SilenceError> {
         let s = self.by_id.get_mut(id).ok_or_else(|| SilenceError::NotFound(truncate(id, 64)))?;
         match s.state(now_ms) {

@@ -112,3 +112,78 @@ pub fn field_list(
     }
     Some(fields)
 }
+
+/// Why a source could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    File(#[from] super::file::FileSourceError),
+    #[error(transparent)]
+    Aws(#[from] super::aws::AwsSourceError),
+}
+
+/// A source built from its config: polled by the ingest thread, or served
+/// on the HTTP server.
+pub enum BuiltSource {
+    Polled(Box<dyn super::Source>),
+    Push(PushSourceConfig),
+}
+
+impl BuiltSource {
+    /// The name of the source: its checkpoint key and metric label.
+    pub fn name(&self) -> &str {
+        match self {
+            BuiltSource::Polled(s) => s.name(),
+            BuiltSource::Push(p) => &p.name,
+        }
+    }
+
+    /// The source type as configured, a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BuiltSource::Polled(s) => s.kind(),
+            BuiltSource::Push(p) => p.kind.as_str(),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Validate what can only be checked now and build the source, resuming
+    /// from `checkpoint` (its last committed position; push sources have none).
+    pub fn build(
+        &self,
+        checkpoint: Option<&[u8]>,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<BuiltSource, BuildError> {
+        Ok(match self {
+            SourceConfig::File { file } => {
+                BuiltSource::Polled(Box::new(super::file::FileTail::new(file.clone(), checkpoint)?))
+            }
+            SourceConfig::Aws(aws) => BuiltSource::Polled(super::aws::build(aws, checkpoint, clock)?),
+            SourceConfig::Push { push } => {
+                if push.token.is_none() {
+                    tracing::warn!(
+                        source = %push.name,
+                        kind = push.kind.as_str(),
+                        "push source accepts deliveries without a token; set token_file or token_env unless the listener is private"
+                    );
+                }
+                BuiltSource::Push(push.clone())
+            }
+        })
+    }
+
+    /// The source type as configured, a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::File { .. } => "file",
+            SourceConfig::Push { push } => push.kind.as_str(),
+            SourceConfig::Aws(a) => a.kind(),
+        }
+    }
+
+    /// Whether the source keeps a checkpoint (polled sources do).
+    pub fn has_checkpoint(&self) -> bool {
+        !matches!(self, SourceConfig::Push { .. })
+    }
+}

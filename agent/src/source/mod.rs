@@ -12,7 +12,7 @@ pub mod file;
 pub mod lines;
 pub mod push;
 
-pub use config::SourceConfig;
+pub use config::{BuiltSource, SourceConfig};
 
 use crate::decode::Rejects;
 use crate::event::{EventSink, Wanted};

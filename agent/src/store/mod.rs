@@ -15,6 +15,7 @@ pub mod outbox;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -39,6 +40,10 @@ const REJECTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("reject
 /// (push source, delivery request id) → when it was committed (ms), so a
 /// redelivered request (Firehose retries with the same id) is counted once.
 const DELIVERIES: TableDefinition<(&str, &str), i64> = TableDefinition::new("push_deliveries");
+
+/// SLO name → when it left the specs (ms). Its rows are kept for
+/// [`VANISHED_SLO_GRACE_MS`], so an SLO that comes back gets its history back.
+const VANISHED: TableDefinition<&str, i64> = TableDefinition::new("slo_vanished");
 
 /// (SLO name, alert kind) → the alert's record (JSON, `alert::AlertRecord`).
 const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
@@ -72,6 +77,10 @@ pub enum StoreError {
     Durability(#[from] redb::SetDurabilityError),
     #[error("corrupt latency histogram for SLO {slo} day {day}: {message}")]
     Histogram { slo: String, day: i64, message: String },
+    #[error("{0}")]
+    Foreign(String),
+    #[error("the state file is closed after a failed write; it is being reopened")]
+    Closed,
 }
 
 /// What loading the store into an engine found.
@@ -87,31 +96,104 @@ pub struct LoadSummary {
 /// Rejected lines per source and reason, as deltas to add in a commit.
 pub type RejectDeltas = BTreeMap<(String, RejectReason), u64>;
 
+/// The state file. Shared by every thread that reads or writes state; a
+/// write that fails leaves redb refusing further writes, so the runtime
+/// [`Store::reopen`]s it (every handle sees the reopened file).
 pub struct Store {
-    db: Database,
+    /// `None` only while being reopened (or after a reopen failed).
+    db: RwLock<Option<Database>>,
     path: PathBuf,
 }
 
+/// A read handle on the open database, held for a transaction's duration so
+/// a reopen waits for it.
+struct Db<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Db<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0.as_ref().expect("checked when the handle was made")
+    }
+}
+
+/// How long the rows of an SLO that left the specs are kept, in case it
+/// comes back (a spec file moved, or removed for a moment).
+pub const VANISHED_SLO_GRACE_MS: i64 = 7 * 24 * 3_600_000;
+
 impl Store {
-    /// Open (or create) the state file.
+    /// Open (or create) the state file. A missing file is created; an
+    /// existing file that is empty, or a redb file some other program wrote,
+    /// is refused: starting afresh over it would re-read every log from the
+    /// start and count it again.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
             let _ = std::fs::create_dir_all(dir);
         }
+        let existed = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                return Err(StoreError::Foreign(format!(
+                    "the state file {} is empty (0 bytes): it is not a slo-agent state file. Restore it from a backup, \
+                     or move it away to start afresh (every log is then read again from its start)",
+                    path.display()
+                )));
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
         let db = Database::create(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        let store = Store { db, path: path.to_path_buf() };
-        store.init()?;
+        let store = Store { db: RwLock::new(Some(db)), path: path.to_path_buf() };
+        store.init(existed)?;
         Ok(store)
+    }
+
+    fn db(&self) -> Result<Db<'_>, StoreError> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(StoreError::Closed);
+        }
+        Ok(Db(guard))
+    }
+
+    /// Close and open the state file again, after a failed write left redb
+    /// refusing writes. Waits for open transactions to end. What was not
+    /// committed durably before the failure is gone from the file; the
+    /// runtime reads its state back from it.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // The file lock must be released before the file is opened again.
+        drop(guard.take());
+        let db = Database::create(&self.path).map_err(|source| StoreError::Open { path: self.path.clone(), source })?;
+        *guard = Some(db);
+        drop(guard);
+        self.init(true)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn init(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+    fn init(&self, existed: bool) -> Result<(), StoreError> {
+        if existed {
+            // A redb file without our schema marker belongs to someone else.
+            let db = self.db()?;
+            let tx = db.begin_read()?;
+            let marked = match tx.open_table(META) {
+                Ok(meta) => meta.get("schema_version")?.is_some(),
+                Err(redb::TableError::TableDoesNotExist(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !marked {
+                return Err(StoreError::Foreign(format!(
+                    "{} is a redb file that slo-agent did not write (no schema version): refusing to use it as the \
+                     state file. Point `state:` at another path",
+                    self.path.display()
+                )));
+            }
+        }
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value().to_string());
@@ -131,6 +213,7 @@ impl Store {
             tx.open_table(DELIVERIES)?;
             tx.open_table(ALERTS)?;
             tx.open_table(ALERT_HISTORY)?;
+            tx.open_table(VANISHED)?;
             outbox::init(&tx)?;
         }
         tx.commit()?;
@@ -144,7 +227,8 @@ impl Store {
         if transitions.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         self.write_alerts(&tx, transitions)?;
         tx.commit()?;
         Ok(())
@@ -178,7 +262,8 @@ impl Store {
     /// Every stored alert record. Records that do not parse (written by a
     /// future version) are skipped with a warning.
     pub fn alerts(&self) -> Result<Vec<crate::alert::AlertRecord>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(ALERTS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -201,40 +286,87 @@ impl Store {
         self.prune_older(ALERT_HISTORY, before_ms)
     }
 
-    /// Load every stored bucket and latency day of the engine's SLOs. SLOs
-    /// whose definition changed lose their stored counts (and say so);
-    /// definitions of new SLOs are recorded.
-    pub fn load_into(&self, engine: &mut Engine) -> Result<LoadSummary, StoreError> {
+    /// Load every stored bucket and latency day of the engine's SLOs (at
+    /// start, and after a reopen). SLOs whose definition changed lose their
+    /// stored counts (and say so); definitions of new SLOs are recorded;
+    /// SLOs with rows that are not in the engine start their grace period
+    /// ([`VANISHED_SLO_GRACE_MS`]).
+    pub fn load_into(&self, engine: &mut Engine, now_ms: i64) -> Result<LoadSummary, StoreError> {
+        let names: Vec<String> = engine.slos().map(|s| s.slo.name.clone()).collect();
+        self.sync_slos(engine, &names, &[], now_ms)
+    }
+
+    /// After a spec reload: record the definitions of the engine's SLOs;
+    /// load the stored history of SLOs new to the engine whose definition
+    /// matches what was stored (an SLO removed for a moment and put back
+    /// gets its history back); drop the stored counts of SLOs the engine
+    /// reset (`reset`, their indicator or budgeting changed); start the
+    /// grace period of SLOs that left.
+    pub fn sync_after_reload(
+        &self,
+        engine: &mut Engine,
+        previous: &[String],
+        reset: &[String],
+        now_ms: i64,
+    ) -> Result<LoadSummary, StoreError> {
+        let new: Vec<String> = engine.slos().map(|s| s.slo.name.clone()).filter(|n| !previous.contains(n)).collect();
+        self.sync_slos(engine, &new, reset, now_ms)
+    }
+
+    /// Bring the stored definitions up to date with the engine, then load
+    /// the rows of `load` (whose stored definition matches) into it.
+    fn sync_slos(
+        &self,
+        engine: &mut Engine,
+        load: &[String],
+        reset: &[String],
+        now_ms: i64,
+    ) -> Result<LoadSummary, StoreError> {
         let mut summary = LoadSummary::default();
-        let defs: Vec<(String, String)> = engine.slos().map(|s| (s.slo.name.clone(), definition_key(&s.slo))).collect();
-        // First bring definitions up to date, dropping counts made under old ones.
-        let tx = self.db.begin_write()?;
+        let defs: BTreeMap<String, String> =
+            engine.slos().map(|s| (s.slo.name.clone(), definition_key(&s.slo))).collect();
+        let mut to_load: Vec<&str> = Vec::new();
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         {
             let mut table = tx.open_table(DEFINITIONS)?;
             let mut buckets = tx.open_table(BUCKETS)?;
             let mut latency = tx.open_table(LATENCY)?;
+            let mut vanished = tx.open_table(VANISHED)?;
             for (name, def) in &defs {
-                let stored = table.get(name.as_str())?.map(|v| v.value().to_string());
-                if stored.as_deref() != Some(def.as_str()) {
+                let name = name.as_str();
+                let stored = table.get(name)?.map(|v| v.value().to_string());
+                let matches = stored.as_deref() == Some(def.as_str()) && !reset.iter().any(|r| r == name);
+                if !matches {
                     if stored.is_some() {
-                        summary.reset.push(name.clone());
-                        buckets.retain_in(
-                            (name.as_str(), 0u8, i64::MIN)..=(name.as_str(), u8::MAX, i64::MAX),
-                            |_, _| false,
-                        )?;
-                        latency.retain_in((name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX), |_, _| false)?;
+                        summary.reset.push(name.to_string());
+                        buckets.retain_in((name, 0u8, i64::MIN)..=(name, u8::MAX, i64::MAX), |_, _| false)?;
+                        latency.retain_in((name, i64::MIN)..=(name, i64::MAX), |_, _| false)?;
                     }
-                    table.insert(name.as_str(), def.as_str())?;
+                    table.insert(name, def.as_str())?;
+                } else if load.iter().any(|l| l == name) {
+                    to_load.push(name);
+                }
+                vanished.remove(name)?;
+            }
+            let gone: Vec<String> = table
+                .iter()?
+                .filter_map(|r| r.ok().map(|(k, _)| k.value().to_string()))
+                .filter(|n| !defs.contains_key(n))
+                .collect();
+            for name in gone {
+                if vanished.get(name.as_str())?.is_none() {
+                    vanished.insert(name.as_str(), now_ms)?;
                 }
             }
         }
         tx.commit()?;
 
-        let tx = self.db.begin_read()?;
+        let tx = db.begin_read()?;
         let buckets = tx.open_table(BUCKETS)?;
         let latency = tx.open_table(LATENCY)?;
-        for (name, _) in &defs {
-            for row in buckets.range((name.as_str(), 0u8, i64::MIN)..=(name.as_str(), u8::MAX, i64::MAX))? {
+        for name in to_load {
+            for row in buckets.range((name, 0u8, i64::MIN)..=(name, u8::MAX, i64::MAX))? {
                 let (k, v) = row?;
                 let (_, ring, bucket) = k.value();
                 let (good, total) = v.value();
@@ -244,11 +376,11 @@ impl Store {
                     summary.buckets += 1;
                 }
             }
-            for row in latency.range((name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX))? {
+            for row in latency.range((name, i64::MIN)..=(name, i64::MAX))? {
                 let (k, v) = row?;
                 let (_, day) = k.value();
                 let h = crate::sli::hdr::Histogram::decode(v.value()).map_err(|message| StoreError::Histogram {
-                    slo: name.clone(),
+                    slo: name.to_string(),
                     day,
                     message,
                 })?;
@@ -257,28 +389,6 @@ impl Store {
             }
         }
         Ok(summary)
-    }
-
-    /// Record the definitions of the engine's SLOs (after a reload).
-    pub fn sync_definitions(&self, engine: &Engine) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(DEFINITIONS)?;
-            let mut buckets = tx.open_table(BUCKETS)?;
-            let mut latency = tx.open_table(LATENCY)?;
-            for s in engine.slos() {
-                let def = definition_key(&s.slo);
-                let name = s.slo.name.as_str();
-                let stored = table.get(name)?.map(|v| v.value().to_string());
-                if stored.as_deref() != Some(def.as_str()) {
-                    buckets.retain_in((name, 0u8, i64::MIN)..=(name, u8::MAX, i64::MAX), |_, _| false)?;
-                    latency.retain_in((name, i64::MIN)..=(name, i64::MAX), |_, _| false)?;
-                    table.insert(name, def.as_str())?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Write a batch: the engine's changed buckets, the checkpoints of the
@@ -326,7 +436,8 @@ impl Store {
         delivery: Option<(&str, &str, i64)>,
         durable: bool,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let mut tx = db.begin_write()?;
         if !durable {
             tx.set_durability(redb::Durability::None)?;
         }
@@ -366,21 +477,24 @@ impl Store {
 
     /// A source's last committed checkpoint.
     pub fn checkpoint(&self, source: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(CHECKPOINTS)?;
         Ok(t.get(source)?.map(|v| v.value().to_vec()))
     }
 
     /// When a push delivery with this request id was committed, if it was.
     pub fn delivery(&self, source: &str, id: &str) -> Result<Option<i64>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(DELIVERIES)?;
         Ok(t.get((source, id))?.map(|v| v.value()))
     }
 
     /// Forget delivery ids committed before `before_ms`. Returns how many.
     pub fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(DELIVERIES)?;
@@ -396,7 +510,8 @@ impl Store {
 
     /// Rejected lines per (source, reason), as committed.
     pub fn rejects(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(REJECTS)?;
         let mut out = BTreeMap::new();
         for row in t.iter()? {
@@ -407,37 +522,81 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete buckets and latency days the engine no longer keeps, and the
-    /// rows of SLOs that no longer exist. Returns rows deleted.
-    pub fn prune(&self, engine: &Engine) -> Result<u64, StoreError> {
-        let retention = engine.retention();
-        let keep: BTreeMap<&str, _> =
-            retention.iter().map(|r| (r.slo.as_str(), (&r.rings, r.oldest_latency_day))).collect();
-        let tx = self.db.begin_write()?;
+    /// Delete buckets and latency days older than the engine keeps
+    /// (`retention`, one entry per SLO in the engine), and the rows of SLOs
+    /// that left the specs more than [`VANISHED_SLO_GRACE_MS`] ago. Works in
+    /// short transactions of a few SLOs each, so counting commits are never
+    /// kept waiting long. Returns rows deleted.
+    pub fn prune(&self, retention: &[crate::sli::Retention], now_ms: i64) -> Result<u64, StoreError> {
+        const SLOS_PER_TRANSACTION: usize = 32;
         let mut deleted = 0u64;
-        {
-            let mut buckets = tx.open_table(BUCKETS)?;
-            buckets.retain(|(slo, ring, bucket), _| {
-                let keep_row = match (keep.get(slo), RingId::from_u8(ring)) {
-                    (Some((rings, _)), Some(ring)) => {
-                        rings.iter().find(|(r, _)| *r == ring).is_none_or(|(_, oldest)| bucket >= *oldest)
+        for chunk in retention.chunks(SLOS_PER_TRANSACTION) {
+            let db = self.db()?;
+            let mut tx = db.begin_write()?;
+            // Made durable by the next durable commit; losing a prune only means pruning again.
+            tx.set_durability(redb::Durability::None)?;
+            {
+                let mut buckets = tx.open_table(BUCKETS)?;
+                let mut latency = tx.open_table(LATENCY)?;
+                for r in chunk {
+                    let slo = r.slo.as_str();
+                    for (ring, oldest) in &r.rings {
+                        let ring = *ring as u8;
+                        buckets.retain_in((slo, ring, i64::MIN)..(slo, ring, *oldest), |_, _| {
+                            deleted += 1;
+                            false
+                        })?;
                     }
-                    _ => false,
-                };
-                deleted += u64::from(!keep_row);
-                keep_row
-            })?;
-            let mut latency = tx.open_table(LATENCY)?;
-            latency.retain(|(slo, day), _| {
-                let keep_row = match keep.get(slo) {
-                    Some((_, oldest)) => oldest.is_none_or(|o| day >= o),
-                    None => false,
-                };
-                deleted += u64::from(!keep_row);
-                keep_row
-            })?;
+                    if let Some(oldest) = r.oldest_latency_day {
+                        latency.retain_in((slo, i64::MIN)..(slo, oldest), |_, _| {
+                            deleted += 1;
+                            false
+                        })?;
+                    }
+                }
+            }
+            tx.commit()?;
+        }
+        // SLOs gone longer than the grace period lose their rows.
+        let keep: std::collections::BTreeSet<&str> = retention.iter().map(|r| r.slo.as_str()).collect();
+        let db = self.db()?;
+        let tx = db.begin_write()?;
+        {
+            let mut vanished = tx.open_table(VANISHED)?;
             let mut defs = tx.open_table(DEFINITIONS)?;
-            defs.retain(|slo, _| keep.contains_key(slo))?;
+            let mut buckets = tx.open_table(BUCKETS)?;
+            let mut latency = tx.open_table(LATENCY)?;
+            // Rows of SLOs nobody marked (a state file from before marks were
+            // kept) start their grace period now.
+            let mut with_rows: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+            for row in defs.iter()? {
+                with_rows.insert(row?.0.value().to_string());
+            }
+            for name in with_rows.iter().filter(|n| !keep.contains(n.as_str())) {
+                if vanished.get(name.as_str())?.is_none() {
+                    vanished.insert(name.as_str(), now_ms)?;
+                }
+            }
+            let expired: Vec<String> = vanished
+                .iter()?
+                .filter_map(|r| r.ok())
+                .filter(|(_, since)| since.value() <= now_ms - VANISHED_SLO_GRACE_MS)
+                .map(|(k, _)| k.value().to_string())
+                .filter(|n| !keep.contains(n.as_str()))
+                .collect();
+            for name in &expired {
+                let n = name.as_str();
+                buckets.retain_in((n, 0u8, i64::MIN)..=(n, u8::MAX, i64::MAX), |_, _| {
+                    deleted += 1;
+                    false
+                })?;
+                latency.retain_in((n, i64::MIN)..=(n, i64::MAX), |_, _| {
+                    deleted += 1;
+                    false
+                })?;
+                defs.remove(n)?;
+                vanished.remove(n)?;
+            }
         }
         tx.commit()?;
         Ok(deleted)
@@ -457,6 +616,11 @@ const AUDIT_LOG: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audi
 /// How long audit entries are kept.
 pub const AUDIT_LOG_MS: i64 = 365 * 24 * 3_600_000;
 
+/// Refused calls of callers without a valid token kept at most (the newest);
+/// with the per-minute limit of `auth`, this bounds what a flood of
+/// anonymous calls can make the audit log hold (about 4 MB).
+pub const MAX_ANONYMOUS_AUDIT_ENTRIES: usize = 10_000;
+
 fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SILENCES)?;
     tx.open_table(AUDIT_LOG)?;
@@ -475,7 +639,8 @@ impl Store {
     /// Store a silence (new, or changed; `json` as the notify layer writes
     /// it) together with the audit entry of the call that did it.
     pub fn put_silence(&self, id: &str, json: &[u8], audit: &crate::auth::AuditEntry) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         {
             tx.open_table(SILENCES)?.insert(id, json)?;
             insert_audit(&tx, audit)?;
@@ -486,7 +651,8 @@ impl Store {
 
     /// Every stored silence, as `(id, json)`.
     pub fn silences(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(SILENCES)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -498,7 +664,8 @@ impl Store {
 
     /// Forget silences that ended before `before_ms`. Returns how many.
     pub fn prune_silences(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(SILENCES)?;
@@ -518,7 +685,8 @@ impl Store {
 
     /// Record one API call (refused ones too).
     pub fn append_audit(&self, entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         insert_audit(&tx, entry)?;
         tx.commit()?;
         Ok(())
@@ -527,6 +695,45 @@ impl Store {
     /// The newest `limit` audit entries, newest first.
     pub fn audit(&self, limit: usize) -> Result<Vec<crate::auth::AuditEntry>, StoreError> {
         self.newest(AUDIT_LOG, limit)
+    }
+
+    /// Keep only the newest `keep` entries of callers without a valid token
+    /// (refused calls, and the summaries of suppressed ones). Returns how
+    /// many were deleted.
+    pub fn prune_anonymous_audit(&self, keep: usize) -> Result<u64, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Role {
+            role: Option<serde_json::Value>,
+        }
+        let db = self.db()?;
+        let mut doomed = Vec::new();
+        {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(AUDIT_LOG)?;
+            let mut seen = 0usize;
+            for row in t.iter()?.rev() {
+                let (k, v) = row?;
+                let anonymous = serde_json::from_slice::<Role>(v.value()).is_ok_and(|r| r.role.is_none());
+                if anonymous {
+                    seen += 1;
+                    if seen > keep {
+                        doomed.push(k.value());
+                    }
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let tx = db.begin_write()?;
+        {
+            let mut t = tx.open_table(AUDIT_LOG)?;
+            for k in &doomed {
+                t.remove(*k)?;
+            }
+        }
+        tx.commit()?;
+        Ok(doomed.len() as u64)
     }
 
     /// Forget audit entries older than `before_ms`. Returns how many.
@@ -547,7 +754,8 @@ impl Store {
         table: TimedTable,
         limit: usize,
     ) -> Result<Vec<T>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(table)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev().take(limit) {
@@ -562,7 +770,8 @@ impl Store {
     /// Delete the records of a time-keyed table older than `before_ms`;
     /// returns how many.
     pub(crate) fn prune_older(&self, table: TimedTable, before_ms: i64) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(table)?;
@@ -662,7 +871,7 @@ mod tests {
         let want = {
             let store = Store::open(&path).unwrap();
             let mut engine = Engine::new(&set, true);
-            store.load_into(&mut engine).unwrap();
+            store.load_into(&mut engine, NOW).unwrap();
             events(&mut engine, 1000);
             let changes = engine.drain_changes();
             store.commit(&changes, &[("src".into(), b"cp-1".to_vec())], &RejectDeltas::new()).unwrap();
@@ -671,7 +880,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.checkpoint("src").unwrap().as_deref(), Some(&b"cp-1"[..]));
         let mut engine = Engine::new(&set, true);
-        let loaded = store.load_into(&mut engine).unwrap();
+        let loaded = store.load_into(&mut engine, NOW).unwrap();
         assert!(loaded.buckets > 0 && loaded.latency_days == 1 && loaded.reset.is_empty(), "{loaded:?}");
         let got = engine.evaluate(at);
         assert_eq!(got[0].window, want[0].window);
@@ -681,22 +890,88 @@ mod tests {
         // Same name, different filter: the old counts are discarded.
         let changed = load_str("a.yaml", &SPEC.replace("/api/*", "/other/*")).unwrap();
         let mut engine = Engine::new(&changed, true);
-        let loaded = store.load_into(&mut engine).unwrap();
+        let loaded = store.load_into(&mut engine, NOW).unwrap();
         assert_eq!(loaded.reset, vec!["a".to_string()]);
         assert_eq!(engine.evaluate(at)[0].window.events.total, 0);
     }
 
+    const NOW: i64 = 1_795_100_000_000;
+
+    /// An SLO removed from the specs keeps its rows for the grace period, and
+    /// gets them back when it returns (with the same definition).
     #[test]
-    fn prune_deletes_rows_of_removed_slos() {
+    fn a_vanished_slo_keeps_its_rows_for_a_while_and_gets_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let set = load_str("a.yaml", SPEC).unwrap();
         let mut engine = Engine::new(&set, true);
-        store.load_into(&mut engine).unwrap();
+        store.load_into(&mut engine, NOW).unwrap();
         events(&mut engine, 100);
         store.commit(&engine.drain_changes(), &[], &RejectDeltas::new()).unwrap();
-        assert_eq!(store.prune(&engine).unwrap(), 0);
-        let empty = Engine::new(&SloSet::default(), true);
-        assert!(store.prune(&empty).unwrap() > 0);
+        assert_eq!(store.prune(&engine.retention(), NOW).unwrap(), 0);
+
+        // The spec file goes away for a moment: a reload without the SLO.
+        let previous: Vec<String> = engine.slos().map(|s| s.slo.name.clone()).collect();
+        let mut engine = Engine::new(&SloSet::default(), true);
+        store.sync_after_reload(&mut engine, &previous, &[], NOW).unwrap();
+        assert_eq!(store.prune(&engine.retention(), NOW + 3_600_000).unwrap(), 0, "kept during the grace period");
+
+        // It comes back: its 100 events are there, and later counts add to them.
+        let mut back = Engine::new(&SloSet::default(), true);
+        back.reload(&set);
+        let loaded = store.sync_after_reload(&mut back, &[], &[], NOW + 7_200_000).unwrap();
+        assert!(loaded.buckets > 0, "{loaded:?}");
+        let at = 1_795_000_000_000 + 100 * 7_000;
+        assert_eq!(back.evaluate(at)[0].window.events.total, 100);
+
+        // Gone for longer than the grace period: the rows go.
+        let mut engine = Engine::new(&SloSet::default(), true);
+        store.sync_after_reload(&mut engine, &["a".to_string()], &[], NOW).unwrap();
+        assert_eq!(store.prune(&engine.retention(), NOW + VANISHED_SLO_GRACE_MS - 1).unwrap(), 0);
+        assert!(store.prune(&engine.retention(), NOW + VANISHED_SLO_GRACE_MS).unwrap() > 0);
+        let mut again = Engine::new(&set, true);
+        assert_eq!(store.load_into(&mut again, NOW).unwrap().buckets, 0);
+    }
+
+    /// An existing state file that is empty, or a redb file of another
+    /// program, is refused: starting afresh over it would count every log again.
+    #[test]
+    fn empty_and_foreign_state_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.redb");
+        std::fs::write(&empty, b"").unwrap();
+        let e = Store::open(&empty).err().expect("refused").to_string();
+        assert!(e.contains("is empty (0 bytes)") && e.contains("not a slo-agent state file"), "{e}");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left as it was");
+
+        let foreign = dir.path().join("foreign.redb");
+        {
+            let db = Database::create(&foreign).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(TableDefinition::<&str, &str>::new("theirs")).unwrap().insert("k", "v").unwrap();
+            tx.commit().unwrap();
+        }
+        let e = Store::open(&foreign).err().expect("refused").to_string();
+        assert!(e.contains("slo-agent did not write"), "{e}");
+
+        let garbage = dir.path().join("garbage.redb");
+        std::fs::write(&garbage, b"not a database at all, just some bytes").unwrap();
+        assert!(Store::open(&garbage).is_err());
+
+        // A missing file is a first start: created.
+        let fresh = dir.path().join("sub/dir/state.redb");
+        Store::open(&fresh).unwrap();
+        Store::open(&fresh).unwrap();
+    }
+
+    #[test]
+    fn a_reopened_store_holds_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store.commit(&[], &[("src".into(), b"cp-1".to_vec())], &RejectDeltas::new()).unwrap();
+        store.reopen().unwrap();
+        assert_eq!(store.checkpoint("src").unwrap().as_deref(), Some(&b"cp-1"[..]));
+        store.commit(&[], &[("src".into(), b"cp-2".to_vec())], &RejectDeltas::new()).unwrap();
+        assert_eq!(store.checkpoint("src").unwrap().as_deref(), Some(&b"cp-2"[..]));
     }
 }

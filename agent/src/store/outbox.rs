@@ -93,7 +93,8 @@ impl Store {
         if transitions.is_empty() && records.is_empty() {
             return Ok(Vec::new());
         }
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         self.write_alerts(&tx, transitions)?;
         let mut dropped = Vec::new();
         if !records.is_empty() {
@@ -133,7 +134,8 @@ impl Store {
 
     /// A receiver's waiting records, oldest first.
     pub fn outbox(&self, receiver: &str) -> Result<Vec<Queued>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(OUTBOX)?;
         let mut out = Vec::new();
         for row in t.range((receiver, 0)..=(receiver, u64::MAX))? {
@@ -145,7 +147,8 @@ impl Store {
 
     /// Records waiting, per receiver.
     pub fn outbox_depths(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(OUTBOX)?;
         let mut out = BTreeMap::new();
         for row in t.iter()? {
@@ -157,7 +160,8 @@ impl Store {
 
     /// A receiver's group states.
     pub fn notify_groups(&self, receiver: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(GROUPS)?;
         let mut out = Vec::new();
         for row in t.range((receiver, "")..)? {
@@ -173,7 +177,8 @@ impl Store {
     /// The receiver accepted a notification: delete the records it carried
     /// and record the group's new state, in one transaction.
     pub fn commit_delivered(&self, receiver: &str, seqs: &[u64], group: &GroupWrite) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;
             for s in seqs {
@@ -195,7 +200,8 @@ impl Store {
 
     /// The receiver refused these records for good: move them to the failed table.
     pub fn commit_failed(&self, records: &[Queued], reason: &str, now_ms: i64) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let db = self.db()?;
+        let tx = db.begin_write()?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut failed = tx.open_table(FAILED)?;
@@ -210,7 +216,8 @@ impl Store {
 
     /// The newest failed records, newest first.
     pub fn failed_notifications(&self, limit: usize) -> Result<Vec<Failed>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(FAILED)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev().take(limit) {

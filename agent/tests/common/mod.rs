@@ -65,7 +65,7 @@ pub fn totals(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-/// Run the agent in-process (`daemon::serve`) on `rt` with the config at
+/// Run the agent in-process (`runtime::run`) on `rt` with the config at
 /// `cfg`; send on the returned sender to stop it, then await the handle.
 pub fn serve(
     rt: &tokio::runtime::Runtime,
@@ -74,7 +74,7 @@ pub fn serve(
     use slo_agent::clock::SystemClock;
     let config = slo_agent::config::load(cfg).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(slo_agent::daemon::serve(config, std::sync::Arc::new(SystemClock), async move {
+    let task = rt.spawn(slo_agent::runtime::run(config, std::sync::Arc::new(SystemClock), async move {
         let _ = stopped.await;
     }));
     (stop, task)

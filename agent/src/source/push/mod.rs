@@ -11,29 +11,36 @@
 //! - **OTLP/HTTP** traces (`POST /v1/traces`, or
 //!   `/ingest/otlp/{source}/v1/traces`).
 //!
-//! **Architecture invariant:** HTTP handlers only check, read, unwrap and
-//! queue a [`Delivery`]; the ingest thread decodes it, counts it and commits
-//! the counts (with the delivery's request id, when the protocol has one) in
-//! one store transaction, and only then is the request answered with success.
-//! A delivery is therefore either counted and acknowledged, or not counted and
-//! retried by the sender; a Firehose request id that was committed before is
-//! acknowledged again without counting ([`crate::store::Store::delivery`]).
-//! The queue is bounded ([`QUEUE_DEPTH`] deliveries of at most
-//! `max_decoded_bytes` each); when it is full the sender is told to retry.
+//! **Architecture invariant:** a push request costs bounded memory and CPU
+//! before anything is counted: the token is checked first, then a permit is
+//! taken from [`PushGate::permits`] (too many requests in flight: 503 with
+//! `Retry-After`, before any body is read or inflated), the body is read
+//! within `max_body_bytes`, and gzip (of the body and of each record) is
+//! undone within one budget of `max_decoded_bytes` for the whole request
+//! (over it: 413, nothing counted). The request is decoded into an
+//! [`EventBatch`] by the handler, away from the engine; the runtime counts
+//! the batch and commits the counts (with the delivery's request id, when the
+//! protocol has one) in one store transaction, and only then is the request
+//! answered with success. A delivery is therefore either counted and
+//! acknowledged, or not counted and retried by the sender: a delivery whose
+//! handler gave up waiting ([`Claim`]) is never counted, and a Firehose
+//! request id that was committed before is acknowledged again without
+//! counting. The queue to the runtime is bounded ([`QUEUE_DEPTH`]).
 
 pub mod config;
 pub mod firehose;
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::decode::lambda::LambdaDecoder;
 use crate::decode::{Decoder, Format, MAX_LINE, RejectReason, Rejects, feed_line, otlp};
-use crate::event::{EventSink, Wanted};
+use crate::event::{EventBatch, EventSink, Wanted};
 use crate::secret::Secret;
 
-/// Deliveries waiting for the ingest thread, across all push sources.
+/// Deliveries waiting for the runtime to count them, across all push sources.
 pub const QUEUE_DEPTH: usize = 4;
 /// Default limit on a request body as sent (possibly gzip-compressed).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -145,47 +152,174 @@ pub enum Nack {
     Invalid(String),
 }
 
-/// One request handed from an HTTP handler to the ingest thread.
+/// Who counts a delivery: the runtime, unless the handler gave up first.
+/// Whichever gets there first wins; the other does nothing.
+#[derive(Debug, Default)]
+pub struct Claim(AtomicU8);
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    /// The runtime is about to count the delivery. `false`: the handler
+    /// already gave up (and told the sender to retry); do not count it.
+    pub fn take(&self) -> bool {
+        self.0.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The handler gives up waiting. `false`: the runtime took the delivery
+    /// already, so its answer is coming and must be waited for.
+    pub fn abandon(&self) -> bool {
+        self.0.compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+/// One request, decoded by its handler, waiting to be counted.
 #[derive(Debug)]
 pub struct Delivery {
     pub source: String,
+    pub kind: PushKind,
     /// Firehose's `X-Amz-Firehose-Request-Id`: the key that makes a
     /// redelivery count once. `None` for protocols without one.
     pub request_id: Option<String>,
-    pub payload: Payload,
+    pub events: EventBatch,
+    pub rejects: Rejects,
+    /// Lines, records or spans looked at.
+    pub lines: u64,
+    /// Payload bytes (after gzip and base64).
+    pub bytes: u64,
+    pub claim: Arc<Claim>,
     pub reply: tokio::sync::oneshot::Sender<Result<Ack, Nack>>,
-}
-
-/// The handlers' end of the queue.
-#[derive(Clone)]
-pub struct PushQueue {
-    tx: SyncSender<Delivery>,
 }
 
 /// Why a delivery could not be queued.
 #[derive(Debug)]
 pub enum QueueError {
-    Full(Delivery),
-    Closed(Delivery),
+    Full,
+    Closed,
 }
 
-impl PushQueue {
-    /// A queue of [`QUEUE_DEPTH`] deliveries and the ingest thread's end.
-    pub fn new() -> (PushQueue, Receiver<Delivery>) {
-        let (tx, rx) = sync_channel(QUEUE_DEPTH);
-        (PushQueue { tx }, rx)
+/// Longest request id accepted (Firehose sends UUIDs): it is kept for a day
+/// in the store and echoed in the answer.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Push requests decoded at once, per agent, unless configured otherwise.
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+
+/// What the HTTP handlers of push sources share: the sources, their
+/// decoders, the permits that bound requests in flight, and the queue to
+/// the runtime.
+pub struct PushGate {
+    pub sources: BTreeMap<String, PushSourceConfig>,
+    decoders: Mutex<PushDecoders>,
+    /// Which optional fields the SLOs read (the runtime sets it on reload).
+    wanted: Mutex<Wanted>,
+    queue: tokio::sync::mpsc::Sender<Delivery>,
+    /// How long a handler waits for its delivery to be committed.
+    pub timeout: std::time::Duration,
+    /// Requests that may be read, inflated and decoded at once; the rest are
+    /// refused before their body is read.
+    pub permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl PushGate {
+    /// `Err` when a source's line format cannot be built (checked when the config loads).
+    pub fn new(
+        sources: Vec<PushSourceConfig>,
+        queue: tokio::sync::mpsc::Sender<Delivery>,
+        timeout: std::time::Duration,
+        max_concurrent: usize,
+    ) -> Result<PushGate, String> {
+        let decoders = PushDecoders::new(&sources)?;
+        Ok(PushGate {
+            sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            decoders: Mutex::new(decoders),
+            wanted: Mutex::new(Wanted::ALL),
+            queue,
+            timeout,
+            permits: Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1))),
+        })
     }
 
-    /// Queue without waiting: a full queue is the sender's cue to retry.
-    pub fn offer(&self, d: Delivery) -> Result<(), QueueError> {
-        self.tx.try_send(d).map_err(|e| match e {
-            TrySendError::Full(d) => QueueError::Full(d),
-            TrySendError::Disconnected(d) => QueueError::Closed(d),
+    pub fn set_wanted(&self, wanted: Wanted) {
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted;
+    }
+
+    /// Decode a payload into events (blocking: call it off the async
+    /// runtime). Lines that cannot be used are counted in the rejects; `Err`
+    /// means the payload as a whole could not be read, and nothing is counted.
+    pub fn decode(
+        &self,
+        source: &str,
+        request_id: Option<&str>,
+        payload: &Payload,
+    ) -> Result<(EventBatch, Rejects, u64), Nack> {
+        let wanted = *self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        let mut decoders = self.decoders.lock().unwrap_or_else(|e| e.into_inner());
+        decoders.set_wanted(wanted);
+        let mut events = EventBatch::new();
+        let mut rejects = Rejects::default();
+        let lines = decoders.decode(source, request_id, payload, &mut events, &mut rejects)?;
+        Ok((events, rejects, lines))
+    }
+
+    /// Hand a decoded delivery to the runtime, without waiting.
+    pub fn submit(&self, d: Delivery) -> Result<(), QueueError> {
+        self.queue.try_send(d).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => QueueError::Full,
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
         })
     }
 }
 
-/// Per-source decoding state, owned by the ingest thread.
+/// Undo gzip (raw, or base64 of gzip, as CloudWatch Logs subscriptions
+/// deliver) of every record, within one budget for all of them together.
+/// `Err` when the records would inflate past `budget` bytes: the caller
+/// refuses the whole request.
+pub fn inflate_records(records: Vec<Vec<u8>>, mut budget: u64) -> Result<Vec<Vec<u8>>, InflateError> {
+    use base64::Engine as _;
+    let mut out = Vec::with_capacity(records.len());
+    for rec in records {
+        let trimmed = rec.trim_ascii();
+        let gz: Option<std::borrow::Cow<'_, [u8]>> = if trimmed.starts_with(&[0x1f, 0x8b]) {
+            Some(std::borrow::Cow::Borrowed(trimmed))
+        } else if trimmed.first().is_some_and(|b| *b != b'{') {
+            base64::engine::general_purpose::STANDARD
+                .decode(trimmed)
+                .ok()
+                .filter(|d| d.starts_with(&[0x1f, 0x8b]))
+                .map(std::borrow::Cow::Owned)
+        } else {
+            None
+        };
+        let plain = match gz {
+            None => {
+                budget = budget.checked_sub(rec.len() as u64).ok_or(InflateError::TooLarge)?;
+                rec
+            }
+            Some(gz) => match crate::decode::gunzip_bounded(&gz, budget) {
+                Ok(v) => {
+                    budget -= v.len() as u64;
+                    v
+                }
+                Err(crate::decode::GunzipError::TooLarge) => return Err(InflateError::TooLarge),
+                // Not gzip after all: the decoder rejects the record (counted).
+                Err(crate::decode::GunzipError::Corrupt(_)) => rec,
+            },
+        };
+        out.push(plain);
+    }
+    Ok(out)
+}
+
+/// Why records could not be inflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflateError {
+    TooLarge,
+}
+
+/// Per-source decoding state.
 enum SourceDecoder {
     Subscription(SubscriptionDecoder),
     Lines(Box<dyn Decoder>),
@@ -196,7 +330,7 @@ enum SourceDecoder {
     },
 }
 
-/// Decodes deliveries into events; lives on the ingest thread.
+/// Decodes payloads into events, one decoder per push source.
 pub struct PushDecoders {
     decoders: BTreeMap<String, SourceDecoder>,
 }
@@ -242,15 +376,22 @@ impl PushDecoders {
     /// cannot be used are counted in `rejects` (sampled with their place);
     /// `Err` means the payload as a whole was unusable and nothing was
     /// emitted. Returns how many lines, records or spans were looked at.
-    pub fn decode(&mut self, d: &Delivery, sink: &mut dyn EventSink, rejects: &mut Rejects) -> Result<u64, Nack> {
-        let Some(dec) = self.decoders.get_mut(&d.source) else {
-            return Err(Nack::Invalid(format!("no push source named {:?}", d.source)));
+    pub fn decode(
+        &mut self,
+        source: &str,
+        request_id: Option<&str>,
+        payload: &Payload,
+        sink: &mut dyn EventSink,
+        rejects: &mut Rejects,
+    ) -> Result<u64, Nack> {
+        let Some(dec) = self.decoders.get_mut(source) else {
+            return Err(Nack::Invalid(format!("no push source named {source:?}")));
         };
-        let id = d.request_id.as_deref().unwrap_or("-");
-        match (&d.payload, dec) {
+        let id = request_id.unwrap_or("-");
+        match (payload, dec) {
             (Payload::FirehoseRecords(records), SourceDecoder::Subscription(sub)) => {
                 for (i, rec) in records.iter().enumerate() {
-                    let place = format!("{}:{id}:record {}", d.source, i + 1);
+                    let place = format!("{}:{id}:record {}", source, i + 1);
                     if let Err(r) = sub.decode_payload(rec, sink, rejects, &place) {
                         rejects.record(r.reason, || place.clone(), rec);
                     }
@@ -266,7 +407,7 @@ impl PushDecoders {
                         }
                         lines += 1;
                         let overlong = line.len() > MAX_LINE;
-                        let place = || format!("{}:{id}:record {} line {}", d.source, i + 1, j + 1);
+                        let place = || format!("{}:{id}:record {} line {}", source, i + 1, j + 1);
                         feed_line(dec.as_mut(), line, overlong, sink, rejects, place);
                     }
                 }
@@ -276,13 +417,13 @@ impl PushDecoders {
                 let result = t.decode_telemetry_batch(body, sink);
                 for (reason, n) in t.take_batch_rejects() {
                     for _ in 0..n {
-                        rejects.record(reason, || format!("{}:batch", d.source), b"");
+                        rejects.record(reason, || format!("{}:batch", source), b"");
                     }
                 }
                 match result {
                     Ok(n) => Ok(n as u64),
                     Err(r) => {
-                        rejects.record(r.reason, || format!("{}:batch", d.source), body);
+                        rejects.record(r.reason, || format!("{}:batch", source), body);
                         Ok(0)
                     }
                 }
@@ -301,12 +442,12 @@ impl PushDecoders {
                     (RejectReason::BadStatus, r.bad_status),
                 ] {
                     for _ in 0..n {
-                        rejects.record(reason, || format!("{}:{id}", d.source), b"");
+                        rejects.record(reason, || format!("{}:{id}", source), b"");
                     }
                 }
                 Ok(stats.spans)
             }
-            _ => Err(Nack::Invalid(format!("source {:?} does not take this kind of payload", d.source))),
+            _ => Err(Nack::Invalid(format!("source {:?} does not take this kind of payload", source))),
         }
     }
 }

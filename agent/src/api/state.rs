@@ -1,0 +1,144 @@
+//! What the HTTP API needs: the latest evaluation, readiness, the store for
+//! history and the audit log, silences, the push gate, and the agent's own
+//! telemetry. The API defines it; the runtime builds it and keeps it up to
+//! date. Handlers never see the runtime's own state.
+//!
+//! Lock order (take them in this order, never the other way):
+//! `SilenceBook::writes` → `SilenceBook::set`. Every other lock here is a
+//! leaf, held for a copy or a lookup, never across I/O.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::alert::AlertRecord;
+use crate::auth::ApiAuth;
+use crate::clock::Clock;
+use crate::notify::silence::Silences;
+use crate::sli::report::{Report, SloReport};
+use crate::sli::ring::Counts;
+use crate::sli::{Retention, SloStatus};
+use crate::source::push::PushGate;
+use crate::store::Store;
+use crate::telemetry::Telemetry;
+use crate::timefmt::rfc3339;
+
+/// The latest evaluation, as HTTP handlers and exporters see it.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub at_ms: i64,
+    pub statuses: Vec<SloStatus>,
+    pub reports: Vec<SloReport>,
+    /// Events counted per SLO since the agent started.
+    pub counted: Vec<(String, Counts)>,
+    pub rejected_lines: u64,
+    /// Every alert's state after this evaluation.
+    pub alerts: Vec<AlertRecord>,
+    /// Where each SLO's retained data begins (what the store may prune).
+    pub retention: Vec<Retention>,
+}
+
+impl Snapshot {
+    pub fn report(&self) -> Report {
+        Report { at: rfc3339(self.at_ms), rejected_lines: self.rejected_lines, slos: self.reports.clone() }
+    }
+}
+
+/// The latest snapshot: written once per evaluation, read by every request.
+#[derive(Debug, Default)]
+pub struct SnapshotCell(RwLock<Arc<Snapshot>>);
+
+impl SnapshotCell {
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, s: Snapshot) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
+    }
+}
+
+/// Readiness: the agent is ready only while nothing says it cannot do its
+/// job. Each part of the runtime sets or clears its own reason.
+#[derive(Debug)]
+pub struct Health {
+    reasons: Mutex<BTreeMap<&'static str, String>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health { reasons: Mutex::new(BTreeMap::from([("state", "starting: state not restored yet".to_string())])) }
+    }
+}
+
+impl Health {
+    /// `part` cannot do its job, because of `reason`.
+    pub fn not_ready(&self, part: &'static str, reason: impl Into<String>) {
+        self.reasons.lock().unwrap_or_else(|e| e.into_inner()).insert(part, reason.into());
+    }
+
+    /// `part` is fine again.
+    pub fn ready(&self, part: &'static str) {
+        self.reasons.lock().unwrap_or_else(|e| e.into_inner()).remove(part);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.reasons.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Why not ready, one line per part.
+    pub fn reasons(&self) -> Vec<String> {
+        self.reasons.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(p, r)| format!("{p}: {r}")).collect()
+    }
+}
+
+/// The silences the dispatcher asks and the API changes. A change is
+/// committed to the store while `writes` is held (so changes do not race),
+/// and only then put into `set`, which readers hold just for a lookup.
+#[derive(Debug, Default)]
+pub struct SilenceBook {
+    pub writes: Mutex<()>,
+    pub set: RwLock<Silences>,
+}
+
+impl SilenceBook {
+    pub fn new(set: Silences) -> SilenceBook {
+        SilenceBook { writes: Mutex::new(()), set: RwLock::new(set) }
+    }
+
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Silences> {
+        self.set.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Silences> {
+        self.set.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Everything the handlers use.
+pub struct ApiState {
+    pub clock: Arc<dyn Clock>,
+    pub health: Arc<Health>,
+    pub snapshot: Arc<SnapshotCell>,
+    pub store: Arc<Store>,
+    pub auth: ApiAuth,
+    pub silences: Arc<SilenceBook>,
+    pub push: PushGate,
+    pub telemetry: Arc<Telemetry>,
+    /// Notification receivers (name, kind), for `/api/v1/notifications`.
+    pub receivers: Vec<(String, &'static str)>,
+}
+
+impl ApiState {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.get()
+    }
+
+    /// The Prometheus exposition of the latest snapshot and the agent's own telemetry.
+    pub fn metrics(&self) -> String {
+        let snap = self.snapshot();
+        let now = self.clock.now_ms();
+        let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
+        crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
+        crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &self.telemetry, now)
+    }
+}

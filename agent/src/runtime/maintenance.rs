@@ -1,0 +1,122 @@
+//! Housekeeping beside the counting: pruning what the store no longer
+//! needs (hourly, on its own thread, in short transactions), and watching
+//! the spec files for changes (and SIGHUP). Neither holds anything the state
+//! thread needs: pruning works from the retention the last snapshot
+//! published; a reload is read and validated here and handed over whole.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use super::state::Control;
+use crate::api::state::ApiState;
+use crate::spec;
+use crate::telemetry::events::SpecReloadRefused;
+
+/// How often the store is pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prune now, then every [`PRUNE_EVERY`] until `stop` says so.
+pub fn run_pruning(api: Arc<ApiState>, stop: Receiver<()>) {
+    loop {
+        prune_once(&api);
+        match stop.recv_timeout(PRUNE_EVERY) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
+
+/// One round of pruning (blocking).
+pub fn prune_once(api: &ApiState) {
+    crate::api::silences::prune(api);
+    let store = &api.store;
+    let now = api.clock.now_ms();
+    let snap = api.snapshot();
+    // Retention comes from an evaluation; before the first one there is
+    // nothing to go by (and every SLO would look gone).
+    if snap.at_ms > 0 {
+        match store.prune(&snap.retention, now) {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned expired buckets from the store"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the store failed"),
+        }
+    }
+    let steps: [(&str, Result<u64, crate::store::StoreError>); 4] = [
+        ("remembered delivery ids", store.prune_deliveries(now - crate::store::DELIVERY_MEMORY_MS)),
+        ("the alert history", store.prune_alert_history(now - crate::store::ALERT_HISTORY_MS)),
+        ("failed notifications", store.prune_failed_notifications(now - crate::store::outbox::FAILED_KEEP_MS)),
+        ("refused calls in the audit log", store.prune_anonymous_audit(crate::store::MAX_ANONYMOUS_AUDIT_ENTRIES)),
+    ];
+    for (what, r) in steps {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "pruning {what} failed");
+        }
+    }
+}
+
+/// A fingerprint of the spec files (paths, sizes, mtimes) to notice edits.
+pub fn specs_signature(paths: &[PathBuf]) -> Vec<(PathBuf, u64, i128)> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, u64, i128)>) {
+        let Ok(meta) = std::fs::metadata(p) else { return };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+                entries.sort();
+                for e in entries {
+                    walk(&e, out);
+                }
+            }
+        } else {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            out.push((p.to_path_buf(), meta.len(), mtime));
+        }
+    }
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}
+
+/// Reload the specs when their files change (checked every 2 s) or on
+/// SIGHUP. Specs that do not validate are refused, and the old ones stay.
+pub async fn watch_specs(paths: Vec<PathBuf>, control: tokio::sync::mpsc::Sender<Control>, api: Arc<ApiState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    let mut sig = specs_signature(&paths);
+    let mut iv = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let by_signal = tokio::select! {
+            _ = hup.recv() => true,
+            _ = iv.tick() => false,
+        };
+        let p = paths.clone();
+        let now = tokio::task::spawn_blocking(move || specs_signature(&p)).await.unwrap_or_default();
+        if !by_signal && now == sig {
+            continue;
+        }
+        sig = now;
+        let p = paths.clone();
+        let loaded = tokio::task::spawn_blocking(move || spec::load_paths(&p)).await;
+        match loaded {
+            Ok(Ok(set)) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                if control.send(Control::Reload(Arc::new(set), reply)).await.is_err() {
+                    return;
+                }
+                let _ = answer.await;
+            }
+            Ok(Err(diags)) => {
+                let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                SpecReloadRefused { problems: &problems }.emit(&api.telemetry);
+            }
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! `slo-agent run`: the runtime that owns the agent's state and runs every
+//! part of the pipeline around it.
+//!
+//! | file | what it does |
+//! | --- | --- |
+//! | [`state`] | the state thread: the one owner of the engine and the alerts; counts batches and deliveries, commits, recovers from a failed state file |
+//! | [`ingest`] | the ingest thread: polls file tails and AWS pulls, decodes into batches |
+//! | [`evaluation`] | what every tick does with the counts: statuses, alerts, snapshot |
+//! | [`maintenance`] | pruning the store, reloading specs |
+//! | [`serving`] | the HTTP server: timeouts, caps, bounded graceful shutdown |
+//! | `mod.rs` | wiring, supervision, start and stop |
+//!
+//! Threads and tasks: the state thread and the ingest thread are OS
+//! threads, and so is the pruning; the HTTP server, the spec watcher and
+//! the notification dispatchers are tasks on the async runtime. The state
+//! thread is the only one that changes the SLI state; the others send it
+//! messages over bounded channels and read the snapshot it publishes. Every
+//! essential thread and task is supervised: if one stops (a panic is a bug),
+//! the agent is not ready any more and the process ends with an error, so
+//! the orchestrator restarts it instead of it serving stale numbers.
+//!
+//! Lock order: there is no engine lock. The few locks left are leaves (held
+//! for a copy or a lookup) except `SilenceBook::writes` → `SilenceBook::set`
+//! (see `api::state`).
+
+pub mod evaluation;
+pub mod ingest;
+pub mod maintenance;
+pub mod serving;
+pub mod state;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use self::state::{Control, Core, Links};
+use crate::api::state::{ApiState, Health, SilenceBook, Snapshot, SnapshotCell};
+use crate::auth::ApiAuth;
+use crate::clock::{Clock, SystemClock};
+use crate::config::AgentConfig;
+use crate::notify::silence::Silences;
+use crate::source::BuiltSource;
+use crate::source::push::{Delivery, PushGate, QUEUE_DEPTH};
+use crate::spec;
+use crate::store::Store;
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::{AgentStarted, ReceiverStarted, RejectsRestored, SourceStarted};
+
+/// Batches waiting between the ingest thread and the state thread.
+const BATCH_QUEUE: usize = 2;
+
+/// A running agent: its threads, and the state the API reads.
+pub struct Runtime {
+    pub api: Arc<ApiState>,
+    pub config: AgentConfig,
+    control: tokio::sync::mpsc::Sender<Control>,
+    threads: Vec<(&'static str, std::thread::JoinHandle<()>)>,
+    prune_stop: std::sync::mpsc::Sender<()>,
+    stopping: Arc<AtomicBool>,
+    fatal: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    fatal_tx: tokio::sync::mpsc::UnboundedSender<String>,
+    wakers: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
+}
+
+/// Run `f` on its own thread; if it panics, or returns while the runtime is
+/// not stopping, the agent is not ready and the process is told to end.
+fn essential(
+    name: &'static str,
+    health: Arc<Health>,
+    stopping: Arc<AtomicBool>,
+    fatal: tokio::sync::mpsc::UnboundedSender<String>,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let why = match result {
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                Some(format!("panicked: {msg}"))
+            }
+            Ok(()) if !stopping.load(Ordering::SeqCst) => Some("stopped unexpectedly".into()),
+            Ok(()) => None,
+        };
+        if let Some(why) = why {
+            let reason = format!("the {name} thread {why}");
+            tracing::error!(thread = name, "{reason}; the agent cannot count any more and stops");
+            health.not_ready(name, reason.clone());
+            let _ = fatal.send(reason);
+        }
+    })
+}
+
+impl Runtime {
+    /// Load the specs, open the store, read the state back, and start the
+    /// state, ingest and pruning threads. The first evaluation follows at
+    /// once; the agent is ready after it.
+    pub fn start(config: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Runtime> {
+        let slos = Arc::new(spec::load_paths(&config.specs).map_err(|diags| {
+            let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            anyhow::anyhow!("the SLO specs do not validate:\n{}", list.join("\n"))
+        })?);
+        let store = Arc::new(Store::open(&config.state)?);
+        let loaded = state::load(&config, &slos, &store, &clock)?;
+        let telemetry = Arc::new(Telemetry::default());
+        AgentStarted.emit(&telemetry);
+
+        let mut silences = Silences::default();
+        silences.restore(store.silences()?);
+        if !silences.is_empty() {
+            tracing::info!(silences = silences.len(), "silences restored");
+        }
+        if config.api.tokens.is_empty() {
+            tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
+        }
+
+        let mut polled = Vec::new();
+        let mut pushed = Vec::new();
+        for s in loaded.sources {
+            SourceStarted { source: s.name(), kind: s.kind(), push: matches!(s, BuiltSource::Push(_)) }
+                .emit(&telemetry);
+            match s {
+                BuiltSource::Polled(p) => polled.push(p),
+                BuiltSource::Push(p) => pushed.push(p),
+            }
+        }
+        let kinds: std::collections::BTreeMap<String, &'static str> =
+            config.sources.iter().map(|s| (s.name().to_string(), s.kind())).collect();
+        for ((source, reason), count) in store.rejects()? {
+            if let Some(kind) = kinds.get(&source) {
+                RejectsRestored { source: &source, kind, reason: &reason, count }.emit(&telemetry);
+            }
+        }
+        for r in &config.notify.receivers {
+            ReceiverStarted { receiver: &r.name, kind: r.kind.as_str() }.emit(&telemetry);
+        }
+
+        let (deliveries_tx, deliveries_rx) = tokio::sync::mpsc::channel::<Delivery>(QUEUE_DEPTH);
+        let push = PushGate::new(pushed, deliveries_tx, config.push_timeout, config.http.max_push_in_flight)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let health = Arc::new(Health::default());
+        let api = Arc::new(ApiState {
+            clock: clock.clone(),
+            health: health.clone(),
+            snapshot: Arc::new(SnapshotCell::default()),
+            store: store.clone(),
+            auth: ApiAuth::new(config.api.clone()),
+            silences: Arc::new(SilenceBook::new(silences)),
+            push,
+            telemetry: telemetry.clone(),
+            receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),
+        });
+
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (fatal_tx, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (control_tx, control_rx) = tokio::sync::mpsc::channel::<Control>(16);
+        let (batches_tx, batches_rx) = tokio::sync::mpsc::channel(BATCH_QUEUE);
+        let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
+        let wanted = Arc::new(Mutex::new(loaded.engine.wanted()));
+        let wakers: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>> =
+            config.notify.receivers.iter().map(|r| (r.name.clone(), Arc::new(tokio::sync::Notify::new()))).collect();
+        let links = Links { api: api.clone(), wanted: wanted.clone(), ingest: ingest_tx, wakers: wakers.clone() };
+        let core = Core::new(config.clone(), clock.clone(), store, slos, loaded.engine, loaded.alerts, links);
+
+        let mut threads = Vec::new();
+        let tick = config.tick;
+        let h = essential("state", health.clone(), stopping.clone(), fatal_tx.clone(), move || {
+            run_state_thread(core, control_rx, deliveries_rx, batches_rx, tick)
+        })
+        .context("starting the state thread")?;
+        threads.push(("state", h));
+        let ingest = ingest::Ingest {
+            sources: polled,
+            generation: 0,
+            poll: config.poll_interval,
+            batches: batches_tx,
+            control: ingest_rx,
+            wanted,
+            telemetry: telemetry.clone(),
+        };
+        let h = essential("ingest", health.clone(), stopping.clone(), fatal_tx.clone(), move || ingest.run())
+            .context("starting the ingest thread")?;
+        threads.push(("ingest", h));
+        let (prune_stop, prune_rx) = std::sync::mpsc::channel();
+        let api2 = api.clone();
+        let h = essential("maintenance", health, stopping.clone(), fatal_tx.clone(), move || {
+            maintenance::run_pruning(api2, prune_rx)
+        })
+        .context("starting the maintenance thread")?;
+        threads.push(("maintenance", h));
+        Ok(Runtime {
+            api,
+            config,
+            control: control_tx,
+            threads,
+            prune_stop,
+            stopping,
+            fatal: Some(fatal_rx),
+            fatal_tx,
+            wakers,
+        })
+    }
+
+    /// Evaluate now and return the snapshot (blocking; the demo moves its
+    /// own clock and asks for evaluations).
+    pub fn evaluate(&self) -> Arc<Snapshot> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.control.blocking_send(Control::Evaluate(reply)).is_err() {
+            return self.api.snapshot();
+        }
+        answer.blocking_recv().unwrap_or_else(|_| self.api.snapshot())
+    }
+
+    /// One delivery task per notification receiver.
+    fn spawn_dispatchers(&self, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let config = Arc::new(self.config.notify.clone());
+        if config.receivers.is_empty() {
+            return Vec::new();
+        }
+        let silences = self.api.silences.clone();
+        let d = crate::notify::dispatch::Dispatcher {
+            store: self.api.store.clone(),
+            config: config.clone(),
+            clock: self.api.clock.clone(),
+            silenced: Arc::new(move |labels: &std::collections::BTreeMap<String, String>, now: i64| {
+                silences.read().matching(labels, now).is_some()
+            }),
+            telemetry: self.api.telemetry.clone(),
+            client: crate::notify::http::client(),
+        };
+        config
+            .receivers
+            .iter()
+            .map(|r| {
+                let wake = self.wakers.get(&r.name).cloned().unwrap_or_default();
+                tokio::spawn(d.clone().run_receiver(r.clone(), wake, stop.clone()))
+            })
+            .collect()
+    }
+
+    /// Stop: count what is queued, commit, evaluate once more, stop the
+    /// threads — or give up at `deadline`. `true` when the last commit
+    /// reached the disk. Blocking.
+    pub fn stop(mut self, deadline: Instant) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.prune_stop.send(());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let committed = if self.control.blocking_send(Control::Shutdown(deadline, reply)).is_ok() {
+            wait_until(deadline, answer).unwrap_or(false)
+        } else {
+            false
+        };
+        for (name, h) in self.threads.drain(..) {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                tracing::warn!(thread = name, "did not stop in time; leaving it");
+            }
+        }
+        committed
+    }
+}
+
+/// Wait for a oneshot answer until `deadline` (blocking).
+fn wait_until<T>(deadline: Instant, mut answer: tokio::sync::oneshot::Receiver<T>) -> Option<T> {
+    loop {
+        match answer.try_recv() {
+            Ok(v) => return Some(v),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return None,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The state thread: takes messages in turn, evaluates on every tick.
+fn run_state_thread(
+    mut core: Core,
+    mut control: tokio::sync::mpsc::Receiver<Control>,
+    mut deliveries: tokio::sync::mpsc::Receiver<Delivery>,
+    mut batches: tokio::sync::mpsc::Receiver<state::Polled>,
+    tick: Duration,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime");
+    rt.block_on(async move {
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry_at = tokio::time::Instant::now();
+        loop {
+            let durable_at = core.durable_due().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(Control::Evaluate(reply)) => { let _ = reply.send(core.evaluate()); }
+                    Some(Control::Reload(set, reply)) => {
+                        let reset = core.reload(set);
+                        crate::telemetry::events::SpecsReloaded { slos: core.slo_count(), reset: &reset }
+                            .emit(&core.telemetry());
+                        let _ = reply.send(reset);
+                    }
+                    Some(Control::Shutdown(deadline, reply)) => {
+                        let ok = shut_down(&mut core, &mut deliveries, &mut batches, deadline).await;
+                        let _ = reply.send(ok);
+                        return;
+                    }
+                    None => {
+                        shut_down(&mut core, &mut deliveries, &mut batches, Instant::now() + Duration::from_secs(5)).await;
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(retry_at), if core.is_broken() => {
+                    retry_at = core.recover().map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
+                }
+                Some(d) = deliveries.recv() => core.count_delivery(d),
+                _ = ticks.tick() => { core.evaluate(); }
+                Some(p) = batches.recv() => core.count_polled(p),
+                _ = tokio::time::sleep_until(durable_at.unwrap_or_else(tokio::time::Instant::now)), if durable_at.is_some() => {
+                    core.make_durable();
+                }
+            }
+        }
+    });
+}
+
+/// Count what is queued and what the ingest thread still hands over, then
+/// commit durably. Gives up waiting for the ingest thread shortly before
+/// `deadline` (what it did not hand over is read again at the next start).
+async fn shut_down(
+    core: &mut Core,
+    deliveries: &mut tokio::sync::mpsc::Receiver<Delivery>,
+    batches: &mut tokio::sync::mpsc::Receiver<state::Polled>,
+    deadline: Instant,
+) -> bool {
+    core.stop_ingest();
+    deliveries.close();
+    while let Some(d) = deliveries.recv().await {
+        core.count_delivery(d);
+    }
+    let drain_until = tokio::time::Instant::from_std(deadline) - Duration::from_millis(500);
+    loop {
+        match tokio::time::timeout_at(drain_until, batches.recv()).await {
+            Ok(Some(p)) => core.count_polled(p),
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    "the ingest thread did not stop in time; its last batch is read again at the next start"
+                );
+                break;
+            }
+        }
+    }
+    core.finish()
+}
+
+/// Run the agent until `shutdown` resolves (or an essential part fails):
+/// ingest, evaluate on every tick, reload specs on SIGHUP or file change,
+/// notify, serve HTTP. Ends within `http.shutdown_timeout` of `shutdown`.
+pub async fn run(
+    config: AgentConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let limits = config.http;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let mut runtime = tokio::task::block_in_place(|| Runtime::start(config, clock))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz, /api/v1/slos");
+    let api = runtime.api.clone();
+    let telemetry = api.telemetry.clone();
+    let class_limits = serving::ClassLimits::new(&limits, telemetry.clone());
+    let app = crate::api::router(api.clone())
+        .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry));
+    let watcher = tokio::spawn(maintenance::watch_specs(runtime.config.specs.clone(), runtime.control.clone(), api));
+    let dispatch_stop = Arc::new(AtomicBool::new(false));
+    let mut dispatchers = Vec::new();
+    // A dispatcher runs until told to stop; one that panics is a bug: supervised too.
+    for h in runtime.spawn_dispatchers(dispatch_stop.clone()) {
+        dispatchers.push(h.abort_handle());
+        let fatal = runtime.fatal_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = h.await
+                && e.is_panic()
+            {
+                let _ = fatal.send(format!("a notification dispatcher panicked: {e}"));
+            }
+        });
+    }
+    let mut fatal = runtime.fatal.take().expect("taken once");
+
+    let failure = tokio::select! {
+        _ = shutdown => None,
+        r = fatal.recv() => Some(r.unwrap_or_else(|| "an essential part stopped".into())),
+        r = &mut server => Some(format!("the HTTP server stopped: {r:?}")),
+    };
+    let deadline = Instant::now() + limits.shutdown_timeout;
+    let _ = stop_tx.send(true);
+    watcher.abort();
+    dispatch_stop.store(true, Ordering::SeqCst);
+    for d in &dispatchers {
+        // A send in progress is abandoned: its entries stay in the outbox.
+        d.abort();
+    }
+    let committed = tokio::task::spawn_blocking(move || runtime.stop(deadline));
+    let committed = match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), committed).await {
+        Ok(Ok(c)) => c,
+        _ => false,
+    };
+    if tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), &mut server).await.is_err() {
+        tracing::warn!("closing connections that did not finish in time");
+        server.abort();
+    }
+    if committed {
+        tracing::info!("state committed; bye");
+    } else {
+        tracing::error!(
+            "the last commit did not reach the state file; what was read since the last durable commit is read again at the next start"
+        );
+    }
+    match failure {
+        Some(why) => Err(anyhow::anyhow!("{why}")),
+        None => Ok(()),
+    }
+}
+
+/// `agent.yaml`, every problem in it at once.
+pub fn load_config(path: &Path) -> anyhow::Result<AgentConfig> {
+    crate::config::load(path).map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("{} problem(s) in {}:\n{}", list.len(), path.display(), list.join("\n"))
+    })
+}
+
+/// Run `f` on a fresh async runtime. Blocking tasks still running when it
+/// ends (a client that never finished its request) do not keep the process
+/// alive: the shutdown is bounded.
+pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let out = rt.block_on(f);
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(out)
+}
+
+/// `slo-agent run --config FILE`.
+pub fn run_from_file(path: &Path) -> anyhow::Result<()> {
+    crate::telemetry::init_logging();
+    let config = load_config(path)?;
+    block_on(run(config, Arc::new(SystemClock), shutdown_signal()))?
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,527 @@
+//! The runtime's mutable state and its one owner.
+//!
+//! [`Core`] holds the SLI engine, the alert states and the commit policy.
+//! It lives on one thread (the state thread, [`run_state_thread`]) that
+//! takes messages in turn: decoded batches from the ingest thread, push
+//! deliveries from HTTP handlers, and control messages (evaluate, reload,
+//! shut down); and evaluates every tick. Nothing else touches the engine, so
+//! there is no engine lock: decoding, file and network I/O happen on the
+//! threads that produce batches; only counting, committing and evaluating
+//! happen here, in order.
+//!
+//! **Failure of the state file.** A commit that fails leaves redb refusing
+//! writes. The state thread then marks the agent not ready
+//! (`store: …`), answers pushes with 503, drops what it was counting, and
+//! reopens the file every second; once it is open again, the engine, the
+//! alerts and the sources are read back from it — as at a start — and the
+//! agent is ready again. Everything that was acknowledged (pushes answered
+//! 200, durable commits) is in the file; file batches that were not made
+//! durable are read again from their committed checkpoints and counted once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::alert::Alerts;
+use crate::api::state::{ApiState, Snapshot};
+use crate::clock::Clock;
+use crate::config::AgentConfig;
+use crate::decode::Rejects;
+use crate::event::{EventBatch, EventSink, RequestEvent};
+use crate::notify::outbox::Outbox;
+use crate::notify::routing::NotifyConfig;
+use crate::sli::report::SloReport;
+use crate::sli::{Engine, IngestStats};
+use crate::source::push::{Ack, Delivery, Nack};
+use crate::source::{BuiltSource, PollOutcome, Source};
+use crate::spec::model::SloSet;
+use crate::store::{RejectDeltas, Store, StoreError};
+use crate::telemetry::Telemetry;
+use crate::telemetry::events as ev;
+
+/// How long file batches may stay committed without an fsync. A crash loses
+/// at most this much reading, which is then done again (and counted once).
+pub const DURABLE_EVERY: Duration = Duration::from_secs(2);
+
+/// How often a state file that failed is reopened.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// A batch a polled source read and decoded, with the position after it.
+pub struct Polled {
+    /// Sources are rebuilt after a reopen; batches of older ones are dropped.
+    pub generation: u64,
+    pub source: String,
+    pub kind: &'static str,
+    pub events: EventBatch,
+    pub checkpoint: Vec<u8>,
+    pub outcome: PollOutcome,
+}
+
+/// Messages for the state thread, besides batches and deliveries.
+pub enum Control {
+    /// Evaluate now and answer with the snapshot (the demo's clock, tests).
+    Evaluate(tokio::sync::oneshot::Sender<Arc<Snapshot>>),
+    /// New specs (already validated).
+    Reload(Arc<SloSet>, tokio::sync::oneshot::Sender<Vec<String>>),
+    /// Count what is queued and what the ingest thread still hands over
+    /// (until shortly before the deadline), commit, evaluate once more, and
+    /// stop. Answers whether the final commit reached the disk.
+    Shutdown(Instant, tokio::sync::oneshot::Sender<bool>),
+}
+
+/// What the state thread tells the ingest thread.
+pub enum IngestControl {
+    /// Poll these sources from now on (after a reopen: rebuilt from the
+    /// committed checkpoints), tagging batches with `generation`.
+    Replace {
+        generation: u64,
+        sources: Vec<Box<dyn Source>>,
+    },
+    Stop,
+}
+
+/// The state thread's handles on the rest of the runtime.
+pub struct Links {
+    pub api: Arc<ApiState>,
+    /// Which optional event fields the SLOs read, for the ingest thread.
+    pub wanted: Arc<std::sync::Mutex<crate::event::Wanted>>,
+    pub ingest: std::sync::mpsc::Sender<IngestControl>,
+    /// Woken when outbox entries for the receiver are committed.
+    pub wakers: BTreeMap<String, Arc<tokio::sync::Notify>>,
+}
+
+/// The state the runtime owns.
+pub struct Core {
+    config: AgentConfig,
+    clock: Arc<dyn Clock>,
+    store: Arc<Store>,
+    telemetry: Arc<Telemetry>,
+    notify: Arc<NotifyConfig>,
+    slos: Arc<SloSet>,
+    engine: Engine,
+    alerts: Alerts,
+    /// The engine's tallies at the last report, to report differences.
+    reported: IngestStats,
+    generation: u64,
+    lazy_pending: bool,
+    last_durable: Instant,
+    /// Why the state file cannot be written, while it cannot.
+    broken: Option<String>,
+    links: Links,
+}
+
+/// The pieces a start produces: the engine and alerts read back from the
+/// store, and the sources built from their checkpoints.
+pub struct Loaded {
+    pub engine: Engine,
+    pub alerts: Alerts,
+    pub sources: Vec<BuiltSource>,
+}
+
+/// Read the engine, alerts and sources back from the store, as at a start.
+pub fn load(config: &AgentConfig, slos: &SloSet, store: &Store, clock: &Arc<dyn Clock>) -> anyhow::Result<Loaded> {
+    let mut engine = Engine::new(slos, true);
+    engine.set_route_templater(config.routes.templater());
+    let loaded = store.load_into(&mut engine, clock.now_ms())?;
+    tracing::info!(
+        slos = engine.len(),
+        buckets = loaded.buckets,
+        latency_days = loaded.latency_days,
+        state = %crate::untrusted::Escaped(&config.state.display().to_string()),
+        "state restored"
+    );
+    for name in &loaded.reset {
+        tracing::warn!(slo = %name, "the SLO's indicator or budgeting changed; its stored counts were discarded");
+    }
+    let mut alerts = Alerts::new(config.alerts);
+    alerts.restore(store.alerts()?);
+    let mut sources = Vec::new();
+    for s in &config.sources {
+        let cp = if s.has_checkpoint() { store.checkpoint(s.name())? } else { None };
+        sources.push(s.build(cp.as_deref(), clock.clone())?);
+    }
+    Ok(Loaded { engine, alerts, sources })
+}
+
+/// Drops events too far in the future (a skewed clock or a bad record) and
+/// tracks the newest event time, on the way into the engine.
+struct LiveSink<'a> {
+    engine: &'a mut Engine,
+    max_ts: i64,
+    newest: Option<i64>,
+    future: u64,
+    counted: u64,
+}
+
+impl EventSink for LiveSink<'_> {
+    fn event(&mut self, e: &RequestEvent<'_>) {
+        self.events(e, 1);
+    }
+
+    fn events(&mut self, e: &RequestEvent<'_>, n: u64) {
+        if e.ts_ms > self.max_ts {
+            self.future += n;
+            return;
+        }
+        if self.newest.is_none_or(|t| e.ts_ms > t) {
+            self.newest = Some(e.ts_ms);
+        }
+        self.counted += n;
+        self.engine.observe_n(e, n);
+    }
+}
+
+fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
+    r.by_reason.iter().map(|(reason, s)| ((source.to_string(), *reason), s.count)).collect()
+}
+
+impl Core {
+    pub fn new(
+        config: AgentConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<Store>,
+        slos: Arc<SloSet>,
+        engine: Engine,
+        alerts: Alerts,
+        links: Links,
+    ) -> Core {
+        let telemetry = links.api.telemetry.clone();
+        let notify = Arc::new(config.notify.clone());
+        links.api.push.set_wanted(engine.wanted());
+        *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = engine.wanted();
+        Core {
+            config,
+            clock,
+            store,
+            telemetry,
+            notify,
+            slos,
+            reported: engine.stats,
+            engine,
+            alerts,
+            generation: 0,
+            lazy_pending: false,
+            last_durable: Instant::now(),
+            broken: None,
+            links,
+        }
+    }
+
+    pub fn slo_count(&self) -> usize {
+        self.engine.len()
+    }
+
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        self.telemetry.clone()
+    }
+
+    /// Tell the ingest thread to stop after its current poll.
+    pub fn stop_ingest(&self) {
+        let _ = self.links.ingest.send(IngestControl::Stop);
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// When the next durable commit is due, if lazy commits wait for one.
+    pub fn durable_due(&self) -> Option<Instant> {
+        self.lazy_pending.then_some(self.last_durable + DURABLE_EVERY)
+    }
+
+    fn max_ts(&self) -> i64 {
+        self.clock.now_ms() + self.config.max_future.as_millis() as i64
+    }
+
+    /// The state file refused a write: not ready until it is reopened.
+    fn fail(&mut self, what: &str, e: &StoreError) {
+        let error = e.to_string();
+        ev::StoreCommitFailed { what, error: &error }.emit(&self.telemetry);
+        self.links.api.health.not_ready("store", format!("a state file commit failed ({error}); reopening it"));
+        self.broken = Some(error);
+        self.lazy_pending = false;
+    }
+
+    /// Count a polled batch and commit its counts with its checkpoint.
+    pub fn count_polled(&mut self, p: Polled) {
+        if p.generation != self.generation || self.broken.is_some() {
+            // Read by sources that were replaced (or counted into a state
+            // that is about to be read back): the new sources read it again.
+            return;
+        }
+        let max_ts = self.max_ts();
+        let mut sink = LiveSink { engine: &mut self.engine, max_ts, newest: None, future: 0, counted: 0 };
+        p.events.replay(&mut sink);
+        let (newest, future) = (sink.newest, sink.future);
+        let changes = self.engine.drain_changes();
+        let o = &p.outcome;
+        let nothing = o.bytes == 0 && o.rejects.total() == 0 && !o.advanced && changes.is_empty();
+        if !nothing {
+            let deltas = reject_deltas(&p.source, &o.rejects);
+            let cps = [(p.source.clone(), p.checkpoint)];
+            let durable = self.last_durable.elapsed() >= DURABLE_EVERY;
+            let result = if durable {
+                self.store.commit(&changes, &cps, &deltas)
+            } else {
+                self.store.commit_lazily(&changes, &cps, &deltas)
+            };
+            match result {
+                Ok(()) => {
+                    ev::StoreCommitted.emit(&self.telemetry);
+                    if durable {
+                        self.last_durable = Instant::now();
+                        self.lazy_pending = false;
+                    } else {
+                        self.lazy_pending = true;
+                    }
+                }
+                Err(e) => {
+                    self.fail("a batch of a polled source", &e);
+                    return;
+                }
+            }
+        }
+        let t = &self.telemetry;
+        let (source, kind) = (p.source.as_str(), p.kind);
+        ev::LinesRead { source, kind, lines: o.lines }.emit(t);
+        ev::BytesRead { source, kind, bytes: o.bytes }.emit(t);
+        for (reason, s) in &o.rejects.by_reason {
+            ev::LinesRejected { source, kind, reason: reason.as_str(), count: s.count, samples: &s.samples }.emit(t);
+        }
+        ev::SourceBacklog { source, kind, backlog_bytes: o.backlog_bytes, files: o.files as u64 }.emit(t);
+        if let Some(ts_ms) = newest {
+            ev::NewestEvent { source, kind, ts_ms }.emit(t);
+        }
+        ev::FutureEventsDropped { source, count: future }.emit(t);
+        self.report_engine();
+    }
+
+    /// Count a push delivery and commit it durably (with its request id)
+    /// before answering the handler.
+    pub fn count_delivery(&mut self, d: Delivery) {
+        if self.broken.is_some() {
+            let _ = d
+                .reply
+                .send(Err(Nack::Unavailable("the state file cannot be written right now; retry shortly".into())));
+            return;
+        }
+        if !d.claim.take() {
+            // The handler gave up and told the sender to retry: counting it
+            // now would count the retry twice.
+            return;
+        }
+        if let Some(id) = &d.request_id {
+            match self.store.delivery(&d.source, id) {
+                Ok(Some(_)) => {
+                    let _ = d.reply.send(Ok(Ack { duplicate: true, ..Ack::default() }));
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = d.reply.send(Err(Nack::Unavailable(format!("the state file cannot be read: {e}"))));
+                    return;
+                }
+            }
+        }
+        let max_ts = self.max_ts();
+        let mut sink = LiveSink { engine: &mut self.engine, max_ts, newest: None, future: 0, counted: 0 };
+        d.events.replay(&mut sink);
+        let (newest, future, counted) = (sink.newest, sink.future, sink.counted);
+        let changes = self.engine.drain_changes();
+        let deltas = reject_deltas(&d.source, &d.rejects);
+        let now = self.clock.now_ms();
+        let delivery = d.request_id.as_deref().map(|id| (d.source.as_str(), id, now));
+        // Durable: the sender is told it was accepted only once it is on disk.
+        if let Err(e) = self.store.commit_delivery(&changes, &[], &deltas, delivery) {
+            self.fail("a push delivery", &e);
+            let _ = d
+                .reply
+                .send(Err(Nack::Unavailable("the state file cannot be written right now; retry shortly".into())));
+            return;
+        }
+        self.last_durable = Instant::now();
+        self.lazy_pending = false;
+        ev::StoreCommitted.emit(&self.telemetry);
+        let t = &self.telemetry;
+        let (source, kind) = (d.source.as_str(), d.kind.as_str());
+        ev::LinesRead { source, kind, lines: d.lines }.emit(t);
+        ev::BytesRead { source, kind, bytes: d.bytes }.emit(t);
+        for (reason, s) in &d.rejects.by_reason {
+            ev::LinesRejected { source, kind, reason: reason.as_str(), count: s.count, samples: &s.samples }.emit(t);
+        }
+        if let Some(ts_ms) = newest {
+            ev::NewestEvent { source, kind, ts_ms }.emit(t);
+        }
+        ev::FutureEventsDropped { source, count: future }.emit(t);
+        self.report_engine();
+        let _ = d.reply.send(Ok(Ack { duplicate: false, events: counted, rejected: d.rejects.total() }));
+    }
+
+    /// Lazy commits must reach the disk: commit durably with nothing new.
+    pub fn make_durable(&mut self) {
+        if !self.lazy_pending || self.broken.is_some() {
+            return;
+        }
+        match self.store.commit(&[], &[], &RejectDeltas::new()) {
+            Ok(()) => {
+                self.last_durable = Instant::now();
+                self.lazy_pending = false;
+            }
+            Err(e) => self.fail("making earlier batches durable", &e),
+        }
+    }
+
+    fn report_engine(&mut self) {
+        let s = self.engine.stats;
+        let r = self.reported;
+        ev::EngineCounted {
+            events: s.events.saturating_sub(r.events),
+            unmatched: s.unmatched.saturating_sub(r.unmatched),
+            too_old: s.too_old.saturating_sub(r.too_old),
+            excluded: s.excluded.saturating_sub(r.excluded),
+        }
+        .emit(&self.telemetry);
+        self.reported = s;
+    }
+
+    /// Evaluate every SLO at the clock's time, move the alerts (committing
+    /// their changes and outbox entries first: in memory they change only
+    /// once that commit succeeded), and publish the snapshot.
+    pub fn evaluate(&mut self) -> Arc<Snapshot> {
+        let started = Instant::now();
+        let at = self.clock.now_ms();
+        let statuses = self.engine.evaluate(at);
+        if self.broken.is_none() {
+            let mut next = self.alerts.clone();
+            let transitions = next.observe(&statuses, at);
+            if transitions.is_empty() {
+                self.alerts = next;
+            } else {
+                let engine = &self.engine;
+                let entries =
+                    crate::notify::notice::outbox_entries(&self.notify, &transitions, &statuses, &mut |slo, at, m| {
+                        engine.evidence(slo, at, m, crate::notify::notice::EVIDENCE_TOP).unwrap_or_default()
+                    });
+                let receivers: std::collections::BTreeSet<String> =
+                    entries.iter().map(|e| e.receiver.clone()).collect();
+                match Outbox::record(&*self.store, &transitions, entries, self.notify.max_outbox, at) {
+                    Ok(dropped) => {
+                        self.alerts = next;
+                        super::evaluation::log_transitions(&transitions);
+                        for d in &dropped {
+                            tracing::error!(receiver = %d.receiver, slo = %d.notice.slo, "notification outbox full: the oldest change moved to the failed table");
+                            if let Some(kind) = self.notify.receivers.iter().find(|r| r.name == d.receiver) {
+                                ev::NotificationOutcome {
+                                    receiver: &d.receiver,
+                                    kind: kind.kind.as_str(),
+                                    result: "failed",
+                                    count: 1,
+                                    latency_seconds: None,
+                                }
+                                .emit(&self.telemetry);
+                            }
+                        }
+                        for r in receivers {
+                            if let Some(w) = self.links.wakers.get(&r) {
+                                w.notify_one();
+                            }
+                        }
+                    }
+                    // The alerts keep their states: the same changes are
+                    // found again at the next evaluation after the reopen.
+                    Err(e) => self.fail("alert changes and their notifications", &e),
+                }
+            }
+        }
+        let reports = statuses.iter().map(SloReport::from_status).collect();
+        let counted = self.engine.slos().map(|s| (s.slo.name.clone(), s.counted)).collect();
+        let rejected_lines = self.telemetry.sum(&ev::REJECTED_LINES, &[]) as u64;
+        ev::Evaluated { slos: statuses.len(), seconds: started.elapsed().as_secs_f64() }.emit(&self.telemetry);
+        let snap = Snapshot {
+            at_ms: at,
+            statuses,
+            reports,
+            counted,
+            rejected_lines,
+            alerts: self.alerts.records().cloned().collect(),
+            retention: self.engine.retention(),
+        };
+        self.links.api.snapshot.set(snap);
+        if self.broken.is_none() {
+            self.links.api.health.ready("state");
+        }
+        self.links.api.snapshot.get()
+    }
+
+    /// Swap in new specs. An SLO that comes back gets its stored history
+    /// back; SLOs whose indicator changed start afresh.
+    pub fn reload(&mut self, slos: Arc<SloSet>) -> Vec<String> {
+        let previous: Vec<String> = self.engine.slos().map(|s| s.slo.name.clone()).collect();
+        let reset = self.engine.reload(&slos);
+        self.slos = slos;
+        if self.broken.is_none()
+            && let Err(e) = self.store.sync_after_reload(&mut self.engine, &previous, &reset, self.clock.now_ms())
+        {
+            self.fail("the SLO definitions of a reload", &e);
+        }
+        self.links.api.push.set_wanted(self.engine.wanted());
+        *self.links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = self.engine.wanted();
+        self.evaluate();
+        reset
+    }
+
+    /// While broken: try to reopen the state file and read the state back.
+    /// Returns the time to try again.
+    pub fn recover(&mut self) -> Option<Instant> {
+        self.broken.as_ref()?;
+        let again = Some(Instant::now() + REOPEN_EVERY);
+        if let Err(e) = self.store.reopen() {
+            self.links.api.health.not_ready("store", format!("the state file cannot be reopened: {e}"));
+            return again;
+        }
+        let loaded = match load(&self.config, &self.slos, &self.store, &self.clock) {
+            Ok(l) => l,
+            Err(e) => {
+                self.links.api.health.not_ready("store", format!("reading the state back failed: {e:#}"));
+                return again;
+            }
+        };
+        self.generation += 1;
+        let polled: Vec<Box<dyn Source>> = loaded
+            .sources
+            .into_iter()
+            .filter_map(|s| match s {
+                BuiltSource::Polled(p) => Some(p),
+                BuiltSource::Push(_) => None,
+            })
+            .collect();
+        let _ = self.links.ingest.send(IngestControl::Replace { generation: self.generation, sources: polled });
+        self.engine = loaded.engine;
+        self.reported = self.engine.stats;
+        self.alerts = loaded.alerts;
+        self.broken = None;
+        self.last_durable = Instant::now();
+        ev::StoreReopened { path: &self.config.state.display().to_string() }.emit(&self.telemetry);
+        self.links.api.health.ready("store");
+        self.evaluate();
+        None
+    }
+
+    /// The last commit before stopping. `true` when it reached the disk.
+    pub fn finish(&mut self) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        match self.store.commit(&[], &[], &RejectDeltas::new()) {
+            Ok(()) => {
+                self.lazy_pending = false;
+                self.evaluate();
+                true
+            }
+            Err(e) => {
+                self.fail("the last commit before stopping", &e);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The agent's own telemetry as typed events. Each event is emitted where
+//! the fact happens, writes at most one log line, and changes the metric of
+//! its concept in the [`Telemetry`] registry. Hot paths emit per batch.
+//!
+//! Untrusted text in a log line (samples of rejected lines, receiver
+//! answers) is escaped and cut ([`crate::untrusted`]).
+
+use super::{Kind, Labels, Metric, Telemetry};
+use crate::untrusted::Escaped;
+
+macro_rules! metric {
+    ($id:ident, $name:literal, $kind:ident, $help:literal) => {
+        pub static $id: Metric = Metric { name: $name, help: $help, kind: Kind::$kind };
+    };
+}
+
+metric!(INGEST_LINES, "slo_agent_ingest_lines", Counter, "Lines read per source");
+metric!(INGEST_BYTES, "slo_agent_ingest_bytes", Counter, "Bytes read per source");
+metric!(REJECTED_LINES, "slo_agent_rejected_lines", Counter, "Lines that could not be decoded, per source and reason");
+metric!(
+    INGEST_LAG,
+    "slo_agent_ingest_lag_seconds",
+    AgeOf,
+    "Now minus the time of the newest event read from the source"
+);
+metric!(INGEST_BACKLOG, "slo_agent_ingest_backlog_bytes", Gauge, "Bytes waiting in the source's files, not read yet");
+metric!(SOURCE_FILES, "slo_agent_source_files", Gauge, "Files the source currently follows");
+metric!(
+    SOURCE_ERRORS,
+    "slo_agent_source_errors",
+    Counter,
+    "Failed calls of a pull source to what it reads (AWS APIs), per error kind; the source backs off after each"
+);
+metric!(
+    PUSH_REQUESTS,
+    "slo_agent_push_requests",
+    Counter,
+    "Push deliveries by result: counted, duplicate (already counted), or why they were refused"
+);
+metric!(EVENTS, "slo_agent_events", Counter, "Events decoded and handed to the SLI engine");
+metric!(UNMATCHED_EVENTS, "slo_agent_unmatched_events", Counter, "Events no SLO counted");
+metric!(
+    TOO_OLD_EVENTS,
+    "slo_agent_too_old_events",
+    Counter,
+    "Event/SLO pairs dropped because the event was older than the SLO keeps"
+);
+metric!(
+    EXCLUDED_EVENTS,
+    "slo_agent_excluded_events",
+    Counter,
+    "Event/SLO pairs not counted because the event fell in one of the SLO's exclusion windows"
+);
+metric!(
+    FUTURE_EVENTS,
+    "slo_agent_future_events",
+    Counter,
+    "Events dropped because their time was too far ahead of the clock"
+);
+metric!(STORE_COMMITS, "slo_agent_store_commits", Counter, "Store transactions committed");
+metric!(
+    STORE_COMMIT_FAILURES,
+    "slo_agent_store_commit_failures",
+    Counter,
+    "Store transactions that failed; the store is reopened and the state read back from it"
+);
+metric!(STORE_REOPENS, "slo_agent_store_reopens", Counter, "Times the state file was reopened after a failed commit");
+metric!(SPEC_RELOADS, "slo_agent_spec_reloads", Counter, "Successful spec reloads");
+metric!(
+    SPEC_RELOAD_FAILURES,
+    "slo_agent_spec_reload_failures",
+    Counter,
+    "Spec reloads refused because the new specs did not validate"
+);
+metric!(SLOS, "slo_agent_slos", Gauge, "SLOs loaded");
+metric!(EVALUATION_SECONDS, "slo_agent_evaluation_seconds", Gauge, "Time the last evaluation of every SLO took");
+metric!(
+    SILENCES,
+    "slo_agent_silences",
+    Gauge,
+    "Silences by state: active (muting now), pending (starting later), expired (kept 7 days)"
+);
+metric!(OUTBOX_DEPTH, "slo_agent_notify_outbox_depth", Gauge, "Alert changes waiting in the outbox for the receiver");
+metric!(
+    NOTIFICATIONS,
+    "slo_agent_notifications",
+    Counter,
+    "Notification attempts by result: sent, retried (failed, will retry), failed (refused for good), silenced"
+);
+metric!(
+    NOTIFY_LATENCY,
+    "slo_agent_notify_latency_seconds",
+    Gauge,
+    "Seconds from the alert change to the receiver accepting the notification (the last one)"
+);
+metric!(
+    HTTP_REFUSED,
+    "slo_agent_http_refused",
+    Counter,
+    "HTTP requests refused before a handler ran, by route class and reason (busy: too many in flight)"
+);
+
+/// The agent started: its own counters start at zero, so a dashboard shows
+/// "none" rather than "no data" for what has not happened yet.
+pub struct AgentStarted;
+
+impl AgentStarted {
+    pub fn emit(&self, t: &Telemetry) {
+        for m in [
+            &EVENTS,
+            &UNMATCHED_EVENTS,
+            &TOO_OLD_EVENTS,
+            &EXCLUDED_EVENTS,
+            &FUTURE_EVENTS,
+            &STORE_COMMITS,
+            &STORE_COMMIT_FAILURES,
+            &STORE_REOPENS,
+            &SPEC_RELOADS,
+            &SPEC_RELOAD_FAILURES,
+        ] {
+            t.add(m, vec![], 0);
+        }
+    }
+}
+
+fn source_labels(source: &str, kind: &str) -> Labels {
+    vec![("source", source.to_string()), ("kind", kind.to_string())]
+}
+
+fn receiver_labels(receiver: &str, kind: &str) -> Labels {
+    vec![("receiver", receiver.to_string()), ("kind", kind.to_string())]
+}
+
+/// A source was set up: its series start at zero, so dashboards see it
+/// before it reads anything.
+pub struct SourceStarted<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub push: bool,
+}
+
+impl SourceStarted<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::info!(source = self.source, kind = self.kind, "source started");
+        t.add(&INGEST_LINES, source_labels(self.source, self.kind), 0);
+        t.add(&INGEST_BYTES, source_labels(self.source, self.kind), 0);
+        if self.push {
+            for result in ["counted", "duplicate"] {
+                let mut l = source_labels(self.source, self.kind);
+                l.push(("result", result.into()));
+                t.add(&PUSH_REQUESTS, l, 0);
+            }
+        }
+    }
+}
+
+/// Lines (records, spans) a source read. Hot path: no log line.
+pub struct LinesRead<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub lines: u64,
+}
+
+impl LinesRead<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&INGEST_LINES, source_labels(self.source, self.kind), self.lines);
+    }
+}
+
+/// Bytes a source read. Hot path: no log line.
+pub struct BytesRead<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub bytes: u64,
+}
+
+impl BytesRead<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&INGEST_BYTES, source_labels(self.source, self.kind), self.bytes);
+    }
+}
+
+/// Lines of one reason that could not be used, with samples (`(where,
+/// line)`): one warning, the samples escaped and cut.
+pub struct LinesRejected<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub reason: &'static str,
+    pub count: u64,
+    pub samples: &'a [(String, String)],
+}
+
+impl LinesRejected<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        if self.count == 0 {
+            return;
+        }
+        let samples: Vec<String> =
+            self.samples.iter().map(|(at, line)| format!("{} {}", Escaped(at), Escaped(line))).collect();
+        tracing::warn!(
+            source = self.source,
+            reason = self.reason,
+            count = self.count,
+            samples = %samples.join(" | "),
+            "rejected lines"
+        );
+        let mut l = source_labels(self.source, self.kind);
+        l.push(("reason", self.reason.to_string()));
+        t.add(&REJECTED_LINES, l, self.count);
+    }
+}
+
+/// The reject counts a source had before this run (from the store), so the
+/// counter continues rather than starting at zero.
+pub struct RejectsRestored<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub count: u64,
+}
+
+impl RejectsRestored<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let mut l = source_labels(self.source, self.kind);
+        l.push(("reason", self.reason.to_string()));
+        t.add(&REJECTED_LINES, l, self.count);
+    }
+}
+
+/// Where a polled source stands: bytes known but not read, files followed.
+pub struct SourceBacklog<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub backlog_bytes: u64,
+    pub files: u64,
+}
+
+impl SourceBacklog<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.set(&INGEST_BACKLOG, source_labels(self.source, self.kind), self.backlog_bytes as f64);
+        t.set(&SOURCE_FILES, source_labels(self.source, self.kind), self.files as f64);
+    }
+}
+
+/// The newest event time a source delivered (its lag is measured from it).
+pub struct NewestEvent<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub ts_ms: i64,
+}
+
+impl NewestEvent<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.raise(&INGEST_LAG, source_labels(self.source, self.kind), self.ts_ms as f64);
+    }
+}
+
+/// Failed calls of a pull source (logged by the source with the cause).
+pub struct SourceCallsFailed<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub error: &'static str,
+    pub count: u64,
+}
+
+impl SourceCallsFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let mut l = source_labels(self.source, self.kind);
+        l.push(("error", self.error.to_string()));
+        t.add(&SOURCE_ERRORS, l, self.count);
+    }
+}
+
+/// A push request was answered: `counted`, `duplicate`, or a refusal reason.
+pub struct PushAnswered<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub result: &'static str,
+}
+
+impl PushAnswered<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        if !matches!(self.result, "counted" | "duplicate") {
+            tracing::debug!(source = %Escaped(self.source), result = self.result, "push request refused");
+        }
+        let mut l = source_labels(self.source, self.kind);
+        l.push(("result", self.result.to_string()));
+        t.add(&PUSH_REQUESTS, l, 1);
+    }
+}
+
+/// What the engine did with the events it was handed, since the last report.
+pub struct EngineCounted {
+    pub events: u64,
+    pub unmatched: u64,
+    pub too_old: u64,
+    pub excluded: u64,
+}
+
+impl EngineCounted {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&EVENTS, vec![], self.events);
+        t.add(&UNMATCHED_EVENTS, vec![], self.unmatched);
+        t.add(&TOO_OLD_EVENTS, vec![], self.too_old);
+        t.add(&EXCLUDED_EVENTS, vec![], self.excluded);
+    }
+}
+
+/// Events dropped because their time was too far ahead of the clock.
+pub struct FutureEventsDropped<'a> {
+    pub source: &'a str,
+    pub count: u64,
+}
+
+impl FutureEventsDropped<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        if self.count > 0 {
+            tracing::debug!(source = self.source, count = self.count, "events from the future dropped");
+            t.add(&FUTURE_EVENTS, vec![], self.count);
+        }
+    }
+}
+
+/// A store transaction committed. Hot path: no log line.
+pub struct StoreCommitted;
+
+impl StoreCommitted {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&STORE_COMMITS, vec![], 1);
+    }
+}
+
+/// A store transaction failed.
+pub struct StoreCommitFailed<'a> {
+    pub what: &'a str,
+    pub error: &'a str,
+}
+
+impl StoreCommitFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::error!(
+            what = self.what,
+            error = self.error,
+            "store commit failed; not ready until the store is reopened"
+        );
+        t.add(&STORE_COMMIT_FAILURES, vec![], 1);
+    }
+}
+
+/// The state file was reopened and the state read back from it.
+pub struct StoreReopened<'a> {
+    pub path: &'a str,
+}
+
+impl StoreReopened<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::warn!(state = %Escaped(self.path), "state file reopened; counting goes on from what it holds");
+        t.add(&STORE_REOPENS, vec![], 1);
+    }
+}
+
+/// The specs were reloaded.
+pub struct SpecsReloaded<'a> {
+    pub slos: usize,
+    /// SLOs whose indicator or budgeting changed (their counts start afresh).
+    pub reset: &'a [String],
+}
+
+impl SpecsReloaded<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::info!(slos = self.slos, reset = ?self.reset, "specs reloaded");
+        t.add(&SPEC_RELOADS, vec![], 1);
+    }
+}
+
+/// New specs did not validate; the previous ones stay.
+pub struct SpecReloadRefused<'a> {
+    pub problems: &'a [String],
+}
+
+impl SpecReloadRefused<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::error!(problems = %self.problems.join("; "), "spec reload refused; keeping the previous specs");
+        t.add(&SPEC_RELOAD_FAILURES, vec![], 1);
+    }
+}
+
+/// Every SLO was evaluated.
+pub struct Evaluated {
+    pub slos: usize,
+    pub seconds: f64,
+}
+
+impl Evaluated {
+    pub fn emit(&self, t: &Telemetry) {
+        t.set(&SLOS, vec![], self.slos as f64);
+        t.set(&EVALUATION_SECONDS, vec![], self.seconds);
+    }
+}
+
+/// Silences per state.
+pub struct SilencesCounted {
+    pub by_state: [(&'static str, u64); 3],
+}
+
+impl SilencesCounted {
+    pub fn emit(&self, t: &Telemetry) {
+        for (state, n) in self.by_state.iter().filter(|(s, _)| !s.is_empty()) {
+            t.set(&SILENCES, vec![("state", state.to_string())], *n as f64);
+        }
+    }
+}
+
+/// A receiver was set up: its series start at zero.
+pub struct ReceiverStarted<'a> {
+    pub receiver: &'a str,
+    pub kind: &'a str,
+}
+
+impl ReceiverStarted<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::info!(receiver = self.receiver, kind = self.kind, "notifications enabled");
+        t.set(&OUTBOX_DEPTH, receiver_labels(self.receiver, self.kind), 0.0);
+        for result in ["sent", "retried", "failed", "silenced"] {
+            let mut l = receiver_labels(self.receiver, self.kind);
+            l.push(("result", result.into()));
+            t.add(&NOTIFICATIONS, l, 0);
+        }
+    }
+}
+
+/// Alert changes waiting for a receiver.
+pub struct OutboxDepth<'a> {
+    pub receiver: &'a str,
+    pub kind: &'a str,
+    pub depth: u64,
+}
+
+impl OutboxDepth<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.set(&OUTBOX_DEPTH, receiver_labels(self.receiver, self.kind), self.depth as f64);
+    }
+}
+
+/// What became of a notification attempt (`sent`, `retried`, `failed`,
+/// `silenced`; logged by the dispatcher, which knows the details).
+pub struct NotificationOutcome<'a> {
+    pub receiver: &'a str,
+    pub kind: &'a str,
+    pub result: &'static str,
+    pub count: u64,
+    /// For `sent`: seconds from the alert change to the receiver's acceptance.
+    pub latency_seconds: Option<f64>,
+}
+
+impl NotificationOutcome<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let mut l = receiver_labels(self.receiver, self.kind);
+        l.push(("result", self.result.to_string()));
+        t.add(&NOTIFICATIONS, l, self.count);
+        if let Some(s) = self.latency_seconds {
+            t.set(&NOTIFY_LATENCY, receiver_labels(self.receiver, self.kind), s);
+        }
+    }
+}
+
+/// A request refused before its handler ran.
+pub struct HttpRefused {
+    pub class: &'static str,
+    pub reason: &'static str,
+}
+
+impl HttpRefused {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::debug!(class = self.class, reason = self.reason, "HTTP request refused");
+        t.add(&HTTP_REFUSED, vec![("class", self.class.to_string()), ("reason", self.reason.to_string())], 1);
+    }
+}
