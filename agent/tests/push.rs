@@ -69,7 +69,7 @@ mod test_encoder;
 
 fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
     // SAFETY: every test sets the same value; nothing reads the environment concurrently in a way that matters.
-    unsafe { std::env::set_var("SLO_AGENT_TEST_OTLP_TOKEN", "otlp-token") };
+    unsafe { std::env::set_var("SLO_AGENT_TEST_OTLP_TOKEN", "otlp-token-0123456789") };
     std::fs::write(dir.join("specs.yaml"), SPECS).unwrap();
     std::fs::write(dir.join("fh.key"), format!("{KEY}\n")).unwrap();
     let cfg = format!(
@@ -451,7 +451,7 @@ fn otlp_http_traces_in_protobuf_and_json() {
     let port = free_port();
     let cfg = write_config(dir.path(), port);
     let agent = Running::start(&cfg, port);
-    let bearer = [("authorization", "Bearer otlp-token"), ("content-type", "application/json")];
+    let bearer = [("authorization", "Bearer otlp-token-0123456789"), ("content-type", "application/json")];
 
     // JSON, on the default path: 3 good server spans of 4, one span rejected.
     let req = otlp_request(&[200, 200, 503, 201]);
@@ -465,7 +465,7 @@ fn otlp_http_traces_in_protobuf_and_json() {
     let (st, v) = agent.post(
         "/ingest/otlp/traces/v1/traces",
         &[
-            ("authorization", "Bearer otlp-token"),
+            ("authorization", "Bearer otlp-token-0123456789"),
             ("content-type", "application/x-protobuf"),
             ("content-encoding", "gzip"),
         ],
@@ -489,7 +489,7 @@ fn otlp_http_traces_in_protobuf_and_json() {
     truncated.truncate(pb.len() / 2);
     let (st, _) = agent.post(
         "/v1/traces",
-        &[("authorization", "Bearer otlp-token"), ("content-type", "application/x-protobuf")],
+        &[("authorization", "Bearer otlp-token-0123456789"), ("content-type", "application/x-protobuf")],
         truncated,
     );
     assert_eq!(st, 400);
@@ -502,7 +502,7 @@ fn otlp_http_traces_in_protobuf_and_json() {
     assert_eq!((st, v["code"].as_u64()), (401, Some(16)));
     let (st, _) = agent.post(
         "/v1/traces",
-        &[("authorization", "Bearer otlp-token"), ("content-type", "text/plain")],
+        &[("authorization", "Bearer otlp-token-0123456789"), ("content-type", "text/plain")],
         b"{}".to_vec(),
     );
     assert_eq!(st, 415);

@@ -516,4 +516,37 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1w"), Some(Duration::from_secs(7 * 86_400)));
     }
+
+    #[test]
+    fn short_push_tokens_and_plain_http_slack_urls_are_refused() {
+        // SAFETY: these variable names are unique to this test.
+        unsafe {
+            std::env::set_var("SLO_AGENT_TEST_SHORT_PUSH_TOKEN", "short");
+            std::env::set_var("SLO_AGENT_TEST_SLACK_HTTP", "http://hooks.slack.example/T/B/x");
+        }
+        let e = errs(
+            "specs: [s]\nstate: st\nsources:\n  - {name: fh, type: firehose, token_env: SLO_AGENT_TEST_SHORT_PUSH_TOKEN}\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "agent.yaml:4:43: the Firehose access key is shorter than 16 characters; make one with `openssl rand -hex 32`"
+            ]
+        );
+        let e = errs(
+            "specs: [s]\nstate: st\nsources: []\nnotify:\n  receivers:\n    - {name: team, type: slack, webhook_url_env: SLO_AGENT_TEST_SLACK_HTTP}\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].ends_with("the Slack webhook URL must start with https://"), "{e:?}");
+    }
+
+    /// The shipped example must not expose the API: loopback, or every read
+    /// needs a token.
+    #[test]
+    fn the_shipped_example_is_safe() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agent.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = parse("agent.yaml", &text, Path::new("/etc/slo-agent")).unwrap_or_else(|d| panic!("{d:?}"));
+        assert!(c.listen.ip().is_loopback() || c.api.read_requires_token, "{:?}", c.listen);
+    }
 }

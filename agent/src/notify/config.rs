@@ -142,7 +142,9 @@ fn read_receiver(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ReceiverC
         }
         "slack" => {
             let url = required_secret(cx, &f, base, "webhook_url", "the Slack incoming webhook URL")?;
-            if !url.expose().starts_with("https://") && !url.expose().starts_with("http://") {
+            // Slack's incoming webhooks are https only; an http:// URL would
+            // send the message (and the URL's secret part) in the clear.
+            if !url.expose().starts_with("https://") {
                 cx.err(f.node.pos, "the Slack webhook URL must start with https://");
                 return None;
             }

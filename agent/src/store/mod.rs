@@ -820,6 +820,35 @@ mod api_tables_tests {
         assert_eq!(store.audit(10).unwrap().len(), 2);
     }
 }
+#[cfg(test)]
+mod anonymous_audit_tests {
+    use super::*;
+    use crate::auth::{AuditEntry, Role};
+
+    /// Refused calls without a valid token are kept only up to a bound; the
+    /// entries of known callers are all kept.
+    #[test]
+    fn refused_anonymous_calls_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        for i in 0..25 {
+            store
+                .append_audit(&AuditEntry::new(i, "anonymous", None, "silence.create", None, "unauthorized", None))
+                .unwrap();
+        }
+        for i in 0..5 {
+            let e = AuditEntry::new(100 + i, "ops", Some(Role::Admin), "silence.create", None, "ok", None);
+            store.append_audit(&e).unwrap();
+        }
+        assert_eq!(store.prune_anonymous_audit(10).unwrap(), 15);
+        let left = store.audit(100).unwrap();
+        assert_eq!(left.iter().filter(|e| e.role.is_none()).count(), 10);
+        assert_eq!(left.iter().filter(|e| e.role.is_some()).count(), 5);
+        // The newest anonymous entries are the ones kept.
+        assert!(left.iter().filter(|e| e.role.is_none()).all(|e| e.at_ms >= 15));
+        assert_eq!(store.prune_anonymous_audit(10).unwrap(), 0);
+    }
+}
 // ---- end of silences and the API audit log ----------------------------------
 
 #[cfg(test)]

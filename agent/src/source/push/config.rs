@@ -57,9 +57,23 @@ pub fn read(cx: &mut Ctx<'_>, node: &Node, base: &Path, kind: PushKind) -> Optio
     })
 }
 
+/// Shortest push token accepted (as for API tokens): a short one can be guessed.
+pub const MIN_TOKEN_BYTES: usize = crate::auth::MIN_TOKEN_BYTES;
+
 fn read_token(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path, kind: PushKind) -> Option<Option<Secret>> {
     let what = if kind == PushKind::Firehose { "the Firehose access key" } else { "the bearer token" };
-    crate::yaml::values::read_secret(cx, f, base, "token", what)
+    let token = crate::yaml::values::read_secret(cx, f, base, "token", what)?;
+    if let Some(t) = &token
+        && t.expose().len() < MIN_TOKEN_BYTES
+    {
+        let at = f.get("token_file").or(f.get("token_env")).map_or(f.node.pos, |n| n.pos);
+        cx.err(
+            at,
+            format!("{what} is shorter than {MIN_TOKEN_BYTES} characters; make one with `openssl rand -hex 32`"),
+        );
+        return None;
+    }
+    Some(token)
 }
 
 fn byte_limit(cx: &mut Ctx<'_>, f: &Fields<'_>, key: &str, default: usize) -> Option<usize> {
