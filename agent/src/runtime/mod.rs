@@ -90,9 +90,10 @@ fn essential(
         };
         if let Some(why) = why {
             let reason = format!("the {name} thread {why}");
-            tracing::error!(thread = name, "{reason}; the agent cannot count any more and stops");
+            // Readiness and the exit first: logging can fail (a full disk).
             health.not_ready(name, reason.clone());
-            let _ = fatal.send(reason);
+            let _ = fatal.send(reason.clone());
+            tracing::error!(thread = name, "{reason}; the agent cannot count any more and stops");
         }
     })
 }
@@ -473,5 +474,71 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventSink;
+    use crate::source::{PollOutcome, Source};
+
+    /// A source with a bug: its poll panics.
+    struct Panicking;
+
+    impl Source for Panicking {
+        fn name(&self) -> &str {
+            "buggy"
+        }
+        fn kind(&self) -> &'static str {
+            "file"
+        }
+        fn poll(&mut self, _sink: &mut dyn EventSink) -> PollOutcome {
+            panic!("a bug in a source");
+        }
+        fn checkpoint(&self) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    /// Fault 9: the ingest thread dies (a panic in a source): the agent is
+    /// not ready any more, with the reason, and the runtime is told to end
+    /// the process with an error — it does not go on evaluating stale counts.
+    #[test]
+    fn a_dead_ingest_thread_makes_the_agent_unready_and_stops_it() {
+        let health = Arc::new(Health::default());
+        health.ready("state");
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (fatal_tx, mut fatal) = tokio::sync::mpsc::unbounded_channel();
+        let (batches, _keep) = tokio::sync::mpsc::channel(1);
+        let (_control_tx, control) = std::sync::mpsc::channel();
+        let ingest = ingest::Ingest {
+            sources: vec![Box::new(Panicking)],
+            generation: 0,
+            poll: Duration::from_millis(10),
+            batches,
+            control,
+            wanted: Arc::new(Mutex::new(crate::event::Wanted::ALL)),
+            telemetry: Arc::new(Telemetry::default()),
+        };
+        let h = essential("ingest", health.clone(), stopping, fatal_tx, move || ingest.run()).unwrap();
+        h.join().unwrap();
+        assert!(!health.is_ready());
+        assert_eq!(health.reasons(), ["ingest: the ingest thread panicked: a bug in a source"]);
+        assert_eq!(fatal.try_recv().unwrap(), "the ingest thread panicked: a bug in a source");
+    }
+
+    /// An essential thread that returns while the runtime is not stopping
+    /// is as bad as one that panicked; while stopping it is expected.
+    #[test]
+    fn an_essential_thread_that_ends_early_is_fatal_but_not_when_stopping() {
+        let health = Arc::new(Health::default());
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (fatal_tx, mut fatal) = tokio::sync::mpsc::unbounded_channel();
+        essential("state", health.clone(), stopping.clone(), fatal_tx.clone(), || {}).unwrap().join().unwrap();
+        assert_eq!(fatal.try_recv().unwrap(), "the state thread stopped unexpectedly");
+        stopping.store(true, Ordering::SeqCst);
+        essential("state", health, stopping, fatal_tx, || {}).unwrap().join().unwrap();
+        assert!(fatal.try_recv().is_err());
     }
 }

@@ -479,6 +479,11 @@ impl Core {
             self.links.api.health.not_ready("store", format!("the state file cannot be reopened: {e}"));
             return again;
         }
+        // Open is not enough: a full disk still refuses writes.
+        if let Err(e) = self.store.probe_write(self.clock.now_ms()) {
+            self.links.api.health.not_ready("store", format!("the state file still refuses writes: {e}"));
+            return again;
+        }
         let loaded = match load(&self.config, &self.slos, &self.store, &self.clock) {
             Ok(l) => l,
             Err(e) => {
@@ -525,3 +530,7 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

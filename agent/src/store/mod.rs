@@ -103,6 +103,9 @@ pub struct Store {
     /// `None` only while being reopened (or after a reopen failed).
     db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// Tests: while set, every write fails, as writes do on a full disk.
+    #[cfg(test)]
+    pub(crate) failing: std::sync::atomic::AtomicBool,
 }
 
 /// A read handle on the open database, held for a transaction's duration so
@@ -143,7 +146,12 @@ impl Store {
             Err(_) => false,
         };
         let db = Database::create(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        let store = Store { db: RwLock::new(Some(db)), path: path.to_path_buf() };
+        let store = Store {
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            #[cfg(test)]
+            failing: std::sync::atomic::AtomicBool::new(false),
+        };
         store.init(existed)?;
         Ok(store)
     }
@@ -154,6 +162,25 @@ impl Store {
             return Err(StoreError::Closed);
         }
         Ok(Db(guard))
+    }
+
+    /// Whether a durable write goes through now (after a reopen, before the
+    /// agent says it is ready again): writes the time into the meta table.
+    pub fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
+        let db = self.db_for_write()?;
+        let tx = db.begin_write()?;
+        tx.open_table(META)?.insert("last_write_probe_ms", now_ms.to_string().as_str())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The database, to begin a write transaction on.
+    fn db_for_write(&self) -> Result<Db<'_>, StoreError> {
+        #[cfg(test)]
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Foreign("injected write failure (tests)".into()));
+        }
+        self.db()
     }
 
     /// Close and open the state file again, after a failed write left redb
@@ -192,7 +219,7 @@ impl Store {
                 )));
             }
         }
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -227,7 +254,7 @@ impl Store {
         if transitions.is_empty() {
             return Ok(());
         }
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         self.write_alerts(&tx, transitions)?;
         tx.commit()?;
@@ -326,7 +353,7 @@ impl Store {
         let defs: BTreeMap<String, String> =
             engine.slos().map(|s| (s.slo.name.clone(), definition_key(&s.slo))).collect();
         let mut to_load: Vec<&str> = Vec::new();
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             let mut table = tx.open_table(DEFINITIONS)?;
@@ -436,7 +463,7 @@ impl Store {
         delivery: Option<(&str, &str, i64)>,
         durable: bool,
     ) -> Result<(), StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let mut tx = db.begin_write()?;
         if !durable {
             tx.set_durability(redb::Durability::None)?;
@@ -493,7 +520,7 @@ impl Store {
 
     /// Forget delivery ids committed before `before_ms`. Returns how many.
     pub fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {
@@ -531,7 +558,7 @@ impl Store {
         const SLOS_PER_TRANSACTION: usize = 32;
         let mut deleted = 0u64;
         for chunk in retention.chunks(SLOS_PER_TRANSACTION) {
-            let db = self.db()?;
+            let db = self.db_for_write()?;
             let mut tx = db.begin_write()?;
             // Made durable by the next durable commit; losing a prune only means pruning again.
             tx.set_durability(redb::Durability::None)?;
@@ -559,7 +586,7 @@ impl Store {
         }
         // SLOs gone longer than the grace period lose their rows.
         let keep: std::collections::BTreeSet<&str> = retention.iter().map(|r| r.slo.as_str()).collect();
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             let mut vanished = tx.open_table(VANISHED)?;
@@ -639,7 +666,7 @@ impl Store {
     /// Store a silence (new, or changed; `json` as the notify layer writes
     /// it) together with the audit entry of the call that did it.
     pub fn put_silence(&self, id: &str, json: &[u8], audit: &crate::auth::AuditEntry) -> Result<(), StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             tx.open_table(SILENCES)?.insert(id, json)?;
@@ -664,7 +691,7 @@ impl Store {
 
     /// Forget silences that ended before `before_ms`. Returns how many.
     pub fn prune_silences(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {
@@ -685,7 +712,7 @@ impl Store {
 
     /// Record one API call (refused ones too).
     pub fn append_audit(&self, entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         insert_audit(&tx, entry)?;
         tx.commit()?;
@@ -770,7 +797,7 @@ impl Store {
     /// Delete the records of a time-keyed table older than `before_ms`;
     /// returns how many.
     pub(crate) fn prune_older(&self, table: TimedTable, before_ms: i64) -> Result<u64, StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {

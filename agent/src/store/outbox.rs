@@ -93,7 +93,7 @@ impl Store {
         if transitions.is_empty() && records.is_empty() {
             return Ok(Vec::new());
         }
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         self.write_alerts(&tx, transitions)?;
         let mut dropped = Vec::new();
@@ -177,7 +177,7 @@ impl Store {
     /// The receiver accepted a notification: delete the records it carried
     /// and record the group's new state, in one transaction.
     pub fn commit_delivered(&self, receiver: &str, seqs: &[u64], group: &GroupWrite) -> Result<(), StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;
@@ -200,7 +200,7 @@ impl Store {
 
     /// The receiver refused these records for good: move them to the failed table.
     pub fn commit_failed(&self, records: &[Queued], reason: &str, now_ms: i64) -> Result<(), StoreError> {
-        let db = self.db()?;
+        let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;

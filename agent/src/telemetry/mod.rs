@@ -28,6 +28,10 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A log that cannot be written (a full disk under a log file) must
+        // not take the agent down: tracing-subscriber would report it with
+        // `eprintln!`, which panics when stderr fails.
+        .log_internal_errors(false)
         .try_init();
 }
 
