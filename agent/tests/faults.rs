@@ -178,7 +178,8 @@ fn base64(data: &[u8]) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    use slo_agent::clock::Clock;
+    slo_agent::clock::SystemClock.now_ms()
 }
 
 fn ndjson(n: usize, status: u16) -> Vec<String> {
