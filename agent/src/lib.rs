@@ -26,6 +26,8 @@ pub mod source;
 pub mod spec;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod timefmt;
 pub mod untrusted;
 pub mod yaml;

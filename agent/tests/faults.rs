@@ -66,6 +66,7 @@ impl Agent {
         agent
     }
 
+    #[allow(unsafe_code)] // pre_exec: only async-signal-safe calls; SAFETY below
     fn spawn(dir: &Path) -> Child {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).unwrap();
         let mut cmd = Command::new(bin());
@@ -110,6 +111,7 @@ impl Agent {
     }
 
     /// Limit the size of files the process may write (`None`: no limit).
+    #[allow(unsafe_code)] // prlimit on our own child; SAFETY below
     fn file_size_limit(&self, bytes: Option<u64>) {
         let v = bytes.unwrap_or(libc::RLIM_INFINITY);
         let lim = libc::rlimit { rlim_cur: v, rlim_max: libc::RLIM_INFINITY };
@@ -119,6 +121,7 @@ impl Agent {
     }
 
     /// SIGTERM, and the time the process took to end (and its status).
+    #[allow(unsafe_code)] // kill on our own child; SAFETY below
     fn terminate(&mut self, limit: Duration) -> (Duration, std::process::ExitStatus) {
         let started = Instant::now();
         // SAFETY: sending a signal to our own child.

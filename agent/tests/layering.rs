@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. Keep in step with "Layers" in `docs/architecture.md`.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaf types", &["clock", "dims", "event", "fsutil", "secret", "timefmt", "untrusted"]),
+    ("leaf types", &["clock", "dims", "event", "fsutil", "secret", "testing", "timefmt", "untrusted"]),
     ("positioned YAML, the agent's own telemetry", &["telemetry", "yaml"]),
     ("specs", &["spec"]),
     ("decoders", &["decode"]),

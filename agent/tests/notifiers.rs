@@ -50,9 +50,11 @@ fn fixture(status: Status) -> Notification {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+#[path = "../src/testing/golden.rs"]
+mod golden_files;
+
 fn golden(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/notify/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    golden_files::load_json(&format!("tests/golden/notify/{name}.json"))
 }
 
 fn receiver(kind: ReceiverKind) -> ReceiverConfig {

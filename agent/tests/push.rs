@@ -67,6 +67,7 @@ const KEY: &str = "fh-test-key-0123456789";
 #[allow(dead_code)]
 mod test_encoder;
 
+#[allow(unsafe_code)] // set_var in a test; SAFETY below
 fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
     // SAFETY: every test sets the same value; nothing reads the environment concurrently in a way that matters.
     unsafe { std::env::set_var("SLO_AGENT_TEST_OTLP_TOKEN", "otlp-token-0123456789") };

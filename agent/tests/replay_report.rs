@@ -2,7 +2,10 @@
 //! log whose right answers are known by construction, plus a golden file
 //! for the whole document (`UPDATE_GOLDEN=1` rewrites it).
 
-use std::path::{Path, PathBuf};
+#[path = "../src/testing/golden.rs"]
+mod golden;
+
+use std::path::Path;
 use std::process::Command;
 
 const SPEC: &str = r#"apiVersion: slo-agent/v1
@@ -131,12 +134,7 @@ fn golden_report() {
     // Sample locations hold the temp dir's path.
     text = text.replace(&dir.path().display().to_string(), "$DIR");
     text.push('\n');
-    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/replay-checkout.json");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &text).unwrap();
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (run with UPDATE_GOLDEN=1 to create it)");
-    assert_eq!(text, want, "replay JSON differs from {}", golden.display());
+    golden::check_text("tests/golden/replay-checkout.json", &text);
 }
 
 #[test]

@@ -12,6 +12,7 @@ fn parse(dir: &Path, api: &str) -> Result<crate::auth::ApiConfig, Vec<String>> {
 }
 
 #[test]
+#[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
 fn tokens_with_roles() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("oncall"), "0123456789abcdef0123\n").unwrap();

@@ -518,6 +518,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
     fn short_push_tokens_and_plain_http_slack_urls_are_refused() {
         // SAFETY: these variable names are unique to this test.
         unsafe {

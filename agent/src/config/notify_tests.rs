@@ -9,6 +9,7 @@ fn parse(notify: &str) -> Result<crate::config::AgentConfig, Vec<String>> {
 }
 
 #[test]
+#[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
 fn receivers_and_routes_are_read_with_defaults() {
     // SAFETY: the variable name is unique to this test.
     unsafe { std::env::set_var("SLO_AGENT_TEST_OG_KEY", "k-123") };

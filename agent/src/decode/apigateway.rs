@@ -111,6 +111,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, days_from_civil, days_in_month, parse_time_of_day};
 use crate::event::{EventSink, Origin, Outcome, RequestEvent, Wanted, parse_status};
 
@@ -282,39 +283,39 @@ impl<'a> Parts<'a> {
 #[derive(Debug, Default, PartialEq, Deserialize)]
 struct Record<'a> {
     #[serde(borrow, rename = "requestId")]
-    request_id: Option<Leaf<'a>>,
+    request_id: Option<Scalar<'a>>,
     #[serde(borrow, rename = "requestTime")]
-    request_time: Option<Leaf<'a>>,
+    request_time: Option<Scalar<'a>>,
     #[serde(borrow, rename = "requestTimeEpoch")]
-    request_time_epoch: Option<Leaf<'a>>,
+    request_time_epoch: Option<Scalar<'a>>,
     #[serde(borrow, rename = "httpMethod")]
-    http_method: Option<Leaf<'a>>,
+    http_method: Option<Scalar<'a>>,
     #[serde(borrow, rename = "routeKey")]
-    route_key: Option<Leaf<'a>>,
+    route_key: Option<Scalar<'a>>,
     #[serde(borrow, rename = "resourcePath")]
-    resource_path: Option<Leaf<'a>>,
+    resource_path: Option<Scalar<'a>>,
     #[serde(borrow)]
-    path: Option<Leaf<'a>>,
+    path: Option<Scalar<'a>>,
     #[serde(borrow)]
-    status: Option<Leaf<'a>>,
+    status: Option<Scalar<'a>>,
     #[serde(borrow, rename = "responseLatency")]
-    response_latency: Option<Leaf<'a>>,
+    response_latency: Option<Scalar<'a>>,
     #[serde(borrow, rename = "integrationLatency")]
-    integration_latency: Option<Leaf<'a>>,
+    integration_latency: Option<Scalar<'a>>,
     #[serde(borrow, rename = "integration.latency")]
-    integration_dot_latency: Option<Leaf<'a>>,
+    integration_dot_latency: Option<Scalar<'a>>,
     #[serde(borrow, rename = "integrationStatus")]
-    integration_status: Option<Leaf<'a>>,
+    integration_status: Option<Scalar<'a>>,
     #[serde(borrow, rename = "integration.status")]
-    integration_dot_status: Option<Leaf<'a>>,
+    integration_dot_status: Option<Scalar<'a>>,
     #[serde(borrow, rename = "error.responseType")]
-    error_dot_response_type: Option<Leaf<'a>>,
+    error_dot_response_type: Option<Scalar<'a>>,
     #[serde(borrow, rename = "xrayTraceId")]
-    xray_trace_id: Option<Leaf<'a>>,
+    xray_trace_id: Option<Scalar<'a>>,
     #[serde(borrow, rename = "domainName")]
-    domain_name: Option<Leaf<'a>>,
+    domain_name: Option<Scalar<'a>>,
     #[serde(borrow, rename = "responseLength")]
-    response_length: Option<Leaf<'a>>,
+    response_length: Option<Scalar<'a>>,
     /// `{"integration": {"latency": …, "status": …}}`
     #[serde(borrow)]
     integration: Option<Group<'a>>,
@@ -491,10 +492,10 @@ fn plain_string(line: &str, start: usize) -> Option<(&str, usize)> {
 }
 
 /// A scalar value at `i` and the index after it; `Some((None, _))` for `null`.
-fn plain_value(line: &str, i: usize) -> Option<(Option<Leaf<'_>>, usize)> {
+fn plain_value(line: &str, i: usize) -> Option<(Option<Scalar<'_>>, usize)> {
     let b = line.as_bytes();
     match *b.get(i)? {
-        b'"' => plain_string(line, i + 1).map(|(s, next)| (Some(Leaf::Text(Cow::Borrowed(s))), next)),
+        b'"' => plain_string(line, i + 1).map(|(s, next)| (Some(Scalar::Text(Cow::Borrowed(s))), next)),
         b'-' | b'0'..=b'9' => {
             let rest = &b[i..];
             let mut n = usize::from(rest[0] == b'-');
@@ -528,71 +529,18 @@ fn plain_value(line: &str, i: usize) -> Option<(Option<Leaf<'_>>, usize)> {
             let text = line.get(i..i + n)?;
             let leaf = if !integer {
                 // serde_json rejects numbers out of f64's range.
-                Leaf::Float(text.parse::<f64>().ok().filter(|x| x.is_finite())?)
+                Scalar::Float(text.parse::<f64>().ok().filter(|x| x.is_finite())?)
             } else if int_start == 1 {
                 return None; // negative integers (and serde_json's `-0` is a float): not worth a fast path
             } else {
-                Leaf::Unsigned(text.parse().ok()?)
+                Scalar::Unsigned(text.parse().ok()?)
             };
             Some((Some(leaf), i + n))
         }
         b'n' if b[i..].starts_with(b"null") => Some((None, i + 4)),
-        b't' if b[i..].starts_with(b"true") => Some((Some(Leaf::Other), i + 4)),
-        b'f' if b[i..].starts_with(b"false") => Some((Some(Leaf::Other), i + 5)),
+        b't' if b[i..].starts_with(b"true") => Some((Some(Scalar::Bool(true)), i + 4)),
+        b'f' if b[i..].starts_with(b"false") => Some((Some(Scalar::Bool(false)), i + 5)),
         _ => None,
-    }
-}
-
-/// One JSON value, kept only as far as an access log record needs it.
-#[derive(Debug, Clone, PartialEq)]
-enum Leaf<'a> {
-    Text(Cow<'a, str>),
-    Unsigned(u64),
-    Signed(i64),
-    Float(f64),
-    /// A boolean, an object or an array (skipped, not kept).
-    Other,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Leaf<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct LeafVisitor;
-        impl<'de> Visitor<'de> for LeafVisitor {
-            type Value = Leaf<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Leaf::Other)
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Leaf::Unsigned(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Leaf::Signed(v))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Leaf::Float(v))
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Leaf::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Leaf::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Leaf::Text(Cow::Owned(v)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Leaf::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Leaf::Other)
-            }
-        }
-        d.deserialize_any(LeafVisitor)
     }
 }
 
@@ -600,9 +548,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Leaf<'a> {
 /// keys is ignored (it is not one of the `$context` variables we read).
 #[derive(Debug, Default, PartialEq)]
 struct Group<'a> {
-    latency: Option<Leaf<'a>>,
-    status: Option<Leaf<'a>>,
-    response_type: Option<Leaf<'a>>,
+    latency: Option<Scalar<'a>>,
+    status: Option<Scalar<'a>>,
+    response_type: Option<Scalar<'a>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
@@ -655,7 +603,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
                     if slot.is_some() {
                         return Err(de::Error::custom("repeated key"));
                     }
-                    *slot = map.next_value::<Option<Leaf<'de>>>()?;
+                    *slot = map.next_value::<Option<Scalar<'de>>>()?;
                 }
                 Ok(group)
             }
@@ -684,34 +632,34 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
 }
 
 /// `"-"` and `""` are how API Gateway (and users) write a missing value.
-fn is_present(v: &Leaf<'_>) -> bool {
-    !matches!(v, Leaf::Text(t) if t.is_empty() || t == "-")
+fn is_present(v: &Scalar<'_>) -> bool {
+    !matches!(v, Scalar::Text(t) if t.is_empty() || t == "-")
 }
 
-fn present<'r, 'a>(v: &'r Option<Leaf<'a>>) -> Option<&'r Leaf<'a>> {
+fn present<'r, 'a>(v: &'r Option<Scalar<'a>>) -> Option<&'r Scalar<'a>> {
     v.as_ref().filter(|v| is_present(v))
 }
 
-fn text<'r>(v: &'r Option<Leaf<'_>>) -> Result<Option<&'r str>, RejectReason> {
+fn text<'r>(v: &'r Option<Scalar<'_>>) -> Result<Option<&'r str>, RejectReason> {
     match present(v) {
         None => Ok(None),
-        Some(Leaf::Text(s)) => Ok(Some(s)),
+        Some(Scalar::Text(s)) => Ok(Some(s)),
         Some(_) => Err(RejectReason::BadField),
     }
 }
 
-fn millis(v: &Option<Leaf<'_>>) -> Result<Option<f64>, RejectReason> {
+fn millis(v: &Option<Scalar<'_>>) -> Result<Option<f64>, RejectReason> {
     millis_of(present(v))
 }
 
 /// A non-negative, finite number, as a JSON number or a string.
-fn millis_of(v: Option<&Leaf<'_>>) -> Result<Option<f64>, RejectReason> {
+fn millis_of(v: Option<&Scalar<'_>>) -> Result<Option<f64>, RejectReason> {
     let n = match v {
         None => return Ok(None),
-        Some(Leaf::Text(t)) if t.is_empty() || t == "-" => return Ok(None),
-        Some(Leaf::Unsigned(n)) => *n as f64,
-        Some(Leaf::Float(x)) => *x,
-        Some(Leaf::Text(t)) => number_text(t).ok_or(RejectReason::BadNumber)?,
+        Some(Scalar::Text(t)) if t.is_empty() || t == "-" => return Ok(None),
+        Some(Scalar::Unsigned(n)) => *n as f64,
+        Some(Scalar::Float(x)) => *x,
+        Some(Scalar::Text(t)) => number_text(t).ok_or(RejectReason::BadNumber)?,
         Some(_) => return Err(RejectReason::BadNumber),
     };
     if n.is_finite() && n >= 0.0 { Ok(Some(n)) } else { Err(RejectReason::BadNumber) }
@@ -731,10 +679,10 @@ fn number_text(t: &str) -> Option<f64> {
     if ok { t.parse().ok() } else { None }
 }
 
-fn status_of(v: &Leaf<'_>) -> Option<u16> {
+fn status_of(v: &Scalar<'_>) -> Option<u16> {
     match v {
-        Leaf::Unsigned(n) => u16::try_from(*n).ok().filter(|&n| n <= 999),
-        Leaf::Text(s) => parse_status(s.as_bytes()),
+        Scalar::Unsigned(n) => u16::try_from(*n).ok().filter(|&n| n <= 999),
+        Scalar::Text(s) => parse_status(s.as_bytes()),
         _ => None,
     }
 }
@@ -742,11 +690,11 @@ fn status_of(v: &Leaf<'_>) -> Option<u16> {
 /// Epoch milliseconds from `requestTimeEpoch`: milliseconds for REST APIs,
 /// seconds for HTTP APIs; a value below 10¹¹ (March 1973 in milliseconds,
 /// year 5138 in seconds) is taken as seconds.
-fn epoch_ms(v: &Leaf<'_>) -> Option<i64> {
+fn epoch_ms(v: &Scalar<'_>) -> Option<i64> {
     let n = match v {
-        Leaf::Unsigned(n) => *n as f64,
-        Leaf::Float(x) => *x,
-        Leaf::Text(t) => number_text(t)?,
+        Scalar::Unsigned(n) => *n as f64,
+        Scalar::Float(x) => *x,
+        Scalar::Text(t) => number_text(t)?,
         _ => return None,
     };
     if !(0.0..9.0e15).contains(&n) {

@@ -311,6 +311,7 @@ fn block_bits(block: &[u8; 64], needles: Needles) -> u64 {
 /// SSE2: sixteen compares per instruction.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
+#[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
 fn byte_bits_16(lo: u64, hi: u64, needles: Needles) -> u16 {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8};
     // SAFETY: these intrinsics only need the `sse2` target feature, which
@@ -485,6 +486,7 @@ impl RecordReader {
     /// bytes) whose columns `map` describes. The line's lifetime is named so
     /// that text can come from the line or the scratch space.
     #[inline]
+    #[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
     pub(crate) fn read<'l>(
         &'l mut self,
         map: &ColumnMap,
@@ -658,6 +660,7 @@ pub(crate) fn has_percent(s: &[u8]) -> bool {
 /// `bytes` as text if they are UTF-8. CloudFront URL-encodes its fields, so
 /// they are nearly always ASCII, which is checked much faster than UTF-8.
 #[inline]
+#[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
 fn as_text(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: every ASCII byte sequence is valid UTF-8.

@@ -45,7 +45,7 @@ use crate::decode::cloudfront::{
     ColumnMap, RecordReader, cache_result, classify_user_agent, decode_path, has_percent, parse_epoch_ms,
     parse_epoch_seconds_as_ms, parse_seconds_as_ms, parse_u64,
 };
-use crate::decode::ndjson::Scalar;
+use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
 use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, Wanted, parse_status};
 

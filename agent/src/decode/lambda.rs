@@ -59,6 +59,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::decode::ndjson::rfc3339_ms;
+use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason};
 use crate::event::{EventSink, Origin, Outcome, RequestEvent, Wanted};
 
@@ -466,9 +467,9 @@ impl RememberedFailures {
 #[derive(Deserialize)]
 struct PlatformLine<'a> {
     #[serde(borrow, default)]
-    time: Option<LenientText<'a>>,
+    time: Option<Scalar<'a>>,
     #[serde(rename = "type", borrow, default)]
-    kind: Option<LenientText<'a>>,
+    kind: Option<Scalar<'a>>,
     #[serde(borrow, default)]
     record: Option<RecordValue<'a>>,
 }
@@ -510,52 +511,8 @@ struct Tracing<'a> {
 
 /// A string, or nothing when the value has another type: an application's
 /// own JSON may use `type` or `time` for anything.
-struct LenientText<'a>(Option<Cow<'a, str>>);
-
-fn text<'s>(v: &'s Option<LenientText<'_>>) -> Option<&'s str> {
-    v.as_ref().and_then(|t| t.0.as_deref())
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for LenientText<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LenientText<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(LenientText(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(LenientText(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(LenientText(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(LenientText(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(LenientText(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(LenientText(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(LenientText(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LenientText(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(LenientText(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
+fn text<'s>(v: &'s Option<Scalar<'_>>) -> Option<&'s str> {
+    v.as_ref().and_then(Scalar::as_text)
 }
 
 /// `record` is an object for platform events and a string for function and

@@ -21,6 +21,7 @@ pub mod cloudwatch_logs;
 pub mod lambda;
 pub mod ndjson;
 pub mod otlp;
+pub(crate) mod scalar;
 
 /// Why a line was not turned into an event. Reasons are a bounded set so they
 /// can be metric label values.

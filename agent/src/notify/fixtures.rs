@@ -19,23 +19,5 @@ pub(crate) fn sample_notification(status: Status) -> Notification {
 /// payload a receiver gets (also what `agent/tests/notifiers.rs` checks on
 /// the wire). `UPDATE_GOLDEN=1` rewrites the file: review the diff.
 pub(crate) fn assert_golden(name: &str, got: &serde_json::Value) {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/notify").join(format!("{name}.json"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let mut text = serde_json::to_string_pretty(got).expect("a JSON value serializes");
-        text.push('\n');
-        std::fs::create_dir_all(path.parent().expect("the golden file has a folder"))
-            .expect("create the golden folder");
-        std::fs::write(&path, text).expect("write the golden file");
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    let want: serde_json::Value = serde_json::from_str(&want).expect("the golden file is JSON");
-    assert_eq!(
-        got,
-        &want,
-        "payload differs from {} (UPDATE_GOLDEN=1 rewrites it):\n{}",
-        path.display(),
-        serde_json::to_string_pretty(got).unwrap_or_default()
-    );
+    crate::testing::golden::check_json(&format!("tests/golden/notify/{name}.json"), got);
 }

@@ -45,6 +45,7 @@ pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// A mapped file must not be truncated while it is read (the process would
 /// get SIGBUS); `replay` reads finished log files, and the daemon's file tail
 /// never maps.
+#[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
 pub fn map_plain_file(path: &Path) -> io::Result<Option<memmap2::Mmap>> {
     let f = File::open(path)?;
     let meta = f.metadata()?;
@@ -67,6 +68,7 @@ pub fn map_plain_file(path: &Path) -> io::Result<Option<memmap2::Mmap>> {
 /// Every line of a mapped file, in chunks; each chunk's pages are dropped
 /// from the mapping once its lines are handed over, so resident memory stays
 /// a few MiB whatever the file's size (the page cache keeps them).
+#[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
 pub fn split_mapped(map: &memmap2::Mmap, mut f: impl FnMut(Line<'_>)) -> u64 {
     const CHUNK: usize = 8 << 20;
     const PAGE: usize = 4096;

@@ -70,12 +70,7 @@ fn fixtures_match_golden_output() {
     for name in ["rest.json.log", "http.json.log", "clf.log", "csv.log"] {
         let input = std::fs::read(format!("{dir}{name}")).expect("fixture");
         let got = run(&mut ApiGatewayDecoder::new(SVC), &input);
-        let golden = format!("{dir}{name}.expected");
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&golden, &got).expect("write golden");
-        }
-        let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-        assert_eq!(got, want, "{name}");
+        crate::testing::golden::check_text(&format!("{dir}{name}.expected"), &got);
     }
 }
 

@@ -62,12 +62,7 @@ fn fixture_with_full_header_matches_golden_output() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloudfront/");
     let input = std::fs::read(format!("{dir}standard-33.log")).expect("fixture");
     let got = render_run(&mut CloudFrontStandardDecoder::new(SVC), &input);
-    let golden = format!("{dir}standard-33.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(got, want);
+    crate::testing::golden::check_text(&format!("{dir}standard-33.expected"), &got);
 }
 
 #[test]

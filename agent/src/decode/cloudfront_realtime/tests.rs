@@ -30,12 +30,7 @@ fn fixture_matches_golden_output() {
     let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
     let input = std::fs::read(format!("{DIR}realtime.tsv")).expect("fixture");
     let got = render_run(&mut CloudFrontRealtimeDecoder::new(SVC, &fields).expect("fields"), &input);
-    let golden = format!("{DIR}realtime.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(got, want);
+    crate::testing::golden::check_text(&format!("{DIR}realtime.expected"), &got);
 }
 
 #[test]

@@ -19,12 +19,7 @@ fn check(decoder: &mut dyn Decoder, input: &str, expected: &str) {
 fn fixture_matches_golden_output() {
     let input = std::fs::read(format!("{DIR}v2.jsonl")).expect("fixture");
     let got = render_run(&mut CloudFrontV2JsonDecoder::new(SVC), &input);
-    let golden = format!("{DIR}v2.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(got, want);
+    crate::testing::golden::check_text(&format!("{DIR}v2.expected"), &got);
 }
 
 /// The shape of the JSON records in the examples of

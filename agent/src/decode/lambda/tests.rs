@@ -65,12 +65,7 @@ fn fixture_matches_golden_output() {
     let input = std::fs::read_to_string(format!("{dir}function.log")).expect("fixture");
     let mut decoder = LambdaDecoder::new(SVC);
     let got = run(&mut decoder, &input);
-    let golden = format!("{dir}function.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(got, want);
+    crate::testing::golden::check_text(&format!("{dir}function.expected"), &got);
 }
 
 #[test]

@@ -26,12 +26,7 @@ fn fixture_matches_golden_output() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ndjson/");
     let input = std::fs::read(format!("{dir}events.ndjson")).expect("fixture");
     let got = render_run(&mut NdjsonDecoder::new(SVC), &input);
-    let golden = format!("{dir}events.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(got, want);
+    crate::testing::golden::check_text(&format!("{dir}events.expected"), &got);
 }
 
 #[test]

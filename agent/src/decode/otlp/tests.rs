@@ -90,12 +90,7 @@ fn fixture() -> (Vec<u8>, serde_json::Value) {
 fn fixture_matches_golden_output() {
     let (body, _) = fixture();
     let got = run(decode_traces_json, &body).expect("the fixture decodes");
-    let golden = format!("{FIXTURES}request.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(got, want);
+    crate::testing::golden::check_text(&format!("{FIXTURES}request.expected"), &got);
 }
 
 #[test]

@@ -1,0 +1,3 @@
+//! Helpers for tests only (compiled under `cfg(test)`).
+
+pub mod golden;
