@@ -291,6 +291,13 @@ struct Stored {
 }
 
 impl EventBatch {
+    /// Give back the room the batch grew into but does not use: a batch
+    /// that waits in a queue holds only what it needs.
+    pub fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.events.shrink_to_fit();
+    }
+
     pub fn new() -> EventBatch {
         EventBatch::default()
     }

@@ -319,7 +319,7 @@ fn push_requests_are_limited_before_any_work() {
         "http: {{max_push_in_flight: 1}}\n{}",
         "sources:\n  - name: edge\n    type: firehose\n    token_file: fh.key\n    max_body_bytes: 1048576\n    max_decoded_bytes: 262144\n    log_groups: [{log_group: \"/app/*\", format: ndjson, service: shop}]\n"
     ));
-    // 40 records of 16 KB each inflate to 640 KB: each is under the limit, together over it.
+    // 40 records of 27 KB each inflate to 1 MB: each is under the limit, together over it.
     let line = ndjson(1, 200).remove(0);
     let message = serde_json::json!({
         "messageType": "DATA_MESSAGE", "logGroup": "/app/x", "logStream": "s", "owner": "1",
@@ -339,6 +339,24 @@ fn push_requests_are_limited_before_any_work() {
     assert!(String::from_utf8_lossy(&answer).contains("nothing of it was counted"));
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(a.total(), 0);
+
+    // One budget for the body and its records together: 5 records inflate
+    // to about 135 KB; the gzip body they come in is accepted as such, but
+    // not when it also inflates to 150 KB of its own (JSON whitespace).
+    let five = records[..5].join(",");
+    let gzipped = |text: String| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    };
+    let padded = gzipped(format!(r#"{{"requestId":"padded",{}"records":[{five}]}}"#, " ".repeat(150_000)));
+    let gzip_auth = [("X-Amz-Firehose-Access-Key", KEY), ("Content-Encoding", "gzip")];
+    let (status, _, answer) = request(a.port, "POST", "/ingest/firehose/edge", &gzip_auth, &padded).unwrap();
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&answer));
+    let plain = gzipped(format!(r#"{{"requestId":"plain","records":[{five}]}}"#));
+    let (status, _, answer) = request(a.port, "POST", "/ingest/firehose/edge", &gzip_auth, &plain).unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    a.wait(Duration::from_secs(10), "the 500 events of the plain request", || a.total() == 500);
 
     // Request ids: at most 128 bytes, in the header or in the body.
     let long = "r".repeat(300);

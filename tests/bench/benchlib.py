@@ -2,6 +2,7 @@
 binary, the generated logs they read, and a description of the machine."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,15 @@ def machine():
     load = os.getloadavg()
     return (f"machine: {uname.sysname} {uname.release}, {os.cpu_count()} cores, {cpu}; "
             f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def report(rows, work, complete):
+    """Print (label, value) rows as a table; remove the work dir when the
+    run was complete, else say where its log and state are."""
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    if complete:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"\nthe agent's log and state are kept in {work}")

@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import bench_dir, generated_log, machine, release_binary
+from benchlib import bench_dir, generated_log, machine, release_binary, report
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "tests" / "bench" / "specs-10.yaml"
@@ -74,6 +74,34 @@ def http_get(conn_box, port, path, timeout=5.0):
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def start_agent(binary, config, work, port):
+    """`slo-agent run` with its output in work/agent.log; returns once
+    /readyz says ready (exits the benchmark if it never does)."""
+    log = open(work / "agent.log", "wb")
+    agent = subprocess.Popen([binary, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    conn = [None]
+    deadline = time.time() + 30
+    while True:
+        try:
+            if http_get(conn, port, "/readyz")[0] == 200:
+                return agent, log
+        except OSError:
+            pass
+        if time.time() > deadline or agent.poll() is not None:
+            agent.kill()
+            sys.exit(f"the agent did not start; see {work / 'agent.log'}")
+        time.sleep(0.05)
+
+
+def stop_agent(agent, log):
+    agent.send_signal(signal.SIGTERM)
+    try:
+        agent.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+    log.close()
 
 
 def metric(text, name):
@@ -275,20 +303,9 @@ def main():
         "    format: cloudfront\n"
         "    service: shop\n")
 
-    agent_log = open(work / "agent.log", "wb")
-    agent = subprocess.Popen([binary, "run", "--config", str(config)], stdout=agent_log, stderr=subprocess.STDOUT)
+    agent, agent_log = start_agent(binary, config, work, port)
     conn = [None]
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                if http_get(conn, port, "/api/v1/slos")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or agent.poll() is not None:
-                sys.exit(f"the agent did not start; see {work / 'agent.log'}")
-            time.sleep(0.05)
         cpu0 = cpu_seconds(agent.pid)
 
         stats = mp.Array("q", 2, lock=False)
@@ -361,12 +378,7 @@ def main():
         cpu = cpu_seconds(agent.pid) - cpu0
         mem = proc_status(agent.pid)
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-        agent_log.close()
+        stop_agent(agent, agent_log)
         shutil.rmtree(logs, ignore_errors=True)
 
     lags = [s[1] for s in samples if s[1] is not None]
@@ -401,13 +413,7 @@ def main():
         ("agent: RSS", f"peak (VmHWM) {mem.get('VmHWM', 0) / 1024:.1f} MiB; "
                        f"sampled max {max(rss) / 1024 if rss else 0:.1f} MiB, at the end {mem.get('VmRSS', 0) / 1024:.1f} MiB"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-    if read == result["total_lines"]:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"\nthe agent's log and state are kept in {work}")
+    report(rows, work, read == result["total_lines"])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ own counts are printed). A benchmark prints numbers; it asserts nothing.
 
     python3 tests/bench/replay.py [--format cloudfront|apigateway|lambda]
         [--lines 1000000] [--rounds 7] [--goaccess-rounds 3] [--bin PATH]
+        [--baseline-bin PATH]   # an earlier build, replayed in the same rounds
 """
 
 import argparse
@@ -110,6 +111,8 @@ def main():
                     help="rounds that also run goaccess (cloudfront only; 0 to skip it)")
     ap.add_argument("--bin", default=None, help="slo-agent binary (default: the release build)")
     ap.add_argument("--dir", default=None, help="for the generated logs (default /var/tmp/slo-agent-bench)")
+    ap.add_argument("--baseline-bin", default=None,
+                    help="another slo-agent binary (an earlier commit's build) to replay in the same rounds")
     args = ap.parse_args()
     fmt = FORMATS[args.format]
 
@@ -132,6 +135,8 @@ def main():
         "slo-agent replay": [*replay, str(log)],
         "slo-agent replay (.gz)": [*replay, str(gz)],
     }
+    if args.baseline_bin:
+        commands["replay (baseline binary)"] = [args.baseline_bin, *replay[1:], str(log)]
     if mawk:
         name, program = fmt["mawk"]
         commands[name] = [mawk, *program, str(log)]
@@ -179,6 +184,10 @@ def main():
             other = walls[name]
             print(f"replay vs {name}: {min(other) / min(rep):.1f}× (min vs min), "
                   f"{statistics.median(other) / statistics.median(rep):.1f}× (median vs median)")
+    if args.baseline_bin:
+        base = walls["replay (baseline binary)"]
+        print(f"replay vs the baseline binary: {min(base) / min(rep):.2f}× (min vs min), "
+              f"{statistics.median(base) / statistics.median(rep):.2f}× (median vs median); above 1: faster")
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -151,3 +151,11 @@ async fn not_found() -> Response {
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({"error": message}))).into_response()
 }
+
+/// 503 with `Retry-After`: the state file cannot take the change now (the
+/// runtime is reopening it); the same request can succeed shortly.
+fn unavailable(message: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    r
+}

@@ -276,6 +276,9 @@ pub async fn firehose(
         let _permit = permit(&state)?;
         let body = read_body(&src, &headers, body).await?;
         let max = src.max_decoded_bytes;
+        // One budget for the request: what the body inflated to counts
+        // against what its records may inflate to.
+        let left = (max as u64).saturating_sub(body.len() as u64);
         let parsed = blocking(move || firehose::parse_request(&body, max))
             .await?
             .map_err(|m| Refusal::new(StatusCode::BAD_REQUEST, "bad_body", m))?;
@@ -286,7 +289,7 @@ pub async fn firehose(
         let records = parsed.records;
         let inflate = matches!(src.records, crate::source::push::RecordFormat::CloudWatchLogs(_));
         let records = if inflate {
-            blocking(move || inflate_records(records, max as u64))
+            blocking(move || inflate_records(records, left))
                 .await?
                 .map_err(|InflateError::TooLarge| Refusal::too_large(max))?
         } else {

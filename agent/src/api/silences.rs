@@ -22,8 +22,8 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::auth::{self, Caller, RemoteAddr, Role};
-use super::error;
 use super::state::{ApiState, Snapshot};
+use super::{error, unavailable};
 use crate::notify::silence::{self, Draft, MatchOp, Matcher, Silence, SilenceError, SilenceState};
 use crate::timefmt::rfc3339;
 
@@ -151,7 +151,7 @@ async fn create(
         if let Err(e) = shared.store.put_silence(&created.id, &created.to_record(), &entry) {
             let message = format!("the silence could not be stored, so it was not made: {e}");
             auth::record(&shared, &caller.audit(now, CREATE, None, &format!("error: {message}")));
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &message);
+            return unavailable(&message);
         }
         shared.silences.write().put(created.clone());
         auth::log(&entry);
@@ -197,7 +197,7 @@ async fn expire(
         if let Err(e) = shared.store.put_silence(&after.id, &after.to_record(), &entry) {
             let message = format!("the silence could not be stored, so it still holds: {e}");
             auth::record(&shared, &caller.audit(now, EXPIRE, Some(&id), &format!("error: {message}")));
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &message);
+            return unavailable(&message);
         }
         shared.silences.write().put(after.clone());
         auth::log(&entry);

@@ -433,6 +433,7 @@ pub async fn run(
     }
     match failure {
         Some(why) => Err(anyhow::anyhow!("{why}")),
+        None if !committed => Err(anyhow::anyhow!("stopped without committing the last batch")),
         None => Ok(()),
     }
 }

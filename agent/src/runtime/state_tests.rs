@@ -222,3 +222,100 @@ fn an_slo_removed_and_put_back_keeps_its_history() {
     let mut loaded = load(&config, &with, &f.store, &clock).unwrap();
     assert_eq!(loaded.engine.evaluate(T0)[0].window.events.total, 310);
 }
+
+/// A source whose poll is stuck in I/O (a hung disk or network file
+/// system) until it is released.
+struct Stuck {
+    entered: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl crate::source::Source for Stuck {
+    fn name(&self) -> &str {
+        "logs"
+    }
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+    fn poll(&mut self, _sink: &mut dyn crate::event::EventSink) -> PollOutcome {
+        let _ = self.entered.send(());
+        let _ = self.release.recv();
+        PollOutcome::default()
+    }
+    fn checkpoint(&self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Fault 10: reading a source (glob, open, read, gunzip, decode) happens
+/// on the ingest thread, which shares nothing with the state thread but a
+/// queue. A poll stuck in I/O holds up that source only: the state thread
+/// goes on evaluating on its tick and counting and committing pushes.
+#[test]
+fn a_source_stuck_in_io_holds_up_neither_evaluation_nor_pushes() {
+    let Fixture { core, api, clock, _dir, .. } = fixture();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let (batches_tx, batches_rx) = tokio::sync::mpsc::channel(4);
+    let (ingest_control, ingest_rx) = std::sync::mpsc::channel();
+    let ingest = super::super::ingest::Ingest {
+        sources: vec![Box::new(Stuck { entered: entered_tx, release: release_rx })],
+        generation: 0,
+        poll: std::time::Duration::from_millis(10),
+        batches: batches_tx,
+        control: ingest_rx,
+        wanted: Arc::new(std::sync::Mutex::new(crate::event::Wanted::ALL)),
+        telemetry: Arc::new(Telemetry::default()),
+    };
+    let ingest_thread = std::thread::spawn(move || ingest.run());
+    entered.recv_timeout(std::time::Duration::from_secs(10)).expect("the poll started");
+
+    let (control, control_rx) = tokio::sync::mpsc::channel(4);
+    let (deliveries, deliveries_rx) = tokio::sync::mpsc::channel(4);
+    let state_thread = std::thread::spawn(move || {
+        super::super::run_state_thread(
+            core,
+            control_rx,
+            deliveries_rx,
+            batches_rx,
+            std::time::Duration::from_millis(20),
+        )
+    });
+
+    // Ticks evaluate while the poll is stuck.
+    wait_for("the first evaluation", || api.snapshot().at_ms == T0);
+    clock.advance(60_000);
+    wait_for("an evaluation at the new time", || api.snapshot().at_ms == T0 + 60_000);
+
+    // A push is counted and committed, and the next tick shows it.
+    let (d, _claim, mut answer) = delivery(batch(T0 + 60_000, 40, 1));
+    deliveries.try_send(d).map_err(|_| "queue").unwrap();
+    let mut acked = None;
+    wait_for("the delivery's answer", || {
+        acked = answer.try_recv().ok();
+        acked.is_some()
+    });
+    assert!(acked.unwrap().is_ok());
+    clock.advance(1_000);
+    wait_for("the delivery in the snapshot", || total(&api) == 40);
+
+    // Released, the ingest thread stops; the state thread shuts down.
+    release.send(()).unwrap();
+    ingest_control.send(IngestControl::Stop).unwrap();
+    ingest_thread.join().unwrap();
+    let (reply, done) = tokio::sync::oneshot::channel();
+    control
+        .blocking_send(Control::Shutdown(std::time::Instant::now() + std::time::Duration::from_secs(5), reply))
+        .map_err(|_| "control")
+        .unwrap();
+    assert!(done.blocking_recv().unwrap(), "the final commit reached the file");
+    state_thread.join().unwrap();
+}

@@ -261,6 +261,7 @@ impl PushGate {
         let mut events = EventBatch::new();
         let mut rejects = Rejects::default();
         let lines = decoders.decode(source, request_id, payload, &mut events, &mut rejects)?;
+        events.shrink_to_fit();
         Ok((events, rejects, lines))
     }
 
