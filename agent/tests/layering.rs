@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("decoders", &["decode"]),
     ("the SLI engine", &["sli"]),
     ("alerts, auth, rules", &["alert", "auth", "rules"]),
+    ("the deploy freeze", &["freeze"]),
     ("the store", &["store"]),
     ("sources, notifications", &["source", "notify"]),
     ("exporters, replay", &["export", "replay"]),

@@ -6,6 +6,7 @@
 //! Silences and the audit log ([`silences`]) need API tokens ([`auth`]).
 
 pub mod auth;
+pub mod freeze;
 pub mod push;
 pub mod silences;
 pub mod state;
@@ -34,6 +35,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
+        .merge(freeze::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))
         .with_state(state)
@@ -144,7 +146,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

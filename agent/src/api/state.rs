@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub alerts: Vec<AlertRecord>,
     /// Where each SLO's retained data begins (what the store may prune).
     pub retention: Vec<Retention>,
+    /// The deploy freeze of every service, decided at this evaluation.
+    pub freeze: Arc<crate::freeze::Board>,
 }
 
 impl Snapshot {

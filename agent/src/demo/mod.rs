@@ -285,6 +285,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     println!();
+    println!("deploy freeze at the end of the day (GET /api/v1/freeze, `slo-agent freeze check`):");
+    for sv in &snap.freeze.services {
+        let feature = if sv.allows(crate::spec::policy::ChangeType::Feature) {
+            "feature deploys allowed"
+        } else {
+            "feature deploys blocked"
+        };
+        println!("  {:<10} {:<17} {feature}", sv.service, sv.status.as_str());
+        for r in &sv.reasons {
+            println!("    - {}", r.message);
+        }
+    }
+    println!();
     println!(
         "{} log lines written ({} of history, {} live), {} read by the agent, {} rejected; {:.1} s for {} h of traffic.",
         history_lines + written_lines,

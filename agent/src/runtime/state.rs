@@ -100,6 +100,8 @@ pub struct Core {
     slos: Arc<SloSet>,
     engine: Engine,
     alerts: Alerts,
+    /// Which freeze conditions hold, and since when (hysteresis).
+    freezer: crate::freeze::Freezer,
     /// The engine's tallies at the last report, to report differences.
     reported: IngestStats,
     generation: u64,
@@ -199,6 +201,7 @@ impl Core {
             reported: engine.stats,
             engine,
             alerts,
+            freezer: crate::freeze::Freezer::new(),
             generation: 0,
             lazy_pending: false,
             last_durable: Instant::now(),
@@ -437,13 +440,16 @@ impl Core {
         let counted = self.engine.slos().map(|s| (s.slo.name.clone(), s.counted)).collect();
         let rejected_lines = self.telemetry.sum(&ev::REJECTED_LINES, &[]) as u64;
         ev::Evaluated { slos: statuses.len(), seconds: started.elapsed().as_secs_f64() }.emit(&self.telemetry);
+        let alerts: Vec<_> = self.alerts.records().cloned().collect();
+        let freeze = self.freezer.decide(&self.slos, &statuses, &alerts, self.config.alerts.min_events, at);
         let snap = Snapshot {
             at_ms: at,
+            freeze: Arc::new(freeze),
             statuses,
             reports,
             counted,
             rejected_lines,
-            alerts: self.alerts.records().cloned().collect(),
+            alerts,
             retention: self.engine.retention(),
         };
         self.links.api.snapshot.set(snap);

@@ -17,6 +17,7 @@ pub mod grammar;
 pub mod model;
 pub mod native;
 pub mod openslo;
+pub mod policy;
 pub mod status;
 
 #[cfg(test)]
@@ -118,6 +119,7 @@ struct Loader {
     files: Vec<String>,
     diags: Vec<Diagnostic>,
     slos: Vec<native::ReadSlo>,
+    policies: Vec<policy::ReadPolicy>,
     openslo: openslo::Collected,
 }
 
@@ -160,7 +162,12 @@ impl Loader {
         };
         match cx.text(api, "apiVersion") {
             Some(native::API_VERSION) => {
-                if let Some(s) = native::read(&mut cx, root) {
+                let kind = entries.iter().find(|(k, _)| k.text == "kind").map(|(_, v)| &v.value);
+                if matches!(kind, Some(Value::Scalar(k)) if k.text == "FreezePolicy") {
+                    if let Some(p) = policy::read(&mut cx, root) {
+                        self.policies.push(p);
+                    }
+                } else if let Some(s) = native::read(&mut cx, root) {
                     self.slos.push(s);
                 }
             }
@@ -205,8 +212,27 @@ impl Loader {
             }
         }
 
+        let mut first_policy: HashMap<String, (String, usize)> = HashMap::new();
+        for p in &self.policies {
+            let here = (p.policy.origin.file.clone(), p.name_pos.line);
+            match first_policy.get(&p.policy.name) {
+                Some((file, line)) => self.diags.push(Diagnostic {
+                    file: here.0,
+                    line: p.name_pos.line,
+                    col: p.name_pos.col,
+                    message: format!("duplicate FreezePolicy name `{}`; first defined at {file}:{line}", p.policy.name),
+                }),
+                None => {
+                    first_policy.insert(p.policy.name.clone(), here);
+                }
+            }
+        }
+
         if self.diags.is_empty() {
-            return Ok(SloSet { slos: self.slos.into_iter().map(|s| Arc::new(s.slo)).collect() });
+            return Ok(SloSet {
+                slos: self.slos.into_iter().map(|s| Arc::new(s.slo)).collect(),
+                policies: self.policies.into_iter().map(|p| Arc::new(p.policy)).collect(),
+            });
         }
         let order: HashMap<&str, usize> = self.files.iter().enumerate().map(|(i, f)| (f.as_str(), i)).collect();
         let mut diags = self.diags;

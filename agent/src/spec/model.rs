@@ -381,4 +381,6 @@ impl Slo {
 #[derive(Debug, Clone, Default)]
 pub struct SloSet {
     pub slos: Vec<Arc<Slo>>,
+    /// Error-budget policies (`kind: FreezePolicy`), in file order.
+    pub policies: Vec<Arc<crate::spec::policy::FreezePolicy>>,
 }

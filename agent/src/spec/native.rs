@@ -53,7 +53,9 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadSlo> {
             Some(other) => {
                 cx.err(
                     kind.pos,
-                    format!("unknown kind `{other}` for apiVersion {API_VERSION}; the only kind is `SLO`"),
+                    format!(
+                        "unknown kind `{other}` for apiVersion {API_VERSION}; the kinds are `SLO` and `FreezePolicy`"
+                    ),
                 );
                 return None;
             }
@@ -116,7 +118,7 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
 }
 
-fn metadata(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Metadata> {
+pub fn metadata(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Metadata> {
     let m = cx.map(node, what, METADATA)?;
     Some(read_metadata(cx, &m))
 }
@@ -641,7 +643,7 @@ fn exclusions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<Exclusion
     ok.then_some(out)
 }
 
-fn exclusion(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Exclusion> {
+pub fn exclusion(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Exclusion> {
     let m = cx.map(node, what, &["start", "end", "weekly", "reason"])?;
     let reason = m.require(cx, "reason").and_then(|n| cx.text(n, &m.path("reason"))).map(str::to_string);
     let instant = |cx: &mut Ctx<'_>, key: &str| -> Option<i64> {

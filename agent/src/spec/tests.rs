@@ -243,7 +243,7 @@ fn diagnostics_table() {
         ),
         (
             native(&format!("{w}{IND}")).replace("kind: SLO", "kind: Slo"),
-            vec!["t.yaml:2:7: unknown kind `Slo` for apiVersion slo-agent/v1; the only kind is `SLO`"],
+            vec!["t.yaml:2:7: unknown kind `Slo` for apiVersion slo-agent/v1; the kinds are `SLO` and `FreezePolicy`"],
         ),
         (
             native(&format!("{w}{IND}")).replace("slo-agent/v1", "slo-agent/v2"),

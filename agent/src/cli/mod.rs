@@ -1,4 +1,6 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`.
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`.
+
+pub mod freeze;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +85,11 @@ pub enum Command {
         /// Directory to write the rule files to (created when missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Ask a running agent whether a service may deploy now (for pipelines).
+    Freeze {
+        #[command(subcommand)]
+        command: freeze::FreezeCommand,
     },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
@@ -170,6 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules { specs, sloth, sloth_period, extra_labels, out } => {
             rules(&specs, &sloth, &sloth_period, &extra_labels, &out)
         }
+        Command::Freeze { command } => Ok(freeze::run(command)),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
@@ -193,6 +201,12 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             println!("{} SLOs valid", set.slos.len());
             for s in &set.slos {
                 println!("  {} ({}:{})", s.name, s.origin.file, s.origin.line);
+            }
+            if !set.policies.is_empty() {
+                println!("{} freeze policies valid", set.policies.len());
+                for p in &set.policies {
+                    println!("  {} ({}:{})", p.name, p.origin.file, p.origin.line);
+                }
             }
             ExitCode::SUCCESS
         }

@@ -1,0 +1,249 @@
+//! `slo-agent freeze check|status`: ask a running agent whether a service
+//! may deploy, for pipelines (GitHub Actions, GitLab CI, any shell step).
+//!
+//! Exit codes of `check`: 0 the change may go ahead, 1 the service is frozen
+//! for it, 2 the agent could not be asked or its answer made no sense. A
+//! pipeline that must not stop when the agent is down passes `--fail-open`
+//! (then 2 becomes 0, with a warning); the default fails closed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::spec::policy::ChangeType;
+
+#[derive(Subcommand, Debug)]
+pub enum FreezeCommand {
+    /// May this service deploy this change now? Exit 0 yes, 1 frozen, 2 no answer.
+    Check {
+        /// The service (as the SLO specs name it).
+        #[arg(long)]
+        service: String,
+        /// What the deploy changes: feature, hotfix or rollback.
+        #[arg(long, default_value = "feature")]
+        change: String,
+        /// Answer 0 (with a warning) when the agent cannot be asked.
+        #[arg(long)]
+        fail_open: bool,
+        /// Print the agent's JSON answer instead of the summary.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Every known service's freeze state, as a table.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The agent's base URL [env: SLO_AGENT_URL; default http://127.0.0.1:9464].
+    #[arg(long)]
+    url: Option<String>,
+    /// A file holding an API token (needed when the agent requires tokens for reads)
+    /// [env: SLO_AGENT_TOKEN holds the token itself].
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+/// The agent's answer, or why there is none.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
+    let base = agent
+        .url
+        .clone()
+        .or_else(|| std::env::var("SLO_AGENT_URL").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("http://{}", crate::config::DEFAULT_LISTEN));
+    let token = match &agent.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("reading the token file {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("SLO_AGENT_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
+    let mut url = reqwest::Url::parse(&base).map_err(|e| format!("the agent URL {base:?}: {e}"))?;
+    url.set_path(&format!("{}{path}", url.path().trim_end_matches('/')));
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    let url = url.to_string();
+    let timeout = Duration::from_secs(agent.timeout.max(1));
+    let fetched = crate::runtime::block_on(async move {
+        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
+        let mut req = client.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| format!("asking {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| format!("reading the answer of {url}: {e}"))?;
+        Ok::<_, String>((url, status, bytes))
+    })
+    .map_err(|e| format!("{e:#}"))??;
+    let (url, status, bytes) = fetched;
+    let body: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        format!(
+            "{url} answered {status} with something that is not JSON: {:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )
+    })?;
+    Ok(Answer { status, body })
+}
+
+pub fn run(command: FreezeCommand) -> ExitCode {
+    match command {
+        FreezeCommand::Check { service, change, fail_open, json, agent } => {
+            let Some(change) = ChangeType::parse(&change) else {
+                eprintln!("error: --change must be feature, hotfix or rollback, not {change:?}");
+                return ExitCode::from(2);
+            };
+            let query = [("service", service.as_str()), ("change", change.as_str())];
+            match ask(&agent, "/api/v1/freeze", &query).and_then(|a| verdict(&a)) {
+                Ok((allowed, body)) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+                    } else {
+                        print!("{}", summary(&body, allowed));
+                    }
+                    ExitCode::from(if allowed { 0 } else { 1 })
+                }
+                Err(why) if fail_open => {
+                    eprintln!("warning: no freeze answer ({why}); going ahead because of --fail-open");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    eprintln!("error: no freeze answer: {why}");
+                    eprintln!("(failing closed; pass --fail-open to go ahead when the agent cannot be asked)");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        FreezeCommand::Status { json, agent } => match ask(&agent, "/api/v1/freeze", &[]) {
+            Ok(a) if a.status == 200 && a.body["services"].is_array() => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&a.body).unwrap_or_default());
+                } else {
+                    print!("{}", table(&a.body));
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(a) => {
+                eprintln!("error: the agent answered {}: {}", a.status, error_text(&a.body));
+                ExitCode::from(2)
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// The verdict of a freeze answer: `allowed` must agree with the status
+/// code (200 allowed, 423 not); anything else is no answer.
+fn verdict(a: &Answer) -> Result<(bool, Value), String> {
+    let allowed = a.body["allowed"].as_bool();
+    match (a.status, allowed) {
+        (200, Some(true)) => Ok((true, a.body.clone())),
+        (423, Some(false)) => Ok((false, a.body.clone())),
+        (200 | 423, _) => Err(format!("the agent answered {} with `allowed` {:?}", a.status, a.body["allowed"])),
+        (status, _) => Err(format!("the agent answered {status}: {}", error_text(&a.body))),
+    }
+}
+
+fn error_text(body: &Value) -> String {
+    let mut s = body["error"].as_str().unwrap_or("(no error message)").to_string();
+    if let Some(known) = body["known_services"].as_array() {
+        let names: Vec<&str> = known.iter().filter_map(Value::as_str).collect();
+        s.push_str(&format!("; known services: {}", names.join(", ")));
+    }
+    s
+}
+
+fn summary(body: &Value, allowed: bool) -> String {
+    let service = body["service"].as_str().unwrap_or("?");
+    let change = body["change"].as_str().unwrap_or("?");
+    let status = body["status"].as_str().unwrap_or("?");
+    let mut out = if allowed {
+        format!("ALLOWED: {service} may deploy a {change} change (status {status}")
+    } else {
+        format!("FROZEN: {service} may not deploy a {change} change (status {status}")
+    };
+    out.push_str(&format!(", policy {})\n", body["policy"].as_str().unwrap_or("?")));
+    for r in body["reasons"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  - {}: {} (since {})\n",
+            r["kind"].as_str().unwrap_or("?"),
+            r["message"].as_str().unwrap_or(""),
+            r["since"].as_str().unwrap_or("?")
+        ));
+    }
+    if !allowed {
+        let through: Vec<&str> =
+            body["never_block"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !through.is_empty() {
+            out.push_str(&format!("  ({} changes are not blocked)\n", through.join(" and ")));
+        }
+    }
+    out
+}
+
+fn table(body: &Value) -> String {
+    let mut rows = vec![["SERVICE".to_string(), "STATUS".into(), "FROZEN".into(), "POLICY".into(), "WHY".into()]];
+    for s in body["services"].as_array().into_iter().flatten() {
+        let why: Vec<&str> =
+            s["reasons"].as_array().into_iter().flatten().filter_map(|r| r["message"].as_str()).collect();
+        rows.push([
+            s["service"].as_str().unwrap_or("?").to_string(),
+            s["status"].as_str().unwrap_or("?").to_string(),
+            if s["frozen"].as_bool() == Some(true) { "yes".into() } else { "no".into() },
+            s["policy"].as_str().unwrap_or("?").to_string(),
+            why.join("; "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in &rows {
+        for (i, w) in widths.iter().enumerate() {
+            out.push_str(&format!("{:<w$}  ", r[i], w = *w));
+        }
+        out.push_str(&r[4]);
+        out.push('\n');
+    }
+    out.push_str(&format!("evaluated at {}\n", body["evaluated_at"].as_str().unwrap_or("?")));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_needs_the_status_code_and_the_body_to_agree() {
+        let a = |status, body: &str| Answer { status, body: serde_json::from_str(body).unwrap() };
+        assert!(verdict(&a(200, r#"{"allowed": true}"#)).unwrap().0);
+        assert!(!verdict(&a(423, r#"{"allowed": false}"#)).unwrap().0);
+        assert!(verdict(&a(200, r#"{"allowed": false}"#)).is_err());
+        assert!(verdict(&a(423, r#"{}"#)).is_err());
+        let e =
+            verdict(&a(404, r#"{"error": "no SLO has the service \"x\"", "known_services": ["a", "b"]}"#)).unwrap_err();
+        assert_eq!(e, "the agent answered 404: no SLO has the service \"x\"; known services: a, b");
+    }
+}

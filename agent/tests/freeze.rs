@@ -1,0 +1,252 @@
+//! The deploy freeze through the running binary: `GET /api/v1/freeze` and
+//! `slo-agent freeze check|status`, on logs where one service has spent its
+//! error budget and another has not, and a policy reload.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const CHECKOUT: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: checkout-availability}\nspec:\n  service: checkout\n  objective: 99.9\n  window: 28d\n  indicator: {source: ndjson, filter: {service: checkout}, good: {status: \"< 500\"}}\n";
+const SEARCH: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: search-availability}\nspec:\n  service: search\n  objective: 99\n  window: 28d\n  indicator: {source: ndjson, filter: {service: search}, good: {status: \"< 500\"}}\n";
+const TOKEN: &str = "freeze-test-read-token-0123456789";
+
+struct Agent {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> i64 {
+    use slo_agent::clock::Clock;
+    slo_agent::clock::SystemClock.now_ms()
+}
+
+/// An agent over a log in which checkout failed 5 % of 2,000 requests (its
+/// 0.1 % budget is spent many times over) and search failed none.
+fn start(api: &str) -> Agent {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("specs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::fs::write(dir.path().join("specs/slos.yaml"), format!("{CHECKOUT}---\n{SEARCH}")).unwrap();
+    std::fs::write(dir.path().join("read.token"), TOKEN).unwrap();
+    let t = now_ms() - 60_000;
+    let mut log = String::new();
+    for i in 0..2_000 {
+        let status = if i % 20 == 0 { 503 } else { 200 };
+        log.push_str(&format!("{{\"ts\":{},\"service\":\"checkout\",\"path\":\"/pay\",\"status\":{status}}}\n", t + i));
+        log.push_str(&format!("{{\"ts\":{},\"service\":\"search\",\"path\":\"/q\",\"status\":200}}\n", t + i));
+    }
+    std::fs::write(dir.path().join("logs/app.log"), log).unwrap();
+    let port = common::free_port();
+    let config = format!(
+        "specs: [specs]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 200ms\npoll_interval: 100ms\n{api}sources:\n  - name: app\n    type: file\n    paths: [\"logs/*.log\"]\n    format: ndjson\n"
+    );
+    std::fs::write(dir.path().join("agent.yaml"), config).unwrap();
+    let child = common::start(&dir.path().join("agent.yaml"));
+    let a = Agent { child, port, dir };
+    let token = (!api.is_empty()).then_some(TOKEN);
+    wait(|| {
+        get(a.port, "/api/v1/freeze?service=checkout", token)
+            .is_some_and(|(s, b)| s == 423 && b["slos"][0]["events"] == 2_000)
+    });
+    a
+}
+
+fn wait(mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < until, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET path`: (status, JSON body).
+fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, Value)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// `POST path` with a JSON body: (status, JSON body).
+fn post(port: u16, path: &str, body: &str) -> (u16, Value) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::bin())
+        .args(args)
+        .env_remove("SLO_AGENT_URL")
+        .env_remove("SLO_AGENT_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_freeze_answer_and_the_cli_follow_the_budget() {
+    let a = start("");
+    let (status, c) = get(a.port, "/api/v1/freeze?service=checkout", None).unwrap();
+    assert_eq!(status, 423, "{c}");
+    assert_eq!(c["service"], "checkout");
+    assert_eq!(c["change"], "feature");
+    assert_eq!((c["allowed"].as_bool(), c["frozen"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(c["status"], "FROZEN");
+    assert_eq!(c["policy"], "default");
+    let reason = &c["reasons"][0];
+    assert_eq!(reason["kind"], "budget");
+    assert_eq!(reason["slo"], "checkout-availability");
+    assert!(reason["measured"].as_f64().unwrap() < 0.0, "{reason}");
+    assert_eq!(reason["threshold"], 0.0);
+    assert!(reason["since"].as_str().unwrap().ends_with('Z'));
+    assert!(reason["message"].as_str().unwrap().contains("error budget spent"), "{reason}");
+    assert_eq!(c["slos"][0]["name"], "checkout-availability");
+    assert!(c["slos"][0]["budget_remaining"].as_f64().unwrap() < -40.0, "{c}");
+    assert!(c["slos"][0]["burn_rates"]["5m"].as_f64().is_some());
+    assert_eq!(c["overrides"], Value::Array(vec![]));
+    assert!(c["evaluated_at"].as_str().unwrap().ends_with('Z'));
+
+    // Hotfixes and rollbacks go through a frozen service: 200, still frozen.
+    for change in ["hotfix", "rollback"] {
+        let (status, h) = get(a.port, &format!("/api/v1/freeze?service=checkout&change={change}"), None).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            (h["allowed"].as_bool(), h["frozen"].as_bool(), h["change"].as_str()),
+            (Some(true), Some(true), Some(change))
+        );
+    }
+    // Argo Rollouts' `web` provider needs a 200 to read a verdict at all.
+    let (status, v) = get(a.port, "/api/v1/freeze/verdict?service=checkout", None).unwrap();
+    assert_eq!((status, v["allowed"].as_bool(), v["status"].as_str()), (200, Some(false), Some("FROZEN")));
+    assert_eq!(get(a.port, "/api/v1/freeze/verdict?service=cart", None).unwrap().0, 404);
+
+    // Flagger's gate webhook: 200 go, 403 halt; the service from the
+    // metadata, else the canary's name.
+    let payload = |name: &str, metadata: &str| {
+        format!(
+            r#"{{"name":"{name}","namespace":"shop","phase":"Progressing","checksum":"85d557f47b","metadata":{metadata}}}"#
+        )
+    };
+    let (status, f) = post(a.port, "/api/v1/freeze/flagger", &payload("checkout", "{}"));
+    assert_eq!((status, f["allowed"].as_bool(), f["reasons"][0]["kind"].as_str()), (403, Some(false), Some("budget")));
+    assert_eq!(f["flagger"]["namespace"], "shop");
+    let (status, _) = post(a.port, "/api/v1/freeze/flagger", &payload("podinfo", r#"{"service":"search"}"#));
+    assert_eq!(status, 200);
+    let (status, f) =
+        post(a.port, "/api/v1/freeze/flagger", &payload("podinfo", r#"{"service":"checkout","change":"hotfix"}"#));
+    assert_eq!((status, f["frozen"].as_bool()), (200, Some(true)));
+    assert_eq!(post(a.port, "/api/v1/freeze/flagger", &payload("podinfo", "{}")).0, 404);
+    assert_eq!(post(a.port, "/api/v1/freeze/flagger", "not json").0, 400);
+
+    let (status, s) = get(a.port, "/api/v1/freeze?service=search", None).unwrap();
+    assert_eq!((status, s["status"].as_str(), s["allowed"].as_bool()), (200, Some("OK"), Some(true)));
+    assert_eq!(s["reasons"], Value::Array(vec![]));
+
+    let (status, all) = get(a.port, "/api/v1/freeze", None).unwrap();
+    assert_eq!(status, 200);
+    let names: Vec<&str> = all["services"].as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(names, ["checkout", "search"]);
+
+    let (status, unknown) = get(a.port, "/api/v1/freeze?service=cart", None).unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(unknown["known_services"], serde_json::json!(["checkout", "search"]));
+    assert_eq!(get(a.port, "/api/v1/freeze?service=checkout&change=yolo", None).unwrap().0, 400);
+
+    // The CLI: 1 frozen, 0 allowed, 2 no answer (unless --fail-open).
+    let url = format!("http://127.0.0.1:{}", a.port);
+    let (code, out, _) = cli(&["freeze", "check", "--service", "checkout", "--url", &url]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("FROZEN: checkout may not deploy a feature change (status FROZEN, policy default)"),
+        "{out}"
+    );
+    assert!(out.contains("budget: checkout-availability: error budget spent"), "{out}");
+    assert!(out.contains("(hotfix and rollback changes are not blocked)"), "{out}");
+    let (code, out, _) = cli(&["freeze", "check", "--service", "checkout", "--change", "hotfix", "--url", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ALLOWED: checkout may deploy a hotfix change"), "{out}");
+    assert_eq!(cli(&["freeze", "check", "--service", "search", "--url", &url]).0, 0);
+    let (code, _, err) = cli(&["freeze", "check", "--service", "cart", "--url", &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("known services: checkout, search"), "{err}");
+    let (code, out, _) = cli(&["freeze", "status", "--url", &url]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("SERVICE"), "{out}");
+    assert!(lines[1].starts_with("checkout") && lines[1].contains("FROZEN"), "{out}");
+    assert!(lines[2].starts_with("search") && lines[2].contains("OK"), "{out}");
+
+    let nobody = format!("http://127.0.0.1:{}", common::free_port());
+    let (code, _, err) = cli(&["freeze", "check", "--service", "checkout", "--url", &nobody, "--timeout", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("failing closed"), "{err}");
+    let (code, _, err) = cli(&["freeze", "check", "--service", "checkout", "--url", &nobody, "--fail-open"]);
+    assert_eq!(code, 0);
+    assert!(err.contains("--fail-open"), "{err}");
+
+    // A policy document reloads with the specs: a one-off calendar freeze
+    // covering now freezes search too.
+    let start = jiff::Timestamp::from_millisecond(now_ms() - 3_600_000).unwrap();
+    let end = jiff::Timestamp::from_millisecond(now_ms() + 3_600_000).unwrap();
+    let policy = format!(
+        "apiVersion: slo-agent/v1\nkind: FreezePolicy\nmetadata: {{name: search-release}}\nspec:\n  services: [search]\n  calendar:\n    - {{start: \"{start}\", end: \"{end}\", reason: release weekend}}\n  never_block: []\n"
+    );
+    std::fs::write(a.dir.path().join("specs/policy.yaml"), policy).unwrap();
+    wait(|| get(a.port, "/api/v1/freeze?service=search", None).is_some_and(|(s, _)| s == 423));
+    let (_, s) = get(a.port, "/api/v1/freeze?service=search&change=hotfix", None).unwrap();
+    assert_eq!((s["policy"].as_str(), s["allowed"].as_bool()), (Some("search-release"), Some(false)), "{s}");
+    assert_eq!(s["reasons"][0]["kind"], "calendar");
+    assert_eq!(s["reasons"][0]["message"], "calendar freeze: release weekend");
+    let since: jiff::Timestamp = s["reasons"][0]["since"].as_str().unwrap().parse().unwrap();
+    assert_eq!(since, start);
+}
+
+#[test]
+fn reading_the_freeze_needs_a_token_when_reads_are_closed() {
+    let a = start(&format!(
+        "api:\n  read_requires_token: true\n  tokens:\n    - {{name: ci, role: read, token_file: {}}}\n",
+        Path::new("read.token").display()
+    ));
+    assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", None).unwrap().0, 401);
+    assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", Some("wrong-token-0123456789")).unwrap().0, 401);
+    assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", Some(TOKEN)).unwrap().0, 423);
+    assert_eq!(post(a.port, "/api/v1/freeze/flagger", r#"{"name":"checkout"}"#).0, 401);
+    let url = format!("http://127.0.0.1:{}", a.port);
+    assert_eq!(cli(&["freeze", "check", "--service", "checkout", "--url", &url]).0, 2);
+    let token_file = a.dir.path().join("read.token");
+    let (code, out, _) =
+        cli(&["freeze", "check", "--service", "checkout", "--url", &url, "--token-file", token_file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+}
