@@ -41,6 +41,7 @@ fn start(api: &str) -> Agent {
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     std::fs::write(dir.path().join("specs/slos.yaml"), format!("{CHECKOUT}---\n{SEARCH}")).unwrap();
     std::fs::write(dir.path().join("read.token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("admin.token"), "freeze-test-admin-token-0123456789").unwrap();
     let t = now_ms() - 60_000;
     let mut log = String::new();
     for i in 0..2_000 {
@@ -235,9 +236,12 @@ fn the_freeze_answer_and_the_cli_follow_the_budget() {
 
 #[test]
 fn reading_the_freeze_needs_a_token_when_reads_are_closed() {
+    // The config holds only the token's SHA-256.
+    use sha2::Digest as _;
+    let hash: String = sha2::Sha256::digest(TOKEN.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     let a = start(&format!(
-        "api:\n  read_requires_token: true\n  tokens:\n    - {{name: ci, role: read, token_file: {}}}\n",
-        Path::new("read.token").display()
+        "api:\n  read_requires_token: true\n  tokens:\n    - {{name: ci, role: read, token_sha256: {hash}}}\n    - {{name: ops, role: admin, token_file: {}}}\n",
+        Path::new("admin.token").display()
     ));
     assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", None).unwrap().0, 401);
     assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", Some("wrong-token-0123456789")).unwrap().0, 401);

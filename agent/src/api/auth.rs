@@ -141,8 +141,11 @@ mod tests {
     use crate::secret::Secret;
 
     fn config(read_requires_token: bool) -> ApiConfig {
-        let token =
-            |name: &str, role, value: &str| ApiToken { name: name.into(), role, token: Secret::new(value.into()) };
+        let token = |name: &str, role, value: &str| ApiToken {
+            name: name.into(),
+            role,
+            token: crate::auth::TokenValue::Plain(Secret::new(value.into())),
+        };
         ApiConfig {
             read_requires_token,
             tokens: vec![

@@ -7,11 +7,17 @@
 //!     - name: oncall-bot
 //!       role: silence                # read | silence | admin   (admin ⊇ silence ⊇ read)
 //!       token_file: /etc/slo-agent/tokens/oncall   # or token_env: NAME
+//!     - name: deploy-pipeline
+//!       role: read
+//!       token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //! ```
+//!
+//! `token_sha256` holds only the SHA-256 of the token (hex), so a config map
+//! or a repository holds nothing a caller could present.
 
 use std::path::Path;
 
-use crate::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role};
+use crate::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role, TokenValue};
 use crate::secret::Secret;
 use crate::yaml::Node;
 use crate::yaml::fields::{Ctx, Fields};
@@ -36,7 +42,7 @@ pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig>
             if let Some(i) = tokens.iter().position(|o| o.name == t.name) {
                 cx.err(item.pos, format!("duplicate API token name `{}` (first at line {})", t.name, lines[i]));
                 ok = false;
-            } else if let Some(i) = tokens.iter().position(|o| o.token == t.token) {
+            } else if let Some(i) = tokens.iter().position(|o| o.token.digest() == t.token.digest()) {
                 // A caller must be one name in the audit log, never two.
                 cx.err(
                     item.pos,
@@ -60,7 +66,7 @@ pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig>
 }
 
 fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiToken> {
-    let f = cx.map(node, "tokens[]", &["name", "role", "token_file", "token_env"])?;
+    let f = cx.map(node, "tokens[]", &["name", "role", "token_file", "token_env", "token_sha256"])?;
     let name = f.require(cx, "name").and_then(|n| {
         let t = cx.text(n, "name")?;
         let valid = !t.is_empty()
@@ -83,9 +89,33 @@ fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiTok
         }
         role
     });
+    if let Some(n) = f.get("token_sha256") {
+        if let Some(other) = f.get("token_file").or(f.get("token_env")) {
+            cx.err(other.pos, "give the token as `token_sha256` or as `token_file` / `token_env`, not both");
+            return None;
+        }
+        let hex = cx.text(n, "token_sha256")?.trim();
+        let hash = (hex.len() == 64)
+            .then(|| {
+                let mut h = [0u8; 32];
+                for (i, b) in h.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                Some(h)
+            })
+            .flatten();
+        let Some(hash) = hash else {
+            cx.err(
+                n.pos,
+                "`token_sha256` must be 64 hex digits, the SHA-256 of the token (`printf %s \"$TOKEN\" | sha256sum`)",
+            );
+            return None;
+        };
+        return Some(ApiToken { name: name?, role: role?, token: TokenValue::Sha256(hash) });
+    }
     let token = read_secret(cx, &f, base);
     if f.get("token_file").is_none() && f.get("token_env").is_none() {
-        cx.err(node.pos, "an API token needs `token_file` or `token_env`");
+        cx.err(node.pos, "an API token needs `token_file` or `token_env` (or its hash in `token_sha256`)");
         return None;
     }
     let token = token??;
@@ -100,7 +130,7 @@ fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiTok
         );
         return None;
     }
-    Some(ApiToken { name: name?, role: role?, token })
+    Some(ApiToken { name: name?, role: role?, token: TokenValue::Plain(token) })
 }
 
 /// `token_file` or `token_env`, read now: a missing file or variable is a

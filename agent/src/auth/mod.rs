@@ -71,7 +71,45 @@ pub struct ApiToken {
     /// Who holds it, as logs and the audit log name the caller.
     pub name: String,
     pub role: Role,
-    pub token: Secret,
+    pub token: TokenValue,
+}
+
+/// What a configured token is checked against: the token itself, or only
+/// its SHA-256 (`token_sha256:`), so a config map holds nothing a caller
+/// could present.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenValue {
+    Plain(Secret),
+    Sha256([u8; 32]),
+}
+
+impl TokenValue {
+    /// Whether a presented token is this one, in constant time.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use sha2::Digest as _;
+        match self {
+            TokenValue::Plain(s) => s.matches(presented),
+            TokenValue::Sha256(h) => crate::secret::constant_time_eq(h, &sha2::Sha256::digest(presented)),
+        }
+    }
+
+    /// The SHA-256 of the token, to find two entries for one token.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        match self {
+            TokenValue::Plain(s) => sha2::Sha256::digest(s.expose().as_bytes()).into(),
+            TokenValue::Sha256(h) => *h,
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenValue::Plain(_) => f.write_str("TokenValue(***)"),
+            TokenValue::Sha256(_) => f.write_str("TokenValue(sha256)"),
+        }
+    }
 }
 
 /// The API's access rules, and the limiter that keeps callers without a
@@ -305,8 +343,11 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn config(read_requires_token: bool) -> ApiConfig {
-        let token =
-            |name: &str, role, value: &str| ApiToken { name: name.into(), role, token: Secret::new(value.into()) };
+        let token = |name: &str, role, value: &str| ApiToken {
+            name: name.into(),
+            role,
+            token: TokenValue::Plain(Secret::new(value.into())),
+        };
         ApiConfig {
             read_requires_token,
             tokens: vec![

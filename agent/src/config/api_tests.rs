@@ -57,3 +57,34 @@ fn every_problem_with_position() {
     .unwrap_err();
     assert!(e[0].starts_with("agent.yaml:7:7: API token `b` has the same value as `a` (line 6)"), "{e:?}");
 }
+
+/// `token_sha256`: the config holds only the token's hash; the token
+/// itself is accepted, anything else is not; a malformed hash, or a hash
+/// beside a token file, is refused; a hash of a token already listed is a
+/// duplicate.
+#[test]
+fn tokens_given_by_their_sha256() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "deploy-pipeline-token-0123456789";
+    let hex: String = sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let api =
+        parse(dir.path(), &format!("api:\n  tokens:\n    - {{name: ci, role: read, token_sha256: {hex}}}\n")).unwrap();
+    assert!(api.tokens[0].token.matches(token.as_bytes()));
+    assert!(!api.tokens[0].token.matches(b"deploy-pipeline-token-012345678X"));
+    assert!(!api.tokens[0].token.matches(hex.as_bytes()), "the hash itself is not a token");
+    assert_eq!(format!("{:?}", api.tokens[0].token), "TokenValue(sha256)");
+
+    std::fs::write(dir.path().join("t"), token).unwrap();
+    let e = parse(
+        dir.path(),
+        &format!(
+            "api:\n  tokens:\n    - {{name: a, role: read, token_file: t}}\n    - {{name: b, role: admin, token_sha256: {hex}}}\n    - {{name: c, role: read, token_sha256: abc}}\n    - {{name: d, role: read, token_sha256: {hex}, token_env: X}}\n"
+        ),
+    )
+    .unwrap_err();
+    let has = |prefix: &str| assert!(e.iter().any(|m| m.starts_with(prefix)), "{prefix}: {e:#?}");
+    has("agent.yaml:7:7: API token `b` has the same value as `a` (line 6)");
+    has("agent.yaml:8:43: `token_sha256` must be 64 hex digits");
+    has("agent.yaml:9:120: give the token as `token_sha256` or as `token_file` / `token_env`, not both");
+}
