@@ -28,6 +28,17 @@ impl Secret {
     }
 }
 
+/// 128 random bits from the operating system, as 32 hex digits: ids are not
+/// guessable, so knowing one says that it was shown to you.
+pub fn random_id() -> String {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 16];
+    // The OS random source failing is an environment beyond repair
+    // (getrandom on Linux blocks until seeded rather than fail).
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes).expect("the operating system's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")

@@ -42,6 +42,8 @@ fn start(api: &str) -> Agent {
     std::fs::write(dir.path().join("specs/slos.yaml"), format!("{CHECKOUT}---\n{SEARCH}")).unwrap();
     std::fs::write(dir.path().join("read.token"), TOKEN).unwrap();
     std::fs::write(dir.path().join("admin.token"), "freeze-test-admin-token-0123456789").unwrap();
+    std::fs::write(dir.path().join("approver.token"), "freeze-test-approver-token-0123456789").unwrap();
+    std::fs::write(dir.path().join("deployer.token"), "freeze-test-deployer-token-0123456789").unwrap();
     let t = now_ms() - 60_000;
     let mut log = String::new();
     for i in 0..2_000 {
@@ -88,18 +90,7 @@ fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, Value)> {
 
 /// `POST path` with a JSON body: (status, JSON body).
 fn post(port: u16, path: &str, body: &str) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    call(port, "POST", path, None, body)
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
@@ -253,4 +244,142 @@ fn reading_the_freeze_needs_a_token_when_reads_are_closed() {
     let (code, out, _) =
         cli(&["freeze", "check", "--service", "checkout", "--url", &url, "--token-file", token_file.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
+}
+
+/// `(status, JSON)` of a request with a bearer token and a body.
+fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Manual freezes and unfreezes: made and ended by the `approve` role only,
+/// shown in every answer while active, deciding `frozen` over the policy,
+/// audited, and kept across a restart.
+#[test]
+fn manual_freezes_and_unfreezes_override_the_policy_and_survive_a_restart() {
+    const APPROVER: &str = "freeze-test-approver-token-0123456789";
+    const DEPLOYER: &str = "freeze-test-deployer-token-0123456789";
+    const ADMIN: &str = "freeze-test-admin-token-0123456789";
+    let mut a = start(
+        "api:\n  tokens:\n    - {name: lead, roles: [approve, deploy], token_file: approver.token}\n    - {name: pipeline, role: deploy, token_file: deployer.token}\n    - {name: ops, role: admin, token_file: admin.token}\n",
+    );
+    let restart = |a: &mut Agent| {
+        let _ = a.child.kill();
+        let _ = a.child.wait();
+        a.child = common::start(&a.dir.path().join("agent.yaml"));
+    };
+    let path = "/api/v1/freeze/overrides";
+    let freeze_search = r#"{"service":"search","action":"freeze","reason":"database migration","expires_in":"2h"}"#;
+    assert_eq!(call(a.port, "POST", path, None, freeze_search).0, 401);
+    let (status, refused) = call(a.port, "POST", path, Some(DEPLOYER), freeze_search);
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(
+        call(a.port, "POST", path, Some(APPROVER), r#"{"service":"search","action":"melt","reason":"x"}"#).0,
+        400
+    );
+    assert_eq!(
+        call(a.port, "POST", path, Some(APPROVER), r#"{"service":"search","action":"freeze","reason":" "}"#).0,
+        400
+    );
+    assert_eq!(
+        call(
+            a.port,
+            "POST",
+            path,
+            Some(APPROVER),
+            r#"{"service":"search","action":"freeze","reason":"x","expires_in":"90d"}"#
+        )
+        .0,
+        400
+    );
+    let (status, unknown) =
+        call(a.port, "POST", path, Some(APPROVER), r#"{"service":"cart","action":"freeze","reason":"x"}"#);
+    assert_eq!(status, 404, "{unknown}");
+
+    let (status, made) = call(a.port, "POST", path, Some(APPROVER), freeze_search);
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["service"].as_str(), made["action"].as_str(), made["created_by"].as_str()),
+        (Some("search"), Some("freeze"), Some("lead"))
+    );
+    let id = made["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    // At once, not at the next tick.
+    let (status, s) = get(a.port, "/api/v1/freeze?service=search", None).unwrap();
+    assert_eq!((status, s["status"].as_str(), s["frozen"].as_bool()), (423, Some("FROZEN"), Some(true)), "{s}");
+    assert_eq!(s["reasons"][0]["kind"], "manual_freeze");
+    assert_eq!(s["reasons"][0]["message"], format!("frozen by lead: database migration (override {id})"));
+    assert_eq!(s["overrides"][0]["id"], id.as_str());
+    assert_eq!(s["overrides"][0]["reason"], "database migration");
+
+    // An emergency unfreeze of checkout: allowed though its budget is spent.
+    let (status, unfreeze) = call(
+        a.port,
+        "POST",
+        path,
+        Some(APPROVER),
+        r#"{"service":"checkout","action":"unfreeze","reason":"INC-42 fix must ship"}"#,
+    );
+    assert_eq!(status, 201, "{unfreeze}");
+    let (status, c) = get(a.port, "/api/v1/freeze?service=checkout", None).unwrap();
+    assert_eq!((status, c["allowed"].as_bool(), c["frozen"].as_bool()), (200, Some(true), Some(false)), "{c}");
+    assert_eq!(c["status"], "FROZEN", "the policy's own verdict stays visible");
+    assert_eq!(c["reasons"][0]["kind"], "budget");
+    assert_eq!(c["overrides"][0]["action"], "unfreeze");
+
+    let (status, list) = get(a.port, path, None).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(list["overrides"].as_array().unwrap().len(), 2);
+
+    // Ending the freeze: search is open again; ending it twice is 404.
+    assert_eq!(call(a.port, "DELETE", &format!("{path}/{id}"), Some(DEPLOYER), "").0, 403);
+    let (status, ended) = call(a.port, "DELETE", &format!("{path}/{id}"), Some(APPROVER), "");
+    assert_eq!((status, ended["ended_by"].as_str()), (200, Some("lead")), "{ended}");
+    assert_eq!(get(a.port, "/api/v1/freeze?service=search", None).unwrap().0, 200);
+    assert_eq!(call(a.port, "DELETE", &format!("{path}/{id}"), Some(APPROVER), "").0, 404);
+    assert_eq!(get(a.port, path, None).unwrap().1["overrides"].as_array().unwrap().len(), 1);
+    assert_eq!(get(a.port, &format!("{path}?all=true"), None).unwrap().1["overrides"].as_array().unwrap().len(), 2);
+
+    // Every change, and the refusals, are in the audit log.
+    let (_, audit) = get(a.port, "/api/v1/audit", Some(ADMIN)).unwrap();
+    let actions: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["action"].as_str().unwrap_or("?"),
+                e["actor"].as_str().unwrap_or("?"),
+                e["outcome"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    for want in [
+        "freeze.override.create lead ok: freeze search",
+        "freeze.override.end lead ok",
+        "freeze.override.create pipeline forbidden",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want}: {actions:#?}");
+    }
+
+    // A restart keeps the unfreeze.
+    restart(&mut a);
+    wait(|| {
+        get(a.port, "/api/v1/freeze?service=checkout", None)
+            .is_some_and(|(s, b)| s == 200 && b["slos"][0]["events"] == 2_000)
+    });
+    let (_, c) = get(a.port, "/api/v1/freeze?service=checkout", None).unwrap();
+    assert_eq!(c["overrides"][0]["reason"], "INC-42 fix must ship");
 }

@@ -143,7 +143,7 @@ mod tests {
     fn config(read_requires_token: bool) -> ApiConfig {
         let token = |name: &str, role, value: &str| ApiToken {
             name: name.into(),
-            role,
+            roles: vec![role],
             token: crate::auth::TokenValue::Plain(Secret::new(value.into())),
         };
         ApiConfig {

@@ -237,7 +237,7 @@ async fn audit_log(
 }
 
 /// Answer a refused request of a known caller, and audit it.
-async fn refuse(
+pub(super) async fn refuse(
     s: &Arc<ApiState>,
     caller: &Caller,
     action: &str,
@@ -251,7 +251,7 @@ async fn refuse(
 }
 
 /// The body, within [`MAX_BODY_BYTES`] and [`BODY_TIMEOUT`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
     let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY_BYTES} bytes"));
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         && len > MAX_BODY_BYTES as u64

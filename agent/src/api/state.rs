@@ -4,7 +4,7 @@
 //! date. Handlers never see the runtime's own state.
 //!
 //! Lock order (take them in this order, never the other way):
-//! `SilenceBook::writes` → `SilenceBook::set`. Every other lock here is a
+//! `Book::writes` → `Book::set` (of the same book; no two books at once). Every other lock here is a
 //! leaf, held for a copy or a lookup, never across I/O.
 
 use std::collections::BTreeMap;
@@ -93,25 +93,30 @@ impl Health {
     }
 }
 
-/// The silences the dispatcher asks and the API changes. A change is
+/// Records the API changes (silences, freeze overrides): a change is
 /// committed to the store while `writes` is held (so changes do not race),
 /// and only then put into `set`, which readers hold just for a lookup.
 #[derive(Debug, Default)]
-pub struct SilenceBook {
+pub struct Book<T> {
     pub writes: Mutex<()>,
-    pub set: RwLock<Silences>,
+    pub set: RwLock<T>,
 }
 
-impl SilenceBook {
-    pub fn new(set: Silences) -> SilenceBook {
-        SilenceBook { writes: Mutex::new(()), set: RwLock::new(set) }
+/// The silences the dispatcher asks and the API changes.
+pub type SilenceBook = Book<Silences>;
+/// Manual freezes and unfreezes.
+pub type OverrideBook = Book<crate::freeze::overrides::Overrides>;
+
+impl<T> Book<T> {
+    pub fn new(set: T) -> Book<T> {
+        Book { writes: Mutex::new(()), set: RwLock::new(set) }
     }
 
-    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Silences> {
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
         self.set.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Silences> {
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, T> {
         self.set.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -124,6 +129,7 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub auth: ApiAuth,
     pub silences: Arc<SilenceBook>,
+    pub overrides: Arc<OverrideBook>,
     pub push: PushGate,
     pub telemetry: Arc<Telemetry>,
     /// Notification receivers (name, kind), for `/api/v1/notifications`.

@@ -5,7 +5,9 @@
 //!   read_requires_token: false       # GET endpoints open by default (Prometheus scrapes /metrics)
 //!   tokens:
 //!     - name: oncall-bot
-//!       role: silence                # read | silence | admin   (admin ⊇ silence ⊇ read)
+//!       role: silence                # read | silence | deploy | approve | admin
+//!     - name: release-bot
+//!       roles: [deploy, approve]     # several roles; every role may read, admin may do everything
 //!       token_file: /etc/slo-agent/tokens/oncall   # or token_env: NAME
 //!     - name: deploy-pipeline
 //!       role: read
@@ -66,7 +68,7 @@ pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig>
 }
 
 fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiToken> {
-    let f = cx.map(node, "tokens[]", &["name", "role", "token_file", "token_env", "token_sha256"])?;
+    let f = cx.map(node, "tokens[]", &["name", "role", "roles", "token_file", "token_env", "token_sha256"])?;
     let name = f.require(cx, "name").and_then(|n| {
         let t = cx.text(n, "name")?;
         let valid = !t.is_empty()
@@ -81,14 +83,7 @@ fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiTok
         }
         Some(t.to_string())
     });
-    let role = f.require(cx, "role").and_then(|n| {
-        let t = cx.text(n, "role")?;
-        let role = Role::parse(t);
-        if role.is_none() {
-            cx.err(n.pos, format!("unknown role `{t}`; expected read, silence or admin"));
-        }
-        role
-    });
+    let role = roles(cx, &f, node);
     if let Some(n) = f.get("token_sha256") {
         if let Some(other) = f.get("token_file").or(f.get("token_env")) {
             cx.err(other.pos, "give the token as `token_sha256` or as `token_file` / `token_env`, not both");
@@ -111,7 +106,7 @@ fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiTok
             );
             return None;
         };
-        return Some(ApiToken { name: name?, role: role?, token: TokenValue::Sha256(hash) });
+        return Some(ApiToken { name: name?, roles: role?, token: TokenValue::Sha256(hash) });
     }
     let token = read_secret(cx, &f, base);
     if f.get("token_file").is_none() && f.get("token_env").is_none() {
@@ -130,11 +125,51 @@ fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiTok
         );
         return None;
     }
-    Some(ApiToken { name: name?, role: role?, token: TokenValue::Plain(token) })
+    Some(ApiToken { name: name?, roles: role?, token: TokenValue::Plain(token) })
 }
 
 /// `token_file` or `token_env`, read now: a missing file or variable is a
 /// config error, not a surprise at the first request.
 fn read_secret(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path) -> Option<Option<Secret>> {
     crate::yaml::values::read_secret(cx, f, base, "token", "the API token")
+}
+
+/// `role: R` or `roles: [R, …]` (one of them, at least one role).
+fn roles(cx: &mut Ctx<'_>, f: &Fields<'_>, node: &Node) -> Option<Vec<Role>> {
+    let expected = "expected read, silence, deploy, approve or admin";
+    let nodes: Vec<&Node> = match (f.get("role"), f.get("roles")) {
+        (Some(_), Some(n)) => {
+            cx.err(n.pos, "give `role` or `roles`, not both");
+            return None;
+        }
+        (Some(n), None) => vec![n],
+        (None, Some(n)) => {
+            let items = cx.one_or_many(n, "roles");
+            if items.is_empty() {
+                return None;
+            }
+            items
+        }
+        (None, None) => {
+            cx.err(node.pos, format!("an API token needs a `role` (or `roles: [...]`); {expected}"));
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for n in nodes {
+        let Some(t) = cx.text(n, "role") else {
+            ok = false;
+            continue;
+        };
+        match Role::parse(t) {
+            Some(r) if !out.contains(&r) => out.push(r),
+            Some(_) => {}
+            None => {
+                cx.err(n.pos, format!("unknown role `{t}`; {expected}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }

@@ -25,7 +25,9 @@ use crate::secret::Secret;
 /// Shortest token value accepted in the config.
 pub const MIN_TOKEN_BYTES: usize = 16;
 
-/// What a token may do. `Admin ⊇ Silence ⊇ Read`.
+/// What a token may do. Every role may read; `admin` may do everything;
+/// `silence`, `deploy` and `approve` each add their own endpoints. A token
+/// may hold several roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -35,6 +37,10 @@ pub enum Role {
     Silence,
     /// Everything, the audit log included.
     Admin,
+    /// Record deploy events, request bypasses, check the freeze.
+    Deploy,
+    /// Approve bypasses; freeze and unfreeze services by hand.
+    Approve,
 }
 
 impl Role {
@@ -43,16 +49,20 @@ impl Role {
             Role::Read => "read",
             Role::Silence => "silence",
             Role::Admin => "admin",
+            Role::Deploy => "deploy",
+            Role::Approve => "approve",
         }
     }
 
+    pub const ALL: [Role; 5] = [Role::Read, Role::Silence, Role::Admin, Role::Deploy, Role::Approve];
+
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Read, Role::Silence, Role::Admin].into_iter().find(|r| r.as_str() == s)
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// Whether a caller with this role may do what needs `needed`.
     pub fn allows(self, needed: Role) -> bool {
-        self >= needed
+        self == Role::Admin || needed == Role::Read || self == needed
     }
 }
 
@@ -70,7 +80,8 @@ pub struct ApiConfig {
 pub struct ApiToken {
     /// Who holds it, as logs and the audit log name the caller.
     pub name: String,
-    pub role: Role,
+    /// One or more (`role:` or `roles: [...]`).
+    pub roles: Vec<Role>,
     pub token: TokenValue,
 }
 
@@ -321,31 +332,55 @@ pub fn check(auth: &ApiConfig, headers: &HeaderMap, needed: Role) -> Result<(Str
     let Some(t) = found else {
         return Err(unauthorized("unknown API token"));
     };
-    if !t.role.allows(needed) {
+    // The role that grants it is the one the audit log records.
+    let Some(granted) = t.roles.iter().copied().find(|r| r.allows(needed)) else {
+        let held: Vec<&str> = t.roles.iter().map(|r| r.as_str()).collect();
         return Err(Refused {
             status: StatusCode::FORBIDDEN,
             outcome: "forbidden",
-            actor: Some((t.name.clone(), t.role)),
+            actor: Some((t.name.clone(), t.roles.first().copied().unwrap_or(Role::Read))),
             message: format!(
                 "the token `{}` has the role {}; this needs the role {}",
                 t.name,
-                t.role.as_str(),
+                held.join(", "),
                 needed.as_str()
             ),
         });
-    }
-    Ok((t.name.clone(), Some(t.role)))
+    };
+    Ok((t.name.clone(), Some(granted)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every role reads; admin does everything; the others only their own.
+    #[test]
+    fn what_each_role_allows() {
+        let table: Vec<String> = Role::ALL
+            .iter()
+            .map(|r| {
+                let ok: Vec<&str> = Role::ALL.iter().filter(|n| r.allows(**n)).map(|n| n.as_str()).collect();
+                format!("{}: {}", r.as_str(), ok.join(" "))
+            })
+            .collect();
+        assert_eq!(
+            table,
+            [
+                "read: read",
+                "silence: read silence",
+                "admin: read silence admin deploy approve",
+                "deploy: read deploy",
+                "approve: read approve",
+            ]
+        );
+    }
     use axum::http::HeaderValue;
 
     fn config(read_requires_token: bool) -> ApiConfig {
         let token = |name: &str, role, value: &str| ApiToken {
             name: name.into(),
-            role,
+            roles: vec![role],
             token: TokenValue::Plain(Secret::new(value.into())),
         };
         ApiConfig {

@@ -24,7 +24,7 @@ fn tokens_with_roles() {
     )
     .unwrap();
     assert!(api.read_requires_token);
-    let got: Vec<(&str, Role)> = api.tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+    let got: Vec<(&str, Role)> = api.tokens.iter().map(|t| (t.name.as_str(), t.roles[0])).collect();
     assert_eq!(got, [("oncall-bot", Role::Silence), ("ops", Role::Admin)]);
     assert!(api.tokens[0].token.matches(b"0123456789abcdef0123"));
     assert_eq!(parse(dir.path(), "").unwrap(), Default::default());
@@ -87,4 +87,29 @@ fn tokens_given_by_their_sha256() {
     has("agent.yaml:7:7: API token `b` has the same value as `a` (line 6)");
     has("agent.yaml:8:43: `token_sha256` must be 64 hex digits");
     has("agent.yaml:9:120: give the token as `token_sha256` or as `token_file` / `token_env`, not both");
+}
+
+/// A token may hold several roles: `roles: [deploy, approve]`; `role:`
+/// still works; not both.
+#[test]
+fn tokens_with_several_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t1"), "0123456789abcdef0123").unwrap();
+    std::fs::write(dir.path().join("t2"), "0123456789abcdef0124").unwrap();
+    let api = parse(
+        dir.path(),
+        "api:\n  tokens:\n    - {name: release, roles: [deploy, approve], token_file: t1}\n    - {name: ci, roles: deploy, token_file: t2}\n",
+    )
+    .unwrap();
+    assert_eq!(api.tokens[0].roles, [Role::Deploy, Role::Approve]);
+    assert_eq!(api.tokens[1].roles, [Role::Deploy]);
+    let e = parse(
+        dir.path(),
+        "api:\n  tokens:\n    - {name: a, role: read, roles: [deploy], token_file: t1}\n    - {name: b, roles: [deploy, boss], token_file: t2}\n    - {name: c, token_file: t2}\n",
+    )
+    .unwrap_err();
+    let has = |prefix: &str| assert!(e.iter().any(|m| m.starts_with(prefix)), "{prefix}: {e:#?}");
+    has("agent.yaml:6:36: give `role` or `roles`, not both");
+    has("agent.yaml:7:33: unknown role `boss`; expected read, silence, deploy, approve or admin");
+    has("agent.yaml:8:7: an API token needs a `role`");
 }

@@ -23,6 +23,8 @@ use crate::sli::SloStatus;
 use crate::spec::model::{Exclusion, ExclusionTime, SloSet};
 use crate::spec::policy::{AlertSeverity, ChangeType, FreezePolicy, InsufficientData, policy_for};
 
+pub mod overrides;
+
 #[cfg(test)]
 mod tests;
 

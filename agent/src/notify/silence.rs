@@ -392,9 +392,9 @@ impl Silences {
         if self.by_id.values().filter(|s| s.state(now_ms) != SilenceState::Expired).count() >= MAX_SILENCES {
             return Err(SilenceError::TooMany { max: MAX_SILENCES });
         }
-        let mut id = new_id();
+        let mut id = crate::secret::random_id();
         while self.by_id.contains_key(&id) {
-            id = new_id();
+            id = crate::secret::random_id();
         }
         Ok(Silence {
             id,
@@ -497,17 +497,6 @@ impl Silences {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
-}
-
-/// 128 random bits from the operating system, as 32 hex digits: ids are not
-/// guessable, so knowing one says that it was shown to you.
-fn new_id() -> String {
-    use rand::TryRngCore;
-    let mut bytes = [0u8; 16];
-    // The OS random source failing is an environment beyond repair
-    // (getrandom on Linux blocks until seeded rather than fail).
-    rand::rngs::OsRng.try_fill_bytes(&mut bytes).expect("the operating system's random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parse a silence length: `90m`, `2h`, `1h30m`, `3d`, `1w`.

@@ -31,6 +31,7 @@ pub fn run_pruning(api: Arc<ApiState>, stop: Receiver<()>) {
 /// One round of pruning (blocking).
 pub fn prune_once(api: &ApiState) {
     crate::api::silences::prune(api);
+    crate::api::freeze::prune(api);
     let store = &api.store;
     let now = api.clock.now_ms();
     let snap = api.snapshot();

@@ -117,6 +117,11 @@ impl Runtime {
         if !silences.is_empty() {
             tracing::info!(silences = silences.len(), "silences restored");
         }
+        let (overrides, unreadable) =
+            crate::freeze::overrides::Overrides::restore(store.kept(crate::store::Kept::FreezeOverrides)?);
+        for id in unreadable {
+            tracing::warn!(id = %crate::untrusted::Escaped(&id), "a stored freeze override cannot be read; ignored");
+        }
         if config.api.tokens.is_empty() {
             tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
         }
@@ -153,6 +158,7 @@ impl Runtime {
             store: store.clone(),
             auth: ApiAuth::new(config.api.clone()),
             silences: Arc::new(SilenceBook::new(silences)),
+            overrides: Arc::new(crate::api::state::OverrideBook::new(overrides)),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),

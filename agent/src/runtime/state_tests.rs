@@ -42,6 +42,7 @@ fn fixture() -> Fixture {
         store: store.clone(),
         auth: ApiAuth::default(),
         silences: Arc::new(SilenceBook::default()),
+        overrides: Default::default(),
         push: PushGate::new(Vec::new(), queue, std::time::Duration::from_secs(1), 1).unwrap(),
         telemetry: Arc::new(Telemetry::default()),
         receivers: vec![("hook".into(), "webhook")],

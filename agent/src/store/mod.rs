@@ -638,6 +638,26 @@ impl Store {
 // made or changed it are written in one transaction.
 
 const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
+// `freeze_overrides`: override id → a manual freeze or unfreeze (JSON,
+// written and read by `freeze::overrides`), like silences.
+const FREEZE_OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_overrides");
+
+/// Records the API changes by id, each written with its audit entry and
+/// pruned some time after its `ends_at_ms`: silences and freeze overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Silences,
+    FreezeOverrides,
+}
+
+impl Kept {
+    fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Kept::Silences => SILENCES,
+            Kept::FreezeOverrides => FREEZE_OVERRIDES,
+        }
+    }
+}
 const AUDIT_LOG: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit_log");
 
 /// How long audit entries are kept.
@@ -650,6 +670,7 @@ pub const MAX_ANONYMOUS_AUDIT_ENTRIES: usize = 10_000;
 
 fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SILENCES)?;
+    tx.open_table(FREEZE_OVERRIDES)?;
     tx.open_table(AUDIT_LOG)?;
     Ok(())
 }
@@ -666,21 +687,43 @@ impl Store {
     /// Store a silence (new, or changed; `json` as the notify layer writes
     /// it) together with the audit entry of the call that did it.
     pub fn put_silence(&self, id: &str, json: &[u8], audit: &crate::auth::AuditEntry) -> Result<(), StoreError> {
+        self.put_kept(Kept::Silences, id, json, audit)
+    }
+
+    /// Every stored silence, as `(id, json)`.
+    pub fn silences(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.kept(Kept::Silences)
+    }
+
+    /// Forget silences that ended before `before_ms`. Returns how many.
+    pub fn prune_silences(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.prune_kept(Kept::Silences, before_ms)
+    }
+
+    /// Store a record (new or changed) with the audit entry of the call
+    /// that made it, in one transaction.
+    pub fn put_kept(
+        &self,
+        kind: Kept,
+        id: &str,
+        json: &[u8],
+        audit: &crate::auth::AuditEntry,
+    ) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
-            tx.open_table(SILENCES)?.insert(id, json)?;
+            tx.open_table(kind.table())?.insert(id, json)?;
             insert_audit(&tx, audit)?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Every stored silence, as `(id, json)`.
-    pub fn silences(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    /// Every stored record of a kind, as `(id, json)`.
+    pub fn kept(&self, kind: Kept) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let db = self.db()?;
         let tx = db.begin_read()?;
-        let t = tx.open_table(SILENCES)?;
+        let t = tx.open_table(kind.table())?;
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
@@ -689,13 +732,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Forget silences that ended before `before_ms`. Returns how many.
-    pub fn prune_silences(&self, before_ms: i64) -> Result<u64, StoreError> {
+    /// Forget records that ended (`ends_at_ms`) before `before_ms`.
+    /// Returns how many.
+    pub fn prune_kept(&self, kind: Kept, before_ms: i64) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         let mut deleted = 0u64;
         {
-            let mut t = tx.open_table(SILENCES)?;
+            let mut t = tx.open_table(kind.table())?;
             t.retain(|_, v| {
                 #[derive(serde::Deserialize)]
                 struct Ends {
