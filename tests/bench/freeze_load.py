@@ -29,7 +29,7 @@ from benchlib import bench_dir, machine, release_binary, report
 from live_tail import cpu_seconds, http_get, metric, proc_status, start_agent, stop_agent
 
 SERVICES = 100
-SOURCE = "app"
+SOURCE = "edge"  # the name live_tail.metric reads
 
 
 def specs(path):
