@@ -383,3 +383,69 @@ fn manual_freezes_and_unfreezes_override_the_policy_and_survive_a_restart() {
     let (_, c) = get(a.port, "/api/v1/freeze?service=checkout", None).unwrap();
     assert_eq!(c["overrides"][0]["reason"], "INC-42 fix must ship");
 }
+
+/// A hotfix bypass of a feature freeze: asked for by a deploy token, taking
+/// effect only after two approvers other than the requester; the
+/// requester's own approval and a second one by the same approver are 409
+/// and do not count; it can be revoked; it survives a restart.
+#[test]
+fn a_bypass_needs_two_other_approvers_and_can_be_revoked() {
+    const LEAD: &str = "freeze-test-approver-token-0123456789";
+    const DEV: &str = "freeze-test-deployer-token-0123456789";
+    const SRE: &str = "freeze-test-admin-token-0123456789";
+    let mut a = start(
+        "api:\n  tokens:\n    - {name: lead, roles: [approve, deploy], token_file: approver.token}\n    - {name: dev, roles: [deploy, approve], token_file: deployer.token}\n    - {name: sre, role: approve, token_file: admin.token}\n",
+    );
+    let path = "/api/v1/freeze/bypasses";
+    let ask = r#"{"service":"checkout","change":"feature","reason":"launch of the new basket","expires_in":"1h"}"#;
+    assert_eq!(call(a.port, "POST", path, Some(SRE), ask).0, 403, "approve alone cannot request");
+    let (status, b) = call(a.port, "POST", path, Some(DEV), ask);
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(
+        (b["state"].as_str(), b["approvers_needed"].as_u64(), b["requested_by"].as_str()),
+        (Some("pending"), Some(2), Some("dev"))
+    );
+    let id = b["id"].as_str().unwrap().to_string();
+    let approve = format!("{path}/{id}/approve");
+
+    // Pending: still locked, and listed in the answer.
+    let (status, c) = get(a.port, "/api/v1/freeze?service=checkout", None).unwrap();
+    assert_eq!(status, 423);
+    assert_eq!(
+        (c["overrides"][0]["action"].as_str(), c["overrides"][0]["state"].as_str()),
+        (Some("bypass"), Some("pending"))
+    );
+
+    let (status, own) = call(a.port, "POST", &approve, Some(DEV), "");
+    assert_eq!(status, 409, "the requester's own approval: {own}");
+    let (status, one) = call(a.port, "POST", &approve, Some(LEAD), r#"{"comment":"reviewed the diff"}"#);
+    assert_eq!((status, one["approvals"].as_array().map(Vec::len)), (200, Some(1)), "{one}");
+    assert_eq!(call(a.port, "POST", &approve, Some(LEAD), "").0, 409, "twice by the same approver");
+    assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", None).unwrap().0, 423, "one approval of two");
+    let (status, two) = call(a.port, "POST", &approve, Some(SRE), "");
+    assert_eq!((status, two["state"].as_str()), (200, Some("approved")), "{two}");
+
+    // In effect for its change type only.
+    let (status, c) = get(a.port, "/api/v1/freeze?service=checkout&change=feature", None).unwrap();
+    assert_eq!((status, c["allowed"].as_bool(), c["frozen"].as_bool()), (200, Some(true), Some(true)), "{c}");
+    assert_eq!(c["overrides"][0]["approvals"][0]["comment"], "reviewed the diff");
+    assert_eq!(get(a.port, "/api/v1/freeze?service=search", None).unwrap().0, 200);
+
+    // A restart keeps it.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    a.child = common::start(&a.dir.path().join("agent.yaml"));
+    let port = a.port;
+    wait(|| {
+        get(port, "/api/v1/freeze?service=checkout", None)
+            .is_some_and(|(s, b)| s == 200 && b["slos"][0]["events"] == 2_000)
+    });
+
+    // Revoked: locked again; approving a revoked bypass is 410.
+    let (status, r) = call(a.port, "DELETE", &format!("{path}/{id}"), Some(SRE), "");
+    assert_eq!((status, r["revoked_by"].as_str(), r["state"].as_str()), (200, Some("sre"), Some("ended")), "{r}");
+    assert_eq!(get(a.port, "/api/v1/freeze?service=checkout", None).unwrap().0, 423);
+    assert_eq!(call(a.port, "POST", &approve, Some(LEAD), "").0, 410);
+    assert_eq!(get(a.port, path, None).unwrap().1["bypasses"].as_array().unwrap().len(), 0);
+    assert_eq!(get(a.port, &format!("{path}?all=true"), None).unwrap().1["bypasses"].as_array().unwrap().len(), 1);
+}

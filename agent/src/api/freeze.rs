@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 use super::error;
 use super::state::ApiState;
+use crate::freeze::bypass::{ApproveError, Bypass};
 use crate::freeze::overrides::{self, Action, DEFAULT_OVERRIDE_MS, MAX_OVERRIDE_MS, Override};
 use crate::freeze::{Board, Reason, ServiceFreeze};
 use crate::spec::policy::ChangeType;
@@ -44,6 +45,9 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/freeze/flagger", axum::routing::post(flagger))
         .route("/api/v1/freeze/overrides", get(list_overrides).post(create_override))
         .route("/api/v1/freeze/overrides/{id}", get(get_override).delete(end_override))
+        .route("/api/v1/freeze/bypasses", get(list_bypasses).post(create_bypass))
+        .route("/api/v1/freeze/bypasses/{id}", get(get_bypass).delete(revoke_bypass))
+        .route("/api/v1/freeze/bypasses/{id}/approve", axum::routing::post(approve_bypass))
 }
 
 /// The answer for one service and change type, with the service's active
@@ -53,9 +57,33 @@ fn answer(state: &ApiState, base: &ServiceFreeze, change: ChangeType, at_ms: i64
     let book = state.overrides.read();
     let active = book.of(&base.service, now);
     let s = overrides::overlay(base, &active);
+    let bypasses = state.bypasses.read();
+    let open = bypasses.of(&base.service, now);
+    let bypassed = open.iter().any(|b| b.effective(now) && b.change_type() == Some(change));
+    let allowed = s.allows(change) || bypassed;
     let mut v = decision(&s, change, at_ms);
-    v["overrides"] = Value::Array(active.iter().map(|o| override_json(o)).collect());
-    (s.allows(change), v)
+    v["allowed"] = allowed.into();
+    let mut listed: Vec<Value> = active.iter().map(|o| override_json(o)).collect();
+    listed.extend(open.iter().map(|b| bypass_json(b, now)));
+    v["overrides"] = Value::Array(listed);
+    (allowed, v)
+}
+
+pub fn bypass_json(b: &Bypass, now_ms: i64) -> Value {
+    json!({
+        "id": b.id,
+        "service": b.service,
+        "action": "bypass",
+        "change": b.change,
+        "state": b.state(now_ms),
+        "reason": b.reason,
+        "requested_by": b.requested_by,
+        "created_at": rfc3339(b.created_at_ms),
+        "expires_at": rfc3339(b.ends_at_ms),
+        "approvers_needed": b.needs,
+        "approvals": b.approvals.iter().map(|a| json!({"by": a.by, "at": rfc3339(a.at_ms), "comment": a.comment})).collect::<Vec<_>>(),
+        "revoked_by": b.revoked_by,
+    })
 }
 
 pub fn override_json(o: &Override) -> Value {
@@ -265,19 +293,7 @@ async fn create_override(
                 "unfreeze" => Action::Unfreeze,
                 other => return Err(format!("`action` must be freeze or unfreeze, not {other:?}")),
             };
-            let reason = b.reason.trim();
-            if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
-                return Err(format!("`reason` must say why, on one line, in at most {MAX_REASON_CHARS} characters"));
-            }
-            let length = match &b.expires_in {
-                None => DEFAULT_OVERRIDE_MS,
-                Some(t) => match crate::yaml::values::parse_duration(t).and_then(|d| i64::try_from(d.as_millis()).ok())
-                {
-                    Some(ms) if (60_000..=MAX_OVERRIDE_MS).contains(&ms) => ms,
-                    _ => return Err(format!("`expires_in` must be a duration from 1m to 30d such as 4h, not {t:?}")),
-                },
-            };
-            Ok((b.service, action, reason.to_string(), length))
+            Ok((b.service, action, reason_text(&b.reason)?, expiry(b.expires_in.as_deref())?))
         });
     let (service, action, reason, length) = match parsed {
         Ok(p) => p,
@@ -304,14 +320,12 @@ async fn create_override(
     let done = tokio::task::spawn_blocking(move || {
         let _turn = shared.overrides.writes.lock().unwrap_or_else(|e| e.into_inner());
         let entry = caller.audit(now, CREATE, Some(&o.id), &format!("ok: {} {}", o.action.as_str(), o.service));
-        let json = serde_json::to_vec(&o).expect("overrides serialize");
-        if let Err(e) = shared.store.put_kept(crate::store::Kept::FreezeOverrides, &o.id, &json, &entry) {
-            let message = format!("the override could not be stored, so it was not made: {e}");
-            super::auth::record(&shared, &caller.audit(now, CREATE, None, &format!("error: {message}")));
-            return super::unavailable(&message);
+        if let Some(r) =
+            commit(&shared, crate::store::Kept::FreezeOverrides, &o.id, &o, &entry, "the override was not made")
+        {
+            return r;
         }
         shared.overrides.write().put(o.clone());
-        super::auth::log(&entry);
         tracing::warn!(
             service = %crate::untrusted::Escaped(&o.service),
             action = o.action.as_str(),
@@ -350,14 +364,10 @@ async fn end_override(
         o.ends_at_ms = now;
         o.ended_by = Some(caller.name.clone());
         let entry = caller.audit(now, END, Some(&o.id), "ok");
-        let json = serde_json::to_vec(&o).expect("overrides serialize");
-        if let Err(e) = shared.store.put_kept(crate::store::Kept::FreezeOverrides, &o.id, &json, &entry) {
-            let message = format!("the override could not be stored, so it still holds: {e}");
-            super::auth::record(&shared, &caller.audit(now, END, Some(&o.id), &format!("error: {message}")));
-            return super::unavailable(&message);
+        if let Some(r) = commit(&shared, crate::store::Kept::FreezeOverrides, &o.id, &o, &entry, "the override still holds") {
+            return r;
         }
         shared.overrides.write().put(o.clone());
-        super::auth::log(&entry);
         tracing::warn!(service = %crate::untrusted::Escaped(&o.service), id = %o.id, by = %caller.name, "freeze override ended");
         axum::Json(override_json(&o)).into_response()
     })
@@ -395,9 +405,284 @@ pub fn prune(state: &ApiState) {
     let before = state.clock.now_ms() - overrides::ENDED_RETENTION_MS;
     let _turn = state.overrides.writes.lock().unwrap_or_else(|e| e.into_inner());
     let gone = state.overrides.write().prune(before);
-    match state.store.prune_kept(crate::store::Kept::FreezeOverrides, before) {
-        Ok(n) if n > 0 || !gone.is_empty() => tracing::info!(overrides = n, "pruned ended freeze overrides"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "pruning ended freeze overrides failed"),
+    drop(_turn);
+    let _turn = state.bypasses.writes.lock().unwrap_or_else(|e| e.into_inner());
+    let gone_bypasses = state.bypasses.write().prune(before);
+    for (kind, what, gone) in [
+        (crate::store::Kept::FreezeOverrides, "overrides", gone.len()),
+        (crate::store::Kept::FreezeBypasses, "bypasses", gone_bypasses),
+    ] {
+        match state.store.prune_kept(kind, before) {
+            Ok(n) if n > 0 || gone > 0 => tracing::info!(what, pruned = n, "pruned ended freeze records"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(what, error = %e, "pruning ended freeze records failed"),
+        }
+    }
+}
+
+/// Store a changed record with the audit entry of the call (one
+/// transaction), then put it in its book: under the book's write turn, so
+/// changes do not race. A refusal of the store is the 503 to answer.
+fn commit<T: serde::Serialize>(
+    state: &ApiState,
+    kind: crate::store::Kept,
+    id: &str,
+    record: &T,
+    entry: &crate::auth::AuditEntry,
+    what: &str,
+) -> Option<Response> {
+    let json = serde_json::to_vec(record).expect("freeze records serialize");
+    if let Err(e) = state.store.put_kept(kind, id, &json, entry) {
+        let message = format!("the state file cannot take it right now, so {what}: {e}");
+        let mut failed = entry.clone();
+        failed.outcome = format!("error: {message}");
+        super::auth::record(state, &failed);
+        return Some(super::unavailable(&message));
+    }
+    super::auth::log(entry);
+    None
+}
+
+const BYPASS_CREATE: &str = "freeze.bypass.create";
+const BYPASS_APPROVE: &str = "freeze.bypass.approve";
+const BYPASS_REVOKE: &str = "freeze.bypass.revoke";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BypassBody {
+    service: String,
+    #[serde(default)]
+    change: Option<String>,
+    reason: String,
+    #[serde(default)]
+    expires_in: Option<String>,
+}
+
+/// A reason: required, one line, bounded.
+fn reason_text(reason: &str) -> Result<String, String> {
+    let r = reason.trim();
+    if r.is_empty() || r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control) {
+        return Err(format!("`reason` must say why, on one line, in at most {MAX_REASON_CHARS} characters"));
+    }
+    Ok(r.to_string())
+}
+
+/// `expires_in`: default 4h, from 1m to 30d.
+fn expiry(text: Option<&str>) -> Result<i64, String> {
+    match text {
+        None => Ok(DEFAULT_OVERRIDE_MS),
+        Some(t) => match crate::yaml::values::parse_duration(t).and_then(|d| i64::try_from(d.as_millis()).ok()) {
+            Some(ms) if (60_000..=MAX_OVERRIDE_MS).contains(&ms) => Ok(ms),
+            _ => Err(format!("`expires_in` must be a duration from 1m to 30d such as 4h, not {t:?}")),
+        },
+    }
+}
+
+/// `POST /api/v1/freeze/bypasses` (role `deploy`): ask to deploy one change
+/// type of a service despite a freeze.
+async fn create_bypass(
+    State(s): State<Arc<ApiState>>,
+    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    use crate::auth::Role;
+    let caller = match super::auth::authorize_audited(&s, &headers, remote, Role::Deploy, BYPASS_CREATE, None).await {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let bytes = match super::silences::read_body(&headers, body).await {
+        Ok(b) => b,
+        Err((status, m)) => return super::silences::refuse(&s, &caller, BYPASS_CREATE, None, status, &m).await,
+    };
+    let parsed = serde_json::from_slice::<BypassBody>(&bytes)
+        .map_err(|e| format!("the body must be {{\"service\", \"change\", \"reason\", \"expires_in\"}}: {e}"))
+        .and_then(|b| {
+            let change = match b.change.as_deref() {
+                None => ChangeType::Feature,
+                Some(c) => ChangeType::parse(c)
+                    .ok_or_else(|| format!("`change` must be feature, hotfix or rollback, not {c:?}"))?,
+            };
+            Ok((b.service, change, reason_text(&b.reason)?, expiry(b.expires_in.as_deref())?))
+        });
+    let (service, change, reason, length) = match parsed {
+        Ok(p) => p,
+        Err(m) => return super::silences::refuse(&s, &caller, BYPASS_CREATE, None, StatusCode::BAD_REQUEST, &m).await,
+    };
+    let snap = s.snapshot();
+    let Some(needs) = snap.freeze.get(&service).map(|sv| sv.approvers) else {
+        let names: Vec<&str> = snap.freeze.services.iter().map(|sv| sv.service.as_str()).collect();
+        let m = format!("no SLO has the service {service:?}; known services: {}", names.join(", "));
+        return super::silences::refuse(&s, &caller, BYPASS_CREATE, Some(&service), StatusCode::NOT_FOUND, &m).await;
+    };
+    let now = s.clock.now_ms();
+    let b = Bypass {
+        id: crate::secret::random_id(),
+        service,
+        change: change.as_str().to_string(),
+        reason,
+        requested_by: caller.name.clone(),
+        created_at_ms: now,
+        ends_at_ms: now + length,
+        needs,
+        approvals: Vec::new(),
+        revoked_by: None,
+    };
+    let shared = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let _turn = shared.bypasses.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = caller.audit(now, BYPASS_CREATE, Some(&b.id), &format!("ok: {} {}", b.change, b.service));
+        if let Some(r) =
+            commit(&shared, crate::store::Kept::FreezeBypasses, &b.id, &b, &entry, "the bypass was not made")
+        {
+            return r;
+        }
+        shared.bypasses.write().put(b.clone());
+        tracing::warn!(service = %crate::untrusted::Escaped(&b.service), change = %b.change, by = %b.requested_by,
+            reason = %crate::untrusted::Escaped(&b.reason), needs = b.needs, "freeze bypass requested");
+        (StatusCode::CREATED, axum::Json(bypass_json(&b, now))).into_response()
+    })
+    .await
+    .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// `POST /api/v1/freeze/bypasses/{id}/approve` (role `approve`): one
+/// approval; the requester's own and a second one by the same approver are
+/// refused with 409 and do not count.
+async fn approve_bypass(
+    State(s): State<Arc<ApiState>>,
+    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Body,
+) -> Response {
+    use crate::auth::Role;
+    let caller =
+        match super::auth::authorize_audited(&s, &headers, remote, Role::Approve, BYPASS_APPROVE, Some(&id)).await {
+            Ok(c) => c,
+            Err(r) => return r.into_response(),
+        };
+    let bytes = match super::silences::read_body(&headers, body).await {
+        Ok(b) => b,
+        Err((status, m)) => return super::silences::refuse(&s, &caller, BYPASS_APPROVE, Some(&id), status, &m).await,
+    };
+    let comment = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<ApproveBody>(&bytes) {
+            Ok(b) => b.comment.map(|c| c.chars().filter(|c| !c.is_control()).take(MAX_REASON_CHARS).collect()),
+            Err(e) => {
+                let m = format!("the body must be {{\"comment\"}} or empty: {e}");
+                return super::silences::refuse(&s, &caller, BYPASS_APPROVE, Some(&id), StatusCode::BAD_REQUEST, &m)
+                    .await;
+            }
+        }
+    };
+    let shared = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let _turn = shared.bypasses.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = shared.clock.now_ms();
+        let Some(found) = shared.bypasses.read().get(&id).cloned() else {
+            super::auth::record(&shared, &caller.audit(now, BYPASS_APPROVE, Some(&id), "not_found"));
+            return error(StatusCode::NOT_FOUND, &format!("no bypass with id {id:?}"));
+        };
+        let b = match found.approved(&caller.name, now, comment) {
+            Ok(b) => b,
+            Err(e) => {
+                let status = if e == ApproveError::Ended { StatusCode::GONE } else { StatusCode::CONFLICT };
+                super::auth::record(&shared, &caller.audit(now, BYPASS_APPROVE, Some(&id), &format!("refused: {e}")));
+                return error(status, &e.to_string());
+            }
+        };
+        let entry =
+            caller.audit(now, BYPASS_APPROVE, Some(&b.id), &format!("ok: {} of {}", b.approvals.len(), b.needs));
+        if let Some(r) =
+            commit(&shared, crate::store::Kept::FreezeBypasses, &b.id, &b, &entry, "the approval did not count")
+        {
+            return r;
+        }
+        shared.bypasses.write().put(b.clone());
+        tracing::warn!(id = %b.id, service = %crate::untrusted::Escaped(&b.service), by = %caller.name,
+            approvals = b.approvals.len(), needs = b.needs, "freeze bypass approved");
+        axum::Json(bypass_json(&b, now)).into_response()
+    })
+    .await
+    .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+/// `DELETE /api/v1/freeze/bypasses/{id}`: revoke it (role `approve`, or
+/// the requester).
+async fn revoke_bypass(
+    State(s): State<Arc<ApiState>>,
+    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    use crate::auth::Role;
+    let requester = s.bypasses.read().get(&id).map(|b| b.requested_by.clone());
+    let as_approver = super::auth::authorize(&s, &headers, remote, Role::Approve);
+    let caller = match as_approver {
+        Ok(c) => c,
+        Err(_) => {
+            match super::auth::authorize_audited(&s, &headers, remote, Role::Deploy, BYPASS_REVOKE, Some(&id)).await {
+                Ok(c) if requester.as_deref() == Some(c.name.as_str()) => c,
+                Ok(c) => {
+                    let m = "only the requester or a token with the role approve may revoke a bypass";
+                    let entry = c.audit(s.clock.now_ms(), BYPASS_REVOKE, Some(&id), "forbidden");
+                    super::auth::record_async(s.clone(), entry).await;
+                    return error(StatusCode::FORBIDDEN, m);
+                }
+                Err(r) => return r.into_response(),
+            }
+        }
+    };
+    let shared = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let _turn = shared.bypasses.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = shared.clock.now_ms();
+        let Some(mut b) = shared.bypasses.read().get(&id).cloned().filter(|b| b.open(now)) else {
+            super::auth::record(&shared, &caller.audit(now, BYPASS_REVOKE, Some(&id), "not_found"));
+            return error(StatusCode::NOT_FOUND, &format!("no open bypass with id {id:?}"));
+        };
+        b.ends_at_ms = now;
+        b.revoked_by = Some(caller.name.clone());
+        let entry = caller.audit(now, BYPASS_REVOKE, Some(&b.id), "ok");
+        if let Some(r) =
+            commit(&shared, crate::store::Kept::FreezeBypasses, &b.id, &b, &entry, "the bypass still holds")
+        {
+            return r;
+        }
+        shared.bypasses.write().put(b.clone());
+        axum::Json(bypass_json(&b, now)).into_response()
+    })
+    .await
+    .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+/// `GET /api/v1/freeze/bypasses[?all=true]`: the open bypasses (with `all`,
+/// also those that ended within 7 days), newest first.
+async fn list_bypasses(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let all = match q.get("all").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "`all` must be true or false"),
+    };
+    let now = s.clock.now_ms();
+    let list: Vec<Value> = s.bypasses.read().list(now, !all).map(|b| bypass_json(b, now)).collect();
+    axum::Json(json!({"bypasses": list})).into_response()
+}
+
+async fn get_bypass(State(s): State<Arc<ApiState>>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    let now = s.clock.now_ms();
+    match s.bypasses.read().get(&id) {
+        Some(b) => axum::Json(bypass_json(b, now)).into_response(),
+        None => error(StatusCode::NOT_FOUND, &format!("no bypass with id {id:?}")),
     }
 }

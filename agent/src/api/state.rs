@@ -106,6 +106,8 @@ pub struct Book<T> {
 pub type SilenceBook = Book<Silences>;
 /// Manual freezes and unfreezes.
 pub type OverrideBook = Book<crate::freeze::overrides::Overrides>;
+/// Bypasses and their approvals.
+pub type BypassBook = Book<crate::freeze::bypass::Bypasses>;
 
 impl<T> Book<T> {
     pub fn new(set: T) -> Book<T> {
@@ -130,6 +132,7 @@ pub struct ApiState {
     pub auth: ApiAuth,
     pub silences: Arc<SilenceBook>,
     pub overrides: Arc<OverrideBook>,
+    pub bypasses: Arc<BypassBook>,
     pub push: PushGate,
     pub telemetry: Arc<Telemetry>,
     /// Notification receivers (name, kind), for `/api/v1/notifications`.

@@ -23,6 +23,7 @@ use crate::sli::SloStatus;
 use crate::spec::model::{Exclusion, ExclusionTime, SloSet};
 use crate::spec::policy::{AlertSeverity, ChangeType, FreezePolicy, InsufficientData, policy_for};
 
+pub mod bypass;
 pub mod overrides;
 
 #[cfg(test)]

@@ -119,8 +119,10 @@ impl Runtime {
         }
         let (overrides, unreadable) =
             crate::freeze::overrides::Overrides::restore(store.kept(crate::store::Kept::FreezeOverrides)?);
-        for id in unreadable {
-            tracing::warn!(id = %crate::untrusted::Escaped(&id), "a stored freeze override cannot be read; ignored");
+        let (bypasses, unreadable_bypasses) =
+            crate::freeze::bypass::Bypasses::restore(store.kept(crate::store::Kept::FreezeBypasses)?);
+        for id in unreadable.iter().chain(&unreadable_bypasses) {
+            tracing::warn!(id = %crate::untrusted::Escaped(id), "a stored freeze override or bypass cannot be read; ignored");
         }
         if config.api.tokens.is_empty() {
             tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
@@ -159,6 +161,7 @@ impl Runtime {
             auth: ApiAuth::new(config.api.clone()),
             silences: Arc::new(SilenceBook::new(silences)),
             overrides: Arc::new(crate::api::state::OverrideBook::new(overrides)),
+            bypasses: Arc::new(crate::api::state::BypassBook::new(bypasses)),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),

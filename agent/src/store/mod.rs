@@ -641,6 +641,8 @@ const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
 // `freeze_overrides`: override id → a manual freeze or unfreeze (JSON,
 // written and read by `freeze::overrides`), like silences.
 const FREEZE_OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_overrides");
+// `freeze_bypasses`: bypass id → a bypass with its approvals (JSON, `freeze::bypass`).
+const FREEZE_BYPASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_bypasses");
 
 /// Records the API changes by id, each written with its audit entry and
 /// pruned some time after its `ends_at_ms`: silences and freeze overrides.
@@ -648,6 +650,7 @@ const FREEZE_OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("fre
 pub enum Kept {
     Silences,
     FreezeOverrides,
+    FreezeBypasses,
 }
 
 impl Kept {
@@ -655,6 +658,7 @@ impl Kept {
         match self {
             Kept::Silences => SILENCES,
             Kept::FreezeOverrides => FREEZE_OVERRIDES,
+            Kept::FreezeBypasses => FREEZE_BYPASSES,
         }
     }
 }
@@ -671,6 +675,7 @@ pub const MAX_ANONYMOUS_AUDIT_ENTRIES: usize = 10_000;
 fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SILENCES)?;
     tx.open_table(FREEZE_OVERRIDES)?;
+    tx.open_table(FREEZE_BYPASSES)?;
     tx.open_table(AUDIT_LOG)?;
     Ok(())
 }
