@@ -448,4 +448,38 @@ fn a_bypass_needs_two_other_approvers_and_can_be_revoked() {
     assert_eq!(call(a.port, "POST", &approve, Some(LEAD), "").0, 410);
     assert_eq!(get(a.port, path, None).unwrap().1["bypasses"].as_array().unwrap().len(), 0);
     assert_eq!(get(a.port, &format!("{path}?all=true"), None).unwrap().1["bypasses"].as_array().unwrap().len(), 1);
+
+    // The same through the CLI.
+    let url = format!("http://127.0.0.1:{}", a.port);
+    let dev = a.dir.path().join("deployer.token");
+    let lead = a.dir.path().join("approver.token");
+    let as_ = |token: &Path, args: &[&str]| {
+        let mut all: Vec<&str> = vec!["freeze"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &url, "--token-file", token.to_str().unwrap()]);
+        cli(&all)
+    };
+    let (code, out, err) = as_(&dev, &["bypass", "--service", "checkout", "--change", "hotfix", "--reason", "fix"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("bypass   checkout") && out.contains("pending hotfix by dev, 0 of 2 approvals"), "{out}");
+    let id = out.split_whitespace().nth(2).unwrap().to_string();
+    let (code, _, err) = as_(&dev, &["approve", &id]);
+    assert_eq!(code, 1, "the requester's own approval is refused");
+    assert!(err.starts_with("refused (409)"), "{err}");
+    let (code, out, _) = as_(&lead, &["approve", &id, "--comment", "ok"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 of 2 approvals (lead)"), "{out}");
+    let (code, out, err) =
+        as_(&lead, &["override", "--service", "search", "--action", "freeze", "--reason", "migration"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("made freeze override "), "{out}");
+    let oid = out.split_whitespace().nth(3).unwrap().to_string();
+    let (code, out, _) = as_(&lead, &["list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("freeze   search") && out.contains("bypass   checkout"), "{out}");
+    let (code, out, _) = as_(&lead, &["override", "--end", &oid]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ended freeze override"), "{out}");
+    let (code, _, _) = as_(&dev, &["bypass", "--revoke", &id]);
+    assert_eq!(code, 0, "the requester may revoke its own bypass");
 }

@@ -34,6 +34,60 @@ pub enum FreezeCommand {
         #[command(flatten)]
         agent: AgentArgs,
     },
+    /// Freeze or unfreeze a service by hand (role approve), or end such an override.
+    Override {
+        /// The service to freeze or unfreeze.
+        #[arg(long, required_unless_present = "end")]
+        service: Option<String>,
+        /// `freeze` or `unfreeze`.
+        #[arg(long, required_unless_present = "end")]
+        action: Option<String>,
+        /// Why (shown in every answer while it lasts).
+        #[arg(long, required_unless_present = "end")]
+        reason: Option<String>,
+        /// How long it lasts (default 4h, at most 30d).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// End the override with this id now instead.
+        #[arg(long, conflicts_with_all = ["service", "action", "reason", "expires_in"])]
+        end: Option<String>,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Ask for a bypass of a freeze (role deploy), or revoke one.
+    Bypass {
+        #[arg(long, required_unless_present = "revoke")]
+        service: Option<String>,
+        /// feature, hotfix or rollback.
+        #[arg(long, default_value = "feature")]
+        change: String,
+        #[arg(long, required_unless_present = "revoke")]
+        reason: Option<String>,
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Revoke the bypass with this id instead.
+        #[arg(long, conflicts_with_all = ["service", "reason", "expires_in"])]
+        revoke: Option<String>,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Approve a bypass (role approve; not your own, once).
+    Approve {
+        /// The bypass's id.
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// The active overrides and open bypasses.
+    List {
+        /// Also those that ended within the last 7 days.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
     /// Every known service's freeze state, as a table.
     Status {
         #[arg(long)]
@@ -64,6 +118,17 @@ struct Answer {
 }
 
 fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
+    send(agent, reqwest::Method::GET, path, query, None)
+}
+
+/// One request to the agent; the answer must be JSON.
+fn send(
+    agent: &AgentArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<Answer, String> {
     let base = agent
         .url
         .clone()
@@ -87,9 +152,12 @@ fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, 
     let timeout = Duration::from_secs(agent.timeout.max(1));
     let fetched = crate::runtime::block_on(async move {
         let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
-        let mut req = client.get(&url);
+        let mut req = client.request(method, &url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
         }
         let resp = req.send().await.map_err(|e| format!("asking {url}: {e}"))?;
         let status = resp.status().as_u16();
@@ -135,6 +203,81 @@ pub fn run(command: FreezeCommand) -> ExitCode {
                 }
             }
         }
+        FreezeCommand::Override { service, action, reason, expires_in, end, agent } => {
+            let answer = match end {
+                Some(id) => send(&agent, reqwest::Method::DELETE, &format!("/api/v1/freeze/overrides/{id}"), &[], None),
+                None => {
+                    let body = serde_json::json!({"service": service, "action": action, "reason": reason, "expires_in": expires_in});
+                    send(&agent, reqwest::Method::POST, "/api/v1/freeze/overrides", &[], Some(strip_nulls(body)))
+                }
+            };
+            change_done(answer, |b| {
+                format!(
+                    "{} {} override {} by {} until {}: {}\n",
+                    if b["ended_by"].is_null() { "made" } else { "ended" },
+                    b["action"].as_str().unwrap_or("?"),
+                    b["id"].as_str().unwrap_or("?"),
+                    b["created_by"].as_str().unwrap_or("?"),
+                    b["expires_at"].as_str().unwrap_or("?"),
+                    b["reason"].as_str().unwrap_or("")
+                )
+            })
+        }
+        FreezeCommand::Bypass { service, change, reason, expires_in, revoke, agent } => {
+            let answer = match revoke {
+                Some(id) => send(&agent, reqwest::Method::DELETE, &format!("/api/v1/freeze/bypasses/{id}"), &[], None),
+                None => {
+                    let body = serde_json::json!({"service": service, "change": change, "reason": reason, "expires_in": expires_in});
+                    send(&agent, reqwest::Method::POST, "/api/v1/freeze/bypasses", &[], Some(strip_nulls(body)))
+                }
+            };
+            change_done(answer, bypass_line)
+        }
+        FreezeCommand::Approve { id, comment, agent } => {
+            let body = strip_nulls(serde_json::json!({"comment": comment}));
+            change_done(
+                send(&agent, reqwest::Method::POST, &format!("/api/v1/freeze/bypasses/{id}/approve"), &[], Some(body)),
+                bypass_line,
+            )
+        }
+        FreezeCommand::List { all, agent } => {
+            let query: &[(&str, &str)] = if all { &[("all", "true")] } else { &[] };
+            let overrides = ask(&agent, "/api/v1/freeze/overrides", query);
+            let bypasses = ask(&agent, "/api/v1/freeze/bypasses", query);
+            match (overrides, bypasses) {
+                (Ok(o), Ok(b)) if o.status == 200 && b.status == 200 => {
+                    let mut out = String::new();
+                    for x in o.body["overrides"].as_array().into_iter().flatten() {
+                        out.push_str(&format!(
+                            "{:<8} {:<12} {}  by {} until {}: {}\n",
+                            x["action"].as_str().unwrap_or("?"),
+                            x["service"].as_str().unwrap_or("?"),
+                            x["id"].as_str().unwrap_or("?"),
+                            x["created_by"].as_str().unwrap_or("?"),
+                            x["expires_at"].as_str().unwrap_or("?"),
+                            x["reason"].as_str().unwrap_or("")
+                        ));
+                    }
+                    for x in b.body["bypasses"].as_array().into_iter().flatten() {
+                        out.push_str(&bypass_line(x));
+                    }
+                    if out.is_empty() {
+                        out.push_str("no overrides or bypasses\n");
+                    }
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                (Ok(a), _) | (_, Ok(a)) if a.status != 200 => {
+                    eprintln!("error: the agent answered {}: {}", a.status, error_text(&a.body));
+                    ExitCode::from(2)
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::from(2),
+            }
+        }
         FreezeCommand::Status { json, agent } => match ask(&agent, "/api/v1/freeze", &[]) {
             Ok(a) if a.status == 200 && a.body["services"].is_array() => {
                 if json {
@@ -153,6 +296,56 @@ pub fn run(command: FreezeCommand) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// Drop null fields (options not given) from a request body.
+fn strip_nulls(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, x| !x.is_null());
+    }
+    v
+}
+
+fn bypass_line(b: &Value) -> String {
+    let approvals: Vec<&str> =
+        b["approvals"].as_array().into_iter().flatten().filter_map(|a| a["by"].as_str()).collect();
+    format!(
+        "bypass   {:<12} {}  {} {} by {}, {} of {} approvals ({}) until {}: {}\n",
+        b["service"].as_str().unwrap_or("?"),
+        b["id"].as_str().unwrap_or("?"),
+        b["state"].as_str().unwrap_or("?"),
+        b["change"].as_str().unwrap_or("?"),
+        b["requested_by"].as_str().unwrap_or("?"),
+        approvals.len(),
+        b["approvers_needed"].as_u64().unwrap_or(0),
+        if approvals.is_empty() { "none".to_string() } else { approvals.join(", ") },
+        b["expires_at"].as_str().unwrap_or("?"),
+        b["reason"].as_str().unwrap_or("")
+    )
+}
+
+/// The outcome of a change: 0 and a line when the agent made it (200/201),
+/// 1 when it refused it for what it is (403, 404, 409, 410, 400), 2 when it
+/// could not be asked.
+fn change_done(answer: Result<Answer, String>, line: impl Fn(&Value) -> String) -> ExitCode {
+    match answer {
+        Ok(a) if a.status == 200 || a.status == 201 => {
+            print!("{}", line(&a.body));
+            ExitCode::SUCCESS
+        }
+        Ok(a) if (400..500).contains(&a.status) => {
+            eprintln!("refused ({}): {}", a.status, error_text(&a.body));
+            ExitCode::from(1)
+        }
+        Ok(a) => {
+            eprintln!("error: the agent answered {}: {}", a.status, error_text(&a.body));
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
