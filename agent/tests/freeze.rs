@@ -483,3 +483,28 @@ fn a_bypass_needs_two_other_approvers_and_can_be_revoked() {
     let (code, _, _) = as_(&dev, &["bypass", "--revoke", &id]);
     assert_eq!(code, 0, "the requester may revoke its own bypass");
 }
+
+/// Each token has its own rate limit (`api.rate_limit` a second, bursts of
+/// twice that): over it, 429 with Retry-After; a refused change is audited.
+#[test]
+fn a_token_over_its_rate_limit_gets_429() {
+    let a = start(
+        "api:\n  read_requires_token: true\n  rate_limit: 1\n  tokens:\n    - {name: ci, role: read, token_file: read.token}\n    - {name: ops, role: admin, token_file: admin.token}\n",
+    );
+    // `start` has used some of the bucket already; drain it.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(a.port, "/api/v1/freeze?service=search", Some(TOKEN)).unwrap().0);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let (status, body) = get(a.port, "/api/v1/freeze?service=search", Some(TOKEN)).unwrap();
+    assert_eq!(status, 429);
+    assert!(body["error"].as_str().unwrap().contains("over its 1 requests a second"), "{body}");
+    // Another token is not held back; after a second the first may go again.
+    assert_eq!(
+        get(a.port, "/api/v1/freeze?service=search", Some("freeze-test-admin-token-0123456789")).unwrap().0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(get(a.port, "/api/v1/freeze?service=search", Some(TOKEN)).unwrap().0, 200);
+}

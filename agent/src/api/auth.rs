@@ -19,6 +19,9 @@ impl IntoResponse for Refused {
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"slo-agent\""));
         }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         r
     }
 }
@@ -72,8 +75,24 @@ pub fn authorize(
     remote: Option<SocketAddr>,
     needed: Role,
 ) -> Result<Caller, Refused> {
-    let (name, role) = check(&state.auth.config, headers, needed)?;
+    let (name, role) = limited(state, check(&state.auth.config, headers, needed)?)?;
     Ok(Caller { name, role, remote })
+}
+
+/// A recognised token over its rate limit is refused with 429.
+fn limited(state: &ApiState, caller: (String, Option<Role>)) -> Result<(String, Option<Role>), Refused> {
+    match caller.1 {
+        Some(role) if !state.auth.admit(&caller.0, std::time::Instant::now()) => Err(Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            outcome: "rate_limited",
+            message: format!(
+                "the token `{}` is over its {} requests a second; retry shortly",
+                caller.0, state.auth.config.rate_limit
+            ),
+            actor: Some((caller.0, role)),
+        }),
+        _ => Ok(caller),
+    }
 }
 
 /// [`authorize`] for a mutating endpoint: a refusal is audited (as
@@ -86,7 +105,7 @@ pub async fn authorize_audited(
     action: &str,
     target: Option<&str>,
 ) -> Result<Caller, Refused> {
-    match check(&state.auth.config, headers, needed) {
+    match check(&state.auth.config, headers, needed).and_then(|c| limited(state, c)) {
         Ok((name, role)) => Ok(Caller { name, role, remote }),
         Err(r) => {
             let (actor, role) = match &r.actor {
@@ -114,7 +133,7 @@ pub async fn read_gate(
     if config.read_requires_token
         && read
         && !matches!(req.uri().path(), "/healthz" | "/readyz")
-        && let Err(r) = check(config, req.headers(), Role::Read)
+        && let Err(r) = check(config, req.headers(), Role::Read).and_then(|c| limited(&state, c))
     {
         return r.into_response();
     }
@@ -153,6 +172,7 @@ mod tests {
                 token("oncall-bot", Role::Silence, "silence-token-0123456789"),
                 token("ops", Role::Admin, "admin-token-0123456789"),
             ],
+            rate_limit: crate::auth::DEFAULT_RATE_LIMIT,
         }
     }
 

@@ -25,7 +25,21 @@ use crate::yaml::Node;
 use crate::yaml::fields::{Ctx, Fields};
 
 pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig> {
-    let f = cx.map(node, "api", &["read_requires_token", "tokens"])?;
+    let f = cx.map(node, "api", &["read_requires_token", "tokens", "rate_limit"])?;
+    let rate_limit = match f.get("rate_limit") {
+        None => Some(crate::auth::DEFAULT_RATE_LIMIT),
+        Some(n) => cx.number(n, "rate_limit").and_then(|v| {
+            if v.fract() == 0.0 && (1.0..=100_000.0).contains(&v) {
+                Some(v as u32)
+            } else {
+                cx.err(
+                    n.pos,
+                    format!("`api.rate_limit` must be whole requests per second from 1 to 100000, found {v}"),
+                );
+                None
+            }
+        }),
+    };
     let read_requires_token = match f.get("read_requires_token") {
         None => Some(false),
         Some(n) => cx.boolean(n, "read_requires_token"),
@@ -64,7 +78,7 @@ pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig>
     if !ok {
         return None;
     }
-    Some(ApiConfig { read_requires_token: read_requires_token?, tokens })
+    Some(ApiConfig { read_requires_token: read_requires_token?, tokens, rate_limit: rate_limit? })
 }
 
 fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiToken> {

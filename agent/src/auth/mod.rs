@@ -66,13 +66,25 @@ impl Role {
     }
 }
 
+/// Requests per second each token may make by default (bursts of twice
+/// that): enough for a fleet of CI runners sharing one token.
+pub const DEFAULT_RATE_LIMIT: u32 = 100;
+
 /// `api:` in agent.yaml.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     /// GET endpoints need a token (any role) too. Off by default so that
     /// Prometheus can scrape `/metrics`.
     pub read_requires_token: bool,
     pub tokens: Vec<ApiToken>,
+    /// Requests per second per token (`rate_limit`), bursts of twice that.
+    pub rate_limit: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { read_requires_token: false, tokens: Vec::new(), rate_limit: DEFAULT_RATE_LIMIT }
+    }
 }
 
 /// One API token.
@@ -129,11 +141,31 @@ impl std::fmt::Debug for TokenValue {
 pub struct ApiAuth {
     pub config: ApiConfig,
     pub anonymous: Mutex<AnonymousRefusals>,
+    /// Per token name: the requests it may still make now (a token bucket).
+    buckets: Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
 }
 
 impl ApiAuth {
     pub fn new(config: ApiConfig) -> ApiAuth {
-        ApiAuth { config, anonymous: Mutex::default() }
+        ApiAuth { config, anonymous: Mutex::default(), buckets: Mutex::default() }
+    }
+
+    /// Whether the token `name` may make one more request now: a bucket of
+    /// twice `rate_limit` requests, refilled at `rate_limit` a second.
+    pub fn admit(&self, name: &str, now: std::time::Instant) -> bool {
+        let rate = f64::from(self.config.rate_limit.max(1));
+        let burst = 2.0 * rate;
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (left, at) = b.entry(name.to_string()).or_insert((burst, now));
+        let refill = now.saturating_duration_since(*at).as_secs_f64() * rate;
+        *left = (*left + refill).min(burst);
+        *at = now;
+        if *left >= 1.0 {
+            *left -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -282,7 +314,7 @@ pub fn log(e: &AuditEntry) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub status: StatusCode,
-    /// The audit outcome: `unauthorized` or `forbidden`.
+    /// The audit outcome: `unauthorized`, `forbidden` or `rate_limited`.
     pub outcome: &'static str,
     /// The token's name when it was recognised (a 403 for the role).
     pub actor: Option<(String, Role)>,
@@ -354,6 +386,19 @@ pub fn check(auth: &ApiConfig, headers: &HeaderMap, needed: Role) -> Result<(Str
 mod tests {
     use super::*;
 
+    /// A token may make `rate_limit` requests a second, in bursts of twice
+    /// that; other tokens have their own buckets.
+    #[test]
+    fn each_token_has_its_own_rate_limit() {
+        let auth = ApiAuth::new(ApiConfig { rate_limit: 50, ..Default::default() });
+        let t0 = std::time::Instant::now();
+        assert_eq!((0..100).filter(|_| auth.admit("ci", t0)).count(), 100, "a burst of 2 × 50");
+        assert!(!auth.admit("ci", t0));
+        assert!(auth.admit("other", t0), "another token is not held back");
+        let later = t0 + std::time::Duration::from_millis(100);
+        assert_eq!((0..10).filter(|_| auth.admit("ci", later)).count(), 5, "refilled at 50 a second");
+    }
+
     /// Every role reads; admin does everything; the others only their own.
     #[test]
     fn what_each_role_allows() {
@@ -390,6 +435,7 @@ mod tests {
                 token("oncall-bot", Role::Silence, "silence-token-0123456789"),
                 token("ops", Role::Admin, "admin-token-0123456789"),
             ],
+            rate_limit: crate::auth::DEFAULT_RATE_LIMIT,
         }
     }
 

@@ -113,3 +113,12 @@ fn tokens_with_several_roles() {
     has("agent.yaml:7:33: unknown role `boss`; expected read, silence, deploy, approve or admin");
     has("agent.yaml:8:7: an API token needs a `role`");
 }
+
+#[test]
+fn the_rate_limit_per_token() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(parse(dir.path(), "").unwrap().rate_limit, crate::auth::DEFAULT_RATE_LIMIT);
+    assert_eq!(parse(dir.path(), "api: {rate_limit: 500}\n").unwrap().rate_limit, 500);
+    let e = parse(dir.path(), "api: {rate_limit: 0.5}\n").unwrap_err();
+    assert!(e[0].starts_with("agent.yaml:4:19: `api.rate_limit` must be whole requests per second"), "{e:?}");
+}
