@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use super::error;
 use super::state::ApiState;
 use crate::freeze::bypass::{ApproveError, Bypass};
+use crate::freeze::ledger::Entry as _;
 use crate::freeze::overrides::{self, Action, DEFAULT_OVERRIDE_MS, MAX_OVERRIDE_MS, Override};
 use crate::freeze::{Board, Reason, ServiceFreeze};
 use crate::spec::policy::ChangeType;
@@ -135,6 +136,40 @@ fn reason(r: &Reason) -> Value {
     })
 }
 
+/// A change type as a request names it (`what`): absent or empty is
+/// `feature`; anything else unknown is a 400 message.
+fn change_type(given: Option<&str>, what: &str) -> Result<ChangeType, String> {
+    match given {
+        None | Some("") => Ok(ChangeType::Feature),
+        Some(c) => {
+            ChangeType::parse(c).ok_or_else(|| format!("`{what}` must be feature, hotfix or rollback, not {c:?}"))
+        }
+    }
+}
+
+/// The snapshot's board, unless no evaluation has run yet.
+fn evaluated(snap: &super::state::Snapshot) -> Option<&Board> {
+    (snap.at_ms != 0).then_some(&*snap.freeze)
+}
+
+/// 503 before the first evaluation.
+fn not_evaluated() -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "no evaluation yet; ask again in a moment");
+    r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    r
+}
+
+/// The services a board knows, for messages about an unknown one.
+fn known_services(board: &Board) -> Vec<&str> {
+    board.services.iter().map(|sv| sv.service.as_str()).collect()
+}
+
+/// 404 for a service no SLO names, with the ones it could have been.
+fn unknown_service(board: &Board, message: String) -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": message, "known_services": known_services(board)})))
+        .into_response()
+}
+
 async fn freeze(
     State(s): State<Arc<ApiState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -143,25 +178,14 @@ async fn freeze(
     if let Some(unknown) = q.keys().find(|k| !matches!(k.as_str(), "service" | "change")) {
         return error(StatusCode::BAD_REQUEST, &format!("unknown parameter `{unknown}`; use `service` and `change`"));
     }
-    let change = match q.get("change").map(String::as_str) {
-        None | Some("") => ChangeType::Feature,
-        Some(c) => match ChangeType::parse(c) {
-            Some(c) => c,
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("`change` must be feature, hotfix or rollback, not {c:?}"),
-                );
-            }
-        },
+    let change = match change_type(q.get("change").map(String::as_str), "change") {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
     let snap = s.snapshot();
-    if snap.at_ms == 0 {
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "no evaluation yet; ask again in a moment");
-        r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-        return r;
-    }
-    let board: &Board = &snap.freeze;
+    let Some(board) = evaluated(&snap) else {
+        return not_evaluated();
+    };
     match q.get("service") {
         None => {
             let services: Vec<Value> = board.services.iter().map(|sv| answer(&s, sv, change, board.at_ms).1).collect();
@@ -174,14 +198,7 @@ async fn freeze(
                 let status = if always_200 || allowed { StatusCode::OK } else { StatusCode::LOCKED };
                 (status, axum::Json(v)).into_response()
             }
-            None => (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({
-                    "error": format!("no SLO has the service {name:?}"),
-                    "known_services": board.services.iter().map(|sv| sv.service.as_str()).collect::<Vec<_>>(),
-                })),
-            )
-                .into_response(),
+            None => unknown_service(board, format!("no SLO has the service {name:?}")),
         },
     }
 }
@@ -213,23 +230,14 @@ async fn flagger(State(s): State<Arc<ApiState>>, headers: axum::http::HeaderMap,
         }
     };
     let service = p.metadata.get("service").cloned().unwrap_or_else(|| p.name.clone());
-    let change = match p.metadata.get("change").map(String::as_str) {
-        None | Some("") => ChangeType::Feature,
-        Some(c) => match ChangeType::parse(c) {
-            Some(c) => c,
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("metadata.change must be feature, hotfix or rollback, not {c:?}"),
-                );
-            }
-        },
+    let change = match change_type(p.metadata.get("change").map(String::as_str), "metadata.change") {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
     let snap = s.snapshot();
-    if snap.at_ms == 0 {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no evaluation yet; Flagger will ask again");
-    }
-    let board: &Board = &snap.freeze;
+    let Some(board) = evaluated(&snap) else {
+        return not_evaluated();
+    };
     match board.get(&service) {
         Some(sv) => {
             let (allowed, mut v) = answer(&s, sv, change, board.at_ms);
@@ -237,14 +245,10 @@ async fn flagger(State(s): State<Arc<ApiState>>, headers: axum::http::HeaderMap,
             let status = if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
             (status, axum::Json(v)).into_response()
         }
-        None => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({
-                "error": format!("no SLO has the service {service:?} (from metadata.service, else the canary's name)"),
-                "known_services": board.services.iter().map(|sv| sv.service.as_str()).collect::<Vec<_>>(),
-            })),
-        )
-            .into_response(),
+        None => unknown_service(
+            board,
+            format!("no SLO has the service {service:?} (from metadata.service, else the canary's name)"),
+        ),
     }
 }
 
@@ -299,11 +303,10 @@ async fn create_override(
         Ok(p) => p,
         Err(m) => return super::silences::refuse(&s, &caller, CREATE, None, StatusCode::BAD_REQUEST, &m).await,
     };
-    let known = s.snapshot().freeze.get(&service).is_some();
-    if !known {
-        let snap = s.snapshot();
-        let names: Vec<&str> = snap.freeze.services.iter().map(|sv| sv.service.as_str()).collect();
-        let m = format!("no SLO has the service {service:?}; known services: {}", names.join(", "));
+    let snap = s.snapshot();
+    if snap.freeze.get(&service).is_none() {
+        let m =
+            format!("no SLO has the service {service:?}; known services: {}", known_services(&snap.freeze).join(", "));
         return super::silences::refuse(&s, &caller, CREATE, Some(&service), StatusCode::NOT_FOUND, &m).await;
     }
     let o = Override {
@@ -357,7 +360,7 @@ async fn end_override(
         let _turn = shared.overrides.writes.lock().unwrap_or_else(|e| e.into_inner());
         let now = shared.clock.now_ms();
         let found = shared.overrides.read().get(&id).cloned();
-        let Some(mut o) = found.filter(|o| o.active(now)) else {
+        let Some(mut o) = found.filter(|o| o.open(now)) else {
             super::auth::record(&shared, &caller.audit(now, END, Some(&id), "not_found"));
             return error(StatusCode::NOT_FOUND, &format!("no active override with id {id:?}"));
         };
@@ -409,7 +412,7 @@ pub fn prune(state: &ApiState) {
     let _turn = state.bypasses.writes.lock().unwrap_or_else(|e| e.into_inner());
     let gone_bypasses = state.bypasses.write().prune(before);
     for (kind, what, gone) in [
-        (crate::store::Kept::FreezeOverrides, "overrides", gone.len()),
+        (crate::store::Kept::FreezeOverrides, "overrides", gone),
         (crate::store::Kept::FreezeBypasses, "bypasses", gone_bypasses),
     ] {
         match state.store.prune_kept(kind, before) {
@@ -498,11 +501,7 @@ async fn create_bypass(
     let parsed = serde_json::from_slice::<BypassBody>(&bytes)
         .map_err(|e| format!("the body must be {{\"service\", \"change\", \"reason\", \"expires_in\"}}: {e}"))
         .and_then(|b| {
-            let change = match b.change.as_deref() {
-                None => ChangeType::Feature,
-                Some(c) => ChangeType::parse(c)
-                    .ok_or_else(|| format!("`change` must be feature, hotfix or rollback, not {c:?}"))?,
-            };
+            let change = change_type(b.change.as_deref(), "change")?;
             Ok((b.service, change, reason_text(&b.reason)?, expiry(b.expires_in.as_deref())?))
         });
     let (service, change, reason, length) = match parsed {
@@ -511,8 +510,8 @@ async fn create_bypass(
     };
     let snap = s.snapshot();
     let Some(needs) = snap.freeze.get(&service).map(|sv| sv.approvers) else {
-        let names: Vec<&str> = snap.freeze.services.iter().map(|sv| sv.service.as_str()).collect();
-        let m = format!("no SLO has the service {service:?}; known services: {}", names.join(", "));
+        let m =
+            format!("no SLO has the service {service:?}; known services: {}", known_services(&snap.freeze).join(", "));
         return super::silences::refuse(&s, &caller, BYPASS_CREATE, Some(&service), StatusCode::NOT_FOUND, &m).await;
     };
     let now = s.clock.now_ms();

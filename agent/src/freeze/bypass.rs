@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ledger::Entry as _;
 use crate::spec::policy::ChangeType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,10 +54,6 @@ impl Bypass {
         ChangeType::parse(&self.change)
     }
 
-    pub fn open(&self, now_ms: i64) -> bool {
-        self.created_at_ms <= now_ms && now_ms < self.ends_at_ms
-    }
-
     /// Open and approved by enough distinct approvers.
     pub fn effective(&self, now_ms: i64) -> bool {
         self.open(now_ms) && self.approvals.len() as u32 >= self.needs
@@ -90,57 +87,23 @@ impl Bypass {
     }
 }
 
+impl super::ledger::Entry for Bypass {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
+    fn ends_at_ms(&self) -> i64 {
+        self.ends_at_ms
+    }
+}
+
 /// Every bypass the agent knows (open, and ended within a week), newest first.
-#[derive(Debug, Clone, Default)]
-pub struct Bypasses {
-    all: Vec<Bypass>,
-}
-
-impl Bypasses {
-    /// From stored records; unreadable ones are skipped and named.
-    pub fn restore(records: Vec<(String, Vec<u8>)>) -> (Bypasses, Vec<String>) {
-        let mut b = Bypasses::default();
-        let mut bad = Vec::new();
-        for (id, json) in records {
-            match serde_json::from_slice::<Bypass>(&json) {
-                Ok(x) => b.all.push(x),
-                Err(_) => bad.push(id),
-            }
-        }
-        b.sort();
-        (b, bad)
-    }
-
-    fn sort(&mut self) {
-        self.all.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| b.id.cmp(&a.id)));
-    }
-
-    pub fn put(&mut self, b: Bypass) {
-        self.all.retain(|x| x.id != b.id);
-        self.all.push(b);
-        self.sort();
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Bypass> {
-        self.all.iter().find(|b| b.id == id)
-    }
-
-    pub fn list(&self, now_ms: i64, open_only: bool) -> impl Iterator<Item = &Bypass> {
-        self.all.iter().filter(move |b| !open_only || b.open(now_ms))
-    }
-
-    /// The open bypasses of a service, newest first.
-    pub fn of(&self, service: &str, now_ms: i64) -> Vec<&Bypass> {
-        self.all.iter().filter(|b| b.service == service && b.open(now_ms)).collect()
-    }
-
-    /// Forget bypasses that ended before `before_ms`.
-    pub fn prune(&mut self, before_ms: i64) -> usize {
-        let n = self.all.len();
-        self.all.retain(|b| b.ends_at_ms >= before_ms);
-        n - self.all.len()
-    }
-}
+pub type Bypasses = super::ledger::Ledger<Bypass>;
 
 #[cfg(test)]
 mod tests {

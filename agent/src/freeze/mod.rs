@@ -16,7 +16,6 @@
 //! statuses, alerts, policies and time give the same answer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
 use crate::alert::{AlertKind, AlertRecord, Phase, hours_to_exhaustion};
 use crate::sli::SloStatus;
@@ -24,6 +23,7 @@ use crate::spec::model::{Exclusion, ExclusionTime, SloSet};
 use crate::spec::policy::{AlertSeverity, ChangeType, FreezePolicy, InsufficientData, policy_for};
 
 pub mod bypass;
+pub mod ledger;
 pub mod overrides;
 
 #[cfg(test)]
@@ -116,10 +116,17 @@ impl Board {
 
 /// What the freezer remembers between ticks: the conditions that hold, by
 /// service and condition, and since when.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Freezer {
     holding: HashMap<(String, String), i64>,
-    builtin: Option<Arc<FreezePolicy>>,
+    /// The policy of services no policy document covers.
+    builtin: FreezePolicy,
+}
+
+impl Default for Freezer {
+    fn default() -> Self {
+        Freezer { holding: HashMap::new(), builtin: FreezePolicy::builtin() }
+    }
 }
 
 /// A condition's reading at this tick.
@@ -155,7 +162,6 @@ impl Freezer {
         min_events: u64,
         at_ms: i64,
     ) -> Board {
-        let builtin = self.builtin.get_or_insert_with(|| Arc::new(FreezePolicy::builtin())).clone();
         let mut by_service: BTreeMap<&str, Vec<&SloStatus>> = BTreeMap::new();
         for s in statuses {
             by_service.entry(s.slo.service.as_str()).or_default().push(s);
@@ -163,7 +169,7 @@ impl Freezer {
         let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
         let mut services = Vec::with_capacity(by_service.len());
         for (service, slos) in by_service {
-            let policy = policy_for(&set.policies, &builtin, service);
+            let policy = policy_for(&set.policies, &self.builtin, service);
             let readings = read_conditions(policy, &slos, alerts, min_events, at_ms);
             let mut frozen_by = Vec::new();
             let mut near = Vec::new();

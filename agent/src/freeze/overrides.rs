@@ -55,67 +55,24 @@ pub struct Override {
     pub ended_by: Option<String>,
 }
 
-impl Override {
-    pub fn active(&self, now_ms: i64) -> bool {
-        self.created_at_ms <= now_ms && now_ms < self.ends_at_ms
+impl super::ledger::Entry for Override {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
+    fn ends_at_ms(&self) -> i64 {
+        self.ends_at_ms
     }
 }
 
 /// Every override the agent knows (active, and ended within
 /// [`ENDED_RETENTION_MS`]), newest first.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    all: Vec<Override>,
-}
-
-impl Overrides {
-    /// From stored records; unreadable ones are skipped and named.
-    pub fn restore(records: Vec<(String, Vec<u8>)>) -> (Overrides, Vec<String>) {
-        let mut all = Vec::new();
-        let mut bad = Vec::new();
-        for (id, json) in records {
-            match serde_json::from_slice::<Override>(&json) {
-                Ok(o) => all.push(o),
-                Err(_) => bad.push(id),
-            }
-        }
-        let mut o = Overrides { all };
-        o.sort();
-        (o, bad)
-    }
-
-    fn sort(&mut self) {
-        self.all.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| b.id.cmp(&a.id)));
-    }
-
-    pub fn put(&mut self, o: Override) {
-        self.all.retain(|x| x.id != o.id);
-        self.all.push(o);
-        self.sort();
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Override> {
-        self.all.iter().find(|o| o.id == id)
-    }
-
-    /// All of them (`active_only`: those active at `now_ms`), newest first.
-    pub fn list(&self, now_ms: i64, active_only: bool) -> impl Iterator<Item = &Override> {
-        self.all.iter().filter(move |o| !active_only || o.active(now_ms))
-    }
-
-    /// The active overrides of a service, newest first.
-    pub fn of(&self, service: &str, now_ms: i64) -> Vec<&Override> {
-        self.all.iter().filter(|o| o.service == service && o.active(now_ms)).collect()
-    }
-
-    /// Forget overrides that ended before `before_ms`; returns their ids.
-    pub fn prune(&mut self, before_ms: i64) -> Vec<String> {
-        let (gone, kept): (Vec<Override>, Vec<Override>) =
-            std::mem::take(&mut self.all).into_iter().partition(|o| o.ends_at_ms < before_ms);
-        self.all = kept;
-        gone.into_iter().map(|o| o.id).collect()
-    }
-}
+pub type Overrides = super::ledger::Ledger<Override>;
 
 /// The decision with a service's active overrides laid over it: the newest
 /// one decides `frozen`; a manual freeze adds a reason.
