@@ -5,6 +5,17 @@
 
 use std::fmt;
 
+/// Lower-case hex of `bytes` (digests, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
 /// A secret (an access key or bearer token). Never printed: `Debug` shows
 /// only that it is set.
 #[derive(Clone, PartialEq, Eq)]

@@ -508,3 +508,97 @@ fn a_token_over_its_rate_limit_gets_429() {
     std::thread::sleep(Duration::from_millis(1_100));
     assert_eq!(get(a.port, "/api/v1/freeze?service=search", Some(TOKEN)).unwrap().0, 200);
 }
+
+/// The audit log is a hash chain over every change (overrides, bypasses,
+/// approvals, spec reloads): the live agent verifies it for admins; a
+/// stopped agent's state file verifies with `slo-agent audit verify`, and a
+/// copy with one entry changed names that entry.
+#[test]
+fn the_audit_chain_covers_every_change_and_names_a_tampered_entry() {
+    const LEAD: &str = "freeze-test-approver-token-0123456789";
+    const DEV: &str = "freeze-test-deployer-token-0123456789";
+    const SRE: &str = "freeze-test-admin-token-0123456789";
+    let mut a = start(
+        "api:\n  tokens:\n    - {name: lead, role: approve, token_file: approver.token}\n    - {name: dev, role: deploy, token_file: deployer.token}\n    - {name: sre, role: admin, token_file: admin.token}\n",
+    );
+    let made = call(
+        a.port,
+        "POST",
+        "/api/v1/freeze/overrides",
+        Some(LEAD),
+        r#"{"service":"search","action":"freeze","reason":"migration"}"#,
+    );
+    assert_eq!(made.0, 201, "{}", made.1);
+    let (status, bypass) = call(
+        a.port,
+        "POST",
+        "/api/v1/freeze/bypasses",
+        Some(DEV),
+        r#"{"service":"checkout","change":"feature","reason":"fix"}"#,
+    );
+    assert_eq!(status, 201, "{bypass}");
+    let id = bypass["id"].as_str().unwrap();
+    assert_eq!(call(a.port, "POST", &format!("/api/v1/freeze/bypasses/{id}/approve"), Some(LEAD), "{}").0, 200);
+    // A spec reload is audited too.
+    let specs = a.dir.path().join("specs/slos.yaml");
+    let text = std::fs::read_to_string(&specs).unwrap();
+    std::fs::write(&specs, format!("# reviewed\n{text}")).unwrap();
+    wait(|| {
+        get(a.port, "/api/v1/audit", Some(SRE)).is_some_and(|(_, b)| {
+            b["entries"].as_array().is_some_and(|e| e.iter().any(|e| e["action"] == "specs.reload"))
+        })
+    });
+
+    assert_eq!(get(a.port, "/api/v1/audit/verify", Some(LEAD)).unwrap().0, 403);
+    assert_eq!(get(a.port, "/api/v1/audit/verify", None).unwrap().0, 401);
+    let (status, v) = get(a.port, "/api/v1/audit/verify", Some(SRE)).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["first_broken"], Value::Null);
+    let entries = v["entries"].as_u64().unwrap();
+    assert!(entries >= 4, "{v}");
+
+    // Stop it cleanly, then check the file and a tampered copy.
+    let _ = Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status();
+    let _ = a.child.wait();
+    let state = a.dir.path().join("state.redb");
+    let path = state.to_str().unwrap();
+    let (code, out, err) = cli(&["audit", "verify", "--state", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with(&format!("intact: {entries} entries")), "{out}");
+    let (code, json, _) = cli(&["audit", "verify", "--state", path, "--json"]);
+    assert_eq!(code, 0);
+    let head = serde_json::from_str::<Value>(&json).unwrap()["head"]["hash"].clone();
+    assert_eq!(head, v["head"]["hash"]);
+
+    let copy = a.dir.path().join("copy.redb");
+    std::fs::copy(&state, &copy).unwrap();
+    {
+        let db = redb::Database::open(&copy).unwrap();
+        let table: redb::TableDefinition<(i64, u64), &[u8]> = redb::TableDefinition::new("audit_log");
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(table).unwrap();
+            let (key, value) = {
+                use redb::ReadableTable;
+                let row = t.iter().unwrap().nth(1).unwrap().unwrap();
+                (row.0.value(), String::from_utf8(row.1.value().to_vec()).unwrap())
+            };
+            // Someone makes the bypass look like it was asked for by another.
+            let forged = value.replacen("\"actor\":\"dev\"", "\"actor\":\"sre\"", 1);
+            assert_ne!(forged, value, "{value}");
+            t.insert(key, forged.as_bytes()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let copy = copy.to_str().unwrap();
+    let (code, out, _) = cli(&["audit", "verify", "--state", copy]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("first broken entry: #1 (seq 1"), "{out}");
+    assert!(out.contains("freeze.bypass.create"), "{out}");
+    let (_, json, _) = cli(&["audit", "verify", "--state", copy, "--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((v["intact"].as_bool(), v["first_broken"]["index"].as_u64()), (Some(false), Some(1)));
+    // Nothing there: exit 2.
+    assert_eq!(cli(&["audit", "verify", "--state", "/nonexistent/state.redb"]).0, 2);
+}

@@ -5,6 +5,7 @@
 //! Push endpoints ([`push`]) hand their deliveries to the ingest thread.
 //! Silences and the audit log ([`silences`]) need API tokens ([`auth`]).
 
+pub mod audit;
 pub mod auth;
 pub mod freeze;
 pub mod push;
@@ -35,6 +36,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ingest/otlp/{source}/v1/traces", post(push::otlp_traces))
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
+        .merge(audit::routes())
         .merge(freeze::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))

@@ -1,6 +1,6 @@
-//! `/api/v1/silences` (list, create, show, expire) and `/api/v1/audit`.
+//! `/api/v1/silences` (list, create, show, expire).
 //!
-//! Creating and expiring need the `silence` role, the audit log `admin`;
+//! Creating and expiring need the `silence` role;
 //! reads need `read` only when `api.read_requires_token` is set. Every
 //! create and expire is audited, refused ones too ([`super::auth`]). A
 //! silence and the audit entry of the call that made it are stored in one
@@ -31,14 +31,11 @@ use crate::timefmt::rfc3339;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long a client may take to send it.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Audit entries returned at most by one `GET /api/v1/audit`.
-const MAX_AUDIT_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/api/v1/silences", get(list).post(create))
         .route("/api/v1/silences/{id}", get(show).delete(expire))
-        .route("/api/v1/audit", get(audit_log))
 }
 
 /// A silence as the API shows it: the stored fields, its state, and its
@@ -206,34 +203,6 @@ async fn expire(
     })
     .await;
     done.unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
-}
-
-/// `GET /api/v1/audit?limit=N`: the newest entries first (default 100).
-async fn audit_log(
-    State(s): State<Arc<ApiState>>,
-    RemoteAddr(remote): RemoteAddr,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(r) = auth::authorize(&s, &headers, remote, Role::Admin) {
-        return r.into_response();
-    }
-    let limit = match q.get("limit").map(|v| v.parse::<usize>()) {
-        None => 100,
-        Some(Ok(n)) if n <= MAX_AUDIT_LIMIT => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("`limit` must be a whole number from 0 to {MAX_AUDIT_LIMIT}"),
-            );
-        }
-    };
-    let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || store.audit(limit)).await {
-        Ok(Ok(entries)) => axum::Json(serde_json::json!({"entries": entries})).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the audit log: {e}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
 }
 
 /// Answer a refused request of a known caller, and audit it.

@@ -280,8 +280,10 @@ impl AuditEntry {
     }
 
     /// Whether the caller was not recognised (no token, an unknown one).
+    /// The agent's own entries (spec reloads) have no role either, but are
+    /// not anonymous.
     pub fn anonymous(&self) -> bool {
-        self.role.is_none()
+        self.role.is_none() && self.actor == ANONYMOUS
     }
 }
 

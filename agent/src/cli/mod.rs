@@ -1,5 +1,6 @@
 //! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`.
 
+pub mod audit;
 pub mod freeze;
 
 use std::path::PathBuf;
@@ -91,6 +92,11 @@ pub enum Command {
         #[command(subcommand)]
         command: freeze::FreezeCommand,
     },
+    /// Check the audit log's hash chain in a state file.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
     /// Write realistic generated log lines of a small shop's traffic (for trying specs and benchmarks).
@@ -178,6 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rules(&specs, &sloth, &sloth_period, &extra_labels, &out)
         }
         Command::Freeze { command } => Ok(freeze::run(command)),
+        Command::Audit { command } => Ok(audit::run(command)),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;

@@ -41,16 +41,7 @@ pub fn key_within(key: &str, max: usize) -> String {
     format!("{}~{digest}", &key[..end])
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
+pub use crate::secret::hex;
 
 /// A ratio as a percentage with at most two decimals: 0.62 → `62%`,
 /// 0.999 → `99.9%`, 0.99951 → `99.95%`, -0.125 → `-12.5%`.

@@ -105,19 +105,50 @@ pub async fn watch_specs(paths: Vec<PathBuf>, control: tokio::sync::mpsc::Sender
         sig = now;
         let p = paths.clone();
         let loaded = tokio::task::spawn_blocking(move || spec::load_paths(&p)).await;
+        let trigger = if by_signal { "sighup" } else { "file-change" };
         match loaded {
             Ok(Ok(set)) => {
+                let outcome = format!("ok: {} SLOs, {} freeze policies", set.slos.len(), set.policies.len());
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 if control.send(Control::Reload(Arc::new(set), reply)).await.is_err() {
                     return;
                 }
-                let _ = answer.await;
+                let outcome = match answer.await {
+                    Ok(reset) if !reset.is_empty() => format!("{outcome}; counting afresh: {}", reset.join(", ")),
+                    _ => outcome,
+                };
+                audit_reload(&api, trigger, &outcome).await;
             }
             Ok(Err(diags)) => {
                 let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
                 SpecReloadRefused { problems: &problems }.emit(&api.telemetry);
+                audit_reload(&api, trigger, &format!("refused: {}", problems.join("; "))).await;
             }
             Err(_) => return,
         }
+    }
+}
+
+/// The actor of the agent's own audit entries.
+pub const AGENT_ACTOR: &str = "slo-agent";
+
+/// A spec reload, accepted or refused, goes into the audit chain like an
+/// API change (`specs.reload`, target `sighup` or `file-change`).
+async fn audit_reload(api: &Arc<ApiState>, trigger: &str, outcome: &str) {
+    let entry = crate::auth::AuditEntry::new(
+        api.clock.now_ms(),
+        AGENT_ACTOR,
+        None,
+        "specs.reload",
+        Some(trigger),
+        outcome,
+        None,
+    );
+    crate::auth::log(&entry);
+    let store = api.store.clone();
+    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(target: "audit", error = %e, "could not append the reload to the audit log"),
+        Err(_) => {}
     }
 }

@@ -11,7 +11,10 @@
 //! format and crash safety by default. sled (named in early plans) has had no
 //! stable release since 2021 and has open corruption reports.
 
+pub mod audit;
 pub mod outbox;
+
+pub use audit::{AUDIT_LOG_MS, MAX_ANONYMOUS_AUDIT_ENTRIES};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -633,8 +636,7 @@ impl Store {
 // ---- Silences and the API audit log ---------------------------------------
 //
 // `silences`: silence id → the silence (JSON, written and read by `notify::silence`).
-// `audit_log`: (time ms, sequence) → one mutating API call (JSON,
-// `auth::AuditEntry`). A silence and the audit entry of the call that
+// The audit log: see [`audit`]. A silence and the audit entry of the call that
 // made or changed it are written in one transaction.
 
 const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
@@ -662,29 +664,13 @@ impl Kept {
         }
     }
 }
-const AUDIT_LOG: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit_log");
-
-/// How long audit entries are kept.
-pub const AUDIT_LOG_MS: i64 = 365 * 24 * 3_600_000;
-
-/// Refused calls of callers without a valid token kept at most (the newest);
-/// with the per-minute limit of `auth`, this bounds what a flood of
-/// anonymous calls can make the audit log hold (about 4 MB).
-pub const MAX_ANONYMOUS_AUDIT_ENTRIES: usize = 10_000;
-
 fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SILENCES)?;
     tx.open_table(FREEZE_OVERRIDES)?;
     tx.open_table(FREEZE_BYPASSES)?;
-    tx.open_table(AUDIT_LOG)?;
-    Ok(())
-}
-
-fn insert_audit(tx: &redb::WriteTransaction, entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
-    let mut t = tx.open_table(AUDIT_LOG)?;
-    let seq = t.last()?.map(|(k, _)| k.value().1 + 1).unwrap_or(0);
-    let json = serde_json::to_vec(entry).expect("audit entries serialize");
-    t.insert((entry.at_ms, seq), json.as_slice())?;
+    tx.open_table(audit::AUDIT_LOG)?;
+    tx.open_table(audit::AUDIT_REFUSED)?;
+    tx.open_table(audit::AUDIT_CHAIN)?;
     Ok(())
 }
 
@@ -712,13 +698,13 @@ impl Store {
         kind: Kept,
         id: &str,
         json: &[u8],
-        audit: &crate::auth::AuditEntry,
+        entry: &crate::auth::AuditEntry,
     ) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
         let tx = db.begin_write()?;
         {
             tx.open_table(kind.table())?.insert(id, json)?;
-            insert_audit(&tx, audit)?;
+            audit::insert(&tx, entry)?;
         }
         tx.commit()?;
         Ok(())
@@ -757,64 +743,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(deleted)
-    }
-
-    /// Record one API call (refused ones too).
-    pub fn append_audit(&self, entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
-        let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
-        insert_audit(&tx, entry)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The newest `limit` audit entries, newest first.
-    pub fn audit(&self, limit: usize) -> Result<Vec<crate::auth::AuditEntry>, StoreError> {
-        self.newest(AUDIT_LOG, limit)
-    }
-
-    /// Keep only the newest `keep` entries of callers without a valid token
-    /// (refused calls, and the summaries of suppressed ones). Returns how
-    /// many were deleted.
-    pub fn prune_anonymous_audit(&self, keep: usize) -> Result<u64, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Role {
-            role: Option<serde_json::Value>,
-        }
-        let db = self.db()?;
-        let mut doomed = Vec::new();
-        {
-            let tx = db.begin_read()?;
-            let t = tx.open_table(AUDIT_LOG)?;
-            let mut seen = 0usize;
-            for row in t.iter()?.rev() {
-                let (k, v) = row?;
-                let anonymous = serde_json::from_slice::<Role>(v.value()).is_ok_and(|r| r.role.is_none());
-                if anonymous {
-                    seen += 1;
-                    if seen > keep {
-                        doomed.push(k.value());
-                    }
-                }
-            }
-        }
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        let tx = db.begin_write()?;
-        {
-            let mut t = tx.open_table(AUDIT_LOG)?;
-            for k in &doomed {
-                t.remove(*k)?;
-            }
-        }
-        tx.commit()?;
-        Ok(doomed.len() as u64)
-    }
-
-    /// Forget audit entries older than `before_ms`. Returns how many.
-    pub fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.prune_older(AUDIT_LOG, before_ms)
     }
 }
 
@@ -862,69 +790,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod api_tables_tests {
-    use super::*;
-    use crate::auth::AuditEntry;
-
-    fn entry(at_ms: i64, outcome: &str) -> AuditEntry {
-        AuditEntry::new(at_ms, "oncall-bot", None, "silence.create", None, outcome, None)
-    }
-
-    #[test]
-    fn silences_and_audit_entries_survive_a_reopen_and_are_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        let now = 1_800_000_000_000;
-        let silence = format!("{{\"id\":\"s-1\",\"ends_at_ms\":{}}}", now + 3_600_000).into_bytes();
-        {
-            let store = Store::open(&path).unwrap();
-            store.put_silence("s-1", &silence, &entry(now, "ok")).unwrap();
-            store.append_audit(&entry(now + 1, "unauthorized")).unwrap();
-            store.append_audit(&entry(now + 1, "forbidden")).unwrap();
-        }
-        let store = Store::open(&path).unwrap();
-        assert_eq!(store.silences().unwrap(), vec![("s-1".to_string(), silence.clone())]);
-        let outcomes: Vec<String> = store.audit(10).unwrap().into_iter().map(|e| e.outcome).collect();
-        assert_eq!(outcomes, ["forbidden", "unauthorized", "ok"]);
-        assert_eq!(store.audit(1).unwrap().len(), 1);
-
-        assert_eq!(store.prune_silences(now + 3_600_000).unwrap(), 0);
-        assert_eq!(store.prune_silences(now + 3_600_001).unwrap(), 1);
-        assert!(store.silences().unwrap().is_empty());
-        assert_eq!(store.prune_audit(now + 1).unwrap(), 1);
-        assert_eq!(store.audit(10).unwrap().len(), 2);
-    }
-}
-#[cfg(test)]
-mod anonymous_audit_tests {
-    use super::*;
-    use crate::auth::{AuditEntry, Role};
-
-    /// Refused calls without a valid token are kept only up to a bound; the
-    /// entries of known callers are all kept.
-    #[test]
-    fn refused_anonymous_calls_are_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.redb")).unwrap();
-        for i in 0..25 {
-            store
-                .append_audit(&AuditEntry::new(i, "anonymous", None, "silence.create", None, "unauthorized", None))
-                .unwrap();
-        }
-        for i in 0..5 {
-            let e = AuditEntry::new(100 + i, "ops", Some(Role::Admin), "silence.create", None, "ok", None);
-            store.append_audit(&e).unwrap();
-        }
-        assert_eq!(store.prune_anonymous_audit(10).unwrap(), 15);
-        let left = store.audit(100).unwrap();
-        assert_eq!(left.iter().filter(|e| e.role.is_none()).count(), 10);
-        assert_eq!(left.iter().filter(|e| e.role.is_some()).count(), 5);
-        // The newest anonymous entries are the ones kept.
-        assert!(left.iter().filter(|e| e.role.is_none()).all(|e| e.at_ms >= 15));
-        assert_eq!(store.prune_anonymous_audit(10).unwrap(), 0);
-    }
-}
 // ---- end of silences and the API audit log ----------------------------------
 
 #[cfg(test)]
