@@ -602,3 +602,122 @@ fn the_audit_chain_covers_every_change_and_names_a_tampered_entry() {
     // Nothing there: exit 2.
     assert_eq!(cli(&["audit", "verify", "--state", "/nonexistent/state.redb"]).0, 2);
 }
+
+/// Deploy events: recorded by the `deploy` role, measured at the next tick
+/// (budget spent after versus before), the costly one named among the
+/// freeze reasons, listed, shown as Grafana annotations, audited, and kept
+/// across a restart.
+#[test]
+fn deploys_are_measured_named_in_the_freeze_annotated_and_kept() {
+    const DEV: &str = "freeze-test-deployer-token-0123456789";
+    const SRE: &str = "freeze-test-admin-token-0123456789";
+    let mut a = start(
+        "api:\n  tokens:\n    - {name: pipeline, role: deploy, token_file: deployer.token}\n    - {name: sre, role: admin, token_file: admin.token}\n    - {name: viewer, role: read, token_file: read.token}\n",
+    );
+    let at = |ms: i64| slo_agent::timefmt::rfc3339(ms);
+    let now = now_ms();
+    // The failures of the log are at now-60s: a deploy just before them.
+    let costly = format!(
+        r#"{{"service":"checkout","version":"1.4.2","commit":"9fceb02","actor":"alice","started_at":"{}","finished_at":"{}","outcome":"success"}}"#,
+        at(now - 120_000),
+        at(now - 90_000)
+    );
+    assert_eq!(call(a.port, "POST", "/api/v1/deploys", None, &costly).0, 401);
+    assert_eq!(call(a.port, "POST", "/api/v1/deploys", Some(TOKEN), &costly).0, 403);
+    let (status, unknown) = call(a.port, "POST", "/api/v1/deploys", Some(DEV), r#"{"service":"cart","version":"1"}"#);
+    assert_eq!(status, 404, "{unknown}");
+    assert_eq!(unknown["known_services"], serde_json::json!(["checkout", "search"]));
+    for bad in [
+        r#"{"service":"checkout"}"#,
+        r#"{"service":"checkout","version":"1","outcome":"meh"}"#,
+        r#"{"service":"checkout","version":"1","started_at":"yesterday"}"#,
+        r#"{"service":"checkout","version":"1","started_at":"2999-01-01T00:00:00Z","finished_at":"2999-01-01T00:00:00Z"}"#,
+        r#"{"service":"checkout","version":"1","surprise":true}"#,
+    ] {
+        assert_eq!(call(a.port, "POST", "/api/v1/deploys", Some(DEV), bad).0, 400, "{bad}");
+    }
+    let (status, made) = call(a.port, "POST", "/api/v1/deploys", Some(DEV), &costly);
+    assert_eq!(status, 201, "{made}");
+    assert_eq!((made["actor"].as_str(), made["recorded_by"].as_str()), (Some("alice"), Some("pipeline")));
+    assert_eq!(made["impact"], Value::Null);
+    let id = made["id"].as_str().unwrap().to_string();
+    let (status, quiet) =
+        call(a.port, "POST", "/api/v1/deploys", Some(DEV), r#"{"service":"search","version":"7.0.0"}"#);
+    assert_eq!(status, 201, "{quiet}");
+    assert_eq!(quiet["actor"], "pipeline");
+
+    // Measured at the next tick.
+    wait(|| get(a.port, &format!("/api/v1/deploys/{id}"), None).is_some_and(|(_, d)| !d["impact"].is_null()));
+    let (_, d) = get(a.port, &format!("/api/v1/deploys/{id}"), None).unwrap();
+    let impact = &d["impact"];
+    assert_eq!(impact["flagged"], true, "{d}");
+    assert_eq!(impact["window"], "1h");
+    let cost = &impact["slos"][0];
+    assert_eq!(cost["slo"], "checkout-availability");
+    assert_eq!((cost["after"]["events"].as_u64(), cost["after"]["bad"].as_u64()), (Some(2_000), Some(100)));
+    assert_eq!(cost["before"]["events"], 0);
+    assert_eq!(cost["before"]["burn_rate"], Value::Null);
+    // Every bad event of the window came after it: it spent all of the budget consumed.
+    let consumed = cost["budget_consumed"].as_f64().unwrap();
+    assert!((consumed - 50.0).abs() < 1e-6, "{cost}");
+    assert_eq!(impact["message"], "checkout 1.4.2 consumed 5000 % of the 28d error budget of checkout-availability");
+
+    // The freeze answer names it.
+    let (status, c) = get(a.port, "/api/v1/freeze?service=checkout", None).unwrap();
+    assert_eq!(status, 423);
+    let reason =
+        c["reasons"].as_array().unwrap().iter().find(|r| r["kind"] == "deploy").unwrap_or_else(|| panic!("{c}"));
+    assert_eq!(reason["slo"], "checkout-availability");
+    assert_eq!(reason["threshold"], 0.2);
+    assert!(reason["message"].as_str().unwrap().starts_with("checkout 1.4.2 consumed 5000 %"), "{reason}");
+
+    // Listing: newest first, filters.
+    let (_, list) = get(a.port, "/api/v1/deploys", None).unwrap();
+    assert_eq!(list["deploys"].as_array().unwrap().len(), 2);
+    assert_eq!(list["deploys"][0]["service"], "search");
+    let (_, flagged) = get(a.port, "/api/v1/deploys?flagged=true", None).unwrap();
+    assert_eq!(flagged["deploys"].as_array().unwrap().len(), 1);
+    assert_eq!(get(a.port, "/api/v1/deploys?service=search", None).unwrap().1["deploys"][0]["version"], "7.0.0");
+    assert_eq!(get(a.port, "/api/v1/deploys?limit=0", None).unwrap().0, 400);
+    assert_eq!(get(a.port, "/api/v1/deploys/nope", None).unwrap().0, 404);
+
+    // Grafana annotations: the Infinity data source's columns.
+    let (status, notes) = get(
+        a.port,
+        &format!("/api/v1/annotations?slo=checkout-availability&from={}&to={}", now - 3_600_000, now),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let notes = notes.as_array().unwrap_or_else(|| panic!("{notes}"));
+    assert_eq!(notes.len(), 1);
+    let n = &notes[0];
+    assert_eq!((n["time"].as_i64(), n["timeEnd"].as_i64()), (Some(now - 120_000), Some(now - 90_000)));
+    assert_eq!(n["title"], "checkout 1.4.2 deployed (costly)");
+    assert_eq!(n["tags"], "deploy,checkout,success,flagged");
+    assert!(
+        n["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("checkout 1.4.2 by alice (commit 9fceb02), success; checkout-availability: 5000.0 %"),
+        "{n}"
+    );
+    let (_, outside) = get(a.port, &format!("/api/v1/annotations?to={}", now - 3_600_000), None).unwrap();
+    assert_eq!(outside, serde_json::json!([]));
+    assert_eq!(get(a.port, "/api/v1/annotations?from=soon", None).unwrap().0, 400);
+    assert_eq!(get(a.port, "/api/v1/annotations?slo=nope", None).unwrap().0, 404);
+
+    // Audited; kept across a restart.
+    let (_, audit) = get(a.port, "/api/v1/audit", Some(SRE)).unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["action"] == "deploy.record" && e["outcome"] == "ok: checkout 1.4.2 success"),
+        "{audit}"
+    );
+    assert!(entries.iter().any(|e| e["action"] == "deploy.record" && e["outcome"] == "forbidden"), "{audit}");
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    a.child = common::start(&a.dir.path().join("agent.yaml"));
+    wait(|| get(a.port, &format!("/api/v1/deploys/{id}"), None).is_some_and(|(_, d)| d["impact"]["flagged"] == true));
+    assert_eq!(get(a.port, "/api/v1/deploys", None).unwrap().1["deploys"].as_array().unwrap().len(), 2);
+}

@@ -148,6 +148,27 @@ def test_dashboards_are_well_formed():
                     )
 
 
+def deploy_annotations(d):
+    """The SLO detail dashboard's annotation of deploys from the agent's API."""
+    return [a for a in d["annotations"]["list"] if a.get("name") == "Deploys"]
+
+
+def test_deploys_are_annotated_from_the_agents_api():
+    d = load(next(p for p in DASHBOARDS if p.name == "slo-detail.json"))
+    [a] = deploy_annotations(d)
+    vs = variables(d)
+    source = a["datasource"]["uid"].strip("${}")
+    assert vs[source]["type"] == "datasource" and vs[source]["query"] == "yesoreyeram-infinity-datasource"
+    t = a["target"]
+    assert (t["type"], t["source"], t["url"]) == ("json", "url", "/api/v1/annotations")
+    params = {p["key"]: p["value"] for p in t["url_options"]["params"]}
+    assert params == {"slo": "${slo}", "from": "${__from}", "to": "${__to}"}
+    # The columns Grafana makes annotations of, read from the fields the agent answers with.
+    assert {c["text"]: c["selector"] for c in t["columns"]} == {
+        k: k for k in ("time", "timeEnd", "title", "text", "tags")
+    }
+
+
 class Sink(http.server.BaseHTTPRequestHandler):
     """A webhook receiver that accepts everything."""
 

@@ -148,24 +148,24 @@ fn change_type(given: Option<&str>, what: &str) -> Result<ChangeType, String> {
 }
 
 /// The snapshot's board, unless no evaluation has run yet.
-fn evaluated(snap: &super::state::Snapshot) -> Option<&Board> {
+pub(super) fn evaluated(snap: &super::state::Snapshot) -> Option<&Board> {
     (snap.at_ms != 0).then_some(&*snap.freeze)
 }
 
 /// 503 before the first evaluation.
-fn not_evaluated() -> Response {
+pub(super) fn not_evaluated() -> Response {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "no evaluation yet; ask again in a moment");
     r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
     r
 }
 
 /// The services a board knows, for messages about an unknown one.
-fn known_services(board: &Board) -> Vec<&str> {
+pub(super) fn known_services(board: &Board) -> Vec<&str> {
     board.services.iter().map(|sv| sv.service.as_str()).collect()
 }
 
 /// 404 for a service no SLO names, with the ones it could have been.
-fn unknown_service(board: &Board, message: String) -> Response {
+pub(super) fn unknown_service(board: &Board, message: String) -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": message, "known_services": known_services(board)})))
         .into_response()
 }
@@ -426,7 +426,7 @@ pub fn prune(state: &ApiState) {
 /// Store a changed record with the audit entry of the call (one
 /// transaction), then put it in its book: under the book's write turn, so
 /// changes do not race. A refusal of the store is the 503 to answer.
-fn commit<T: serde::Serialize>(
+pub(super) fn commit<T: serde::Serialize>(
     state: &ApiState,
     kind: crate::store::Kept,
     id: &str,

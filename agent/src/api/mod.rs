@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod deploys;
 pub mod freeze;
 pub mod push;
 pub mod silences;
@@ -37,6 +38,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
         .merge(audit::routes())
+        .merge(deploys::routes())
         .merge(freeze::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))

@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub retention: Vec<Retention>,
     /// The deploy freeze of every service, decided at this evaluation.
     pub freeze: Arc<crate::freeze::Board>,
+    /// What recent deploys cost (those within their SLOs' windows), newest first.
+    pub deploys: Arc<Vec<crate::freeze::deploys::Impact>>,
 }
 
 impl Snapshot {
@@ -108,6 +110,8 @@ pub type SilenceBook = Book<Silences>;
 pub type OverrideBook = Book<crate::freeze::overrides::Overrides>;
 /// Bypasses and their approvals.
 pub type BypassBook = Book<crate::freeze::bypass::Bypasses>;
+/// Recorded deploys.
+pub type DeployBook = Book<crate::freeze::deploys::Deploys>;
 
 impl<T> Book<T> {
     pub fn new(set: T) -> Book<T> {
@@ -133,6 +137,7 @@ pub struct ApiState {
     pub silences: Arc<SilenceBook>,
     pub overrides: Arc<OverrideBook>,
     pub bypasses: Arc<BypassBook>,
+    pub deploys: Arc<DeployBook>,
     pub push: PushGate,
     pub telemetry: Arc<Telemetry>,
     /// Notification receivers (name, kind), for `/api/v1/notifications`.

@@ -71,6 +71,24 @@ impl<T: Entry> Ledger<T> {
         self.all.iter().filter(|x| x.service() == service && x.open(now_ms)).collect()
     }
 
+    /// The ids of the oldest records beyond the newest `keep`.
+    pub fn oldest_beyond(&self, keep: usize) -> Vec<String> {
+        self.all.iter().skip(keep).map(|x| x.id().to_string()).collect()
+    }
+
+    /// Forget these records.
+    pub fn remove(&mut self, ids: &[String]) {
+        self.all.retain(|x| !ids.iter().any(|id| id == x.id()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
     /// Forget records that ended before `before_ms`; returns how many.
     pub fn prune(&mut self, before_ms: i64) -> usize {
         let n = self.all.len();

@@ -23,6 +23,7 @@ use crate::spec::model::{Exclusion, ExclusionTime, SloSet};
 use crate::spec::policy::{AlertSeverity, ChangeType, FreezePolicy, InsufficientData, policy_for};
 
 pub mod bypass;
+pub mod deploys;
 pub mod ledger;
 pub mod overrides;
 
@@ -55,7 +56,8 @@ impl Status {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
     /// `budget`, `alert`, `burn_rate`, `time_to_exhaustion`, `calendar`,
-    /// `insufficient_data`.
+    /// `insufficient_data`, `manual_freeze`; `deploy` names a costly deploy
+    /// behind a freeze or warning (it does not freeze by itself).
     pub kind: &'static str,
     pub slo: Option<String>,
     pub measured: Option<f64>,
@@ -152,13 +154,20 @@ impl Freezer {
         Freezer::default()
     }
 
+    /// The policy that governs `service`.
+    pub fn policy<'a>(&'a self, set: &'a SloSet, service: &str) -> &'a FreezePolicy {
+        policy_for(&set.policies, &self.builtin, service)
+    }
+
     /// Decide every service that has an SLO. `min_events` is the agent's
-    /// default low-traffic guard.
+    /// default low-traffic guard; `deploys` (newest first) name the flagged
+    /// deploys among the reasons of a service that is frozen or close to it.
     pub fn decide(
         &mut self,
         set: &SloSet,
         statuses: &[SloStatus],
         alerts: &[AlertRecord],
+        deploys: &[deploys::Impact],
         min_events: u64,
         at_ms: i64,
     ) -> Board {
@@ -213,6 +222,10 @@ impl Freezer {
             } else {
                 (Status::Ok, false, Vec::new())
             };
+            let mut reasons = reasons;
+            if matches!(status, Status::Frozen | Status::Warning) {
+                reasons.extend(costly_deploys(service, &slos, deploys));
+            }
             services.push(ServiceFreeze {
                 service: service.to_string(),
                 policy: policy.name.clone(),
@@ -227,6 +240,31 @@ impl Freezer {
         self.holding.retain(|id, _| seen.contains(id));
         Board { at_ms, services }
     }
+}
+
+/// Deploys shown among a service's reasons at most.
+pub const MAX_DEPLOY_REASONS: usize = 3;
+
+/// The newest flagged deploys of `service` whose cost still counts in the
+/// window of the SLO they were costly to.
+fn costly_deploys(service: &str, slos: &[&SloStatus], deploys: &[deploys::Impact]) -> Vec<Reason> {
+    deploys
+        .iter()
+        .filter(|d| d.service == service && d.flagged)
+        .filter_map(|d| {
+            let worst = d.worst()?;
+            let status = slos.iter().find(|s| s.slo.name == worst.slo)?;
+            (d.started_at_ms >= status.window_start_ms).then(|| Reason {
+                kind: "deploy",
+                slo: Some(worst.slo.clone()),
+                measured: Some(worst.budget_consumed),
+                threshold: Some(d.flag_budget_consumed),
+                since_ms: d.started_at_ms,
+                message: format!("{} (deploy {})", d.message(), d.id),
+            })
+        })
+        .take(MAX_DEPLOY_REASONS)
+        .collect()
 }
 
 fn reason(r: Reading, since_ms: i64) -> Reason {

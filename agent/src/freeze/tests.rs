@@ -50,7 +50,7 @@ impl World {
         let statuses = self.engine.evaluate(at);
         self.alerts.observe(&statuses, at);
         let records: Vec<AlertRecord> = self.alerts.records().cloned().collect();
-        self.freezer.decide(&self.set, &statuses, &records, 100, at)
+        self.freezer.decide(&self.set, &statuses, &records, &[], 100, at)
     }
 }
 
@@ -251,4 +251,125 @@ fn policy_documents_report_every_problem_with_its_position() {
         "apiVersion: slo-agent/v1\nkind: FreezePolicy\nmetadata: {name: a}\nspec: {services: [x], freeze_when: {}}\n";
     let errs: Vec<String> = load_str("e.yaml", empty).unwrap_err().iter().map(|d| d.to_string()).collect();
     assert!(errs[0].contains("names no condition"), "{errs:?}");
+}
+
+fn deploy(id: &str, service: &str, version: &str, start_min: i64, end_min: i64) -> deploys::Deploy {
+    deploys::Deploy {
+        id: id.into(),
+        service: service.into(),
+        version: version.into(),
+        commit: None,
+        actor: "ci".into(),
+        started_at_ms: T0 + start_min * MIN,
+        finished_at_ms: T0 + end_min * MIN,
+        outcome: deploys::Outcome::Success,
+        recorded_by: "ci".into(),
+        recorded_at_ms: T0 + end_min * MIN,
+    }
+}
+
+impl World {
+    /// Assess `deploys` and decide, as the state thread does at a tick.
+    fn assess(
+        &mut self,
+        assessor: &mut deploys::Assessor,
+        d: &[deploys::Deploy],
+        at: i64,
+    ) -> (Vec<deploys::Impact>, Board) {
+        let statuses = self.engine.evaluate(at);
+        self.alerts.observe(&statuses, at);
+        let records: Vec<AlertRecord> = self.alerts.records().cloned().collect();
+        let (set, freezer, engine) = (&self.set, &self.freezer, &mut self.engine);
+        let impacts =
+            assessor.assess(d, |sv| freezer.policy(set, sv), &statuses, |slo, a, b| engine.window_stats(slo, a, b), at);
+        let board = self.freezer.decide(&self.set, &statuses, &records, &impacts, 100, at);
+        (impacts, board)
+    }
+}
+
+/// A deploy after which checkout fails: its cost is the after-hour's bad
+/// events over the 30-day window's budget, the burn before and after are
+/// compared, it is flagged over the policy's share, named among the reasons
+/// of the freeze it caused; a quiet deploy of search costs nothing.
+#[test]
+fn a_costly_deploy_is_measured_flagged_and_named_in_the_freeze() {
+    let mut w = World::new("");
+    // Two hours of clean traffic, a deploy at minute 120 to 125, then 10 % failures for 30 minutes.
+    for m in 0..120 {
+        traffic(&mut w.engine, "checkout", m, 100, 0);
+        traffic(&mut w.engine, "search", m, 100, 0);
+    }
+    for m in 120..150 {
+        traffic(&mut w.engine, "checkout", m, 100, 10);
+        traffic(&mut w.engine, "search", m, 100, 0);
+    }
+    let ds = vec![deploy("d2", "search", "7.0.0", 126, 127), deploy("d1", "checkout", "1.4.2", 120, 125)];
+    let mut assessor = deploys::Assessor::new();
+    let at = T0 + 150 * MIN;
+    let (impacts, board) = w.assess(&mut assessor, &ds, at);
+    let costly = impacts.iter().find(|i| i.id == "d1").unwrap();
+    let c = &costly.slos[0];
+    assert_eq!(c.slo, "checkout-avail");
+    assert_eq!((c.before.events, c.before.bad, c.before.burn_rate), (6_000, 0, Some(0.0)));
+    assert_eq!((c.after.events, c.after.bad), (3_000, 300));
+    assert!((c.after.burn_rate.unwrap() - 10.0).abs() < 1e-9, "{:?}", c.after);
+    assert_eq!(c.after.from_ms, T0 + 120 * MIN);
+    assert_eq!(c.after.to_ms, at + 1, "the after-hour is measured up to now while it lasts");
+    // 300 bad of a budget of 1 % of 15,000 events: twice the budget.
+    assert!((c.budget_consumed - 2.0).abs() < 1e-9, "{}", c.budget_consumed);
+    assert!(c.flagged && costly.flagged && !costly.final_figures);
+    assert_eq!(costly.message(), "checkout 1.4.2 consumed 200 % of the 30d error budget of checkout-avail");
+
+    let quiet = impacts.iter().find(|i| i.id == "d2").unwrap();
+    assert_eq!(quiet.slos[0].budget_consumed, 0.0);
+    assert!(!quiet.flagged);
+
+    let checkout = board.get("checkout").unwrap();
+    assert_eq!(checkout.status, Status::Frozen);
+    let r = checkout.reasons.iter().find(|r| r.kind == "deploy").unwrap();
+    assert_eq!((r.slo.as_deref(), r.threshold, r.since_ms), (Some("checkout-avail"), Some(0.2), T0 + 120 * MIN));
+    assert!(r.message.starts_with("checkout 1.4.2 consumed 200 %"), "{}", r.message);
+    assert!(board.get("search").unwrap().reasons.is_empty());
+
+    // Two hours after its after-hour ended, the figures are final and kept.
+    let later = T0 + (125 + 60 + 61) * MIN;
+    let (impacts, _) = w.assess(&mut assessor, &ds, later);
+    let settled = impacts.iter().find(|i| i.id == "d1").unwrap();
+    assert!(settled.final_figures);
+    assert_eq!(settled.slos[0].after.to_ms, T0 + 185 * MIN);
+    let (again, _) = w.assess(&mut assessor, &ds, later + 10 * MIN);
+    assert_eq!(again.iter().find(|i| i.id == "d1").unwrap().assessed_at_ms, later, "not measured again");
+}
+
+/// A policy's `deploys` block sets the window and the share that flags.
+#[test]
+fn a_policy_sets_the_deploy_window_and_threshold() {
+    let mut w = World::new(
+        "apiVersion: slo-agent/v1\nkind: FreezePolicy\nmetadata: {name: strict}\nspec:\n  services: [checkout]\n  deploys: {window: 30m, flag_budget_consumed: 0.01}\n",
+    );
+    for m in 0..60 {
+        traffic(&mut w.engine, "checkout", m, 100, if m >= 40 { 1 } else { 0 });
+        traffic(&mut w.engine, "search", m, 100, 0);
+    }
+    let ds = vec![deploy("d1", "checkout", "2.0.0", 40, 41)];
+    let (impacts, board) = w.assess(&mut deploys::Assessor::new(), &ds, T0 + 60 * MIN);
+    let i = &impacts[0];
+    assert_eq!((i.window_minutes, i.flag_budget_consumed), (30, 0.01));
+    assert_eq!(i.slos[0].before.from_ms, T0 + 10 * MIN);
+    // 20 bad of a budget of 60 events: a third.
+    assert!((i.slos[0].budget_consumed - 20.0 / 60.0).abs() < 1e-9);
+    assert!(i.flagged);
+    // Checkout is fine overall (0.33 % bad of a 1 % budget): not frozen, so no deploy reason.
+    assert_eq!(board.get("checkout").unwrap().status, Status::Ok);
+    assert!(board.get("checkout").unwrap().reasons.is_empty());
+
+    let bad = crate::spec::load_str(
+        "p.yaml",
+        "apiVersion: slo-agent/v1\nkind: FreezePolicy\nmetadata: {name: p}\nspec:\n  services: [x]\n  deploys: {window: 2d, flag_budget_consumed: 0, extra: 1}\n",
+    )
+    .unwrap_err();
+    let text: Vec<String> = bad.iter().map(|d| d.to_string()).collect();
+    assert!(text.iter().any(|t| t.contains("spec.deploys.window")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("spec.deploys.flag_budget_consumed")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("extra")), "{text:?}");
 }

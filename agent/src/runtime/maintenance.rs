@@ -32,6 +32,7 @@ pub fn run_pruning(api: Arc<ApiState>, stop: Receiver<()>) {
 pub fn prune_once(api: &ApiState) {
     crate::api::silences::prune(api);
     crate::api::freeze::prune(api);
+    crate::api::deploys::prune(api);
     let store = &api.store;
     let now = api.clock.now_ms();
     let snap = api.snapshot();

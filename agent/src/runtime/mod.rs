@@ -121,8 +121,10 @@ impl Runtime {
             crate::freeze::overrides::Overrides::restore(store.kept(crate::store::Kept::FreezeOverrides)?);
         let (bypasses, unreadable_bypasses) =
             crate::freeze::bypass::Bypasses::restore(store.kept(crate::store::Kept::FreezeBypasses)?);
-        for id in unreadable.iter().chain(&unreadable_bypasses) {
-            tracing::warn!(id = %crate::untrusted::Escaped(id), "a stored freeze override or bypass cannot be read; ignored");
+        let (deploys, unreadable_deploys) =
+            crate::freeze::deploys::Deploys::restore(store.kept(crate::store::Kept::Deploys)?);
+        for id in unreadable.iter().chain(&unreadable_bypasses).chain(&unreadable_deploys) {
+            tracing::warn!(id = %crate::untrusted::Escaped(id), "a stored freeze override, bypass or deploy cannot be read; ignored");
         }
         if config.api.tokens.is_empty() {
             tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
@@ -162,6 +164,7 @@ impl Runtime {
             silences: Arc::new(SilenceBook::new(silences)),
             overrides: Arc::new(crate::api::state::OverrideBook::new(overrides)),
             bypasses: Arc::new(crate::api::state::BypassBook::new(bypasses)),
+            deploys: Arc::new(crate::api::state::DeployBook::new(deploys)),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),

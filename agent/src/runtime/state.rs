@@ -102,6 +102,8 @@ pub struct Core {
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
+    /// What recorded deploys cost (final figures kept).
+    assessor: crate::freeze::deploys::Assessor,
     /// The engine's tallies at the last report, to report differences.
     reported: IngestStats,
     generation: u64,
@@ -202,6 +204,7 @@ impl Core {
             engine,
             alerts,
             freezer: crate::freeze::Freezer::new(),
+            assessor: crate::freeze::deploys::Assessor::new(),
             generation: 0,
             lazy_pending: false,
             last_durable: Instant::now(),
@@ -441,10 +444,12 @@ impl Core {
         let rejected_lines = self.telemetry.sum(&ev::REJECTED_LINES, &[]) as u64;
         ev::Evaluated { slos: statuses.len(), seconds: started.elapsed().as_secs_f64() }.emit(&self.telemetry);
         let alerts: Vec<_> = self.alerts.records().cloned().collect();
-        let freeze = self.freezer.decide(&self.slos, &statuses, &alerts, self.config.alerts.min_events, at);
+        let deploys = self.assess_deploys(&statuses, at);
+        let freeze = self.freezer.decide(&self.slos, &statuses, &alerts, &deploys, self.config.alerts.min_events, at);
         let snap = Snapshot {
             at_ms: at,
             freeze: Arc::new(freeze),
+            deploys: Arc::new(deploys),
             statuses,
             reports,
             counted,
@@ -457,6 +462,24 @@ impl Core {
             self.links.api.health.ready("state");
         }
         self.links.api.snapshot.get()
+    }
+
+    /// What the recorded deploys that started within their SLOs' longest
+    /// window cost, measured from the engine's counts.
+    fn assess_deploys(&mut self, statuses: &[crate::sli::SloStatus], at: i64) -> Vec<crate::freeze::deploys::Impact> {
+        let oldest = statuses.iter().map(|s| s.window_start_ms).min().unwrap_or(at);
+        let recent: Vec<crate::freeze::deploys::Deploy> = {
+            let book = self.links.api.deploys.read();
+            book.list(at, false).take_while(|d| d.started_at_ms >= oldest).cloned().collect()
+        };
+        let (slos, freezer, engine) = (&self.slos, &self.freezer, &mut self.engine);
+        self.assessor.assess(
+            &recent,
+            |service| freezer.policy(slos, service),
+            statuses,
+            |slo, first, last| engine.window_stats(slo, first, last),
+            at,
+        )
     }
 
     /// Swap in new specs. An SLO that comes back gets its stored history

@@ -44,6 +44,7 @@ fn fixture() -> Fixture {
         silences: Arc::new(SilenceBook::default()),
         overrides: Default::default(),
         bypasses: Default::default(),
+        deploys: Default::default(),
         push: PushGate::new(Vec::new(), queue, std::time::Duration::from_secs(1), 1).unwrap(),
         telemetry: Arc::new(Telemetry::default()),
         receivers: vec![("hook".into(), "webhook")],

@@ -367,6 +367,13 @@ impl Engine {
         self.slos.iter().find(|s| s.slo.name == name).map(|s| s.failures.evidence(at_ms, minutes, top))
     }
 
+    /// What one SLO counted in the minutes `[first_minute, last_minute]`
+    /// (after the last [`Engine::evaluate`], which adds pending counts).
+    pub fn window_stats(&mut self, name: &str, first_minute: i64, last_minute: i64) -> Option<WindowStats> {
+        let s = self.slos.iter_mut().find(|s| s.slo.name == name)?;
+        Some(s.series.window(first_minute, last_minute))
+    }
+
     /// Evaluate one SLO by name.
     pub fn evaluate_slo(&mut self, name: &str, at_ms: i64) -> Option<SloStatus> {
         self.flush();

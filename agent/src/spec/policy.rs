@@ -129,8 +129,23 @@ pub struct FreezePolicy {
     /// Distinct approvers (other than the requester) a bypass needs.
     pub approvers: u32,
     pub insufficient_data: InsufficientData,
+    /// How deploys of the covered services are judged.
+    pub deploys: DeployJudging,
     pub origin: SpecOrigin,
 }
+
+/// How a deploy's cost is measured: the budget its service's SLOs spent
+/// from its start to `window` after it finished, against the `window`
+/// before it started; more than `flag_budget_consumed` of an SLO window's
+/// error budget flags it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeployJudging {
+    pub window: Minutes,
+    /// A fraction of the SLO window's error budget (0.2: a fifth).
+    pub flag_budget_consumed: f64,
+}
+
+pub const DEFAULT_DEPLOY_JUDGING: DeployJudging = DeployJudging { window: Minutes(60), flag_budget_consumed: 0.2 };
 
 pub const DEFAULT_THAW: Margins = Margins { budget_margin: 0.05, burn_factor: 0.8 };
 pub const DEFAULT_WARNING: Margins = Margins { budget_margin: 0.1, burn_factor: 0.8 };
@@ -162,6 +177,7 @@ impl FreezePolicy {
             calendar: Vec::new(),
             approvers: DEFAULT_APPROVERS,
             insufficient_data: InsufficientData::Allow,
+            deploys: DEFAULT_DEPLOY_JUDGING,
             origin: SpecOrigin { file: "(built in)".into(), line: 0, api_version: native::API_VERSION },
         }
     }
@@ -220,6 +236,7 @@ const SPEC: &[&str] = &[
     "calendar",
     "approvers",
     "insufficient_data",
+    "deploys",
 ];
 
 /// Reads one `kind: FreezePolicy` document.
@@ -279,6 +296,10 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadPolicy> {
             None => None,
         },
     };
+    let deploys = match spec.get("deploys") {
+        None => Some(DEFAULT_DEPLOY_JUDGING),
+        Some(n) => deploy_judging(cx, n, "spec.deploys"),
+    };
     let meta = meta?;
     Some(ReadPolicy {
         policy: FreezePolicy {
@@ -292,6 +313,7 @@ pub fn read(cx: &mut Ctx<'_>, root: &Node) -> Option<ReadPolicy> {
             calendar: calendar?,
             approvers: approvers?,
             insufficient_data: insufficient_data?,
+            deploys: deploys?,
             origin: SpecOrigin { file: cx.file.to_string(), line: root.pos.line, api_version: native::API_VERSION },
         },
         name_pos: meta.name_pos,
@@ -410,6 +432,19 @@ fn conditions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<FreezeConditi
         return None;
     }
     Some(c)
+}
+
+fn deploy_judging(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<DeployJudging> {
+    let m = cx.map(node, what, &["window", "flag_budget_consumed"])?;
+    let window = match m.get("window") {
+        None => Some(DEFAULT_DEPLOY_JUDGING.window),
+        Some(n) => native::duration_in(cx, n, &m.path("window"), Minutes(5), Minutes(24 * 60)),
+    };
+    let flag = match m.get("flag_budget_consumed") {
+        None => Some(DEFAULT_DEPLOY_JUDGING.flag_budget_consumed),
+        Some(n) => fraction(cx, n, &m.path("flag_budget_consumed"), 0.001, 10.0),
+    };
+    Some(DeployJudging { window: window?, flag_budget_consumed: flag? })
 }
 
 fn burn_condition(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<BurnCondition> {

@@ -645,6 +645,8 @@ const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
 const FREEZE_OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_overrides");
 // `freeze_bypasses`: bypass id → a bypass with its approvals (JSON, `freeze::bypass`).
 const FREEZE_BYPASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_bypasses");
+// `deploys`: deploy id → a recorded deploy (JSON, `freeze::deploys`), pruned by `finished_at_ms`.
+const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
 
 /// Records the API changes by id, each written with its audit entry and
 /// pruned some time after its `ends_at_ms`: silences and freeze overrides.
@@ -653,6 +655,7 @@ pub enum Kept {
     Silences,
     FreezeOverrides,
     FreezeBypasses,
+    Deploys,
 }
 
 impl Kept {
@@ -661,6 +664,15 @@ impl Kept {
             Kept::Silences => SILENCES,
             Kept::FreezeOverrides => FREEZE_OVERRIDES,
             Kept::FreezeBypasses => FREEZE_BYPASSES,
+            Kept::Deploys => DEPLOYS,
+        }
+    }
+
+    /// The JSON member holding when a record ended (ms), which pruning reads.
+    fn end_field(self) -> &'static str {
+        match self {
+            Kept::Deploys => "finished_at_ms",
+            _ => "ends_at_ms",
         }
     }
 }
@@ -668,6 +680,7 @@ fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SILENCES)?;
     tx.open_table(FREEZE_OVERRIDES)?;
     tx.open_table(FREEZE_BYPASSES)?;
+    tx.open_table(DEPLOYS)?;
     tx.open_table(audit::AUDIT_LOG)?;
     tx.open_table(audit::AUDIT_REFUSED)?;
     tx.open_table(audit::AUDIT_CHAIN)?;
@@ -723,7 +736,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Forget records that ended (`ends_at_ms`) before `before_ms`.
+    /// Delete one record with the audit entry of the call that deleted it
+    /// (or of the one that made room for another).
+    pub fn delete_kept(&self, kind: Kept, ids: &[String], entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
+        let db = self.db_for_write()?;
+        let tx = db.begin_write()?;
+        {
+            let mut t = tx.open_table(kind.table())?;
+            for id in ids {
+                t.remove(id.as_str())?;
+            }
+            audit::insert(&tx, entry)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget records that ended (`ends_at_ms`; deploys: `finished_at_ms`) before `before_ms`.
     /// Returns how many.
     pub fn prune_kept(&self, kind: Kept, before_ms: i64) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
@@ -731,12 +760,10 @@ impl Store {
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(kind.table())?;
+            let field = kind.end_field();
             t.retain(|_, v| {
-                #[derive(serde::Deserialize)]
-                struct Ends {
-                    ends_at_ms: i64,
-                }
-                let keep = serde_json::from_slice::<Ends>(v).map_or(true, |s| s.ends_at_ms >= before_ms);
+                let ends = serde_json::from_slice::<serde_json::Value>(v).ok().and_then(|r| r.get(field)?.as_i64());
+                let keep = ends.is_none_or(|e| e >= before_ms);
                 deleted += u64::from(!keep);
                 keep
             })?;
