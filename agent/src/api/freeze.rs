@@ -53,7 +53,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 
 /// The answer for one service and change type, with the service's active
 /// overrides laid over the board's decision.
-fn answer(state: &ApiState, base: &ServiceFreeze, change: ChangeType, at_ms: i64) -> (bool, Value) {
+pub(super) fn answer(state: &ApiState, base: &ServiceFreeze, change: ChangeType, at_ms: i64) -> (bool, Value) {
     let now = state.clock.now_ms();
     let book = state.overrides.read();
     let active = book.of(&base.service, now);
@@ -148,7 +148,7 @@ fn change_type(given: Option<&str>, what: &str) -> Result<ChangeType, String> {
 }
 
 /// The snapshot's board, unless no evaluation has run yet.
-fn evaluated(snap: &super::state::Snapshot) -> Option<&Board> {
+pub(super) fn evaluated(snap: &super::state::Snapshot) -> Option<&Board> {
     (snap.at_ms != 0).then_some(&*snap.freeze)
 }
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod freeze;
+pub mod github;
 pub mod push;
 pub mod silences;
 pub mod state;
@@ -36,6 +37,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
         .merge(freeze::routes())
+        .merge(github::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))
         .with_state(state)

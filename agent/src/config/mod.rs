@@ -52,6 +52,8 @@ pub struct AgentConfig {
     /// Limits of the HTTP server (`http:`).
     pub http: HttpLimits,
     pub sources: Vec<SourceConfig>,
+    /// GitHub custom deployment protection rules (`github:`); off without it.
+    pub github: Option<crate::gate::github::GithubConfig>,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -161,6 +163,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "notify",
         "http",
         "sources",
+        "github",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -209,6 +212,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(HttpLimits::default()),
         Some(n) => read_http(cx, n),
     };
+    let github = match f.get("github") {
+        None => Some(None),
+        Some(n) => crate::gate::github::config::read_github(cx, n, base).map(Some),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -243,6 +250,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
             n
         })?,
         sources,
+        github: github?,
     })
 }
 
