@@ -328,9 +328,10 @@ pub fn callback_target(api_url: &str, callback: &str, repository: &str) -> Resul
         && url.port_or_known_default() == api.port_or_known_default();
     if !origin_matches || !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "the callback URL is not on {}://{}; the installation token is only sent to `github.api_url`",
+            "the callback URL is not on {}://{}:{}; the installation token is only sent to `github.api_url`",
             api.scheme(),
-            api.host_str().unwrap_or("?")
+            api.host_str().unwrap_or("?"),
+            api.port_or_known_default().unwrap_or(0)
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
