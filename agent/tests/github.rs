@@ -411,20 +411,22 @@ async fn protection_rules_are_answered_from_the_freeze_as_the_app() {
         common::metric(&metrics, "slo_agent_github_reviews_total{state=\"rejected\",result=\"failed\"}"),
         Some(0.0)
     );
-    let seen = elsewhere.seen.lock().unwrap();
-    assert!(seen.elsewhere.is_empty() && seen.issued.is_empty(), "{:?}", seen.elsewhere);
-    drop(seen);
-    let seen = g.seen.lock().unwrap();
-    assert_eq!(seen.reviews.len(), before, "no review after a bad signature or to another host");
-    assert_eq!(seen.issued.len(), 1, "the installation token is kept and used again");
-    assert!(
-        seen.refused_jwts.is_empty() && seen.refused_reviews.is_empty(),
-        "{:?} {:?}",
-        seen.refused_jwts,
-        seen.refused_reviews
-    );
-    assert!(seen.elsewhere.is_empty(), "{:?}", seen.elsewhere);
-    drop(seen);
+    {
+        let seen = elsewhere.seen.lock().unwrap();
+        assert!(seen.elsewhere.is_empty() && seen.issued.is_empty(), "{:?}", seen.elsewhere);
+    }
+    {
+        let seen = g.seen.lock().unwrap();
+        assert_eq!(seen.reviews.len(), before, "no review after a bad signature or to another host");
+        assert_eq!(seen.issued.len(), 1, "the installation token is kept and used again");
+        assert!(
+            seen.refused_jwts.is_empty() && seen.refused_reviews.is_empty(),
+            "{:?} {:?}",
+            seen.refused_jwts,
+            seen.refused_reviews
+        );
+        assert!(seen.elsewhere.is_empty(), "{:?}", seen.elsewhere);
+    }
     let (status, audit) = get(port, "/api/v1/audit?limit=50", Some(ADMIN)).await.unwrap();
     assert_eq!(status, 200, "{audit}");
     let audit: Value = serde_json::from_str(&audit).unwrap();
