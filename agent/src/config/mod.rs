@@ -13,6 +13,8 @@
 //! poll_interval: 500ms               # how often sources look for new data
 //! max_future: 5m                     # events further ahead of the clock are dropped and counted
 //! push_timeout: 30s                  # how long a push request waits for its delivery to be committed
+//! github: {app_id: 123456, private_key_file: github-app.pem, webhook_secret_file: github-secret}
+//!                                    # GitHub deployment protection rules (docs/deploy-gates.md)
 //! sources:
 //!   - name: cloudfront
 //!     type: file
