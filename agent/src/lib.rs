@@ -16,6 +16,7 @@ pub mod event;
 pub mod export;
 pub mod freeze;
 pub mod fsutil;
+pub mod gate;
 pub mod lambda_extension;
 pub mod notify;
 pub mod replay;

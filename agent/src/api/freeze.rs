@@ -53,7 +53,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 
 /// The answer for one service and change type, with the service's active
 /// overrides laid over the board's decision.
-fn answer(state: &ApiState, base: &ServiceFreeze, change: ChangeType, at_ms: i64) -> (bool, Value) {
+pub(super) fn answer(state: &ApiState, base: &ServiceFreeze, change: ChangeType, at_ms: i64) -> (bool, Value) {
     let now = state.clock.now_ms();
     let book = state.overrides.read();
     let active = book.of(&base.service, now);

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod deploys;
 pub mod freeze;
+pub mod github;
 pub mod push;
 pub mod silences;
 pub mod state;
@@ -40,6 +41,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(audit::routes())
         .merge(deploys::routes())
         .merge(freeze::routes())
+        .merge(github::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))
         .with_state(state)

@@ -221,13 +221,22 @@ pub(super) async fn refuse(
 
 /// The body, within [`MAX_BODY_BYTES`] and [`BODY_TIMEOUT`].
 pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
-    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+    read_body_within(headers, body, MAX_BODY_BYTES).await
+}
+
+/// The body, within `limit` bytes and [`BODY_TIMEOUT`].
+pub(super) async fn read_body_within(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, (StatusCode, String)> {
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"));
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && len > MAX_BODY_BYTES as u64
+        && len > limit as u64
     {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
         Err(_) => {
             Err((StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())))
         }

@@ -142,6 +142,8 @@ pub struct ApiState {
     pub telemetry: Arc<Telemetry>,
     /// Notification receivers (name, kind), for `/api/v1/notifications`.
     pub receivers: Vec<(String, &'static str)>,
+    /// The GitHub App that answers deployment protection rules (`github:`).
+    pub github: Option<Arc<crate::gate::github::GithubApp>>,
 }
 
 impl ApiState {

@@ -13,6 +13,8 @@
 //! poll_interval: 500ms               # how often sources look for new data
 //! max_future: 5m                     # events further ahead of the clock are dropped and counted
 //! push_timeout: 30s                  # how long a push request waits for its delivery to be committed
+//! github: {app_id: 123456, private_key_file: github-app.pem, webhook_secret_file: github-secret}
+//!                                    # GitHub deployment protection rules (docs/deploy-gates.md)
 //! sources:
 //!   - name: cloudfront
 //!     type: file
@@ -52,6 +54,8 @@ pub struct AgentConfig {
     /// Limits of the HTTP server (`http:`).
     pub http: HttpLimits,
     pub sources: Vec<SourceConfig>,
+    /// GitHub custom deployment protection rules (`github:`); off without it.
+    pub github: Option<crate::gate::github::GithubConfig>,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -161,6 +165,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "notify",
         "http",
         "sources",
+        "github",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -209,6 +214,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(HttpLimits::default()),
         Some(n) => read_http(cx, n),
     };
+    let github = match f.get("github") {
+        None => Some(None),
+        Some(n) => crate::gate::github::config::read_github(cx, n, base).map(Some),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -243,6 +252,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
             n
         })?,
         sources,
+        github: github?,
     })
 }
 

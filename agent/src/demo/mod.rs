@@ -125,6 +125,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 fingerprint_bytes: crate::source::file::DEFAULT_FINGERPRINT_BYTES,
             },
         }],
+        github: None,
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

@@ -168,6 +168,10 @@ impl Runtime {
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),
+            github: config.github.as_ref().map(|g| {
+                crate::telemetry::events::GithubReviewsStarted.emit(&telemetry);
+                Arc::new(crate::gate::github::GithubApp::new(g.clone(), clock.clone()))
+            }),
         });
 
         let stopping = Arc::new(AtomicBool::new(false));

@@ -48,6 +48,7 @@ fn fixture() -> Fixture {
         push: PushGate::new(Vec::new(), queue, std::time::Duration::from_secs(1), 1).unwrap(),
         telemetry: Arc::new(Telemetry::default()),
         receivers: vec![("hook".into(), "webhook")],
+        github: None,
     });
     let (ingest_tx, ingest) = std::sync::mpsc::channel();
     let links = Links {

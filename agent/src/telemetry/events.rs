@@ -99,6 +99,12 @@ metric!(
     Counter,
     "HTTP requests refused before a handler ran, by route class and reason (busy: too many in flight)"
 );
+metric!(
+    GITHUB_REVIEWS,
+    "slo_agent_github_reviews",
+    Counter,
+    "Reviews of GitHub deployment protection rules by state (approved, rejected) and result (sent, failed: not delivered)"
+);
 
 /// The agent started: its own counters start at zero, so a dashboard shows
 /// "none" rather than "no data" for what has not happened yet.
@@ -474,5 +480,32 @@ impl HttpRefused {
     pub fn emit(&self, t: &Telemetry) {
         tracing::debug!(class = self.class, reason = self.reason, "HTTP request refused");
         t.add(&HTTP_REFUSED, vec![("class", self.class.to_string()), ("reason", self.reason.to_string())], 1);
+    }
+}
+
+/// GitHub deployment protection rules are answered: the review series
+/// start at zero.
+pub struct GithubReviewsStarted;
+
+impl GithubReviewsStarted {
+    pub fn emit(&self, t: &Telemetry) {
+        for state in ["approved", "rejected"] {
+            for result in ["sent", "failed"] {
+                t.add(&GITHUB_REVIEWS, vec![("state", state.into()), ("result", result.into())], 0);
+            }
+        }
+    }
+}
+
+/// A review of a GitHub deployment protection rule was delivered (`sent`)
+/// or not (`failed`); the handler logs the details.
+pub struct GithubReviewed {
+    pub state: &'static str,
+    pub result: &'static str,
+}
+
+impl GithubReviewed {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&GITHUB_REVIEWS, vec![("state", self.state.into()), ("result", self.result.into())], 1);
     }
 }
