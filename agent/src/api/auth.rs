@@ -1,13 +1,13 @@
 //! The API's side of [`crate::auth`]: refusals as HTTP answers, the audit
-//! log written through the store, the read gate for the whole router, and
-//! the caller's address.
+//! log written through the store, the per-token rate limit, and the
+//! caller's address. Who may call what is [`super::access`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::state::ApiState;
@@ -68,19 +68,8 @@ pub async fn record_async(state: Arc<ApiState>, entry: AuditEntry) {
     let _ = tokio::task::spawn_blocking(move || record(&state, &entry)).await;
 }
 
-/// [`check`] for a handler: the caller, or the refusal to answer with.
-pub fn authorize(
-    state: &ApiState,
-    headers: &HeaderMap,
-    remote: Option<SocketAddr>,
-    needed: Role,
-) -> Result<Caller, Refused> {
-    let (name, role) = limited(state, check(&state.auth.config, headers, needed)?)?;
-    Ok(Caller { name, role, remote })
-}
-
 /// A recognised token over its rate limit is refused with 429.
-fn limited(state: &ApiState, caller: (String, Option<Role>)) -> Result<(String, Option<Role>), Refused> {
+pub(super) fn limited(state: &ApiState, caller: (String, Option<Role>)) -> Result<(String, Option<Role>), Refused> {
     match caller.1 {
         Some(role) if !state.auth.admit(&caller.0, std::time::Instant::now()) => Err(Refused {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -93,51 +82,6 @@ fn limited(state: &ApiState, caller: (String, Option<Role>)) -> Result<(String, 
         }),
         _ => Ok(caller),
     }
-}
-
-/// [`authorize`] for a mutating endpoint: a refusal is audited (as
-/// `action` on `target`) before it is answered.
-pub async fn authorize_audited(
-    state: &Arc<ApiState>,
-    headers: &HeaderMap,
-    remote: Option<SocketAddr>,
-    needed: Role,
-    action: &str,
-    target: Option<&str>,
-) -> Result<Caller, Refused> {
-    match check(&state.auth.config, headers, needed).and_then(|c| limited(state, c)) {
-        Ok((name, role)) => Ok(Caller { name, role, remote }),
-        Err(r) => {
-            let (actor, role) = match &r.actor {
-                Some((name, role)) => (name.as_str(), Some(*role)),
-                None => (ANONYMOUS, None),
-            };
-            let entry = AuditEntry::new(state.clock.now_ms(), actor, role, action, target, r.outcome, remote);
-            record_async(state.clone(), entry).await;
-            Err(r)
-        }
-    }
-}
-
-/// Middleware for the whole router: with `read_requires_token`, every GET
-/// and HEAD but `/healthz` and `/readyz` (probes) needs a token of any role,
-/// so an endpoint added later is covered without doing anything.
-/// Mutating endpoints check their own role.
-pub async fn read_gate(
-    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let config = &state.auth.config;
-    let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
-    if config.read_requires_token
-        && read
-        && !matches!(req.uri().path(), "/healthz" | "/readyz")
-        && let Err(r) = check(config, req.headers(), Role::Read).and_then(|c| limited(&state, c))
-    {
-        return r.into_response();
-    }
-    next.run(req).await
 }
 
 /// The TCP peer of a request, when the server was started with connect
@@ -158,6 +102,7 @@ mod tests {
     use super::*;
     use crate::auth::{ApiConfig, ApiToken};
     use crate::secret::Secret;
+    use axum::http::HeaderMap;
 
     fn config(read_requires_token: bool) -> ApiConfig {
         let token = |name: &str, role, value: &str| ApiToken {

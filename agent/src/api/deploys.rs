@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::auth::{self, RemoteAddr, Role};
+use super::auth;
 use super::error;
 use super::freeze::{commit, evaluated, not_evaluated, unknown_service};
 use super::state::ApiState;
@@ -115,14 +115,10 @@ fn validate(b: RecordBody, caller: &str, now: i64) -> Result<Deploy, String> {
 /// `POST /api/v1/deploys` (role `deploy`): 201 with the deploy and its id.
 async fn record(
     State(s): State<Arc<ApiState>>,
-    RemoteAddr(remote): RemoteAddr,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let caller = match auth::authorize_audited(&s, &headers, remote, Role::Deploy, RECORD, None).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let bytes = match super::silences::read_body(&headers, body).await {
         Ok(b) => b,
         Err((status, message)) => return super::silences::refuse(&s, &caller, RECORD, None, status, &message).await,

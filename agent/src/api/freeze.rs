@@ -215,11 +215,8 @@ struct FlaggerPayload {
     metadata: HashMap<String, String>,
 }
 
-async fn flagger(State(s): State<Arc<ApiState>>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
-    // A read: open unless reads need a token.
-    if let Err(r) = super::auth::authorize(&s, &headers, None, crate::auth::Role::Read) {
-        return r.into_response();
-    }
+/// A read (the access table gates it): open unless reads need a token.
+async fn flagger(State(s): State<Arc<ApiState>>, body: axum::body::Bytes) -> Response {
     let p: FlaggerPayload = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
@@ -271,15 +268,10 @@ struct CreateBody {
 /// service by hand, with a reason and an expiry (default 4h, at most 30d).
 async fn create_override(
     State(s): State<Arc<ApiState>>,
-    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    use crate::auth::Role;
-    let caller = match super::auth::authorize_audited(&s, &headers, remote, Role::Approve, CREATE, None).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let bytes = match super::silences::read_body(&headers, body).await {
         Ok(b) => b,
         Err((status, message)) => return super::silences::refuse(&s, &caller, CREATE, None, status, &message).await,
@@ -346,15 +338,9 @@ async fn create_override(
 /// `DELETE /api/v1/freeze/overrides/{id}` (role `approve`): end it now.
 async fn end_override(
     State(s): State<Arc<ApiState>>,
-    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
-    headers: axum::http::HeaderMap,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    use crate::auth::Role;
-    let caller = match super::auth::authorize_audited(&s, &headers, remote, Role::Approve, END, Some(&id)).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let shared = s.clone();
     let done = tokio::task::spawn_blocking(move || {
         let _turn = shared.overrides.writes.lock().unwrap_or_else(|e| e.into_inner());
@@ -485,15 +471,10 @@ fn expiry(text: Option<&str>) -> Result<i64, String> {
 /// type of a service despite a freeze.
 async fn create_bypass(
     State(s): State<Arc<ApiState>>,
-    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    use crate::auth::Role;
-    let caller = match super::auth::authorize_audited(&s, &headers, remote, Role::Deploy, BYPASS_CREATE, None).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let bytes = match super::silences::read_body(&headers, body).await {
         Ok(b) => b,
         Err((status, m)) => return super::silences::refuse(&s, &caller, BYPASS_CREATE, None, status, &m).await,
@@ -557,17 +538,11 @@ struct ApproveBody {
 /// refused with 409 and do not count.
 async fn approve_bypass(
     State(s): State<Arc<ApiState>>,
-    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     headers: axum::http::HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: axum::body::Body,
 ) -> Response {
-    use crate::auth::Role;
-    let caller =
-        match super::auth::authorize_audited(&s, &headers, remote, Role::Approve, BYPASS_APPROVE, Some(&id)).await {
-            Ok(c) => c,
-            Err(r) => return r.into_response(),
-        };
     let bytes = match super::silences::read_body(&headers, body).await {
         Ok(b) => b,
         Err((status, m)) => return super::silences::refuse(&s, &caller, BYPASS_APPROVE, Some(&id), status, &m).await,
@@ -620,28 +595,18 @@ async fn approve_bypass(
 /// the requester).
 async fn revoke_bypass(
     State(s): State<Arc<ApiState>>,
-    super::auth::RemoteAddr(remote): super::auth::RemoteAddr,
-    headers: axum::http::HeaderMap,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    use crate::auth::Role;
     let requester = s.bypasses.read().get(&id).map(|b| b.requested_by.clone());
-    let as_approver = super::auth::authorize(&s, &headers, remote, Role::Approve);
-    let caller = match as_approver {
-        Ok(c) => c,
-        Err(_) => {
-            match super::auth::authorize_audited(&s, &headers, remote, Role::Deploy, BYPASS_REVOKE, Some(&id)).await {
-                Ok(c) if requester.as_deref() == Some(c.name.as_str()) => c,
-                Ok(c) => {
-                    let m = "only the requester or a token with the role approve may revoke a bypass";
-                    let entry = c.audit(s.clock.now_ms(), BYPASS_REVOKE, Some(&id), "forbidden");
-                    super::auth::record_async(s.clone(), entry).await;
-                    return error(StatusCode::FORBIDDEN, m);
-                }
-                Err(r) => return r.into_response(),
-            }
-        }
-    };
+    // The access table let in `approve` and `deploy`; a deploy token only for its own request.
+    let approver = caller.role.is_some_and(|r| r.allows(crate::auth::Role::Approve));
+    if !approver && requester.is_some() && requester.as_deref() != Some(caller.name.as_str()) {
+        let m = "only the requester or a token with the role approve may revoke a bypass";
+        let entry = caller.audit(s.clock.now_ms(), BYPASS_REVOKE, Some(&id), "forbidden");
+        super::auth::record_async(s.clone(), entry).await;
+        return error(StatusCode::FORBIDDEN, m);
+    }
     let shared = s.clone();
     tokio::task::spawn_blocking(move || {
         let _turn = shared.bypasses.writes.lock().unwrap_or_else(|e| e.into_inner());

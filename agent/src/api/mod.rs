@@ -5,6 +5,7 @@
 //! Push endpoints ([`push`]) hand their deliveries to the ingest thread.
 //! Silences and the audit log ([`silences`]) need API tokens ([`auth`]).
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod deploys;
@@ -43,7 +44,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(freeze::routes())
         .merge(github::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::read_gate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
         .with_state(state)
 }
 

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::auth::{self, Caller, RemoteAddr, Role};
+use super::auth::{self, Caller};
 use super::state::{ApiState, Snapshot};
 use super::{error, unavailable};
 use crate::notify::silence::{self, Draft, MatchOp, Matcher, Silence, SilenceError, SilenceState};
@@ -69,15 +69,7 @@ fn view(s: &Silence, now_ms: i64, warnings: Vec<String>) -> SilenceView<'_> {
 
 /// `GET /api/v1/silences[?all=true]`: active and pending silences; with
 /// `all`, the expired ones still kept too.
-async fn list(
-    State(s): State<Arc<ApiState>>,
-    RemoteAddr(remote): RemoteAddr,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(r) = auth::authorize(&s, &headers, remote, Role::Read) {
-        return r.into_response();
-    }
+async fn list(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let all = match q.get("all").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
@@ -90,15 +82,7 @@ async fn list(
 }
 
 /// `GET /api/v1/silences/{id}`.
-async fn show(
-    State(s): State<Arc<ApiState>>,
-    RemoteAddr(remote): RemoteAddr,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = auth::authorize(&s, &headers, remote, Role::Read) {
-        return r.into_response();
-    }
+async fn show(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
     let now = s.clock.now_ms();
     let set = s.silences.read();
     match set.get(&id) {
@@ -113,14 +97,10 @@ const EXPIRE: &str = "silence.expire";
 /// `POST /api/v1/silences`.
 async fn create(
     State(s): State<Arc<ApiState>>,
-    RemoteAddr(remote): RemoteAddr,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match auth::authorize_audited(&s, &headers, remote, Role::Silence, CREATE, None).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let bytes = match read_body(&headers, body).await {
         Ok(b) => b,
         Err((status, message)) => return refuse(&s, &caller, CREATE, None, status, &message).await,
@@ -173,14 +153,9 @@ async fn create(
 /// listed with `?all=true` for 7 days).
 async fn expire(
     State(s): State<Arc<ApiState>>,
-    RemoteAddr(remote): RemoteAddr,
-    headers: HeaderMap,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match auth::authorize_audited(&s, &headers, remote, Role::Silence, EXPIRE, Some(&id)).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
     let shared = s.clone();
     let done = tokio::task::spawn_blocking(move || {
         let _turn = shared.silences.writes.lock().unwrap_or_else(|e| e.into_inner());
