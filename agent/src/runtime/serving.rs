@@ -147,22 +147,11 @@ pub async fn serve(
                     let Some(acceptor) = acceptor else {
                         return serve_connection(TokioIo::new(stream), app, limits, stopping).await;
                     };
-                    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
                     let stream = tokio::select! {
-                        done = handshake => match done {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                TlsHandshakeFailed { reason: "error", error: &e.to_string() }.emit(&telemetry);
-                                return;
-                            }
-                            Err(_) => {
-                                TlsHandshakeFailed { reason: "timeout", error: "no handshake within http.header_read_timeout" }
-                                    .emit(&telemetry);
-                                return;
-                            }
-                        },
+                        s = handshake(acceptor, stream, limits.header_read_timeout, &telemetry) => s,
                         _ = stopped(&mut stopping) => return,
                     };
+                    let Some(stream) = stream else { return };
                     serve_connection(TokioIo::new(stream), app, limits, stopping).await
                 });
             }
@@ -170,6 +159,27 @@ pub async fn serve(
     }
     drop(listener);
     while open.join_next().await.is_some() {}
+}
+
+/// The TLS handshake of one connection, within `timeout`; `None` (counted)
+/// when it failed or took too long: the connection is then closed unanswered.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    timeout: Duration,
+    telemetry: &Telemetry,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            TlsHandshakeFailed { reason: "error", error: &e.to_string() }.emit(telemetry);
+            None
+        }
+        Err(_) => {
+            TlsHandshakeFailed { reason: "timeout", error: "not done within http.header_read_timeout" }.emit(telemetry);
+            None
+        }
+    }
 }
 
 /// HTTP/1.1 on one connection (plain or after the TLS handshake) until it

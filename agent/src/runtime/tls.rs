@@ -69,9 +69,21 @@ fn shown(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// The largest PEM file read: a long chain or CA bundle is tens of KiB; a
+/// path pointing at something endless must not be read forever.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
 async fn read(cfg: &TlsConfig) -> Result<TlsFiles, TlsError> {
     async fn one(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-        tokio::fs::read(path).await.map_err(|error| TlsError::Unreadable { what, path: shown(path), error })
+        use tokio::io::AsyncReadExt as _;
+        let unreadable = |error| TlsError::Unreadable { what, path: shown(path), error };
+        let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes).await.map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_PEM_BYTES {
+            return Err(TlsError::Unusable { what, path: shown(path), problem: "is larger than 1 MiB".into() });
+        }
+        Ok(bytes)
     }
     let cert = one(CERT, &cfg.cert_file).await?;
     let key = one(KEY, &cfg.key_file).await?;
@@ -328,5 +340,27 @@ mod tests {
         reloader.check().await;
         reloader.check().await;
         assert_eq!((count("ok"), count("error")), (1.0, 2.0));
+    }
+
+    /// A new client CA file is a change too: served when usable, refused
+    /// (the old verifier stays) when not.
+    #[tokio::test]
+    async fn a_changed_client_ca_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TlsConfig { client_ca_file: Some(dir.path().join("ca.crt")), ..config(dir.path()) };
+        let (cert, key) = pair("a.example");
+        write(dir.path(), &cert, &key);
+        std::fs::write(dir.path().join("ca.crt"), pair("ca-1").0).unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let (server, mut reloader) = start(&cfg, load(&cfg).await.unwrap(), telemetry.clone());
+        let first = server.current.borrow().clone();
+        let count = |result| telemetry.value(&TLS_RELOADS, &[("result", result)]);
+        std::fs::write(dir.path().join("ca.crt"), pair("ca-2").0).unwrap();
+        reloader.check().await;
+        assert_eq!((count("ok"), count("error")), (1.0, 0.0));
+        assert!(!Arc::ptr_eq(&first, &server.current.borrow()));
+        std::fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
+        reloader.check().await;
+        assert_eq!((count("ok"), count("error")), (1.0, 1.0));
     }
 }
