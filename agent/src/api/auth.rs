@@ -118,6 +118,7 @@ mod tests {
                 token("ops", Role::Admin, "admin-token-0123456789"),
             ],
             rate_limit: crate::auth::DEFAULT_RATE_LIMIT,
+            tls: None,
         }
     }
 

@@ -14,18 +14,35 @@
 //!       token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //! ```
 //!
+//! TLS (`docs/api.md`, "TLS"):
+//!
+//! ```yaml
+//! api:
+//!   tls:
+//!     cert_file: /etc/slo-agent/tls/tls.crt      # PEM, the chain; relative to this file
+//!     key_file: /etc/slo-agent/tls/tls.key       # PEM
+//!     client_ca_file: /etc/slo-agent/tls/ca.crt  # optional: every client needs a certificate from it
+//!     reload_interval: 30s                       # how often the files are read again
+//! ```
+//!
 //! `token_sha256` holds only the SHA-256 of the token (hex), so a config map
 //! or a repository holds nothing a caller could present.
 
 use std::path::Path;
+use std::time::Duration;
 
-use crate::auth::{ApiConfig, ApiToken, MIN_TOKEN_BYTES, Role, TokenValue};
+use crate::auth::{ApiConfig, ApiToken, DEFAULT_TLS_RELOAD_INTERVAL, MIN_TOKEN_BYTES, Role, TlsConfig, TokenValue};
 use crate::secret::Secret;
 use crate::yaml::Node;
 use crate::yaml::fields::{Ctx, Fields};
+use crate::yaml::values::{parse_duration, resolve};
 
 pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig> {
-    let f = cx.map(node, "api", &["read_requires_token", "tokens", "rate_limit"])?;
+    let f = cx.map(node, "api", &["read_requires_token", "tokens", "rate_limit", "tls"])?;
+    let tls = match f.get("tls") {
+        None => Some(None),
+        Some(n) => read_tls(cx, n, base).map(Some),
+    };
     let rate_limit = match f.get("rate_limit") {
         None => Some(crate::auth::DEFAULT_RATE_LIMIT),
         Some(n) => cx.number(n, "rate_limit").and_then(|v| {
@@ -78,7 +95,48 @@ pub fn read_api(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiConfig>
     if !ok {
         return None;
     }
-    Some(ApiConfig { read_requires_token: read_requires_token?, tokens, rate_limit: rate_limit? })
+    Some(ApiConfig { read_requires_token: read_requires_token?, tokens, rate_limit: rate_limit?, tls: tls? })
+}
+
+/// `api.tls`. Only paths are read here; the files themselves are read when
+/// the agent starts, and again on every reload.
+fn read_tls(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<TlsConfig> {
+    let f = cx.map(node, "api.tls", &["cert_file", "key_file", "client_ca_file", "reload_interval"])?;
+    let path = |cx: &mut Ctx<'_>, n: &Node, key: &str| {
+        let t = cx.text(n, key)?;
+        if t.trim().is_empty() {
+            cx.err(n.pos, format!("`api.tls.{key}` must be a path to a PEM file"));
+            return None;
+        }
+        Some(resolve(base, t))
+    };
+    let cert_file = f.require(cx, "cert_file").and_then(|n| path(cx, n, "cert_file"));
+    let key_file = f.require(cx, "key_file").and_then(|n| path(cx, n, "key_file"));
+    let client_ca_file = match f.get("client_ca_file") {
+        None => Some(None),
+        Some(n) => path(cx, n, "client_ca_file").map(Some),
+    };
+    let reload_interval = match f.get("reload_interval") {
+        None => Some(DEFAULT_TLS_RELOAD_INTERVAL),
+        Some(n) => cx.text(n, "reload_interval").and_then(|t| match parse_duration(t) {
+            Some(d) if d >= Duration::from_millis(100) => Some(d),
+            _ => {
+                cx.err(
+                    n.pos,
+                    format!(
+                        "`api.tls.reload_interval` must be a duration of at least 100ms such as 30s or 5m, found `{t}`"
+                    ),
+                );
+                None
+            }
+        }),
+    };
+    Some(TlsConfig {
+        cert_file: cert_file?,
+        key_file: key_file?,
+        client_ca_file: client_ca_file?,
+        reload_interval: reload_interval?,
+    })
 }
 
 fn read_token_entry(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ApiToken> {

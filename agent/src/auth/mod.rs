@@ -79,12 +79,33 @@ pub struct ApiConfig {
     pub tokens: Vec<ApiToken>,
     /// Requests per second per token (`rate_limit`), bursts of twice that.
     pub rate_limit: u32,
+    /// `tls`: serve the API over TLS only; plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { read_requires_token: false, tokens: Vec::new(), rate_limit: DEFAULT_RATE_LIMIT }
+        ApiConfig { read_requires_token: false, tokens: Vec::new(), rate_limit: DEFAULT_RATE_LIMIT, tls: None }
     }
+}
+
+/// How often the TLS files are read again by default (`api.tls.reload_interval`).
+pub const DEFAULT_TLS_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `api.tls`: the listener speaks TLS (1.2 and 1.3) and nothing else. The
+/// files are read at start (a problem stops the start) and again every
+/// `reload_interval`; a changed pair serves new connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// PEM: the serving certificate first, then the rest of its chain.
+    pub cert_file: std::path::PathBuf,
+    /// PEM: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
+    /// PEM: the CAs client certificates must chain to. When set, every
+    /// client must present a certificate (client-certificate authentication).
+    pub client_ca_file: Option<std::path::PathBuf>,
+    /// How often the files are read again to look for a change.
+    pub reload_interval: std::time::Duration,
 }
 
 /// One API token.
@@ -438,6 +459,7 @@ mod tests {
                 token("ops", Role::Admin, "admin-token-0123456789"),
             ],
             rate_limit: crate::auth::DEFAULT_RATE_LIMIT,
+            tls: None,
         }
     }
 

@@ -5,6 +5,10 @@
 //! for it, 2 the agent could not be asked or its answer made no sense. A
 //! pipeline that must not stop when the agent is down passes `--fail-open`
 //! (then 2 becomes 0, with a warning); the default fails closed.
+//!
+//! An agent served over TLS (`api.tls`) is asked at an `https://` URL;
+//! `--ca-file` trusts a private CA, `--cert-file`/`--key-file` present a
+//! client certificate to an agent that requires one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +113,71 @@ pub struct AgentArgs {
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// For an https URL: a PEM file of the CA that signed the agent's certificate, trusted
+    /// besides the public roots [env: SLO_AGENT_CA_FILE].
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), for an agent that requires one (`api.tls.client_ca_file`)
+    /// [env: SLO_AGENT_CERT_FILE]; needs --key-file.
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM) [env: SLO_AGENT_KEY_FILE].
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+}
+
+/// An option's value, else its environment variable's (unless empty).
+fn or_env(value: &Option<PathBuf>, var: &str) -> Option<PathBuf> {
+    value.clone().or_else(|| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+}
+
+fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("reading the {what} {}: {e}", path.display()))
+}
+
+/// The HTTP client, trusting `--ca-file` and presenting `--cert-file` when given.
+fn client(agent: &AgentArgs, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = or_env(&agent.ca_file, "SLO_AGENT_CA_FILE") {
+        let certs = reqwest::Certificate::from_pem_bundle(&read_file("CA file", &path)?)
+            .map_err(|e| format!("the CA file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("the CA file {} holds no PEM certificate", path.display()));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    match (or_env(&agent.cert_file, "SLO_AGENT_CERT_FILE"), or_env(&agent.key_file, "SLO_AGENT_KEY_FILE")) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read_file("client certificate", &cert)?;
+            pem.push(b'\n');
+            pem.extend(read_file("client key", &key)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("the client certificate {} and key {}: {e}", cert.display(), key.display()))?;
+            b = b.identity(id);
+        }
+        (Some(_), None) => return Err("--cert-file needs --key-file (or SLO_AGENT_KEY_FILE)".into()),
+        (None, Some(_)) => return Err("--key-file needs --cert-file (or SLO_AGENT_CERT_FILE)".into()),
+        (None, None) => {}
+    }
+    b.build().map_err(|e| with_causes(&e))
+}
+
+/// An error with its causes: reqwest's own text alone does not say that a
+/// certificate was refused, or why.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// The agent's answer, or why there is none.
@@ -150,8 +219,8 @@ fn send(
     }
     let url = url.to_string();
     let timeout = Duration::from_secs(agent.timeout.max(1));
+    let client = client(agent, timeout)?;
     let fetched = crate::runtime::block_on(async move {
-        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
         let mut req = client.request(method, &url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -159,7 +228,7 @@ fn send(
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_string());
         }
-        let resp = req.send().await.map_err(|e| format!("asking {url}: {e}"))?;
+        let resp = req.send().await.map_err(|e| format!("asking {url}: {}", with_causes(&e)))?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| format!("reading the answer of {url}: {e}"))?;
         Ok::<_, String>((url, status, bytes))

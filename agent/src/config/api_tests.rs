@@ -122,3 +122,62 @@ fn the_rate_limit_per_token() {
     let e = parse(dir.path(), "api: {rate_limit: 0.5}\n").unwrap_err();
     assert!(e[0].starts_with("agent.yaml:4:19: `api.rate_limit` must be whole requests per second"), "{e:?}");
 }
+
+/// `api.tls`: paths relative to the config's directory, a 30 s reload by
+/// default, an optional client CA; the files are not read at load (the
+/// agent reads them when it starts, and on every reload).
+#[test]
+fn tls_keys() {
+    use crate::auth::TlsConfig;
+    use std::time::Duration;
+    let dir = Path::new("/etc/slo-agent");
+    let api = parse(dir, "api:\n  tls:\n    cert_file: tls/tls.crt\n    key_file: /secrets/tls.key\n").unwrap();
+    assert_eq!(
+        api.tls,
+        Some(TlsConfig {
+            cert_file: "/etc/slo-agent/tls/tls.crt".into(),
+            key_file: "/secrets/tls.key".into(),
+            client_ca_file: None,
+            reload_interval: Duration::from_secs(30),
+        })
+    );
+    let api = parse(
+        dir,
+        "api:\n  tls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem, reload_interval: 500ms}\n",
+    )
+    .unwrap();
+    let tls = api.tls.unwrap();
+    assert_eq!(tls.client_ca_file, Some("/etc/slo-agent/ca.pem".into()));
+    assert_eq!(tls.reload_interval, Duration::from_millis(500));
+    assert_eq!(parse(dir, "").unwrap().tls, None);
+
+    // Links in notifications follow the scheme the API is served with.
+    let c = crate::config::parse("agent.yaml", &format!("{HEAD}api:\n  tls: {{cert_file: c, key_file: k}}\n"), dir)
+        .unwrap();
+    assert_eq!(c.notify.external_url, "https://127.0.0.1:9464");
+    let c = crate::config::parse("agent.yaml", HEAD, dir).unwrap();
+    assert_eq!(c.notify.external_url, "http://127.0.0.1:9464");
+}
+
+#[test]
+fn tls_problems_with_position() {
+    let dir = Path::new("/etc/slo-agent");
+    let e = parse(
+        dir,
+        "api:\n  tls:\n    cert_file: c.pem\n    keyfile: k.pem\n    reload_interval: 10ms\n    ca_file: x\n",
+    )
+    .unwrap_err();
+    let has = |prefix: &str| assert!(e.iter().any(|m| m.starts_with(prefix)), "{prefix}: {e:#?}");
+    has("agent.yaml:7:5: unknown field `keyfile` in `api.tls`; did you mean `key_file`?");
+    has("agent.yaml:8:22: `api.tls.reload_interval` must be a duration of at least 100ms");
+    has("agent.yaml:9:5: unknown field `ca_file` in `api.tls`");
+    // The misspelt key already says what is wrong; no second message for it.
+    assert!(!e.iter().any(|m| m.contains("missing required field `key_file`")), "{e:#?}");
+
+    let e = parse(dir, "api:\n  tls: {key_file: k.pem, cert_file: \"\"}\n").unwrap_err();
+    assert_eq!(e, ["agent.yaml:5:37: `api.tls.cert_file` must be a path to a PEM file"]);
+    let e = parse(dir, "api:\n  tls: {cert_file: c.pem}\n").unwrap_err();
+    assert_eq!(e, ["agent.yaml:5:8: `api.tls` is missing required field `key_file`"]);
+    let e = parse(dir, "api:\n  tls: on\n").unwrap_err();
+    assert!(e[0].starts_with("agent.yaml:5:8: `api.tls` must be a map"), "{e:?}");
+}

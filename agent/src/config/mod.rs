@@ -233,6 +233,8 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
             }
         }
     }
+    // Links in notifications point at the API as it is served.
+    let scheme = if api.as_ref().is_some_and(|a| a.tls.is_some()) { "https" } else { "http" };
     Some(AgentConfig {
         specs,
         state: state?,
@@ -247,7 +249,8 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         http: http?,
         notify: notify.map(|mut n| {
             if n.external_url.is_empty() {
-                n.external_url = format!("http://{}", listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid")));
+                n.external_url =
+                    format!("{scheme}://{}", listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid")));
             }
             n
         })?,

@@ -8,6 +8,7 @@
 //! | [`evaluation`] | what every tick does with the counts: statuses, alerts, snapshot |
 //! | [`maintenance`] | pruning the store, reloading specs |
 //! | [`serving`] | the HTTP server: timeouts, caps, bounded graceful shutdown |
+//! | [`tls`] | TLS on the API: the rustls configuration from the PEM files, reloaded when they change |
 //! | `mod.rs` | wiring, supervision, start and stop |
 //!
 //! Threads and tasks: the state thread and the ingest thread are OS
@@ -28,6 +29,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod serving;
 pub mod state;
+pub mod tls;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -391,16 +393,30 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let listen = config.listen;
     let limits = config.http;
+    // Before anything listens: without a usable certificate the agent does
+    // not start (it never falls back to plaintext).
+    let tls_files = match &config.api.tls {
+        Some(t) => Some((t.clone(), tls::load(t).await.context("api.tls")?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let mut runtime = tokio::task::block_in_place(|| Runtime::start(config, clock))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz, /api/v1/slos");
     let api = runtime.api.clone();
     let telemetry = api.telemetry.clone();
+    let (tls, reloader) = match tls_files {
+        Some((cfg, loaded)) => {
+            let (server, reloader) = tls::start(&cfg, loaded, telemetry.clone());
+            (Some(server), Some(tokio::spawn(reloader.run())))
+        }
+        None => (None, None),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %listener.local_addr()?, scheme, "serving /metrics, /healthz, /readyz, /api/v1/slos");
     let class_limits = serving::ClassLimits::new(&limits, telemetry.clone());
     let app = crate::api::router(api.clone())
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry));
+    let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry, tls));
     let watcher = tokio::spawn(maintenance::watch_specs(runtime.config.specs.clone(), runtime.control.clone(), api));
     let dispatch_stop = Arc::new(AtomicBool::new(false));
     let mut dispatchers = Vec::new();
@@ -426,6 +442,9 @@ pub async fn run(
     let deadline = Instant::now() + limits.shutdown_timeout;
     let _ = stop_tx.send(true);
     watcher.abort();
+    if let Some(r) = &reloader {
+        r.abort();
+    }
     dispatch_stop.store(true, Ordering::SeqCst);
     for d in &dispatchers {
         // A send in progress is abandoned: its entries stay in the outbox.

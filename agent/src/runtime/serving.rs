@@ -1,7 +1,10 @@
 //! The HTTP server: hyper connections with a header-read timeout (which also
 //! closes keep-alive connections that stay idle that long), a cap on open
 //! connections, a cap on requests in flight per route class, and a graceful
-//! shutdown the runtime bounds in time.
+//! shutdown the runtime bounds in time; with `api.tls`, a TLS handshake
+//! first ([`super::tls`]), in the connection's own task and within the
+//! header-read timeout, so a slow client holds one connection slot and never
+//! the accept loop.
 //!
 //! Route classes: `probe` (`/healthz`, `/readyz`: never capped, so a probe
 //! gets through a flood), `push` (`/ingest/…`, `/v1/traces`), `metrics`
@@ -22,7 +25,9 @@ use tokio::sync::Semaphore;
 
 pub use crate::config::HttpLimits;
 use crate::telemetry::Telemetry;
-use crate::telemetry::events::HttpRefused;
+use crate::telemetry::events::{HttpRefused, TlsHandshakeFailed};
+
+use super::tls::ServerTls;
 
 /// The class of a request path.
 pub fn class_of(path: &str) -> &'static str {
@@ -100,13 +105,15 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// Serve `app` on `listener` until `stop` turns true; then stop accepting,
 /// ask every connection to finish its request and close, and return when
 /// they all did. The caller bounds the wait (and drops this future to close
-/// what is left).
+/// what is left). With `tls`, every connection is TLS: one whose handshake
+/// fails or takes longer than the header-read timeout is closed unanswered.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: HttpLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
     telemetry: Arc<Telemetry>,
+    tls: Option<ServerTls>,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut open = tokio::task::JoinSet::new();
@@ -132,25 +139,71 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let app = app.clone().layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
                 let mut stopping = stop.clone();
+                // The configuration current now: a reload serves the next connection.
+                let acceptor = tls.as_ref().map(ServerTls::acceptor);
+                let telemetry = telemetry.clone();
                 open.spawn(async move {
                     let _permit = permit;
-                    let mut builder = hyper::server::conn::http1::Builder::new();
-                    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
-                    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stopped(&mut stopping) => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.as_mut().await;
-                        }
-                    }
+                    let Some(acceptor) = acceptor else {
+                        return serve_connection(TokioIo::new(stream), app, limits, stopping).await;
+                    };
+                    let stream = tokio::select! {
+                        s = handshake(acceptor, stream, limits.header_read_timeout, &telemetry) => s,
+                        _ = stopped(&mut stopping) => return,
+                    };
+                    let Some(stream) = stream else { return };
+                    serve_connection(TokioIo::new(stream), app, limits, stopping).await
                 });
             }
         }
     }
     drop(listener);
     while open.join_next().await.is_some() {}
+}
+
+/// The TLS handshake of one connection, within `timeout`; `None` (counted)
+/// when it failed or took too long: the connection is then closed unanswered.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    timeout: Duration,
+    telemetry: &Telemetry,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            TlsHandshakeFailed { reason: "error", error: &e.to_string() }.emit(telemetry);
+            None
+        }
+        Err(_) => {
+            TlsHandshakeFailed { reason: "timeout", error: "not done within http.header_read_timeout" }.emit(telemetry);
+            None
+        }
+    }
+}
+
+/// HTTP/1.1 on one connection (plain or after the TLS handshake) until it
+/// closes, or until `stopping`: then its request in progress finishes and
+/// the connection closes.
+async fn serve_connection<I>(
+    io: TokioIo<I>,
+    app: Router,
+    limits: HttpLimits,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(&mut stopping) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
+        }
+    }
 }
 
 #[cfg(test)]

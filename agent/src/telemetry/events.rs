@@ -105,6 +105,24 @@ metric!(
     Counter,
     "Reviews of GitHub deployment protection rules by state (approved, rejected) and result (sent, failed: not delivered)"
 );
+metric!(
+    TLS_CERTIFICATE_EXPIRY,
+    "slo_agent_tls_certificate_expiry_timestamp_seconds",
+    Gauge,
+    "When the certificate the API serves expires (its not-after), seconds since the epoch"
+);
+metric!(
+    TLS_RELOADS,
+    "slo_agent_tls_reloads",
+    Counter,
+    "Changed TLS certificate files read again, by result: ok (serving the new pair), error (the previous pair stays)"
+);
+metric!(
+    TLS_HANDSHAKE_FAILURES,
+    "slo_agent_tls_handshake_failures",
+    Counter,
+    "TLS handshakes on the API that failed, by reason: timeout (not done within http.header_read_timeout), error (refused: a plaintext request, no or a wrong client certificate, no common protocol version)"
+);
 
 /// The agent started: its own counters start at zero, so a dashboard shows
 /// "none" rather than "no data" for what has not happened yet.
@@ -497,6 +515,36 @@ impl GithubReviewsStarted {
     }
 }
 
+/// The API serves a certificate: at start (`reloaded: false`), or after its
+/// files changed. `not_after_ms` is `None` when the certificate's validity
+/// could not be read (the gauge keeps its value then).
+pub struct TlsCertificateServed<'a> {
+    pub reloaded: bool,
+    pub cert_file: &'a str,
+    pub not_after_ms: Option<i64>,
+}
+
+impl TlsCertificateServed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let not_after = self.not_after_ms.map(crate::timefmt::rfc3339).unwrap_or_else(|| "unknown".into());
+        if self.reloaded {
+            tracing::info!(cert_file = %Escaped(self.cert_file), not_after = %not_after, "TLS certificate reloaded; new connections get it");
+            t.add(&TLS_RELOADS, vec![("result", "ok".into())], 1);
+        } else {
+            tracing::info!(cert_file = %Escaped(self.cert_file), not_after = %not_after, "serving the API over TLS");
+            for result in ["ok", "error"] {
+                t.add(&TLS_RELOADS, vec![("result", result.into())], 0);
+            }
+            for reason in ["timeout", "error"] {
+                t.add(&TLS_HANDSHAKE_FAILURES, vec![("reason", reason.into())], 0);
+            }
+        }
+        if let Some(ms) = self.not_after_ms {
+            t.set(&TLS_CERTIFICATE_EXPIRY, vec![], ms as f64 / 1000.0);
+        }
+    }
+}
+
 /// A review of a GitHub deployment protection rule was delivered (`sent`)
 /// or not (`failed`); the handler logs the details.
 pub struct GithubReviewed {
@@ -507,5 +555,33 @@ pub struct GithubReviewed {
 impl GithubReviewed {
     pub fn emit(&self, t: &Telemetry) {
         t.add(&GITHUB_REVIEWS, vec![("state", self.state.into()), ("result", self.result.into())], 1);
+    }
+}
+
+/// Changed TLS files could not be used (unreadable, not PEM, a key that
+/// does not match the certificate); the previous pair keeps serving. Emitted
+/// once per change of the files, not on every check.
+pub struct TlsReloadRefused<'a> {
+    pub error: &'a str,
+}
+
+impl TlsReloadRefused<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::error!(error = %self.error, "TLS files changed but cannot be used; still serving the previous certificate");
+        t.add(&TLS_RELOADS, vec![("result", "error".into())], 1);
+    }
+}
+
+/// A TLS handshake on the API failed (`timeout` or `error`). Per connection,
+/// so a debug line only: the counter says it.
+pub struct TlsHandshakeFailed<'a> {
+    pub reason: &'static str,
+    pub error: &'a str,
+}
+
+impl TlsHandshakeFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::debug!(reason = self.reason, error = %Escaped(self.error), "TLS handshake failed");
+        t.add(&TLS_HANDSHAKE_FAILURES, vec![("reason", self.reason.into())], 1);
     }
 }

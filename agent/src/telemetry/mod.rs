@@ -11,7 +11,7 @@
 //! sets (source names, receiver names, reasons from fixed lists).
 //!
 //! **Architecture invariant:** a leaf: this module imports nothing of the
-//! crate but other leaves (`untrusted`).
+//! crate but other leaves (`untrusted`, `timefmt`).
 
 pub mod events;
 
