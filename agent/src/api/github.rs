@@ -178,7 +178,6 @@ async fn review(s: Arc<ApiState>, app: Arc<GithubApp>, job: Job) {
         }
     };
     let result = if delivered.is_ok() { "sent" } else { "failed" };
-    crate::telemetry::events::GithubReviewed { state, result }.emit(&s.telemetry);
     let what = format!(
         "{} {} to {} of {}{}{}",
         github::one_line(&job.service, 64),
@@ -210,6 +209,8 @@ async fn review(s: Arc<ApiState>, app: Arc<GithubApp>, job: Job) {
         }
     })
     .await;
+    // Counted once it is in the audit log: whoever sees the count finds the entry.
+    crate::telemetry::events::GithubReviewed { state, result }.emit(&s.telemetry);
 }
 
 /// The verdict and the comment: the freeze answer of the last evaluation;
