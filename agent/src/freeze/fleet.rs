@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn answers_are_read_strictly() {
-        assert_eq!(parse_vector(&answer(&[(&[("a", "b")], "NaN")])).unwrap()[0].value.is_nan(), true);
+        assert!(parse_vector(&answer(&[(&[("a", "b")], "NaN")])).unwrap()[0].value.is_nan());
         assert_eq!(parse_vector(&answer(&[(&[], "+Inf")])).unwrap()[0].value, f64::INFINITY);
         assert_eq!(parse_vector(&answer(&[])).unwrap(), []);
         let err = |body: &str| parse_vector(body.as_bytes()).unwrap_err();

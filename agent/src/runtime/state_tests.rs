@@ -56,6 +56,7 @@ fn fixture() -> Fixture {
         wanted: Arc::new(std::sync::Mutex::new(crate::event::Wanted::ALL)),
         ingest: ingest_tx,
         wakers: Default::default(),
+        fleet: None,
     };
     let core = Core::new(config, clock_dyn, store.clone(), slos, loaded.engine, loaded.alerts, links);
     Fixture { core, api, store, clock, ingest, _dir: dir }
