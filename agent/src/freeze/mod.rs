@@ -12,6 +12,10 @@
 //! answer does not flap while a value hovers at its threshold. The
 //! [`Freezer`] remembers which conditions hold and since when.
 //!
+//! With `freeze.source: prometheus` the statuses and alerts are the fleet's,
+//! read from a Prometheus query API ([`fleet`] maps them); the decision is
+//! the same code, and [`Source`] says which figures a board was made from.
+//!
 //! **Architecture invariant:** pure: no I/O, no clock of its own; the same
 //! statuses, alerts, policies and time give the same answer.
 
