@@ -206,13 +206,14 @@ pub struct Figures {
 /// team's rules in the same store) are left out.
 pub fn assemble(targets: &[Target], answers: &[(Read, Vec<Sample>)], read_at_ms: i64) -> Figures {
     let by_id: BTreeMap<&str, &Target> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
+    let by_name: BTreeMap<(&str, Minutes), &Target> = targets.iter().map(|t| ((t.slo.as_str(), t.period), t)).collect();
     let mut slos: BTreeMap<String, SloFigures> =
         targets.iter().map(|t| (t.slo.clone(), SloFigures::default())).collect();
     let label = |s: &Sample, k: &str| s.labels.get(k).cloned().unwrap_or_default();
     for (read, samples) in answers {
         for s in samples {
             let target = match read {
-                Read::Events(p) => targets.iter().find(|t| t.slo == label(s, "slo") && t.period == *p),
+                Read::Events(p) => by_name.get(&(label(s, "slo").as_str(), *p)).copied(),
                 _ => by_id.get(label(s, "sloth_id").as_str()).copied(),
             };
             let Some(f) = target.and_then(|t| slos.get_mut(&t.slo)) else {
