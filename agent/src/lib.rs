@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dims;
 pub mod event;
 pub mod export;
+pub mod fleet;
 pub mod freeze;
 pub mod fsutil;
 pub mod gate;

@@ -134,12 +134,15 @@ def utc_date(days_ago):
 
 
 def start_prometheus(tmp_path, prometheus, agent_port, rules):
-    """A Prometheus scraping the agent every second with `rules` loaded: (process, API base URL)."""
+    """A Prometheus scraping the agent (or agents: a list of ports) every second with
+    `rules` loaded: (process, API base URL)."""
     port = free_port()
+    ports = agent_port if isinstance(agent_port, (list, tuple)) else [agent_port]
+    targets = ", ".join(f"'127.0.0.1:{p}'" for p in ports)
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: [{', '.join(repr(str(r)) for r in rules)}]\n"
-        f"scrape_configs:\n  - job_name: slo-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent_port}']}}]\n"
+        f"scrape_configs:\n  - job_name: slo-agent\n    static_configs: [{{targets: [{targets}]}}]\n"
     )
     proc = subprocess.Popen(
         [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",

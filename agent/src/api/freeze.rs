@@ -104,6 +104,7 @@ pub fn override_json(o: &Override) -> Value {
 pub fn decision(s: &ServiceFreeze, change: ChangeType, at_ms: i64) -> Value {
     json!({
         "service": s.service,
+        "source": s.source.as_str(),
         "change": change.as_str(),
         "allowed": s.allows(change),
         "frozen": s.frozen,
@@ -159,6 +160,30 @@ pub(super) fn not_evaluated() -> Response {
     r
 }
 
+/// 503 while the fleet's figures cannot be read (`freeze.source: prometheus`).
+pub(super) fn fleet_unavailable(why: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, why);
+    r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("10"));
+    r
+}
+
+/// The verdict route's answer while there is no freeze answer: 200, not
+/// allowed, and why, so a caller that only reads `allowed` fails closed.
+fn unavailable_verdict(board: &Board, service: &str, change: ChangeType, why: &str) -> Response {
+    axum::Json(json!({
+        "service": service,
+        "source": board.source.as_str(),
+        "change": change.as_str(),
+        "allowed": false,
+        "frozen": null,
+        "status": "UNAVAILABLE",
+        "error": why,
+        "reasons": [],
+        "evaluated_at": rfc3339(board.at_ms),
+    }))
+    .into_response()
+}
+
 /// The services a board knows, for messages about an unknown one.
 pub(super) fn known_services(board: &Board) -> Vec<&str> {
     board.services.iter().map(|sv| sv.service.as_str()).collect()
@@ -186,11 +211,22 @@ async fn freeze(
     let Some(board) = evaluated(&snap) else {
         return not_evaluated();
     };
+    if let Some(why) = &board.unavailable {
+        return match q.get("service") {
+            Some(name) if always_200 => unavailable_verdict(board, name, change, why),
+            _ => fleet_unavailable(why),
+        };
+    }
     match q.get("service") {
         None => {
             let services: Vec<Value> = board.services.iter().map(|sv| answer(&s, sv, change, board.at_ms).1).collect();
-            axum::Json(json!({"evaluated_at": rfc3339(board.at_ms), "change": change.as_str(), "services": services}))
-                .into_response()
+            axum::Json(json!({
+                "evaluated_at": rfc3339(board.at_ms),
+                "source": board.source.as_str(),
+                "change": change.as_str(),
+                "services": services,
+            }))
+            .into_response()
         }
         Some(name) => match board.get(name) {
             Some(sv) => {
@@ -235,6 +271,10 @@ async fn flagger(State(s): State<Arc<ApiState>>, body: axum::body::Bytes) -> Res
     let Some(board) = evaluated(&snap) else {
         return not_evaluated();
     };
+    if let Some(why) = &board.unavailable {
+        // Anything but 200 halts the canary: failing closed.
+        return fleet_unavailable(why);
+    }
     match board.get(&service) {
         Some(sv) => {
             let (allowed, mut v) = answer(&s, sv, change, board.at_ms);

@@ -221,6 +221,9 @@ async fn decide(s: &ApiState, job: &Job) -> (bool, String) {
     loop {
         let snap = s.snapshot();
         if let Some(board) = super::freeze::evaluated(&snap) {
+            if let Some(why) = &board.unavailable {
+                return (false, github::refusal_comment(&format!("{why}; re-run the job once it can be read.")));
+            }
             let Some(sv) = board.get(&job.service) else {
                 let known: Vec<&str> = board.services.iter().map(|sv| sv.service.as_str()).collect();
                 let why = format!(

@@ -15,6 +15,8 @@
 //! push_timeout: 30s                  # how long a push request waits for its delivery to be committed
 //! github: {app_id: 123456, private_key_file: github-app.pem, webhook_secret_file: github-secret}
 //!                                    # GitHub deployment protection rules (docs/deploy-gates.md)
+//! freeze: {source: prometheus, prometheus: {url: "http://prometheus:9090"}}
+//!                                    # the fleet's freeze answer (docs/deploy-gates.md)
 //! sources:
 //!   - name: cloudfront
 //!     type: file
@@ -56,6 +58,9 @@ pub struct AgentConfig {
     pub sources: Vec<SourceConfig>,
     /// GitHub custom deployment protection rules (`github:`); off without it.
     pub github: Option<crate::gate::github::GithubConfig>,
+    /// Where the freeze answer's figures come from (`freeze:`): this
+    /// agent's own, or the fleet's from Prometheus.
+    pub freeze: crate::fleet::FreezeConfig,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -166,6 +171,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "http",
         "sources",
         "github",
+        "freeze",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -218,6 +224,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(None),
         Some(n) => crate::gate::github::config::read_github(cx, n, base).map(Some),
     };
+    let freeze = match f.get("freeze") {
+        None => Some(crate::fleet::FreezeConfig::default()),
+        Some(n) => crate::fleet::config::read_freeze(cx, n, base),
+    };
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -256,6 +266,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         })?,
         sources,
         github: github?,
+        freeze: freeze?,
     })
 }
 
@@ -413,6 +424,9 @@ mod api_tests;
 
 #[cfg(test)]
 mod aws_tests;
+
+#[cfg(test)]
+mod freeze_tests;
 
 #[cfg(test)]
 mod notify_tests;

@@ -12,6 +12,10 @@
 //! answer does not flap while a value hovers at its threshold. The
 //! [`Freezer`] remembers which conditions hold and since when.
 //!
+//! With `freeze.source: prometheus` the statuses and alerts are the fleet's,
+//! read from a Prometheus query API ([`fleet`] maps them); the decision is
+//! the same code, and [`Source`] says which figures a board was made from.
+//!
 //! **Architecture invariant:** pure: no I/O, no clock of its own; the same
 //! statuses, alerts, policies and time give the same answer.
 
@@ -24,6 +28,7 @@ use crate::spec::policy::{AlertSeverity, ChangeType, FreezePolicy, InsufficientD
 
 pub mod bypass;
 pub mod deploys;
+pub mod fleet;
 pub mod ledger;
 pub mod overrides;
 
@@ -80,10 +85,31 @@ pub struct SloFigures {
     pub burn_rates: BTreeMap<String, f64>,
 }
 
+/// Where the figures a board was decided from come from (`freeze.source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// This agent's own counts and alerts.
+    #[default]
+    Local,
+    /// The fleet's, read from a Prometheus query API ([`fleet`]).
+    Prometheus,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Local => "local",
+            Source::Prometheus => "prometheus",
+        }
+    }
+}
+
 /// The decision for one service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceFreeze {
     pub service: String,
+    /// Where the figures came from.
+    pub source: Source,
     /// The policy that governs it (`default` for the built-in one).
     pub policy: String,
     pub status: Status,
@@ -108,6 +134,10 @@ impl ServiceFreeze {
 pub struct Board {
     pub at_ms: i64,
     pub services: Vec<ServiceFreeze>,
+    pub source: Source,
+    /// Why there is no answer now (the fleet's figures cannot be read);
+    /// `services` then holds the last decision, for naming services only.
+    pub unavailable: Option<String>,
 }
 
 impl Board {
@@ -123,11 +153,13 @@ pub struct Freezer {
     holding: HashMap<(String, String), i64>,
     /// The policy of services no policy document covers.
     builtin: FreezePolicy,
+    /// Stamped on every decision.
+    source: Source,
 }
 
 impl Default for Freezer {
     fn default() -> Self {
-        Freezer { holding: HashMap::new(), builtin: FreezePolicy::builtin() }
+        Freezer { holding: HashMap::new(), builtin: FreezePolicy::builtin(), source: Source::Local }
     }
 }
 
@@ -152,6 +184,15 @@ struct Reading {
 impl Freezer {
     pub fn new() -> Freezer {
         Freezer::default()
+    }
+
+    /// A freezer whose decisions say they were made from `source`'s figures.
+    pub fn for_source(source: Source) -> Freezer {
+        Freezer { source, ..Freezer::default() }
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
     }
 
     /// The policy that governs `service`.
@@ -228,6 +269,7 @@ impl Freezer {
             }
             services.push(ServiceFreeze {
                 service: service.to_string(),
+                source: self.source,
                 policy: policy.name.clone(),
                 status,
                 frozen,
@@ -238,7 +280,7 @@ impl Freezer {
             });
         }
         self.holding.retain(|id, _| seen.contains(id));
-        Board { at_ms, services }
+        Board { at_ms, services, source: self.source, unavailable: None }
     }
 }
 

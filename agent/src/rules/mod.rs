@@ -549,7 +549,7 @@ fn yaml_single(s: &str) -> String {
 }
 
 /// A PromQL double-quoted string.
-fn prom_str(s: &str) -> String {
+pub fn prom_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {

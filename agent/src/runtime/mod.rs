@@ -65,6 +65,17 @@ pub struct Runtime {
     fatal: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
     fatal_tx: tokio::sync::mpsc::UnboundedSender<String>,
     wakers: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
+    /// The fleet reader's ends, until `run` spawns it.
+    fleet: Option<FleetTask>,
+}
+
+/// The fleet reader (`crate::fleet::run`), built at the start and spawned
+/// on the async runtime by [`run`].
+struct FleetTask {
+    reader: crate::fleet::PrometheusReader,
+    every: Duration,
+    targets: tokio::sync::watch::Receiver<Arc<Vec<crate::freeze::fleet::Target>>>,
+    readings: tokio::sync::watch::Sender<crate::fleet::Reading>,
 }
 
 /// Run `f` on its own thread; if it panics, or returns while the runtime is
@@ -184,7 +195,27 @@ impl Runtime {
         let wanted = Arc::new(Mutex::new(loaded.engine.wanted()));
         let wakers: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>> =
             config.notify.receivers.iter().map(|r| (r.name.clone(), Arc::new(tokio::sync::Notify::new()))).collect();
-        let links = Links { api: api.clone(), wanted: wanted.clone(), ingest: ingest_tx, wakers: wakers.clone() };
+        let (fleet_link, fleet) = match &config.freeze.source {
+            crate::fleet::FreezeSource::Local => (None, None),
+            crate::fleet::FreezeSource::Prometheus(p) => {
+                let reader = crate::fleet::PrometheusReader::new(p.clone()).map_err(|e| anyhow::anyhow!(e))?;
+                let (targets_tx, targets) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+                let (readings, readings_rx) = tokio::sync::watch::channel(crate::fleet::Reading::default());
+                let link = state::FleetLink {
+                    targets: targets_tx,
+                    readings: readings_rx,
+                    stale_after_ms: p.stale_after(config.tick).as_millis() as i64,
+                };
+                (Some(link), Some(FleetTask { reader, every: p.every(config.tick), targets, readings }))
+            }
+        };
+        let links = Links {
+            api: api.clone(),
+            wanted: wanted.clone(),
+            ingest: ingest_tx,
+            wakers: wakers.clone(),
+            fleet: fleet_link,
+        };
         let core = Core::new(config.clone(), clock.clone(), store, slos, loaded.engine, loaded.alerts, links);
 
         let mut threads = Vec::new();
@@ -223,6 +254,7 @@ impl Runtime {
             fatal: Some(fatal_rx),
             fatal_tx,
             wakers,
+            fleet,
         })
     }
 
@@ -432,6 +464,27 @@ pub async fn run(
             }
         });
     }
+    // The fleet reader: one that panics is a bug; supervised too.
+    let fleet = runtime.fleet.take().map(|t| {
+        let h = tokio::spawn(crate::fleet::run(
+            t.reader,
+            t.every,
+            t.targets,
+            t.readings,
+            runtime.api.clock.clone(),
+            runtime.api.telemetry.clone(),
+        ));
+        let abort = h.abort_handle();
+        let fatal = runtime.fatal_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = h.await
+                && e.is_panic()
+            {
+                let _ = fatal.send(format!("the fleet reader panicked: {e}"));
+            }
+        });
+        abort
+    });
     let mut fatal = runtime.fatal.take().expect("taken once");
 
     let failure = tokio::select! {
@@ -444,6 +497,9 @@ pub async fn run(
     watcher.abort();
     if let Some(r) = &reloader {
         r.abort();
+    }
+    if let Some(f) = &fleet {
+        f.abort();
     }
     dispatch_stop.store(true, Ordering::SeqCst);
     for d in &dispatchers {

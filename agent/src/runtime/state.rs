@@ -88,6 +88,17 @@ pub struct Links {
     pub ingest: std::sync::mpsc::Sender<IngestControl>,
     /// Woken when outbox entries for the receiver are committed.
     pub wakers: BTreeMap<String, Arc<tokio::sync::Notify>>,
+    /// The fleet's figures, with `freeze.source: prometheus`.
+    pub fleet: Option<FleetLink>,
+}
+
+/// The state thread's ends of the fleet reader (`crate::fleet::run`): it
+/// hands over the SLOs to read, and takes the newest reading at each tick.
+pub struct FleetLink {
+    pub targets: tokio::sync::watch::Sender<Arc<Vec<crate::freeze::fleet::Target>>>,
+    pub readings: tokio::sync::watch::Receiver<crate::fleet::Reading>,
+    /// How old the last figures may be before the freeze answer is 503.
+    pub stale_after_ms: i64,
 }
 
 /// The state the runtime owns.
@@ -102,6 +113,11 @@ pub struct Core {
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
+    /// The services of the last fleet board, named while the fleet's
+    /// figures cannot be read.
+    fleet_services: Vec<crate::freeze::ServiceFreeze>,
+    /// The freeze answer is 503 for want of the fleet's figures.
+    fleet_unavailable: bool,
     /// What recorded deploys cost (final figures kept).
     assessor: crate::freeze::deploys::Assessor,
     /// The engine's tallies at the last report, to report differences.
@@ -193,6 +209,11 @@ impl Core {
         let notify = Arc::new(config.notify.clone());
         links.api.push.set_wanted(engine.wanted());
         *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = engine.wanted();
+        let source =
+            if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
+        if let Some(f) = &links.fleet {
+            f.targets.send_replace(Arc::new(crate::freeze::fleet::targets(&slos)));
+        }
         Core {
             config,
             clock,
@@ -203,7 +224,9 @@ impl Core {
             reported: engine.stats,
             engine,
             alerts,
-            freezer: crate::freeze::Freezer::new(),
+            freezer: crate::freeze::Freezer::for_source(source),
+            fleet_services: Vec::new(),
+            fleet_unavailable: false,
             assessor: crate::freeze::deploys::Assessor::new(),
             generation: 0,
             lazy_pending: false,
@@ -445,7 +468,7 @@ impl Core {
         ev::Evaluated { slos: statuses.len(), seconds: started.elapsed().as_secs_f64() }.emit(&self.telemetry);
         let alerts: Vec<_> = self.alerts.records().cloned().collect();
         let deploys = self.assess_deploys(&statuses, at);
-        let freeze = self.freezer.decide(&self.slos, &statuses, &alerts, &deploys, self.config.alerts.min_events, at);
+        let freeze = self.decide_freeze(&statuses, &alerts, &deploys, at);
         let snap = Snapshot {
             at_ms: at,
             freeze: Arc::new(freeze),
@@ -462,6 +485,63 @@ impl Core {
             self.links.api.health.ready("state");
         }
         self.links.api.snapshot.get()
+    }
+
+    /// The freeze board: from this tick's own statuses and alerts, or from
+    /// the fleet's last figures while they are recent enough; else a board
+    /// that says why there is no answer (and the agent is not ready).
+    fn decide_freeze(
+        &mut self,
+        statuses: &[crate::sli::SloStatus],
+        alerts: &[crate::alert::AlertRecord],
+        deploys: &[crate::freeze::deploys::Impact],
+        at: i64,
+    ) -> crate::freeze::Board {
+        use crate::freeze::fleet;
+        let min_events = self.config.alerts.min_events;
+        let Some(link) = &self.links.fleet else {
+            return self.freezer.decide(&self.slos, statuses, alerts, deploys, min_events, at);
+        };
+        let reading = link.readings.borrow().clone();
+        let stale_after = link.stale_after_ms;
+        let health = &self.links.api.health;
+        if let Some(f) = reading.figures.as_ref().filter(|f| at - f.read_at_ms <= stale_after) {
+            let board = self.freezer.decide(
+                &self.slos,
+                &fleet::statuses(&self.slos, f, at),
+                &fleet::alerts(&self.slos, f, at),
+                deploys,
+                min_events,
+                at,
+            );
+            health.ready("freeze");
+            if std::mem::take(&mut self.fleet_unavailable) {
+                tracing::info!("the fleet freeze is answered again");
+            }
+            self.fleet_services.clone_from(&board.services);
+            return board;
+        }
+        let prefix = "the fleet freeze cannot be read from Prometheus";
+        let why = match (&reading.error, &reading.figures) {
+            (Some(e), Some(f)) => format!(
+                "{prefix}: {e} (the last figures are {} s old; they are answered from for {} s)",
+                (at - f.read_at_ms) / 1000,
+                stale_after / 1000
+            ),
+            (Some(e), None) => format!("{prefix}: {e}"),
+            (None, Some(f)) => format!("{prefix}: no reading for {} s", (at - f.read_at_ms) / 1000),
+            (None, None) => format!("{prefix}: not read yet (the agent is starting)"),
+        };
+        if !std::mem::replace(&mut self.fleet_unavailable, true) && reading.figures.is_some() {
+            tracing::error!(reason = %why, "no freeze answer: freeze answers are 503 until Prometheus answers again");
+        }
+        health.not_ready("freeze", why.clone());
+        crate::freeze::Board {
+            at_ms: at,
+            services: self.fleet_services.clone(),
+            source: crate::freeze::Source::Prometheus,
+            unavailable: Some(why),
+        }
     }
 
     /// What the recorded deploys that started within their SLOs' longest
@@ -487,6 +567,9 @@ impl Core {
     pub fn reload(&mut self, slos: Arc<SloSet>) -> Vec<String> {
         let previous: Vec<String> = self.engine.slos().map(|s| s.slo.name.clone()).collect();
         let reset = self.engine.reload(&slos);
+        if let Some(f) = &self.links.fleet {
+            f.targets.send_replace(Arc::new(crate::freeze::fleet::targets(&slos)));
+        }
         self.slos = slos;
         if self.broken.is_none()
             && let Err(e) = self.store.sync_after_reload(&mut self.engine, &previous, &reset, self.clock.now_ms())

@@ -24,6 +24,10 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(None)
+}
+
+fn fixture_with(fleet: Option<FleetLink>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("specs")).unwrap();
     std::fs::write(dir.path().join("specs/api.yaml"), SPEC).unwrap();
@@ -56,6 +60,7 @@ fn fixture() -> Fixture {
         wanted: Arc::new(std::sync::Mutex::new(crate::event::Wanted::ALL)),
         ingest: ingest_tx,
         wakers: Default::default(),
+        fleet,
     };
     let core = Core::new(config, clock_dyn, store.clone(), slos, loaded.engine, loaded.alerts, links);
     Fixture { core, api, store, clock, ingest, _dir: dir }
@@ -322,4 +327,55 @@ fn a_source_stuck_in_io_holds_up_neither_evaluation_nor_pushes() {
         .unwrap();
     assert!(done.blocking_recv().unwrap(), "the final commit reached the file");
     state_thread.join().unwrap();
+}
+
+/// `freeze.source: prometheus`: the board comes from the fleet's figures
+/// while they are recent — never from the local counts, which here would
+/// freeze — and says why there is no answer (the agent unready, part
+/// `freeze`) once they are older than the bound; the services stay named.
+#[test]
+fn the_fleet_board_comes_from_recent_readings_only() {
+    use crate::fleet::Reading;
+    use crate::freeze::fleet::{Figures, SloFigures};
+    use crate::freeze::{Source, Status};
+    let (targets, targets_rx) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+    let (readings_tx, readings) = tokio::sync::watch::channel(Reading::default());
+    let mut f = fixture_with(Some(FleetLink { targets, readings, stale_after_ms: 10_000 }));
+    assert_eq!(targets_rx.borrow()[0].id, "shop-api", "the SLOs to read are handed over");
+
+    let snap = f.core.evaluate();
+    let prefix = "the fleet freeze cannot be read from Prometheus: ";
+    assert_eq!(snap.freeze.unavailable.as_deref(), Some(&*format!("{prefix}not read yet (the agent is starting)")));
+    assert_eq!(f.api.health.reasons(), [format!("freeze: {prefix}not read yet (the agent is starting)")]);
+
+    // Half of the local requests fail: alone, this agent would freeze.
+    f.core.count_polled(polled(0, batch(T0, 1000, 5), b"x"));
+    let fleet = SloFigures {
+        budget_remaining: Some(0.5),
+        error_ratios: [("7d".to_string(), 0.005)].into(),
+        events: 20_000.0,
+        ..Default::default()
+    };
+    let figures = Figures { read_at_ms: T0, slos: [("api".to_string(), fleet)].into() };
+    readings_tx.send_replace(Reading { figures: Some(Arc::new(figures)), error: None });
+    let snap = f.core.evaluate();
+    assert!(snap.statuses[0].budget_remaining() < 0.0, "the local figures are spent");
+    let sv = snap.freeze.get("shop").unwrap();
+    assert_eq!((sv.status, sv.frozen, sv.source, sv.slos[0].events), (Status::Ok, false, Source::Prometheus, 20_000));
+    assert!(f.api.health.is_ready(), "{:?}", f.api.health.reasons());
+
+    // Readings fail: the last figures count up to the bound, then no answer.
+    readings_tx.send_modify(|r| r.error = Some("cannot reach http://prometheus:9090/api/v1/query: refused".into()));
+    f.clock.advance(10_000);
+    assert_eq!(f.core.evaluate().freeze.unavailable, None);
+    f.clock.advance(1);
+    let snap = f.core.evaluate();
+    assert_eq!(
+        snap.freeze.unavailable.as_deref(),
+        Some(&*format!(
+            "{prefix}cannot reach http://prometheus:9090/api/v1/query: refused (the last figures are 10 s old; they are answered from for 10 s)"
+        ))
+    );
+    assert_eq!(snap.freeze.services.len(), 1, "the last board's services stay named");
+    assert!(!f.api.health.is_ready());
 }

@@ -123,6 +123,12 @@ metric!(
     Counter,
     "TLS handshakes on the API that failed, by reason: timeout (not done within http.header_read_timeout), error (refused: a plaintext request, no or a wrong client certificate, no common protocol version)"
 );
+metric!(
+    FREEZE_SOURCE_ERRORS,
+    "slo_agent_freeze_source_errors",
+    Counter,
+    "Readings of the fleet's figures from Prometheus (freeze.source: prometheus) that failed, by kind"
+);
 
 /// The agent started: its own counters start at zero, so a dashboard shows
 /// "none" rather than "no data" for what has not happened yet.
@@ -583,5 +589,34 @@ impl TlsHandshakeFailed<'_> {
     pub fn emit(&self, t: &Telemetry) {
         tracing::debug!(reason = self.reason, error = %Escaped(self.error), "TLS handshake failed");
         t.add(&TLS_HANDSHAKE_FAILURES, vec![("reason", self.reason.into())], 1);
+    }
+}
+
+/// Kinds of failed readings of the fleet's figures (`crate::fleet::ReadError::kind`).
+pub const FREEZE_SOURCE_ERROR_KINDS: [&str; 5] = ["unreachable", "timeout", "http_status", "bad_answer", "token"];
+
+/// The fleet's figures are read from Prometheus: the error series start at zero.
+pub struct FreezeSourceStarted;
+
+impl FreezeSourceStarted {
+    pub fn emit(&self, t: &Telemetry) {
+        for kind in FREEZE_SOURCE_ERROR_KINDS {
+            t.add(&FREEZE_SOURCE_ERRORS, vec![("kind", kind.into())], 0);
+        }
+    }
+}
+
+/// A reading of the fleet's figures failed; the last good figures are
+/// answered from until they are too old.
+pub struct FreezeSourceFailed<'a> {
+    pub kind: &'static str,
+    pub url: &'a str,
+    pub error: &'a str,
+}
+
+impl FreezeSourceFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::warn!(kind = self.kind, url = %Escaped(self.url), error = %Escaped(self.error), "the fleet's figures cannot be read from Prometheus");
+        t.add(&FREEZE_SOURCE_ERRORS, vec![("kind", self.kind.into())], 1);
     }
 }
