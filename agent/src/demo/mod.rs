@@ -172,6 +172,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut open: BTreeMap<(String, &'static str, String), usize> = BTreeMap::new();
     let mut log_lines: Vec<String> = Vec::new();
     let mut buf = Vec::new();
+    let mut deployed = 0usize;
     let started = Instant::now();
 
     for step in 0..steps {
@@ -197,6 +198,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         clock.set(generator.now_ms() - 1);
         wait_for_ingest(&telemetry, written_bytes, Duration::from_secs(10));
+        record_deploys(&agent.api, day_start, generator.minute(), &mut deployed);
         let snap = agent.evaluate();
         let now_ms = snap.at_ms;
         // Alert transitions.
@@ -300,6 +302,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     println!();
+    println!("deploys and what they cost (POST /api/v1/deploys, GET /api/v1/deploys):");
+    if snap.deploys.is_empty() {
+        println!("  none");
+    }
+    for d in snap.deploys.iter().rev() {
+        let burn = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{b:.1}"));
+        let worst = d.worst();
+        println!(
+            "  {}  {}; burn {} before → {} after{}",
+            hhmm(d.started_at_ms),
+            d.message(),
+            worst.map_or("-".into(), |w| burn(w.before.burn_rate)),
+            worst.map_or("-".into(), |w| burn(w.after.burn_rate)),
+            if d.flagged { "  FLAGGED" } else { "" }
+        );
+    }
+    println!();
     println!(
         "{} log lines written ({} of history, {} live), {} read by the agent, {} rejected; {:.1} s for {} h of traffic.",
         history_lines + written_lines,
@@ -327,6 +346,52 @@ fn wait_for_ingest(telemetry: &Telemetry, written: u64, limit: Duration) {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The demo day's deploys: (service, version, commit, actor, start minute, end minute).
+/// Checkout 1.4.2 goes out just before the checkout errors of 10:20.
+const DEMO_DEPLOYS: [(&str, &str, &str, &str, u32, u32); 3] = [
+    ("storefront", "2.8.0", "4be1c9a", "maria", 8 * 60 + 30, 8 * 60 + 36),
+    ("checkout", "1.4.2", "9fceb02", "alice", 10 * 60 + 12, 10 * 60 + 19),
+    ("checkout", "1.4.3", "c0ffee1", "alice", 11 * 60 + 5, 11 * 60 + 9),
+];
+
+/// Record the demo deploys that have finished by `minute`, as a pipeline
+/// would with `POST /api/v1/deploys` (stored with an audit entry).
+fn record_deploys(api: &crate::api::ApiState, day_start: i64, minute: u32, done: &mut usize) {
+    while let Some(&(service, version, commit, actor, start, end)) = DEMO_DEPLOYS.get(*done) {
+        if end > minute {
+            return;
+        }
+        let at = |m: u32| day_start + i64::from(m) * 60_000;
+        let d = crate::freeze::deploys::Deploy {
+            id: crate::secret::random_id(),
+            service: service.into(),
+            version: version.into(),
+            commit: Some(commit.into()),
+            actor: actor.into(),
+            started_at_ms: at(start),
+            finished_at_ms: at(end),
+            outcome: crate::freeze::deploys::Outcome::Success,
+            recorded_by: "demo-pipeline".into(),
+            recorded_at_ms: at(end),
+        };
+        let entry = crate::auth::AuditEntry::new(
+            at(end),
+            "demo-pipeline",
+            Some(crate::auth::Role::Deploy),
+            "deploy.record",
+            Some(&d.id),
+            &format!("ok: {service} {version} success"),
+            None,
+        );
+        let json = serde_json::to_vec(&d).expect("deploys serialize");
+        if let Err(e) = api.store.put_kept(crate::store::Kept::Deploys, &d.id, &json, &entry) {
+            tracing::warn!(error = %e, "the demo deploy was not recorded");
+        }
+        api.deploys.write().put(d);
+        *done += 1;
     }
 }
 
