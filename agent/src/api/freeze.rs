@@ -230,13 +230,51 @@ async fn freeze(
         }
         Some(name) => match board.get(name) {
             Some(sv) => {
-                let (allowed, v) = answer(&s, sv, change, board.at_ms);
+                let (allowed, body) = rendered(&s, &snap.freeze, sv, change);
                 let status = if always_200 || allowed { StatusCode::OK } else { StatusCode::LOCKED };
-                (status, axum::Json(v)).into_response()
+                (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
             }
             None => unknown_service(board, format!("no SLO has the service {name:?}")),
         },
     }
+}
+
+/// One service's answers rendered once per board: a gate polled by many
+/// pipelines gets the bytes of the first answer after each evaluation.
+/// Only answers without active overrides or bypasses are kept (those change
+/// between evaluations); at most every known service × change type.
+#[derive(Debug, Default)]
+pub struct RenderedAnswers {
+    kept: std::sync::RwLock<Option<RenderedBoard>>,
+}
+
+type RenderedBoard = (Arc<Board>, HashMap<(String, ChangeType), (bool, axum::body::Bytes)>);
+
+/// `(allowed, JSON body)` of one service's answer.
+fn rendered(s: &ApiState, board: &Arc<Board>, sv: &ServiceFreeze, change: ChangeType) -> (bool, axum::body::Bytes) {
+    let now = s.clock.now_ms();
+    let plain = s.overrides.read().of(&sv.service, now).is_empty() && s.bypasses.read().of(&sv.service, now).is_empty();
+    if plain {
+        let kept = s.rendered.kept.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((b, answers)) = kept.as_ref()
+            && Arc::ptr_eq(b, board)
+            && let Some((allowed, bytes)) = answers.get(&(sv.service.clone(), change))
+        {
+            return (*allowed, bytes.clone());
+        }
+    }
+    let (allowed, v) = answer(s, sv, change, board.at_ms);
+    let bytes = axum::body::Bytes::from(serde_json::to_vec(&v).expect("answers serialize"));
+    if plain {
+        let mut kept = s.rendered.kept.write().unwrap_or_else(|e| e.into_inner());
+        if !kept.as_ref().is_some_and(|(b, _)| Arc::ptr_eq(b, board)) {
+            *kept = Some((board.clone(), HashMap::new()));
+        }
+        if let Some((_, answers)) = kept.as_mut() {
+            answers.insert((sv.service.clone(), change), (allowed, bytes.clone()));
+        }
+    }
+    (allowed, bytes)
 }
 
 /// What Flagger posts to a webhook.

@@ -144,6 +144,8 @@ pub struct ApiState {
     pub receivers: Vec<(String, &'static str)>,
     /// The GitHub App that answers deployment protection rules (`github:`).
     pub github: Option<Arc<crate::gate::github::GithubApp>>,
+    /// Freeze answers rendered once per evaluation.
+    pub rendered: super::freeze::RenderedAnswers,
 }
 
 impl ApiState {

@@ -178,6 +178,7 @@ impl Runtime {
             overrides: Arc::new(crate::api::state::OverrideBook::new(overrides)),
             bypasses: Arc::new(crate::api::state::BypassBook::new(bypasses)),
             deploys: Arc::new(crate::api::state::DeployBook::new(deploys)),
+            rendered: Default::default(),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),
