@@ -28,6 +28,7 @@ pub mod sli;
 pub mod source;
 pub mod spec;
 pub mod store;
+pub mod synthetic;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the deploy freeze", &["freeze"]),
     ("the store", &["store"]),
     ("sources, notifications, deploy gates, the fleet reader", &["source", "notify", "gate", "fleet"]),
+    ("synthetic checks", &["synthetic"]),
     ("exporters, replay", &["export", "replay"]),
     ("config", &["config"]),
     ("the HTTP API", &["api"]),

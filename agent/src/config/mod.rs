@@ -61,6 +61,9 @@ pub struct AgentConfig {
     /// Where the freeze answer's figures come from (`freeze:`): this
     /// agent's own, or the fleet's from Prometheus.
     pub freeze: crate::fleet::FreezeConfig,
+    /// Hop probes and journeys (`probes:`, `journeys:`), and the region
+    /// this agent labels their results with (`region:`).
+    pub synthetic: crate::synthetic::SyntheticConfig,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -172,6 +175,9 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "sources",
         "github",
         "freeze",
+        "region",
+        "probes",
+        "journeys",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -228,6 +234,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(crate::fleet::FreezeConfig::default()),
         Some(n) => crate::fleet::config::read_freeze(cx, n, base),
     };
+    let synthetic = crate::synthetic::config::read(cx, &f, base);
     let mut sources = Vec::new();
     if let Some(n) = f.require(cx, "sources")
         && let Some(items) = cx.list(n, "sources")
@@ -267,6 +274,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         sources,
         github: github?,
         freeze: freeze?,
+        synthetic: synthetic?,
     })
 }
 

@@ -142,6 +142,14 @@ impl Runtime {
         if config.api.tokens.is_empty() {
             tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
         }
+        let synthetic = &config.synthetic;
+        if !synthetic.probes.is_empty() || !synthetic.journeys.is_empty() {
+            tracing::warn!(
+                probes = synthetic.probes.len(),
+                journeys = synthetic.journeys.len(),
+                "probes and journeys are validated but not run by this version yet (docs/operations.md)"
+            );
+        }
 
         let mut polled = Vec::new();
         let mut pushed = Vec::new();

@@ -1,0 +1,134 @@
+use std::time::Duration;
+
+use super::*;
+
+const HEAD: &str = "specs: [slos]\nstate: s.redb\nsources: []\n";
+
+fn parse(dir: &std::path::Path, body: &str) -> Result<crate::config::AgentConfig, Vec<String>> {
+    crate::config::parse("agent.yaml", &format!("{HEAD}{body}"), dir)
+        .map_err(|d| d.iter().map(|d| d.to_string()).collect())
+}
+
+/// The shape the issue fixes, as written there, reads whole.
+#[test]
+fn the_documented_shape_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "hunter2\n").unwrap();
+    let body = r#"region: eu-west-1
+probes:
+  - name: storefront
+    interval: 30s
+    hops:
+      - {name: edge, url: "https://www.shop.example.com/api/health"}
+      - {name: gateway, url: "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/health"}
+      - {name: function, url: "https://xyz.lambda-url.eu-west-1.on.aws/health"}
+    expect: {status: [200], latency: 800ms}
+journeys:
+  - name: checkout
+    interval: 1m
+    steps:
+      - {name: home, request: {method: GET, url: "https://www.shop.example.com/"}, expect: {status: [200]}}
+      - name: login
+        request: {method: POST, url: "https://www.shop.example.com/api/login", json: {user: "synthetic", password_file: pw}}
+        extract: {token: {json: "$.token"}}
+        expect: {status: [200]}
+      - {name: cart, request: {method: POST, url: "https://www.shop.example.com/api/cart", headers: {authorization: "Bearer ${token}"}, json: {sku: "A1"}}, expect: {status: [200, 201]}}
+"#;
+    let c = parse(dir.path(), body).unwrap_or_else(|e| panic!("{e:#?}")).synthetic;
+    assert_eq!(c.region, "eu-west-1");
+    let p = &c.probes[0];
+    assert_eq!(
+        (p.name.as_str(), p.service.as_str(), p.interval, p.retries),
+        ("storefront", "storefront", Duration::from_secs(30), 1)
+    );
+    assert_eq!(p.hops.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["edge", "gateway", "function"]);
+    assert_eq!(p.hops[2].expect.status, StatusMatch::Codes(vec![200]));
+    assert_eq!(p.hops[2].expect.latency, Some(Duration::from_millis(800)));
+    assert_eq!(p.connection.timeout, Duration::from_secs(10));
+    let j = &c.journeys[0];
+    assert_eq!(j.steps.len(), 3);
+    let login = &j.steps[1];
+    let Some(Body::Json(JsonTemplate::Object(fields))) = &login.target.body else { panic!("{login:?}") };
+    assert_eq!(fields[0], ("user".to_string(), JsonTemplate::Text(Text::Plain("synthetic".into()))));
+    assert_eq!(fields[1].0, "password");
+    let JsonTemplate::Text(secret) = &fields[1].1 else { panic!() };
+    assert!(secret.is_secret());
+    assert_eq!(secret.value().unwrap(), "hunter2");
+    assert_eq!(login.extract[0].0, "token");
+    let Extract::Json(path) = &login.extract[0].1 else { panic!() };
+    assert_eq!(path.find(&serde_json::json!({"token": "abc"})), Some(&serde_json::json!("abc")));
+    assert_eq!(j.steps[2].target.headers[0], ("authorization".to_string(), Text::Plain("Bearer ${token}".into())));
+    // The secret's value is not in the config's debug output.
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn one_url_is_a_probe_of_one_hop_and_the_region_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = parse(dir.path(), "probes:\n  - {name: api, url: \"http://127.0.0.1:8080/health\", retries: 0, expect: {status: 2xx, body_matches: ok}}\n")
+        .unwrap()
+        .synthetic;
+    assert_eq!(c.probes[0].hops[0].name, "target");
+    assert_eq!(c.probes[0].retries, 0);
+    assert!(c.probes[0].hops[0].expect.status.accepts(204));
+    assert!(!c.probes[0].hops[0].expect.status.accepts(301));
+    assert!(!c.region.is_empty());
+}
+
+#[test]
+fn every_mistake_is_reported_at_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"region: "eu west"
+probes:
+  - name: a
+    url: "ftp://x"
+  - name: a
+    url: "http://x/${v}"
+  - name: b
+    hops:
+      - {name: edge, url: "http://x"}
+      - {name: edge, url: "http://y"}
+    expect: {status: [700], body_matches: "(", json: {"token": 1}}
+    timeout: 5m
+  - name: c
+    url: "http://x"
+    retires: 2
+journeys:
+  - name: j
+    steps:
+      - {name: s1, request: {url: "http://x/${token}"}}
+      - {name: s2, request: {url: "http://x", json: {a: 1}, form: {b: c}, headers: {x_file: /nonexistent/secret}}, extract: {t: {json: "$.a", header: x}}}
+"#;
+    let errs = parse(dir.path(), body).unwrap_err();
+    let want = [
+        "agent.yaml:4:9: `region` must be",
+        "agent.yaml:7:10: `probes[a].url` must be an http:// or https:// URL",
+        "agent.yaml:8:5: duplicate probe or journey name `a`",
+        "agent.yaml:9:10: `probes[a].url` uses `${v}`, but only journey steps have variables",
+        "duplicate hop name `edge`",
+        "`probes[b].expect.status` takes status codes (100 to 599) or `2xx`, found `700`",
+        "`probes[b].expect.body_matches` is not a valid pattern",
+        "`probes[b].expect.json`: `token` is not a JSON path",
+        "`probes[b].timeout` must be a duration",
+        "unknown field `retires` in `probes[]`; did you mean `retries`?",
+        "`journeys[j].steps[s1]` uses `${token}`, but no earlier step extracts `token`",
+        "has json and form: give one body",
+        "`journeys[j].steps[s2].request.headers.x_file`: cannot read /nonexistent/secret",
+        "`journeys[j].steps[s2].extract.t` takes exactly one of json, header, regex, cookie",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e.contains(w)), "missing {w:?} in {errs:#?}");
+    }
+}
+
+#[test]
+fn json_paths_and_variables() {
+    let p = config::json_path("$.items[1]['unit price']").unwrap();
+    let v = serde_json::json!({"items": [{}, {"unit price": 3}]});
+    assert_eq!(p.find(&v), Some(&serde_json::json!(3)));
+    assert!(config::json_path("items").is_err());
+    assert!(config::json_path("$.").is_err());
+    assert_eq!(config::variables("a ${x} b ${y_2}").unwrap(), ["x", "y_2"]);
+    assert!(config::variables("${x").is_err());
+    assert!(config::variables("${a-b}").is_err());
+}
