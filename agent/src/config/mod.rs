@@ -435,6 +435,8 @@ mod aws_tests;
 
 #[cfg(test)]
 mod freeze_tests;
+#[cfg(test)]
+mod synthetic_tests;
 
 #[cfg(test)]
 mod notify_tests;

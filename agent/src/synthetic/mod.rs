@@ -8,12 +8,11 @@
 //! and values read from files or the environment (`<key>_file`,
 //! `<key>_env`, read at each run so a rotated secret is picked up; a
 //! missing file or variable at load is an error). Values read that way are
-//! [`Text::File`] / [`Text::Env`]: never logged, never exported.
+//! [`Text::File`] / [`Text::Env`]: never logged, never exported. The
+//! tests read whole `agent.yaml` files, so they live in `config`.
 
 pub mod config;
-
-#[cfg(test)]
-mod tests;
+pub mod journey;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::*;
+use crate::synthetic::*;
 
 const HEAD: &str = "specs: [slos]\nstate: s.redb\nsources: []\n";
 
@@ -131,4 +131,97 @@ fn json_paths_and_variables() {
     assert_eq!(config::variables("a ${x} b ${y_2}").unwrap(), ["x", "y_2"]);
     assert!(config::variables("${x").is_err());
     assert!(config::variables("${a-b}").is_err());
+}
+
+mod journeys {
+    use super::*;
+    use crate::synthetic::journey::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str, ms: u64) -> Response {
+        Response {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+            version: Some(HttpVersion::Http1),
+            tls: true,
+            elapsed: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn variables_render_and_a_missing_one_is_an_error() {
+        let vars = Vars::from([("token".to_string(), "abc".to_string())]);
+        assert_eq!(render("Bearer ${token}!", &vars).unwrap(), "Bearer abc!");
+        assert!(render("${nope}", &vars).unwrap_err().contains("nope"));
+        let t = JsonTemplate::Object(vec![
+            ("sku".into(), JsonTemplate::Text(Text::Plain("A1-${token}".into()))),
+            ("n".into(), JsonTemplate::Number(2.into())),
+        ]);
+        assert_eq!(json(&t, &vars).unwrap(), serde_json::json!({"sku": "A1-abc", "n": 2}));
+    }
+
+    #[test]
+    fn extraction_from_json_headers_patterns_and_cookies() {
+        let r = response(
+            200,
+            &[("x-request-id", "r-1"), ("set-cookie", "session=s3cr3t; Path=/; HttpOnly")],
+            r#"{"token": "t-9", "cart": {"id": 42}} order ORD-77"#,
+            10,
+        );
+        let path = config::json_path("$.cart.id").unwrap();
+        assert!(extract(&Extract::Json(path), &r).is_err(), "the body is not pure JSON");
+        let r2 = response(200, &[], r#"{"token": "t-9", "cart": {"id": 42}}"#, 10);
+        assert_eq!(extract(&Extract::Json(config::json_path("$.token").unwrap()), &r2).unwrap(), "t-9");
+        assert_eq!(extract(&Extract::Json(config::json_path("$.cart.id").unwrap()), &r2).unwrap(), "42");
+        assert!(extract(&Extract::Json(config::json_path("$.missing").unwrap()), &r2).is_err());
+        assert_eq!(extract(&Extract::Header("x-request-id".into()), &r).unwrap(), "r-1");
+        assert_eq!(extract(&Extract::Regex("ORD-(\\d+)".into()), &r).unwrap(), "77");
+        assert_eq!(extract(&Extract::Cookie("session".into()), &r).unwrap(), "s3cr3t");
+        assert!(extract(&Extract::Cookie("other".into()), &r).is_err());
+    }
+
+    #[test]
+    fn the_cookie_jar_keeps_per_host_and_forgets_deleted_cookies() {
+        let mut jar = CookieJar::default();
+        jar.store(
+            "shop.example.com",
+            &response(200, &[("set-cookie", "session=a"), ("set-cookie", "cart=1")], "", 1),
+            0,
+        );
+        assert_eq!(jar.header("SHOP.example.com").as_deref(), Some("cart=1; session=a"));
+        assert_eq!(jar.header("other.example.com"), None);
+        jar.store("shop.example.com", &response(200, &[("set-cookie", "cart=; Max-Age=0")], "", 1), 0);
+        jar.store(
+            "shop.example.com",
+            &response(200, &[("set-cookie", "session=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT")], "", 1),
+            1_800_000_000_000,
+        );
+        assert_eq!(jar.header("shop.example.com"), None);
+    }
+
+    #[test]
+    fn slow_but_correct_is_degraded_and_the_first_unmet_expectation_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse(
+            dir.path(),
+            "probes:\n  - name: p\n    url: \"https://x\"\n    expect: {status: [200], latency: 100ms, body_matches: ok, headers: {content-type: json}, json: {\"$.state\": \"open\"}}\n",
+        )
+        .unwrap()
+        .synthetic;
+        let e = &c.probes[0].hops[0].expect;
+        let good = |ms| response(200, &[("content-type", "application/json")], r#"{"state": "open", "ok": 1}"#, ms);
+        assert_eq!(judge(e, &good(50)), (Status::Ok, None));
+        let (s, why) = judge(e, &good(250));
+        assert_eq!(s, Status::Degraded);
+        assert_eq!(why.unwrap(), "took 250 ms, budget 100 ms");
+        let (s, why) = judge(e, &response(503, &[], "", 5));
+        assert_eq!((s, why.unwrap()), (Status::Failed, "status 503 not expected".to_string()));
+        let (_, why) = judge(e, &response(200, &[("content-type", "text/html")], r#"{"state": "open", "ok": 1}"#, 5));
+        assert!(why.unwrap().contains("content-type"));
+        let (_, why) =
+            judge(e, &response(200, &[("content-type", "application/json")], r#"{"state": "closed", "ok": 1}"#, 5));
+        assert_eq!(why.unwrap(), "$.state is \"closed\", expected \"open\"");
+        assert_eq!(overall(&[Status::Ok, Status::Degraded, Status::Ok]), Status::Degraded);
+        assert_eq!(overall(&[Status::Degraded, Status::Failed]), Status::Failed);
+    }
 }
