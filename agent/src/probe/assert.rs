@@ -223,10 +223,10 @@ pub fn check_connection(a: &Assertions, ssl: bool, took: Duration) -> Vec<Assert
         TlsExpectation::Forbidden if ssl => out.push(AssertionFailure::Tls),
         _ => {}
     }
-    if let Some(budget) = a.latency_budget {
-        if took > budget {
-            out.push(AssertionFailure::Latency { took_ms: took.as_millis(), budget_ms: budget.as_millis() });
-        }
+    if let Some(budget) = a.latency_budget
+        && took > budget
+    {
+        out.push(AssertionFailure::Latency { took_ms: took.as_millis(), budget_ms: budget.as_millis() });
     }
     out
 }

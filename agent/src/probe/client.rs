@@ -157,21 +157,22 @@ async fn requests(
         att.request_written = last_write.lock().unwrap_or_else(|p| p.into_inner()).map(|w: Instant| w - ready);
 
         let status = response.status().as_u16();
-        if spec.follow_redirects && matches!(status, 301 | 302 | 303 | 307 | 308) {
-            if let Some(location) = response.headers().get(hyper::header::LOCATION) {
-                if att.redirects >= spec.max_redirects {
-                    return Err(RequestFailure::TooManyRedirects(spec.max_redirects));
-                }
-                let location = location.to_str().map_err(|_| RequestFailure::Http("Location is not text".into()))?;
-                url = url.join(location).map_err(|e| RequestFailure::Http(format!("Location: {e}")))?;
-                att.redirects += 1;
-                if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
-                    method = "GET".into();
-                    body = None;
-                }
-                first = false;
-                continue;
+        if spec.follow_redirects
+            && matches!(status, 301 | 302 | 303 | 307 | 308)
+            && let Some(location) = response.headers().get(hyper::header::LOCATION)
+        {
+            if att.redirects >= spec.max_redirects {
+                return Err(RequestFailure::TooManyRedirects(spec.max_redirects));
             }
+            let location = location.to_str().map_err(|_| RequestFailure::Http("Location is not text".into()))?;
+            url = url.join(location).map_err(|e| RequestFailure::Http(format!("Location: {e}")))?;
+            att.redirects += 1;
+            if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
+                method = "GET".into();
+                body = None;
+            }
+            first = false;
+            continue;
         }
 
         let (parts, mut response_body) = response.into_parts();
