@@ -141,7 +141,7 @@ async fn requests(
             HttpVersion::Auto => alpn_h2,
         };
         let request = build_request(spec, &url, &method, body.as_deref(), h2)?;
-        let http_err = |e: hyper::Error| RequestFailure::Http(e.to_string());
+        let http_err = |e: hyper::Error| RequestFailure::Http(with_causes(&e));
         let (response, _conn) = if h2 {
             let (mut send, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.map_err(http_err)?;
@@ -194,7 +194,7 @@ async fn requests(
         let mut kept = Vec::new();
         let mut read: u64 = 0;
         while let Some(frame) = response_body.frame().await {
-            let frame = frame.map_err(|e| RequestFailure::Http(format!("reading the body: {e}")))?;
+            let frame = frame.map_err(|e| RequestFailure::Http(format!("reading the body: {}", with_causes(&e))))?;
             if let Ok(data) = frame.into_data() {
                 read += data.len() as u64;
                 if read > spec.max_body_bytes {
@@ -216,6 +216,18 @@ async fn requests(
         att.failed_assertions = assert::check_response(&spec.assertions, &facts);
         return Ok(());
     }
+}
+
+/// An error and its causes (hyper's own text is often just "http2 error").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// blackbox's spelling (Go's `resp.Proto`).
