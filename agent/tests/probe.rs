@@ -172,14 +172,34 @@ fn spec(url: &str) -> ProbeSpec {
 }
 
 /// `got` is the injected delay plus at most max(2 ms, 10 %).
-fn near(what: &str, got: Duration, want: Duration) {
+fn near(what: &str, got: Duration, want: Duration) -> Result<(), String> {
     let tolerance = (want / 10).max(2 * MS);
-    assert!(got + MS >= want && got <= want + tolerance, "{what}: {got:?}, expected {want:?} (+{tolerance:?})");
+    if got + MS >= want && got <= want + tolerance {
+        Ok(())
+    } else {
+        Err(format!("{what}: {got:?}, expected {want:?} (+{tolerance:?})"))
+    }
 }
 
 /// Phases other than the delayed one stay well under the delay.
-fn small(what: &str, got: Duration) {
-    assert!(got < 40 * MS, "{what}: {got:?} should hold no injected delay");
+fn small(what: &str, got: Duration) -> Result<(), String> {
+    if got < 40 * MS { Ok(()) } else { Err(format!("{what}: {got:?} should hold no injected delay")) }
+}
+
+/// Runs the probe until `timing` holds, at most three times: on a loaded
+/// machine (the whole suite in parallel on two cores) one run can be late;
+/// a systematic error misses all three.
+async fn timed(spec: &ProbeSpec, timing: impl Fn(&Outcome) -> Result<(), String>) -> Outcome {
+    let mut misses = Vec::new();
+    for _ in 0..3 {
+        let o = probe::run(spec).await;
+        check_ok(&o);
+        match timing(&o) {
+            Ok(()) => return o,
+            Err(e) => misses.push(e),
+        }
+    }
+    panic!("timing missed three times: {misses:#?}");
 }
 
 fn check_ok(o: &Outcome) {
@@ -191,12 +211,14 @@ const DELAY: Duration = Duration::from_millis(200);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_first_byte_is_processing() {
     let s = server("127.0.0.1", None, Delays { first_byte: DELAY, ..Delays::default() }, Arc::new(ok_body)).await;
-    let o = probe::run(&spec(&s.url)).await;
-    check_ok(&o);
+    let o = timed(&spec(&s.url), |o| {
+        let p = o.last().phases;
+        near("processing", p.processing, DELAY)?;
+        small("transfer", p.transfer)?;
+        small("connect", p.connect)
+    })
+    .await;
     let p = o.last().phases;
-    near("processing", p.processing, DELAY);
-    small("transfer", p.transfer);
-    small("connect", p.connect);
     assert_eq!(p.tls, Duration::ZERO);
     assert_eq!(o.last().status, Some(200));
     assert_eq!(o.last().http_version.as_deref(), Some("HTTP/1.1"));
@@ -209,19 +231,21 @@ async fn slow_first_byte_is_processing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_body_is_transfer() {
     let s = server("127.0.0.1", None, Delays { body: DELAY, ..Delays::default() }, Arc::new(ok_body)).await;
-    let o = probe::run(&spec(&s.url)).await;
-    check_ok(&o);
-    near("transfer", o.last().phases.transfer, DELAY);
-    small("processing", o.last().phases.processing);
+    timed(&spec(&s.url), |o| {
+        near("transfer", o.last().phases.transfer, DELAY)?;
+        small("processing", o.last().phases.processing)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_accept_over_http_is_processing() {
     let s = server("127.0.0.1", None, Delays { accept: DELAY, ..Delays::default() }, Arc::new(ok_body)).await;
-    let o = probe::run(&spec(&s.url)).await;
-    check_ok(&o);
-    near("processing", o.last().phases.processing, DELAY);
-    small("connect", o.last().phases.connect);
+    timed(&spec(&s.url), |o| {
+        near("processing", o.last().phases.processing, DELAY)?;
+        small("connect", o.last().phases.connect)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,12 +253,13 @@ async fn slow_tls_and_slow_accept_over_https_are_tls() {
     let tls = Tls::new(2031, &[b"http/1.1"]);
     for delays in [Delays { tls: DELAY, ..Delays::default() }, Delays { accept: DELAY, ..Delays::default() }] {
         let s = server("127.0.0.1", Some(tls.acceptor.clone()), delays, Arc::new(ok_body)).await;
-        let o = probe::run(&tls.spec(&s.url)).await;
-        check_ok(&o);
-        let p = o.last().phases;
-        near("tls", p.tls, DELAY);
-        small("connect", p.connect);
-        small("processing", p.processing);
+        let o = timed(&tls.spec(&s.url), |o| {
+            let p = o.last().phases;
+            near("tls", p.tls, DELAY)?;
+            small("connect", p.connect)?;
+            small("processing", p.processing)
+        })
+        .await;
         let info = o.last().tls.as_ref().expect("TLS info");
         assert!(info.verified);
         assert!(info.version == "TLS 1.3" || info.version == "TLS 1.2", "{}", info.version);
@@ -290,8 +315,9 @@ async fn an_unknown_ca_fails_verification() {
     assert_eq!(o.last().tls.as_ref().unwrap().earliest_expiry(), Some(1_924_992_000));
 }
 
-/// An HTTP/2 server (hyper) over TLS, answering after `first_byte`.
-async fn h2_server(acceptor: tokio_rustls::TlsAcceptor, first_byte: Duration) -> String {
+/// An HTTP/2 server (hyper), over TLS or in plaintext (h2c), answering after `first_byte`.
+async fn h2_server(acceptor: Option<tokio_rustls::TlsAcceptor>, first_byte: Duration) -> String {
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -299,35 +325,39 @@ async fn h2_server(acceptor: tokio_rustls::TlsAcceptor, first_byte: Duration) ->
             let Ok((tcp, _)) = listener.accept().await else { return };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
                 let service = hyper::service::service_fn(move |_req| async move {
                     tokio::time::sleep(first_byte).await;
                     Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
                         hyper::body::Bytes::from_static(b"{\"status\":\"ok\"}"),
                     )))
                 });
-                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
+                let builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+                    }
+                    None => {
+                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await;
+                    }
+                }
             });
         }
     });
-    format!("https://localhost:{port}/health")
+    format!("{scheme}://localhost:{port}/health")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_by_alpn_with_its_first_byte_delay() {
     let tls = Tls::new(2031, &[b"h2", b"http/1.1"]);
-    let url = h2_server(tls.acceptor.clone(), DELAY).await;
+    let url = h2_server(Some(tls.acceptor.clone()), DELAY).await;
     let mut spec = tls.spec(&url);
     spec.assertions.http_versions = vec!["HTTP/2.0".into()];
     spec.assertions.json = vec![probe::JsonValueCheck { pointer: "/status".into(), expected: serde_json::json!("ok") }];
-    let o = probe::run(&spec).await;
-    check_ok(&o);
+    let o = timed(&spec, |o| near("processing", o.last().phases.processing, DELAY)).await;
     let a = o.last();
     assert_eq!(a.http_version.as_deref(), Some("HTTP/2.0"));
     assert_eq!(a.tls.as_ref().unwrap().alpn.as_deref(), Some("h2"));
-    near("processing", a.phases.processing, DELAY);
     assert!(
         probe::metrics::render(&o).contains("probe_http_version{probe=\"shop\",hop=\"origin\",region=\"test\"} 2\n")
     );
@@ -336,6 +366,20 @@ async fn http2_by_alpn_with_its_first_byte_delay() {
     spec.http_version = HttpVersion::Http1;
     let o = probe::run(&spec).await;
     assert!(!o.success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_in_plaintext_by_prior_knowledge() {
+    let url = h2_server(None, Duration::ZERO).await;
+    let mut spec = spec(&url);
+    spec.http_version = HttpVersion::Http2;
+    let o = probe::run(&spec).await;
+    check_ok(&o);
+    assert_eq!(o.last().http_version.as_deref(), Some("HTTP/2.0"));
+    assert!(!o.last().ssl);
+    // Offered HTTP/1.1, an HTTP/2-only server answers nothing usable.
+    spec.http_version = HttpVersion::Auto;
+    assert!(!probe::run(&spec).await.success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,10 +474,9 @@ async fn redirects_are_followed_counted_and_summed() {
         }),
     )
     .await;
-    let o = probe::run(&spec(&s.url)).await;
-    check_ok(&o);
+    let o = timed(&spec(&s.url), |o| near("processing over three requests", o.last().phases.processing, 3 * DELAY / 2))
+        .await;
     assert_eq!(o.last().redirects, 2);
-    near("processing over three requests", o.last().phases.processing, 3 * DELAY / 2);
     let mut capped = spec(&s.url);
     capped.max_redirects = 1;
     assert_eq!(probe::run(&capped).await.last().reasons(), ["more than 1 redirects"]);
@@ -475,9 +518,7 @@ async fn ipv6_loopback() {
     )
     .await;
     assert!(s.url.starts_with("https://[::1]:"), "{}", s.url);
-    let o = probe::run(&tls.spec(&s.url)).await;
-    check_ok(&o);
-    near("processing", o.last().phases.processing, DELAY);
+    let o = timed(&tls.spec(&s.url), |o| near("processing", o.last().phases.processing, DELAY)).await;
     let text = probe::metrics::render(&o);
     assert!(text.contains("probe_ip_protocol{probe=\"shop\",hop=\"origin\",region=\"test\"} 6\n"), "{text}");
 }

@@ -325,7 +325,13 @@ impl Outcome {
 
 /// Runs the probe: one attempt, and up to `spec.retries` more while they fail.
 pub async fn run(spec: &ProbeSpec) -> Outcome {
-    let trust = tls::Trust::load(&spec.tls, spec.url.scheme() == "https");
+    // Reading the trust roots is file I/O: off the async workers, and
+    // before the first attempt so that it is not timed as part of `tls`.
+    let (options, eager) = (spec.tls.clone(), spec.url.scheme() == "https");
+    let trust = match tokio::task::spawn_blocking(move || tls::Trust::load(&options, eager)).await {
+        Ok(t) => t,
+        Err(_) => tls::Trust::load(&spec.tls, false),
+    };
     let resolver = dns::Resolver::system();
     let mut attempts = Vec::new();
     loop {
