@@ -8,8 +8,8 @@ must give the same metric names and label sets (ignoring our `probe`, `hop`,
 `promtool check metrics`."""
 
 import http.server
+import json
 import re
-import socket
 import ssl
 import statistics
 import subprocess
@@ -51,10 +51,6 @@ class SlowTlsServer(http.server.ThreadingHTTPServer):
     """HTTPS whose handshake starts TLS_DELAY after the connection is accepted."""
 
     context = None
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        return sock, addr
 
     def finish_request(self, request, client_address):
         time.sleep(TLS_DELAY)
@@ -204,5 +200,35 @@ def test_https_probe_matches_blackbox_exporter(tmp_path, blackbox):
         ours, theirs = compare(*side_by_side(base, "https_2xx", target, "--ca-file", ca), tmp_path)
         assert value(ours, "probe_ssl_earliest_cert_expiry") == value(theirs, "probe_ssl_earliest_cert_expiry")
         assert abs(phases(ours)["tls"] - TLS_DELAY) < 0.03
+    finally:
+        server.shutdown()
+
+
+def test_probe_command_exit_codes_and_reasons():
+    """`slo-agent probe`: exit 0 on success, 1 with the failed assertion named
+    (after its retry), 2 for a usage error; `--json` holds every attempt."""
+    server = serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    try:
+        url = f"http://localhost:{server.server_address[1]}/"
+        r = run_bin("probe", url)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "processing" in r.stdout and "result: success after 1 attempt(s)" in r.stdout, r.stdout
+
+        r = run_bin("probe", url, "--expect-status", "201", "--body-not-matches", "shop")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert r.stdout.count("failed:      status 200 not in [201]") == 2, r.stdout
+        assert "failed:      body matches /shop/" in r.stdout, r.stdout
+        assert "attempt 2 (retry 1): FAILED" in r.stdout, r.stdout
+
+        r = run_bin("probe", url, "--json", "--latency-budget", "1ms", "--retries", "0")
+        assert r.returncode == 1
+        outcome = json.loads(r.stdout)
+        assert outcome["success"] is False and len(outcome["attempts"]) == 1
+        failed = outcome["attempts"][0]["failed_assertions"]
+        assert failed[0]["assertion"] == "latency" and failed[0]["budget_ms"] == 1, failed
+
+        for bad in (["ftp://example.com/"], [url, "--body-matches", "("], [url, "--timeout", "soon"]):
+            r = run_bin("probe", *bad)
+            assert r.returncode == 2, (bad, r.stdout, r.stderr)
     finally:
         server.shutdown()
