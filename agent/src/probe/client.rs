@@ -56,6 +56,7 @@ async fn requests(
     let mut method = spec.method.clone();
     let mut body = spec.body.clone();
     let mut first = true;
+    let first_host = spec.url.host().map(|h| h.to_owned());
     loop {
         let https = match url.scheme() {
             "https" => true,
@@ -64,6 +65,9 @@ async fn requests(
         };
         let host = url.host().ok_or_else(|| RequestFailure::Url("no host".into()))?.to_owned();
         let port = url.port_or_known_default().ok_or_else(|| RequestFailure::Url("no port".into()))?;
+        // A TLS server name or Host header set for the probe's host is not
+        // sent to another host a redirect leads to.
+        let same_host = first_host.as_ref() == Some(&host);
 
         *phase = "resolve";
         let t_start = Instant::now();
@@ -93,7 +97,7 @@ async fn requests(
         let stream = if https {
             *phase = "tls";
             let (config, recorded) = trust.client_config(spec.http_version).map_err(RequestFailure::Tls)?;
-            let name = match (trust.server_name(), &host) {
+            let name = match (trust.server_name().filter(|_| same_host), &host) {
                 (Some(n), _) => rustls::pki_types::ServerName::try_from(n.to_string()),
                 (None, Host::Domain(d)) => rustls::pki_types::ServerName::try_from(d.clone()),
                 (None, _) => Ok(rustls::pki_types::ServerName::from(ip)),
@@ -140,7 +144,7 @@ async fn requests(
             HttpVersion::Http1 => false,
             HttpVersion::Auto => alpn_h2,
         };
-        let request = build_request(spec, &url, &method, body.as_deref(), h2)?;
+        let request = build_request(spec, &url, &method, body.as_deref(), h2, same_host)?;
         let http_err = |e: hyper::Error| RequestFailure::Http(with_causes(&e));
         let (response, _conn) = if h2 {
             let (mut send, conn) =
@@ -248,6 +252,7 @@ fn build_request(
     method: &str,
     body: Option<&str>,
     h2: bool,
+    same_host: bool,
 ) -> Result<hyper::Request<http_body_util::Full<Bytes>>, RequestFailure> {
     // HTTP/1.1 takes the origin form and a Host header; HTTP/2 the absolute
     // form, from which hyper makes `:scheme` and `:authority`.
@@ -257,15 +262,17 @@ fn build_request(
     } else {
         hyper::Version::HTTP_11
     });
+    let is_host = |name: &str| name.eq_ignore_ascii_case("host");
     let has = |name: &str| spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    if !h2 && !has("host") {
+    let own_host = same_host && has("host");
+    if !h2 && !own_host {
         builder = builder.header(hyper::header::HOST, &url[Position::BeforeHost..Position::AfterPort]);
     }
     if !has("user-agent") {
         builder = builder.header(hyper::header::USER_AGENT, concat!("slo-agent/", env!("CARGO_PKG_VERSION")));
     }
     for (name, value) in &spec.headers {
-        if h2 && name.eq_ignore_ascii_case("host") {
+        if is_host(name) && (h2 || !same_host) {
             continue;
         }
         builder = builder.header(name.as_str(), value.as_str());
