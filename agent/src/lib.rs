@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod lambda_extension;
 pub mod notify;
+pub mod probe;
 pub mod replay;
 pub mod rules;
 pub mod runtime;

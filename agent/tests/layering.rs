@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("alerts, auth, rules", &["alert", "auth", "rules"]),
     ("the deploy freeze", &["freeze"]),
     ("the store", &["store"]),
-    ("sources, notifications, deploy gates, the fleet reader", &["source", "notify", "gate", "fleet"]),
+    ("sources, notifications, deploy gates, the fleet reader, probes", &["source", "notify", "gate", "fleet", "probe"]),
     ("synthetic checks", &["synthetic"]),
     ("exporters, replay", &["export", "replay"]),
     ("config", &["config"]),

@@ -1,7 +1,8 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`.
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`.
 
 pub mod audit;
 pub mod freeze;
+pub mod probe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +98,9 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Probe a URL once (retried once on failure): DNS, connect, TLS, processing and transfer
+    /// times, TLS and certificate expiry, assertions. Exit 0 success, 1 failure, 2 usage.
+    Probe(Box<probe::ProbeArgs>),
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
     /// Write realistic generated log lines of a small shop's traffic (for trying specs and benchmarks).
@@ -185,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Freeze { command } => Ok(freeze::run(command)),
         Command::Audit { command } => Ok(audit::run(command)),
+        Command::Probe(args) => Ok(probe::run(*args)),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;

@@ -1,0 +1,217 @@
+//! The `tls` phase's configuration: which certificates are trusted, and a
+//! verifier that keeps the chain the server presented, so its expiry is
+//! reported whenever a certificate was received — also when verification
+//! fails (an expired certificate is exactly when its expiry matters).
+//!
+//! Trusted: the system's roots (`rustls-native-certs`, which also reads
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR`), and the probe's own `ca_file`. The
+//! crate's rustls with the ring provider, TLS 1.2 and 1.3.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::Digest as _;
+
+use super::{HttpVersion, PeerCertificate, TlsOptions};
+
+/// The largest `ca_file` read.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// The trust of one probe, loaded once and shared by its attempts.
+pub(super) struct Trust {
+    options: TlsOptions,
+    provider: Arc<CryptoProvider>,
+    verifier: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+}
+
+impl Trust {
+    /// Loads the roots now when `eager` (an https URL), so that reading them
+    /// is not counted in the first handshake; else on first use (a redirect to https).
+    pub(super) fn load(options: &TlsOptions, eager: bool) -> Trust {
+        let trust = Trust {
+            options: options.clone(),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            verifier: OnceLock::new(),
+        };
+        if eager && !options.insecure_skip_verify {
+            let _ = trust.verifier();
+        }
+        trust
+    }
+
+    fn verifier(&self) -> &Result<Arc<WebPkiServerVerifier>, String> {
+        self.verifier.get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            if let Some(path) = &self.options.ca_file {
+                let shown = path.display();
+                let meta = std::fs::metadata(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
+                if meta.len() > MAX_CA_FILE_BYTES {
+                    return Err(format!("ca_file {shown} is larger than 1 MiB"));
+                }
+                let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
+                let mut n = 0;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|e| format!("ca_file {shown} is not PEM: {e}"))?;
+                    roots.add(cert).map_err(|e| format!("ca_file {shown} holds an unusable certificate: {e}"))?;
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err(format!("ca_file {shown} holds no certificate"));
+                }
+            }
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| format!("no usable trust roots: {e}"))
+        })
+    }
+
+    /// A client configuration for one connection, and the slot its verifier
+    /// fills with the presented chain.
+    pub(super) fn client_config(&self, http: HttpVersion) -> Result<(rustls::ClientConfig, Arc<Recorded>), String> {
+        let inner = if self.options.insecure_skip_verify { None } else { Some(self.verifier().clone()?) };
+        let recorded = Arc::new(Recorded::default());
+        let verifier =
+            Arc::new(RecordingVerifier { inner, provider: self.provider.clone(), recorded: recorded.clone() });
+        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = match http {
+            HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+            HttpVersion::Http2 => vec![b"h2".to_vec()],
+        };
+        Ok((config, recorded))
+    }
+
+    pub(super) fn server_name(&self) -> Option<&str> {
+        self.options.server_name.as_deref()
+    }
+}
+
+/// What the verifier saw: the presented chain and whether it verified.
+#[derive(Default)]
+pub(super) struct Recorded {
+    seen: Mutex<Option<(Vec<CertificateDer<'static>>, bool)>>,
+}
+
+impl Recorded {
+    pub(super) fn take(&self) -> Option<(Vec<PeerCertificate>, bool)> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        Some((seen.0.iter().map(|c| describe(c)).collect(), seen.1))
+    }
+}
+
+#[derive(Debug)]
+struct RecordingVerifier {
+    /// `None`: `insecure_skip_verify`.
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    recorded: Arc<Recorded>,
+}
+
+impl std::fmt::Debug for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorded")
+    }
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = match &self.inner {
+            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            None => Ok(ServerCertVerified::assertion()),
+        };
+        let chain = std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
+        let verified = self.inner.is_some() && verdict.is_ok();
+        *self.recorded.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((chain, verified));
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A presented certificate in the probe's words; a certificate x509-parser
+/// cannot read still counts, with what is known (its fingerprint).
+fn describe(der: &CertificateDer<'_>) -> PeerCertificate {
+    let fingerprint_sha256 = sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let mut sans = Vec::new();
+            if let Ok(Some(ext)) = cert.subject_alternative_name() {
+                for name in &ext.value.general_names {
+                    match name {
+                        x509_parser::extensions::GeneralName::DNSName(n) => sans.push((*n).to_string()),
+                        x509_parser::extensions::GeneralName::IPAddress(b) => {
+                            if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                                sans.push(std::net::IpAddr::from(a).to_string());
+                            } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                                sans.push(std::net::IpAddr::from(a).to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            PeerCertificate {
+                subject: cert.subject().to_string(),
+                issuer: cert.issuer().to_string(),
+                not_after: Some(cert.validity().not_after.timestamp()),
+                fingerprint_sha256,
+                subject_alternative: sans.join(","),
+            }
+        }
+        Err(_) => PeerCertificate {
+            subject: String::new(),
+            issuer: String::new(),
+            not_after: None,
+            fingerprint_sha256,
+            subject_alternative: String::new(),
+        },
+    }
+}
+
+/// blackbox's spelling of a TLS version.
+pub(super) fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".into(),
+        other => format!("{other:?}"),
+    }
+}
