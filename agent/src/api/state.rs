@@ -146,6 +146,8 @@ pub struct ApiState {
     pub github: Option<Arc<crate::gate::github::GithubApp>>,
     /// Freeze answers rendered once per evaluation.
     pub rendered: super::freeze::RenderedAnswers,
+    /// The last outcome of every configured probe's hops (`probes:`).
+    pub probes: Arc<crate::synthetic::run::Results>,
 }
 
 impl ApiState {
@@ -159,6 +161,17 @@ impl ApiState {
         let now = self.clock.now_ms();
         let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
-        crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &self.telemetry, now)
+        let mut out =
+            crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &self.telemetry, now);
+        // The configured probes' last outcomes, in blackbox_exporter's names, before `# EOF`.
+        let outcomes = self.probes.outcomes();
+        if !outcomes.is_empty() {
+            let probes = crate::probe::metrics::render_all(&outcomes);
+            match out.rfind("# EOF") {
+                Some(i) => out.insert_str(i, &probes),
+                None => out.push_str(&probes),
+            }
+        }
+        out
     }
 }

@@ -143,11 +143,10 @@ impl Runtime {
             tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
         }
         let synthetic = &config.synthetic;
-        if !synthetic.probes.is_empty() || !synthetic.journeys.is_empty() {
+        if !synthetic.journeys.is_empty() {
             tracing::warn!(
-                probes = synthetic.probes.len(),
                 journeys = synthetic.journeys.len(),
-                "probes and journeys are validated but not run by this version yet (docs/operations.md)"
+                "journeys are validated but not run by this version yet (docs/operations.md)"
             );
         }
 
@@ -187,6 +186,7 @@ impl Runtime {
             bypasses: Arc::new(crate::api::state::BypassBook::new(bypasses)),
             deploys: Arc::new(crate::api::state::DeployBook::new(deploys)),
             rendered: Default::default(),
+            probes: Default::default(),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),
@@ -457,6 +457,11 @@ pub async fn run(
     let app = crate::api::router(api.clone())
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let synthetic = tokio::spawn(crate::synthetic::run::run(
+        Arc::new(runtime.config.synthetic.clone()),
+        runtime.api.probes.clone(),
+        stop_rx.clone(),
+    ));
     let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry, tls));
     let watcher = tokio::spawn(maintenance::watch_specs(runtime.config.specs.clone(), runtime.control.clone(), api));
     let dispatch_stop = Arc::new(AtomicBool::new(false));
@@ -503,6 +508,7 @@ pub async fn run(
     };
     let deadline = Instant::now() + limits.shutdown_timeout;
     let _ = stop_tx.send(true);
+    synthetic.abort();
     watcher.abort();
     if let Some(r) = &reloader {
         r.abort();

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod journey;
+pub mod run;
 pub mod schedule;
 
 use std::path::PathBuf;
