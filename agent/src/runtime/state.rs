@@ -110,6 +110,8 @@ pub struct Core {
     notify: Arc<NotifyConfig>,
     slos: Arc<SloSet>,
     engine: Engine,
+    /// Where requests' time goes, hop by hop (fed with what the engine is fed).
+    hops: crate::hops::Hops,
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
@@ -167,6 +169,7 @@ pub fn load(config: &AgentConfig, slos: &SloSet, store: &Store, clock: &Arc<dyn 
 /// tracks the newest event time, on the way into the engine.
 struct LiveSink<'a> {
     engine: &'a mut Engine,
+    hops: &'a mut crate::hops::Hops,
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
@@ -188,7 +191,15 @@ impl EventSink for LiveSink<'_> {
         }
         self.counted += n;
         self.engine.observe_n(e, n);
+        self.hops.observe(e, n);
     }
+}
+
+/// The optional event fields to decode: what the SLOs read, and the request
+/// ids the hop decomposition joins on.
+fn wanted(engine: &Engine) -> crate::event::Wanted {
+    let w = engine.wanted();
+    crate::event::Wanted { request_id: w.request_id || crate::hops::Hops::WANTED.request_id, ..w }
 }
 
 fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
@@ -207,8 +218,9 @@ impl Core {
     ) -> Core {
         let telemetry = links.api.telemetry.clone();
         let notify = Arc::new(config.notify.clone());
-        links.api.push.set_wanted(engine.wanted());
-        *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = engine.wanted();
+        links.api.push.set_wanted(wanted(&engine));
+        *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted(&engine);
+        let hops = crate::hops::Hops::new(config.routes.templater(), config.routes.max_routes);
         let source =
             if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
         if let Some(f) = &links.fleet {
@@ -223,6 +235,7 @@ impl Core {
             slos,
             reported: engine.stats,
             engine,
+            hops,
             alerts,
             freezer: crate::freeze::Freezer::for_source(source),
             fleet_services: Vec::new(),
@@ -279,7 +292,8 @@ impl Core {
             return;
         }
         let max_ts = self.max_ts();
-        let mut sink = LiveSink { engine: &mut self.engine, max_ts, newest: None, future: 0, counted: 0 };
+        let mut sink =
+            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
         p.events.replay(&mut sink);
         let (newest, future) = (sink.newest, sink.future);
         let changes = self.engine.drain_changes();
@@ -353,7 +367,8 @@ impl Core {
             }
         }
         let max_ts = self.max_ts();
-        let mut sink = LiveSink { engine: &mut self.engine, max_ts, newest: None, future: 0, counted: 0 };
+        let mut sink =
+            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
         d.events.replay(&mut sink);
         let (newest, future, counted) = (sink.newest, sink.future, sink.counted);
         let changes = self.engine.drain_changes();
@@ -471,6 +486,7 @@ impl Core {
         let freeze = self.decide_freeze(&statuses, &alerts, &deploys, at);
         let snap = Snapshot {
             at_ms: at,
+            hops: Arc::new(self.hops.view(at)),
             freeze: Arc::new(freeze),
             deploys: Arc::new(deploys),
             statuses,
@@ -576,8 +592,8 @@ impl Core {
         {
             self.fail("the SLO definitions of a reload", &e);
         }
-        self.links.api.push.set_wanted(self.engine.wanted());
-        *self.links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = self.engine.wanted();
+        self.links.api.push.set_wanted(wanted(&self.engine));
+        *self.links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted(&self.engine);
         self.evaluate();
         reset
     }
