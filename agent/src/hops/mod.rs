@@ -15,10 +15,13 @@
 //! `RequestId`) is joined with the Lambda `REPORT` of that id: the pair gives
 //! the request's `lambda_overhead`, and the function time and cold start are
 //! counted for the gateway's route. The two sides come from different
-//! sources and arrive at different times, so each waits in a bounded
-//! [`pending`] map ([`PENDING_MAX`] ids, [`PENDING_MAX_AGE_MS`] of event time);
-//! what ages out or is pushed out unjoined is counted ([`HopStats`]). Lambda
-//! records wait only for services whose gateway records carry ids.
+//! sources and arrive at different times, so each waits in a bounded map
+//! ([`PENDING_MAX`] ids); a side gives up when the other side's records (of
+//! the same service) are [`PENDING_MAX_AGE_MS`] of event time past it, so a
+//! lagging source keeps its joins. What gives up or is pushed out unjoined is
+//! counted ([`HopStats`]). Lambda records wait only for services whose
+//! gateway records carried ids (a function's other work, queues and
+//! schedules, never waits for a gateway record).
 //!
 //! **Statistically.** Without ids, `lambda_overhead` over a window is the
 //! gateway's integration latency at each quantile minus the function's
@@ -156,13 +159,36 @@ struct Waiting {
     side: Side,
 }
 
+/// Which side of a join.
+const GATEWAY: usize = 0;
+const LAMBDA: usize = 1;
+
+#[derive(Debug, Clone)]
+struct Queued {
+    seq: u64,
+    ts_ms: i64,
+    /// Index into [`Pending::newest`].
+    service: u8,
+    side: usize,
+    id: Box<str>,
+}
+
 /// Ids waiting for their other side, oldest first in `order`.
+///
+/// A side gives up once the other side's stream (of the same service) has
+/// moved [`PENDING_MAX_AGE_MS`] of event time past it: its partner would
+/// have come by then. So a source that lags (a backlog read after a
+/// restart) does not lose its joins, and a side whose other stream never
+/// comes waits until the size bound pushes it out.
 #[derive(Debug, Default, Clone)]
 struct Pending {
     by_id: HashMap<Box<str>, Waiting>,
-    /// `(seq, ts, id)` in arrival order; entries already joined are skipped.
-    order: VecDeque<(u64, i64, Box<str>)>,
+    /// In arrival order; entries already joined are skipped.
+    order: VecDeque<Queued>,
     seq: u64,
+    services: HashMap<Box<str>, u8>,
+    /// Per service: the newest event time of its gateway and Lambda records.
+    newest: Vec<[i64; 2]>,
 }
 
 /// The hop decomposition's state: fed with every event, read through [`Hops::view`].
@@ -177,8 +203,6 @@ pub struct Hops {
     pending: Pending,
     /// Services whose gateway records carry integration request ids.
     joining: HashSet<Box<str>>,
-    /// The newest event time seen (for the pending map's age).
-    newest_ms: i64,
     pub stats: HopStats,
 }
 
@@ -221,7 +245,6 @@ impl Hops {
             templater,
             pending: Pending::default(),
             joining: HashSet::new(),
-            newest_ms: i64::MIN,
             stats: HopStats::default(),
         }
     }
@@ -265,7 +288,6 @@ impl Hops {
 
     #[inline(never)]
     fn gateway(&mut self, ev: &RequestEvent<'_>, response_ms: f64, integration_ms: f64, n: u64) {
-        self.tick(ev.ts_ms);
         let Some((route, cell)) = self.cell_named(ev.service, ev.route, ev.ts_ms, n) else { return };
         cell.gateway.record_n((response_ms - integration_ms).max(0.0), n);
         cell.integration.record_n(integration_ms, n);
@@ -276,6 +298,7 @@ impl Hops {
         if !self.joining.contains(ev.service) && self.joining.len() < MAX_SERVICES {
             self.joining.insert(ev.service.into());
         }
+        let Some(svc) = self.tick(ev.service, GATEWAY, ev.ts_ms) else { return };
         match self.pending.take(id) {
             Some(Side::Lambda { duration_ms, init_ms }) => {
                 self.stats.joined += 1;
@@ -290,6 +313,7 @@ impl Hops {
                 self.wait(
                     id,
                     ev.ts_ms,
+                    svc,
                     Side::Gateway {
                         service: ev.service.into(),
                         route: route.into(),
@@ -301,6 +325,7 @@ impl Hops {
             None => self.wait(
                 id,
                 ev.ts_ms,
+                svc,
                 Side::Gateway {
                     service: ev.service.into(),
                     route: route.into(),
@@ -313,13 +338,13 @@ impl Hops {
 
     #[inline(never)]
     fn lambda(&mut self, ev: &RequestEvent<'_>, duration_ms: f64, n: u64) {
-        self.tick(ev.ts_ms);
         let Some(cell) = self.cell(ev.service, FUNCTION, ev.ts_ms, n) else { return };
         cell.lambda(duration_ms, ev.init_ms, n);
         let id = ev.request_id;
         if id.is_empty() || n != 1 || !self.joining.contains(ev.service) {
             return;
         }
+        let Some(svc) = self.tick(ev.service, LAMBDA, ev.ts_ms) else { return };
         match self.pending.take(id) {
             Some(Side::Gateway { service, route, minute, integration_ms }) => {
                 self.stats.joined += 1;
@@ -330,20 +355,20 @@ impl Hops {
             }
             Some(Side::Lambda { .. }) => {
                 self.stats.unjoined_lambda += 1;
-                self.wait(id, ev.ts_ms, Side::Lambda { duration_ms, init_ms: ev.init_ms });
+                self.wait(id, ev.ts_ms, svc, Side::Lambda { duration_ms, init_ms: ev.init_ms });
             }
-            None => self.wait(id, ev.ts_ms, Side::Lambda { duration_ms, init_ms: ev.init_ms }),
+            None => self.wait(id, ev.ts_ms, svc, Side::Lambda { duration_ms, init_ms: ev.init_ms }),
         }
     }
 
-    fn wait(&mut self, id: &str, ts_ms: i64, side: Side) {
+    fn wait(&mut self, id: &str, ts_ms: i64, service: u8, side: Side) {
         while self.pending.by_id.len() >= PENDING_MAX {
             match self.pending.pop_oldest() {
                 Some(side) => self.count_unjoined(&side),
                 None => break,
             }
         }
-        self.pending.put(id, ts_ms, side);
+        self.pending.put(id, ts_ms, service, side);
     }
 
     fn count_unjoined(&mut self, side: &Side) {
@@ -353,19 +378,15 @@ impl Hops {
         }
     }
 
-    /// Move event time forward; ids that waited too long give up.
-    fn tick(&mut self, ts_ms: i64) {
-        if ts_ms <= self.newest_ms {
-            return;
-        }
-        self.newest_ms = ts_ms;
-        self.expire(ts_ms - PENDING_MAX_AGE_MS);
-    }
-
-    fn expire(&mut self, before_ms: i64) {
-        while let Some(side) = self.pending.pop_older_than(before_ms) {
+    /// Move one side's event time forward; the other side's ids that its
+    /// stream has passed give up. `None` when the service cannot be tracked
+    /// (beyond [`MAX_SERVICES`]): it is not joined.
+    fn tick(&mut self, service: &str, side: usize, ts_ms: i64) -> Option<u8> {
+        let svc = self.pending.mark(service, side, ts_ms)?;
+        while let Some(side) = self.pending.pop_expired() {
             self.count_unjoined(&side);
         }
+        Some(svc)
     }
 
     /// Ids waiting now (for tests and telemetry).
@@ -457,9 +478,7 @@ impl Hops {
     }
 
     /// What handlers read: the minutes (shared, not copied) as of `at_ms`.
-    /// Ids that waited longer than [`PENDING_MAX_AGE_MS`] before `at_ms` give up.
-    pub fn view(&mut self, at_ms: i64) -> HopsView {
-        self.expire(at_ms - PENDING_MAX_AGE_MS);
+    pub fn view(&self, at_ms: i64) -> HopsView {
         HopsView { at_ms, minutes: self.minutes.iter().cloned().collect(), stats: self.stats }
     }
 
@@ -489,38 +508,65 @@ impl Pending {
         self.by_id.remove(id).map(|w| w.side)
     }
 
-    fn put(&mut self, id: &str, ts_ms: i64, side: Side) {
+    /// The service's index, after moving its `side`'s newest time to `ts_ms`.
+    fn mark(&mut self, service: &str, side: usize, ts_ms: i64) -> Option<u8> {
+        let i = match self.services.get(service) {
+            Some(&i) => i,
+            None => {
+                if self.newest.len() >= MAX_SERVICES {
+                    return None;
+                }
+                let i = u8::try_from(self.newest.len()).ok()?;
+                self.services.insert(service.into(), i);
+                self.newest.push([i64::MIN; 2]);
+                i
+            }
+        };
+        let newest = &mut self.newest[i as usize][side];
+        *newest = (*newest).max(ts_ms);
+        Some(i)
+    }
+
+    fn put(&mut self, id: &str, ts_ms: i64, service: u8, side: Side) {
         self.seq += 1;
         let seq = self.seq;
+        let kind = if matches!(side, Side::Gateway { .. }) { GATEWAY } else { LAMBDA };
         self.by_id.insert(id.into(), Waiting { seq, side });
-        self.order.push_back((seq, ts_ms, id.into()));
+        self.order.push_back(Queued { seq, ts_ms, service, side: kind, id: id.into() });
         // Joined ids leave stale entries behind: drop them once they dominate.
         if self.order.len() > 2 * PENDING_MAX.max(self.by_id.len()) {
             let by_id = &self.by_id;
-            self.order.retain(|(seq, _, id)| by_id.get(id).is_some_and(|w| w.seq == *seq));
+            self.order.retain(|q| by_id.get(&q.id).is_some_and(|w| w.seq == q.seq));
         }
+    }
+
+    fn live(&self, q: &Queued) -> bool {
+        self.by_id.get(&q.id).is_some_and(|w| w.seq == q.seq)
     }
 
     /// The oldest waiting side, removed.
     fn pop_oldest(&mut self) -> Option<Side> {
-        while let Some((seq, _, id)) = self.order.pop_front() {
-            if self.by_id.get(&id).is_some_and(|w| w.seq == seq) {
-                return self.by_id.remove(&id).map(|w| w.side);
+        while let Some(q) = self.order.pop_front() {
+            if self.live(&q) {
+                return self.by_id.remove(&q.id).map(|w| w.side);
             }
         }
         None
     }
 
-    /// The oldest side that arrived with an event time before `before_ms`, removed.
-    fn pop_older_than(&mut self, before_ms: i64) -> Option<Side> {
-        while let Some((seq, ts, id)) = self.order.front() {
-            let live = self.by_id.get(id).is_some_and(|w| w.seq == *seq);
-            if live && *ts >= before_ms {
-                return None;
+    /// The oldest side whose other stream has moved on past it, removed;
+    /// `None` as soon as the oldest live side may still be joined.
+    fn pop_expired(&mut self) -> Option<Side> {
+        while let Some(q) = self.order.front() {
+            if self.live(q) {
+                let other = self.newest.get(q.service as usize).map_or(i64::MIN, |n| n[1 - q.side]);
+                if other <= q.ts_ms.saturating_add(PENDING_MAX_AGE_MS) {
+                    return None;
+                }
             }
-            let (_, _, id) = self.order.pop_front().expect("a front entry was just seen");
-            if live {
-                return self.by_id.remove(&id).map(|w| w.side);
+            let q = self.order.pop_front().expect("a front entry was just seen");
+            if self.live(&q) {
+                return self.by_id.remove(&q.id).map(|w| w.side);
             }
         }
         None

@@ -51,7 +51,7 @@ fn lambda(ts_ms: i64, duration: f64, init: Option<f64>, id: &'static str) -> Req
     }
 }
 
-fn answer(h: &mut Hops, at_ms: i64, route: Option<&str>, window: i64, baseline: i64) -> HopsAnswer {
+fn answer(h: &Hops, at_ms: i64, route: Option<&str>, window: i64, baseline: i64) -> HopsAnswer {
     from_logs(&h.view(at_ms), "shop", route, window, baseline)
 }
 
@@ -75,7 +75,7 @@ fn edge_and_gateway_are_differences_within_one_record() {
     // A cache hit (no origin-fbl) and a record whose origin time exceeds the total.
     h.observe(&cloudfront(T0, "/cart/7", 2.0, None), 1);
     h.observe(&cloudfront(T0, "/cart/8", 10.0, Some(12.0)), 1);
-    let a = answer(&mut h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
+    let a = answer(&h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
     let edge = hop(&a, "edge");
     assert_eq!(edge.count, 11);
     near(edge.p50_ms, 30.0);
@@ -84,9 +84,9 @@ fn edge_and_gateway_are_differences_within_one_record() {
     near(gw.adds_ms, 15.0);
     assert_eq!((gw.count, gw.basis), (10, "measured"));
     // `{cartId}` and the templater's `{id}` meet; any spelling asks for it.
-    assert_eq!(answer(&mut h, T0 + 30_000, Some("/cart/{x}"), 15, 180).hops.len(), a.hops.len());
+    assert_eq!(answer(&h, T0 + 30_000, Some("/cart/{x}"), 15, 180).hops.len(), a.hops.len());
     // Nothing of another route.
-    assert!(answer(&mut h, T0 + 30_000, Some("/other"), 15, 180).hops.is_empty());
+    assert!(answer(&h, T0 + 30_000, Some("/other"), 15, 180).hops.is_empty());
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn lambda_overhead_joined_by_request_id_in_either_order() {
     assert_eq!(h.pending_len(), 0);
     // An invocation of another route, never joined: only in the function's own figures.
     h.observe(&lambda(T0 + 300, 500.0, None, "L-3"), 1);
-    let a = answer(&mut h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
+    let a = answer(&h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
     let lo = hop(&a, "lambda_overhead");
     assert_eq!((lo.basis, lo.count), ("joined", 2));
     near(lo.adds_ms, 30.0);
@@ -114,9 +114,10 @@ fn lambda_overhead_joined_by_request_id_in_either_order() {
     near(cold.p50_ms, 200.0); // the median of the cold ones' init
     near(cold.adds_ms, 100.0);
     assert_eq!(a.joins.unwrap().joined, 2);
-    // Once L-3 waited longer than the bound, it counts as unjoined.
-    let a = answer(&mut h, T0 + 300 + PENDING_MAX_AGE_MS + 1, None, 15, 180);
-    assert_eq!(h.pending_len(), 0);
+    // Once the gateway's records are further on than the bound, L-3 gives up.
+    h.observe(&gateway(T0 + 300 + PENDING_MAX_AGE_MS + 1, "/b", 100.0, 90.0, "G-9"), 1);
+    let a = answer(&h, T0 + 30_000, None, 15, 180);
+    assert_eq!(h.pending_len(), 1, "G-9 waits");
     assert_eq!(a.joins.unwrap().unjoined_lambda, 1);
     // All routes: still the joined invocations (those behind the gateway),
     // not the function's other work.
@@ -132,7 +133,7 @@ fn lambda_overhead_statistically_without_ids() {
         h.observe(&gateway(t, "/cart/{id}", 100.0 + jitter, 90.0 + jitter, ""), 1);
         h.observe(&lambda(t, 60.0 + jitter, if i % 10 == 0 { Some(300.0) } else { None }, ""), 1);
     }
-    let a = answer(&mut h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
+    let a = answer(&h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
     let lo = hop(&a, "lambda_overhead");
     assert_eq!(lo.basis, "statistical");
     // p50 integration 92, p50 duration 62 (each within the sketch's 3 %).
@@ -146,7 +147,7 @@ fn lambda_overhead_statistically_without_ids() {
     let mut h = Hops::default();
     h.observe(&gateway(T0, "/a", 10.0, 5.0, ""), 1);
     h.observe(&lambda(T0, 50.0, None, ""), 1);
-    assert_eq!(hop(&answer(&mut h, T0, None, 15, 180), "lambda_overhead").adds_ms, 0.0);
+    assert_eq!(hop(&answer(&h, T0, None, 15, 180), "lambda_overhead").adds_ms, 0.0);
 }
 
 /// Three hours of a steady site, then a slow gateway for the last minutes.
@@ -163,7 +164,7 @@ fn steady_then(gateway_ms: f64, function_ms: f64, edge_ms: f64) -> HopsAnswer {
             h.observe(&lambda(t, f, None, ""), 1);
         }
     }
-    answer(&mut h, end - 1, Some("/cart/{id}"), 15, 180)
+    answer(&h, end - 1, Some("/cart/{id}"), 15, 180)
 }
 
 #[test]
@@ -224,7 +225,7 @@ fn routes_per_service_are_capped_into_other() {
     }
     assert_eq!(h.routes_of("shop"), 2);
     assert_eq!(h.stats.routes_folded, 2);
-    let a = answer(&mut h, T0, Some(OTHER_ROUTE), 15, 180);
+    let a = answer(&h, T0, Some(OTHER_ROUTE), 15, 180);
     assert_eq!(hop(&a, "gateway").count, 2);
     // The cap is at most MAX_ROUTES_PER_SERVICE whatever routes.max_routes says.
     let mut h = Hops::new(RouteTemplater::default(), 100_000);
@@ -278,9 +279,13 @@ fn the_pending_map_is_bounded_in_size_and_age() {
     assert_eq!(h.stats.joined, 0);
     h.observe(&lambda(T0, 5.0, None, ids[PENDING_MAX + 4]), 1);
     assert_eq!(h.stats.joined, 1);
-    // Event time moves on: everything that waited gives up.
-    h.observe(&gateway(T0 + PENDING_MAX_AGE_MS + 1, "/a", 20.0, 10.0, ""), 1);
-    assert_eq!(h.pending_len(), 0);
+    // The gateway's records moving on alone do not end the gateway's waits…
+    h.observe(&gateway(T0 + PENDING_MAX_AGE_MS + 1, "/a", 20.0, 10.0, "late-g"), 1);
+    assert_eq!(h.pending_len(), PENDING_MAX);
+    // …the Lambda records moving on does: every gateway record before it gives up.
+    h.observe(&lambda(T0 + PENDING_MAX_AGE_MS + 1, 5.0, None, "late-l"), 1);
+    // (and ids[0]'s Lambda record, which the gateway's records have passed).
+    assert_eq!(h.pending_len(), 2, "late-g and late-l are young");
     assert_eq!(h.stats.unjoined_gateway + h.stats.unjoined_lambda, 5 + PENDING_MAX as u64);
 }
 
@@ -294,7 +299,7 @@ fn odd_records_never_panic() {
         h.observe(&lambda(i64::MIN, v, None, "y"), 1);
         h.observe(&gateway(i64::MAX, "", v, v, "y"), 3);
     }
-    let a = answer(&mut h, T0, None, 15, 180);
+    let a = answer(&h, T0, None, 15, 180);
     assert!(a.hops.iter().all(|h| h.p50_ms >= 0.0 && h.adds_ms.is_finite()));
     // Service-less events are ignored; unknown services answer nothing.
     h.observe(&RequestEvent { service: "", ..gateway(T0, "/a", 1.0, 1.0, "") }, 1);
