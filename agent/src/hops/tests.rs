@@ -260,7 +260,8 @@ fn minutes_are_kept_for_six_hours_only() {
     // A late event within the kept minutes lands in its own minute.
     h.observe(&gateway(T0 + 100 * M, "/a", 20.0, 10.0, ""), 1);
     assert_eq!(h.minutes(), KEEP_MINUTES as usize);
-    // Memory: bounded per cell.
+    // Memory: bounded per cell (the figure docs/architecture.md gives).
+    assert_eq!(CELL_MAX_BYTES, 1792);
     assert!(h.memory_bytes() <= KEEP_MINUTES as usize * 2 * CELL_MAX_BYTES, "{}", h.memory_bytes());
 }
 
