@@ -124,6 +124,8 @@ pub struct Core {
     assessor: crate::freeze::deploys::Assessor,
     /// The engine's tallies at the last report, to report differences.
     reported: IngestStats,
+    /// The hop decomposition's tallies at the last report.
+    hops_reported: crate::hops::HopStats,
     generation: u64,
     lazy_pending: bool,
     last_durable: Instant,
@@ -234,6 +236,7 @@ impl Core {
             notify,
             slos,
             reported: engine.stats,
+            hops_reported: crate::hops::HopStats::default(),
             engine,
             hops,
             alerts,
@@ -484,9 +487,20 @@ impl Core {
         let alerts: Vec<_> = self.alerts.records().cloned().collect();
         let deploys = self.assess_deploys(&statuses, at);
         let freeze = self.decide_freeze(&statuses, &alerts, &deploys, at);
+        let hops = Arc::new(self.hops.view(at));
+        let (h, r) = (hops.stats, std::mem::replace(&mut self.hops_reported, hops.stats));
+        ev::HopRecords {
+            joined: h.joined.saturating_sub(r.joined),
+            unjoined_gateway: h.unjoined_gateway.saturating_sub(r.unjoined_gateway),
+            unjoined_lambda: h.unjoined_lambda.saturating_sub(r.unjoined_lambda),
+            too_old: h.too_old.saturating_sub(r.too_old),
+            service_dropped: h.services_dropped.saturating_sub(r.services_dropped),
+            route_folded: h.routes_folded.saturating_sub(r.routes_folded),
+        }
+        .emit(&self.telemetry);
         let snap = Snapshot {
             at_ms: at,
-            hops: Arc::new(self.hops.view(at)),
+            hops,
             freeze: Arc::new(freeze),
             deploys: Arc::new(deploys),
             statuses,
