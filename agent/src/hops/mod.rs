@@ -53,7 +53,7 @@ pub mod answer;
 pub mod sketch;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::dims::RouteTemplater;
@@ -75,6 +75,8 @@ pub const PENDING_MAX_AGE_MS: i64 = 120_000;
 pub const OTHER_ROUTE: &str = crate::dims::OTHER_ROUTE;
 /// The route key of a function's own invocations (all routes, joined or not).
 const FUNCTION: &str = "";
+/// The route of gateway records that name none.
+pub const NO_ROUTE: &str = "-";
 /// Upper bound of one cell's bytes: six full sketches and the counts.
 pub const CELL_MAX_BYTES: usize =
     std::mem::size_of::<Cell>() + 6 * sketch::MAX_SLOTS * std::mem::size_of::<(u16, u32)>();
@@ -126,8 +128,9 @@ impl Cell {
     }
 }
 
-/// One minute: service → route → cell.
-pub type Minute = HashMap<Box<str>, HashMap<Box<str>, Cell>>;
+/// One minute: the cells of the (service, route) keys with data, by key
+/// (an index into the names, [`HopsView::merged`]).
+pub type Minute = HashMap<u32, Cell>;
 
 /// What could not be used, for the agent's own telemetry and the answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -149,7 +152,7 @@ pub struct HopStats {
 /// One side of a join, waiting for the other.
 #[derive(Debug, Clone)]
 enum Side {
-    Gateway { service: Box<str>, route: Box<str>, minute: i64, integration_ms: f64 },
+    Gateway { key: u32, minute: i64, integration_ms: f64 },
     Lambda { duration_ms: f64, init_ms: Option<f64> },
 }
 
@@ -167,10 +170,10 @@ const LAMBDA: usize = 1;
 struct Queued {
     seq: u64,
     ts_ms: i64,
-    /// Index into [`Pending::newest`].
+    /// The service's index ([`Service::index`]).
     service: u8,
     side: usize,
-    id: Box<str>,
+    id: Arc<str>,
 }
 
 /// Ids waiting for their other side, oldest first in `order`.
@@ -182,27 +185,41 @@ struct Queued {
 /// comes waits until the size bound pushes it out.
 #[derive(Debug, Default, Clone)]
 struct Pending {
-    by_id: HashMap<Box<str>, Waiting>,
+    by_id: HashMap<Arc<str>, Waiting>,
     /// In arrival order; entries already joined are skipped.
     order: VecDeque<Queued>,
     seq: u64,
-    services: HashMap<Box<str>, u8>,
-    /// Per service: the newest event time of its gateway and Lambda records.
+    /// Per service index: the newest event time of its gateway and Lambda records.
     newest: Vec<[i64; 2]>,
 }
+
+/// What is known of one service: its keys, by kept route and by the route
+/// as the hops name it (so a known route costs two lookups, no allocation).
+#[derive(Debug, Clone)]
+struct Service {
+    index: u8,
+    /// Kept route (folded) → key; `""` is the function's own invocations.
+    routes: HashMap<Box<str>, u32>,
+    /// Route as an event names it → (key, folded into `other`).
+    raw: HashMap<Box<str>, (u32, bool)>,
+    /// Its gateway records carry integration request ids: Lambda records wait for them.
+    joining: bool,
+}
+
+/// Raw route spellings remembered per service (beyond: worked out per event).
+const MAX_RAW_ROUTES: usize = 4 * MAX_ROUTES_PER_SERVICE;
 
 /// The hop decomposition's state: fed with every event, read through [`Hops::view`].
 #[derive(Debug, Clone)]
 pub struct Hops {
     /// `(minute, its cells)`, oldest first, only minutes with data.
     minutes: VecDeque<(i64, Arc<Minute>)>,
-    /// Routes seen per service (bounded by `max_routes`).
-    routes: HashMap<Box<str>, HashSet<Box<str>>>,
+    /// Key → (service, route): shared with the views, copied when a key is added.
+    names: Arc<Vec<(Box<str>, Box<str>)>>,
+    services: HashMap<Box<str>, Service>,
     max_routes: usize,
     templater: RouteTemplater,
     pending: Pending,
-    /// Services whose gateway records carry integration request ids.
-    joining: HashSet<Box<str>>,
     pub stats: HopStats,
 }
 
@@ -240,11 +257,11 @@ impl Hops {
     pub fn new(templater: RouteTemplater, max_routes: usize) -> Hops {
         Hops {
             minutes: VecDeque::new(),
-            routes: HashMap::new(),
+            names: Arc::new(Vec::new()),
+            services: HashMap::new(),
             max_routes: max_routes.clamp(1, MAX_ROUTES_PER_SERVICE),
             templater,
             pending: Pending::default(),
-            joining: HashSet::new(),
             stats: HopStats::default(),
         }
     }
@@ -280,29 +297,38 @@ impl Hops {
 
     #[inline(never)]
     fn cloudfront(&mut self, ev: &RequestEvent<'_>, edge_ms: f64, n: u64) {
-        let route = if ev.route.is_empty() { self.templater.route(ev.path) } else { ev.route.to_string() };
-        if let Some(cell) = self.cell(ev.service, &route, ev.ts_ms, n) {
+        let key = if ev.route.is_empty() {
+            let route = self.templater.route(ev.path);
+            self.key(ev.service, &route, n)
+        } else {
+            self.key(ev.service, ev.route, n)
+        };
+        if let Some(cell) = key.and_then(|k| self.cell(k, ev.ts_ms, n)) {
             cell.edge.record_n(edge_ms.max(0.0), n);
         }
     }
 
     #[inline(never)]
     fn gateway(&mut self, ev: &RequestEvent<'_>, response_ms: f64, integration_ms: f64, n: u64) {
-        let Some((route, cell)) = self.cell_named(ev.service, ev.route, ev.ts_ms, n) else { return };
+        // A record without a route key or resource path: the route `-` (not the function's own).
+        let route = if ev.route.is_empty() { NO_ROUTE } else { ev.route };
+        let Some(key) = self.key(ev.service, route, n) else { return };
+        let Some(cell) = self.cell(key, ev.ts_ms, n) else { return };
         cell.gateway.record_n((response_ms - integration_ms).max(0.0), n);
         cell.integration.record_n(integration_ms, n);
         let id = ev.upstream_request_id;
         if id.is_empty() || n != 1 {
             return;
         }
-        if !self.joining.contains(ev.service) && self.joining.len() < MAX_SERVICES {
-            self.joining.insert(ev.service.into());
-        }
-        let Some(svc) = self.tick(ev.service, GATEWAY, ev.ts_ms) else { return };
+        let Some(service) = self.services.get_mut(ev.service) else { return };
+        service.joining = true;
+        let svc = service.index;
+        self.tick(svc, GATEWAY, ev.ts_ms);
+        let side = Side::Gateway { key, minute: minute_of(ev.ts_ms), integration_ms };
         match self.pending.take(id) {
             Some(Side::Lambda { duration_ms, init_ms }) => {
                 self.stats.joined += 1;
-                if let Some(cell) = self.cell(ev.service, &route, ev.ts_ms, 1) {
+                if let Some(cell) = self.cell(key, ev.ts_ms, 1) {
                     cell.lambda_overhead.record((integration_ms - duration_ms).max(0.0));
                     cell.lambda(duration_ms, init_ms, 1);
                 }
@@ -310,51 +336,33 @@ impl Hops {
             // The same id twice from the gateway: the older one gives up.
             Some(older @ Side::Gateway { .. }) => {
                 self.count_unjoined(&older);
-                self.wait(
-                    id,
-                    ev.ts_ms,
-                    svc,
-                    Side::Gateway {
-                        service: ev.service.into(),
-                        route: route.into(),
-                        minute: minute_of(ev.ts_ms),
-                        integration_ms,
-                    },
-                );
+                self.wait(id, ev.ts_ms, svc, side);
             }
-            None => self.wait(
-                id,
-                ev.ts_ms,
-                svc,
-                Side::Gateway {
-                    service: ev.service.into(),
-                    route: route.into(),
-                    minute: minute_of(ev.ts_ms),
-                    integration_ms,
-                },
-            ),
+            None => self.wait(id, ev.ts_ms, svc, side),
         }
     }
 
     #[inline(never)]
     fn lambda(&mut self, ev: &RequestEvent<'_>, duration_ms: f64, n: u64) {
-        let Some(cell) = self.cell(ev.service, FUNCTION, ev.ts_ms, n) else { return };
+        let Some(key) = self.key(ev.service, FUNCTION, n) else { return };
+        let Some(cell) = self.cell(key, ev.ts_ms, n) else { return };
         cell.lambda(duration_ms, ev.init_ms, n);
         let id = ev.request_id;
-        if id.is_empty() || n != 1 || !self.joining.contains(ev.service) {
+        if id.is_empty() || n != 1 {
             return;
         }
-        let Some(svc) = self.tick(ev.service, LAMBDA, ev.ts_ms) else { return };
+        let Some(svc) = self.services.get(ev.service).filter(|s| s.joining).map(|s| s.index) else { return };
+        self.tick(svc, LAMBDA, ev.ts_ms);
         match self.pending.take(id) {
-            Some(Side::Gateway { service, route, minute, integration_ms }) => {
+            Some(Side::Gateway { key, minute, integration_ms }) => {
                 self.stats.joined += 1;
-                if let Some(cell) = self.cell(&service, &route, minute * MINUTE_MS, 1) {
+                if let Some(cell) = self.cell(key, minute * MINUTE_MS, 1) {
                     cell.lambda_overhead.record((integration_ms - duration_ms).max(0.0));
                     cell.lambda(duration_ms, ev.init_ms, 1);
                 }
             }
-            Some(Side::Lambda { .. }) => {
-                self.stats.unjoined_lambda += 1;
+            Some(older @ Side::Lambda { .. }) => {
+                self.count_unjoined(&older);
                 self.wait(id, ev.ts_ms, svc, Side::Lambda { duration_ms, init_ms: ev.init_ms });
             }
             None => self.wait(id, ev.ts_ms, svc, Side::Lambda { duration_ms, init_ms: ev.init_ms }),
@@ -379,14 +387,20 @@ impl Hops {
     }
 
     /// Move one side's event time forward; the other side's ids that its
-    /// stream has passed give up. `None` when the service cannot be tracked
-    /// (beyond [`MAX_SERVICES`]): it is not joined.
-    fn tick(&mut self, service: &str, side: usize, ts_ms: i64) -> Option<u8> {
-        let svc = self.pending.mark(service, side, ts_ms)?;
+    /// stream has passed give up.
+    fn tick(&mut self, service: u8, side: usize, ts_ms: i64) {
+        let i = service as usize;
+        if self.pending.newest.len() <= i {
+            self.pending.newest.resize(i + 1, [i64::MIN; 2]);
+        }
+        let newest = &mut self.pending.newest[i][side];
+        if ts_ms <= *newest {
+            return;
+        }
+        *newest = ts_ms;
         while let Some(side) = self.pending.pop_expired() {
             self.count_unjoined(&side);
         }
-        Some(svc)
     }
 
     /// Ids waiting now (for tests and telemetry).
@@ -394,92 +408,99 @@ impl Hops {
         self.pending.by_id.len()
     }
 
-    /// The cell of a hop-named route (folded: `{…}` → `{id}`), and the route used.
-    fn cell_named(&mut self, service: &str, route: &str, ts_ms: i64, n: u64) -> Option<(String, &mut Cell)> {
-        let key = route_key(route).into_owned();
-        let bounded = self.bounded_route(service, key, n)?;
-        let cell = self.cell_at(service, &bounded, ts_ms, n)?;
-        Some((bounded, cell))
-    }
-
-    /// The cell of a route that may still need folding.
-    fn cell(&mut self, service: &str, route: &str, ts_ms: i64, n: u64) -> Option<&mut Cell> {
-        let route = if route == FUNCTION {
-            String::new()
-        } else {
-            self.bounded_route(service, route_key(route).into_owned(), n)?
-        };
-        self.cell_at(service, &route, ts_ms, n)
-    }
-
-    /// The route as kept: itself while the service has room, else `other`;
-    /// `None` when the service itself is beyond [`MAX_SERVICES`].
-    fn bounded_route(&mut self, service: &str, route: String, n: u64) -> Option<String> {
-        if route.is_empty() || route == OTHER_ROUTE {
-            return Some(route);
-        }
-        let max = self.max_routes;
-        let known = match self.routes.get_mut(service) {
-            Some(k) => k,
-            None => {
-                if self.routes.len() >= MAX_SERVICES {
-                    self.stats.services_dropped += n;
-                    return None;
-                }
-                self.routes.entry(service.into()).or_default()
+    /// The key of a service's route as an event names it: two lookups once
+    /// known. `None` when the service is beyond [`MAX_SERVICES`].
+    #[inline]
+    fn key(&mut self, service: &str, route: &str, n: u64) -> Option<u32> {
+        if let Some(&(key, folded)) = self.services.get(service).and_then(|s| s.raw.get(route)) {
+            if folded {
+                self.stats.routes_folded += n;
             }
-        };
-        if known.contains(route.as_str()) {
-            return Some(route);
+            return Some(key);
         }
-        if known.len() >= max {
-            self.stats.routes_folded += n;
-            return Some(OTHER_ROUTE.to_string());
-        }
-        known.insert(route.as_str().into());
-        Some(route)
+        self.key_slow(service, route, n)
     }
 
-    fn cell_at(&mut self, service: &str, route: &str, ts_ms: i64, n: u64) -> Option<&mut Cell> {
-        if !self.routes.contains_key(service) {
-            if self.routes.len() >= MAX_SERVICES {
+    #[inline(never)]
+    fn key_slow(&mut self, service: &str, route: &str, n: u64) -> Option<u32> {
+        if !self.services.contains_key(service) {
+            if self.services.len() >= MAX_SERVICES {
                 self.stats.services_dropped += n;
                 return None;
             }
-            self.routes.insert(service.into(), HashSet::new());
+            let s = Service {
+                index: self.services.len() as u8,
+                routes: HashMap::new(),
+                raw: HashMap::new(),
+                joining: false,
+            };
+            self.services.insert(service.into(), s);
         }
-        let minute = minute_of(ts_ms);
-        let i = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
-            Some(i) if self.minutes[i].0 == minute => i,
-            found => {
-                let newest = self.minutes.back().map_or(minute, |(m, _)| *m);
-                if minute <= newest - KEEP_MINUTES {
-                    self.stats.too_old += n;
-                    return None;
-                }
-                let at = found.map_or(0, |i| i + 1);
-                self.minutes.insert(at, (minute, Arc::new(Minute::new())));
-                let newest = self.minutes.back().map_or(minute, |(m, _)| *m);
-                while self.minutes.front().is_some_and(|(m, _)| *m <= newest - KEEP_MINUTES) {
-                    self.minutes.pop_front();
-                }
-                self.minutes.iter().rposition(|(m, _)| *m == minute)?
+        let kept = route_key(route);
+        let s = self.services.get_mut(service)?;
+        // The function's own key and `other` do not count against the cap.
+        let room = s.routes.keys().filter(|r| !r.is_empty() && &***r != OTHER_ROUTE).count() < self.max_routes;
+        let (kept, folded): (&str, bool) =
+            if s.routes.contains_key(&*kept) || kept.is_empty() || room { (&kept, false) } else { (OTHER_ROUTE, true) };
+        let key = match s.routes.get(kept) {
+            Some(&k) => k,
+            None => {
+                let k = u32::try_from(self.names.len()).ok()?;
+                Arc::make_mut(&mut self.names).push((service.into(), kept.into()));
+                s.routes.insert(kept.into(), k);
+                k
             }
         };
-        let cells = Arc::make_mut(&mut self.minutes[i].1);
-        if !cells.contains_key(service) {
-            cells.insert(service.into(), HashMap::new());
+        if s.raw.len() < MAX_RAW_ROUTES {
+            s.raw.insert(route.into(), (key, folded));
         }
-        let routes = cells.get_mut(service)?;
-        if !routes.contains_key(route) {
-            routes.insert(route.into(), Cell::default());
+        if folded {
+            self.stats.routes_folded += n;
         }
-        routes.get_mut(route)
+        Some(key)
     }
 
-    /// What handlers read: the minutes (shared, not copied) as of `at_ms`.
+    /// The cell of a key in the minute of `ts_ms`; `None` when the minute
+    /// is older than those kept.
+    fn cell(&mut self, key: u32, ts_ms: i64, n: u64) -> Option<&mut Cell> {
+        let minute = minute_of(ts_ms);
+        let i = match self.minutes.back() {
+            Some((m, _)) if *m == minute => self.minutes.len() - 1,
+            _ => self.minute_slow(minute, n)?,
+        };
+        Some(Arc::make_mut(&mut self.minutes[i].1).entry(key).or_default())
+    }
+
+    #[inline(never)]
+    fn minute_slow(&mut self, minute: i64, n: u64) -> Option<usize> {
+        let found = self.minutes.iter().rposition(|(m, _)| *m <= minute);
+        if let Some(i) = found
+            && self.minutes[i].0 == minute
+        {
+            return Some(i);
+        }
+        let newest = self.minutes.back().map_or(minute, |(m, _)| *m);
+        if minute <= newest - KEEP_MINUTES {
+            self.stats.too_old += n;
+            return None;
+        }
+        let at = found.map_or(0, |i| i + 1);
+        self.minutes.insert(at, (minute, Arc::new(Minute::new())));
+        let newest = self.minutes.back().map_or(minute, |(m, _)| *m);
+        while self.minutes.front().is_some_and(|(m, _)| *m <= newest - KEEP_MINUTES) {
+            self.minutes.pop_front();
+        }
+        self.minutes.iter().rposition(|(m, _)| *m == minute)
+    }
+
+    /// What handlers read: the minutes and names (shared, not copied) as of `at_ms`.
     pub fn view(&self, at_ms: i64) -> HopsView {
-        HopsView { at_ms, minutes: self.minutes.iter().cloned().collect(), stats: self.stats }
+        HopsView {
+            at_ms,
+            minutes: self.minutes.iter().cloned().collect(),
+            names: self.names.clone(),
+            stats: self.stats,
+        }
     }
 
     /// Minutes held.
@@ -487,19 +508,16 @@ impl Hops {
         self.minutes.len()
     }
 
-    /// Routes held for a service (its own invocations not counted).
+    /// Routes held for a service (its function's own invocations and `other` not counted).
     pub fn routes_of(&self, service: &str) -> usize {
-        self.routes.get(service).map_or(0, |r| r.len())
+        self.services
+            .get(service)
+            .map_or(0, |s| s.routes.keys().filter(|r| !r.is_empty() && &***r != OTHER_ROUTE).count())
     }
 
     /// Bytes held by the cells (sketch slots and cell structs; map overhead not counted).
     pub fn memory_bytes(&self) -> usize {
-        self.minutes
-            .iter()
-            .flat_map(|(_, m)| m.values())
-            .flat_map(|r| r.values())
-            .map(|c| std::mem::size_of::<Cell>() + c.heap_bytes())
-            .sum()
+        self.minutes.iter().flat_map(|(_, m)| m.values()).map(|c| std::mem::size_of::<Cell>() + c.heap_bytes()).sum()
     }
 }
 
@@ -508,31 +526,13 @@ impl Pending {
         self.by_id.remove(id).map(|w| w.side)
     }
 
-    /// The service's index, after moving its `side`'s newest time to `ts_ms`.
-    fn mark(&mut self, service: &str, side: usize, ts_ms: i64) -> Option<u8> {
-        let i = match self.services.get(service) {
-            Some(&i) => i,
-            None => {
-                if self.newest.len() >= MAX_SERVICES {
-                    return None;
-                }
-                let i = u8::try_from(self.newest.len()).ok()?;
-                self.services.insert(service.into(), i);
-                self.newest.push([i64::MIN; 2]);
-                i
-            }
-        };
-        let newest = &mut self.newest[i as usize][side];
-        *newest = (*newest).max(ts_ms);
-        Some(i)
-    }
-
     fn put(&mut self, id: &str, ts_ms: i64, service: u8, side: Side) {
         self.seq += 1;
         let seq = self.seq;
         let kind = if matches!(side, Side::Gateway { .. }) { GATEWAY } else { LAMBDA };
-        self.by_id.insert(id.into(), Waiting { seq, side });
-        self.order.push_back(Queued { seq, ts_ms, service, side: kind, id: id.into() });
+        let id: Arc<str> = id.into();
+        self.by_id.insert(id.clone(), Waiting { seq, side });
+        self.order.push_back(Queued { seq, ts_ms, service, side: kind, id });
         // Joined ids leave stale entries behind: drop them once they dominate.
         if self.order.len() > 2 * PENDING_MAX.max(self.by_id.len()) {
             let by_id = &self.by_id;
@@ -582,6 +582,7 @@ fn minute_of(ts_ms: i64) -> i64 {
 pub struct HopsView {
     pub at_ms: i64,
     minutes: Vec<(i64, Arc<Minute>)>,
+    names: Arc<Vec<(Box<str>, Box<str>)>>,
     pub stats: HopStats,
 }
 
@@ -597,21 +598,28 @@ pub struct Merged {
 impl HopsView {
     /// Whether any minute holds data of `service`.
     pub fn has_service(&self, service: &str) -> bool {
-        self.minutes.iter().any(|(_, m)| m.contains_key(service))
+        let keys: Vec<u32> = self.keys_of(service).map(|(k, _)| k).collect();
+        !keys.is_empty() && self.minutes.iter().any(|(_, m)| keys.iter().any(|k| m.contains_key(k)))
+    }
+
+    fn keys_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = (u32, &'a str)> + 'a {
+        self.names.iter().enumerate().filter(move |(_, (s, _))| &**s == service).map(|(k, (_, r))| (k as u32, &**r))
     }
 
     /// The cells of `service` in minutes `[first, last]`, for one route
     /// (folded like the events' routes) or every route.
     pub fn merged(&self, service: &str, route: Option<&str>, first: i64, last: i64) -> Merged {
-        let key = route.map(route_key);
+        let wanted = route.map(route_key);
+        let keys: Vec<(u32, bool)> = self
+            .keys_of(service)
+            .filter(|(_, r)| r.is_empty() || wanted.as_deref().is_none_or(|w| w == *r))
+            .map(|(k, r)| (k, r.is_empty()))
+            .collect();
         let mut out = Merged::default();
         for (_, minute) in self.minutes.iter().filter(|(m, _)| (first..=last).contains(m)) {
-            let Some(routes) = minute.get(service) else { continue };
-            for (r, cell) in routes {
-                if r.is_empty() {
-                    out.function.merge(cell);
-                } else if key.as_deref().is_none_or(|k| k == &**r) {
-                    out.route.merge(cell);
+            for &(key, function) in &keys {
+                if let Some(cell) = minute.get(&key) {
+                    if function { out.function.merge(cell) } else { out.route.merge(cell) }
                 }
             }
         }
