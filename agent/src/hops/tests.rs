@@ -306,3 +306,18 @@ fn odd_records_never_panic() {
     h.observe(&RequestEvent { service: "", ..gateway(T0, "/a", 1.0, 1.0, "") }, 1);
     assert!(from_logs(&h.view(T0), "nope", None, 15, 180).hops.is_empty());
 }
+
+#[test]
+fn a_published_view_does_not_change_with_later_events() {
+    let mut h = Hops::default();
+    h.observe(&gateway(T0, "/a", 20.0, 10.0, ""), 1);
+    let view = h.view(T0);
+    for i in 0..10 {
+        h.observe(&gateway(T0 + i, "/a", 500.0, 10.0, ""), 1);
+        h.observe(&gateway(T0 + i, "/b", 500.0, 10.0, ""), 1);
+    }
+    let before = from_logs(&view, "shop", None, 15, 180);
+    assert_eq!(hop(&before, "gateway").count, 1);
+    near(hop(&before, "gateway").adds_ms, 10.0);
+    assert_eq!(hop(&answer(&h, T0, None, 15, 180), "gateway").count, 21);
+}
