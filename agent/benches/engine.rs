@@ -5,6 +5,10 @@
 //! - `engine/evaluate_N_slos`: one evaluation tick (every window, budget, burn
 //!   rate and alert condition) of N SLOs that hold a day of data.
 //!
+//! - `hops/observe_mixed`: the hop decomposition (`slo_agent::hops`) fed
+//!   with CloudFront (60 % cache hits, which it skips), API Gateway and Lambda
+//!   events of one service, joined by request id (events per second).
+//!
 //! `cargo bench --bench engine -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -189,5 +193,62 @@ fn bench_28_days(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, bench_28_days);
+/// The hop decomposition's per-event cost, on the mix of a CloudFront →
+/// API Gateway → Lambda site: per request one CloudFront record (a cache
+/// miss two times in five), and for a miss one API Gateway record and one
+/// Lambda `REPORT` that join by request id.
+fn bench_hops(c: &mut Criterion) {
+    use slo_agent::hops::Hops;
+    let start = 1_795_132_800_000;
+    let evs = events(100_000, start);
+    let ids: Vec<String> = (0..evs.len()).map(|i| format!("6f1d2c3b-0000-4000-8000-{i:012}")).collect();
+    let mut g = c.benchmark_group("hops");
+    let records = evs.iter().enumerate().map(|(i, _)| if i % 5 < 2 { 3 } else { 1 }).sum::<u64>();
+    g.throughput(Throughput::Elements(records));
+    g.bench_function("observe_mixed", |b| {
+        b.iter(|| {
+            let mut hops = Hops::default();
+            for (i, e) in black_box(&evs).iter().enumerate() {
+                let miss = i % 5 < 2;
+                let base = RequestEvent { ts_ms: e.ts_ms, service: "shop", status: e.status, ..Default::default() };
+                hops.observe(
+                    &RequestEvent {
+                        origin: Some(Origin::CloudFront),
+                        path: e.path,
+                        latency_ms: Some(e.latency_ms + 20.0),
+                        upstream_latency_ms: miss.then_some(e.latency_ms),
+                        ..base
+                    },
+                    1,
+                );
+                if miss {
+                    hops.observe(
+                        &RequestEvent {
+                            origin: Some(Origin::ApiGateway),
+                            route: "/cart/{id}",
+                            latency_ms: Some(e.latency_ms),
+                            upstream_latency_ms: Some(e.latency_ms * 0.8),
+                            upstream_request_id: &ids[i],
+                            ..base
+                        },
+                        1,
+                    );
+                    hops.observe(
+                        &RequestEvent {
+                            origin: Some(Origin::Lambda),
+                            latency_ms: Some(e.latency_ms * 0.7),
+                            request_id: &ids[i],
+                            ..base
+                        },
+                        1,
+                    );
+                }
+            }
+            hops.stats.joined
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_28_days, bench_hops);
 criterion_main!(benches);

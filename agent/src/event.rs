@@ -167,6 +167,10 @@ pub struct RequestEvent<'a> {
     pub bytes: u64,
     pub request_id: &'a str,
     pub trace_id: &'a str,
+    /// The request id the hop behind gave this request (API Gateway
+    /// `integration.requestId` / `awsEndpointRequestId`: for a Lambda
+    /// integration, the invocation's `RequestId`). Filled with the request id.
+    pub upstream_request_id: &'a str,
     /// The route template when the hop knows it (API Gateway `routeKey` or
     /// `resourcePath`, e.g. `/cart/{id}`).
     pub route: &'a str,
@@ -261,7 +265,7 @@ pub struct EventBatch {
     last: [Span; STRINGS],
 }
 
-const STRINGS: usize = 9;
+const STRINGS: usize = 10;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
@@ -286,7 +290,7 @@ struct Stored {
     billed_ms: Option<f64>,
     memory_size_mb: Option<u32>,
     max_memory_used_mb: Option<u32>,
-    /// service, host, path, method, edge_location, request_id, trace_id, route, error_type.
+    /// service, host, path, method, edge_location, request_id, trace_id, route, error_type, upstream_request_id.
     strings: [Span; STRINGS],
 }
 
@@ -347,8 +351,18 @@ impl EventBatch {
     }
 
     fn push(&mut self, e: &RequestEvent<'_>, n: u64) {
-        let fields =
-            [e.service, e.host, e.path, e.method, e.edge_location, e.request_id, e.trace_id, e.route, e.error_type];
+        let fields = [
+            e.service,
+            e.host,
+            e.path,
+            e.method,
+            e.edge_location,
+            e.request_id,
+            e.trace_id,
+            e.route,
+            e.error_type,
+            e.upstream_request_id,
+        ];
         let mut strings = [Span::default(); STRINGS];
         for (i, s) in fields.iter().enumerate() {
             strings[i] = self.intern(i, s);
@@ -377,8 +391,18 @@ impl EventBatch {
     pub fn replay(&self, sink: &mut dyn EventSink) {
         let s = |sp: Span| self.text.get(sp.start as usize..(sp.start + sp.len) as usize).unwrap_or("");
         for e in &self.events {
-            let [service, host, path, method, edge_location, request_id, trace_id, route, error_type] =
-                e.strings.map(s);
+            let [
+                service,
+                host,
+                path,
+                method,
+                edge_location,
+                request_id,
+                trace_id,
+                route,
+                error_type,
+                upstream_request_id,
+            ] = e.strings.map(s);
             let ev = RequestEvent {
                 ts_ms: e.ts_ms,
                 origin: e.origin,
@@ -395,6 +419,7 @@ impl EventBatch {
                 bytes: e.bytes,
                 request_id,
                 trace_id,
+                upstream_request_id,
                 route,
                 outcome: e.outcome,
                 upstream_status: e.upstream_status,
@@ -438,6 +463,7 @@ mod batch_tests {
             edge_location: "",
             client: ClientClass::Crawler,
             route: "/cart/{id}",
+            upstream_request_id: if i % 3 == 0 { "" } else { "L-1" },
             outcome: Outcome::Timeout,
             memory_size_mb: Some(128),
             ..Default::default()

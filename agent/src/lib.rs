@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod freeze;
 pub mod fsutil;
 pub mod gate;
+pub mod hops;
 pub mod lambda_extension;
 pub mod notify;
 pub mod probe;

@@ -54,6 +54,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/deploys", DEPLOY),
     ("GET", "/api/v1/deploys/{id}", R),
     ("GET", "/api/v1/annotations", R),
+    ("GET", "/api/v1/hops", R),
     ("GET", "/api/v1/silences", R),
     ("POST", "/api/v1/silences", SILENCE),
     ("GET", "/api/v1/silences/{id}", R),

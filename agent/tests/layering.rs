@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("specs", &["spec"]),
     ("decoders", &["decode"]),
     ("the SLI engine", &["sli"]),
+    ("hop decomposition", &["hops"]),
     ("alerts, auth, rules", &["alert", "auth", "rules"]),
     ("the deploy freeze", &["freeze"]),
     ("the store", &["store"]),

@@ -80,6 +80,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/deploys", change(&[Role::Deploy], "deploy.record")),
     route("GET", "/api/v1/deploys/{id}", Read),
     route("GET", "/api/v1/annotations", Read),
+    route("GET", "/api/v1/hops", Read),
     route("GET", "/api/v1/silences", Read),
     route("POST", "/api/v1/silences", change(&[Role::Silence], "silence.create")),
     route("GET", "/api/v1/silences/{id}", Read),
@@ -211,6 +212,7 @@ mod tests {
             include_str!("deploys.rs"),
             include_str!("audit.rs"),
             include_str!("github.rs"),
+            include_str!("hops.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub freeze: Arc<crate::freeze::Board>,
     /// What recent deploys cost (those within their SLOs' windows), newest first.
     pub deploys: Arc<Vec<crate::freeze::deploys::Impact>>,
+    /// Where requests' time went, hop by hop, per service, route and minute.
+    pub hops: Arc<crate::hops::HopsView>,
 }
 
 impl Snapshot {

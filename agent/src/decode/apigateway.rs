@@ -41,6 +41,7 @@
 //! | `error.responseType` | error type | a gateway response type: `THROTTLED`, `INTEGRATION_TIMEOUT`, … |
 //! | `xrayTraceId` | trace id | only when wanted |
 //! | `requestId` | request id | only when wanted |
+//! | `integration.requestId`, `integrationRequestId`, `awsEndpointRequestId` | upstream request id | only when wanted; for a Lambda integration, the function's `RequestId` (what the hop decomposition joins on) |
 //! | `responseLength` | bytes | only when wanted |
 //!
 //! The console's JSON presets hold no latency (their keys: `requestId`,
@@ -200,6 +201,7 @@ struct Parts<'a> {
     error_type: &'a str,
     trace_id: &'a str,
     request_id: &'a str,
+    upstream_request_id: &'a str,
     bytes: u64,
 }
 
@@ -224,6 +226,7 @@ impl<'a> Parts<'a> {
         if !wanted.request_id {
             self.request_id = "";
             self.trace_id = "";
+            self.upstream_request_id = "";
         }
         if !wanted.bytes {
             self.bytes = 0;
@@ -266,6 +269,7 @@ impl<'a> Parts<'a> {
             bytes: self.bytes,
             request_id: self.request_id,
             trace_id: self.trace_id,
+            upstream_request_id: self.upstream_request_id,
             route: self.route,
             outcome: self.outcome(),
             upstream_status: self.upstream_status,
@@ -316,6 +320,12 @@ struct Record<'a> {
     domain_name: Option<Scalar<'a>>,
     #[serde(borrow, rename = "responseLength")]
     response_length: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "integration.requestId")]
+    integration_dot_request_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "integrationRequestId")]
+    integration_request_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "awsEndpointRequestId")]
+    aws_endpoint_request_id: Option<Scalar<'a>>,
     /// `{"integration": {"latency": …, "status": …}}`
     #[serde(borrow)]
     integration: Option<Group<'a>>,
@@ -377,6 +387,16 @@ impl Record<'_> {
         if wanted.request_id {
             parts.request_id = text(&self.request_id)?.unwrap_or("");
             parts.trace_id = text(&self.xray_trace_id)?.unwrap_or("");
+            parts.upstream_request_id = match text(&self.integration_dot_request_id)? {
+                Some(id) => id,
+                None => match text(&self.integration_request_id)? {
+                    Some(id) => id,
+                    None => match integration.map(|g| text(&g.request_id)).transpose()?.flatten() {
+                        Some(id) => id,
+                        None => text(&self.aws_endpoint_request_id)?.unwrap_or(""),
+                    },
+                },
+            };
         }
         if wanted.bytes {
             parts.bytes = millis(&self.response_length)?.map_or(0, |n| n as u64);
@@ -437,6 +457,9 @@ fn flat_record_inner<'a>(line: &'a str, record: &mut Record<'a>) -> Option<()> {
                 "xrayTraceId" => Some((14, &mut record.xray_trace_id)),
                 "domainName" => Some((15, &mut record.domain_name)),
                 "responseLength" => Some((16, &mut record.response_length)),
+                "integration.requestId" => Some((19, &mut record.integration_dot_request_id)),
+                "integrationRequestId" => Some((20, &mut record.integration_request_id)),
+                "awsEndpointRequestId" => Some((21, &mut record.aws_endpoint_request_id)),
                 // Not an object (those go to serde): the same as serde's `Group` of a scalar.
                 "integration" | "error" => {
                     let (bit, group) =
@@ -551,6 +574,7 @@ struct Group<'a> {
     latency: Option<Scalar<'a>>,
     status: Option<Scalar<'a>>,
     response_type: Option<Scalar<'a>>,
+    request_id: Option<Scalar<'a>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
@@ -559,6 +583,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
             Latency,
             Status,
             ResponseType,
+            RequestId,
             Other,
         }
         impl<'de> Deserialize<'de> for Key {
@@ -574,6 +599,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
                             "latency" => Key::Latency,
                             "status" => Key::Status,
                             "responseType" => Key::ResponseType,
+                            "requestId" => Key::RequestId,
                             _ => Key::Other,
                         })
                     }
@@ -595,6 +621,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
                         Key::Latency => &mut group.latency,
                         Key::Status => &mut group.status,
                         Key::ResponseType => &mut group.response_type,
+                        Key::RequestId => &mut group.request_id,
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;

@@ -110,6 +110,8 @@ pub struct Core {
     notify: Arc<NotifyConfig>,
     slos: Arc<SloSet>,
     engine: Engine,
+    /// Where requests' time goes, hop by hop (fed with what the engine is fed).
+    hops: crate::hops::Hops,
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
@@ -122,6 +124,8 @@ pub struct Core {
     assessor: crate::freeze::deploys::Assessor,
     /// The engine's tallies at the last report, to report differences.
     reported: IngestStats,
+    /// The hop decomposition's tallies at the last report.
+    hops_reported: crate::hops::HopStats,
     generation: u64,
     lazy_pending: bool,
     last_durable: Instant,
@@ -167,6 +171,7 @@ pub fn load(config: &AgentConfig, slos: &SloSet, store: &Store, clock: &Arc<dyn 
 /// tracks the newest event time, on the way into the engine.
 struct LiveSink<'a> {
     engine: &'a mut Engine,
+    hops: &'a mut crate::hops::Hops,
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
@@ -188,7 +193,15 @@ impl EventSink for LiveSink<'_> {
         }
         self.counted += n;
         self.engine.observe_n(e, n);
+        self.hops.observe(e, n);
     }
+}
+
+/// The optional event fields to decode: what the SLOs read, and the request
+/// ids the hop decomposition joins on.
+fn wanted(engine: &Engine) -> crate::event::Wanted {
+    let w = engine.wanted();
+    crate::event::Wanted { request_id: w.request_id || crate::hops::Hops::WANTED.request_id, ..w }
 }
 
 fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
@@ -207,8 +220,9 @@ impl Core {
     ) -> Core {
         let telemetry = links.api.telemetry.clone();
         let notify = Arc::new(config.notify.clone());
-        links.api.push.set_wanted(engine.wanted());
-        *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = engine.wanted();
+        links.api.push.set_wanted(wanted(&engine));
+        *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted(&engine);
+        let hops = crate::hops::Hops::new(config.routes.templater(), config.routes.max_routes);
         let source =
             if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
         if let Some(f) = &links.fleet {
@@ -222,7 +236,9 @@ impl Core {
             notify,
             slos,
             reported: engine.stats,
+            hops_reported: crate::hops::HopStats::default(),
             engine,
+            hops,
             alerts,
             freezer: crate::freeze::Freezer::for_source(source),
             fleet_services: Vec::new(),
@@ -279,7 +295,8 @@ impl Core {
             return;
         }
         let max_ts = self.max_ts();
-        let mut sink = LiveSink { engine: &mut self.engine, max_ts, newest: None, future: 0, counted: 0 };
+        let mut sink =
+            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
         p.events.replay(&mut sink);
         let (newest, future) = (sink.newest, sink.future);
         let changes = self.engine.drain_changes();
@@ -353,7 +370,8 @@ impl Core {
             }
         }
         let max_ts = self.max_ts();
-        let mut sink = LiveSink { engine: &mut self.engine, max_ts, newest: None, future: 0, counted: 0 };
+        let mut sink =
+            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
         d.events.replay(&mut sink);
         let (newest, future, counted) = (sink.newest, sink.future, sink.counted);
         let changes = self.engine.drain_changes();
@@ -469,8 +487,20 @@ impl Core {
         let alerts: Vec<_> = self.alerts.records().cloned().collect();
         let deploys = self.assess_deploys(&statuses, at);
         let freeze = self.decide_freeze(&statuses, &alerts, &deploys, at);
+        let hops = Arc::new(self.hops.view(at));
+        let (h, r) = (hops.stats, std::mem::replace(&mut self.hops_reported, hops.stats));
+        ev::HopRecords {
+            joined: h.joined.saturating_sub(r.joined),
+            unjoined_gateway: h.unjoined_gateway.saturating_sub(r.unjoined_gateway),
+            unjoined_lambda: h.unjoined_lambda.saturating_sub(r.unjoined_lambda),
+            too_old: h.too_old.saturating_sub(r.too_old),
+            service_dropped: h.services_dropped.saturating_sub(r.services_dropped),
+            route_folded: h.routes_folded.saturating_sub(r.routes_folded),
+        }
+        .emit(&self.telemetry);
         let snap = Snapshot {
             at_ms: at,
+            hops,
             freeze: Arc::new(freeze),
             deploys: Arc::new(deploys),
             statuses,
@@ -576,8 +606,8 @@ impl Core {
         {
             self.fail("the SLO definitions of a reload", &e);
         }
-        self.links.api.push.set_wanted(self.engine.wanted());
-        *self.links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = self.engine.wanted();
+        self.links.api.push.set_wanted(wanted(&self.engine));
+        *self.links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted(&self.engine);
         self.evaluate();
         reset
     }

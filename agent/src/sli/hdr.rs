@@ -32,7 +32,7 @@ pub fn index_of(value_us: u64) -> u16 {
 
 /// The lowest value of a slot and the width of the values it holds.
 #[inline]
-fn slot_range(index: usize) -> (u64, u64) {
+pub fn slot_range(index: usize) -> (u64, u64) {
     let bucket = if index < 2 * HALF { 0 } else { index / HALF - 1 };
     let sub = (index - bucket * HALF) as u64;
     (sub << bucket, 1 << bucket)

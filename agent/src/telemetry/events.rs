@@ -124,6 +124,12 @@ metric!(
     "TLS handshakes on the API that failed, by reason: timeout (not done within http.header_read_timeout), error (refused: a plaintext request, no or a wrong client certificate, no common protocol version)"
 );
 metric!(
+    HOP_RECORDS,
+    "slo_agent_hop_records",
+    Counter,
+    "Records of the hop decomposition by result: joined (gateway and Lambda pairs), unjoined_gateway, unjoined_lambda, too_old, service_dropped, route_folded"
+);
+metric!(
     FREEZE_SOURCE_ERRORS,
     "slo_agent_freeze_source_errors",
     Counter,
@@ -333,6 +339,32 @@ impl EngineCounted {
         t.add(&UNMATCHED_EVENTS, vec![], self.unmatched);
         t.add(&TOO_OLD_EVENTS, vec![], self.too_old);
         t.add(&EXCLUDED_EVENTS, vec![], self.excluded);
+    }
+}
+
+/// What the hop decomposition joined and could not use, since the last
+/// report (per evaluation). Label values from a fixed set.
+pub struct HopRecords {
+    pub joined: u64,
+    pub unjoined_gateway: u64,
+    pub unjoined_lambda: u64,
+    pub too_old: u64,
+    pub service_dropped: u64,
+    pub route_folded: u64,
+}
+
+impl HopRecords {
+    pub fn emit(&self, t: &Telemetry) {
+        for (result, n) in [
+            ("joined", self.joined),
+            ("unjoined_gateway", self.unjoined_gateway),
+            ("unjoined_lambda", self.unjoined_lambda),
+            ("too_old", self.too_old),
+            ("service_dropped", self.service_dropped),
+            ("route_folded", self.route_folded),
+        ] {
+            t.add(&HOP_RECORDS, vec![("result", result.to_string())], n);
+        }
     }
 }
 

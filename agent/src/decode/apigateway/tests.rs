@@ -277,6 +277,29 @@ fn escaped_strings_are_unescaped() {
     );
 }
 
+/// The id the integration gave the request (for Lambda, the invocation's
+/// `RequestId`), in every spelling, flat (fast path) or nested (serde).
+#[test]
+fn integration_request_ids() {
+    let upstream = |fields: &str, wanted: Wanted| {
+        let line = format!(r#"{{"requestTimeEpoch":1795176000000,"status":200,{fields}}}"#);
+        let mut d = ApiGatewayDecoder::new(SVC);
+        d.want(wanted);
+        let mut got = None;
+        d.decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| got = Some(e.upstream_request_id.to_string()))
+            .unwrap_or_else(|r| panic!("{fields}: {r:?}"));
+        got.expect("an event")
+    };
+    assert_eq!(upstream(r#""integration.requestId":"L-1""#, Wanted::ALL), "L-1");
+    assert_eq!(upstream(r#""integrationRequestId":"L-2""#, Wanted::ALL), "L-2");
+    assert_eq!(upstream(r#""integration":{"requestId":"L-3","latency":5}"#, Wanted::ALL), "L-3");
+    assert_eq!(upstream(r#""awsEndpointRequestId":"L-4""#, Wanted::ALL), "L-4");
+    // The integration's own id comes before the endpoint's.
+    assert_eq!(upstream(r#""awsEndpointRequestId":"E","integration.requestId":"L-5""#, Wanted::ALL), "L-5");
+    assert_eq!(upstream(r#""integration.requestId":"-""#, Wanted::ALL), "");
+    assert_eq!(upstream(r#""integration.requestId":"L-1""#, Wanted::NONE), "");
+}
+
 #[test]
 fn optional_fields_only_when_wanted() {
     let line = r#"{"requestTimeEpoch":1795176000,"status":200,"requestId":"r","xrayTraceId":"t","responseLength":9}
