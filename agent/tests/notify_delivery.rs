@@ -137,11 +137,17 @@ fn notifications_arrive_once_in_order_through_an_outage_and_a_restart() {
     let latency_ms = first.at_ms - fired_at;
     println!("alert → notification latency: {latency_ms} ms");
     assert!(latency_ms < 2000, "latency {latency_ms} ms");
-    let metrics = common::http_get(port, "/metrics").unwrap();
-    assert!(
-        metrics.contains(r#"slo_agent_notifications_total{receiver="hook",kind="webhook",result="sent"} 1"#),
-        "{metrics}"
-    );
+    // The dispatcher counts a send once the receiver's answer is back: shortly after the receiver saw it.
+    let sent = r#"slo_agent_notifications_total{receiver="hook",kind="webhook",result="sent"} 1"#;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let metrics = loop {
+        let m = common::http_get(port, "/metrics").unwrap();
+        if m.contains(sent) || std::time::Instant::now() > until {
+            break m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(metrics.contains(sent), "{metrics}");
     assert!(metrics.contains("slo_agent_slo_top_failures{"), "{metrics}");
     let firing_keys: Vec<String> = changes(&inbox).into_iter().map(|(k, _)| k).collect();
     assert!(firing_keys.len() >= 4, "{firing_keys:?}");
