@@ -489,7 +489,12 @@ fn table(body: &Value) -> String {
         out.push_str(&r[4]);
         out.push('\n');
     }
-    out.push_str(&format!("evaluated at {}\n", body["evaluated_at"].as_str().unwrap_or("?")));
+    out.push_str(&format!("evaluated at {}", body["evaluated_at"].as_str().unwrap_or("?")));
+    // The fleet's answer (`freeze.source: prometheus`) says so; this agent's own does not need to.
+    if let Some(source) = body["source"].as_str().filter(|s| *s != "local") {
+        out.push_str(&format!(" from the fleet's figures ({source})"));
+    }
+    out.push('\n');
     out
 }
 
@@ -507,5 +512,21 @@ mod tests {
         let e =
             verdict(&a(404, r#"{"error": "no SLO has the service \"x\"", "known_services": ["a", "b"]}"#)).unwrap_err();
         assert_eq!(e, "the agent answered 404: no SLO has the service \"x\"; known services: a, b");
+    }
+
+    #[test]
+    fn the_status_table_says_when_the_answer_is_the_fleets() {
+        let body = |source: &str| {
+            serde_json::json!({"evaluated_at": "2026-12-04T16:00:00Z", "source": source, "services": [
+                {"service": "checkout", "status": "FROZEN", "allowed": false, "frozen": true, "reasons": []}
+            ]})
+        };
+        let fleet = table(&body("prometheus"));
+        assert!(fleet.contains("checkout"), "{fleet}");
+        assert!(
+            fleet.ends_with("evaluated at 2026-12-04T16:00:00Z from the fleet's figures (prometheus)\n"),
+            "{fleet}"
+        );
+        assert!(table(&body("local")).ends_with("evaluated at 2026-12-04T16:00:00Z\n"));
     }
 }
