@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::call;
 use serde_json::Value;
 
 const CHECKOUT: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: checkout-availability}\nspec:\n  service: checkout\n  objective: 99.9\n  window: 28d\n  indicator: {source: ndjson, filter: {service: checkout}, good: {status: \"< 500\"}}\n";
@@ -244,23 +245,6 @@ fn reading_the_freeze_needs_a_token_when_reads_are_closed() {
     let (code, out, _) =
         cli(&["freeze", "check", "--service", "checkout", "--url", &url, "--token-file", token_file.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-}
-
-/// `(status, JSON)` of a request with a bearer token and a body.
-fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Manual freezes and unfreezes: made and ended by the `approve` role only,

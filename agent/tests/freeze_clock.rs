@@ -3,33 +3,18 @@
 //! router, and moving the clock past an expiry changes the answer at once,
 //! without waiting for any real time.
 
-use std::io::{Read, Write};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::call;
 use slo_agent::clock::ManualClock;
 
 const T0: i64 = 1_795_132_800_000; // 2026-11-20T00:00:00Z
 const DEV: &str = "clock-test-deploy-token-0123456789";
 const LEAD: &str = "clock-test-approve-token-0123456789";
 const SRE: &str = "clock-test-admin-token-0123456789";
-
-fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
-}
 
 #[test]
 fn bypasses_and_manual_freezes_end_when_the_paused_clock_passes_their_expiry() {

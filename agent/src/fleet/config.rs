@@ -54,24 +54,18 @@ fn read_prometheus(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<Prometh
     let keys = ["url", "bearer_token_file", "headers", "timeout", "interval"];
     let f = cx.map(node, "freeze.prometheus", &keys)?;
     let url = f.require(cx, "url").and_then(|n| {
-        let t = cx.text(n, "freeze.prometheus.url")?.trim().trim_end_matches('/');
-        let ok = reqwest::Url::parse(t).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some()
-                && u.username().is_empty()
-                && u.password().is_none()
-                && u.query().is_none()
-                && u.fragment().is_none()
-        });
-        if !ok {
+        let t = cx.text(n, "freeze.prometheus.url")?;
+        let url = crate::yaml::values::base_url(t);
+        if url.is_none() {
             cx.err(
                 n.pos,
                 format!(
-                    "`freeze.prometheus.url` must be an http(s) URL without user, query or fragment, the base of the query API (such as http://prometheus:9090 or https://mimir.example.com/prometheus), found `{t}`"
+                    "`freeze.prometheus.url` must be an http(s) URL without user, query or fragment, the base of the query API (such as http://prometheus:9090 or https://mimir.example.com/prometheus), found `{}`",
+                    t.trim().trim_end_matches('/')
                 ),
             );
         }
-        ok.then(|| t.to_string())
+        url
     });
     let token_file = match f.get("bearer_token_file") {
         None => Some(None),

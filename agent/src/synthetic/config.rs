@@ -685,12 +685,17 @@ fn json_template(cx: &mut Ctx<'_>, node: &Node, what: &str, base: &Path) -> Opti
     }
 }
 
+/// The `${variables}` a text value uses (values read from files or the environment use none).
+fn text_variables(t: &Text, out: &mut Vec<String>) {
+    if let Text::Plain(s) = t {
+        out.extend(variables(s).unwrap_or_default().into_iter().map(str::to_string));
+    }
+}
+
 /// The `${variables}` a JSON template uses.
 fn template_variables(t: &JsonTemplate, out: &mut Vec<String>) {
     match t {
-        JsonTemplate::Text(Text::Plain(s)) => {
-            out.extend(variables(s).unwrap_or_default().into_iter().map(str::to_string))
-        }
+        JsonTemplate::Text(t) => text_variables(t, out),
         JsonTemplate::Array(items) => items.iter().for_each(|i| template_variables(i, out)),
         JsonTemplate::Object(entries) => entries.iter().for_each(|(_, v)| template_variables(v, out)),
         _ => {}
@@ -782,23 +787,16 @@ fn read_step(cx: &mut Ctx<'_>, node: &Node, journey: &str, base: &Path, known: &
     let (method, url, headers, query, body) = (method?, url?, headers?, query?, body?);
     // Every variable used here must come from an earlier step.
     let mut used: Vec<String> = variables(&url).unwrap_or_default().into_iter().map(str::to_string).collect();
-    for (_, t) in headers.iter().chain(&query) {
-        if let Text::Plain(s) = t {
-            used.extend(variables(s).unwrap_or_default().into_iter().map(str::to_string));
-        }
+    let form: &[(String, Text)] = match &body {
+        Some(Body::Form(m)) => m,
+        _ => &[],
+    };
+    for (_, t) in headers.iter().chain(&query).chain(form) {
+        text_variables(t, &mut used);
     }
     match &body {
         Some(Body::Json(t)) => template_variables(t, &mut used),
-        Some(Body::Form(m)) => {
-            for (_, t) in m {
-                if let Text::Plain(s) = t {
-                    used.extend(variables(s).unwrap_or_default().into_iter().map(str::to_string));
-                }
-            }
-        }
-        Some(Body::Raw(Text::Plain(s))) => {
-            used.extend(variables(s).unwrap_or_default().into_iter().map(str::to_string))
-        }
+        Some(Body::Raw(t)) => text_variables(t, &mut used),
         _ => {}
     }
     let mut ok = true;

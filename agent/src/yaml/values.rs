@@ -52,6 +52,21 @@ pub fn read_secret(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path, key: &str, wha
     }
 }
 
+/// An http(s) base URL without user, query or fragment (a trailing `/`
+/// dropped), as the config's API endpoints are given; `None` for anything else.
+pub fn base_url(t: &str) -> Option<String> {
+    let t = t.trim().trim_end_matches('/');
+    let ok = url::Url::parse(t).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    ok.then(|| t.to_string())
+}
+
 /// A length: `250ms`, `5s`, `1m`, `2h`, `3d`, `1w`, or several joined
 /// (`1h30m`). Whole numbers only; `None` for anything else or an overflow.
 pub fn parse_duration(t: &str) -> Option<Duration> {

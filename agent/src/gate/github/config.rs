@@ -76,24 +76,17 @@ pub fn read_github(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<GithubC
     let api_url = match f.get("api_url") {
         None => Some(DEFAULT_API_URL.to_string()),
         Some(n) => cx.text(n, "github.api_url").and_then(|t| {
-            let t = t.trim().trim_end_matches('/');
-            let ok = reqwest::Url::parse(t).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https")
-                    && u.host_str().is_some()
-                    && u.username().is_empty()
-                    && u.password().is_none()
-                    && u.query().is_none()
-                    && u.fragment().is_none()
-            });
-            if !ok {
+            let url = crate::yaml::values::base_url(t);
+            if url.is_none() {
                 cx.err(
                     n.pos,
                     format!(
-                        "`github.api_url` must be an http(s) URL without user, query or fragment, such as {DEFAULT_API_URL} or https://github.example.com/api/v3, found `{t}`"
+                        "`github.api_url` must be an http(s) URL without user, query or fragment, such as {DEFAULT_API_URL} or https://github.example.com/api/v3, found `{}`",
+                        t.trim().trim_end_matches('/')
                     ),
                 );
             }
-            ok.then(|| t.to_string())
+            url
         }),
     };
     let mut services = Vec::new();
