@@ -12,6 +12,7 @@
 //! tests read whole `agent.yaml` files, so they live in `config`.
 
 pub mod config;
+pub mod events;
 pub mod journey;
 pub mod run;
 pub mod schedule;
