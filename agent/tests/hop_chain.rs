@@ -110,7 +110,7 @@ const MINUTE_MS: i64 = 60_000;
 /// `runs` runs of the probe, stamped from `start_ms` a second apart.
 async fn runs(c: &Chain, results: &Results, start_ms: i64, runs: i64) {
     for k in 0..runs {
-        let events = run_probe(&c.probe, "eu-west-1", results, start_ms + k * 1000).await;
+        let events = run_probe(&c.probe, "eu-west-1", results, start_ms + k * 1000).await.events;
         assert_eq!(events.len(), 3);
     }
 }
@@ -157,7 +157,7 @@ async fn a_failing_hop_is_named_and_its_events_are_bad() {
     c.function.fail.store(true, Ordering::SeqCst);
     let mut outcomes = Vec::new();
     for k in 0..4 {
-        let events = run_probe(&c.probe, "eu-west-1", &results, now - MINUTE_MS + k * 1000).await;
+        let events = run_probe(&c.probe, "eu-west-1", &results, now - MINUTE_MS + k * 1000).await.events;
         events.replay(&mut |e: &slo_agent::event::RequestEvent<'_>| {
             outcomes.push((e.hop.to_string(), e.status, e.outcome, e.service.to_string(), e.edge_location.to_string()))
         });

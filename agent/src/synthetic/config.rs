@@ -184,8 +184,38 @@ pub fn read(cx: &mut Ctx<'_>, root: &Fields<'_>, base: &Path) -> Option<Syntheti
         cx.err(root.node.pos, format!("at most {MAX_CHECKS} probes and journeys, found {}", names.len()));
         ok = false;
     }
+    let traces = match root.get("traces") {
+        None => Some(None),
+        Some(n) => read_traces(cx, n, base).map(Some),
+    };
     let region = region?;
-    ok.then_some(SyntheticConfig { region, probes, journeys })
+    let traces = traces?;
+    ok.then_some(SyntheticConfig { region, probes, journeys, traces })
+}
+
+/// `traces:`: where the probes' traces go (OTLP/HTTP).
+fn read_traces(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<super::trace::TraceConfig> {
+    let f = cx.map(node, "traces", &["endpoint", "headers", "timeout"])?;
+    let endpoint = f.require(cx, "endpoint").and_then(|n| {
+        let t = cx.text(n, "traces.endpoint")?;
+        match url::Url::parse(t) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                // A collector's base URL gets the traces path, as OTEL_EXPORTER_OTLP_ENDPOINT does.
+                if u.path() == "/" { Some(format!("{}v1/traces", u.as_str())) } else { Some(t.to_string()) }
+            }
+            _ => {
+                cx.err(n.pos, format!("`traces.endpoint` must be an http(s) URL such as http://otel-collector:4318/v1/traces, found `{t}`"));
+                None
+            }
+        }
+    });
+    let headers = match f.get("headers") {
+        None => Some(Vec::new()),
+        Some(n) => text_map(cx, n, "traces.headers", base, false),
+    };
+    let timeout =
+        duration(cx, &f, "timeout", Duration::from_secs(10), Duration::from_millis(100), Duration::from_secs(60));
+    Some(super::trace::TraceConfig { endpoint: endpoint?, headers: headers?, timeout: timeout? })
 }
 
 fn read_connection(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path, interval: Duration) -> Option<Connection> {

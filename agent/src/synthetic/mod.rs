@@ -16,6 +16,7 @@ pub mod events;
 pub mod journey;
 pub mod run;
 pub mod schedule;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -250,4 +251,6 @@ pub struct SyntheticConfig {
     pub region: String,
     pub probes: Vec<ProbeConfig>,
     pub journeys: Vec<JourneyConfig>,
+    /// `traces:`: where the probes' and journeys' traces go; none when unset.
+    pub traces: Option<trace::TraceConfig>,
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::schedule::{self, Job, Stats};
+use super::trace::RunTrace;
 use super::{Expect, HttpVersion, IpFamily, JsonPath, PathStep, ProbeConfig, StatusMatch, SyntheticConfig, Target};
 use crate::clock::Clock;
 use crate::event::EventBatch;
@@ -170,15 +171,29 @@ fn not_run(p: &ProbeConfig, hop: &Target, region: &str, why: String) -> Outcome 
     }
 }
 
-/// One run of a probe, started at `ts_ms` (wall clock): every hop at once.
-/// Keeps each hop's outcome and the chain's latencies, and gives back the
-/// run's events (one per hop, [`super::events`]).
-pub async fn run_probe(p: &ProbeConfig, region: &str, results: &Results, ts_ms: i64) -> EventBatch {
+/// What one run gives: its events (one per hop, [`super::events`]) and
+/// its trace ([`super::trace`]).
+pub struct Run {
+    pub events: EventBatch,
+    pub spans: Vec<opentelemetry_sdk::trace::SpanData>,
+}
+
+/// One run of a probe, started at `ts_ms` (wall clock): every hop at once,
+/// each request carrying the run's `X-Amzn-Trace-Id`. Keeps each hop's
+/// outcome and the chain's latencies.
+pub async fn run_probe(p: &ProbeConfig, region: &str, results: &Results, ts_ms: i64) -> Run {
+    let trace = RunTrace::new(ts_ms);
     let mut tasks = Vec::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; p.hops.len()];
+    let clients: Vec<[u8; 8]> = p.hops.iter().map(|_| trace.span()).collect();
     for (i, hop) in p.hops.iter().enumerate() {
         match spec(p, hop, region) {
-            Ok(s) => tasks.push((i, tokio::spawn(async move { crate::probe::run(&s).await }))),
+            Ok(mut s) => {
+                if !s.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(super::trace::HEADER)) {
+                    s.headers.push((super::trace::HEADER.to_string(), trace.header(clients[i])));
+                }
+                tasks.push((i, tokio::spawn(async move { crate::probe::run(&s).await })))
+            }
             Err(why) => outcomes[i] = Some(not_run(p, hop, region, why)),
         }
     }
@@ -189,19 +204,31 @@ pub async fn run_probe(p: &ProbeConfig, region: &str, results: &Results, ts_ms: 
         }
     }
     let mut events = EventBatch::new();
+    let mut spans = Vec::new();
+    let mut end = std::time::SystemTime::UNIX_EPOCH;
     let mut latencies = Vec::with_capacity(outcomes.len());
-    for (hop, o) in p.hops.iter().zip(outcomes.into_iter().flatten()) {
+    let mut all_ok = true;
+    for ((hop, o), client) in p.hops.iter().zip(outcomes.into_iter().flatten()).zip(&clients) {
         if !o.success {
             tracing::debug!(probe = %o.probe, hop = %o.hop, reasons = ?o.last().reasons(), "probe failed");
         }
+        all_ok &= o.success;
         // A hop answered when only its latency budget failed: its time counts in the chain.
         let answered = super::events::outcome_of(&o) == crate::event::Outcome::Success;
         latencies.push(answered.then(|| o.last().duration.as_secs_f64() * 1e3));
         super::events::push_outcome(&mut events, &o, &p.service, &hop.method, ts_ms);
+        let (hop_spans, hop_end) = super::trace::hop_spans(&trace, trace.root, *client, &o, &hop.method, ts_ms);
+        spans.extend(hop_spans);
+        end = end.max(hop_end);
         results.put(o);
     }
+    let attributes = vec![
+        opentelemetry::KeyValue::new("probe.name", p.name.clone()),
+        opentelemetry::KeyValue::new("probe.region", region.to_string()),
+    ];
+    spans.insert(0, super::trace::root_span(&trace, format!("probe {}", p.name), ts_ms, end, all_ok, attributes));
     results.record_chain(p, ts_ms, &latencies);
-    events
+    Run { events, spans }
 }
 
 /// Run every configured probe until `stop` turns true, sending each run's
@@ -220,16 +247,33 @@ pub async fn run(
     }
     let jobs: Vec<Job> = config.probes.iter().map(|p| Job { name: p.name.clone(), interval: p.interval }).collect();
     let stats = results.stats.clone();
+    let (tracer, exporter) = match config.traces.as_ref().map(|t| super::trace::start(t, telemetry.clone())) {
+        None => (None, None),
+        Some(Ok((t, task))) => (Some(t), Some(task)),
+        Some(Err(e)) => {
+            // Checked at load; a header file that went away since is not a reason to stop probing.
+            tracing::error!(error = %e, "the probes' traces cannot be sent; probing without them");
+            (None, None)
+        }
+    };
     let (c, r) = (config.clone(), results.clone());
     let run_one = move |i: usize| {
-        let (c, r, events, clock, telemetry) = (c.clone(), r.clone(), events.clone(), clock.clone(), telemetry.clone());
+        let (c, r, events, clock, telemetry, tracer) =
+            (c.clone(), r.clone(), events.clone(), clock.clone(), telemetry.clone(), tracer.clone());
         async move {
             let p = &c.probes[i];
-            let batch = run_probe(p, &c.region, &r, clock.now_ms()).await;
-            if events.try_send(batch).is_err() {
+            let run = run_probe(p, &c.region, &r, clock.now_ms()).await;
+            if events.try_send(run.events).is_err() {
                 SyntheticEventsDropped { check: &p.name }.emit(&telemetry);
+            }
+            if let Some(t) = &tracer {
+                t.send(run.spans);
             }
         }
     };
     schedule::run(jobs, MAX_CONCURRENT_RUNS, run_one, stats, stop).await;
+    if let Some(e) = exporter {
+        // The runs' tracers are gone: the exporter sends what is queued and ends.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), e).await;
+    }
 }

@@ -59,6 +59,19 @@ metric!(
 );
 metric!(STORE_COMMITS, "slo_agent_store_commits", Counter, "Store transactions committed");
 metric!(
+    TRACE_SPANS_EXPORTED,
+    "slo_agent_trace_spans_exported",
+    Counter,
+    "Spans of the agent's own probes sent over OTLP"
+);
+metric!(
+    TRACE_SPANS_DROPPED,
+    "slo_agent_trace_spans_dropped",
+    Counter,
+    "Spans of the agent's own probes not sent: the queue was full or the export failed"
+);
+metric!(TRACE_EXPORT_FAILURES, "slo_agent_trace_export_failures", Counter, "OTLP trace exports that failed");
+metric!(
     SYNTHETIC_DROPPED,
     "slo_agent_synthetic_events_dropped",
     Counter,
@@ -403,6 +416,23 @@ impl SyntheticEventsDropped<'_> {
             "a synthetic run's events were not counted: the state thread's queue is full"
         );
         t.add(&SYNTHETIC_DROPPED, vec![], 1);
+    }
+}
+
+/// Spans of the agent's own probes sent, dropped, or a failed export.
+pub struct TraceSpans {
+    pub exported: u64,
+    pub dropped: u64,
+    pub failed: bool,
+}
+
+impl TraceSpans {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&TRACE_SPANS_EXPORTED, vec![], self.exported);
+        t.add(&TRACE_SPANS_DROPPED, vec![], self.dropped);
+        if self.failed {
+            t.add(&TRACE_EXPORT_FAILURES, vec![], 1);
+        }
     }
 }
 
