@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod journey;
+pub mod metrics;
 pub mod run;
 pub mod schedule;
 
@@ -227,8 +228,10 @@ pub struct Step {
     pub target: Target,
     pub query: Vec<(String, Text)>,
     pub extract: Vec<(String, Extract)>,
-    /// Pause after this step.
+    /// Pause after this step (not after the last one, nor after a failure).
     pub think_time: Duration,
+    /// This step's whole request at most; default the journey's `timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// `journeys[]`: a multi-step walk through the site.
