@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 /// A local target: `/ok` answers 200 when the `x-api-key` header is right,
 /// `/down` always 503.
 fn target() -> (u16, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new()
         .route(
             "/ok",
@@ -25,10 +22,7 @@ fn target() -> (u16, tokio::runtime::Runtime) {
             }),
         )
         .route("/down", axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }));
-    rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (port, rt)
+    common::serve_app(app)
 }
 
 #[test]
@@ -38,17 +32,12 @@ fn configured_probes_run_and_export_blackbox_metrics() {
     let d = dir.path();
     std::fs::create_dir_all(d.join("logs")).unwrap();
     std::fs::write(d.join("key"), "k-123\n").unwrap();
-    std::fs::write(
-        d.join("slos.yaml"),
-        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop-availability}\nspec:\n  service: shop\n  objective: 99\n  window: 28d\n  indicator: {source: ndjson, good: {status: \"< 500\"}}\n",
-    )
-    .unwrap();
     let port = common::free_port();
-    let config = format!(
-        "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 1s\nregion: eu-test-1\nsources:\n  - {{name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}}\nprobes:\n  - name: storefront\n    interval: 1s\n    retries: 0\n    headers: {{x-api-key_file: key}}\n    hops:\n      - {{name: edge, url: \"http://127.0.0.1:{tport}/ok\"}}\n      - {{name: origin, url: \"http://127.0.0.1:{tport}/down\"}}\n    expect: {{status: [200], body_matches: healthy}}\n"
+    let rest = format!(
+        "sources:\n  - {{name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}}\nprobes:\n  - name: storefront\n    interval: 1s\n    retries: 0\n    headers: {{x-api-key_file: key}}\n    hops:\n      - {{name: edge, url: \"http://127.0.0.1:{tport}/ok\"}}\n      - {{name: origin, url: \"http://127.0.0.1:{tport}/down\"}}\n    expect: {{status: [200], body_matches: healthy}}\n"
     );
-    std::fs::write(d.join("agent.yaml"), config).unwrap();
-    let mut child = common::start(&d.join("agent.yaml"));
+    let config = common::write_agent_config(d, port, &rest);
+    let mut child = common::start(&config);
     let until = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
         let m = common::http_get(port, "/metrics").unwrap_or_default();
