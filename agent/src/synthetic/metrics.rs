@@ -72,3 +72,54 @@ pub fn render(runs: &[Arc<JourneyRun>]) -> String {
     }
     f.render()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::synthetic::journey::StepRun;
+
+    fn step(name: &str, status: Status, ms: u64, http: Option<u16>) -> StepRun {
+        StepRun {
+            name: name.into(),
+            status,
+            duration: Duration::from_millis(ms),
+            http_status: http,
+            error: None,
+            degraded: None,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn one_series_per_journey_step_and_status_word() {
+        let run = JourneyRun {
+            name: "checkout".into(),
+            service: "shop".into(),
+            region: "eu-west-1".into(),
+            started_ms: 1_800_000_000_500,
+            duration: Duration::from_millis(1250),
+            status: Status::Failed,
+            failed_step: Some("cart".into()),
+            steps: vec![step("login", Status::Ok, 250, Some(200)), step("cart", Status::Failed, 1000, Some(503))],
+        };
+        let text = render(&[Arc::new(run)]);
+        for line in [
+            "slo_agent_journey_success{journey=\"checkout\"} 0",
+            "slo_agent_journey_status{journey=\"checkout\",status=\"failed\"} 1",
+            "slo_agent_journey_status{journey=\"checkout\",status=\"ok\"} 0",
+            "slo_agent_journey_duration_seconds{journey=\"checkout\"} 1.25",
+            "slo_agent_journey_last_run_timestamp_seconds{journey=\"checkout\"} 1800000000.5",
+            "slo_agent_journey_step_duration_seconds{journey=\"checkout\",step=\"login\"} 0.25",
+            "slo_agent_journey_step_http_status_code{journey=\"checkout\",step=\"cart\"} 503",
+            "slo_agent_journey_step_status{journey=\"checkout\",step=\"cart\",status=\"failed\"} 1",
+            "slo_agent_journey_step_status{journey=\"checkout\",step=\"cart\",status=\"skipped\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE slo_agent_journey_step_status gauge").count(), 1);
+        // Two steps × four status words, no more.
+        assert_eq!(text.lines().filter(|l| l.starts_with("slo_agent_journey_step_status{")).count(), 8);
+    }
+}

@@ -10,6 +10,10 @@
 //! missing file or variable at load is an error). Values read that way are
 //! [`Text::File`] / [`Text::Env`]: never logged, never exported. The
 //! tests read whole `agent.yaml` files, so they live in `config`.
+//!
+//! And running them: [`run`] schedules probes and journeys ([`schedule`]),
+//! [`journey`] walks one journey run, [`metrics`] renders the journeys'
+//! last runs (`docs/probes.md`, "Journeys").
 
 pub mod config;
 pub mod journey;
