@@ -91,8 +91,34 @@ const AIRPORTS: &[(Region, &[&str])] = &[
     (Region::Oceania, &["SYD", "MEL", "PER", "BNE", "ADL", "CBR", "AKL", "WLG", "CHC"]),
 ];
 
-/// The region of an edge location such as `IAD89-C1`, `FRA56-P2` or `NRT57`.
+/// The world region of an AWS region code (`eu-west-1`, `ap-southeast-2`),
+/// the place a synthetic event was measured from; `None` for anything else.
+pub fn aws_region(code: &str) -> Option<Region> {
+    let (prefix, rest) = code.split_once('-')?;
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
+    Some(match prefix {
+        "us" | "ca" | "mx" => Region::NorthAmerica,
+        "sa" => Region::SouthAmerica,
+        "eu" => Region::Europe,
+        "me" | "il" => Region::MiddleEast,
+        "af" => Region::Africa,
+        "cn" => Region::China,
+        // Sydney, Melbourne, Auckland.
+        "ap" if matches!(rest, "southeast-2" | "southeast-4" | "southeast-6") => Region::Oceania,
+        "ap" => Region::AsiaPacific,
+        _ => return None,
+    })
+}
+
+/// The region of an edge location such as `IAD89-C1`, `FRA56-P2` or
+/// `NRT57`, or of an AWS region code such as `eu-west-1` (where a
+/// synthetic event was measured from).
 pub fn edge_region(edge_location: &str) -> Region {
+    if let Some(r) = aws_region(edge_location) {
+        return r;
+    }
     let code = edge_location.as_bytes();
     if code.len() < 3 || !code[..3].iter().all(u8::is_ascii_alphabetic) {
         return Region::Other;
@@ -249,6 +275,16 @@ mod tests {
             ("", Region::Other),
             ("12", Region::Other),
             ("9AB", Region::Other),
+            // AWS regions: where an agent's probes ran from.
+            ("eu-west-1", Region::Europe),
+            ("us-gov-west-1", Region::NorthAmerica),
+            ("ap-southeast-2", Region::Oceania),
+            ("ap-northeast-1", Region::AsiaPacific),
+            ("me-central-1", Region::MiddleEast),
+            ("sa-east-1", Region::SouthAmerica),
+            ("cn-north-1", Region::China),
+            ("xx-west-1", Region::Other),
+            ("eu-", Region::Other),
         ] {
             assert_eq!(edge_region(edge), want, "{edge}");
         }

@@ -186,6 +186,9 @@ pub struct RequestEvent<'a> {
     /// Lambda: configured and used memory, in MB.
     pub memory_size_mb: Option<u32>,
     pub max_memory_used_mb: Option<u32>,
+    /// Synthetic events: the hop of the probe (`edge`, `gateway`, …) or the
+    /// step of the journey that measured the request; empty otherwise.
+    pub hop: &'a str,
 }
 
 /// The optional event fields a consumer reads. Decoders may leave the
@@ -265,7 +268,7 @@ pub struct EventBatch {
     last: [Span; STRINGS],
 }
 
-const STRINGS: usize = 10;
+const STRINGS: usize = 11;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
@@ -290,7 +293,7 @@ struct Stored {
     billed_ms: Option<f64>,
     memory_size_mb: Option<u32>,
     max_memory_used_mb: Option<u32>,
-    /// service, host, path, method, edge_location, request_id, trace_id, route, error_type, upstream_request_id.
+    /// service, host, path, method, edge_location, request_id, trace_id, route, error_type, upstream_request_id, hop.
     strings: [Span; STRINGS],
 }
 
@@ -362,6 +365,7 @@ impl EventBatch {
             e.route,
             e.error_type,
             e.upstream_request_id,
+            e.hop,
         ];
         let mut strings = [Span::default(); STRINGS];
         for (i, s) in fields.iter().enumerate() {
@@ -402,6 +406,7 @@ impl EventBatch {
                 route,
                 error_type,
                 upstream_request_id,
+                hop,
             ] = e.strings.map(s);
             let ev = RequestEvent {
                 ts_ms: e.ts_ms,
@@ -428,6 +433,7 @@ impl EventBatch {
                 billed_ms: e.billed_ms,
                 memory_size_mb: e.memory_size_mb,
                 max_memory_used_mb: e.max_memory_used_mb,
+                hop,
             };
             if e.n == 1 { sink.event(&ev) } else { sink.events(&ev, e.n) }
         }

@@ -187,6 +187,6 @@ fn a_slow_gateway_is_blamed_from_the_logs() {
     assert_eq!(get(a.port, "/api/v1/hops?service=shop&window=5h&baseline=3h").unwrap().0, 400);
     let (status, body) = get(a.port, "/api/v1/hops?probe=checkout").unwrap();
     assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("service="), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no probe"), "{body}");
     assert_eq!(get(a.port, "/api/v1/hops?service=nobody").unwrap().0, 404);
 }

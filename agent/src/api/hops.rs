@@ -5,8 +5,10 @@
 //! `?service=NAME[&route=/cart/{id}][&window=15m][&baseline=3h]` answers from
 //! the logs: the decomposition the state thread published with the last
 //! evaluation ([`crate::hops::HopsView`], shared minutes, no copy), merged
-//! here on a blocking thread. `?probe=NAME` is the same answer for a probe's
-//! hop chain; there are no probe chains yet, so it is 404 for every name.
+//! here on a blocking thread. `?probe=NAME[&window=…][&baseline=…]` is the
+//! same answer for a configured probe's hop chain
+//! ([`crate::hops::chain::ProbeChain`]), up to the agent's clock; 404 for a
+//! probe that has not run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +36,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 #[derive(Debug, PartialEq)]
 enum Ask {
     Logs { service: String, route: Option<String>, window: i64, baseline: i64 },
-    Probe(String),
+    Probe { name: String, window: i64, baseline: i64 },
 }
 
 /// The question, or the 400's message.
@@ -51,19 +53,22 @@ fn ask(q: &HashMap<String, String>) -> Result<Ask, String> {
     };
     let (window, baseline) =
         (minutes("window", DEFAULT_WINDOW_MINUTES)?, minutes("baseline", DEFAULT_BASELINE_MINUTES)?);
+    if window + baseline > KEEP_MINUTES {
+        return Err(format!(
+            "`window` and `baseline` together reach back at most {} (the minutes kept); asked {} + {}",
+            minutes_text(KEEP_MINUTES),
+            minutes_text(window),
+            minutes_text(baseline)
+        ));
+    }
     match (q.get("service").filter(|s| !s.is_empty()), q.get("probe").filter(|p| !p.is_empty())) {
         (Some(_), Some(_)) => Err("ask for either `service` (from the logs) or `probe`, not both".into()),
-        (None, Some(p)) => Ok(Ask::Probe(p.clone())),
+        (None, Some(p)) if q.contains_key("route") => {
+            Err(format!("`route` is for the logs; a probe's chain ({p:?}) is one endpoint"))
+        }
+        (None, Some(p)) => Ok(Ask::Probe { name: p.clone(), window, baseline }),
         (None, None) => Err("`service` is required (or `probe`)".into()),
         (Some(service), None) => {
-            if window + baseline > KEEP_MINUTES {
-                return Err(format!(
-                    "`window` and `baseline` together reach back at most {} (the minutes kept); asked {} + {}",
-                    minutes_text(KEEP_MINUTES),
-                    minutes_text(window),
-                    minutes_text(baseline)
-                ));
-            }
             let route = q.get("route").filter(|r| !r.is_empty()).cloned();
             Ok(Ask::Logs { service: service.clone(), route, window, baseline })
         }
@@ -73,11 +78,20 @@ fn ask(q: &HashMap<String, String>) -> Result<Ask, String> {
 async fn hops(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let (service, route, window, baseline) = match ask(&q) {
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-        Ok(Ask::Probe(name)) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("no probe hop chain named {name:?}: this agent runs none; ask from the logs with ?service=…"),
-            );
+        Ok(Ask::Probe { name, window, baseline }) => {
+            let now = s.clock.now_ms();
+            return match s.probes.chain_answer(&name, now, window, baseline) {
+                Some(a) => axum::Json(a).into_response(),
+                None => {
+                    let known = s.probes.chain_names();
+                    let known = if known.is_empty() {
+                        "this agent has run no probe yet (`probes:` in agent.yaml)".to_string()
+                    } else {
+                        format!("probes: {}", known.join(", "))
+                    };
+                    error(StatusCode::NOT_FOUND, &format!("no probe hop chain named {name:?}; {known}"))
+                }
+            };
         }
         Ok(Ask::Logs { service, route, window, baseline }) => (service, route, window, baseline),
     };
@@ -117,11 +131,20 @@ mod tests {
             ask(&q(&[("service", "shop"), ("route", "/cart/{id}"), ("window", "5m"), ("baseline", "1h")])),
             Ok(Ask::Logs { service: "shop".into(), route: Some("/cart/{id}".into()), window: 5, baseline: 60 })
         );
-        assert_eq!(ask(&q(&[("probe", "checkout")])), Ok(Ask::Probe("checkout".into())));
+        assert_eq!(
+            ask(&q(&[("probe", "checkout")])),
+            Ok(Ask::Probe { name: "checkout".into(), window: 15, baseline: 180 })
+        );
+        assert_eq!(
+            ask(&q(&[("probe", "checkout"), ("window", "5m"), ("baseline", "1h")])),
+            Ok(Ask::Probe { name: "checkout".into(), window: 5, baseline: 60 })
+        );
         for bad in [
             q(&[]),
             q(&[("route", "/a")]),
             q(&[("service", "s"), ("probe", "p")]),
+            q(&[("probe", "p"), ("route", "/a")]),
+            q(&[("probe", "p"), ("baseline", "6h")]),
             q(&[("service", "s"), ("window", "90s")]),
             q(&[("service", "s"), ("window", "soon")]),
             q(&[("service", "s"), ("baseline", "6h")]),

@@ -236,3 +236,16 @@ mod journeys {
         assert_eq!(overall(&[]), Status::Ok);
     }
 }
+
+/// An agent that only probes needs no `sources:`; one that does neither is told.
+#[test]
+fn sources_are_optional_for_an_agent_that_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = "probes:\n  - name: p\n    hops: [{name: edge, url: \"https://example.com/\"}]\n";
+    let c = crate::config::parse("agent.yaml", &format!("specs: [slos]\nstate: s.redb\n{probes}"), dir.path())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(c.sources.is_empty());
+    assert_eq!(c.synthetic.probes.len(), 1);
+    let e = crate::config::parse("agent.yaml", "specs: [slos]\nstate: s.redb\n", dir.path()).unwrap_err();
+    assert!(e.iter().any(|d| d.message.contains("missing required field `sources`")), "{e:?}");
+}

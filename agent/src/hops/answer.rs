@@ -48,6 +48,10 @@ pub struct HopFigures {
     /// `cold_start` only: the fraction of invocations that had an init.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share: Option<f64>,
+    /// Probe chains only: runs of the window in which this hop failed (a
+    /// hop that failed every run has `count` 0 and no percentiles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
 }
 
 /// The whole answer.
@@ -157,6 +161,7 @@ pub fn from_logs(
             count: f.count,
             basis: f.basis,
             share: f.share.map(|s| (s * 1e4).round() / 1e4),
+            failures: None,
         })
         .collect();
     let (blame, blame_reason) = blame(&hops);
@@ -209,7 +214,7 @@ pub fn blame(hops: &[HopFigures]) -> (Option<String>, String) {
     (Some(top.name.clone()), reason)
 }
 
-fn round(ms: f64) -> f64 {
+pub(crate) fn round(ms: f64) -> f64 {
     (ms * 100.0).round() / 100.0
 }
 

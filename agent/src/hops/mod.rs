@@ -50,6 +50,7 @@
 //! minutes are shared, copied on the next write) that handlers read.
 
 pub mod answer;
+pub mod chain;
 pub mod sketch;
 
 use std::borrow::Cow;

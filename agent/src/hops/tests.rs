@@ -204,6 +204,7 @@ fn blame_rule_on_figures() {
         count: 1,
         basis: "measured",
         share: None,
+        failures: None,
     };
     // No baseline: never blamed.
     assert_eq!(blame(&[f("edge", 500.0, None)]).0, None);

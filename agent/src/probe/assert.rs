@@ -102,6 +102,11 @@ pub enum AssertionFailure {
 }
 
 impl AssertionFailure {
+    /// Over the latency budget: slow, not wrong.
+    pub fn is_latency(&self) -> bool {
+        matches!(self, AssertionFailure::Latency { .. })
+    }
+
     /// A body or header regex (blackbox's `probe_failed_due_to_regex`).
     pub fn is_regex(&self) -> bool {
         matches!(

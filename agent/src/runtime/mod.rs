@@ -53,6 +53,10 @@ use crate::telemetry::events::{AgentStarted, ReceiverStarted, RejectsRestored, S
 
 /// Batches waiting between the ingest thread and the state thread.
 const BATCH_QUEUE: usize = 2;
+/// Synthetic runs waiting to be counted (one small batch per run); a run
+/// that finds the queue full is counted as dropped
+/// (`slo_agent_synthetic_events_dropped_total`), never waited for.
+const SYNTHETIC_QUEUE: usize = 1024;
 
 /// A running agent: its threads, and the state the API reads.
 pub struct Runtime {
@@ -67,6 +71,8 @@ pub struct Runtime {
     wakers: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
     /// The fleet reader's ends, until `run` spawns it.
     fleet: Option<FleetTask>,
+    /// Where synthetic runs send their events (to the state thread).
+    synthetic_events: tokio::sync::mpsc::Sender<crate::event::EventBatch>,
 }
 
 /// The fleet reader (`crate::fleet::run`), built at the start and spawned
@@ -194,6 +200,7 @@ impl Runtime {
         let (fatal_tx, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
         let (control_tx, control_rx) = tokio::sync::mpsc::channel::<Control>(16);
         let (batches_tx, batches_rx) = tokio::sync::mpsc::channel(BATCH_QUEUE);
+        let (synthetic_tx, synthetic_rx) = tokio::sync::mpsc::channel(SYNTHETIC_QUEUE);
         let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
         let wanted = Arc::new(Mutex::new(loaded.engine.wanted()));
         let wakers: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>> =
@@ -224,7 +231,7 @@ impl Runtime {
         let mut threads = Vec::new();
         let tick = config.tick;
         let h = essential("state", health.clone(), stopping.clone(), fatal_tx.clone(), move || {
-            run_state_thread(core, control_rx, deliveries_rx, batches_rx, tick)
+            run_state_thread(core, control_rx, deliveries_rx, batches_rx, synthetic_rx, tick)
         })
         .context("starting the state thread")?;
         threads.push(("state", h));
@@ -258,6 +265,7 @@ impl Runtime {
             fatal_tx,
             wakers,
             fleet,
+            synthetic_events: synthetic_tx,
         })
     }
 
@@ -345,6 +353,7 @@ fn run_state_thread(
     mut control: tokio::sync::mpsc::Receiver<Control>,
     mut deliveries: tokio::sync::mpsc::Receiver<Delivery>,
     mut batches: tokio::sync::mpsc::Receiver<state::Polled>,
+    mut synthetic: tokio::sync::mpsc::Receiver<crate::event::EventBatch>,
     tick: Duration,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime");
@@ -365,6 +374,9 @@ fn run_state_thread(
                         let _ = reply.send(reset);
                     }
                     Some(Control::Shutdown(deadline, reply)) => {
+                        while let Ok(e) = synthetic.try_recv() {
+                            core.count_synthetic(e);
+                        }
                         let ok = shut_down(&mut core, &mut deliveries, &mut batches, deadline).await;
                         let _ = reply.send(ok);
                         return;
@@ -380,6 +392,7 @@ fn run_state_thread(
                 Some(d) = deliveries.recv() => core.count_delivery(d),
                 _ = ticks.tick() => { core.evaluate(); }
                 Some(p) = batches.recv() => core.count_polled(p),
+                Some(e) = synthetic.recv() => core.count_synthetic(e),
                 _ = tokio::time::sleep_until(durable_at.unwrap_or_else(tokio::time::Instant::now)), if durable_at.is_some() => {
                     core.make_durable();
                 }
@@ -452,8 +465,14 @@ pub async fn run(
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let checks = Arc::new(runtime.config.synthetic.clone());
-    let synthetic =
-        tokio::spawn(crate::synthetic::run::run(checks.clone(), runtime.api.probes.clone(), stop_rx.clone()));
+    let synthetic = tokio::spawn(crate::synthetic::run::run(
+        checks.clone(),
+        runtime.api.probes.clone(),
+        runtime.synthetic_events.clone(),
+        runtime.api.clock.clone(),
+        runtime.api.telemetry.clone(),
+        stop_rx.clone(),
+    ));
     // Each journey run is kept for the API and /metrics; `on_run` is where
     // a run becomes events (it sees every run, on the run's task).
     let on_run: crate::synthetic::run::OnRun = Arc::new(|_run: &crate::synthetic::journey::JourneyRun| {});

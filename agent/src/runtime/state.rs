@@ -46,6 +46,9 @@ pub const DURABLE_EVERY: Duration = Duration::from_secs(2);
 /// How often a state file that failed is reopened.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
+/// The source name of synthetic events in the agent's telemetry.
+pub const SYNTHETIC_SOURCE: &str = "synthetic";
+
 /// A batch a polled source read and decoded, with the position after it.
 pub struct Polled {
     /// Sources are rebuilt after a reopen; batches of older ones are dropped.
@@ -335,6 +338,38 @@ impl Core {
             ev::LinesRejected { source, kind, reason: reason.as_str(), count: s.count, samples: &s.samples }.emit(t);
         }
         ev::SourceBacklog { source, kind, backlog_bytes: o.backlog_bytes, files: o.files as u64 }.emit(t);
+        if let Some(ts_ms) = newest {
+            ev::NewestEvent { source, kind, ts_ms }.emit(t);
+        }
+        ev::FutureEventsDropped { source, count: future }.emit(t);
+        self.report_engine();
+    }
+
+    /// Count the events of a synthetic run (probes, journeys). There is no
+    /// position to commit with them: a run lost in a crash is a run that did
+    /// not happen, and the next one measures again. Committed lazily, like
+    /// polled batches.
+    pub fn count_synthetic(&mut self, events: EventBatch) {
+        if self.broken.is_some() {
+            return;
+        }
+        let max_ts = self.max_ts();
+        let mut sink =
+            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
+        events.replay(&mut sink);
+        let (newest, future) = (sink.newest, sink.future);
+        let changes = self.engine.drain_changes();
+        if !changes.is_empty() {
+            if let Err(e) = self.store.commit_lazily(&changes, &[], &RejectDeltas::new()) {
+                self.fail("the events of a synthetic run", &e);
+                return;
+            }
+            ev::StoreCommitted.emit(&self.telemetry);
+            self.lazy_pending = true;
+        }
+        let t = &self.telemetry;
+        let (source, kind) = (SYNTHETIC_SOURCE, SYNTHETIC_SOURCE);
+        ev::LinesRead { source, kind, lines: events.requests() }.emit(t);
         if let Some(ts_ms) = newest {
             ev::NewestEvent { source, kind, ts_ms }.emit(t);
         }

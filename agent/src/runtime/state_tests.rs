@@ -292,12 +292,14 @@ fn a_source_stuck_in_io_holds_up_neither_evaluation_nor_pushes() {
 
     let (control, control_rx) = tokio::sync::mpsc::channel(4);
     let (deliveries, deliveries_rx) = tokio::sync::mpsc::channel(4);
+    let (_synthetic, synthetic_rx) = tokio::sync::mpsc::channel(4);
     let state_thread = std::thread::spawn(move || {
         super::super::run_state_thread(
             core,
             control_rx,
             deliveries_rx,
             batches_rx,
+            synthetic_rx,
             std::time::Duration::from_millis(20),
         )
     });

@@ -18,7 +18,7 @@ pub mod series;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::event::{EventSink, RequestEvent, Wanted};
+use crate::event::{EventSink, Origin, RequestEvent, Wanted};
 use crate::spec::model::{ALERT_WINDOWS, BurnRateRule, CalendarUnit, MINUTE_MS, Minutes, Slo, SloSet, SloWindow};
 use latency::{LatencyDays, Percentiles};
 use ring::Counts;
@@ -263,6 +263,11 @@ impl Engine {
         let templater = &mut self.templater;
         // The failing event's route template, worked out once for all SLOs.
         let mut failed_route: Option<String> = None;
+        // A synthetic check that failed (no answer, a wrong body, a failed
+        // journey step) is bad whatever the SLO counts as good: its status
+        // may well be 200.
+        let failed_check = origin == Origin::Synthetic
+            && !matches!(ev.outcome, crate::event::Outcome::Success | crate::event::Outcome::Unknown);
         self.router.route(origin, ev, |i| {
             matched = true;
             let state = &mut slos[i];
@@ -276,6 +281,7 @@ impl Engine {
             if ind.criteria_are_bad {
                 good = !good;
             }
+            good &= !failed_check;
             let g = if good { n } else { 0 };
             if !good {
                 let route = failed_route.get_or_insert_with(|| failure_route(templater, ev));
@@ -398,6 +404,9 @@ impl EventSink for Engine {
 fn failure_route(templater: &mut crate::dims::RouteTemplater, ev: &RequestEvent<'_>) -> String {
     if !ev.route.is_empty() {
         ev.route.to_string()
+    } else if !ev.hop.is_empty() {
+        // Synthetic events: the hop or journey step that failed.
+        ev.hop.to_string()
     } else if ev.path.is_empty() {
         String::new()
     } else {

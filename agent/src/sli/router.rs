@@ -120,6 +120,7 @@ struct OriginRoutes {
     methods: Group<Vec<String>>,
     edges: GlobField,
     routes: GlobField,
+    hops: GlobField,
     statuses: Group<StatusSet>,
     regions: Group<Vec<Region>>,
     clients: Group<Vec<ClientClass>>,
@@ -168,6 +169,9 @@ impl Router {
             if let Some(v) = &f.route {
                 bits.push(r.routes.clauses.bit_for(v, nb));
             }
+            if let Some(v) = &f.hop {
+                bits.push(r.hops.clauses.bit_for(v, nb));
+            }
             if let Some(v) = &f.region {
                 bits.push(r.regions.bit_for(v, nb));
             }
@@ -186,7 +190,7 @@ impl Router {
             max_words = max_words.max(r.words);
             r.required = vec![0; r.words * r.slos.len()];
             let words = r.words;
-            for g in [&mut r.services, &mut r.hosts, &mut r.paths, &mut r.edges, &mut r.routes] {
+            for g in [&mut r.services, &mut r.hosts, &mut r.paths, &mut r.edges, &mut r.routes, &mut r.hops] {
                 g.finish(words);
             }
             for (k, bits) in bits_per_slo[o].iter().enumerate() {
@@ -231,6 +235,7 @@ impl Router {
         r.services.eval(ev.service, truth);
         r.edges.eval(ev.edge_location, truth);
         r.routes.eval(ev.route, truth);
+        r.hops.eval(ev.hop, truth);
         for (s, b) in &r.statuses.items {
             if s.contains(ev.status) {
                 set(truth, *b);

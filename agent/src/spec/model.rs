@@ -189,6 +189,8 @@ pub struct Filter {
     pub outcome: Option<Vec<crate::event::Outcome>>,
     /// Globs over the hop's route template (API Gateway `routeKey` / `resourcePath`).
     pub route: Option<Vec<Glob>>,
+    /// Synthetic events: globs over the probe's hop or the journey's step.
+    pub hop: Option<Vec<Glob>>,
 }
 
 /// When an event counted by the SLO is good: all present criteria hold.

@@ -35,7 +35,7 @@ const SPEC: &[&str] =
     &["service", "description", "objective", "window", "budgeting", "indicator", "alerting", "exclusions"];
 const INDICATOR: &[&str] = &["source", "filter", "good"];
 pub const FILTER: &[&str] =
-    &["service", "host", "path", "method", "edge_location", "status", "region", "client", "outcome", "route"];
+    &["service", "host", "path", "method", "edge_location", "status", "region", "client", "outcome", "route", "hop"];
 pub const GOOD: &[&str] = &["status", "latency"];
 
 /// A read SLO with the position of its name, for duplicate-name messages.
@@ -391,6 +391,7 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
     let path = globs(cx, "path");
     let edge_location = globs(cx, "edge_location");
     let route = globs(cx, "route");
+    let hop = globs(cx, "hop");
     let method = m.get("method").map(|n| {
         let mut out = Vec::new();
         for item in cx.one_or_many(n, &m.path("method")) {
@@ -443,7 +444,7 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
     let region = names(cx, "region", &region_names).map(|v| v.into_iter().map(|i| Region::ALL[i]).collect());
     let client = names(cx, "client", &client_names).map(|v| v.into_iter().map(|i| ClientClass::ALL[i]).collect());
     let outcome = names(cx, "outcome", &outcome_names).map(|v| v.into_iter().map(|i| Outcome::ALL[i]).collect());
-    ok.then_some(Filter { service, host, path, method, edge_location, status, region, client, outcome, route })
+    ok.then_some(Filter { service, host, path, method, edge_location, status, region, client, outcome, route, hop })
 }
 
 pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {

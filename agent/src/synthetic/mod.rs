@@ -16,6 +16,7 @@
 //! last runs (`docs/probes.md`, "Journeys").
 
 pub mod config;
+pub mod events;
 pub mod journey;
 pub mod metrics;
 pub mod run;

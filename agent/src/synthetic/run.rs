@@ -12,6 +12,10 @@
 //! [`MAX_CONCURRENT_RUNS`], so long journeys (think time, slow steps) never
 //! hold back the probes, and at most the sum of both is in flight.
 //!
+//! Each run's results become events (origin `synthetic`, [`super::events`])
+//! that the state thread counts for the SLOs, and each probe's hop chain
+//! keeps its recent latencies ([`ProbeChain`]).
+//!
 //! Values read from files or the environment (headers such as an API key)
 //! are read at each run and never logged: a hop whose value cannot be read
 //! fails with that reason, without the value.
@@ -25,18 +29,25 @@ use super::{
     Connection, Expect, HttpVersion, IpFamily, JsonPath, PathStep, ProbeConfig, StatusMatch, SyntheticConfig, Target,
 };
 use crate::clock::Clock;
+use crate::event::EventBatch;
+use crate::hops::answer::HopsAnswer;
+use crate::hops::chain::ProbeChain;
 use crate::probe::assert::{Assertions, HeaderMatch, JsonValueCheck, Pattern, TlsExpectation};
 use crate::probe::{Outcome, ProbeSpec};
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::SyntheticEventsDropped;
 
 /// Probe runs in flight at once, at most.
 pub const MAX_CONCURRENT_RUNS: usize = 32;
 /// Journey runs in flight at once, at most (apart from the probes' slots).
 pub const MAX_CONCURRENT_JOURNEYS: usize = 8;
 
-/// The last outcome of every (probe, hop).
+/// The last outcome of every (probe, hop), and every probe's recent hop
+/// chain ([`ProbeChain`], for `GET /api/v1/hops?probe=`).
 #[derive(Debug, Default)]
 pub struct Results {
     last: RwLock<BTreeMap<(String, String), Outcome>>,
+    chains: RwLock<BTreeMap<String, ProbeChain>>,
     pub stats: Arc<Stats>,
 }
 
@@ -48,6 +59,30 @@ impl Results {
 
     fn put(&self, o: Outcome) {
         self.last.write().unwrap_or_else(|e| e.into_inner()).insert((o.probe.clone(), o.hop.clone()), o);
+    }
+
+    /// The decomposition of probe `name`'s hop chain over `window` minutes
+    /// ending at `at_ms`, against `baseline` minutes before; `None` when
+    /// no probe of that name has run.
+    pub fn chain_answer(&self, name: &str, at_ms: i64, window: i64, baseline: i64) -> Option<HopsAnswer> {
+        let chains = self.chains.read().unwrap_or_else(|e| e.into_inner());
+        chains.get(name).map(|c| c.answer(name, at_ms, window, baseline))
+    }
+
+    /// The names of the probes with a chain, for error messages.
+    pub fn chain_names(&self) -> Vec<String> {
+        self.chains.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+
+    fn record_chain(&self, p: &ProbeConfig, ts_ms: i64, latencies: &[Option<f64>]) {
+        let mut chains = self.chains.write().unwrap_or_else(|e| e.into_inner());
+        let names = || p.hops.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+        let chain = chains.entry(p.name.clone()).or_insert_with(|| ProbeChain::new(names()));
+        if chain.hops() != names().as_slice() {
+            // The config changed the chain: its history no longer lines up.
+            *chain = ProbeChain::new(names());
+        }
+        chain.record(ts_ms, latencies);
     }
 }
 
@@ -152,27 +187,51 @@ fn not_run(p: &ProbeConfig, hop: &Target, region: &str, why: String) -> Outcome 
     }
 }
 
-/// One run of a probe: every hop at once.
-pub async fn run_probe(p: &ProbeConfig, region: &str, results: &Results) {
+/// One run of a probe, started at `ts_ms` (wall clock): every hop at once.
+/// Keeps each hop's outcome and the chain's latencies, and gives back the
+/// run's events (one per hop, [`super::events`]).
+pub async fn run_probe(p: &ProbeConfig, region: &str, results: &Results, ts_ms: i64) -> EventBatch {
     let mut tasks = Vec::new();
-    for hop in &p.hops {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; p.hops.len()];
+    for (i, hop) in p.hops.iter().enumerate() {
         match spec(p, hop, region) {
-            Ok(s) => tasks.push(tokio::spawn(async move { crate::probe::run(&s).await })),
-            Err(why) => results.put(not_run(p, hop, region, why)),
+            Ok(s) => tasks.push((i, tokio::spawn(async move { crate::probe::run(&s).await }))),
+            Err(why) => outcomes[i] = Some(not_run(p, hop, region, why)),
         }
     }
-    for t in tasks {
-        if let Ok(o) = t.await {
-            if !o.success {
-                tracing::debug!(probe = %o.probe, hop = %o.hop, reasons = ?o.last().reasons(), "probe failed");
-            }
-            results.put(o);
+    for (i, t) in tasks {
+        match t.await {
+            Ok(o) => outcomes[i] = Some(o),
+            Err(e) => outcomes[i] = Some(not_run(p, &p.hops[i], region, format!("the probe task failed: {e}"))),
         }
     }
+    let mut events = EventBatch::new();
+    let mut latencies = Vec::with_capacity(outcomes.len());
+    for (hop, o) in p.hops.iter().zip(outcomes.into_iter().flatten()) {
+        if !o.success {
+            tracing::debug!(probe = %o.probe, hop = %o.hop, reasons = ?o.last().reasons(), "probe failed");
+        }
+        // A hop answered when only its latency budget failed: its time counts in the chain.
+        let answered = super::events::outcome_of(&o) == crate::event::Outcome::Success;
+        latencies.push(answered.then(|| o.last().duration.as_secs_f64() * 1e3));
+        super::events::push_outcome(&mut events, &o, &p.service, &hop.method, ts_ms);
+        results.put(o);
+    }
+    results.record_chain(p, ts_ms, &latencies);
+    events
 }
 
-/// Run every configured probe until `stop` turns true.
-pub async fn run(config: Arc<SyntheticConfig>, results: Arc<Results>, stop: tokio::sync::watch::Receiver<bool>) {
+/// Run every configured probe until `stop` turns true, sending each run's
+/// events to `events` (the state thread) without waiting: a full queue
+/// drops the run's events and counts it (`slo_agent_synthetic_events_dropped_total`).
+pub async fn run(
+    config: Arc<SyntheticConfig>,
+    results: Arc<Results>,
+    events: tokio::sync::mpsc::Sender<EventBatch>,
+    clock: Arc<dyn Clock>,
+    telemetry: Arc<Telemetry>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     if config.probes.is_empty() {
         return;
     }
@@ -180,8 +239,14 @@ pub async fn run(config: Arc<SyntheticConfig>, results: Arc<Results>, stop: toki
     let stats = results.stats.clone();
     let (c, r) = (config.clone(), results.clone());
     let run_one = move |i: usize| {
-        let (c, r) = (c.clone(), r.clone());
-        async move { run_probe(&c.probes[i], &c.region, &r).await }
+        let (c, r, events, clock, telemetry) = (c.clone(), r.clone(), events.clone(), clock.clone(), telemetry.clone());
+        async move {
+            let p = &c.probes[i];
+            let batch = run_probe(p, &c.region, &r, clock.now_ms()).await;
+            if events.try_send(batch).is_err() {
+                SyntheticEventsDropped { check: &p.name }.emit(&telemetry);
+            }
+        }
     };
     schedule::run(jobs, MAX_CONCURRENT_RUNS, run_one, stats, stop).await;
 }

@@ -59,6 +59,12 @@ metric!(
 );
 metric!(STORE_COMMITS, "slo_agent_store_commits", Counter, "Store transactions committed");
 metric!(
+    SYNTHETIC_DROPPED,
+    "slo_agent_synthetic_events_dropped",
+    Counter,
+    "Synthetic runs whose events were not counted because the state thread's queue was full"
+);
+metric!(
     STORE_COMMIT_FAILURES,
     "slo_agent_store_commit_failures",
     Counter,
@@ -148,6 +154,7 @@ impl AgentStarted {
             &TOO_OLD_EVENTS,
             &EXCLUDED_EVENTS,
             &FUTURE_EVENTS,
+            &SYNTHETIC_DROPPED,
             &STORE_COMMITS,
             &STORE_COMMIT_FAILURES,
             &STORE_REOPENS,
@@ -380,6 +387,22 @@ impl FutureEventsDropped<'_> {
             tracing::debug!(source = self.source, count = self.count, "events from the future dropped");
             t.add(&FUTURE_EVENTS, vec![], self.count);
         }
+    }
+}
+
+/// A synthetic run's events found the state thread's queue full (or the
+/// state thread gone) and were not counted.
+pub struct SyntheticEventsDropped<'a> {
+    pub check: &'a str,
+}
+
+impl SyntheticEventsDropped<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::warn!(
+            check = self.check,
+            "a synthetic run's events were not counted: the state thread's queue is full"
+        );
+        t.add(&SYNTHETIC_DROPPED, vec![], 1);
     }
 }
 

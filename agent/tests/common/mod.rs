@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that run the built binary.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod certs;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
