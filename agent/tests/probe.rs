@@ -486,6 +486,33 @@ async fn redirects_are_followed_counted_and_summed() {
     assert_eq!(o.last().reasons(), ["status 302 not 2xx"]);
 }
 
+/// The final response's headers and body are kept only when asked, never
+/// serialized, and their `Debug` shows no value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_is_kept_only_when_asked() {
+    let s = server(
+        "127.0.0.1",
+        None,
+        Delays::default(),
+        Arc::new(|_, path| match path {
+            "/" => (302, vec![("Location", "/final".into())], String::new()),
+            _ => (200, vec![("Set-Cookie", "session=s-secret-1".into())], "{\"token\": \"t-secret-2\"}".into()),
+        }),
+    )
+    .await;
+    assert!(probe::run(&spec(&s.url)).await.last().response.is_none(), "not asked, not kept");
+    let mut asked = spec(&s.url);
+    asked.keep_response = true;
+    let o = probe::run(&asked).await;
+    check_ok(&o);
+    let r = o.last().response.as_ref().expect("asked, kept");
+    assert!(r.url.ends_with("/final"), "the URL that answered: {}", r.url);
+    assert_eq!(r.header("set-cookie"), Some("session=s-secret-1"));
+    assert_eq!(r.body, br#"{"token": "t-secret-2"}"#);
+    let shown = format!("{:?} {}", o, serde_json::to_string(&o).unwrap());
+    assert!(!shown.contains("secret"), "{shown}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_body_is_bounded() {
     let s = server("127.0.0.1", None, Delays::default(), Arc::new(ok_body)).await;

@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 /// A local target: `/ok` answers 200 when the `x-api-key` header is right,
 /// `/down` always 503.
 fn target() -> (u16, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new()
         .route(
             "/ok",
@@ -25,10 +22,7 @@ fn target() -> (u16, tokio::runtime::Runtime) {
             }),
         )
         .route("/down", axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }));
-    rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (port, rt)
+    common::serve_app(app)
 }
 
 #[test]

@@ -81,6 +81,8 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/deploys/{id}", Read),
     route("GET", "/api/v1/annotations", Read),
     route("GET", "/api/v1/hops", Read),
+    route("GET", "/api/v1/journeys", Read),
+    route("GET", "/api/v1/journeys/{name}", Read),
     route("GET", "/api/v1/silences", Read),
     route("POST", "/api/v1/silences", change(&[Role::Silence], "silence.create")),
     route("GET", "/api/v1/silences/{id}", Read),
@@ -213,6 +215,7 @@ mod tests {
             include_str!("audit.rs"),
             include_str!("github.rs"),
             include_str!("hops.rs"),
+            include_str!("journeys.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {

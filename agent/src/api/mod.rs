@@ -12,6 +12,7 @@ pub mod deploys;
 pub mod freeze;
 pub mod github;
 pub mod hops;
+pub mod journeys;
 pub mod push;
 pub mod silences;
 pub mod state;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(freeze::routes())
         .merge(github::routes())
         .merge(hops::routes())
+        .merge(journeys::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
         .with_state(state)
@@ -155,7 +157,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/journeys, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

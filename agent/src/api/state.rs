@@ -150,6 +150,8 @@ pub struct ApiState {
     pub rendered: super::freeze::RenderedAnswers,
     /// The last outcome of every configured probe's hops (`probes:`).
     pub probes: Arc<crate::synthetic::run::Results>,
+    /// The last run of every configured journey (`journeys:`).
+    pub journeys: Arc<crate::synthetic::run::JourneyResults>,
 }
 
 impl ApiState {
@@ -165,14 +167,20 @@ impl ApiState {
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
         let mut out =
             crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &self.telemetry, now);
-        // The configured probes' last outcomes, in blackbox_exporter's names, before `# EOF`.
+        // The configured probes' last outcomes, in blackbox_exporter's names,
+        // and the journeys' last runs, before `# EOF`.
         let outcomes = self.probes.outcomes();
+        let mut checks = String::new();
         if !outcomes.is_empty() {
-            let probes = crate::probe::metrics::render_all(&outcomes);
-            match out.rfind("# EOF") {
-                Some(i) => out.insert_str(i, &probes),
-                None => out.push_str(&probes),
-            }
+            checks.push_str(&crate::probe::metrics::render_all(&outcomes));
+        }
+        let runs = self.journeys.runs();
+        if !runs.is_empty() {
+            checks.push_str(&crate::synthetic::metrics::render(&runs));
+        }
+        match out.rfind("# EOF") {
+            Some(i) => out.insert_str(i, &checks),
+            None => out.push_str(&checks),
         }
         out
     }

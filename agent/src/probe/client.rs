@@ -24,7 +24,7 @@ use url::{Host, Position, Url};
 
 use super::dns::Resolver;
 use super::tls::{Trust, version_name};
-use super::{Attempt, HttpVersion, ProbeSpec, RequestFailure, TlsInfo, assert};
+use super::{Attempt, HttpVersion, KeptResponse, ProbeSpec, RequestFailure, TlsInfo, assert};
 
 /// Runs one attempt; never fails, the failure is in the [`Attempt`].
 pub(super) async fn attempt(spec: &ProbeSpec, resolver: &Resolver, trust: &Trust) -> Attempt {
@@ -194,7 +194,7 @@ async fn requests(
             .map(|z| z.timestamp().as_second());
 
         *phase = "transfer";
-        let keep = spec.assertions.needs_body();
+        let keep = spec.assertions.needs_body() || spec.keep_response;
         let mut kept = Vec::new();
         let mut read: u64 = 0;
         while let Some(frame) = response_body.frame().await {
@@ -218,6 +218,14 @@ async fn requests(
             http_version: version_text(parts.version),
         };
         att.failed_assertions = assert::check_response(&spec.assertions, &facts);
+        if spec.keep_response {
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            att.response = Some(KeptResponse { url: url.to_string(), headers, body: kept });
+        }
         return Ok(());
     }
 }

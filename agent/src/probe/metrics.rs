@@ -18,13 +18,35 @@ struct Series {
     value: f64,
 }
 
-/// Metric name → (help, series), in name order.
+/// Gauge families: metric name → (help, series), rendered in name order,
+/// each family once. Also used for the journeys' `slo_agent_journey_*`.
 #[derive(Default)]
-struct Families(BTreeMap<&'static str, (&'static str, Vec<Series>)>);
+pub struct Families(BTreeMap<&'static str, (&'static str, Vec<Series>)>);
 
 impl Families {
-    fn add(&mut self, name: &'static str, help: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
+    pub fn add(&mut self, name: &'static str, help: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
         self.0.entry(name).or_insert_with(|| (help, Vec::new())).1.push(Series { labels, value });
+    }
+
+    /// Prometheus text exposition (version 0.0.4; also valid OpenMetrics lines).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, (help, series)) in &self.0 {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for s in series {
+                out.push_str(name);
+                out.push('{');
+                for (i, (k, v)) in s.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{k}=\"{}\"", escape(v));
+                }
+                let _ = writeln!(out, "}} {}", number(s.value));
+            }
+        }
+        out
     }
 }
 
@@ -39,23 +61,7 @@ pub fn render_all(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         add_outcome(&mut f, o);
     }
-    let mut out = String::new();
-    for (name, (help, series)) in &f.0 {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for s in series {
-            out.push_str(name);
-            out.push('{');
-            for (i, (k, v)) in s.labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{k}=\"{}\"", escape(v));
-            }
-            let _ = writeln!(out, "}} {}", number(s.value));
-        }
-    }
-    out
+    f.render()
 }
 
 fn add_outcome(f: &mut Families, o: &Outcome) {

@@ -111,6 +111,10 @@ pub struct ProbeSpec {
     pub assertions: Assertions,
     /// Attempts after a failed one before the probe counts as failed.
     pub retries: u32,
+    /// Keep the final response's headers and body (at most `max_body_bytes`)
+    /// in [`Attempt::response`], for a caller that reads them (a journey's
+    /// extractions and cookies). Off by default: they may hold tokens.
+    pub keep_response: bool,
 }
 
 impl ProbeSpec {
@@ -136,6 +140,7 @@ impl ProbeSpec {
             tls: TlsOptions::default(),
             assertions: Assertions::default(),
             retries: 1,
+            keep_response: false,
         }
     }
 }
@@ -279,6 +284,43 @@ pub struct Attempt {
     pub last_modified: Option<i64>,
     pub failure: Option<RequestFailure>,
     pub failed_assertions: Vec<AssertionFailure>,
+    /// The final response's headers and body, when [`ProbeSpec::keep_response`]
+    /// asked for them. Never serialized (they may hold tokens or cookies).
+    #[serde(skip)]
+    pub response: Option<KeptResponse>,
+}
+
+/// The final response's headers and body, kept for the caller.
+///
+/// Its `Debug` shows header names and the body's length only, so a kept
+/// response that reaches a log or a panic message carries no secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KeptResponse {
+    /// The URL that answered (after redirects): whose cookies these are.
+    pub url: String,
+    /// Names lower case, in the order received (a name may repeat).
+    pub headers: Vec<(String, String)>,
+    /// At most the probe's `max_body_bytes`.
+    pub body: Vec<u8>,
+}
+
+impl KeptResponse {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name` (lower case).
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for KeptResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KeptResponse").field("headers", &names).field("body_bytes", &self.body.len()).finish()
+    }
 }
 
 impl Attempt {

@@ -148,13 +148,6 @@ impl Runtime {
         if config.api.tokens.is_empty() {
             tracing::info!("no API tokens configured: silences cannot be created or expired (see docs/api.md)");
         }
-        let synthetic = &config.synthetic;
-        if !synthetic.journeys.is_empty() {
-            tracing::warn!(
-                journeys = synthetic.journeys.len(),
-                "journeys are validated but not run by this version yet (docs/operations.md)"
-            );
-        }
 
         let mut polled = Vec::new();
         let mut pushed = Vec::new();
@@ -193,6 +186,7 @@ impl Runtime {
             deploys: Arc::new(crate::api::state::DeployBook::new(deploys)),
             rendered: Default::default(),
             probes: Default::default(),
+            journeys: Default::default(),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),
@@ -470,12 +464,23 @@ pub async fn run(
     let app = crate::api::router(api.clone())
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let checks = Arc::new(runtime.config.synthetic.clone());
     let synthetic = tokio::spawn(crate::synthetic::run::run(
-        Arc::new(runtime.config.synthetic.clone()),
+        checks.clone(),
         runtime.api.probes.clone(),
         runtime.synthetic_events.clone(),
         runtime.api.clock.clone(),
         runtime.api.telemetry.clone(),
+        stop_rx.clone(),
+    ));
+    // Each journey run is kept for the API and /metrics; `on_run` is where
+    // a run becomes events (it sees every run, on the run's task).
+    let on_run: crate::synthetic::run::OnRun = Arc::new(|_run: &crate::synthetic::journey::JourneyRun| {});
+    let journeys = tokio::spawn(crate::synthetic::run::run_journeys(
+        checks,
+        runtime.api.journeys.clone(),
+        runtime.api.clock.clone(),
+        on_run,
         stop_rx.clone(),
     ));
     let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry, tls));
@@ -525,6 +530,7 @@ pub async fn run(
     let deadline = Instant::now() + limits.shutdown_timeout;
     let _ = stop_tx.send(true);
     synthetic.abort();
+    journeys.abort();
     watcher.abort();
     if let Some(r) = &reloader {
         r.abort();

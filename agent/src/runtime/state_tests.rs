@@ -51,6 +51,7 @@ fn fixture_with(fleet: Option<FleetLink>) -> Fixture {
         deploys: Default::default(),
         rendered: Default::default(),
         probes: Default::default(),
+        journeys: Default::default(),
         push: PushGate::new(Vec::new(), queue, std::time::Duration::from_secs(1), 1).unwrap(),
         telemetry: Arc::new(Telemetry::default()),
         receivers: vec![("hook".into(), "webhook")],

@@ -755,7 +755,7 @@ fn read_journey(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<JourneyCon
     let mut known: Vec<String> = Vec::new();
     let mut ok = true;
     for item in items {
-        match read_step(cx, item, &what, base, &known) {
+        match read_step(cx, item, &what, base, &known, interval) {
             Some(s) => {
                 if steps.iter().any(|x| x.target.name == s.target.name) {
                     cx.err(item.pos, format!("duplicate step name `{}` in `{what}`", s.target.name));
@@ -771,8 +771,16 @@ fn read_journey(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<JourneyCon
     ok.then_some(JourneyConfig { name, service, interval, connection, steps })
 }
 
-fn read_step(cx: &mut Ctx<'_>, node: &Node, journey: &str, base: &Path, known: &[String]) -> Option<Step> {
-    let f = cx.map(node, &format!("{journey}.steps[]"), &["name", "request", "extract", "expect", "think_time"])?;
+fn read_step(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    journey: &str,
+    base: &Path,
+    known: &[String],
+    interval: Duration,
+) -> Option<Step> {
+    let keys = ["name", "request", "extract", "expect", "think_time", "timeout"];
+    let f = cx.map(node, &format!("{journey}.steps[]"), &keys)?;
     let name = read_name(cx, &f, &format!("{journey}.steps[]"))?;
     let what = format!("{journey}.steps[{name}]");
     let f = Fields { what: what.clone(), ..f };
@@ -814,6 +822,10 @@ fn read_step(cx: &mut Ctx<'_>, node: &Node, journey: &str, base: &Path, known: &
         Some(n) => read_expect(cx, n, &f.path("expect")),
     };
     let think_time = duration(cx, &f, "think_time", Duration::ZERO, Duration::ZERO, Duration::from_secs(600));
+    let timeout = match f.get("timeout") {
+        None => Some(None),
+        Some(_) => duration(cx, &f, "timeout", DEFAULT_TIMEOUT, Duration::from_millis(100), interval).map(Some),
+    };
     let (method, url, headers, query, body) = (method?, url?, headers?, query?, body?);
     // Every variable used here must come from an earlier step.
     let mut used: Vec<String> = variables(&url).unwrap_or_default().into_iter().map(str::to_string).collect();
@@ -837,7 +849,7 @@ fn read_step(cx: &mut Ctx<'_>, node: &Node, journey: &str, base: &Path, known: &
         }
     }
     let target = Target { name, url, method, headers, body, expect: expect? };
-    ok.then_some(Step { target, query, extract: extract?, think_time: think_time? })
+    ok.then_some(Step { target, query, extract: extract?, think_time: think_time?, timeout: timeout? })
 }
 
 fn read_extract(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<(String, Extract)>> {

@@ -10,10 +10,15 @@
 //! missing file or variable at load is an error). Values read that way are
 //! [`Text::File`] / [`Text::Env`]: never logged, never exported. The
 //! tests read whole `agent.yaml` files, so they live in `config`.
+//!
+//! And running them: [`run`] schedules probes and journeys ([`schedule`]),
+//! [`journey`] walks one journey run, [`metrics`] renders the journeys'
+//! last runs (`docs/probes.md`, "Journeys").
 
 pub mod config;
 pub mod events;
 pub mod journey;
+pub mod metrics;
 pub mod run;
 pub mod schedule;
 pub mod trace;
@@ -229,8 +234,10 @@ pub struct Step {
     pub target: Target,
     pub query: Vec<(String, Text)>,
     pub extract: Vec<(String, Extract)>,
-    /// Pause after this step.
+    /// Pause after this step (not after the last one, nor after a failure).
     pub think_time: Duration,
+    /// This step's whole request at most; default the journey's `timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// `journeys[]`: a multi-step walk through the site.

@@ -1,8 +1,16 @@
-//! Running the configured hop probes: each probe on its schedule
+//! Running the configured checks. Hop probes: each probe on its schedule
 //! ([`super::schedule`]), its hops probed at the same moment (one task per
 //! hop, so a slow hop does not delay the others' measurement), and the last
 //! outcome of every hop kept for `/metrics` in blackbox_exporter's names
 //! ([`crate::probe::metrics`]).
+//!
+//! Journeys ([`run_journeys`]): each on its schedule, one run walking its
+//! steps ([`super::journey::run`]); the last run of every journey is kept
+//! for `GET /api/v1/journeys` and `/metrics`, and every run is handed to an
+//! [`OnRun`] hook (where the runtime turns runs into events). Journeys have
+//! their own [`MAX_CONCURRENT_JOURNEYS`] slots beside the probes'
+//! [`MAX_CONCURRENT_RUNS`], so long journeys (think time, slow steps) never
+//! hold back the probes, and at most the sum of both is in flight.
 //!
 //! Each run's results become events (origin `synthetic`, [`super::events`])
 //! that the state thread counts for the SLOs, and each probe's hop chain
@@ -15,9 +23,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use super::journey::JourneyRun;
 use super::schedule::{self, Job, Stats};
 use super::trace::RunTrace;
-use super::{Expect, HttpVersion, IpFamily, JsonPath, PathStep, ProbeConfig, StatusMatch, SyntheticConfig, Target};
+use super::{
+    Connection, Expect, HttpVersion, IpFamily, JsonPath, PathStep, ProbeConfig, StatusMatch, SyntheticConfig, Target,
+};
 use crate::clock::Clock;
 use crate::event::EventBatch;
 use crate::hops::answer::HopsAnswer;
@@ -29,6 +40,8 @@ use crate::telemetry::events::SyntheticEventsDropped;
 
 /// Probe runs in flight at once, at most.
 pub const MAX_CONCURRENT_RUNS: usize = 32;
+/// Journey runs in flight at once, at most (apart from the probes' slots).
+pub const MAX_CONCURRENT_JOURNEYS: usize = 8;
 
 /// The last outcome of every (probe, hop), and every probe's recent hop
 /// chain ([`ProbeChain`], for `GET /api/v1/hops?probe=`).
@@ -136,7 +149,14 @@ pub fn spec(p: &ProbeConfig, hop: &Target, region: &str) -> Result<ProbeSpec, St
         .iter()
         .map(|(k, t)| t.value().map(|v| (k.clone(), v)).map_err(|e| format!("header {k}: {e}")))
         .collect::<Result<_, _>>()?;
-    let c = &p.connection;
+    connect_as(&mut s, &p.connection);
+    s.assertions = assertions(&hop.expect)?;
+    s.retries = p.retries;
+    Ok(s)
+}
+
+/// How the probe client connects for a probe or a journey's step.
+pub fn connect_as(s: &mut ProbeSpec, c: &Connection) {
     s.http_version = match c.http_version {
         None => crate::probe::HttpVersion::Auto,
         Some(HttpVersion::Http1) => crate::probe::HttpVersion::Http1,
@@ -151,9 +171,6 @@ pub fn spec(p: &ProbeConfig, hop: &Target, region: &str) -> Result<ProbeSpec, St
     s.follow_redirects = c.follow_redirects;
     s.tls.ca_file = c.ca_file.clone();
     s.tls.insecure_skip_verify = c.insecure_skip_verify;
-    s.assertions = assertions(&hop.expect)?;
-    s.retries = p.retries;
-    Ok(s)
 }
 
 /// A failed outcome for a hop that could not even be set up.
@@ -276,4 +293,54 @@ pub async fn run(
         // The runs' tracers are gone: the exporter sends what is queued and ends.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), e).await;
     }
+}
+
+/// What is told of every finished journey run (the runtime turns runs into
+/// events). Called on the run's task: it must not block.
+pub type OnRun = Arc<dyn Fn(&JourneyRun) + Send + Sync>;
+
+/// The last run of every journey.
+#[derive(Debug, Default)]
+pub struct JourneyResults {
+    last: RwLock<BTreeMap<String, Arc<JourneyRun>>>,
+    pub stats: Arc<Stats>,
+}
+
+impl JourneyResults {
+    /// Every journey's last run, in name order; a journey appears after its first run.
+    pub fn runs(&self) -> Vec<Arc<JourneyRun>> {
+        self.last.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    pub fn put(&self, run: JourneyRun) {
+        self.last.write().unwrap_or_else(|e| e.into_inner()).insert(run.name.clone(), Arc::new(run));
+    }
+}
+
+/// Run every configured journey until `stop` turns true, keeping each
+/// one's last run in `results` and handing every run to `on_run`.
+pub async fn run_journeys(
+    config: Arc<SyntheticConfig>,
+    results: Arc<JourneyResults>,
+    clock: Arc<dyn Clock>,
+    on_run: OnRun,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if config.journeys.is_empty() {
+        return;
+    }
+    let jobs: Vec<Job> = config.journeys.iter().map(|j| Job { name: j.name.clone(), interval: j.interval }).collect();
+    let stats = results.stats.clone();
+    let run_one = move |i: usize| {
+        let (c, r, clock, on_run) = (config.clone(), results.clone(), clock.clone(), on_run.clone());
+        async move {
+            let run = super::journey::run(&c.journeys[i], &c.region, clock.as_ref()).await;
+            if let Some(step) = &run.failed_step {
+                tracing::debug!(journey = %run.name, step = %step, "journey failed");
+            }
+            on_run(&run);
+            r.put(run);
+        }
+    };
+    schedule::run(jobs, MAX_CONCURRENT_JOURNEYS, run_one, stats, stop).await;
 }

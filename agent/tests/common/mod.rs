@@ -118,3 +118,31 @@ pub fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
+
+/// `app` served on a loopback port by a runtime of its own (one worker);
+/// it serves until the runtime is dropped.
+pub fn serve_app(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, rt)
+}
+
+/// Writes `slos.yaml` (one availability SLO of service `shop`) and
+/// `agent.yaml` into `dir`: listening on `port`, a 1 s tick, region
+/// `eu-test-1`, then `rest` (sources, probes, journeys…). Returns the config's path.
+pub fn write_agent_config(dir: &Path, port: u16, rest: &str) -> PathBuf {
+    std::fs::write(
+        dir.join("slos.yaml"),
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop-availability}\nspec:\n  service: shop\n  objective: 99\n  window: 28d\n  indicator: {source: ndjson, good: {status: \"< 500\"}}\n",
+    )
+    .unwrap();
+    let head =
+        format!("specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 1s\nregion: eu-test-1\n");
+    let path = dir.join("agent.yaml");
+    std::fs::write(&path, format!("{head}{rest}")).unwrap();
+    path
+}

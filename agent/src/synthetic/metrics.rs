@@ -1,0 +1,125 @@
+//! The journeys' last runs as Prometheus gauges (`docs/probes.md`,
+//! "Journey metrics"). Labels are the configured journey and step names
+//! and the fixed status words, so the series are bounded by the config.
+
+use std::sync::Arc;
+
+use super::journey::{JourneyRun, Status};
+use crate::probe::metrics::Families;
+
+const RUN_STATUSES: [Status; 3] = [Status::Ok, Status::Degraded, Status::Failed];
+const STEP_STATUSES: [Status; 4] = [Status::Ok, Status::Degraded, Status::Failed, Status::Skipped];
+
+/// Every journey's last run, each family once.
+pub fn render(runs: &[Arc<JourneyRun>]) -> String {
+    let mut f = Families::default();
+    let one = |b: bool| if b { 1.0 } else { 0.0 };
+    for r in runs {
+        let journey = || vec![("journey", r.name.clone())];
+        f.add(
+            "slo_agent_journey_success",
+            "Whether the journey's last run completed (1: ok or degraded, 0: a step failed)",
+            journey(),
+            one(r.status != Status::Failed),
+        );
+        for s in RUN_STATUSES {
+            let mut labels = journey();
+            labels.push(("status", s.as_str().to_string()));
+            f.add(
+                "slo_agent_journey_status",
+                "The journey's last run's status (1 for the one it had)",
+                labels,
+                one(r.status == s),
+            );
+        }
+        f.add(
+            "slo_agent_journey_duration_seconds",
+            "How long the journey's last run took, think time included",
+            journey(),
+            r.duration.as_secs_f64(),
+        );
+        f.add(
+            "slo_agent_journey_last_run_timestamp_seconds",
+            "When the journey's last run started, in unixtime",
+            journey(),
+            r.started_ms as f64 / 1000.0,
+        );
+        for step in &r.steps {
+            let labels = || vec![("journey", r.name.clone()), ("step", step.name.clone())];
+            f.add(
+                "slo_agent_journey_step_duration_seconds",
+                "How long the step's request took in the journey's last run (0 when not sent)",
+                labels(),
+                step.duration.as_secs_f64(),
+            );
+            f.add(
+                "slo_agent_journey_step_http_status_code",
+                "The step's response status in the journey's last run (0 when none came)",
+                labels(),
+                step.http_status.map_or(0.0, f64::from),
+            );
+            for s in STEP_STATUSES {
+                let mut l = labels();
+                l.push(("status", s.as_str().to_string()));
+                f.add(
+                    "slo_agent_journey_step_status",
+                    "The step's status in the journey's last run (1 for the one it had)",
+                    l,
+                    one(step.status == s),
+                );
+            }
+        }
+    }
+    f.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::synthetic::journey::StepRun;
+
+    fn step(name: &str, status: Status, ms: u64, http: Option<u16>) -> StepRun {
+        StepRun {
+            name: name.into(),
+            status,
+            duration: Duration::from_millis(ms),
+            http_status: http,
+            error: None,
+            degraded: None,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn one_series_per_journey_step_and_status_word() {
+        let run = JourneyRun {
+            name: "checkout".into(),
+            service: "shop".into(),
+            region: "eu-west-1".into(),
+            started_ms: 1_800_000_000_500,
+            duration: Duration::from_millis(1250),
+            status: Status::Failed,
+            failed_step: Some("cart".into()),
+            steps: vec![step("login", Status::Ok, 250, Some(200)), step("cart", Status::Failed, 1000, Some(503))],
+        };
+        let text = render(&[Arc::new(run)]);
+        for line in [
+            "slo_agent_journey_success{journey=\"checkout\"} 0",
+            "slo_agent_journey_status{journey=\"checkout\",status=\"failed\"} 1",
+            "slo_agent_journey_status{journey=\"checkout\",status=\"ok\"} 0",
+            "slo_agent_journey_duration_seconds{journey=\"checkout\"} 1.25",
+            "slo_agent_journey_last_run_timestamp_seconds{journey=\"checkout\"} 1800000000.5",
+            "slo_agent_journey_step_duration_seconds{journey=\"checkout\",step=\"login\"} 0.25",
+            "slo_agent_journey_step_http_status_code{journey=\"checkout\",step=\"cart\"} 503",
+            "slo_agent_journey_step_status{journey=\"checkout\",step=\"cart\",status=\"failed\"} 1",
+            "slo_agent_journey_step_status{journey=\"checkout\",step=\"cart\",status=\"skipped\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE slo_agent_journey_step_status gauge").count(), 1);
+        // Two steps × four status words, no more.
+        assert_eq!(text.lines().filter(|l| l.starts_with("slo_agent_journey_step_status{")).count(), 8);
+    }
+}
