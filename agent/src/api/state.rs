@@ -168,7 +168,7 @@ impl ApiState {
         // The configured probes' last outcomes, in blackbox_exporter's names, before `# EOF`.
         let outcomes = self.probes.outcomes();
         if !outcomes.is_empty() {
-            let probes = crate::probe::metrics::render_all(&outcomes);
+            let probes = crate::probe::metrics::render_all_at(&outcomes, now);
             match out.rfind("# EOF") {
                 Some(i) => out.insert_str(i, &probes),
                 None => out.push_str(&probes),

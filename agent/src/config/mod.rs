@@ -178,6 +178,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "region",
         "probes",
         "journeys",
+        "certificates",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
