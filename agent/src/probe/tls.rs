@@ -182,7 +182,9 @@ pub fn chain_problems(chain: &[PeerCertificate], checks: &Checks) -> Vec<ChainPr
                 | C::NotValidForName
                 | C::NotValidForNameContext { .. },
             ) => {}
-            rustls::Error::InvalidCertificate(C::UnknownIssuer) if self_signed => {}
+            // Whatever a self-signed leaf fails with (no issuer; a root of the
+            // same name but another key), being self-signed says why.
+            _ if self_signed => {}
             rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
                 let last = chain.last().map_or("", |c| c.issuer.as_str());
                 add(
