@@ -27,7 +27,8 @@ TLS_DELAY = 0.100  # seconds the HTTPS server waits before its TLS handshake
 RUNS = 3  # probes per tool; timings are compared by their medians
 
 # Series only slo-agent writes (named apart from blackbox's; see docs/probes.md).
-OURS_ONLY = {"probe_tls_cipher_info", "slo_agent_probe_attempts"}
+OURS_ONLY = {"probe_tls_cipher_info", "slo_agent_probe_attempts", "slo_agent_cert_problem",
+             "slo_agent_cert_expiry_days"}
 OUR_LABELS = {"probe", "hop", "region"}
 
 

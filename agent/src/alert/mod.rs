@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::sli::SloStatus;
 use crate::spec::model::Severity;
 
+pub mod certs;
+
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,14 +45,33 @@ pub enum AlertKind {
     /// At the current 6h burn rate the budget is gone within the SLO's
     /// `alerting.exhaustion_within` (only for SLOs that set it).
     TimeToExhaustion,
+    /// A probed TLS endpoint's certificates expire within `ticket_below`
+    /// (default 21 days), or its chain has a problem ([`certs`]).
+    CertificateTicket,
+    /// A probed TLS endpoint's certificates expire within `page_below`
+    /// (default 3 days), or one has expired ([`certs`]).
+    CertificatePage,
 }
 
 impl AlertKind {
+    /// The kinds every SLO has (certificate alerts are per endpoint: [`AlertKind::CERTIFICATE`]).
     pub const ALL: [AlertKind; 4] =
         [AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted, AlertKind::TimeToExhaustion];
+    /// The kinds every probed TLS endpoint has.
+    pub const CERTIFICATE: [AlertKind; 2] = [AlertKind::CertificateTicket, AlertKind::CertificatePage];
 
+    /// Whether the alert is about an endpoint's certificates, not an SLO.
+    pub fn is_certificate(self) -> bool {
+        matches!(self, AlertKind::CertificateTicket | AlertKind::CertificatePage)
+    }
+
+    /// The slot of the kind among its subject's kinds (an SLO's or an endpoint's).
     fn index(self) -> usize {
-        self as usize
+        match self {
+            AlertKind::CertificateTicket => 0,
+            AlertKind::CertificatePage => 1,
+            k => k as usize,
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -59,18 +80,23 @@ impl AlertKind {
             AlertKind::Ticket => "ticket",
             AlertKind::BudgetExhausted => "budget_exhausted",
             AlertKind::TimeToExhaustion => "time_to_exhaustion",
+            AlertKind::CertificateTicket => "certificate_ticket",
+            AlertKind::CertificatePage => "certificate_page",
         }
     }
 
     pub fn parse(s: &str) -> Option<AlertKind> {
-        AlertKind::ALL.into_iter().find(|k| k.as_str() == s)
+        AlertKind::ALL.into_iter().chain(AlertKind::CERTIFICATE).find(|k| k.as_str() == s)
     }
 
     /// How urgent a notification is: budget exhaustion is a ticket.
     pub fn severity(self) -> Severity {
         match self {
-            AlertKind::Page => Severity::Page,
-            AlertKind::Ticket | AlertKind::BudgetExhausted | AlertKind::TimeToExhaustion => Severity::Ticket,
+            AlertKind::Page | AlertKind::CertificatePage => Severity::Page,
+            AlertKind::Ticket
+            | AlertKind::BudgetExhausted
+            | AlertKind::TimeToExhaustion
+            | AlertKind::CertificateTicket => Severity::Ticket,
         }
     }
 }
@@ -107,9 +133,11 @@ pub struct Trigger {
     pub hours_to_exhaustion: Option<f64>,
 }
 
-/// The state of one alert (an SLO and a kind).
+/// The state of one alert (an SLO and a kind, or a probed endpoint and a
+/// certificate kind).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
+    /// The SLO's name; for certificate alerts the endpoint, `<probe>/<hop>`.
     pub slo: String,
     pub service: String,
     pub kind: AlertKind,
@@ -125,7 +153,12 @@ pub struct AlertRecord {
     pub clear_since_ms: Option<i64>,
     /// What made it active most recently.
     pub trigger: Option<Trigger>,
+    /// The SLO's budget left; 1 for certificate alerts (no budget).
     pub budget_remaining: f64,
+    /// Certificate alerts: the endpoint, the certificate that expires
+    /// first, its not-after, the days left and the chain's problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<certs::CertificateTrigger>,
 }
 
 impl AlertRecord {
@@ -179,24 +212,33 @@ pub struct Alerts {
     policy: AlertPolicy,
     /// Per SLO name, one slot per kind (indexed like [`AlertKind::ALL`]).
     records: BTreeMap<String, [Option<AlertRecord>; 4]>,
+    /// Per endpoint (`<probe>/<hop>`), one slot per certificate kind
+    /// (indexed like [`AlertKind::CERTIFICATE`]).
+    certificates: BTreeMap<String, [Option<AlertRecord>; 2]>,
 }
 
 impl Alerts {
     pub fn new(policy: AlertPolicy) -> Alerts {
-        Alerts { policy, records: BTreeMap::new() }
+        Alerts { policy, records: BTreeMap::new(), certificates: BTreeMap::new() }
     }
 
     /// Records restored from the store.
     pub fn restore(&mut self, records: impl IntoIterator<Item = AlertRecord>) {
         for r in records {
-            let slots = self.records.entry(r.slo.clone()).or_default();
             let i = r.kind.index();
-            slots[i] = Some(r);
+            let key = r.slo.clone();
+            if r.kind.is_certificate() {
+                self.certificates.entry(key).or_default()[i] = Some(r);
+            } else {
+                self.records.entry(key).or_default()[i] = Some(r);
+            }
         }
     }
 
+    /// SLO alerts by SLO, then certificate alerts by endpoint.
     pub fn records(&self) -> impl Iterator<Item = &AlertRecord> {
-        self.records.values().flat_map(|slots| slots.iter().flatten())
+        let slos = self.records.values().flat_map(|slots| slots.iter().flatten());
+        slos.chain(self.certificates.values().flat_map(|slots| slots.iter().flatten()))
     }
 
     /// Advance every alert with one evaluation; returns what changed.
@@ -287,92 +329,123 @@ impl Alerts {
                     hours_to_exhaustion: Some(hours),
                 })
             }
+            // Not an SLO's: `certs`.
+            AlertKind::CertificateTicket | AlertKind::CertificatePage => None,
         }
     }
 
     fn step(&mut self, s: &SloStatus, kind: AlertKind, trigger: Option<Trigger>, at: i64, out: &mut Vec<Transition>) {
         let policy = self.policy;
-        let i = kind.index();
-        let push = |out: &mut Vec<Transition>, from: Option<Phase>, r: &AlertRecord| {
-            out.push(Transition { slo: r.slo.clone(), kind, from, to: Some(r.phase), at_ms: at, record: r.clone() });
+        let slot = match self.records.get_mut(s.slo.name.as_str()) {
+            Some(slots) => &mut slots[kind.index()],
+            None if trigger.is_none() => return,
+            None => &mut self.records.entry(s.slo.name.clone()).or_default()[kind.index()],
         };
-        let existing = self.records.get_mut(s.slo.name.as_str()).and_then(|slots| slots[i].as_mut());
-        let mut drop_pending = false;
-        match (existing, trigger) {
-            (None, None) => {}
-            (None, Some(t)) => {
-                let mut r = AlertRecord {
-                    slo: s.slo.name.clone(),
-                    service: s.slo.service.clone(),
-                    kind,
-                    phase: Phase::Pending,
-                    episode: 0,
-                    since_ms: at,
-                    firing_since_ms: None,
-                    resolved_at_ms: None,
-                    clear_since_ms: None,
-                    trigger: Some(t),
-                    budget_remaining: s.budget_remaining(),
-                };
-                push(out, None, &r);
-                if policy.pending_for.is_zero() {
-                    fire(&mut r, at);
-                    push(out, Some(Phase::Pending), &r);
-                }
-                self.records.entry(s.slo.name.clone()).or_default()[i] = Some(r);
+        let budget_remaining = s.budget_remaining();
+        let active = trigger.is_some();
+        let fresh = || AlertRecord {
+            slo: s.slo.name.clone(),
+            service: s.slo.service.clone(),
+            kind,
+            phase: Phase::Pending,
+            episode: 0,
+            since_ms: at,
+            firing_since_ms: None,
+            resolved_at_ms: None,
+            clear_since_ms: None,
+            trigger: None,
+            budget_remaining,
+            certificate: None,
+        };
+        let refresh = |r: &mut AlertRecord| {
+            r.budget_remaining = budget_remaining;
+            if let Some(t) = trigger {
+                r.trigger = Some(t);
             }
-            (Some(r), t) => {
-                r.budget_remaining = s.budget_remaining();
-                let active = t.is_some();
-                if let Some(t) = t {
-                    r.trigger = Some(t);
-                }
-                match (r.phase, active) {
-                    (Phase::Resolved, true) => {
-                        r.phase = Phase::Pending;
-                        r.since_ms = at;
-                        r.clear_since_ms = None;
-                        push(out, Some(Phase::Resolved), r);
-                        if policy.pending_for.is_zero() {
-                            fire(r, at);
-                            push(out, Some(Phase::Pending), r);
-                        }
-                    }
-                    (Phase::Pending, true) => {
-                        if at - r.since_ms >= policy.pending_for.as_millis() as i64 {
-                            fire(r, at);
-                            push(out, Some(Phase::Pending), r);
-                        }
-                    }
-                    (Phase::Pending, false) => drop_pending = true,
-                    (Phase::Firing, true) => r.clear_since_ms = None,
-                    (Phase::Firing, false) => {
-                        let clear = *r.clear_since_ms.get_or_insert(at);
-                        if at - clear >= policy.resolve_after.as_millis() as i64 {
-                            r.phase = Phase::Resolved;
-                            r.since_ms = at;
-                            r.resolved_at_ms = Some(at);
-                            r.clear_since_ms = None;
-                            push(out, Some(Phase::Firing), r);
-                        }
-                    }
-                    (Phase::Resolved, false) => {}
-                }
+        };
+        advance(policy, slot, active, fresh, refresh, at, out);
+    }
+}
+
+/// One alert's lifecycle at one evaluation, whatever it is about. `slot`
+/// holds its record (`None`: not known); `fresh` makes the record of an
+/// alert that becomes active; `refresh` lays this evaluation's figures (and
+/// trigger, when active) over the record. Pushes the changes to `out`.
+fn advance(
+    policy: AlertPolicy,
+    slot: &mut Option<AlertRecord>,
+    active: bool,
+    fresh: impl FnOnce() -> AlertRecord,
+    refresh: impl FnOnce(&mut AlertRecord),
+    at: i64,
+    out: &mut Vec<Transition>,
+) {
+    let push = |out: &mut Vec<Transition>, from: Option<Phase>, r: &AlertRecord| {
+        out.push(Transition {
+            slo: r.slo.clone(),
+            kind: r.kind,
+            from,
+            to: Some(r.phase),
+            at_ms: at,
+            record: r.clone(),
+        });
+    };
+    let Some(r) = slot.as_mut() else {
+        if active {
+            let mut r = fresh();
+            refresh(&mut r);
+            push(out, None, &r);
+            if policy.pending_for.is_zero() {
+                fire(&mut r, at);
+                push(out, Some(Phase::Pending), &r);
+            }
+            *slot = Some(r);
+        }
+        return;
+    };
+    refresh(r);
+    match (r.phase, active) {
+        (Phase::Resolved, true) => {
+            r.phase = Phase::Pending;
+            r.since_ms = at;
+            r.clear_since_ms = None;
+            push(out, Some(Phase::Resolved), r);
+            if policy.pending_for.is_zero() {
+                fire(r, at);
+                push(out, Some(Phase::Pending), r);
             }
         }
-        if drop_pending
-            && let Some(mut gone) = self.records.get_mut(s.slo.name.as_str()).and_then(|slots| slots[i].take())
-        {
-            gone.since_ms = at;
-            out.push(Transition {
-                slo: gone.slo.clone(),
-                kind,
-                from: Some(Phase::Pending),
-                to: None,
-                at_ms: at,
-                record: gone,
-            });
+        (Phase::Pending, true) => {
+            if at - r.since_ms >= policy.pending_for.as_millis() as i64 {
+                fire(r, at);
+                push(out, Some(Phase::Pending), r);
+            }
         }
+        (Phase::Pending, false) => {
+            if let Some(mut gone) = slot.take() {
+                gone.since_ms = at;
+                out.push(Transition {
+                    slo: gone.slo.clone(),
+                    kind: gone.kind,
+                    from: Some(Phase::Pending),
+                    to: None,
+                    at_ms: at,
+                    record: gone,
+                });
+            }
+        }
+        (Phase::Firing, true) => r.clear_since_ms = None,
+        (Phase::Firing, false) => {
+            let clear = *r.clear_since_ms.get_or_insert(at);
+            if at - clear >= policy.resolve_after.as_millis() as i64 {
+                r.phase = Phase::Resolved;
+                r.since_ms = at;
+                r.resolved_at_ms = Some(at);
+                r.clear_since_ms = None;
+                push(out, Some(Phase::Firing), r);
+            }
+        }
+        (Phase::Resolved, false) => {}
     }
 }
 

@@ -323,7 +323,8 @@ fn cut(s: &str) -> String {
 /// Matchers that can only match an alert through a missing label, because
 /// no SLO has the label (or the value) they name: likely a typo.
 fn warnings(snap: &Snapshot, matchers: &[Matcher]) -> Vec<String> {
-    let mut labels: BTreeSet<&str> = ["slo", "service", "severity", "kind"].into();
+    // Certificate alerts also carry probe, hop and region.
+    let mut labels: BTreeSet<&str> = ["slo", "service", "severity", "kind", "probe", "hop", "region"].into();
     let mut slos: BTreeSet<&str> = BTreeSet::new();
     let mut services: BTreeSet<&str> = BTreeSet::new();
     for st in &snap.statuses {
@@ -331,7 +332,8 @@ fn warnings(snap: &Snapshot, matchers: &[Matcher]) -> Vec<String> {
         slos.insert(&st.slo.name);
         services.insert(&st.slo.service);
     }
-    let kinds: Vec<&str> = crate::alert::AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+    let kinds: Vec<&str> =
+        crate::alert::AlertKind::ALL.iter().chain(&crate::alert::AlertKind::CERTIFICATE).map(|k| k.as_str()).collect();
     let mut out = Vec::new();
     for m in matchers {
         if !labels.contains(m.name()) {
@@ -345,6 +347,8 @@ fn warnings(snap: &Snapshot, matchers: &[Matcher]) -> Vec<String> {
             continue;
         }
         let known: Option<(&str, Vec<&str>)> = match m.name() {
+            // A certificate alert's `slo` is `<probe>/<hop>`: not checked against the SLOs.
+            "slo" if m.value().contains('/') => None,
             "slo" => Some(("SLO", slos.iter().copied().collect())),
             "service" => Some(("service", services.iter().copied().collect())),
             "severity" => Some(("severity", vec!["page", "ticket"])),

@@ -172,7 +172,7 @@ impl ApiState {
         let outcomes = self.probes.outcomes();
         let mut checks = String::new();
         if !outcomes.is_empty() {
-            checks.push_str(&crate::probe::metrics::render_all(&outcomes));
+            checks.push_str(&crate::probe::metrics::render_all_at(&outcomes, now));
         }
         let runs = self.journeys.runs();
         if !runs.is_empty() {

@@ -140,7 +140,9 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
     } else if args.metrics {
-        print!("{}", crate::probe::metrics::render(&outcome));
+        use crate::clock::Clock as _;
+        let now = crate::clock::SystemClock.now_ms();
+        print!("{}", crate::probe::metrics::render_all_at(std::slice::from_ref(&outcome), now));
     } else {
         print!("{}", human(&outcome));
     }
@@ -271,6 +273,9 @@ fn human(o: &Outcome) -> String {
                 let when = jiff::Timestamp::from_second(exp).map(|t| t.to_string()).unwrap_or_else(|_| exp.to_string());
                 let verified = if t.verified { "verified" } else { "not verified" };
                 let _ = writeln!(s, "  certificate  earliest expiry {when} ({} in chain, {verified})", t.chain.len());
+            }
+            for p in &t.problems {
+                let _ = writeln!(s, "  certificate  {}: {}", p.kind.as_str(), p.text);
             }
         }
         for reason in a.reasons() {

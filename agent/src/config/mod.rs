@@ -179,6 +179,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "probes",
         "journeys",
         "traces",
+        "certificates",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();

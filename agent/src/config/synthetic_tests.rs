@@ -249,3 +249,38 @@ fn sources_are_optional_for_an_agent_that_probes() {
     let e = crate::config::parse("agent.yaml", "specs: [slos]\nstate: s.redb\n", dir.path()).unwrap_err();
     assert!(e.iter().any(|d| d.message.contains("missing required field `sources`")), "{e:?}");
 }
+
+#[test]
+fn certificate_thresholds_default_to_21_and_3_days_and_are_set_per_probe_or_for_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = |n: u64| Duration::from_secs(n * 86_400);
+    let c = parse(dir.path(), "probes:\n  - {name: a, url: \"https://a.example/\"}\n").unwrap().synthetic;
+    let p = &c.probes[0].certificates;
+    assert_eq!((p.ticket_below, p.page_below, p.self_signed, p.runbook.as_deref()), (day(21), day(3), false, None));
+    let body = "certificates: {ticket_below: 30d, runbook: \"https://rb.example/tls\"}\nprobes:\n  - {name: a, url: \"https://a.example/\"}\n  - {name: b, url: \"https://b.example/\", certificates: {page_below: 7d, self_signed: true}}\n";
+    let c = parse(dir.path(), body).unwrap_or_else(|e| panic!("{e:#?}")).synthetic;
+    let (a, b) = (&c.probes[0].certificates, &c.probes[1].certificates);
+    assert_eq!((a.ticket_below, a.page_below, a.self_signed), (day(30), day(3), false));
+    assert_eq!((b.ticket_below, b.page_below, b.self_signed), (day(30), day(7), true));
+    assert_eq!(b.runbook.as_deref(), Some("https://rb.example/tls"));
+}
+
+#[test]
+fn certificate_mistakes_are_positioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "certificates: {ticket_below: soon}\nprobes:\n  - name: a\n    url: \"https://a.example/\"\n    certificates: {page_below: 30d, self_signed: maybe, grace: 1d}\n  - name: b\n    url: \"https://b.example/\"\n    certificates: {ticket_below: 2d, page_below: 5d}\n";
+    let errors = parse(dir.path(), body).unwrap_err();
+    let text = errors.join("\n");
+    assert!(
+        text.contains("agent.yaml:4:30") && text.contains("`certificates.ticket_below` must be a duration"),
+        "{text}"
+    );
+    assert!(text.contains("agent.yaml:8:57: unknown field `grace` in `probes[a].certificates`"), "{text}");
+    assert!(text.contains("agent.yaml:8:50: `probes[a].certificates.self_signed` must be true or false"), "{text}");
+    assert!(
+        text.contains(
+            "agent.yaml:11:50: `probes[b].certificates`: `page_below` (5d) must not be longer than `ticket_below` (2d)"
+        ),
+        "{text}"
+    );
+}

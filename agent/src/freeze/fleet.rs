@@ -311,6 +311,7 @@ pub fn alerts(set: &SloSet, figures: &Figures, at_ms: i64) -> Vec<AlertRecord> {
                 clear_since_ms: None,
                 trigger: None,
                 budget_remaining: f.budget_remaining.unwrap_or(1.0),
+                certificate: None,
             });
         }
     }

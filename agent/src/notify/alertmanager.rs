@@ -31,6 +31,7 @@ pub fn alertname(kind: AlertKind) -> &'static str {
         AlertKind::Page | AlertKind::Ticket => "SLOBurnRate",
         AlertKind::BudgetExhausted => "SLOBudgetExhausted",
         AlertKind::TimeToExhaustion => "SLOTimeToExhaustion",
+        AlertKind::CertificateTicket | AlertKind::CertificatePage => "TLSCertificate",
     }
 }
 

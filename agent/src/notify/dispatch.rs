@@ -482,6 +482,7 @@ mod tests {
             runbook: None,
             api_url: format!("http://agent/api/v1/slos/{slo}"),
             evidence: Evidence::default(),
+            certificate: None,
         }
     }
 

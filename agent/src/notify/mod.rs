@@ -91,6 +91,10 @@ pub struct AlertNotice {
     /// Top failing routes, edge locations and status codes, and sample
     /// failing requests, from when the alert changed.
     pub evidence: Evidence,
+    /// Certificate alerts: the endpoint, the certificate that expires first,
+    /// its not-after, the days left and the chain's problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<crate::alert::certs::CertificateTrigger>,
 }
 
 impl AlertNotice {
@@ -103,6 +107,10 @@ impl AlertNotice {
             self.service,
             self.kind.as_str()
         );
+        if let Some(c) = &self.certificate {
+            s.push_str(&format!(", {} ({})", c.describe(), c.url));
+            return s;
+        }
         if let Some(t) = &self.trigger {
             if let Some(h) = t.hours_to_exhaustion {
                 s.push_str(&format!(", budget gone in {h:.1}h at the 6h burn"));

@@ -63,6 +63,9 @@ fn notice(
     evidence: &mut dyn FnMut(&str, i64, i64) -> Evidence,
 ) -> AlertNotice {
     let r = &t.record;
+    if let Some(c) = &r.certificate {
+        return certificate_notice(t, c, external_url);
+    }
     let slo = status.map(|s| s.slo.as_ref());
     let empty = BTreeMap::new();
     let labels = alert_labels(slo.map_or(&empty, |s| &s.labels), &r.slo, &r.service, r.kind);
@@ -90,6 +93,38 @@ fn notice(
         runbook,
         api_url: format!("{}/api/v1/slos/{}", external_url.trim_end_matches('/'), r.slo),
         evidence: evidence(&r.slo, t.at_ms, minutes),
+        certificate: None,
+    }
+}
+
+/// The notice of a certificate alert: labelled with the endpoint (`probe`,
+/// `hop`, `region`) besides `slo` (`<probe>/<hop>`), `service`, `severity`
+/// and `kind`; its evidence is the certificate's, not the engine's.
+fn certificate_notice(t: &Transition, c: &crate::alert::certs::CertificateTrigger, external_url: &str) -> AlertNotice {
+    let r = &t.record;
+    let mut labels = alert_labels(&BTreeMap::new(), &r.slo, &r.service, r.kind);
+    labels.insert("probe".into(), c.probe.clone());
+    labels.insert("hop".into(), c.hop.clone());
+    labels.insert("region".into(), c.region.clone());
+    AlertNotice {
+        slo: r.slo.clone(),
+        display_name: None,
+        service: r.service.clone(),
+        severity: r.kind.severity().as_str().to_string(),
+        kind: r.kind,
+        status: if t.to == Some(Phase::Resolved) { Status::Resolved } else { Status::Firing },
+        episode: r.episode,
+        dedup_key: r.dedup_key(),
+        labels,
+        objective: 0.0,
+        trigger: None,
+        budget_remaining: r.budget_remaining,
+        firing_since_ms: r.firing_since_ms.unwrap_or(t.at_ms),
+        resolved_at_ms: r.resolved_at_ms,
+        runbook: c.runbook.clone(),
+        api_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
+        evidence: Evidence::default(),
+        certificate: Some(c.clone()),
     }
 }
 

@@ -122,6 +122,17 @@ pub fn when(a: &AlertNotice) -> String {
 /// shows them.
 pub fn facts(a: &AlertNotice) -> Vec<(&'static str, String)> {
     let mut out = vec![("Status", when(a))];
+    if let Some(c) = &a.certificate {
+        out.push(("Endpoint", format!("{} ({}, region {})", c.url, a.slo, c.region)));
+        out.push(("Certificate", if c.subject.is_empty() { "-".to_string() } else { c.subject.clone() }));
+        if let (Some(t), Some(d)) = (c.not_after_ms, c.days_left) {
+            out.push(("Not after", format!("{} ({d:.1} days left; threshold {} days)", rfc3339(t), c.below_days)));
+        }
+        for p in &c.problems {
+            out.push(("Chain problem", format!("{}: {}", p.kind, p.text)));
+        }
+        return out;
+    }
     if let Some(b) = burn(a) {
         out.push(("Burn rate", b));
     }

@@ -110,20 +110,27 @@ async fn requests(
                 Ok(tls) => {
                     let conn = tls.get_ref().1;
                     alpn_h2 = conn.alpn_protocol() == Some(b"h2");
-                    let (chain, verified) = chain.unwrap_or_default();
+                    let (chain, verified, problems) = chain.unwrap_or_default();
                     att.tls = Some(TlsInfo {
                         version: conn.protocol_version().map(version_name).unwrap_or_default(),
                         cipher: conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default(),
                         alpn: conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
                         verified,
                         chain,
+                        problems,
                     });
                     Stream::Tls(Box::new(tls))
                 }
                 Err(e) => {
-                    if let Some((chain, verified)) = chain {
-                        let info =
-                            TlsInfo { version: String::new(), cipher: String::new(), alpn: None, verified, chain };
+                    if let Some((chain, verified, problems)) = chain {
+                        let info = TlsInfo {
+                            version: String::new(),
+                            cipher: String::new(),
+                            alpn: None,
+                            verified,
+                            chain,
+                            problems,
+                        };
                         att.tls = Some(info);
                     }
                     return Err(RequestFailure::Tls(e.to_string()));

@@ -7,11 +7,17 @@
 //! apart: `probe_tls_cipher_info{cipher}` (the negotiated cipher suite) and
 //! `slo_agent_probe_attempts` (how many attempts the result took: retries
 //! are visible, not hidden).
+//!
+//! Certificates, also ours: `slo_agent_cert_problem{problem}` (1 for each
+//! [`ProblemKind`] the presented chain has, 0 for the others: a bounded
+//! label) and, where a clock is given ([`render_all_at`]: the agent's
+//! `/metrics`), `slo_agent_cert_expiry_days` (days until the earliest
+//! not-after of the presented chain; negative once expired).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{IpFamily, Outcome};
+use super::{IpFamily, Outcome, ProblemKind};
 
 struct Series {
     labels: Vec<(&'static str, String)>,
@@ -57,9 +63,27 @@ pub fn render(outcome: &Outcome) -> String {
 
 /// Several outcomes (probes, hops) in one exposition, each family once.
 pub fn render_all(outcomes: &[Outcome]) -> String {
+    render_families(outcomes, None)
+}
+
+/// [`render_all`], plus the days each endpoint's certificates have left at
+/// `now_ms` (the agent's clock).
+pub fn render_all_at(outcomes: &[Outcome], now_ms: i64) -> String {
+    render_families(outcomes, Some(now_ms))
+}
+
+fn render_families(outcomes: &[Outcome], now_ms: Option<i64>) -> String {
     let mut f = Families::default();
     for o in outcomes {
         add_outcome(&mut f, o);
+        if let (Some(now), Some(expiry)) = (now_ms, o.last().tls.as_ref().and_then(|t| t.earliest_expiry())) {
+            f.add(
+                "slo_agent_cert_expiry_days",
+                "Days until the earliest not-after of the presented certificate chain (negative once expired)",
+                vec![("probe", o.probe.clone()), ("hop", o.hop.clone()), ("region", o.region.clone())],
+                (expiry * 1000 - now) as f64 / 86_400_000.0,
+            );
+        }
     }
     f.render()
 }
@@ -171,6 +195,14 @@ fn add_outcome(f: &mut Families, o: &Outcome) {
                 1.0,
             );
         }
+        for kind in ProblemKind::ALL {
+            f.add(
+                "slo_agent_cert_problem",
+                "Whether the presented certificate chain has this problem (docs/probes.md#certificates)",
+                with(vec![("problem", kind.as_str().to_string())]),
+                b(tls.problems.iter().any(|p| p.kind == kind)),
+            );
+        }
         if !tls.version.is_empty() {
             f.add(
                 "probe_tls_version_info",
@@ -265,8 +297,13 @@ mod tests {
                     subject: "CN=shop \"eu\"".into(),
                     issuer: "CN=ca".into(),
                     not_after: Some(1_893_456_000),
+                    not_before: Some(1_700_000_000),
                     fingerprint_sha256: "ab".into(),
                     subject_alternative: "localhost".into(),
+                }],
+                problems: vec![super::super::ChainProblem {
+                    kind: super::super::ProblemKind::NameMismatch,
+                    text: "the leaf certificate is not valid for `shop.example`".into(),
                 }],
             }),
             ..Attempt::default()
@@ -298,11 +335,22 @@ mod tests {
             format!("probe_ip_protocol{{{l}}} 4"),
             format!("probe_ip_addr_hash{{{l}}} 3668918509"),
             format!("slo_agent_probe_attempts{{{l}}} 2"),
+            format!("slo_agent_cert_problem{{{l},problem=\"name_mismatch\"}} 1"),
+            format!("slo_agent_cert_problem{{{l},problem=\"expired\"}} 0"),
         ] {
             assert!(text.lines().any(|x| x == line), "missing {line}\n{text}");
         }
         assert!(text.contains(r#"subject="CN=shop \"eu\"""#), "label values are escaped:\n{text}");
         assert_eq!(text.matches("# TYPE probe_http_duration_seconds gauge").count(), 1);
+    }
+
+    #[test]
+    fn days_left_only_with_a_clock() {
+        assert!(!render(&outcome()).contains("slo_agent_cert_expiry_days"));
+        // 1_893_456_000 is 2030-01-01T00:00:00Z; 2.5 days before it.
+        let text = render_all_at(&[outcome()], 1_893_456_000_000 - 216_000_000);
+        let line = r#"slo_agent_cert_expiry_days{probe="checkout",hop="cloudfront",region="eu-west-1"} 2.5"#;
+        assert!(text.lines().any(|x| x == line), "{text}");
     }
 
     #[test]

@@ -37,6 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use assert::{AssertionFailure, Assertions, HeaderMatch, JsonValueCheck, TlsExpectation};
+pub use tls::chain_problems;
 
 /// Which address family to connect over when a name has both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -193,6 +194,8 @@ pub struct PeerCertificate {
     pub issuer: String,
     /// Not-after, seconds since the epoch; `None` when the certificate could not be read.
     pub not_after: Option<i64>,
+    /// Not-before, seconds since the epoch; `None` when the certificate could not be read.
+    pub not_before: Option<i64>,
     /// SHA-256 of the DER, lower-case hex.
     pub fingerprint_sha256: String,
     /// Subject alternative names (DNS names and IP addresses), comma-separated.
@@ -212,6 +215,60 @@ pub struct TlsInfo {
     pub verified: bool,
     /// The presented chain, leaf first.
     pub chain: Vec<PeerCertificate>,
+    /// What is wrong with the chain, as seen at the handshake (empty when
+    /// nothing is). Reported also when verification is skipped
+    /// (`insecure_skip_verify`), except `unknown_issuer`, which needs it.
+    pub problems: Vec<ChainProblem>,
+}
+
+/// What can be wrong with a presented chain: a bounded set, so it can be a
+/// metric label (`slo_agent_cert_problem{problem}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A certificate of the chain (leaf or intermediate) is past its not-after.
+    Expired,
+    /// A certificate of the chain is before its not-before.
+    NotYetValid,
+    /// The leaf is not valid for the name the probe asked for.
+    NameMismatch,
+    /// The leaf is its own issuer and is not trusted (add it to `ca_file`,
+    /// or say `certificates: {self_signed: true}`).
+    SelfSigned,
+    /// The chain does not lead to a trusted root.
+    UnknownIssuer,
+    /// Verification failed for another reason (rustls's, in the text).
+    VerificationFailed,
+}
+
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 6] = [
+        ProblemKind::Expired,
+        ProblemKind::NotYetValid,
+        ProblemKind::NameMismatch,
+        ProblemKind::SelfSigned,
+        ProblemKind::UnknownIssuer,
+        ProblemKind::VerificationFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Expired => "expired",
+            ProblemKind::NotYetValid => "not_yet_valid",
+            ProblemKind::NameMismatch => "name_mismatch",
+            ProblemKind::SelfSigned => "self_signed",
+            ProblemKind::UnknownIssuer => "unknown_issuer",
+            ProblemKind::VerificationFailed => "verification_failed",
+        }
+    }
+}
+
+/// One problem of a presented chain: its kind and what it is, in words
+/// (naming the certificate: leaf or intermediate, with its subject).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainProblem {
+    pub kind: ProblemKind,
+    pub text: String,
 }
 
 impl TlsInfo {

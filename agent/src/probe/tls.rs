@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::Digest as _;
 
-use super::{HttpVersion, PeerCertificate, TlsOptions};
+use super::{ChainProblem, HttpVersion, PeerCertificate, ProblemKind, TlsOptions};
 
 /// The largest `ca_file` read.
 const MAX_CA_FILE_BYTES: u64 = 1 << 20;
@@ -98,17 +98,104 @@ impl Trust {
     }
 }
 
-/// What the verifier saw: the presented chain and whether it verified.
+/// What the verifier saw: the presented chain, whether it verified, and
+/// what the checks said.
 #[derive(Default)]
 pub(super) struct Recorded {
-    seen: Mutex<Option<(Vec<CertificateDer<'static>>, bool)>>,
+    seen: Mutex<Option<Seen>>,
+}
+
+struct Seen {
+    chain: Vec<CertificateDer<'static>>,
+    verified: bool,
+    checks: Checks,
+}
+
+/// The verdicts a chain's problems are read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checks {
+    /// The handshake's time, seconds since the epoch.
+    pub now_s: i64,
+    /// The name the leaf was checked against, and its verdict (`None` when
+    /// the leaf could not be parsed for the check).
+    pub name: Option<(String, bool)>,
+    /// The verifier's verdict; `None` with `insecure_skip_verify`.
+    pub verdict: Option<Result<(), rustls::Error>>,
 }
 
 impl Recorded {
-    pub(super) fn take(&self) -> Option<(Vec<PeerCertificate>, bool)> {
+    /// The chain (leaf first), whether it verified, and its problems.
+    pub(super) fn take(&self) -> Option<(Vec<PeerCertificate>, bool, Vec<ChainProblem>)> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-        Some((seen.0.iter().map(|c| describe(c)).collect(), seen.1))
+        let chain: Vec<PeerCertificate> = seen.chain.iter().map(|c| describe(c)).collect();
+        let problems = chain_problems(&chain, &seen.checks);
+        Some((chain, seen.verified, problems))
     }
+}
+
+/// Which certificate of the chain, in words: `the leaf certificate (CN=shop)`.
+fn which(i: usize, c: &PeerCertificate) -> String {
+    let role = if i == 0 { "leaf" } else { "intermediate" };
+    if c.subject.is_empty() {
+        format!("the {role} certificate")
+    } else {
+        format!("the {role} certificate ({})", c.subject)
+    }
+}
+
+/// What is wrong with a presented chain (leaf first), from the verifier's
+/// verdicts: every expired or not yet valid certificate by name, a name the
+/// leaf is not valid for, a self-signed leaf that is not trusted, an
+/// unknown issuer, and any other verification failure in rustls's words.
+pub fn chain_problems(chain: &[PeerCertificate], checks: &Checks) -> Vec<ChainProblem> {
+    let mut out = Vec::new();
+    let mut add = |kind, text: String| out.push(ChainProblem { kind, text });
+    for (i, c) in chain.iter().enumerate() {
+        if let Some(t) = c.not_after.filter(|t| *t < checks.now_s) {
+            add(ProblemKind::Expired, format!("{} expired at {}", which(i, c), crate::timefmt::rfc3339(t * 1000)));
+        }
+        if let Some(t) = c.not_before.filter(|t| *t > checks.now_s) {
+            add(
+                ProblemKind::NotYetValid,
+                format!("{} is not valid before {}", which(i, c), crate::timefmt::rfc3339(t * 1000)),
+            );
+        }
+    }
+    if let (Some((name, false)), Some(leaf)) = (&checks.name, chain.first()) {
+        let names = if leaf.subject_alternative.is_empty() { "none" } else { leaf.subject_alternative.as_str() };
+        add(ProblemKind::NameMismatch, format!("{} is not valid for `{name}` (its names: {names})", which(0, leaf)));
+    }
+    let trusted = matches!(checks.verdict, Some(Ok(())));
+    let self_signed = chain.first().is_some_and(|l| !l.subject.is_empty() && l.subject == l.issuer);
+    if self_signed && !trusted {
+        add(ProblemKind::SelfSigned, format!("{} is self-signed and not trusted", which(0, &chain[0])));
+    }
+    if let Some(Err(e)) = &checks.verdict {
+        use rustls::CertificateError as C;
+        match e {
+            // Said above, with the certificate named.
+            rustls::Error::InvalidCertificate(
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. }
+                | C::NotValidForName
+                | C::NotValidForNameContext { .. },
+            ) => {}
+            // Whatever a self-signed leaf fails with (no issuer; a root of the
+            // same name but another key), being self-signed says why.
+            _ if self_signed => {}
+            rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+                let last = chain.last().map_or("", |c| c.issuer.as_str());
+                add(
+                    ProblemKind::UnknownIssuer,
+                    format!("the chain does not lead to a trusted root (it ends at an issuer {last})"),
+                );
+            }
+            other => add(ProblemKind::VerificationFailed, format!("verification failed: {other}")),
+        }
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -140,7 +227,17 @@ impl ServerCertVerifier for RecordingVerifier {
         };
         let chain = std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
         let verified = self.inner.is_some() && verdict.is_ok();
-        *self.recorded.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((chain, verified));
+        // The name is checked on its own: the verifier stops at the first
+        // failure, and a self-signed leaf would hide a wrong name.
+        let name = rustls::server::ParsedCertificate::try_from(end_entity).ok().map(|leaf| {
+            (server_name.to_str().into_owned(), rustls::client::verify_server_name(&leaf, server_name).is_ok())
+        });
+        let checks = Checks {
+            now_s: now.as_secs() as i64,
+            name,
+            verdict: self.inner.as_ref().map(|_| verdict.as_ref().map(|_| ()).map_err(Clone::clone)),
+        };
+        *self.recorded.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(Seen { chain, verified, checks });
         verdict
     }
 
@@ -193,6 +290,7 @@ fn describe(der: &CertificateDer<'_>) -> PeerCertificate {
                 subject: cert.subject().to_string(),
                 issuer: cert.issuer().to_string(),
                 not_after: Some(cert.validity().not_after.timestamp()),
+                not_before: Some(cert.validity().not_before.timestamp()),
                 fingerprint_sha256,
                 subject_alternative: sans.join(","),
             }
@@ -201,6 +299,7 @@ fn describe(der: &CertificateDer<'_>) -> PeerCertificate {
             subject: String::new(),
             issuer: String::new(),
             not_after: None,
+            not_before: None,
             fingerprint_sha256,
             subject_alternative: String::new(),
         },

@@ -475,7 +475,10 @@ impl Core {
         let statuses = self.engine.evaluate(at);
         if self.broken.is_none() {
             let mut next = self.alerts.clone();
-            let transitions = next.observe(&statuses, at);
+            let mut transitions = next.observe(&statuses, at);
+            let (seen, configured) =
+                crate::synthetic::run::certificates(&self.config.synthetic, &self.links.api.probes.outcomes());
+            transitions.extend(next.observe_certificates(&seen, &configured, at));
             if transitions.is_empty() {
                 self.alerts = next;
             } else {

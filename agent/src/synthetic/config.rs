@@ -24,6 +24,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::alert::certs::CertificatePolicy;
+
 use super::{
     Body, Connection, Expect, Extract, HttpVersion, IpFamily, JourneyConfig, JsonPath, JsonTemplate, PathStep,
     ProbeConfig, StatusMatch, Step, SyntheticConfig, Target, Text,
@@ -61,7 +63,9 @@ const PROBE_KEYS: &[&str] = &[
     "ip_fallback",
     "follow_redirects",
     "http_version",
+    "certificates",
 ];
+const CERTIFICATE_KEYS: &[&str] = &["ticket_below", "page_below", "self_signed", "runbook"];
 const CONNECTION_KEYS: &[&str] =
     &["timeout", "ca_file", "insecure_skip_verify", "ip_protocol", "ip_fallback", "follow_redirects", "http_version"];
 
@@ -127,8 +131,46 @@ pub fn variables(text: &str) -> Result<Vec<&str>, String> {
     Ok(out)
 }
 
-/// Reads `region`, `probes` and `journeys` of the config's root map.
+/// Reads a `certificates:` map over `default` (the top-level one, or the
+/// built-in 21 and 3 days): `ticket_below`, `page_below`, `self_signed`,
+/// `runbook`. A page threshold must be below the ticket's.
+fn read_certificates(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    what: &str,
+    default: &CertificatePolicy,
+) -> Option<CertificatePolicy> {
+    let f = cx.map(node, what, CERTIFICATE_KEYS)?;
+    let (min, max) = (Duration::from_secs(3600), Duration::from_secs(366 * 86_400));
+    let ticket_below = duration(cx, &f, "ticket_below", default.ticket_below, min, max);
+    let page_below = duration(cx, &f, "page_below", default.page_below, min, max);
+    let self_signed = boolean(cx, &f, "self_signed", default.self_signed);
+    let runbook = match f.get("runbook") {
+        None => Some(default.runbook.clone()),
+        Some(n) => cx.text(n, &f.path("runbook")).map(|t| Some(t.to_string())),
+    };
+    let (ticket_below, page_below) = (ticket_below?, page_below?);
+    if page_below > ticket_below {
+        let at = f.get("page_below").or(f.get("ticket_below")).map_or(node.pos, |n| n.pos);
+        cx.err(
+            at,
+            format!(
+                "`{what}`: `page_below` ({}d) must not be longer than `ticket_below` ({}d)",
+                page_below.as_secs() / 86_400,
+                ticket_below.as_secs() / 86_400
+            ),
+        );
+        return None;
+    }
+    Some(CertificatePolicy { ticket_below, page_below, self_signed: self_signed?, runbook: runbook? })
+}
+
+/// Reads `region`, `probes`, `journeys` and `certificates` of the config's root map.
 pub fn read(cx: &mut Ctx<'_>, root: &Fields<'_>, base: &Path) -> Option<SyntheticConfig> {
+    let certificates = match root.get("certificates") {
+        None => Some(CertificatePolicy::default()),
+        Some(n) => read_certificates(cx, n, "certificates", &CertificatePolicy::default()),
+    };
     let region = match root.get("region") {
         Some(n) => cx.text(n, "region").and_then(|t| {
             if is_name(t) {
@@ -165,7 +207,7 @@ pub fn read(cx: &mut Ctx<'_>, root: &Fields<'_>, base: &Path) -> Option<Syntheti
     let mut probes = Vec::new();
     if let Some(n) = root.get("probes") {
         for item in cx.list(n, "probes").unwrap_or_default() {
-            match read_probe(cx, item, base) {
+            match read_probe(cx, item, base, certificates.as_ref()) {
                 Some(p) => probes.push(p),
                 None => ok = false,
             }
@@ -189,6 +231,7 @@ pub fn read(cx: &mut Ctx<'_>, root: &Fields<'_>, base: &Path) -> Option<Syntheti
         Some(n) => read_traces(cx, n, base).map(Some),
     };
     let region = region?;
+    certificates?;
     let traces = traces?;
     ok.then_some(SyntheticConfig { region, probes, journeys, traces })
 }
@@ -297,11 +340,21 @@ fn url(cx: &mut Ctx<'_>, n: &Node, what: &str, variables_allowed: bool) -> Optio
     }
 }
 
-fn read_probe(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ProbeConfig> {
+fn read_probe(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    base: &Path,
+    default_certificates: Option<&CertificatePolicy>,
+) -> Option<ProbeConfig> {
     let f = cx.map(node, "probes[]", PROBE_KEYS)?;
     let name = read_name(cx, &f, "probes[]")?;
     let what = format!("probes[{name}]");
     let f = Fields { what: what.clone(), ..f };
+    let builtin = CertificatePolicy::default();
+    let certificates = match f.get("certificates") {
+        None => Some(default_certificates.unwrap_or(&builtin).clone()),
+        Some(n) => read_certificates(cx, n, &f.path("certificates"), default_certificates.unwrap_or(&builtin)),
+    };
     let service = match f.get("service") {
         None => Some(name.clone()),
         Some(n) => cx.text(n, &f.path("service")).map(str::to_string),
@@ -404,7 +457,15 @@ fn read_probe(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<ProbeConfig>
         }
     };
     let hops = hops.filter(|_| shared);
-    Some(ProbeConfig { name, service: service?, interval, retries: retries?, connection: connection?, hops: hops? })
+    Some(ProbeConfig {
+        name,
+        service: service?,
+        interval,
+        retries: retries?,
+        connection: connection?,
+        hops: hops?,
+        certificates: certificates?,
+    })
 }
 
 fn method(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<String> {

@@ -217,6 +217,9 @@ pub struct ProbeConfig {
     pub connection: Connection,
     /// In order from the client inwards (edge, gateway, function).
     pub hops: Vec<Target>,
+    /// When its https hops' certificates alert (`certificates:`, else the
+    /// top-level `certificates:`, else 21 days for a ticket, 3 for a page).
+    pub certificates: crate::alert::certs::CertificatePolicy,
 }
 
 /// `journeys[].steps[].extract`: where a variable's value comes from.

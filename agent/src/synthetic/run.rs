@@ -87,6 +87,41 @@ impl Results {
     }
 }
 
+/// What certificate alerts read (`alert::certs`): every configured
+/// endpoint (`<probe>/<hop>`), and for each whose last outcome received a
+/// certificate, the chain, its problems and the probe's policy.
+pub fn certificates(
+    config: &SyntheticConfig,
+    outcomes: &[Outcome],
+) -> (Vec<crate::alert::certs::EndpointCertificates>, std::collections::BTreeSet<String>) {
+    use crate::alert::certs::{EndpointCertificates, Problem, SeenCertificate, endpoint_key};
+    let configured = config.probes.iter().flat_map(|p| p.hops.iter().map(|h| endpoint_key(&p.name, &h.name))).collect();
+    let mut seen = Vec::new();
+    for o in outcomes {
+        let Some(p) = config.probes.iter().find(|p| p.name == o.probe) else { continue };
+        let Some(tls) = o.last().tls.as_ref().filter(|t| !t.chain.is_empty()) else { continue };
+        seen.push(EndpointCertificates {
+            probe: o.probe.clone(),
+            hop: o.hop.clone(),
+            region: o.region.clone(),
+            service: p.service.clone(),
+            url: o.url.clone(),
+            policy: p.certificates.clone(),
+            chain: tls
+                .chain
+                .iter()
+                .map(|c| SeenCertificate { subject: c.subject.clone(), not_after_ms: c.not_after.map(|t| t * 1000) })
+                .collect(),
+            problems: tls
+                .problems
+                .iter()
+                .map(|p| Problem { kind: p.kind.as_str().to_string(), text: p.text.clone() })
+                .collect(),
+        });
+    }
+    (seen, configured)
+}
+
 /// A JSON path as the RFC 6901 pointer the probe client reads.
 pub fn pointer(p: &JsonPath) -> String {
     p.steps
