@@ -330,6 +330,16 @@ fn the_running_agent_serves_the_last_runs_and_never_shows_a_secret() {
         journey_yaml("broken-checkout", shop_port, "card_env: SHOP_TEST_CARD", &[("checkout", "500")]),
     );
     let config = common::write_agent_config(d, port, &rest);
+    // SLOs on the journeys' events: the whole broken run, and one of its steps that works.
+    let mut slos = std::fs::read_to_string(d.join("slos.yaml")).unwrap();
+    for (name, service, hop) in
+        [("checkout-journey", "broken-checkout", "journey"), ("cart-step", "broken-checkout", "cart")]
+    {
+        slos += &format!(
+            "---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: {name}}}\nspec:\n  service: {service}\n  objective: 99\n  window: 28d\n  indicator: {{source: synthetic, filter: {{service: {service}, hop: {hop}}}, good: {{status: 2xx}}}}\n"
+        );
+    }
+    std::fs::write(d.join("slos.yaml"), slos).unwrap();
     let log = std::fs::File::create(d.join("agent.log")).unwrap();
     let mut child = std::process::Command::new(common::bin())
         .args(["run", "--config"])
@@ -342,7 +352,19 @@ fn the_running_agent_serves_the_last_runs_and_never_shows_a_secret() {
         .unwrap();
     let answer = journeys_answer(port);
     let one = common::http_get(port, "/api/v1/journeys/broken-checkout");
-    let metrics = common::http_get(port, "/metrics").unwrap_or_default();
+    // The journey's SLO burns, its step's does not, and the evidence names the failing step.
+    let until = Instant::now() + Duration::from_secs(30);
+    let (totals, metrics) = loop {
+        let (_, report) = common::call(port, "GET", "/api/v1/slos", None, "");
+        let t = common::totals(&report);
+        let metrics = common::http_get(port, "/metrics").unwrap_or_default();
+        let total = |n: &str| t.iter().find(|(x, ..)| x == n).map_or(0, |(_, total, _)| *total);
+        if total("checkout-journey") >= 1 && total("cart-step") >= 1 && metrics.contains("dimension=\"route\"") {
+            break (t, metrics);
+        }
+        assert!(Instant::now() < until, "the journey SLOs counted nothing: {t:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let _ = child.kill();
     let _ = child.wait();
 
@@ -392,6 +414,21 @@ fn the_running_agent_serves_the_last_runs_and_never_shows_a_secret() {
     assert!(
         line("slo_agent_journey_step_status{journey=\"broken-checkout\",step=\"confirm\",status=\"skipped\"}")
             .ends_with(" 1")
+    );
+
+    for (name, total, good) in &totals {
+        match name.as_str() {
+            "checkout-journey" => assert_eq!(*good, 0, "{totals:?}"),
+            "cart-step" => assert_eq!(good, total, "{totals:?}"),
+            _ => {}
+        }
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with("slo_agent_slo_top_failures{")
+            && l.contains("slo=\"checkout-journey\"")
+            && l.contains("dimension=\"route\"")
+            && l.contains("value=\"checkout\"")),
+        "the failing step is not in the evidence:\n{metrics}"
     );
 
     // No secret anywhere: not in the answers, the metrics, or the log.

@@ -90,7 +90,7 @@ fn each_probe_run_is_a_trace_and_its_requests_carry_it() {
     std::fs::write(d.join("slos.yaml"), "").unwrap();
     let port = common::free_port();
     let config = format!(
-        "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 1s\nregion: eu-west-1\ntraces: {{endpoint: \"http://127.0.0.1:{cport}/v1/traces\", timeout: 5s}}\nprobes:\n  - name: storefront\n    interval: 1s\n    retries: 0\n    hops:\n      - {{name: edge, url: \"http://127.0.0.1:{tport}/ok\"}}\n      - {{name: origin, url: \"http://127.0.0.1:{tport}/down\"}}\n"
+        "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 1s\nregion: eu-west-1\ntraces: {{endpoint: \"http://127.0.0.1:{cport}/v1/traces\", timeout: 5s}}\nprobes:\n  - name: storefront\n    interval: 1s\n    retries: 0\n    hops:\n      - {{name: edge, url: \"http://127.0.0.1:{tport}/ok\"}}\n      - {{name: origin, url: \"http://127.0.0.1:{tport}/down\"}}\njourneys:\n  - name: shop\n    interval: 10s\n    steps:\n      - {{name: home, request: {{url: \"http://127.0.0.1:{tport}/ok\"}}}}\n      - {{name: again, request: {{url: \"http://127.0.0.1:{tport}/ok\"}}}}\n"
     );
     std::fs::write(d.join("agent.yaml"), config).unwrap();
     let mut child = common::start(&d.join("agent.yaml"));
@@ -108,6 +108,20 @@ fn each_probe_run_is_a_trace_and_its_requests_carry_it() {
             break (root.clone(), trace);
         }
         assert!(Instant::now() < until, "no whole probe trace reached the collector: {got:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // And one whole journey run: its root and a client span per step.
+    let journey = loop {
+        let got = spans.lock().unwrap().clone();
+        let whole = got.iter().filter(|s| s.name == "journey shop").find(|root| {
+            ["GET home", "GET again"].iter().all(|n| {
+                got.iter().any(|s| s.name == *n && s.trace_id == root.trace_id && s.parent_span_id == root.span_id)
+            })
+        });
+        if let Some(root) = whole {
+            break got.iter().filter(|s| s.trace_id == root.trace_id).cloned().collect::<Vec<_>>();
+        }
+        assert!(Instant::now() < until, "no whole journey trace reached the collector: {got:#?}");
         std::thread::sleep(Duration::from_millis(200));
     };
     let metrics = common::http_get(port, "/metrics").unwrap_or_default();
@@ -153,4 +167,13 @@ fn each_probe_run_is_a_trace_and_its_requests_carry_it() {
     let want = format!("Root=1-{}-{};Parent={};Sampled=1", &t[..8], &t[8..], hex(&edge.span_id));
     assert!(headers.lock().unwrap().contains(&want), "{want} not among {:?}", headers.lock().unwrap());
     assert!(metrics.contains("slo_agent_trace_spans_exported_total"), "{metrics}");
+    // The journey's steps ran one after the other, each request carrying its own span.
+    let (home, again) = (
+        journey.iter().find(|s| s.name == "GET home").unwrap(),
+        journey.iter().find(|s| s.name == "GET again").unwrap(),
+    );
+    assert!(home.end_time_unix_nano <= again.start_time_unix_nano + 1_000_000, "{home:?} {again:?}");
+    let t = hex(&home.trace_id);
+    let want = format!("Root=1-{}-{};Parent={};Sampled=1", &t[..8], &t[8..], hex(&again.span_id));
+    assert!(headers.lock().unwrap().contains(&want), "{want} not among {:?}", headers.lock().unwrap());
 }

@@ -239,7 +239,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     let synthetic = crate::synthetic::config::read(cx, &f, base);
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
-    let probes_only = synthetic.as_ref().is_some_and(|s| !s.probes.is_empty() || !s.journeys.is_empty());
+    let probes_only = f.get("probes").is_some() || f.get("journeys").is_some();
     let sources_node = if probes_only { f.get("sources") } else { f.require(cx, "sources") };
     if let Some(n) = sources_node
         && let Some(items) = cx.list(n, "sources")

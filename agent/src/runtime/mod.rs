@@ -465,22 +465,33 @@ pub async fn run(
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let checks = Arc::new(runtime.config.synthetic.clone());
+    // Traces of the checks, when `traces:` says where to send them.
+    let tracer = match checks.traces.as_ref().map(|t| crate::synthetic::trace::start(t, telemetry.clone())) {
+        None => None,
+        Some(Ok((t, _exporter))) => Some(t),
+        Some(Err(e)) => {
+            // Checked at load; a header file that went away since is not a reason to stop probing.
+            tracing::error!(error = %e, "the checks' traces cannot be sent; running them without");
+            None
+        }
+    };
+    let sink = crate::synthetic::run::Sink {
+        events: runtime.synthetic_events.clone(),
+        tracer,
+        telemetry: runtime.api.telemetry.clone(),
+    };
     let synthetic = tokio::spawn(crate::synthetic::run::run(
         checks.clone(),
         runtime.api.probes.clone(),
-        runtime.synthetic_events.clone(),
+        sink.clone(),
         runtime.api.clock.clone(),
-        runtime.api.telemetry.clone(),
         stop_rx.clone(),
     ));
-    // Each journey run is kept for the API and /metrics; `on_run` is where
-    // a run becomes events (it sees every run, on the run's task).
-    let on_run: crate::synthetic::run::OnRun = Arc::new(|_run: &crate::synthetic::journey::JourneyRun| {});
     let journeys = tokio::spawn(crate::synthetic::run::run_journeys(
         checks,
         runtime.api.journeys.clone(),
+        sink,
         runtime.api.clock.clone(),
-        on_run,
         stop_rx.clone(),
     ));
     let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry, tls));

@@ -25,6 +25,7 @@
 //! Only the attempt that counts becomes an event: a retry that succeeded is
 //! one good event.
 
+use super::journey::{JourneyRun, Status};
 use crate::event::{EventBatch, EventSink, Origin, Outcome, RequestEvent};
 use crate::probe;
 
@@ -46,6 +47,10 @@ pub fn outcome_of(o: &probe::Outcome) -> Outcome {
 /// One event for the counted attempt of a probe (or a journey step),
 /// measured at `ts_ms` (wall clock).
 pub fn push_outcome(batch: &mut EventBatch, o: &probe::Outcome, service: &str, method: &str, ts_ms: i64) {
+    push(batch, o, service, method, ts_ms, outcome_of(o));
+}
+
+fn push(batch: &mut EventBatch, o: &probe::Outcome, service: &str, method: &str, ts_ms: i64, outcome: Outcome) {
     let last = o.last();
     let url = url::Url::parse(&o.url).ok();
     batch.event(&RequestEvent {
@@ -59,8 +64,56 @@ pub fn push_outcome(batch: &mut EventBatch, o: &probe::Outcome, service: &str, m
         latency_ms: Some(last.duration.as_secs_f64() * 1e3),
         edge_location: &o.region,
         bytes: last.body_bytes,
-        outcome: outcome_of(o),
+        outcome,
         hop: &o.hop,
+        ..Default::default()
+    });
+}
+
+/// The events of a journey run: one per step that was sent (or failed
+/// before it could be), `hop` the step's name, and one for the whole run
+/// (`hop` [`JOURNEY_HOP`], `route` the failed step). A step's `outcome` is
+/// its status's: `success` for ok and degraded, else `error` (`timeout`
+/// when its request timed out); skipped steps give no event.
+pub fn push_journey(batch: &mut EventBatch, run: &JourneyRun) {
+    let mut last_status = 0;
+    for step in &run.steps {
+        if step.status == Status::Skipped {
+            continue;
+        }
+        let failed = step.status == Status::Failed;
+        match &step.outcome {
+            Some(o) => {
+                let outcome = match outcome_of(o) {
+                    Outcome::Timeout if failed => Outcome::Timeout,
+                    _ if failed => Outcome::Error,
+                    _ => Outcome::Success,
+                };
+                push(batch, o, &run.service, &step.method, run.started_ms + step.offset.as_millis() as i64, outcome);
+                last_status = step.http_status.unwrap_or(last_status);
+            }
+            None => batch.event(&RequestEvent {
+                ts_ms: run.started_ms + step.offset.as_millis() as i64,
+                origin: Some(Origin::Synthetic),
+                service: &run.service,
+                method: &step.method,
+                edge_location: &run.region,
+                outcome: Outcome::Error,
+                hop: &step.name,
+                ..Default::default()
+            }),
+        }
+    }
+    batch.event(&RequestEvent {
+        ts_ms: run.started_ms,
+        origin: Some(Origin::Synthetic),
+        service: &run.service,
+        status: last_status,
+        latency_ms: Some(run.duration.as_secs_f64() * 1e3),
+        edge_location: &run.region,
+        outcome: if run.status == Status::Failed { Outcome::Error } else { Outcome::Success },
+        route: run.failed_step.as_deref().unwrap_or(""),
+        hop: JOURNEY_HOP,
         ..Default::default()
     });
 }
@@ -132,5 +185,34 @@ mod tests {
         assert_eq!(outcome_of(&outcome(None, Some(timeout), vec![])), Outcome::Timeout);
         let refused = probe::RequestFailure::Connect("127.0.0.1:1: refused".into());
         assert!(event(&outcome(None, Some(refused), vec![])).contains(" 0 Some(120.0) error "));
+    }
+
+    #[test]
+    fn a_journey_run_is_an_event_per_sent_step_and_one_for_the_run() {
+        let run = crate::synthetic::journey::example_run();
+        let mut b = EventBatch::new();
+        push_journey(&mut b, &run);
+        let mut out = Vec::new();
+        b.replay(&mut |e: &RequestEvent<'_>| {
+            assert_eq!((e.origin, e.service, e.edge_location), (Some(Origin::Synthetic), "shop", "eu-west-1"));
+            out.push(format!(
+                "{} {} {} {} {:?} {}",
+                e.ts_ms,
+                e.hop,
+                e.route,
+                e.status,
+                e.latency_ms,
+                e.outcome.as_str()
+            ));
+        });
+        assert_eq!(
+            out,
+            [
+                "1800000000500 login  200 Some(250.0) success",
+                "1800000000750 cart  503 Some(1000.0) error",
+                // The whole run: the failed step as its route; confirm was skipped.
+                "1800000000500 journey cart 503 Some(1250.0) error",
+            ]
+        );
     }
 }

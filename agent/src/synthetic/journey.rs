@@ -241,6 +241,12 @@ pub struct StepRun {
     /// The probe client's outcome (phases, TLS, status), with no response
     /// kept; `None` when no request was sent (skipped, or it could not be built).
     pub outcome: Option<Outcome>,
+    /// The request's method.
+    pub method: String,
+    /// When the step started, from the start of the run.
+    pub offset: Duration,
+    /// The step's client span in the run's trace (its `X-Amzn-Trace-Id` parent).
+    pub span: [u8; 8],
 }
 
 impl StepRun {
@@ -253,6 +259,9 @@ impl StepRun {
             error,
             degraded: None,
             outcome: None,
+            method: String::new(),
+            offset: Duration::ZERO,
+            span: [0; 8],
         }
     }
 }
@@ -275,11 +284,61 @@ pub struct JourneyRun {
     pub failed_step: Option<String>,
     /// Every configured step, in order.
     pub steps: Vec<StepRun>,
+    /// The run's trace: every step's request carried its `X-Amzn-Trace-Id`.
+    pub trace: super::trace::RunTrace,
+}
+
+/// A failed run for tests: `login` ok (250 ms, 200), `cart` failed
+/// (1 s, 503), `confirm` skipped.
+#[cfg(test)]
+pub(crate) fn example_run() -> JourneyRun {
+    let step = |name: &str, status: Status, ms: u64, http: Option<u16>| {
+        let outcome = http.map(|code| Outcome {
+            probe: "checkout".into(),
+            hop: name.into(),
+            region: "eu-west-1".into(),
+            url: format!("https://shop.example.com/api/{name}"),
+            success: status != Status::Failed,
+            attempts: vec![crate::probe::Attempt {
+                duration: Duration::from_millis(ms),
+                status: Some(code),
+                ..Default::default()
+            }],
+        });
+        StepRun {
+            name: name.into(),
+            status,
+            duration: Duration::from_millis(ms),
+            http_status: http,
+            error: (status == Status::Failed).then(|| format!("status {} not in [200]", http.unwrap_or(0))),
+            degraded: None,
+            outcome,
+            method: "POST".into(),
+            offset: Duration::from_millis(if name == "login" { 0 } else { 250 }),
+            span: [7; 8],
+        }
+    };
+    JourneyRun {
+        name: "checkout".into(),
+        service: "shop".into(),
+        region: "eu-west-1".into(),
+        started_ms: 1_800_000_000_500,
+        duration: Duration::from_millis(1250),
+        status: Status::Failed,
+        failed_step: Some("cart".into()),
+        steps: vec![
+            step("login", Status::Ok, 250, Some(200)),
+            step("cart", Status::Failed, 1000, Some(503)),
+            step("confirm", Status::Skipped, 0, None),
+        ],
+        trace: super::trace::RunTrace::new(1_800_000_000_500),
+    }
 }
 
 /// Runs `j` once: its steps in order, stopping at the first failed one.
 pub async fn run(j: &JourneyConfig, region: &str, clock: &dyn Clock) -> JourneyRun {
     let started_ms = clock.now_ms();
+    let trace = super::trace::RunTrace::new(started_ms);
     let start = tokio::time::Instant::now();
     let mut vars = Vars::new();
     let mut jar = CookieJar::default();
@@ -290,7 +349,9 @@ pub async fn run(j: &JourneyConfig, region: &str, clock: &dyn Clock) -> JourneyR
             steps.push(StepRun::unsent(&step.target.name, Status::Skipped, None));
             continue;
         }
-        let done = run_step(j, step, region, &mut vars, &mut jar, clock).await;
+        let offset = start.elapsed();
+        let mut done = run_step(j, step, region, &mut vars, &mut jar, clock, &trace).await;
+        done.offset = offset;
         if done.status == Status::Failed {
             failed_step = Some(done.name.clone());
         } else if i + 1 < j.steps.len() && !step.think_time.is_zero() {
@@ -308,6 +369,7 @@ pub async fn run(j: &JourneyConfig, region: &str, clock: &dyn Clock) -> JourneyR
         status,
         failed_step,
         steps,
+        trace,
     }
 }
 
@@ -318,12 +380,19 @@ async fn run_step(
     vars: &mut Vars,
     jar: &mut CookieJar,
     clock: &dyn Clock,
+    trace: &super::trace::RunTrace,
 ) -> StepRun {
     let name = &step.target.name;
-    let spec = match request(j, step, region, vars, jar) {
+    let span = trace.span();
+    let mut spec = match request(j, step, region, vars, jar) {
         Ok(s) => s,
-        Err(why) => return StepRun::unsent(name, Status::Failed, Some(why)),
+        Err(why) => {
+            return StepRun { method: step.target.method.clone(), ..StepRun::unsent(name, Status::Failed, Some(why)) };
+        }
     };
+    if !spec.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(super::trace::HEADER)) {
+        spec.headers.push((super::trace::HEADER.to_string(), trace.header(span)));
+    }
     let mut outcome = crate::probe::run(&spec).await;
     // Taken out at once: the outcome kept in the run holds no header or body.
     let response = outcome.attempts.last_mut().and_then(|a| a.response.take());
@@ -363,6 +432,9 @@ async fn run_step(
         error,
         degraded,
         outcome: Some(outcome),
+        method: step.target.method.clone(),
+        offset: Duration::ZERO,
+        span,
     }
 }
 

@@ -75,35 +75,11 @@ pub fn render(runs: &[Arc<JourneyRun>]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::synthetic::journey::StepRun;
-
-    fn step(name: &str, status: Status, ms: u64, http: Option<u16>) -> StepRun {
-        StepRun {
-            name: name.into(),
-            status,
-            duration: Duration::from_millis(ms),
-            http_status: http,
-            error: None,
-            degraded: None,
-            outcome: None,
-        }
-    }
 
     #[test]
     fn one_series_per_journey_step_and_status_word() {
-        let run = JourneyRun {
-            name: "checkout".into(),
-            service: "shop".into(),
-            region: "eu-west-1".into(),
-            started_ms: 1_800_000_000_500,
-            duration: Duration::from_millis(1250),
-            status: Status::Failed,
-            failed_step: Some("cart".into()),
-            steps: vec![step("login", Status::Ok, 250, Some(200)), step("cart", Status::Failed, 1000, Some(503))],
-        };
+        let run = crate::synthetic::journey::example_run();
         let text = render(&[Arc::new(run)]);
         for line in [
             "slo_agent_journey_success{journey=\"checkout\"} 0",
@@ -119,7 +95,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
         assert_eq!(text.matches("# TYPE slo_agent_journey_step_status gauge").count(), 1);
-        // Two steps × four status words, no more.
-        assert_eq!(text.lines().filter(|l| l.starts_with("slo_agent_journey_step_status{")).count(), 8);
+        // Three steps × four status words, no more.
+        assert_eq!(text.lines().filter(|l| l.starts_with("slo_agent_journey_step_status{")).count(), 12);
     }
 }

@@ -6,15 +6,15 @@
 //!
 //! Journeys ([`run_journeys`]): each on its schedule, one run walking its
 //! steps ([`super::journey::run`]); the last run of every journey is kept
-//! for `GET /api/v1/journeys` and `/metrics`, and every run is handed to an
-//! [`OnRun`] hook (where the runtime turns runs into events). Journeys have
+//! for `GET /api/v1/journeys` and `/metrics`. Journeys have
 //! their own [`MAX_CONCURRENT_JOURNEYS`] slots beside the probes'
 //! [`MAX_CONCURRENT_RUNS`], so long journeys (think time, slow steps) never
 //! hold back the probes, and at most the sum of both is in flight.
 //!
 //! Each run's results become events (origin `synthetic`, [`super::events`])
-//! that the state thread counts for the SLOs, and each probe's hop chain
-//! keeps its recent latencies ([`ProbeChain`]).
+//! that the state thread counts for the SLOs, and a trace
+//! ([`super::trace`]); both leave through a [`Sink`] that never waits. Each
+//! probe's hop chain keeps its recent latencies ([`ProbeChain`]).
 //!
 //! Values read from files or the environment (headers such as an API key)
 //! are read at each run and never logged: a hop whose value cannot be read
@@ -283,15 +283,34 @@ pub async fn run_probe(p: &ProbeConfig, region: &str, results: &Results, ts_ms: 
     Run { events, spans }
 }
 
-/// Run every configured probe until `stop` turns true, sending each run's
-/// events to `events` (the state thread) without waiting: a full queue
-/// drops the run's events and counts it (`slo_agent_synthetic_events_dropped_total`).
+/// Where runs go: their events to the state thread, their traces to the
+/// exporter. Never waits: a full queue drops and counts.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub events: tokio::sync::mpsc::Sender<EventBatch>,
+    pub tracer: Option<super::trace::Tracer>,
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl Sink {
+    /// Send one run's events and spans.
+    pub fn send(&self, check: &str, events: EventBatch, spans: Vec<opentelemetry_sdk::trace::SpanData>) {
+        if !events.is_empty() && self.events.try_send(events).is_err() {
+            SyntheticEventsDropped { check }.emit(&self.telemetry);
+        }
+        if let Some(t) = &self.tracer {
+            t.send(spans);
+        }
+    }
+}
+
+/// Run every configured probe until `stop` turns true, handing each run's
+/// events and trace to `sink`.
 pub async fn run(
     config: Arc<SyntheticConfig>,
     results: Arc<Results>,
-    events: tokio::sync::mpsc::Sender<EventBatch>,
+    sink: Sink,
     clock: Arc<dyn Clock>,
-    telemetry: Arc<Telemetry>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     if config.probes.is_empty() {
@@ -299,40 +318,17 @@ pub async fn run(
     }
     let jobs: Vec<Job> = config.probes.iter().map(|p| Job { name: p.name.clone(), interval: p.interval }).collect();
     let stats = results.stats.clone();
-    let (tracer, exporter) = match config.traces.as_ref().map(|t| super::trace::start(t, telemetry.clone())) {
-        None => (None, None),
-        Some(Ok((t, task))) => (Some(t), Some(task)),
-        Some(Err(e)) => {
-            // Checked at load; a header file that went away since is not a reason to stop probing.
-            tracing::error!(error = %e, "the probes' traces cannot be sent; probing without them");
-            (None, None)
-        }
-    };
     let (c, r) = (config.clone(), results.clone());
     let run_one = move |i: usize| {
-        let (c, r, events, clock, telemetry, tracer) =
-            (c.clone(), r.clone(), events.clone(), clock.clone(), telemetry.clone(), tracer.clone());
+        let (c, r, sink, clock) = (c.clone(), r.clone(), sink.clone(), clock.clone());
         async move {
             let p = &c.probes[i];
             let run = run_probe(p, &c.region, &r, clock.now_ms()).await;
-            if events.try_send(run.events).is_err() {
-                SyntheticEventsDropped { check: &p.name }.emit(&telemetry);
-            }
-            if let Some(t) = &tracer {
-                t.send(run.spans);
-            }
+            sink.send(&p.name, run.events, run.spans);
         }
     };
     schedule::run(jobs, MAX_CONCURRENT_RUNS, run_one, stats, stop).await;
-    if let Some(e) = exporter {
-        // The runs' tracers are gone: the exporter sends what is queued and ends.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), e).await;
-    }
 }
-
-/// What is told of every finished journey run (the runtime turns runs into
-/// events). Called on the run's task: it must not block.
-pub type OnRun = Arc<dyn Fn(&JourneyRun) + Send + Sync>;
 
 /// The last run of every journey.
 #[derive(Debug, Default)]
@@ -353,12 +349,13 @@ impl JourneyResults {
 }
 
 /// Run every configured journey until `stop` turns true, keeping each
-/// one's last run in `results` and handing every run to `on_run`.
+/// one's last run in `results` and handing its events (per step and for the
+/// whole run, [`super::events::push_journey`]) and trace to `sink`.
 pub async fn run_journeys(
     config: Arc<SyntheticConfig>,
     results: Arc<JourneyResults>,
+    sink: Sink,
     clock: Arc<dyn Clock>,
-    on_run: OnRun,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     if config.journeys.is_empty() {
@@ -367,13 +364,16 @@ pub async fn run_journeys(
     let jobs: Vec<Job> = config.journeys.iter().map(|j| Job { name: j.name.clone(), interval: j.interval }).collect();
     let stats = results.stats.clone();
     let run_one = move |i: usize| {
-        let (c, r, clock, on_run) = (config.clone(), results.clone(), clock.clone(), on_run.clone());
+        let (c, r, clock, sink) = (config.clone(), results.clone(), clock.clone(), sink.clone());
         async move {
-            let run = super::journey::run(&c.journeys[i], &c.region, clock.as_ref()).await;
+            let j = &c.journeys[i];
+            let run = super::journey::run(j, &c.region, clock.as_ref()).await;
             if let Some(step) = &run.failed_step {
                 tracing::debug!(journey = %run.name, step = %step, "journey failed");
             }
-            on_run(&run);
+            let mut events = EventBatch::new();
+            super::events::push_journey(&mut events, &run);
+            sink.send(&run.name, events, super::trace::journey_spans(&run));
             r.put(run);
         }
     };

@@ -227,6 +227,37 @@ pub fn root_span(
     span(t, d)
 }
 
+/// The spans of a journey run: `journey NAME` from its start to its end,
+/// and under it each sent step's client span (the one its header named)
+/// with its phases; a step that failed after its answer (an extraction) is
+/// an error span too.
+pub fn journey_spans(run: &super::journey::JourneyRun) -> Vec<SpanData> {
+    let t = &run.trace;
+    let end = at(run.started_ms) + run.duration;
+    let mut out = vec![root_span(
+        t,
+        format!("journey {}", run.name),
+        run.started_ms,
+        end,
+        run.status != super::journey::Status::Failed,
+        vec![
+            KeyValue::new("journey.name", run.name.clone()),
+            KeyValue::new("journey.status", run.status.as_str()),
+            KeyValue::new("probe.region", run.region.clone()),
+        ],
+    )];
+    for step in &run.steps {
+        let Some(o) = &step.outcome else { continue };
+        let start_ms = run.started_ms + step.offset.as_millis() as i64;
+        let (mut spans, _) = hop_spans(t, t.root, step.span, o, &step.method, start_ms);
+        if let (Some(first), Some(error)) = (spans.first_mut(), &step.error) {
+            first.status = Status::error(error.clone());
+        }
+        out.append(&mut spans);
+    }
+    out
+}
+
 /// Sends spans to the OTLP endpoint from a bounded queue.
 #[derive(Debug, Clone)]
 pub struct Tracer {
