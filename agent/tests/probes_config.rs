@@ -102,6 +102,9 @@ fn configured_probes_run_and_export_blackbox_metrics() {
     assert!(series("probe_success", "origin").ends_with(" 0"));
     assert!(series("probe_http_status_code", "origin").ends_with(" 503"));
     assert!(series("probe_http_duration_seconds", "edge").contains("phase="));
+    // The scheduler says what it did.
+    assert!(common::metric(&metrics, "slo_agent_check_runs_started{kind=\"probe\"}").unwrap() >= 1.0, "{metrics}");
+    assert!(common::metric(&metrics, "slo_agent_check_start_lateness_p99_seconds{kind=\"probe\"}").is_some());
     // The key's value is nowhere in what the agent exports.
     assert!(!metrics.contains("k-123"));
 }

@@ -178,6 +178,10 @@ impl ApiState {
         if !runs.is_empty() {
             checks.push_str(&crate::synthetic::metrics::render(&runs));
         }
+        checks.push_str(&crate::synthetic::metrics::render_schedule(&[
+            ("probe", &self.probes.stats),
+            ("journey", &self.journeys.stats),
+        ]));
         match out.rfind("# EOF") {
             Some(i) => out.insert_str(i, &checks),
             None => out.push_str(&checks),

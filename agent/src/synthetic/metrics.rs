@@ -10,6 +10,50 @@ use crate::probe::metrics::Families;
 const RUN_STATUSES: [Status; 3] = [Status::Ok, Status::Degraded, Status::Failed];
 const STEP_STATUSES: [Status; 4] = [Status::Ok, Status::Degraded, Status::Failed, Status::Skipped];
 
+/// What the scheduler did for each kind of check (`probe`, `journey`):
+/// runs started and skipped since the start, and how late runs started
+/// (over the newest 65,536 starts).
+pub fn render_schedule(kinds: &[(&str, &super::schedule::Stats)]) -> String {
+    use std::sync::atomic::Ordering;
+    let mut f = Families::default();
+    for (kind, stats) in kinds {
+        let started = stats.started.load(Ordering::Relaxed);
+        if started == 0 {
+            continue;
+        }
+        let k = || vec![("kind", kind.to_string())];
+        f.add("slo_agent_check_runs_started", "Check runs started since the agent started", k(), started as f64);
+        f.add(
+            "slo_agent_check_runs_skipped",
+            "Check runs not started because the check's previous run was still going",
+            k(),
+            stats.skipped.load(Ordering::Relaxed) as f64,
+        );
+        for (name, help, q) in [
+            (
+                "slo_agent_check_start_lateness_p50_seconds",
+                "Median lateness of check run starts against their schedule",
+                0.5,
+            ),
+            (
+                "slo_agent_check_start_lateness_p99_seconds",
+                "99th percentile lateness of check run starts against their schedule",
+                0.99,
+            ),
+            (
+                "slo_agent_check_start_lateness_max_seconds",
+                "Largest lateness of check run starts against their schedule",
+                1.0,
+            ),
+        ] {
+            if let Some(ms) = stats.lateness_quantile_ms(q) {
+                f.add(name, help, k(), ms / 1000.0);
+            }
+        }
+    }
+    f.render()
+}
+
 /// Every journey's last run, each family once.
 pub fn render(runs: &[Arc<JourneyRun>]) -> String {
     let mut f = Families::default();
