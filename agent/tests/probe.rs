@@ -9,12 +9,12 @@
 //! `accept`, so a slow accept is seen by the client in the next phase: the
 //! TLS handshake over https, `processing` over http. Both are tested.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use slo_agent::probe::{self, HttpVersion, Outcome, ProbeSpec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -109,39 +109,6 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, delays: Delays, res
     .await;
 }
 
-/// A CA and a server certificate for localhost, 127.0.0.1 and ::1, valid
-/// until `not_after` (Jan 1st of that year); PEMs of (CA, leaf, key).
-fn certificates(not_after_year: i32) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "probe test CA");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut leaf =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()]).unwrap();
-    leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-    leaf.not_after = rcgen::date_time_ymd(not_after_year, 1, 1);
-    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
-    (ca_pem, leaf.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
-}
-
-fn acceptor(leaf: &str, key: &str, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(leaf.as_bytes()).collect::<Result<_, _>>().unwrap();
-    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
-
 struct Tls {
     dir: tempfile::TempDir,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -149,10 +116,10 @@ struct Tls {
 
 impl Tls {
     fn new(not_after_year: i32, alpn: &[&[u8]]) -> Tls {
-        let (ca, leaf, key) = certificates(not_after_year);
+        let (ca, leaf, key) = common::certs::ca_and_leaf(&["localhost", "127.0.0.1", "::1"], not_after_year);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
-        Tls { dir, acceptor: acceptor(&leaf, &key, alpn) }
+        Tls { dir, acceptor: common::certs::acceptor(&leaf, &key, alpn) }
     }
 
     fn spec(&self, url: &str) -> ProbeSpec {
