@@ -1,0 +1,339 @@
+//! X-Ray traces as a source: each sampled request decomposed into its hops
+//! (`hops::xray`), emitted as one event with `origin: xray`.
+//!
+//! A poll reads one time range `[next, end)` of trace start times, with
+//! `end` at most `now − delay` and `max_range_per_poll` after `next`:
+//! GetTraceSummaries (every page, with the configured filter expression)
+//! gives the ids, BatchGetTraces (at most [`BATCH`] ids per call, the API's
+//! limit, every page) the segment documents. Only when every call of the
+//! range succeeded are the requests emitted and the checkpoint moved to
+//! `end`; a failed call emits nothing, moves nothing, and the source backs
+//! off. Each range is read once: a trace whose segments reach X-Ray more
+//! than `delay` after the trace began is read as far as it had arrived.
+//!
+//! [`XRaySource::fetch_traces`] decomposes the traces of given ids (API
+//! Gateway's `xrayTraceId`, a probe's own `X-Amzn-Trace-Id` root): the same
+//! batching, without the time ranges.
+//!
+//! The event of a request (see `hops::xray::TracedRequest`): time = the
+//! stage segment's start; `latency_ms` = the stage segment (API Gateway's
+//! response latency; without a gateway, the Lambda service segment);
+//! `upstream_latency_ms` = the stage's Lambda call; `lambda_overhead_ms`,
+//! `invocation_ms`, `init_ms` from the Lambda segments; path without the
+//! stage, method, status, host; `request_id` = API Gateway's,
+//! `upstream_request_id` = the invocation's, `trace_id`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_xray::primitives::DateTime;
+use aws_sdk_xray::types::TimeRangeType;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::decode::RejectReason;
+use crate::event::{EventSink, Origin, Outcome, RequestEvent};
+use crate::hops::xray::{TraceError, TracedRequest, decompose};
+use crate::source::aws::config::XRayConfig;
+use crate::source::aws::sdk::{self, Backoff, CallError, ErrorKind, Sdk};
+use crate::source::aws::{AwsSourceError, read_checkpoint};
+use crate::source::{PollOutcome, Source};
+
+/// BatchGetTraces takes at most this many ids per call.
+pub const BATCH: usize = 5;
+/// Pages of one GetTraceSummaries range, or of one BatchGetTraces call.
+const MAX_PAGES: usize = 100;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct XRayCheckpoint {
+    /// Start (ms) of the first time range not read yet.
+    pub next_ms: i64,
+}
+
+/// What a source could not use, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XRayStats {
+    /// Traces beyond `max_traces_per_poll` in one range: not fetched.
+    pub skipped: u64,
+    /// Ids BatchGetTraces did not return (unknown, expired, or not processed yet).
+    pub unprocessed: u64,
+    /// Traces that could not be decomposed (no gateway or Lambda segment, bad documents).
+    pub undecomposed: u64,
+}
+
+/// Traces fetched and decomposed, and what could not be.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub requests: Vec<TracedRequest>,
+    pub unprocessed: Vec<String>,
+    pub errors: Vec<TraceError>,
+}
+
+pub struct XRaySource {
+    cfg: XRayConfig,
+    state: XRayCheckpoint,
+    clock: Arc<dyn Clock>,
+    sdk: Option<(Sdk, aws_sdk_xray::Client)>,
+    backoff: Backoff,
+    next_due: Option<Instant>,
+    stats: XRayStats,
+}
+
+impl XRaySource {
+    pub fn new(
+        cfg: XRayConfig,
+        checkpoint: Option<&[u8]>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<XRaySource, AwsSourceError> {
+        let state = match checkpoint {
+            Some(_) => read_checkpoint::<XRayCheckpoint>(&cfg.name, checkpoint)?,
+            None => XRayCheckpoint { next_ms: clock.now_ms() - cfg.start.as_millis() as i64 },
+        };
+        let backoff = Backoff::new(sdk::jitter_seed(&cfg.name));
+        Ok(XRaySource { cfg, state, clock, sdk: None, backoff, next_due: None, stats: XRayStats::default() })
+    }
+
+    pub fn state(&self) -> &XRayCheckpoint {
+        &self.state
+    }
+
+    pub fn stats(&self) -> XRayStats {
+        self.stats
+    }
+
+    fn client(&mut self) -> Result<(), CallError> {
+        if self.sdk.is_none() {
+            let s = Sdk::new(&self.cfg.aws).map_err(|e| CallError {
+                kind: ErrorKind::Other,
+                message: format!("cannot start the AWS client runtime: {e}"),
+            })?;
+            let c = aws_sdk_xray::Client::new(&s.config);
+            self.sdk = Some((s, c));
+        }
+        Ok(())
+    }
+
+    /// Read the next time range (see the module docs) and emit its requests.
+    pub fn poll(&mut self, sink: &mut dyn EventSink) -> PollOutcome {
+        let mut out = PollOutcome { files: 1, ..PollOutcome::default() };
+        if self.next_due.is_some_and(|d| Instant::now() < d) || self.backoff.waiting() {
+            return out;
+        }
+        let newest_end = self.clock.now_ms() - self.cfg.delay.as_millis() as i64;
+        let start = self.state.next_ms;
+        let end = newest_end.min(start + self.cfg.max_range_per_poll.as_millis() as i64);
+        // GetTraceSummaries takes whole seconds: a range shorter than one waits.
+        if end - start < 1000 {
+            self.next_due = Some(Instant::now() + self.cfg.poll_interval);
+            return out;
+        }
+        let end = start + (end - start) / 1000 * 1000;
+        match self.read_range(start, end) {
+            Ok(fetched) => {
+                self.backoff.succeeded();
+                self.emit(&fetched, sink, &mut out);
+                self.state.next_ms = end;
+                out.advanced = true;
+                out.more = end + 1000 <= newest_end;
+            }
+            Err(e) => {
+                out.error(e.kind.as_str());
+                let wait = self.backoff.failed();
+                sdk::log_failure(&self.cfg.name, "X-Ray", &e, wait, self.backoff.failures());
+            }
+        }
+        self.next_due = if out.more { None } else { Some(Instant::now() + self.cfg.poll_interval) };
+        out
+    }
+
+    /// The ids of the traces that started in `[start, end)`, then their traces.
+    fn read_range(&mut self, start: i64, end: i64) -> Result<Fetched, CallError> {
+        self.client()?;
+        let ids = self.trace_ids(start, end)?;
+        let cap = self.cfg.max_traces_per_poll as usize;
+        if ids.len() > cap {
+            let skipped = ids.len() - cap;
+            self.stats.skipped += skipped as u64;
+            tracing::warn!(
+                source = %self.cfg.name,
+                skipped,
+                kept = cap,
+                "more traces in one range than max_traces_per_poll; the rest are skipped (lower max_range_per_poll or raise the cap)"
+            );
+        }
+        let ids: Vec<String> = ids.into_iter().take(cap).collect();
+        self.batch_get(&ids)
+    }
+
+    /// GetTraceSummaries over `[start, end)`, every page; ids in the order X-Ray gives them, once each.
+    fn trace_ids(&self, start: i64, end: i64) -> Result<Vec<String>, CallError> {
+        let (sdk, client) = self.sdk.as_ref().expect("client made before the calls");
+        let mut seen = HashSet::new();
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let req = client
+                .get_trace_summaries()
+                .start_time(DateTime::from_millis(start))
+                .end_time(DateTime::from_millis(end))
+                .time_range_type(TimeRangeType::TraceId)
+                .set_filter_expression(self.cfg.filter.clone())
+                .set_next_token(token.clone());
+            let resp = match sdk.call(req.send()) {
+                None => return Err(CallError::timed_out()),
+                Some(r) => r.map_err(|e| CallError::from_sdk(&e))?,
+            };
+            for s in resp.trace_summaries() {
+                if let Some(id) = s.id()
+                    && seen.insert(id.to_string())
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            match resp.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(ids),
+            }
+        }
+        Err(CallError {
+            kind: ErrorKind::Other,
+            message: format!("GetTraceSummaries still had pages after {MAX_PAGES}; lower max_range_per_poll"),
+        })
+    }
+
+    /// BatchGetTraces in calls of at most [`BATCH`] ids, each paged through, and decompose.
+    fn batch_get(&mut self, ids: &[String]) -> Result<Fetched, CallError> {
+        let (sdk, client) = self.sdk.as_ref().expect("client made before the calls");
+        let mut out = Fetched::default();
+        for chunk in ids.chunks(BATCH) {
+            let mut token: Option<String> = None;
+            let mut returned = HashSet::new();
+            for page in 0.. {
+                if page == MAX_PAGES {
+                    return Err(CallError {
+                        kind: ErrorKind::Other,
+                        message: format!("BatchGetTraces still had pages after {MAX_PAGES}"),
+                    });
+                }
+                let req = client.batch_get_traces().set_trace_ids(Some(chunk.to_vec())).set_next_token(token.clone());
+                let resp = match sdk.call(req.send()) {
+                    None => return Err(CallError::timed_out()),
+                    Some(r) => r.map_err(|e| CallError::from_sdk(&e))?,
+                };
+                for trace in resp.traces() {
+                    let Some(id) = trace.id() else { continue };
+                    if !returned.insert(id.to_string()) {
+                        continue;
+                    }
+                    let docs: Vec<&str> = trace.segments().iter().filter_map(|s| s.document()).collect();
+                    match decompose(id, &docs) {
+                        Ok(t) => out.requests.push(t),
+                        Err(e) => out.errors.push(e),
+                    }
+                }
+                out.unprocessed.extend(resp.unprocessed_trace_ids().iter().cloned());
+                match resp.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetch and decompose the traces of `ids` (API Gateway's `xrayTraceId`,
+    /// a probe's `X-Amzn-Trace-Id` root; see `hops::xray::root_trace_id`),
+    /// at most `max_traces_per_poll` of them, once each. Errors are the
+    /// first failed call's; nothing is retried.
+    pub fn fetch_traces<I, S>(&mut self, ids: I) -> Result<Fetched, CallError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut seen = HashSet::new();
+        let ids: Vec<String> = ids
+            .into_iter()
+            .map(|s| s.as_ref().to_string())
+            .filter(|s| seen.insert(s.clone()))
+            .take(self.cfg.max_traces_per_poll as usize)
+            .collect();
+        self.client()?;
+        self.batch_get(&ids)
+    }
+
+    fn emit(&mut self, fetched: &Fetched, sink: &mut dyn EventSink, out: &mut PollOutcome) {
+        for t in &fetched.requests {
+            let service = if !self.cfg.service.is_empty() {
+                self.cfg.service.as_str()
+            } else if !t.api.is_empty() {
+                t.api.split('/').next().unwrap_or("")
+            } else {
+                t.function.as_str()
+            };
+            sink.event(&event_of(t, service));
+            out.lines += 1;
+        }
+        self.stats.unprocessed += fetched.unprocessed.len() as u64;
+        for e in &fetched.errors {
+            self.stats.undecomposed += 1;
+            let (reason, id) = match e {
+                TraceError::TooLarge { trace_id, .. } => (RejectReason::TooLong, trace_id),
+                TraceError::NotASegment { trace_id, .. } => (RejectReason::BadJson, trace_id),
+                TraceError::NothingToDecompose { trace_id } => (RejectReason::MissingField, trace_id),
+            };
+            out.rejects.record(reason, || format!("{}:{id}", self.cfg.name), e.to_string().as_bytes());
+        }
+    }
+
+    pub fn checkpoint(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state).expect("checkpoint serializes")
+    }
+}
+
+/// The event of one traced request (see the module docs).
+pub fn event_of<'a>(t: &'a TracedRequest, service: &'a str) -> RequestEvent<'a> {
+    let outcome = match t.status {
+        0 => Outcome::Unknown,
+        429 => Outcome::Throttled,
+        500.. => Outcome::Error,
+        _ => Outcome::Success,
+    };
+    RequestEvent {
+        ts_ms: t.start_ms,
+        origin: Some(Origin::XRay),
+        service,
+        host: &t.host,
+        path: &t.path,
+        method: &t.method,
+        status: t.status,
+        latency_ms: t.response_ms.or(t.lambda_ms),
+        upstream_latency_ms: if t.response_ms.is_some() { t.integration_ms } else { None },
+        request_id: &t.request_id,
+        trace_id: &t.trace_id,
+        upstream_request_id: &t.lambda_request_id,
+        outcome,
+        init_ms: t.init_ms,
+        lambda_overhead_ms: t.lambda_overhead_ms,
+        invocation_ms: t.invocation_ms,
+        ..Default::default()
+    }
+}
+
+impl Source for XRaySource {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "xray"
+    }
+
+    fn poll(&mut self, sink: &mut dyn EventSink) -> PollOutcome {
+        XRaySource::poll(self, sink)
+    }
+
+    fn checkpoint(&self) -> Vec<u8> {
+        XRaySource::checkpoint(self)
+    }
+}
