@@ -636,7 +636,7 @@ fn read_xray(cx: &mut Ctx<'_>, f: &Fields<'_>, name: String, aws: AwsConnection)
     if let (Some(d), Some(n)) = (max_range, f.get("max_range_per_poll"))
         && d > Duration::from_secs(6 * 3600)
     {
-        cx.err(n.pos, "`max_range_per_poll` must be at most 6h (GetTraceSummaries reads at most 6 hours at once)");
+        cx.err(n.pos, "`max_range_per_poll` must be at most 6h (one poll stays short)");
     }
     let max_traces = whole(cx, f, "max_traces_per_poll", 500, 1, 10_000);
     Some(XRayConfig {

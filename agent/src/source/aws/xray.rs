@@ -1,15 +1,19 @@
 //! X-Ray traces as a source: each sampled request decomposed into its hops
 //! (`hops::xray`), emitted as one event with `origin: xray`.
 //!
-//! A poll reads one time range `[next, end)` of trace start times, with
-//! `end` at most `now − delay` and `max_range_per_poll` after `next`:
+//! The source reads time ranges `[next, end)` of trace start times, with
+//! `end` at most `now − delay` and `max_range_per_poll` after `next`.
 //! GetTraceSummaries (every page, with the configured filter expression)
-//! gives the ids, BatchGetTraces (at most [`BATCH`] ids per call, the API's
-//! limit, every page) the segment documents. Only when every call of the
-//! range succeeded are the requests emitted and the checkpoint moved to
-//! `end`; a failed call emits nothing, moves nothing, and the source backs
-//! off. Each range is read once: a trace whose segments reach X-Ray more
-//! than `delay` after the trace began is read as far as it had arrived.
+//! lists a range's ids, at most `max_traces_per_poll` of them; the list
+//! goes into the checkpoint. BatchGetTraces then fetches them, at most
+//! [`BATCH`] ids per call (the API's limit), every page, each call's
+//! requests emitted as it returns and counted in the checkpoint, for as
+//! long as the poll's budget ([`POLL_BUDGET`]) lasts; the next poll goes on
+//! where it stopped, after a restart too. When every id of the range is
+//! fetched, the checkpoint moves to `end`. A failed call emits nothing of
+//! its batch and moves nothing, and the source backs off. Each range is
+//! read once: a trace whose segments reach X-Ray more than `delay` after
+//! the trace began is read as far as it had arrived.
 //!
 //! [`XRaySource::fetch_traces`] decomposes the traces of given ids (API
 //! Gateway's `xrayTraceId`, a probe's own `X-Amzn-Trace-Id` root): the same
@@ -25,7 +29,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_xray::primitives::DateTime;
 use aws_sdk_xray::types::TimeRangeType;
@@ -44,11 +48,25 @@ use crate::source::{PollOutcome, Source};
 pub const BATCH: usize = 5;
 /// Pages of one GetTraceSummaries range, or of one BatchGetTraces call.
 const MAX_PAGES: usize = 100;
+/// A poll starts no BatchGetTraces call after this long.
+pub const POLL_BUDGET: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct XRayCheckpoint {
     /// Start (ms) of the first time range not read yet.
     pub next_ms: i64,
+    /// The range being read: its ids are listed, some fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<RangeInProgress>,
+}
+
+/// A range `[next_ms, end_ms)` whose ids are listed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RangeInProgress {
+    pub end_ms: i64,
+    pub ids: Vec<String>,
+    /// How many of `ids` are fetched and emitted.
+    pub fetched: usize,
 }
 
 /// What a source could not use, since it started.
@@ -88,7 +106,11 @@ impl XRaySource {
     ) -> Result<XRaySource, AwsSourceError> {
         let state = match checkpoint {
             Some(_) => read_checkpoint::<XRayCheckpoint>(&cfg.name, checkpoint)?,
-            None => XRayCheckpoint { next_ms: clock.now_ms() - cfg.start.as_millis() as i64 },
+            // Whole seconds: what GetTraceSummaries reads.
+            None => XRayCheckpoint {
+                next_ms: (clock.now_ms() - cfg.start.as_millis() as i64).div_euclid(1000) * 1000,
+                range: None,
+            },
         };
         let backoff = Backoff::new(sdk::jitter_seed(&cfg.name));
         Ok(XRaySource { cfg, state, clock, sdk: None, backoff, next_due: None, stats: XRayStats::default() })
@@ -114,42 +136,68 @@ impl XRaySource {
         Ok(())
     }
 
-    /// Read the next time range (see the module docs) and emit its requests.
+    /// Read on (see the module docs) and emit the requests fetched.
     pub fn poll(&mut self, sink: &mut dyn EventSink) -> PollOutcome {
         let mut out = PollOutcome { files: 1, ..PollOutcome::default() };
         if self.next_due.is_some_and(|d| Instant::now() < d) || self.backoff.waiting() {
             return out;
         }
+        let deadline = Instant::now() + POLL_BUDGET;
         let newest_end = self.clock.now_ms() - self.cfg.delay.as_millis() as i64;
-        let start = self.state.next_ms;
-        let end = newest_end.min(start + self.cfg.max_range_per_poll.as_millis() as i64);
-        // GetTraceSummaries takes whole seconds: a range shorter than one waits.
-        if end - start < 1000 {
-            self.next_due = Some(Instant::now() + self.cfg.poll_interval);
-            return out;
+        if let Err(e) = self.read(newest_end, deadline, sink, &mut out) {
+            out.error(e.kind.as_str());
+            let wait = self.backoff.failed();
+            sdk::log_failure(&self.cfg.name, "X-Ray", &e, wait, self.backoff.failures());
         }
-        let end = start + (end - start) / 1000 * 1000;
-        match self.read_range(start, end) {
-            Ok(fetched) => {
-                self.backoff.succeeded();
-                self.emit(&fetched, sink, &mut out);
-                self.state.next_ms = end;
-                out.advanced = true;
-                out.more = end + 1000 <= newest_end;
-            }
-            Err(e) => {
-                out.error(e.kind.as_str());
-                let wait = self.backoff.failed();
-                sdk::log_failure(&self.cfg.name, "X-Ray", &e, wait, self.backoff.failures());
-            }
-        }
+        out.more = out.errors.is_empty() && (self.state.range.is_some() || self.state.next_ms + 1000 <= newest_end);
         self.next_due = if out.more { None } else { Some(Instant::now() + self.cfg.poll_interval) };
         out
     }
 
-    /// The ids of the traces that started in `[start, end)`, then their traces.
-    fn read_range(&mut self, start: i64, end: i64) -> Result<Fetched, CallError> {
-        self.client()?;
+    fn read(
+        &mut self,
+        newest_end: i64,
+        deadline: Instant,
+        sink: &mut dyn EventSink,
+        out: &mut PollOutcome,
+    ) -> Result<(), CallError> {
+        if self.state.range.is_none() {
+            let start = self.state.next_ms;
+            let end = newest_end.min(start + self.cfg.max_range_per_poll.as_millis() as i64);
+            // GetTraceSummaries takes whole seconds: a range shorter than one waits.
+            if end - start < 1000 {
+                return Ok(());
+            }
+            let end = start + (end - start) / 1000 * 1000;
+            self.client()?;
+            let ids = self.list(start, end)?;
+            self.backoff.succeeded();
+            self.state.range = Some(RangeInProgress { end_ms: end, ids, fetched: 0 });
+            out.advanced = true;
+        }
+        let range = self.state.range.as_ref().expect("a range is set above");
+        let (end, mut fetched, ids) = (range.end_ms, range.fetched, range.ids.clone());
+        while fetched < ids.len() && Instant::now() < deadline {
+            let chunk = &ids[fetched..(fetched + BATCH).min(ids.len())];
+            self.client()?;
+            let got = self.batch_get(chunk)?;
+            self.backoff.succeeded();
+            self.emit(&got, sink, out);
+            fetched += chunk.len();
+            if let Some(r) = self.state.range.as_mut() {
+                r.fetched = fetched;
+            }
+            out.advanced = true;
+        }
+        if fetched >= ids.len() {
+            self.state = XRayCheckpoint { next_ms: end, range: None };
+            out.advanced = true;
+        }
+        Ok(())
+    }
+
+    /// The ids of the traces that started in `[start, end)`, at most `max_traces_per_poll`.
+    fn list(&mut self, start: i64, end: i64) -> Result<Vec<String>, CallError> {
         let ids = self.trace_ids(start, end)?;
         let cap = self.cfg.max_traces_per_poll as usize;
         if ids.len() > cap {
@@ -162,8 +210,7 @@ impl XRaySource {
                 "more traces in one range than max_traces_per_poll; the rest are skipped (lower max_range_per_poll or raise the cap)"
             );
         }
-        let ids: Vec<String> = ids.into_iter().take(cap).collect();
-        self.batch_get(&ids)
+        Ok(ids.into_iter().take(cap).collect())
     }
 
     /// GetTraceSummaries over `[start, end)`, every page; ids in the order X-Ray gives them, once each.
