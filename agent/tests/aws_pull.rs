@@ -1201,6 +1201,10 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
         want.insert(id, ("shop-api".to_string(), format!("/cart/{i}"), 200u16, figures));
         docs.extend(d);
     }
+    // One on the boundary of the next range (moto answers it for both; the source reads it once).
+    let (id, d, figures) = request_trace(30, now - 60_000 - 500, None);
+    want.insert(id, ("shop-api".to_string(), "/cart/30".to_string(), 200u16, figures));
+    docs.extend(d);
     let table = serde_json::json!({"id": "00000000000000ff", "name": "orders", "trace_id": "1-00000000-000000000000000000000fff",
         "start_time": (now - 9 * 60_000) as f64 / 1000.0, "end_time": (now - 9 * 60_000 + 5) as f64 / 1000.0,
         "origin": "AWS::DynamoDB::Table"});
@@ -1212,7 +1216,7 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     let mut got = Traced::default();
     let outcomes = drain_traced(&mut src, &mut got);
     assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
-    assert_eq!(got.by_id.len(), 13);
+    assert_eq!(got.by_id.len(), 14);
     for (id, (service, path, status, figures)) in &got.by_id {
         let (ws, wp, wst, wf) = &want[id];
         assert_eq!((service, path, status), (ws, wp, wst));
@@ -1225,22 +1229,24 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     assert_eq!(src.stats().undecomposed, 1);
     {
         let seen = proxy.seen.lock().unwrap();
-        // 14 summaries in pages of 4; 14 ids in calls of at most 5.
+        // 15 summaries in pages of 4; 15 ids in calls of at most 5.
         assert_eq!(seen.summary_calls, 4);
         assert_eq!(seen.filters, vec!["service(\"shop-api/prod\")"; 4]);
-        assert_eq!(seen.batches, [5, 5, 4]);
+        assert_eq!(seen.batches, [5, 5, 5]);
     }
-    assert_eq!(src.state(), &XRayCheckpoint { next_ms: now - 60_000, range: None });
+    let boundary = want.keys().find(|k| k.ends_with("abc01e")).unwrap().clone();
+    let cp = XRayCheckpoint { next_ms: now - 60_000, range: None, recent: vec![boundary] };
+    assert_eq!(src.state(), &cp);
 
     // The per-request figures reach the hop decomposition, per route.
     let a = slo_agent::hops::answer::from_logs(&got.hops.view(now), "shop-api", Some("/cart/{id}"), 15, 180);
     let hop = |n: &str| a.hops.iter().find(|h| h.name == n).unwrap_or_else(|| panic!("{n} in {a:#?}"));
-    assert_eq!((hop("gateway").basis, hop("gateway").count), ("traced", 13));
+    assert_eq!((hop("gateway").basis, hop("gateway").count), ("traced", 14));
     assert_eq!(hop("lambda_overhead").basis, "traced");
     assert!((hop("lambda_overhead").p50_ms - 6.0).abs() < 0.3, "{a:#?}");
     let cold = hop("cold_start");
-    assert_eq!((cold.basis, cold.count, cold.share), ("traced", 13, Some(0.3077)));
-    assert_eq!(a.joins.unwrap().traced, 13);
+    assert_eq!((cold.basis, cold.count, cold.share), ("traced", 14, Some(0.2857)));
+    assert_eq!(a.joins.unwrap().traced, 14);
 
     // Nothing is read twice: not by the same source, not after a restart.
     let checkpoint = src.checkpoint();
@@ -1275,7 +1281,7 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     let fetched = restarted.fetch_traces(&ids).unwrap();
     assert_eq!(fetched.requests.len(), 7);
     assert_eq!(fetched.unprocessed, ["1-00000000-000000000000000000000000"]);
-    // The first poll's 5 + 5 + 4, the restart's 2, then these 8 ids.
+    // The first poll's 5 + 5 + 5, the restart's 2, then these 8 ids.
     assert_eq!(proxy.seen.lock().unwrap().batches[4..], [5, 3]);
 
     // A batch refused in the middle of a range: the batches before it are
@@ -1291,11 +1297,11 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     assert_eq!(o.errors, vec![("throttled", 1)], "{o:?}");
     assert_eq!(part.by_id.len(), 5);
     let cp = first.state().clone();
-    assert_eq!(cp.range.as_ref().map(|r| (r.ids.len(), r.fetched)), Some((16, 5)), "{cp:?}");
+    assert_eq!(cp.range.as_ref().map(|r| (r.ids.len(), r.fetched)), Some((17, 5)), "{cp:?}");
     let mut resumed = XRaySource::new(cfg, Some(&first.checkpoint()), clock.clone()).unwrap();
     let outcomes = drain_traced(&mut resumed, &mut part);
     assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
-    assert_eq!(part.by_id.len(), 15, "the 13 and the 2 later ones, each once");
+    assert_eq!(part.by_id.len(), 16, "the 14 and the 2 later ones, each once");
     assert!(resumed.state().range.is_none());
 }
 
@@ -1322,4 +1328,53 @@ fn xray_without_the_harness_fix_moto_is_refused_and_nothing_moves() {
     let e = rt.block_on(client.get_trace_summaries().start_time(from).end_time(to).send()).unwrap_err();
     let text = aws_sdk_xray::error::DisplayErrorContext(&e).to_string();
     assert!(text.contains("expected start array") && text.contains(r#"\"Users\":{}"#), "{text}");
+}
+
+#[test]
+fn the_agent_reads_xray_traces_into_an_slo_and_the_hops_answer() {
+    let Some(moto) = Moto::start() else { return };
+    let proxy = XRayProxy::start(&moto.url, true, 100);
+    let now = now_ms() / 1000 * 1000;
+    let mut docs = Vec::new();
+    for i in 0..13u32 {
+        docs.extend(request_trace(i, now - 10 * 60_000 + i as i64 * 1000, (i % 4 == 0).then_some(150)).1);
+    }
+    put_segments(&moto.url, docs);
+    let dir = tempfile::tempdir().unwrap();
+    let specs = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: traced}\nspec:\n  service: shop-api\n  objective: 99\n  window: 1d\n  indicator: {source: xray, filter: {service: shop-api}, good: {status: \"< 500\"}}\n";
+    std::fs::write(dir.path().join("specs.yaml"), specs).unwrap();
+    let port = free_port();
+    let config = format!(
+        "specs: [specs.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 200ms\npoll_interval: 50ms\nsources:\n  - name: traces\n    type: xray\n    region: us-east-1\n    endpoint_url: {}\n    credentials: {{access_key_id: testing, secret_access_key: testing}}\n    start: 15m\n    delay: 0s\n    poll_interval: 100ms\n",
+        proxy.url
+    );
+    let config_path = dir.path().join("agent.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slo-agent"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("SLO_AGENT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let want = vec![("traced".to_string(), 13, 13)];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = None;
+    while Instant::now() < deadline && got.as_ref() != Some(&want) {
+        std::thread::sleep(Duration::from_millis(300));
+        got = slo_totals(port);
+    }
+    let hops = http_get(port, "/api/v1/hops?service=shop-api&route=/cart/%7Bid%7D");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(got, Some(want), "an SLO on `source: xray` counts the traced requests");
+    let hops: serde_json::Value = serde_json::from_str(&hops.expect("/api/v1/hops answers")).unwrap();
+    let hop = |name: &str| hops["hops"].as_array().unwrap().iter().find(|h| h["name"] == name).cloned().unwrap();
+    for name in ["gateway", "lambda_overhead", "function", "cold_start"] {
+        assert_eq!(hop(name)["basis"], "traced", "{hops:#}");
+    }
+    assert_eq!(hop("gateway")["count"], 13);
+    assert_eq!(hop("cold_start")["share"], 0.3077);
+    assert_eq!(hops["joins"]["traced"], 13);
 }

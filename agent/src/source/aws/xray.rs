@@ -10,7 +10,11 @@
 //! requests emitted as it returns and counted in the checkpoint, for as
 //! long as the poll's budget ([`POLL_BUDGET`]) lasts; the next poll goes on
 //! where it stopped, after a restart too. When every id of the range is
-//! fetched, the checkpoint moves to `end`. A failed call emits nothing of
+//! fetched, the checkpoint moves to `end`. Whether X-Ray's ranges include
+//! their ends is not documented (and trace ids carry whole seconds): each
+//! range is asked from 1 s before its start, and the ids of the previous
+//! range's last seconds (kept in the checkpoint) are left out, so a trace on
+//! a boundary is read once either way. A failed call emits nothing of
 //! its batch and moves nothing, and the source backs off. Each range is
 //! read once: a trace whose segments reach X-Ray more than `delay` after
 //! the trace began is read as far as it had arrived.
@@ -58,7 +62,14 @@ pub struct XRayCheckpoint {
     /// The range being read: its ids are listed, some fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<RangeInProgress>,
+    /// Ids of the last range's final seconds, read already: the next range
+    /// (asked from 1 s earlier) leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<String>,
 }
+
+/// Seconds of overlap between ranges (see the module docs).
+const OVERLAP_MS: i64 = 1000;
 
 /// A range `[next_ms, end_ms)` whose ids are listed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -109,7 +120,7 @@ impl XRaySource {
             // Whole seconds: what GetTraceSummaries reads.
             None => XRayCheckpoint {
                 next_ms: (clock.now_ms() - cfg.start.as_millis() as i64).div_euclid(1000) * 1000,
-                range: None,
+                ..XRayCheckpoint::default()
             },
         };
         let backoff = Backoff::new(sdk::jitter_seed(&cfg.name));
@@ -170,7 +181,7 @@ impl XRaySource {
             }
             let end = start + (end - start) / 1000 * 1000;
             self.client()?;
-            let ids = self.list(start, end)?;
+            let ids = self.list(start - OVERLAP_MS, end)?;
             self.backoff.succeeded();
             self.state.range = Some(RangeInProgress { end_ms: end, ids, fetched: 0 });
             out.advanced = true;
@@ -190,7 +201,12 @@ impl XRaySource {
             out.advanced = true;
         }
         if fetched >= ids.len() {
-            self.state = XRayCheckpoint { next_ms: end, range: None };
+            // Ids of the range's last two seconds (or of no readable second).
+            let recent = ids
+                .into_iter()
+                .filter(|id| trace_second(id).is_none_or(|s| s * 1000 >= end - 2 * OVERLAP_MS))
+                .collect();
+            self.state = XRayCheckpoint { next_ms: end, range: None, recent };
             out.advanced = true;
         }
         Ok(())
@@ -198,7 +214,8 @@ impl XRaySource {
 
     /// The ids of the traces that started in `[start, end)`, at most `max_traces_per_poll`.
     fn list(&mut self, start: i64, end: i64) -> Result<Vec<String>, CallError> {
-        let ids = self.trace_ids(start, end)?;
+        let mut ids = self.trace_ids(start, end)?;
+        ids.retain(|id| !self.state.recent.contains(id));
         let cap = self.cfg.max_traces_per_poll as usize;
         if ids.len() > cap {
             let skipped = ids.len() - cap;
@@ -336,6 +353,12 @@ impl XRaySource {
     pub fn checkpoint(&self) -> Vec<u8> {
         serde_json::to_vec(&self.state).expect("checkpoint serializes")
     }
+}
+
+/// The epoch second a trace id carries (`1-5759e988-…`).
+fn trace_second(id: &str) -> Option<i64> {
+    let hex = id.strip_prefix("1-")?.get(..8)?;
+    i64::from_str_radix(hex, 16).ok()
 }
 
 /// The event of one traced request (see the module docs).
