@@ -162,7 +162,7 @@ impl EventSink for Counts {
 }
 
 /// Poll until the source says there is nothing more right now (bounded).
-fn drain(src: &mut dyn Source, sink: &mut Counts) -> Vec<PollOutcome> {
+fn drain(src: &mut dyn Source, sink: &mut dyn EventSink) -> Vec<PollOutcome> {
     let mut outcomes = Vec::new();
     for _ in 0..200 {
         let o = src.poll(sink);
@@ -1153,20 +1153,6 @@ fn xray_config(endpoint: &str) -> XRayConfig {
     }
 }
 
-/// Poll until the source says there is nothing more right now (bounded).
-fn drain_traced(src: &mut XRaySource, sink: &mut Traced) -> Vec<PollOutcome> {
-    let mut outcomes = Vec::new();
-    for _ in 0..50 {
-        let o = src.poll(sink);
-        let more = o.more;
-        outcomes.push(o);
-        if !more {
-            return outcomes;
-        }
-    }
-    panic!("the X-Ray source still had more after 50 polls");
-}
-
 /// Each traced request's figures, by trace id: (service, path, status,
 /// gateway, lambda overhead, invocation, init or 0), and a hop decomposition fed with them.
 #[derive(Default)]
@@ -1214,7 +1200,7 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     let clock = Arc::new(ManualClock::new(now));
     let mut src = XRaySource::new(xray_config(&proxy.url), None, clock.clone()).unwrap();
     let mut got = Traced::default();
-    let outcomes = drain_traced(&mut src, &mut got);
+    let outcomes = drain(&mut src, &mut got);
     assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
     assert_eq!(got.by_id.len(), 14);
     for (id, (service, path, status, figures)) in &got.by_id {
@@ -1264,7 +1250,7 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     put_segments(&moto.url, later);
     clock.advance(3 * 60_000);
     let mut after = Traced::default();
-    let outcomes = drain_traced(&mut restarted, &mut after);
+    let outcomes = drain(&mut restarted, &mut after);
     assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
     assert_eq!(
         after.by_id.keys().collect::<Vec<_>>(),
@@ -1299,7 +1285,7 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     let cp = first.state().clone();
     assert_eq!(cp.range.as_ref().map(|r| (r.ids.len(), r.fetched)), Some((17, 5)), "{cp:?}");
     let mut resumed = XRaySource::new(cfg, Some(&first.checkpoint()), clock.clone()).unwrap();
-    let outcomes = drain_traced(&mut resumed, &mut part);
+    let outcomes = drain(&mut resumed, &mut part);
     assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
     assert_eq!(part.by_id.len(), 16, "the 14 and the 2 later ones, each once");
     assert!(resumed.state().range.is_none());

@@ -186,3 +186,20 @@ fn trace_ids_from_headers() {
     assert_eq!(root_trace_id(""), None);
     assert_eq!(root_trace_id("1-5759e988-bd862e3fe1be46a99427279é"), None);
 }
+
+proptest::proptest! {
+    /// Cut, spliced or garbled documents are decomposed or refused, never a panic.
+    #[test]
+    fn garbled_documents_never_panic(cut in 0usize..2000, byte in 0u8..128, at in 0usize..2000, which in 0usize..3) {
+        let mut docs = trace(true);
+        let d = &mut docs[which];
+        let mut bytes = d.clone().into_bytes();
+        let at = at.min(bytes.len().saturating_sub(1));
+        bytes[at] = byte;
+        *d = String::from_utf8_lossy(&bytes).into_owned();
+        let cut = cut.min(d.len());
+        d.truncate(d.floor_char_boundary(cut.max(at)));
+        let _ = root_trace_id(d);
+        let _ = run(&docs);
+    }
+}
