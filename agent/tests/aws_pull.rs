@@ -36,7 +36,7 @@ use slo_agent::source::aws::xray::{XRayCheckpoint, XRaySource};
 use slo_agent::source::{PollOutcome, Source};
 
 mod common;
-use common::{free_port, http_get};
+use common::{free_port, http_get, serve_app};
 
 // ---------------------------------------------------------------- harness
 
@@ -189,21 +189,7 @@ struct CborProxy {
     url: String,
     /// Answer this many of the next requests with a ThrottlingException.
     throttle: Arc<AtomicU32>,
-}
-
-/// Serve `app` on a loopback port of its own thread and runtime; its base URL.
-fn serve_on_loopback(app: axum::Router) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    format!("http://{addr}")
+    _rt: tokio::runtime::Runtime,
 }
 
 impl CborProxy {
@@ -226,7 +212,8 @@ impl CborProxy {
                 proxy_one(client, &upstream, req).await
             }
         });
-        CborProxy { url: serve_on_loopback(app), throttle }
+        let (port, rt) = serve_app(app);
+        CborProxy { url: format!("http://127.0.0.1:{port}"), throttle, _rt: rt }
     }
 }
 
@@ -976,6 +963,7 @@ struct XRaySeen {
 struct XRayProxy {
     url: String,
     seen: Arc<std::sync::Mutex<XRaySeen>>,
+    _rt: tokio::runtime::Runtime,
 }
 
 impl XRayProxy {
@@ -988,7 +976,8 @@ impl XRayProxy {
             let (client, upstream, seen) = (client.clone(), upstream.clone(), seen_in.clone());
             async move { xray_one(client, &upstream, req, seen, fix_users, page_size).await }
         });
-        XRayProxy { url: serve_on_loopback(app), seen }
+        let (port, rt) = serve_app(app);
+        XRayProxy { url: format!("http://127.0.0.1:{port}"), seen, _rt: rt }
     }
 }
 
@@ -1130,6 +1119,23 @@ fn request_trace(i: u32, start_ms: i64, init_ms: Option<i64>) -> (String, Vec<St
     (id, docs.into_iter().map(|d| d.to_string()).collect(), want)
 }
 
+/// Per request: (service, path, status, [gateway, lambda overhead, invocation, init]).
+type Wanted = BTreeMap<String, (String, String, u16, [f64; 4])>;
+
+/// 13 requests, a second apart from 10 minutes before `now`, every fourth
+/// cold: what the decomposition must find by trace id, and their documents.
+fn thirteen_requests(now: i64) -> (Wanted, Vec<String>) {
+    let mut want = BTreeMap::new();
+    let mut docs = Vec::new();
+    for i in 0..13u32 {
+        let cold = (i % 4 == 0).then_some(150);
+        let (id, d, figures) = request_trace(i, now - 10 * 60_000 + i as i64 * 1000, cold);
+        want.insert(id, ("shop-api".to_string(), format!("/cart/{i}"), 200u16, figures));
+        docs.extend(d);
+    }
+    (want, docs)
+}
+
 fn put_segments(endpoint: &str, docs: Vec<String>) {
     let (rt, conf) = seeder(endpoint);
     let client = aws_sdk_xray::Client::new(&conf);
@@ -1157,7 +1163,7 @@ fn xray_config(endpoint: &str) -> XRayConfig {
 /// gateway, lambda overhead, invocation, init or 0), and a hop decomposition fed with them.
 #[derive(Default)]
 struct Traced {
-    by_id: BTreeMap<String, (String, String, u16, [f64; 4])>,
+    by_id: Wanted,
     hops: slo_agent::hops::Hops,
 }
 
@@ -1177,16 +1183,8 @@ fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
     let Some(moto) = Moto::start() else { return };
     let proxy = XRayProxy::start(&moto.url, true, 4);
     let now = now_ms() / 1000 * 1000;
-    // 13 requests 10 minutes ago (every fourth cold), and a trace of a
-    // table alone, which has nothing to decompose.
-    let mut want = BTreeMap::new();
-    let mut docs = Vec::new();
-    for i in 0..13u32 {
-        let cold = (i % 4 == 0).then_some(150);
-        let (id, d, figures) = request_trace(i, now - 10 * 60_000 + i as i64 * 1000, cold);
-        want.insert(id, ("shop-api".to_string(), format!("/cart/{i}"), 200u16, figures));
-        docs.extend(d);
-    }
+    // 13 requests 10 minutes ago, and a trace of a table alone, which has nothing to decompose.
+    let (mut want, mut docs) = thirteen_requests(now);
     // One on the boundary of the next range (moto answers it for both; the source reads it once).
     let (id, d, figures) = request_trace(30, now - 60_000 - 500, None);
     want.insert(id, ("shop-api".to_string(), "/cart/30".to_string(), 200u16, figures));
@@ -1321,11 +1319,7 @@ fn the_agent_reads_xray_traces_into_an_slo_and_the_hops_answer() {
     let Some(moto) = Moto::start() else { return };
     let proxy = XRayProxy::start(&moto.url, true, 100);
     let now = now_ms() / 1000 * 1000;
-    let mut docs = Vec::new();
-    for i in 0..13u32 {
-        docs.extend(request_trace(i, now - 10 * 60_000 + i as i64 * 1000, (i % 4 == 0).then_some(150)).1);
-    }
-    put_segments(&moto.url, docs);
+    put_segments(&moto.url, thirteen_requests(now).1);
     let dir = tempfile::tempdir().unwrap();
     let specs = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: traced}\nspec:\n  service: shop-api\n  objective: 99\n  window: 1d\n  indicator: {source: xray, filter: {service: shop-api}, good: {status: \"< 500\"}}\n";
     std::fs::write(dir.path().join("specs.yaml"), specs).unwrap();
