@@ -1330,14 +1330,7 @@ fn the_agent_reads_xray_traces_into_an_slo_and_the_hops_answer() {
     );
     let config_path = dir.path().join("agent.yaml");
     std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slo-agent"))
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("SLO_AGENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::start(&config_path);
     let want = vec![("traced".to_string(), 13, 13)];
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut got = None;
