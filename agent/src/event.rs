@@ -17,10 +17,12 @@ pub enum Origin {
     Otlp,
     CloudWatch,
     Ndjson,
+    /// A request decomposed from its X-Ray trace (`source::aws::xray`).
+    XRay,
 }
 
 impl Origin {
-    pub const ALL: [Origin; 8] = [
+    pub const ALL: [Origin; 9] = [
         Origin::CloudFront,
         Origin::CloudFrontRealtime,
         Origin::ApiGateway,
@@ -29,6 +31,7 @@ impl Origin {
         Origin::Otlp,
         Origin::CloudWatch,
         Origin::Ndjson,
+        Origin::XRay,
     ];
 
     /// The name used in specs, config, metrics labels and reports.
@@ -42,6 +45,7 @@ impl Origin {
             Origin::Otlp => "otlp",
             Origin::CloudWatch => "cloudwatch",
             Origin::Ndjson => "ndjson",
+            Origin::XRay => "xray",
         }
     }
 
@@ -189,6 +193,11 @@ pub struct RequestEvent<'a> {
     /// Synthetic events: the hop of the probe (`edge`, `gateway`, …) or the
     /// step of the journey that measured the request; empty otherwise.
     pub hop: &'a str,
+    /// X-Ray: the Lambda service's own time around the function
+    /// (`AWS::Lambda` segment − `AWS::Lambda::Function` segment).
+    pub lambda_overhead_ms: Option<f64>,
+    /// X-Ray: the handler's time (the function segment's `Invocation`).
+    pub invocation_ms: Option<f64>,
 }
 
 /// The optional event fields a consumer reads. Decoders may leave the
@@ -293,6 +302,8 @@ struct Stored {
     billed_ms: Option<f64>,
     memory_size_mb: Option<u32>,
     max_memory_used_mb: Option<u32>,
+    lambda_overhead_ms: Option<f64>,
+    invocation_ms: Option<f64>,
     /// service, host, path, method, edge_location, request_id, trace_id, route, error_type, upstream_request_id, hop.
     strings: [Span; STRINGS],
 }
@@ -387,6 +398,8 @@ impl EventBatch {
             billed_ms: e.billed_ms,
             memory_size_mb: e.memory_size_mb,
             max_memory_used_mb: e.max_memory_used_mb,
+            lambda_overhead_ms: e.lambda_overhead_ms,
+            invocation_ms: e.invocation_ms,
             strings,
         });
     }
@@ -434,6 +447,8 @@ impl EventBatch {
                 memory_size_mb: e.memory_size_mb,
                 max_memory_used_mb: e.max_memory_used_mb,
                 hop,
+                lambda_overhead_ms: e.lambda_overhead_ms,
+                invocation_ms: e.invocation_ms,
             };
             if e.n == 1 { sink.event(&ev) } else { sink.events(&ev, e.n) }
         }

@@ -1,5 +1,7 @@
 //! The AWS pull sources against a real moto server: seeded with the AWS SDK,
 //! read by the sources, counted exactly, resumed from checkpoints mid-way.
+//! X-Ray calls go through [`XRayProxy`], which mends what moto answers
+//! differently from the real API (see there).
 //!
 //! Each test starts its own `moto_server` on 127.0.0.1 (tests/run installs
 //! it from PyPI). Without it the tests fail when `CI=true` and print a loud
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_xray::primitives::DateTime;
 use slo_agent::clock::{Clock, ManualClock, SystemClock};
 use slo_agent::decode::Format;
 use slo_agent::event::{EventSink, RequestEvent};
@@ -26,13 +29,14 @@ use slo_agent::source::aws::cloudwatch_logs::CloudWatchLogsSource;
 use slo_agent::source::aws::cloudwatch_metrics::CloudWatchMetricsSource;
 use slo_agent::source::aws::config::{
     AwsConnection, CloudWatchLogsConfig, CloudWatchMetricsConfig, LogGroupConfig, MetricQuery, S3Config,
-    StaticCredentials,
+    StaticCredentials, XRayConfig,
 };
 use slo_agent::source::aws::s3::S3Source;
+use slo_agent::source::aws::xray::{XRayCheckpoint, XRaySource};
 use slo_agent::source::{PollOutcome, Source};
 
 mod common;
-use common::{free_port, http_get};
+use common::{free_port, http_get, serve_app};
 
 // ---------------------------------------------------------------- harness
 
@@ -158,7 +162,7 @@ impl EventSink for Counts {
 }
 
 /// Poll until the source says there is nothing more right now (bounded).
-fn drain(src: &mut dyn Source, sink: &mut Counts) -> Vec<PollOutcome> {
+fn drain(src: &mut dyn Source, sink: &mut dyn EventSink) -> Vec<PollOutcome> {
     let mut outcomes = Vec::new();
     for _ in 0..200 {
         let o = src.poll(sink);
@@ -185,40 +189,31 @@ struct CborProxy {
     url: String,
     /// Answer this many of the next requests with a ThrottlingException.
     throttle: Arc<AtomicU32>,
+    _rt: tokio::runtime::Runtime,
 }
 
 impl CborProxy {
     fn start(moto_url: &str) -> CborProxy {
-        let (tx, rx) = std::sync::mpsc::channel();
         let upstream = moto_url.to_string();
         let throttle = Arc::new(AtomicU32::new(0));
         let throttle_in = throttle.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                let client = reqwest::Client::new();
-                let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-                    let client = client.clone();
-                    let upstream = upstream.clone();
-                    let throttled =
-                        throttle_in.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-                    async move {
-                        if throttled {
-                            return cbor_response(
-                                400,
-                                serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
-                            );
-                        }
-                        proxy_one(client, &upstream, req).await
-                    }
-                });
-                axum::serve(listener, app).await.unwrap();
-            });
+        let client = reqwest::Client::new();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let client = client.clone();
+            let upstream = upstream.clone();
+            let throttled = throttle_in.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            async move {
+                if throttled {
+                    return cbor_response(
+                        400,
+                        serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+                    );
+                }
+                proxy_one(client, &upstream, req).await
+            }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        CborProxy { url: format!("http://{addr}"), throttle }
+        let (port, rt) = serve_app(app);
+        CborProxy { url: format!("http://127.0.0.1:{port}"), throttle, _rt: rt }
     }
 }
 
@@ -937,4 +932,422 @@ sources:
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     assert_eq!(seen, 5, "the restarted agent answered");
+}
+
+// ------------------------------------------------------------------ X-Ray
+
+/// What the X-Ray proxy saw the SDK ask.
+#[derive(Debug, Default)]
+struct XRaySeen {
+    /// Trace ids per BatchGetTraces call.
+    batches: Vec<usize>,
+    /// Filter expressions of GetTraceSummaries calls.
+    filters: Vec<String>,
+    summary_calls: usize,
+    /// Answer the BatchGetTraces call with this number (counting from 1) with a ThrottlingException.
+    throttle_batch: usize,
+}
+
+/// Between the SDK and moto: mends what moto answers that the real X-Ray
+/// API would not, and adds what moto leaves out, so that the product is
+/// tested against the API's real shapes:
+///
+/// - moto answers `"Users": {}` in trace summaries where the API has a list
+///   (the SDK refuses the answer): rewritten to `[]` unless `fix_users` is off;
+/// - moto fails any GetTraceSummaries with a `FilterExpression` (not
+///   implemented, HTTP 500): the proxy records the expression and drops it;
+/// - moto never pages: the proxy pages GetTraceSummaries by `page_size`
+///   summaries with its own `NextToken`s;
+/// - moto does not limit BatchGetTraces to 5 ids: the proxy records each
+///   call's count and refuses more than 5, as the API does.
+struct XRayProxy {
+    url: String,
+    seen: Arc<std::sync::Mutex<XRaySeen>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl XRayProxy {
+    fn start(moto_url: &str, fix_users: bool, page_size: usize) -> XRayProxy {
+        let upstream = moto_url.to_string();
+        let seen = Arc::new(std::sync::Mutex::new(XRaySeen::default()));
+        let seen_in = seen.clone();
+        let client = reqwest::Client::new();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (client, upstream, seen) = (client.clone(), upstream.clone(), seen_in.clone());
+            async move { xray_one(client, &upstream, req, seen, fix_users, page_size).await }
+        });
+        let (port, rt) = serve_app(app);
+        XRayProxy { url: format!("http://127.0.0.1:{port}"), seen, _rt: rt }
+    }
+}
+
+async fn xray_one(
+    client: reqwest::Client,
+    upstream: &str,
+    req: axum::extract::Request,
+    seen: Arc<std::sync::Mutex<XRaySeen>>,
+    fix_users: bool,
+    page_size: usize,
+) -> axum::response::Response {
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let body = axum::body::to_bytes(req.into_body(), 16 << 20).await.unwrap();
+    let mut input: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::json!({}));
+    let mut offset = 0usize;
+    if path == "/TraceSummaries" {
+        let mut s = seen.lock().unwrap();
+        s.summary_calls += 1;
+        if let Some(f) = input.as_object_mut().and_then(|o| o.remove("FilterExpression")) {
+            s.filters.push(f.as_str().unwrap_or_default().to_string());
+        }
+        if let Some(t) = input.as_object_mut().and_then(|o| o.remove("NextToken")) {
+            offset = t.as_str().and_then(|t| t.strip_prefix("page-")).and_then(|n| n.parse().ok()).unwrap();
+        }
+    }
+    if path == "/Traces" {
+        let n = input["TraceIds"].as_array().map_or(0, Vec::len);
+        let mut s = seen.lock().unwrap();
+        s.batches.push(n);
+        if s.batches.len() == s.throttle_batch {
+            let refusal = serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
+            return xray_response(400, refusal);
+        }
+        if n > 5 {
+            let refusal = serde_json::json!({"__type": "InvalidRequestException", "message": "at most 5 trace ids"});
+            return xray_response(400, refusal);
+        }
+    }
+    let mut fwd = client.post(format!("{upstream}{path}")).body(input.to_string());
+    for name in ["authorization", "content-type", "x-amz-date", "x-amz-target", "x-amz-security-token"] {
+        if let Some(v) = headers.get(name) {
+            fwd = fwd.header(name, v.as_bytes());
+        }
+    }
+    let resp = fwd.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let mut output: serde_json::Value =
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_else(|_| serde_json::json!({}));
+    if path == "/TraceSummaries"
+        && status == 200
+        && let Some(all) = output.get_mut("TraceSummaries").and_then(|v| v.as_array_mut())
+    {
+        let total = all.len();
+        let page: Vec<serde_json::Value> = all.drain(..).skip(offset).take(page_size).collect();
+        *all = page;
+        if offset + page_size < total {
+            output["NextToken"] = serde_json::json!(format!("page-{}", offset + page_size));
+        }
+    }
+    if fix_users {
+        users_as_lists(&mut output);
+    }
+    xray_response(status, output)
+}
+
+/// Every `"Users": {}` in an answer becomes `"Users": []`.
+fn users_as_lists(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if k == "Users" && v.as_object().is_some_and(|o| o.is_empty()) {
+                    *v = serde_json::json!([]);
+                } else {
+                    users_as_lists(v);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(users_as_lists),
+        _ => {}
+    }
+}
+
+fn xray_response(status: u16, body: serde_json::Value) -> axum::response::Response {
+    let mut b = axum::http::Response::builder().status(status).header("content-type", "application/json");
+    if let Some(t) = body.get("__type").and_then(|t| t.as_str()) {
+        b = b.header("x-amzn-errortype", t);
+    }
+    b.body(axum::body::Body::from(body.to_string())).unwrap()
+}
+
+/// The documents of one request's trace as API Gateway and Lambda write
+/// them: the stage segment with its Lambda call, the Lambda service segment
+/// and the function segment (Initialization when `init_ms`, Invocation,
+/// Overhead). Returns the trace id, the documents, and the figures the
+/// decomposition must find: (gateway, lambda overhead, invocation, init).
+fn request_trace(i: u32, start_ms: i64, init_ms: Option<i64>) -> (String, Vec<String>, [f64; 4]) {
+    let id = format!("1-{:08x}-{:024x}", (start_ms / 1000) as u32, 0xabc000 + i);
+    let s = |ms: i64| (start_ms + ms) as f64 / 1000.0;
+    let (gateway, overhead, invocation, tail) = (10 + i as i64, 6, 40 + 3 * i as i64, 4);
+    let init = init_ms.unwrap_or(0);
+    let function_len = init + invocation + tail;
+    let lambda_len = function_len + overhead;
+    let call_len = lambda_len + 2;
+    let (call_at, lambda_at) = (gateway / 2, gateway / 2 + 1);
+    let function_at = lambda_at + overhead / 2;
+    let mut subs = Vec::new();
+    if init_ms.is_some() {
+        subs.push(serde_json::json!({"id": format!("{:016x}", 0x100 + i), "name": "Initialization",
+            "start_time": s(function_at), "end_time": s(function_at + init)}));
+    }
+    subs.push(serde_json::json!({"id": format!("{:016x}", 0x200 + i), "name": "Invocation",
+        "start_time": s(function_at + init), "end_time": s(function_at + init + invocation)}));
+    subs.push(serde_json::json!({"id": format!("{:016x}", 0x300 + i), "name": "Overhead",
+        "start_time": s(function_at + init + invocation), "end_time": s(function_at + function_len)}));
+    let call_id = format!("{:016x}", 0x400 + i);
+    let lambda_id = format!("{:016x}", 0x500 + i);
+    let docs = vec![
+        serde_json::json!({
+            "id": format!("{:016x}", 0x600 + i), "name": "shop-api/prod", "trace_id": id,
+            "start_time": s(0), "end_time": s(call_len + gateway), "origin": "AWS::ApiGateway::Stage",
+            "http": {"request": {"url": format!("https://abc123.execute-api.us-east-1.amazonaws.com/prod/cart/{i}"), "method": "GET"},
+                     "response": {"status": 200}},
+            "aws": {"api_gateway": {"rest_api_id": "abc123", "stage": "prod", "request_id": format!("gw-{i}")}},
+            "subsegments": [{"id": call_id, "name": "Lambda", "namespace": "aws", "start_time": s(call_at),
+                "end_time": s(call_at + call_len), "aws": {"function_name": "checkout", "operation": "Invoke"}}]
+        }),
+        serde_json::json!({
+            "id": lambda_id, "name": "checkout", "trace_id": id, "parent_id": call_id, "origin": "AWS::Lambda",
+            "start_time": s(lambda_at), "end_time": s(lambda_at + lambda_len), "aws": {"request_id": format!("fn-{i}")}
+        }),
+        serde_json::json!({
+            "id": format!("{:016x}", 0x700 + i), "name": "checkout", "trace_id": id, "parent_id": lambda_id,
+            "origin": "AWS::Lambda::Function", "start_time": s(function_at), "end_time": s(function_at + function_len),
+            "subsegments": subs
+        }),
+    ];
+    let want = [gateway as f64, overhead as f64, invocation as f64, init as f64];
+    (id, docs.into_iter().map(|d| d.to_string()).collect(), want)
+}
+
+/// Per request: (service, path, status, [gateway, lambda overhead, invocation, init]).
+type Wanted = BTreeMap<String, (String, String, u16, [f64; 4])>;
+
+/// 13 requests, a second apart from 10 minutes before `now`, every fourth
+/// cold: what the decomposition must find by trace id, and their documents.
+fn thirteen_requests(now: i64) -> (Wanted, Vec<String>) {
+    let mut want = BTreeMap::new();
+    let mut docs = Vec::new();
+    for i in 0..13u32 {
+        let cold = (i % 4 == 0).then_some(150);
+        let (id, d, figures) = request_trace(i, now - 10 * 60_000 + i as i64 * 1000, cold);
+        want.insert(id, ("shop-api".to_string(), format!("/cart/{i}"), 200u16, figures));
+        docs.extend(d);
+    }
+    (want, docs)
+}
+
+fn put_segments(endpoint: &str, docs: Vec<String>) {
+    let (rt, conf) = seeder(endpoint);
+    let client = aws_sdk_xray::Client::new(&conf);
+    for chunk in docs.chunks(20) {
+        let out = rt.block_on(client.put_trace_segments().set_trace_segment_documents(Some(chunk.to_vec())).send());
+        assert!(out.unwrap().unprocessed_trace_segments().is_empty());
+    }
+}
+
+fn xray_config(endpoint: &str) -> XRayConfig {
+    XRayConfig {
+        name: "traces".into(),
+        aws: connection(endpoint),
+        service: String::new(),
+        filter: Some("service(\"shop-api/prod\")".into()),
+        start: Duration::from_secs(15 * 60),
+        delay: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(1),
+        max_range_per_poll: Duration::from_secs(30 * 60),
+        max_traces_per_poll: 100,
+    }
+}
+
+/// Each traced request's figures, by trace id: (service, path, status,
+/// gateway, lambda overhead, invocation, init or 0), and a hop decomposition fed with them.
+#[derive(Default)]
+struct Traced {
+    by_id: Wanted,
+    hops: slo_agent::hops::Hops,
+}
+
+impl EventSink for Traced {
+    fn event(&mut self, e: &RequestEvent<'_>) {
+        assert_eq!(e.origin, Some(slo_agent::event::Origin::XRay));
+        let gateway = e.latency_ms.unwrap() - e.upstream_latency_ms.unwrap();
+        let figures = [gateway, e.lambda_overhead_ms.unwrap(), e.invocation_ms.unwrap(), e.init_ms.unwrap_or(0.0)];
+        let row = (e.service.to_string(), e.path.to_string(), e.status, figures);
+        assert!(self.by_id.insert(e.trace_id.to_string(), row).is_none(), "{} twice", e.trace_id);
+        self.hops.observe(e, 1);
+    }
+}
+
+#[test]
+fn xray_traces_decomposed_once_each_through_pages_batches_and_restarts() {
+    let Some(moto) = Moto::start() else { return };
+    let proxy = XRayProxy::start(&moto.url, true, 4);
+    let now = now_ms() / 1000 * 1000;
+    // 13 requests 10 minutes ago, and a trace of a table alone, which has nothing to decompose.
+    let (mut want, mut docs) = thirteen_requests(now);
+    // One on the boundary of the next range (moto answers it for both; the source reads it once).
+    let (id, d, figures) = request_trace(30, now - 60_000 - 500, None);
+    want.insert(id, ("shop-api".to_string(), "/cart/30".to_string(), 200u16, figures));
+    docs.extend(d);
+    let table = serde_json::json!({"id": "00000000000000ff", "name": "orders", "trace_id": "1-00000000-000000000000000000000fff",
+        "start_time": (now - 9 * 60_000) as f64 / 1000.0, "end_time": (now - 9 * 60_000 + 5) as f64 / 1000.0,
+        "origin": "AWS::DynamoDB::Table"});
+    docs.push(table.to_string());
+    put_segments(&moto.url, docs);
+
+    let clock = Arc::new(ManualClock::new(now));
+    let mut src = XRaySource::new(xray_config(&proxy.url), None, clock.clone()).unwrap();
+    let mut got = Traced::default();
+    let outcomes = drain(&mut src, &mut got);
+    assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
+    assert_eq!(got.by_id.len(), 14);
+    for (id, (service, path, status, figures)) in &got.by_id {
+        let (ws, wp, wst, wf) = &want[id];
+        assert_eq!((service, path, status), (ws, wp, wst));
+        for (g, w) in figures.iter().zip(wf) {
+            assert!((g - w).abs() < 0.01, "{id}: {figures:?} vs {wf:?}");
+        }
+    }
+    let rejects: u64 = outcomes.iter().map(|o| o.rejects.total()).sum();
+    assert_eq!(rejects, 1, "the table's trace: {outcomes:?}");
+    assert_eq!(src.stats().undecomposed, 1);
+    {
+        let seen = proxy.seen.lock().unwrap();
+        // 15 summaries in pages of 4; 15 ids in calls of at most 5.
+        assert_eq!(seen.summary_calls, 4);
+        assert_eq!(seen.filters, vec!["service(\"shop-api/prod\")"; 4]);
+        assert_eq!(seen.batches, [5, 5, 5]);
+    }
+    let boundary = want.keys().find(|k| k.ends_with("abc01e")).unwrap().clone();
+    let cp = XRayCheckpoint { next_ms: now - 60_000, range: None, recent: vec![boundary] };
+    assert_eq!(src.state(), &cp);
+
+    // The per-request figures reach the hop decomposition, per route.
+    let a = slo_agent::hops::answer::from_logs(&got.hops.view(now), "shop-api", Some("/cart/{id}"), 15, 180);
+    let hop = |n: &str| a.hops.iter().find(|h| h.name == n).unwrap_or_else(|| panic!("{n} in {a:#?}"));
+    assert_eq!((hop("gateway").basis, hop("gateway").count), ("traced", 14));
+    assert_eq!(hop("lambda_overhead").basis, "traced");
+    assert!((hop("lambda_overhead").p50_ms - 6.0).abs() < 0.3, "{a:#?}");
+    let cold = hop("cold_start");
+    assert_eq!((cold.basis, cold.count, cold.share), ("traced", 14, Some(0.2857)));
+    assert_eq!(a.joins.unwrap().traced, 14);
+
+    // Nothing is read twice: not by the same source, not after a restart.
+    let checkpoint = src.checkpoint();
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = src.poll(&mut got);
+    assert!(!o.advanced && o.lines == 0, "{o:?}");
+    let mut restarted = XRaySource::new(xray_config(&proxy.url), Some(&checkpoint), clock.clone()).unwrap();
+    // Two more requests after the checkpoint, then time moves on.
+    let mut later = Vec::new();
+    for i in 20..22u32 {
+        let (id, d, figures) = request_trace(i, now - 30_000 + i as i64, None);
+        want.insert(id, ("shop-api".to_string(), format!("/cart/{i}"), 200, figures));
+        later.extend(d);
+    }
+    put_segments(&moto.url, later);
+    clock.advance(3 * 60_000);
+    let mut after = Traced::default();
+    let outcomes = drain(&mut restarted, &mut after);
+    assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
+    assert_eq!(
+        after.by_id.keys().collect::<Vec<_>>(),
+        want.keys().filter(|k| k.ends_with("abc014") || k.ends_with("abc015")).collect::<Vec<_>>()
+    );
+    assert_eq!(restarted.state().next_ms, now + 2 * 60_000);
+
+    // Trace ids from events (API Gateway's xrayTraceId, a probe's header): the same batching.
+    let probe_header = format!("Root={};Parent=53995c3f42cd8ad8;Sampled=1", want.keys().next().unwrap());
+    let root = slo_agent::hops::xray::root_trace_id(&probe_header).unwrap().to_string();
+    let mut ids: Vec<String> = want.keys().take(7).cloned().collect();
+    ids.push(root);
+    ids.push("1-00000000-000000000000000000000000".into());
+    let fetched = restarted.fetch_traces(&ids).unwrap();
+    assert_eq!(fetched.requests.len(), 7);
+    assert_eq!(fetched.unprocessed, ["1-00000000-000000000000000000000000"]);
+    // The first poll's 5 + 5 + 5, the restart's 2, then these 8 ids.
+    assert_eq!(proxy.seen.lock().unwrap().batches[4..], [5, 3]);
+
+    // A batch refused in the middle of a range: the batches before it are
+    // emitted and in the checkpoint; a restart fetches only the rest.
+    // A fresh source reading from just before the 13 requests (moto's range start is exclusive).
+    let start = 13 * 60_000 + 1000;
+    let cfg = XRayConfig { start: Duration::from_millis(start as u64), ..xray_config(&proxy.url) };
+    let mut first = XRaySource::new(cfg.clone(), None, clock.clone()).unwrap();
+    let calls = proxy.seen.lock().unwrap().batches.len();
+    proxy.seen.lock().unwrap().throttle_batch = calls + 2;
+    let mut part = Traced::default();
+    let o = first.poll(&mut part);
+    assert_eq!(o.errors, vec![("throttled", 1)], "{o:?}");
+    assert_eq!(part.by_id.len(), 5);
+    let cp = first.state().clone();
+    assert_eq!(cp.range.as_ref().map(|r| (r.ids.len(), r.fetched)), Some((17, 5)), "{cp:?}");
+    let mut resumed = XRaySource::new(cfg, Some(&first.checkpoint()), clock.clone()).unwrap();
+    let outcomes = drain(&mut resumed, &mut part);
+    assert!(outcomes.iter().all(|o| o.errors.is_empty()), "{outcomes:?}");
+    assert_eq!(part.by_id.len(), 16, "the 14 and the 2 later ones, each once");
+    assert!(resumed.state().range.is_none());
+}
+
+#[test]
+fn xray_without_the_harness_fix_moto_is_refused_and_nothing_moves() {
+    let Some(moto) = Moto::start() else { return };
+    let raw = XRayProxy::start(&moto.url, false, 100);
+    let now = now_ms() / 1000 * 1000;
+    let (_, docs, _) = request_trace(1, now - 5 * 60_000, None);
+    put_segments(&moto.url, docs);
+    let clock = Arc::new(ManualClock::new(now));
+    let mut src = XRaySource::new(xray_config(&raw.url), None, clock).unwrap();
+    let before = src.checkpoint();
+    let mut got = Traced::default();
+    let o = src.poll(&mut got);
+    // moto's `"Users": {}` is not the API's list: the SDK refuses the answer.
+    assert_eq!(o.errors.len(), 1, "{o:?}");
+    assert!(got.by_id.is_empty() && !o.advanced);
+    assert_eq!(src.checkpoint(), before);
+    // Why: the SDK's own words. When moto answers a list, this fails and the harness fix can go.
+    let (rt, conf) = seeder(&raw.url);
+    let client = aws_sdk_xray::Client::new(&conf);
+    let (from, to) = (DateTime::from_millis(now - 600_000), DateTime::from_millis(now));
+    let e = rt.block_on(client.get_trace_summaries().start_time(from).end_time(to).send()).unwrap_err();
+    let text = aws_sdk_xray::error::DisplayErrorContext(&e).to_string();
+    assert!(text.contains("expected start array") && text.contains(r#"\"Users\":{}"#), "{text}");
+}
+
+#[test]
+fn the_agent_reads_xray_traces_into_an_slo_and_the_hops_answer() {
+    let Some(moto) = Moto::start() else { return };
+    let proxy = XRayProxy::start(&moto.url, true, 100);
+    let now = now_ms() / 1000 * 1000;
+    put_segments(&moto.url, thirteen_requests(now).1);
+    let dir = tempfile::tempdir().unwrap();
+    let specs = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: traced}\nspec:\n  service: shop-api\n  objective: 99\n  window: 1d\n  indicator: {source: xray, filter: {service: shop-api}, good: {status: \"< 500\"}}\n";
+    std::fs::write(dir.path().join("specs.yaml"), specs).unwrap();
+    let port = free_port();
+    let config = format!(
+        "specs: [specs.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 200ms\npoll_interval: 50ms\nsources:\n  - name: traces\n    type: xray\n    region: us-east-1\n    endpoint_url: {}\n    credentials: {{access_key_id: testing, secret_access_key: testing}}\n    start: 15m\n    delay: 0s\n    poll_interval: 100ms\n",
+        proxy.url
+    );
+    let config_path = dir.path().join("agent.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = common::start(&config_path);
+    let want = vec![("traced".to_string(), 13, 13)];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = None;
+    while Instant::now() < deadline && got.as_ref() != Some(&want) {
+        std::thread::sleep(Duration::from_millis(300));
+        got = slo_totals(port);
+    }
+    let hops = http_get(port, "/api/v1/hops?service=shop-api&route=/cart/%7Bid%7D");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(got, Some(want), "an SLO on `source: xray` counts the traced requests");
+    let hops: serde_json::Value = serde_json::from_str(&hops.expect("/api/v1/hops answers")).unwrap();
+    let hop = |name: &str| hops["hops"].as_array().unwrap().iter().find(|h| h["name"] == name).cloned().unwrap();
+    for name in ["gateway", "lambda_overhead", "function", "cold_start"] {
+        assert_eq!(hop(name)["basis"], "traced", "{hops:#}");
+    }
+    assert_eq!(hop("gateway")["count"], 13);
+    assert_eq!(hop("cold_start")["share"], 0.3077);
+    assert_eq!(hops["joins"]["traced"], 13);
 }

@@ -2,7 +2,7 @@
 """1,000 hop probes a minute from one agent against local targets, and the
 same probes through blackbox_exporter, in the same go.
 
-The targets are one local HTTP server (asyncio, a thread of this script)
+The targets are local HTTP servers, one process per hop (a thread per connection)
 whose answers wait a known time before the response head: `/edge` 20 ms,
 `/origin` 5 ms. The agent runs `--probes` probes of two hops each
 (`/edge`, `/origin`) every `--interval`; the script asks blackbox_exporter
@@ -24,7 +24,6 @@ Loopback only; bounded: it ends after `--minutes`.
 """
 
 import argparse
-import asyncio
 import concurrent.futures
 import os
 import re
@@ -52,28 +51,32 @@ def free_port():
 
 
 def target_server(port, ready):
-    """HTTP/1.1 on 127.0.0.1:port: reads a request head, waits the path's delay, answers 200."""
-    async def handle(reader, writer):
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            path = head.split(b" ", 2)[1].decode()
-            hop = path.strip("/").split("?")[0]
-            await asyncio.sleep(DELAYS_MS.get(hop, 0.0) / 1000)
-            body = b"ok\n"
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n" + body)
-            await writer.drain()
-        except Exception:
-            pass
-        finally:
-            writer.close()
+    """HTTP/1.1 on 127.0.0.1:port, a thread per connection: reads a request
+    head, sleeps the path's delay (`time.sleep`, precise to a few tens of
+    microseconds, where an asyncio timer rounds to the millisecond), answers 200."""
+    import socketserver
 
-    async def main():
-        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            conn = self.request
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            hop = head.split(b" ", 2)[1].decode().strip("/").split("?")[0]
+            time.sleep(DELAYS_MS.get(hop, 0.0) / 1000)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 1024
+
+    with Server(("127.0.0.1", port), Handler) as server:
         ready.set()
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(main())
+        server.serve_forever()
 
 
 def cpu_seconds(pid):
@@ -139,18 +142,25 @@ def main():
     print(f"{args.probes} probes × 2 hops every {args.interval}s = {per_minute:.0f} hop probes a minute; "
           f"measured for {args.minutes} min after {args.interval}s of warm-up")
 
-    tport = free_port()
-    ready = threading.Event()
-    threading.Thread(target=target_server, args=(tport, ready), daemon=True).start()
-    ready.wait(10)
+    # One target process per hop: the two requests of a run arrive together,
+    # and one Python process would answer the second after the first.
+    import multiprocessing
+    ports = {hop: free_port() for hop in DELAYS_MS}
+    targets = []
+    for hop, p in ports.items():
+        ready = multiprocessing.Event()
+        proc = multiprocessing.Process(target=target_server, args=(p, ready), daemon=True)
+        proc.start()
+        ready.wait(10)
+        targets.append(proc)
 
     work = Path(tempfile.mkdtemp(prefix="slo-agent-probes-bench-"))
     (work / "slos.yaml").write_text("")
     port = free_port()
     probes = "".join(
         f"  - name: p{i:04}\n    interval: {args.interval}s\n    retries: 0\n    hops:\n"
-        f"      - {{name: edge, url: \"http://127.0.0.1:{tport}/edge\"}}\n"
-        f"      - {{name: origin, url: \"http://127.0.0.1:{tport}/origin\"}}\n"
+        f"      - {{name: edge, url: \"http://127.0.0.1:{ports['edge']}/edge\"}}\n"
+        f"      - {{name: origin, url: \"http://127.0.0.1:{ports['origin']}/origin\"}}\n"
         for i in range(args.probes)
     )
     (work / "agent.yaml").write_text(
@@ -178,7 +188,7 @@ def main():
     bb_lock = threading.Lock()
 
     def ask_blackbox():
-        requests = [(hop, f"{bb_base}/probe?module=http_2xx&target=http://127.0.0.1:{tport}/{hop}")
+        requests = [(hop, f"{bb_base}/probe?module=http_2xx&target=http://127.0.0.1:{ports[hop]}/{hop}")
                     for _ in range(args.probes) for hop in ("edge", "origin")]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=32)
         gap = args.interval / len(requests)
@@ -242,6 +252,8 @@ def main():
     if bb:
         bb.terminate()
         bb.wait(20)
+    for t in targets:
+        t.terminate()
 
     first = lambda d: next(iter(d.values()), float("nan"))  # noqa: E731
     rows = [

@@ -91,12 +91,44 @@ fn the_deploy_example_is_valid() {
             _ => None,
         })
         .collect();
-    assert_eq!(kinds, ["cloudwatch-logs", "cloudwatch-metrics", "s3"]);
+    assert_eq!(kinds, ["cloudwatch-logs", "cloudwatch-metrics", "s3", "xray"]);
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn xray_sources_read_with_defaults_and_positioned_mistakes() {
+    let x = one("  - name: traces\n    type: xray\n    filter: 'service(\"shop-api/prod\")'\n    delay: 2m\n").unwrap();
+    let AwsSourceConfig::XRay(x) = x else { panic!() };
+    assert_eq!(x.filter.as_deref(), Some("service(\"shop-api/prod\")"));
+    assert_eq!(
+        (x.delay, x.start, x.max_range_per_poll),
+        (Duration::from_secs(120), Duration::from_secs(3600), Duration::from_secs(300))
+    );
+    assert_eq!((x.max_traces_per_poll, x.service.as_str()), (500, ""));
+    let e = one(
+        "  - name: traces\n    type: xray\n    max_range_per_poll: 7h\n    max_traces_per_poll: 0\n    filter: ''\n    sample: 1\n",
+    )
+    .unwrap_err();
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:6:25: `max_range_per_poll` must be at most 6h")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("agent.yaml:7:26: `max_traces_per_poll` must be a whole number from 1 to 10000")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:8:13: `filter` must not be empty")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:9:5: unknown field `sample`")), "{e:?}");
 }
 
 #[cfg(not(feature = "aws"))]
 #[test]
 fn a_build_without_aws_says_so() {
+    let e = one("  - name: x\n    type: xray\n").unwrap_err();
+    assert!(
+        e.iter()
+            .any(|m| m
+                == "agent.yaml:5:11: source type `xray`: this build has no AWS support; build with --features aws"),
+        "{e:?}"
+    );
     let e = one("  - name: s\n    type: s3\n    bucket: logs-bucket\n").unwrap_err();
     assert!(
         e.iter()

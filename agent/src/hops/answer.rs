@@ -42,8 +42,9 @@ pub struct HopFigures {
     /// Requests (or invocations) the figures come from.
     pub count: u64,
     /// `measured` (one record gives it), `joined` (two records joined by
-    /// request id), `statistical` (quantiles of two hops' records subtracted,
-    /// or the function's figures over all its routes).
+    /// request id), `traced` (each request's X-Ray trace: exact, but only
+    /// the sampled requests), `statistical` (quantiles of two hops' records
+    /// subtracted, or the function's figures over all its routes).
     pub basis: &'static str,
     /// `cold_start` only: the fraction of invocations that had an init.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,14 +106,25 @@ fn hops_of(m: &Merged) -> Vec<(&'static str, Figures)> {
     if let Some(f) = measured(&r.edge, "measured") {
         out.push(("edge", f));
     }
-    if let Some(f) = measured(&r.gateway, "measured") {
+    let none = super::Traced::default();
+    let t = r.traced.as_deref().unwrap_or(&none);
+    if let Some(f) = measured(&r.gateway, "measured").or_else(|| measured(&t.gateway, "traced")) {
         out.push(("gateway", f));
     }
-    // Joined where ids allowed it; else the function's invocations over all its routes.
+    // Joined where ids allowed it; else traced; else the function's
+    // invocations over all its routes.
     let joined = !r.lambda_overhead.is_empty();
+    if !joined && t.invocations > 0 {
+        out.extend(measured(&t.lambda_overhead, "traced").map(|f| ("lambda_overhead", f)));
+        out.extend(measured(&t.function, "traced").map(|f| ("function", f)));
+        out.push(("cold_start", cold_start(t.invocations, t.cold, &t.init, "traced")));
+        return out;
+    }
     let function = if joined { r } else { &m.function };
     if joined {
         out.extend(measured(&r.lambda_overhead, "joined").map(|f| ("lambda_overhead", f)));
+    } else if let Some(f) = measured(&t.lambda_overhead, "traced") {
+        out.push(("lambda_overhead", f));
     } else if let (Some(i), Some(d)) = (quantiles(&r.integration), quantiles(&m.function.function)) {
         let p = [0, 1, 2].map(|k| (i[k] - d[k]).max(0.0));
         out.push((
@@ -125,14 +137,16 @@ fn hops_of(m: &Merged) -> Vec<(&'static str, Figures)> {
         out.push(("function", f));
     }
     if function.invocations > 0 {
-        let share = function.cold as f64 / function.invocations as f64;
-        let p = quantiles(&function.init).unwrap_or([0.0; 3]);
-        out.push((
-            "cold_start",
-            Figures { p, adds: share * p[0], count: function.invocations, basis, share: Some(share) },
-        ));
+        out.push(("cold_start", cold_start(function.invocations, function.cold, &function.init, basis)));
     }
     out
+}
+
+/// The cold-start hop: the share of cold invocations × their median init.
+fn cold_start(invocations: u64, cold: u64, init: &Sketch, basis: &'static str) -> Figures {
+    let share = cold as f64 / invocations as f64;
+    let p = quantiles(init).unwrap_or([0.0; 3]);
+    Figures { p, adds: share * p[0], count: invocations, basis, share: Some(share) }
 }
 
 /// The decomposition of `service` (one route, or all) over the `window`

@@ -10,6 +10,18 @@
 //! | `function` | Lambda `Duration` | |
 //! | `cold_start` | Lambda `Init Duration` | and the share of invocations that had one |
 //!
+//! **Traced.** Requests decomposed from their X-Ray traces (origin `xray`,
+//! [`xray`]: `source::aws::xray` pulls them) fill sketches of their own in
+//! the same cells: `gateway` (stage segment − its Lambda call),
+//! `lambda_overhead` (Lambda service segment − function segment), `function`
+//! (the `Invocation` subsegment) and `cold_start` (`Initialization`). They
+//! are exact per request but sampled; the answer uses them, with `"basis":
+//! "traced"`, for a hop the logs do not measure for the route: the gateway
+//! without API Gateway logs, the function's time and cold starts without a
+//! join by request id (instead of the function's figures over all routes),
+//! `lambda_overhead` instead of the statistical estimate. Their route is the
+//! stage segment's URL path without the stage, templated like CloudFront's.
+//!
 //! **Joining.** An API Gateway record that names its integration's request
 //! id (`integration.requestId`: for a Lambda integration, the invocation's
 //! `RequestId`) is joined with the Lambda `REPORT` of that id: the pair gives
@@ -52,6 +64,7 @@
 pub mod answer;
 pub mod chain;
 pub mod sketch;
+pub mod xray;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -78,9 +91,11 @@ pub const OTHER_ROUTE: &str = crate::dims::OTHER_ROUTE;
 const FUNCTION: &str = "";
 /// The route of gateway records that name none.
 pub const NO_ROUTE: &str = "-";
-/// Upper bound of one cell's bytes: six full sketches and the counts.
-pub const CELL_MAX_BYTES: usize =
-    std::mem::size_of::<Cell>() + 6 * sketch::MAX_SLOTS * std::mem::size_of::<(u16, u32)>();
+/// Upper bound of one cell's bytes: ten full sketches (six from logs, four
+/// from traces) and the counts.
+pub const CELL_MAX_BYTES: usize = std::mem::size_of::<Cell>()
+    + std::mem::size_of::<Traced>()
+    + 10 * sketch::MAX_SLOTS * std::mem::size_of::<(u16, u32)>();
 
 /// One service, route and minute.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -97,6 +112,38 @@ pub struct Cell {
     pub init: Sketch,
     pub invocations: u64,
     pub cold: u64,
+    /// From X-Ray traces (origin `xray`): see the module docs. Boxed: most
+    /// cells have none.
+    pub traced: Option<Box<Traced>>,
+}
+
+/// A cell's figures from X-Ray traces: each request exact, the requests sampled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traced {
+    pub gateway: Sketch,
+    pub lambda_overhead: Sketch,
+    /// The `Invocation` subsegment.
+    pub function: Sketch,
+    /// The `Initialization` subsegment of cold requests.
+    pub init: Sketch,
+    /// Requests with a function segment, and those of them that were cold.
+    pub invocations: u64,
+    pub cold: u64,
+}
+
+impl Traced {
+    fn merge(&mut self, o: &Traced) {
+        self.gateway.merge(&o.gateway);
+        self.lambda_overhead.merge(&o.lambda_overhead);
+        self.function.merge(&o.function);
+        self.init.merge(&o.init);
+        self.invocations += o.invocations;
+        self.cold += o.cold;
+    }
+
+    fn sketches(&self) -> [&Sketch; 4] {
+        [&self.gateway, &self.lambda_overhead, &self.function, &self.init]
+    }
 }
 
 impl Cell {
@@ -119,13 +166,18 @@ impl Cell {
         self.init.merge(&o.init);
         self.invocations += o.invocations;
         self.cold += o.cold;
+        if let Some(t) = &o.traced {
+            self.traced.get_or_insert_default().merge(t);
+        }
     }
 
     pub fn heap_bytes(&self) -> usize {
         [&self.edge, &self.gateway, &self.integration, &self.lambda_overhead, &self.function, &self.init]
-            .iter()
+            .into_iter()
+            .chain(self.traced.iter().flat_map(|t| t.sketches()))
             .map(|s| s.heap_bytes())
-            .sum()
+            .sum::<usize>()
+            + self.traced.as_ref().map_or(0, |_| std::mem::size_of::<Traced>())
     }
 }
 
@@ -148,6 +200,8 @@ pub struct HopStats {
     pub services_dropped: u64,
     /// Events whose route was folded into `other`.
     pub routes_folded: u64,
+    /// Requests decomposed from X-Ray traces.
+    pub traced: u64,
 }
 
 /// One side of a join, waiting for the other.
@@ -292,6 +346,7 @@ impl Hops {
                     self.lambda(ev, duration, n);
                 }
             }
+            Some(Origin::XRay) => self.traced(ev, n),
             _ => {}
         }
     }
@@ -307,6 +362,35 @@ impl Hops {
         if let Some(cell) = key.and_then(|k| self.cell(k, ev.ts_ms, n)) {
             cell.edge.record_n(edge_ms.max(0.0), n);
         }
+    }
+
+    #[inline(never)]
+    fn traced(&mut self, ev: &RequestEvent<'_>, n: u64) {
+        let key = if !ev.route.is_empty() {
+            self.key(ev.service, ev.route, n)
+        } else if !ev.path.is_empty() {
+            let route = self.templater.route(ev.path);
+            self.key(ev.service, &route, n)
+        } else {
+            self.key(ev.service, NO_ROUTE, n)
+        };
+        let Some(cell) = key.and_then(|k| self.cell(k, ev.ts_ms, n)) else { return };
+        let t = cell.traced.get_or_insert_default();
+        if let (Some(response), Some(integration)) = (ev.latency_ms, ev.upstream_latency_ms) {
+            t.gateway.record_n((response - integration).max(0.0), n);
+        }
+        if let Some(ms) = ev.lambda_overhead_ms {
+            t.lambda_overhead.record_n(ms.max(0.0), n);
+        }
+        if let Some(ms) = ev.invocation_ms {
+            t.function.record_n(ms, n);
+            t.invocations += n;
+            if let Some(init) = ev.init_ms {
+                t.init.record_n(init, n);
+                t.cold += n;
+            }
+        }
+        self.stats.traced += n;
     }
 
     #[inline(never)]

@@ -262,7 +262,7 @@ fn minutes_are_kept_for_six_hours_only() {
     h.observe(&gateway(T0 + 100 * M, "/a", 20.0, 10.0, ""), 1);
     assert_eq!(h.minutes(), KEEP_MINUTES as usize);
     // Memory: bounded per cell (the figure docs/architecture.md gives).
-    assert_eq!(CELL_MAX_BYTES, 1792);
+    assert_eq!(CELL_MAX_BYTES, 3000);
     assert!(h.memory_bytes() <= KEEP_MINUTES as usize * 2 * CELL_MAX_BYTES, "{}", h.memory_bytes());
 }
 
@@ -321,4 +321,85 @@ fn a_published_view_does_not_change_with_later_events() {
     assert_eq!(hop(&before, "gateway").count, 1);
     near(hop(&before, "gateway").adds_ms, 10.0);
     assert_eq!(hop(&answer(&h, T0, None, 15, 180), "gateway").count, 21);
+}
+
+/// A request decomposed from its X-Ray trace, as `source::aws::xray` emits it.
+fn traced(
+    ts_ms: i64,
+    path: &'static str,
+    gw: f64,
+    overhead: f64,
+    invocation: f64,
+    init: Option<f64>,
+) -> RequestEvent<'static> {
+    let integration = overhead + invocation + init.unwrap_or(0.0) + 2.0;
+    RequestEvent {
+        ts_ms,
+        origin: Some(Origin::XRay),
+        service: "shop",
+        path,
+        status: 200,
+        latency_ms: Some(integration + gw),
+        upstream_latency_ms: Some(integration),
+        lambda_overhead_ms: Some(overhead),
+        invocation_ms: Some(invocation),
+        init_ms: init,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn traced_requests_fill_the_hops_the_logs_leave_open() {
+    let mut h = Hops::default();
+    for i in 0..10 {
+        let init = if i % 5 == 0 { Some(300.0) } else { None };
+        h.observe(&traced(T0 + i * 1000, "/cart/7", 12.0, 8.0, 60.0, init), 1);
+    }
+    // Only traces: every Lambda hop and the gateway from them, per route.
+    let a = answer(&h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
+    let names: Vec<(&str, &str)> = a.hops.iter().map(|h| (h.name.as_str(), h.basis)).collect();
+    assert_eq!(
+        names,
+        [("gateway", "traced"), ("lambda_overhead", "traced"), ("function", "traced"), ("cold_start", "traced")]
+    );
+    near(hop(&a, "gateway").adds_ms, 12.0);
+    near(hop(&a, "lambda_overhead").adds_ms, 8.0);
+    near(hop(&a, "function").p50_ms, 60.0);
+    let cold = hop(&a, "cold_start");
+    assert_eq!((cold.share, cold.count), (Some(0.2), 10));
+    near(cold.p50_ms, 300.0);
+    assert_eq!(a.joins.unwrap().traced, 10);
+
+    // With gateway logs (no ids) and Lambda logs: the gateway is measured
+    // from the logs; the Lambda hops come from the traces, not the
+    // statistical estimate.
+    for i in 0..10 {
+        h.observe(&gateway(T0 + i * 1000, "/cart/{id}", 100.0, 90.0, ""), 1);
+        h.observe(&lambda(T0 + i * 1000, 500.0, None, ""), 1);
+    }
+    let a = answer(&h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
+    assert_eq!(hop(&a, "gateway").basis, "measured");
+    near(hop(&a, "gateway").adds_ms, 10.0);
+    assert_eq!(hop(&a, "lambda_overhead").basis, "traced");
+    assert_eq!(hop(&a, "function").basis, "traced");
+    near(hop(&a, "function").p50_ms, 60.0);
+
+    // Joined records win over traces: they cover every request.
+    h.observe(&gateway(T0 + 20_000, "/cart/{id}", 100.0, 90.0, "L-1"), 1);
+    h.observe(&lambda(T0 + 20_000, 70.0, None, "L-1"), 1);
+    let a = answer(&h, T0 + 30_000, Some("/cart/{id}"), 15, 180);
+    assert_eq!(hop(&a, "lambda_overhead").basis, "joined");
+    assert_eq!(hop(&a, "function").basis, "joined");
+}
+
+#[test]
+fn a_traced_request_without_a_path_or_a_function_segment() {
+    let mut h = Hops::default();
+    let ev =
+        RequestEvent { path: "", invocation_ms: None, lambda_overhead_ms: None, ..traced(T0, "", 5.0, 0.0, 0.0, None) };
+    h.observe(&ev, 3);
+    let a = answer(&h, T0, Some(NO_ROUTE), 15, 180);
+    let names: Vec<&str> = a.hops.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["gateway"]);
+    assert_eq!(hop(&a, "gateway").count, 3);
 }

@@ -78,6 +78,10 @@ pub struct RuleSlo {
     /// The spec format it was read from (`sloth_spec`): `slo-agent/v1`,
     /// `openslo/v1` or `prometheus/v1` (Sloth).
     pub spec: &'static str,
+    /// Record the error ratio per `region` too, and the share of regions
+    /// failing ("partial or total?"): SLOs on `source: synthetic`, whose
+    /// events each agent measures from its own region.
+    pub per_region: bool,
 }
 
 impl RuleSlo {
@@ -225,6 +229,7 @@ fn from_slo(slo: &Slo) -> Result<(RuleSlo, Option<String>), String> {
             description: slo.description.clone(),
             file: slo.origin.file.clone(),
             spec: slo.origin.api_version,
+            per_region: slo.indicator.source == crate::event::Origin::Synthetic,
         },
         note,
     ))
@@ -394,6 +399,10 @@ fn group(out: &mut String, s: &RuleSlo) {
     info.insert("sloth_version".into(), GENERATOR_VERSION.into());
     write_labels(out, &info);
 
+    if s.per_region && s.error_ratio == ErrorRatio::AgentCounters {
+        regions(out, s, &base, &sel);
+    }
+
     for severity in [Severity::Page, Severity::Ticket] {
         let rules: Vec<&BurnRateRule> = s.rules.iter().filter(|r| r.severity == severity).collect();
         if rules.is_empty() {
@@ -401,6 +410,38 @@ fn group(out: &mut String, s: &RuleSlo) {
         }
         alert(out, s, severity, &rules, &sel);
     }
+}
+
+/// A region's error ratio above this counts it as failing in
+/// `slo:regions_failing:ratio`: most of what its agents checked failed.
+pub const REGION_FAILING_RATIO: f64 = 0.5;
+
+/// Per region (the `region` label the agents' scrape or remote write
+/// gives their series): the 5-minute error ratio, and the share of regions
+/// failing. 0: up everywhere; 1: down everywhere (total); in between: partial.
+fn regions(out: &mut String, s: &RuleSlo, base: &BTreeMap<String, String>, sel: &str) {
+    let m = format!("{{slo={},service={}}}", prom_str(&s.name), prom_str(&s.service));
+    let w = Minutes(5);
+    let _ = writeln!(out, "      - record: slo:sli_error_by_region:ratio_rate{w}");
+    block(
+        out,
+        "        expr",
+        &format!(
+            "1 - (\n  sum by (region) (increase(slo_agent_slo_good_events_total{m}[{w}]))\n  /\n  \
+             sum by (region) (increase(slo_agent_slo_events_total{m}[{w}]))\n)"
+        ),
+    );
+    let mut labels = base.clone();
+    labels.insert("sloth_window".into(), w.to_string());
+    write_labels(out, &labels);
+    let by_region = format!("slo:sli_error_by_region:ratio_rate{w}{sel}");
+    let _ = writeln!(out, "      - record: slo:regions_failing:ratio");
+    block(
+        out,
+        "        expr",
+        &format!("(count({by_region} > {}) or vector(0))\n/\ncount({by_region})", num(REGION_FAILING_RATIO)),
+    );
+    write_labels(out, base);
 }
 
 /// The labels of an alert: the SLO's labels (which the expression's result

@@ -130,6 +130,7 @@ fn slo(
         description,
         file: cx.file.to_string(),
         spec: VERSION,
+        per_region: false,
     })
 }
 

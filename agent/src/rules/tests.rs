@@ -365,3 +365,38 @@ spec:
         assert_eq!(a.labels["severity"], "critical");
     }
 }
+
+/// A synthetic SLO (measured by agents in several regions) also records its
+/// error ratio per region and the share of regions failing; others do not.
+#[test]
+fn synthetic_slos_record_per_region_and_the_share_of_regions_failing() {
+    let g = rules_for(
+        r#"
+apiVersion: slo-agent/v1
+kind: SLO
+metadata: {name: storefront-edge}
+spec:
+  service: storefront
+  objective: 99.9
+  window: 28d
+  indicator: {source: synthetic, filter: {service: storefront, hop: edge}, good: {status: 2xx}}
+"#,
+    );
+    let rules = parse(&g.files["storefront.rules.yaml"]);
+    let by_region = record(&rules, "slo:sli_error_by_region:ratio_rate5m", "storefront-edge");
+    assert!(
+        by_region.expr.contains(
+            "sum by (region) (increase(slo_agent_slo_good_events_total{slo=\"storefront-edge\",service=\"storefront\"}[5m]))"
+        ),
+        "{by_region:?}"
+    );
+    assert_eq!(by_region.labels["sloth_window"], "5m");
+    let failing = record(&rules, "slo:regions_failing:ratio", "storefront-edge");
+    assert_eq!(
+        failing.expr,
+        "(count(slo:sli_error_by_region:ratio_rate5m{sloth_id=\"storefront-storefront-edge\"} > 0.5) or vector(0))\n/\ncount(slo:sli_error_by_region:ratio_rate5m{sloth_id=\"storefront-storefront-edge\"})"
+    );
+    assert_eq!(failing.labels["sloth_id"], "storefront-storefront-edge");
+    let other = rules_for(AVAILABILITY);
+    assert!(!other.files["web.rules.yaml"].contains("by_region"));
+}

@@ -20,7 +20,7 @@ pub enum SourceConfig {
     Push {
         push: PushSourceConfig,
     },
-    /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3` (see `source::aws::config`).
+    /// `cloudwatch-logs`, `cloudwatch-metrics`, `s3`, `xray` (see `source::aws::config`).
     Aws(Box<AwsSourceConfig>),
 }
 
@@ -47,7 +47,7 @@ pub fn read(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<SourceConfig> 
 }
 
 /// Every `type` a source may have.
-pub const SOURCE_TYPES: &str = "file, firehose, lambda-telemetry, otlp, cloudwatch-logs, cloudwatch-metrics, s3";
+pub const SOURCE_TYPES: &str = "file, firehose, lambda-telemetry, otlp, cloudwatch-logs, cloudwatch-metrics, s3, xray";
 
 /// The `type` of a source entry, looked up before its fields are checked
 /// (which fields are allowed depends on it).

@@ -208,7 +208,7 @@ fn diagnostics_table() {
         (
             native(&format!("{w}  indicator: {{source: cloudfont, good: {{status: 2xx}}}}\n")),
             vec![
-                "t.yaml:9:23: unknown source `cloudfont`; did you mean `cloudfront`? sources: cloudfront, cloudfront-realtime, apigateway, lambda, synthetic, otlp, cloudwatch, ndjson",
+                "t.yaml:9:23: unknown source `cloudfont`; did you mean `cloudfront`? sources: cloudfront, cloudfront-realtime, apigateway, lambda, synthetic, otlp, cloudwatch, ndjson, xray",
             ],
         ),
         (

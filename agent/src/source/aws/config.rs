@@ -1,5 +1,5 @@
 //! `agent.yaml` sources that pull from AWS: `cloudwatch-logs`,
-//! `cloudwatch-metrics` and `s3`.
+//! `cloudwatch-metrics`, `s3` and `xray`.
 //!
 //! The config types are plain data and always compiled, so `validate` reads
 //! the same file whatever the build; a build without the `aws` feature
@@ -30,6 +30,12 @@
 //!     bucket: shop-cloudfront-logs
 //!     prefix: cf/E2EXAMPLE.
 //!     format: cloudfront
+//!   - name: traces
+//!     type: xray
+//!     service: shop                    # default: the API's name (before `/stage`), else the function's
+//!     filter: 'service("shop-api/prod")'  # a GetTraceSummaries filter expression (optional)
+//!     delay: 1m                        # traces younger than this are not read yet
+//!     max_traces_per_poll: 500
 //! ```
 
 use std::fmt;
@@ -41,7 +47,7 @@ use crate::yaml::values::parse_duration;
 use crate::yaml::{Node, Value};
 
 /// The source types this file reads.
-pub const TYPES: [&str; 3] = ["cloudwatch-logs", "cloudwatch-metrics", "s3"];
+pub const TYPES: [&str; 4] = ["cloudwatch-logs", "cloudwatch-metrics", "s3", "xray"];
 
 /// Whether this build can run AWS sources.
 pub const SUPPORTED: bool = cfg!(feature = "aws");
@@ -85,6 +91,7 @@ pub enum AwsSourceConfig {
     CloudWatchLogs(CloudWatchLogsConfig),
     CloudWatchMetrics(CloudWatchMetricsConfig),
     S3(S3Config),
+    XRay(XRayConfig),
 }
 
 impl AwsSourceConfig {
@@ -93,6 +100,7 @@ impl AwsSourceConfig {
             AwsSourceConfig::CloudWatchLogs(c) => &c.name,
             AwsSourceConfig::CloudWatchMetrics(c) => &c.name,
             AwsSourceConfig::S3(c) => &c.name,
+            AwsSourceConfig::XRay(c) => &c.name,
         }
     }
 
@@ -101,6 +109,7 @@ impl AwsSourceConfig {
             AwsSourceConfig::CloudWatchLogs(_) => "cloudwatch-logs",
             AwsSourceConfig::CloudWatchMetrics(_) => "cloudwatch-metrics",
             AwsSourceConfig::S3(_) => "s3",
+            AwsSourceConfig::XRay(_) => "xray",
         }
     }
 }
@@ -214,6 +223,31 @@ pub struct S3Config {
     pub force_path_style: bool,
 }
 
+/// `type: xray`: requests decomposed from their X-Ray traces
+/// (GetTraceSummaries over time ranges, then BatchGetTraces).
+#[derive(Debug, Clone, PartialEq)]
+pub struct XRayConfig {
+    pub name: String,
+    pub aws: AwsConnection,
+    /// Service of the requests; empty: the API's name (`shop-api` of
+    /// `shop-api/prod`), else the function's.
+    pub service: String,
+    /// A GetTraceSummaries filter expression (`service("shop-api/prod")`).
+    pub filter: Option<String>,
+    /// A source without a checkpoint starts this far before now.
+    pub start: Duration,
+    /// Only traces that started at least this long ago are read: their
+    /// segments arrive over the request's length and a little after, and
+    /// a range once read is not read again.
+    pub delay: Duration,
+    pub poll_interval: Duration,
+    /// Longest time range one poll reads.
+    pub max_range_per_poll: Duration,
+    /// Most traces one poll fetches; a range with more keeps the first ones
+    /// and counts the rest as skipped.
+    pub max_traces_per_poll: u32,
+}
+
 const CONNECTION_KEYS: [&str; 5] = ["region", "endpoint_url", "profile", "credentials", "timeout"];
 
 /// Read a `sources[]` entry whose `type` is one of [`TYPES`].
@@ -221,6 +255,9 @@ pub fn read_source(cx: &mut Ctx<'_>, node: &Node, kind: &str) -> Option<AwsSourc
     let specific: &[&str] = match kind {
         "cloudwatch-logs" => &["log_groups", "start", "delay", "poll_interval", "max_pages_per_poll", "page_size"],
         "cloudwatch-metrics" => &["service", "queries", "settle", "start", "poll_interval", "max_minutes_per_poll"],
+        "xray" => {
+            &["service", "filter", "start", "delay", "poll_interval", "max_range_per_poll", "max_traces_per_poll"]
+        }
         _ => &[
             "bucket",
             "prefix",
@@ -244,6 +281,7 @@ pub fn read_source(cx: &mut Ctx<'_>, node: &Node, kind: &str) -> Option<AwsSourc
     let out = match kind {
         "cloudwatch-logs" => read_logs(cx, &f, name?, aws?).map(AwsSourceConfig::CloudWatchLogs),
         "cloudwatch-metrics" => read_metrics(cx, &f, name?, aws?).map(AwsSourceConfig::CloudWatchMetrics),
+        "xray" => read_xray(cx, &f, name?, aws?).map(AwsSourceConfig::XRay),
         _ => read_s3(cx, &f, name?, aws?).map(AwsSourceConfig::S3),
     };
     if SUPPORTED { out } else { None }
@@ -577,5 +615,39 @@ fn read_s3(cx: &mut Ctx<'_>, f: &Fields<'_>, name: String, aws: AwsConnection) -
         max_objects_per_poll: max_objects? as u32,
         max_object_bytes: max_bytes?,
         force_path_style: force_path_style?,
+    })
+}
+
+fn read_xray(cx: &mut Ctx<'_>, f: &Fields<'_>, name: String, aws: AwsConnection) -> Option<XRayConfig> {
+    let service = match f.get("service") {
+        Some(n) => cx.text(n, "service").map(str::to_string),
+        None => Some(String::new()),
+    };
+    let filter = opt_text(cx, f, "filter");
+    if let (Ok(Some(t)), Some(n)) = (&filter, f.get("filter"))
+        && t.len() > 2000
+    {
+        cx.err(n.pos, format!("`filter` has {} characters; a filter expression has at most 2000", t.len()));
+    }
+    let start = duration(cx, f, "start", Duration::from_secs(3600), true);
+    let delay = duration(cx, f, "delay", Duration::from_secs(60), true);
+    let poll_interval = duration(cx, f, "poll_interval", Duration::from_secs(30), false);
+    let max_range = duration(cx, f, "max_range_per_poll", Duration::from_secs(300), false);
+    if let (Some(d), Some(n)) = (max_range, f.get("max_range_per_poll"))
+        && d > Duration::from_secs(6 * 3600)
+    {
+        cx.err(n.pos, "`max_range_per_poll` must be at most 6h (one poll stays short)");
+    }
+    let max_traces = whole(cx, f, "max_traces_per_poll", 500, 1, 10_000);
+    Some(XRayConfig {
+        name,
+        aws,
+        service: service?,
+        filter: filter.ok()?,
+        start: start?,
+        delay: delay?,
+        poll_interval: poll_interval?,
+        max_range_per_poll: max_range.filter(|d| *d <= Duration::from_secs(6 * 3600))?,
+        max_traces_per_poll: max_traces? as u32,
     })
 }

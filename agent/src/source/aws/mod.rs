@@ -1,6 +1,6 @@
 //! Sources that pull from AWS with the AWS SDK for Rust: CloudWatch Logs
-//! (`cloudwatch_logs.rs`), CloudWatch metrics (`cloudwatch_metrics.rs`) and
-//! log objects in S3 (`s3.rs`). This file holds what they share: the SDK
+//! (`cloudwatch_logs.rs`), CloudWatch metrics (`cloudwatch_metrics.rs`),
+//! log objects in S3 (`s3.rs`) and X-Ray traces (`xray.rs`). This file holds what they share: the SDK
 //! configuration (region, endpoint, credentials: the standard chain unless the
 //! config overrides them), a small runtime of their own, error kinds and the
 //! backoff after failures.
@@ -33,9 +33,11 @@ pub mod config;
 pub mod s3;
 #[cfg(feature = "aws")]
 mod sdk;
+#[cfg(feature = "aws")]
+pub mod xray;
 
 #[cfg(feature = "aws")]
-pub use sdk::{Backoff, ErrorKind};
+pub use sdk::{Backoff, CallError, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsSourceError {
@@ -65,6 +67,7 @@ pub fn build(
                 Box::new(cloudwatch_metrics::CloudWatchMetricsSource::new(c.clone(), checkpoint, clock)?)
             }
             AwsSourceConfig::S3(c) => Box::new(s3::S3Source::new(c.clone(), checkpoint, clock)?),
+            AwsSourceConfig::XRay(c) => Box::new(xray::XRaySource::new(c.clone(), checkpoint, clock)?),
         })
     }
     #[cfg(not(feature = "aws"))]

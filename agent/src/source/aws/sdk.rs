@@ -131,7 +131,7 @@ impl ErrorKind {
 
 /// A failed call: its kind and the whole error chain as text.
 #[derive(Debug, Clone)]
-pub(crate) struct CallError {
+pub struct CallError {
     pub kind: ErrorKind,
     pub message: String,
 }
