@@ -148,6 +148,9 @@ impl Store {
             Ok(_) => true,
             Err(_) => false,
         };
+        if !existed {
+            Self::create_whole(path)?;
+        }
         let db = Database::create(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         let store = Store {
             db: RwLock::new(Some(db)),
@@ -155,8 +158,37 @@ impl Store {
             #[cfg(test)]
             failing: std::sync::atomic::AtomicBool::new(false),
         };
-        store.init(existed)?;
+        store.init(true)?;
         Ok(store)
+    }
+
+    /// Make a new state file, schema and tables included, under a
+    /// temporary name, and rename it into place once whole. redb writes a
+    /// new file's header in two steps, its magic number last; a process
+    /// killed between them (an agent OOM-killed on its first start) would
+    /// leave a file redb refuses for good. Killed here, the next start finds
+    /// no state file and only the temporary one, which it replaces.
+    fn create_whole(path: &Path) -> Result<(), StoreError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+        let tmp = path.with_file_name(format!("{name}.creating"));
+        let io =
+            |e: std::io::Error| StoreError::Foreign(format!("cannot create the state file {}: {e}", path.display()));
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        {
+            let db = Database::create(&tmp).map_err(|source| StoreError::Open { path: tmp.clone(), source })?;
+            let store = Store {
+                db: RwLock::new(Some(db)),
+                path: tmp.clone(),
+                #[cfg(test)]
+                failing: std::sync::atomic::AtomicBool::new(false),
+            };
+            store.init(false)?;
+        }
+        crate::fsutil::durable_rename(&tmp, path).map_err(io)
     }
 
     fn db(&self) -> Result<Db<'_>, StoreError> {
@@ -840,6 +872,31 @@ mod tests {
         assert_eq!(store.delivery("fh", "req-1").unwrap(), None);
         assert_eq!(store.delivery("fh", "req-2").unwrap(), Some(5_000));
     }
+
+    /// A state file is made whole under a temporary name and then renamed:
+    /// what a start killed while creating it leaves behind (the temporary
+    /// file, half written) is replaced at the next start, and a file at the
+    /// state path is never one without redb's header.
+    #[test]
+    fn a_new_state_file_appears_whole_and_a_killed_creation_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        // What a killed creation leaves: a header-less file under the temporary name.
+        std::fs::write(dir.path().join("state.redb.creating"), vec![0u8; 1 << 20]).unwrap();
+        {
+            let store = Store::open(&path).unwrap();
+            store.commit_delivery(&[], &[], &RejectDeltas::new(), Some(("fh", "req-1", 1_000))).unwrap();
+        }
+        assert!(!dir.path().join("state.redb.creating").exists());
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.delivery("fh", "req-1").unwrap(), Some(1_000));
+        // A file at the state path that is not ours is still refused, never replaced.
+        let other = dir.path().join("other.redb");
+        std::fs::write(&other, vec![0u8; 4096]).unwrap();
+        assert!(Store::open(&other).is_err());
+        assert_eq!(std::fs::read(&other).unwrap(), vec![0u8; 4096]);
+    }
+
     use crate::event::{Origin, RequestEvent};
     use crate::spec::load_str;
 
