@@ -190,7 +190,7 @@ async fn an_unknown_issuer_and_the_problem_gauge() {
     let l = r#"probe="localhost",hop="direct",region="local""#;
     assert!(text.contains(&format!("slo_agent_cert_problem{{{l},problem=\"unknown_issuer\"}} 1\n")), "{text}");
     assert!(text.contains(&format!("slo_agent_cert_problem{{{l},problem=\"expired\"}} 0\n")), "{text}");
-    assert!(text.contains(&format!("slo_agent_cert_expiry_days{{{l}}} 10\n")), "{text}");
+    assert!(text.contains(&format!("slo_agent_cert_expiry_remaining_seconds{{{l}}} 864000\n")), "{text}");
 }
 
 type Inbox = Arc<Mutex<Vec<serde_json::Value>>>;
@@ -305,7 +305,10 @@ fn an_agent_on_a_paused_clock_tickets_then_pages_a_certificate_near_its_expiry()
     assert_eq!(a["certificate"]["days_left"], 2.5);
     assert_eq!(a["certificate"]["below_days"], 3.0);
     let m = common::http_get(port, "/metrics").unwrap();
-    assert!(m.contains("slo_agent_cert_expiry_days{probe=\"shop\",hop=\"edge\",region=\"test\"} 2.5\n"), "{m}");
+    assert!(
+        m.contains("slo_agent_cert_expiry_remaining_seconds{probe=\"shop\",hop=\"edge\",region=\"test\"} 216000\n"),
+        "{m}"
+    );
     // Once each: the receiver heard of one ticket and one page.
     std::thread::sleep(Duration::from_millis(500));
     let mut kinds = told(&inbox);

@@ -16,7 +16,9 @@ spread evenly over the interval, from a thread pool). Reported:
   (after one warm-up interval), as a share of one core;
 - the agent's RSS after the warm-up and at the end (growth);
 - the phases: every hop's `processing` phase minus the injected delay,
-  agent and blackbox (median, p99 and max over the last outcomes).
+  agent and blackbox (median, p99 and max over the last outcomes), and the
+  agent's minus how long the target really held that same request (the
+  target's own overshoot of its delay taken out).
 
     python3 tests/bench/probes.py [--binary PATH] [--probes 250] [--interval 30] [--minutes 4]
 
@@ -53,8 +55,12 @@ def free_port():
 def target_server(port, ready):
     """HTTP/1.1 on 127.0.0.1:port, a thread per connection: reads a request
     head, sleeps the path's delay (`time.sleep`, precise to a few tens of
-    microseconds, where an asyncio timer rounds to the millisecond), answers 200."""
+    microseconds, where an asyncio timer rounds to the millisecond), answers
+    200. It keeps, per request target, how long it really held the request
+    (head read to answer written) and serves that as JSON on `/_held`."""
+    import json
     import socketserver
+    held = {}
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
@@ -65,9 +71,16 @@ def target_server(port, ready):
                 if not chunk:
                     return
                 head += chunk
-            hop = head.split(b" ", 2)[1].decode().strip("/").split("?")[0]
+            t0 = time.perf_counter()
+            target = head.split(b" ", 2)[1].decode()
+            if target == "/_held":
+                body = json.dumps(held).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+                return
+            hop = target.strip("/").split("?")[0]
             time.sleep(DELAYS_MS.get(hop, 0.0) / 1000)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+            held[target] = (time.perf_counter() - t0) * 1000
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
@@ -159,8 +172,8 @@ def main():
     port = free_port()
     probes = "".join(
         f"  - name: p{i:04}\n    interval: {args.interval}s\n    retries: 0\n    hops:\n"
-        f"      - {{name: edge, url: \"http://127.0.0.1:{ports['edge']}/edge\"}}\n"
-        f"      - {{name: origin, url: \"http://127.0.0.1:{ports['origin']}/origin\"}}\n"
+        f"      - {{name: edge, url: \"http://127.0.0.1:{ports['edge']}/edge?p=p{i:04}\"}}\n"
+        f"      - {{name: origin, url: \"http://127.0.0.1:{ports['origin']}/origin?p=p{i:04}\"}}\n"
         for i in range(args.probes)
     )
     (work / "agent.yaml").write_text(
@@ -232,6 +245,9 @@ def main():
     cpu_b = (cpu_seconds(bb.pid) - cpu_b0) if bb else 0.0
     rss1 = rss_kib(agent.pid)
     metrics = get(base + "/metrics")
+    import json
+    held = {hop: json.loads(get(f"http://127.0.0.1:{p}/_held")) for hop, p in ports.items()}
+    metrics_after = get(base + "/metrics")
     stop.set()
     if asker:
         asker.join(30)
@@ -241,10 +257,19 @@ def main():
     skipped = metric_values(metrics, "slo_agent_check_runs_skipped")
     phases = metric_values(metrics, "probe_http_duration_seconds")
     ours = {"edge": [], "origin": []}
+    # Against what the target really held each probe's last request: only
+    # series that did not change while the target was asked, so the agent's
+    # last outcome and the target's last request are the same request.
+    against_held = {"edge": [], "origin": []}
+    phases_after = metric_values(metrics_after, "probe_http_duration_seconds")
     for labels, v in phases.items():
         if 'phase="processing"' in labels:
             hop = re.search(r'hop="([^"]+)"', labels).group(1)
+            probe = re.search(r'probe="([^"]+)"', labels).group(1)
             ours[hop].append(v * 1000 - DELAYS_MS[hop])
+            h = held[hop].get(f"/{hop}?p={probe}")
+            if h is not None and phases_after.get(labels) == v:
+                against_held[hop].append(v * 1000 - h)
     success = metric_values(metrics, "probe_success")
 
     agent.terminate()
@@ -268,6 +293,8 @@ def main():
     ]
     for hop in ("edge", "origin"):
         rows.append((f"agent: processing − {DELAYS_MS[hop]:.0f} ms ({hop})", quantiles(ours[hop])))
+    for hop in ("edge", "origin"):
+        rows.append((f"agent: processing − target's hold ({hop})", quantiles(against_held[hop])))
     if bb:
         rows.append(("blackbox_exporter: CPU", f"{cpu_b:.2f} s over {elapsed:.0f} s = {cpu_b / elapsed:.2%} of one core"
                                                f" (agent/blackbox {cpu_a / cpu_b:.2f}×)" if cpu_b else ""))

@@ -28,7 +28,7 @@ RUNS = 3  # probes per tool; timings are compared by their medians
 
 # Series only slo-agent writes (named apart from blackbox's; see docs/probes.md).
 OURS_ONLY = {"probe_tls_cipher_info", "slo_agent_probe_attempts", "slo_agent_cert_problem",
-             "slo_agent_cert_expiry_days"}
+             "slo_agent_cert_expiry_remaining_seconds"}
 OUR_LABELS = {"probe", "hop", "region"}
 
 

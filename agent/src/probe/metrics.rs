@@ -11,7 +11,7 @@
 //! Certificates, also ours: `slo_agent_cert_problem{problem}` (1 for each
 //! [`ProblemKind`] the presented chain has, 0 for the others: a bounded
 //! label) and, where a clock is given ([`render_all_at`]: the agent's
-//! `/metrics`), `slo_agent_cert_expiry_days` (days until the earliest
+//! `/metrics`), `slo_agent_cert_expiry_remaining_seconds` (seconds until the earliest
 //! not-after of the presented chain; negative once expired).
 
 use std::collections::BTreeMap;
@@ -78,10 +78,10 @@ fn render_families(outcomes: &[Outcome], now_ms: Option<i64>) -> String {
         add_outcome(&mut f, o);
         if let (Some(now), Some(expiry)) = (now_ms, o.last().tls.as_ref().and_then(|t| t.earliest_expiry())) {
             f.add(
-                "slo_agent_cert_expiry_days",
-                "Days until the earliest not-after of the presented certificate chain (negative once expired)",
+                "slo_agent_cert_expiry_remaining_seconds",
+                "Seconds until the earliest not-after of the presented certificate chain (negative once expired)",
                 vec![("probe", o.probe.clone()), ("hop", o.hop.clone()), ("region", o.region.clone())],
-                (expiry * 1000 - now) as f64 / 86_400_000.0,
+                (expiry * 1000 - now) as f64 / 1000.0,
             );
         }
     }
@@ -346,10 +346,11 @@ mod tests {
 
     #[test]
     fn days_left_only_with_a_clock() {
-        assert!(!render(&outcome()).contains("slo_agent_cert_expiry_days"));
+        assert!(!render(&outcome()).contains("slo_agent_cert_expiry_remaining_seconds"));
         // 1_893_456_000 is 2030-01-01T00:00:00Z; 2.5 days before it.
         let text = render_all_at(&[outcome()], 1_893_456_000_000 - 216_000_000);
-        let line = r#"slo_agent_cert_expiry_days{probe="checkout",hop="cloudfront",region="eu-west-1"} 2.5"#;
+        let line =
+            r#"slo_agent_cert_expiry_remaining_seconds{probe="checkout",hop="cloudfront",region="eu-west-1"} 216000"#;
         assert!(text.lines().any(|x| x == line), "{text}");
     }
 
