@@ -5,6 +5,7 @@
 //! rates and alert conditions, and ends by itself with a summary.
 
 pub mod api;
+pub mod site;
 pub mod traffic;
 
 use std::collections::BTreeMap;
@@ -101,7 +102,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("done");
     }
     let clock = ManualClock::new(day_start - 1);
-    let config = AgentConfig {
+    let mut config = AgentConfig {
         specs: vec![specs.clone()],
         state: state.clone(),
         listen: args.listen,
@@ -138,7 +139,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     })?;
     let addr = listener.local_addr()?;
+    // The demo's own little site, probed hop by hop and walked by a checkout journey.
+    let site = site::start(&rt)?;
+    config.synthetic = site::checks(&site)?;
     let agent = Runtime::start(config, Arc::new(clock.clone()))?;
+    let (checks_stop, checks_rx) = tokio::sync::watch::channel(false);
+    let check_tasks = {
+        let _inside = rt.enter();
+        agent.spawn_checks(checks_rx)
+    };
     let telemetry = agent.api.telemetry.clone();
     let server = rt.spawn({
         let app = crate::api::router(agent.api.clone());
@@ -174,6 +183,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut log_lines: Vec<String> = Vec::new();
     let mut buf = Vec::new();
     let mut deployed = 0usize;
+    let mut seen = Checks::default();
     let started = Instant::now();
 
     for step in 0..steps {
@@ -197,6 +207,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
             written_bytes += buf.len() as u64;
         }
+        site.faults.at_minute(generator.minute());
         clock.set(generator.now_ms() - 1);
         wait_for_ingest(&telemetry, written_bytes, Duration::from_secs(10));
         record_deploys(&agent.api, day_start, generator.minute(), &mut deployed);
@@ -253,8 +264,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 log_lines.push(msg);
             }
         }
+        let checks = Checks::now(&agent.api, now_ms);
+        for msg in seen.changes(&checks, now_ms) {
+            if !live {
+                println!("{msg}");
+            }
+            log_lines.push(msg);
+        }
+        seen = checks;
         if live {
             draw(&snap.report(), &telemetry, addr, now_ms, &log_lines, step + 1, steps);
+            print!("{}", seen.lines());
+            let _ = std::io::stdout().flush();
         } else if (generator.minute()).is_multiple_of(180) {
             println!("{}  {}", hhmm(now_ms), one_line_status(&snap.report()));
         }
@@ -266,6 +287,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Final state and summary.
     let lines_read = telemetry.sum(&INGEST_LINES, &[("source", "cloudfront")]) as u64;
     let api = agent.api.clone();
+    let _ = checks_stop.send(true);
+    for t in check_tasks {
+        t.abort();
+    }
     agent.stop(Instant::now() + Duration::from_secs(10));
     server.abort();
     let snap = api.snapshot();
@@ -303,6 +328,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     println!();
+    println!("probes and the checkout journey (GET /api/v1/hops?probe=storefront, GET /api/v1/journeys):");
+    print!("{}", Checks::now(&api, snap.at_ms).lines());
+    println!();
     println!("deploys and what they cost (POST /api/v1/deploys, GET /api/v1/deploys):");
     if snap.deploys.is_empty() {
         println!("  none");
@@ -337,6 +365,92 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("logs and state kept in {}", dir.display());
     }
     Ok(())
+}
+
+/// What the demo's probe and journey say at one moment.
+#[derive(Debug, Default)]
+struct Checks {
+    /// The storefront probe's hops over the last hour against the three before.
+    hops: Option<crate::hops::answer::HopsAnswer>,
+    journey: Option<Arc<crate::synthetic::journey::JourneyRun>>,
+}
+
+impl Checks {
+    fn now(api: &crate::api::ApiState, now_ms: i64) -> Checks {
+        Checks {
+            hops: api.probes.chain_answer("storefront", now_ms, 60, 180),
+            journey: api.journeys.runs().into_iter().find(|r| r.name == "checkout"),
+        }
+    }
+
+    fn blame(&self) -> Option<&str> {
+        self.hops.as_ref().and_then(|h| h.blame.as_deref())
+    }
+
+    fn journey_status(&self) -> Option<(&'static str, Option<&str>)> {
+        self.journey.as_ref().map(|j| (j.status.as_str(), j.failed_step.as_deref()))
+    }
+
+    /// What changed since `before`, as lines for the alert log.
+    fn changes(&self, before: &Checks, now_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.blame() != before.blame() {
+            out.push(match (self.blame(), &self.hops) {
+                (Some(hop), Some(h)) => format!("{}  PROBE storefront: `{hop}` is slow ({})", hhmm(now_ms), h.blame_reason),
+                _ => format!("{}  PROBE storefront: no hop to blame", hhmm(now_ms)),
+            });
+        }
+        if let Some((status, step)) = self.journey_status()
+            && Some((status, step)) != before.journey_status()
+        {
+            out.push(match step {
+                Some(step) => format!("{}  JOURNEY checkout {status} at step `{step}`", hhmm(now_ms)),
+                None => format!("{}  JOURNEY checkout {status}", hhmm(now_ms)),
+            });
+        }
+        out
+    }
+
+    fn lines(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        match &self.hops {
+            Some(h) if !h.hops.is_empty() => {
+                let hops: Vec<String> = h
+                    .hops
+                    .iter()
+                    .map(|f| {
+                        if f.count == 0 {
+                            format!("{} failing", f.name)
+                        } else {
+                            format!("{} p50 {:.0} ms (adds {:.0})", f.name, f.p50_ms, f.adds_ms)
+                        }
+                    })
+                    .collect();
+                let blame = h.blame.as_deref().map(|b| format!("  blame: {b}")).unwrap_or_default();
+                let _ = writeln!(out, "  probe storefront: {}{blame}", hops.join(" · "));
+            }
+            _ => {
+                let _ = writeln!(out, "  probe storefront: no run yet");
+            }
+        }
+        match &self.journey {
+            Some(j) => {
+                let steps: Vec<String> = j.steps.iter().map(|s| format!("{} {}", s.name, s.status.as_str())).collect();
+                let _ = writeln!(
+                    out,
+                    "  journey checkout: {} at {} ({})",
+                    j.status.as_str(),
+                    hhmm(j.started_ms),
+                    steps.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  journey checkout: no run yet");
+            }
+        }
+        out
+    }
 }
 
 fn wait_for_ingest(telemetry: &Telemetry, written: u64, limit: Duration) {

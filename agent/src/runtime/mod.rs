@@ -279,6 +279,39 @@ impl Runtime {
         answer.blocking_recv().unwrap_or_else(|_| self.api.snapshot())
     }
 
+    /// Start the configured probes and journeys on the current tokio
+    /// runtime, their events going to the state thread and their traces to
+    /// `traces:`; they run until `stop` turns true (or the handles are aborted).
+    pub fn spawn_checks(&self, stop: tokio::sync::watch::Receiver<bool>) -> [tokio::task::JoinHandle<()>; 2] {
+        let checks = Arc::new(self.config.synthetic.clone());
+        let telemetry = self.api.telemetry.clone();
+        let tracer = match checks.traces.as_ref().map(|t| crate::synthetic::trace::start(t, telemetry.clone())) {
+            None => None,
+            Some(Ok((t, _exporter))) => Some(t),
+            Some(Err(e)) => {
+                // Checked at load; a header file that went away since is not a reason to stop probing.
+                tracing::error!(error = %e, "the checks' traces cannot be sent; running them without");
+                None
+            }
+        };
+        let sink = crate::synthetic::run::Sink { events: self.synthetic_events.clone(), tracer, telemetry };
+        let probes = tokio::spawn(crate::synthetic::run::run(
+            checks.clone(),
+            self.api.probes.clone(),
+            sink.clone(),
+            self.api.clock.clone(),
+            stop.clone(),
+        ));
+        let journeys = tokio::spawn(crate::synthetic::run::run_journeys(
+            checks,
+            self.api.journeys.clone(),
+            sink,
+            self.api.clock.clone(),
+            stop,
+        ));
+        [probes, journeys]
+    }
+
     /// One delivery task per notification receiver.
     fn spawn_dispatchers(&self, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
         let config = Arc::new(self.config.notify.clone());
@@ -464,36 +497,7 @@ pub async fn run(
     let app = crate::api::router(api.clone())
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let checks = Arc::new(runtime.config.synthetic.clone());
-    // Traces of the checks, when `traces:` says where to send them.
-    let tracer = match checks.traces.as_ref().map(|t| crate::synthetic::trace::start(t, telemetry.clone())) {
-        None => None,
-        Some(Ok((t, _exporter))) => Some(t),
-        Some(Err(e)) => {
-            // Checked at load; a header file that went away since is not a reason to stop probing.
-            tracing::error!(error = %e, "the checks' traces cannot be sent; running them without");
-            None
-        }
-    };
-    let sink = crate::synthetic::run::Sink {
-        events: runtime.synthetic_events.clone(),
-        tracer,
-        telemetry: runtime.api.telemetry.clone(),
-    };
-    let synthetic = tokio::spawn(crate::synthetic::run::run(
-        checks.clone(),
-        runtime.api.probes.clone(),
-        sink.clone(),
-        runtime.api.clock.clone(),
-        stop_rx.clone(),
-    ));
-    let journeys = tokio::spawn(crate::synthetic::run::run_journeys(
-        checks,
-        runtime.api.journeys.clone(),
-        sink,
-        runtime.api.clock.clone(),
-        stop_rx.clone(),
-    ));
+    let [synthetic, journeys] = runtime.spawn_checks(stop_rx.clone());
     let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry, tls));
     let watcher = tokio::spawn(maintenance::watch_specs(runtime.config.specs.clone(), runtime.control.clone(), api));
     let dispatch_stop = Arc::new(AtomicBool::new(false));
