@@ -265,7 +265,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
         let checks = Checks::now(&agent.api, now_ms);
-        for msg in seen.changes(&checks, now_ms) {
+        for msg in checks.changes(&seen, now_ms) {
             if !live {
                 println!("{msg}");
             }
@@ -394,18 +394,22 @@ impl Checks {
     /// What changed since `before`, as lines for the alert log.
     fn changes(&self, before: &Checks, now_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
-        if self.blame() != before.blame() {
-            out.push(match (self.blame(), &self.hops) {
-                (Some(hop), Some(h)) => format!("{}  PROBE storefront: `{hop}` is slow ({})", hhmm(now_ms), h.blame_reason),
-                _ => format!("{}  PROBE storefront: no hop to blame", hhmm(now_ms)),
-            });
+        match (self.blame(), before.blame(), &self.hops) {
+            (Some(hop), b, Some(h)) if Some(hop) != b => {
+                out.push(format!("{}  PROBE storefront: `{hop}` is slow ({})", hhmm(now_ms), h.blame_reason));
+            }
+            (None, Some(hop), _) => {
+                out.push(format!("{}  PROBE storefront: `{hop}` is back within its baseline", hhmm(now_ms)));
+            }
+            _ => {}
         }
-        if let Some((status, step)) = self.journey_status()
-            && Some((status, step)) != before.journey_status()
+        if let (Some((status, step)), Some(run)) = (self.journey_status(), &self.journey)
+            && before.journey_status().is_some_and(|b| b != (status, step))
         {
+            let at = hhmm(run.started_ms);
             out.push(match step {
-                Some(step) => format!("{}  JOURNEY checkout {status} at step `{step}`", hhmm(now_ms)),
-                None => format!("{}  JOURNEY checkout {status}", hhmm(now_ms)),
+                Some(step) => format!("{}  JOURNEY checkout {status} at step `{step}` (run of {at})", hhmm(now_ms)),
+                None => format!("{}  JOURNEY checkout {status} (run of {at})", hhmm(now_ms)),
             });
         }
         out

@@ -373,8 +373,11 @@ pub async fn run_journeys(
             }
             let mut events = EventBatch::new();
             super::events::push_journey(&mut events, &run);
-            sink.send(&run.name, events, super::trace::journey_spans(&run));
+            let (name, spans) = (run.name.clone(), super::trace::journey_spans(&run));
+            // Kept before its events are counted: an evaluation that sees
+            // them also sees the run in `GET /api/v1/journeys`.
             r.put(run);
+            sink.send(&name, events, spans);
         }
     };
     schedule::run(jobs, MAX_CONCURRENT_JOURNEYS, run_one, stats, stop).await;
