@@ -52,7 +52,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def target_server(port, ready):
+def target_server(port, ready, tls=None):
     """HTTP/1.1 on 127.0.0.1:port, a thread per connection: reads a request
     head, sleeps the path's delay (`time.sleep`, precise to a few tens of
     microseconds, where an asyncio timer rounds to the millisecond), answers
@@ -87,7 +87,28 @@ def target_server(port, ready):
         allow_reuse_address = True
         request_queue_size = 1024
 
-    with Server(("127.0.0.1", port), Handler) as server:
+    if tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+
+        class TlsServer(Server):
+            def get_request(self):
+                conn, addr = self.socket.accept()
+                return ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), addr
+
+        class TlsHandler(Handler):
+            def handle(self):
+                try:
+                    self.request.do_handshake()
+                except OSError:
+                    return
+                super().handle()
+
+        server_class, handler = TlsServer, TlsHandler
+    else:
+        server_class, handler = Server, Handler
+    with server_class(("127.0.0.1", port), handler) as server:
         ready.set()
         server.serve_forever()
 
@@ -146,15 +167,30 @@ def main():
     ap.add_argument("--interval", type=int, default=30, help="seconds")
     ap.add_argument("--minutes", type=float, default=4.0, help="measured, after one warm-up interval")
     ap.add_argument("--no-blackbox", action="store_true")
+    ap.add_argument("--https", action="store_true", help="TLS targets (a CA made with openssl, trusted through ca_file)")
     args = ap.parse_args()
     binary = release_binary(args.binary)
     blackbox_exe = shutil.which("prometheus-blackbox-exporter")
     if not blackbox_exe and not args.no_blackbox:
         sys.exit("prometheus-blackbox-exporter not found (Debian package prometheus-blackbox-exporter), or --no-blackbox")
     per_minute = args.probes * 2 * 60 / args.interval
-    print(f"{args.probes} probes × 2 hops every {args.interval}s = {per_minute:.0f} hop probes a minute; "
+    print(f"{args.probes} probes × 2 {'HTTPS' if args.https else 'HTTP'} hops every {args.interval}s = {per_minute:.0f} hop probes a minute; "
           f"measured for {args.minutes} min after {args.interval}s of warm-up")
 
+    work = Path(tempfile.mkdtemp(prefix="slo-agent-probes-bench-"))
+    tls = None
+    if args.https:
+        def ssl(*a):
+            subprocess.run(["openssl", *a], check=True, capture_output=True)
+        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
+            "-subj", "/CN=bench CA", "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem"))
+        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(work / "leaf.key"), "-out", str(work / "leaf.csr"))
+        (work / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        ssl("x509", "-req", "-in", str(work / "leaf.csr"), "-CA", str(work / "ca.pem"), "-CAkey", str(work / "ca.key"),
+            "-CAcreateserial", "-days", "30", "-extfile", str(work / "ext"), "-out", str(work / "leaf.pem"))
+        tls = (str(work / "leaf.pem"), str(work / "leaf.key"))
+    scheme = "https" if args.https else "http"
     # One target process per hop: the two requests of a run arrive together,
     # and one Python process would answer the second after the first.
     import multiprocessing
@@ -162,18 +198,19 @@ def main():
     targets = []
     for hop, p in ports.items():
         ready = multiprocessing.Event()
-        proc = multiprocessing.Process(target=target_server, args=(p, ready), daemon=True)
+        proc = multiprocessing.Process(target=target_server, args=(p, ready, tls), daemon=True)
         proc.start()
         ready.wait(10)
         targets.append(proc)
 
-    work = Path(tempfile.mkdtemp(prefix="slo-agent-probes-bench-"))
     (work / "slos.yaml").write_text("")
     port = free_port()
     probes = "".join(
-        f"  - name: p{i:04}\n    interval: {args.interval}s\n    retries: 0\n    hops:\n"
-        f"      - {{name: edge, url: \"http://127.0.0.1:{ports['edge']}/edge?p=p{i:04}\"}}\n"
-        f"      - {{name: origin, url: \"http://127.0.0.1:{ports['origin']}/origin?p=p{i:04}\"}}\n"
+        f"  - name: p{i:04}\n    interval: {args.interval}s\n    retries: 0\n"
+        + (f"    ca_file: {work / 'ca.pem'}\n" if args.https else "")
+        + "    hops:\n"
+        f"      - {{name: edge, url: \"{scheme}://127.0.0.1:{ports['edge']}/edge?p=p{i:04}\"}}\n"
+        f"      - {{name: origin, url: \"{scheme}://127.0.0.1:{ports['origin']}/origin?p=p{i:04}\"}}\n"
         for i in range(args.probes)
     )
     (work / "agent.yaml").write_text(
@@ -188,7 +225,8 @@ def main():
     if not args.no_blackbox:
         bport = free_port()
         (work / "blackbox.yml").write_text(
-            "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n")
+            "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n"
+            + (f"      tls_config: {{ca_file: '{work / 'ca.pem'}'}}\n" if args.https else ""))
         bb = subprocess.Popen([blackbox_exe, f"--config.file={work / 'blackbox.yml'}",
                                f"--web.listen-address=127.0.0.1:{bport}", "--log.level=warn"],
                               stdout=open(work / "blackbox.log", "w"), stderr=subprocess.STDOUT)
@@ -201,7 +239,7 @@ def main():
     bb_lock = threading.Lock()
 
     def ask_blackbox():
-        requests = [(hop, f"{bb_base}/probe?module=http_2xx&target=http://127.0.0.1:{ports[hop]}/{hop}")
+        requests = [(hop, f"{bb_base}/probe?module=http_2xx&target={scheme}://127.0.0.1:{ports[hop]}/{hop}")
                     for _ in range(args.probes) for hop in ("edge", "origin")]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=32)
         gap = args.interval / len(requests)
@@ -246,7 +284,10 @@ def main():
     rss1 = rss_kib(agent.pid)
     metrics = get(base + "/metrics")
     import json
-    held = {hop: json.loads(get(f"http://127.0.0.1:{p}/_held")) for hop, p in ports.items()}
+    import ssl as _ssl
+    insecure = _ssl.create_default_context(cafile=str(work / "ca.pem")) if args.https else None
+    held = {hop: json.loads(urllib.request.urlopen(f"{scheme}://127.0.0.1:{p}/_held", timeout=10, context=insecure).read())
+            for hop, p in ports.items()}
     metrics_after = get(base + "/metrics")
     stop.set()
     if asker:

@@ -4,8 +4,10 @@
 //! fails (an expired certificate is exactly when its expiry matters).
 //!
 //! Trusted: the system's roots (`rustls-native-certs`, which also reads
-//! `SSL_CERT_FILE` and `SSL_CERT_DIR`), and the probe's own `ca_file`. The
-//! crate's rustls with the ring provider, TLS 1.2 and 1.3.
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR`; read once per process), and the
+//! probe's own `ca_file` (read again when it changes). One verifier per
+//! `ca_file` is shared by every probe. The crate's rustls with the ring
+//! provider, TLS 1.2 and 1.3.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -21,6 +23,71 @@ use super::{ChainProblem, HttpVersion, PeerCertificate, ProblemKind, TlsOptions}
 
 /// The largest `ca_file` read.
 const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// The system's roots, read once per process: parsing them costs
+/// milliseconds of CPU, which a thousand probes a minute would pay each
+/// time. A changed system store (or `SSL_CERT_FILE`) is read at the next
+/// start; a probe's own `ca_file` is read again whenever it changes.
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static NATIVE: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+/// A `ca_file` as the cache knows it: its path, length and modification time.
+type CaKey = Option<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>;
+
+/// Verifiers built, by `ca_file`; a handful (one per distinct `ca_file`),
+/// at most [`MAX_VERIFIERS`].
+static VERIFIERS: Mutex<Vec<(CaKey, Arc<WebPkiServerVerifier>)>> = Mutex::new(Vec::new());
+const MAX_VERIFIERS: usize = 64;
+
+/// The verifier for the system roots and `ca_file`, built once and shared
+/// by every probe with the same `ca_file` (as long as the file is unchanged).
+fn shared_verifier(
+    ca_file: Option<&std::path::Path>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, String> {
+    let key: CaKey = match ca_file {
+        None => None,
+        Some(path) => {
+            let shown = path.display();
+            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
+            if meta.len() > MAX_CA_FILE_BYTES {
+                return Err(format!("ca_file {shown} is larger than 1 MiB"));
+            }
+            Some((path.to_path_buf(), meta.len(), meta.modified().ok()))
+        }
+    };
+    if let Some((_, v)) = VERIFIERS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
+        return Ok(v.clone());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(native_roots().iter().cloned());
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
+        let mut n = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("ca_file {shown} is not PEM: {e}"))?;
+            roots.add(cert).map_err(|e| format!("ca_file {shown} holds an unusable certificate: {e}"))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(format!("ca_file {shown} holds no certificate"));
+        }
+    }
+    let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("no usable trust roots: {e}"))?;
+    let mut cache = VERIFIERS.lock().unwrap_or_else(|e| e.into_inner());
+    // A changed file replaces its old entry; the oldest goes when full.
+    cache.retain(|(k, _)| k.as_ref().map(|k| &k.0) != key.as_ref().map(|k| &k.0));
+    if cache.len() >= MAX_VERIFIERS {
+        cache.remove(0);
+    }
+    cache.push((key, v.clone()));
+    Ok(v)
+}
 
 /// The trust of one probe, loaded once and shared by its attempts.
 pub(super) struct Trust {
@@ -45,31 +112,7 @@ impl Trust {
     }
 
     fn verifier(&self) -> &Result<Arc<WebPkiServerVerifier>, String> {
-        self.verifier.get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-            if let Some(path) = &self.options.ca_file {
-                let shown = path.display();
-                let meta = std::fs::metadata(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
-                if meta.len() > MAX_CA_FILE_BYTES {
-                    return Err(format!("ca_file {shown} is larger than 1 MiB"));
-                }
-                let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
-                let mut n = 0;
-                for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| format!("ca_file {shown} is not PEM: {e}"))?;
-                    roots.add(cert).map_err(|e| format!("ca_file {shown} holds an unusable certificate: {e}"))?;
-                    n += 1;
-                }
-                if n == 0 {
-                    return Err(format!("ca_file {shown} holds no certificate"));
-                }
-            }
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| format!("no usable trust roots: {e}"))
-        })
+        self.verifier.get_or_init(|| shared_verifier(self.options.ca_file.as_deref(), &self.provider))
     }
 
     /// A client configuration for one connection, and the slot its verifier
