@@ -2,7 +2,8 @@
 """1,000 hop probes a minute from one agent against local targets, and the
 same probes through blackbox_exporter, in the same go.
 
-The targets are local HTTP servers, one process per hop (a thread per connection)
+The targets are local HTTP servers, one process per hop (a thread per connection:
+`agent/examples/bench_target.rs`, or Python with `--python-targets` and for `--https`)
 whose answers wait a known time before the response head: `/edge` 20 ms,
 `/origin` 5 ms. The agent runs `--probes` probes of two hops each
 (`/edge`, `/origin`) every `--interval`; the script asks blackbox_exporter
@@ -168,6 +169,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=4.0, help="measured, after one warm-up interval")
     ap.add_argument("--no-blackbox", action="store_true")
     ap.add_argument("--https", action="store_true", help="TLS targets (a CA made with openssl, trusted through ca_file)")
+    ap.add_argument("--python-targets", action="store_true",
+                    help="HTTP targets in Python instead of agent/examples/bench_target.rs (HTTPS targets always are)")
     args = ap.parse_args()
     binary = release_binary(args.binary)
     blackbox_exe = shutil.which("prometheus-blackbox-exporter")
@@ -196,12 +199,24 @@ def main():
     import multiprocessing
     ports = {hop: free_port() for hop in DELAYS_MS}
     targets = []
+    rust_targets = not args.https and not args.python_targets
+    if rust_targets:
+        target_dir = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/slo-agent-target"))
+        exe = target_dir / "release" / "examples" / "bench_target"
+        if not exe.exists():
+            sys.exit(f"{exe} not found: build it with `cargo build --release --example bench_target` "
+                     "(or use --python-targets)")
     for hop, p in ports.items():
-        ready = multiprocessing.Event()
-        proc = multiprocessing.Process(target=target_server, args=(p, ready, tls), daemon=True)
-        proc.start()
-        ready.wait(10)
+        if rust_targets:
+            proc = subprocess.Popen([str(exe), str(p), str(DELAYS_MS[hop])], stdout=subprocess.PIPE, text=True)
+            assert proc.stdout.readline().strip() == "ready"
+        else:
+            ready = multiprocessing.Event()
+            proc = multiprocessing.Process(target=target_server, args=(p, ready, tls), daemon=True)
+            proc.start()
+            ready.wait(10)
         targets.append(proc)
+    print(f"targets: {'agent/examples/bench_target.rs (a thread per connection, std only)' if rust_targets else 'Python'}")
 
     (work / "slos.yaml").write_text("")
     port = free_port()
