@@ -141,9 +141,14 @@ pub struct Impact {
 }
 
 impl Impact {
-    /// The costliest SLO, for one-line messages.
+    /// The costliest SLO, for one-line messages: the SLO the deploy cost most; on a tie, one with data around the
+    /// deploy over one without, then the first.
     pub fn worst(&self) -> Option<&SloCost> {
-        self.slos.iter().max_by(|a, b| a.budget_consumed.total_cmp(&b.budget_consumed))
+        let has_data = |c: &SloCost| c.before.burn_rate.is_some() || c.after.burn_rate.is_some();
+        self.slos
+            .iter()
+            .rev()
+            .max_by(|a, b| a.budget_consumed.total_cmp(&b.budget_consumed).then(has_data(a).cmp(&has_data(b))))
     }
 
     /// "checkout 1.4.2 consumed 31 % of the 28d error budget of checkout-availability".
@@ -247,5 +252,43 @@ impl Assessor {
             out.push(impact);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod worst_tests {
+    use super::*;
+
+    /// A tie (nothing consumed) names an SLO with data around the deploy,
+    /// not one that has none (a synthetic SLO that saw no run yet).
+    #[test]
+    fn the_worst_slo_of_a_tie_is_one_with_data() {
+        let period = |burn: Option<f64>| Period { from_ms: 0, to_ms: 1, events: 0, bad: 0, burn_rate: burn };
+        let cost = |slo: &str, consumed: f64, burn: Option<f64>| SloCost {
+            slo: slo.into(),
+            window: "28d".into(),
+            before: period(burn),
+            after: period(burn),
+            budget_consumed: consumed,
+            flagged: false,
+        };
+        let impact = |slos: Vec<SloCost>| Impact {
+            id: "d".into(),
+            service: "checkout".into(),
+            version: "1".into(),
+            started_at_ms: 0,
+            assessed_at_ms: 0,
+            final_figures: true,
+            flagged: false,
+            flag_budget_consumed: 0.1,
+            window_minutes: 60,
+            slos,
+        };
+        let tie = impact(vec![cost("availability", 0.0, Some(0.0)), cost("journey", 0.0, None)]);
+        assert_eq!(tie.worst().unwrap().slo, "availability");
+        let tie = impact(vec![cost("a", 0.0, Some(0.1)), cost("b", 0.0, Some(0.2))]);
+        assert_eq!(tie.worst().unwrap().slo, "a");
+        let costlier = impact(vec![cost("a", 0.1, Some(1.0)), cost("b", 0.3, None)]);
+        assert_eq!(costlier.worst().unwrap().slo, "b");
     }
 }
