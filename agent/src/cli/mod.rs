@@ -88,6 +88,15 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the least-privilege IAM policy (JSON) the configured AWS sources need:
+    /// exact actions and, where AWS allows, exact resources.
+    IamPolicy {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The AWS account id in the ARNs (default `*`).
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Ask a running agent whether a service may deploy now (for pipelines).
     Freeze {
         #[command(subcommand)]
@@ -187,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules { specs, sloth, sloth_period, extra_labels, out } => {
             rules(&specs, &sloth, &sloth_period, &extra_labels, &out)
         }
+        Command::IamPolicy { config, account } => iam_policy(&config, account.as_deref()),
         Command::Freeze { command } => Ok(freeze::run(command)),
         Command::Audit { command } => Ok(audit::run(command)),
         Command::Probe(args) => Ok(probe::run(*args)),
@@ -333,4 +343,29 @@ pub fn rejects_json(r: &crate::decode::Rejects) -> serde_json::Value {
         );
     }
     serde_json::Value::Object(m)
+}
+
+/// `iam-policy`: the policy on stdout; config problems as file:line:col (exit 2).
+fn iam_policy(config: &std::path::Path, account: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(a) = account
+        && (a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        eprintln!("error: --account must be a 12-digit AWS account id, found {a:?}");
+        return Ok(ExitCode::from(2));
+    }
+    let cfg = match crate::config::load(config) {
+        Ok(c) => c,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let policy = crate::source::aws::iam::policy(&cfg.sources, account);
+    if policy["Statement"].as_array().is_none_or(|s| s.is_empty()) {
+        eprintln!("note: no AWS source in {}: the agent needs no AWS permission", config.display());
+    }
+    println!("{}", serde_json::to_string_pretty(&policy)?);
+    Ok(ExitCode::SUCCESS)
 }

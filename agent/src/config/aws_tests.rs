@@ -137,3 +137,46 @@ fn a_build_without_aws_says_so() {
         "{e:?}"
     );
 }
+
+/// `slo-agent iam-policy`: each configured source gets exactly its actions,
+/// on its own resources where the action takes one.
+#[cfg(feature = "aws")]
+#[test]
+fn the_iam_policy_allows_exactly_what_each_source_calls() {
+    let text = "specs: [s]\nstate: st\nsources:\n  - {name: app, type: file, paths: [x.log]}\n  - name: lambda-logs\n    type: cloudwatch-logs\n    region: eu-west-1\n    log_groups: [/aws/lambda/checkout, /aws/lambda/cart]\n  - name: m\n    type: cloudwatch-metrics\n    queries:\n      - {namespace: AWS/Lambda, total: Invocations, errors: Errors}\n  - {name: cf-logs, type: s3, bucket: shop-logs, prefix: cf/}\n  - {name: traces, type: xray}\n";
+    let c = parse("agent.yaml", text, Path::new("/etc")).unwrap_or_else(|d| panic!("{d:?}"));
+    let p = crate::source::aws::iam::policy(&c.sources, Some("123456789012"));
+    let statements = p["Statement"].as_array().unwrap();
+    let by_sid = |sid: &str| statements.iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("{sid} in {p:#}"));
+    assert_eq!(p["Version"], "2012-10-17");
+    assert_eq!(statements.len(), 5, "the file source needs nothing: {p:#}");
+    let logs = by_sid("Logslambdalogs");
+    assert_eq!(logs["Action"], serde_json::json!(["logs:FilterLogEvents"]));
+    assert_eq!(
+        logs["Resource"],
+        serde_json::json!([
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/checkout:*",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/cart:*"
+        ])
+    );
+    assert_eq!(by_sid("Metricsm")["Resource"], serde_json::json!(["*"]));
+    let list = by_sid("Listcflogs");
+    assert_eq!(list["Resource"], serde_json::json!(["arn:aws:s3:::shop-logs"]));
+    assert_eq!(list["Condition"]["StringLike"]["s3:prefix"], serde_json::json!(["cf/*"]));
+    assert_eq!(by_sid("Readcflogs")["Resource"], serde_json::json!(["arn:aws:s3:::shop-logs/cf/*"]));
+    assert_eq!(by_sid("XRaytraces")["Action"], serde_json::json!(["xray:GetTraceSummaries", "xray:BatchGetTraces"]));
+    assert_eq!(
+        crate::source::aws::iam::actions(&c.sources),
+        [
+            "cloudwatch:GetMetricData",
+            "logs:FilterLogEvents",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "xray:BatchGetTraces",
+            "xray:GetTraceSummaries"
+        ]
+    );
+    // Without an account or a region, the ARNs say `*` there.
+    let p = crate::source::aws::iam::policy(&c.sources[..2], None);
+    assert_eq!(p["Statement"][0]["Resource"][0], "arn:aws:logs:eu-west-1:*:log-group:/aws/lambda/checkout:*");
+}

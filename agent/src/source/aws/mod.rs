@@ -29,6 +29,7 @@ pub mod cloudwatch_logs;
 #[cfg(feature = "aws")]
 pub mod cloudwatch_metrics;
 pub mod config;
+pub mod iam;
 #[cfg(feature = "aws")]
 pub mod s3;
 #[cfg(feature = "aws")]
