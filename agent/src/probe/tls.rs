@@ -310,7 +310,7 @@ impl ServerCertVerifier for RecordingVerifier {
 /// A presented certificate in the probe's words; a certificate x509-parser
 /// cannot read still counts, with what is known (its fingerprint).
 fn describe(der: &CertificateDer<'_>) -> PeerCertificate {
-    let fingerprint_sha256 = sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+    let fingerprint_sha256 = crate::secret::hex(&sha2::Sha256::digest(der.as_ref()));
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, cert)) => {
             let mut sans = Vec::new();

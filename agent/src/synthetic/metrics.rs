@@ -29,24 +29,23 @@ pub fn render_schedule(kinds: &[(&str, &super::schedule::Stats)]) -> String {
             k(),
             stats.skipped.load(Ordering::Relaxed) as f64,
         );
-        for (name, help, q) in [
+        let series = [
             (
                 "slo_agent_check_start_lateness_p50_seconds",
                 "Median lateness of check run starts against their schedule",
-                0.5,
             ),
             (
                 "slo_agent_check_start_lateness_p99_seconds",
                 "99th percentile lateness of check run starts against their schedule",
-                0.99,
             ),
             (
                 "slo_agent_check_start_lateness_max_seconds",
                 "Largest lateness of check run starts against their schedule",
-                1.0,
             ),
-        ] {
-            if let Some(ms) = stats.lateness_quantile_ms(q) {
+        ];
+        let quantiles = stats.lateness_quantiles_ms(&[0.5, 0.99, 1.0]);
+        for ((name, help), ms) in series.into_iter().zip(quantiles) {
+            if let Some(ms) = ms {
                 f.add(name, help, k(), ms / 1000.0);
             }
         }

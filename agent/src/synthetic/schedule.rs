@@ -64,13 +64,19 @@ impl Stats {
 
     /// The `q` quantile (0–1) of start lateness in ms, over the kept starts.
     pub fn lateness_quantile_ms(&self, q: f64) -> Option<f64> {
+        self.lateness_quantiles_ms(&[q])[0]
+    }
+
+    /// Several quantiles of start lateness in ms, from one sorted copy.
+    pub fn lateness_quantiles_ms(&self, qs: &[f64]) -> Vec<Option<f64>> {
         let mut v: Vec<f64> = self.lateness_ms.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
-        if v.is_empty() {
-            return None;
-        }
         v.sort_by(f64::total_cmp);
-        let i = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-        Some(v[i])
+        qs.iter()
+            .map(|q| {
+                let last = v.len().checked_sub(1)?;
+                Some(v[(last as f64 * q.clamp(0.0, 1.0)).round() as usize])
+            })
+            .collect()
     }
 }
 

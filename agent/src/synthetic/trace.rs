@@ -102,9 +102,7 @@ fn span_id(rng: &mut impl RngCore) -> [u8; 8] {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::secret::hex;
 
 /// The header's name.
 pub const HEADER: &str = "x-amzn-trace-id";
