@@ -11,6 +11,14 @@ pub fn rfc3339(ms: i64) -> String {
     }
 }
 
+/// A UTC time for file names: `20261204T201530Z` (seconds; no `:`).
+pub fn compact(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
 /// Milliseconds since the epoch of an RFC 3339 time; the error says what a
 /// valid one looks like.
 pub fn parse_rfc3339(s: &str) -> Result<i64, String> {

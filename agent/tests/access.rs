@@ -63,6 +63,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("DELETE", "/api/v1/silences/{id}", SILENCE),
     ("GET", "/api/v1/audit", ADMIN),
     ("GET", "/api/v1/audit/verify", ADMIN),
+    ("GET", "/api/v1/backup", ADMIN),
     ("POST", "/api/v1/github/webhook", Own),
     ("POST", "/ingest/firehose/{source}", Own),
     ("POST", "/ingest/lambda-telemetry/{source}", Own),
@@ -119,9 +120,10 @@ fn call(port: u16, method: &str, path: &str, token: Option<&str>) -> u16 {
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    // Bytes: a backup's body is not text.
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
 /// What a cell must answer: `None` let through, else the refusal's status.

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod deploys;
 pub mod freeze;
 pub mod github;
@@ -42,6 +43,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/traces", post(push::otlp_default))
         .merge(silences::routes())
         .merge(audit::routes())
+        .merge(backup::routes())
         .merge(deploys::routes())
         .merge(freeze::routes())
         .merge(github::routes())

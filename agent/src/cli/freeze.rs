@@ -105,25 +105,25 @@ pub enum FreezeCommand {
 pub struct AgentArgs {
     /// The agent's base URL [env: SLO_AGENT_URL; default http://127.0.0.1:9464].
     #[arg(long)]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// A file holding an API token (needed when the agent requires tokens for reads)
     /// [env: SLO_AGENT_TOKEN holds the token itself].
     #[arg(long)]
-    token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 10)]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// For an https URL: a PEM file of the CA that signed the agent's certificate, trusted
     /// besides the public roots [env: SLO_AGENT_CA_FILE].
     #[arg(long)]
-    ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// A client certificate (PEM), for an agent that requires one (`api.tls.client_ca_file`)
     /// [env: SLO_AGENT_CERT_FILE]; needs --key-file.
     #[arg(long)]
-    cert_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
     /// The client certificate's private key (PEM) [env: SLO_AGENT_KEY_FILE].
     #[arg(long)]
-    key_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 /// An option's value, else its environment variable's (unless empty).
@@ -137,7 +137,11 @@ fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
 
 /// The HTTP client, trusting `--ca-file` and presenting `--cert-file` when given.
 fn client(agent: &AgentArgs, timeout: Duration) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder().timeout(timeout);
+    client_with(agent, reqwest::Client::builder().timeout(timeout))
+}
+
+/// [`client`] from a builder the caller set timeouts on.
+pub(crate) fn client_with(agent: &AgentArgs, mut b: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
     if let Some(path) = or_env(&agent.ca_file, "SLO_AGENT_CA_FILE") {
         let certs = reqwest::Certificate::from_pem_bundle(&read_file("CA file", &path)?)
             .map_err(|e| format!("the CA file {}: {e}", path.display()))?;
@@ -166,7 +170,7 @@ fn client(agent: &AgentArgs, timeout: Duration) -> Result<reqwest::Client, Strin
 
 /// An error with its causes: reqwest's own text alone does not say that a
 /// certificate was refused, or why.
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -190,14 +194,13 @@ fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, 
     send(agent, reqwest::Method::GET, path, query, None)
 }
 
-/// One request to the agent; the answer must be JSON.
-fn send(
+/// The URL of `path` on the agent (`--url`, `SLO_AGENT_URL`, or the default
+/// listen address) and the token to send (`--token-file`, `SLO_AGENT_TOKEN`).
+pub(crate) fn target(
     agent: &AgentArgs,
-    method: reqwest::Method,
     path: &str,
     query: &[(&str, &str)],
-    body: Option<Value>,
-) -> Result<Answer, String> {
+) -> Result<(String, Option<String>), String> {
     let base = agent
         .url
         .clone()
@@ -217,7 +220,18 @@ fn send(
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(query);
     }
-    let url = url.to_string();
+    Ok((url.to_string(), token))
+}
+
+/// One request to the agent; the answer must be JSON.
+fn send(
+    agent: &AgentArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<Answer, String> {
+    let (url, token) = target(agent, path, query)?;
     let timeout = Duration::from_secs(agent.timeout.max(1));
     let client = client(agent, timeout)?;
     let fetched = crate::runtime::block_on(async move {

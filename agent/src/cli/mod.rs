@@ -1,6 +1,7 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`.
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, …
 
 pub mod audit;
+pub mod backup;
 pub mod freeze;
 pub mod probe;
 
@@ -102,6 +103,12 @@ pub enum Command {
         #[command(subcommand)]
         command: freeze::FreezeCommand,
     },
+    /// Back up the agent's state: through a running agent's API (a token with role admin),
+    /// or a stopped agent's state file (--state / --config). Exit 0 done, 1 refused, 2 failed.
+    Backup(Box<backup::BackupArgs>),
+    /// Restore a backup into a stopped agent's state file; a newer state is replaced only with
+    /// --force. Exit 0 done, 1 refused (damaged backup, newer or running state), 2 failed.
+    Restore(backup::RestoreArgs),
     /// Check the audit log's hash chain in a state file.
     Audit {
         #[command(subcommand)]
@@ -198,6 +205,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::IamPolicy { config, account } => iam_policy(&config, account.as_deref()),
         Command::Freeze { command } => Ok(freeze::run(command)),
+        Command::Backup(args) => Ok(backup::run_backup(*args)),
+        Command::Restore(args) => Ok(backup::run_restore(args)),
         Command::Audit { command } => Ok(audit::run(command)),
         Command::Probe(args) => Ok(probe::run(*args)),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),

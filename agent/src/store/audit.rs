@@ -31,7 +31,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefiniti
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, TimedTable};
+use super::{Store, StoreError, TimedTable, begin_write};
 use crate::auth::AuditEntry;
 
 pub(super) const AUDIT_LOG: TimedTable = TableDefinition::new("audit_log");
@@ -269,7 +269,7 @@ impl Store {
     /// Record one API call (refused ones too), or a spec reload.
     pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         insert(&tx, entry)?;
         tx.commit()?;
         Ok(())
@@ -296,7 +296,7 @@ impl Store {
     /// deleted.
     pub fn prune_anonymous_audit(&self, keep: usize) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(AUDIT_REFUSED)?;
@@ -318,7 +318,7 @@ impl Store {
     /// whose end is kept as the anchor the rest links to). Returns how many.
     pub fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(AUDIT_LOG)?;

@@ -12,6 +12,7 @@
 //! stable release since 2021 and has open corruption reports.
 
 pub mod audit;
+pub mod backup;
 pub mod outbox;
 
 pub use audit::{AUDIT_LOG_MS, MAX_ANONYMOUS_AUDIT_ENTRIES};
@@ -61,6 +62,32 @@ pub const ALERT_HISTORY_MS: i64 = 90 * 24 * 3_600_000;
 pub const DELIVERY_MEMORY_MS: i64 = 24 * 3_600_000;
 
 const SCHEMA_VERSION: &str = "1";
+
+/// Keys of [`META`] that say which state this is and how new it is, so a
+/// restore can tell whether it would replace newer state
+/// ([`backup`]): a random id made with the file, the number of write
+/// transactions committed, and when the last one began (wall clock, ms).
+const STATE_ID: &str = "state_id";
+const WRITE_SEQ: &str = "write_seq";
+const LAST_WRITE_MS: &str = "last_write_ms";
+
+/// Begin a write transaction on the state file, counting it in [`META`]
+/// (`write_seq`, `last_write_ms`). Every write of the store goes through
+/// here.
+fn begin_write(db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+    use crate::clock::Clock as _;
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        let seq = meta.get(WRITE_SEQ)?.and_then(|v| v.value().parse::<u64>().ok()).unwrap_or(0);
+        meta.insert(WRITE_SEQ, (seq + 1).to_string().as_str())?;
+        meta.insert(LAST_WRITE_MS, crate::clock::SystemClock.now_ms().to_string().as_str())?;
+        if meta.get(STATE_ID)?.is_none() {
+            meta.insert(STATE_ID, crate::secret::random_id().as_str())?;
+        }
+    }
+    Ok(tx)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -203,7 +230,7 @@ impl Store {
     /// agent says it is ready again): writes the time into the meta table.
     pub fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         tx.open_table(META)?.insert("last_write_probe_ms", now_ms.to_string().as_str())?;
         tx.commit()?;
         Ok(())
@@ -255,7 +282,7 @@ impl Store {
             }
         }
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value().to_string());
@@ -290,7 +317,7 @@ impl Store {
             return Ok(());
         }
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         self.write_alerts(&tx, transitions)?;
         tx.commit()?;
         Ok(())
@@ -389,7 +416,7 @@ impl Store {
             engine.slos().map(|s| (s.slo.name.clone(), definition_key(&s.slo))).collect();
         let mut to_load: Vec<&str> = Vec::new();
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             let mut table = tx.open_table(DEFINITIONS)?;
             let mut buckets = tx.open_table(BUCKETS)?;
@@ -499,7 +526,7 @@ impl Store {
         durable: bool,
     ) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let mut tx = db.begin_write()?;
+        let mut tx = begin_write(&db)?;
         if !durable {
             tx.set_durability(redb::Durability::None)?;
         }
@@ -556,7 +583,7 @@ impl Store {
     /// Forget delivery ids committed before `before_ms`. Returns how many.
     pub fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(DELIVERIES)?;
@@ -594,7 +621,7 @@ impl Store {
         let mut deleted = 0u64;
         for chunk in retention.chunks(SLOS_PER_TRANSACTION) {
             let db = self.db_for_write()?;
-            let mut tx = db.begin_write()?;
+            let mut tx = begin_write(&db)?;
             // Made durable by the next durable commit; losing a prune only means pruning again.
             tx.set_durability(redb::Durability::None)?;
             {
@@ -622,7 +649,7 @@ impl Store {
         // SLOs gone longer than the grace period lose their rows.
         let keep: std::collections::BTreeSet<&str> = retention.iter().map(|r| r.slo.as_str()).collect();
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             let mut vanished = tx.open_table(VANISHED)?;
             let mut defs = tx.open_table(DEFINITIONS)?;
@@ -746,7 +773,7 @@ impl Store {
         entry: &crate::auth::AuditEntry,
     ) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             tx.open_table(kind.table())?.insert(id, json)?;
             audit::insert(&tx, entry)?;
@@ -772,7 +799,7 @@ impl Store {
     /// (or of the one that made room for another).
     pub fn delete_kept(&self, kind: Kept, ids: &[String], entry: &crate::auth::AuditEntry) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             let mut t = tx.open_table(kind.table())?;
             for id in ids {
@@ -788,7 +815,7 @@ impl Store {
     /// Returns how many.
     pub fn prune_kept(&self, kind: Kept, before_ms: i64) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(kind.table())?;
@@ -834,7 +861,7 @@ impl Store {
     /// returns how many.
     pub(crate) fn prune_older(&self, table: TimedTable, before_ms: i64) -> Result<u64, StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         let mut deleted = 0u64;
         {
             let mut t = tx.open_table(table)?;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{META, Store, StoreError};
+use super::{META, Store, StoreError, begin_write};
 
 /// (receiver, sequence) → record (JSON).
 pub(super) const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("notify_outbox");
@@ -94,7 +94,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         self.write_alerts(&tx, transitions)?;
         let mut dropped = Vec::new();
         if !records.is_empty() {
@@ -178,7 +178,7 @@ impl Store {
     /// and record the group's new state, in one transaction.
     pub fn commit_delivered(&self, receiver: &str, seqs: &[u64], group: &GroupWrite) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;
             for s in seqs {
@@ -201,7 +201,7 @@ impl Store {
     /// The receiver refused these records for good: move them to the failed table.
     pub fn commit_failed(&self, records: &[Queued], reason: &str, now_ms: i64) -> Result<(), StoreError> {
         let db = self.db_for_write()?;
-        let tx = db.begin_write()?;
+        let tx = begin_write(&db)?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut failed = tx.open_table(FAILED)?;
