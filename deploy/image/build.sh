@@ -13,7 +13,9 @@
 # --source    the org.opencontainers.image.source label; default: the git remote `origin`
 # --builder   the build command without `build`; default: podman, else buildah (`bud`), else docker
 # --platform  passed to the builder (say linux/arm64 for an arm64 binary)
-# --keep-debug  keep the binary's line tables (default: stripped, about half the size)
+# --keep-debug  keep the binary's line tables (default: `strip --strip-debug`, a quarter of the
+#             size; symbol names stay, so backtraces still name functions). $STRIP names the
+#             strip of another architecture (aarch64-linux-gnu-strip for an arm64 binary).
 #
 # Prints the image id on the last line. Needs no registry: the image is FROM scratch.
 set -euo pipefail
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
     --platform) platform="$2"; shift 2 ;;
     --keep-debug) keep_debug=true; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -82,7 +84,7 @@ mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/ssl/certs" "$ctx/state"
 if $keep_debug; then
   cp "$bin" "$ctx/rootfs/usr/local/bin/slo-agent"
 else
-  strip --strip-debug -o "$ctx/rootfs/usr/local/bin/slo-agent" "$bin"
+  "${STRIP:-strip}" --strip-debug -o "$ctx/rootfs/usr/local/bin/slo-agent" "$bin"
 fi
 chmod 0755 "$ctx/rootfs/usr/local/bin/slo-agent"
 cp "$ca_bundle" "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"

@@ -634,3 +634,33 @@ def test_an_in_place_configmap_update_of_the_specs_is_reloaded(tmp_path, agent_f
                timeout=30, what="the broken update refused")
     assert "kubernetes-reload-test" in slo_names()
     assert agent.proc.poll() is None, "the agent kept running"
+
+
+def test_the_overlay_of_docs_deploy_md_renders_and_takes_effect(tmp_path):
+    """docs/deploy.md, step 3: an overlay of one's own beside ours, replacing agent.yaml, the
+    image, the backup bucket and adding the Prometheus selection label."""
+    kubectl = need("kubectl")
+    yaml = need_module("yaml")
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    block = re.search(r"```yaml\n# deploy/my-shop/kustomization.yaml\n(.*?)```", text, re.S)
+    assert block, "docs/deploy.md lost its example overlay"
+    shutil.copytree(K8S, tmp_path / "deploy" / "kubernetes")
+    mine = tmp_path / "deploy" / "my-shop"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(block.group(1))
+    agent = (K8S / "overlays" / "central" / "agent.yaml").read_text().replace("region: eu-west-1", "region: eu-central-1")
+    (mine / "agent.yaml").write_text(agent)
+    r = subprocess.run([kubectl, "kustomize", str(mine)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+    for d in docs:
+        validate(d)
+    _, pod = [(d, p) for d, p in pod_templates(docs) if d["kind"] == "Deployment"][0]
+    assert agent_yaml(docs, pod)["region"] == "eu-central-1"
+    images = {c["image"] for _, p in pod_templates(docs) for c in p["containers"]}
+    assert images == {"444455556666.dkr.ecr.eu-west-1.amazonaws.com/slo-agent:0.1.0"}
+    cron = one(docs, "CronJob")
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][-1] == \
+        "s3://my-backup-bucket/slo-agent/backups/"
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        assert one(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
