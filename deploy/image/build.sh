@@ -47,6 +47,7 @@ done
 
 [ -f "$bin" ] || die "no binary at $bin; build it first (see --help) or give --bin"
 command -v readelf >/dev/null || die "readelf (binutils) is needed to check that the binary is static"
+readelf -h "$bin" >/dev/null 2>&1 || die "$bin is not an ELF executable"
 if readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter'; then
   die "$bin is dynamically linked (it names a program interpreter); the image has no libc. Build with RUSTFLAGS=\"-C target-feature=+crt-static\" and --target (see --help)"
 fi

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -92,11 +93,18 @@ def image(tmp_path_factory):
 
 
 def test_build_refuses_a_dynamic_binary(tmp_path):
-    """The image has no libc: build.sh refuses a binary that needs one, before building."""
-    dynamic = shutil.which("python3") or "/bin/sh"
-    r = subprocess.run([str(ROOT / "deploy" / "image" / "build.sh"), "--bin", dynamic, "--source", SOURCE,
-                        "--builder", "false"], capture_output=True, text=True, timeout=60)
+    """The image has no libc: build.sh refuses a binary that needs one (or no ELF file at all),
+    before building."""
+    def build(binary):
+        return subprocess.run([str(ROOT / "deploy" / "image" / "build.sh"), "--bin", str(binary), "--source", SOURCE,
+                               "--builder", "false"], capture_output=True, text=True, timeout=60)
+    r = build("/bin/ls" if Path("/bin/ls").is_file() else sys.executable)  # a dynamically linked ELF
     assert r.returncode == 2 and "dynamically linked" in r.stderr, r.stderr
+    script = tmp_path / "slo-agent"
+    script.write_text("#!/bin/sh\necho slo-agent 0.1.0\n")
+    script.chmod(0o755)
+    r = build(script)
+    assert r.returncode == 2 and "not an ELF executable" in r.stderr, r.stderr
 
 
 def test_the_image_is_small_static_labelled_and_non_root(image):
