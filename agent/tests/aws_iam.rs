@@ -437,6 +437,7 @@ fn the_agent_works_with_exactly_the_actions_iam_policy_prints() {
             "without {action}, {source} must be denied and the rest must work: {totals:?}\n{metrics}\n{}",
             agent_log(&dir)
         );
+        eprintln!("without {action}: {source} denied {} times; {totals:?}", access_denied(&metrics, source));
         if *source == "export" {
             assert_eq!(counter(&metrics, "slo_agent_export_data_points_total", &[]), 0.0);
         }

@@ -11,13 +11,12 @@
 #![cfg(feature = "aws")]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::primitives::DateTime;
 use slo_agent::clock::{Clock, ManualClock, SystemClock};
 use slo_agent::decode::Format;
@@ -25,8 +24,7 @@ use slo_agent::event::{EventSink, RequestEvent};
 use slo_agent::source::aws::cloudwatch_logs::CloudWatchLogsSource;
 use slo_agent::source::aws::cloudwatch_metrics::CloudWatchMetricsSource;
 use slo_agent::source::aws::config::{
-    AwsConnection, CloudWatchLogsConfig, CloudWatchMetricsConfig, LogGroupConfig, MetricQuery, S3Config,
-    StaticCredentials, XRayConfig,
+    CloudWatchLogsConfig, CloudWatchMetricsConfig, LogGroupConfig, MetricQuery, S3Config, XRayConfig,
 };
 use slo_agent::source::aws::s3::S3Source;
 use slo_agent::source::aws::xray::{XRayCheckpoint, XRaySource};

@@ -7,10 +7,12 @@
 //!
 //! What moto does with alarms: it stores them (PutMetricAlarm,
 //! DescribeAlarms, DescribeAlarmsForMetric) and lets SetAlarmState change
-//! their state, but it never evaluates them: an alarm stays
-//! INSUFFICIENT_DATA whatever its metric holds. So the test evaluates the
-//! alarm's rule itself on the data points moto holds, and asserts that moto
-//! did not (if moto starts evaluating, that assertion says so).
+//! their state, but it never evaluates them: a new alarm is `OK` with the
+//! reason "Unchecked: Initial alarm creation" whatever its metric holds
+//! (AWS would start at INSUFFICIENT_DATA and evaluate). So the test
+//! evaluates the alarm's rule itself on the data points moto holds, and
+//! asserts that moto did not (if moto starts evaluating, that assertion
+//! says so).
 //!
 //! The agent runs in-process on a fixed clock, so every evaluation, and so
 //! every export, carries the same figures at the same time.
@@ -76,7 +78,9 @@ fn the_agent_puts_its_figures_into_cloudwatch_and_an_alarm_watches_the_burn_rate
         let _ = stopped.await;
     }));
 
-    let (crt, conf) = seeder(&proxy.url);
+    // The test reads through a proxy of its own: the agent's refuses its first calls.
+    let reader = CborProxy::start(&moto.url);
+    let (crt, conf) = seeder(&reader.url);
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let minute = now.div_euclid(60_000) * 60_000;
     // (Sum, Minimum, Maximum) of a metric's data points in the minute of `now`.
@@ -223,8 +227,9 @@ fn the_agent_puts_its_figures_into_cloudwatch_and_an_alarm_watches_the_burn_rate
     assert_eq!(names, [alarm], "the alarm watches the exported metric with its documented dimensions");
     let a = &found.metric_alarms()[0];
     assert_eq!((a.threshold(), a.statistic()), (Some(14.4), Some(&Statistic::Maximum)));
-    // moto never evaluates an alarm …
-    assert_eq!(a.state_value(), Some(&StateValue::InsufficientData), "moto evaluates alarms now: use it");
+    // moto never evaluates an alarm: a new one is OK, "unchecked", whatever its metric holds …
+    assert_eq!(a.state_value(), Some(&StateValue::Ok), "moto evaluates alarms now: use it");
+    assert_eq!(a.state_reason(), Some("Unchecked: Initial alarm creation"), "moto evaluates alarms now: use it");
     // … so the test does: the largest 5m burn rate in the period, against the threshold.
     let burn =
         stats("BurnRate", &[("Service", "shop"), ("SLO", "shop-availability"), ("Window", "5m"), ("Cluster", "test")])

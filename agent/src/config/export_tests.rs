@@ -63,8 +63,8 @@ fn every_mistake_is_reported_at_its_position() {
         e.iter().any(|m| m.contains("`export.cloudwatch.region` is only read with `mode: put_metric_data`")),
         "{e:?}"
     );
-    let e = cloudwatch("  otlp: {}\n").unwrap_err();
-    assert!(e.iter().any(|m| m.starts_with("agent.yaml:5:3: unknown field `otlp` in `export`")), "{e:?}");
+    let e = cloudwatch("  kinesis: {}\n").unwrap_err();
+    assert!(e.iter().any(|m| m.starts_with("agent.yaml:5:3: unknown field `kinesis` in `export`")), "{e:?}");
     let many: String = (0..28).map(|i| format!("D{i}: v, ")).collect();
     let e = cloudwatch(&format!("  cloudwatch: {{dimensions: {{{many}}}}}\n")).unwrap_err();
     assert!(e.iter().any(|m| m.contains("28 dimensions; a metric has at most 30")), "{e:?}");

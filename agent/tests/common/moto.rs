@@ -287,7 +287,15 @@ fn cbor_to_json(v: ciborium::Value) -> serde_json::Value {
 fn json_to_cbor(v: serde_json::Value, key: &str) -> ciborium::Value {
     use ciborium::Value as C;
     use serde_json::Value as J;
-    const TIMESTAMPS: [&str; 5] = ["Timestamps", "Timestamp", "StartTime", "EndTime", "StateUpdatedTimestamp"];
+    const TIMESTAMPS: [&str; 7] = [
+        "Timestamps",
+        "Timestamp",
+        "StartTime",
+        "EndTime",
+        "StateUpdatedTimestamp",
+        "StateTransitionedTimestamp",
+        "AlarmConfigurationUpdatedTimestamp",
+    ];
     const DOUBLES: [&str; 4] = ["Values", "Value", "Sum", "Average"];
     match v {
         J::Null => C::Null,
