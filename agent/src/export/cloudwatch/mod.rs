@@ -56,8 +56,10 @@ pub const BAD_EVENTS: &str = "BadEvents";
 pub const BURN_RATE: &str = "BurnRate";
 pub const METRICS: [&str; 6] = [SLI, ERROR_BUDGET_REMAINING, EVENTS, GOOD_EVENTS, BAD_EVENTS, BURN_RATE];
 
-/// PutMetricData takes at most this many data points per call.
+/// PutMetricData takes at most this many data points per call …
 pub const MAX_DATA_PER_CALL: usize = 1000;
+/// … and at most 1 MB of request: half that, by a generous estimate.
+pub const MAX_BYTES_PER_CALL: usize = 512 * 1024;
 /// A failing exporter logs at most once per this time (every failure is counted).
 pub const LOG_EVERY: Duration = Duration::from_secs(300);
 
@@ -152,25 +154,39 @@ impl Export {
         self.slos.iter().map(|s| s.data.len()).sum()
     }
 
-    /// The SLOs in groups of at most `max` data points each (an SLO with
-    /// more than `max` alone), in order; indexes into `slos`.
-    pub fn batches(&self, max: usize) -> Vec<Vec<usize>> {
+    /// The SLOs in groups of at most `max_points` data points and about
+    /// `max_bytes` of request each (an SLO over either alone), in order;
+    /// indexes into `slos`. `extra_bytes`: the fixed dimensions' names and
+    /// values, which every data point carries.
+    pub fn batches(&self, max_points: usize, max_bytes: usize, extra_bytes: usize) -> Vec<Vec<usize>> {
         let mut out: Vec<Vec<usize>> = Vec::new();
-        let mut size = 0;
+        let (mut points, mut bytes) = (0, 0);
         for (i, s) in self.slos.iter().enumerate() {
             let n = s.data.len();
+            let b = s.size_estimate(extra_bytes);
             match out.last_mut() {
-                Some(b) if size + n <= max => {
-                    b.push(i);
-                    size += n;
+                Some(batch) if points + n <= max_points && bytes + b <= max_bytes => {
+                    batch.push(i);
+                    points += n;
+                    bytes += b;
                 }
                 _ => {
                     out.push(vec![i]);
-                    size = n;
+                    (points, bytes) = (n, b);
                 }
             }
         }
         out
+    }
+}
+
+impl SloExport {
+    /// A generous estimate of the bytes this SLO's data points take in a
+    /// PutMetricData request: names, dimension names and values, and 64
+    /// bytes of value, timestamp, unit and framing each.
+    pub fn size_estimate(&self, extra_bytes: usize) -> usize {
+        let dims = "ServiceSLOWindow".len() + self.service.len() + self.slo.len() + "3d".len() + extra_bytes;
+        self.data.iter().map(|d| 64 + d.metric.len() + dims).sum()
     }
 }
 
@@ -296,7 +312,8 @@ impl Sink {
             #[cfg(feature = "aws")]
             Sink::Put(s) => {
                 let mut out = Outcome::default();
-                for batch in export.batches(MAX_DATA_PER_CALL) {
+                let extra: usize = cfg.dimensions.iter().map(|(k, v)| k.len() + v.len()).sum();
+                for batch in export.batches(MAX_DATA_PER_CALL, MAX_BYTES_PER_CALL, extra) {
                     match s.put(cfg, export, &batch).await {
                         Ok(()) => out.delivered.extend(batch),
                         Err(f) => {

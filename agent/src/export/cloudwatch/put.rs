@@ -1,5 +1,6 @@
 //! PutMetricData with the AWS SDK: up to [`super::MAX_DATA_PER_CALL`] data
-//! points a call, an SLO's points never split between two calls. The SDK
+//! points and [`super::MAX_BYTES_PER_CALL`] (estimated) a call, an SLO's
+//! points never split between two calls. The SDK
 //! configuration is the AWS sources' (`source::aws::sdk`): the config's
 //! region, endpoint, profile and credentials first, the standard chain for
 //! the rest; no retries inside a call (the next export tries again).

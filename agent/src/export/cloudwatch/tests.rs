@@ -150,7 +150,7 @@ fn batches_hold_whole_slos_within_the_call_limit() {
     let slos: Vec<SloFigures> = (0..250).map(|i| slo(&format!("slo-{i}"), Some(0.9), 9, 10, &burns)).collect();
     let e = export(&Figures { at_ms: AT, slos }, &c, &Sent::default());
     assert_eq!(e.slos[0].data.len(), 12, "SLI, budget, three counts, seven burn rates");
-    let batches = e.batches(MAX_DATA_PER_CALL);
+    let batches = e.batches(MAX_DATA_PER_CALL, MAX_BYTES_PER_CALL, 0);
     assert_eq!(batches.len(), 4, "3000 points in calls of 83 whole SLOs (996 points), and one");
     assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [83, 83, 83, 1]);
     let mut seen = Vec::new();
@@ -160,8 +160,24 @@ fn batches_hold_whole_slos_within_the_call_limit() {
         seen.extend(b.iter().copied());
     }
     assert_eq!(seen, (0..250).collect::<Vec<_>>(), "every SLO once, in order");
-    assert_eq!(e.batches(5), (0..250).map(|i| vec![i]).collect::<Vec<_>>(), "an SLO larger than the limit goes alone");
-    assert!(Export { at_ms: AT, slos: vec![] }.batches(10).is_empty());
+    assert_eq!(
+        e.batches(5, MAX_BYTES_PER_CALL, 0),
+        (0..250).map(|i| vec![i]).collect::<Vec<_>>(),
+        "an SLO larger than the limit goes alone"
+    );
+    assert!(Export { at_ms: AT, slos: vec![] }.batches(10, 10, 0).is_empty());
+    // Long names: the request's size limits a call before the point count does.
+    let long = "x".repeat(1024);
+    let slos: Vec<SloFigures> = (0..100)
+        .map(|i| SloFigures { service: long.clone(), ..slo(&format!("{i}{long}"), Some(0.9), 9, 10, &burns) })
+        .collect();
+    let e = export(&Figures { at_ms: AT, slos }, &c, &Sent::default());
+    let batches = e.batches(MAX_DATA_PER_CALL, MAX_BYTES_PER_CALL, 0);
+    assert!(batches.len() > 2, "{} batches", batches.len());
+    for b in &batches {
+        let bytes: usize = b.iter().map(|&i| e.slos[i].size_estimate(0)).sum();
+        assert!(bytes <= MAX_BYTES_PER_CALL, "{bytes}");
+    }
 }
 
 #[test]
