@@ -89,8 +89,8 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Print the least-privilege IAM policy (JSON) the configured AWS sources need:
-    /// exact actions and, where AWS allows, exact resources.
+    /// Print the least-privilege IAM policy (JSON) the configured AWS sources and the
+    /// CloudWatch exporter need: exact actions and, where AWS allows, exact resources.
     IamPolicy {
         #[arg(long, short)]
         config: PathBuf,
@@ -371,9 +371,12 @@ fn iam_policy(config: &std::path::Path, account: Option<&str>) -> anyhow::Result
             return Ok(ExitCode::from(2));
         }
     };
-    let policy = crate::source::aws::iam::policy(&cfg.sources, account);
+    let policy = crate::export::iam_policy(&cfg.sources, &cfg.export, account);
     if policy["Statement"].as_array().is_none_or(|s| s.is_empty()) {
-        eprintln!("note: no AWS source in {}: the agent needs no AWS permission", config.display());
+        eprintln!(
+            "note: no AWS source and no PutMetricData export in {}: the agent needs no AWS permission",
+            config.display()
+        );
     }
     println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(ExitCode::SUCCESS)

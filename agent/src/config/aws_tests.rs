@@ -180,3 +180,50 @@ fn the_iam_policy_allows_exactly_what_each_source_calls() {
     let p = crate::source::aws::iam::policy(&c.sources[..2], None);
     assert_eq!(p["Statement"][0]["Resource"][0], "arn:aws:logs:eu-west-1:*:log-group:/aws/lambda/checkout:*");
 }
+
+/// `export.cloudwatch` in PutMetricData mode needs `cloudwatch:PutMetricData`
+/// (it takes no resource) held to its namespace by a condition; EMF needs
+/// nothing, and neither does an agent without AWS sources or exporters.
+#[cfg(feature = "aws")]
+#[test]
+fn the_iam_policy_adds_put_metric_data_in_the_export_namespace_only() {
+    let with = |export: &str| {
+        let text = format!("specs: [s]\nstate: st\nsources:\n  - {{name: traces, type: xray}}\nexport:\n{export}");
+        let c = parse("agent.yaml", &text, Path::new("/etc")).unwrap_or_else(|d| panic!("{d:?}"));
+        crate::export::iam_policy(&c.sources, &c.export, None)
+    };
+    let p = with("  cloudwatch: {mode: put_metric_data, namespace: Shop/SLO}\n");
+    let statements = p["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{p:#}");
+    assert_eq!(
+        statements[1],
+        serde_json::json!({
+            "Sid": "Exportcloudwatch",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "Shop/SLO"}}
+        })
+    );
+    assert_eq!(
+        crate::source::aws::iam::actions_in(&p),
+        ["cloudwatch:PutMetricData", "xray:BatchGetTraces", "xray:GetTraceSummaries"]
+    );
+    let p = with("  cloudwatch: {mode: emf}\n");
+    assert_eq!(crate::source::aws::iam::actions_in(&p), ["xray:BatchGetTraces", "xray:GetTraceSummaries"]);
+    let c =
+        parse("agent.yaml", "specs: [s]\nstate: st\nsources: []\nexport: {cloudwatch: {}}\n", Path::new("/")).unwrap();
+    assert_eq!(crate::export::iam_policy(&c.sources, &c.export, None)["Statement"], serde_json::json!([]));
+}
+
+/// deploy/aws/policy.json, which the role templates attach, is what
+/// `slo-agent iam-policy --config deploy/aws/agent.yaml` prints
+/// (`UPDATE_GOLDEN=1` rewrites it).
+#[cfg(feature = "aws")]
+#[test]
+fn the_deploy_aws_policy_is_what_iam_policy_prints_for_its_config() {
+    let text = include_str!("../../../deploy/aws/agent.yaml");
+    let c = parse("deploy/aws/agent.yaml", text, Path::new("/etc/slo-agent")).unwrap_or_else(|d| panic!("{d:?}"));
+    let p = crate::export::iam_policy(&c.sources, &c.export, None);
+    crate::testing::golden::check_json("../deploy/aws/policy.json", &p);
+}

@@ -12,8 +12,9 @@
 //! | `mod.rs` | wiring, supervision, start and stop |
 //!
 //! Threads and tasks: the state thread and the ingest thread are OS
-//! threads, and so is the pruning; the HTTP server, the spec watcher and
-//! the notification dispatchers are tasks on the async runtime. The state
+//! threads, and so is the pruning; the HTTP server, the spec watcher, the
+//! notification dispatchers and the CloudWatch exporter are tasks on the
+//! async runtime. The state
 //! thread is the only one that changes the SLI state; the others send it
 //! messages over bounded channels and read the snapshot it publishes. Every
 //! essential thread and task is supervised: if one stops (a panic is a bug),
@@ -535,6 +536,26 @@ pub async fn run(
         });
         abort
     });
+    // The CloudWatch exporter reads the published snapshot, never the
+    // engine; one that panics is a bug: supervised too.
+    let cloudwatch = runtime.config.export.cloudwatch.clone().map(|cfg| {
+        let cell = runtime.api.snapshot.clone();
+        let read = move || {
+            let s = cell.get();
+            (s.at_ms > 0).then(|| crate::export::cloudwatch::Figures::of(s.at_ms, &s.statuses, &s.counted))
+        };
+        let h = tokio::spawn(crate::export::cloudwatch::run(cfg, read, runtime.api.telemetry.clone()));
+        let abort = h.abort_handle();
+        let fatal = runtime.fatal_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = h.await
+                && e.is_panic()
+            {
+                let _ = fatal.send(format!("the CloudWatch exporter panicked: {e}"));
+            }
+        });
+        abort
+    });
     let mut fatal = runtime.fatal.take().expect("taken once");
 
     let failure = tokio::select! {
@@ -552,6 +573,9 @@ pub async fn run(
     }
     if let Some(f) = &fleet {
         f.abort();
+    }
+    if let Some(c) = &cloudwatch {
+        c.abort();
     }
     dispatch_stop.store(true, Ordering::SeqCst);
     for d in &dispatchers {

@@ -72,6 +72,18 @@ metric!(
 );
 metric!(TRACE_EXPORT_FAILURES, "slo_agent_trace_export_failures", Counter, "OTLP trace exports that failed");
 metric!(
+    EXPORT_DATA_POINTS,
+    "slo_agent_export_data_points",
+    Counter,
+    "Data points of the SLO figures an exporter delivered (CloudWatch: PutMetricData points or EMF values)"
+);
+metric!(
+    EXPORT_FAILURES,
+    "slo_agent_export_failures",
+    Counter,
+    "Exports of the SLO figures that failed, per exporter and error (its kind); event counts are carried into the next export"
+);
+metric!(
     SYNTHETIC_DROPPED,
     "slo_agent_synthetic_events_dropped",
     Counter,
@@ -416,6 +428,62 @@ impl SyntheticEventsDropped<'_> {
             "a synthetic run's events were not counted: the state thread's queue is full"
         );
         t.add(&SYNTHETIC_DROPPED, vec![], 1);
+    }
+}
+
+/// An exporter delivered the SLO figures (all of them, or some before a failure).
+pub struct ExportSent {
+    pub exporter: &'static str,
+    pub data_points: u64,
+}
+
+impl ExportSent {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(&EXPORT_DATA_POINTS, vec![("exporter", self.exporter.into())], self.data_points);
+    }
+}
+
+/// An export of the SLO figures failed. Always counted; logged only when
+/// `logged` says how many failures went unlogged before it (a failing
+/// exporter logs once per few minutes, not once per export).
+pub struct ExportFailed<'a> {
+    pub exporter: &'static str,
+    /// From a bounded set: the AWS error kinds, `io`, `busy`, `timeout`.
+    pub kind: &'static str,
+    pub error: &'a str,
+    pub failures_in_a_row: u64,
+    pub logged: Option<u64>,
+}
+
+impl ExportFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        if let Some(suppressed) = self.logged {
+            tracing::warn!(
+                exporter = self.exporter,
+                kind = self.kind,
+                error = %Escaped(self.error),
+                failures_in_a_row = self.failures_in_a_row,
+                not_logged_since_last = suppressed,
+                "exporting the SLO figures failed; their event counts go with the next export"
+            );
+        }
+        t.add(&EXPORT_FAILURES, vec![("exporter", self.exporter.into()), ("error", self.kind.into())], 1);
+    }
+}
+
+/// An exporter works again after failures.
+pub struct ExportRecovered {
+    pub exporter: &'static str,
+    pub after_failures: u64,
+}
+
+impl ExportRecovered {
+    pub fn emit(&self, _t: &Telemetry) {
+        tracing::info!(
+            exporter = self.exporter,
+            after_failures = self.after_failures,
+            "exporting the SLO figures works again"
+        );
     }
 }
 

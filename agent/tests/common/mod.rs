@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod certs;
+#[cfg(feature = "aws")]
+pub mod moto;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -248,7 +248,7 @@ pub struct XRayConfig {
     pub max_traces_per_poll: u32,
 }
 
-const CONNECTION_KEYS: [&str; 5] = ["region", "endpoint_url", "profile", "credentials", "timeout"];
+pub(crate) const CONNECTION_KEYS: [&str; 5] = ["region", "endpoint_url", "profile", "credentials", "timeout"];
 
 /// Read a `sources[]` entry whose `type` is one of [`TYPES`].
 pub fn read_source(cx: &mut Ctx<'_>, node: &Node, kind: &str) -> Option<AwsSourceConfig> {
@@ -311,7 +311,7 @@ fn opt_text(cx: &mut Ctx<'_>, f: &Fields<'_>, key: &str) -> Result<Option<String
     }
 }
 
-fn read_connection(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<AwsConnection> {
+pub(crate) fn read_connection(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<AwsConnection> {
     let region = opt_text(cx, f, "region");
     let endpoint_url = opt_text(cx, f, "endpoint_url");
     if let (Ok(Some(url)), Some(n)) = (&endpoint_url, f.get("endpoint_url"))
@@ -353,7 +353,13 @@ fn read_connection(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<AwsConnection> {
 }
 
 /// A duration field; `allow_zero` also accepts `0s` (and `now`).
-fn duration(cx: &mut Ctx<'_>, f: &Fields<'_>, key: &str, default: Duration, allow_zero: bool) -> Option<Duration> {
+pub(crate) fn duration(
+    cx: &mut Ctx<'_>,
+    f: &Fields<'_>,
+    key: &str,
+    default: Duration,
+    allow_zero: bool,
+) -> Option<Duration> {
     let Some(n) = f.get(key) else { return Some(default) };
     let t = cx.text(n, key)?;
     let parsed = if allow_zero && t.trim() == "now" { Some(Duration::ZERO) } else { parse_duration(t) };

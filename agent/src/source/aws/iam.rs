@@ -19,7 +19,7 @@ use crate::source::SourceConfig;
 use crate::source::aws::config::AwsSourceConfig;
 
 /// One statement: its id, actions, resources and an optional condition.
-fn statement(sid: &str, actions: &[&str], resources: Vec<String>, condition: Option<Value>) -> Value {
+pub fn statement(sid: &str, actions: &[&str], resources: Vec<String>, condition: Option<Value>) -> Value {
     let mut s = json!({
         "Sid": sid,
         "Effect": "Allow",
@@ -32,8 +32,8 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<String>, condition: Opt
     s
 }
 
-/// A statement id from a source name: IAM allows only letters and digits.
-fn sid(source: &str, what: &str) -> String {
+/// A statement id from a name: IAM allows only letters and digits.
+pub fn sid(source: &str, what: &str) -> String {
     let name: String = source.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{what}{name}")
 }
@@ -94,8 +94,12 @@ pub fn policy(sources: &[SourceConfig], account: Option<&str>) -> Value {
 
 /// Every action `sources` need, sorted and once each.
 pub fn actions(sources: &[SourceConfig]) -> Vec<String> {
-    let p = policy(sources, None);
-    let mut out: Vec<String> = p["Statement"]
+    actions_in(&policy(sources, None))
+}
+
+/// Every action a policy document allows, sorted and once each.
+pub fn actions_in(policy: &Value) -> Vec<String> {
+    let mut out: Vec<String> = policy["Statement"]
         .as_array()
         .into_iter()
         .flatten()

@@ -33,7 +33,7 @@ pub mod iam;
 #[cfg(feature = "aws")]
 pub mod s3;
 #[cfg(feature = "aws")]
-mod sdk;
+pub(crate) mod sdk;
 #[cfg(feature = "aws")]
 pub mod xray;
 

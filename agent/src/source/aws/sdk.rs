@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -26,34 +27,7 @@ impl Sdk {
     /// themselves are fetched (and refreshed) lazily by the first call.
     pub fn new(conn: &AwsConnection) -> std::io::Result<Sdk> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(conn.timeout.min(Duration::from_secs(3)))
-            .operation_timeout(conn.timeout)
-            .build();
-        // No retries inside a call: the source backs off between polls, so
-        // one poll stays short and a throttled API gets room.
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(timeouts);
-        if let Some(r) = &conn.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        if let Some(u) = &conn.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        if let Some(p) = &conn.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(c) = &conn.credentials {
-            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                c.access_key_id.clone(),
-                c.secret_access_key.clone(),
-                c.session_token.clone(),
-                None,
-                "slo-agent config",
-            ));
-        }
-        let config = rt.block_on(loader.load());
+        let config = rt.block_on(load(conn));
         Ok(Sdk { rt, config, timeout: conn.timeout })
     }
 
@@ -62,6 +36,40 @@ impl Sdk {
     pub fn call<F: Future>(&self, f: F) -> Option<F::Output> {
         self.rt.block_on(async { tokio::time::timeout(self.timeout + Duration::from_secs(1), f).await.ok() })
     }
+}
+
+/// The SDK configuration for `conn`: the config's overrides first, the
+/// standard AWS chain for the rest. Credentials themselves are fetched (and
+/// refreshed) lazily by the first call. No retries inside a call: the
+/// caller backs off between calls (a source between polls, an exporter
+/// until its next interval), so one call stays short and a throttled API
+/// gets room.
+pub(crate) async fn load(conn: &AwsConnection) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(conn.timeout.min(Duration::from_secs(3)))
+        .operation_timeout(conn.timeout)
+        .build();
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled()).timeout_config(timeouts);
+    if let Some(r) = &conn.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(u) = &conn.endpoint_url {
+        loader = loader.endpoint_url(u);
+    }
+    if let Some(p) = &conn.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(c) = &conn.credentials {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            c.access_key_id.clone(),
+            c.secret_access_key.clone(),
+            c.session_token.clone(),
+            None,
+            "slo-agent config",
+        ));
+    }
+    loader.load().await
 }
 
 /// What went wrong with a call, from a bounded set (a metric label).
@@ -141,17 +149,24 @@ impl CallError {
         CallError { kind: ErrorKind::Timeout, message: "the call did not finish in time".into() }
     }
 
-    pub fn from_sdk<E, R>(e: &SdkError<E, R>) -> CallError
+    pub fn from_sdk<E>(e: &SdkError<E, HttpResponse>) -> CallError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let kind = match e {
             SdkError::TimeoutError(_) => ErrorKind::Timeout,
             SdkError::DispatchFailure(d) if d.is_timeout() => ErrorKind::Timeout,
             SdkError::DispatchFailure(_) => ErrorKind::Connection,
             SdkError::ConstructionFailure(_) => ErrorKind::Invalid,
-            _ => e.code().map_or(ErrorKind::Other, ErrorKind::of_code),
+            // An answer without a code the SDK could read (a proxy's or an
+            // emulator's page): its HTTP status still says what happened.
+            _ => match (e.code(), e.raw_response().map(|r| r.status().as_u16())) {
+                (Some(code), _) => ErrorKind::of_code(code),
+                (None, Some(401 | 403)) => ErrorKind::AccessDenied,
+                (None, Some(429)) => ErrorKind::Throttled,
+                (None, Some(404)) => ErrorKind::NotFound,
+                (None, _) => ErrorKind::Other,
+            },
         };
         CallError { kind, message: DisplayErrorContext(e).to_string() }
     }
