@@ -17,6 +17,8 @@
 //!                                    # GitHub deployment protection rules (docs/deploy-gates.md)
 //! freeze: {source: prometheus, prometheus: {url: "http://prometheus:9090"}}
 //!                                    # the fleet's freeze answer (docs/deploy-gates.md)
+//! export: {otlp: {endpoint: "http://otel-collector:4318"}}
+//!                                    # push the SLO figures over OTLP (docs/export.md)
 //! sources:
 //!   - name: cloudfront
 //!     type: file
@@ -64,6 +66,8 @@ pub struct AgentConfig {
     /// Hop probes and journeys (`probes:`, `journeys:`), and the region
     /// this agent labels their results with (`region:`).
     pub synthetic: crate::synthetic::SyntheticConfig,
+    /// Where the SLO figures are pushed besides `/metrics` (`export:`).
+    pub export: crate::export::ExportConfig,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -180,6 +184,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "journeys",
         "traces",
         "certificates",
+        "export",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -237,6 +242,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         Some(n) => crate::fleet::config::read_freeze(cx, n, base),
     };
     let synthetic = crate::synthetic::config::read(cx, &f, base);
+    let export = match f.get("export") {
+        None => Some(crate::export::ExportConfig::default()),
+        Some(n) => crate::export::read_config(cx, n, base),
+    };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
     let probes_only = f.get("probes").is_some() || f.get("journeys").is_some();
@@ -280,6 +289,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         github: github?,
         freeze: freeze?,
         synthetic: synthetic?,
+        export: export?,
     })
 }
 

@@ -129,6 +129,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         github: None,
         freeze: Default::default(),
         synthetic: Default::default(),
+        export: Default::default(),
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
