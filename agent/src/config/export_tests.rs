@@ -1,4 +1,4 @@
-//! `export:` read as part of `agent.yaml` (`export::read_export`,
+//! `export:` read as part of `agent.yaml` (`export::read_config`,
 //! `export::cloudwatch::config`).
 
 use std::path::{Path, PathBuf};

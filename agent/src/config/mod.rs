@@ -17,7 +17,8 @@
 //!                                    # GitHub deployment protection rules (docs/deploy-gates.md)
 //! freeze: {source: prometheus, prometheus: {url: "http://prometheus:9090"}}
 //!                                    # the fleet's freeze answer (docs/deploy-gates.md)
-//! export:                           # push the SLO figures out (docs/cloudwatch.md)
+//! export:                           # push the SLO figures out (docs/export.md, docs/cloudwatch.md)
+//!   otlp: {endpoint: "http://otel-collector:4318"}
 //!   cloudwatch: {mode: emf, namespace: SloAgent, interval: 60s}
 //! sources:
 //!   - name: cloudfront
@@ -66,7 +67,7 @@ pub struct AgentConfig {
     /// Hop probes and journeys (`probes:`, `journeys:`), and the region
     /// this agent labels their results with (`region:`).
     pub synthetic: crate::synthetic::SyntheticConfig,
-    /// Exporters that push the SLO figures out (`export:`): CloudWatch.
+    /// Where the SLO figures are pushed besides `/metrics` (`export:`): OTLP, CloudWatch.
     pub export: crate::export::ExportConfig,
 }
 
@@ -244,7 +245,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     let synthetic = crate::synthetic::config::read(cx, &f, base);
     let export = match f.get("export") {
         None => Some(crate::export::ExportConfig::default()),
-        Some(n) => crate::export::read_export(cx, n, base),
+        Some(n) => crate::export::read_config(cx, n, base),
     };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.

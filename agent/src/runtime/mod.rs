@@ -12,9 +12,9 @@
 //! | `mod.rs` | wiring, supervision, start and stop |
 //!
 //! Threads and tasks: the state thread and the ingest thread are OS
-//! threads, and so is the pruning; the HTTP server, the spec watcher, the
-//! notification dispatchers and the CloudWatch exporter are tasks on the
-//! async runtime. The state
+//! threads, and so is the pruning; the HTTP server, the spec watcher,
+//! the notification dispatchers and the exporters (OTLP, CloudWatch) are
+//! tasks on the async runtime. The state
 //! thread is the only one that changes the SLI state; the others send it
 //! messages over bounded channels and read the snapshot it publishes. Every
 //! essential thread and task is supervised: if one stops (a panic is a bug),
@@ -313,6 +313,48 @@ impl Runtime {
         [probes, journeys]
     }
 
+    /// The pushing exporters (`export:`), on the current tokio runtime,
+    /// reading the published snapshot until `stop` turns true. An exporter
+    /// that cannot be built or that panics stops the agent (a bug: the
+    /// config was checked at load).
+    fn spawn_exporters(&self, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::AbortHandle> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.config.export.otlp {
+            let api = self.api.clone();
+            let figures: crate::export::otlp::Figures = Arc::new(move || {
+                let s = api.snapshot();
+                crate::export::slo::families(&s.statuses, &s.counted, &s.alerts)
+            });
+            // `local` is the region of an agent that was told none.
+            let region = Some(self.config.synthetic.region.as_str()).filter(|r| *r != "local");
+            let built = crate::export::otlp::OtlpExporter::build(
+                c,
+                region,
+                figures,
+                self.api.telemetry.clone(),
+                self.api.clock.clone(),
+            );
+            match built {
+                Ok(e) => {
+                    let h = tokio::spawn(e.run(stop));
+                    out.push(h.abort_handle());
+                    let fatal = self.fatal_tx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = h.await
+                            && e.is_panic()
+                        {
+                            let _ = fatal.send(format!("the OTLP exporter panicked: {e}"));
+                        }
+                    });
+                }
+                Err(e) => {
+                    let _ = self.fatal_tx.send(e);
+                }
+            }
+        }
+        out
+    }
+
     /// One delivery task per notification receiver.
     fn spawn_dispatchers(&self, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
         let config = Arc::new(self.config.notify.clone());
@@ -499,6 +541,7 @@ pub async fn run(
         .layer(axum::middleware::from_fn_with_state(class_limits, serving::limit_in_flight));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let [synthetic, journeys] = runtime.spawn_checks(stop_rx.clone());
+    let exporters = runtime.spawn_exporters(stop_rx.clone());
     let mut server = tokio::spawn(serving::serve(listener, app, limits, stop_rx, telemetry, tls));
     let watcher = tokio::spawn(maintenance::watch_specs(runtime.config.specs.clone(), runtime.control.clone(), api));
     let dispatch_stop = Arc::new(AtomicBool::new(false));
@@ -567,6 +610,10 @@ pub async fn run(
     let _ = stop_tx.send(true);
     synthetic.abort();
     journeys.abort();
+    for e in &exporters {
+        // An export in progress is abandoned; the figures are sent whole or not at all.
+        e.abort();
+    }
     watcher.abort();
     if let Some(r) = &reloader {
         r.abort();

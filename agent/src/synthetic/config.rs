@@ -487,8 +487,8 @@ fn method(cx: &mut Ctx<'_>, f: &Fields<'_>) -> Option<String> {
 }
 
 /// A map of strings where any `<key>_file` / `<key>_env` entry is read at
-/// run time under the name `<key>`.
-fn text_map(
+/// run time under the name `<key>` (request headers; also `export.otlp.headers`).
+pub fn text_map(
     cx: &mut Ctx<'_>,
     node: &Node,
     what: &str,

@@ -81,7 +81,7 @@ metric!(
     EXPORT_FAILURES,
     "slo_agent_export_failures",
     Counter,
-    "Exports of the SLO figures that failed, per exporter and error (its kind); event counts are carried into the next export"
+    "Exports of the SLO figures that failed, per exporter and error kind (otlp: unavailable — refused, unreachable or over its timeout; cloudwatch: the AWS error kinds, io, busy, timeout)"
 );
 metric!(
     SYNTHETIC_DROPPED,
@@ -165,6 +165,13 @@ metric!(
     "slo_agent_freeze_source_errors",
     Counter,
     "Readings of the fleet's figures from Prometheus (freeze.source: prometheus) that failed, by kind"
+);
+
+metric!(
+    EXPORT_LAST_SUCCESS,
+    "slo_agent_export_last_success_timestamp_seconds",
+    Gauge,
+    "When the exporter's receiver last accepted the SLO figures, seconds since the epoch (absent before the first)"
 );
 
 /// The agent started: its own counters start at zero, so a dashboard shows
@@ -771,5 +778,65 @@ impl FreezeSourceFailed<'_> {
     pub fn emit(&self, t: &Telemetry) {
         tracing::warn!(kind = self.kind, url = %Escaped(self.url), error = %Escaped(self.error), "the fleet's figures cannot be read from Prometheus");
         t.add(&FREEZE_SOURCE_ERRORS, vec![("kind", self.kind.into())], 1);
+    }
+}
+
+/// A pushing exporter started: its failure count starts at zero.
+pub struct ExporterStarted<'a> {
+    pub exporter: &'static str,
+    /// Where it pushes: scheme, host and port only.
+    pub origin: &'a str,
+    pub every_seconds: f64,
+}
+
+impl ExporterStarted<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::info!(exporter = self.exporter, origin = %Escaped(self.origin), every_seconds = self.every_seconds, "exporting the SLO figures");
+        t.add(&EXPORT_FAILURES, vec![("exporter", self.exporter.into()), ("error", "unavailable".into())], 0);
+    }
+}
+
+/// The receiver accepted an export; `after_failures` exports had failed
+/// since the last one it accepted.
+pub struct ExportSucceeded {
+    pub exporter: &'static str,
+    pub at_ms: i64,
+    pub after_failures: u64,
+}
+
+impl ExportSucceeded {
+    pub fn emit(&self, t: &Telemetry) {
+        if self.after_failures > 0 {
+            tracing::info!(
+                exporter = self.exporter,
+                failed = self.after_failures,
+                "the receiver accepts the SLO figures again"
+            );
+        }
+        t.set(&EXPORT_LAST_SUCCESS, vec![("exporter", self.exporter.into())], self.at_ms as f64 / 1000.0);
+    }
+}
+
+/// A push of the SLO figures (OTLP) failed. Logged only when `log` (the exporter rate-limits its
+/// warnings); always counted.
+pub struct PushFailed<'a> {
+    pub exporter: &'static str,
+    pub error: &'a str,
+    pub log: bool,
+    /// Exports that failed since the receiver last accepted one, this one included.
+    pub failing: u64,
+}
+
+impl PushFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        if self.log {
+            tracing::warn!(
+                exporter = self.exporter,
+                failing = self.failing,
+                error = %Escaped(self.error),
+                "pushing the SLO figures failed; trying again at the next interval"
+            );
+        }
+        t.add(&EXPORT_FAILURES, vec![("exporter", self.exporter.into()), ("error", "unavailable".into())], 1);
     }
 }
