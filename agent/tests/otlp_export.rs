@@ -204,6 +204,9 @@ fn grpc_receiver(rt: &tokio::runtime::Runtime, tls: Option<(&str, &str)>) -> (u1
     let service = MetricsServiceServer::new(GrpcReceiver(got.clone()));
     let mut server = tonic::transport::Server::builder();
     if let Some((chain, key)) = tls {
+        // Builds with the `aws` feature link both of rustls's providers
+        // (the AWS SDK brings aws-lc-rs): tonic's server then needs a default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let identity = tonic::transport::Identity::from_pem(chain, key);
         server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).unwrap();
     }

@@ -143,6 +143,11 @@ pub enum Output {
 }
 
 pub fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process: ring, which the agent's
+    // own TLS code names explicitly. Builds with the `aws` feature also link
+    // aws-lc-rs (through the AWS SDK), and a library that asks rustls for
+    // "the" default would otherwise find two and panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
