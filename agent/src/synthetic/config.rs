@@ -83,7 +83,8 @@ fn read_name(cx: &mut Ctx<'_>, f: &Fields<'_>, what: &str) -> Option<String> {
     Some(t.to_string())
 }
 
-fn duration(
+/// A duration key of a `Fields` map, within `min..=max`, or `default` when absent.
+pub(crate) fn duration(
     cx: &mut Ctx<'_>,
     f: &Fields<'_>,
     key: &str,

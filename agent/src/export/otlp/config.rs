@@ -18,8 +18,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::synthetic::Text;
-use crate::yaml::fields::{Ctx, Fields};
-use crate::yaml::values::parse_duration;
+use crate::synthetic::config::duration;
+use crate::yaml::fields::Ctx;
 use crate::yaml::{Node, Value};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -162,28 +162,6 @@ fn endpoint(t: &str, protocol: Protocol) -> Result<String, String> {
         Protocol::Grpc => Err(format!(
             "`export.otlp.endpoint` of `protocol: grpc` is a server, without a path, such as {example}; found `{t}`"
         )),
-    }
-}
-
-fn duration(
-    cx: &mut Ctx<'_>,
-    f: &Fields<'_>,
-    key: &str,
-    default: Duration,
-    min: Duration,
-    max: Duration,
-) -> Option<Duration> {
-    let Some(n) = f.get(key) else { return Some(default) };
-    let t = cx.text(n, &f.path(key))?;
-    match parse_duration(t) {
-        Some(d) if d >= min && d <= max => Some(d),
-        _ => {
-            cx.err(
-                n.pos,
-                format!("`{}` must be a duration from {min:?} to {max:?} such as 30s or 1m, found `{t}`", f.path(key)),
-            );
-            None
-        }
     }
 }
 
