@@ -15,6 +15,7 @@ pub mod dims;
 pub mod event;
 pub mod export;
 pub mod fleet;
+pub mod forecast;
 pub mod freeze;
 pub mod fsutil;
 pub mod gate;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("leaf types", &["clock", "dims", "event", "fsutil", "secret", "testing", "timefmt", "untrusted"]),
     ("positioned YAML, the agent's own telemetry", &["telemetry", "yaml"]),
+    ("forecasts and anomaly scores", &["forecast"]),
     ("specs", &["spec"]),
     ("decoders", &["decode"]),
     ("the SLI engine", &["sli"]),
