@@ -45,11 +45,18 @@ pub struct Reader<R> {
     seen_data: bool,
     /// The header line as read (without its line end), once seen.
     pub header: Option<String>,
+    /// The last row's timestamp field as written (unquoted, trimmed).
+    ts_text: String,
 }
 
 impl<R: BufRead> Reader<R> {
     pub fn new(input: R) -> Reader<R> {
-        Reader { input, line: 0, buf: Vec::new(), last_ts: None, seen_data: false, header: None }
+        Reader { input, line: 0, buf: Vec::new(), last_ts: None, seen_data: false, header: None, ts_text: String::new() }
+    }
+
+    /// The timestamp field of the row last returned, as the input wrote it.
+    pub fn timestamp_text(&self) -> &str {
+        &self.ts_text
     }
 
     fn err(&self, message: impl Into<String>) -> RowError {
@@ -118,6 +125,8 @@ impl<R: BufRead> Reader<R> {
                 ))));
             }
             self.last_ts = Some(ts_ms);
+            self.ts_text.clear();
+            self.ts_text.push_str(fields[0]);
             return Some(Ok(Row { ts_ms, value, line: self.line }));
         }
     }

@@ -5,6 +5,8 @@
 //!
 //! | file | what |
 //! | --- | --- |
+//! | [`anomaly`] | the streaming, causal anomaly detector of one series |
 //! | [`csv`] | `timestamp,value` rows read one at a time, errors by line |
 
+pub mod anomaly;
 pub mod csv;

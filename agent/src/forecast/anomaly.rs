@@ -1,0 +1,342 @@
+//! Streaming, causal anomaly scores of one time series: `slo-agent
+//! anomalies` and the agent's live detectors feed rows to a [`Detector`] one
+//! at a time and get a score in [0, 1] back for each. The score of a row
+//! depends only on that row and the rows before it: no look-ahead, no second
+//! pass, no knowledge of the series length.
+//!
+//! How (details in `docs/forecasts.md`, "Anomaly scores"):
+//!
+//! - The sampling step is the median of the first [`STEP_SAMPLES`] positive
+//!   time gaps; gaps and irregular spacing are measured in steps from then on.
+//! - Three forecasters run side by side on every row — Holt (level and
+//!   trend), Holt plus a daily profile, Holt plus a weekly profile (the
+//!   profiles are buckets on the UTC clock, so missing rows do not shift
+//!   them) — each in error-correction form with the error clipped at
+//!   [`CLIP`] scales, so a spike does not drag the model. The one with the
+//!   lowest recent absolute error predicts (with hysteresis).
+//! - Three detectors read its residual: the residual over its robust scale
+//!   (spikes, dips, pattern breaks), a two-sided CUSUM of the standardised
+//!   residuals (small level shifts), and the ratio of the short-term to the
+//!   long-term residual energy (variance changes). The strongest, as a
+//!   z-like number, becomes the score through `1 - 1/(1 + ((z - 3)/4)²)`.
+//! - A level shift that persists re-levels the forecasters once it is sure
+//!   ([`SHIFT_RUN`] rows beyond 3 scales on one side), so it scores high at
+//!   its start and low once it is the new normal.
+//! - The first [`WARMUP`] rows ramp the score up from 0 (scales are not known
+//!   yet), so only glaring anomalies show during warm-up.
+//!
+//! Memory per series is fixed: [`Detector::BYTES`] at most (the two seasonal
+//! profiles are capped at [`MAX_BUCKETS`] `f32`s each). Work per row is O(1).
+
+/// Positive time gaps whose median is the step.
+pub const STEP_SAMPLES: usize = 15;
+/// Rows over which the score ramps up from 0.
+pub const WARMUP: u64 = 60;
+/// Residuals are clipped at this many scales before they update a model.
+pub const CLIP: f64 = 4.0;
+/// Rows in a row beyond 3 scales on one side that re-level the models.
+pub const SHIFT_RUN: u32 = 8;
+/// The most buckets a seasonal profile has (coarser buckets beyond).
+pub const MAX_BUCKETS: usize = 336;
+
+const DAY_MS: i64 = 86_400_000;
+const WEEK_MS: i64 = 7 * DAY_MS;
+/// Level smoothing.
+const ALPHA: f64 = 0.12;
+/// Trend smoothing (of the level's error).
+const BETA: f64 = 0.01;
+/// Seasonal profile smoothing (each bucket is seen once a period).
+const GAMMA: f64 = 0.25;
+/// Smoothing of the long-term absolute residual (the scale).
+const SCALE_ALPHA: f64 = 0.02;
+/// Smoothing of the short-term squared standardised residual.
+const SHORT_ALPHA: f64 = 0.1;
+/// Smoothing of the forecasters' errors compared to choose one.
+const ERR_ALPHA: f64 = 0.01;
+/// The CUSUM's allowance (in scales).
+const CUSUM_K: f64 = 0.5;
+/// Mean absolute deviation → standard deviation for normal noise.
+const MAD_TO_SD: f64 = 1.2533;
+
+/// One forecaster: Holt's level and trend, optionally with a seasonal
+/// profile of `buckets` buckets of `bucket_ms` each over the UTC clock.
+#[derive(Debug, Clone)]
+struct Model {
+    bucket_ms: i64,
+    /// Seasonal offsets; NaN until a bucket is first seen. Empty: no season.
+    season: Vec<f32>,
+    level: f64,
+    trend: f64,
+    /// Smoothed absolute (clipped) error, to choose a forecaster.
+    err: f64,
+    /// Rows this forecaster has seen.
+    rows: u64,
+    /// Rows before it may be chosen (a season must be seen once first).
+    ready_after: u64,
+}
+
+impl Model {
+    fn new(period_ms: i64, step_ms: i64, ready_after: u64) -> Model {
+        let season = if period_ms == 0 {
+            Vec::new()
+        } else {
+            let buckets = ((period_ms / step_ms.max(1)) as usize).clamp(1, MAX_BUCKETS);
+            vec![f32::NAN; buckets]
+        };
+        let bucket_ms = if season.is_empty() { 0 } else { (period_ms / season.len() as i64).max(1) };
+        Model { bucket_ms, season, level: f64::NAN, trend: 0.0, err: 0.0, rows: 0, ready_after }
+    }
+
+    fn bucket(&self, ts_ms: i64) -> Option<usize> {
+        if self.season.is_empty() {
+            return None;
+        }
+        let period = self.bucket_ms * self.season.len() as i64;
+        Some(((ts_ms.rem_euclid(period) / self.bucket_ms) as usize).min(self.season.len() - 1))
+    }
+
+    fn seasonal(&self, ts_ms: i64) -> f64 {
+        match self.bucket(ts_ms) {
+            Some(b) if self.season[b].is_finite() => f64::from(self.season[b]),
+            _ => 0.0,
+        }
+    }
+
+    fn predict(&self, ts_ms: i64, steps: f64) -> f64 {
+        self.level + self.trend * steps + self.seasonal(ts_ms)
+    }
+
+    /// Takes the row; `limit` is the clip of the error (in value units).
+    fn update(&mut self, ts_ms: i64, x: f64, steps: f64, limit: f64) {
+        self.rows += 1;
+        if !self.level.is_finite() {
+            self.level = x;
+            return;
+        }
+        let pred = self.predict(ts_ms, steps);
+        let e = x - pred;
+        let ec = e.clamp(-limit, limit);
+        self.err += (1.0 / self.rows as f64).max(ERR_ALPHA) * (ec.abs() - self.err);
+        self.level += self.trend * steps + ALPHA * ec;
+        self.trend += ALPHA * BETA * ec;
+        if let Some(b) = self.bucket(ts_ms) {
+            let s = &mut self.season[b];
+            if s.is_finite() {
+                *s += (GAMMA * (1.0 - ALPHA) * ec) as f32;
+            } else {
+                // First visit: the bucket's offset is what the level missed.
+                *s = (ec * (1.0 - ALPHA)) as f32;
+            }
+        }
+    }
+
+    /// Moves the level by `by` (a level shift accepted as the new normal).
+    fn relevel(&mut self, by: f64) {
+        self.level += by;
+        self.trend = 0.0;
+    }
+
+    fn ready(&self) -> bool {
+        self.rows >= self.ready_after && self.level.is_finite()
+    }
+}
+
+/// The streaming anomaly detector of one series.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    rows: u64,
+    last_ts: Option<i64>,
+    gaps: [i64; STEP_SAMPLES],
+    ngaps: usize,
+    step_ms: i64,
+    models: Vec<Model>,
+    chosen: usize,
+    /// Robust scale: smoothed absolute residual of the chosen forecaster.
+    scale: f64,
+    /// The smallest non-zero change seen (the data's quantum).
+    quantum: f64,
+    /// Smoothed absolute value (a floor for the scale of flat series).
+    magnitude: f64,
+    last_value: f64,
+    short_energy: f64,
+    cusum_hi: f64,
+    cusum_lo: f64,
+    run: u32,
+    run_sum: f64,
+}
+
+impl Default for Detector {
+    fn default() -> Detector {
+        Detector::new()
+    }
+}
+
+impl Detector {
+    /// An upper bound of the memory one detector holds (struct and heap).
+    pub const BYTES: usize =
+        std::mem::size_of::<Detector>() + 3 * std::mem::size_of::<Model>() + 2 * MAX_BUCKETS * 4;
+
+    pub fn new() -> Detector {
+        Detector {
+            rows: 0,
+            last_ts: None,
+            gaps: [0; STEP_SAMPLES],
+            ngaps: 0,
+            step_ms: 0,
+            models: vec![Model::new(0, 1, 0)],
+            chosen: 0,
+            scale: 0.0,
+            quantum: f64::INFINITY,
+            magnitude: 0.0,
+            last_value: f64::NAN,
+            short_energy: 1.0,
+            cusum_hi: 0.0,
+            cusum_lo: 0.0,
+            run: 0,
+            run_sum: 0.0,
+        }
+    }
+
+    /// The step found (milliseconds), once [`STEP_SAMPLES`] gaps were seen.
+    pub fn step_ms(&self) -> Option<i64> {
+        (self.step_ms > 0).then_some(self.step_ms)
+    }
+
+    /// Which forecaster predicts: 0 level and trend, 1 daily, 2 weekly.
+    pub fn chosen(&self) -> usize {
+        self.chosen
+    }
+
+    /// Scores the next row (timestamps in milliseconds, not decreasing) and
+    /// learns from it. Always a finite number in [0, 1]; a non-finite value
+    /// scores 0 and is not learnt.
+    pub fn score(&mut self, ts_ms: i64, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
+        // Work on a bounded copy: values near f64::MAX would overflow sums.
+        let x = value.clamp(-1e300, 1e300);
+        let steps = self.steps_since(ts_ms);
+        self.rows += 1;
+        let z = if self.rows == 1 { 0.0 } else { self.surprise(ts_ms, x, steps) };
+        self.learn(ts_ms, x, steps);
+        let ramp = (self.rows as f64 / WARMUP as f64).min(1.0);
+        let s = to_score(z) * ramp * ramp;
+        if s.is_finite() { s.clamp(0.0, 1.0) } else { 0.0 }
+    }
+
+    /// Steps since the previous row (1 until the step is known), and the step's learning.
+    fn steps_since(&mut self, ts_ms: i64) -> f64 {
+        let Some(last) = self.last_ts.replace(ts_ms) else { return 1.0 };
+        let gap = ts_ms.saturating_sub(last);
+        if self.step_ms == 0 {
+            if gap > 0 {
+                self.gaps[self.ngaps] = gap;
+                self.ngaps += 1;
+                if self.ngaps == STEP_SAMPLES {
+                    let mut g = self.gaps;
+                    g.sort_unstable();
+                    self.step_ms = g[STEP_SAMPLES / 2];
+                    self.add_seasonal_models();
+                }
+            }
+            return 1.0;
+        }
+        (gap.max(0) as f64 / self.step_ms as f64).min(1e6)
+    }
+
+    fn add_seasonal_models(&mut self) {
+        for period in [DAY_MS, WEEK_MS] {
+            // A season needs at least 8 rows a period to be seen.
+            if period / self.step_ms >= 8 {
+                let rows_per_period = (period / self.step_ms) as u64;
+                let mut m = Model::new(period, self.step_ms, rows_per_period + rows_per_period / 2);
+                // Start from the level model's state.
+                m.level = self.models[0].level;
+                m.trend = self.models[0].trend;
+                self.models.push(m);
+            }
+        }
+    }
+
+    /// The residual's surprise as a z-like number (0 when it is ordinary).
+    fn surprise(&mut self, ts_ms: i64, x: f64, steps: f64) -> f64 {
+        let m = &self.models[self.chosen];
+        // Trends are not projected across long gaps.
+        let pred = m.predict(ts_ms, steps.min(32.0));
+        let r = x - pred;
+        let sd = self.sd();
+        let u = r / sd;
+        let point = u.abs();
+        self.short_energy += SHORT_ALPHA * (u.clamp(-10.0, 10.0).powi(2) - self.short_energy);
+        let variance = 3.0 * (self.short_energy.sqrt() - 1.5).max(0.0);
+        let uc = u.clamp(-CLIP, CLIP);
+        self.cusum_hi = (self.cusum_hi + uc - CUSUM_K).max(0.0);
+        self.cusum_lo = (self.cusum_lo - uc - CUSUM_K).max(0.0);
+        let cusum = 0.6 * self.cusum_hi.max(self.cusum_lo);
+        // A run beyond 3 sd on one side is a level shift: accept it.
+        if point > 3.0 && (self.run == 0 || self.run_sum.signum() == r.signum()) {
+            self.run += 1;
+            self.run_sum += r;
+        } else {
+            self.run = 0;
+            self.run_sum = 0.0;
+        }
+        if self.run >= SHIFT_RUN {
+            let by = self.run_sum / f64::from(self.run);
+            for m in &mut self.models {
+                m.relevel(by);
+            }
+            self.run = 0;
+            self.run_sum = 0.0;
+            self.cusum_hi = 0.0;
+            self.cusum_lo = 0.0;
+        }
+        if self.rows > 2 && x != self.last_value {
+            self.quantum = self.quantum.min((x - self.last_value).abs());
+        }
+        point.max(cusum).max(variance)
+    }
+
+    /// The standard deviation the residual is measured in, with floors for
+    /// flat and quantised series.
+    fn sd(&self) -> f64 {
+        let q = if self.quantum.is_finite() { self.quantum } else { 0.0 };
+        let floor = (0.5 * q).max(1e-3 * self.magnitude).max(1e-9);
+        (MAD_TO_SD * self.scale).max(floor)
+    }
+
+    fn learn(&mut self, ts_ms: i64, x: f64, steps: f64) {
+        let limit = CLIP * self.sd();
+        // The scale follows the chosen forecaster's clipped error; faster at first.
+        if self.rows > 1 {
+            let r = (x - self.models[self.chosen].predict(ts_ms, steps.min(32.0))).abs();
+            let a = (1.0 / self.rows as f64).max(SCALE_ALPHA);
+            let r = if self.rows > 10 { r.min(limit) } else { r };
+            self.scale += a * (r - self.scale);
+        }
+        let a = (1.0 / self.rows as f64).max(SCALE_ALPHA);
+        self.magnitude += a * (x.abs() - self.magnitude);
+        let limit = if self.rows > 10 { limit } else { f64::MAX };
+        for m in &mut self.models {
+            m.update(ts_ms, x, steps.min(32.0), limit);
+        }
+        // Choose the forecaster with the lowest error; switch only for a clear gain.
+        let current = self.models[self.chosen].err;
+        let mut best = self.chosen;
+        for (i, m) in self.models.iter().enumerate() {
+            if m.ready() && m.err < 0.85 * current && m.err < self.models[best].err {
+                best = i;
+            }
+        }
+        self.chosen = best;
+        self.last_value = x;
+    }
+}
+
+/// A z-like surprise → a score in [0, 1): 0 up to 3, 0.5 at 7, 0.8 at 11.
+pub fn to_score(z: f64) -> f64 {
+    let e = ((z - 3.0) / 4.0).max(0.0);
+    let s = 1.0 - 1.0 / (1.0 + e * e);
+    if s.is_finite() { s } else { 1.0 }
+}
