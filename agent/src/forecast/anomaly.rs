@@ -45,10 +45,18 @@ const WEEK_MS: i64 = 7 * DAY_MS;
 const ALPHA: f64 = 0.12;
 /// Trend smoothing (of the level's error).
 const BETA: f64 = 0.01;
+/// Trend damping per row.
+const TREND_DAMPING: f64 = 0.99;
+/// The CUSUM level (in scales) at which a drift is accepted as a shift.
+const CUSUM_H: f64 = 10.0;
 /// Seasonal profile smoothing (each bucket is seen once a period).
 const GAMMA: f64 = 0.25;
 /// Smoothing of the long-term absolute residual (the scale).
 const SCALE_ALPHA: f64 = 0.02;
+/// Smoothing of the slow scale.
+const SLOW_SCALE_ALPHA: f64 = 0.002;
+/// The fraction of the slow scale below which the scale does not fall.
+const SLOW_SCALE_FLOOR: f64 = 0.4;
 /// Smoothing of the short-term squared standardised residual.
 const SHORT_ALPHA: f64 = 0.1;
 /// Smoothing of the forecasters' errors compared to choose one.
@@ -67,6 +75,9 @@ struct Model {
     season: Vec<f32>,
     level: f64,
     trend: f64,
+    /// A slow level the seasonal profile is measured from.
+    baseline: f64,
+    baseline_alpha: f64,
     /// Smoothed absolute (clipped) error, to choose a forecaster.
     err: f64,
     /// Rows this forecaster has seen.
@@ -84,7 +95,9 @@ impl Model {
             vec![f32::NAN; buckets]
         };
         let bucket_ms = if season.is_empty() { 0 } else { (period_ms / season.len() as i64).max(1) };
-        Model { bucket_ms, season, level: f64::NAN, trend: 0.0, err: 0.0, rows: 0, ready_after }
+        let rows_per_period = (period_ms / step_ms.max(1)).max(1) as f64;
+        let baseline_alpha = (2.0 / rows_per_period).clamp(0.002, 0.05);
+        Model { bucket_ms, season, level: f64::NAN, trend: 0.0, baseline: f64::NAN, baseline_alpha, err: 0.0, rows: 0, ready_after }
     }
 
     fn bucket(&self, ts_ms: i64) -> Option<usize> {
@@ -111,28 +124,31 @@ impl Model {
         self.rows += 1;
         if !self.level.is_finite() {
             self.level = x;
+            self.baseline = x;
             return;
         }
         let pred = self.predict(ts_ms, steps);
         let e = x - pred;
-        let ec = e.clamp(-limit, limit);
+        let ec = clip(e, 0.0, limit);
         self.err += (1.0 / self.rows as f64).max(ERR_ALPHA) * (ec.abs() - self.err);
         self.level += self.trend * steps + ALPHA * ec;
-        self.trend += ALPHA * BETA * ec;
+        self.trend = (self.trend + ALPHA * BETA * ec) * TREND_DAMPING;
         if let Some(b) = self.bucket(ts_ms) {
-            let s = &mut self.season[b];
-            if s.is_finite() {
-                *s += (GAMMA * (1.0 - ALPHA) * ec) as f32;
-            } else {
-                // First visit: the bucket's offset is what the level missed.
-                *s = (ec * (1.0 - ALPHA)) as f32;
-            }
+            // The profile is learnt against a slow baseline, not the fast
+            // level (which would otherwise follow the season and leave the
+            // profile flat).
+            let s = f64::from(self.season[b]);
+            let s = if s.is_finite() { s + GAMMA * (clip(x - self.baseline, s, limit) - s) } else { x - self.baseline };
+            self.season[b] = s as f32;
+            let deseasoned = clip(x - s, self.baseline, limit);
+            self.baseline += self.baseline_alpha * (deseasoned - self.baseline);
         }
     }
 
     /// Moves the level by `by` (a level shift accepted as the new normal).
     fn relevel(&mut self, by: f64) {
         self.level += by;
+        self.baseline += by;
         self.trend = 0.0;
     }
 
@@ -153,6 +169,9 @@ pub struct Detector {
     chosen: usize,
     /// Robust scale: smoothed absolute residual of the chosen forecaster.
     scale: f64,
+    /// The same, smoothed slowly: a floor, so a quiet hour does not make
+    /// ordinary noise look anomalous afterwards.
+    slow_scale: f64,
     /// The smallest non-zero change seen (the data's quantum).
     quantum: f64,
     /// Smoothed absolute value (a floor for the scale of flat series).
@@ -163,6 +182,8 @@ pub struct Detector {
     cusum_lo: f64,
     run: u32,
     run_sum: f64,
+    /// Short-term mean residual (what a CUSUM alarm re-levels by).
+    drift: f64,
 }
 
 impl Default for Detector {
@@ -186,6 +207,7 @@ impl Detector {
             models: vec![Model::new(0, 1, 0)],
             chosen: 0,
             scale: 0.0,
+            slow_scale: 0.0,
             quantum: f64::INFINITY,
             magnitude: 0.0,
             last_value: f64::NAN,
@@ -194,6 +216,7 @@ impl Detector {
             cusum_lo: 0.0,
             run: 0,
             run_sum: 0.0,
+            drift: 0.0,
         }
     }
 
@@ -253,7 +276,7 @@ impl Detector {
                 let mut m = Model::new(period, self.step_ms, rows_per_period + rows_per_period / 2);
                 // Start from the level model's state.
                 m.level = self.models[0].level;
-                m.trend = self.models[0].trend;
+                m.baseline = self.models[0].level;
                 self.models.push(m);
             }
         }
@@ -268,12 +291,22 @@ impl Detector {
         let sd = self.sd();
         let u = r / sd;
         let point = u.abs();
-        self.short_energy += SHORT_ALPHA * (u.clamp(-10.0, 10.0).powi(2) - self.short_energy);
+        self.short_energy += SHORT_ALPHA * (clip(u, 0.0, 10.0).powi(2) - self.short_energy);
         let variance = 3.0 * (self.short_energy.sqrt() - 1.5).max(0.0);
-        let uc = u.clamp(-CLIP, CLIP);
+        let uc = clip(u, 0.0, CLIP);
         self.cusum_hi = (self.cusum_hi + uc - CUSUM_K).max(0.0);
         self.cusum_lo = (self.cusum_lo - uc - CUSUM_K).max(0.0);
         let cusum = 0.6 * self.cusum_hi.max(self.cusum_lo);
+        self.drift += SHORT_ALPHA * (clip(r, 0.0, CLIP * sd) - self.drift);
+        if self.cusum_hi.max(self.cusum_lo) >= CUSUM_H {
+            // A drift this long is the new normal: move there, start again.
+            for m in &mut self.models {
+                m.relevel(self.drift);
+            }
+            self.cusum_hi = 0.0;
+            self.cusum_lo = 0.0;
+            self.drift = 0.0;
+        }
         // A run beyond 3 sd on one side is a level shift: accept it.
         if point > 3.0 && (self.run == 0 || self.run_sum.signum() == r.signum()) {
             self.run += 1;
@@ -303,17 +336,22 @@ impl Detector {
     fn sd(&self) -> f64 {
         let q = if self.quantum.is_finite() { self.quantum } else { 0.0 };
         let floor = (0.5 * q).max(1e-3 * self.magnitude).max(1e-9);
-        (MAD_TO_SD * self.scale).max(floor)
+        (MAD_TO_SD * self.scale.max(SLOW_SCALE_FLOOR * self.slow_scale)).max(floor)
     }
 
     fn learn(&mut self, ts_ms: i64, x: f64, steps: f64) {
         let limit = CLIP * self.sd();
         // The scale follows the chosen forecaster's clipped error; faster at first.
-        if self.rows > 1 {
+        // A repeated value (a stuck or idle metric) says nothing about the
+        // noise: learning from it would shrink the scale until the metric's
+        // return looked like an anomaly.
+        if self.rows > 1 && x != self.last_value {
             let r = (x - self.models[self.chosen].predict(ts_ms, steps.min(32.0))).abs();
             let a = (1.0 / self.rows as f64).max(SCALE_ALPHA);
             let r = if self.rows > 10 { r.min(limit) } else { r };
             self.scale += a * (r - self.scale);
+            let a = (1.0 / self.rows as f64).max(SLOW_SCALE_ALPHA);
+            self.slow_scale += a * (r - self.slow_scale);
         }
         let a = (1.0 / self.rows as f64).max(SCALE_ALPHA);
         self.magnitude += a * (x.abs() - self.magnitude);
@@ -334,9 +372,34 @@ impl Detector {
     }
 }
 
+/// `v` kept within `around ± limit` (never panics, unlike `f64::clamp`, on NaN bounds).
+fn clip(v: f64, around: f64, limit: f64) -> f64 {
+    v.min(around + limit).max(around - limit)
+}
+
 /// A z-like surprise → a score in [0, 1): 0 up to 3, 0.5 at 7, 0.8 at 11.
 pub fn to_score(z: f64) -> f64 {
     let e = ((z - 3.0) / 4.0).max(0.0);
     let s = 1.0 - 1.0 / (1.0 + e * e);
     if s.is_finite() { s } else { 1.0 }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn dump() {
+        let path = std::env::var("DUMP").unwrap();
+        let from: usize = std::env::var("FROM").unwrap().parse().unwrap();
+        let rows = crate::forecast::csv::read_all(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap();
+        let mut d = Detector::new();
+        for (i, r) in rows.iter().enumerate() {
+            let pred = d.models[d.chosen].predict(r.ts_ms, 1.0);
+            let s = d.score(r.ts_ms, r.value);
+            if i >= from && i < from + 12 {
+                eprintln!("{i} x={:.1} pred={pred:.1} s={s:.3} chosen={} scale={:.2} sd={:.2} short={:.2} cu={:.2}/{:.2} errs={:?} lvl={:?} tr={:?}", r.value, d.chosen, d.scale, d.sd(), d.short_energy, d.cusum_hi, d.cusum_lo, d.models.iter().map(|m| m.err as f32).collect::<Vec<_>>(), d.models.iter().map(|m| m.level as f32).collect::<Vec<_>>(), d.models.iter().map(|m| m.trend as f32).collect::<Vec<_>>());
+            }
+        }
+    }
 }
