@@ -35,7 +35,7 @@ pub const WARMUP: u64 = 60;
 /// Residuals are clipped at this many scales before they update a model.
 pub const CLIP: f64 = 4.0;
 /// Rows in a row beyond 3 scales on one side that re-level the models.
-pub const SHIFT_RUN: u32 = 8;
+pub const SHIFT_RUN: u32 = 5;
 /// The most buckets a seasonal profile has (coarser buckets beyond).
 pub const MAX_BUCKETS: usize = 336;
 
@@ -53,6 +53,10 @@ const CUSUM_H: f64 = 10.0;
 const GAMMA: f64 = 0.25;
 /// Smoothing of the long-term absolute residual (the scale).
 const SCALE_ALPHA: f64 = 0.02;
+/// How much of the recent surprise is discounted.
+const HABITUATION: f64 = 0.8;
+/// Smoothing of the recent surprise.
+const RECENT_ALPHA: f64 = 0.1;
 /// Smoothing of the slow scale.
 const SLOW_SCALE_ALPHA: f64 = 0.002;
 /// The fraction of the slow scale below which the scale does not fall.
@@ -182,6 +186,8 @@ pub struct Detector {
     cusum_lo: f64,
     run: u32,
     run_sum: f64,
+    /// Smoothed recent surprise.
+    recent_z: f64,
     /// Short-term mean residual (what a CUSUM alarm re-levels by).
     drift: f64,
 }
@@ -217,6 +223,7 @@ impl Detector {
             run: 0,
             run_sum: 0.0,
             drift: 0.0,
+            recent_z: 0.0,
         }
     }
 
@@ -241,7 +248,12 @@ impl Detector {
         let x = value.clamp(-1e300, 1e300);
         let steps = self.steps_since(ts_ms);
         self.rows += 1;
-        let z = if self.rows == 1 { 0.0 } else { self.surprise(ts_ms, x, steps) };
+        let raw = if self.rows == 1 { 0.0 } else { self.surprise(ts_ms, x, steps) };
+        // What has been surprising for a while is less so: the score is the
+        // surprise beyond the recent surprises, so an anomaly scores high at
+        // its start and a long one does not keep alarming.
+        let z = (raw - HABITUATION * self.recent_z).max(0.0);
+        self.recent_z += RECENT_ALPHA * (raw.min(20.0) - self.recent_z);
         self.learn(ts_ms, x, steps);
         let ramp = (self.rows as f64 / WARMUP as f64).min(1.0);
         let s = to_score(z) * ramp * ramp;
