@@ -142,7 +142,10 @@ impl Model {
             // level (which would otherwise follow the season and leave the
             // profile flat).
             let s = f64::from(self.season[b]);
-            let s = if s.is_finite() { s + GAMMA * (clip(x - self.baseline, s, limit) - s) } else { x - self.baseline };
+            // The first periods are averaged, later ones smoothed.
+            let periods = self.rows as f64 / self.season.len() as f64;
+            let gamma = (1.0 / (periods + 1.0)).max(GAMMA);
+            let s = if s.is_finite() { s + gamma * (clip(x - self.baseline, s, limit) - s) } else { x - self.baseline };
             self.season[b] = s as f32;
             let deseasoned = clip(x - s, self.baseline, limit);
             self.baseline += self.baseline_alpha * (deseasoned - self.baseline);
@@ -379,7 +382,12 @@ impl Detector {
                 best = i;
             }
         }
-        self.chosen = best;
+        if best != self.chosen {
+            // The scale measured the old forecaster's errors.
+            self.scale = self.models[best].err;
+            self.slow_scale = self.slow_scale.min(self.scale);
+            self.chosen = best;
+        }
         self.last_value = x;
     }
 }
@@ -397,21 +405,158 @@ pub fn to_score(z: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod debug_tests {
+mod tests {
     use super::*;
-    #[test]
-    #[ignore]
-    fn dump() {
-        let path = std::env::var("DUMP").unwrap();
-        let from: usize = std::env::var("FROM").unwrap().parse().unwrap();
-        let rows = crate::forecast::csv::read_all(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap();
-        let mut d = Detector::new();
-        for (i, r) in rows.iter().enumerate() {
-            let pred = d.models[d.chosen].predict(r.ts_ms, 1.0);
-            let s = d.score(r.ts_ms, r.value);
-            if i >= from && i < from + 12 {
-                eprintln!("{i} x={:.1} pred={pred:.1} s={s:.3} chosen={} scale={:.2} sd={:.2} short={:.2} cu={:.2}/{:.2} errs={:?} lvl={:?} tr={:?}", r.value, d.chosen, d.scale, d.sd(), d.short_energy, d.cusum_hi, d.cusum_lo, d.models.iter().map(|m| m.err as f32).collect::<Vec<_>>(), d.models.iter().map(|m| m.level as f32).collect::<Vec<_>>(), d.models.iter().map(|m| m.trend as f32).collect::<Vec<_>>());
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_767_571_200_000; // 2026-01-05T00:00:00Z, a Monday
+    const FIVE_MIN: i64 = 300_000;
+
+    /// Deterministic noise, roughly normal with standard deviation 1.
+    struct Noise(u64);
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            let mut sum = 0.0;
+            for _ in 0..4 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                sum += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
             }
+            (sum - 2.0) * 3f64.sqrt()
+        }
+    }
+
+    /// Six days of a 5-minute daily-seasonal series with noise.
+    fn seasonal(seed: u64) -> Vec<(i64, f64)> {
+        let mut noise = Noise(seed);
+        (0..6 * 288)
+            .map(|i| {
+                let phase = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+                (T0 + i as i64 * FIVE_MIN, 100.0 + 30.0 * phase.sin() + 2.0 * noise.next())
+            })
+            .collect()
+    }
+
+    fn scores(rows: &[(i64, f64)]) -> Vec<f64> {
+        let mut d = Detector::new();
+        rows.iter().map(|&(t, v)| d.score(t, v)).collect()
+    }
+
+    /// Scores above `level` after warm-up, except within `near` rows after `at`.
+    fn high_elsewhere(s: &[f64], level: f64, at: &[usize], near: usize) -> usize {
+        s.iter()
+            .enumerate()
+            .filter(|&(i, &x)| i >= 2 * 288 && x > level && !at.iter().any(|&a| i >= a && i <= a + near))
+            .count()
+    }
+
+    #[test]
+    fn the_step_and_the_daily_season_are_found() {
+        let rows = seasonal(7);
+        let mut d = Detector::new();
+        for &(t, v) in &rows {
+            d.score(t, v);
+        }
+        assert_eq!(d.step_ms(), Some(FIVE_MIN));
+        assert_eq!(d.chosen(), 1, "the daily forecaster should predict a daily series");
+    }
+
+    #[test]
+    fn a_spike_a_dip_and_a_level_shift_score_high_where_they_happen_and_nowhere_else() {
+        let mut rows = seasonal(11);
+        rows[1000].1 += 25.0; // a spike of 12 sd
+        rows[1200].1 -= 25.0; // a dip
+        for r in &mut rows[1500..] {
+            r.1 += 20.0; // a level shift
+        }
+        let s = scores(&rows);
+        let mut elsewhere = s.clone();
+        for at in [1000, 1200, 1500] {
+            elsewhere[at..at + 10].fill(0.0);
+        }
+        let elsewhere = elsewhere[2 * 288..].iter().copied().fold(0.0, f64::max);
+        for at in [1000, 1200, 1500] {
+            assert!(s[at] > 0.35 && s[at] > elsewhere, "row {at} scores {}, elsewhere up to {elsewhere}", s[at]);
+        }
+        let others = high_elsewhere(&s, 0.25, &[1000, 1200, 1500], 10);
+        assert!(others <= 2, "{others} rows above 0.25 away from the anomalies");
+        // The shift becomes the new normal.
+        assert!(s[1560..].iter().all(|&x| x < 0.3), "{:?}", &s[1560..1600]);
+    }
+
+    #[test]
+    fn a_clean_seasonal_series_and_a_flat_one_score_low() {
+        for seed in [1, 2, 3] {
+            let s = scores(&seasonal(seed));
+            let high = high_elsewhere(&s, 0.3, &[], 0);
+            assert!(high <= 3, "seed {seed}: {high} rows above 0.3");
+        }
+        let flat: Vec<(i64, f64)> = (0..2000).map(|i| (T0 + i * 60_000, 42.0)).collect();
+        assert!(scores(&flat).iter().all(|&x| x == 0.0));
+        // A quantised, mostly idle metric: a single one-unit blip is ordinary.
+        let idle: Vec<(i64, f64)> =
+            (0..2000).map(|i| (T0 + i * 60_000, if i % 97 == 0 { 1.0 } else { 0.0 })).collect();
+        assert!(high_elsewhere(&scores(&idle), 0.3, &[], 0) == 0);
+    }
+
+    #[test]
+    fn a_metric_that_stalls_and_resumes_does_not_alarm_on_its_noise() {
+        let mut rows = seasonal(5);
+        let stuck = rows[900].1;
+        for r in &mut rows[900..1100] {
+            r.1 = stuck;
+        }
+        let s = scores(&rows);
+        // Its return is a change (a few rows), not a day of alarms.
+        assert!(high_elsewhere(&s, 0.3, &[900, 1100], 20) <= 2, "{:?}", &s[1100..1200]);
+    }
+
+    #[test]
+    fn gaps_and_irregular_spacing_keep_the_season() {
+        let rows: Vec<(i64, f64)> =
+            seasonal(9).into_iter().enumerate().filter(|(i, _)| i % 7 != 3 && !(800..900).contains(i)).map(|(_, r)| r).collect();
+        let s = scores(&rows);
+        assert!(high_elsewhere(&s, 0.3, &[], 0) <= 3);
+    }
+
+    #[test]
+    fn hostile_values_and_timestamps_give_scores_in_range() {
+        let mut d = Detector::new();
+        let values = [0.0, f64::MAX, -f64::MAX, 1e-300, f64::NAN, f64::INFINITY, 5.0, -1e308, 3.0];
+        let times = [0, 0, i64::MAX, i64::MIN, 5, 5, -1, i64::MAX, 0];
+        for round in 0..50 {
+            for (i, (&v, &t)) in values.iter().zip(&times).enumerate() {
+                let s = d.score(t.wrapping_add(round * i as i64), v);
+                assert!((0.0..=1.0).contains(&s), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_memory_bound_holds() {
+        assert!(Detector::BYTES < 4096, "{}", Detector::BYTES);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// No look-ahead: the scores of a prefix are the first scores of the
+        /// whole series, and two runs agree (determinism).
+        #[test]
+        fn a_rows_score_does_not_depend_on_later_rows(
+            values in proptest::collection::vec(-1e6f64..1e6, 1..600),
+            gaps in proptest::collection::vec(0i64..900_000, 600),
+            cut in 0usize..600,
+        ) {
+            let mut t = T0;
+            let rows: Vec<(i64, f64)> = values.iter().zip(&gaps).map(|(&v, &g)| { t += g; (t, v) }).collect();
+            let whole = scores(&rows);
+            let cut = cut.min(rows.len());
+            let prefix = scores(&rows[..cut]);
+            prop_assert_eq!(&whole[..cut], &prefix[..]);
+            prop_assert_eq!(whole.clone(), scores(&rows));
+            prop_assert!(whole.iter().all(|s| (0.0..=1.0).contains(s)));
         }
     }
 }
