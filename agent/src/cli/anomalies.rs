@@ -135,4 +135,25 @@ mod tests {
             other => panic!("expected a row error, got {other:?}"),
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes, or CSV-like text, through the command's loop: an error or rows, never a panic.
+        #[test]
+        fn any_input_is_scored_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            text in "(timestamp,value\n)?([0-9: TZ.+-]{0,25},[-0-9.e]{0,12}\n){0,60}",
+        ) {
+            for input in [&bytes[..], text.as_bytes()] {
+                let mut out = Vec::new();
+                if let Ok(n) = score_csv(input, &mut out) {
+                    let out = String::from_utf8(out).unwrap();
+                    proptest::prop_assert_eq!(out.lines().count() as u64, n + 1);
+                    for line in out.lines().skip(1) {
+                        let s: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+                        proptest::prop_assert!((0.0..=1.0).contains(&s));
+                    }
+                }
+            }
+        }
+    }
 }

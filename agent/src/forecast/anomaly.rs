@@ -559,4 +559,16 @@ mod tests {
             prop_assert!(whole.iter().all(|s| (0.0..=1.0).contains(s)));
         }
     }
+
+    proptest! {
+        /// Any numbers at all (NaN, infinities, extreme and backward times): a score in [0, 1].
+        #[test]
+        fn any_numbers_give_scores_in_range(rows in proptest::collection::vec((any::<i64>(), any::<f64>()), 0..300)) {
+            let mut d = Detector::new();
+            for (t, v) in rows {
+                let s = d.score(t, v);
+                prop_assert!((0.0..=1.0).contains(&s), "{}", s);
+            }
+        }
+    }
 }
