@@ -535,6 +535,7 @@ mod tests {
 
     #[test]
     fn the_memory_bound_holds() {
+        eprintln!("Detector::BYTES = {}", Detector::BYTES);
         assert!(Detector::BYTES < 4096, "{}", Detector::BYTES);
     }
 
