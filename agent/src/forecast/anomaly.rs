@@ -54,7 +54,7 @@ const GAMMA: f64 = 0.25;
 /// Smoothing of the long-term absolute residual (the scale).
 const SCALE_ALPHA: f64 = 0.02;
 /// How much of the recent surprise is discounted.
-const HABITUATION: f64 = 0.8;
+const HABITUATION: f64 = 1.0;
 /// Smoothing of the recent surprise.
 const RECENT_ALPHA: f64 = 0.1;
 /// Smoothing of the slow scale.
