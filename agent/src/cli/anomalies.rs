@@ -128,7 +128,10 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/anomalies/");
         let input = std::fs::read(format!("{dir}small.csv")).unwrap();
         score_csv(&input[..], &mut out).unwrap();
-        crate::testing::golden::check_text("tests/fixtures/anomalies/small.expected.csv", &String::from_utf8(out).unwrap());
+        crate::testing::golden::check_text(
+            "tests/fixtures/anomalies/small.expected.csv",
+            &String::from_utf8(out).unwrap(),
+        );
         let mut out = Vec::new();
         match score_csv(&b"2026-11-20 12:00:00,1\n2026-11-20 12:01:00,x\n"[..], &mut out) {
             Err(Failure::Row(e)) => assert_eq!(e.line, 2),

@@ -101,7 +101,17 @@ impl Model {
         let bucket_ms = if season.is_empty() { 0 } else { (period_ms / season.len() as i64).max(1) };
         let rows_per_period = (period_ms / step_ms.max(1)).max(1) as f64;
         let baseline_alpha = (2.0 / rows_per_period).clamp(0.002, 0.05);
-        Model { bucket_ms, season, level: f64::NAN, trend: 0.0, baseline: f64::NAN, baseline_alpha, err: 0.0, rows: 0, ready_after }
+        Model {
+            bucket_ms,
+            season,
+            level: f64::NAN,
+            trend: 0.0,
+            baseline: f64::NAN,
+            baseline_alpha,
+            err: 0.0,
+            rows: 0,
+            ready_after,
+        }
     }
 
     fn bucket(&self, ts_ms: i64) -> Option<usize> {
@@ -203,8 +213,7 @@ impl Default for Detector {
 
 impl Detector {
     /// An upper bound of the memory one detector holds (struct and heap).
-    pub const BYTES: usize =
-        std::mem::size_of::<Detector>() + 3 * std::mem::size_of::<Model>() + 2 * MAX_BUCKETS * 4;
+    pub const BYTES: usize = std::mem::size_of::<Detector>() + 3 * std::mem::size_of::<Model>() + 2 * MAX_BUCKETS * 4;
 
     pub fn new() -> Detector {
         Detector {
@@ -495,8 +504,7 @@ mod tests {
         let flat: Vec<(i64, f64)> = (0..2000).map(|i| (T0 + i * 60_000, 42.0)).collect();
         assert!(scores(&flat).iter().all(|&x| x == 0.0));
         // A quantised, mostly idle metric: a single one-unit blip is ordinary.
-        let idle: Vec<(i64, f64)> =
-            (0..2000).map(|i| (T0 + i * 60_000, if i % 97 == 0 { 1.0 } else { 0.0 })).collect();
+        let idle: Vec<(i64, f64)> = (0..2000).map(|i| (T0 + i * 60_000, if i % 97 == 0 { 1.0 } else { 0.0 })).collect();
         assert!(high_elsewhere(&scores(&idle), 0.3, &[], 0) == 0);
     }
 
@@ -514,8 +522,12 @@ mod tests {
 
     #[test]
     fn gaps_and_irregular_spacing_keep_the_season() {
-        let rows: Vec<(i64, f64)> =
-            seasonal(9).into_iter().enumerate().filter(|(i, _)| i % 7 != 3 && !(800..900).contains(i)).map(|(_, r)| r).collect();
+        let rows: Vec<(i64, f64)> = seasonal(9)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 3 && !(800..900).contains(i))
+            .map(|(_, r)| r)
+            .collect();
         let s = scores(&rows);
         assert!(high_elsewhere(&s, 0.3, &[], 0) <= 3);
     }

@@ -51,7 +51,15 @@ pub struct Reader<R> {
 
 impl<R: BufRead> Reader<R> {
     pub fn new(input: R) -> Reader<R> {
-        Reader { input, line: 0, buf: Vec::new(), last_ts: None, seen_data: false, header: None, ts_text: String::new() }
+        Reader {
+            input,
+            line: 0,
+            buf: Vec::new(),
+            last_ts: None,
+            seen_data: false,
+            header: None,
+            ts_text: String::new(),
+        }
     }
 
     /// The timestamp field of the row last returned, as the input wrote it.
