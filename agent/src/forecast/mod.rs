@@ -6,5 +6,9 @@
 //! | file | what |
 //! | --- | --- |
 //! | [`csv`] | `timestamp,value` rows read one at a time, errors by line |
+//! | [`model`] | the forecaster: next H steps with a prediction interval |
+//! | [`season`] | seasonal periods (detected or given) and their robust profiles |
 
 pub mod csv;
+pub mod model;
+pub mod season;
