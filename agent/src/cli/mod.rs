@@ -1,7 +1,8 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, …
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, `forecast`, …
 
 pub mod audit;
 pub mod backup;
+pub mod forecast;
 pub mod freeze;
 pub mod probe;
 
@@ -117,6 +118,9 @@ pub enum Command {
     /// Probe a URL once (retried once on failure): DNS, connect, TLS, processing and transfer
     /// times, TLS and certificate expiry, assertions. Exit 0 success, 1 failure, 2 usage.
     Probe(Box<probe::ProbeArgs>),
+    /// Forecast a `timestamp,value` series: write `timestamp,forecast,lo,hi` for the next
+    /// --horizon steps with a prediction interval. Exit 0 written, 2 bad input.
+    Forecast(forecast::ForecastArgs),
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
     /// Write realistic generated log lines of a small shop's traffic (for trying specs and benchmarks).
@@ -214,6 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(args) => Ok(backup::run_restore(args)),
         Command::Audit { command } => Ok(audit::run(command)),
         Command::Probe(args) => Ok(probe::run(*args)),
+        Command::Forecast(args) => Ok(forecast::run(args)),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;
