@@ -11,9 +11,8 @@
 //!    then three level models forecast it — simple exponential smoothing,
 //!    Theta (SES plus half the recent drift) and a damped-trend Holt — and
 //!    their per-step median is the forecast, plus the seasonal profiles.
-//! 4. The interval is the empirical quantile of one-step errors on the raw
-//!    (uncleaned) adjusted series, widened with the horizon as SES's
-//!    variance grows.
+//! 4. The interval is the empirical quantile of the errors, at lags 1, 2, 4,
+//!    … H, of the SES level against the raw (uncleaned) adjusted series.
 //!
 //! Work is bounded: at most [`MAX_GRID`] grid points (the latest) and
 //! [`MAX_HORIZON`] steps; memory is a handful of `f64` vectors of the grid.
@@ -28,7 +27,7 @@ pub const MAX_HORIZON: usize = 100_000;
 pub const MAX_GRID: usize = 600_000;
 /// The longest seasonal period (steps).
 pub const MAX_PERIOD: usize = 100_000;
-/// Errors of at most this many latest steps set the interval.
+/// Errors at each lag over at most this many latest steps set the interval.
 const ERROR_WINDOW: usize = 20_000;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,16 +155,27 @@ pub fn forecast(rows: &[(i64, f64)], opts: &Options) -> Result<Forecast, Forecas
     Ok(Forecast { step_ms: step, seasons, points, notes })
 }
 
-/// The series' step: the lower quartile of the positive spacings between
-/// rows (missing rows make longer spacings, so the median would overstate it
-/// when many are missing).
+/// The series' step: the median of the single-step spacings (those at most
+/// 1.5 × the lower quartile of all positive spacings: a missing row makes a
+/// longer one), snapped to a round step (1 s … 1 day) within 3 %, else to
+/// the millisecond.
 pub fn step_of(rows: &[(i64, f64)]) -> Option<i64> {
     let mut d: Vec<i64> = rows.windows(2).map(|w| w[1].0.saturating_sub(w[0].0)).filter(|&d| d > 0).collect();
     if d.is_empty() {
         return None;
     }
     let q = d.len() / 4;
-    Some(*d.select_nth_unstable(q).1)
+    let q1 = *d.select_nth_unstable(q).1;
+    let mut single: Vec<i64> = d.into_iter().filter(|&x| x as f64 <= q1 as f64 * 1.5).collect();
+    let m = single.len() / 2;
+    let step = *single.select_nth_unstable(m).1;
+    const S: i64 = 1000;
+    const ROUND: [i64; 19] = [
+        S, 2 * S, 5 * S, 10 * S, 15 * S, 30 * S, 60 * S, 120 * S, 300 * S, 600 * S, 900 * S, 1800 * S,
+        3600 * S, 7200 * S, 3 * 3600 * S, 6 * 3600 * S, 12 * 3600 * S, 86_400 * S, 7 * 86_400 * S,
+    ];
+    let snapped = ROUND.iter().copied().find(|&r| ((step - r).abs() as f64) <= r as f64 * 0.03);
+    Some(snapped.unwrap_or(step).max(1))
 }
 
 /// The values' median and half their largest distance from it (never 0).
@@ -346,23 +356,54 @@ fn level_forecast(clean: &[f64], raw: &[f64], horizon: usize, level: f64, period
         return (0..horizon).map(|_| (last, last - spread, last + spread)).collect();
     }
     let (alpha, l) = ses(clean);
-    // Theta: SES plus half the drift of the latest stretch (a few periods).
-    let w = period.map_or(n, |p| 4 * p).max(48).min(n);
+    // Theta: SES plus half the drift of the latest half of the series (at
+    // least four of its longest periods).
+    let w = period.map_or(n, |p| (4 * p).max(n / 2)).max(48).min(n);
     let b = slope(clean, w);
     let holt = damped_holt(clean, horizon);
     let decay = (1.0 - alpha).powi(n.min(10_000) as i32);
-    // One-step errors against the raw series: outliers widen the interval.
-    let from = n.saturating_sub(ERROR_WINDOW).max(1);
+    // The interval: at lags 1, 2, 4, … up to the horizon, the `level`
+    // quantile of how far the raw (uncleaned: outliers widen it) adjusted
+    // series strayed from the SES level that many steps earlier, over the
+    // latest steps; between lags interpolated, past the longest lag the
+    // data allows grown as SES's error variance grows.
+    let mut levels = Vec::with_capacity(n);
     let mut lev = clean[0];
-    let mut errs = Vec::with_capacity(n - from);
-    for i in 1..n {
-        if i >= from {
-            errs.push((raw[i] - lev).abs());
-        }
-        lev += alpha * (clean[i] - lev);
+    for &v in clean {
+        lev += alpha * (v - lev);
+        levels.push(lev);
     }
-    errs.sort_by(f64::total_cmp);
-    let q = errs.get(((errs.len() as f64 - 1.0) * level).round() as usize).copied().unwrap_or(0.0);
+    let mut widths: Vec<(usize, f64)> = Vec::new();
+    let mut lag = 1;
+    while lag <= horizon {
+        if n < lag + 30 {
+            break;
+        }
+        let from = (n - lag).saturating_sub(ERROR_WINDOW);
+        let mut errs: Vec<f64> = (from..n - lag).map(|t| (raw[t + lag] - levels[t]).abs()).collect();
+        errs.sort_by(f64::total_cmp);
+        let q = errs[((errs.len() as f64 - 1.0) * level).round() as usize];
+        // Never narrower than at a shorter lag.
+        let q = widths.last().map_or(q, |&(_, w)| q.max(w));
+        widths.push((lag, q));
+        lag *= 2;
+    }
+    if widths.is_empty() {
+        let spread = raw.iter().map(|v| (v - levels[n - 1]).abs()).fold(0.0, f64::max);
+        widths.push((1, spread));
+    }
+    let width_at = |h: usize| -> f64 {
+        let k = widths.partition_point(|&(l, _)| l <= h);
+        if k == widths.len() {
+            let (l, w) = widths[k - 1];
+            w * ((1.0 + (h - 1) as f64 * alpha * alpha) / (1.0 + (l - 1) as f64 * alpha * alpha)).sqrt()
+        } else if k == 0 {
+            widths[0].1
+        } else {
+            let ((l0, w0), (l1, w1)) = (widths[k - 1], widths[k]);
+            w0 + (w1 - w0) * (h - l0) as f64 / (l1 - l0) as f64
+        }
+    };
     (1..=horizon)
         .map(|h| {
             let hf = h as f64;
@@ -370,7 +411,7 @@ fn level_forecast(clean: &[f64], raw: &[f64], horizon: usize, level: f64, period
             let theta = l + b / 2.0 * (hf - 1.0 + (1.0 - decay) / alpha);
                     let mut three = [s, theta, holt[h - 1]];
             let f = season::median(&mut three);
-            let width = q * (1.0 + (hf - 1.0) * alpha * alpha).sqrt();
+            let width = width_at(h);
             (f, f - width, f + width)
         })
         .collect()
