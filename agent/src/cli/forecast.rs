@@ -49,7 +49,9 @@ fn forecast(args: &ForecastArgs) -> Result<(), String> {
     let f = model::forecast(&rows, &opts).map_err(|e| match e {
         model::ForecastError::Horizon(_) => format!("--horizon: {e}"),
         model::ForecastError::Season(_) => format!("--season: {e}"),
-        model::ForecastError::Level(_) => format!("--level {}: out of range: between 0 and 100 (exclusive)", args.level),
+        model::ForecastError::Level(_) => {
+            format!("--level {}: out of range: between 0 and 100 (exclusive)", args.level)
+        }
         _ => format!("{name}: {e}"),
     })?;
     for note in &f.notes {

@@ -171,8 +171,25 @@ pub fn step_of(rows: &[(i64, f64)]) -> Option<i64> {
     let step = *single.select_nth_unstable(m).1;
     const S: i64 = 1000;
     const ROUND: [i64; 19] = [
-        S, 2 * S, 5 * S, 10 * S, 15 * S, 30 * S, 60 * S, 120 * S, 300 * S, 600 * S, 900 * S, 1800 * S,
-        3600 * S, 7200 * S, 3 * 3600 * S, 6 * 3600 * S, 12 * 3600 * S, 86_400 * S, 7 * 86_400 * S,
+        S,
+        2 * S,
+        5 * S,
+        10 * S,
+        15 * S,
+        30 * S,
+        60 * S,
+        120 * S,
+        300 * S,
+        600 * S,
+        900 * S,
+        1800 * S,
+        3600 * S,
+        7200 * S,
+        3 * 3600 * S,
+        6 * 3600 * S,
+        12 * 3600 * S,
+        86_400 * S,
+        7 * 86_400 * S,
     ];
     let snapped = ROUND.iter().copied().find(|&r| ((step - r).abs() as f64) <= r as f64 * 0.03);
     Some(snapped.unwrap_or(step).max(1))
@@ -203,7 +220,7 @@ fn regular_grid(rows: &[(i64, f64)], step: i64, first: i64, last: i64, center: f
     let mut count = vec![0u32; n];
     let mut dropped = 0;
     for &(ts, v) in rows {
-        let off = ts as i128 - t0 as i128;
+        let off = ts as i128 - t0;
         let idx = (off + step as i128 / 2).div_euclid(step as i128);
         if idx < 0 {
             dropped += 1;
@@ -348,7 +365,13 @@ fn slope(y: &[f64], w: usize) -> f64 {
 
 /// The adjusted series' forecast and interval per step, as the median of
 /// SES, Theta and damped Holt.
-fn level_forecast(clean: &[f64], raw: &[f64], horizon: usize, level: f64, period: Option<usize>) -> Vec<(f64, f64, f64)> {
+fn level_forecast(
+    clean: &[f64],
+    raw: &[f64],
+    horizon: usize,
+    level: f64,
+    period: Option<usize>,
+) -> Vec<(f64, f64, f64)> {
     let n = clean.len();
     if n < 3 {
         let last = clean[n - 1];
@@ -409,7 +432,7 @@ fn level_forecast(clean: &[f64], raw: &[f64], horizon: usize, level: f64, period
             let hf = h as f64;
             let s = l;
             let theta = l + b / 2.0 * (hf - 1.0 + (1.0 - decay) / alpha);
-                    let mut three = [s, theta, holt[h - 1]];
+            let mut three = [s, theta, holt[h - 1]];
             let f = season::median(&mut three);
             let width = width_at(h);
             (f, f - width, f + width)
@@ -502,7 +525,9 @@ mod tests {
         let rows = series(300, |i| daily(i) * noise(i) * 1e300);
         let a = forecast(&rows, &opts(100)).unwrap();
         assert_eq!(a, forecast(&rows, &opts(100)).unwrap());
-        assert!(a.points.iter().all(|p| p.lo.is_finite() && p.hi.is_finite() && p.lo <= p.forecast && p.forecast <= p.hi));
+        assert!(
+            a.points.iter().all(|p| p.lo.is_finite() && p.hi.is_finite() && p.lo <= p.forecast && p.forecast <= p.hi)
+        );
         // One row: no step.
         assert_eq!(forecast(&rows[..1], &opts(1)), Err(ForecastError::NoStep));
         assert_eq!(forecast(&[], &opts(1)), Err(ForecastError::NoRows));

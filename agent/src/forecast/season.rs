@@ -102,7 +102,8 @@ pub fn profiles(y: &[f64], periods: &[usize]) -> Vec<Vec<f64>> {
             }
             let other: Vec<f64> = (0..n)
                 .map(|i| {
-                    let s: f64 = profs.iter().enumerate().filter(|(j, _)| *j != k).map(|(_, pr)| pr[i % pr.len()]).sum();
+                    let s: f64 =
+                        profs.iter().enumerate().filter(|(j, _)| *j != k).map(|(_, pr)| pr[i % pr.len()]).sum();
                     y[i] - s
                 })
                 .collect();
