@@ -3,7 +3,7 @@
 //! forecast` and the agent's live forecasts.
 //!
 //! How (see docs/forecasts.md, "Forecasts"):
-//! 1. The rows go on a regular grid at the series' step (the median spacing);
+//! 1. The rows go on a regular grid at the series' step ([`step_of`]);
 //!    rows sharing a slot are averaged, missing slots interpolated.
 //! 2. Seasonal periods (given, or [`season::detect`]ed) are removed as
 //!    robust per-phase medians of the latest cycles.
