@@ -1,8 +1,9 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, …
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, `anomalies`, `forecast`, …
 
 pub mod anomalies;
 pub mod audit;
 pub mod backup;
+pub mod forecast;
 pub mod freeze;
 pub mod probe;
 
@@ -121,6 +122,9 @@ pub enum Command {
     /// Score every row of a `timestamp,value` CSV series for anomalies (streaming and causal:
     /// a row's score uses only the rows before it). Exit 2 on a malformed row.
     Anomalies(anomalies::AnomaliesArgs),
+    /// Forecast a `timestamp,value` series: write `timestamp,forecast,lo,hi` for the next
+    /// --horizon steps with a prediction interval. Exit 0 written, 2 bad input.
+    Forecast(forecast::ForecastArgs),
     /// Show SLOs, burn rates and alerts on a generated day of shop traffic.
     Demo(crate::demo::DemoArgs),
     /// Write realistic generated log lines of a small shop's traffic (for trying specs and benchmarks).
@@ -219,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => Ok(audit::run(command)),
         Command::Probe(args) => Ok(probe::run(*args)),
         Command::Anomalies(args) => Ok(anomalies::run(args)),
+        Command::Forecast(args) => Ok(forecast::run(args)),
         Command::Demo(args) => crate::demo::run(args).map(|_| ExitCode::SUCCESS),
         Command::Generate { format, lines, date, out } => {
             let start = parse_rfc3339(&format!("{date}T00:00:00Z")).with_context(|| format!("--date {date:?}"))?;

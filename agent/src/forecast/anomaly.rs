@@ -1,5 +1,5 @@
 //! Streaming, causal anomaly scores of one time series: `slo-agent
-//! anomalies` and the agent's live detectors feed rows to a [`Detector`] one
+//! anomalies` (and, once they land, the agent's live detectors) feed rows to a [`Detector`] one
 //! at a time and get a score in [0, 1] back for each. The score of a row
 //! depends only on that row and the rows before it: no look-ahead, no second
 //! pass, no knowledge of the series length.
