@@ -44,8 +44,8 @@ async fn backup(State(s): State<Arc<ApiState>>, axum::Extension(caller): axum::E
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    tracing::info!(bytes = taken.len(), write_seq = taken.header.write_seq, "a backup was taken through the API");
-    let len = taken.len();
+    tracing::info!(bytes = taken.bytes(), write_seq = taken.header.write_seq, "a backup was taken through the API");
+    let len = taken.bytes();
     let name = format!("slo-agent-{}.backup", crate::timefmt::compact(taken.header.created_ms));
     let envelope = bytes::Bytes::from(taken.envelope.clone());
     // The payload file stays open (and `taken` alive, deleting the file

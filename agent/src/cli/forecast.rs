@@ -43,8 +43,12 @@ pub fn run(args: ForecastArgs) -> ExitCode {
 fn forecast(args: &ForecastArgs) -> Result<(), String> {
     let name = args.input.display();
     let file = std::fs::File::open(&args.input).map_err(|e| format!("{name}: {e}"))?;
-    let rows = csv::read_all(std::io::BufReader::new(file)).map_err(|e| format!("{name}:{}: {}", e.line, e.message))?;
-    let rows: Vec<(i64, f64)> = rows.iter().map(|r| (r.ts_ms, r.value)).collect();
+    let mut reader = csv::Reader::new(std::io::BufReader::new(file));
+    let mut rows: Vec<(i64, f64)> = Vec::new();
+    while let Some(row) = reader.next_row() {
+        let r = row.map_err(|e| format!("{name}:{}: {}", e.line, e.message))?;
+        rows.push((r.ts_ms, r.value));
+    }
     let opts = model::Options { horizon: args.horizon, seasons: args.season.clone(), level: args.level / 100.0 };
     let f = model::forecast(&rows, &opts).map_err(|e| match e {
         model::ForecastError::Horizon(_) => format!("--horizon: {e}"),
@@ -59,7 +63,10 @@ fn forecast(args: &ForecastArgs) -> Result<(), String> {
     }
     let text = render(&f);
     match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display())),
+        // Whole or not at all, like `anomalies --output`.
+        Some(path) => {
+            crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        }
         None => std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}")),
     }
 }

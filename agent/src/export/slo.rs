@@ -10,13 +10,8 @@
 use crate::alert::{AlertKind, AlertRecord, Phase};
 use crate::sli::SloStatus;
 use crate::sli::ring::Counts;
+use crate::telemetry::events::metric;
 use crate::telemetry::{FamilyView, Kind, Labels, Metric};
-
-macro_rules! metric {
-    ($id:ident, $name:literal, $kind:ident, $help:literal) => {
-        pub static $id: Metric = Metric { name: $name, help: $help, kind: Kind::$kind };
-    };
-}
 
 metric!(
     EVENTS,

@@ -313,10 +313,30 @@ impl Runtime {
         [probes, journeys]
     }
 
+    /// Spawn a task on the current tokio runtime whose panic (a bug) stops
+    /// the agent, naming `what`; the handle aborts it at shutdown.
+    fn supervised(
+        &self,
+        what: &'static str,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::AbortHandle {
+        let h = tokio::spawn(task);
+        let abort = h.abort_handle();
+        let fatal = self.fatal_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = h.await
+                && e.is_panic()
+            {
+                let _ = fatal.send(format!("{what} panicked: {e}"));
+            }
+        });
+        abort
+    }
+
     /// The pushing exporters (`export:`), on the current tokio runtime,
-    /// reading the published snapshot until `stop` turns true. An exporter
-    /// that cannot be built or that panics stops the agent (a bug: the
-    /// config was checked at load).
+    /// reading the published snapshot (never the engine) until `stop` turns
+    /// true (OTLP) or they are aborted. An exporter that cannot be built or
+    /// that panics stops the agent (a bug: the config was checked at load).
     fn spawn_exporters(&self, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::AbortHandle> {
         let mut out = Vec::new();
         if let Some(c) = &self.config.export.otlp {
@@ -335,22 +355,20 @@ impl Runtime {
                 self.api.clock.clone(),
             );
             match built {
-                Ok(e) => {
-                    let h = tokio::spawn(e.run(stop));
-                    out.push(h.abort_handle());
-                    let fatal = self.fatal_tx.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = h.await
-                            && e.is_panic()
-                        {
-                            let _ = fatal.send(format!("the OTLP exporter panicked: {e}"));
-                        }
-                    });
-                }
+                Ok(e) => out.push(self.supervised("the OTLP exporter", e.run(stop))),
                 Err(e) => {
                     let _ = self.fatal_tx.send(e);
                 }
             }
+        }
+        if let Some(cfg) = self.config.export.cloudwatch.clone() {
+            let cell = self.api.snapshot.clone();
+            let read = move || {
+                let s = cell.get();
+                (s.at_ms > 0).then(|| crate::export::cloudwatch::Figures::of(s.at_ms, &s.statuses, &s.counted))
+            };
+            let task = crate::export::cloudwatch::run(cfg, read, self.api.telemetry.clone());
+            out.push(self.supervised("the CloudWatch exporter", task));
         }
         out
     }
@@ -560,44 +578,15 @@ pub async fn run(
     }
     // The fleet reader: one that panics is a bug; supervised too.
     let fleet = runtime.fleet.take().map(|t| {
-        let h = tokio::spawn(crate::fleet::run(
+        let task = crate::fleet::run(
             t.reader,
             t.every,
             t.targets,
             t.readings,
             runtime.api.clock.clone(),
             runtime.api.telemetry.clone(),
-        ));
-        let abort = h.abort_handle();
-        let fatal = runtime.fatal_tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = h.await
-                && e.is_panic()
-            {
-                let _ = fatal.send(format!("the fleet reader panicked: {e}"));
-            }
-        });
-        abort
-    });
-    // The CloudWatch exporter reads the published snapshot, never the
-    // engine; one that panics is a bug: supervised too.
-    let cloudwatch = runtime.config.export.cloudwatch.clone().map(|cfg| {
-        let cell = runtime.api.snapshot.clone();
-        let read = move || {
-            let s = cell.get();
-            (s.at_ms > 0).then(|| crate::export::cloudwatch::Figures::of(s.at_ms, &s.statuses, &s.counted))
-        };
-        let h = tokio::spawn(crate::export::cloudwatch::run(cfg, read, runtime.api.telemetry.clone()));
-        let abort = h.abort_handle();
-        let fatal = runtime.fatal_tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = h.await
-                && e.is_panic()
-            {
-                let _ = fatal.send(format!("the CloudWatch exporter panicked: {e}"));
-            }
-        });
-        abort
+        );
+        runtime.supervised("the fleet reader", task)
     });
     let mut fatal = runtime.fatal.take().expect("taken once");
 
@@ -620,9 +609,6 @@ pub async fn run(
     }
     if let Some(f) = &fleet {
         f.abort();
-    }
-    if let Some(c) = &cloudwatch {
-        c.abort();
     }
     dispatch_stop.store(true, Ordering::SeqCst);
     for d in &dispatchers {

@@ -218,12 +218,8 @@ impl Taken {
     }
 
     /// The whole backup's size in bytes.
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         self.envelope.len() as u64 + self.header.payload_bytes
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Write the whole backup to `out`.
@@ -349,7 +345,7 @@ fn open_stopped(path: &Path, scratch: &Path) -> Result<Stopped, BackupError> {
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(running()),
         Err(redb::DatabaseError::RepairAborted) => {
             let copy = beside(&scratch.join("state"), "repairing");
-            // Not with the state file locked by an agent that started meanwhile.
+            // A copy: repairing writes, and the file itself stays as it is.
             std::fs::copy(path, &copy).map_err(io("cannot copy the state file to repair it", path))?;
             match Database::create(&copy) {
                 Ok(db) => Ok(Stopped::Repaired(db, copy)),

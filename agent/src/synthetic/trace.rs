@@ -278,13 +278,25 @@ impl Tracer {
     }
 }
 
-/// The exporter's HTTP client: the agent's reqwest.
+/// Headers added to every request of an OTLP/HTTP exporter, changeable
+/// between exports (the metrics exporter re-reads its `_file`/`_env` values).
+pub(crate) type SharedHeaders = Arc<std::sync::Mutex<http::HeaderMap>>;
+
+/// The longest collector answer read: it is small; the rest is left unread.
+const MAX_ANSWER: usize = 64 << 10;
+
+/// An OTLP/HTTP exporter's HTTP client: the agent's reqwest (its TLS, its
+/// trust roots), with optional extra headers. Both the trace exporter here
+/// and the metrics exporter (`export::otlp`) use it.
 #[derive(Debug)]
-struct Client(reqwest::Client);
+pub(crate) struct OtlpHttpClient {
+    pub client: reqwest::Client,
+    pub headers: Option<SharedHeaders>,
+}
 
 type HttpResult = Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError>;
 
-impl opentelemetry_http::HttpClient for Client {
+impl opentelemetry_http::HttpClient for OtlpHttpClient {
     fn send_bytes<'a, 'b>(
         &'a self,
         request: http::Request<bytes::Bytes>,
@@ -294,15 +306,24 @@ impl opentelemetry_http::HttpClient for Client {
         Self: 'b,
     {
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request)?;
-            let response = self.0.execute(request).await?;
+            let mut request = reqwest::Request::try_from(request)?;
+            if let Some(headers) = &self.headers {
+                for (k, v) in headers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    request.headers_mut().insert(k.clone(), v.clone());
+                }
+            }
+            let mut response = self.client.execute(request).await?;
             let mut out = http::Response::builder().status(response.status());
             for (k, v) in response.headers() {
                 out = out.header(k, v);
             }
-            // The collector's answer is small; read at most 64 KiB of it.
-            let body = response.bytes().await?;
-            Ok(out.body(body.slice(..body.len().min(64 << 10)))?)
+            let mut body = Vec::new();
+            while body.len() < MAX_ANSWER
+                && let Some(chunk) = response.chunk().await?
+            {
+                body.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER - body.len())]);
+            }
+            Ok(out.body(bytes::Bytes::from(body))?)
         })
     }
 }
@@ -318,7 +339,7 @@ pub fn start(config: &TraceConfig, telemetry: Arc<Telemetry>) -> Result<(Tracer,
     let client = reqwest::Client::builder().timeout(config.timeout).build().map_err(|e| format!("traces: {e}"))?;
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(Client(client))
+        .with_http_client(OtlpHttpClient { client, headers: None })
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(config.endpoint.clone())
         .with_timeout(config.timeout)

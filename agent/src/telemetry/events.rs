@@ -8,11 +8,14 @@
 use super::{Kind, Labels, Metric, Telemetry};
 use crate::untrusted::Escaped;
 
+/// `metric!(ID, "name", Counter|Gauge|…, "help")`: a `pub static` [`Metric`]
+/// (the caller has `Metric` and `Kind` in scope). `export::slo` uses it too.
 macro_rules! metric {
     ($id:ident, $name:literal, $kind:ident, $help:literal) => {
         pub static $id: Metric = Metric { name: $name, help: $help, kind: Kind::$kind };
     };
 }
+pub(crate) use metric;
 
 metric!(INGEST_LINES, "slo_agent_ingest_lines", Counter, "Lines read per source");
 metric!(INGEST_BYTES, "slo_agent_ingest_bytes", Counter, "Bytes read per source");

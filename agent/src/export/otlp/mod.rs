@@ -26,8 +26,6 @@
 pub mod config;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -42,6 +40,7 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, SdkMete
 pub use self::config::{OtlpConfig, Protocol, Temporality};
 use crate::clock::Clock;
 use crate::synthetic::Text;
+use crate::synthetic::trace::{OtlpHttpClient, SharedHeaders};
 use crate::telemetry::events as ev;
 use crate::telemetry::{FamilyView, Kind, Labels, Telemetry};
 
@@ -52,8 +51,6 @@ pub const WARN_EVERY: Duration = Duration::from_secs(300);
 /// Series per instrument, at most (the SDK folds further ones into one
 /// overflow series). The figures are bounded by the SLOs, not by traffic.
 pub const MAX_SERIES: usize = 100_000;
-/// Of a receiver's answer, at most this much is read.
-const MAX_ANSWER: usize = 64 << 10;
 
 /// Environment variables that name where the agent runs in Kubernetes (set
 /// them from the downward API), and the resource attributes they become.
@@ -162,49 +159,6 @@ impl MetricReader for SharedReader {
     }
 }
 
-/// The headers of the next export, shared with the HTTP client or the gRPC interceptor.
-type SharedHeaders = Arc<Mutex<http::HeaderMap>>;
-
-/// The OTLP/HTTP exporter's client: the agent's reqwest, with this export's headers.
-#[derive(Debug)]
-struct HttpClient {
-    client: reqwest::Client,
-    headers: SharedHeaders,
-}
-
-type HttpResult = Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError>;
-
-impl opentelemetry_http::HttpClient for HttpClient {
-    fn send_bytes<'a, 'b>(
-        &'a self,
-        request: http::Request<bytes::Bytes>,
-    ) -> Pin<Box<dyn Future<Output = HttpResult> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            let mut request = reqwest::Request::try_from(request)?;
-            for (k, v) in self.headers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                request.headers_mut().insert(k.clone(), v.clone());
-            }
-            let mut response = self.client.execute(request).await?;
-            let mut out = http::Response::builder().status(response.status());
-            for (k, v) in response.headers() {
-                out = out.header(k, v);
-            }
-            // The collector's answer is small; read at most MAX_ANSWER of it.
-            let mut body = Vec::new();
-            while body.len() < MAX_ANSWER
-                && let Some(chunk) = response.chunk().await?
-            {
-                body.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER - body.len())]);
-            }
-            Ok(out.body(bytes::Bytes::from(body))?)
-        })
-    }
-}
-
 /// Adds this export's headers to each gRPC request's metadata.
 #[derive(Debug, Clone)]
 struct Metadata(SharedHeaders);
@@ -288,7 +242,7 @@ impl OtlpExporter {
                     .map_err(|e| format!("export.otlp: {e}"))?;
                 let mut b = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
-                    .with_http_client(HttpClient { client, headers: headers.clone() })
+                    .with_http_client(OtlpHttpClient { client, headers: Some(headers.clone()) })
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_endpoint(config.endpoint.clone())
                     .with_timeout(config.timeout);
