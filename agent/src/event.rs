@@ -198,6 +198,14 @@ pub struct RequestEvent<'a> {
     pub lambda_overhead_ms: Option<f64>,
     /// X-Ray: the handler's time (the function segment's `Invocation`).
     pub invocation_ms: Option<f64>,
+    /// Who asked (filled when [`Wanted::requester`] is asked for, and the
+    /// record has it): the client's address (CloudFront `c-ip`, API Gateway
+    /// `identity.sourceIp`).
+    pub client_addr: &'a str,
+    /// The user agent as the record wrote it (CloudFront W3C: URL-encoded).
+    pub user_agent: &'a str,
+    /// The client's autonomous system number (CloudFront `asn`), when known.
+    pub asn: Option<u32>,
 }
 
 /// The optional event fields a consumer reads. Decoders may leave the
@@ -212,11 +220,13 @@ pub struct Wanted {
     pub bytes: bool,
     /// Request and trace ids.
     pub request_id: bool,
+    /// The client's address, user agent and ASN (for "are we under attack?").
+    pub requester: bool,
 }
 
 impl Wanted {
-    pub const ALL: Wanted = Wanted { client: true, cache: true, bytes: true, request_id: true };
-    pub const NONE: Wanted = Wanted { client: false, cache: false, bytes: false, request_id: false };
+    pub const ALL: Wanted = Wanted { client: true, cache: true, bytes: true, request_id: true, requester: true };
+    pub const NONE: Wanted = Wanted { client: false, cache: false, bytes: false, request_id: false, requester: false };
 }
 
 impl Default for Wanted {
@@ -277,7 +287,7 @@ pub struct EventBatch {
     last: [Span; STRINGS],
 }
 
-const STRINGS: usize = 11;
+const STRINGS: usize = 13;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
@@ -305,6 +315,7 @@ struct Stored {
     lambda_overhead_ms: Option<f64>,
     invocation_ms: Option<f64>,
     /// service, host, path, method, edge_location, request_id, trace_id, route, error_type, upstream_request_id, hop.
+    asn: Option<u32>,
     strings: [Span; STRINGS],
 }
 
@@ -377,6 +388,8 @@ impl EventBatch {
             e.error_type,
             e.upstream_request_id,
             e.hop,
+            e.client_addr,
+            e.user_agent,
         ];
         let mut strings = [Span::default(); STRINGS];
         for (i, s) in fields.iter().enumerate() {
@@ -400,6 +413,7 @@ impl EventBatch {
             max_memory_used_mb: e.max_memory_used_mb,
             lambda_overhead_ms: e.lambda_overhead_ms,
             invocation_ms: e.invocation_ms,
+            asn: e.asn,
             strings,
         });
     }
@@ -420,6 +434,8 @@ impl EventBatch {
                 error_type,
                 upstream_request_id,
                 hop,
+                client_addr,
+                user_agent,
             ] = e.strings.map(s);
             let ev = RequestEvent {
                 ts_ms: e.ts_ms,
@@ -449,6 +465,9 @@ impl EventBatch {
                 hop,
                 lambda_overhead_ms: e.lambda_overhead_ms,
                 invocation_ms: e.invocation_ms,
+                client_addr,
+                user_agent,
+                asn: e.asn,
             };
             if e.n == 1 { sink.event(&ev) } else { sink.events(&ev, e.n) }
         }
