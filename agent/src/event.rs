@@ -75,7 +75,7 @@ pub enum CacheResult {
 }
 
 /// Who sent the request, folded to a bounded set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ClientClass {
     #[default]
     Unknown,

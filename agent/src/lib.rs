@@ -26,6 +26,7 @@ pub mod probe;
 pub mod replay;
 pub mod rules;
 pub mod runtime;
+pub mod signals;
 pub mod secret;
 pub mod sli;
 pub mod source;

@@ -244,6 +244,25 @@ impl Detector {
         (self.step_ms > 0).then_some(self.step_ms)
     }
 
+    /// What the detector expects at `ts_ms` (the next row's time) before it
+    /// sees the row: the chosen forecaster's prediction and the standard
+    /// deviation the residual will be measured in. `None` before the first
+    /// row. Reading it changes nothing (the score stays causal).
+    pub fn expected(&self, ts_ms: i64) -> Option<(f64, f64)> {
+        let last = self.last_ts?;
+        let m = &self.models[self.chosen];
+        if !m.level.is_finite() {
+            return None;
+        }
+        let steps = if self.step_ms > 0 {
+            (ts_ms.saturating_sub(last).max(0) as f64 / self.step_ms as f64).min(32.0)
+        } else {
+            1.0
+        };
+        let pred = m.predict(ts_ms, steps);
+        pred.is_finite().then(|| (pred, self.sd()))
+    }
+
     /// Which forecaster predicts: 0 level and trend, 1 daily, 2 weekly.
     pub fn chosen(&self) -> usize {
         self.chosen
@@ -450,6 +469,29 @@ mod tests {
     fn scores(rows: &[(i64, f64)]) -> Vec<f64> {
         let mut d = Detector::new();
         rows.iter().map(|&(t, v)| d.score(t, v)).collect()
+    }
+
+    #[test]
+    fn the_expected_band_follows_the_season_and_holds_the_next_row() {
+        let rows = seasonal(7);
+        let mut d = Detector::new();
+        assert_eq!(d.expected(T0), None);
+        let mut inside = 0;
+        let mut checked = 0;
+        for (i, &(t, v)) in rows.iter().enumerate() {
+            if i >= 3 * 288 {
+                let (pred, sd) = d.expected(t).expect("a band after the first row");
+                let before = d.clone();
+                checked += 1;
+                if (v - pred).abs() <= 3.0 * sd {
+                    inside += 1;
+                }
+                // Reading the band learns nothing.
+                assert_eq!(format!("{before:?}"), format!("{d:?}"));
+            }
+            d.score(t, v);
+        }
+        assert!(inside as f64 >= 0.97 * checked as f64, "{inside} of {checked} rows within 3 sd");
     }
 
     /// Scores above `level` after warm-up, except within `near` rows after `at`.

@@ -1,0 +1,1070 @@
+//! Live signals: minute series the agent derives from the events it already
+//! reads, scored online by the same anomaly detector `slo-agent anomalies`
+//! runs ([`crate::forecast::anomaly::Detector`]), with the detector's
+//! expected value and band, and the hourly history the forecasts read.
+//!
+//! | signal | per minute | dimensions |
+//! | --- | --- | --- |
+//! | `requests` | requests | all, edge location, region, client class |
+//! | `error_ratio` | 5xx / requests | the same |
+//! | `client_error_share` | 4xx / requests | the same |
+//! | `forbidden_share` | 403 / requests | the same |
+//! | `latency_p95` | 95th percentile latency, ms | the same |
+//! | `top_client_share` | share of the 10 busiest client addresses | all |
+//! | `business:<name>` | matching requests (`signals.business`) | all, region, client class |
+//! | `concurrency` | Lambda: peak concurrency of a second (Little's law) | all (per function) |
+//! | `peak_rps` | API Gateway, CloudFront: requests in the busiest second | all |
+//! | `peak_bandwidth` | CloudFront: bits per second in the busiest second | all |
+//! | `bad_ratio`, `events` | per SLO: bad / events, events | `slo` |
+//!
+//! A series is a service, an origin (`cloudfront`, `apigateway`, `lambda`,
+//! …, or `slo`), a signal and a dimension value. Ratios and percentiles are
+//! scored only for minutes with `signals.min_events` requests; counts are
+//! scored every minute, zero when nothing came.
+//!
+//! **Event time.** Events land in their own minute. A minute closes (its
+//! values are scored) once the newest event is `signals.lateness` past its
+//! end — or, when nothing arrives at all, once the clock is
+//! `signals.idle_close` past it, so a silent service scores its zeros.
+//! Events of closed minutes are counted as late and left out (the SLI
+//! engine still counts them).
+//!
+//! **"Are we under attack?"** Per service and origin, each minute keeps the
+//! heavy hitters ([`topk`]: client addresses, user agents, paths, ASNs) of
+//! its requests; the last [`TOP_MINUTES`] closed minutes are kept, and the
+//! answer names the top ones of the anomaly's minutes.
+//!
+//! **Bounds.** At most `signals.max_series` series (more are counted in
+//! [`SignalStats::series_dropped`] and not created), [`MAX_SERVICES`]
+//! services, `signals.max_edge_locations` edge locations per service (the
+//! rest fold into `other`), [`OPEN_MINUTES`] minutes open at once. A series
+//! holds at most [`SERIES_MAX_BYTES`] bytes: the detector, [`RECENT`]
+//! minutes and [`HOURS`] hours of history. A minute of one service and
+//! origin holds four heavy-hitter tables of [`topk::CAPACITY`] keys. It is
+//! memory only: after a restart the detectors learn again (the warm-up is
+//! [`crate::forecast::anomaly::WARMUP`] minutes) and the history starts
+//! empty.
+//!
+//! **Architecture invariant:** pure given its events and the times it is
+//! told: no clock, no I/O. The state thread feeds it beside the engine and
+//! publishes a [`SignalsView`] each time a minute closes.
+
+pub mod config;
+pub mod topk;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::dims::Region;
+use crate::event::{ClientClass, Origin, RequestEvent};
+use crate::forecast::anomaly::Detector;
+use crate::hops::sketch::Sketch;
+use config::SignalsConfig;
+use topk::TopK;
+
+/// A mean absolute deviation to a standard deviation (normal noise).
+const MAD_TO_SD: f64 = 1.2533;
+
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 3_600_000;
+/// The most minutes without events walked (scored as zeros) at once.
+const MAX_IDLE_WALK: i64 = 1440 * MINUTE_MS;
+/// Times past 9999-12-31 (and before 1970) are not scored.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+/// Minutes of values and scores kept per series (for the answer's evidence).
+pub const RECENT: usize = 120;
+/// Hours of history kept per series: 28 days.
+pub const HOURS: usize = 672;
+/// Closed minutes of heavy hitters kept per service and origin.
+pub const TOP_MINUTES: usize = 60;
+/// Services watched; events of further services are counted and left out.
+pub const MAX_SERVICES: usize = 256;
+/// Minutes open at once: an event older than the oldest is late.
+pub const OPEN_MINUTES: usize = 30;
+/// Requests of a minute's busiest ten addresses, to [`Signal::TopClientShare`].
+const TOP_SHARE_OF: usize = 10;
+/// An upper bound of one series' memory.
+pub const SERIES_MAX_BYTES: usize =
+    std::mem::size_of::<Series>() + Detector::BYTES + RECENT * std::mem::size_of::<Minute>() + HOURS * 4 + 64;
+
+/// What a series measures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    Requests,
+    ErrorRatio,
+    ClientErrorShare,
+    ForbiddenShare,
+    LatencyP95,
+    TopClientShare,
+    /// A business event of `signals.business`, by its index.
+    Business(u16),
+    Concurrency,
+    PeakRps,
+    PeakBandwidth,
+    BadRatio,
+    Events,
+}
+
+/// How minutes add up to an hour of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Sum,
+    Mean,
+    Max,
+}
+
+impl Signal {
+    pub fn name<'a>(&self, cfg: &'a SignalsConfig) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow::Borrowed;
+        match self {
+            Signal::Requests => Borrowed("requests"),
+            Signal::ErrorRatio => Borrowed("error_ratio"),
+            Signal::ClientErrorShare => Borrowed("client_error_share"),
+            Signal::ForbiddenShare => Borrowed("forbidden_share"),
+            Signal::LatencyP95 => Borrowed("latency_p95"),
+            Signal::TopClientShare => Borrowed("top_client_share"),
+            Signal::Business(i) => std::borrow::Cow::Owned(format!(
+                "business:{}",
+                cfg.business.get(*i as usize).map_or("?", |b| b.name.as_str())
+            )),
+            Signal::Concurrency => Borrowed("concurrency"),
+            Signal::PeakRps => Borrowed("peak_rps"),
+            Signal::PeakBandwidth => Borrowed("peak_bandwidth"),
+            Signal::BadRatio => Borrowed("bad_ratio"),
+            Signal::Events => Borrowed("events"),
+        }
+    }
+
+    pub fn agg(&self) -> Agg {
+        match self {
+            Signal::Requests | Signal::Business(_) | Signal::Events => Agg::Sum,
+            Signal::Concurrency | Signal::PeakRps | Signal::PeakBandwidth => Agg::Max,
+            _ => Agg::Mean,
+        }
+    }
+
+    /// Counts are zero in a minute without events; the others are unknown.
+    fn zero_when_idle(&self) -> bool {
+        matches!(self, Signal::Requests | Signal::Business(_) | Signal::Events)
+    }
+
+    /// A signal of abuse: its anomalies carry the heavy hitters.
+    pub fn is_attack(&self) -> bool {
+        matches!(self, Signal::Requests | Signal::ClientErrorShare | Signal::ForbiddenShare | Signal::TopClientShare)
+    }
+
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Signal::Requests | Signal::Business(_) | Signal::Events => "per_minute",
+            Signal::LatencyP95 => "milliseconds",
+            Signal::Concurrency => "concurrent_executions",
+            Signal::PeakRps => "requests_per_second",
+            Signal::PeakBandwidth => "bits_per_second",
+            _ => "ratio",
+        }
+    }
+}
+
+/// Which slice of a service's traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    All,
+    Edge(Arc<str>),
+    Region(Region),
+    Client(ClientClass),
+    Slo(Arc<str>),
+}
+
+impl Dim {
+    pub fn dimension(&self) -> &'static str {
+        match self {
+            Dim::All => "all",
+            Dim::Edge(_) => "edge_location",
+            Dim::Region(_) => "region",
+            Dim::Client(_) => "client_class",
+            Dim::Slo(_) => "slo",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Dim::All => "",
+            Dim::Edge(e) => e,
+            Dim::Region(r) => r.as_str(),
+            Dim::Client(c) => c.as_str(),
+            Dim::Slo(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub service: Arc<str>,
+    /// `cloudfront`, `apigateway`, … or `slo`.
+    pub origin: &'static str,
+    pub signal: Signal,
+    pub dim: Dim,
+}
+
+/// One closed minute of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Minute {
+    pub minute_ms: i64,
+    pub value: f32,
+    pub score: f32,
+    /// The detector's expectation before it saw the minute (NaN while it had none).
+    pub expected: f32,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+/// A run of minutes whose score reached the threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Episode {
+    pub start_ms: i64,
+    /// The last minute at or above the threshold.
+    pub last_ms: i64,
+    pub peak_score: f64,
+    pub peak_ms: i64,
+    /// +1 above the expected value, −1 below.
+    pub direction: i8,
+    pub value_at_start: f64,
+    pub expected_at_start: f64,
+}
+
+/// Minutes below the threshold that end an episode.
+pub const EPISODE_QUIET: i64 = 15;
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    detector: Detector,
+    pub recent: Arc<VecDeque<Minute>>,
+    /// Closed hours, oldest first: (hour start, value).
+    pub hours: Arc<VecDeque<(i64, f32)>>,
+    hour: i64,
+    hour_sum: f64,
+    hour_n: u32,
+    hour_max: f64,
+    pub episode: Option<Episode>,
+    pub last_episode: Option<Episode>,
+    /// Counts: the smoothed absolute relative deviation of a
+    /// [`SHIFT_WINDOW`]-minute sum from its expectation (the shift score's scale).
+    shift_scale: f64,
+    shift_n: u32,
+}
+
+/// Minutes summed by the shift score of counts.
+pub const SHIFT_WINDOW: usize = 15;
+
+impl Series {
+    fn new() -> Series {
+        Series {
+            detector: Detector::new(),
+            recent: Arc::new(VecDeque::new()),
+            hours: Arc::new(VecDeque::new()),
+            hour: i64::MIN,
+            hour_sum: 0.0,
+            hour_n: 0,
+            hour_max: f64::NEG_INFINITY,
+            episode: None,
+            last_episode: None,
+            shift_scale: 0.0,
+            shift_n: 0,
+        }
+    }
+
+    /// Scores the minute's value and learns from it.
+    fn push(&mut self, minute_ms: i64, value: f64, agg: Agg, threshold: f64) -> Minute {
+        let band = self.detector.expected(minute_ms);
+        let mut score = self.detector.score(minute_ms, value);
+        let (expected, lo, hi) = match band {
+            Some((p, sd)) => (p, p - 3.0 * sd, p + 3.0 * sd),
+            None => (f64::NAN, f64::NAN, f64::NAN),
+        };
+        let m = Minute {
+            minute_ms,
+            value: value as f32,
+            score: score as f32,
+            expected: expected as f32,
+            lo: lo as f32,
+            hi: hi as f32,
+        };
+        let recent = Arc::make_mut(&mut self.recent);
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(m);
+        if agg == Agg::Sum {
+            let shift = self.shift_score();
+            if shift > score {
+                score = shift;
+                if let Some(last) = Arc::make_mut(&mut self.recent).back_mut() {
+                    last.score = score as f32;
+                }
+            }
+        }
+        let m = *self.recent.back().unwrap_or(&m);
+        self.episode_step(&m, threshold);
+        self.hour_step(minute_ms, value, agg);
+        m
+    }
+
+    /// Counts (requests, conversions) drift or drop in ways a minute's noise
+    /// hides: the sum of the last [`SHIFT_WINDOW`] minutes against what the
+    /// same minutes held on the previous days (the median of up to 7, from
+    /// the hourly history), or — with less than a day of history — against
+    /// the hour before. The deviation is measured in its own smoothed scale
+    /// (at least the Poisson noise of the sum).
+    fn shift_score(&mut self) -> f64 {
+        let n = self.recent.len();
+        if n < SHIFT_WINDOW {
+            return 0.0;
+        }
+        let window = self.recent.range(n - SHIFT_WINDOW..);
+        let mut observed = 0.0;
+        let mut expected = 0.0;
+        let mut seasonal = true;
+        for m in window.clone() {
+            observed += f64::from(m.value);
+            match self.seasonal_minute(m.minute_ms) {
+                Some(e) => expected += e,
+                None => {
+                    seasonal = false;
+                    break;
+                }
+            }
+        }
+        if !seasonal {
+            // The level of the hour before the window.
+            if n < SHIFT_WINDOW + 60 {
+                return 0.0;
+            }
+            let before = self.recent.range(n - SHIFT_WINDOW - 60..n - SHIFT_WINDOW);
+            expected = before.map(|m| f64::from(m.value)).sum::<f64>() / 60.0 * SHIFT_WINDOW as f64;
+        }
+        if !(observed.is_finite() && expected.is_finite()) {
+            return 0.0;
+        }
+        let d = (observed - expected) / expected.max(1.0);
+        let floor = 1.0 / expected.max(1.0).sqrt();
+        let sd = (MAD_TO_SD * self.shift_scale).max(floor);
+        let z = d.abs() / sd;
+        self.shift_n = self.shift_n.saturating_add(1);
+        let a = (1.0 / f64::from(self.shift_n)).max(0.01);
+        self.shift_scale += a * (d.abs().min(3.0 * sd) - self.shift_scale);
+        let ramp = (f64::from(self.shift_n) / 60.0).min(1.0);
+        let s = crate::forecast::anomaly::to_score(z) * ramp;
+        if s.is_finite() { s.clamp(0.0, 1.0) } else { 0.0 }
+    }
+
+    /// The median of the same minute's hour on up to 7 previous days, per minute.
+    fn seasonal_minute(&self, minute_ms: i64) -> Option<f64> {
+        let hour = minute_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let mut v: Vec<f64> = Vec::with_capacity(7);
+        for d in 1..=7i64 {
+            let h = hour - d * 86_400_000;
+            if let Ok(i) = self.hours.binary_search_by_key(&h, |(t, _)| *t) {
+                v.push(f64::from(self.hours[i].1) / 60.0);
+            }
+        }
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(v[v.len() / 2])
+    }
+
+    fn episode_step(&mut self, m: &Minute, threshold: f64) {
+        let score = f64::from(m.score);
+        if score >= threshold {
+            let direction = if m.value >= m.expected || m.expected.is_nan() { 1 } else { -1 };
+            match &mut self.episode {
+                Some(e) => {
+                    e.last_ms = m.minute_ms;
+                    if score > e.peak_score {
+                        e.peak_score = score;
+                        e.peak_ms = m.minute_ms;
+                    }
+                }
+                None => {
+                    self.episode = Some(Episode {
+                        start_ms: m.minute_ms,
+                        last_ms: m.minute_ms,
+                        peak_score: score,
+                        peak_ms: m.minute_ms,
+                        direction,
+                        value_at_start: f64::from(m.value),
+                        expected_at_start: f64::from(m.expected),
+                    })
+                }
+            }
+        } else if let Some(e) = self.episode
+            && m.minute_ms - e.last_ms >= EPISODE_QUIET * MINUTE_MS
+        {
+            self.last_episode = self.episode.take();
+        }
+    }
+
+    fn hour_step(&mut self, minute_ms: i64, value: f64, agg: Agg) {
+        let hour = minute_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        if hour != self.hour {
+            if self.hour_n > 0 {
+                let v = match agg {
+                    Agg::Sum => self.hour_sum,
+                    Agg::Mean => self.hour_sum / f64::from(self.hour_n),
+                    Agg::Max => self.hour_max,
+                };
+                let hours = Arc::make_mut(&mut self.hours);
+                if hours.len() == HOURS {
+                    hours.pop_front();
+                }
+                hours.push_back((self.hour, v as f32));
+            }
+            self.hour = hour;
+            self.hour_sum = 0.0;
+            self.hour_n = 0;
+            self.hour_max = f64::NEG_INFINITY;
+        }
+        self.hour_sum += value;
+        self.hour_n += 1;
+        self.hour_max = self.hour_max.max(value);
+    }
+
+    /// The last closed minute.
+    pub fn last(&self) -> Option<&Minute> {
+        self.recent.back()
+    }
+
+    /// The hour in progress, as far as it went: (hour start, value, minutes).
+    pub fn current_hour(&self, agg: Agg) -> Option<(i64, f64, u32)> {
+        (self.hour_n > 0).then(|| {
+            let v = match agg {
+                Agg::Sum => self.hour_sum,
+                Agg::Mean => self.hour_sum / f64::from(self.hour_n),
+                Agg::Max => self.hour_max,
+            };
+            (self.hour, v, self.hour_n)
+        })
+    }
+}
+
+/// Per second of a minute: requests, busy milliseconds (Lambda), bytes.
+#[derive(Debug, Clone)]
+struct Seconds {
+    requests: [u32; 60],
+    busy_ms: [f32; 60],
+    bytes: [u64; 60],
+}
+
+impl Default for Seconds {
+    fn default() -> Self {
+        Seconds { requests: [0; 60], busy_ms: [0.0; 60], bytes: [0; 60] }
+    }
+}
+
+/// What one minute of one service, origin and dimension counted.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    total: u64,
+    e5xx: u64,
+    e4xx: u64,
+    e403: u64,
+    latency: Sketch,
+    business: Vec<u64>,
+    seconds: Option<Box<Seconds>>,
+}
+
+/// The heavy hitters of one minute of one service and origin.
+#[derive(Debug, Clone, Default)]
+pub struct Hitters {
+    pub addresses: TopK,
+    pub user_agents: TopK,
+    pub paths: TopK,
+    pub asns: TopK,
+}
+
+impl Hitters {
+    fn merge(&mut self, o: &Hitters) {
+        self.addresses.merge(&o.addresses);
+        self.user_agents.merge(&o.user_agents);
+        self.paths.merge(&o.paths);
+        self.asns.merge(&o.asns);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CellDim {
+    All,
+    Edge(u16),
+    Region(Region),
+    Client(ClientClass),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CellKey {
+    service: u16,
+    origin: Origin,
+    dim: CellDim,
+}
+
+#[derive(Debug, Default)]
+struct OpenMinute {
+    cells: HashMap<CellKey, Cell>,
+    hitters: HashMap<(u16, Origin), Hitters>,
+}
+
+#[derive(Debug, Default)]
+struct ServiceNames {
+    name: Arc<str>,
+    edges: HashMap<Box<str>, u16>,
+}
+
+/// Tallies for the agent's own telemetry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalStats {
+    /// Events of minutes already closed.
+    pub late: u64,
+    /// Series not created for `signals.max_series`.
+    pub series_dropped: u64,
+    /// Events of services beyond [`MAX_SERVICES`].
+    pub services_dropped: u64,
+    /// Minutes closed.
+    pub minutes_closed: u64,
+}
+
+/// The heavy hitters of one closed minute.
+#[derive(Debug, Clone)]
+pub struct MinuteHitters {
+    pub minute_ms: i64,
+    pub service: Arc<str>,
+    pub origin: &'static str,
+    pub requests: u64,
+    pub hitters: Arc<Hitters>,
+}
+
+/// What handlers and exporters read: every series as of the last closed
+/// minute, and the recent heavy hitters.
+#[derive(Debug, Clone, Default)]
+pub struct SignalsView {
+    /// The last closed minute (exclusive end), 0 before any.
+    pub closed_until_ms: i64,
+    pub threshold: f64,
+    pub top: usize,
+    pub series: Vec<SeriesView>,
+    pub hitters: Vec<MinuteHitters>,
+    pub stats: SignalStats,
+    pub business: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeriesView {
+    pub key: SeriesKey,
+    /// The signal's name (`business:<name>` for business signals).
+    pub signal: String,
+    pub agg: Agg,
+    pub recent: Arc<VecDeque<Minute>>,
+    pub hours: Arc<VecDeque<(i64, f32)>>,
+    /// The hour in progress: (start, value so far, minutes).
+    pub current_hour: Option<(i64, f64, u32)>,
+    pub episode: Option<Episode>,
+    pub last_episode: Option<Episode>,
+}
+
+impl SeriesView {
+    pub fn last(&self) -> Option<&Minute> {
+        self.recent.back()
+    }
+}
+
+/// The live signals of every service.
+#[derive(Debug)]
+pub struct Signals {
+    cfg: Arc<SignalsConfig>,
+    services: Vec<ServiceNames>,
+    service_index: HashMap<Box<str>, u16>,
+    open: BTreeMap<i64, OpenMinute>,
+    /// Minutes before this (ms) are closed.
+    closed_until: i64,
+    newest_ts: i64,
+    series: HashMap<SeriesKey, Series>,
+    hitters: VecDeque<MinuteHitters>,
+    pub stats: SignalStats,
+    /// Per SLO closed minutes waiting for the state thread (name, service).
+    slo_minutes: Vec<i64>,
+}
+
+fn origin_name(o: Origin) -> &'static str {
+    o.as_str()
+}
+
+impl Signals {
+    pub fn new(cfg: SignalsConfig) -> Signals {
+        Signals {
+            cfg: Arc::new(cfg),
+            services: Vec::new(),
+            service_index: HashMap::new(),
+            open: BTreeMap::new(),
+            closed_until: i64::MIN,
+            newest_ts: i64::MIN,
+            series: HashMap::new(),
+            hitters: VecDeque::new(),
+            stats: SignalStats::default(),
+            slo_minutes: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Arc<SignalsConfig> {
+        &self.cfg
+    }
+
+    /// Swap the configuration (a reload); series of signals that no longer
+    /// exist go.
+    pub fn set_config(&mut self, cfg: SignalsConfig) {
+        let business = cfg.business.len();
+        self.series.retain(|k, _| !matches!(k.signal, Signal::Business(i) if i as usize >= business));
+        self.cfg = Arc::new(cfg);
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    fn service(&mut self, name: &str, n: u64) -> Option<u16> {
+        if let Some(&i) = self.service_index.get(name) {
+            return Some(i);
+        }
+        if self.services.len() >= MAX_SERVICES {
+            self.stats.services_dropped = self.stats.services_dropped.saturating_add(n);
+            return None;
+        }
+        let i = self.services.len() as u16;
+        self.services.push(ServiceNames { name: Arc::from(name), edges: HashMap::new() });
+        self.service_index.insert(name.into(), i);
+        Some(i)
+    }
+
+    fn edge(&mut self, service: u16, edge: &str) -> u16 {
+        let max = self.cfg.max_edge_locations;
+        let s = &mut self.services[service as usize];
+        if let Some(&i) = s.edges.get(edge) {
+            return i;
+        }
+        if s.edges.len() >= max {
+            return u16::MAX;
+        }
+        let i = s.edges.len() as u16;
+        s.edges.insert(edge.into(), i);
+        i
+    }
+
+    fn edge_name(&self, service: u16, edge: u16) -> Arc<str> {
+        if edge == u16::MAX {
+            return Arc::from(crate::dims::OTHER_ROUTE);
+        }
+        let s = &self.services[service as usize];
+        s.edges.iter().find(|(_, i)| **i == edge).map_or_else(|| Arc::from("?"), |(k, _)| Arc::from(&**k))
+    }
+
+    /// Take `n` requests like `e`.
+    pub fn observe(&mut self, e: &RequestEvent<'_>, n: u64) {
+        let Some(origin) = e.origin else { return };
+        // More than 2^40 requests in one record is nonsense; sums stay far from overflowing.
+        let n = n.min(1 << 40);
+        if n == 0 || e.service.is_empty() || matches!(origin, Origin::Synthetic | Origin::XRay) {
+            return;
+        }
+        if !(0..=MAX_TIME_MS).contains(&e.ts_ms) {
+            self.stats.late = self.stats.late.saturating_add(n);
+            return;
+        }
+        let minute = e.ts_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        if e.ts_ms > self.newest_ts {
+            self.newest_ts = e.ts_ms;
+        }
+        if minute < self.closed_until {
+            self.stats.late = self.stats.late.saturating_add(n);
+            return;
+        }
+        let Some(svc) = self.service(e.service, n) else { return };
+        let edge = (!e.edge_location.is_empty()).then(|| self.edge(svc, e.edge_location));
+        let region = (!e.edge_location.is_empty()).then(|| crate::dims::edge_region(e.edge_location));
+        let business: Vec<u16> = self
+            .cfg
+            .business
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.matches(e.service, e.method, e.path, e.status))
+            .map(|(i, _)| i as u16)
+            .collect();
+        let nb = self.cfg.business.len();
+        let open = self.open.entry(minute).or_default();
+        let mut dims: [Option<CellDim>; 4] = [Some(CellDim::All), None, None, None];
+        if e.client != ClientClass::Unknown {
+            dims[1] = Some(CellDim::Client(e.client));
+        }
+        if let Some(r) = region {
+            dims[2] = Some(CellDim::Region(r));
+        }
+        if let Some(x) = edge {
+            dims[3] = Some(CellDim::Edge(x));
+        }
+        for dim in dims.into_iter().flatten() {
+            let cell = open.cells.entry(CellKey { service: svc, origin, dim }).or_default();
+            cell.total += n;
+            match e.status {
+                500..=599 => cell.e5xx += n,
+                403 => {
+                    cell.e4xx += n;
+                    cell.e403 += n;
+                }
+                400..=499 => cell.e4xx += n,
+                _ => {}
+            }
+            if let Some(ms) = e.latency_ms {
+                cell.latency.record_n(ms, n);
+            }
+            if !business.is_empty() && !matches!(dim, CellDim::Edge(_)) {
+                cell.business.resize(nb, 0);
+                for &b in &business {
+                    cell.business[b as usize] += n;
+                }
+            }
+            if dim == CellDim::All {
+                let s = cell.seconds.get_or_insert_default();
+                let sec = (e.ts_ms.rem_euclid(MINUTE_MS) / 1000) as usize;
+                s.requests[sec] = s.requests[sec].saturating_add(n.min(u32::MAX as u64) as u32);
+                s.bytes[sec] = s.bytes[sec].saturating_add(e.bytes.saturating_mul(n));
+                if origin == Origin::Lambda
+                    && let Some(d) = e.latency_ms.filter(|d| d.is_finite() && *d > 0.0)
+                {
+                    spread_busy(s, e.ts_ms, d.min(900_000.0), n);
+                }
+            }
+        }
+        if !e.client_addr.is_empty() || !e.user_agent.is_empty() {
+            let h = open.hitters.entry((svc, origin)).or_default();
+            h.addresses.add(e.client_addr, n);
+            h.user_agents.add(e.user_agent, n);
+            h.paths.add(e.path, n);
+            if let Some(a) = e.asn {
+                h.asns.add(itoa_buf(a).as_str(), n);
+            }
+        }
+        // Bounded: the oldest open minutes close early.
+        while self.open.len() > OPEN_MINUTES {
+            let Some((&first, _)) = self.open.first_key_value() else { break };
+            self.close_until(first + MINUTE_MS);
+        }
+    }
+
+    /// Closes the minutes that are due at `now_ms` (the injected clock).
+    /// Returns the minutes closed, oldest first: the state thread adds each
+    /// SLO's figures of them with [`Signals::observe_slo_minute`].
+    pub fn advance(&mut self, now_ms: i64) -> Vec<i64> {
+        let now_ms = now_ms.clamp(0, MAX_TIME_MS);
+        let by_events =
+            if self.newest_ts == i64::MIN { i64::MIN } else { self.newest_ts.saturating_sub(self.cfg.lateness_ms) };
+        let by_clock = now_ms.saturating_sub(self.cfg.idle_close_ms);
+        let due = by_events.max(by_clock).div_euclid(MINUTE_MS) * MINUTE_MS;
+        if self.closed_until == i64::MIN {
+            // The first minute with events starts the series.
+            match self.open.first_key_value() {
+                Some((&first, _)) if first < due => self.closed_until = first,
+                _ => return std::mem::take(&mut self.slo_minutes),
+            }
+        }
+        self.close_until(due);
+        std::mem::take(&mut self.slo_minutes)
+    }
+
+    fn close_until(&mut self, until: i64) {
+        while self.closed_until != i64::MIN && self.closed_until < until {
+            // More than a day without any event (a pause, a clock jump): only
+            // the last day before the next data is walked, minute by minute.
+            let next = self.open.first_key_value().map_or(until, |(&m, _)| m.min(until));
+            if next - self.closed_until > MAX_IDLE_WALK {
+                self.closed_until = next - MAX_IDLE_WALK;
+            }
+            let minute = self.closed_until;
+            let open = self.open.remove(&minute).unwrap_or_default();
+            self.close_minute(minute, open);
+            self.closed_until = minute + MINUTE_MS;
+        }
+        if self.closed_until == i64::MIN
+            && let Some((&first, _)) = self.open.first_key_value()
+            && first < until
+        {
+            self.closed_until = first;
+            self.close_until(until);
+        }
+    }
+
+    fn close_minute(&mut self, minute: i64, open: OpenMinute) {
+        self.stats.minutes_closed += 1;
+        self.slo_minutes.push(minute);
+        let cfg = self.cfg.clone();
+        let mut seen: Vec<SeriesKey> = Vec::new();
+        let mut hitters: Vec<(CellKey, u64)> = Vec::new();
+        let mut cells: Vec<(CellKey, Cell)> = open.cells.into_iter().collect();
+        cells.sort_by_key(|(k, _)| (k.service, k.origin.index(), dim_order(&k.dim)));
+        let mut tops: HashMap<(u16, Origin), f64> = HashMap::new();
+        for ((svc, origin), h) in &open.hitters {
+            let total = h.addresses.seen();
+            if total >= cfg.min_events {
+                let top: u64 = h.addresses.top(TOP_SHARE_OF).iter().map(|(_, c)| c).sum();
+                tops.insert((*svc, *origin), top as f64 / total as f64);
+            }
+        }
+        for (key, cell) in &cells {
+            let service = self.services[key.service as usize].name.clone();
+            let dim = match key.dim {
+                CellDim::All => Dim::All,
+                CellDim::Edge(x) => Dim::Edge(self.edge_name(key.service, x)),
+                CellDim::Region(r) => Dim::Region(r),
+                CellDim::Client(c) => Dim::Client(c),
+            };
+            let origin = origin_name(key.origin);
+            let mut values: Vec<(Signal, f64)> = vec![(Signal::Requests, cell.total as f64)];
+            if cell.total >= cfg.min_events {
+                let t = cell.total as f64;
+                values.push((Signal::ErrorRatio, cell.e5xx as f64 / t));
+                values.push((Signal::ClientErrorShare, cell.e4xx as f64 / t));
+                values.push((Signal::ForbiddenShare, cell.e403 as f64 / t));
+                if let Some(p) = cell.latency.quantile(0.95) {
+                    values.push((Signal::LatencyP95, p));
+                }
+            }
+            if !matches!(dim, Dim::Edge(_)) {
+                for (i, _) in cfg.business.iter().enumerate() {
+                    if let Some(&c) = cell.business.get(i) {
+                        values.push((Signal::Business(i as u16), c as f64));
+                    }
+                }
+            }
+            if dim == Dim::All {
+                if let Some(&share) = tops.get(&(key.service, key.origin)) {
+                    values.push((Signal::TopClientShare, share));
+                }
+                if let Some(s) = &cell.seconds {
+                    match key.origin {
+                        Origin::Lambda => {
+                            let peak = s.busy_ms.iter().fold(0f32, |a, &b| a.max(b));
+                            values.push((Signal::Concurrency, f64::from(peak) / 1000.0));
+                        }
+                        Origin::ApiGateway => {
+                            values.push((Signal::PeakRps, f64::from(*s.requests.iter().max().unwrap_or(&0))));
+                        }
+                        Origin::CloudFront | Origin::CloudFrontRealtime => {
+                            values.push((Signal::PeakRps, f64::from(*s.requests.iter().max().unwrap_or(&0))));
+                            let peak = s.bytes.iter().max().copied().unwrap_or(0);
+                            values.push((Signal::PeakBandwidth, peak as f64 * 8.0));
+                        }
+                        _ => {}
+                    }
+                }
+                hitters.push((*key, cell.total));
+            }
+            for (signal, v) in values {
+                let k = SeriesKey { service: service.clone(), origin, signal, dim: dim.clone() };
+                self.push_value(minute, k.clone(), v);
+                seen.push(k);
+            }
+        }
+        // Counts of series that saw nothing this minute are zero.
+        seen.sort_unstable();
+        let idle: Vec<SeriesKey> = self
+            .series
+            .keys()
+            .filter(|k| k.signal.zero_when_idle() && k.origin != "slo" && seen.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        for k in idle {
+            self.push_value(minute, k, 0.0);
+        }
+        for ((svc, origin), h) in open.hitters {
+            let requests = hitters.iter().find(|(k, _)| k.service == svc && k.origin == origin).map_or(0, |(_, n)| *n);
+            if self.hitters.len() >= TOP_MINUTES * 4 {
+                self.hitters.pop_front();
+            }
+            self.hitters.push_back(MinuteHitters {
+                minute_ms: minute,
+                service: self.services[svc as usize].name.clone(),
+                origin: origin_name(origin),
+                requests,
+                hitters: Arc::new(h),
+            });
+        }
+        let oldest = minute - (TOP_MINUTES as i64 - 1) * MINUTE_MS;
+        while self.hitters.front().is_some_and(|h| h.minute_ms < oldest) {
+            self.hitters.pop_front();
+        }
+    }
+
+    fn push_value(&mut self, minute: i64, key: SeriesKey, value: f64) {
+        let threshold = self.cfg.threshold;
+        let agg = key.signal.agg();
+        if let Some(s) = self.series.get_mut(&key) {
+            s.push(minute, value, agg, threshold);
+            return;
+        }
+        if self.series.len() >= self.cfg.max_series {
+            self.stats.series_dropped += 1;
+            return;
+        }
+        let mut s = Series::new();
+        s.push(minute, value, agg, threshold);
+        self.series.insert(key, s);
+    }
+
+    /// One SLO's events and bad events of a closed minute (from the engine).
+    pub fn observe_slo_minute(&mut self, slo: &str, service: &str, minute_ms: i64, events: u64, bad: u64) {
+        if !(0..=MAX_TIME_MS).contains(&minute_ms) {
+            return;
+        }
+        let service: Arc<str> = Arc::from(service);
+        let dim = Dim::Slo(Arc::from(slo));
+        let k = SeriesKey { service: service.clone(), origin: "slo", signal: Signal::Events, dim: dim.clone() };
+        self.push_value(minute_ms, k, events as f64);
+        if events >= self.cfg.min_events {
+            let k = SeriesKey { service, origin: "slo", signal: Signal::BadRatio, dim };
+            self.push_value(minute_ms, k, bad as f64 / events as f64);
+        }
+    }
+
+    /// Series of SLOs no longer defined go.
+    pub fn retain_slos(&mut self, names: &[&str]) {
+        self.series.retain(|k, _| match &k.dim {
+            Dim::Slo(s) => names.contains(&&**s),
+            _ => true,
+        });
+    }
+
+    /// The view handlers read.
+    pub fn view(&self) -> SignalsView {
+        let mut series: Vec<SeriesView> = self
+            .series
+            .iter()
+            .map(|(k, s)| SeriesView {
+                key: k.clone(),
+                signal: k.signal.name(&self.cfg).into_owned(),
+                agg: k.signal.agg(),
+                recent: s.recent.clone(),
+                hours: s.hours.clone(),
+                current_hour: s.current_hour(k.signal.agg()),
+                episode: s.episode,
+                last_episode: s.last_episode,
+            })
+            .collect();
+        series.sort_by(|a, b| a.key.cmp(&b.key));
+        SignalsView {
+            closed_until_ms: if self.closed_until == i64::MIN { 0 } else { self.closed_until },
+            threshold: self.cfg.threshold,
+            top: self.cfg.top,
+            series,
+            hitters: self.hitters.iter().cloned().collect(),
+            stats: self.stats,
+            business: self.cfg.business.iter().map(|b| b.name.clone()).collect(),
+        }
+    }
+
+    /// Bytes held, for the documentation's bound and the agent's telemetry.
+    pub fn memory_bytes(&self) -> usize {
+        let series = self.series.len() * SERIES_MAX_BYTES;
+        let hitters: usize = self
+            .hitters
+            .iter()
+            .map(|h| {
+                h.hitters.addresses.heap_bytes()
+                    + h.hitters.user_agents.heap_bytes()
+                    + h.hitters.paths.heap_bytes()
+                    + h.hitters.asns.heap_bytes()
+            })
+            .sum();
+        series + hitters
+    }
+}
+
+impl SignalsView {
+    /// The heavy hitters of `service` (all origins) over `[from, to)`, merged.
+    pub fn hitters_between(&self, service: &str, from_ms: i64, to_ms: i64) -> (u64, Hitters) {
+        let mut out = Hitters::default();
+        let mut requests = 0;
+        for h in &self.hitters {
+            if &*h.service == service && h.minute_ms >= from_ms && h.minute_ms < to_ms {
+                out.merge(&h.hitters);
+                requests += h.requests;
+            }
+        }
+        (requests, out)
+    }
+}
+
+fn dim_order(d: &CellDim) -> (u8, u16) {
+    match d {
+        CellDim::All => (0, 0),
+        CellDim::Edge(x) => (1, *x),
+        CellDim::Region(r) => (2, *r as u16),
+        CellDim::Client(c) => (3, *c as u16),
+    }
+}
+
+/// Spreads an invocation's duration over the seconds it covered (ending at
+/// `end_ms`, within the minute): the busy milliseconds of each second sum
+/// to its concurrency × 1000 (Little's law per second).
+fn spread_busy(s: &mut Seconds, end_ms: i64, duration_ms: f64, n: u64) {
+    let minute_start = end_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let start = (end_ms as f64 - duration_ms).max(minute_start as f64);
+    let mut t = start;
+    let end = end_ms as f64;
+    let mut guard = 0;
+    while t < end && guard < 61 {
+        let sec = ((t as i64 - minute_start) / 1000).clamp(0, 59);
+        let sec_end = (minute_start + (sec + 1) * 1000) as f64;
+        let part = sec_end.min(end) - t;
+        s.busy_ms[sec as usize] += (part * n as f64) as f32;
+        t = sec_end;
+        guard += 1;
+    }
+    if duration_ms > 0.0 && start >= end {
+        // Ends exactly at the minute's start: count it in its first second.
+        s.busy_ms[0] += (duration_ms.min(1000.0) * n as f64) as f32;
+    }
+}
+
+/// A small stack string of a number (no allocation per event).
+fn itoa_buf(v: u32) -> SmallStr {
+    let mut s = SmallStr::default();
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    s.len = digits.len() - i;
+    s.buf[..s.len].copy_from_slice(&digits[i..]);
+    s
+}
+
+#[derive(Default)]
+struct SmallStr {
+    buf: [u8; 10],
+    len: usize,
+}
+
+impl SmallStr {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests;
