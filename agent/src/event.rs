@@ -225,6 +225,17 @@ pub struct Wanted {
 }
 
 impl Wanted {
+    /// Every field either asks for.
+    pub const fn with(self, o: Wanted) -> Wanted {
+        Wanted {
+            client: self.client || o.client,
+            cache: self.cache || o.cache,
+            bytes: self.bytes || o.bytes,
+            request_id: self.request_id || o.request_id,
+            requester: self.requester || o.requester,
+        }
+    }
+
     pub const ALL: Wanted = Wanted { client: true, cache: true, bytes: true, request_id: true, requester: true };
     pub const NONE: Wanted = Wanted { client: false, cache: false, bytes: false, request_id: false, requester: false };
 }

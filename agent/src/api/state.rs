@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub deploys: Arc<Vec<crate::freeze::deploys::Impact>>,
     /// Where requests' time went, hop by hop, per service, route and minute.
     pub hops: Arc<crate::hops::HopsView>,
+    /// The live signals as of the last closed minute.
+    pub signals: Arc<crate::signals::SignalsView>,
 }
 
 impl Snapshot {
@@ -165,8 +167,15 @@ impl ApiState {
         let now = self.clock.now_ms();
         let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
-        let mut out =
-            crate::export::prometheus::render(&snap.statuses, &snap.counted, &snap.alerts, &self.telemetry, now);
+        let signals = crate::signals::metrics::families(&snap.signals);
+        let mut out = crate::export::prometheus::render(
+            &snap.statuses,
+            &snap.counted,
+            &snap.alerts,
+            signals,
+            &self.telemetry,
+            now,
+        );
         // The configured probes' last outcomes, in blackbox_exporter's names,
         // and the journeys' last runs, before `# EOF`.
         let outcomes = self.probes.outcomes();

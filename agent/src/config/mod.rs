@@ -17,6 +17,8 @@
 //!                                    # GitHub deployment protection rules (docs/deploy-gates.md)
 //! freeze: {source: prometheus, prometheus: {url: "http://prometheus:9090"}}
 //!                                    # the fleet's freeze answer (docs/deploy-gates.md)
+//! signals:                           # live series, business events, anomaly alerts, quotas (docs/forecasts.md)
+//!   business: [{name: checkout_confirmed, method: POST, path: /checkout/confirm, status: 2xx}]
 //! export:                           # push the SLO figures out (docs/export.md, docs/cloudwatch.md)
 //!   otlp: {endpoint: "http://otel-collector:4318"}
 //!   cloudwatch: {mode: emf, namespace: SloAgent, interval: 60s}
@@ -69,6 +71,8 @@ pub struct AgentConfig {
     pub synthetic: crate::synthetic::SyntheticConfig,
     /// Where the SLO figures are pushed besides `/metrics` (`export:`): OTLP, CloudWatch.
     pub export: crate::export::ExportConfig,
+    /// Live signals, business events, anomaly alerts and quotas (`signals:`).
+    pub signals: crate::signals::config::SignalsConfig,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -186,6 +190,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "traces",
         "certificates",
         "export",
+        "signals",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -247,6 +252,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(crate::export::ExportConfig::default()),
         Some(n) => crate::export::read_config(cx, n, base),
     };
+    let signals = match f.get("signals") {
+        None => Some(crate::signals::config::SignalsConfig::default()),
+        Some(n) => crate::signals::config::read_signals(cx, n),
+    };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
     let probes_only = f.get("probes").is_some() || f.get("journeys").is_some();
@@ -291,6 +300,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         freeze: freeze?,
         synthetic: synthetic?,
         export: export?,
+        signals: signals?,
     })
 }
 

@@ -130,6 +130,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         freeze: Default::default(),
         synthetic: Default::default(),
         export: Default::default(),
+        signals: Default::default(),
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

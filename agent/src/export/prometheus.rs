@@ -19,17 +19,20 @@ use crate::telemetry::{Kind, Labels, Telemetry};
 type GaugeF = Gauge<f64, AtomicU64>;
 
 /// Render the whole exposition: per-SLO figures from the latest evaluation,
-/// cumulative counted events, and the agent's own telemetry.
+/// cumulative counted events, `more` (the live signals' families), and the
+/// agent's own telemetry.
 /// `now_ms` is the clock's time, for the sources' lag.
 pub fn render(
     statuses: &[SloStatus],
     counted: &[(String, Counts)],
     alerts: &[crate::alert::AlertRecord],
+    more: Vec<crate::telemetry::FamilyView>,
     telemetry: &Telemetry,
     now_ms: i64,
 ) -> String {
     let mut reg = Registry::default();
-    for family in super::slo::families(statuses, counted, alerts).into_iter().chain(telemetry.families()) {
+    let slo = super::slo::families(statuses, counted, alerts);
+    for family in slo.into_iter().chain(more).chain(telemetry.families()) {
         let m = family.metric;
         match m.kind {
             Kind::Counter => {

@@ -115,6 +115,11 @@ pub struct Core {
     engine: Engine,
     /// Where requests' time goes, hop by hop (fed with what the engine is fed).
     hops: crate::hops::Hops,
+    /// Live minute series and their anomaly scores (fed the same).
+    signals: crate::signals::Signals,
+    /// The view of the last minute closed, published with every snapshot.
+    signals_view: Arc<crate::signals::SignalsView>,
+    signals_reported: crate::signals::SignalStats,
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
@@ -175,6 +180,7 @@ pub fn load(config: &AgentConfig, slos: &SloSet, store: &Store, clock: &Arc<dyn 
 struct LiveSink<'a> {
     engine: &'a mut Engine,
     hops: &'a mut crate::hops::Hops,
+    signals: &'a mut crate::signals::Signals,
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
@@ -197,14 +203,17 @@ impl EventSink for LiveSink<'_> {
         self.counted += n;
         self.engine.observe_n(e, n);
         self.hops.observe(e, n);
+        self.signals.observe(e, n);
     }
 }
 
-/// The optional event fields to decode: what the SLOs read, and the request
-/// ids the hop decomposition joins on.
+/// The optional event fields to decode: what the SLOs read, the request
+/// ids the hop decomposition joins on, and the client classes and
+/// addresses the live signals slice by.
 fn wanted(engine: &Engine) -> crate::event::Wanted {
     let w = engine.wanted();
     crate::event::Wanted { request_id: w.request_id || crate::hops::Hops::WANTED.request_id, ..w }
+        .with(crate::signals::Signals::WANTED)
 }
 
 fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
@@ -226,6 +235,7 @@ impl Core {
         links.api.push.set_wanted(wanted(&engine));
         *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted(&engine);
         let hops = crate::hops::Hops::new(config.routes.templater(), config.routes.max_routes);
+        let signals = crate::signals::Signals::new(config.signals.clone());
         let source =
             if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
         if let Some(f) = &links.fleet {
@@ -242,6 +252,9 @@ impl Core {
             hops_reported: crate::hops::HopStats::default(),
             engine,
             hops,
+            signals,
+            signals_view: Arc::default(),
+            signals_reported: crate::signals::SignalStats::default(),
             alerts,
             freezer: crate::freeze::Freezer::for_source(source),
             fleet_services: Vec::new(),
@@ -299,7 +312,15 @@ impl Core {
         }
         let max_ts = self.max_ts();
         let mut sink =
-            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
+            LiveSink {
+            engine: &mut self.engine,
+            hops: &mut self.hops,
+            signals: &mut self.signals,
+            max_ts,
+            newest: None,
+            future: 0,
+            counted: 0,
+        };
         p.events.replay(&mut sink);
         let (newest, future) = (sink.newest, sink.future);
         let changes = self.engine.drain_changes();
@@ -355,7 +376,15 @@ impl Core {
         }
         let max_ts = self.max_ts();
         let mut sink =
-            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
+            LiveSink {
+            engine: &mut self.engine,
+            hops: &mut self.hops,
+            signals: &mut self.signals,
+            max_ts,
+            newest: None,
+            future: 0,
+            counted: 0,
+        };
         events.replay(&mut sink);
         let (newest, future) = (sink.newest, sink.future);
         let changes = self.engine.drain_changes();
@@ -406,7 +435,15 @@ impl Core {
         }
         let max_ts = self.max_ts();
         let mut sink =
-            LiveSink { engine: &mut self.engine, hops: &mut self.hops, max_ts, newest: None, future: 0, counted: 0 };
+            LiveSink {
+            engine: &mut self.engine,
+            hops: &mut self.hops,
+            signals: &mut self.signals,
+            max_ts,
+            newest: None,
+            future: 0,
+            counted: 0,
+        };
         d.events.replay(&mut sink);
         let (newest, future, counted) = (sink.newest, sink.future, sink.counted);
         let changes = self.engine.drain_changes();
@@ -525,6 +562,7 @@ impl Core {
         let alerts: Vec<_> = self.alerts.records().cloned().collect();
         let deploys = self.assess_deploys(&statuses, at);
         let freeze = self.decide_freeze(&statuses, &alerts, &deploys, at);
+        self.advance_signals(at);
         let hops = Arc::new(self.hops.view(at));
         let (h, r) = (hops.stats, std::mem::replace(&mut self.hops_reported, hops.stats));
         ev::HopRecords {
@@ -539,6 +577,7 @@ impl Core {
         let snap = Snapshot {
             at_ms: at,
             hops,
+            signals: self.signals_view.clone(),
             freeze: Arc::new(freeze),
             deploys: Arc::new(deploys),
             statuses,
@@ -553,6 +592,34 @@ impl Core {
             self.links.api.health.ready("state");
         }
         self.links.api.snapshot.get()
+    }
+
+    /// Close the live signals' minutes that are due, add each SLO's events
+    /// of them, and renew the view when something closed.
+    fn advance_signals(&mut self, at: i64) {
+        let closed = self.signals.advance(at);
+        if closed.is_empty() {
+            return;
+        }
+        let slos: Vec<(String, String)> =
+            self.engine.slos().map(|s| (s.slo.name.clone(), s.slo.service.clone())).collect();
+        for minute_ms in closed {
+            let m = minute_ms / crate::signals::MINUTE_MS;
+            for (name, service) in &slos {
+                if let Some(w) = self.engine.window_stats(name, m, m) {
+                    self.signals.observe_slo_minute(name, service, minute_ms, w.events.total, w.events.bad());
+                }
+            }
+        }
+        self.signals_view = Arc::new(self.signals.view());
+        let (s, r) = (self.signals.stats, std::mem::replace(&mut self.signals_reported, self.signals.stats));
+        ev::SignalsAdvanced {
+            series: self.signals.len(),
+            late: s.late.saturating_sub(r.late),
+            series_dropped: s.series_dropped.saturating_sub(r.series_dropped),
+            services_dropped: s.services_dropped.saturating_sub(r.services_dropped),
+        }
+        .emit(&self.telemetry);
     }
 
     /// The freeze board: from this tick's own statuses and alerts, or from
@@ -635,6 +702,8 @@ impl Core {
     pub fn reload(&mut self, slos: Arc<SloSet>) -> Vec<String> {
         let previous: Vec<String> = self.engine.slos().map(|s| s.slo.name.clone()).collect();
         let reset = self.engine.reload(&slos);
+        let names: Vec<&str> = slos.slos.iter().map(|s| s.name.as_str()).collect();
+        self.signals.retain_slos(&names);
         if let Some(f) = &self.links.fleet {
             f.targets.send_replace(Arc::new(crate::freeze::fleet::targets(&slos)));
         }

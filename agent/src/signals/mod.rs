@@ -50,6 +50,7 @@
 //! publishes a [`SignalsView`] each time a minute closes.
 
 pub mod config;
+pub mod metrics;
 pub mod topk;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -598,6 +599,11 @@ fn origin_name(o: Origin) -> &'static str {
 }
 
 impl Signals {
+    /// The optional fields the signals read: client classes (a dimension),
+    /// bytes (bandwidth) and who asked (the heavy hitters).
+    pub const WANTED: crate::event::Wanted =
+        crate::event::Wanted { client: true, bytes: true, requester: true, ..crate::event::Wanted::NONE };
+
     pub fn new(cfg: SignalsConfig) -> Signals {
         Signals {
             cfg: Arc::new(cfg),

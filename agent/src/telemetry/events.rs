@@ -158,6 +158,19 @@ metric!(
     "TLS handshakes on the API that failed, by reason: timeout (not done within http.header_read_timeout), error (refused: a plaintext request, no or a wrong client certificate, no common protocol version)"
 );
 metric!(
+    SIGNAL_EVENTS,
+    "slo_agent_signal_events_left_out",
+    Counter,
+    "Events the live signals left out, by reason: late (their minute had closed), service_dropped (beyond 256 services)"
+);
+metric!(SIGNAL_SERIES, "slo_agent_signal_series", Gauge, "Live signal series held (bounded by signals.max_series)");
+metric!(
+    SIGNAL_SERIES_DROPPED,
+    "slo_agent_signal_series_dropped",
+    Counter,
+    "Minute values of series not created because signals.max_series was reached"
+);
+metric!(
     HOP_RECORDS,
     "slo_agent_hop_records",
     Counter,
@@ -406,6 +419,26 @@ impl HopRecords {
             ("route_folded", self.route_folded),
         ] {
             t.add(&HOP_RECORDS, vec![("result", result.to_string())], n);
+        }
+    }
+}
+
+/// The live signals closed minutes (per evaluation that closed any).
+pub struct SignalsAdvanced {
+    pub series: usize,
+    pub late: u64,
+    pub series_dropped: u64,
+    pub services_dropped: u64,
+}
+
+impl SignalsAdvanced {
+    pub fn emit(&self, t: &Telemetry) {
+        t.set(&SIGNAL_SERIES, vec![], self.series as f64);
+        t.add(&SIGNAL_EVENTS, vec![("reason", "late".to_string())], self.late);
+        t.add(&SIGNAL_EVENTS, vec![("reason", "service_dropped".to_string())], self.services_dropped);
+        t.add(&SIGNAL_SERIES_DROPPED, vec![], self.series_dropped);
+        if self.series_dropped > 0 {
+            tracing::warn!(dropped = self.series_dropped, "live signal series not created: signals.max_series reached");
         }
     }
 }
