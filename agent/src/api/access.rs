@@ -81,6 +81,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/deploys/{id}", Read),
     route("GET", "/api/v1/annotations", Read),
     route("GET", "/api/v1/hops", Read),
+    route("GET", "/api/v1/anomalies", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
     route("GET", "/api/v1/silences", Read),
@@ -217,6 +218,7 @@ mod tests {
             include_str!("backup.rs"),
             include_str!("github.rs"),
             include_str!("hops.rs"),
+            include_str!("signals.rs"),
             include_str!("journeys.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();

@@ -13,6 +13,7 @@ pub mod deploys;
 pub mod freeze;
 pub mod github;
 pub mod hops;
+pub mod signals;
 pub mod journeys;
 pub mod push;
 pub mod silences;
@@ -48,6 +49,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(freeze::routes())
         .merge(github::routes())
         .merge(hops::routes())
+        .merge(signals::routes())
         .merge(journeys::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
@@ -159,7 +161,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/journeys, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/journeys, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

@@ -49,6 +49,7 @@
 //! told: no clock, no I/O. The state thread feeds it beside the engine and
 //! publishes a [`SignalsView`] each time a minute closes.
 
+pub mod answer;
 pub mod config;
 pub mod metrics;
 pub mod topk;

@@ -174,6 +174,16 @@ fn a_conversion_drop_is_found_with_its_start_and_its_region() {
     }
     // The hourly history holds the days for the forecasts.
     assert!(europe.hours.len() >= 24 * (days as usize) - 2);
+    // The answer: Europe's conversions halved since 14:00, against the days before.
+    let a = answer::anomalies(&v, &answer::Query { signal: Some("business:checkout_confirmed".into()), ..Default::default() });
+    let eu = a.business.iter().find(|b| b.dimension == "region" && b.value == "europe").unwrap();
+    assert_eq!(eu.since.as_deref(), Some(crate::timefmt::rfc3339(drop_at).as_str()));
+    assert!((-0.6..=-0.4).contains(&eu.change.unwrap()), "{:?}", eu.change);
+    let na = a.business.iter().find(|b| b.dimension == "region" && b.value == "north-america").unwrap();
+    assert_eq!(na.since, None);
+    assert!(na.change.unwrap().abs() < 0.2);
+    let found = a.anomalies.iter().find(|x| x.dimension == "region" && x.value == "europe").unwrap();
+    assert_eq!(found.direction, "down");
 }
 
 /// An hour of ordinary traffic from many addresses, then a burst from three.
@@ -231,6 +241,20 @@ fn an_attack_from_a_few_addresses_scores_and_names_them() {
     assert_eq!(h.user_agents.top(1)[0].0, "python-requests/2.31");
     assert_eq!(h.paths.top(1)[0].0, "/login");
     assert_eq!(h.asns.top(1)[0].0, "64500");
+    // The answer: suspected, since the burst, naming the three addresses.
+    let a = answer::anomalies(&v, &answer::Query::default());
+    let attack = &a.attack[0];
+    assert!(attack.suspected);
+    assert_eq!(attack.since.as_deref(), Some(crate::timefmt::rfc3339(burst_at).as_str()));
+    let top = attack.top.as_ref().unwrap();
+    let named: Vec<&str> = top.client_addresses.iter().take(3).map(|h| h.value.as_str()).collect();
+    for a in attackers {
+        assert!(named.contains(&a), "{named:?}");
+    }
+    assert!(top.client_addresses[0].share > 0.2);
+    let forbidden = a.anomalies.iter().find(|x| x.signal == "forbidden_share" && x.dimension == "all").unwrap();
+    assert_eq!(forbidden.direction, "up");
+    assert!(forbidden.evidence.top.is_some());
 }
 
 #[test]
