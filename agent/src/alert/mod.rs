@@ -51,6 +51,12 @@ pub enum AlertKind {
     /// A probed TLS endpoint's certificates expire within `page_below`
     /// (default 3 days), or one has expired ([`certs`]).
     CertificatePage,
+    /// A live signal's anomaly, by a `signals.alerts` rule of severity page ([`signals`]).
+    AnomalyPage,
+    /// The same, severity ticket.
+    AnomalyTicket,
+    /// A quota is reached within `signals.quotas.alert_within` at the forecast growth ([`signals`]).
+    QuotaTicket,
 }
 
 impl AlertKind {
@@ -59,6 +65,14 @@ impl AlertKind {
         [AlertKind::Page, AlertKind::Ticket, AlertKind::BudgetExhausted, AlertKind::TimeToExhaustion];
     /// The kinds every probed TLS endpoint has.
     pub const CERTIFICATE: [AlertKind; 2] = [AlertKind::CertificateTicket, AlertKind::CertificatePage];
+
+    /// The kinds of a live signal or a quota.
+    pub const SIGNAL: [AlertKind; 3] = [AlertKind::AnomalyPage, AlertKind::AnomalyTicket, AlertKind::QuotaTicket];
+
+    /// Whether the alert is about a live signal or a quota, not an SLO.
+    pub fn is_signal(self) -> bool {
+        matches!(self, AlertKind::AnomalyPage | AlertKind::AnomalyTicket | AlertKind::QuotaTicket)
+    }
 
     /// Whether the alert is about an endpoint's certificates, not an SLO.
     pub fn is_certificate(self) -> bool {
@@ -70,6 +84,9 @@ impl AlertKind {
         match self {
             AlertKind::CertificateTicket => 0,
             AlertKind::CertificatePage => 1,
+            AlertKind::AnomalyPage => 0,
+            AlertKind::AnomalyTicket => 1,
+            AlertKind::QuotaTicket => 2,
             k => k as usize,
         }
     }
@@ -82,21 +99,26 @@ impl AlertKind {
             AlertKind::TimeToExhaustion => "time_to_exhaustion",
             AlertKind::CertificateTicket => "certificate_ticket",
             AlertKind::CertificatePage => "certificate_page",
+            AlertKind::AnomalyPage => "anomaly_page",
+            AlertKind::AnomalyTicket => "anomaly_ticket",
+            AlertKind::QuotaTicket => "quota_ticket",
         }
     }
 
     pub fn parse(s: &str) -> Option<AlertKind> {
-        AlertKind::ALL.into_iter().chain(AlertKind::CERTIFICATE).find(|k| k.as_str() == s)
+        AlertKind::ALL.into_iter().chain(AlertKind::CERTIFICATE).chain(AlertKind::SIGNAL).find(|k| k.as_str() == s)
     }
 
     /// How urgent a notification is: budget exhaustion is a ticket.
     pub fn severity(self) -> Severity {
         match self {
-            AlertKind::Page | AlertKind::CertificatePage => Severity::Page,
+            AlertKind::Page | AlertKind::CertificatePage | AlertKind::AnomalyPage => Severity::Page,
             AlertKind::Ticket
             | AlertKind::BudgetExhausted
             | AlertKind::TimeToExhaustion
-            | AlertKind::CertificateTicket => Severity::Ticket,
+            | AlertKind::CertificateTicket
+            | AlertKind::AnomalyTicket
+            | AlertKind::QuotaTicket => Severity::Ticket,
         }
     }
 }
@@ -159,6 +181,9 @@ pub struct AlertRecord {
     /// first, its not-after, the days left and the chain's problems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<certs::CertificateTrigger>,
+    /// Signal and quota alerts: what the signal or the quota forecast shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<signals::SignalTrigger>,
 }
 
 impl AlertRecord {
@@ -215,11 +240,13 @@ pub struct Alerts {
     /// Per endpoint (`<probe>/<hop>`), one slot per certificate kind
     /// (indexed like [`AlertKind::CERTIFICATE`]).
     certificates: BTreeMap<String, [Option<AlertRecord>; 2]>,
+    /// Per signal or quota subject, one slot per kind (indexed like [`AlertKind::SIGNAL`]).
+    signals: BTreeMap<String, [Option<AlertRecord>; 3]>,
 }
 
 impl Alerts {
     pub fn new(policy: AlertPolicy) -> Alerts {
-        Alerts { policy, records: BTreeMap::new(), certificates: BTreeMap::new() }
+        Alerts { policy, records: BTreeMap::new(), certificates: BTreeMap::new(), signals: BTreeMap::new() }
     }
 
     /// Records restored from the store.
@@ -229,16 +256,20 @@ impl Alerts {
             let key = r.slo.clone();
             if r.kind.is_certificate() {
                 self.certificates.entry(key).or_default()[i] = Some(r);
+            } else if r.kind.is_signal() {
+                self.signals.entry(key).or_default()[i] = Some(r);
             } else {
                 self.records.entry(key).or_default()[i] = Some(r);
             }
         }
     }
 
-    /// SLO alerts by SLO, then certificate alerts by endpoint.
+    /// SLO alerts by SLO, then certificate alerts by endpoint, then signal
+    /// and quota alerts by subject.
     pub fn records(&self) -> impl Iterator<Item = &AlertRecord> {
         let slos = self.records.values().flat_map(|slots| slots.iter().flatten());
         slos.chain(self.certificates.values().flat_map(|slots| slots.iter().flatten()))
+            .chain(self.signals.values().flat_map(|slots| slots.iter().flatten()))
     }
 
     /// Advance every alert with one evaluation; returns what changed.
