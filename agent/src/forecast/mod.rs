@@ -13,4 +13,5 @@
 pub mod anomaly;
 pub mod csv;
 pub mod model;
+pub mod quota;
 pub mod season;
