@@ -112,7 +112,7 @@ pub fn budget(history: &[(i64, f64, f64)], objective: f64, window: Window, at_ms
     let allowed = 1.0 - objective;
     let remaining = |total: f64, bad: f64| if total > 0.0 { 1.0 - bad / (allowed * total) } else { 1.0 };
 
-    let known = Known::new(history, first_future, (first_future - win_lo).max(MODEL_HOURS).min(MAX_WINDOW_HOURS));
+    let known = Known::new(history, first_future, (first_future - win_lo).clamp(MODEL_HOURS, MAX_WINDOW_HOURS));
     let Some(first_present) = known.first_present() else { return out };
     let (mut total, mut bad) = known.sum(win_lo, win_hi);
     out.remaining_now = clamp_finite(remaining(total, bad));
