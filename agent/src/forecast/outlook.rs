@@ -11,9 +11,13 @@
 //!    weekly seasons when the history shows them; gaps filled with 0) — a
 //!    flat mean of the latest day when it cannot;
 //! 3. forecasts the **bad ratio** as the median of the pooled ratios of the
-//!    latest four 6-hour blocks ([`RATIO_BLOCKS`] × [`RATIO_BLOCK_HOURS`]):
-//!    a short incident that is over (one block) is not projected forward,
-//!    a burn that has lasted half a day or more is, in full;
+//!    latest [`RATIO_BLOCKS`] blocks, each at least [`RATIO_BLOCK_HOURS`]
+//!    hours long and holding traffic enough for [`MIN_BLOCK_BAD`] bad
+//!    requests at 1× burn (6 hours at 1,000 requests an hour and 99.9 %,
+//!    50 hours at 100): a short incident that is over (one block) is not
+//!    projected forward, a burn that has lasted two blocks or more is, and
+//!    sparse bad counts do not make most blocks 0. With too little traffic
+//!    for four blocks, the ratio pooled over the history;
 //! 4. walks forward hour by hour, adding the forecast hours and, for a
 //!    rolling window, removing the hours that leave it (from the history);
 //!    exhaustion is the first time the remaining budget reaches 0
@@ -40,8 +44,11 @@ pub const MAX_WINDOW_HOURS: i64 = 366 * 24;
 const MODEL_HOURS: i64 = 28 * 24;
 /// The bad ratio is the median of the ratios of this many latest blocks …
 pub const RATIO_BLOCKS: usize = 4;
-/// … of this many hours each.
+/// … of at least this many hours each …
 pub const RATIO_BLOCK_HOURS: usize = 6;
+/// … and traffic enough for this many bad requests at 1× burn (so sparse
+/// bad counts do not make most blocks 0).
+pub const MIN_BLOCK_BAD: f64 = 5.0;
 
 /// The window an SLO is measured over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,14 +128,17 @@ pub fn budget(history: &[(i64, f64, f64)], objective: f64, window: Window, at_ms
         out.exhaustion_at_ms = Some(at_ms);
     }
 
-    let ratio = known.recent_ratio();
+    let (ratio, blocks) = known.recent_ratio(allowed);
     out.forecast_burn_rate = clamp_finite(ratio / allowed);
     let walk_from = first_future.max(win_lo);
     let (totals, seasonal) = known.forecast_totals(first_present, now_idx, walk_end);
-    out.basis = if seasonal {
-        "hourly totals forecast from the history, bad ratio of the latest 24 h (median of 6-hour blocks)"
-    } else {
-        "hourly totals flat at the latest day's mean, bad ratio of the latest 24 h (median of 6-hour blocks)"
+    out.basis = match (seasonal, blocks) {
+        (true, true) => "hourly totals forecast from the history, bad ratio the median of the latest four blocks",
+        (false, true) => "hourly totals flat at the latest day's mean, bad ratio the median of the latest four blocks",
+        (true, false) => "hourly totals forecast from the history, bad ratio pooled over the history (little traffic)",
+        (false, false) => {
+            "hourly totals flat at the latest day's mean, bad ratio pooled over the history (little traffic)"
+        }
     };
 
     let mut prev = out.remaining_now;
@@ -200,23 +210,28 @@ impl Known {
         self.hours[a..b.max(a)].iter().fold((0.0, 0.0), |(t, b), h| ((t + h.0).min(f64::MAX), (b + h.1).min(f64::MAX)))
     }
 
-    /// The median of the pooled bad ratios of the latest 6-hour blocks with
-    /// traffic; the pooled ratio of all the history when none has any.
-    fn recent_ratio(&self) -> f64 {
-        let mut ratios: Vec<f64> = self
-            .hours
-            .rchunks(RATIO_BLOCK_HOURS)
-            .take(RATIO_BLOCKS)
-            .filter_map(|block| {
-                let (t, b) = block.iter().fold((0.0, 0.0), |(t, b), h| (t + h.0, b + h.1));
-                (t > 0.0).then(|| b / t)
-            })
-            .collect();
-        if ratios.is_empty() {
-            let (t, b) = self.sum(self.lo, self.lo + self.hours.len() as i64);
-            return if t > 0.0 { clamp_finite(b / t).clamp(0.0, 1.0) } else { 0.0 };
+    /// The median of the pooled bad ratios of the latest [`RATIO_BLOCKS`]
+    /// blocks (walking back from now, a block closes once it has
+    /// [`RATIO_BLOCK_HOURS`] hours and traffic enough for
+    /// [`MIN_BLOCK_BAD`] bad requests at 1× burn); the ratio pooled over all
+    /// the history when it has fewer blocks. Whether blocks were used.
+    fn recent_ratio(&self, allowed: f64) -> (f64, bool) {
+        let mut ratios = Vec::with_capacity(RATIO_BLOCKS);
+        let (mut t, mut b, mut n) = (0.0, 0.0, 0);
+        for h in self.hours.iter().rev() {
+            t += h.0;
+            b += h.1;
+            n += 1;
+            if n >= RATIO_BLOCK_HOURS && t * allowed >= MIN_BLOCK_BAD {
+                ratios.push(b / t);
+                (t, b, n) = (0.0, 0.0, 0);
+                if ratios.len() == RATIO_BLOCKS {
+                    return (clamp_finite(median(&mut ratios)).clamp(0.0, 1.0), true);
+                }
+            }
         }
-        clamp_finite(median(&mut ratios)).clamp(0.0, 1.0)
+        let (t, b) = self.sum(self.lo, self.lo + self.hours.len() as i64);
+        (if t > 0.0 { clamp_finite(b / t).clamp(0.0, 1.0) } else { 0.0 }, false)
     }
 
     /// Hourly totals for hours `now_idx..walk_end` from the complete hours
