@@ -13,4 +13,6 @@
 pub mod anomaly;
 pub mod csv;
 pub mod model;
+pub mod outlook;
+pub mod quota;
 pub mod season;
