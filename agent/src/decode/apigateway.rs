@@ -43,6 +43,8 @@
 //! | `requestId` | request id | only when wanted |
 //! | `integration.requestId`, `integrationRequestId`, `awsEndpointRequestId` | upstream request id | only when wanted; for a Lambda integration, the function's `RequestId` (what the hop decomposition joins on) |
 //! | `responseLength` | bytes | only when wanted |
+//! | `sourceIp`, `identity.sourceIp`, `identitySourceIp`, `ip` | client address | only when the requester is wanted; the first present in this order (the console presets call it `ip`) |
+//! | `userAgent`, `identity.userAgent`, `identityUserAgent` | user agent | only when the requester is wanted |
 //!
 //! The console's JSON presets hold no latency (their keys: `requestId`,
 //! `extendedRequestId`, `ip`, `caller` and `user` for REST, `requestTime`,
@@ -51,7 +53,7 @@
 //!
 //! Numbers and statuses may be JSON numbers or strings of digits. The string
 //! `"-"` (what API Gateway writes for a variable without a value), `""` and
-//! `null` all mean missing. Other keys (`ip`, `stage`, `apiId`, `protocol`,
+//! `null` all mean missing. Other keys (`caller`, `stage`, `apiId`, `protocol`,
 //! `error.message`, …) are ignored. The service is always the source's
 //! default service: `apiId` and `stage` identify a deployment, not a service.
 //!
@@ -70,7 +72,8 @@
 //! preset has no space between the time's `]` and the request's `"`; a
 //! space there is read too. Older versions of the presets stopped at the
 //! request id (10 and 8 CSV fields), and are read as well. The extended
-//! request id is not kept. These presets carry no latency, so their events
+//! request id is not kept. The client address is the requester's when it
+//! is wanted; the presets hold no user agent. These presets carry no latency, so their events
 //! have none.
 //!
 //! ## Outcome
@@ -203,6 +206,8 @@ struct Parts<'a> {
     request_id: &'a str,
     upstream_request_id: &'a str,
     bytes: u64,
+    client_addr: &'a str,
+    user_agent: &'a str,
 }
 
 impl<'a> Parts<'a> {
@@ -230,6 +235,10 @@ impl<'a> Parts<'a> {
         }
         if !wanted.bytes {
             self.bytes = 0;
+        }
+        if !wanted.requester {
+            self.client_addr = "";
+            self.user_agent = "";
         }
         self
     }
@@ -274,6 +283,8 @@ impl<'a> Parts<'a> {
             outcome: self.outcome(),
             upstream_status: self.upstream_status,
             error_type: self.error_type,
+            client_addr: self.client_addr,
+            user_agent: self.user_agent,
             ..RequestEvent::default()
         }
     }
@@ -326,6 +337,23 @@ struct Record<'a> {
     integration_request_id: Option<Scalar<'a>>,
     #[serde(borrow, rename = "awsEndpointRequestId")]
     aws_endpoint_request_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    ip: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "sourceIp")]
+    source_ip: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "identitySourceIp")]
+    identity_source_ip: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "identity.sourceIp")]
+    identity_dot_source_ip: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "userAgent")]
+    user_agent: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "identityUserAgent")]
+    identity_user_agent: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "identity.userAgent")]
+    identity_dot_user_agent: Option<Scalar<'a>>,
+    /// `{"identity": {"sourceIp": …, "userAgent": …}}`
+    #[serde(borrow)]
+    identity: Option<Group<'a>>,
     /// `{"integration": {"latency": …, "status": …}}`
     #[serde(borrow)]
     integration: Option<Group<'a>>,
@@ -335,7 +363,7 @@ struct Record<'a> {
 }
 
 impl Record<'_> {
-    fn parts(&self, wanted: Wanted) -> Result<Parts<'_>, RejectReason> {
+    fn parts<'r>(&'r self, wanted: Wanted) -> Result<Parts<'r>, RejectReason> {
         let ts_ms = match present(&self.request_time_epoch) {
             Some(epoch) => epoch_ms(epoch).ok_or(RejectReason::BadTimestamp)?,
             None => match text(&self.request_time).map_err(|_| RejectReason::BadTimestamp)? {
@@ -401,6 +429,27 @@ impl Record<'_> {
         if wanted.bytes {
             parts.bytes = millis(&self.response_length)?.map_or(0, |n| n as u64);
         }
+        if wanted.requester {
+            let identity = self.identity.as_ref();
+            let first = |flat: [&'r Option<Scalar<'_>>; 3], nested: Option<&'r Option<Scalar<'_>>>| {
+                for v in flat.into_iter().chain(nested) {
+                    if let Some(t) = text(v)? {
+                        return Ok(t);
+                    }
+                }
+                Ok::<_, RejectReason>("")
+            };
+            let nested_ip = identity.map(|g| &g.source_ip);
+            parts.client_addr =
+                match first([&self.source_ip, &self.identity_dot_source_ip, &self.identity_source_ip], nested_ip)? {
+                    "" => text(&self.ip)?.unwrap_or(""),
+                    ip => ip,
+                };
+            parts.user_agent = first(
+                [&self.user_agent, &self.identity_dot_user_agent, &self.identity_user_agent],
+                identity.map(|g| &g.user_agent),
+            )?;
+        }
         Ok(parts)
     }
 }
@@ -460,10 +509,20 @@ fn flat_record_inner<'a>(line: &'a str, record: &mut Record<'a>) -> Option<()> {
                 "integration.requestId" => Some((19, &mut record.integration_dot_request_id)),
                 "integrationRequestId" => Some((20, &mut record.integration_request_id)),
                 "awsEndpointRequestId" => Some((21, &mut record.aws_endpoint_request_id)),
+                "ip" => Some((22, &mut record.ip)),
+                "sourceIp" => Some((23, &mut record.source_ip)),
+                "identitySourceIp" => Some((24, &mut record.identity_source_ip)),
+                "identity.sourceIp" => Some((25, &mut record.identity_dot_source_ip)),
+                "userAgent" => Some((26, &mut record.user_agent)),
+                "identityUserAgent" => Some((27, &mut record.identity_user_agent)),
+                "identity.userAgent" => Some((28, &mut record.identity_dot_user_agent)),
                 // Not an object (those go to serde): the same as serde's `Group` of a scalar.
-                "integration" | "error" => {
-                    let (bit, group) =
-                        if key == "integration" { (17, &mut record.integration) } else { (18, &mut record.error) };
+                "integration" | "error" | "identity" => {
+                    let (bit, group) = match key {
+                        "integration" => (17, &mut record.integration),
+                        "error" => (18, &mut record.error),
+                        _ => (29, &mut record.identity),
+                    };
                     if seen & (1 << bit) != 0 {
                         return None;
                     }
@@ -567,14 +626,18 @@ fn plain_value(line: &str, i: usize) -> Option<(Option<Scalar<'_>>, usize)> {
     }
 }
 
-/// A nested `integration` or `error` object. Any other value under those
-/// keys is ignored (it is not one of the `$context` variables we read).
+/// A nested `integration`, `error` or `identity` object. Any other value
+/// under those keys is ignored (it is not one of the `$context` variables we
+/// read). Each group's own keys are read in any of them (an `error.latency`
+/// is read and never used), so one type serves all three.
 #[derive(Debug, Default, PartialEq)]
 struct Group<'a> {
     latency: Option<Scalar<'a>>,
     status: Option<Scalar<'a>>,
     response_type: Option<Scalar<'a>>,
     request_id: Option<Scalar<'a>>,
+    source_ip: Option<Scalar<'a>>,
+    user_agent: Option<Scalar<'a>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
@@ -584,6 +647,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
             Status,
             ResponseType,
             RequestId,
+            SourceIp,
+            UserAgent,
             Other,
         }
         impl<'de> Deserialize<'de> for Key {
@@ -600,6 +665,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
                             "status" => Key::Status,
                             "responseType" => Key::ResponseType,
                             "requestId" => Key::RequestId,
+                            "sourceIp" => Key::SourceIp,
+                            "userAgent" => Key::UserAgent,
                             _ => Key::Other,
                         })
                     }
@@ -622,6 +689,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Group<'a> {
                         Key::Status => &mut group.status,
                         Key::ResponseType => &mut group.response_type,
                         Key::RequestId => &mut group.request_id,
+                        Key::SourceIp => &mut group.source_ip,
+                        Key::UserAgent => &mut group.user_agent,
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -796,7 +865,7 @@ fn is_clf(text: &str) -> bool {
 /// versions of them did not have.
 fn clf_parts(text: &str) -> Result<Parts<'_>, RejectReason> {
     let missing = RejectReason::MissingField;
-    let (_ip, rest) = text.split_once(' ').ok_or(missing)?;
+    let (ip, rest) = text.split_once(' ').ok_or(missing)?;
     let (_caller, rest) = rest.split_once(' ').ok_or(missing)?;
     let (_user, rest) = rest.split_once(' ').ok_or(missing)?;
     let (time, rest) = rest.strip_prefix('[').and_then(|r| r.split_once(']')).ok_or(missing)?;
@@ -810,7 +879,7 @@ fn clf_parts(text: &str) -> Result<Parts<'_>, RejectReason> {
     }
     let (method, request) = request.split_once(' ').ok_or(missing)?;
     let (target, _protocol) = request.rsplit_once(' ').ok_or(missing)?;
-    preset_parts(time, method, target, status, length, id)
+    preset_parts(ip, time, method, target, status, length, id)
 }
 
 /// REST: `ip,caller,user,time,method,resourcePath,protocol,status,length,requestId[,extendedRequestId]`
@@ -824,13 +893,14 @@ fn csv_parts(text: &str) -> Result<Parts<'_>, RejectReason> {
         n += 1;
     }
     match n {
-        10 | 11 => preset_parts(f[3], f[4], f[5], f[7], f[8], f[9]),
-        8 | 9 => preset_parts(f[1], f[2], f[3], f[5], f[6], f[7]),
+        10 | 11 => preset_parts(f[0], f[3], f[4], f[5], f[7], f[8], f[9]),
+        8 | 9 => preset_parts(f[0], f[1], f[2], f[3], f[5], f[6], f[7]),
         _ => Err(RejectReason::MissingField),
     }
 }
 
 fn preset_parts<'a>(
+    ip: &'a str,
     time: &'a str,
     method: &'a str,
     target: &'a str,
@@ -848,6 +918,7 @@ fn preset_parts<'a>(
         status: parse_status(status.as_bytes()).ok_or(RejectReason::BadStatus)?,
         method: dash(method),
         request_id: dash(id),
+        client_addr: dash(ip),
         bytes: if length.is_empty() { 0 } else { length.parse().map_err(|_| RejectReason::BadNumber)? },
         ..Parts::default()
     };

@@ -107,6 +107,10 @@ struct Record<'a> {
     bytes: Option<Scalar<'a>>,
     #[serde(borrow, rename = "x-edge-request-id")]
     request_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "c-ip")]
+    client_ip: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    asn: Option<Scalar<'a>>,
 }
 
 /// What a field holds once `-` and `""` count as absent.
@@ -210,6 +214,19 @@ impl Decoder for CloudFrontV2JsonDecoder {
             ua if wanted.client && !ua.is_empty() => classify_user_agent(ua.as_bytes()),
             _ => ClientClass::Unknown,
         };
+        // The requester, kept as written (the user agent URL-encoded). An
+        // `asn` that is not a number is left out rather than rejecting a
+        // request that still happened.
+        let (client_addr, user_agent, asn) = if wanted.requester {
+            let asn = match value(&record.asn) {
+                Value::Text(s) => parse_u64(s.as_bytes()),
+                Value::Unsigned(n) => Some(n),
+                _ => None,
+            };
+            (text(&record.client_ip)?, text(&record.user_agent)?, asn.and_then(|n| u32::try_from(n).ok()))
+        } else {
+            ("", "", None)
+        };
         let host = match text(&record.host_header)? {
             "" => text(&record.host)?,
             h => h,
@@ -236,6 +253,9 @@ impl Decoder for CloudFrontV2JsonDecoder {
             cache,
             bytes,
             request_id: if wanted.request_id { text(&record.request_id)? } else { "" },
+            client_addr,
+            user_agent,
+            asn,
             ..RequestEvent::default()
         };
         sink.event(&event);

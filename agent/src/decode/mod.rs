@@ -378,6 +378,40 @@ pub(crate) fn render_run(decoder: &mut dyn Decoder, input: &[u8]) -> String {
     out
 }
 
+/// Test support: decode `input` line by line with `wanted`, and render the
+/// requester of each event (client address, user agent, ASN) as one line,
+/// or `reject <reason>`.
+#[cfg(test)]
+pub(crate) fn render_requesters(decoder: &mut dyn Decoder, wanted: Wanted, input: &[u8]) -> String {
+    decoder.want(wanted);
+    let mut out = String::new();
+    for line in input.split(|&b| b == b'\n') {
+        let mut rendered = Vec::new();
+        let result = decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| {
+            rendered.push(format!("addr={:?} ua={:?} asn={:?}", e.client_addr, e.user_agent, e.asn));
+        });
+        match result {
+            Ok(()) => rendered.iter().for_each(|r| {
+                out.push_str(r);
+                out.push('\n');
+            }),
+            Err(reject) => {
+                out.push_str("reject ");
+                out.push_str(reject.reason.as_str());
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Test support: `expected` with each line trimmed and blank lines dropped,
+/// to compare with [`render_requesters`].
+#[cfg(test)]
+pub(crate) fn expected_lines(expected: &str) -> String {
+    expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect()
+}
+
 /// One event as one line of text; fields at their defaults are left out.
 #[cfg(test)]
 pub(crate) fn render_event(e: &crate::event::RequestEvent<'_>) -> String {

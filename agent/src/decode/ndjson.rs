@@ -16,6 +16,8 @@
 //! | `bytes` | non-negative integer | |
 //! | `client` | `"browser"`, `"crawler"` or `"other"` | other strings: unknown |
 //! | `cache` | `"hit"`, `"miss"` or `"error"` | other strings: unknown |
+//! | `client_addr` (or `client_ip`), `user_agent` | string | read only when the requester is wanted; `client_addr` first |
+//! | `asn` | integer 0–4294967295, or a string of digits | read only when the requester is wanted |
 //!
 //! Other keys are ignored; `null` is the same as a missing key. A value of the
 //! wrong type rejects the line: `BadTimestamp` for `ts`, `BadStatus` for
@@ -30,18 +32,21 @@ use serde::Deserialize;
 
 use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, Reject, RejectReason, parse_date, parse_time_of_day};
-use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, parse_status};
+use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, Wanted, parse_status};
 
 /// Decodes newline-delimited JSON request records.
 #[derive(Debug, Clone)]
 pub struct NdjsonDecoder {
     default_service: String,
+    /// Only `requester` is looked at: every other field costs nothing more
+    /// to fill than to skip.
+    wanted: Wanted,
 }
 
 impl NdjsonDecoder {
     /// `default_service` names the service of records that carry none.
     pub fn new(default_service: &str) -> Self {
-        NdjsonDecoder { default_service: default_service.to_owned() }
+        NdjsonDecoder { default_service: default_service.to_owned(), wanted: Wanted::ALL }
     }
 }
 
@@ -78,6 +83,14 @@ struct Record<'a> {
     client: Option<Scalar<'a>>,
     #[serde(borrow)]
     cache: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    client_addr: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    client_ip: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    user_agent: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    asn: Option<Scalar<'a>>,
 }
 
 impl Decoder for NdjsonDecoder {
@@ -102,6 +115,15 @@ impl Decoder for NdjsonDecoder {
         let service = text(&record.service)?.filter(|s| !s.is_empty()).unwrap_or(&self.default_service);
         let path = text(&record.path)?.unwrap_or("");
         let path = path.split_once('?').map_or(path, |(p, _query)| p);
+        let (client_addr, user_agent, asn) = if self.wanted.requester {
+            let addr = match text(&record.client_addr)? {
+                Some(a) if !a.is_empty() => a,
+                _ => text(&record.client_ip)?.unwrap_or(""),
+            };
+            (addr, text(&record.user_agent)?.unwrap_or(""), asn(&record.asn)?)
+        } else {
+            ("", "", None)
+        };
 
         let event = RequestEvent {
             ts_ms,
@@ -129,11 +151,30 @@ impl Decoder for NdjsonDecoder {
             bytes: byte_count(&record.bytes)?,
             request_id: text(&record.request_id)?.unwrap_or(""),
             trace_id: text(&record.trace_id)?.unwrap_or(""),
+            client_addr,
+            user_agent,
+            asn,
             ..RequestEvent::default()
         };
         sink.event(&event);
         Ok(())
     }
+
+    fn want(&mut self, fields: Wanted) {
+        self.wanted = fields;
+    }
+}
+
+/// An autonomous system number: a JSON number or a string of digits that
+/// fits in 32 bits.
+fn asn(v: &Option<Scalar<'_>>) -> Result<Option<u32>, RejectReason> {
+    let n = match v {
+        None => return Ok(None),
+        Some(Scalar::Unsigned(n)) => Some(*n),
+        Some(Scalar::Text(s)) => crate::decode::cloudfront::parse_u64(s.as_bytes()),
+        Some(_) => None,
+    };
+    n.and_then(|n| u32::try_from(n).ok()).map(Some).ok_or(RejectReason::BadNumber)
 }
 
 fn text<'r>(v: &'r Option<Scalar<'_>>) -> Result<Option<&'r str>, RejectReason> {

@@ -34,10 +34,14 @@
 //! | `route` | `http.route`; empty when missing |
 //! | `service` | the resource's `service.name`; the source's default service when missing or empty |
 //! | `trace_id`, `request_id` | the trace id and the span id, lowercase hex; empty when missing or invalid |
+//! | `client_addr` | `client.address`, else `http.client_ip`, else `net.peer.ip` |
+//! | `user_agent` | `user_agent.original`, else `http.user_agent` |
 //! | `origin` | `otlp` |
 //!
 //! The current semantic conventions win over the old ones when a span has
-//! both. Attribute values of another type than expected (a number for
+//! both. [`decode_traces_protobuf`] and [`decode_traces_json`] always fill the
+//! requester (`client_addr`, `user_agent`; spans carry no ASN);
+//! [`OtlpJsonDecoder`] fills it only when [`Wanted::requester`] is asked for. Attribute values of another type than expected (a number for
 //! `url.path`) are ignored, except the status code: see below.
 //!
 //! `outcome`: status ≥ 500 → `error`; status 429 → `throttled`; span status
@@ -73,7 +77,7 @@
 //! Events borrow their strings from the body (JSON strings with escapes in
 //! them are copied). A request allocates a vector for its server spans and
 //! one entry per resource; nothing is allocated per span or per attribute.
-//! In protobuf, attributes other than the dozen read here are skipped without
+//! In protobuf, attributes with keys not read here are skipped without
 //! decoding their values; in JSON a value may come before its key, so every
 //! value is read (strings without copying).
 
@@ -81,7 +85,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::decode::{Decoder, Reject, RejectReason};
-use crate::event::{EventSink, Origin, Outcome, RequestEvent, parse_status};
+use crate::event::{EventSink, Origin, Outcome, RequestEvent, Wanted, parse_status};
 
 mod json;
 mod protobuf;
@@ -198,7 +202,7 @@ pub fn decode_traces_protobuf(
     check_size(body)?;
     let mut request = Request::default();
     protobuf::read_request(body, &mut request)?;
-    Ok(request.emit(default_service, sink))
+    Ok(request.emit(default_service, true, sink))
 }
 
 /// Decode an OTLP/JSON `ExportTraceServiceRequest` (OTLP/HTTP
@@ -209,10 +213,20 @@ pub fn decode_traces_json(
     default_service: &str,
     sink: &mut dyn EventSink,
 ) -> Result<OtlpStats, OtlpError> {
+    traces_json(body, default_service, true, sink)
+}
+
+/// [`decode_traces_json`], with the requester left empty unless `requester`.
+fn traces_json(
+    body: &[u8],
+    default_service: &str,
+    requester: bool,
+    sink: &mut dyn EventSink,
+) -> Result<OtlpStats, OtlpError> {
     check_size(body)?;
     let mut request = Request::default();
     json::read_request(body, &mut request)?;
-    Ok(request.emit(default_service, sink))
+    Ok(request.emit(default_service, requester, sink))
 }
 
 fn check_size(body: &[u8]) -> Result<(), OtlpError> {
@@ -232,12 +246,14 @@ fn check_size(body: &[u8]) -> Result<(), OtlpError> {
 #[derive(Debug, Clone)]
 pub struct OtlpJsonDecoder {
     default_service: String,
+    /// Only `requester` is looked at.
+    wanted: Wanted,
 }
 
 impl OtlpJsonDecoder {
     /// `default_service` names the service of spans whose resource has no `service.name`.
     pub fn new(default_service: &str) -> Self {
-        OtlpJsonDecoder { default_service: default_service.to_owned() }
+        OtlpJsonDecoder { default_service: default_service.to_owned(), wanted: Wanted::ALL }
     }
 }
 
@@ -246,7 +262,7 @@ impl Decoder for OtlpJsonDecoder {
         if !crate::decode::json_object_line(line)? {
             return Ok(());
         }
-        let stats = decode_traces_json(line, &self.default_service, sink).map_err(|e| match e {
+        let stats = traces_json(line, &self.default_service, self.wanted.requester, sink).map_err(|e| match e {
             OtlpError::TooLarge { .. } => RejectReason::TooLong,
             OtlpError::Json { .. } | OtlpError::Protobuf { .. } => RejectReason::BadJson,
         })?;
@@ -258,6 +274,10 @@ impl Decoder for OtlpJsonDecoder {
             return Err(RejectReason::BadStatus.into());
         }
         Ok(())
+    }
+
+    fn want(&mut self, fields: Wanted) {
+        self.wanted = fields;
     }
 }
 
@@ -319,6 +339,11 @@ struct HttpAttributes<'a> {
     host_old: Option<Value<'a>>,
     net_host_name_old: Option<Value<'a>>,
     route: Option<Value<'a>>,
+    client_address: Option<Value<'a>>,
+    client_ip_old: Option<Value<'a>>,
+    peer_ip_old: Option<Value<'a>>,
+    user_agent: Option<Value<'a>>,
+    user_agent_old: Option<Value<'a>>,
 }
 
 impl<'a> Attributes<'a> for HttpAttributes<'a> {
@@ -335,6 +360,11 @@ impl<'a> Attributes<'a> for HttpAttributes<'a> {
             b"http.host" => &mut self.host_old,
             b"net.host.name" => &mut self.net_host_name_old,
             b"http.route" => &mut self.route,
+            b"client.address" => &mut self.client_address,
+            b"http.client_ip" => &mut self.client_ip_old,
+            b"net.peer.ip" => &mut self.peer_ip_old,
+            b"user_agent.original" => &mut self.user_agent,
+            b"http.user_agent" => &mut self.user_agent_old,
             _ => return None,
         })
     }
@@ -374,6 +404,8 @@ struct ServerSpan<'a> {
     path: Cow<'a, str>,
     host: Cow<'a, str>,
     route: Cow<'a, str>,
+    client_addr: Cow<'a, str>,
+    user_agent: Cow<'a, str>,
     trace_id: Option<[u8; 16]>,
     span_id: Option<[u8; 8]>,
 }
@@ -418,6 +450,15 @@ impl<'a> SpanFields<'a> {
             .map(text)
             .find(|h| !h.is_empty())
             .unwrap_or_default();
+        let client_addr = [a.client_address, a.client_ip_old, a.peer_ip_old]
+            .into_iter()
+            .map(text)
+            .find(|c| !c.is_empty())
+            .unwrap_or_default();
+        let user_agent = match text(a.user_agent) {
+            u if u.is_empty() => text(a.user_agent_old),
+            u => u,
+        };
         Ok(ServerSpan {
             resource,
             // At most u64::MAX / 10^6 ≈ 1.8e13, well inside i64.
@@ -429,6 +470,8 @@ impl<'a> SpanFields<'a> {
             path: without_query(path),
             host,
             route: text(a.route),
+            client_addr,
+            user_agent,
             trace_id: self.trace_id,
             span_id: self.span_id,
         })
@@ -539,7 +582,7 @@ impl<'a> Request<'a> {
         }
     }
 
-    fn emit(mut self, default_service: &str, sink: &mut dyn EventSink) -> OtlpStats {
+    fn emit(mut self, default_service: &str, requester: bool, sink: &mut dyn EventSink) -> OtlpStats {
         let (mut trace_hex, mut span_hex) = ([0u8; 32], [0u8; 16]);
         for s in &self.spans {
             let service = match self.services.get(s.resource) {
@@ -559,6 +602,8 @@ impl<'a> Request<'a> {
                 request_id: s.span_id.as_ref().map_or("", |id| hex(id, &mut span_hex)),
                 route: &s.route,
                 outcome: s.outcome,
+                client_addr: if requester { &s.client_addr } else { "" },
+                user_agent: if requester { &s.user_agent } else { "" },
                 ..RequestEvent::default()
             };
             sink.event(&event);

@@ -508,7 +508,8 @@ proptest! {
             (
                 prop_oneof![
                     Just("status"), Just("path"), Just("requestTimeEpoch"), Just("integration.latency"),
-                    Just("integration"), Just("error"), Just("other"),
+                    Just("integration"), Just("error"), Just("other"), Just("ip"), Just("identity"),
+                    Just("identity.userAgent"),
                 ],
                 prop_oneof![
                     "-?[0-9]{1,21}",
@@ -551,5 +552,81 @@ proptest! {
         let _ = d.decode_line(clf.as_bytes(), &mut sink);
         let csv = format!("1.2.3.4,{time},GET,{route},HTTP/1.1,{status},{latency},{epoch}");
         let _ = d.decode_line(csv.as_bytes(), &mut sink);
+    }
+}
+
+#[track_caller]
+fn check_requesters(wanted: Wanted, input: &str, expected: &str) {
+    let got = crate::decode::render_requesters(&mut ApiGatewayDecoder::new(SVC), wanted, input.as_bytes());
+    assert_eq!(got, crate::decode::expected_lines(expected), "\ninput:\n{input}");
+}
+
+#[test]
+fn requester_from_json_keys() {
+    let input = r#"{"requestTimeEpoch":1795176000,"status":200,"ip":"198.51.100.1"}
+{"requestTimeEpoch":1795176000,"status":200,"sourceIp":"198.51.100.2","userAgent":"curl/8.5.0","ip":"198.51.100.9"}
+{"requestTimeEpoch":1795176000,"status":200,"identity.sourceIp":"2001:db8::3","identity.userAgent":"Mozilla/5.0 (X11; Linux x86_64)"}
+{"requestTimeEpoch":1795176000,"status":200,"identitySourceIp":"198.51.100.4","identityUserAgent":"okhttp/4.12.0"}
+{"requestTimeEpoch":1795176000,"status":200,"identity":{"sourceIp":"198.51.100.5","userAgent":"Go-http-client/2.0"}}
+{"requestTimeEpoch":1795176000,"status":200,"sourceIp":"-","ip":"198.51.100.6","userAgent":"-"}
+{"requestTimeEpoch":1795176000,"status":200,"userAgent":"agent \"quoted\""}
+{"requestTimeEpoch":1795176000,"status":200}"#;
+    check_requesters(
+        Wanted { requester: true, ..Wanted::NONE },
+        input,
+        r#"
+addr="198.51.100.1" ua="" asn=None
+addr="198.51.100.2" ua="curl/8.5.0" asn=None
+addr="2001:db8::3" ua="Mozilla/5.0 (X11; Linux x86_64)" asn=None
+addr="198.51.100.4" ua="okhttp/4.12.0" asn=None
+addr="198.51.100.5" ua="Go-http-client/2.0" asn=None
+addr="198.51.100.6" ua="" asn=None
+addr="" ua="agent \"quoted\"" asn=None
+addr="" ua="" asn=None
+"#,
+    );
+    check_requesters(Wanted { requester: false, ..Wanted::ALL }, input, &"addr=\"\" ua=\"\" asn=None\n".repeat(8));
+}
+
+#[test]
+fn requester_of_the_wrong_type_rejects_only_when_wanted() {
+    let input = r#"{"requestTimeEpoch":1795176000,"status":200,"sourceIp":1}
+{"requestTimeEpoch":1795176000,"status":200,"identity":{"userAgent":false}}"#;
+    check_requesters(Wanted::ALL, input, "reject bad_field\nreject bad_field");
+    check_requesters(Wanted::NONE, input, &"addr=\"\" ua=\"\" asn=None\n".repeat(2));
+}
+
+#[test]
+fn requester_from_clf_and_csv_presets() {
+    let input = r#"198.51.100.7 - - [20/Nov/2026:12:00:00 +0000]"GET /cart/{id} HTTP/1.1" 200 512 c6af9ac6 SBdYxH=
+2001:db8::1 - - [20/Nov/2026:12:00:00 +0000] "GET GET /cart/{id} HTTP/1.1" 502 - Vb4lshC5oAMEM1g= Vb4lshC5oAMEM1g=
+198.51.100.8,-,-,20/Nov/2026:12:00:00 +0000,GET,/cart/{id},HTTP/1.1,200,512,c6af9ac6,SBdYxH=
+198.51.100.9,20/Nov/2026:12:00:00 +0000,GET,GET /cart/{id},HTTP/1.1,200,512,Vb4lsh=,Vb4lsh=
+-,20/Nov/2026:12:00:00 +0000,GET,GET /cart/{id},HTTP/1.1,200,512,Vb4lsh="#;
+    check_requesters(
+        Wanted { requester: true, ..Wanted::NONE },
+        input,
+        r#"
+addr="198.51.100.7" ua="" asn=None
+addr="2001:db8::1" ua="" asn=None
+addr="198.51.100.8" ua="" asn=None
+addr="198.51.100.9" ua="" asn=None
+addr="" ua="" asn=None
+"#,
+    );
+    check_requesters(Wanted::NONE, input, &"addr=\"\" ua=\"\" asn=None\n".repeat(5));
+}
+
+#[test]
+fn flat_scanner_agrees_with_serde_on_requester_keys() {
+    for line in [
+        r#"{"ip":"a","sourceIp":"b","identitySourceIp":"c","identity.sourceIp":"d","userAgent":"e","identityUserAgent":"f","identity.userAgent":"g"}"#,
+        r#"{"identity":"-","status":200}"#,
+        r#"{"identity":null}"#,
+    ] {
+        assert!(check_fast_path(line), "{line}");
+    }
+    for line in [r#"{"identity":{"sourceIp":"a"}}"#, r#"{"ip":"a","ip":"b"}"#, r#"{"identity":1,"identity":2}"#] {
+        assert!(!check_fast_path(line), "{line}");
     }
 }

@@ -530,3 +530,90 @@ proptest! {
         }
     }
 }
+
+/// Decode `input` (tabs written as `|`) with `wanted` and compare the
+/// requesters of its events with `expected`.
+#[track_caller]
+fn check_requesters(wanted: Wanted, input: &str, expected: &str) {
+    let input = input.replace('|', "\t");
+    let got = crate::decode::render_requesters(&mut CloudFrontStandardDecoder::new(SVC), wanted, input.as_bytes());
+    assert_eq!(got, crate::decode::expected_lines(expected), "\ninput:\n{input}");
+}
+
+#[test]
+fn requester_from_the_canonical_columns() {
+    let ua = "Mozilla/5.0%20(X11;%20Linux%20x86_64)%20Gecko/20100101%20Firefox/128.0";
+    let line = record("2026-11-20", "12:00:00", "/", "200", ua, "Hit", "0.010");
+    let input = format!("{FULL_HEADER}\n{line}\n{line}");
+    check_requesters(
+        Wanted::ALL,
+        &input,
+        r#"
+addr="192.0.2.10" ua="Mozilla/5.0%20(X11;%20Linux%20x86_64)%20Gecko/20100101%20Firefox/128.0" asn=None
+addr="192.0.2.10" ua="Mozilla/5.0%20(X11;%20Linux%20x86_64)%20Gecko/20100101%20Firefox/128.0" asn=None
+"#,
+    );
+    // Without a header too (the canonical 33 fields).
+    check_requesters(
+        Wanted { requester: true, ..Wanted::NONE },
+        &line,
+        r#"addr="192.0.2.10" ua="Mozilla/5.0%20(X11;%20Linux%20x86_64)%20Gecko/20100101%20Firefox/128.0" asn=None"#,
+    );
+}
+
+#[test]
+fn requester_not_wanted_leaves_every_field_empty() {
+    let line = record("2026-11-20", "12:00:00", "/", "200", "curl/8.5.0", "Miss", "0.010");
+    check_requesters(
+        Wanted { requester: false, ..Wanted::ALL },
+        &format!("{line}\n{line}"),
+        r#"
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+"#,
+    );
+}
+
+#[test]
+fn requester_from_v2_w3c_columns_with_asn() {
+    let input = "#Fields: timestamp(ms) c-ip sc-status cs(User-Agent) x-edge-location asn
+1795176000123|198.51.100.23|200|Mozilla/5.0%20(Windows%20NT%2010.0)|AMS58-P1|64496
+1795176000124|2001:db8::17|503|-|AMS58-P1|-
+1795176000125|-|200|okhttp/4.12.0|AMS58-P1|AS64496
+1795176000126|203.0.113.9|200|bot|AMS58-P1|4294967296
+1795176000127|203.0.113.9|200|bot|AMS58-P1|4294967295
+1795176000128|203.0.113.9|200";
+    check_requesters(
+        Wanted { requester: true, ..Wanted::NONE },
+        input,
+        r#"
+addr="198.51.100.23" ua="Mozilla/5.0%20(Windows%20NT%2010.0)" asn=Some(64496)
+addr="2001:db8::17" ua="" asn=None
+addr="" ua="okhttp/4.12.0" asn=None
+addr="203.0.113.9" ua="bot" asn=None
+addr="203.0.113.9" ua="bot" asn=Some(4294967295)
+addr="203.0.113.9" ua="" asn=None
+"#,
+    );
+    check_requesters(
+        Wanted::NONE,
+        input,
+        r#"
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+"#,
+    );
+}
+
+#[test]
+fn requester_text_that_is_not_utf8_is_decoded_lossily() {
+    let mut input =
+        b"#Fields: date time sc-status c-ip cs(User-Agent)\n2026-11-20\t12:00:00\t200\t192.0.2.1\tagent\xff/1".to_vec();
+    input.extend_from_slice(b"\n2026-11-20\t12:00:01\t200\t192.0.2.\xfe\t-");
+    let got = crate::decode::render_requesters(&mut CloudFrontStandardDecoder::new(SVC), Wanted::ALL, &input);
+    assert_eq!(got, "addr=\"192.0.2.1\" ua=\"agent\u{fffd}/1\" asn=None\naddr=\"192.0.2.\u{fffd}\" ua=\"\" asn=None\n");
+}

@@ -260,3 +260,50 @@ proptest! {
         let _ = d.decode_line(values.join("\t").as_bytes(), &mut |_: &RequestEvent<'_>| {});
     }
 }
+
+#[test]
+fn requester_from_the_fixture_fields() {
+    let fields = fixture_fields();
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let input = std::fs::read(format!("{DIR}realtime.tsv")).expect("fixture");
+    let mut d = CloudFrontRealtimeDecoder::new(SVC, &fields).expect("fields");
+    let got = crate::decode::render_requesters(&mut d, Wanted { requester: true, ..Wanted::NONE }, &input);
+    let first = got.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        r#"addr="192.0.2.10" ua="Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)%20Chrome/124.0.0.0%20Safari/537.36" asn=Some(64496)"#
+    );
+    let got = crate::decode::render_requesters(&mut d, Wanted { requester: false, ..Wanted::ALL }, &input);
+    assert!(got.lines().count() > 5);
+    assert!(got.lines().all(|l| l == r#"addr="" ua="" asn=None"# || l.starts_with("reject")), "{got}");
+}
+
+#[test]
+fn requester_fields_in_cloudfront_order_whatever_the_configured_order() {
+    // Configured out of order: records hold c-ip second, cs-user-agent
+    // after time-taken, asn late.
+    let fields = ["asn", "cs-user-agent", "sc-status", "c-ip", "timestamp", "time-taken"];
+    let input = "1795176000.250\t2001:db8::9\t503\t0.100\tcurl/8.5.0\t64511\n\
+                 1795176000.500\t-\t200\t0.002\t-\t-";
+    let mut d = CloudFrontRealtimeDecoder::new(SVC, &fields).expect("fields");
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted::ALL, input.as_bytes()),
+        crate::decode::expected_lines(
+            r#"
+addr="2001:db8::9" ua="curl/8.5.0" asn=Some(64511)
+addr="" ua="" asn=None
+"#
+        )
+    );
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted::NONE, input.as_bytes()),
+        "addr=\"\" ua=\"\" asn=None\n".repeat(2)
+    );
+}
+
+#[test]
+fn requester_absent_when_not_configured() {
+    let input = "1795176000.250\t200";
+    let mut d = CloudFrontRealtimeDecoder::new(SVC, &["timestamp", "sc-status"]).expect("fields");
+    assert_eq!(crate::decode::render_requesters(&mut d, Wanted::ALL, input.as_bytes()), "addr=\"\" ua=\"\" asn=None\n");
+}

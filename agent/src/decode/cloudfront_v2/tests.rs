@@ -182,3 +182,61 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn requester_from_json_fields() {
+    let input = r#"{"timestamp(ms)":"1795176000123","sc-status":"200","c-ip":"198.51.100.23","cs(User-Agent)":"Mozilla/5.0%20(Macintosh)","asn":"64496"}
+{"timestamp(ms)":"1795176000124","sc-status":"200","c-ip":"2001:db8::5","cs(User-Agent)":"-","asn":64497}
+{"timestamp(ms)":"1795176000125","sc-status":"200","c-ip":"-","asn":"unknown"}
+{"timestamp(ms)":"1795176000126","sc-status":"200","asn":"99999999999"}"#;
+    let got = crate::decode::render_requesters(
+        &mut CloudFrontV2JsonDecoder::new(SVC),
+        Wanted { requester: true, ..Wanted::NONE },
+        input.as_bytes(),
+    );
+    assert_eq!(
+        got,
+        crate::decode::expected_lines(
+            r#"
+addr="198.51.100.23" ua="Mozilla/5.0%20(Macintosh)" asn=Some(64496)
+addr="2001:db8::5" ua="" asn=Some(64497)
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+"#
+        )
+    );
+    let got = crate::decode::render_requesters(
+        &mut CloudFrontV2JsonDecoder::new(SVC),
+        Wanted { requester: false, ..Wanted::ALL },
+        input.as_bytes(),
+    );
+    assert_eq!(got, "addr=\"\" ua=\"\" asn=None\n".repeat(4));
+}
+
+#[test]
+fn requester_of_the_wrong_type_rejects_only_when_wanted() {
+    let input = br#"{"timestamp(ms)":"1795176000123","sc-status":"200","c-ip":19851,"cs(User-Agent)":"curl/8.5.0"}"#;
+    let mut d = CloudFrontV2JsonDecoder::new(SVC);
+    assert_eq!(crate::decode::render_requesters(&mut d, Wanted::ALL, input), "reject bad_field\n");
+    assert_eq!(crate::decode::render_requesters(&mut d, Wanted::NONE, input), "addr=\"\" ua=\"\" asn=None\n");
+}
+
+#[test]
+fn requester_from_plain_output() {
+    let fields = ["timestamp(ms)", "c-ip", "sc-status", "cs(User-Agent)", "time-taken", "asn"];
+    let input = "1795176000123\t203.0.113.7\t200\tMozilla/5.0%20(iPhone)\t0.004\t64500\n1795176000124\t203.0.113.8\t404\t-\t0.001\t-";
+    let mut d = CloudFrontV2PlainDecoder::with_fields(SVC, &fields).expect("fields");
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted::ALL, input.as_bytes()),
+        crate::decode::expected_lines(
+            r#"
+addr="203.0.113.7" ua="Mozilla/5.0%20(iPhone)" asn=Some(64500)
+addr="203.0.113.8" ua="" asn=None
+"#
+        )
+    );
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted::NONE, input.as_bytes()),
+        "addr=\"\" ua=\"\" asn=None\n".repeat(2)
+    );
+}

@@ -181,3 +181,33 @@ proptest! {
         let _ = NdjsonDecoder::new(SVC).decode_line(line.as_bytes(), &mut |_: &RequestEvent<'_>| {});
     }
 }
+
+#[test]
+fn requester_keys_only_when_wanted() {
+    let input = r#"{"ts":1795176000000,"status":200,"client_addr":"198.51.100.1","user_agent":"curl/8.5.0","asn":64496}
+{"ts":1795176000000,"status":200,"client_ip":"2001:db8::2","asn":"64497"}
+{"ts":1795176000000,"status":200,"client_addr":"198.51.100.3","client_ip":"198.51.100.4","asn":null}
+{"ts":1795176000000,"status":200,"client_addr":"","client_ip":"198.51.100.5"}
+{"ts":1795176000000,"status":200,"asn":4294967296}
+{"ts":1795176000000,"status":200,"asn":"AS64496"}
+{"ts":1795176000000,"status":200,"client_addr":7}"#;
+    let mut d = NdjsonDecoder::new("svc");
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted { requester: true, ..Wanted::NONE }, input.as_bytes()),
+        crate::decode::expected_lines(
+            r#"
+addr="198.51.100.1" ua="curl/8.5.0" asn=Some(64496)
+addr="2001:db8::2" ua="" asn=Some(64497)
+addr="198.51.100.3" ua="" asn=None
+addr="198.51.100.5" ua="" asn=None
+reject bad_number
+reject bad_number
+reject bad_field
+"#
+        )
+    );
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted { requester: false, ..Wanted::ALL }, input.as_bytes()),
+        "addr=\"\" ua=\"\" asn=None\n".repeat(7)
+    );
+}

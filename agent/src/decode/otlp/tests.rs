@@ -595,3 +595,65 @@ proptest! {
         }
     }
 }
+
+/// The requester of each event of one request, in both encodings (which
+/// must agree), as `render_requesters` writes it.
+fn requesters_of(request: &str) -> String {
+    let collect = |decode: DecodeFn, body: &[u8]| {
+        let mut out = String::new();
+        decode(body, SVC, &mut |e: &RequestEvent<'_>| {
+            out.push_str(&format!("addr={:?} ua={:?} asn={:?}\n", e.client_addr, e.user_agent, e.asn));
+        })
+        .expect("the request decodes");
+        out
+    };
+    let from_json = collect(decode_traces_json, request.as_bytes());
+    let value: serde_json::Value = serde_json::from_str(request).expect("test JSON");
+    assert_eq!(collect(decode_traces_protobuf, &otlp_json_to_protobuf(&value)), from_json, "{request}");
+    from_json
+}
+
+#[test]
+fn requester_from_current_and_old_attributes() {
+    let current = one_span(
+        &[
+            string_attr("client.address", "198.51.100.1"),
+            string_attr("net.peer.ip", "10.0.0.1"),
+            string_attr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
+            string_attr("http.user_agent", "old"),
+        ]
+        .join(","),
+        "{}",
+    );
+    assert_eq!(requesters_of(&current), "addr=\"198.51.100.1\" ua=\"Mozilla/5.0 (X11; Linux x86_64)\" asn=None\n");
+    let old = one_span(
+        &[
+            string_attr("net.peer.ip", "10.0.0.2"),
+            string_attr("http.client_ip", "2001:db8::7"),
+            string_attr("http.user_agent", "curl/8.5.0"),
+        ]
+        .join(","),
+        "{}",
+    );
+    assert_eq!(requesters_of(&old), "addr=\"2001:db8::7\" ua=\"curl/8.5.0\" asn=None\n");
+    let peer_only = one_span(&[string_attr("net.peer.ip", "10.0.0.3"), int_attr("client.address", 7)].join(","), "{}");
+    assert_eq!(requesters_of(&peer_only), "addr=\"10.0.0.3\" ua=\"\" asn=None\n");
+    assert_eq!(requesters_of(&one_span("", "{}")), "addr=\"\" ua=\"\" asn=None\n");
+}
+
+#[test]
+fn collector_file_decoder_fills_the_requester_only_when_wanted() {
+    let line = one_span(
+        &[string_attr("client.address", "198.51.100.1"), string_attr("user_agent.original", "curl/8.5.0")].join(","),
+        "{}",
+    );
+    let mut d = OtlpJsonDecoder::new(SVC);
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted::ALL, line.as_bytes()),
+        "addr=\"198.51.100.1\" ua=\"curl/8.5.0\" asn=None\n"
+    );
+    assert_eq!(
+        crate::decode::render_requesters(&mut d, Wanted { requester: false, ..Wanted::ALL }, line.as_bytes()),
+        "addr=\"\" ua=\"\" asn=None\n"
+    );
+}
