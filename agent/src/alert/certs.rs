@@ -209,6 +209,7 @@ impl Alerts {
                     trigger: None,
                     budget_remaining: 1.0,
                     certificate: None,
+                    signal: None,
                 };
                 // While clear, the record shows the renewed certificate.
                 let current = trigger.unwrap_or_else(|| {

@@ -31,6 +31,7 @@ use crate::sli::SloStatus;
 use crate::spec::model::Severity;
 
 pub mod certs;
+pub mod signals;
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -362,6 +363,7 @@ impl Alerts {
             }
             // Not an SLO's: `certs`.
             AlertKind::CertificateTicket | AlertKind::CertificatePage => None,
+            AlertKind::AnomalyPage | AlertKind::AnomalyTicket | AlertKind::QuotaTicket => None,
         }
     }
 
@@ -387,6 +389,7 @@ impl Alerts {
             trigger: None,
             budget_remaining,
             certificate: None,
+            signal: None,
         };
         let refresh = |r: &mut AlertRecord| {
             r.budget_remaining = budget_remaining;

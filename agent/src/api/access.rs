@@ -82,6 +82,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/annotations", Read),
     route("GET", "/api/v1/hops", Read),
     route("GET", "/api/v1/anomalies", Read),
+    route("GET", "/api/v1/forecasts", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
     route("GET", "/api/v1/silences", Read),

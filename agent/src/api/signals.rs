@@ -5,6 +5,11 @@
 //! `/api/v1/anomalies?[service=][&signal=][&dimension=][&min_score=]`:
 //! anomalies with their evidence, "are we under attack?" per service, and
 //! the business signals against the days before.
+//!
+//! `/api/v1/forecasts?[service=][&signal=][&dimension=][&horizon=24h]`: the
+//! quota outlooks and each SLO's budget outlook the state thread renews
+//! every five minutes; with `service`, each of its series' hourly forecast
+//! over `horizon` (at most 7 days) from its hourly history.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,10 +22,10 @@ use axum::routing::get;
 
 use super::error;
 use super::state::ApiState;
-use crate::signals::answer;
+use crate::signals::{answer, forecasts};
 
 pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new().route("/api/v1/anomalies", get(anomalies))
+    Router::new().route("/api/v1/anomalies", get(anomalies)).route("/api/v1/forecasts", get(forecasts))
 }
 
 const DIMENSIONS: [&str; 5] = ["all", "edge_location", "region", "client_class", "slo"];
@@ -45,6 +50,41 @@ fn ask(q: &HashMap<String, String>) -> Result<answer::Query, String> {
         },
     };
     Ok(answer::Query { service: text("service"), signal: text("signal"), dimension, min_score })
+}
+
+fn ask_forecasts(q: &HashMap<String, String>) -> Result<forecasts::Query, String> {
+    if let Some(k) = q.keys().find(|k| !["service", "signal", "dimension", "horizon"].contains(&k.as_str())) {
+        return Err(format!("unknown parameter `{k}`; use service, signal, dimension, horizon"));
+    }
+    let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let horizon_hours = match text("horizon") {
+        None => None,
+        Some(v) => match crate::yaml::values::parse_duration(&v) {
+            Some(d) if d.as_secs() % 3600 == 0 && d.as_secs() >= 3600 && d.as_secs() <= 7 * 86_400 => {
+                Some((d.as_secs() / 3600) as usize)
+            }
+            _ => return Err(format!("`horizon` is whole hours up to 7d, like 24h or 3d (got {v:?})")),
+        },
+    };
+    if q.contains_key("signal") || q.contains_key("dimension") {
+        if text("service").is_none() {
+            return Err("`signal` and `dimension` choose among a service's series: give `service` too".into());
+        }
+    }
+    Ok(forecasts::Query { service: text("service"), signal: text("signal"), dimension: text("dimension"), horizon_hours })
+}
+
+async fn forecasts(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let query = match ask_forecasts(&q) {
+        Ok(q) => q,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let snap = s.snapshot();
+    let (view, f) = (snap.signals.clone(), snap.forecasts.clone());
+    match tokio::task::spawn_blocking(move || forecasts::answer(&view, &f, &query)).await {
+        Ok(a) => axum::Json(a).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn anomalies(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -75,6 +115,10 @@ mod tests {
         assert_eq!(a.min_score, Some(0.3));
         for bad in [q(&[("dimension", "country")]), q(&[("min_score", "2")]), q(&[("servce", "x")])] {
             assert!(ask(&bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(ask_forecasts(&q(&[("service", "shop"), ("horizon", "3d")])).unwrap().horizon_hours, Some(72));
+        for bad in [q(&[("horizon", "90m")]), q(&[("horizon", "8d")]), q(&[("signal", "requests")]), q(&[("x", "1")])] {
+            assert!(ask_forecasts(&bad).is_err(), "{bad:?}");
         }
     }
 }

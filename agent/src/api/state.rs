@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub hops: Arc<crate::hops::HopsView>,
     /// The live signals as of the last closed minute.
     pub signals: Arc<crate::signals::SignalsView>,
+    /// Quota and budget outlooks (renewed every few minutes).
+    pub forecasts: Arc<crate::signals::forecasts::Forecasts>,
 }
 
 impl Snapshot {
@@ -167,7 +169,7 @@ impl ApiState {
         let now = self.clock.now_ms();
         let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
-        let signals = crate::signals::metrics::families(&snap.signals);
+        let signals = crate::signals::metrics::families(&snap.signals, &snap.forecasts);
         let mut out = crate::export::prometheus::render(
             &snap.statuses,
             &snap.counted,

@@ -312,6 +312,7 @@ pub fn alerts(set: &SloSet, figures: &Figures, at_ms: i64) -> Vec<AlertRecord> {
                 trigger: None,
                 budget_remaining: f.budget_remaining.unwrap_or(1.0),
                 certificate: None,
+                signal: None,
             });
         }
     }

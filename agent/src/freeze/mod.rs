@@ -220,7 +220,8 @@ impl Freezer {
         let mut services = Vec::with_capacity(by_service.len());
         for (service, slos) in by_service {
             let policy = policy_for(&set.policies, &self.builtin, service);
-            let readings = read_conditions(policy, &slos, alerts, min_events, at_ms);
+            let mut readings = read_conditions(policy, &slos, alerts, min_events, at_ms);
+            readings.extend(signal_conditions(policy, service, alerts));
             let mut frozen_by = Vec::new();
             let mut near = Vec::new();
             for r in readings {
@@ -445,6 +446,40 @@ fn read_conditions(
                 began_ms: alert.and_then(|a| a.firing_since_ms).filter(|_| firing),
             });
         }
+    }
+    out
+}
+
+/// The service's signal and quota alerts that freeze under the policy.
+fn signal_conditions(policy: &FreezePolicy, service: &str, alerts: &[AlertRecord]) -> Vec<Reading> {
+    let c = &policy.freeze_when;
+    let mut kinds: Vec<AlertKind> = c
+        .anomalies
+        .iter()
+        .map(|s| match s {
+            AlertSeverity::Page => AlertKind::AnomalyPage,
+            AlertSeverity::Ticket => AlertKind::AnomalyTicket,
+        })
+        .collect();
+    if c.quotas {
+        kinds.push(AlertKind::QuotaTicket);
+    }
+    let mut out = Vec::new();
+    for a in alerts.iter().filter(|a| a.service == service && kinds.contains(&a.kind)) {
+        let firing = a.phase == Phase::Firing;
+        let what = a.signal.as_ref().map_or_else(|| a.slo.clone(), |s| s.description.clone());
+        out.push(Reading {
+            key: format!("{}/{}", a.kind.as_str(), a.slo),
+            trips: firing,
+            cleared: !firing,
+            near: a.phase == Phase::Pending,
+            kind: if a.kind == AlertKind::QuotaTicket { "quota" } else { "anomaly" },
+            slo: None,
+            measured: a.signal.as_ref().and_then(|s| s.score),
+            threshold: None,
+            message: format!("{} alert {}: {what}", a.kind.as_str(), a.phase.as_str()),
+            began_ms: a.firing_since_ms.filter(|_| firing),
+        });
     }
     out
 }

@@ -32,6 +32,8 @@ pub fn alertname(kind: AlertKind) -> &'static str {
         AlertKind::BudgetExhausted => "SLOBudgetExhausted",
         AlertKind::TimeToExhaustion => "SLOTimeToExhaustion",
         AlertKind::CertificateTicket | AlertKind::CertificatePage => "TLSCertificate",
+        AlertKind::AnomalyPage | AlertKind::AnomalyTicket => "SignalAnomaly",
+        AlertKind::QuotaTicket => "QuotaForecast",
     }
 }
 

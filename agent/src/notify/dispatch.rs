@@ -483,6 +483,7 @@ mod tests {
             api_url: format!("http://agent/api/v1/slos/{slo}"),
             evidence: Evidence::default(),
             certificate: None,
+            signal: None,
         }
     }
 

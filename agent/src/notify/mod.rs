@@ -95,6 +95,9 @@ pub struct AlertNotice {
     /// its not-after, the days left and the chain's problems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<crate::alert::certs::CertificateTrigger>,
+    /// Signal and quota alerts: what the signal or the quota forecast shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<crate::alert::signals::SignalTrigger>,
 }
 
 impl AlertNotice {
@@ -109,6 +112,10 @@ impl AlertNotice {
         );
         if let Some(c) = &self.certificate {
             s.push_str(&format!(", {} ({})", c.describe(), c.url));
+            return s;
+        }
+        if let Some(g) = &self.signal {
+            s.push_str(&format!(", {}", g.description));
             return s;
         }
         if let Some(t) = &self.trigger {

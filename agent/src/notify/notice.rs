@@ -66,6 +66,9 @@ fn notice(
     if let Some(c) = &r.certificate {
         return certificate_notice(t, c, external_url);
     }
+    if let Some(g) = &r.signal {
+        return signal_notice(t, g, external_url);
+    }
     let slo = status.map(|s| s.slo.as_ref());
     let empty = BTreeMap::new();
     let labels = alert_labels(slo.map_or(&empty, |s| &s.labels), &r.slo, &r.service, r.kind);
@@ -94,6 +97,35 @@ fn notice(
         api_url: format!("{}/api/v1/slos/{}", external_url.trim_end_matches('/'), r.slo),
         evidence: evidence(&r.slo, t.at_ms, minutes),
         certificate: None,
+        signal: None,
+    }
+}
+
+/// The notice of a signal or quota alert: labelled with its subject
+/// (`slo`), `service`, `severity` and `kind`; its evidence is in the API.
+fn signal_notice(t: &Transition, g: &crate::alert::signals::SignalTrigger, external_url: &str) -> AlertNotice {
+    let r = &t.record;
+    let labels = alert_labels(&BTreeMap::new(), &r.slo, &r.service, r.kind);
+    AlertNotice {
+        slo: r.slo.clone(),
+        display_name: None,
+        service: r.service.clone(),
+        severity: r.kind.severity().as_str().to_string(),
+        kind: r.kind,
+        status: if t.to == Some(Phase::Resolved) { Status::Resolved } else { Status::Firing },
+        episode: r.episode,
+        dedup_key: r.dedup_key(),
+        labels,
+        objective: 0.0,
+        trigger: None,
+        budget_remaining: r.budget_remaining,
+        firing_since_ms: r.firing_since_ms.unwrap_or(t.at_ms),
+        resolved_at_ms: r.resolved_at_ms,
+        runbook: None,
+        api_url: format!("{}{}", external_url.trim_end_matches('/'), g.api_path),
+        evidence: Evidence::default(),
+        certificate: None,
+        signal: Some(g.clone()),
     }
 }
 
@@ -125,6 +157,7 @@ fn certificate_notice(t: &Transition, c: &crate::alert::certs::CertificateTrigge
         api_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
         evidence: Evidence::default(),
         certificate: Some(c.clone()),
+        signal: None,
     }
 }
 

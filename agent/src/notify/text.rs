@@ -133,6 +133,16 @@ pub fn facts(a: &AlertNotice) -> Vec<(&'static str, String)> {
         }
         return out;
     }
+    if let Some(g) = &a.signal {
+        out.push(("Signal", g.description.clone()));
+        if let Some(score) = g.score {
+            out.push(("Anomaly score", format!("{score:.2}")));
+        }
+        if let (Some(limit), Some(t)) = (g.limit, g.reach_at_ms) {
+            out.push(("Quota", format!("{limit} reached at {}", rfc3339(t))));
+        }
+        return out;
+    }
     if let Some(b) = burn(a) {
         out.push(("Burn rate", b));
     }

@@ -43,6 +43,9 @@ use crate::telemetry::events as ev;
 /// at most this much reading, which is then done again (and counted once).
 pub const DURABLE_EVERY: Duration = Duration::from_secs(2);
 
+/// How often (clock time) the quota and budget outlooks are renewed.
+pub const FORECAST_EVERY_MS: i64 = 300_000;
+
 /// How often a state file that failed is reopened.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
@@ -120,6 +123,8 @@ pub struct Core {
     /// The view of the last minute closed, published with every snapshot.
     signals_view: Arc<crate::signals::SignalsView>,
     signals_reported: crate::signals::SignalStats,
+    /// Quota and budget outlooks, renewed every [`FORECAST_EVERY_MS`] of the clock.
+    forecasts: Arc<crate::signals::forecasts::Forecasts>,
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
@@ -255,6 +260,7 @@ impl Core {
             signals,
             signals_view: Arc::default(),
             signals_reported: crate::signals::SignalStats::default(),
+            forecasts: Arc::default(),
             alerts,
             freezer: crate::freeze::Freezer::for_source(source),
             fleet_services: Vec::new(),
@@ -510,12 +516,21 @@ impl Core {
         let started = Instant::now();
         let at = self.clock.now_ms();
         let statuses = self.engine.evaluate(at);
+        self.advance_signals(at);
+        self.renew_forecasts(&statuses, at);
         if self.broken.is_none() {
             let mut next = self.alerts.clone();
             let mut transitions = next.observe(&statuses, at);
             let (seen, configured) =
                 crate::synthetic::run::certificates(&self.config.synthetic, &self.links.api.probes.outcomes());
             transitions.extend(next.observe_certificates(&seen, &configured, at));
+            let (active, watched) = crate::alert::signals::conditions(
+                &self.signals_view,
+                &self.config.signals,
+                &self.forecasts.quotas,
+                at,
+            );
+            transitions.extend(next.observe_signals(&active, &watched, at));
             if transitions.is_empty() {
                 self.alerts = next;
             } else {
@@ -562,7 +577,6 @@ impl Core {
         let alerts: Vec<_> = self.alerts.records().cloned().collect();
         let deploys = self.assess_deploys(&statuses, at);
         let freeze = self.decide_freeze(&statuses, &alerts, &deploys, at);
-        self.advance_signals(at);
         let hops = Arc::new(self.hops.view(at));
         let (h, r) = (hops.stats, std::mem::replace(&mut self.hops_reported, hops.stats));
         ev::HopRecords {
@@ -578,6 +592,7 @@ impl Core {
             at_ms: at,
             hops,
             signals: self.signals_view.clone(),
+            forecasts: self.forecasts.clone(),
             freeze: Arc::new(freeze),
             deploys: Arc::new(deploys),
             statuses,
@@ -620,6 +635,69 @@ impl Core {
             services_dropped: s.services_dropped.saturating_sub(r.services_dropped),
         }
         .emit(&self.telemetry);
+    }
+
+    /// Renew the quota outlooks (from the live signals) and each SLO's
+    /// budget outlook (from the engine's hourly counts over its window),
+    /// when [`FORECAST_EVERY_MS`] passed since the last.
+    fn renew_forecasts(&mut self, statuses: &[crate::sli::SloStatus], at: i64) {
+        if self.forecasts.at_ms != 0 && at - self.forecasts.at_ms < FORECAST_EVERY_MS && at >= self.forecasts.at_ms {
+            return;
+        }
+        let quotas = crate::signals::forecasts::quotas(&self.signals_view, &self.config.signals.quotas, at);
+        let mut budgets = Vec::with_capacity(statuses.len());
+        for s in statuses {
+            let Some((history, window)) = self.hourly_history(s, at) else { continue };
+            budgets.push(crate::signals::forecasts::BudgetEntry {
+                slo: s.slo.name.clone(),
+                service: s.slo.service.clone(),
+                objective: s.slo.objective,
+                outlook: crate::forecast::outlook::budget(&history, s.slo.objective, window, at),
+            });
+        }
+        self.forecasts = Arc::new(crate::signals::forecasts::Forecasts { at_ms: at, quotas, budgets });
+    }
+
+    /// One SLO's events and bad events per hour over its window, and the
+    /// window as the outlook reads it.
+    fn hourly_history(
+        &mut self,
+        s: &crate::sli::SloStatus,
+        at: i64,
+    ) -> Option<(Vec<(i64, f64, f64)>, crate::forecast::outlook::Window)> {
+        use crate::forecast::outlook::Window;
+        use crate::spec::model::SloWindow;
+        const MIN: i64 = 60_000;
+        let first = crate::sli::window_first_minute(&s.slo.window, at);
+        let window = match &s.slo.window {
+            SloWindow::Rolling(m) => Window::Rolling { len_ms: m.0 as i64 * MIN },
+            SloWindow::Calendar { unit, .. } => {
+                // The next window is the one holding a time a little past
+                // this one's longest length (a week, a month of at most 31 days).
+                let start = first * MIN;
+                let days = match unit {
+                    crate::spec::model::CalendarUnit::Week => 8,
+                    crate::spec::model::CalendarUnit::Month => 32,
+                };
+                let probe = start + days * 86_400_000;
+                let next = crate::sli::window_first_minute(&s.slo.window, probe) * MIN;
+                let end = if next > start { next } else { start + s.slo.window.nominal().0 as i64 * MIN };
+                Window::Calendar { start_ms: start, end_ms: end }
+            }
+        };
+        let hour = 60;
+        let last = at.div_euclid(MIN);
+        let mut out = Vec::new();
+        let mut h = first.div_euclid(hour) * hour;
+        while h <= last {
+            let (a, b) = (h.max(first), (h + hour - 1).min(last));
+            let w = self.engine.window_stats(&s.slo.name, a, b)?;
+            if w.events.total > 0 {
+                out.push((h * MIN, w.events.total as f64, w.events.bad() as f64));
+            }
+            h += hour;
+        }
+        Some((out, window))
     }
 
     /// The freeze board: from this tick's own statuses and alerts, or from

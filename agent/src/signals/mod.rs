@@ -51,6 +51,7 @@
 
 pub mod answer;
 pub mod config;
+pub mod forecasts;
 pub mod metrics;
 pub mod topk;
 
@@ -60,6 +61,7 @@ use std::sync::Arc;
 use crate::dims::Region;
 use crate::event::{ClientClass, Origin, RequestEvent};
 use crate::forecast::anomaly::Detector;
+use crate::forecast::quota::PeakSecond;
 use crate::hops::sketch::Sketch;
 use config::SignalsConfig;
 use topk::TopK;
@@ -450,17 +452,41 @@ impl Series {
     }
 }
 
-/// Per second of a minute: requests, busy milliseconds (Lambda), bytes.
+/// Per second of a minute: requests, bytes, and Lambda's busy time
+/// ([`PeakSecond`]: the busy milliseconds of a second / 1000 are its mean
+/// concurrency, Little's law at a one-second grain).
 #[derive(Debug, Clone)]
 struct Seconds {
     requests: [u32; 60],
-    busy_ms: [f32; 60],
     bytes: [u64; 60],
+    busy: Option<PeakSecond>,
 }
 
 impl Default for Seconds {
     fn default() -> Self {
-        Seconds { requests: [0; 60], busy_ms: [0.0; 60], bytes: [0; 60] }
+        Seconds { requests: [0; 60], bytes: [0; 60], busy: None }
+    }
+}
+
+/// Invocations of one record counted into the busy time at most (Lambda
+/// records are one invocation each; aggregates from elsewhere are capped).
+const MAX_BUSY_REPEAT: u64 = 64;
+
+fn per_second(cell: &mut Cell, origin: Origin, e: &RequestEvent<'_>, n: u64) {
+    let s = cell.seconds.get_or_insert_default();
+    let sec = (e.ts_ms.rem_euclid(MINUTE_MS) / 1000) as usize;
+    s.requests[sec] = s.requests[sec].saturating_add(n.min(u32::MAX as u64) as u32);
+    s.bytes[sec] = s.bytes[sec].saturating_add(e.bytes.saturating_mul(n));
+    if origin == Origin::Lambda
+        && let Some(d) = e.latency_ms.filter(|d| d.is_finite() && *d > 0.0)
+    {
+        // A REPORT is written when the invocation ends: it started `d` before.
+        let d = d.min(900_000.0);
+        let busy = s.busy.get_or_insert_with(|| PeakSecond::new(e.ts_ms));
+        let start = e.ts_ms - d as i64;
+        for _ in 0..n.min(MAX_BUSY_REPEAT) {
+            busy.observe(start, d);
+        }
     }
 }
 
@@ -519,6 +545,10 @@ struct OpenMinute {
 struct ServiceNames {
     name: Arc<str>,
     edges: HashMap<Box<str>, u16>,
+    /// An account's aggregate (`account/<id>`), not a service.
+    is_account: bool,
+    /// The aggregate of the service's account, once looked up.
+    account: Option<u16>,
 }
 
 /// Tallies for the agent's own telemetry.
@@ -649,9 +679,21 @@ impl Signals {
             return None;
         }
         let i = self.services.len() as u16;
-        self.services.push(ServiceNames { name: Arc::from(name), edges: HashMap::new() });
+        let is_account = name.starts_with("account/");
+        self.services.push(ServiceNames { name: Arc::from(name), edges: HashMap::new(), is_account, account: None });
         self.service_index.insert(name.into(), i);
         Some(i)
+    }
+
+    /// The aggregate series of the account that runs service `svc`.
+    fn account(&mut self, svc: u16, n: u64) -> Option<u16> {
+        if let Some(a) = self.services[svc as usize].account {
+            return Some(a);
+        }
+        let name = forecasts::account_service(self.cfg.quotas.account_of(&self.services[svc as usize].name));
+        let a = self.service(&name, n)?;
+        self.services[svc as usize].account = Some(a);
+        Some(a)
     }
 
     fn edge(&mut self, service: u16, edge: &str) -> u16 {
@@ -708,7 +750,17 @@ impl Signals {
             .map(|(i, _)| i as u16)
             .collect();
         let nb = self.cfg.business.len();
+        let account = if matches!(origin, Origin::Lambda | Origin::ApiGateway) && !self.services[svc as usize].is_account {
+            self.account(svc, n)
+        } else {
+            None
+        };
         let open = self.open.entry(minute).or_default();
+        if let Some(acct) = account {
+            let cell = open.cells.entry(CellKey { service: acct, origin, dim: CellDim::All }).or_default();
+            cell.total += n;
+            per_second(cell, origin, e, n);
+        }
         let mut dims: [Option<CellDim>; 4] = [Some(CellDim::All), None, None, None];
         if e.client != ClientClass::Unknown {
             dims[1] = Some(CellDim::Client(e.client));
@@ -741,15 +793,7 @@ impl Signals {
                 }
             }
             if dim == CellDim::All {
-                let s = cell.seconds.get_or_insert_default();
-                let sec = (e.ts_ms.rem_euclid(MINUTE_MS) / 1000) as usize;
-                s.requests[sec] = s.requests[sec].saturating_add(n.min(u32::MAX as u64) as u32);
-                s.bytes[sec] = s.bytes[sec].saturating_add(e.bytes.saturating_mul(n));
-                if origin == Origin::Lambda
-                    && let Some(d) = e.latency_ms.filter(|d| d.is_finite() && *d > 0.0)
-                {
-                    spread_busy(s, e.ts_ms, d.min(900_000.0), n);
-                }
+                per_second(cell, origin, e, n);
             }
         }
         if !e.client_addr.is_empty() || !e.user_agent.is_empty() {
@@ -835,8 +879,9 @@ impl Signals {
                 CellDim::Client(c) => Dim::Client(c),
             };
             let origin = origin_name(key.origin);
+            let is_account = self.services[key.service as usize].is_account;
             let mut values: Vec<(Signal, f64)> = vec![(Signal::Requests, cell.total as f64)];
-            if cell.total >= cfg.min_events {
+            if cell.total >= cfg.min_events && !is_account {
                 let t = cell.total as f64;
                 values.push((Signal::ErrorRatio, cell.e5xx as f64 / t));
                 values.push((Signal::ClientErrorShare, cell.e4xx as f64 / t));
@@ -859,8 +904,8 @@ impl Signals {
                 if let Some(s) = &cell.seconds {
                     match key.origin {
                         Origin::Lambda => {
-                            let peak = s.busy_ms.iter().fold(0f32, |a, &b| a.max(b));
-                            values.push((Signal::Concurrency, f64::from(peak) / 1000.0));
+                            let peak = s.busy.as_ref().map_or(0.0, PeakSecond::peak_concurrency);
+                            values.push((Signal::Concurrency, peak));
                         }
                         Origin::ApiGateway => {
                             values.push((Signal::PeakRps, f64::from(*s.requests.iter().max().unwrap_or(&0))));
@@ -1016,29 +1061,6 @@ fn dim_order(d: &CellDim) -> (u8, u16) {
         CellDim::Edge(x) => (1, *x),
         CellDim::Region(r) => (2, *r as u16),
         CellDim::Client(c) => (3, *c as u16),
-    }
-}
-
-/// Spreads an invocation's duration over the seconds it covered (ending at
-/// `end_ms`, within the minute): the busy milliseconds of each second sum
-/// to its concurrency × 1000 (Little's law per second).
-fn spread_busy(s: &mut Seconds, end_ms: i64, duration_ms: f64, n: u64) {
-    let minute_start = end_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
-    let start = (end_ms as f64 - duration_ms).max(minute_start as f64);
-    let mut t = start;
-    let end = end_ms as f64;
-    let mut guard = 0;
-    while t < end && guard < 61 {
-        let sec = ((t as i64 - minute_start) / 1000).clamp(0, 59);
-        let sec_end = (minute_start + (sec + 1) * 1000) as f64;
-        let part = sec_end.min(end) - t;
-        s.busy_ms[sec as usize] += (part * n as f64) as f32;
-        t = sec_end;
-        guard += 1;
-    }
-    if duration_ms > 0.0 && start >= end {
-        // Ends exactly at the minute's start: count it in its first second.
-        s.busy_ms[0] += (duration_ms.min(1000.0) * n as f64) as f32;
     }
 }
 

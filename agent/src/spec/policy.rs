@@ -18,6 +18,8 @@
 //!     alerts: [page]
 //!     burn_rate: [{window: 1h, above: 14.4}]
 //!     exhaustion_within: 2d
+//!     anomalies: [page]          # a live-signal anomaly alert (signals.alerts) of the service fires
+//!     quotas: true               # a quota alert of the service fires
 //!   calendar:
 //!     - {weekly: {day: friday, start: "16:00", duration: 64h, timezone: Europe/Berlin}, reason: weekend}
 //! ```
@@ -89,6 +91,12 @@ pub struct FreezeConditions {
     pub burn_rates: Vec<BurnCondition>,
     /// Freeze when, at the current 6h burn rate, the budget is gone within this.
     pub exhaustion_within: Option<Minutes>,
+    /// Freeze while a live-signal anomaly alert of the service (`signals.alerts`
+    /// in agent.yaml) of these severities fires.
+    pub anomalies: Vec<AlertSeverity>,
+    /// Freeze while a quota alert of the service fires (a quota reached
+    /// within `signals.quotas.alert_within` at the forecast growth).
+    pub quotas: bool,
 }
 
 /// Hysteresis: a condition that froze a service must clear by these margins
@@ -159,6 +167,8 @@ impl FreezeConditions {
             alerts: vec![AlertSeverity::Page],
             burn_rates: Vec::new(),
             exhaustion_within: None,
+            anomalies: Vec::new(),
+            quotas: false,
         }
     }
 }
@@ -368,15 +378,19 @@ fn fraction(cx: &mut Ctx<'_>, node: &Node, what: &str, min: f64, max: f64) -> Op
 }
 
 fn conditions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<FreezeConditions> {
-    let m = cx.map(node, what, &["budget_remaining_at_most", "alerts", "burn_rate", "exhaustion_within"])?;
+    let m = cx.map(
+        node,
+        what,
+        &["budget_remaining_at_most", "alerts", "burn_rate", "exhaustion_within", "anomalies", "quotas"],
+    )?;
     let budget = match m.get("budget_remaining_at_most") {
         None => Some(None),
         Some(n) => fraction(cx, n, &m.path("budget_remaining_at_most"), -10.0, 1.0).map(Some),
     };
-    let alerts = match m.get("alerts") {
+    let severities = |cx: &mut Ctx<'_>, key: &str| match m.get(key) {
         None => Some(Vec::new()),
         Some(n) => {
-            let path = m.path("alerts");
+            let path = m.path(key);
             let mut out = Vec::new();
             let mut ok = true;
             for item in cx.one_or_many(n, &path) {
@@ -392,6 +406,12 @@ fn conditions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<FreezeConditi
             }
             ok.then_some(out)
         }
+    };
+    let alerts = severities(cx, "alerts");
+    let anomalies = severities(cx, "anomalies");
+    let quotas = match m.get("quotas") {
+        None => Some(false),
+        Some(n) => cx.boolean(n, &m.path("quotas")),
     };
     let burn_rates = match m.get("burn_rate") {
         None => Some(Vec::new()),
@@ -417,16 +437,20 @@ fn conditions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<FreezeConditi
         alerts: alerts?,
         burn_rates: burn_rates?,
         exhaustion_within: exhaustion_within?,
+        anomalies: anomalies?,
+        quotas: quotas?,
     };
     if c.budget_remaining_at_most.is_none()
         && c.alerts.is_empty()
         && c.burn_rates.is_empty()
         && c.exhaustion_within.is_none()
+        && c.anomalies.is_empty()
+        && !c.quotas
     {
         cx.err(
             node.pos,
             format!(
-                "`{what}` names no condition; give at least one of budget_remaining_at_most, alerts, burn_rate, exhaustion_within (or leave it out for the default: budget spent or a page firing)"
+                "`{what}` names no condition; give at least one of budget_remaining_at_most, alerts, burn_rate, exhaustion_within, anomalies, quotas (or leave it out for the default: budget spent or a page firing)"
             ),
         );
         return None;
