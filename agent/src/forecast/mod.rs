@@ -8,6 +8,8 @@
 //! | [`anomaly`] | the streaming, causal anomaly detector of one series |
 //! | [`csv`] | `timestamp,value` rows read one at a time, errors by line |
 //! | [`model`] | the forecaster: next H steps with a prediction interval |
+//! | [`outlook`] | one SLO's error-budget outlook: remaining, burn, exhaustion, at the window's end |
+//! | [`quota`] | when a saturating quantity reaches its quota; per-second peaks, Little's law |
 //! | [`season`] | seasonal periods (detected or given) and their robust profiles |
 
 pub mod anomaly;

@@ -11,8 +11,8 @@
 //!    weekly seasons when the history shows them; gaps filled with 0) — a
 //!    flat mean of the latest day when it cannot;
 //! 3. forecasts the **bad ratio** as the median of the pooled ratios of the
-//!    latest [`RATIO_BLOCKS`] blocks, each at least [`RATIO_BLOCK_HOURS`]
-//!    hours long and holding traffic enough for [`MIN_BLOCK_BAD`] bad
+//!    latest `RATIO_BLOCKS` blocks, each at least `RATIO_BLOCK_HOURS`
+//!    hours long and holding traffic enough for `MIN_BLOCK_BAD` bad
 //!    requests at 1× burn (6 hours at 1,000 requests an hour and 99.9 %,
 //!    50 hours at 100): a short incident that is over (one block) is not
 //!    projected forward, a burn that has lasted two blocks or more is, and
@@ -37,18 +37,18 @@
 use super::model;
 use super::season::median;
 
-pub const HOUR_MS: i64 = 3_600_000;
+const HOUR_MS: i64 = 3_600_000;
 /// The longest window walked (a leap year of hours); longer ones are cut.
 pub const MAX_WINDOW_HOURS: i64 = 366 * 24;
 /// Hours of history read for the totals' forecast at least (whatever the window).
 const MODEL_HOURS: i64 = 28 * 24;
 /// The bad ratio is the median of the ratios of this many latest blocks …
-pub const RATIO_BLOCKS: usize = 4;
+const RATIO_BLOCKS: usize = 4;
 /// … of at least this many hours each …
-pub const RATIO_BLOCK_HOURS: usize = 6;
+const RATIO_BLOCK_HOURS: usize = 6;
 /// … and traffic enough for this many bad requests at 1× burn (so sparse
 /// bad counts do not make most blocks 0).
-pub const MIN_BLOCK_BAD: f64 = 5.0;
+const MIN_BLOCK_BAD: f64 = 5.0;
 
 /// The window an SLO is measured over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,10 +210,10 @@ impl Known {
         self.hours[a..b.max(a)].iter().fold((0.0, 0.0), |(t, b), h| ((t + h.0).min(f64::MAX), (b + h.1).min(f64::MAX)))
     }
 
-    /// The median of the pooled bad ratios of the latest [`RATIO_BLOCKS`]
+    /// The median of the pooled bad ratios of the latest `RATIO_BLOCKS`
     /// blocks (walking back from now, a block closes once it has
-    /// [`RATIO_BLOCK_HOURS`] hours and traffic enough for
-    /// [`MIN_BLOCK_BAD`] bad requests at 1× burn); the ratio pooled over all
+    /// `RATIO_BLOCK_HOURS` hours and traffic enough for
+    /// `MIN_BLOCK_BAD` bad requests at 1× burn); the ratio pooled over all
     /// the history when it has fewer blocks. Whether blocks were used.
     fn recent_ratio(&self, allowed: f64) -> (f64, bool) {
         let mut ratios = Vec::with_capacity(RATIO_BLOCKS);

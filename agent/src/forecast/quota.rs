@@ -45,8 +45,8 @@
 
 use super::season::median;
 
-pub const HOUR_MS: i64 = 3_600_000;
-pub const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
 /// History older than this before `at_ms` is not read.
 pub const LOOKBACK_MS: i64 = 28 * DAY_MS;
 /// The longest horizon walked (longer ones are cut to it).
