@@ -440,15 +440,20 @@ impl Record<'_> {
                 Ok::<_, RejectReason>("")
             };
             let nested_ip = identity.map(|g| &g.source_ip);
+            // Who asked is evidence, not the request: a value of the wrong
+            // type is left out rather than rejecting the line.
             parts.client_addr =
-                match first([&self.source_ip, &self.identity_dot_source_ip, &self.identity_source_ip], nested_ip)? {
-                    "" => text(&self.ip)?.unwrap_or(""),
+                match first([&self.source_ip, &self.identity_dot_source_ip, &self.identity_source_ip], nested_ip)
+                    .unwrap_or("")
+                {
+                    "" => text(&self.ip).ok().flatten().unwrap_or(""),
                     ip => ip,
                 };
             parts.user_agent = first(
                 [&self.user_agent, &self.identity_dot_user_agent, &self.identity_user_agent],
                 identity.map(|g| &g.user_agent),
-            )?;
+            )
+            .unwrap_or("");
         }
         Ok(parts)
     }

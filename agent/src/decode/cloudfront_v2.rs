@@ -223,7 +223,8 @@ impl Decoder for CloudFrontV2JsonDecoder {
                 Value::Unsigned(n) => Some(n),
                 _ => None,
             };
-            (text(&record.client_ip)?, text(&record.user_agent)?, asn.and_then(|n| u32::try_from(n).ok()))
+            // An address of the wrong type is left out too.
+            (text(&record.client_ip).unwrap_or(""), text(&record.user_agent)?, asn.and_then(|n| u32::try_from(n).ok()))
         } else {
             ("", "", None)
         };

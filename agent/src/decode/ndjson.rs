@@ -17,7 +17,7 @@
 //! | `client` | `"browser"`, `"crawler"` or `"other"` | other strings: unknown |
 //! | `cache` | `"hit"`, `"miss"` or `"error"` | other strings: unknown |
 //! | `client_addr` (or `client_ip`), `user_agent` | string | read only when the requester is wanted; `client_addr` first |
-//! | `asn` | integer 0–4294967295, or a string of digits | read only when the requester is wanted |
+//! | `asn` | integer 0–4294967295, or a string of digits | read only when the requester is wanted; another value (like a wrong-typed address or user agent) is left out, the line kept |
 //!
 //! Other keys are ignored; `null` is the same as a missing key. A value of the
 //! wrong type rejects the line: `BadTimestamp` for `ts`, `BadStatus` for
@@ -116,11 +116,14 @@ impl Decoder for NdjsonDecoder {
         let path = text(&record.path)?.unwrap_or("");
         let path = path.split_once('?').map_or(path, |(p, _query)| p);
         let (client_addr, user_agent, asn) = if self.wanted.requester {
-            let addr = match text(&record.client_addr)? {
-                Some(a) if !a.is_empty() => a,
-                _ => text(&record.client_ip)?.unwrap_or(""),
+            // Who asked is evidence, not the request: a value of the wrong
+            // type is left out rather than rejecting the line.
+            let addr = match text(&record.client_addr) {
+                Ok(Some(a)) if !a.is_empty() => a,
+                _ => text(&record.client_ip).ok().flatten().unwrap_or(""),
             };
-            (addr, text(&record.user_agent)?.unwrap_or(""), asn(&record.asn)?)
+            let ua = text(&record.user_agent).ok().flatten().unwrap_or("");
+            (addr, ua, asn(&record.asn).ok().flatten())
         } else {
             ("", "", None)
         };

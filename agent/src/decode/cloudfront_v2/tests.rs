@@ -214,10 +214,10 @@ addr="" ua="" asn=None
 }
 
 #[test]
-fn requester_of_the_wrong_type_rejects_only_when_wanted() {
+fn requester_of_the_wrong_type_is_left_out_and_the_line_kept() {
     let input = br#"{"timestamp(ms)":"1795176000123","sc-status":"200","c-ip":19851,"cs(User-Agent)":"curl/8.5.0"}"#;
     let mut d = CloudFrontV2JsonDecoder::new(SVC);
-    assert_eq!(crate::decode::render_requesters(&mut d, Wanted::ALL, input), "reject bad_field\n");
+    assert_eq!(crate::decode::render_requesters(&mut d, Wanted::ALL, input), "addr=\"\" ua=\"curl/8.5.0\" asn=None\n");
     assert_eq!(crate::decode::render_requesters(&mut d, Wanted::NONE, input), "addr=\"\" ua=\"\" asn=None\n");
 }
 

@@ -200,9 +200,9 @@ addr="198.51.100.1" ua="curl/8.5.0" asn=Some(64496)
 addr="2001:db8::2" ua="" asn=Some(64497)
 addr="198.51.100.3" ua="" asn=None
 addr="198.51.100.5" ua="" asn=None
-reject bad_number
-reject bad_number
-reject bad_field
+addr="" ua="" asn=None
+addr="" ua="" asn=None
+addr="" ua="" asn=None
 "#
         )
     );
