@@ -174,7 +174,9 @@ impl Alerts {
                 .iter()
                 .find(|c| c.subject == subject)
                 .map(|c| c.service.clone())
-                .or_else(|| self.signals.get(&subject).and_then(|s| s.iter().flatten().next()).map(|r| r.service.clone()))
+                .or_else(|| {
+                    self.signals.get(&subject).and_then(|s| s.iter().flatten().next()).map(|r| r.service.clone())
+                })
                 .unwrap_or_default();
             let slots = self.signals.entry(subject.clone()).or_default();
             for kind in AlertKind::SIGNAL {

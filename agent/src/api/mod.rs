@@ -13,9 +13,9 @@ pub mod deploys;
 pub mod freeze;
 pub mod github;
 pub mod hops;
-pub mod signals;
 pub mod journeys;
 pub mod push;
+pub mod signals;
 pub mod silences;
 pub mod state;
 

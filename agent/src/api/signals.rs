@@ -66,12 +66,15 @@ fn ask_forecasts(q: &HashMap<String, String>) -> Result<forecasts::Query, String
             _ => return Err(format!("`horizon` is whole hours up to 7d, like 24h or 3d (got {v:?})")),
         },
     };
-    if q.contains_key("signal") || q.contains_key("dimension") {
-        if text("service").is_none() {
-            return Err("`signal` and `dimension` choose among a service's series: give `service` too".into());
-        }
+    if (q.contains_key("signal") || q.contains_key("dimension")) && text("service").is_none() {
+        return Err("`signal` and `dimension` choose among a service's series: give `service` too".into());
     }
-    Ok(forecasts::Query { service: text("service"), signal: text("signal"), dimension: text("dimension"), horizon_hours })
+    Ok(forecasts::Query {
+        service: text("service"),
+        signal: text("signal"),
+        dimension: text("dimension"),
+        horizon_hours,
+    })
 }
 
 async fn forecasts(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {

@@ -43,6 +43,9 @@ use crate::telemetry::events as ev;
 /// at most this much reading, which is then done again (and counted once).
 pub const DURABLE_EVERY: Duration = Duration::from_secs(2);
 
+/// One SLO's (hour start, events, bad events) over its window, and the window.
+type HourlyHistory = (Vec<(i64, f64, f64)>, crate::forecast::outlook::Window);
+
 /// How often (clock time) the quota and budget outlooks are renewed.
 pub const FORECAST_EVERY_MS: i64 = 300_000;
 
@@ -125,6 +128,8 @@ pub struct Core {
     signals_reported: crate::signals::SignalStats,
     /// Quota and budget outlooks, renewed every [`FORECAST_EVERY_MS`] of the clock.
     forecasts: Arc<crate::signals::forecasts::Forecasts>,
+    /// The signals' closed minutes at the last renewal.
+    forecasts_closed_until: i64,
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
@@ -261,6 +266,7 @@ impl Core {
             signals_view: Arc::default(),
             signals_reported: crate::signals::SignalStats::default(),
             forecasts: Arc::default(),
+            forecasts_closed_until: 0,
             alerts,
             freezer: crate::freeze::Freezer::for_source(source),
             fleet_services: Vec::new(),
@@ -317,8 +323,7 @@ impl Core {
             return;
         }
         let max_ts = self.max_ts();
-        let mut sink =
-            LiveSink {
+        let mut sink = LiveSink {
             engine: &mut self.engine,
             hops: &mut self.hops,
             signals: &mut self.signals,
@@ -381,8 +386,7 @@ impl Core {
             return;
         }
         let max_ts = self.max_ts();
-        let mut sink =
-            LiveSink {
+        let mut sink = LiveSink {
             engine: &mut self.engine,
             hops: &mut self.hops,
             signals: &mut self.signals,
@@ -440,8 +444,7 @@ impl Core {
             }
         }
         let max_ts = self.max_ts();
-        let mut sink =
-            LiveSink {
+        let mut sink = LiveSink {
             engine: &mut self.engine,
             hops: &mut self.hops,
             signals: &mut self.signals,
@@ -524,12 +527,8 @@ impl Core {
             let (seen, configured) =
                 crate::synthetic::run::certificates(&self.config.synthetic, &self.links.api.probes.outcomes());
             transitions.extend(next.observe_certificates(&seen, &configured, at));
-            let (active, watched) = crate::alert::signals::conditions(
-                &self.signals_view,
-                &self.config.signals,
-                &self.forecasts.quotas,
-                at,
-            );
+            let (active, watched) =
+                crate::alert::signals::conditions(&self.signals_view, &self.config.signals, &self.forecasts.quotas, at);
             transitions.extend(next.observe_signals(&active, &watched, at));
             if transitions.is_empty() {
                 self.alerts = next;
@@ -641,9 +640,16 @@ impl Core {
     /// budget outlook (from the engine's hourly counts over its window),
     /// when [`FORECAST_EVERY_MS`] passed since the last.
     fn renew_forecasts(&mut self, statuses: &[crate::sli::SloStatus], at: i64) {
-        if self.forecasts.at_ms != 0 && at - self.forecasts.at_ms < FORECAST_EVERY_MS && at >= self.forecasts.at_ms {
+        // Renewed as the clock moves, and as event time does (a replayed
+        // backlog, a paused clock).
+        let closed = self.signals_view.closed_until_ms;
+        let clock_due =
+            self.forecasts.at_ms == 0 || at - self.forecasts.at_ms >= FORECAST_EVERY_MS || at < self.forecasts.at_ms;
+        let events_due = closed - self.forecasts_closed_until >= FORECAST_EVERY_MS;
+        if !clock_due && !events_due {
             return;
         }
+        self.forecasts_closed_until = closed;
         let quotas = crate::signals::forecasts::quotas(&self.signals_view, &self.config.signals.quotas, at);
         let mut budgets = Vec::with_capacity(statuses.len());
         for s in statuses {
@@ -660,11 +666,7 @@ impl Core {
 
     /// One SLO's events and bad events per hour over its window, and the
     /// window as the outlook reads it.
-    fn hourly_history(
-        &mut self,
-        s: &crate::sli::SloStatus,
-        at: i64,
-    ) -> Option<(Vec<(i64, f64, f64)>, crate::forecast::outlook::Window)> {
+    fn hourly_history(&mut self, s: &crate::sli::SloStatus, at: i64) -> Option<HourlyHistory> {
         use crate::forecast::outlook::Window;
         use crate::spec::model::SloWindow;
         const MIN: i64 = 60_000;

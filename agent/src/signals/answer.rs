@@ -223,7 +223,12 @@ fn anomaly(view: &SignalsView, s: &SeriesView, e: &Episode, open: bool) -> Anoma
                 return None;
             }
             let change = during.last().and_then(|m| change(m));
-            Some(Slice { dimension: o.key.dim.dimension().into(), value: o.key.dim.value().into(), peak_score: peak, change })
+            Some(Slice {
+                dimension: o.key.dim.dimension().into(),
+                value: o.key.dim.value().into(),
+                peak_score: peak,
+                change,
+            })
         })
         .collect();
     slices.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score));

@@ -161,7 +161,7 @@ pub struct Quotas {
     pub functions: BTreeMap<String, f64>,
     pub stages: BTreeMap<String, f64>,
     /// Per distribution (service): requests per second, bits per second.
-    pub distributions: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    pub distributions: BTreeMap<String, DistributionLimits>,
     pub accounts: Vec<Account>,
 }
 
@@ -181,6 +181,9 @@ impl Default for Quotas {
         }
     }
 }
+
+/// A distribution's own quotas: requests per second, bits per second.
+pub type DistributionLimits = (Option<f64>, Option<f64>);
 
 /// Services that run in another account than the agent's default one.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,7 +315,13 @@ fn read_business(cx: &mut Ctx<'_>, node: &Node) -> Option<Vec<BusinessSignal>> {
         let name = f.require(cx, "name").and_then(|n| {
             let t = cx.text(n, &f.path("name"))?;
             if !name_ok(t) {
-                cx.err(n.pos, format!("`{}` must be a letter then letters, digits, `_` or `-` (at most 64), found `{t}`", f.path("name")));
+                cx.err(
+                    n.pos,
+                    format!(
+                        "`{}` must be a letter then letters, digits, `_` or `-` (at most 64), found `{t}`",
+                        f.path("name")
+                    ),
+                );
                 return None;
             }
             if out.iter().any(|b: &BusinessSignal| b.name == t) {
@@ -343,7 +352,10 @@ fn read_business(cx: &mut Ctx<'_>, node: &Node) -> Option<Vec<BusinessSignal>> {
                     match cx.text(s, &f.path("status")).and_then(status_range) {
                         Some(r) => v.push(r),
                         None => {
-                            cx.err(s.pos, format!("`{}` entries are a class such as 2xx or a code such as 201", f.path("status")));
+                            cx.err(
+                                s.pos,
+                                format!("`{}` entries are a class such as 2xx or a code such as 201", f.path("status")),
+                            );
                             good = false;
                         }
                     }
@@ -429,7 +441,9 @@ fn read_alerts(cx: &mut Ctx<'_>, node: &Node, business: &[BusinessSignal]) -> Op
             },
         };
         match (signal, service, score, for_ms, severity) {
-            (Some(signal), service, Some(score), Some(for_ms), Some(severity)) if service.as_ref().is_none_or(Option::is_some) => {
+            (Some(signal), service, Some(score), Some(for_ms), Some(severity))
+                if service.as_ref().is_none_or(Option::is_some) =>
+            {
                 out.push(AnomalyAlert { signal, service: service.flatten(), score, for_ms, severity })
             }
             _ => ok = false,
@@ -468,7 +482,12 @@ fn read_quotas(cx: &mut Ctx<'_>, node: &Node) -> Option<Quotas> {
     };
     let accounts = match f.get("accounts") {
         None => Some(Vec::new()),
-        Some(n) => read_accounts(cx, n, lambda_concurrency.unwrap_or(d.lambda_concurrency), apigateway_rps.unwrap_or(d.apigateway_rps)),
+        Some(n) => read_accounts(
+            cx,
+            n,
+            lambda_concurrency.unwrap_or(d.lambda_concurrency),
+            apigateway_rps.unwrap_or(d.apigateway_rps),
+        ),
     };
     Some(Quotas {
         horizon_ms: horizon_ms?,
@@ -509,7 +528,7 @@ fn numbers_of(cx: &mut Ctx<'_>, f: &Fields<'_>, key: &str) -> Option<BTreeMap<St
     ok.then_some(out)
 }
 
-fn read_distributions(cx: &mut Ctx<'_>, node: &Node) -> Option<BTreeMap<String, (Option<f64>, Option<f64>)>> {
+fn read_distributions(cx: &mut Ctx<'_>, node: &Node) -> Option<BTreeMap<String, DistributionLimits>> {
     let crate::yaml::Value::Map(entries) = &node.value else {
         cx.err(node.pos, format!("`signals.quotas.distributions` must be a map, found {}", node.kind_name()));
         return None;
@@ -548,7 +567,11 @@ fn read_accounts(cx: &mut Ctx<'_>, node: &Node, lambda: f64, rps: f64) -> Option
             continue;
         };
         let services: Vec<String> = match f.require(cx, "services") {
-            Some(n) => cx.one_or_many(n, &f.path("services")).into_iter().filter_map(|s| cx.text(s, &f.path("services")).map(str::to_string)).collect(),
+            Some(n) => cx
+                .one_or_many(n, &f.path("services"))
+                .into_iter()
+                .filter_map(|s| cx.text(s, &f.path("services")).map(str::to_string))
+                .collect(),
             None => {
                 ok = false;
                 continue;
@@ -557,7 +580,9 @@ fn read_accounts(cx: &mut Ctx<'_>, node: &Node, lambda: f64, rps: f64) -> Option
         let l = positive(cx, &f, "lambda_concurrency", lambda, 1e12);
         let r = positive(cx, &f, "apigateway_rps", rps, 1e12);
         match (l, r) {
-            (Some(l), Some(r)) => out.push(Account { id: k.text.clone(), services, lambda_concurrency: l, apigateway_rps: r }),
+            (Some(l), Some(r)) => {
+                out.push(Account { id: k.text.clone(), services, lambda_concurrency: l, apigateway_rps: r })
+            }
             _ => ok = false,
         }
     }
@@ -605,7 +630,8 @@ mod tests {
 
     #[test]
     fn mistakes_are_reported_where_they_are() {
-        let e = read("threshold: 2\nbusiness:\n  - {name: 1x, path: checkout}\nalerts:\n  - {signal: conversions}\n").unwrap_err();
+        let e = read("threshold: 2\nbusiness:\n  - {name: 1x, path: checkout}\nalerts:\n  - {signal: conversions}\n")
+            .unwrap_err();
         assert!(e.iter().any(|m| m.starts_with("1:") && m.contains("threshold")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("3:") && m.contains("letter")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("3:") && m.contains("must start with `/`")), "{e:?}");

@@ -51,9 +51,14 @@ pub fn quotas(view: &SignalsView, q: &Quotas, at_ms: i64) -> Vec<QuotaEntry> {
         let service = &*s.key.service;
         let account = service.strip_prefix("account/");
         let (kind, scope, name, limit, source, unit) = match (&s.key.signal, s.key.origin, account) {
-            (Signal::Concurrency, "lambda", Some(id)) => {
-                ("lambda_concurrency", "account", id, q.account_limits(id).0, default_or(q, id, true), "concurrent_executions")
-            }
+            (Signal::Concurrency, "lambda", Some(id)) => (
+                "lambda_concurrency",
+                "account",
+                id,
+                q.account_limits(id).0,
+                default_or(q, id, true),
+                "concurrent_executions",
+            ),
             (Signal::Concurrency, "lambda", None) => match q.functions.get(service) {
                 Some(&l) => ("lambda_concurrency", "function", service, l, "configured", "concurrent_executions"),
                 None => {
@@ -62,9 +67,14 @@ pub fn quotas(view: &SignalsView, q: &Quotas, at_ms: i64) -> Vec<QuotaEntry> {
                     ("lambda_concurrency", "function", service, q.account_limits(id).0, src, "concurrent_executions")
                 }
             },
-            (Signal::PeakRps, "apigateway", Some(id)) => {
-                ("apigateway_rps", "account", id, q.account_limits(id).1, default_or(q, id, false), "requests_per_second")
-            }
+            (Signal::PeakRps, "apigateway", Some(id)) => (
+                "apigateway_rps",
+                "account",
+                id,
+                q.account_limits(id).1,
+                default_or(q, id, false),
+                "requests_per_second",
+            ),
             (Signal::PeakRps, "apigateway", None) => match q.stages.get(service) {
                 Some(&l) => ("apigateway_rps", "stage", service, l, "configured", "requests_per_second"),
                 None => {
@@ -75,7 +85,11 @@ pub fn quotas(view: &SignalsView, q: &Quotas, at_ms: i64) -> Vec<QuotaEntry> {
             },
             (Signal::PeakRps, "cloudfront" | "cloudfront-realtime", None) => {
                 let c = q.distributions.get(service).and_then(|d| d.0);
-                let src = if c.is_some() || q.cloudfront_rps != super::config::AWS_CLOUDFRONT_RPS { "configured" } else { "aws_default" };
+                let src = if c.is_some() || q.cloudfront_rps != super::config::AWS_CLOUDFRONT_RPS {
+                    "configured"
+                } else {
+                    "aws_default"
+                };
                 ("cloudfront_rps", "distribution", service, c.unwrap_or(q.cloudfront_rps), src, "requests_per_second")
             }
             (Signal::PeakBandwidth, "cloudfront" | "cloudfront-realtime", None) => {

@@ -129,7 +129,8 @@ pub fn families(view: &SignalsView, forecasts: &Forecasts) -> Vec<FamilyView> {
         }
     }
     for q in &forecasts.quotas {
-        let labels: Labels = vec![("kind", q.kind.to_string()), ("scope", q.scope.to_string()), ("name", q.name.clone())];
+        let labels: Labels =
+            vec![("kind", q.kind.to_string()), ("scope", q.scope.to_string()), ("name", q.name.clone())];
         let o = &q.outlook;
         out[6].series.push((labels.clone(), o.limit));
         out[7].series.push((labels.clone(), o.current));

@@ -750,11 +750,12 @@ impl Signals {
             .map(|(i, _)| i as u16)
             .collect();
         let nb = self.cfg.business.len();
-        let account = if matches!(origin, Origin::Lambda | Origin::ApiGateway) && !self.services[svc as usize].is_account {
-            self.account(svc, n)
-        } else {
-            None
-        };
+        let account =
+            if matches!(origin, Origin::Lambda | Origin::ApiGateway) && !self.services[svc as usize].is_account {
+                self.account(svc, n)
+            } else {
+                None
+            };
         let open = self.open.entry(minute).or_default();
         if let Some(acct) = account {
             let cell = open.cells.entry(CellKey { service: acct, origin, dim: CellDim::All }).or_default();

@@ -71,7 +71,11 @@ fn minutes_close_by_event_time_and_count_zeros_for_silent_minutes() {
 fn dimensions_are_edge_location_region_and_client_class() {
     let mut s = Signals::new(SignalsConfig { max_edge_locations: 2, min_events: 1, ..Default::default() });
     for (i, edge) in ["FRA56-P2", "IAD89-C1", "NRT57-P3"].iter().enumerate() {
-        let e = RequestEvent { edge_location: edge, client: ClientClass::Browser, ..ev(T0 + i as i64, Origin::CloudFront, 200) };
+        let e = RequestEvent {
+            edge_location: edge,
+            client: ClientClass::Browser,
+            ..ev(T0 + i as i64, Origin::CloudFront, 200)
+        };
         s.observe(&e, 4);
     }
     s.advance(T0 + 60 * MINUTE_MS);
@@ -175,7 +179,10 @@ fn a_conversion_drop_is_found_with_its_start_and_its_region() {
     // The hourly history holds the days for the forecasts.
     assert!(europe.hours.len() >= 24 * (days as usize) - 2);
     // The answer: Europe's conversions halved since 14:00, against the days before.
-    let a = answer::anomalies(&v, &answer::Query { signal: Some("business:checkout_confirmed".into()), ..Default::default() });
+    let a = answer::anomalies(
+        &v,
+        &answer::Query { signal: Some("business:checkout_confirmed".into()), ..Default::default() },
+    );
     let eu = a.business.iter().find(|b| b.dimension == "region" && b.value == "europe").unwrap();
     assert_eq!(eu.since.as_deref(), Some(crate::timefmt::rfc3339(drop_at).as_str()));
     assert!((-0.6..=-0.4).contains(&eu.change.unwrap()), "{:?}", eu.change);
@@ -277,11 +284,61 @@ fn slo_minutes_become_series_and_go_with_their_slo() {
 fn hostile_times_and_values_do_not_panic() {
     let mut s = Signals::new(SignalsConfig::default());
     for ts in [i64::MIN, -1, 0, i64::MAX, T0] {
-        let e = RequestEvent { latency_ms: Some(f64::NAN), bytes: u64::MAX, asn: Some(u32::MAX), ..ev(ts, Origin::Lambda, 999) };
+        let e = RequestEvent {
+            latency_ms: Some(f64::NAN),
+            bytes: u64::MAX,
+            asn: Some(u32::MAX),
+            ..ev(ts, Origin::Lambda, 999)
+        };
         s.observe(&e, u64::MAX / 2);
         s.advance(ts);
     }
     s.advance(i64::MAX);
     s.advance(i64::MIN);
     let _ = s.view();
+}
+
+/// Ten days of a function whose peak concurrency grows by 4 a day (with a
+/// daily cycle): with reserved concurrency 100, the forecast names the day
+/// the daily peak crosses it.
+#[test]
+fn a_growing_function_reaches_its_reserved_concurrency_when_the_line_says() {
+    let mut quotas = super::config::Quotas::default();
+    quotas.functions.insert("checkout".into(), 100.0);
+    let mut s = Signals::new(SignalsConfig { quotas: quotas.clone(), ..Default::default() });
+    let days = 10i64;
+    // Peak of day d: 40 + 4 d (at 12:00); 100 is reached on day 15 at 12:00.
+    for minute in 0..days * 1440 {
+        let t = T0 + minute * MINUTE_MS;
+        let day = minute as f64 / 1440.0;
+        let phase = (minute % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+        let level = (40.0 + 4.0 * day) * (0.75 + 0.25 * (phase - std::f64::consts::FRAC_PI_2).sin());
+        // `level` invocations, each busy the whole minute: concurrency = level.
+        let n = level.round() as u64;
+        let e = RequestEvent { service: "checkout", latency_ms: Some(60_000.0), ..ev(t + 59_999, Origin::Lambda, 200) };
+        for _ in 0..n {
+            s.observe(&e, 1);
+        }
+        if minute % 60 == 59 {
+            s.advance(t);
+        }
+    }
+    let at = T0 + days * 86_400_000;
+    s.advance(at);
+    let v = s.view();
+    let q = super::forecasts::quotas(&v, &quotas, at);
+    let f = q.iter().find(|e| e.scope == "function" && e.name == "checkout").expect("the function's quota");
+    assert_eq!((f.kind, f.limit_source, f.outlook.limit), ("lambda_concurrency", "configured", 100.0));
+    let crossing = T0 + 15 * 86_400_000 + 12 * HOUR_MS;
+    let reach = f.outlook.reach_at_ms.expect("reached within 7 days");
+    assert!(
+        (reach - crossing).abs() <= 12 * HOUR_MS,
+        "reached {} h from the known crossing",
+        (reach - crossing) / HOUR_MS
+    );
+    assert!((3.0..=5.0).contains(&f.outlook.growth_per_day), "{}", f.outlook.growth_per_day);
+    // The account's own series adds the function's concurrency, against the AWS default.
+    let a = q.iter().find(|e| e.scope == "account").expect("the account's quota");
+    assert_eq!((a.name.as_str(), a.limit_source, a.outlook.limit), ("default", "aws_default", 1000.0));
+    assert_eq!(a.outlook.reach_at_ms, None);
 }
