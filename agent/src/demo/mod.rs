@@ -130,7 +130,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         freeze: Default::default(),
         synthetic: Default::default(),
         export: Default::default(),
-        signals: Default::default(),
+        signals: demo_signals(),
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -329,6 +329,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("    - {}", r.message);
         }
     }
+    println!();
+    println!("anomalies of the day, live signals (GET /api/v1/anomalies, GET /api/v1/forecasts):");
+    print!("{}", anomaly_lines(&snap.signals));
     println!();
     println!("probes and the checkout journey (GET /api/v1/hops?probe=storefront, GET /api/v1/journeys):");
     print!("{}", Checks::now(&api, snap.at_ms).lines());
@@ -715,4 +718,56 @@ pub fn generate(w: &mut dyn Write, log: GeneratedLog, day_start_ms: i64, lines: 
         }
     }
     Ok(())
+}
+
+/// The demo's signals: paid checkouts as a business signal (they drop when
+/// checkout fails), and a ticket when they drop for 10 minutes.
+fn demo_signals() -> crate::signals::config::SignalsConfig {
+    use crate::signals::config::{AnomalyAlert, BusinessSignal, PathMatch, Severity, SignalsConfig};
+    SignalsConfig {
+        // The demo's logs are written in order, without delivery delay.
+        lateness_ms: 60_000,
+        business: vec![BusinessSignal {
+            name: "checkout_paid".into(),
+            service: None,
+            method: Some("POST".into()),
+            path: PathMatch::Exact("/checkout/pay".into()),
+            status: vec![(200, 299)],
+        }],
+        alerts: vec![AnomalyAlert {
+            signal: "business:checkout_paid".into(),
+            service: None,
+            score: 0.7,
+            for_ms: 600_000,
+            severity: Severity::Ticket,
+        }],
+        ..SignalsConfig::default()
+    }
+}
+
+/// The day's strongest anomalies over whole services (dimension `all`), at most 6.
+fn anomaly_lines(view: &crate::signals::SignalsView) -> String {
+    let mut found: Vec<(&crate::signals::SeriesView, crate::signals::Episode)> = view
+        .series
+        .iter()
+        .filter(|s| s.key.dim == crate::signals::Dim::All && !s.key.service.starts_with("account/"))
+        .filter_map(|s| s.episode.or(s.last_episode).map(|e| (s, e)))
+        .filter(|(_, e)| e.peak_score >= view.threshold)
+        .collect();
+    found.sort_by(|a, b| b.1.peak_score.total_cmp(&a.1.peak_score));
+    if found.is_empty() {
+        return "  none\n".into();
+    }
+    let mut out = String::new();
+    for (s, e) in found.into_iter().take(6) {
+        out.push_str(&format!(
+            "  {:<8} {:<28} {:<5} from {}  peak score {:.2}\n",
+            s.key.service,
+            format!("{} {}", s.key.origin, s.signal),
+            if e.direction >= 0 { "up" } else { "down" },
+            hhmm(e.start_ms),
+            e.peak_score
+        ));
+    }
+    out
 }

@@ -88,8 +88,11 @@ pub const OPEN_MINUTES: usize = 30;
 /// Requests of a minute's busiest ten addresses, to [`Signal::TopClientShare`].
 const TOP_SHARE_OF: usize = 10;
 /// An upper bound of one series' memory.
-pub const SERIES_MAX_BYTES: usize =
-    std::mem::size_of::<Series>() + Detector::BYTES + RECENT * std::mem::size_of::<Minute>() + HOURS * 4 + 64;
+pub const SERIES_MAX_BYTES: usize = std::mem::size_of::<Series>()
+    + Detector::BYTES
+    + RECENT * std::mem::size_of::<Minute>()
+    + HOURS * std::mem::size_of::<(i64, f32)>()
+    + 64;
 
 /// What a series measures.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
