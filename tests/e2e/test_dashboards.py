@@ -208,11 +208,18 @@ class Sink(http.server.BaseHTTPRequestHandler):
 
 
 def dashboard_agent_config(port, logs_glob, sink_port):
-    """The file source, a Firehose source, and a webhook receiver for every alert."""
+    """The file source, a Firehose source, and a webhook receiver for every alert. The
+    CloudFront lines name no service: the source's `service` gives them the SLOs' one, which
+    the live signals need (they watch services, not SLOs). The live signals close a minute one
+    minute after its end (the default is five), so the backfilled minutes are scored at once
+    and the live ones within the test, and count checkout conversions (the generated lines have
+    `/checkout` and `/checkout/pay`)."""
     return (
         f"specs: [{SPECS_10}]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 200ms\npoll_interval: 50ms\n"
+        "signals:\n  lateness: 1m\n  business: [{name: checkout, path: \"/checkout*\", status: 2xx}]\n"
         "sources:\n"
         f"  - name: cloudfront\n    type: file\n    paths: [\"{logs_glob}\"]\n    format: cloudfront\n"
+        f"    service: {SERVICE}\n"
         "  - name: edge-logs\n    type: firehose\n    token_file: fh.key\n"
         "    log_groups: [{log_group: \"/aws/lambda/*\", format: lambda, service: pay}]\n"
         "notify:\n"
