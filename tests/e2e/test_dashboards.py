@@ -114,7 +114,7 @@ def substitute(expr, values, multi):
 
 
 def test_dashboards_are_well_formed():
-    assert {p.name for p in DASHBOARDS} >= {"slo-overview.json", "slo-detail.json", "agent-health.json"}
+    assert {p.name for p in DASHBOARDS} >= {"slo-overview.json", "slo-detail.json", "agent-health.json", "signals.json"}
     uids = set()
     for path in DASHBOARDS:
         d = load(path)
