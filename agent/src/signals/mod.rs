@@ -17,7 +17,7 @@
 //! | `peak_bandwidth` | CloudFront: bits per second in the busiest second | all |
 //! | `bad_ratio`, `events` | per SLO: bad / events, events | `slo` |
 //!
-//! A series is a service, an origin (`cloudfront`, `apigateway`, `lambda`,
+//! A series is a service (the record's, else its host), an origin (`cloudfront`, `apigateway`, `lambda`,
 //! …, or `slo`), a signal and a dimension value. Ratios and percentiles are
 //! scored only for minutes with `signals.min_events` requests; counts are
 //! scored every minute, zero when nothing came.
@@ -726,7 +726,10 @@ impl Signals {
         let Some(origin) = e.origin else { return };
         // More than 2^40 requests in one record is nonsense; sums stay far from overflowing.
         let n = n.min(1 << 40);
-        if n == 0 || e.service.is_empty() || matches!(origin, Origin::Synthetic | Origin::XRay) {
+        // A record that names no service (a CloudFront source without
+        // `service:`) is watched under its host: the distribution's domain.
+        let service = if e.service.is_empty() { e.host } else { e.service };
+        if n == 0 || service.is_empty() || matches!(origin, Origin::Synthetic | Origin::XRay) {
             return;
         }
         if !(0..=MAX_TIME_MS).contains(&e.ts_ms) {
@@ -741,7 +744,7 @@ impl Signals {
             self.stats.late = self.stats.late.saturating_add(n);
             return;
         }
-        let Some(svc) = self.service(e.service, n) else { return };
+        let Some(svc) = self.service(service, n) else { return };
         let edge = (!e.edge_location.is_empty()).then(|| self.edge(svc, e.edge_location));
         let region = (!e.edge_location.is_empty()).then(|| crate::dims::edge_region(e.edge_location));
         let business: Vec<u16> = self
@@ -749,7 +752,7 @@ impl Signals {
             .business
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.matches(e.service, e.method, e.path, e.status))
+            .filter(|(_, b)| b.matches(service, e.method, e.path, e.status))
             .map(|(i, _)| i as u16)
             .collect();
         let nb = self.cfg.business.len();

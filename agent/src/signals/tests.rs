@@ -344,3 +344,16 @@ fn a_growing_function_reaches_its_reserved_concurrency_when_the_line_says() {
     assert_eq!((a.name.as_str(), a.limit_source, a.outlook.limit), ("default", "aws_default", 1000.0));
     assert_eq!(a.outlook.reach_at_ms, None);
 }
+
+#[test]
+fn a_record_without_a_service_is_watched_under_its_host() {
+    let mut s = Signals::new(SignalsConfig { min_events: 1, ..Default::default() });
+    let e = RequestEvent { service: "", host: "d111111abcdef8.cloudfront.net", ..ev(T0, Origin::CloudFront, 200) };
+    s.observe(&e, 3);
+    s.observe(&RequestEvent { host: "", ..e }, 5);
+    s.advance(T0 + 60 * MINUTE_MS);
+    let v = s.view();
+    let r = v.series.iter().find(|x| x.signal == "requests" && x.key.dim == Dim::All).unwrap();
+    assert_eq!(&*r.key.service, "d111111abcdef8.cloudfront.net");
+    assert_eq!(r.recent[0].value, 3.0);
+}
