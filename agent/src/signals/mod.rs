@@ -93,6 +93,8 @@ pub const SERIES_MAX_BYTES: usize = std::mem::size_of::<Series>()
     + RECENT * std::mem::size_of::<Minute>()
     + HOURS * std::mem::size_of::<(i64, f32)>()
     + 64;
+// What docs/forecasts.md says one series costs at most.
+const _: () = assert!(SERIES_MAX_BYTES <= 19 * 1024);
 
 /// What a series measures.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
