@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlertKind, AlertRecord, Alerts, Phase, Transition, advance, resolve_gone};
+use super::{AlertKind, AlertRecord, Alerts, Transition, advance, resolve_gone};
 
 pub const DEFAULT_TICKET_BELOW: Duration = Duration::from_secs(21 * 86_400);
 pub const DEFAULT_PAGE_BELOW: Duration = Duration::from_secs(3 * 86_400);
@@ -196,21 +196,7 @@ impl Alerts {
             let slots = self.certificates.entry(key.clone()).or_default();
             for (kind, trigger) in AlertKind::CERTIFICATE.into_iter().zip(triggers) {
                 let active = trigger.is_some();
-                let fresh = || AlertRecord {
-                    slo: key.clone(),
-                    service: e.service.clone(),
-                    kind,
-                    phase: Phase::Pending,
-                    episode: 0,
-                    since_ms: at_ms,
-                    firing_since_ms: None,
-                    resolved_at_ms: None,
-                    clear_since_ms: None,
-                    trigger: None,
-                    budget_remaining: 1.0,
-                    certificate: None,
-                    signal: None,
-                };
+                let fresh = || AlertRecord::pending(&key, &e.service, kind, at_ms);
                 // While clear, the record shows the renewed certificate.
                 let current = trigger.unwrap_or_else(|| {
                     let below =

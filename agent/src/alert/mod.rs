@@ -188,6 +188,26 @@ pub struct AlertRecord {
 }
 
 impl AlertRecord {
+    /// A new alert of `subject` (an SLO, an endpoint, a signal), pending
+    /// since `at_ms`, before its first episode.
+    pub fn pending(subject: &str, service: &str, kind: AlertKind, at_ms: i64) -> AlertRecord {
+        AlertRecord {
+            slo: subject.to_string(),
+            service: service.to_string(),
+            kind,
+            phase: Phase::Pending,
+            episode: 0,
+            since_ms: at_ms,
+            firing_since_ms: None,
+            resolved_at_ms: None,
+            clear_since_ms: None,
+            trigger: None,
+            budget_remaining: 1.0,
+            certificate: None,
+            signal: None,
+        }
+    }
+
     /// Stable per firing episode: the same for its trigger and its resolve.
     pub fn dedup_key(&self) -> String {
         format!("slo-agent/{}/{}/{}", self.slo, self.kind.as_str(), self.episode)
@@ -376,21 +396,7 @@ impl Alerts {
         };
         let budget_remaining = s.budget_remaining();
         let active = trigger.is_some();
-        let fresh = || AlertRecord {
-            slo: s.slo.name.clone(),
-            service: s.slo.service.clone(),
-            kind,
-            phase: Phase::Pending,
-            episode: 0,
-            since_ms: at,
-            firing_since_ms: None,
-            resolved_at_ms: None,
-            clear_since_ms: None,
-            trigger: None,
-            budget_remaining,
-            certificate: None,
-            signal: None,
-        };
+        let fresh = || AlertRecord { budget_remaining, ..AlertRecord::pending(&s.slo.name, &s.slo.service, kind, at) };
         let refresh = |r: &mut AlertRecord| {
             r.budget_remaining = budget_remaining;
             if let Some(t) = trigger {

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlertKind, AlertRecord, Alerts, Phase, Transition, advance, resolve_gone};
+use super::{AlertKind, AlertRecord, Alerts, Transition, advance, resolve_gone};
 use crate::signals::config::{Severity, SignalsConfig};
 use crate::signals::forecasts::QuotaEntry;
 use crate::signals::{Dim, SignalsView};
@@ -181,21 +181,7 @@ impl Alerts {
             let slots = self.signals.entry(subject.clone()).or_default();
             for kind in AlertKind::SIGNAL {
                 let cond = active.iter().find(|c| c.subject == subject && c.kind == kind);
-                let fresh = || AlertRecord {
-                    slo: subject.clone(),
-                    service: service.clone(),
-                    kind,
-                    phase: Phase::Pending,
-                    episode: 0,
-                    since_ms: at_ms,
-                    firing_since_ms: None,
-                    resolved_at_ms: None,
-                    clear_since_ms: None,
-                    trigger: None,
-                    budget_remaining: 1.0,
-                    certificate: None,
-                    signal: None,
-                };
+                let fresh = || AlertRecord::pending(&subject, &service, kind, at_ms);
                 let refresh = |r: &mut AlertRecord| {
                     if let Some(c) = cond {
                         r.signal = Some(c.trigger.clone());
@@ -218,7 +204,7 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertPolicy;
+    use crate::alert::{AlertPolicy, Phase};
 
     fn cond(subject: &str, kind: AlertKind) -> SignalCondition {
         SignalCondition {

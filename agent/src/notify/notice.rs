@@ -101,43 +101,35 @@ fn notice(
     }
 }
 
-/// The notice of a signal or quota alert: labelled with its subject
-/// (`slo`), `service`, `severity` and `kind`; its evidence is in the API.
-fn signal_notice(t: &Transition, g: &crate::alert::signals::SignalTrigger, external_url: &str) -> AlertNotice {
-    let r = &t.record;
-    let labels = alert_labels(&BTreeMap::new(), &r.slo, &r.service, r.kind);
-    AlertNotice {
-        slo: r.slo.clone(),
-        display_name: None,
-        service: r.service.clone(),
-        severity: r.kind.severity().as_str().to_string(),
-        kind: r.kind,
-        status: if t.to == Some(Phase::Resolved) { Status::Resolved } else { Status::Firing },
-        episode: r.episode,
-        dedup_key: r.dedup_key(),
-        labels,
-        objective: 0.0,
-        trigger: None,
-        budget_remaining: r.budget_remaining,
-        firing_since_ms: r.firing_since_ms.unwrap_or(t.at_ms),
-        resolved_at_ms: r.resolved_at_ms,
-        runbook: None,
-        api_url: format!("{}{}", external_url.trim_end_matches('/'), g.api_path),
-        evidence: Evidence::default(),
-        certificate: None,
-        signal: Some(g.clone()),
-    }
-}
-
 /// The notice of a certificate alert: labelled with the endpoint (`probe`,
 /// `hop`, `region`) besides `slo` (`<probe>/<hop>`), `service`, `severity`
 /// and `kind`; its evidence is the certificate's, not the engine's.
 fn certificate_notice(t: &Transition, c: &crate::alert::certs::CertificateTrigger, external_url: &str) -> AlertNotice {
-    let r = &t.record;
-    let mut labels = alert_labels(&BTreeMap::new(), &r.slo, &r.service, r.kind);
+    let mut labels = alert_labels(&BTreeMap::new(), &t.record.slo, &t.record.service, t.record.kind);
     labels.insert("probe".into(), c.probe.clone());
     labels.insert("hop".into(), c.hop.clone());
     labels.insert("region".into(), c.region.clone());
+    let api_url = format!("{}/api/v1/alerts", external_url.trim_end_matches('/'));
+    AlertNotice { certificate: Some(c.clone()), ..subject_notice(t, labels, c.runbook.clone(), api_url) }
+}
+
+/// The notice of a signal or quota alert: labelled with its subject
+/// (`slo`), `service`, `severity` and `kind`; its evidence is in the API.
+fn signal_notice(t: &Transition, g: &crate::alert::signals::SignalTrigger, external_url: &str) -> AlertNotice {
+    let labels = alert_labels(&BTreeMap::new(), &t.record.slo, &t.record.service, t.record.kind);
+    let api_url = format!("{}{}", external_url.trim_end_matches('/'), g.api_path);
+    AlertNotice { signal: Some(g.clone()), ..subject_notice(t, labels, None, api_url) }
+}
+
+/// The notice of an alert that is not an SLO's: no objective, trigger or
+/// engine evidence.
+fn subject_notice(
+    t: &Transition,
+    labels: BTreeMap<String, String>,
+    runbook: Option<String>,
+    api_url: String,
+) -> AlertNotice {
+    let r = &t.record;
     AlertNotice {
         slo: r.slo.clone(),
         display_name: None,
@@ -153,10 +145,10 @@ fn certificate_notice(t: &Transition, c: &crate::alert::certs::CertificateTrigge
         budget_remaining: r.budget_remaining,
         firing_since_ms: r.firing_since_ms.unwrap_or(t.at_ms),
         resolved_at_ms: r.resolved_at_ms,
-        runbook: c.runbook.clone(),
-        api_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
+        runbook,
+        api_url,
         evidence: Evidence::default(),
-        certificate: Some(c.clone()),
+        certificate: None,
         signal: None,
     }
 }

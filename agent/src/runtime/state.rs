@@ -306,6 +306,21 @@ impl Core {
         self.clock.now_ms() + self.config.max_future.as_millis() as i64
     }
 
+    /// Where decoded events go: the engine, the hop decomposition and the
+    /// live signals, past the future guard.
+    fn sink(&mut self) -> LiveSink<'_> {
+        let max_ts = self.max_ts();
+        LiveSink {
+            engine: &mut self.engine,
+            hops: &mut self.hops,
+            signals: &mut self.signals,
+            max_ts,
+            newest: None,
+            future: 0,
+            counted: 0,
+        }
+    }
+
     /// The state file refused a write: not ready until it is reopened.
     fn fail(&mut self, what: &str, e: &StoreError) {
         let error = e.to_string();
@@ -322,16 +337,7 @@ impl Core {
             // that is about to be read back): the new sources read it again.
             return;
         }
-        let max_ts = self.max_ts();
-        let mut sink = LiveSink {
-            engine: &mut self.engine,
-            hops: &mut self.hops,
-            signals: &mut self.signals,
-            max_ts,
-            newest: None,
-            future: 0,
-            counted: 0,
-        };
+        let mut sink = self.sink();
         p.events.replay(&mut sink);
         let (newest, future) = (sink.newest, sink.future);
         let changes = self.engine.drain_changes();
@@ -385,16 +391,7 @@ impl Core {
         if self.broken.is_some() {
             return;
         }
-        let max_ts = self.max_ts();
-        let mut sink = LiveSink {
-            engine: &mut self.engine,
-            hops: &mut self.hops,
-            signals: &mut self.signals,
-            max_ts,
-            newest: None,
-            future: 0,
-            counted: 0,
-        };
+        let mut sink = self.sink();
         events.replay(&mut sink);
         let (newest, future) = (sink.newest, sink.future);
         let changes = self.engine.drain_changes();
@@ -443,16 +440,7 @@ impl Core {
                 }
             }
         }
-        let max_ts = self.max_ts();
-        let mut sink = LiveSink {
-            engine: &mut self.engine,
-            hops: &mut self.hops,
-            signals: &mut self.signals,
-            max_ts,
-            newest: None,
-            future: 0,
-            counted: 0,
-        };
+        let mut sink = self.sink();
         d.events.replay(&mut sink);
         let (newest, future, counted) = (sink.newest, sink.future, sink.counted);
         let changes = self.engine.drain_changes();

@@ -1,5 +1,6 @@
 use super::*;
 use crate::alert::AlertPolicy;
+use crate::alert::Phase;
 
 const T0: i64 = 1_795_132_800_000; // 2026-11-20T00:00:00Z
 const DAY: i64 = 86_400_000;
