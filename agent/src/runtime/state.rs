@@ -245,7 +245,15 @@ impl Core {
         links.api.push.set_wanted(wanted(&engine));
         *links.wanted.lock().unwrap_or_else(|e| e.into_inner()) = wanted(&engine);
         let hops = crate::hops::Hops::new(config.routes.templater(), config.routes.max_routes);
-        let signals = crate::signals::Signals::new(config.signals.clone());
+        let mut signals = crate::signals::Signals::new(config.signals.clone());
+        match store.signal_history() {
+            Ok(records) if !records.is_empty() => {
+                let n = signals.restore_history(&records);
+                tracing::info!(series = n, "live signals' hourly history restored");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the live signals' hourly history could not be read; it starts empty"),
+        }
         let source =
             if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
         if let Some(f) = &links.fleet {
@@ -602,6 +610,13 @@ impl Core {
         let closed = self.signals.advance(at);
         if closed.is_empty() {
             return;
+        }
+        // An hour closed: its history is kept in the state file.
+        if self.broken.is_none() && closed.iter().any(|m| m.rem_euclid(crate::signals::HOUR_MS) == 0) {
+            match self.store.put_signal_history(&self.signals.history_records()) {
+                Ok(()) => self.lazy_pending = true,
+                Err(e) => self.fail("the live signals' hourly history", &e),
+            }
         }
         let slos: Vec<(String, String)> =
             self.engine.slos().map(|s| (s.slo.name.clone(), s.slo.service.clone())).collect();

@@ -42,8 +42,11 @@
 //! minutes and [`HOURS`] hours of history. A minute of one service and
 //! origin holds four heavy-hitter tables of [`topk::CAPACITY`] keys. It is
 //! memory only: after a restart the detectors learn again (the warm-up is
-//! [`crate::forecast::anomaly::WARMUP`] minutes) and the history starts
-//! empty.
+//! [`crate::forecast::anomaly::WARMUP`] minutes); the hourly history is
+//! kept in the state file ([`Signals::history_records`], rewritten at every
+//! hour) and read back at the start ([`Signals::restore_history`]), so the
+//! quota trends and the comparisons with past days survive restarts. The
+//! hour a restart falls in is kept as far as it was read after it.
 //!
 //! **Architecture invariant:** pure given its events and the times it is
 //! told: no clock, no I/O. The state thread feeds it beside the engine and
@@ -423,11 +426,14 @@ impl Series {
                     Agg::Mean => self.hour_sum / f64::from(self.hour_n),
                     Agg::Max => self.hour_max,
                 };
-                let hours = Arc::make_mut(&mut self.hours);
-                if hours.len() == HOURS {
-                    hours.pop_front();
+                // An hour already kept (a restart read part of it again) is not added twice.
+                if self.hours.back().is_none_or(|&(t, _)| t < self.hour) {
+                    let hours = Arc::make_mut(&mut self.hours);
+                    if hours.len() == HOURS {
+                        hours.pop_front();
+                    }
+                    hours.push_back((self.hour, v as f32));
                 }
-                hours.push_back((self.hour, v as f32));
             }
             self.hour = hour;
             self.hour_sum = 0.0;
@@ -1030,6 +1036,101 @@ impl Signals {
             stats: self.stats,
             business: self.cfg.business.iter().map(|b| b.name.clone()).collect(),
         }
+    }
+
+    /// Every series' hourly history, to keep across restarts: (key, bytes).
+    /// The key is the series' labels joined by U+001F; the bytes are
+    /// (hour start as i64, value as f32) little-endian pairs.
+    pub fn history_records(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = self
+            .series
+            .iter()
+            .filter(|(_, s)| !s.hours.is_empty())
+            .map(|(k, s)| {
+                let key =
+                    [&*k.service, k.origin, &k.signal.name(&self.cfg), k.dim.dimension(), k.dim.value()].join("\u{1f}");
+                let mut bytes = Vec::with_capacity(s.hours.len() * 12);
+                for &(t, v) in s.hours.iter() {
+                    bytes.extend_from_slice(&t.to_le_bytes());
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+                (key, bytes)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Series' hourly history kept before a restart: each becomes a series
+    /// with that history and a detector that learns again. Records of
+    /// signals no longer configured, or that do not read, are skipped.
+    /// Returns how many were restored.
+    pub fn restore_history(&mut self, records: &[(String, Vec<u8>)]) -> usize {
+        let mut restored = 0;
+        for (key, bytes) in records {
+            if self.series.len() >= self.cfg.max_series {
+                break;
+            }
+            let Some(k) = self.parse_key(key) else { continue };
+            if bytes.len() % 12 != 0 || self.series.contains_key(&k) {
+                continue;
+            }
+            let mut hours: VecDeque<(i64, f32)> = bytes
+                .chunks_exact(12)
+                .filter_map(|c| {
+                    let t = i64::from_le_bytes(c[..8].try_into().ok()?);
+                    let v = f32::from_le_bytes(c[8..].try_into().ok()?);
+                    (v.is_finite() && (0..=MAX_TIME_MS).contains(&t)).then_some((t, v))
+                })
+                .collect();
+            hours.make_contiguous().sort_by_key(|h| h.0);
+            while hours.len() > HOURS {
+                hours.pop_front();
+            }
+            let mut series = Series::new();
+            series.hours = Arc::new(hours);
+            self.series.insert(k, series);
+            restored += 1;
+        }
+        restored
+    }
+
+    fn parse_key(&mut self, key: &str) -> Option<SeriesKey> {
+        let mut parts = key.split('\u{1f}');
+        let (service, origin, signal, dimension, value) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || service.is_empty() {
+            return None;
+        }
+        let origin = if origin == "slo" { "slo" } else { Origin::parse(origin)?.as_str() };
+        let signal = match signal {
+            "requests" => Signal::Requests,
+            "error_ratio" => Signal::ErrorRatio,
+            "client_error_share" => Signal::ClientErrorShare,
+            "forbidden_share" => Signal::ForbiddenShare,
+            "latency_p95" => Signal::LatencyP95,
+            "top_client_share" => Signal::TopClientShare,
+            "concurrency" => Signal::Concurrency,
+            "peak_rps" => Signal::PeakRps,
+            "peak_bandwidth" => Signal::PeakBandwidth,
+            "bad_ratio" => Signal::BadRatio,
+            "events" => Signal::Events,
+            other => {
+                let name = other.strip_prefix("business:")?;
+                Signal::Business(self.cfg.business.iter().position(|b| b.name == name)? as u16)
+            }
+        };
+        let dim = match dimension {
+            "all" => Dim::All,
+            "edge_location" => Dim::Edge(Arc::from(value)),
+            "region" => Dim::Region(Region::parse(value)?),
+            "client_class" => Dim::Client(ClientClass::parse(value)?),
+            "slo" => Dim::Slo(Arc::from(value)),
+            _ => return None,
+        };
+        // Known services keep their index (so new events find the series).
+        let svc = self.service(service, 0)?;
+        Some(SeriesKey { service: self.services[svc as usize].name.clone(), origin, signal, dim })
     }
 
     /// Bytes held, for the documentation's bound and the agent's telemetry.

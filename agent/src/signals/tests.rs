@@ -355,3 +355,32 @@ fn a_record_without_a_service_is_watched_under_its_host() {
     assert_eq!(&*r.key.service, "d111111abcdef8.cloudfront.net");
     assert_eq!(r.recent[0].value, 3.0);
 }
+
+#[test]
+fn the_hourly_history_comes_back_after_a_restart() {
+    let cfg = SignalsConfig { min_events: 1, ..Default::default() };
+    let mut s = Signals::new(cfg.clone());
+    for minute in 0..3 * 60 {
+        let e = RequestEvent {
+            edge_location: "FRA56-P2",
+            client: ClientClass::Browser,
+            ..ev(T0 + minute * MINUTE_MS, Origin::CloudFront, 200)
+        };
+        s.observe(&e, 1 + (minute as u64 % 7));
+    }
+    s.advance(T0 + 4 * HOUR_MS);
+    let records = s.history_records();
+    assert!(!records.is_empty());
+    let mut again = Signals::new(cfg);
+    // Garbage is skipped, not a panic.
+    let mut with_garbage = records.clone();
+    with_garbage.push(("no separators".into(), vec![1, 2, 3]));
+    with_garbage.push(("shop\u{1f}cloudfront\u{1f}requests\u{1f}region\u{1f}atlantis".into(), vec![0; 12]));
+    assert_eq!(again.restore_history(&with_garbage), records.len());
+    let (a, b) = (s.view(), again.view());
+    for x in a.series.iter().filter(|x| !x.hours.is_empty()) {
+        let y = b.series.iter().find(|y| y.key == x.key).unwrap_or_else(|| panic!("{:?} not restored", x.key));
+        assert_eq!(x.hours, y.hours);
+    }
+    assert_eq!(again.history_records(), records);
+}

@@ -136,6 +136,7 @@ fn copy_all(from: &ReadTransaction, to: &WriteTransaction) -> Result<BTreeMap<St
     copy(from, to, FREEZE_OVERRIDES, c)?;
     copy(from, to, FREEZE_BYPASSES, c)?;
     copy(from, to, DEPLOYS, c)?;
+    copy(from, to, super::SIGNAL_HISTORY, c)?;
     copy(from, to, audit::AUDIT_LOG, c)?;
     copy(from, to, audit::AUDIT_REFUSED, c)?;
     copy(from, to, audit::AUDIT_CHAIN, c)?;

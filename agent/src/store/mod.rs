@@ -706,6 +706,9 @@ const FREEZE_OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("fre
 const FREEZE_BYPASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_bypasses");
 // `deploys`: deploy id → a recorded deploy (JSON, `freeze::deploys`), pruned by `finished_at_ms`.
 const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
+// `signal_history`: a live signal series' key (as `signals` writes it) → its
+// hourly history (bytes `signals` encodes), rewritten every hour.
+pub(crate) const SIGNAL_HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("signal_history");
 
 /// Records the API changes by id, each written with its audit entry and
 /// pruned some time after its `ends_at_ms`: silences and freeze overrides.
@@ -736,6 +739,7 @@ impl Kept {
     }
 }
 fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(SIGNAL_HISTORY)?;
     tx.open_table(SILENCES)?;
     tx.open_table(FREEZE_OVERRIDES)?;
     tx.open_table(FREEZE_BYPASSES)?;
@@ -747,6 +751,38 @@ fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
 }
 
 impl Store {
+    /// Replace the live signals' hourly history with `records` (key, bytes
+    /// as the signals encode them). Not durable by itself: it reaches the
+    /// disk with the next durable commit (a crash loses at most that hour's
+    /// rewrite, never older hours).
+    pub fn put_signal_history(&self, records: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let db = self.db_for_write()?;
+        let mut tx = begin_write(&db)?;
+        tx.set_durability(redb::Durability::None)?;
+        {
+            let mut t = tx.open_table(SIGNAL_HISTORY)?;
+            t.retain(|_, _| false)?;
+            for (k, v) in records {
+                t.insert(k.as_str(), v.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The live signals' hourly history, as written by [`Store::put_signal_history`].
+    pub fn signal_history(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let db = self.db()?;
+        let tx = db.begin_read()?;
+        let t = tx.open_table(SIGNAL_HISTORY)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Store a silence (new, or changed; `json` as the notify layer writes
     /// it) together with the audit entry of the call that did it.
     pub fn put_silence(&self, id: &str, json: &[u8], audit: &crate::auth::AuditEntry) -> Result<(), StoreError> {
