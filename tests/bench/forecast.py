@@ -25,6 +25,10 @@ AutoETS without a season (`AutoETS(1, "ZZN")`). Both give 95 % intervals. A
 model that cannot be run prints why and shows as n/a (augurs 0.8.0's Python
 `AutoETS.fit` drops the fitted model, so its `predict` raises "model not fit
 yet"; the script keeps trying it so that a fixed release is measured).
+`--augurs-ets-bin` runs AutoETS from augurs' Rust crate instead, through the
+helper in tests/bench/augurs_ets (a separate cargo project, outside the
+workspace): `cargo build --release --manifest-path tests/bench/augurs_ets/Cargo.toml`.
+The time it reports includes that helper's process start and text parsing.
 """
 
 import argparse
@@ -210,7 +214,19 @@ def load_augurs():
     return augurs
 
 
-def augurs_baselines(augurs, train, m, week, h, errors, used):
+def run_ets_bin(ets_bin, train, h, errors):
+    """augurs' non-seasonal AutoETS through the Rust helper tests/bench/augurs_ets."""
+    t = time.perf_counter()
+    p = subprocess.run([ets_bin, str(h)], input=" ".join(repr(v) for v in train), capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if p.returncode != 0:
+        errors.setdefault("ets", p.stderr.strip())
+        return None
+    rows = [[float(x) for x in line.split(",")] for line in p.stdout.splitlines()]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], elapsed
+
+
+def augurs_baselines(augurs, train, m, week, h, errors, used, ets_bin=None):
     """{name: (point, lower, upper, seconds) or None}: augurs MSTL+AutoETS and AutoETS."""
     import numpy as np
 
@@ -224,6 +240,9 @@ def augurs_baselines(augurs, train, m, week, h, errors, used):
         "ets": lambda: augurs.AutoETS(1, "ZZN"),
     }
     for name, new in models.items():
+        if name == "ets" and ets_bin:
+            out[name] = run_ets_bin(ets_bin, train, h, errors)
+            continue
         if new is None:
             errors.setdefault(name, "no period (MSTL needs at least one)")
             out[name] = None
@@ -285,6 +304,8 @@ def main():
     ap.add_argument("--binary")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--no-augurs", action="store_true", help="skip the augurs baselines")
+    ap.add_argument("--augurs-ets-bin", help="the built tests/bench/augurs_ets helper: augurs AutoETS from Rust "
+                    "(augurs 0.8.0's Python AutoETS cannot predict)")
     args = ap.parse_args()
     binary = release_binary(args.binary)
     print(machine())
@@ -296,7 +317,8 @@ def main():
     augurs = None if args.no_augurs else load_augurs()
     if augurs is not None:
         from importlib.metadata import version
-        print(f"augurs {version('augurs')} (Python bindings), numpy {version('numpy')}")
+        print(f"augurs {version('augurs')} (Python bindings), numpy {version('numpy')}"
+              + (f"; AutoETS from {args.augurs_ets_bin}" if args.augurs_ets_bin else ""))
     names = ["ours", "snaive", "theta"] + (["mstl", "ets"] if augurs else [])
     label = "/".join(names)
     print(f"{'series':22} {'rows':>6} {'H':>4}  sMAPE {label}  MASE {label}  cover95 {'/'.join(['ours'] + names[3:])}"
@@ -324,7 +346,7 @@ def main():
             intervals = {"ours": (lo, hi)}
             acc["t_ours"].append(elapsed * 1000)
             if augurs is not None:
-                for name, res in augurs_baselines(augurs, train, m, week, h, errors, used).items():
+                for name, res in augurs_baselines(augurs, train, m, week, h, errors, used, args.augurs_ets_bin).items():
                     points[name] = res[0] if res else None
                     intervals[name] = (res[1], res[2]) if res else None
                     acc["t_" + name].append(res[3] * 1000 if res else None)
