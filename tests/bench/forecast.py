@@ -15,7 +15,20 @@ at the daily period, or naive without one), the share of held-out points in
 the 95 % interval, the wall time of one `slo-agent forecast` run (process
 start, CSV read, forecast, write) and its peak RSS.
 
-Pure Python (no numpy): the baselines are written here, not imported.
+The baselines seasonal-naive and Theta are written here in pure Python. When
+the `augurs` Python bindings import (`pip install augurs`, which brings
+numpy), two published implementations are run too, on the same grid rows:
+augurs MSTL with its AutoETS trend model (`MSTL.ets`, at the daily period,
+plus the week where the seasonal-naive baseline gets the week; at the period
+`augurs.seasonalities` finds when the series has no daily cycle) and augurs
+AutoETS without a season (`AutoETS(1, "ZZN")`). Both give 95 % intervals. A
+model that cannot be run prints why and shows as n/a (augurs 0.8.0's Python
+`AutoETS.fit` drops the fitted model, so its `predict` raises "model not fit
+yet"; the script keeps trying it so that a fixed release is measured).
+`--augurs-ets-bin` runs AutoETS from augurs' Rust crate instead, through the
+helper in tests/bench/augurs_ets (a separate cargo project, outside the
+workspace): `cargo build --release --manifest-path tests/bench/augurs_ets/Cargo.toml`.
+The time it reports includes that helper's process start and text parsing.
 """
 
 import argparse
@@ -191,6 +204,78 @@ def mase(f, a, train, m):
     return mae / scale if scale > 0 else float("nan")
 
 
+def load_augurs():
+    try:
+        import augurs  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError as e:
+        print(f"note: augurs baselines skipped ({e}); `pip install augurs` to run them")
+        return None
+    return augurs
+
+
+def run_ets_bin(ets_bin, train, h, errors):
+    """augurs' non-seasonal AutoETS through the Rust helper tests/bench/augurs_ets."""
+    t = time.perf_counter()
+    p = subprocess.run([ets_bin, str(h)], input=" ".join(repr(v) for v in train), capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if p.returncode != 0:
+        errors.setdefault("ets", p.stderr.strip())
+        return None
+    rows = [[float(x) for x in line.split(",")] for line in p.stdout.splitlines()]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], elapsed
+
+
+def augurs_baselines(augurs, train, m, week, h, errors, used, ets_bin=None):
+    """{name: (point, lower, upper, seconds) or None}: augurs MSTL+AutoETS and AutoETS."""
+    import numpy as np
+
+    out = {}
+    periods = [m] if m > 1 else [p for p in augurs.seasonalities(np.array(train))[:2] if len(train) >= 2 * p]
+    if week != m and week > 1:
+        periods.append(week)
+    used.add(tuple(int(p) for p in periods))
+    models = {
+        "mstl": (lambda: augurs.MSTL.ets([int(p) for p in periods])) if periods else None,
+        "ets": lambda: augurs.AutoETS(1, "ZZN"),
+    }
+    for name, new in models.items():
+        if name == "ets" and ets_bin:
+            out[name] = run_ets_bin(ets_bin, train, h, errors)
+            continue
+        if new is None:
+            errors.setdefault(name, "no period (MSTL needs at least one)")
+            out[name] = None
+            continue
+        try:
+            t = time.perf_counter()
+            model = new()
+            model.fit(np.array(train, dtype=float))
+            fc = model.predict(h, 0.95)
+            out[name] = ([float(x) for x in fc.point()], [float(x) for x in fc.lower()],
+                         [float(x) for x in fc.upper()], time.perf_counter() - t)
+        except Exception as e:  # a baseline that cannot run is reported, not fatal
+            errors.setdefault(name, f"{type(e).__name__}: {e}")
+            out[name] = None
+    return out
+
+
+def run_ours(binary, kind, seed, tmp):
+    """Write the series' kept rows as CSV and forecast them with the binary."""
+    step, m, vals, keep, jitter, h = make(kind, seed)
+    n = len(vals) - h
+    rng = random.Random(f"jitter-{kind}-{seed}")
+    csv_path = Path(tmp) / f"{kind}-{seed}.csv"
+    lines = ["timestamp,value"]
+    for i in range(n):
+        if keep is not None and not keep[i]:
+            continue
+        j = rng.randint(-jitter, jitter) if jitter and i < n - 1 else 0
+        lines.append(f"{fmt_ts(T0 + i * step + j)},{vals[i]:.4f}")
+    csv_path.write_text("\n".join(lines) + "\n")
+    return (len(lines) - 1,) + run_binary(binary, csv_path, h, Path(tmp) / "out.csv")
+
+
 def run_binary(binary, csv_path, h, out_path):
     t = time.perf_counter()
     p = subprocess.run([binary, "forecast", "--input", str(csv_path), "--horizon", str(h), "--output", str(out_path)],
@@ -209,61 +294,92 @@ def run_binary(binary, csv_path, h, out_path):
     return f, lo, hi, elapsed, rss
 
 
+def fmt_mean(xs, spec):
+    xs = [x for x in xs if x is not None]
+    return "n/a" if not xs else format(sum(xs) / len(xs), spec)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--no-augurs", action="store_true", help="skip the augurs baselines")
+    ap.add_argument("--augurs-ets-bin", help="the built tests/bench/augurs_ets helper: augurs AutoETS from Rust "
+                    "(augurs 0.8.0's Python AutoETS cannot predict)")
     args = ap.parse_args()
     binary = release_binary(args.binary)
     print(machine())
-    print(f"{'series':22} {'rows':>6} {'H':>4}  {'sMAPE ours/snaive/theta':>26}  {'MASE ours/snaive/theta':>24}"
-          f"  {'cover95':>7} {'ms':>6} {'RSS MiB':>7}")
-    ratios_sn, ratios_th = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in KINDS:
-            acc = {k: [] for k in ["so", "ss", "st", "mo", "ms", "mt", "cov", "ms_time", "rows"]}
-            rss_max = 0
-            for seed in range(args.seeds):
-                step, m, vals, keep, jitter, h = make(kind, seed)
-                n = len(vals) - h
-                rng = random.Random(f"jitter-{kind}-{seed}")
-                csv_path = Path(tmp) / f"{kind}-{seed}.csv"
-                lines = ["timestamp,value"]
-                count = 0
-                for i in range(n):
-                    if keep is not None and not keep[i]:
-                        continue
-                    j = rng.randint(-jitter, jitter) if jitter and i < n - 1 else 0
-                    lines.append(f"{fmt_ts(T0 + i * step + j)},{vals[i]:.4f}")
-                    count += 1
-                csv_path.write_text("\n".join(lines) + "\n")
-                train = interpolate_fast([float(f"{v:.4f}") for v in vals[:n]], keep)
-                actual = vals[n:]
-                f, lo, hi, elapsed, rss = run_binary(binary, csv_path, h, Path(tmp) / "out.csv")
-                rss_max = max(rss_max, rss)
-                # The seasonal-naive baseline uses the week when the series has a
-                # weekly cycle and two weeks of data (its strongest form).
-                week = m * 7 if kind in WEEKLY and m and n >= 14 * m else m
-                sn = seasonal_naive(train, week, h)
-                th = theta(train, m, h)
-                acc["so"].append(smape(f, actual))
-                acc["ss"].append(smape(sn, actual))
-                acc["st"].append(smape(th, actual))
-                acc["mo"].append(mase(f, actual, train, m))
-                acc["ms"].append(mase(sn, actual, train, m))
-                acc["mt"].append(mase(th, actual, train, m))
-                acc["cov"].append(sum(1 for a, l, u in zip(actual, lo, hi) if l <= a <= u) / h)
-                acc["ms_time"].append(elapsed * 1000)
-                acc["rows"].append(count)
-            mean = {k: sum(v) / len(v) for k, v in acc.items()}
-            ratios_sn.append(mean["mo"] / mean["ms"])
-            ratios_th.append(mean["mo"] / mean["mt"])
-            print(f"{kind:22} {int(mean['rows']):>6} {h:>4}  {mean['so']:>8.2f}/{mean['ss']:>7.2f}/{mean['st']:>7.2f}"
-                  f"  {mean['mo']:>8.3f}/{mean['ms']:>6.3f}/{mean['mt']:>6.3f}  {mean['cov']:>7.2f}"
-                  f" {mean['ms_time']:>6.0f} {rss_max / 1024:>7.1f}")
+    # Every `slo-agent forecast` run first, before numpy and augurs are loaded:
+    # a child's peak RSS counts the pages it shares with this process before exec.
+    tmpdir = tempfile.TemporaryDirectory()
+    ours = {(kind, seed): run_ours(binary, kind, seed, tmpdir.name) for kind in KINDS for seed in range(args.seeds)}
+    tmpdir.cleanup()
+    augurs = None if args.no_augurs else load_augurs()
+    if augurs is not None:
+        from importlib.metadata import version
+        print(f"augurs {version('augurs')} (Python bindings), numpy {version('numpy')}"
+              + (f"; AutoETS from {args.augurs_ets_bin}" if args.augurs_ets_bin else ""))
+    names = ["ours", "snaive", "theta"] + (["mstl", "ets"] if augurs else [])
+    label = "/".join(names)
+    print(f"{'series':22} {'rows':>6} {'H':>4}  sMAPE {label}  MASE {label}  cover95 {'/'.join(['ours'] + names[3:])}"
+          f"  ms ours{'/mstl/ets' if augurs else ''}  RSS MiB")
+    ratios = {n: [] for n in names[1:]}
+    errors = {}
+    mstl_periods = {}
+    for kind in KINDS:
+        acc = {k: [] for k in ["cov_ours", "cov_mstl", "cov_ets", "t_ours", "t_mstl", "t_ets", "rows"]}
+        for n_ in names:
+            acc["s_" + n_], acc["m_" + n_] = [], []
+        rss_max = 0
+        used = set()
+        for seed in range(args.seeds):
+            step, m, vals, keep, jitter, h = make(kind, seed)
+            n = len(vals) - h
+            train = interpolate_fast([float(f"{v:.4f}") for v in vals[:n]], keep)
+            actual = vals[n:]
+            count, f, lo, hi, elapsed, rss = ours[kind, seed]
+            rss_max = max(rss_max, rss)
+            # The seasonal-naive baseline uses the week when the series has a
+            # weekly cycle and two weeks of data (its strongest form).
+            week = m * 7 if kind in WEEKLY and m and n >= 14 * m else m
+            points = {"ours": f, "snaive": seasonal_naive(train, week, h), "theta": theta(train, m, h)}
+            intervals = {"ours": (lo, hi)}
+            acc["t_ours"].append(elapsed * 1000)
+            if augurs is not None:
+                for name, res in augurs_baselines(augurs, train, m, week, h, errors, used, args.augurs_ets_bin).items():
+                    points[name] = res[0] if res else None
+                    intervals[name] = (res[1], res[2]) if res else None
+                    acc["t_" + name].append(res[3] * 1000 if res else None)
+            for name in names:
+                pt = points[name]
+                acc["s_" + name].append(smape(pt, actual) if pt else None)
+                acc["m_" + name].append(mase(pt, actual, train, m) if pt else None)
+            for name, iv in intervals.items():
+                acc["cov_" + name].append(
+                    sum(1 for a, l, u in zip(actual, iv[0], iv[1]) if l <= a <= u) / h if iv else None)
+            acc["rows"].append(count)
+        mo = sum(acc["m_ours"]) / len(acc["m_ours"])
+        for name in names[1:]:
+            xs = [x for x in acc["m_" + name] if x is not None]
+            if xs:
+                ratios[name].append(mo / (sum(xs) / len(xs)))
+        smapes = "/".join(fmt_mean(acc["s_" + n_], ".2f") for n_ in names)
+        mases = "/".join(fmt_mean(acc["m_" + n_], ".3f") for n_ in names)
+        covs = "/".join(fmt_mean(acc["cov_" + n_], ".2f") for n_ in ["ours"] + names[3:])
+        times = "/".join(fmt_mean(acc["t_" + n_], ".0f") for n_ in ["ours"] + names[3:])
+        print(f"{kind:22} {int(sum(acc['rows']) / len(acc['rows'])):>6} {h:>4}  {smapes}  {mases}  {covs}"
+              f"  {times}  {rss_max / 1024:.1f}")
+        if augurs is not None:
+            mstl_periods[kind] = sorted(used)
     gm = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))  # noqa: E731
-    print(f"geometric mean of MASE ratios: ours/seasonal-naive {gm(ratios_sn):.3f}, ours/theta {gm(ratios_th):.3f}")
-    print("(RSS is the largest of any `slo-agent forecast` run so far in this script, in MiB)")
+    print("geometric mean of MASE ratios: " + ", ".join(
+        f"ours/{n_} {gm(r):.3f} ({len(r)} kinds)" if r else f"ours/{n_} n/a" for n_, r in ratios.items()))
+    for kind, used in mstl_periods.items():
+        print(f"augurs MSTL periods (steps) for {kind}: {', '.join(str(list(u)) for u in used)}")
+    for name, err in errors.items():
+        print(f"note: augurs {name} not measured on some series: {err}")
+    print("(ms: ours is one whole `slo-agent forecast` process; augurs is fit + predict in this process."
+          " RSS is the largest of any `slo-agent forecast` run so far in this script, in MiB)")
 
 
 if __name__ == "__main__":
