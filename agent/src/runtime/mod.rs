@@ -343,7 +343,10 @@ impl Runtime {
             let api = self.api.clone();
             let figures: crate::export::otlp::Figures = Arc::new(move || {
                 let s = api.snapshot();
-                crate::export::slo::families(&s.statuses, &s.counted, &s.alerts)
+                let mut families = crate::export::slo::families(&s.statuses, &s.counted, &s.alerts);
+                // The SLOs' budget outlooks are SLO figures too.
+                families.extend(crate::signals::metrics::budget_families(&s.forecasts));
+                families
             });
             // `local` is the region of an agent that was told none.
             let region = Some(self.config.synthetic.region.as_str()).filter(|r| *r != "local");

@@ -151,3 +151,16 @@ pub fn families(view: &SignalsView, forecasts: &Forecasts) -> Vec<FamilyView> {
     }
     out
 }
+
+/// The SLOs' budget outlook families (`slo_agent_slo_*`), which the OTLP
+/// exporter sends after `export::slo::FAMILIES`, in this order.
+pub static BUDGET_FAMILIES: [&Metric; 3] = [&BUDGET_EXHAUSTION, &BUDGET_AT_END, &FORECAST_BURN];
+
+/// Only the families of [`BUDGET_FAMILIES`], in its order.
+pub fn budget_families(forecasts: &Forecasts) -> Vec<FamilyView> {
+    let view = SignalsView::default();
+    families(&view, forecasts)
+        .into_iter()
+        .filter(|f| BUDGET_FAMILIES.iter().any(|m| std::ptr::eq(*m, f.metric)))
+        .collect()
+}

@@ -367,15 +367,16 @@ impl OtlpExporter {
     }
 }
 
-/// One observable instrument per SLO family, each observing its family in
-/// the figures of the collection under way.
+/// One observable instrument per SLO family (the budget outlooks' after the
+/// others), each observing its family in the figures of the collection under way.
 fn instruments(
     meter: &Meter,
     current: &Arc<Mutex<Arc<Vec<FamilyView>>>>,
 ) -> (Vec<ObservableCounter<u64>>, Vec<ObservableGauge<f64>>) {
     let mut counters = Vec::new();
     let mut gauges = Vec::new();
-    for (i, m) in crate::export::slo::FAMILIES.iter().enumerate() {
+    let families = crate::export::slo::FAMILIES.iter().chain(crate::signals::metrics::BUDGET_FAMILIES.iter());
+    for (i, m) in families.enumerate() {
         let current = current.clone();
         let series = move || -> Vec<(Vec<KeyValue>, f64)> {
             let figures = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
