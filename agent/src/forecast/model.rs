@@ -8,9 +8,13 @@
 //! 2. Seasonal periods (given, or [`season::detect`]ed) are removed as
 //!    robust per-phase medians of the latest cycles.
 //! 3. On what is left, outliers (far from a running median) are replaced,
-//!    then three level models forecast it — simple exponential smoothing,
-//!    Theta (SES plus half the recent drift) and a damped-trend Holt — and
-//!    their per-step median is the forecast, plus the seasonal profiles.
+//!    then SES, Theta (SES plus half the recent drift), a damped-trend
+//!    Holt, a least-squares line and the median of the first three
+//!    forecast it, weighted by how well each forecast the series' own tail
+//!    (`model_weights`); the seasonal profiles are added back.
+//!    For a positive seasonal series, steps 2–3 are also tried on the
+//!    logarithms (seasons that multiply the level), and kept when they
+//!    forecast the held-out tail better (`multiplicative`).
 //! 4. The interval is the empirical quantile of the errors, at lags 1, 2, 4,
 //!    … H, of the SES level against the raw (uncleaned) adjusted series.
 //!
@@ -520,8 +524,9 @@ fn model_weights(y: &[f64], horizon: usize, period: Option<usize>) -> [f64; MODE
     w.iter_mut().for_each(|v| *v /= total);
     w
 }
-/// The adjusted series' forecast and interval per step, as the median of
-/// SES, Theta and damped Holt.
+
+/// The adjusted series' forecast and interval per step: the point models
+/// weighted by their error on the series' tail.
 fn level_forecast(
     clean: &[f64],
     raw: &[f64],
