@@ -200,6 +200,9 @@ fn multiplicative(
     }
     let last = rows[rows.len() - 1].0;
     let span = (last as i128 - rows[0].0 as i128) / step as i128;
+    if span < 0 {
+        return None;
+    }
     let n = (span.min(MAX_GRID as i128 - 1) + 1) as usize;
     let k = horizon.min(n / 4);
     if k == 0 || n < 60 {
@@ -712,6 +715,12 @@ mod tests {
         assert_eq!(forecast(&rows[..1], &opts(1)), Err(ForecastError::NoStep));
         assert_eq!(forecast(&[], &opts(1)), Err(ForecastError::NoRows));
         assert_eq!(forecast(&rows, &opts(0)), Err(ForecastError::Horizon(0)));
+        // Positive and huge, with a daily cycle: the logarithms are tried.
+        let huge = series(24 * 10, |i| 1e300 * (1.5 + daily(i) / 40.0 + noise(i) / 10.0));
+        let f = forecast(&huge, &opts(48)).unwrap();
+        assert!(
+            f.points.iter().all(|p| p.lo.is_finite() && p.hi.is_finite() && p.lo <= p.forecast && p.forecast <= p.hi)
+        );
         // Two rows: a flat forecast.
         let two = forecast(&rows[..2], &opts(3)).unwrap();
         assert_eq!(two.points.len(), 3);
