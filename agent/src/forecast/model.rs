@@ -8,9 +8,13 @@
 //! 2. Seasonal periods (given, or [`season::detect`]ed) are removed as
 //!    robust per-phase medians of the latest cycles.
 //! 3. On what is left, outliers (far from a running median) are replaced,
-//!    then three level models forecast it — simple exponential smoothing,
-//!    Theta (SES plus half the recent drift) and a damped-trend Holt — and
-//!    their per-step median is the forecast, plus the seasonal profiles.
+//!    then SES, Theta (SES plus half the recent drift), a damped-trend
+//!    Holt, a least-squares line and the median of the first three
+//!    forecast it, weighted by how well each forecast the series' own tail
+//!    (`model_weights`); the seasonal profiles are added back.
+//!    For a positive seasonal series, steps 2–3 are also tried on the
+//!    logarithms (seasons that multiply the level), and kept when they
+//!    forecast the held-out tail better (`multiplicative`).
 //! 4. The interval is the empirical quantile of the errors, at lags 1, 2, 4,
 //!    … H, of the SES level against the raw (uncleaned) adjusted series.
 //!
@@ -102,15 +106,13 @@ pub fn forecast(rows: &[(i64, f64)], opts: &Options) -> Result<Forecast, Forecas
     }
     let mut notes = Vec::new();
 
-    // Work in scaled units (values centred and divided by their spread) so no
-    // sum overflows, whatever the magnitudes.
+    // Seasons are chosen on the values as they are (and the notes said) once.
     let (center, half_scale) = scaling(rows);
     let (grid, dropped) = regular_grid(rows, step, first.0, last.0, center, half_scale);
     if dropped > 0 {
         notes.push(format!("used the latest {} steps only ({dropped} earlier rows left out)", grid.len()));
     }
     let n = grid.len();
-
     let seasons = if opts.seasons.is_empty() {
         season::detect(&clean_outliers(&grid), step)
     } else {
@@ -128,19 +130,19 @@ pub fn forecast(rows: &[(i64, f64)], opts: &Options) -> Result<Forecast, Forecas
         kept.sort_unstable();
         kept
     };
-    let profs = season::profiles(&grid, &seasons);
-    let raw = season::remove(&grid, &profs);
-    let clean = clean_outliers(&raw);
+    drop(grid);
 
-    let level = level_forecast(&clean, &raw, opts.horizon, opts.level, seasons.iter().max().copied());
+    let logs = multiplicative(rows, step, &seasons, opts.horizon, opts.level);
+    let level = match &logs {
+        Some(log_rows) => fit(log_rows, step, &seasons, opts.horizon, opts.level)
+            .into_iter()
+            .map(|(f, lo, hi)| (f.exp(), lo.exp(), hi.exp()))
+            .collect(),
+        None => fit(rows, step, &seasons, opts.horizon, opts.level),
+    };
 
     let mut points = Vec::with_capacity(opts.horizon);
-    for h in 1..=opts.horizon {
-        let idx = n - 1 + h;
-        let s: f64 = profs.iter().filter(|p| !p.is_empty()).map(|p| p[idx % p.len()]).sum();
-        let (f, lo, hi) = level[h - 1];
-        let back = |z: f64| unscale(z + s, center, half_scale);
-        let (mut f, mut lo, mut hi) = (back(f), back(lo), back(hi));
+    for (h, (mut f, mut lo, mut hi)) in (1..=opts.horizon).zip(level) {
         if !f.is_finite() {
             f = last.1;
         }
@@ -153,6 +155,84 @@ pub fn forecast(rows: &[(i64, f64)], opts: &Options) -> Result<Forecast, Forecas
         points.push(Point { ts_ms: last.0 + h as i64 * step, forecast: f, lo, hi });
     }
     Ok(Forecast { step_ms: step, seasons, points, notes })
+}
+
+/// The forecast and interval per step, in the rows' units: the rows on the
+/// grid, less their seasonal profiles, cleaned, forecast by the level
+/// models, the profiles added back.
+fn fit(rows: &[(i64, f64)], step: i64, seasons: &[usize], horizon: usize, level: f64) -> Vec<(f64, f64, f64)> {
+    // Work in scaled units (values centred and divided by their spread) so no
+    // sum overflows, whatever the magnitudes.
+    let (center, half_scale) = scaling(rows);
+    let (first, last) = (rows[0].0, rows[rows.len() - 1].0);
+    let (grid, _) = regular_grid(rows, step, first, last, center, half_scale);
+    let n = grid.len();
+    let seasons: Vec<usize> = seasons.iter().copied().filter(|&p| n >= 2 * p).collect();
+    let profs = season::profiles(&grid, &seasons);
+    let raw = season::remove(&grid, &profs);
+    let clean = clean_outliers(&raw);
+    let lev = level_forecast(&clean, &raw, horizon, level, seasons.iter().max().copied());
+    (1..=horizon)
+        .zip(lev)
+        .map(|(h, (f, lo, hi))| {
+            let idx = n - 1 + h;
+            let s: f64 = profs.iter().filter(|p| !p.is_empty()).map(|p| p[idx % p.len()]).sum();
+            let back = |z: f64| unscale(z + s, center, half_scale);
+            (back(f), back(lo), back(hi))
+        })
+        .collect()
+}
+
+/// The rows' logarithms when the series is positive and its seasons are
+/// better modelled as multiplying the level than as adding to it (a cycle
+/// that grows with the level): on the series' own tail — fit on all but the
+/// last k steps (k the horizon, at most a quarter of the series), both ways,
+/// and the log way's mean absolute error over those k is the smaller.
+fn multiplicative(
+    rows: &[(i64, f64)],
+    step: i64,
+    seasons: &[usize],
+    horizon: usize,
+    level: f64,
+) -> Option<Vec<(i64, f64)>> {
+    if seasons.is_empty() || rows.iter().any(|r| !(r.1 > 0.0 && r.1.is_finite())) {
+        return None;
+    }
+    let last = rows[rows.len() - 1].0;
+    let span = (last as i128 - rows[0].0 as i128) / step as i128;
+    if span < 0 {
+        return None;
+    }
+    let n = (span.min(MAX_GRID as i128 - 1) + 1) as usize;
+    let k = horizon.min(n / 4);
+    if k == 0 || n < 60 {
+        return None;
+    }
+    let cut = last as i128 - k as i128 * step as i128;
+    let split = rows.partition_point(|r| (r.0 as i128) <= cut);
+    if split < 3 || split >= rows.len() {
+        return None;
+    }
+    let (train, test) = rows.split_at(split);
+    let logs: Vec<(i64, f64)> = rows.iter().map(|r| (r.0, r.1.ln())).collect();
+    let train_end = train[train.len() - 1].0;
+    let score = |fc: &[(f64, f64, f64)]| -> f64 {
+        // Each held-out row against the forecast for its grid step.
+        let mut sum = 0.0;
+        for &(ts, v) in test {
+            let h = ((ts as i128 - train_end as i128 + step as i128 / 2) / step as i128).max(1) as usize;
+            let f = fc.get(h - 1).or(fc.last()).map_or(f64::NAN, |p| p.0);
+            sum += (f - v).abs();
+        }
+        sum / test.len() as f64
+    };
+    let add = score(&fit(train, step, seasons, k, level));
+    let log_fc: Vec<(f64, f64, f64)> = fit(&logs[..split], step, seasons, k, level)
+        .into_iter()
+        .map(|(f, lo, hi)| (f.exp(), lo.exp(), hi.exp()))
+        .collect();
+    let mul = score(&log_fc);
+    (mul < add).then_some(logs)
 }
 
 /// The series' step: the median of the single-step spacings (those at most
@@ -310,12 +390,13 @@ fn ses(y: &[f64]) -> (f64, f64) {
     (best.1, best.2)
 }
 
-/// Damped-trend Holt: level, trend and damping from a fixed grid.
-fn damped_holt(y: &[f64], horizon: usize) -> Vec<f64> {
+/// Holt's trend model: level, trend and damping from a fixed grid (damping
+/// 1 is the undamped linear trend).
+fn holt(y: &[f64], horizon: usize, phis: &[f64]) -> Vec<f64> {
     let mut best: (f64, f64, f64, f64) = (f64::INFINITY, y[y.len() - 1], 0.0, 0.9);
     for alpha in [0.1, 0.3, 0.5, 0.8, 1.0] {
         for beta in [0.01, 0.05, 0.15] {
-            for phi in [0.9, 0.98] {
+            for &phi in phis {
                 let mut l = y[0];
                 let mut b = if y.len() > 1 { y[1] - y[0] } else { 0.0 };
                 let mut sse = 0.0;
@@ -345,6 +426,17 @@ fn damped_holt(y: &[f64], horizon: usize) -> Vec<f64> {
     out
 }
 
+/// The least-squares line through the latest `w` points, extended `horizon` steps.
+fn line(y: &[f64], w: usize, horizon: usize) -> Vec<f64> {
+    let w = w.min(y.len());
+    let b = slope(y, w);
+    let ys = &y[y.len() - w..];
+    let ym = ys.iter().sum::<f64>() / w as f64;
+    // The line passes through the mean at the window's middle.
+    let end = ym + b * (w as f64 - 1.0) / 2.0;
+    (1..=horizon).map(|h| end + b * h as f64).collect()
+}
+
 /// The least-squares slope of the latest `w` points.
 fn slope(y: &[f64], w: usize) -> f64 {
     let w = w.min(y.len());
@@ -363,8 +455,81 @@ fn slope(y: &[f64], w: usize) -> f64 {
     if den > 0.0 { num / den } else { 0.0 }
 }
 
-/// The adjusted series' forecast and interval per step, as the median of
-/// SES, Theta and damped Holt.
+/// A model's weight goes as (the best error / its error) to this power: a
+/// model twice as far off as the best gets 1/256 of its weight.
+const POWER: i32 = 8;
+
+/// How many point models [`point_models`] gives.
+const MODELS: usize = 5;
+
+/// The point forecasts of each model, and SES's weight: SES; Theta (SES
+/// plus half the drift of the latest half of the series, at least four of
+/// its longest periods); damped Holt; Holt's linear trend; and the median
+/// of the first three.
+fn point_models(y: &[f64], horizon: usize, period: Option<usize>) -> (f64, [Vec<f64>; MODELS]) {
+    let n = y.len();
+    let (alpha, l) = ses(y);
+    let w = period.map_or(n, |p| (4 * p).max(n / 2)).max(48).min(n);
+    let b = slope(y, w);
+    let decay = (1.0 - alpha).powi(n.min(10_000) as i32);
+    let ses_f = vec![l; horizon];
+    let theta: Vec<f64> = (1..=horizon).map(|h| l + b / 2.0 * (h as f64 - 1.0 + (1.0 - decay) / alpha)).collect();
+    let damped = holt(y, horizon, &[0.9, 0.98]);
+    let linear = line(y, w, horizon);
+    let median: Vec<f64> = (0..horizon).map(|i| season::median(&mut [ses_f[i], theta[i], damped[i]])).collect();
+    (alpha, [ses_f, theta, damped, linear, median])
+}
+
+/// The forecast at step index `i`: the models weighted.
+fn combine(models: &[Vec<f64>; MODELS], weights: &[f64; MODELS], i: usize) -> f64 {
+    models.iter().zip(weights).map(|(m, w)| m[i] * w).sum()
+}
+
+/// Each model's weight from how well it forecast the series' own tail: fit
+/// on all but the last k, 2k and 3k points (k the horizon, at most a
+/// quarter of the series), scored by the mean absolute error over the next
+/// k. Too short a series for that: the median of three only.
+fn model_weights(y: &[f64], horizon: usize, period: Option<usize>) -> [f64; MODELS] {
+    let n = y.len();
+    let mut only_median = [0.0; MODELS];
+    only_median[MODELS - 1] = 1.0;
+    let k = horizon.min(n / 4);
+    if k < 1 || n < 60 {
+        return only_median;
+    }
+    let mut err = [0.0; MODELS];
+    let mut origins = 0;
+    for j in 1..=3 {
+        let o = n - j * k;
+        if o < n / 2 || o < 30 {
+            break;
+        }
+        let (_, fc) = point_models(&y[..o], k, period);
+        for (e, f) in err.iter_mut().zip(&fc) {
+            *e += f.iter().zip(&y[o..o + k]).map(|(a, b)| (a - b).abs()).sum::<f64>() / k as f64;
+        }
+        origins += 1;
+    }
+    if origins == 0 || err.iter().any(|e| !e.is_finite()) {
+        return only_median;
+    }
+    let best = err.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut w = [0.0; MODELS];
+    if best <= 0.0 {
+        let i = err.iter().position(|&e| e == best).unwrap_or(MODELS - 1);
+        w[i] = 1.0;
+        return w;
+    }
+    for (wi, e) in w.iter_mut().zip(&err) {
+        *wi = (best / e).powi(POWER);
+    }
+    let total: f64 = w.iter().sum();
+    w.iter_mut().for_each(|v| *v /= total);
+    w
+}
+
+/// The adjusted series' forecast and interval per step: the point models
+/// weighted by their error on the series' tail.
 fn level_forecast(
     clean: &[f64],
     raw: &[f64],
@@ -378,13 +543,8 @@ fn level_forecast(
         let spread = raw.iter().map(|v| (v - last).abs()).fold(0.0, f64::max);
         return (0..horizon).map(|_| (last, last - spread, last + spread)).collect();
     }
-    let (alpha, l) = ses(clean);
-    // Theta: SES plus half the drift of the latest half of the series (at
-    // least four of its longest periods).
-    let w = period.map_or(n, |p| (4 * p).max(n / 2)).max(48).min(n);
-    let b = slope(clean, w);
-    let holt = damped_holt(clean, horizon);
-    let decay = (1.0 - alpha).powi(n.min(10_000) as i32);
+    let (alpha, models) = point_models(clean, horizon, period);
+    let weights = model_weights(clean, horizon, period);
     // The interval: at lags 1, 2, 4, … up to the horizon, the `level`
     // quantile of how far the raw (uncleaned: outliers widen it) adjusted
     // series strayed from the SES level that many steps earlier, over the
@@ -429,11 +589,7 @@ fn level_forecast(
     };
     (1..=horizon)
         .map(|h| {
-            let hf = h as f64;
-            let s = l;
-            let theta = l + b / 2.0 * (hf - 1.0 + (1.0 - decay) / alpha);
-            let mut three = [s, theta, holt[h - 1]];
-            let f = season::median(&mut three);
+            let f = combine(&models, &weights, h - 1);
             let width = width_at(h);
             (f, f - width, f + width)
         })
@@ -485,15 +641,42 @@ mod tests {
     fn a_trend_is_extrapolated() {
         let rows = series(500, |i| 10.0 + 0.5 * i as f64 + noise(i));
         let f = forecast(&rows, &opts(20)).unwrap();
-        // Theta and a damped trend extrapolate at between half and the whole
-        // of the recent slope (damping is the safer bet on real metrics).
+        // A clean trend forecast its own tail best with the line and the
+        // trend models: the forecast follows (nearly) the whole slope.
         let last = 10.0 + 0.5 * 499.0;
         for (h, p) in f.points.iter().enumerate() {
             let rise = p.forecast - last;
             let full = 0.5 * (h + 1) as f64;
-            assert!(rise >= full * 0.5 - 1.0 && rise <= full + 1.0, "step {h}: rose {rise}, the trend {full}");
+            assert!(rise >= full * 0.8 - 1.0 && rise <= full * 1.2 + 1.0, "step {h}: rose {rise}, the trend {full}");
         }
-        assert!(f.points[19].forecast > f.points[0].forecast + 4.0);
+        assert!(f.points[19].forecast > f.points[0].forecast + 7.0);
+    }
+
+    #[test]
+    fn a_noisy_flat_series_is_not_given_a_trend() {
+        // Noise with a chance upward drift in its last stretch: the level
+        // models, not the line, forecast its tail best.
+        let rows = series(600, |i| 100.0 + 20.0 * noise(i) + 10.0 * noise(i * 7 + 3));
+        let f = forecast(&rows, &opts(48)).unwrap();
+        for p in &f.points {
+            assert!((p.forecast - 100.0).abs() < 5.0, "{}", p.forecast);
+        }
+    }
+
+    #[test]
+    fn a_cycle_growing_with_the_level_is_forecast_as_a_multiple() {
+        // The daily swing is ±40 % of a level that doubles over four weeks:
+        // additive profiles (medians of the latest days) would lag it.
+        let n = 24 * 28;
+        let truth = |i: usize| 100.0 * (1.0 + i as f64 / n as f64) * (1.0 + 0.02 * daily(i)) * (1.0 + 0.02 * noise(i));
+        let rows = series(n, truth);
+        let f = forecast(&rows, &opts(24)).unwrap();
+        assert_eq!(f.seasons[0], 24);
+        for (h, p) in f.points.iter().enumerate() {
+            let want = 100.0 * (1.0 + (n + h) as f64 / n as f64) * (1.0 + 0.02 * daily(n + h));
+            assert!((p.forecast / want - 1.0).abs() < 0.03, "step {h}: {} vs {want}", p.forecast);
+            assert!(p.lo <= p.forecast && p.forecast <= p.hi);
+        }
     }
 
     #[test]
@@ -532,6 +715,12 @@ mod tests {
         assert_eq!(forecast(&rows[..1], &opts(1)), Err(ForecastError::NoStep));
         assert_eq!(forecast(&[], &opts(1)), Err(ForecastError::NoRows));
         assert_eq!(forecast(&rows, &opts(0)), Err(ForecastError::Horizon(0)));
+        // Positive and huge, with a daily cycle: the logarithms are tried.
+        let huge = series(24 * 10, |i| 1e300 * (1.5 + daily(i) / 40.0 + noise(i) / 10.0));
+        let f = forecast(&huge, &opts(48)).unwrap();
+        assert!(
+            f.points.iter().all(|p| p.lo.is_finite() && p.hi.is_finite() && p.lo <= p.forecast && p.forecast <= p.hi)
+        );
         // Two rows: a flat forecast.
         let two = forecast(&rows[..2], &opts(3)).unwrap();
         assert_eq!(two.points.len(), 3);
