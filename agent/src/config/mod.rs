@@ -615,5 +615,8 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let c = parse("agent.yaml", &text, Path::new("/etc/slo-agent")).unwrap_or_else(|d| panic!("{d:?}"));
         assert!(c.listen.ip().is_loopback() || c.api.read_requires_token, "{:?}", c.listen);
+        // Its live-signal example is read as written.
+        assert_eq!((c.signals.lateness_ms, c.signals.business.len(), c.signals.alerts.len()), (600_000, 1, 2));
+        assert_eq!(c.signals.quotas.functions.get("checkout-fn"), Some(&200.0));
     }
 }
