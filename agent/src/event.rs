@@ -74,6 +74,21 @@ pub enum CacheResult {
     Error,
 }
 
+impl CacheResult {
+    pub const ALL: [CacheResult; 4] = [CacheResult::Unknown, CacheResult::Hit, CacheResult::Miss, CacheResult::Error];
+
+    /// The name in specs: `hit` (CloudFront `Hit`, `RefreshHit`, `OriginShieldHit`), `miss`,
+    /// `error`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheResult::Unknown => "unknown",
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Error => "error",
+        }
+    }
+}
+
 /// Who sent the request, folded to a bounded set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ClientClass {

@@ -216,10 +216,12 @@ impl Engine {
     }
 
     /// The optional event fields the SLOs read, so decoders can skip the
-    /// rest: the client class when a filter names one. No filter or
-    /// criterion reads the cache result, bytes or request id yet.
+    /// rest: the client class when a filter names one, the cache result
+    /// when a filter or a good criterion does. No SLO reads bytes or
+    /// request ids.
     pub fn wanted(&self) -> Wanted {
-        Wanted { client: self.router.reads_client(), ..Wanted::NONE }
+        let cache = self.router.reads_cache() || self.slos.iter().any(|s| s.slo.indicator.good.cache.is_some());
+        Wanted { client: self.router.reads_client(), cache, ..Wanted::NONE }
     }
 
     /// Count one event for every SLO whose indicator selects it.
@@ -277,7 +279,8 @@ impl Engine {
             }
             let ind = &state.slo.indicator;
             let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
-                && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms));
+                && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms))
+                && ind.good.cache.as_ref().is_none_or(|c| c.contains(&ev.cache));
             if ind.criteria_are_bad {
                 good = !good;
             }
@@ -463,6 +466,12 @@ pub fn definition_key(slo: &Slo) -> String {
     }
     if f.route.is_some() {
         key += &format!(";route={}", globs(&f.route));
+    }
+    if let Some(c) = &f.cache {
+        key += &format!(";fcache={}", names(&mut c.iter().map(|c| c.as_str())));
+    }
+    if let Some(c) = &i.good.cache {
+        key += &format!(";cache={}", names(&mut c.iter().map(|c| c.as_str())));
     }
     key
 }
@@ -721,6 +730,46 @@ mod tests {
         let s = e.evaluate(at);
         assert_eq!(s[0].window.events.total, 1);
         assert_eq!(s[0].window.events.good, 1);
+    }
+
+    /// "Cache hit ratio ≥ 90 % on /static/*" is an SLO like any other, and
+    /// the cache result is a filter too.
+    #[test]
+    fn the_cache_result_is_a_good_criterion_and_a_filter() {
+        use crate::event::CacheResult;
+        let text = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: static-hits}\nspec:\n  service: s\n  objective: 90\n  window: 7d\n  indicator:\n    source: cloudfront\n    filter: {path: \"/static/*\"}\n    good: {cache: hit}\n---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: misses-fast}\nspec:\n  service: s\n  objective: 99\n  window: 7d\n  indicator:\n    source: cloudfront\n    filter: {cache: [miss, error]}\n    good: {status: \"< 500\", latency: \"<= 500ms\"}\n";
+        let set = load_str("c.yaml", text).unwrap_or_else(|d| panic!("{d:?}"));
+        let mut e = Engine::new(&set, false);
+        assert!(e.wanted().cache, "decoders must fill the cache result");
+        let cf = |path, cache, latency| RequestEvent {
+            ts_ms: T0,
+            origin: Some(Origin::CloudFront),
+            path,
+            status: 200,
+            latency_ms: Some(latency),
+            cache,
+            ..Default::default()
+        };
+        for _ in 0..9 {
+            e.observe(&cf("/static/app.js", CacheResult::Hit, 5.0));
+        }
+        e.observe(&cf("/static/app.css", CacheResult::Miss, 900.0));
+        e.observe(&cf("/api/cart", CacheResult::Miss, 100.0));
+        e.observe(&cf("/", CacheResult::Hit, 1.0));
+        let s = e.evaluate(T0 + MINUTE_MS);
+        assert_eq!((s[0].window.events.good, s[0].window.events.total), (9, 10));
+        assert_eq!((s[1].window.events.good, s[1].window.events.total), (1, 2));
+        // A changed cache criterion is another indicator: its counts start afresh.
+        let other = text.replace("good: {cache: hit}", "good: {cache: [hit, miss]}");
+        let set2 = load_str("c.yaml", &other).unwrap();
+        assert_ne!(definition_key(&set.slos[0]), definition_key(&set2.slos[0]));
+        // Unknown names are positioned errors.
+        let bad = text.replace("good: {cache: hit}", "good: {cache: hits}");
+        let d = load_str("c.yaml", &bad).unwrap_err();
+        assert!(
+            d.iter().any(|d| d.line == 11 && d.message.contains("unknown cache result `hits`; did you mean `hit`?")),
+            "{d:?}"
+        );
     }
 
     #[test]

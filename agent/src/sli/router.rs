@@ -8,7 +8,7 @@
 //! compare the host once.
 
 use crate::dims::{Region, edge_region};
-use crate::event::{ClientClass, Origin, Outcome, RequestEvent};
+use crate::event::{CacheResult, ClientClass, Origin, Outcome, RequestEvent};
 use crate::spec::glob::{Glob, HeadFilter, Then, bytes_eq, head8};
 use crate::spec::model::{Filter, Slo};
 use crate::spec::status::StatusSet;
@@ -125,6 +125,7 @@ struct OriginRoutes {
     regions: Group<Vec<Region>>,
     clients: Group<Vec<ClientClass>>,
     outcomes: Group<Vec<Outcome>>,
+    caches: Group<Vec<CacheResult>>,
     /// `(slo index, required bits)`, the bits stored flat in `required`.
     slos: Vec<usize>,
     required: Vec<u64>,
@@ -181,6 +182,9 @@ impl Router {
             if let Some(v) = &f.outcome {
                 bits.push(r.outcomes.bit_for(v, nb));
             }
+            if let Some(v) = &f.cache {
+                bits.push(r.caches.bit_for(v, nb));
+            }
             r.slos.push(i);
             bits_per_slo[o].push(bits);
         }
@@ -205,6 +209,11 @@ impl Router {
     /// True when some SLO filters on the client class (so decoders must classify it).
     pub fn reads_client(&self) -> bool {
         self.origins.iter().any(|o| !o.clients.items.is_empty())
+    }
+
+    /// True when some SLO filters on the cache result.
+    pub fn reads_cache(&self) -> bool {
+        self.origins.iter().any(|o| !o.caches.items.is_empty())
     }
 
     /// True when some SLO of `origin` filters on the route.
@@ -251,6 +260,11 @@ impl Router {
         }
         for (v, b) in &r.clients.items {
             if v.contains(&ev.client) {
+                set(truth, *b);
+            }
+        }
+        for (v, b) in &r.caches.items {
+            if v.contains(&ev.cache) {
                 set(truth, *b);
             }
         }

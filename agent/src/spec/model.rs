@@ -191,6 +191,8 @@ pub struct Filter {
     pub route: Option<Vec<Glob>>,
     /// Synthetic events: globs over the probe's hop or the journey's step.
     pub hop: Option<Vec<Glob>>,
+    /// How the CloudFront cache answered (hit, miss, error, unknown).
+    pub cache: Option<Vec<crate::event::CacheResult>>,
 }
 
 /// When an event counted by the SLO is good: all present criteria hold.
@@ -198,6 +200,8 @@ pub struct Filter {
 pub struct GoodCriteria {
     pub status: Option<StatusSet>,
     pub latency: Option<LatencyBound>,
+    /// Good only when the cache answered so ("cache hit ratio" SLOs).
+    pub cache: Option<Vec<crate::event::CacheResult>>,
 }
 
 /// The indicator: which events, and which of those are good.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::dims::Region;
-use crate::event::{ClientClass, Origin, Outcome};
+use crate::event::{CacheResult, ClientClass, Origin, Outcome};
 use crate::spec::glob::Glob;
 use crate::spec::grammar::{self, HTTP_METHODS};
 use crate::spec::model::{
@@ -34,9 +34,21 @@ const METADATA: &[&str] = &["name", "displayName", "labels"];
 const SPEC: &[&str] =
     &["service", "description", "objective", "window", "budgeting", "indicator", "alerting", "exclusions"];
 const INDICATOR: &[&str] = &["source", "filter", "good"];
-pub const FILTER: &[&str] =
-    &["service", "host", "path", "method", "edge_location", "status", "region", "client", "outcome", "route", "hop"];
-pub const GOOD: &[&str] = &["status", "latency"];
+pub const FILTER: &[&str] = &[
+    "service",
+    "host",
+    "path",
+    "method",
+    "edge_location",
+    "status",
+    "region",
+    "client",
+    "outcome",
+    "route",
+    "hop",
+    "cache",
+];
+pub const GOOD: &[&str] = &["status", "latency", "cache"];
 
 /// A read SLO with the position of its name, for duplicate-name messages.
 pub struct ReadSlo {
@@ -444,7 +456,50 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
     let region = names(cx, "region", &region_names).map(|v| v.into_iter().map(|i| Region::ALL[i]).collect());
     let client = names(cx, "client", &client_names).map(|v| v.into_iter().map(|i| ClientClass::ALL[i]).collect());
     let outcome = names(cx, "outcome", &outcome_names).map(|v| v.into_iter().map(|i| Outcome::ALL[i]).collect());
-    ok.then_some(Filter { service, host, path, method, edge_location, status, region, client, outcome, route, hop })
+    let cache = match m.get("cache") {
+        None => None,
+        Some(n) => {
+            let c = cache_results(cx, n, &m.path("cache"));
+            ok &= c.is_some();
+            c
+        }
+    };
+    ok.then_some(Filter {
+        service,
+        host,
+        path,
+        method,
+        edge_location,
+        status,
+        region,
+        client,
+        outcome,
+        route,
+        hop,
+        cache,
+    })
+}
+
+/// Cache results by name: `hit`, `miss`, `error`, `unknown` (one or a list).
+fn cache_results(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<CacheResult>> {
+    let allowed: Vec<&str> = CacheResult::ALL.iter().map(|c| c.as_str()).collect();
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in cx.one_or_many(node, what) {
+        let Some(t) = cx.text(item, what) else {
+            ok = false;
+            continue;
+        };
+        match CacheResult::ALL.iter().find(|c| c.as_str() == t) {
+            Some(c) => out.push(*c),
+            None => {
+                ok = false;
+                let hint = closest(t, &allowed).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+                cx.err(item.pos, format!("unknown cache result `{t}`; {hint}cache is one of: {}", allowed.join(", ")));
+            }
+        }
+    }
+    (ok && !out.is_empty()).then_some(out)
 }
 
 pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
@@ -454,13 +509,18 @@ pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
 
 /// `status` and `latency` of a good (or bad) criteria map.
 pub fn good_fields(cx: &mut Ctx<'_>, m: &Fields<'_>, need_one: bool) -> Option<GoodCriteria> {
-    if need_one && !m.has("status") && !m.has("latency") {
-        cx.err(m.node.pos, format!("`{}` needs at least one criterion: `status` or `latency`", m.what));
+    if need_one && !m.has("status") && !m.has("latency") && !m.has("cache") {
+        cx.err(m.node.pos, format!("`{}` needs at least one criterion: `status`, `latency` or `cache`", m.what));
         return None;
     }
     let status = m.get("status").map(|n| status(cx, n, &m.path("status")));
     let latency = m.get("latency").map(|n| latency(cx, n, &m.path("latency")));
+    let cache = m.get("cache").map(|n| cache_results(cx, n, &m.path("cache")));
     Some(GoodCriteria {
+        cache: match cache {
+            Some(c) => Some(c?),
+            None => None,
+        },
         status: match status {
             Some(s) => Some(s?),
             None => None,

@@ -221,7 +221,7 @@ fn diagnostics_table() {
         ),
         (
             native(&format!("{w}  indicator: {{source: lambda, good: {{}}}}\n")),
-            vec!["t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status` or `latency`"],
+            vec!["t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status`, `latency` or `cache`"],
         ),
         (
             native(&format!("{w}{IND}")).replace("name: a", "name: Checkout_1"),
