@@ -40,7 +40,9 @@
 //! rest fold into `other`), [`OPEN_MINUTES`] minutes open at once. A series
 //! holds at most [`SERIES_MAX_BYTES`] bytes: the detector, [`RECENT`]
 //! minutes and [`HOURS`] hours of history. A minute of one service and
-//! origin holds four heavy-hitter tables of [`topk::CAPACITY`] keys. It is
+//! origin holds four heavy-hitter tables of [`topk::CAPACITY`] keys (for
+//! the first [`MAX_HITTER_SERVICES`] services), cut to the 50 largest when
+//! the minute closes. It is
 //! memory only: after a restart the detectors learn again (the warm-up is
 //! [`crate::forecast::anomaly::WARMUP`] minutes); the hourly history is
 //! kept in the state file ([`Signals::history_records`], rewritten at every
@@ -86,6 +88,8 @@ pub const HOURS: usize = 672;
 pub const TOP_MINUTES: usize = 60;
 /// Services watched; events of further services are counted and left out.
 pub const MAX_SERVICES: usize = 256;
+/// Services (the first seen) whose minutes keep heavy hitters.
+pub const MAX_HITTER_SERVICES: usize = 32;
 /// Minutes open at once: an event older than the oldest is late.
 pub const OPEN_MINUTES: usize = 30;
 /// Requests of a minute's busiest ten addresses, to [`Signal::TopClientShare`].
@@ -755,14 +759,13 @@ impl Signals {
         let Some(svc) = self.service(service, n) else { return };
         let edge = (!e.edge_location.is_empty()).then(|| self.edge(svc, e.edge_location));
         let region = (!e.edge_location.is_empty()).then(|| crate::dims::edge_region(e.edge_location));
-        let business: Vec<u16> = self
-            .cfg
-            .business
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.matches(service, e.method, e.path, e.status))
-            .map(|(i, _)| i as u16)
-            .collect();
+        // At most 64 business signals (`config::MAX_BUSINESS`): a bit each, no allocation.
+        let mut business: u64 = 0;
+        for (i, b) in self.cfg.business.iter().enumerate().take(64) {
+            if b.matches(service, e.method, e.path, e.status) {
+                business |= 1 << i;
+            }
+        }
         let nb = self.cfg.business.len();
         let account =
             if matches!(origin, Origin::Lambda | Origin::ApiGateway) && !self.services[svc as usize].is_account {
@@ -801,17 +804,19 @@ impl Signals {
             if let Some(ms) = e.latency_ms {
                 cell.latency.record_n(ms, n);
             }
-            if !business.is_empty() && !matches!(dim, CellDim::Edge(_)) {
+            if business != 0 && !matches!(dim, CellDim::Edge(_)) {
                 cell.business.resize(nb, 0);
-                for &b in &business {
-                    cell.business[b as usize] += n;
+                for (i, c) in cell.business.iter_mut().enumerate().take(64) {
+                    if business & (1 << i) != 0 {
+                        *c += n;
+                    }
                 }
             }
             if dim == CellDim::All {
                 per_second(cell, origin, e, n);
             }
         }
-        if !e.client_addr.is_empty() || !e.user_agent.is_empty() {
+        if (!e.client_addr.is_empty() || !e.user_agent.is_empty()) && (svc as usize) < MAX_HITTER_SERVICES {
             let h = open.hitters.entry((svc, origin)).or_default();
             h.addresses.add(e.client_addr, n);
             h.user_agents.add(e.user_agent, n);
@@ -952,7 +957,11 @@ impl Signals {
         for k in idle {
             self.push_value(minute, k, 0.0);
         }
-        for ((svc, origin), h) in open.hitters {
+        for ((svc, origin), mut h) in open.hitters {
+            // Only what an answer can show is kept of a closed minute.
+            for t in [&mut h.addresses, &mut h.user_agents, &mut h.paths, &mut h.asns] {
+                t.truncate(config::MAX_TOP);
+            }
             let requests = hitters.iter().find(|(k, _)| k.service == svc && k.origin == origin).map_or(0, |(_, n)| *n);
             if self.hitters.len() >= TOP_MINUTES * 4 {
                 self.hitters.pop_front();

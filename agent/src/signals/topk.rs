@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 /// Counters per table.
-pub const CAPACITY: usize = 256;
+pub const CAPACITY: usize = 128;
 /// The longest key kept (bytes); longer keys are cut at a character boundary.
 pub const MAX_KEY: usize = 200;
 
@@ -69,6 +69,15 @@ impl TopK {
         let mut v: Vec<(&str, u64)> = self.counts.iter().map(|(s, &c)| (&**s, c)).collect();
         v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         v.into_iter().take(k).map(|(s, c)| (s.to_string(), c)).collect()
+    }
+
+    /// Keeps only the `k` largest (a closed minute's table, kept for the answer).
+    pub fn truncate(&mut self, k: usize) {
+        if self.counts.len() <= k {
+            return;
+        }
+        let keep: HashMap<Box<str>, u64> = self.top(k).into_iter().map(|(s, c)| (s.into_boxed_str(), c)).collect();
+        self.counts = keep;
     }
 
     /// Bytes held, for memory accounting (keys at most [`MAX_KEY`]).
