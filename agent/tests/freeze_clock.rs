@@ -39,15 +39,8 @@ fn bypasses_and_manual_freezes_end_when_the_paused_clock_passes_their_expiry() {
     let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\napi:\n  tokens:\n    - {name: dev, role: deploy, token_file: dev.token}\n    - {name: lead, role: approve, token_file: lead.token}\n    - {name: sre, role: admin, token_file: sre.token}\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0);
-    let agent = slo_agent::runtime::Runtime::start(config, Arc::new(clock.clone())).unwrap();
-
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = slo_agent::api::router(agent.api.clone());
-    rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let served = common::in_process(config, Arc::new(clock.clone()));
+    let (agent, port) = (&served.agent, served.port);
     // The tick is an hour: evaluate by hand until the log is counted.
     let until = Instant::now() + Duration::from_secs(20);
     while agent.evaluate().freeze.get("checkout").is_none_or(|c| c.slos[0].events < 2_000) {
@@ -104,5 +97,5 @@ fn bypasses_and_manual_freezes_end_when_the_paused_clock_passes_their_expiry() {
     // An ended bypass takes no more approvals.
     let (status, _) = call(port, "POST", &format!("/api/v1/freeze/bypasses/{id}/approve"), Some(SRE), "{}");
     assert_eq!(status, 410);
-    agent.stop(Instant::now() + Duration::from_secs(5));
+    served.agent.stop(Instant::now() + Duration::from_secs(5));
 }

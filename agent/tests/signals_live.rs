@@ -74,14 +74,8 @@ fn an_attack_is_found_named_alerted_and_freezes_the_service() {
     let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\nsignals:\n  lateness: 1m\n  business: [{name: checkout_confirmed, method: POST, path: /checkout/confirm}]\n  alerts: [{signal: forbidden_share, score: 0.5, for: 2m, severity: ticket}]\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0 + MINUTES * MIN);
-    let agent = slo_agent::runtime::Runtime::start(config, Arc::new(clock.clone())).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = slo_agent::api::router(agent.api.clone());
-    rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let served = common::in_process(config, Arc::new(clock.clone()));
+    let (agent, port) = (&served.agent, served.port);
     // The tick is an hour: evaluate by hand until the whole log is counted
     // and its minutes are closed (the newest event less a minute of lateness).
     let until = Instant::now() + Duration::from_secs(60);
@@ -157,5 +151,5 @@ fn an_attack_is_found_named_alerted_and_freezes_the_service() {
     assert!(line.contains("service=\"shop\"") && line.contains("origin=\"ndjson\""), "{line}");
     assert!(metrics.contains("slo_agent_signal_upper{"));
     assert!(metrics.contains("slo_agent_slo_forecast_burn_rate_ratio{"));
-    agent.stop(Instant::now() + Duration::from_secs(5));
+    served.agent.stop(Instant::now() + Duration::from_secs(5));
 }

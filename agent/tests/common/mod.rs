@@ -148,3 +148,26 @@ pub fn write_agent_config(dir: &Path, port: u16, rest: &str) -> PathBuf {
     std::fs::write(&path, format!("{head}{rest}")).unwrap();
     path
 }
+
+/// An agent started in-process on `clock` (a `ManualClock`, usually), its
+/// router served on a loopback port by a runtime of its own.
+pub struct InProcess {
+    pub agent: slo_agent::runtime::Runtime,
+    pub port: u16,
+    _rt: tokio::runtime::Runtime,
+}
+
+pub fn in_process(
+    config: slo_agent::config::AgentConfig,
+    clock: std::sync::Arc<dyn slo_agent::clock::Clock>,
+) -> InProcess {
+    let agent = slo_agent::runtime::Runtime::start(config, clock).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = slo_agent::api::router(agent.api.clone());
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    InProcess { agent, port, _rt: rt }
+}
