@@ -136,7 +136,7 @@ pub struct ReplayOutcome {
     pub too_old: u64,
     /// CloudWatch Logs events of log groups no route covers.
     pub unrouted_log_events: u64,
-    /// The first few of those log groups (at most [`MAX_UNROUTED_GROUPS`]).
+    /// The first few of those log groups (at most 32), as the payloads spelled them.
     pub unrouted_groups: Vec<String>,
     /// Files that could not be read or whose format could not be told;
     /// the others were replayed. What a file held before a read error

@@ -262,7 +262,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("error: {e} (file skipped)");
             }
             if !outcome.failed.is_empty() {
-                eprintln!("{} of {} files skipped; the report covers the others", outcome.failed.len(), outcome.files);
+                if outcome.failed.len() == outcome.files {
+                    eprintln!("no file could be replayed");
+                } else {
+                    eprintln!(
+                        "{} of {} files skipped; the report covers the others",
+                        outcome.failed.len(),
+                        outcome.files
+                    );
+                }
                 return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)
