@@ -440,3 +440,38 @@ fn replay_payloads(
     }
     Ok((looked_at, reader.get_ref().bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_payloads_are_told_from_line_formats() {
+        let detect = |s: &str| ReplayFormat::detect_payload(s.as_bytes());
+        let sub = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/lambda/f","logEvents":[]}"#;
+        assert_eq!(detect(sub), Some(ReplayFormat::CloudWatchLogs));
+        assert_eq!(
+            detect("{\n  \"messageType\": \"DATA_MESSAGE\",\n  \"logGroup\": \"/x\"\n}"),
+            Some(ReplayFormat::CloudWatchLogs)
+        );
+        assert_eq!(detect("H4sIAAAAAAAA/6tWKkktLlGyUlAqS8wpTlWqBQA=\n"), Some(ReplayFormat::CloudWatchLogs));
+        let batch = r#"[{"time":"2026-11-20T11:00:00Z","type":"platform.report","record":{"requestId":"a"}}]"#;
+        assert_eq!(detect(batch), Some(ReplayFormat::LambdaTelemetry));
+        // Line formats are left to Format::detect.
+        assert_eq!(detect(r#"{"ts": 1, "status": 200}"#), None);
+        assert_eq!(detect(r#"{"time":"2026-11-20T11:00:00Z","type":"platform.report","record":{}}"#), None);
+        assert_eq!(detect("#Version: 1.0\n"), None);
+        assert_eq!(detect("   \n"), None);
+        assert_eq!(detect(""), None);
+    }
+
+    #[test]
+    fn format_names_parse() {
+        for name in ReplayFormat::NAMES.split(", ") {
+            assert!(ReplayFormat::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(ReplayFormat::parse("lambda-telemetry"), Some(ReplayFormat::LambdaTelemetry));
+        assert_eq!(ReplayFormat::parse("lambda"), Some(ReplayFormat::Lines(Format::Lambda)));
+        assert_eq!(ReplayFormat::parse("cloudwatch"), None);
+    }
+}
