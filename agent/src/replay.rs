@@ -2,12 +2,21 @@
 //!
 //! Replay runs the same decoders and the same engine as the daemon, in memory,
 //! with no store: replaying last month's logs gives last month's budget.
+//!
+//! Besides the line formats ([`Format`]), replay reads what push sources
+//! receive, saved to files ([`ReplayFormat`]): CloudWatch Logs subscription
+//! payloads (JSON messages, or one base64 record per line) and Lambda
+//! Telemetry API batches (JSON arrays). A file that cannot be read, or whose
+//! format cannot be told, is reported in [`ReplayOutcome::failed`] and the
+//! other files are replayed.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::decode::{Decoder, Format, Rejects, feed_line};
+use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
+use crate::decode::lambda::LambdaDecoder;
+use crate::decode::{Decoder, Format, RejectReason, Rejects, feed_line};
 use crate::event::RequestEvent;
 use crate::sli::Engine;
 use crate::sli::report::{Report, SloReport};
@@ -15,34 +24,105 @@ use crate::source::lines::LineSplitter;
 use crate::spec::model::SloSet;
 use crate::timefmt::rfc3339;
 
+/// Longest base64 record line of a saved subscription file (a delivery is at
+/// most a few MiB); longer lines are rejected as `too_long`.
+const MAX_RECORD_LINE: u64 = 16 << 20;
+/// Distinct unrouted log groups named in the outcome; more are only counted.
+const MAX_UNROUTED_GROUPS: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("{path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: cannot tell the log format from the first lines; pass --format ({})", Format::NAMES)]
+    #[error("{path}: cannot tell the log format from the first lines; pass --format ({})", ReplayFormat::NAMES)]
     UnknownFormat { path: PathBuf },
-    #[error("{path}: format {format:?} needs the log's field list, which replay does not take")]
-    NeedsFields { path: PathBuf, format: String },
+    #[error("{path}: {message}")]
+    BadFormat { path: PathBuf, message: String },
+}
+
+impl ReplayError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ReplayError::Read { path, .. }
+            | ReplayError::UnknownFormat { path }
+            | ReplayError::BadFormat { path, .. } => path,
+        }
+    }
+}
+
+/// What the files hold: log lines of one format (or `auto`), or saved push
+/// payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFormat {
+    Lines(Format),
+    /// CloudWatch Logs subscription payloads: JSON `DATA_MESSAGE`s (one
+    /// after another, pretty-printed or not, plain or gzip), or one record
+    /// per line (base64 of gzip, as Firehose delivers them).
+    CloudWatchLogs,
+    /// Lambda Telemetry API batches: JSON arrays of `{time, type, record}`.
+    LambdaTelemetry,
+}
+
+impl ReplayFormat {
+    pub const NAMES: &'static str = "auto, cloudfront, cloudfront-v2, cloudfront-realtime, ndjson, apigateway, lambda, otlp-json, cloudwatch-logs, lambda-telemetry";
+
+    pub fn parse(s: &str) -> Option<ReplayFormat> {
+        match s {
+            "cloudwatch-logs" => Some(ReplayFormat::CloudWatchLogs),
+            "lambda-telemetry" => Some(ReplayFormat::LambdaTelemetry),
+            s => Format::parse(s).map(ReplayFormat::Lines),
+        }
+    }
+
+    /// Saved push payloads recognised from a file's first bytes; `None`
+    /// leaves the file to [`Format::detect`].
+    fn detect_payload(head: &[u8]) -> Option<ReplayFormat> {
+        let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+        let head = &head[start..];
+        let has = |key: &[u8]| memchr::memmem::find(head, key).is_some();
+        match head[0] {
+            b'{' if has(b"\"messageType\"") && (has(b"\"logGroup\"") || has(b"\"logEvents\"")) => {
+                Some(ReplayFormat::CloudWatchLogs)
+            }
+            b'[' if has(b"\"type\"") && has(b"\"record\"") => Some(ReplayFormat::LambdaTelemetry),
+            // base64 of gzip's magic bytes: a Firehose record as delivered.
+            _ if head.starts_with(b"H4sI") => Some(ReplayFormat::CloudWatchLogs),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     /// Evaluate as of this event time (ms); default: the newest event seen.
     pub at_ms: Option<i64>,
-    pub format: Format,
+    pub format: ReplayFormat,
     /// Service name for events whose records carry none (CloudFront logs).
     pub service: String,
+    /// The field list of CloudFront real-time logs (`--fields`).
+    pub fields: Vec<String>,
+    /// Which decoder reads the log events of which log groups
+    /// (`cloudwatch-logs`); empty: `/aws/lambda/*` → `lambda`.
+    pub routes: Vec<LogGroupRoute>,
     /// Print progress to stderr (only when it is a terminal).
     pub progress: bool,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { at_ms: None, format: Format::Auto, service: String::new(), progress: false }
+        ReplayOptions {
+            at_ms: None,
+            format: ReplayFormat::Lines(Format::Auto),
+            service: String::new(),
+            fields: Vec::new(),
+            routes: Vec::new(),
+            progress: false,
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ReplayOutcome {
     pub report: Report,
     pub rejects: Rejects,
@@ -54,30 +134,73 @@ pub struct ReplayOutcome {
     pub after_at: u64,
     /// (event, SLO) pairs older than the SLO keeps, left out.
     pub too_old: u64,
+    /// CloudWatch Logs events of log groups no route covers.
+    pub unrouted_log_events: u64,
+    /// The first few of those log groups (at most 32), as the payloads spelled them.
+    pub unrouted_groups: Vec<String>,
+    /// Files that could not be read or whose format could not be told;
+    /// the others were replayed. What a file held before a read error
+    /// is counted.
+    pub failed: Vec<ReplayError>,
+}
+
+/// Where events go: the engine, unless newer than `--at`.
+struct Counting<'a> {
+    engine: &'a mut Engine,
+    at: Option<i64>,
+    newest: Option<i64>,
+    after_at: u64,
+}
+
+impl Counting<'_> {
+    fn observe(&mut self, ev: &RequestEvent<'_>) {
+        if self.at.is_some_and(|at| ev.ts_ms > at) {
+            self.after_at += 1;
+            return;
+        }
+        if self.newest.is_none_or(|n| ev.ts_ms > n) {
+            self.newest = Some(ev.ts_ms);
+        }
+        self.engine.observe(ev);
+    }
+}
+
+/// What replaying the files so far found besides events.
+#[derive(Default)]
+struct Tally {
+    rejects: Rejects,
+    unrouted_log_events: u64,
+    unrouted_groups: Vec<String>,
 }
 
 /// Replay files through decoders and engine, and report as of `at`.
-pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayOutcome {
     let mut engine = Engine::new(slos, false);
-    let mut rejects = Rejects::default();
-    let mut newest: Option<i64> = None;
-    let mut after_at = 0u64;
+    let mut tally = Tally::default();
+    let mut failed = Vec::new();
     let mut lines = 0u64;
     let mut bytes = 0u64;
     let show_progress = opts.progress && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
+    let mut count = Counting { engine: &mut engine, at: opts.at_ms, newest: None, after_at: 0 };
 
     for path in files {
-        let (l, b) = replay_file(path, opts, &mut engine, &mut rejects, &mut newest, &mut after_at, |lines_in_file| {
+        let result = replay_file(path, opts, &mut count, &mut tally, |lines_in_file| {
             if show_progress && lines_in_file % (1 << 20) == 0 && last_progress.elapsed().as_secs_f64() >= 1.0 {
                 last_progress = Instant::now();
                 eprint!("\rreplaying {}: {} lines …", path.display(), lines_in_file);
             }
-        })?;
-        lines += l;
-        bytes += b;
+        });
+        match result {
+            Ok((l, b)) => {
+                lines += l;
+                bytes += b;
+            }
+            Err(e) => failed.push(e),
+        }
     }
+    let (newest, after_at) = (count.newest, count.after_at);
     if show_progress {
         eprintln!(
             "\rreplayed {} files, {} lines in {:.2}s                    ",
@@ -90,87 +213,102 @@ pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> Result<
     let statuses = engine.evaluate(at);
     let report = Report {
         at: rfc3339(at),
-        rejected_lines: rejects.total(),
+        rejected_lines: tally.rejects.total(),
         slos: statuses.iter().map(SloReport::from_status).collect(),
     };
-    Ok(ReplayOutcome {
+    ReplayOutcome {
         report,
-        rejects,
+        rejects: tally.rejects,
         files: files.len(),
         lines,
         bytes,
         events: engine.stats.events,
         after_at,
         too_old: engine.stats.too_old,
-    })
+        unrouted_log_events: tally.unrouted_log_events,
+        unrouted_groups: tally.unrouted_groups,
+        failed,
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The first bytes of a file (decompressed), enough to tell its format.
+fn head_of(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = vec![0u8; 64 * 1024];
+    let n = crate::source::lines::read_full(&mut crate::source::lines::open_stream(path)?, &mut head)?;
+    head.truncate(n);
+    Ok(head)
+}
+
 fn replay_file(
     path: &Path,
     opts: &ReplayOptions,
-    engine: &mut Engine,
-    rejects: &mut Rejects,
-    newest: &mut Option<i64>,
-    after_at: &mut u64,
+    count: &mut Counting<'_>,
+    tally: &mut Tally,
+    progress: impl FnMut(u64),
+) -> Result<(u64, u64), ReplayError> {
+    let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
+    let format = match opts.format {
+        ReplayFormat::Lines(Format::Auto) => {
+            let head = head_of(path).map_err(read_err)?;
+            match ReplayFormat::detect_payload(&head) {
+                Some(f) => f,
+                None => match Format::detect(&head) {
+                    Some(f) => ReplayFormat::Lines(f),
+                    None if head.iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, 0)),
+                    None => return Err(ReplayError::UnknownFormat { path: path.to_path_buf() }),
+                },
+            }
+        }
+        f => f,
+    };
+    match format {
+        ReplayFormat::Lines(f) => replay_lines(path, f, opts, count, tally, progress),
+        ReplayFormat::CloudWatchLogs | ReplayFormat::LambdaTelemetry => {
+            replay_payloads(path, format, opts, count, tally)
+        }
+    }
+}
+
+fn replay_lines(
+    path: &Path,
+    format: Format,
+    opts: &ReplayOptions,
+    count: &mut Counting<'_>,
+    tally: &mut Tally,
     mut progress: impl FnMut(u64),
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
+    let fields: Vec<&str> = opts.fields.iter().map(String::as_str).collect();
+    let mut decoder: Box<dyn Decoder> = match (format, fields.is_empty()) {
+        (Format::CloudFrontRealtime, true) => {
+            return Err(ReplayError::BadFormat {
+                path: path.to_path_buf(),
+                message: "format cloudfront-realtime needs the distribution's field list: pass --fields".into(),
+            });
+        }
+        _ => format
+            .decoder_with_fields(&opts.service, &fields)
+            .map_err(|message| ReplayError::BadFormat { path: path.to_path_buf(), message })?,
+    };
+    decoder.want(count.engine.wanted());
     let mapped = crate::source::lines::map_plain_file(path).map_err(read_err)?;
-    let mut stream = None;
-    let mut splitter = LineSplitter::default();
-    let mut bytes = 0u64;
-    let head: &[u8] = match &mapped {
-        Some(m) => &m[..m.len().min(64 * 1024)],
-        None => {
-            let s = stream.insert(crate::source::lines::open_stream(path).map_err(read_err)?);
-            // Enough of the start of the file to tell its format.
-            while splitter.buffered().len() < 64 * 1024 {
-                let n = splitter.fill(s).map_err(read_err)?;
-                if n == 0 {
-                    break;
-                }
-                bytes += n as u64;
-            }
-            splitter.buffered()
-        }
-    };
-    let format = match opts.format {
-        Format::Auto => match Format::detect(head) {
-            Some(f) => f,
-            None if head.iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, bytes)),
-            None => return Err(ReplayError::UnknownFormat { path: path.to_path_buf() }),
-        },
-        f => f,
-    };
-    let mut decoder: Box<dyn Decoder> = format
-        .decoder(&opts.service)
-        .ok_or_else(|| ReplayError::NeedsFields { path: path.to_path_buf(), format: format!("{format:?}") })?;
-    decoder.want(engine.wanted());
-    let at = opts.at_ms;
-    let mut sink = |ev: &RequestEvent<'_>| {
-        if at.is_some_and(|at| ev.ts_ms > at) {
-            *after_at += 1;
-            return;
-        }
-        if newest.is_none_or(|n| ev.ts_ms > n) {
-            *newest = Some(ev.ts_ms);
-        }
-        engine.observe(ev);
-    };
+    let rejects = &mut tally.rejects;
+    let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);
     let mut on_line = |line: crate::source::lines::Line<'_>| {
         let place = || format!("{}:{}", path.display(), line.number);
         feed_line(decoder.as_mut(), line.bytes, line.overlong, &mut sink, rejects, place);
         progress(line.number);
     };
-    let Some(stream) = stream.as_mut() else {
-        let map = mapped.as_ref().expect("either mapped or streamed");
+    if let Some(map) = mapped.as_ref() {
         let lines = crate::source::lines::split_mapped(map, on_line);
         return Ok((lines, map.len() as u64));
-    };
+    }
+    let mut stream = crate::source::lines::open_stream(path).map_err(read_err)?;
+    let mut splitter = LineSplitter::default();
+    let mut bytes = 0u64;
     loop {
         splitter.drain_complete(&mut on_line);
-        let n = splitter.fill(stream).map_err(read_err)?;
+        let n = splitter.fill(&mut stream).map_err(read_err)?;
         if n == 0 {
             break;
         }
@@ -178,4 +316,162 @@ fn replay_file(
     }
     splitter.finish(&mut on_line);
     Ok((splitter.line_no, bytes))
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Saved push payloads: a stream of JSON values (each a subscription
+/// message, or a Telemetry API batch), or, for subscriptions, one record
+/// per line. Returns (log events or batch elements, bytes).
+fn replay_payloads(
+    path: &Path,
+    format: ReplayFormat,
+    opts: &ReplayOptions,
+    count: &mut Counting<'_>,
+    tally: &mut Tally,
+) -> Result<(u64, u64), ReplayError> {
+    let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
+    let stream = crate::source::lines::open_stream(path).map_err(read_err)?;
+    let mut reader = BufReader::with_capacity(1 << 20, Counted { inner: stream, bytes: 0 });
+    let first = loop {
+        let buf = reader.fill_buf().map_err(read_err)?;
+        if buf.is_empty() {
+            return Ok((0, reader.get_ref().bytes));
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let b = buf[i];
+                reader.consume(i);
+                break b;
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    let routes = if opts.routes.is_empty() { SubscriptionDecoder::default_routes() } else { opts.routes.clone() };
+    let mut sub = SubscriptionDecoder::new(&opts.service, routes);
+    sub.want(count.engine.wanted());
+    let mut telemetry = LambdaDecoder::new(&opts.service);
+    telemetry.want(count.engine.wanted());
+    let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);
+    let mut looked_at = 0u64;
+    let mut one = |payload: &[u8], place: String, tally: &mut Tally| match format {
+        ReplayFormat::LambdaTelemetry => {
+            let result = telemetry.decode_telemetry_batch(payload, &mut sink);
+            for (reason, n) in telemetry.take_batch_rejects() {
+                for _ in 0..n {
+                    tally.rejects.record(reason, || place.clone(), b"");
+                }
+            }
+            match result {
+                Ok(n) => looked_at += n as u64,
+                Err(r) => tally.rejects.record(r.reason, || place, payload),
+            }
+        }
+        _ => match sub.decode_payload(payload, &mut sink, &mut tally.rejects, &place) {
+            Ok(stats) => {
+                looked_at += stats.log_events;
+                tally.unrouted_log_events += stats.unrouted_log_events;
+                for g in stats.new_unrouted_groups {
+                    if tally.unrouted_groups.len() < MAX_UNROUTED_GROUPS && !tally.unrouted_groups.contains(&g) {
+                        tally.unrouted_groups.push(g);
+                    }
+                }
+            }
+            Err(r) => tally.rejects.record(r.reason, || place, payload),
+        },
+    };
+    if first == b'{' || first == b'[' {
+        let values = serde_json::Deserializer::from_reader(&mut reader).into_iter::<Box<serde_json::value::RawValue>>();
+        for (i, value) in values.enumerate() {
+            let place = format!("{}:value {}", path.display(), i + 1);
+            match value {
+                Ok(v) => one(v.get().as_bytes(), place, tally),
+                Err(e) if e.is_io() => return Err(read_err(std::io::Error::other(e))),
+                Err(_) => {
+                    // The rest of the file cannot be split into values.
+                    tally.rejects.record(RejectReason::BadJson, || place, b"");
+                    break;
+                }
+            }
+        }
+    } else {
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let n = (&mut reader).take(MAX_RECORD_LINE + 1).read_until(b'\n', &mut line).map_err(read_err)?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let place = format!("{}:{}", path.display(), number);
+            if line.last() != Some(&b'\n') && n as u64 > MAX_RECORD_LINE {
+                tally.rejects.record(RejectReason::TooLong, || place, &line);
+                // Skip to the end of the overlong line.
+                loop {
+                    line.clear();
+                    let n = (&mut reader).take(1 << 20).read_until(b'\n', &mut line).map_err(read_err)?;
+                    if n == 0 || line.last() == Some(&b'\n') {
+                        break;
+                    }
+                }
+                continue;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            one(&line, place, tally);
+        }
+    }
+    Ok((looked_at, reader.get_ref().bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_payloads_are_told_from_line_formats() {
+        let detect = |s: &str| ReplayFormat::detect_payload(s.as_bytes());
+        let sub = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/lambda/f","logEvents":[]}"#;
+        assert_eq!(detect(sub), Some(ReplayFormat::CloudWatchLogs));
+        assert_eq!(
+            detect("{\n  \"messageType\": \"DATA_MESSAGE\",\n  \"logGroup\": \"/x\"\n}"),
+            Some(ReplayFormat::CloudWatchLogs)
+        );
+        assert_eq!(detect("H4sIAAAAAAAA/6tWKkktLlGyUlAqS8wpTlWqBQA=\n"), Some(ReplayFormat::CloudWatchLogs));
+        let batch = r#"[{"time":"2026-11-20T11:00:00Z","type":"platform.report","record":{"requestId":"a"}}]"#;
+        assert_eq!(detect(batch), Some(ReplayFormat::LambdaTelemetry));
+        // Line formats are left to Format::detect.
+        assert_eq!(detect(r#"{"ts": 1, "status": 200}"#), None);
+        assert_eq!(detect(r#"{"time":"2026-11-20T11:00:00Z","type":"platform.report","record":{}}"#), None);
+        assert_eq!(detect("#Version: 1.0\n"), None);
+        assert_eq!(detect("   \n"), None);
+        assert_eq!(detect(""), None);
+    }
+
+    #[test]
+    fn format_names_parse() {
+        for name in ReplayFormat::NAMES.split(", ") {
+            assert!(ReplayFormat::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(ReplayFormat::parse("lambda-telemetry"), Some(ReplayFormat::LambdaTelemetry));
+        assert_eq!(ReplayFormat::parse("lambda"), Some(ReplayFormat::Lines(Format::Lambda)));
+        assert_eq!(ReplayFormat::parse("cloudwatch"), None);
+    }
 }

@@ -182,18 +182,18 @@ async fn deliver(
     let bytes = payload.bytes();
     let s2 = state.clone();
     let (name, id) = (src.name.clone(), request_id.clone());
-    let (events, rejects, lines) =
-        blocking(move || s2.push.decode(&name, id.as_deref(), &payload)).await?.map_err(nack_refusal)?;
+    let decoded = blocking(move || s2.push.decode(&name, id.as_deref(), &payload)).await?.map_err(nack_refusal)?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     let claim = Arc::new(Claim::default());
     let d = Delivery {
         source: src.name.clone(),
         kind: src.kind,
         request_id,
-        events,
-        rejects,
-        lines,
+        events: decoded.events,
+        rejects: decoded.rejects,
+        lines: decoded.lines,
         bytes,
+        unrouted: decoded.unrouted,
         claim: claim.clone(),
         reply,
     };

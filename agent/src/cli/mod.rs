@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::decode::Format;
-use crate::replay::{ReplayOptions, replay};
+use crate::replay::{ReplayFormat, ReplayOptions, replay};
 use crate::sli::report::render_table;
 use crate::spec;
 
@@ -39,7 +39,9 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Compute every SLO from log files (plain or .gz), in event time.
+    /// Compute every SLO from log files (plain or .gz), in event time. A file that cannot be
+    /// read or whose format cannot be told is named on stderr and skipped; the others are
+    /// replayed and reported. Exit 0 done, 1 spec problems, 2 a file skipped or another error.
     Replay {
         /// Spec files or directories.
         #[arg(long, required = true)]
@@ -47,9 +49,19 @@ pub enum Command {
         /// Evaluate as of this time (RFC 3339); default: the newest event seen.
         #[arg(long)]
         at: Option<String>,
-        /// Log format of the files.
+        /// Log format of the files: a line format, `cloudwatch-logs` (saved CloudWatch Logs
+        /// subscription payloads) or `lambda-telemetry` (saved Telemetry API batches).
         #[arg(long, default_value = "auto")]
         format: String,
+        /// The distribution's real-time log field list (`--format cloudfront-realtime`),
+        /// comma-separated, in any order.
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// `GLOB=FORMAT`: the log events of log groups matching GLOB are in FORMAT
+        /// (`--format cloudwatch-logs`; repeatable, first match wins; default
+        /// `/aws/lambda/*=lambda`).
+        #[arg(long = "log-group", value_name = "GLOB=FORMAT")]
+        log_groups: Vec<String>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
         /// Service name for records that carry none (CloudFront logs).
@@ -169,7 +181,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { paths } => Ok(validate(&paths)),
-        Command::Replay { specs, at, format, output, service, files } => {
+        Command::Replay { specs, at, format, fields, log_groups, output, service, files } => {
             let slos = match spec::load_paths(&specs) {
                 Ok(s) => s,
                 Err(diags) => {
@@ -179,15 +191,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let Some(format) = Format::parse(&format) else {
-                bail!("unknown --format {format:?}; expected one of {}", Format::NAMES);
+            let Some(format) = ReplayFormat::parse(&format) else {
+                bail!("unknown --format {format:?}; expected one of {}", ReplayFormat::NAMES);
             };
+            let fields: Vec<String> = fields.iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+            match format {
+                ReplayFormat::Lines(Format::CloudFrontRealtime) => {
+                    if fields.is_empty() {
+                        bail!(
+                            "--format cloudfront-realtime needs --fields, the distribution's real-time log field list"
+                        );
+                    }
+                    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+                    if let Err(e) = Format::CloudFrontRealtime.decoder_with_fields("", &names) {
+                        bail!("--fields: {e}");
+                    }
+                }
+                _ if !fields.is_empty() => bail!("--fields is only for --format cloudfront-realtime"),
+                _ => {}
+            }
+            let routes = log_groups.iter().map(|r| parse_route(r)).collect::<anyhow::Result<Vec<_>>>()?;
             let at_ms = match at {
                 Some(a) => Some(parse_rfc3339(&a).with_context(|| format!("--at {a:?}"))?),
                 None => None,
             };
-            let opts = ReplayOptions { at_ms, format, service, progress: output == Output::Table };
-            let outcome = replay(&slos, &files, &opts)?;
+            let opts = ReplayOptions { at_ms, format, service, fields, routes, progress: output == Output::Table };
+            let outcome = replay(&slos, &files, &opts);
             match output {
                 Output::Json => {
                     let mut v = serde_json::to_value(&outcome.report)?;
@@ -195,6 +224,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["lines"] = outcome.lines.into();
                     v["events"] = outcome.events.into();
                     v["events_after_at"] = outcome.after_at.into();
+                    if outcome.unrouted_log_events > 0 {
+                        v["unrouted_log_events"] = outcome.unrouted_log_events.into();
+                        v["unrouted_log_groups"] = outcome.unrouted_groups.clone().into();
+                    }
+                    if !outcome.failed.is_empty() {
+                        v["failed_files"] = outcome
+                            .failed
+                            .iter()
+                            .map(
+                                |e| serde_json::json!({"path": e.path().display().to_string(), "error": e.to_string()}),
+                            )
+                            .collect();
+                    }
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
                 Output::Table => {
@@ -206,6 +248,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
+            }
+            if outcome.unrouted_log_events > 0 {
+                let groups: Vec<String> =
+                    outcome.unrouted_groups.iter().map(|g| crate::untrusted::Escaped(g).to_string()).collect();
+                eprintln!(
+                    "{} log events of log groups no --log-group route covers: {}",
+                    outcome.unrouted_log_events,
+                    groups.join(", ")
+                );
+            }
+            for e in &outcome.failed {
+                eprintln!("error: {e} (file skipped)");
+            }
+            if !outcome.failed.is_empty() {
+                if outcome.failed.len() == outcome.files {
+                    eprintln!("no file could be replayed");
+                } else {
+                    eprintln!(
+                        "{} of {} files skipped; the report covers the others",
+                        outcome.failed.len(),
+                        outcome.files
+                    );
+                }
+                return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -367,6 +433,22 @@ pub fn rejects_json(r: &crate::decode::Rejects) -> serde_json::Value {
         );
     }
     serde_json::Value::Object(m)
+}
+
+/// `--log-group GLOB=FORMAT` of `replay`.
+fn parse_route(arg: &str) -> anyhow::Result<crate::decode::cloudwatch_logs::LogGroupRoute> {
+    let Some((glob, format)) = arg.rsplit_once('=') else {
+        bail!("--log-group {arg:?}: expected GLOB=FORMAT, e.g. /aws/apigateway/*=apigateway");
+    };
+    let log_group =
+        crate::spec::glob::Glob::new(glob).map_err(|e| anyhow::anyhow!("--log-group {arg:?}: bad pattern: {e}"))?;
+    let format = match Format::parse(format) {
+        Some(Format::Auto | Format::CloudFrontRealtime) | None => bail!(
+            "--log-group {arg:?}: the format must be one of apigateway, lambda, ndjson, cloudfront, cloudfront-v2, otlp-json"
+        ),
+        Some(f) => f,
+    };
+    Ok(crate::decode::cloudwatch_logs::LogGroupRoute { log_group, format, service: None })
 }
 
 /// `iam-policy`: the policy on stdout; config problems as file:line:col (exit 2).

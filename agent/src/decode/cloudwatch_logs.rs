@@ -15,7 +15,8 @@
 //! (Lambda `REPORT` lines carry no time of their own). `CONTROL_MESSAGE`s
 //! (the subscription's own health checks) are counted and dropped. Log
 //! events of groups no route matches are counted as unrouted, never lost
-//! silently.
+//! silently; each such group is named once ([`PayloadStats::new_unrouted_groups`])
+//! so the caller can say which groups a route is missing for.
 
 use std::collections::HashMap;
 
@@ -32,6 +33,11 @@ pub const MAX_DECOMPRESSED: u64 = 64 << 20;
 /// Decoders kept per log group (each holds per-stream state); beyond this
 /// the least recently created one is dropped.
 const MAX_GROUPS: usize = 256;
+/// Unrouted log groups remembered as already named; when full, the memory
+/// is cleared and groups are named again (a rate limit, not a leak).
+const MAX_NAMED_UNROUTED: usize = 1024;
+/// Unrouted log groups named per payload; more are only counted.
+const MAX_NEW_UNROUTED_PER_PAYLOAD: usize = 8;
 
 /// Which decoder reads the log events of which log groups.
 #[derive(Debug, Clone)]
@@ -50,6 +56,9 @@ pub struct PayloadStats {
     pub log_events: u64,
     /// Log events of groups no route matches.
     pub unrouted_log_events: u64,
+    /// Unrouted log groups this decoder had not named before (at most a
+    /// few per payload), as the payload spelled them: untrusted text.
+    pub new_unrouted_groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +83,8 @@ pub struct SubscriptionDecoder {
     routes: Vec<LogGroupRoute>,
     decoders: HashMap<String, Box<dyn Decoder>>,
     order: Vec<String>,
+    /// Unrouted groups already named in a [`PayloadStats`].
+    named_unrouted: std::collections::HashSet<String>,
     wanted: Wanted,
     scratch: Vec<u8>,
     max_decompressed: u64,
@@ -86,6 +97,7 @@ impl SubscriptionDecoder {
             routes,
             decoders: HashMap::new(),
             order: Vec::new(),
+            named_unrouted: std::collections::HashSet::new(),
             wanted: Wanted::ALL,
             scratch: Vec::new(),
             max_decompressed: MAX_DECOMPRESSED,
@@ -150,7 +162,7 @@ impl SubscriptionDecoder {
         stats.log_events += msg.log_events.len() as u64;
         let group = msg.log_group.as_ref();
         let Some(route) = self.routes.iter().find(|r| r.log_group.matches(group)) else {
-            stats.unrouted_log_events += msg.log_events.len() as u64;
+            self.unrouted(group, msg.log_events.len() as u64, stats);
             return;
         };
         let (format, service) = (route.format, route.service.clone().unwrap_or_else(|| self.default_service.clone()));
@@ -158,7 +170,7 @@ impl SubscriptionDecoder {
             let Some(mut d) = format.decoder(&service) else {
                 // A format that needs more configuration (a field list)
                 // cannot be routed here; its events count as unrouted.
-                stats.unrouted_log_events += msg.log_events.len() as u64;
+                self.unrouted(group, msg.log_events.len() as u64, stats);
                 return;
             };
             d.want(self.wanted);
@@ -179,6 +191,23 @@ impl SubscriptionDecoder {
             }
         }
         decoder.set_time_hint(None);
+    }
+
+    /// Count `events` of `group` as unrouted, and name the group if it is new.
+    fn unrouted(&mut self, group: &str, events: u64, stats: &mut PayloadStats) {
+        stats.unrouted_log_events += events;
+        if events == 0
+            || stats.new_unrouted_groups.len() >= MAX_NEW_UNROUTED_PER_PAYLOAD
+            || self.named_unrouted.contains(group)
+        {
+            return;
+        }
+        if self.named_unrouted.len() >= MAX_NAMED_UNROUTED {
+            self.named_unrouted.clear();
+        }
+        let name: String = group.chars().take(crate::decode::SAMPLE_BYTES).collect();
+        self.named_unrouted.insert(group.to_string());
+        stats.new_unrouted_groups.push(name);
     }
 
     /// base64 → gzip → JSON, bounded.
@@ -251,7 +280,16 @@ mod tests {
         payload.extend(gzip(format!("{CONTROL}\n{OTHER}").as_bytes()));
         let (r, events, rejects) = run(&b64(&payload));
         let stats = r.unwrap();
-        assert_eq!(stats, PayloadStats { messages: 3, control_messages: 1, log_events: 5, unrouted_log_events: 1 });
+        assert_eq!(
+            stats,
+            PayloadStats {
+                messages: 3,
+                control_messages: 1,
+                log_events: 5,
+                unrouted_log_events: 1,
+                new_unrouted_groups: vec!["/custom/app".into()],
+            }
+        );
         assert_eq!(
             events,
             vec![
@@ -262,6 +300,18 @@ mod tests {
         assert_eq!(rejects.total(), 1, "the broken REPORT line is counted");
         let sample = &rejects.by_reason.values().next().unwrap().samples[0];
         assert_eq!(sample.0, "firehose:req-1 /aws/lambda/checkout");
+    }
+
+    #[test]
+    fn an_unrouted_group_is_named_once_and_counted_every_time() {
+        let mut d = SubscriptionDecoder::new("fallback", SubscriptionDecoder::default_routes());
+        let mut rejects = Rejects::default();
+        let mut sink = |_: &RequestEvent<'_>| {};
+        let two = format!("{OTHER}\n{OTHER}");
+        let first = d.decode_payload(two.as_bytes(), &mut sink, &mut rejects, "p1").unwrap();
+        assert_eq!((first.unrouted_log_events, first.new_unrouted_groups), (2, vec!["/custom/app".to_string()]));
+        let again = d.decode_payload(OTHER.as_bytes(), &mut sink, &mut rejects, "p2").unwrap();
+        assert_eq!((again.unrouted_log_events, again.new_unrouted_groups), (1, vec![]));
     }
 
     #[test]

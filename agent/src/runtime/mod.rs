@@ -153,7 +153,12 @@ impl Runtime {
         let mut polled = Vec::new();
         let mut pushed = Vec::new();
         for s in loaded.sources {
-            SourceStarted { source: s.name(), kind: s.kind(), push: matches!(s, BuiltSource::Push(_)) }
+            let subscriptions = matches!(
+                &s,
+                BuiltSource::Push(p) if matches!(p.records, crate::source::push::RecordFormat::CloudWatchLogs(_))
+                    && p.kind == crate::source::push::PushKind::Firehose
+            );
+            SourceStarted { source: s.name(), kind: s.kind(), push: matches!(s, BuiltSource::Push(_)), subscriptions }
                 .emit(&telemetry);
             match s {
                 BuiltSource::Polled(p) => polled.push(p),

@@ -473,6 +473,7 @@ impl Core {
         for (reason, s) in &d.rejects.by_reason {
             ev::LinesRejected { source, kind, reason: reason.as_str(), count: s.count, samples: &s.samples }.emit(t);
         }
+        ev::UnroutedLogEvents { source, count: d.unrouted.log_events, new_groups: &d.unrouted.new_groups }.emit(t);
         if let Some(ts_ms) = newest {
             ev::NewestEvent { source, kind, ts_ms }.emit(t);
         }

@@ -107,6 +107,7 @@ fn delivery(events: EventBatch) -> (Delivery, Arc<Claim>, tokio::sync::oneshot::
         bytes: 10,
         events,
         rejects: Default::default(),
+        unrouted: Default::default(),
         claim: claim.clone(),
         reply,
     };

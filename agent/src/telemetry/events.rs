@@ -40,6 +40,12 @@ metric!(
     Counter,
     "Push deliveries by result: counted, duplicate (already counted), or why they were refused"
 );
+metric!(
+    UNROUTED_LOG_EVENTS,
+    "slo_agent_unrouted_log_events",
+    Counter,
+    "CloudWatch Logs events of log groups no route of the source covers (counted, not decoded)"
+);
 metric!(EVENTS, "slo_agent_events", Counter, "Events decoded and handed to the SLI engine");
 metric!(UNMATCHED_EVENTS, "slo_agent_unmatched_events", Counter, "Events no SLO counted");
 metric!(
@@ -228,6 +234,9 @@ pub struct SourceStarted<'a> {
     pub source: &'a str,
     pub kind: &'a str,
     pub push: bool,
+    /// It reads CloudWatch Logs subscription payloads (unrouted log events
+    /// are counted).
+    pub subscriptions: bool,
 }
 
 impl SourceStarted<'_> {
@@ -241,6 +250,9 @@ impl SourceStarted<'_> {
                 l.push(("result", result.into()));
                 t.add(&PUSH_REQUESTS, l, 0);
             }
+        }
+        if self.subscriptions {
+            t.add(&UNROUTED_LOG_EVENTS, vec![("source", self.source.to_string())], 0);
         }
     }
 }
@@ -298,6 +310,33 @@ impl LinesRejected<'_> {
         let mut l = source_labels(self.source, self.kind);
         l.push(("reason", self.reason.to_string()));
         t.add(&REJECTED_LINES, l, self.count);
+    }
+}
+
+/// CloudWatch Logs events of log groups no route covers. The counter moves
+/// on every delivery; a warning names each group the first time the source
+/// sees it (the decoder remembers which it named), escaped and cut.
+pub struct UnroutedLogEvents<'a> {
+    pub source: &'a str,
+    pub count: u64,
+    pub new_groups: &'a [String],
+}
+
+impl UnroutedLogEvents<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        if self.count == 0 {
+            return;
+        }
+        if !self.new_groups.is_empty() {
+            let groups: Vec<String> = self.new_groups.iter().map(|g| Escaped(g).to_string()).collect();
+            tracing::warn!(
+                source = self.source,
+                count = self.count,
+                log_groups = %groups.join(", "),
+                "log events of log groups no route covers; add a `log_groups` route to read them"
+            );
+        }
+        t.add(&UNROUTED_LOG_EVENTS, vec![("source", self.source.to_string())], self.count);
     }
 }
 

@@ -189,8 +189,29 @@ pub struct Delivery {
     pub lines: u64,
     /// Payload bytes (after gzip and base64).
     pub bytes: u64,
+    /// CloudWatch Logs events of log groups no route covers.
+    pub unrouted: Unrouted,
     pub claim: Arc<Claim>,
     pub reply: tokio::sync::oneshot::Sender<Result<Ack, Nack>>,
+}
+
+/// CloudWatch Logs events in a delivery whose log group no route covers:
+/// counted, never decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unrouted {
+    pub log_events: u64,
+    /// Log groups the source's decoder had not named before (untrusted text).
+    pub new_groups: Vec<String>,
+}
+
+/// A payload decoded by its handler, ready to become a [`Delivery`].
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: EventBatch,
+    pub rejects: Rejects,
+    /// Lines, records or spans looked at.
+    pub lines: u64,
+    pub unrouted: Unrouted,
 }
 
 /// Why a delivery could not be queued.
@@ -249,20 +270,14 @@ impl PushGate {
     /// Decode a payload into events (blocking: call it off the async
     /// runtime). Lines that cannot be used are counted in the rejects; `Err`
     /// means the payload as a whole could not be read, and nothing is counted.
-    pub fn decode(
-        &self,
-        source: &str,
-        request_id: Option<&str>,
-        payload: &Payload,
-    ) -> Result<(EventBatch, Rejects, u64), Nack> {
+    pub fn decode(&self, source: &str, request_id: Option<&str>, payload: &Payload) -> Result<Decoded, Nack> {
         let wanted = *self.wanted.lock().unwrap_or_else(|e| e.into_inner());
         let mut decoders = self.decoders.lock().unwrap_or_else(|e| e.into_inner());
         decoders.set_wanted(wanted);
-        let mut events = EventBatch::new();
-        let mut rejects = Rejects::default();
-        let lines = decoders.decode(source, request_id, payload, &mut events, &mut rejects)?;
-        events.shrink_to_fit();
-        Ok((events, rejects, lines))
+        let mut d = Decoded { events: EventBatch::new(), ..Decoded::default() };
+        d.lines = decoders.decode(source, request_id, payload, &mut d.events, &mut d.rejects, &mut d.unrouted)?;
+        d.events.shrink_to_fit();
+        Ok(d)
     }
 
     /// Hand a decoded delivery to the runtime, without waiting.
@@ -374,7 +389,8 @@ impl PushDecoders {
     }
 
     /// Decode a delivery's payload into `sink`. Lines and records that
-    /// cannot be used are counted in `rejects` (sampled with their place);
+    /// cannot be used are counted in `rejects` (sampled with their place),
+    /// log events of log groups no route covers in `unrouted`;
     /// `Err` means the payload as a whole was unusable and nothing was
     /// emitted. Returns how many lines, records or spans were looked at.
     pub fn decode(
@@ -384,6 +400,7 @@ impl PushDecoders {
         payload: &Payload,
         sink: &mut dyn EventSink,
         rejects: &mut Rejects,
+        unrouted: &mut Unrouted,
     ) -> Result<u64, Nack> {
         let Some(dec) = self.decoders.get_mut(source) else {
             return Err(Nack::Invalid(format!("no push source named {source:?}")));
@@ -393,8 +410,12 @@ impl PushDecoders {
             (Payload::FirehoseRecords(records), SourceDecoder::Subscription(sub)) => {
                 for (i, rec) in records.iter().enumerate() {
                     let place = format!("{}:{id}:record {}", source, i + 1);
-                    if let Err(r) = sub.decode_payload(rec, sink, rejects, &place) {
-                        rejects.record(r.reason, || place.clone(), rec);
+                    match sub.decode_payload(rec, sink, rejects, &place) {
+                        Ok(stats) => {
+                            unrouted.log_events += stats.unrouted_log_events;
+                            unrouted.new_groups.extend(stats.new_unrouted_groups);
+                        }
+                        Err(r) => rejects.record(r.reason, || place.clone(), rec),
                     }
                 }
                 Ok(records.len() as u64)
