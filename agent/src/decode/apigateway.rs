@@ -204,9 +204,15 @@ pub(crate) fn looks_like_json(line: &[u8]) -> bool {
             .any(has)
 }
 
-/// Whether a first line of a file is one of the console's CLF or CSV presets.
+/// Whether a first line of a file is one of the console's CLF or CSV
+/// presets, or a JSON access-log line behind a saved line's prefix (format
+/// detection asks this of every line that does not start with `{`).
 pub(crate) fn looks_like_preset(line: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(saved_message(line)) else {
+    let message = saved_message(line);
+    if message.first() == Some(&b'{') {
+        return looks_like_json(message);
+    }
+    let Ok(text) = std::str::from_utf8(message) else {
         return false;
     };
     if is_clf(text.as_bytes()) { clf_parts(text).is_ok() } else { csv_parts(text).is_ok() }
@@ -874,13 +880,14 @@ fn clf_time_ms(s: &[u8]) -> Option<i64> {
 // ---------------------------------------------------------------------------
 // CLF and CSV presets
 
-/// CLF: three space-separated tokens, then `[`.
+/// CLF: three space-separated tokens (without tabs, so a saved line's
+/// tab-separated prefix is not taken for a token), then `[`.
 fn is_clf(text: &[u8]) -> bool {
     let mut rest = text;
     for _ in 0..3 {
-        match memchr::memchr(b' ', rest) {
-            Some(i) => rest = &rest[i + 1..],
-            None => return false,
+        match memchr::memchr2(b' ', b'\t', rest) {
+            Some(i) if rest[i] == b' ' => rest = &rest[i + 1..],
+            _ => return false,
         }
     }
     rest.first() == Some(&b'[')
