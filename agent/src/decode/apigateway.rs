@@ -13,6 +13,16 @@
 //! and
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging-variables.html>.
 //!
+//! ## Saved lines
+//!
+//! A line may carry the prefix `aws logs tail` (`<time> <log stream>`, or
+//! `<time>` with `--format short`) or `awslogs get` (`<log group> <log
+//! stream>`, optionally followed by times) put before each message, separated
+//! by spaces or tabs (see `decode/saved.rs`). The record must start right after at
+//! most four such words: `{`, a CLF line or a CSV line. A line that is a
+//! record from its first byte is never cut; the prefix's time is not used
+//! (every record has its own).
+//!
 //! ## JSON
 //!
 //! ```json
@@ -170,7 +180,7 @@ impl Decoder for ApiGatewayDecoder {
 }
 
 /// The access-log record behind the prefix `aws logs tail` or `awslogs get`
-/// put before it (see [`saved`]); the line itself when it has none. The
+/// put before it (see `decode/saved.rs`); the line itself when it has none. The
 /// record must start right after at most four timestamps and log group or
 /// stream names: a JSON object, a CLF preset line (three words, then `[`), or
 /// a CSV preset line (a word with commas in it). A line that is a record

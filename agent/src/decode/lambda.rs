@@ -2,9 +2,15 @@
 //! (text or JSON log format) and the batches the Telemetry API posts to an
 //! extension. One invocation is one event, taken from its report.
 //!
-//! Text log format, one CloudWatch Logs message per line, optionally after a
-//! leading RFC 3339 timestamp (exports and tails add one); the `REPORT`
-//! fields are tab-separated in real logs:
+//! Text log format, one CloudWatch Logs message per line, optionally after
+//! the prefix of a tool that saved it (the first time in it is the line's):
+//! an RFC 3339 time, `aws logs tail`'s `<time> <log stream>`, its `--format
+//! short` `<time>` (UTC, no offset), or `awslogs get`'s `<log group> <log
+//! stream>` with `--timestamp`'s time after them (see `decode/saved.rs`; a group
+//! is recognised before a Lambda stream name, `2023/04/05/[$LATEST]c23d…`,
+//! or when it is named `/aws/lambda/…`). JSON log format lines may stand
+//! behind the same prefixes. The `REPORT` fields are tab-separated in real
+//! logs:
 //!
 //! ```text
 //! START RequestId: 8f5c… Version: $LATEST
@@ -44,9 +50,12 @@
 //! follows it, so it only contributes its status; `platform.start`,
 //! `platform.initReport`, `START`, `END`, `INIT_START` and application log
 //! lines (text or JSON) produce nothing and are not rejects: a log group holds
-//! all of them. A line that is not valid JSON is rejected as `BadJson` only if
+//! all of them (nor is the `XRAY TraceId` line `aws logs tail` prints under
+//! a `REPORT`). A line that is not valid JSON is rejected as `BadJson` only if
 //! it mentions a `"platform.` type; other unparseable output belongs to the
-//! application.
+//! application. A text line that holds `REPORT RequestId:` or
+//! `"platform.report"` but is not read as a report (an unknown prefix before
+//! it) is rejected as `Unrecognized`, so no report vanishes silently.
 //!
 //! The text path scans each line once and allocates nothing; the JSON path
 //! borrows its strings from the line (only strings with escapes are copied).
@@ -325,7 +334,7 @@ fn outcome_of(status: &[u8]) -> Outcome {
 /// that are timestamps (the first one counts; the message may repeat its
 /// own), a Lambda log stream name, or the log group before a stream name or
 /// named `/aws/lambda/…`. Covers `aws logs tail` (both formats), `awslogs
-/// get` and exports that put an RFC 3339 time first (see [`saved`]).
+/// get` and exports that put an RFC 3339 time first (see `decode/saved.rs`).
 fn split_prefix(line: &[u8]) -> (Time, &[u8]) {
     let mut time = Time::Absent;
     let mut rest = skip_blanks(line);
