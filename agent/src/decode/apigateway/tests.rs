@@ -717,3 +717,42 @@ fn saved_lines_are_detected_as_api_gateway() {
         assert_eq!(Format::detect(line.as_bytes()), Some(Format::ApiGateway), "{line}");
     }
 }
+
+/// The outcome of one line with a fresh decoder, rendered with the requester.
+fn outcome_with_requester(line: &str) -> String {
+    let mut got = String::new();
+    match ApiGatewayDecoder::new(SVC).decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| {
+        got = format!("{} client={}", render(e), e.client_addr)
+    }) {
+        Ok(()) => got,
+        Err(r) => format!("reject {}", r.reason),
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_saved_prefix_changes_nothing_a_record_says(
+        record in prop_oneof![
+            Just(SAVED_JSON.to_owned()),
+            "(198\\.51\\.100\\.[0-9]|-) - - \\[2[0-9]/Nov/2026:08:00:0[0-9] \\+0000\\] ?\"(GET|PUT) /[a-z{}]{0,6} HTTP/1\\.1\" [1-5][0-9]{2} [0-9]{1,4} [a-z0-9-]{1,8}( [A-Za-z0-9=]{1,8})?",
+            "(203\\.0\\.113\\.[0-9]|-),2[0-9]/Nov/2026:08:00:0[0-9] \\+0000,(GET|POST),(GET|ANY) /[a-z{}]{0,6},HTTP/1\\.1,[1-5][0-9]{2},[0-9]{1,4},[a-zA-Z0-9=]{1,8}",
+            // Not records: they must stay rejects.
+            "[a-z ,\\[\\]{}\"]{0,40}",
+        ],
+        prefix in prop_oneof![
+            "2026-11-21T08:00:0[0-9]\\.[0-9]{6}\\+00:00[ \t]{1,3}[0-9a-f]{32}[ \t]{1,3}",
+            "2026-11-21T08:00:0[0-9][ \t]{1,2}",
+            "/aws/apigateway/[a-z-]{1,10}[ \t]{1,2}[0-9a-f]{32}[ \t]{1,2}(2026-11-21T08:00:0[0-9]\\.[0-9]{3}Z[ \t])?",
+        ],
+    ) {
+        // A blank message is no record (and CloudWatch Logs stores none).
+        prop_assume!(!record.trim().is_empty());
+        let plain = outcome_with_requester(&record);
+        let saved = outcome_with_requester(&format!("{prefix}{record}"));
+        if plain.starts_with("reject") {
+            prop_assert!(saved.starts_with("reject"), "{prefix}{record}: {saved}");
+        } else {
+            prop_assert_eq!(saved, plain);
+        }
+    }
+}

@@ -512,3 +512,26 @@ fn saved_lines_are_detected_as_lambda() {
         assert_eq!(Format::detect(line.as_bytes()), Some(Format::Lambda), "{line}");
     }
 }
+
+proptest! {
+    #[test]
+    fn a_saved_prefix_gives_the_report_its_time(
+        ms in 0u32..1000,
+        sep in "[ \t]{1,3}",
+        id in "[0-9a-f-]{1,36}",
+        duration in "[0-9]{1,5}\\.[0-9]{2}",
+        shape in 0usize..4,
+    ) {
+        let fields = format!("REPORT RequestId: {id}\tDuration: {duration} ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\t");
+        let plain = run(&mut LambdaDecoder::new(SVC), &format!("2026-11-21T08:00:00.{ms:03}Z {fields}"));
+        let prefix = match shape {
+            0 => format!("2026-11-21T08:00:00.{ms:03}000+00:00{sep}{TAIL_STREAM}{sep}"),
+            1 => format!("/aws/lambda/checkout-fn{sep}{TAIL_STREAM}{sep}2026-11-21T08:00:00.{ms:03}Z{sep}"),
+            2 => format!("{TAIL_STREAM}{sep}2026-11-21T08:00:00.{ms:03}Z{sep}"),
+            _ => format!("2026-11-21T08:00:00.{ms:03}Z{sep}"),
+        };
+        let saved = run(&mut LambdaDecoder::new(SVC), &format!("{prefix}{fields}"));
+        prop_assert!(plain.starts_with("2026-11-21T08:00:00"), "{plain}");
+        prop_assert_eq!(saved, plain);
+    }
+}
