@@ -13,6 +13,16 @@
 //! and
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging-variables.html>.
 //!
+//! ## Saved lines
+//!
+//! A line may carry the prefix `aws logs tail` (`<time> <log stream>`, or
+//! `<time>` with `--format short`) or `awslogs get` (`<log group> <log
+//! stream>`, optionally followed by times) put before each message, separated
+//! by spaces or tabs (see `decode/saved.rs`). The record must start right after at
+//! most four such words: `{`, a CLF line or a CSV line. A line that is a
+//! record from its first byte is never cut; the prefix's time is not used
+//! (every record has its own).
+//!
 //! ## JSON
 //!
 //! ```json
@@ -115,6 +125,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::decode::saved;
 use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, days_from_civil, days_in_month, parse_time_of_day};
 use crate::event::{EventSink, Origin, Outcome, RequestEvent, Wanted, parse_status};
@@ -143,11 +154,11 @@ impl Decoder for ApiGatewayDecoder {
             return Err(RejectReason::TooLong.into());
         }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let start = match line.iter().position(|b| !b.is_ascii_whitespace()) {
-            None => return Ok(()),
-            Some(i) => i,
+        let Some(start) = line.iter().position(|b| !b.is_ascii_whitespace()) else {
+            return Ok(());
         };
-        if line[start] == b'{' {
+        let line = saved_message(&line[start..]);
+        if line.first() == Some(&b'{') {
             let mut record = Record::default();
             if !std::str::from_utf8(line).is_ok_and(|line| flat_record(line, &mut record)) {
                 record = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
@@ -156,8 +167,8 @@ impl Decoder for ApiGatewayDecoder {
             sink.event(&parts.event(&self.default_service));
             return Ok(());
         }
-        let text = std::str::from_utf8(&line[start..]).map_err(|_| RejectReason::BadEncoding)?;
-        let parts = if is_clf(text) { clf_parts(text)? } else { csv_parts(text)? };
+        let text = std::str::from_utf8(line).map_err(|_| RejectReason::BadEncoding)?;
+        let parts = if is_clf(text.as_bytes()) { clf_parts(text)? } else { csv_parts(text)? };
         let parts = parts.wanted(self.wanted);
         sink.event(&parts.event(&self.default_service));
         Ok(())
@@ -168,10 +179,32 @@ impl Decoder for ApiGatewayDecoder {
     }
 }
 
+/// The access-log record behind the prefix `aws logs tail` or `awslogs get`
+/// put before it (see `decode/saved.rs`); the line itself when it has none. The
+/// record must start right after at most four timestamps and log group or
+/// stream names: a JSON object, a CLF preset line (three words, then `[`), or
+/// a CSV preset line (a word with commas in it). A line that is a record
+/// from its first byte is never cut.
+fn saved_message(line: &[u8]) -> &[u8] {
+    if is_record_start(line) {
+        return line;
+    }
+    saved::strip_prefix(line, 4, is_record_start).map_or(line, |(_, message)| message)
+}
+
+fn is_record_start(s: &[u8]) -> bool {
+    match s.first() {
+        Some(b'{') => true,
+        Some(_) => saved::split_word(s).0.contains(&b',') || is_clf(s),
+        None => false,
+    }
+}
+
 /// Whether a first line of a file looks like API Gateway's JSON access log
 /// (and not the generic NDJSON format): an identifying key and a timing key.
 /// The console's JSON presets time requests with `requestTime` only.
 pub(crate) fn looks_like_json(line: &[u8]) -> bool {
+    let line = saved_message(line);
     let has = |key: &[u8]| memchr::memmem::find(line, key).is_some();
     line.first() == Some(&b'{')
         && !has(b"\"ts\"")
@@ -181,12 +214,18 @@ pub(crate) fn looks_like_json(line: &[u8]) -> bool {
             .any(has)
 }
 
-/// Whether a first line of a file is one of the console's CLF or CSV presets.
+/// Whether a first line of a file is one of the console's CLF or CSV
+/// presets, or a JSON access-log line behind a saved line's prefix (format
+/// detection asks this of every line that does not start with `{`).
 pub(crate) fn looks_like_preset(line: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(line) else {
+    let message = saved_message(line);
+    if message.first() == Some(&b'{') {
+        return looks_like_json(message);
+    }
+    let Ok(text) = std::str::from_utf8(message) else {
         return false;
     };
-    if is_clf(text) { clf_parts(text).is_ok() } else { csv_parts(text).is_ok() }
+    if is_clf(text.as_bytes()) { clf_parts(text).is_ok() } else { csv_parts(text).is_ok() }
 }
 
 /// What one line says, whatever its shape, before it becomes an event.
@@ -851,16 +890,17 @@ fn clf_time_ms(s: &[u8]) -> Option<i64> {
 // ---------------------------------------------------------------------------
 // CLF and CSV presets
 
-/// CLF: three space-separated tokens, then `[`.
-fn is_clf(text: &str) -> bool {
+/// CLF: three space-separated tokens (without tabs, so a saved line's
+/// tab-separated prefix is not taken for a token), then `[`.
+fn is_clf(text: &[u8]) -> bool {
     let mut rest = text;
     for _ in 0..3 {
-        match rest.split_once(' ') {
-            Some((_, r)) => rest = r,
-            None => return false,
+        match memchr::memchr2(b' ', b'\t', rest) {
+            Some(i) if rest[i] == b' ' => rest = &rest[i + 1..],
+            _ => return false,
         }
     }
-    rest.starts_with('[')
+    rest.first() == Some(&b'[')
 }
 
 /// `ip caller user [time] "method target protocol" status length requestId [extendedRequestId]`

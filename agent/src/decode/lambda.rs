@@ -2,9 +2,15 @@
 //! (text or JSON log format) and the batches the Telemetry API posts to an
 //! extension. One invocation is one event, taken from its report.
 //!
-//! Text log format, one CloudWatch Logs message per line, optionally after a
-//! leading RFC 3339 timestamp (exports and tails add one); the `REPORT`
-//! fields are tab-separated in real logs:
+//! Text log format, one CloudWatch Logs message per line, optionally after
+//! the prefix of a tool that saved it (the first time in it is the line's):
+//! an RFC 3339 time, `aws logs tail`'s `<time> <log stream>`, its `--format
+//! short` `<time>` (UTC, no offset), or `awslogs get`'s `<log group> <log
+//! stream>` with `--timestamp`'s time after them (see `decode/saved.rs`; a group
+//! is recognised before a Lambda stream name, `2023/04/05/[$LATEST]c23d…`,
+//! or when it is named `/aws/lambda/…`). JSON log format lines may stand
+//! behind the same prefixes. The `REPORT` fields are tab-separated in real
+//! logs:
 //!
 //! ```text
 //! START RequestId: 8f5c… Version: $LATEST
@@ -44,9 +50,12 @@
 //! follows it, so it only contributes its status; `platform.start`,
 //! `platform.initReport`, `START`, `END`, `INIT_START` and application log
 //! lines (text or JSON) produce nothing and are not rejects: a log group holds
-//! all of them. A line that is not valid JSON is rejected as `BadJson` only if
+//! all of them (nor is the `XRAY TraceId` line `aws logs tail` prints under
+//! a `REPORT`). A line that is not valid JSON is rejected as `BadJson` only if
 //! it mentions a `"platform.` type; other unparseable output belongs to the
-//! application.
+//! application. A text line that holds `REPORT RequestId:` or
+//! `"platform.report"` but is not read as a report (an unknown prefix before
+//! it) is rejected as `Unrecognized`, so no report vanishes silently.
 //!
 //! The text path scans each line once and allocates nothing; the JSON path
 //! borrows its strings from the line (only strings with escapes are copied).
@@ -59,6 +68,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::decode::ndjson::rfc3339_ms;
+use crate::decode::saved::{self, Time, is_blank, skip_blanks, split_word};
 use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason};
 use crate::event::{EventSink, Origin, Outcome, RequestEvent, Wanted};
@@ -136,17 +146,27 @@ impl LambdaDecoder {
     }
 
     fn decode_text(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        let (ts, rest) = split_timestamp(line);
+        let (time, rest) = split_prefix(line);
+        if rest.first() == Some(&b'{') {
+            return self.decode_json(rest, sink);
+        }
         if let Some(fields) = rest.strip_prefix(b"REPORT").filter(|f| f.first().is_some_and(|&b| is_blank(b))) {
-            // A first word that looks like a timestamp but is not one.
-            let ts = ts.ok_or(RejectReason::BadTimestamp)?;
+            let ts = match time {
+                Time::At(ms) => Some(ms),
+                Time::Absent => None,
+                // A first word that looks like a timestamp but is not one.
+                Time::Bad => return Err(RejectReason::BadTimestamp.into()),
+            };
             return self.report(ts, fields, sink);
         }
-        // The message may carry its own timestamp after the export's.
-        let (_, rest) = split_timestamp(rest);
         let (id, after) = split_word(rest);
         if skip_blanks(after).starts_with(b"Task timed out after ") {
             self.failures.remember(id, Outcome::Timeout);
+        }
+        // Other platform lines and the application's output are not
+        // requests; a report this decoder could not find is a reject.
+        if memmem::find(rest, b"REPORT RequestId:").is_some() || memmem::find(rest, b"\"platform.report\"").is_some() {
+            return Err(RejectReason::Unrecognized.into());
         }
         Ok(())
     }
@@ -282,7 +302,10 @@ pub(crate) fn looks_like_lambda(line: &[u8]) -> bool {
         return memmem::find(line, b"\"type\":\"platform.").is_some()
             || memmem::find(line, b"\"type\": \"platform.").is_some();
     }
-    let (_, rest) = split_timestamp(line);
+    let (_, rest) = split_prefix(line);
+    if rest.first() == Some(&b'{') && rest.len() < line.len() {
+        return looks_like_lambda(rest);
+    }
     [&b"START RequestId:"[..], b"REPORT RequestId:", b"END RequestId:", b"INIT_START Runtime Version:"]
         .iter()
         .any(|p| rest.starts_with(p))
@@ -307,34 +330,34 @@ fn outcome_of(status: &[u8]) -> Outcome {
     }
 }
 
-fn is_blank(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn skip_blanks(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|&&b| is_blank(b)).count();
-    &s[n..]
-}
-
-/// The first word and what follows it (blanks not skipped).
-fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
-    s.split_at(memchr::memchr2(b' ', b'\t', s).unwrap_or(s.len()))
-}
-
-/// An optional leading RFC 3339 timestamp: `(Some(Some(ms)), rest)` when the
-/// first word is one, `(None, rest)` when it looks like one (`YYYY-MM-DDT`)
-/// but is not, `(Some(None), line)` when there is none.
-fn split_timestamp(line: &[u8]) -> (Option<Option<i64>>, &[u8]) {
-    let looks = line.len() > 11 && line[4] == b'-' && line[7] == b'-' && matches!(line[10], b'T' | b't');
-    if !looks || !line[0].is_ascii_digit() {
-        return (Some(None), line);
+/// The message of a line and the time before it: up to five leading words
+/// that are timestamps (the first one counts; the message may repeat its
+/// own), a Lambda log stream name, or the log group before a stream name or
+/// named `/aws/lambda/…`. Covers `aws logs tail` (both formats), `awslogs
+/// get` and exports that put an RFC 3339 time first (see `decode/saved.rs`).
+fn split_prefix(line: &[u8]) -> (Time, &[u8]) {
+    let mut time = Time::Absent;
+    let mut rest = skip_blanks(line);
+    for _ in 0..5 {
+        let (word, after) = split_word(rest);
+        let next = skip_blanks(after);
+        match saved::time_word(word) {
+            Time::Absent => {
+                let group = saved::is_name(word)
+                    && (word.starts_with(b"/aws/lambda/") || saved::is_lambda_stream(split_word(next).0));
+                if !saved::is_lambda_stream(word) && !group {
+                    break;
+                }
+            }
+            t => {
+                if time == Time::Absent {
+                    time = t;
+                }
+            }
+        }
+        rest = next;
     }
-    let (word, rest) = split_word(line);
-    let rest = skip_blanks(rest);
-    match timestamp_ms(word) {
-        Some(ms) => (Some(Some(ms)), rest),
-        None => (None, rest),
-    }
+    (time, rest)
 }
 
 fn timestamp_ms(s: &[u8]) -> Option<i64> {

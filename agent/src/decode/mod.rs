@@ -21,6 +21,7 @@ pub mod cloudwatch_logs;
 pub mod lambda;
 pub mod ndjson;
 pub mod otlp;
+pub(crate) mod saved;
 pub(crate) mod scalar;
 
 /// Why a line was not turned into an event. Reasons are a bounded set so they
@@ -49,10 +50,13 @@ pub enum RejectReason {
     /// object where a number belongs, …) that is neither a timestamp, a
     /// status nor a number.
     BadField,
+    /// A request record (a Lambda `REPORT` line or `platform.report`
+    /// event) behind a prefix or in a shape the decoder does not know.
+    Unrecognized,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::BadField,
         RejectReason::NoHeader,
         RejectReason::MissingField,
@@ -62,6 +66,7 @@ impl RejectReason {
         RejectReason::BadJson,
         RejectReason::BadEncoding,
         RejectReason::TooLong,
+        RejectReason::Unrecognized,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +80,7 @@ impl RejectReason {
             RejectReason::BadEncoding => "bad_encoding",
             RejectReason::TooLong => "too_long",
             RejectReason::BadField => "bad_field",
+            RejectReason::Unrecognized => "unrecognized",
         }
     }
 }

@@ -67,7 +67,7 @@ fn outcome_of(fields: &str) -> String {
 #[test]
 fn fixtures_match_golden_output() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apigateway/");
-    for name in ["rest.json.log", "http.json.log", "clf.log", "csv.log"] {
+    for name in ["rest.json.log", "http.json.log", "clf.log", "csv.log", "saved.log"] {
         let input = std::fs::read(format!("{dir}{name}")).expect("fixture");
         let got = run(&mut ApiGatewayDecoder::new(SVC), &input);
         crate::testing::golden::check_text(&format!("{dir}{name}.expected"), &got);
@@ -628,5 +628,131 @@ fn flat_scanner_agrees_with_serde_on_requester_keys() {
     }
     for line in [r#"{"identity":{"sourceIp":"a"}}"#, r#"{"ip":"a","ip":"b"}"#, r#"{"identity":1,"identity":2}"#] {
         assert!(!check_fast_path(line), "{line}");
+    }
+}
+
+const TAIL_STREAM: &str = "c0ffee12d3a44b5f8e9a0b1c2d3e4f50";
+const SAVED_JSON: &str = r#"{"requestId":"r-1","requestTimeEpoch":1795248000123,"httpMethod":"GET","resourcePath":"/orders/{id}","path":"/prod/orders/17","status":"200","responseLatency":"48"}"#;
+const SAVED_EVENT: &str = r#"2026-11-21T08:00:00.123Z apigateway shop  GET "/prod/orders/17" 200 latency=48 id=r-1 route=/orders/{id} outcome=success"#;
+
+#[test]
+fn json_lines_saved_with_aws_logs_tail_or_awslogs() {
+    let prefixes = [
+        format!("2026-11-21T08:00:00.130000+00:00 {TAIL_STREAM} "),
+        format!("2026-11-21T08:00:00.130000+00:00\t{TAIL_STREAM}\t"),
+        format!("2026-11-21T08:00:00+00:00  \t{TAIL_STREAM} "),
+        "2026-11-21T08:00:00 ".to_owned(),
+        "2026-11-21T08:00:00\t".to_owned(),
+        format!("/aws/apigateway/shop-prod {TAIL_STREAM} "),
+        format!("API-Gateway-Access-Logs_a1b2c3d4e5/prod\t{TAIL_STREAM}\t"),
+        format!("/aws/apigateway/shop-prod {TAIL_STREAM} 2026-11-21T08:00:00.130Z "),
+        format!("{TAIL_STREAM}\t"),
+        "   2026-11-21T08:00:00 ".to_owned(),
+    ];
+    let input: String = prefixes.iter().map(|p| format!("{p}{SAVED_JSON}\n")).collect();
+    let expected: String = prefixes.iter().map(|_| format!("{SAVED_EVENT}\n")).collect();
+    check(&input, &expected);
+}
+
+#[test]
+fn clf_and_csv_lines_saved_with_aws_logs_tail_or_awslogs() {
+    let rest_clf =
+        r#"198.51.100.7 - - [21/Nov/2026:08:00:06 +0000]"GET /orders/{id} HTTP/1.1" 200 512 r-6 SBdYxHk3oAMEaBc="#;
+    let http_clf =
+        r#"2001:db8::7 - - [21/Nov/2026:08:00:07 +0000] "PUT PUT /orders/{id} HTTP/1.1" 204 0 Vb4lsh2 Vb4lsh2"#;
+    let rest_csv = "198.51.100.7,-,-,21/Nov/2026:08:00:08 +0000,GET,/orders/{id},HTTP/1.1,404,23,r-8,SBdYxHk4";
+    let http_csv = "203.0.113.9,21/Nov/2026:08:00:09 +0000,GET,GET /orders/{id},HTTP/1.1,200,61,Vb4lsh3,Vb4lsh3";
+    let mut decoder = ApiGatewayDecoder::new(SVC);
+    let mut seen = Vec::new();
+    for prefix in [
+        format!("2026-11-21T08:00:06.000000+00:00 {TAIL_STREAM} "),
+        format!("2026-11-21T08:00:06.000000+00:00\t{TAIL_STREAM}\t"),
+        "2026-11-21T08:00:06 ".to_owned(),
+        format!("/aws/apigateway/shop-http {TAIL_STREAM} "),
+        format!("/aws/apigateway/shop-http\t{TAIL_STREAM}\t2026-11-21T08:00:06.000Z\t"),
+        String::new(),
+    ] {
+        for body in [rest_clf, http_clf, rest_csv, http_csv] {
+            let line = format!("{prefix}{body}");
+            decoder
+                .decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| {
+                    seen.push((e.ts_ms, e.status, e.client_addr.to_owned(), e.route.to_owned()));
+                })
+                .unwrap_or_else(|r| panic!("{line}: {}", r.reason));
+        }
+    }
+    let want = [
+        (1_795_248_006_000, 200, "198.51.100.7", "/orders/{id}"),
+        (1_795_248_007_000, 204, "2001:db8::7", "/orders/{id}"),
+        (1_795_248_008_000, 404, "198.51.100.7", "/orders/{id}"),
+        (1_795_248_009_000, 200, "203.0.113.9", "/orders/{id}"),
+    ];
+    assert_eq!(seen.len(), 6 * want.len());
+    for (got, want) in seen.iter().zip(want.iter().cycle()) {
+        assert_eq!((got.0, got.1, got.2.as_str(), got.3.as_str()), *want);
+    }
+}
+
+#[test]
+fn prefixes_of_other_tools_are_still_rejected() {
+    check(
+        &format!(
+            "2026-11-21 08:00:11 UTC {TAIL_STREAM} {SAVED_JSON}\nstream: {SAVED_JSON}\na b c d e {SAVED_JSON}\n{TAIL_STREAM} not a record"
+        ),
+        "reject missing_field\nreject missing_field\nreject missing_field\nreject missing_field",
+    );
+}
+
+#[test]
+fn saved_lines_are_detected_as_api_gateway() {
+    for line in [
+        format!("2026-11-21T08:00:00.130000+00:00 {TAIL_STREAM} {SAVED_JSON}"),
+        format!("/aws/apigateway/shop-prod\t{TAIL_STREAM}\t{SAVED_JSON}"),
+        format!(
+            "/aws/apigateway/shop-http {TAIL_STREAM} 203.0.113.9 - - [21/Nov/2026:08:00:07 +0000] \"GET GET /orders/{{id}} HTTP/1.1\" 200 5 Vb4 Vb4"
+        ),
+        "2026-11-21T08:00:06 203.0.113.9,21/Nov/2026:08:00:09 +0000,GET,GET /orders/{id},HTTP/1.1,200,61,Vb4,Vb4"
+            .to_owned(),
+    ] {
+        assert_eq!(Format::detect(line.as_bytes()), Some(Format::ApiGateway), "{line}");
+    }
+}
+
+/// The outcome of one line with a fresh decoder, rendered with the requester.
+fn outcome_with_requester(line: &str) -> String {
+    let mut got = String::new();
+    match ApiGatewayDecoder::new(SVC).decode_line(line.as_bytes(), &mut |e: &RequestEvent<'_>| {
+        got = format!("{} client={}", render(e), e.client_addr)
+    }) {
+        Ok(()) => got,
+        Err(r) => format!("reject {}", r.reason),
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_saved_prefix_changes_nothing_a_record_says(
+        record in prop_oneof![
+            Just(SAVED_JSON.to_owned()),
+            "(198\\.51\\.100\\.[0-9]|-) - - \\[2[0-9]/Nov/2026:08:00:0[0-9] \\+0000\\] ?\"(GET|PUT) /[a-z{}]{0,6} HTTP/1\\.1\" [1-5][0-9]{2} [0-9]{1,4} [a-z0-9-]{1,8}( [A-Za-z0-9=]{1,8})?",
+            "(203\\.0\\.113\\.[0-9]|-),2[0-9]/Nov/2026:08:00:0[0-9] \\+0000,(GET|POST),(GET|ANY) /[a-z{}]{0,6},HTTP/1\\.1,[1-5][0-9]{2},[0-9]{1,4},[a-zA-Z0-9=]{1,8}",
+            // Not records: they must stay rejects.
+            "[a-z ,\\[\\]{}\"]{0,40}",
+        ],
+        prefix in prop_oneof![
+            "2026-11-21T08:00:0[0-9]\\.[0-9]{6}\\+00:00[ \t]{1,3}[0-9a-f]{32}[ \t]{1,3}",
+            "2026-11-21T08:00:0[0-9][ \t]{1,2}",
+            "/aws/apigateway/[a-z-]{1,10}[ \t]{1,2}[0-9a-f]{32}[ \t]{1,2}(2026-11-21T08:00:0[0-9]\\.[0-9]{3}Z[ \t])?",
+        ],
+    ) {
+        // A blank message is no record (and CloudWatch Logs stores none).
+        prop_assume!(!record.trim().is_empty());
+        let plain = outcome_with_requester(&record);
+        let saved = outcome_with_requester(&format!("{prefix}{record}"));
+        if plain.starts_with("reject") {
+            prop_assert!(saved.starts_with("reject"), "{prefix}{record}: {saved}");
+        } else {
+            prop_assert_eq!(saved, plain);
+        }
     }
 }

@@ -62,10 +62,12 @@ fn check_with(decoder: &mut LambdaDecoder, input: &str, expected: &str) {
 #[test]
 fn fixture_matches_golden_output() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lambda/");
-    let input = std::fs::read_to_string(format!("{dir}function.log")).expect("fixture");
-    let mut decoder = LambdaDecoder::new(SVC);
-    let got = run(&mut decoder, &input);
-    crate::testing::golden::check_text(&format!("{dir}function.expected"), &got);
+    for name in ["function", "saved"] {
+        let input = std::fs::read_to_string(format!("{dir}{name}.log")).expect("fixture");
+        let mut decoder = LambdaDecoder::new(SVC);
+        let got = run(&mut decoder, &input);
+        crate::testing::golden::check_text(&format!("{dir}{name}.expected"), &got);
+    }
 }
 
 #[test]
@@ -358,5 +360,178 @@ proptest! {
     fn millis_agree_with_the_standard_parser(int in 0u64..1_000_000_000_000, frac in 0u32..1_000_000, digits in 0usize..=6) {
         let s = if digits == 0 { int.to_string() } else { format!("{int}.{:0digits$}", frac % 10u32.pow(digits as u32)) };
         prop_assert_eq!(millis(s.as_bytes()), Ok(s.parse::<f64>().expect("number")));
+    }
+}
+
+const TAIL_STREAM: &str = "2026/11/21/[$LATEST]7e0c41d9a2b84f6c9d3e5a7b1c2d3e4f";
+
+/// A report of request `id` after `prefix` (tabs written as `|`).
+fn saved_report(prefix: &str, id: &str) -> String {
+    format!(
+        "{prefix}REPORT RequestId: {id}|Duration: 5.00 ms|Billed Duration: 5 ms|Memory Size: 128 MB|Max Memory Used: 60 MB|"
+    )
+}
+
+#[test]
+fn aws_logs_tail_lines_with_spaces_or_tabs() {
+    let spaces = saved_report(&format!("2026-11-21T08:00:00.392000+00:00 {TAIL_STREAM} "), "t1");
+    let tabs = saved_report(&format!("2026-11-21T08:00:00.393000+00:00|{TAIL_STREAM}||"), "t2");
+    let whole_second = saved_report(&format!("2026-11-21T08:00:01+00:00  {TAIL_STREAM}  "), "t3");
+    let short = saved_report("2026-11-21T08:00:02 ", "t4");
+    let short_tab = saved_report("2026-11-21T08:00:03|", "t5");
+    check(
+        &[spaces, tabs, whole_second, short, short_tab].join("\n"),
+        r#"
+        2026-11-21T08:00:00.392Z lambda checkout-fn   "" 200 latency=5 id=t1 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:00.393Z lambda checkout-fn   "" 200 latency=5 id=t2 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:01Z lambda checkout-fn   "" 200 latency=5 id=t3 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:02Z lambda checkout-fn   "" 200 latency=5 id=t4 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:03Z lambda checkout-fn   "" 200 latency=5 id=t5 outcome=success billed=5 mem=128 used=60
+        "#,
+    );
+}
+
+#[test]
+fn awslogs_get_lines_with_spaces_or_tabs() {
+    let group = "/aws/lambda/checkout-fn";
+    let with_time = saved_report(&format!("{group} {TAIL_STREAM} 2026-11-21T08:00:04.250Z "), "a1");
+    let tabs = saved_report(&format!("{group}|{TAIL_STREAM}|2026-11-21T08:00:04.260Z|"), "a2");
+    let no_group = saved_report(&format!("{TAIL_STREAM} 2026-11-21T08:00:04.270Z "), "a3");
+    let no_stream = saved_report(&format!("{group} 2026-11-21T08:00:04.280Z "), "a4");
+    // Any group name goes before a Lambda stream name.
+    let other_group = saved_report(&format!("shop-functions|{TAIL_STREAM} 2026-11-21T08:00:04.290Z "), "a5");
+    // The default output has no time: the report needs a time hint.
+    let no_time = saved_report(&format!("{group} {TAIL_STREAM} "), "a6");
+    check(
+        &[with_time, tabs, no_group, no_stream, other_group, no_time].join("\n"),
+        r#"
+        2026-11-21T08:00:04.25Z lambda checkout-fn   "" 200 latency=5 id=a1 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:04.26Z lambda checkout-fn   "" 200 latency=5 id=a2 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:04.27Z lambda checkout-fn   "" 200 latency=5 id=a3 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:04.28Z lambda checkout-fn   "" 200 latency=5 id=a4 outcome=success billed=5 mem=128 used=60
+        2026-11-21T08:00:04.29Z lambda checkout-fn   "" 200 latency=5 id=a5 outcome=success billed=5 mem=128 used=60
+        reject missing_field
+        "#,
+    );
+    let mut hinted = LambdaDecoder::new(SVC);
+    hinted.set_time_hint(1_795_248_000_000);
+    check_with(
+        &mut hinted,
+        &saved_report(&format!("{group} {TAIL_STREAM} "), "a7"),
+        r#"2026-11-21T08:00:00Z lambda checkout-fn   "" 200 latency=5 id=a7 outcome=success billed=5 mem=128 used=60"#,
+    );
+}
+
+#[test]
+fn saved_lines_keep_the_timeout_of_an_earlier_line_and_read_json() {
+    let p = format!("2026-11-21T08:00:08.004000+00:00 {TAIL_STREAM} ");
+    check(
+        &format!(
+            "{p}2026-11-21T08:00:08.004Z|s1|Task timed out after 3.00 seconds\n{}\n{p}{}",
+            saved_report(&p, "s1"),
+            r#"{"time":"2026-11-21T08:00:09.000Z","type":"platform.report","record":{"requestId":"s2","status":"error","metrics":{"durationMs":7}}}"#,
+        ),
+        r#"
+        2026-11-21T08:00:08.004Z lambda checkout-fn   "" 504 latency=5 id=s1 outcome=timeout billed=5 mem=128 used=60
+        2026-11-21T08:00:09Z lambda checkout-fn   "" 500 latency=7 id=s2 outcome=error
+        "#,
+    );
+}
+
+#[test]
+fn lines_that_are_not_requests_are_ignored_and_unknown_reports_rejected() {
+    let p = format!("2026-11-21T08:00:00.100000+00:00 {TAIL_STREAM} ");
+    let ignored = [
+        format!(
+            "{p}INIT_START Runtime Version: python:3.12.v40|Runtime Version ARN: arn:aws:lambda:eu-west-1::runtime:6c1b"
+        ),
+        format!("{p}START RequestId: i1 Version: $LATEST"),
+        format!("{p}END RequestId: i1"),
+        format!("{p}[INFO]|2026-11-21T08:00:00.100Z|i1|basket priced"),
+        format!("{p}{{\"level\":\"info\",\"msg\":\"basket priced\"}}"),
+        "XRAY TraceId: 1-673eea10-5b6c7d8e9f0a1b2c3d4e5f60|SegmentId: 0a1b2c3d4e5f6071|Sampled: true".to_owned(),
+        "# a comment".to_owned(),
+    ];
+    check(&ignored.join("\n"), "");
+    let unknown = [
+        // Other tools' prefixes.
+        saved_report("2026-11-21 08:00:14 UTC 7e0c41d9 ", "u1"),
+        saved_report("[2026-11-21 08:00:14] checkout: ", "u2"),
+        format!(
+            "checkout | {}",
+            r#"{"time":"2026-11-21T08:00:09.000Z","type":"platform.report","record":{"requestId":"u3"}}"#
+        ),
+    ];
+    check(&unknown.join("\n"), "reject unrecognized\nreject unrecognized\nreject unrecognized");
+    // A line that looks like a timestamp before the stream but is not one.
+    check(&saved_report(&format!("2026-11-21T25:00:00Z {TAIL_STREAM} "), "b1"), "reject bad_timestamp");
+}
+
+#[test]
+fn saved_rejects_are_counted_by_reason() {
+    use crate::decode::{Rejects, feed_line};
+    let input = [
+        saved_report(&format!("2026-11-21T08:00:00.100000+00:00 {TAIL_STREAM} "), "c1"),
+        format!("2026-11-21T08:00:00.100000+00:00 {TAIL_STREAM} START RequestId: c2 Version: $LATEST"),
+        saved_report("2026-11-21 08:00:14 UTC 7e0c41d9 ", "c2"),
+        saved_report(&format!("/aws/lambda/checkout-fn {TAIL_STREAM} "), "c3"),
+    ]
+    .join("\n")
+    .replace('|', "\t");
+    let mut decoder = LambdaDecoder::new(SVC);
+    let mut rejects = Rejects::default();
+    let mut events = 0;
+    for (n, line) in input.lines().enumerate() {
+        feed_line(&mut decoder, line.as_bytes(), false, &mut |_: &RequestEvent<'_>| events += 1, &mut rejects, || {
+            format!("saved.log:{}", n + 1)
+        });
+    }
+    assert_eq!(events, 1);
+    assert_eq!(rejects.total(), 2);
+    let by_reason: Vec<_> =
+        rejects.by_reason.iter().map(|(r, s)| (r.as_str(), s.count, s.samples[0].0.clone())).collect();
+    assert_eq!(
+        by_reason,
+        [("missing_field", 1, "saved.log:4".to_owned()), ("unrecognized", 1, "saved.log:3".to_owned())]
+    );
+}
+
+#[test]
+fn saved_lines_are_detected_as_lambda() {
+    for line in [
+        saved_report(&format!("2026-11-21T08:00:00.100000+00:00 {TAIL_STREAM} "), "d1"),
+        format!("2026-11-21T08:00:00.100000+00:00\t{TAIL_STREAM}\tINIT_START Runtime Version: python:3.12.v40"),
+        format!("/aws/lambda/checkout-fn {TAIL_STREAM} START RequestId: d2 Version: $LATEST"),
+        format!(
+            "2026-11-21T08:00:00.100000+00:00 {TAIL_STREAM} {}",
+            r#"{"time":"2026-11-21T08:00:00.100Z","type":"platform.start","record":{"requestId":"d3"}}"#
+        ),
+    ] {
+        let line = line.replace('|', "\t");
+        assert!(looks_like_lambda(line.as_bytes()), "{line}");
+        assert_eq!(Format::detect(line.as_bytes()), Some(Format::Lambda), "{line}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_saved_prefix_gives_the_report_its_time(
+        ms in 0u32..1000,
+        sep in "[ \t]{1,3}",
+        id in "[0-9a-f-]{1,36}",
+        duration in "[0-9]{1,5}\\.[0-9]{2}",
+        shape in 0usize..4,
+    ) {
+        let fields = format!("REPORT RequestId: {id}\tDuration: {duration} ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\t");
+        let plain = run(&mut LambdaDecoder::new(SVC), &format!("2026-11-21T08:00:00.{ms:03}Z {fields}"));
+        let prefix = match shape {
+            0 => format!("2026-11-21T08:00:00.{ms:03}000+00:00{sep}{TAIL_STREAM}{sep}"),
+            1 => format!("/aws/lambda/checkout-fn{sep}{TAIL_STREAM}{sep}2026-11-21T08:00:00.{ms:03}Z{sep}"),
+            2 => format!("{TAIL_STREAM}{sep}2026-11-21T08:00:00.{ms:03}Z{sep}"),
+            _ => format!("2026-11-21T08:00:00.{ms:03}Z{sep}"),
+        };
+        let saved = run(&mut LambdaDecoder::new(SVC), &format!("{prefix}{fields}"));
+        prop_assert!(plain.starts_with("2026-11-21T08:00:00"), "{plain}");
+        prop_assert_eq!(saved, plain);
     }
 }
