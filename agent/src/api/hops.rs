@@ -105,12 +105,7 @@ async fn hops(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, St
             ),
         );
     }
-    let answer =
-        tokio::task::spawn_blocking(move || from_logs(&view, &service, route.as_deref(), window, baseline)).await;
-    match answer {
-        Ok(a) => axum::Json(a).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    super::answered_blocking(move || from_logs(&view, &service, route.as_deref(), window, baseline)).await
 }
 
 #[cfg(test)]

@@ -169,6 +169,15 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({"error": message}))).into_response()
 }
 
+/// An answer computed on a blocking thread (merging minutes, forecasting),
+/// as JSON; 500 if the computation panicked.
+async fn answered_blocking<T: serde::Serialize + Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(a) => axum::Json(a).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
 /// 503 with `Retry-After`: the state file cannot take the change now (the
 /// runtime is reopening it); the same request can succeed shortly.
 fn unavailable(message: &str) -> Response {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
 use super::error;
@@ -84,10 +84,7 @@ async fn forecasts(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<Strin
     };
     let snap = s.snapshot();
     let (view, f) = (snap.signals.clone(), snap.forecasts.clone());
-    match tokio::task::spawn_blocking(move || forecasts::answer(&view, &f, &query)).await {
-        Ok(a) => axum::Json(a).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    super::answered_blocking(move || forecasts::answer(&view, &f, &query)).await
 }
 
 async fn anomalies(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -96,10 +93,7 @@ async fn anomalies(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<Strin
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let view = s.snapshot().signals.clone();
-    match tokio::task::spawn_blocking(move || answer::anomalies(&view, &query)).await {
-        Ok(a) => axum::Json(a).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    super::answered_blocking(move || answer::anomalies(&view, &query)).await
 }
 
 #[cfg(test)]

@@ -364,24 +364,7 @@ pub(crate) fn parse_time_of_day(s: &[u8]) -> Option<i64> {
 /// compare whole runs against expected text.
 #[cfg(test)]
 pub(crate) fn render_run(decoder: &mut dyn Decoder, input: &[u8]) -> String {
-    let mut out = String::new();
-    for line in input.split(|&b| b == b'\n') {
-        let mut rendered = Vec::new();
-        let result =
-            decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| rendered.push(render_event(e)));
-        match result {
-            Ok(()) => rendered.iter().for_each(|r| {
-                out.push_str(r);
-                out.push('\n');
-            }),
-            Err(reject) => {
-                out.push_str("reject ");
-                out.push_str(reject.reason.as_str());
-                out.push('\n');
-            }
-        }
-    }
-    out
+    render_with(decoder, input, render_event)
 }
 
 /// Test support: decode `input` line by line with `wanted`, and render the
@@ -390,13 +373,20 @@ pub(crate) fn render_run(decoder: &mut dyn Decoder, input: &[u8]) -> String {
 #[cfg(test)]
 pub(crate) fn render_requesters(decoder: &mut dyn Decoder, wanted: Wanted, input: &[u8]) -> String {
     decoder.want(wanted);
+    render_with(decoder, input, |e| format!("addr={:?} ua={:?} asn={:?}", e.client_addr, e.user_agent, e.asn))
+}
+
+/// Each line's events rendered by `render`, one per line, or `reject <reason>`.
+#[cfg(test)]
+fn render_with(
+    decoder: &mut dyn Decoder,
+    input: &[u8],
+    render: impl Fn(&crate::event::RequestEvent<'_>) -> String,
+) -> String {
     let mut out = String::new();
     for line in input.split(|&b| b == b'\n') {
         let mut rendered = Vec::new();
-        let result = decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| {
-            rendered.push(format!("addr={:?} ua={:?} asn={:?}", e.client_addr, e.user_agent, e.asn));
-        });
-        match result {
+        match decoder.decode_line(line, &mut |e: &crate::event::RequestEvent<'_>| rendered.push(render(e))) {
             Ok(()) => rendered.iter().for_each(|r| {
                 out.push_str(r);
                 out.push('\n');

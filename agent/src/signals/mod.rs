@@ -636,12 +636,9 @@ pub struct Signals {
     series: HashMap<SeriesKey, Series>,
     hitters: VecDeque<MinuteHitters>,
     pub stats: SignalStats,
-    /// Per SLO closed minutes waiting for the state thread (name, service).
+    /// Minutes closed since the last `advance` returned them (the state
+    /// thread adds each SLO's events of them).
     slo_minutes: Vec<i64>,
-}
-
-fn origin_name(o: Origin) -> &'static str {
-    o.as_str()
 }
 
 impl Signals {
@@ -822,7 +819,13 @@ impl Signals {
             h.user_agents.add(e.user_agent, n);
             h.paths.add(e.path, n);
             if let Some(a) = e.asn {
-                h.asns.add(itoa_buf(a).as_str(), n);
+                // The number's text on the stack: no allocation per event.
+                let mut buf = [0u8; 10];
+                let mut w = &mut buf[..];
+                if std::io::Write::write_fmt(&mut w, format_args!("{a}")).is_ok() {
+                    let len = 10 - w.len();
+                    h.asns.add(std::str::from_utf8(&buf[..len]).unwrap_or(""), n);
+                }
             }
         }
         // Bounded: the oldest open minutes close early.
@@ -841,19 +844,19 @@ impl Signals {
             if self.newest_ts == i64::MIN { i64::MIN } else { self.newest_ts.saturating_sub(self.cfg.lateness_ms) };
         let by_clock = now_ms.saturating_sub(self.cfg.idle_close_ms);
         let due = by_events.max(by_clock).div_euclid(MINUTE_MS) * MINUTE_MS;
-        if self.closed_until == i64::MIN {
-            // The first minute with events starts the series.
-            match self.open.first_key_value() {
-                Some((&first, _)) if first < due => self.closed_until = first,
-                _ => return std::mem::take(&mut self.slo_minutes),
-            }
-        }
         self.close_until(due);
         std::mem::take(&mut self.slo_minutes)
     }
 
     fn close_until(&mut self, until: i64) {
-        while self.closed_until != i64::MIN && self.closed_until < until {
+        if self.closed_until == i64::MIN {
+            // The first minute with events starts the series.
+            match self.open.first_key_value() {
+                Some((&first, _)) if first < until => self.closed_until = first,
+                _ => return,
+            }
+        }
+        while self.closed_until < until {
             // More than a day without any event (a pause, a clock jump): only
             // the last day before the next data is walked, minute by minute.
             let next = self.open.first_key_value().map_or(until, |(&m, _)| m.min(until));
@@ -864,13 +867,6 @@ impl Signals {
             let open = self.open.remove(&minute).unwrap_or_default();
             self.close_minute(minute, open);
             self.closed_until = minute + MINUTE_MS;
-        }
-        if self.closed_until == i64::MIN
-            && let Some((&first, _)) = self.open.first_key_value()
-            && first < until
-        {
-            self.closed_until = first;
-            self.close_until(until);
         }
     }
 
@@ -898,7 +894,7 @@ impl Signals {
                 CellDim::Region(r) => Dim::Region(r),
                 CellDim::Client(c) => Dim::Client(c),
             };
-            let origin = origin_name(key.origin);
+            let origin = key.origin.as_str();
             let is_account = self.services[key.service as usize].is_account;
             let mut values: Vec<(Signal, f64)> = vec![(Signal::Requests, cell.total as f64)];
             if cell.total >= cfg.min_events && !is_account {
@@ -969,7 +965,7 @@ impl Signals {
             self.hitters.push_back(MinuteHitters {
                 minute_ms: minute,
                 service: self.services[svc as usize].name.clone(),
-                origin: origin_name(origin),
+                origin: origin.as_str(),
                 requests,
                 hitters: Arc::new(h),
             });
@@ -1180,37 +1176,6 @@ fn dim_order(d: &CellDim) -> (u8, u16) {
         CellDim::Edge(x) => (1, *x),
         CellDim::Region(r) => (2, *r as u16),
         CellDim::Client(c) => (3, *c as u16),
-    }
-}
-
-/// A small stack string of a number (no allocation per event).
-fn itoa_buf(v: u32) -> SmallStr {
-    let mut s = SmallStr::default();
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut x = v;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (x % 10) as u8;
-        x /= 10;
-        if x == 0 {
-            break;
-        }
-    }
-    s.len = digits.len() - i;
-    s.buf[..s.len].copy_from_slice(&digits[i..]);
-    s
-}
-
-#[derive(Default)]
-struct SmallStr {
-    buf: [u8; 10],
-    len: usize,
-}
-
-impl SmallStr {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
 
