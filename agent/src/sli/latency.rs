@@ -160,6 +160,16 @@ impl LatencyDays {
         v
     }
 
+    pub fn keep_days(&self) -> u32 {
+        self.keep_days as u32
+    }
+
+    /// Bytes held by the histograms.
+    pub fn memory_bytes(&self) -> usize {
+        self.days.len() * (std::mem::size_of::<LatencyHistogram>() + hdr::SLOTS * 8)
+            + self.past.as_ref().map_or(0, |_| std::mem::size_of::<LatencyHistogram>() + hdr::SLOTS * 8)
+    }
+
     pub fn set_keep_days(&mut self, keep_days: u32) {
         self.keep_days = keep_days.max(1) as i64;
     }

@@ -24,41 +24,58 @@ use latency::{LatencyDays, Percentiles};
 use ring::Counts;
 use series::{DirtyBuckets, RingId, Series, WindowStats};
 
-/// One SLO's counting state.
+/// One SLO of the engine: its spec, and the counter that counts for it.
 #[derive(Debug, Clone)]
 pub struct SloState {
     pub slo: Arc<Slo>,
-    series: Series,
-    latency: LatencyDays,
-    dirty: DirtyBuckets,
-    /// Events counted since this state was created (monotonic: `/metrics` counters).
-    pub counted: Counts,
-    /// Events of one minute not yet added to the buckets: in-order streams
-    /// add here (two increments) and touch the rings once per minute.
-    pending: Option<(i64, Counts)>,
-    /// The last minute whose weekly exclusions were looked up, and the answer.
-    weekly_cache: (i64, bool),
-    /// What failed recently: evidence for notifications (bounded).
-    pub failures: failures::Failures,
+    counter: usize,
 }
 
-impl SloState {
-    fn new(slo: Arc<Slo>) -> SloState {
-        let series = Series::new(&slo.window, &slo.budgeting);
-        let keep_days = slo.window.longest().0.div_ceil(1440) + 1;
-        SloState {
-            series,
-            latency: LatencyDays::new(keep_days),
-            dirty: DirtyBuckets::default(),
-            counted: Counts::default(),
-            pending: None,
-            weekly_cache: (i64::MIN, false),
-            failures: failures::Failures::default(),
+/// An SLO as the engine's users see it: the spec and what its counter
+/// counted since it was created (monotonic: `/metrics` counters).
+#[derive(Debug, Clone, Copy)]
+pub struct SloRef<'a> {
+    pub slo: &'a Arc<Slo>,
+    pub counted: Counts,
+}
+
+/// SLOs that select the same events: the same source, filter and
+/// exclusions. The filter is evaluated once per event for all of them, and
+/// the latency histogram (which does not depend on any threshold) is kept
+/// once.
+#[derive(Debug, Clone)]
+struct FilterGroup {
+    /// The first member: the group's source, filter and exclusions.
+    slo: Arc<Slo>,
+    latency: LatencyDays,
+    /// The group's counters: one per distinct way of judging its events.
+    counters: Vec<usize>,
+    /// How many SLOs the group serves (statistics count (event, SLO) pairs).
+    members: u64,
+    /// The last minute whose weekly exclusions were looked up, and the answer.
+    weekly_cache: (i64, bool),
+}
+
+impl FilterGroup {
+    fn new(slo: Arc<Slo>) -> FilterGroup {
+        FilterGroup {
+            latency: LatencyDays::new(keep_days(&slo)),
             slo,
+            counters: Vec::new(),
+            members: 0,
+            weekly_cache: (i64::MIN, false),
         }
     }
 
-    /// Whether an event at `ts_ms` falls in one of the SLO's exclusions.
+    fn selects_like(&self, slo: &Slo) -> bool {
+        let (a, b) = (&self.slo.indicator, &slo.indicator);
+        a.source == b.source
+            && a.filter == b.filter
+            && self.slo.exclusions.len() == slo.exclusions.len()
+            && self.slo.exclusions.iter().zip(&slo.exclusions).all(|(x, y)| x.when == y.when)
+    }
+
+    /// Whether an event at `ts_ms` falls in one of the group's exclusions.
     /// Weekly slots start and end on whole minutes, so their answer is kept
     /// per minute (a time-zone conversion per event would cost more than
     /// counting it).
@@ -88,6 +105,48 @@ impl SloState {
         }
         self.weekly_cache.1
     }
+}
+
+/// SLOs that also judge those events the same way (the same
+/// [`definition_key`]): they differ only in objective, window length,
+/// alerting or names, so their good and total counts are the same and are
+/// kept once.
+#[derive(Debug, Clone)]
+struct Counter {
+    /// [`definition_key`] of the members.
+    key: String,
+    filter: usize,
+    /// The first member: the counter's good criteria and budgeting.
+    slo: Arc<Slo>,
+    /// The longest window of the members, which the buckets cover.
+    longest: Minutes,
+    series: Series,
+    dirty: DirtyBuckets,
+    counted: Counts,
+    /// Events of one minute not yet added to the buckets: in-order streams
+    /// add here (two increments) and touch the rings once per minute.
+    pending: Option<(i64, Counts)>,
+    /// What failed recently: evidence for notifications (bounded).
+    failures: failures::Failures,
+    /// The SLOs counted here (indexes into the engine's SLOs).
+    members: Vec<usize>,
+}
+
+impl Counter {
+    fn new(key: String, filter: usize, slo: Arc<Slo>) -> Counter {
+        Counter {
+            key,
+            filter,
+            longest: slo.window.longest(),
+            series: Series::new(&slo.window, &slo.budgeting),
+            dirty: DirtyBuckets::default(),
+            counted: Counts::default(),
+            pending: None,
+            failures: failures::Failures::default(),
+            members: Vec::new(),
+            slo,
+        }
+    }
 
     /// Move the pending minute into the buckets. Returns the events that
     /// were too old for the series to keep.
@@ -102,10 +161,15 @@ impl SloState {
         }
     }
 
-    /// Bytes of counting memory held for this SLO (buckets; histograms extra).
-    pub fn memory_bytes(&self) -> usize {
-        self.series.memory_bytes()
+    /// (event, SLO) pairs of `events` events counted here.
+    fn pairs(&self, events: u64) -> u64 {
+        events.saturating_mul(self.members.len() as u64)
     }
+}
+
+/// Days of latency histograms an SLO's window needs.
+fn keep_days(slo: &Slo) -> u32 {
+    slo.window.longest().0.div_ceil(1440) + 1
 }
 
 /// What the engine saw, for the agent's own telemetry.
@@ -131,15 +195,35 @@ pub struct Retention {
     pub oldest_latency_day: Option<i64>,
 }
 
-/// A change to persist: the new value of one bucket of one SLO.
+/// A change to persist: the new value of one bucket of one SLO. SLOs that
+/// share a counter each get their own copy (the store keeps rows per SLO).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Bucket { slo: String, ring: RingId, bucket: i64, counts: Counts },
-    LatencyDay { slo: String, day: i64, histogram: Box<latency::LatencyHistogram> },
+    LatencyDay { slo: String, day: i64, histogram: Arc<latency::LatencyHistogram> },
+}
+
+/// How much memory the engine's counting state takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineMemory {
+    pub slos: usize,
+    /// Distinct filters (source, filter, exclusions).
+    pub filters: usize,
+    /// Distinct counters (filter and good criteria).
+    pub counters: usize,
+    /// Bytes of buckets held by the counters.
+    pub bucket_bytes: usize,
+    /// Bytes of latency histograms held by the filters.
+    pub latency_bytes: usize,
 }
 
 pub struct Engine {
     slos: Vec<SloState>,
+    /// SLO name → index into `slos`.
+    names: HashMap<String, usize>,
+    filters: Vec<FilterGroup>,
+    counters: Vec<Counter>,
+    /// Routes events to filter groups.
     router: router::Router,
     track_changes: bool,
     pub stats: IngestStats,
@@ -148,13 +232,50 @@ pub struct Engine {
     templater: crate::dims::RouteTemplater,
 }
 
+/// The SLOs of a set, grouped: (SLOs, filter groups, counters).
+fn assemble(set: &SloSet) -> (Vec<SloState>, Vec<FilterGroup>, Vec<Counter>) {
+    let mut slos = Vec::with_capacity(set.slos.len());
+    let mut filters: Vec<FilterGroup> = Vec::new();
+    let mut counters: Vec<Counter> = Vec::new();
+    let mut by_key: HashMap<(usize, String), usize> = HashMap::new();
+    for (i, slo) in set.slos.iter().enumerate() {
+        let f = match filters.iter().position(|g| g.selects_like(slo)) {
+            Some(f) => f,
+            None => {
+                filters.push(FilterGroup::new(slo.clone()));
+                filters.len() - 1
+            }
+        };
+        let group = &mut filters[f];
+        group.members += 1;
+        group.latency.set_keep_days(group.latency.keep_days().max(keep_days(slo)));
+        let key = definition_key(slo);
+        let c = *by_key.entry((f, key.clone())).or_insert_with(|| {
+            counters.push(Counter::new(key, f, slo.clone()));
+            group.counters.push(counters.len() - 1);
+            counters.len() - 1
+        });
+        let counter = &mut counters[c];
+        if slo.window.longest() > counter.longest {
+            counter.longest = slo.window.longest();
+            counter.series = Series::new(&slo.window, &slo.budgeting);
+        }
+        counter.members.push(i);
+        slos.push(SloState { slo: slo.clone(), counter: c });
+    }
+    (slos, filters, counters)
+}
+
 impl Engine {
     /// An engine for a set of SLOs. With `track_changes`, every bucket an
     /// event touches is remembered until [`Engine::drain_changes`].
     pub fn new(set: &SloSet, track_changes: bool) -> Engine {
-        let slos = set.slos.iter().cloned().map(SloState::new).collect();
+        let (slos, filters, counters) = assemble(set);
         let mut e = Engine {
             slos,
+            names: HashMap::new(),
+            filters,
+            counters,
             router: router::Router::default(),
             track_changes,
             stats: IngestStats::default(),
@@ -170,11 +291,12 @@ impl Engine {
     }
 
     fn index(&mut self) {
-        self.router = router::Router::new(self.slos.iter().map(|s| s.slo.as_ref()));
+        self.router = router::Router::new(self.filters.iter().map(|g| g.slo.as_ref()));
+        self.names = self.slos.iter().enumerate().map(|(i, s)| (s.slo.name.clone(), i)).collect();
     }
 
-    pub fn slos(&self) -> impl Iterator<Item = &SloState> {
-        self.slos.iter()
+    pub fn slos(&self) -> impl Iterator<Item = SloRef<'_>> {
+        self.slos.iter().map(|s| SloRef { slo: &s.slo, counted: self.counters[s.counter].counted })
     }
 
     pub fn len(&self) -> usize {
@@ -185,32 +307,67 @@ impl Engine {
         self.slos.is_empty()
     }
 
-    /// Swap in a new set of SLOs. An SLO keeps its counts when its name and
-    /// what it counts ([`definition_key`]) are unchanged; a changed window
-    /// carries its buckets over. Returns the names whose counts were reset.
+    /// The counting memory: distinct filters and counters, and their bytes.
+    pub fn memory(&self) -> EngineMemory {
+        EngineMemory {
+            slos: self.slos.len(),
+            filters: self.filters.len(),
+            counters: self.counters.len(),
+            bucket_bytes: self.counters.iter().map(|c| c.series.memory_bytes()).sum(),
+            latency_bytes: self.filters.iter().map(|g| g.latency.memory_bytes()).sum(),
+        }
+    }
+
+    fn counter_of(&self, name: &str) -> Option<usize> {
+        self.names.get(name).map(|&i| self.slos[i].counter)
+    }
+
+    /// Swap in a new set of SLOs. Counts are kept for what is counted the
+    /// same way ([`definition_key`]) as before: an SLO keeps its counts when
+    /// what it counts is unchanged (a changed window carries its buckets
+    /// over), and an SLO that counts exactly what another one already counts
+    /// starts with that one's history. Returns the names of SLOs whose
+    /// definition changed (their old counts no longer apply).
     pub fn reload(&mut self, set: &SloSet) -> Vec<String> {
         self.flush();
-        let mut old: HashMap<String, SloState> = self.slos.drain(..).map(|s| (s.slo.name.clone(), s)).collect();
-        let mut reset = Vec::new();
-        for slo in &set.slos {
-            let state = match old.remove(&slo.name) {
-                Some(prev) if definition_key(&prev.slo) == definition_key(slo) => {
-                    if prev.slo.window.longest() == slo.window.longest() {
-                        SloState { slo: slo.clone(), ..prev }
-                    } else {
-                        let mut fresh = SloState::new(slo.clone());
-                        carry_over(&prev, &mut fresh);
-                        fresh
-                    }
-                }
-                Some(_) => {
-                    reset.push(slo.name.clone());
-                    SloState::new(slo.clone())
-                }
-                None => SloState::new(slo.clone()),
-            };
-            self.slos.push(state);
+        let old_defs: HashMap<String, String> =
+            self.slos.iter().map(|s| (s.slo.name.clone(), self.counters[s.counter].key.clone())).collect();
+        let old_counters = std::mem::take(&mut self.counters);
+        let old_filters = std::mem::take(&mut self.filters);
+        let (slos, mut filters, mut counters) = assemble(set);
+        let reset = set
+            .slos
+            .iter()
+            .filter(|s| old_defs.get(&s.name).is_some_and(|k| *k != definition_key(s)))
+            .map(|s| s.name.clone())
+            .collect();
+        for c in &mut counters {
+            let Some(prev) = old_counters.iter().find(|o| o.key == c.key) else { continue };
+            if prev.longest == c.longest {
+                c.series = prev.series.clone();
+            } else {
+                carry_over(&prev.series, &mut c.series);
+            }
+            c.dirty = prev.dirty.clone();
+            c.counted = prev.counted;
+            c.failures = prev.failures.clone();
         }
+        for g in &mut filters {
+            let same = old_filters.iter().find(|o| o.selects_like(&g.slo));
+            let similar = || {
+                old_filters.iter().find(|o| {
+                    o.slo.indicator.source == g.slo.indicator.source && o.slo.indicator.filter == g.slo.indicator.filter
+                })
+            };
+            if let Some(prev) = same.or_else(similar) {
+                let keep = g.latency.keep_days();
+                g.latency = prev.latency.clone();
+                g.latency.set_keep_days(keep);
+            }
+        }
+        self.slos = slos;
+        self.filters = filters;
+        self.counters = counters;
         self.index();
         reset
     }
@@ -260,7 +417,8 @@ impl Engine {
         let latency = ev.latency_ms.map(|l| (day_of_minute(minute), hdr::slot_of_ms(l)));
         let mut matched = false;
         let track = self.track_changes;
-        let slos = &mut self.slos;
+        let filters = &mut self.filters;
+        let counters = &mut self.counters;
         let stats = &mut self.stats;
         let templater = &mut self.templater;
         // The failing event's route template, worked out once for all SLOs.
@@ -270,38 +428,42 @@ impl Engine {
         // may well be 200.
         let failed_check = origin == Origin::Synthetic
             && !matches!(ev.outcome, crate::event::Outcome::Success | crate::event::Outcome::Unknown);
-        self.router.route(origin, ev, |i| {
+        self.router.route(origin, ev, |g| {
             matched = true;
-            let state = &mut slos[i];
-            if state.excluded(ev.ts_ms) {
-                stats.excluded += n;
+            let group = &mut filters[g];
+            if group.excluded(ev.ts_ms) {
+                stats.excluded += n.saturating_mul(group.members);
                 return;
             }
-            let ind = &state.slo.indicator;
-            let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
-                && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms))
-                && ind.good.cache.as_ref().is_none_or(|c| c.contains(&ev.cache));
-            if ind.criteria_are_bad {
-                good = !good;
-            }
-            good &= !failed_check;
-            let g = if good { n } else { 0 };
-            if !good {
-                let route = failed_route.get_or_insert_with(|| failure_route(templater, ev));
-                state.failures.record(ev, route, n);
-            }
-            match &mut state.pending {
-                Some((m, c)) if *m == minute => {
-                    c.total += n;
-                    c.good += g;
-                }
-                _ => {
-                    stats.too_old += state.flush(track);
-                    state.pending = Some((minute, Counts { good: g, total: n }));
-                }
-            }
             if let Some((day, slot)) = latency {
-                state.latency.record_slot_n(day, slot, n, track);
+                group.latency.record_slot_n(day, slot, n, track);
+            }
+            for &c in &group.counters {
+                let counter = &mut counters[c];
+                let ind = &counter.slo.indicator;
+                let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
+                    && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms))
+                    && ind.good.cache.as_ref().is_none_or(|c| c.contains(&ev.cache));
+                if ind.criteria_are_bad {
+                    good = !good;
+                }
+                good &= !failed_check;
+                let g = if good { n } else { 0 };
+                if !good {
+                    let route = failed_route.get_or_insert_with(|| failure_route(templater, ev));
+                    counter.failures.record(ev, route, n);
+                }
+                match &mut counter.pending {
+                    Some((m, c)) if *m == minute => {
+                        c.total += n;
+                        c.good += g;
+                    }
+                    _ => {
+                        let dropped = counter.flush(track);
+                        stats.too_old += counter.pairs(dropped);
+                        counter.pending = Some((minute, Counts { good: g, total: n }));
+                    }
+                }
             }
         });
         if !matched {
@@ -309,27 +471,40 @@ impl Engine {
         }
     }
 
-    /// Move every SLO's pending minute into its buckets.
+    /// Move every counter's pending minute into its buckets.
     fn flush(&mut self) {
-        for s in &mut self.slos {
-            self.stats.too_old += s.flush(self.track_changes);
+        for c in &mut self.counters {
+            let dropped = c.flush(self.track_changes);
+            self.stats.too_old += c.pairs(dropped);
         }
     }
 
     /// Every bucket and latency day changed since the last call, with its
-    /// current value, ready to be written to the store.
+    /// current value, for every SLO it belongs to, ready to be written to
+    /// the store.
     pub fn drain_changes(&mut self) -> Vec<Change> {
         self.flush();
         let mut out = Vec::new();
-        for s in &mut self.slos {
-            for (ring, bucket) in s.dirty.drain() {
-                if let Some(counts) = s.series.bucket(ring, bucket) {
-                    out.push(Change::Bucket { slo: s.slo.name.clone(), ring, bucket, counts });
+        let slos = &self.slos;
+        for c in &mut self.counters {
+            for (ring, bucket) in c.dirty.drain() {
+                if let Some(counts) = c.series.bucket(ring, bucket) {
+                    for &m in &c.members {
+                        out.push(Change::Bucket { slo: slos[m].slo.name.clone(), ring, bucket, counts });
+                    }
                 }
             }
-            for day in s.latency.drain_dirty() {
-                if let Some(h) = s.latency.day(day) {
-                    out.push(Change::LatencyDay { slo: s.slo.name.clone(), day, histogram: Box::new(h.clone()) });
+        }
+        for g in &mut self.filters {
+            for day in g.latency.drain_dirty() {
+                if let Some(h) = g.latency.day(day) {
+                    let histogram = Arc::new(h.clone());
+                    for &c in &g.counters {
+                        for &m in &self.counters[c].members {
+                            let slo = slos[m].slo.name.clone();
+                            out.push(Change::LatencyDay { slo, day, histogram: histogram.clone() });
+                        }
+                    }
                 }
             }
         }
@@ -337,29 +512,44 @@ impl Engine {
     }
 
     /// Load a persisted bucket. Unknown SLOs and buckets the SLO no longer
-    /// keeps are ignored (false).
+    /// keeps are ignored (false). SLOs sharing a counter each stored a copy:
+    /// of copies that differ (one SLO was added later, or the state file
+    /// predates the sharing), the one that counted more is kept.
     pub fn restore_bucket(&mut self, slo: &str, ring: RingId, bucket: i64, counts: Counts) -> bool {
         self.flush();
-        match self.slos.iter_mut().find(|s| s.slo.name == slo) {
-            Some(s) => s.series.restore(ring, bucket, counts),
-            None => false,
+        let Some(c) = self.counter_of(slo) else { return false };
+        let counter = &mut self.counters[c];
+        if counter.members.len() > 1
+            && let Some(have) = counter.series.bucket(ring, bucket)
+            && have.total > counts.total
+        {
+            return true;
         }
+        counter.series.restore(ring, bucket, counts)
     }
 
+    /// Load a persisted latency day; like [`Engine::restore_bucket`], the
+    /// fuller of the copies of SLOs that share a filter is kept.
     pub fn restore_latency_day(&mut self, slo: &str, day: i64, h: latency::LatencyHistogram) {
-        if let Some(s) = self.slos.iter_mut().find(|s| s.slo.name == slo) {
-            s.latency.restore(day, h);
+        let Some(c) = self.counter_of(slo) else { return };
+        let group = &mut self.filters[self.counters[c].filter];
+        if group.members > 1 && group.latency.day(day).is_some_and(|have| have.len() > h.len()) {
+            return;
         }
+        group.latency.restore(day, h);
     }
 
     /// Where each SLO's retained data begins, for pruning the store.
     pub fn retention(&self) -> Vec<Retention> {
         self.slos
             .iter()
-            .map(|s| Retention {
-                slo: s.slo.name.clone(),
-                rings: s.series.retained_from(),
-                oldest_latency_day: s.latency.oldest_day(),
+            .map(|s| {
+                let c = &self.counters[s.counter];
+                Retention {
+                    slo: s.slo.name.clone(),
+                    rings: c.series.retained_from(),
+                    oldest_latency_day: self.filters[c.filter].latency.oldest_day(),
+                }
             })
             .collect()
     }
@@ -367,26 +557,46 @@ impl Engine {
     /// Evaluate every SLO as of `at_ms` (event time).
     pub fn evaluate(&mut self, at_ms: i64) -> Vec<SloStatus> {
         self.flush();
-        self.slos.iter_mut().map(|s| evaluate_one(s, at_ms)).collect()
+        // SLOs sharing a filter and a window read the same percentiles.
+        let mut percentiles: HashMap<(usize, i64, i64), Option<Percentiles>> = HashMap::new();
+        let mut out = Vec::with_capacity(self.slos.len());
+        for s in &self.slos {
+            let counter = &mut self.counters[s.counter];
+            let group = &mut self.filters[counter.filter];
+            let first = window_first_minute(&s.slo.window, at_ms);
+            let last = at_ms.div_euclid(MINUTE_MS);
+            let latency = *percentiles
+                .entry((counter.filter, first.div_euclid(1440), last.div_euclid(1440)))
+                .or_insert_with(|| group.latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1));
+            out.push(evaluate_one(&s.slo, counter, latency, at_ms));
+        }
+        out
     }
 
     /// What failed for one SLO in the `minutes` before `at_ms` (at most
     /// six hours), with the top `top` values per dimension.
     pub fn evidence(&self, name: &str, at_ms: i64, minutes: i64, top: usize) -> Option<failures::Evidence> {
-        self.slos.iter().find(|s| s.slo.name == name).map(|s| s.failures.evidence(at_ms, minutes, top))
+        let c = self.counter_of(name)?;
+        Some(self.counters[c].failures.evidence(at_ms, minutes, top))
     }
 
     /// What one SLO counted in the minutes `[first_minute, last_minute]`
     /// (after the last [`Engine::evaluate`], which adds pending counts).
     pub fn window_stats(&mut self, name: &str, first_minute: i64, last_minute: i64) -> Option<WindowStats> {
-        let s = self.slos.iter_mut().find(|s| s.slo.name == name)?;
-        Some(s.series.window(first_minute, last_minute))
+        let c = self.counter_of(name)?;
+        Some(self.counters[c].series.window(first_minute, last_minute))
     }
 
     /// Evaluate one SLO by name.
     pub fn evaluate_slo(&mut self, name: &str, at_ms: i64) -> Option<SloStatus> {
         self.flush();
-        self.slos.iter_mut().find(|s| s.slo.name == name).map(|s| evaluate_one(s, at_ms))
+        let s = &self.slos[*self.names.get(name)?];
+        let counter = &mut self.counters[s.counter];
+        let first = window_first_minute(&s.slo.window, at_ms);
+        let last = at_ms.div_euclid(MINUTE_MS);
+        let latency =
+            self.filters[counter.filter].latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1);
+        Some(evaluate_one(&s.slo, counter, latency, at_ms))
     }
 }
 
@@ -476,20 +686,32 @@ pub fn definition_key(slo: &Slo) -> String {
     key
 }
 
-fn carry_over(prev: &SloState, fresh: &mut SloState) {
-    for (ring, from) in prev.series.retained_from() {
+/// Copy the buckets of one series into another of a different length. A
+/// series that gains 15-minute buckets (its window grew past what the
+/// 1-minute buckets cover) gets them summed from the 1-minute ones.
+fn carry_over(prev: &Series, fresh: &mut Series) {
+    let rings = prev.retained_from();
+    let had_coarse = rings.iter().any(|(r, _)| *r == RingId::Coarse);
+    let mut coarse: Vec<(i64, Counts)> = Vec::new();
+    for (ring, from) in rings {
         let mut b = from;
-        while let Some(c) = prev.series.bucket(ring, b) {
+        while let Some(c) = prev.bucket(ring, b) {
             if c.total > 0 {
-                fresh.series.restore(ring, b, c);
+                fresh.restore(ring, b, c);
+                if ring == RingId::Fine && !had_coarse {
+                    let q = b.div_euclid(series::COARSE_WIDTH as i64);
+                    match coarse.last_mut() {
+                        Some((at, sum)) if *at == q => *sum = *sum + c,
+                        _ => coarse.push((q, c)),
+                    }
+                }
             }
             b += 1;
         }
     }
-    let keep = fresh.slo.window.longest().0.div_ceil(1440) + 1;
-    fresh.counted = prev.counted;
-    fresh.latency = prev.latency.clone();
-    fresh.latency.set_keep_days(keep);
+    for (q, c) in coarse {
+        fresh.restore(RingId::Coarse, q, c);
+    }
 }
 
 /// The first minute of the SLO window that ends with the minute of `at_ms`.
@@ -601,8 +823,8 @@ impl SloStatus {
     }
 }
 
-fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
-    let slo = state.slo.clone();
+fn evaluate_one(slo: &Arc<Slo>, state: &mut Counter, latency: Option<Percentiles>, at_ms: i64) -> SloStatus {
+    let slo = slo.clone();
     let last = at_ms.div_euclid(MINUTE_MS);
     let first = window_first_minute(&slo.window, at_ms);
     let window = state.series.window(first, last);
@@ -638,7 +860,6 @@ fn evaluate_one(state: &mut SloState, at_ms: i64) -> SloStatus {
             }
         })
         .collect();
-    let latency = state.latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1);
     SloStatus {
         slo,
         at_ms,
@@ -865,5 +1086,103 @@ mod tests {
         e.observe(&ev(T0 - 10 * 86_400_000, "/a", 200));
         e.evaluate(T0);
         assert_eq!(e.stats.too_old, 1);
+    }
+
+    /// SLOs with the same filter share one filter evaluation and one
+    /// latency histogram, and those that also judge events the same way
+    /// share their buckets; every SLO still reads exactly what it would
+    /// read alone.
+    #[test]
+    fn slos_sharing_a_filter_share_state_and_answer_as_if_alone() {
+        let slo = |name: &str, objective: &str, window: &str, path: &str, good: &str, extra: &str| {
+            format!(
+                "---\napiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: {name}}}\nspec:\n  service: s\n  objective: {objective}\n  window: {window}\n{extra}  indicator:\n    source: ndjson\n    filter: {{path: \"{path}\"}}\n    good: {good}\n"
+            )
+        };
+        let mut text = String::new();
+        for (i, objective) in ["99", "99.5", "99.9", "95"].iter().enumerate() {
+            let window = ["28d", "7d", "1d", "28d"][i];
+            text += &slo(&format!("api-avail-{i}"), objective, window, "/api/*", "{status: \"< 500\"}", "");
+            text += &slo(&format!("api-fast-{i}"), objective, window, "/api/*", "{latency: \"<= 40ms\"}", "");
+            text += &slo(&format!("static-avail-{i}"), objective, window, "/static/*", "{status: \"< 500\"}", "");
+        }
+        text += &slo("api-faster", "99", "28d", "/api/*", "{latency: \"<= 10ms\"}", "");
+        let excl =
+            "  exclusions:\n    - {start: \"2026-11-20T01:00:00Z\", end: \"2026-11-20T02:00:00Z\", reason: deploy}\n";
+        text += &slo("api-excluding", "99", "28d", "/api/*", "{status: \"< 500\"}", excl);
+        let set = load_str("a.yaml", &text).unwrap_or_else(|d| panic!("{d:?}"));
+        let mut shared = Engine::new(&set, true);
+        let m = shared.memory();
+        assert_eq!((m.slos, m.filters, m.counters), (14, 3, 5), "{m:?}");
+        let mut alone: Vec<Engine> = set
+            .slos
+            .iter()
+            .map(|s| Engine::new(&SloSet { slos: vec![s.clone()], ..Default::default() }, true))
+            .collect();
+        let mut x = 11u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Two days of traffic, some of it late, on both paths and others.
+        for k in 0..20_000i64 {
+            let late = if rnd() % 50 == 0 { (rnd() % 600) as i64 * MINUTE_MS } else { 0 };
+            let ts = T0 + k * 9_000 - late;
+            let path = ["/api/cart", "/static/a.css", "/other"][(rnd() % 3) as usize];
+            let status = if rnd() % 20 == 0 { 503 } else { 200 };
+            let e = RequestEvent { latency_ms: Some((rnd() % 60) as f64 + 0.5), ..ev(ts, path, status) };
+            shared.observe(&e);
+            for a in &mut alone {
+                a.observe(&e);
+            }
+        }
+        let at = T0 + 20_000 * 9_000;
+        let all = shared.evaluate(at);
+        for (i, a) in alone.iter_mut().enumerate() {
+            let mine = a.evaluate(at).remove(0);
+            assert_eq!(all[i], mine, "{}", set.slos[i].name);
+            assert_eq!(shared.slos().nth(i).unwrap().counted, a.slos().next().unwrap().counted);
+        }
+        // Every SLO gets its own copy of each change.
+        let changes = shared.drain_changes();
+        for s in &set.slos {
+            assert!(changes.iter().any(|c| matches!(c, Change::Bucket { slo, .. } if *slo == s.name)), "{}", s.name);
+            assert!(
+                changes.iter().any(|c| matches!(c, Change::LatencyDay { slo, .. } if *slo == s.name)),
+                "{}",
+                s.name
+            );
+        }
+        assert_eq!(shared.stats.too_old, alone.iter().map(|a| a.stats.too_old).sum::<u64>());
+        assert_eq!(shared.stats.excluded, alone.iter().map(|a| a.stats.excluded).sum::<u64>());
+        assert!(shared.stats.excluded > 0);
+    }
+
+    /// An SLO added with the same filter and criteria as an existing one
+    /// starts with its history; restoring copies that differ keeps the
+    /// fuller one.
+    #[test]
+    fn an_slo_counting_what_another_counts_shares_its_history() {
+        let one = load_str("a.yaml", &spec("a", "1d", "/api/*")).unwrap();
+        let mut e = Engine::new(&one, true);
+        for m in 0..30 {
+            e.observe(&ev(T0 + m * MINUTE_MS, "/api/x", 200));
+        }
+        let mut two = spec("a", "1d", "/api/*");
+        two += &spec("b", "7d", "/api/*");
+        let two = load_str("a.yaml", &two).unwrap();
+        assert!(e.reload(&two).is_empty());
+        let at = T0 + 30 * MINUTE_MS;
+        let st = e.evaluate(at);
+        assert_eq!((st[0].window.events.total, st[1].window.events.total), (30, 30));
+        let mut fresh = Engine::new(&two, false);
+        let full = Counts { good: 9, total: 9 };
+        let partial = Counts { good: 4, total: 4 };
+        let bucket = minute_of(T0);
+        assert!(fresh.restore_bucket("a", RingId::Fine, bucket, full));
+        assert!(fresh.restore_bucket("b", RingId::Fine, bucket, partial));
+        assert_eq!(fresh.window_stats("b", bucket, bucket).unwrap().events, full);
     }
 }
