@@ -413,7 +413,7 @@ impl Store {
     ) -> Result<LoadSummary, StoreError> {
         let mut summary = LoadSummary::default();
         let defs: BTreeMap<String, String> =
-            engine.slos().map(|s| (s.slo.name.clone(), definition_key(&s.slo))).collect();
+            engine.slos().map(|s| (s.slo.name.clone(), definition_key(s.slo))).collect();
         let mut to_load: Vec<&str> = Vec::new();
         let db = self.db_for_write()?;
         let tx = begin_write(&db)?;
