@@ -160,6 +160,11 @@ impl LatencyDays {
         v
     }
 
+    /// Mark every day held as changed (to be written again).
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.days.iter().map(|(d, _)| *d));
+    }
+
     pub fn keep_days(&self) -> u32 {
         self.keep_days as u32
     }

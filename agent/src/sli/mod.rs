@@ -195,8 +195,13 @@ pub struct Retention {
     pub oldest_latency_day: Option<i64>,
 }
 
-/// A change to persist: the new value of one bucket of one SLO. SLOs that
-/// share a counter each get their own copy (the store keeps rows per SLO).
+/// A change to persist: the new value of one bucket of one SLO.
+///
+/// SLOs that share a counter (or a filter's latency histograms) are
+/// persisted once, under the name of the counter's first SLO, its *owner*;
+/// the others load the owner's rows at start. When the owner changes (it
+/// was removed, renamed or redefined), everything the counter holds is
+/// written again under the new owner's name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Bucket { slo: String, ring: RingId, bucket: i64, counts: Counts },
@@ -332,6 +337,7 @@ impl Engine {
         self.flush();
         let old_defs: HashMap<String, String> =
             self.slos.iter().map(|s| (s.slo.name.clone(), self.counters[s.counter].key.clone())).collect();
+        let old_owners: Vec<String> = self.counters.iter().map(|c| self.slos[c.members[0]].slo.name.clone()).collect();
         let old_counters = std::mem::take(&mut self.counters);
         let old_filters = std::mem::take(&mut self.filters);
         let (slos, mut filters, mut counters) = assemble(set);
@@ -342,7 +348,8 @@ impl Engine {
             .map(|s| s.name.clone())
             .collect();
         for c in &mut counters {
-            let Some(prev) = old_counters.iter().find(|o| o.key == c.key) else { continue };
+            let Some(p) = old_counters.iter().position(|o| o.key == c.key) else { continue };
+            let prev = &old_counters[p];
             if prev.longest == c.longest {
                 c.series = prev.series.clone();
             } else {
@@ -351,6 +358,11 @@ impl Engine {
             c.dirty = prev.dirty.clone();
             c.counted = prev.counted;
             c.failures = prev.failures.clone();
+            if old_owners[p] != slos[c.members[0]].slo.name {
+                for (ring, bucket) in retained_buckets(&c.series) {
+                    c.dirty.push(ring, bucket);
+                }
+            }
         }
         for g in &mut filters {
             let same = old_filters.iter().find(|o| o.selects_like(&g.slo));
@@ -363,6 +375,9 @@ impl Engine {
                 let keep = g.latency.keep_days();
                 g.latency = prev.latency.clone();
                 g.latency.set_keep_days(keep);
+                if prev.slo.name != g.slo.name {
+                    g.latency.mark_all_dirty();
+                }
             }
         }
         self.slos = slos;
@@ -480,18 +495,17 @@ impl Engine {
     }
 
     /// Every bucket and latency day changed since the last call, with its
-    /// current value, for every SLO it belongs to, ready to be written to
-    /// the store.
+    /// current value, under its owner's name ([`Change`]), ready to be
+    /// written to the store.
     pub fn drain_changes(&mut self) -> Vec<Change> {
         self.flush();
         let mut out = Vec::new();
         let slos = &self.slos;
         for c in &mut self.counters {
+            let owner = &slos[c.members[0]].slo.name;
             for (ring, bucket) in c.dirty.drain() {
                 if let Some(counts) = c.series.bucket(ring, bucket) {
-                    for &m in &c.members {
-                        out.push(Change::Bucket { slo: slos[m].slo.name.clone(), ring, bucket, counts });
-                    }
+                    out.push(Change::Bucket { slo: owner.clone(), ring, bucket, counts });
                 }
             }
         }
@@ -499,12 +513,7 @@ impl Engine {
             for day in g.latency.drain_dirty() {
                 if let Some(h) = g.latency.day(day) {
                     let histogram = Arc::new(h.clone());
-                    for &c in &g.counters {
-                        for &m in &self.counters[c].members {
-                            let slo = slos[m].slo.name.clone();
-                            out.push(Change::LatencyDay { slo, day, histogram: histogram.clone() });
-                        }
-                    }
+                    out.push(Change::LatencyDay { slo: g.slo.name.clone(), day, histogram });
                 }
             }
         }
@@ -516,9 +525,10 @@ impl Engine {
     /// of copies that differ (one SLO was added later, or the state file
     /// predates the sharing), the one that counted more is kept.
     pub fn restore_bucket(&mut self, slo: &str, ring: RingId, bucket: i64, counts: Counts) -> bool {
-        self.flush();
         let Some(c) = self.counter_of(slo) else { return false };
         let counter = &mut self.counters[c];
+        let dropped = counter.flush(self.track_changes);
+        self.stats.too_old += counter.pairs(dropped);
         if counter.members.len() > 1
             && let Some(have) = counter.series.bucket(ring, bucket)
             && have.total > counts.total
@@ -684,6 +694,21 @@ pub fn definition_key(slo: &Slo) -> String {
         key += &format!(";cache={}", names(&mut c.iter().map(|c| c.as_str())));
     }
     key
+}
+
+/// Every non-empty bucket a series retains.
+fn retained_buckets(series: &Series) -> Vec<(RingId, i64)> {
+    let mut out = Vec::new();
+    for (ring, from) in series.retained_from() {
+        let mut b = from;
+        while let Some(c) = series.bucket(ring, b) {
+            if c.total > 0 {
+                out.push((ring, b));
+            }
+            b += 1;
+        }
+    }
+    out
 }
 
 /// Copy the buckets of one series into another of a different length. A
@@ -1145,15 +1170,22 @@ mod tests {
             assert_eq!(all[i], mine, "{}", set.slos[i].name);
             assert_eq!(shared.slos().nth(i).unwrap().counted, a.slos().next().unwrap().counted);
         }
-        // Every SLO gets its own copy of each change.
+        // Shared state is persisted once, under its first SLO's name.
         let changes = shared.drain_changes();
-        for s in &set.slos {
-            assert!(changes.iter().any(|c| matches!(c, Change::Bucket { slo, .. } if *slo == s.name)), "{}", s.name);
-            assert!(
-                changes.iter().any(|c| matches!(c, Change::LatencyDay { slo, .. } if *slo == s.name)),
-                "{}",
-                s.name
-            );
+        let named = |name: &str, latency: bool| {
+            changes.iter().any(|c| match c {
+                Change::Bucket { slo, .. } => !latency && slo == name,
+                Change::LatencyDay { slo, .. } => latency && slo == name,
+            })
+        };
+        for owner in ["api-avail-0", "api-fast-0", "static-avail-0", "api-faster", "api-excluding"] {
+            assert!(named(owner, false), "{owner}");
+        }
+        for owner in ["api-avail-0", "static-avail-0", "api-excluding"] {
+            assert!(named(owner, true), "{owner}");
+        }
+        for other in ["api-avail-1", "api-fast-2", "static-avail-3"] {
+            assert!(!named(other, false) && !named(other, true), "{other}");
         }
         assert_eq!(shared.stats.too_old, alone.iter().map(|a| a.stats.too_old).sum::<u64>());
         assert_eq!(shared.stats.excluded, alone.iter().map(|a| a.stats.excluded).sum::<u64>());
@@ -1184,5 +1216,43 @@ mod tests {
         assert!(fresh.restore_bucket("a", RingId::Fine, bucket, full));
         assert!(fresh.restore_bucket("b", RingId::Fine, bucket, partial));
         assert_eq!(fresh.window_stats("b", bucket, bucket).unwrap().events, full);
+    }
+
+    /// When a shared counter's owner leaves, the next SLO writes all of it
+    /// again under its own name, so a restart from the store loses nothing.
+    #[test]
+    fn a_new_owner_writes_the_shared_history_again() {
+        let two = load_str("a.yaml", &(spec("a", "1d", "/api/*") + &spec("b", "1d", "/api/*"))).unwrap();
+        let mut e = Engine::new(&two, true);
+        for m in 0..30 {
+            e.observe(&ev(T0 + m * MINUTE_MS, "/api/x", 200));
+        }
+        let first = e.drain_changes();
+        assert!(
+            first
+                .iter()
+                .all(|c| matches!(c, Change::Bucket { slo, .. } | Change::LatencyDay { slo, .. } if slo == "a"))
+        );
+        let only_b = load_str("a.yaml", &spec("b", "1d", "/api/*")).unwrap();
+        e.reload(&only_b);
+        let again = e.drain_changes();
+        let buckets = again.iter().filter(|c| matches!(c, Change::Bucket { slo, .. } if slo == "b")).count();
+        assert_eq!(buckets, 30);
+        assert!(again.iter().any(|c| matches!(c, Change::LatencyDay { slo, .. } if slo == "b")));
+        // A restart from b's rows alone sees everything.
+        let mut fresh = Engine::new(&only_b, false);
+        for c in again {
+            match c {
+                Change::Bucket { slo, ring, bucket, counts } => {
+                    assert!(fresh.restore_bucket(&slo, ring, bucket, counts))
+                }
+                Change::LatencyDay { slo, day, histogram } => {
+                    fresh.restore_latency_day(&slo, day, (*histogram).clone())
+                }
+            }
+        }
+        let at = T0 + 30 * MINUTE_MS;
+        assert_eq!(fresh.evaluate(at)[0].window.events.total, 30);
+        assert_eq!(fresh.evaluate(at)[0].latency, e.evaluate(at)[0].latency);
     }
 }
