@@ -32,6 +32,10 @@ run     `slo-agent run` with the SLOs and a file source on the log, from an
         --ticks evaluation ticks; the state file's size, whole and per SLO;
         then SIGTERM, a restart on the same state, the time from exec to
         /readyz answering 200, and RSS after the restart and a few ticks.
+        With --run-lines N it reads a shorter log of N lines instead (dated
+        the same way), for when the catch-up of the whole one is too slow.
+        After the file is read it waits until the SLOs' event totals in
+        GET /api/v1/slos stand still for a tick ("counted and evaluated").
 
 Every wait is bounded (--run-timeout for the catch-up). The agents started
 are stopped on exit, and the work dir removed when the run completed.
@@ -39,7 +43,7 @@ A benchmark prints numbers; it asserts nothing about them.
 
     python3 tests/bench/scale.py [--lines 6300000] [--slos 1000] [--rounds 3]
         [--parts replay,wc,run] [--wc-rounds 7] [--scale-wc-rounds 3] [--ticks 3]
-        [--run-timeout 1800]
+        [--run-timeout 1800] [--restart-timeout 900] [--run-lines N]
         [--bin PATH] [--dir DIR]
 """
 
@@ -243,7 +247,9 @@ def cpu_seconds(pid):
 
 
 def start_agent(binary, work, name, timeout):
-    """Start `slo-agent run`; returns (process, seconds from exec to /readyz 200)."""
+    """Start `slo-agent run`; returns (process, seconds from exec to /readyz
+    200), or (None, None) when it was not ready within `timeout` (it is
+    killed then)."""
     log = open(work / f"{name}.log", "wb")
     port = int((work / "port").read_text())
     t0 = time.perf_counter()
@@ -259,7 +265,11 @@ def start_agent(binary, work, name, timeout):
         if agent.poll() is not None:
             sys.exit(f"the agent exited ({agent.returncode}); see {work / f'{name}.log'}")
         if time.perf_counter() - t0 > timeout:
-            sys.exit(f"the agent was not ready within {timeout} s; see {work / f'{name}.log'}")
+            print(f"the agent was not ready within {timeout} s; see {work / f'{name}.log'}", flush=True)
+            agent.kill()
+            agent.wait()
+            children.remove(agent)
+            return None, None
         time.sleep(0.01)
 
 
@@ -288,6 +298,15 @@ def wait_ticks(agent, ticks):
     return peak
 
 
+class Rows(list):
+    """The run's (label, value) rows, each also printed when it comes, so a
+    run cut short still shows what it measured."""
+
+    def append(self, row):
+        print(f"  run: {row[0]}: {row[1]}", flush=True)
+        super().append(row)
+
+
 def part_run(args, binary, data, log, lines, specs):
     work = data / f"scale-run-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -301,8 +320,10 @@ def part_run(args, binary, data, log, lines, specs):
         f"specs: [{specs}]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: {TICK_S}s\n"
         f"sources:\n  - name: {SOURCE}\n    type: file\n    paths: [logs/access.log]\n    format: cloudfront\n")
     state = work / "state.redb"
-    rows = []
+    rows = Rows()
     agent, ready0 = start_agent(binary, work, "agent-first", 120)
+    if agent is None:
+        sys.exit("the agent did not start")
     rows.append(("first start (empty state) to /readyz", f"{ready0:.2f} s"))
     cpu0 = cpu_seconds(agent.pid)
     t0 = time.perf_counter()
@@ -376,7 +397,11 @@ def part_run(args, binary, data, log, lines, specs):
     rows.append(("state file", f"{size / 2**20:.1f} MiB after the stop ({running_size / 2**20:.1f} MiB "
                                f"running) = {size / args.slos / 1024:.1f} KiB per SLO"))
 
-    agent, ready = start_agent(binary, work, "agent-restart", 600)
+    agent, ready = start_agent(binary, work, "agent-restart", args.restart_timeout)
+    if agent is None:
+        rows.append(("restart: exec to /readyz 200", f"NOT READY within {args.restart_timeout} s"))
+        rows.append(("work dir kept", str(work)))
+        return rows
     after_restart = memory(agent.pid)
     rows.append(("restart: exec to /readyz 200", f"{ready:.2f} s"))
     rows.append(("RSS right after the restart", f"VmRSS {after_restart.get('VmRSS', 0):.0f} MiB, "
@@ -411,6 +436,10 @@ def main():
     ap.add_argument("--parts", default="replay,wc,run")
     ap.add_argument("--ticks", type=int, default=3, help="evaluation ticks to wait after catch-up and restart")
     ap.add_argument("--run-timeout", type=float, default=1800, help="most seconds the run's catch-up may take")
+    ap.add_argument("--restart-timeout", type=float, default=900, help="most seconds the restart may take to be ready")
+    ap.add_argument("--run-lines", type=int, default=None,
+                    help="request lines of the log `run` reads (default --lines); a shorter log, dated to end "
+                         "before today's midnight too, when the catch-up would take too long")
     ap.add_argument("--bin", default=None, help="slo-agent binary (default: the release build)")
     ap.add_argument("--dir", default=None, help="for the generated logs (default /var/tmp/slo-agent-bench)")
     args = ap.parse_args()
@@ -439,8 +468,14 @@ def main():
         if "wc" in parts:
             wc = part_wc(args, binary, data, specs)
         if "run" in parts:
+            run_log, run_lines = log, lines
+            if args.run_lines and args.run_lines != args.lines:
+                run_log, _ = scale_log(binary, data, args.run_lines)
+                run_lines = count_lines(run_log)
+                first_r, last_r = first_last_times(run_log)
+                print(f"run reads {run_log} ({run_lines:,} lines), requests from {first_r} to {last_r} UTC")
             print("run: catch-up, ticks, restart", flush=True)
-            run_rows = part_run(args, binary, data, log, lines, specs)
+            run_rows = part_run(args, binary, data, run_log, run_lines, specs)
     finally:
         for agent in list(children):
             agent.kill()
