@@ -461,7 +461,7 @@ def main():
 
     signal.signal(signal.SIGTERM, finish)
     try:
-        replay_rows = checks = wc = run_rows = None
+        replay_rows = checks = wc = run_rows = run_note = None
         if "replay" in parts:
             print(f"replay: {args.rounds} rounds of the {lines:,}-line log with {args.slos} SLOs", flush=True)
             replay_rows, checks = part_replay(args, binary, log, lines, specs)
@@ -473,7 +473,8 @@ def main():
                 run_log, _ = scale_log(binary, data, args.run_lines)
                 run_lines = count_lines(run_log)
                 first_r, last_r = first_last_times(run_log)
-                print(f"run reads {run_log} ({run_lines:,} lines), requests from {first_r} to {last_r} UTC")
+                run_note = f"run read {run_log} ({run_lines:,} lines), requests from {first_r} to {last_r} UTC"
+                print(run_note)
             print("run: catch-up, ticks, restart", flush=True)
             run_rows = part_run(args, binary, data, run_log, run_lines, specs)
     finally:
@@ -483,13 +484,16 @@ def main():
     print(f"\n{machine()}; at the start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
     print(f"started {started}; binary {binary}")
     print(f"log: {log} ({lines:,} lines, {log.stat().st_size / 1e9:.2f} GB), requests from {first} to {last} UTC")
-    print(f"specs: {specs} ({args.slos} SLOs)\n")
+    print(f"specs: {specs} ({args.slos} SLOs)")
+    if run_note:
+        print(run_note)
+    print()
     if replay_rows:
         print(f"{'command':<26} {'runs':>4} {'min s':>8} {'median s':>9} {'lines/s (min)':>14} "
-              f"{'lines/s (median)':>17} {'peak RSS':>10} {'CPU s (min)':>12}")
+              f"{'lines/s (median)':>17} {'peak RSS':>10} {'CPU s (min)':>12} {'lines/CPU s':>12}")
         for name, n, mn, md, ls_mn, ls_md, rss, cpu in replay_rows:
-            print(f"{name:<26} {n:>4} {mn:>8.2f} {md:>9.2f} {ls_mn / 1e6:>12.2f} M {ls_md / 1e6:>15.2f} M "
-                  f"{rss:>6.0f} MiB {cpu:>12.1f}")
+            print(f"{name:<26} {n:>4} {mn:>8.2f} {md:>9.2f} {ls_mn / 1e6:>12.3f} M {ls_md / 1e6:>15.3f} M "
+                  f"{rss:>6.0f} MiB {cpu:>12.1f} {lines / cpu / 1e6 if cpu else 0:>10.3f} M")
         for c in checks:
             print(f"  check: {c}")
         print()

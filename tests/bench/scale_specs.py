@@ -126,7 +126,11 @@ def specs_text(n):
 
 
 def write_specs(path, n):
-    path.write_text(specs_text(n))
+    """Write the specs to `path` unless it holds them already (a rewrite
+    would make a running agent that reads them reload its specs)."""
+    text = specs_text(n)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     return path
 
 
