@@ -35,7 +35,8 @@ run     `slo-agent run` with the SLOs and a file source on the log, from an
         With --run-lines N it reads a shorter log of N lines instead (dated
         the same way), for when the catch-up of the whole one is too slow.
         After the file is read it waits until the SLOs' event totals in
-        GET /api/v1/slos stand still for a tick ("counted and evaluated").
+        GET /api/v1/slos are the same in two evaluations (two different
+        `at`), a tick apart ("counted and evaluated").
 
 Every wait is bounded (--run-timeout for the catch-up). The agents started
 are stopped on exit, and the work dir removed when the run completed.
@@ -217,16 +218,24 @@ def metrics(port):
         return ""
 
 
-def slo_pairs(port):
-    """(event/SLO pairs counted, SLOs with events) in GET /api/v1/slos."""
+def slo_report(port):
+    """(event/SLO pairs counted, SLOs with events, the evaluation's `at`) in
+    GET /api/v1/slos."""
     try:
         status, body = http_get(port, "/api/v1/slos", timeout=60)
     except OSError:
-        return 0, 0
+        return 0, 0, None
     if status != 200:
-        return 0, 0
-    slos = json.loads(body)["slos"]
-    return sum(s["events"]["total"] for s in slos), sum(1 for s in slos if s["events"]["total"] > 0)
+        return 0, 0, None
+    report = json.loads(body)
+    slos = report["slos"]
+    return (sum(s["events"]["total"] for s in slos), sum(1 for s in slos if s["events"]["total"] > 0),
+            report.get("at"))
+
+
+def slo_pairs(port):
+    """(event/SLO pairs counted, SLOs with events) in GET /api/v1/slos."""
+    return slo_report(port)[:2]
 
 
 def memory(pid):
@@ -351,16 +360,18 @@ def part_run(args, binary, data, log, lines, specs):
     catch_up = time.perf_counter() - t0
     done = read >= lines
     # Lines read are not yet counted and evaluated: wait until the SLOs'
-    # event totals in GET /api/v1/slos are the same two ticks running.
+    # event totals in GET /api/v1/slos are the same in two evaluations
+    # (their `at` differs: a busy state thread publishes none).
     counted_after, pairs = None, 0
     if done:
-        previous = -1
+        previous = (-1, None)
         while time.perf_counter() - t0 < args.run_timeout:
-            pairs = slo_pairs(port)[0]
-            if pairs > 0 and pairs == previous:
+            pairs, _, at = slo_report(port)
+            if pairs > 0 and pairs == previous[0] and at != previous[1]:
                 counted_after = time.perf_counter() - t0 - TICK_S
                 break
-            previous = pairs
+            if pairs != previous[0]:
+                previous = (pairs, at)
             time.sleep(TICK_S)
     cpu = cpu_seconds(agent.pid) - cpu0
     text = metrics(port)
