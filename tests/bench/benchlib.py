@@ -25,14 +25,15 @@ def bench_dir(given):
     return data
 
 
-def generated_log(binary, data, fmt, lines):
+def generated_log(binary, data, fmt, lines, date=None):
     """`{fmt}-{lines}.log` in `data`, written by `slo-agent generate` the
-    first time it is asked for."""
-    log = data / f"{fmt}-{lines}.log"
+    first time it is asked for, from 2026-11-20; with `date` (YYYY-MM-DD)
+    from that day, as `{fmt}-{lines}-from-{date}.log`."""
+    log = data / (f"{fmt}-{lines}-from-{date}.log" if date else f"{fmt}-{lines}.log")
     if not log.exists():
         print(f"generating {log} …", flush=True)
         tmp = log.with_suffix(".log.tmp")
-        subprocess.run([binary, "generate", "--format", fmt, "--lines", str(lines), "--date", "2026-11-20",
+        subprocess.run([binary, "generate", "--format", fmt, "--lines", str(lines), "--date", date or "2026-11-20",
                         "--out", str(tmp)], check=True)
         tmp.rename(log)
     return log
