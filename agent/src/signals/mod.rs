@@ -340,9 +340,21 @@ impl Series {
         let mut observed = 0.0;
         let mut expected = 0.0;
         let mut seasonal = true;
+        // The expectation is per hour: the window's minutes span two hours
+        // at most, so it is looked up once per hour, not once per minute.
+        let mut last_hour: Option<(i64, Option<f64>)> = None;
         for m in window.clone() {
             observed += f64::from(m.value);
-            match self.seasonal_minute(m.minute_ms) {
+            let hour = m.minute_ms.div_euclid(HOUR_MS);
+            let e = match last_hour {
+                Some((h, e)) if h == hour => e,
+                _ => {
+                    let e = self.seasonal_minute(m.minute_ms);
+                    last_hour = Some((hour, e));
+                    e
+                }
+            };
+            match e {
                 Some(e) => expected += e,
                 None => {
                     seasonal = false;

@@ -231,6 +231,9 @@ pub struct Engine {
     /// Routes events to filter groups.
     router: router::Router,
     track_changes: bool,
+    /// Whether bad events are broken down for notifications' evidence
+    /// (`replay` reports none, and skips the work).
+    failure_evidence: bool,
     pub stats: IngestStats,
     /// Derives the route of events whose hop does not name one (CloudFront:
     /// `/cart/12345` → `/cart/{id}`), for SLOs that filter on the route.
@@ -283,11 +286,18 @@ impl Engine {
             counters,
             router: router::Router::default(),
             track_changes,
+            failure_evidence: true,
             stats: IngestStats::default(),
             templater: crate::dims::RouteTemplater::default(),
         };
         e.index();
         e
+    }
+
+    /// Keep (the default) or skip the breakdown of bad events that
+    /// notifications quote ([`Engine::evidence`], `top_failures`).
+    pub fn set_failure_evidence(&mut self, on: bool) {
+        self.failure_evidence = on;
     }
 
     /// Use these route templates (patterns and cap) for events without a route.
@@ -432,6 +442,7 @@ impl Engine {
         let latency = ev.latency_ms.map(|l| (day_of_minute(minute), hdr::slot_of_ms(l)));
         let mut matched = false;
         let track = self.track_changes;
+        let evidence = self.failure_evidence;
         let filters = &mut self.filters;
         let counters = &mut self.counters;
         let stats = &mut self.stats;
@@ -464,7 +475,7 @@ impl Engine {
                 }
                 good &= !failed_check;
                 let g = if good { n } else { 0 };
-                if !good {
+                if !good && evidence {
                     let route = failed_route.get_or_insert_with(|| failure_route(templater, ev));
                     counter.failures.record(ev, route, n);
                 }
