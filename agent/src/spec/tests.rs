@@ -221,7 +221,9 @@ fn diagnostics_table() {
         ),
         (
             native(&format!("{w}  indicator: {{source: lambda, good: {{}}}}\n")),
-            vec!["t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status`, `latency` or `cache`"],
+            vec![
+                "t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status`, `latency`, `cache`, `protocol` or `tls_version`",
+            ],
         ),
         (
             native(&format!("{w}{IND}")).replace("name: a", "name: Checkout_1"),
