@@ -338,7 +338,7 @@ fn example_specs_load() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../slo-specs");
     let set = load_paths(&[dir])
         .unwrap_or_else(|d| panic!("{}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
-    assert_eq!(set.slos.len(), 11);
+    assert_eq!(set.slos.len(), 13);
 }
 
 proptest::proptest! {
