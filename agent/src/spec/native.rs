@@ -544,7 +544,8 @@ pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
     good_fields(cx, &m, true)
 }
 
-/// `status` and `latency` of a good (or bad) criteria map.
+/// The criteria of a good (or bad) criteria map: `status`, `latency`, `cache`,
+/// `protocol`, `tls_version`.
 pub fn good_fields(cx: &mut Ctx<'_>, m: &Fields<'_>, need_one: bool) -> Option<GoodCriteria> {
     if need_one && !GOOD.iter().any(|k| m.has(k)) {
         cx.err(
