@@ -89,6 +89,119 @@ impl CacheResult {
     }
 }
 
+/// The protocol of the viewer's request (CloudFront `cs-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Not logged: a source without the field, a log whose field list
+    /// leaves it out, or a value CloudFront does not document.
+    #[default]
+    Unknown,
+    Http,
+    Https,
+    /// WebSocket over HTTP.
+    Ws,
+    /// WebSocket over HTTPS.
+    Wss,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 5] = [Protocol::Unknown, Protocol::Http, Protocol::Https, Protocol::Ws, Protocol::Wss];
+
+    /// The name in specs, as CloudFront writes it: `http`, `https`, `ws`, `wss`, and `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Unknown => "unknown",
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
+        }
+    }
+
+    /// A spec's name, ASCII case ignored.
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// A log's `cs-protocol` value; anything undocumented is `Unknown`.
+    #[inline]
+    pub fn from_log(v: &[u8]) -> Protocol {
+        match v {
+            b"https" => Protocol::Https,
+            b"http" => Protocol::Http,
+            b"wss" => Protocol::Wss,
+            b"ws" => Protocol::Ws,
+            _ if v.len() <= 5 => std::str::from_utf8(v).ok().and_then(Protocol::parse).unwrap_or_default(),
+            _ => Protocol::Unknown,
+        }
+    }
+}
+
+/// The SSL/TLS version the viewer negotiated (CloudFront `ssl-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    /// Not logged: a source without the field, a log whose field list
+    /// leaves it out, or a value CloudFront does not document.
+    #[default]
+    Unknown,
+    /// No TLS: the request came over plain HTTP (`-` in the log).
+    None,
+    Ssl3,
+    Tls1_0,
+    Tls1_1,
+    Tls1_2,
+    Tls1_3,
+}
+
+impl TlsVersion {
+    pub const ALL: [TlsVersion; 7] = [
+        TlsVersion::Unknown,
+        TlsVersion::None,
+        TlsVersion::Ssl3,
+        TlsVersion::Tls1_0,
+        TlsVersion::Tls1_1,
+        TlsVersion::Tls1_2,
+        TlsVersion::Tls1_3,
+    ];
+
+    /// The name in specs, as CloudFront writes it (`SSLv3`, `TLSv1` for
+    /// TLS 1.0, `TLSv1.1`, `TLSv1.2`, `TLSv1.3`), and `none`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Unknown => "unknown",
+            TlsVersion::None => "none",
+            TlsVersion::Ssl3 => "SSLv3",
+            TlsVersion::Tls1_0 => "TLSv1",
+            TlsVersion::Tls1_1 => "TLSv1.1",
+            TlsVersion::Tls1_2 => "TLSv1.2",
+            TlsVersion::Tls1_3 => "TLSv1.3",
+        }
+    }
+
+    /// A spec's name, ASCII case ignored; `TLSv1.0` is accepted for `TLSv1`.
+    pub fn parse(s: &str) -> Option<TlsVersion> {
+        if s.eq_ignore_ascii_case("TLSv1.0") {
+            return Some(TlsVersion::Tls1_0);
+        }
+        TlsVersion::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// A log's `ssl-protocol` value: `-` (or nothing) is `None`, anything
+    /// undocumented `Unknown`.
+    #[inline]
+    pub fn from_log(v: &[u8]) -> TlsVersion {
+        match v {
+            b"TLSv1.3" => TlsVersion::Tls1_3,
+            b"TLSv1.2" => TlsVersion::Tls1_2,
+            b"-" | b"" => TlsVersion::None,
+            b"TLSv1.1" => TlsVersion::Tls1_1,
+            b"TLSv1" => TlsVersion::Tls1_0,
+            b"SSLv3" => TlsVersion::Ssl3,
+            _ => TlsVersion::Unknown,
+        }
+    }
+}
+
 /// Who sent the request, folded to a bounded set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ClientClass {
@@ -183,6 +296,10 @@ pub struct RequestEvent<'a> {
     pub edge_location: &'a str,
     pub client: ClientClass,
     pub cache: CacheResult,
+    /// The viewer's protocol (filled when [`Wanted::protocol`] is asked for).
+    pub protocol: Protocol,
+    /// The viewer's TLS version (filled when [`Wanted::tls_version`] is asked for).
+    pub tls_version: TlsVersion,
     pub bytes: u64,
     pub request_id: &'a str,
     pub trace_id: &'a str,
@@ -232,6 +349,10 @@ pub struct RequestEvent<'a> {
 pub struct Wanted {
     pub client: bool,
     pub cache: bool,
+    /// The viewer's protocol (CloudFront `cs-protocol`).
+    pub protocol: bool,
+    /// The viewer's TLS version (CloudFront `ssl-protocol`).
+    pub tls_version: bool,
     pub bytes: bool,
     /// Request and trace ids.
     pub request_id: bool,
@@ -245,14 +366,32 @@ impl Wanted {
         Wanted {
             client: self.client || o.client,
             cache: self.cache || o.cache,
+            protocol: self.protocol || o.protocol,
+            tls_version: self.tls_version || o.tls_version,
             bytes: self.bytes || o.bytes,
             request_id: self.request_id || o.request_id,
             requester: self.requester || o.requester,
         }
     }
 
-    pub const ALL: Wanted = Wanted { client: true, cache: true, bytes: true, request_id: true, requester: true };
-    pub const NONE: Wanted = Wanted { client: false, cache: false, bytes: false, request_id: false, requester: false };
+    pub const ALL: Wanted = Wanted {
+        client: true,
+        cache: true,
+        protocol: true,
+        tls_version: true,
+        bytes: true,
+        request_id: true,
+        requester: true,
+    };
+    pub const NONE: Wanted = Wanted {
+        client: false,
+        cache: false,
+        protocol: false,
+        tls_version: false,
+        bytes: false,
+        request_id: false,
+        requester: false,
+    };
 }
 
 impl Default for Wanted {
@@ -332,6 +471,8 @@ struct Stored {
     upstream_latency_ms: Option<f64>,
     client: ClientClass,
     cache: CacheResult,
+    protocol: Protocol,
+    tls_version: TlsVersion,
     outcome: Outcome,
     bytes: u64,
     init_ms: Option<f64>,
@@ -431,6 +572,8 @@ impl EventBatch {
             upstream_latency_ms: e.upstream_latency_ms,
             client: e.client,
             cache: e.cache,
+            protocol: e.protocol,
+            tls_version: e.tls_version,
             outcome: e.outcome,
             bytes: e.bytes,
             init_ms: e.init_ms,
@@ -476,6 +619,8 @@ impl EventBatch {
                 edge_location,
                 client: e.client,
                 cache: e.cache,
+                protocol: e.protocol,
+                tls_version: e.tls_version,
                 bytes: e.bytes,
                 request_id,
                 trace_id,
@@ -531,6 +676,8 @@ mod batch_tests {
             route: "/cart/{id}",
             upstream_request_id: if i % 3 == 0 { "" } else { "L-1" },
             outcome: Outcome::Timeout,
+            protocol: if i % 2 == 0 { Protocol::Https } else { Protocol::Wss },
+            tls_version: TlsVersion::Tls1_2,
             memory_size_mb: Some(128),
             ..Default::default()
         }

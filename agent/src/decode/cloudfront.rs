@@ -31,7 +31,9 @@
 use memchr::memchr;
 
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
-use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, Wanted, parse_status};
+use crate::event::{
+    CacheResult, ClientClass, EventSink, Origin, Protocol, RequestEvent, TlsVersion, Wanted, parse_status,
+};
 
 /// The 33 fields of a standard log in the order AWS documents them; used for
 /// lines that arrive before any `#Fields:` header.
@@ -104,9 +106,13 @@ enum Role {
     /// The viewer's autonomous system number (`asn`, v2 and real-time
     /// logs): read only when the requester is wanted.
     Asn,
+    /// `cs-protocol`: `http`, `https`, `ws`, `wss`; read only when wanted.
+    Protocol,
+    /// `ssl-protocol`: `TLSv1.2`, …, `-` for none; read only when wanted.
+    SslProtocol,
 }
 
-const ROLES: usize = Role::Asn as usize + 1;
+const ROLES: usize = Role::SslProtocol as usize + 1;
 /// The role of a column the event does not need. It has a slot of its own in
 /// the split's output (written, never read) so that storing a field needs no
 /// branch.
@@ -140,6 +146,8 @@ impl Role {
             ("timestamp(ms)", Role::TimestampMs),
             ("c-ip", Role::ClientIp),
             ("asn", Role::Asn),
+            ("cs-protocol", Role::Protocol),
+            ("ssl-protocol", Role::SslProtocol),
         ];
         NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(_, r)| r)
     }
@@ -151,7 +159,7 @@ impl Role {
     /// distribution's domain name; and they spell the user agent
     /// `cs-user-agent`.
     fn of_realtime(name: &[u8]) -> Option<Role> {
-        const NAMES: [(&str, Role); 15] = [
+        const NAMES: [(&str, Role); 17] = [
             ("timestamp", Role::Timestamp),
             ("sc-status", Role::Status),
             ("sc-bytes", Role::Bytes),
@@ -167,20 +175,40 @@ impl Role {
             ("origin-fbl", Role::OriginFirstByte),
             ("c-ip", Role::ClientIp),
             ("asn", Role::Asn),
+            ("cs-protocol", Role::Protocol),
+            ("ssl-protocol", Role::SslProtocol),
         ];
         NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(_, r)| r)
     }
+
+    /// The optional fields ([`Wanted`]) whose columns are split only when
+    /// wanted, as bits of a [`ColumnMap::cut`] index; 0 for a role always read.
+    fn gate(self) -> usize {
+        match self {
+            Role::ClientIp | Role::Asn => GATE_REQUESTER,
+            Role::Protocol => GATE_PROTOCOL,
+            Role::SslProtocol => GATE_TLS,
+            _ => 0,
+        }
+    }
 }
+
+const GATE_REQUESTER: usize = 1;
+const GATE_PROTOCOL: usize = 2;
+const GATE_TLS: usize = 4;
+/// Every combination of the gates.
+const CUTS: usize = 8;
 
 /// Column index → role, cut after the last column with a role so splitting
 /// can stop there.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ColumnMap {
     roles: Vec<u8>,
-    /// How many of `roles` to split when the requester is not wanted: up to
-    /// the last column with another role, so that a requester column at the
-    /// end of a line (`asn` comes late) costs nothing unless it is read.
-    without_requester: usize,
+    /// How many of `roles` to split for each combination of the gated
+    /// optional fields wanted ([`Role::gate`] bits): up to the last column
+    /// whose role is always read or wanted, so that a gated column late in
+    /// a line (`ssl-protocol`, `asn`) costs nothing unless it is read.
+    cuts: [usize; CUTS],
 }
 
 impl ColumnMap {
@@ -197,23 +225,37 @@ impl ColumnMap {
 
     fn with_roles<'n>(names: impl Iterator<Item = &'n [u8]>, role_of: fn(&[u8]) -> Option<Role>) -> ColumnMap {
         let mut roles = Vec::new();
+        // Each column's gate bits, `None` for a column without a role.
+        let mut gates = Vec::new();
         let mut seen = [false; ROLES];
         for name in names {
             let role = match role_of(name) {
                 Some(r) if !seen[r as usize] => {
                     seen[r as usize] = true;
-                    r as u8
+                    Some(r)
                 }
-                _ => NO_ROLE,
+                _ => None,
             };
-            roles.push(role);
+            roles.push(role.map_or(NO_ROLE, |r| r as u8));
+            gates.push(role.map(Role::gate));
         }
         let used = roles.iter().rposition(|&r| r != NO_ROLE).map_or(0, |i| i + 1);
         roles.truncate(used);
-        let requester = [Role::ClientIp as u8, Role::Asn as u8];
-        let without_requester =
-            roles.iter().rposition(|r| *r != NO_ROLE && !requester.contains(r)).map_or(0, |i| i + 1);
-        ColumnMap { roles, without_requester }
+        let mut cuts = [0; CUTS];
+        for (wanted, cut) in cuts.iter_mut().enumerate() {
+            *cut = gates.iter().rposition(|g| g.is_some_and(|g| g & !wanted == 0)).map_or(0, |i| i + 1);
+        }
+        ColumnMap { roles, cuts }
+    }
+
+    /// How many columns to split for the optional fields `wanted`.
+    #[inline]
+    fn cut(&self, wanted: Wanted) -> usize {
+        let bit = |on: bool, gate: usize| if on { gate } else { 0 };
+        let gates = bit(wanted.requester, GATE_REQUESTER)
+            | bit(wanted.protocol, GATE_PROTOCOL)
+            | bit(wanted.tls_version, GATE_TLS);
+        self.cuts[gates]
     }
 
     fn canonical() -> ColumnMap {
@@ -222,16 +264,17 @@ impl ColumnMap {
 
     /// Writes where the fields of `line` that have a role are into `out`
     /// (leaving [`Span::ABSENT`] for a column the header does not name or
-    /// the line does not reach) and returns where splitting stopped. Without
-    /// `requester`, splitting stops after the last column whose role is not a
-    /// requester role (those before it are still written, and not read).
+    /// the line does not reach) and returns where splitting stopped.
+    /// Splitting stops after the last column that is always read or that
+    /// `wanted` asks for (gated columns before it are still written, and
+    /// not read).
     ///
     /// Tabs are found 64 bytes at a time as a bit mask, which measured about
     /// 40% faster than one `memchr` call per field for fields this short.
     /// `line` is at most [`MAX_LINE`] bytes, so offsets fit in `u32`.
     #[inline]
-    fn split(&self, line: &[u8], out: &mut [Span; SLOTS], requester: bool) -> usize {
-        let roles = if requester { &self.roles[..] } else { &self.roles[..self.without_requester] };
+    fn split(&self, line: &[u8], out: &mut [Span; SLOTS], wanted: Wanted) -> usize {
+        let roles = &self.roles[..self.cut(wanted)];
         if roles.is_empty() {
             return 0;
         }
@@ -514,7 +557,7 @@ impl RecordReader {
     ) -> Result<(), Reject> {
         let mut spans = [Span::ABSENT; SLOTS];
         let wanted = self.wanted;
-        let split_end = map.split(line, &mut spans, wanted.requester);
+        let split_end = map.split(line, &mut spans, wanted);
         if self.stem_has_query {
             // A `?` that belongs to the path travels percent-encoded (RFC
             // 3986), so the first literal one starts the query string.
@@ -577,6 +620,15 @@ impl RecordReader {
             Some(v) if wanted.cache => cache_result(v),
             _ => CacheResult::Unknown,
         };
+        // `-` is a value here (no TLS), so the field is read as written.
+        let protocol = match field(Role::Protocol) {
+            Some(v) if wanted.protocol => Protocol::from_log(v),
+            _ => Protocol::Unknown,
+        };
+        let tls_version = match field(Role::SslProtocol) {
+            Some(v) if wanted.tls_version => TlsVersion::from_log(v),
+            _ => TlsVersion::Unknown,
+        };
 
         // Disjoint borrows of the scratch buffers, so that the event can
         // borrow from several of them at once.
@@ -619,6 +671,8 @@ impl RecordReader {
             edge_location: text_of(Role::EdgeLocation, lossy_edge),
             client,
             cache,
+            protocol,
+            tls_version,
             bytes,
             request_id: if wanted.request_id { text_of(Role::RequestId, lossy_id) } else { "" },
             client_addr,

@@ -47,7 +47,9 @@ use crate::decode::cloudfront::{
 };
 use crate::decode::scalar::Scalar;
 use crate::decode::{Decoder, MAX_LINE, Reject, RejectReason, parse_date, parse_time_of_day};
-use crate::event::{CacheResult, ClientClass, EventSink, Origin, RequestEvent, Wanted, parse_status};
+use crate::event::{
+    CacheResult, ClientClass, EventSink, Origin, Protocol, RequestEvent, TlsVersion, Wanted, parse_status,
+};
 
 /// Decodes the `json` output of CloudFront standard logging v2.
 #[derive(Debug, Clone)]
@@ -111,6 +113,10 @@ struct Record<'a> {
     client_ip: Option<Scalar<'a>>,
     #[serde(borrow)]
     asn: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "cs-protocol")]
+    protocol: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "ssl-protocol")]
+    ssl_protocol: Option<Scalar<'a>>,
 }
 
 /// What a field holds once `-` and `""` count as absent.
@@ -210,6 +216,16 @@ impl Decoder for CloudFrontV2JsonDecoder {
             v if wanted.cache && !v.is_empty() => cache_result(v.as_bytes()),
             _ => CacheResult::Unknown,
         };
+        // An odd type is unknown rather than a reject: the request happened.
+        let protocol = match &record.protocol {
+            Some(Scalar::Text(v)) if wanted.protocol => Protocol::from_log(v.as_bytes()),
+            _ => Protocol::Unknown,
+        };
+        // `-` is a value here (no TLS), so the field is read as written.
+        let tls_version = match &record.ssl_protocol {
+            Some(Scalar::Text(v)) if wanted.tls_version => TlsVersion::from_log(v.as_bytes()),
+            _ => TlsVersion::Unknown,
+        };
         let client = match text(&record.user_agent)? {
             ua if wanted.client && !ua.is_empty() => classify_user_agent(ua.as_bytes()),
             _ => ClientClass::Unknown,
@@ -252,6 +268,8 @@ impl Decoder for CloudFrontV2JsonDecoder {
             edge_location: text(&record.edge_location)?,
             client,
             cache,
+            protocol,
+            tls_version,
             bytes,
             request_id: if wanted.request_id { text(&record.request_id)? } else { "" },
             client_addr,

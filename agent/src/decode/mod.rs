@@ -401,6 +401,15 @@ fn render_with(
     out
 }
 
+/// Test support: decode `input` line by line with `wanted`, and render the
+/// viewer's protocol and TLS version of each event as one line (`proto=https
+/// tls=TLSv1.3`), or `reject <reason>`.
+#[cfg(test)]
+pub(crate) fn render_connections(decoder: &mut dyn Decoder, wanted: Wanted, input: &[u8]) -> String {
+    decoder.want(wanted);
+    render_with(decoder, input, |e| format!("proto={} tls={}", e.protocol.as_str(), e.tls_version.as_str()))
+}
+
 /// Test support: `expected` with each line trimmed and blank lines dropped,
 /// to compare with [`render_requesters`].
 #[cfg(test)]

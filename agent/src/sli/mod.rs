@@ -398,12 +398,19 @@ impl Engine {
     }
 
     /// The optional event fields the SLOs read, so decoders can skip the
-    /// rest: the client class when a filter names one, the cache result
-    /// when a filter or a good criterion does. No SLO reads bytes or
-    /// request ids.
+    /// rest: the client class when a filter names one, the cache result,
+    /// the viewer's protocol and TLS version when a filter or a good
+    /// criterion does. No SLO reads bytes or request ids.
     pub fn wanted(&self) -> Wanted {
-        let cache = self.router.reads_cache() || self.slos.iter().any(|s| s.slo.indicator.good.cache.is_some());
-        Wanted { client: self.router.reads_client(), cache, ..Wanted::NONE }
+        let good =
+            |read: fn(&crate::spec::model::GoodCriteria) -> bool| self.slos.iter().any(|s| read(&s.slo.indicator.good));
+        Wanted {
+            client: self.router.reads_client(),
+            cache: self.router.reads_cache() || good(|g| g.cache.is_some()),
+            protocol: self.router.reads_protocol() || good(|g| g.protocol.is_some()),
+            tls_version: self.router.reads_tls_version() || good(|g| g.tls_version.is_some()),
+            ..Wanted::NONE
+        }
     }
 
     /// Count one event for every SLO whose indicator selects it.
@@ -469,7 +476,9 @@ impl Engine {
                 let ind = &counter.slo.indicator;
                 let mut good = ind.good.status.as_ref().is_none_or(|s| s.contains(ev.status))
                     && ind.good.latency.as_ref().is_none_or(|l| l.holds(ev.latency_ms))
-                    && ind.good.cache.as_ref().is_none_or(|c| c.contains(&ev.cache));
+                    && ind.good.cache.as_ref().is_none_or(|c| c.contains(&ev.cache))
+                    && ind.good.protocol.as_ref().is_none_or(|p| p.contains(&ev.protocol))
+                    && ind.good.tls_version.as_ref().is_none_or(|t| t.contains(&ev.tls_version));
                 if ind.criteria_are_bad {
                     good = !good;
                 }
@@ -703,6 +712,18 @@ pub fn definition_key(slo: &Slo) -> String {
     }
     if let Some(c) = &i.good.cache {
         key += &format!(";cache={}", names(&mut c.iter().map(|c| c.as_str())));
+    }
+    if let Some(p) = &f.protocol {
+        key += &format!(";fproto={}", names(&mut p.iter().map(|p| p.as_str())));
+    }
+    if let Some(t) = &f.tls_version {
+        key += &format!(";ftls={}", names(&mut t.iter().map(|t| t.as_str())));
+    }
+    if let Some(p) = &i.good.protocol {
+        key += &format!(";proto={}", names(&mut p.iter().map(|p| p.as_str())));
+    }
+    if let Some(t) = &i.good.tls_version {
+        key += &format!(";tls={}", names(&mut t.iter().map(|t| t.as_str())));
     }
     key
 }

@@ -8,7 +8,7 @@
 //! compare the host once.
 
 use crate::dims::{Region, edge_region};
-use crate::event::{CacheResult, ClientClass, Origin, Outcome, RequestEvent};
+use crate::event::{CacheResult, ClientClass, Origin, Outcome, Protocol, RequestEvent, TlsVersion};
 use crate::spec::glob::{Glob, HeadFilter, Then, bytes_eq, head8};
 use crate::spec::model::{Filter, Slo};
 use crate::spec::status::StatusSet;
@@ -126,6 +126,8 @@ struct OriginRoutes {
     clients: Group<Vec<ClientClass>>,
     outcomes: Group<Vec<Outcome>>,
     caches: Group<Vec<CacheResult>>,
+    protocols: Group<Vec<Protocol>>,
+    tls_versions: Group<Vec<TlsVersion>>,
     /// `(slo index, required bits)`, the bits stored flat in `required`.
     slos: Vec<usize>,
     required: Vec<u64>,
@@ -185,6 +187,12 @@ impl Router {
             if let Some(v) = &f.cache {
                 bits.push(r.caches.bit_for(v, nb));
             }
+            if let Some(v) = &f.protocol {
+                bits.push(r.protocols.bit_for(v, nb));
+            }
+            if let Some(v) = &f.tls_version {
+                bits.push(r.tls_versions.bit_for(v, nb));
+            }
             r.slos.push(i);
             bits_per_slo[o].push(bits);
         }
@@ -214,6 +222,16 @@ impl Router {
     /// True when some SLO filters on the cache result.
     pub fn reads_cache(&self) -> bool {
         self.origins.iter().any(|o| !o.caches.items.is_empty())
+    }
+
+    /// True when some SLO filters on the viewer's protocol.
+    pub fn reads_protocol(&self) -> bool {
+        self.origins.iter().any(|o| !o.protocols.items.is_empty())
+    }
+
+    /// True when some SLO filters on the viewer's TLS version.
+    pub fn reads_tls_version(&self) -> bool {
+        self.origins.iter().any(|o| !o.tls_versions.items.is_empty())
     }
 
     /// True when some SLO of `origin` filters on the route.
@@ -265,6 +283,16 @@ impl Router {
         }
         for (v, b) in &r.caches.items {
             if v.contains(&ev.cache) {
+                set(truth, *b);
+            }
+        }
+        for (v, b) in &r.protocols.items {
+            if v.contains(&ev.protocol) {
+                set(truth, *b);
+            }
+        }
+        for (v, b) in &r.tls_versions.items {
+            if v.contains(&ev.tls_version) {
                 set(truth, *b);
             }
         }

@@ -193,6 +193,10 @@ pub struct Filter {
     pub hop: Option<Vec<Glob>>,
     /// How the CloudFront cache answered (hit, miss, error, unknown).
     pub cache: Option<Vec<crate::event::CacheResult>>,
+    /// The viewer's protocol (CloudFront `cs-protocol`; `unknown` elsewhere).
+    pub protocol: Option<Vec<crate::event::Protocol>>,
+    /// The viewer's TLS version (CloudFront `ssl-protocol`; `unknown` elsewhere).
+    pub tls_version: Option<Vec<crate::event::TlsVersion>>,
 }
 
 /// When an event counted by the SLO is good: all present criteria hold.
@@ -202,6 +206,10 @@ pub struct GoodCriteria {
     pub latency: Option<LatencyBound>,
     /// Good only when the cache answered so ("cache hit ratio" SLOs).
     pub cache: Option<Vec<crate::event::CacheResult>>,
+    /// Good only on these protocols ("share of requests over HTTPS").
+    pub protocol: Option<Vec<crate::event::Protocol>>,
+    /// Good only on these TLS versions ("share of requests on TLS 1.2 or later").
+    pub tls_version: Option<Vec<crate::event::TlsVersion>>,
 }
 
 /// The indicator: which events, and which of those are good.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::dims::Region;
-use crate::event::{CacheResult, ClientClass, Origin, Outcome};
+use crate::event::{CacheResult, ClientClass, Origin, Outcome, Protocol, TlsVersion};
 use crate::spec::glob::Glob;
 use crate::spec::grammar::{self, HTTP_METHODS};
 use crate::spec::model::{
@@ -47,8 +47,10 @@ pub const FILTER: &[&str] = &[
     "route",
     "hop",
     "cache",
+    "protocol",
+    "tls_version",
 ];
-pub const GOOD: &[&str] = &["status", "latency", "cache"];
+pub const GOOD: &[&str] = &["status", "latency", "cache", "protocol", "tls_version"];
 
 /// A read SLO with the position of its name, for duplicate-name messages.
 pub struct ReadSlo {
@@ -456,14 +458,9 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
     let region = names(cx, "region", &region_names).map(|v| v.into_iter().map(|i| Region::ALL[i]).collect());
     let client = names(cx, "client", &client_names).map(|v| v.into_iter().map(|i| ClientClass::ALL[i]).collect());
     let outcome = names(cx, "outcome", &outcome_names).map(|v| v.into_iter().map(|i| Outcome::ALL[i]).collect());
-    let cache = match m.get("cache") {
-        None => None,
-        Some(n) => {
-            let c = cache_results(cx, n, &m.path("cache"));
-            ok &= c.is_some();
-            c
-        }
-    };
+    let cache = optional(cx, &m, "cache", &mut ok, cache_results);
+    let protocol = optional(cx, &m, "protocol", &mut ok, protocols);
+    let tls_version = optional(cx, &m, "tls_version", &mut ok, tls_versions);
     ok.then_some(Filter {
         service,
         host,
@@ -477,12 +474,52 @@ pub fn filter(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Filter> {
         route,
         hop,
         cache,
+        protocol,
+        tls_version,
     })
+}
+
+/// `key` of `m` read by `read` when present; a bad value clears `ok`.
+fn optional<T>(
+    cx: &mut Ctx<'_>,
+    m: &Fields<'_>,
+    key: &str,
+    ok: &mut bool,
+    read: fn(&mut Ctx<'_>, &Node, &str) -> Option<T>,
+) -> Option<T> {
+    let v = read(cx, m.get(key)?, &m.path(key));
+    *ok &= v.is_some();
+    v
 }
 
 /// Cache results by name: `hit`, `miss`, `error`, `unknown` (one or a list).
 fn cache_results(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<CacheResult>> {
-    let allowed: Vec<&str> = CacheResult::ALL.iter().map(|c| c.as_str()).collect();
+    let parse = |t: &str| CacheResult::ALL.into_iter().find(|c| c.as_str() == t);
+    one_of(cx, node, what, "cache result", "cache", &CacheResult::ALL.map(CacheResult::as_str), parse)
+}
+
+/// Viewer protocols by name, any ASCII case: `http`, `https`, `ws`, `wss`, `unknown`.
+fn protocols(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<Protocol>> {
+    one_of(cx, node, what, "protocol", "protocol", &Protocol::ALL.map(Protocol::as_str), Protocol::parse)
+}
+
+/// TLS versions by name, any ASCII case: `SSLv3`, `TLSv1` (or `TLSv1.0`),
+/// `TLSv1.1`, `TLSv1.2`, `TLSv1.3`, `none`, `unknown`.
+fn tls_versions(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<TlsVersion>> {
+    one_of(cx, node, what, "TLS version", "tls_version", &TlsVersion::ALL.map(TlsVersion::as_str), TlsVersion::parse)
+}
+
+/// One name or a list of them, each read by `parse`; an unknown name is an
+/// error at its position naming the `allowed` ones.
+fn one_of<T>(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    what: &str,
+    noun: &str,
+    key: &str,
+    allowed: &[&str],
+    parse: impl Fn(&str) -> Option<T>,
+) -> Option<Vec<T>> {
     let mut out = Vec::new();
     let mut ok = true;
     for item in cx.one_or_many(node, what) {
@@ -490,12 +527,12 @@ fn cache_results(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Vec<CacheR
             ok = false;
             continue;
         };
-        match CacheResult::ALL.iter().find(|c| c.as_str() == t) {
-            Some(c) => out.push(*c),
+        match parse(t) {
+            Some(v) => out.push(v),
             None => {
                 ok = false;
-                let hint = closest(t, &allowed).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
-                cx.err(item.pos, format!("unknown cache result `{t}`; {hint}cache is one of: {}", allowed.join(", ")));
+                let hint = closest(t, allowed).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+                cx.err(item.pos, format!("unknown {noun} `{t}`; {hint}{key} is one of: {}", allowed.join(", ")));
             }
         }
     }
@@ -507,18 +544,35 @@ pub fn good(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<GoodCriteria> {
     good_fields(cx, &m, true)
 }
 
-/// `status` and `latency` of a good (or bad) criteria map.
+/// The criteria of a good (or bad) criteria map: `status`, `latency`, `cache`,
+/// `protocol`, `tls_version`.
 pub fn good_fields(cx: &mut Ctx<'_>, m: &Fields<'_>, need_one: bool) -> Option<GoodCriteria> {
-    if need_one && !m.has("status") && !m.has("latency") && !m.has("cache") {
-        cx.err(m.node.pos, format!("`{}` needs at least one criterion: `status`, `latency` or `cache`", m.what));
+    if need_one && !GOOD.iter().any(|k| m.has(k)) {
+        cx.err(
+            m.node.pos,
+            format!(
+                "`{}` needs at least one criterion: `status`, `latency`, `cache`, `protocol` or `tls_version`",
+                m.what
+            ),
+        );
         return None;
     }
     let status = m.get("status").map(|n| status(cx, n, &m.path("status")));
     let latency = m.get("latency").map(|n| latency(cx, n, &m.path("latency")));
     let cache = m.get("cache").map(|n| cache_results(cx, n, &m.path("cache")));
+    let protocol = m.get("protocol").map(|n| protocols(cx, n, &m.path("protocol")));
+    let tls_version = m.get("tls_version").map(|n| tls_versions(cx, n, &m.path("tls_version")));
     Some(GoodCriteria {
         cache: match cache {
             Some(c) => Some(c?),
+            None => None,
+        },
+        protocol: match protocol {
+            Some(p) => Some(p?),
+            None => None,
+        },
+        tls_version: match tls_version {
+            Some(t) => Some(t?),
             None => None,
         },
         status: match status {

@@ -221,7 +221,9 @@ fn diagnostics_table() {
         ),
         (
             native(&format!("{w}  indicator: {{source: lambda, good: {{}}}}\n")),
-            vec!["t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status`, `latency` or `cache`"],
+            vec![
+                "t.yaml:9:37: `spec.indicator.good` needs at least one criterion: `status`, `latency`, `cache`, `protocol` or `tls_version`",
+            ],
         ),
         (
             native(&format!("{w}{IND}")).replace("name: a", "name: Checkout_1"),
@@ -336,7 +338,7 @@ fn example_specs_load() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../slo-specs");
     let set = load_paths(&[dir])
         .unwrap_or_else(|d| panic!("{}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
-    assert_eq!(set.slos.len(), 11);
+    assert_eq!(set.slos.len(), 13);
 }
 
 proptest::proptest! {
@@ -578,4 +580,30 @@ fn openslo_diagnostics() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn protocol_and_tls_version_filters_and_criteria() {
+    use crate::event::{Protocol, TlsVersion};
+    let text = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: a}\nspec:\n  service: s\n  objective: 99.9\n  window: 7d\n  indicator:\n    source: cloudfront\n    filter: {protocol: [HTTPS, wss], tls_version: [tlsv1, TLSv1.0, TLSv1.1]}\n    good: {tls_version: [TLSv1.2, tlsv1.3], protocol: https}\n";
+    let set = load_str("t.yaml", text).unwrap_or_else(|d| panic!("{d:?}"));
+    let ind = &set.slos[0].indicator;
+    assert_eq!(ind.filter.protocol, Some(vec![Protocol::Https, Protocol::Wss]));
+    assert_eq!(ind.filter.tls_version, Some(vec![TlsVersion::Tls1_0, TlsVersion::Tls1_0, TlsVersion::Tls1_1]));
+    assert_eq!(ind.good.tls_version, Some(vec![TlsVersion::Tls1_2, TlsVersion::Tls1_3]));
+    assert_eq!(ind.good.protocol, Some(vec![Protocol::Https]));
+    assert_eq!(ind.good.status, None);
+
+    // Every unknown name is reported, each at its position.
+    let bad = text.replace("[HTTPS, wss]", "[htps, wss]").replace("TLSv1.2, tlsv1.3", "TLSv1.2, TLS1.3");
+    assert_eq!(
+        errors("t.yaml", &bad),
+        vec![
+            "t.yaml:10:25: unknown protocol `htps`; did you mean `https`? protocol is one of: unknown, http, https, ws, wss",
+            "t.yaml:11:35: unknown TLS version `TLS1.3`; did you mean `TLSv1.3`? tls_version is one of: unknown, none, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+        ]
+    );
+    // A protocol or TLS version alone is a criterion.
+    let only = text.replace("good: {tls_version: [TLSv1.2, tlsv1.3], protocol: https}", "good: {protocol: wss}");
+    assert!(load_str("t.yaml", &only).is_ok());
 }

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::decode::cloudfront_v2::CloudFrontV2PlainDecoder;
 use crate::decode::{Format, render_run};
 
 const SVC: &str = "shop";
@@ -616,4 +617,116 @@ fn requester_text_that_is_not_utf8_is_decoded_lossily() {
     input.extend_from_slice(b"\n2026-11-20\t12:00:01\t200\t192.0.2.\xfe\t-");
     let got = crate::decode::render_requesters(&mut CloudFrontStandardDecoder::new(SVC), Wanted::ALL, &input);
     assert_eq!(got, "addr=\"192.0.2.1\" ua=\"agent\u{fffd}/1\" asn=None\naddr=\"192.0.2.\u{fffd}\" ua=\"\" asn=None\n");
+}
+
+/// The canonical record with its `cs-protocol` and `ssl-protocol` values.
+fn record_over(protocol: &str, tls: &str) -> String {
+    let line = record("2026-11-20", "12:00:00", "/", "200", "curl/8.5.0", "Hit", "0.010");
+    let mut fields: Vec<&str> = line.split('|').collect();
+    fields[16] = protocol;
+    fields[20] = tls;
+    fields.join("|")
+}
+
+#[track_caller]
+fn check_connections(wanted: Wanted, input: &str, expected: &str) {
+    let input = input.replace('|', "\t");
+    let got = crate::decode::render_connections(&mut CloudFrontStandardDecoder::new(SVC), wanted, input.as_bytes());
+    assert_eq!(got, crate::decode::expected_lines(expected), "\ninput:\n{input}");
+}
+
+#[test]
+fn protocol_and_tls_version_from_the_canonical_columns() {
+    let lines = [
+        ("https", "TLSv1.3"),
+        ("https", "TLSv1.2"),
+        ("https", "TLSv1.1"),
+        ("https", "TLSv1"),
+        ("https", "SSLv3"),
+        ("http", "-"),
+        ("wss", "TLSv1.2"),
+        ("ws", "-"),
+        ("HTTPS", "TLSv1.4"),
+        ("-", "-"),
+        ("gopher", "tlsv1.2"),
+    ]
+    .map(|(p, t)| record_over(p, t));
+    let input = format!("{FULL_HEADER}\n{}", lines.join("\n"));
+    check_connections(
+        Wanted { protocol: true, tls_version: true, ..Wanted::NONE },
+        &input,
+        "
+        proto=https tls=TLSv1.3
+        proto=https tls=TLSv1.2
+        proto=https tls=TLSv1.1
+        proto=https tls=TLSv1
+        proto=https tls=SSLv3
+        proto=http tls=none
+        proto=wss tls=TLSv1.2
+        proto=ws tls=none
+        proto=https tls=unknown
+        proto=unknown tls=none
+        proto=unknown tls=unknown
+        ",
+    );
+    // Without a header too (the canonical 33 fields).
+    check_connections(Wanted::ALL, &lines[6], "proto=wss tls=TLSv1.2");
+    // Not wanted: not read.
+    check_connections(Wanted { protocol: true, ..Wanted::NONE }, &lines[6], "proto=wss tls=unknown");
+    check_connections(Wanted { tls_version: true, ..Wanted::NONE }, &lines[6], "proto=unknown tls=TLSv1.2");
+    check_connections(
+        Wanted { protocol: false, tls_version: false, ..Wanted::ALL },
+        &lines[6],
+        "proto=unknown tls=unknown",
+    );
+}
+
+#[test]
+fn protocol_and_tls_version_unknown_when_the_log_has_no_such_column() {
+    // An 18-field legacy header: no ssl-protocol; and a line that ends early.
+    check_connections(
+        Wanted::ALL,
+        "#Fields: date time sc-status cs-protocol\n2026-11-20|12:00:00|200|https\n2026-11-20|12:00:00|200",
+        "
+        proto=https tls=unknown
+        proto=unknown tls=unknown
+        ",
+    );
+}
+
+#[test]
+fn gated_columns_are_split_only_when_wanted() {
+    let split_end = |header: &str, line: &str, wanted: Wanted| {
+        let map = ColumnMap::from_names(header.split(' ').map(str::as_bytes));
+        let mut spans = [Span::ABSENT; SLOTS];
+        map.split(line.as_bytes(), &mut spans, wanted)
+    };
+    // Where column `n` (from 0) ends.
+    let end_of = |line: &str, n: usize| line.match_indices('\t').nth(n).map_or(line.len(), |(i, _)| i);
+    let canonical = FULL_HEADER.trim_start_matches("#Fields: ");
+    let line = record_over("https", "TLSv1.2").replace('|', "\t");
+    let only = |w: fn(&mut Wanted)| {
+        let mut wanted = Wanted::NONE;
+        w(&mut wanted);
+        wanted
+    };
+    // Standard log: time-taken (18) is the last column always read;
+    // cs-protocol (16) and c-ip (4) come before it, ssl-protocol (20) after.
+    assert_eq!(split_end(canonical, &line, Wanted::NONE), end_of(&line, 18));
+    assert_eq!(split_end(canonical, &line, only(|w| w.protocol = true)), end_of(&line, 18));
+    assert_eq!(split_end(canonical, &line, only(|w| w.requester = true)), end_of(&line, 18));
+    assert_eq!(split_end(canonical, &line, only(|w| w.tls_version = true)), end_of(&line, 20));
+    // Each gated column at the end of a v2 line costs nothing unless wanted.
+    let v2 = "timestamp(ms) sc-status asn cs-protocol ssl-protocol";
+    let line = "1795176000123\t200\t64496\thttps\tTLSv1.2";
+    assert_eq!(split_end(v2, line, Wanted::NONE), end_of(line, 1));
+    assert_eq!(split_end(v2, line, only(|w| w.requester = true)), end_of(line, 2));
+    assert_eq!(split_end(v2, line, only(|w| w.protocol = true)), end_of(line, 3));
+    assert_eq!(split_end(v2, line, only(|w| w.tls_version = true)), line.len());
+    assert_eq!(split_end(v2, line, Wanted::ALL), line.len());
+    let mut d = CloudFrontV2PlainDecoder::with_fields(SVC, &v2.split(' ').collect::<Vec<_>>()).expect("fields");
+    let got = crate::decode::render_connections(&mut d, only(|w| w.protocol = true), line.as_bytes());
+    assert_eq!(got, "proto=https tls=unknown\n");
+    let got = crate::decode::render_connections(&mut d, Wanted::ALL, line.as_bytes());
+    assert_eq!(got, "proto=https tls=TLSv1.2\n");
 }

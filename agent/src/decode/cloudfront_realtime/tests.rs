@@ -307,3 +307,27 @@ fn requester_absent_when_not_configured() {
     let mut d = CloudFrontRealtimeDecoder::new(SVC, &["timestamp", "sc-status"]).expect("fields");
     assert_eq!(crate::decode::render_requesters(&mut d, Wanted::ALL, input.as_bytes()), "addr=\"\" ua=\"\" asn=None\n");
 }
+
+#[test]
+fn protocol_and_tls_version_in_cloudfront_order() {
+    // Configured out of order: records hold cs-protocol after sc-status and
+    // ssl-protocol after time-taken.
+    let fields = ["ssl-protocol", "sc-status", "timestamp", "cs-protocol", "time-taken"];
+    let input = "1795176000.250\t200\thttps\t0.002\tTLSv1.3\n1795176000.500\t200\thttp\t0.001\t-";
+    let mut d = CloudFrontRealtimeDecoder::new(SVC, &fields).expect("fields");
+    assert_eq!(
+        crate::decode::render_connections(&mut d, Wanted::ALL, input.as_bytes()),
+        "proto=https tls=TLSv1.3\nproto=http tls=none\n"
+    );
+    assert_eq!(
+        crate::decode::render_connections(&mut d, Wanted::NONE, input.as_bytes()),
+        "proto=unknown tls=unknown\n".repeat(2)
+    );
+    // The fixture selects cs-protocol but not ssl-protocol.
+    let fields = fixture_fields();
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let input = std::fs::read(format!("{DIR}realtime.tsv")).expect("fixture");
+    let mut d = CloudFrontRealtimeDecoder::new(SVC, &fields).expect("fields");
+    let got = crate::decode::render_connections(&mut d, Wanted::ALL, &input);
+    assert_eq!(got.lines().next(), Some("proto=https tls=unknown"));
+}

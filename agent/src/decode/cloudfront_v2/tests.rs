@@ -240,3 +240,44 @@ addr="203.0.113.8" ua="" asn=None
         "addr=\"\" ua=\"\" asn=None\n".repeat(2)
     );
 }
+
+#[test]
+fn protocol_and_tls_version_from_json_fields() {
+    let input = r#"{"timestamp(ms)":"1795176000123","sc-status":"200","cs-protocol":"https","ssl-protocol":"TLSv1.3"}
+{"timestamp(ms)":"1795176000124","sc-status":"200","cs-protocol":"http","ssl-protocol":"-"}
+{"timestamp(ms)":"1795176000125","sc-status":"200","cs-protocol":"wss","ssl-protocol":"TLSv1"}
+{"timestamp(ms)":"1795176000126","sc-status":"200"}
+{"timestamp(ms)":"1795176000127","sc-status":"200","cs-protocol":443,"ssl-protocol":null}"#;
+    let wanted = Wanted { protocol: true, tls_version: true, ..Wanted::NONE };
+    let got = crate::decode::render_connections(&mut CloudFrontV2JsonDecoder::new(SVC), wanted, input.as_bytes());
+    assert_eq!(
+        got,
+        crate::decode::expected_lines(
+            "
+            proto=https tls=TLSv1.3
+            proto=http tls=none
+            proto=wss tls=TLSv1
+            proto=unknown tls=unknown
+            proto=unknown tls=unknown
+            "
+        )
+    );
+    let not_wanted = Wanted { protocol: false, tls_version: false, ..Wanted::ALL };
+    let got = crate::decode::render_connections(&mut CloudFrontV2JsonDecoder::new(SVC), not_wanted, input.as_bytes());
+    assert_eq!(got, "proto=unknown tls=unknown\n".repeat(5));
+}
+
+#[test]
+fn protocol_and_tls_version_from_plain_output() {
+    let fields = ["timestamp(ms)", "cs-protocol", "sc-status", "ssl-protocol", "time-taken"];
+    let input = "1795176000123\thttps\t200\tTLSv1.2\t0.004\n1795176000124\thttp\t200\t-\t0.001";
+    let mut d = CloudFrontV2PlainDecoder::with_fields(SVC, &fields).expect("fields");
+    assert_eq!(
+        crate::decode::render_connections(&mut d, Wanted::ALL, input.as_bytes()),
+        "proto=https tls=TLSv1.2\nproto=http tls=none\n"
+    );
+    assert_eq!(
+        crate::decode::render_connections(&mut d, Wanted::NONE, input.as_bytes()),
+        "proto=unknown tls=unknown\n".repeat(2)
+    );
+}
