@@ -93,6 +93,12 @@ pub(crate) fn is_lambda_stream(word: &[u8]) -> bool {
         && is_name(word)
 }
 
+/// Whether a saved line's prefix names a Lambda function's log group
+/// (`/aws/lambda/…`) or log stream.
+pub(crate) fn names_lambda(prefix: &[u8]) -> bool {
+    prefix.split(|&b| is_blank(b)).any(|word| word.starts_with(b"/aws/lambda/") || is_lambda_stream(word))
+}
+
 /// The message behind a prefix of at most `max_words` timestamps and
 /// names, and the first of those timestamps: the fewest words after which
 /// `body_at` says a message starts. `None` when no such prefix is found (the
