@@ -17,6 +17,7 @@ pub mod apigateway;
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod cloudfront_v2;
+pub mod cloudwatch_export;
 pub mod cloudwatch_logs;
 pub mod lambda;
 pub mod ndjson;
