@@ -495,6 +495,8 @@ fn replay_export(
     let mut router = LogEventRouter::new(&opts.service, opts.routes.clone(), format);
     router.want(count.engine.wanted());
     let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);
+    // Log events read, the unusable ones included.
+    let mut read = 0u64;
     match container {
         Container::Csv => {
             let mut columns: Option<CsvColumns> = None;
@@ -511,6 +513,7 @@ fn replay_export(
                     continue;
                 }
                 if overlong {
+                    read += 1;
                     tally.rejects.record(RejectReason::TooLong, place, &record);
                     continue;
                 }
@@ -524,6 +527,7 @@ fn replay_export(
                     }
                     continue;
                 };
+                read += 1;
                 match cols.row(&record, &mut scratch) {
                     Ok(ev) => router.log_event(ev, place, &mut sink, &mut tally.rejects),
                     Err(reason) => tally.rejects.record(reason, place, &record),
@@ -564,6 +568,7 @@ fn replay_export(
             if let Some(reason) = ending {
                 tally.rejects.record(reason, || format!("{}:event {}", path.display(), n + 1), b"");
             }
+            read = n;
         }
     }
     let stats = router.finish();
@@ -576,7 +581,7 @@ fn replay_export(
             tally.unrouted_groups.push(g);
         }
     }
-    Ok((stats.log_events, reader.get_ref().bytes))
+    Ok((read, reader.get_ref().bytes))
 }
 
 /// The next CSV record (lines up to a newline outside quotes) into `record`,
