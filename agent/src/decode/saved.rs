@@ -1,6 +1,7 @@
 //! The prefixes that command-line tools put before each CloudWatch Logs
-//! message when people save a log group to a file, so the Lambda and API
-//! Gateway decoders can read the message behind them:
+//! message when people save a log group to a file, so the decoders can read
+//! the message behind them (Lambda and API Gateway here; the JSON-per-line
+//! decoders through `decode::json_object_line`):
 //!
 //! | tool | line |
 //! | --- | --- |
