@@ -251,13 +251,11 @@ fn replay_file(
     let format = match opts.format {
         ReplayFormat::Lines(Format::Auto) => {
             let head = head_of(path).map_err(read_err)?;
-            if ReplayFormat::detect_payload(&head).is_none()
-                && let Some(container) = cloudwatch_export::detect(&head)
-            {
-                return replay_export(path, container, Format::Auto, opts, count, tally);
-            }
             match ReplayFormat::detect_payload(&head) {
                 Some(f) => f,
+                None if let Some(container) = cloudwatch_export::detect(&head) => {
+                    return replay_export(path, container, Format::Auto, opts, count, tally);
+                }
                 None => match Format::detect(&head) {
                     Some(f) => ReplayFormat::Lines(f),
                     None if head.iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, 0)),

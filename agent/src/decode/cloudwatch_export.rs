@@ -6,7 +6,7 @@
 //! | the console's log events view, "Download" (CSV); Logs Insights, "Export results" → "Download table (CSV)" | a header row naming the columns (`timestamp,message`, `@timestamp,@message,@logStream,@log`, …), then one row per log event; RFC 4180 quoting, so a message with commas, quotes or newlines is quoted and may span lines |
 //! | `aws logs get-log-events`, `aws logs filter-log-events` (`--output json`, the default) | one JSON object `{"events": [{"timestamp", "message", "ingestionTime", "logStreamName"?, "eventId"?}, …], "nextForwardToken"…}`; several such objects one after another (pages saved with `>>`) |
 //! | the same with `--query events` | a JSON array of those events |
-//! | Logs Insights JSON (the console's JSON export, or `--query results` … ) | a JSON array of objects `{"@timestamp", "@message", "@logStream"?, "@log"?}` |
+//! | Logs Insights JSON | a JSON array of objects `{"@timestamp", "@message", "@logStream"?, "@log"?}`, or those objects one after another (one per line) |
 //! | `aws logs get-query-results` | `{"results": [[{"field": "@timestamp", "value": …}, {"field": "@message", "value": …}], …], "status"…}` |
 //!
 //! Column and key names are matched without case and with or without a
@@ -70,6 +70,11 @@ pub fn detect(head: &[u8]) -> Option<Container> {
     match head.first()? {
         b'{' => {
             let rest = head[1..].trim_ascii_start();
+            // Logs Insights events, one object per line.
+            let insights = [&b"\"@timestamp\""[..], b"\"@message\"", b"\"@log\"", b"\"@logStream\"", b"\"@ptr\""];
+            if insights.iter().any(|key| rest.starts_with(key)) && (has(b"\"@message\"")) {
+                return Some(Container::Json);
+            }
             let rest = rest.strip_prefix(b"\"events\"").or_else(|| rest.strip_prefix(b"\"results\""))?;
             let rest = rest.trim_ascii_start().strip_prefix(b":")?;
             (rest.trim_ascii_start().first() == Some(&b'[')).then_some(Container::Json)
@@ -120,6 +125,7 @@ fn column(name: &str) -> Column {
 /// Where the columns of a CSV export are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvColumns {
+    count: usize,
     timestamp: Option<usize>,
     message: usize,
     group: Option<usize>,
@@ -154,7 +160,7 @@ impl CsvColumns {
             };
             slot.get_or_insert(i);
         }
-        Some(CsvColumns { timestamp, message: message?, group, stream })
+        Some(CsvColumns { count: fields.len(), timestamp, message: message?, group, stream })
     }
 
     /// One data row: the log event it holds, its parts unquoted into
@@ -175,6 +181,13 @@ impl CsvColumns {
             return Err(RejectReason::MissingField);
         }
         field(Some(self.message), &mut scratch.message);
+        // A last message column written without quotes (by hand, or by a
+        // tool that does not quote) is the rest of the row, commas and all.
+        let last = self.message + 1 == self.count && scratch.fields.len() > self.count;
+        if let Some(f) = scratch.fields.get(self.message).filter(|f| last && !f.quoted) {
+            scratch.message.clear();
+            scratch.message.extend_from_slice(&record[f.start..]);
+        }
         field(self.group, &mut scratch.group);
         field(self.stream, &mut scratch.stream);
         field(self.timestamp, &mut scratch.time);
@@ -548,12 +561,26 @@ impl<'de, F: FnMut(JsonLogEvent)> Visitor<'de> for EventsSeed<'_, F> {
         f.write_str("an object with an \"events\" or \"results\" array, or an array of log events")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Either a container of events, or one event (Logs Insights events
+        // one per line): an object with event keys is an event.
+        let mut event: Option<JsonLogEvent> = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == "events" || key == "results" {
                 map.next_value_seed(EventsSeed { on_event: &mut *self.on_event })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                continue;
             }
+            match column(&key) {
+                Column::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                col => {
+                    let value = map.next_value::<Scalar>()?;
+                    event.get_or_insert_with(JsonLogEvent::default).set(col, value);
+                }
+            }
+        }
+        if let Some(ev) = event {
+            (self.on_event)(ev);
         }
         Ok(())
     }

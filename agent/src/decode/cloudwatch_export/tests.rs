@@ -13,6 +13,8 @@ fn containers_are_told_from_their_first_bytes() {
     assert_eq!(detect(b"[{\"@timestamp\":\"2026-11-21 08:00:00.000\",\"@message\":\"x\"}]"), Some(Container::Json));
     assert_eq!(detect(b"[\n  {\"timestamp\": 1, \"message\": \"x\", \"ingestionTime\": 2}\n]"), Some(Container::Json));
     assert_eq!(detect(b"[[{\"field\":\"@message\",\"value\":\"x\"}]]"), Some(Container::Json));
+    assert_eq!(detect(b"{\"@timestamp\":\"2026-11-21 08:00:00.000\",\"@message\":\"x\"}\n{"), Some(Container::Json));
+    assert_eq!(detect(b"{\"timestamp\":\"2026-11-21T08:00:00Z\",\"message\":\"app says hi\"}\n"), None);
     // Not exports: line formats, subscription payloads, Telemetry API batches.
     assert_eq!(detect(b"{\"ts\":\"2024-05-01T12:00:00Z\",\"status\":200,\"events\":[1]}"), None);
     assert_eq!(detect(b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[]}"), None);
@@ -41,6 +43,10 @@ fn csv_rows_are_unquoted() {
     let cols = CsvColumns::from_header(b"message").expect("header");
     let ev = cols.row(b"hello", &mut scratch).expect("row");
     assert_eq!((ev.ts_ms, ev.message, ev.group), (None, &b"hello"[..], ""));
+    // A last message column left unquoted keeps its commas.
+    let cols = CsvColumns::from_header(b"timestamp,message").expect("header");
+    let ev = cols.row(b"1795248000392,a, b,c\n", &mut scratch).expect("row");
+    assert_eq!(ev.message, b"a, b,c");
 }
 
 #[test]
@@ -98,6 +104,16 @@ fn json_shapes_stream_their_events() {
     );
     let results = r#"{"results": [[{"field": "@timestamp", "value": "2026-11-21 08:00:00.392"}, {"field": "@message", "value": "m"}, {"field": "@ptr", "value": "xyz"}]], "status": "Complete"}"#;
     assert_eq!(json_events(results)[0].as_event().unwrap().ts_ms, Some(1_795_248_000_392));
+    // Logs Insights events one per line: each object is an event.
+    let lines = "{\"@timestamp\": \"2026-11-21 08:00:00.392\", \"@message\": \"m1\"}\n{\"@message\": \"m2\"}\n";
+    let mut seen = Vec::new();
+    let mut on_event = |ev: JsonLogEvent| seen.push(ev.message);
+    let mut de = serde_json::Deserializer::from_reader(lines.as_bytes());
+    for _ in 0..2 {
+        de::DeserializeSeed::deserialize(EventsSeed { on_event: &mut on_event }, &mut de).expect("json");
+    }
+    de.end().expect("the end");
+    assert_eq!(seen, vec![Some("m1".to_string()), Some("m2".to_string())]);
     // Unusable events are told apart from the end of the file.
     let bad = r#"[{"timestamp": "noon", "message": "m"}, {"timestamp": 1}, {"timestamp": 1, "message": 7}, 3, [{"value": "x"}]]"#;
     let reasons: Vec<_> = json_events(bad).iter().map(|e| e.as_event().err()).collect();
