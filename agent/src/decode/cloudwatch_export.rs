@@ -592,6 +592,19 @@ impl<'de, F: FnMut(JsonLogEvent)> Visitor<'de> for EventsSeed<'_, F> {
     }
 }
 
+/// The log events of a JSON export held in memory (values one after
+/// another), for tests and fuzzing; files are streamed through
+/// [`EventsSeed`] by the caller. `Err` where the JSON breaks.
+pub fn json_events_in(json: &[u8], mut on_event: impl FnMut(JsonLogEvent)) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    loop {
+        DeserializeSeed::deserialize(EventsSeed { on_event: &mut on_event }, &mut de)?;
+        if de.end().is_ok() {
+            return Ok(());
+        }
+    }
+}
+
 struct ElementSeed;
 
 impl<'de> DeserializeSeed<'de> for ElementSeed {

@@ -204,8 +204,14 @@ proptest::proptest! {
         let _ = CsvColumns::from_header(&bytes);
         let cols = CsvColumns::from_header(b"@timestamp,@message,@log").unwrap();
         let _ = cols.row(&bytes, &mut CsvScratch::default());
-        let mut on_event = |ev: JsonLogEvent| { let _ = ev.as_event(); };
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let _ = de::DeserializeSeed::deserialize(EventsSeed { on_event: &mut on_event }, &mut de);
+        let mut router = LogEventRouter::new("svc", Vec::new(), Format::Auto);
+        let mut rejects = Rejects::default();
+        let mut sink = |_: &RequestEvent<'_>| {};
+        let _ = json_events_in(&bytes, |ev| {
+            if let Ok(e) = ev.as_event() {
+                router.log_event(e, || "p".into(), &mut sink, &mut rejects);
+            }
+        });
+        let _ = router.finish();
     }
 }
