@@ -41,8 +41,9 @@ use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::decode::{Decoder, Format, MAX_LINE, RejectReason, Rejects, feed_line, saved};
 use crate::event::{EventSink, Wanted};
 
-/// Longest CSV record (a quoted message may span lines; CloudWatch Logs
-/// events are at most 1 MiB); longer ones are rejected as `too_long`.
+/// Longest CSV record (a quoted message may span lines, and quoting can
+/// double its size); CloudWatch Logs keeps events well under this, so a
+/// longer record is damage (an unclosed quote) and rejected as `too_long`.
 pub const MAX_RECORD: usize = 2 << 20;
 /// Log events kept while their lane's format is not known yet, and their
 /// bytes; past either, the oldest is counted as unrouted.
