@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::decode::cloudwatch_export::{self, Container, CsvColumns, CsvScratch, LogEventRouter};
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::decode::lambda::LambdaDecoder;
 use crate::decode::{Decoder, Format, RejectReason, Rejects, feed_line};
@@ -254,12 +255,22 @@ fn replay_file(
             let head = head_of(path).map_err(read_err)?;
             match ReplayFormat::detect_payload(&head) {
                 Some(f) => f,
+                None if let Some(container) = cloudwatch_export::detect(&head) => {
+                    return replay_export(path, container, Format::Auto, opts, count, tally);
+                }
                 None => match Format::detect(&head) {
                     Some(f) => ReplayFormat::Lines(f),
                     None if head.iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, 0)),
                     None => return Err(ReplayError::UnknownFormat { path: path.to_path_buf() }),
                 },
             }
+        }
+        // A named line format is what an export's messages are.
+        ReplayFormat::Lines(f) if f != Format::CloudFrontRealtime => {
+            if let Some(container) = cloudwatch_export::detect(&head_of(path).map_err(read_err)?) {
+                return replay_export(path, container, f, opts, count, tally);
+            }
+            ReplayFormat::Lines(f)
         }
         f => f,
     };
@@ -441,6 +452,168 @@ fn replay_payloads(
         }
     }
     Ok((looked_at, reader.get_ref().bytes))
+}
+
+/// Bytes a JSON export may hold between two log events (one event and the
+/// JSON around it); more is rejected as `too_long` and ends the file.
+const MAX_EXPORT_EVENT: u64 = 4 << 20;
+
+/// Hands a JSON parser at most `limit` bytes until `reset` is called again.
+struct Limited<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "log event over the limit"));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// Log events exported from CloudWatch Logs (`decode/cloudwatch_export.rs`):
+/// a CSV download or the JSON the CLI prints, streamed; each message goes
+/// to the decoder of its log group (routes, else `format`, else told from
+/// the messages). Returns (log events, bytes).
+fn replay_export(
+    path: &Path,
+    container: Container,
+    format: Format,
+    opts: &ReplayOptions,
+    count: &mut Counting<'_>,
+    tally: &mut Tally,
+) -> Result<(u64, u64), ReplayError> {
+    let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
+    let stream = crate::source::lines::open_stream(path).map_err(read_err)?;
+    let mut reader = BufReader::with_capacity(1 << 20, Counted { inner: stream, bytes: 0 });
+    let mut router = LogEventRouter::new(&opts.service, opts.routes.clone(), format);
+    router.want(count.engine.wanted());
+    let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);
+    // Log events read, the unusable ones included.
+    let mut read = 0u64;
+    match container {
+        Container::Csv => {
+            let mut columns: Option<CsvColumns> = None;
+            let mut scratch = CsvScratch::default();
+            let mut record = Vec::new();
+            let mut line_no = 0u64;
+            loop {
+                let first_line = line_no + 1;
+                let Some(overlong) = read_csv_record(&mut reader, &mut record, &mut line_no).map_err(read_err)? else {
+                    break;
+                };
+                let place = || format!("{}:{}", path.display(), first_line);
+                if record.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if overlong {
+                    read += 1;
+                    tally.rejects.record(RejectReason::TooLong, place, &record);
+                    continue;
+                }
+                let Some(cols) = columns.as_ref() else {
+                    columns = CsvColumns::from_header(&record);
+                    if columns.is_none() {
+                        return Err(ReplayError::BadFormat {
+                            path: path.to_path_buf(),
+                            message: "the first row does not name a message column".into(),
+                        });
+                    }
+                    continue;
+                };
+                read += 1;
+                match cols.row(&record, &mut scratch) {
+                    Ok(ev) => router.log_event(ev, place, &mut sink, &mut tally.rejects),
+                    Err(reason) => tally.rejects.record(reason, place, &record),
+                }
+            }
+        }
+        Container::Json => {
+            let left = std::rc::Rc::new(std::cell::Cell::new(MAX_EXPORT_EVENT));
+            let mut de = serde_json::Deserializer::from_reader(Limited { inner: &mut reader, left: left.clone() });
+            let mut n = 0u64;
+            let ending = {
+                let rejects = &mut tally.rejects;
+                let mut on_event = |ev: cloudwatch_export::JsonLogEvent| {
+                    n += 1;
+                    left.set(MAX_EXPORT_EVENT);
+                    let place = || format!("{}:event {}", path.display(), n);
+                    match ev.as_event() {
+                        Ok(e) => router.log_event(e, place, &mut sink, rejects),
+                        Err(reason) => rejects.record(reason, place, ev.message.as_deref().unwrap_or("").as_bytes()),
+                    }
+                };
+                loop {
+                    let seed = cloudwatch_export::EventsSeed { on_event: &mut on_event };
+                    match serde::de::DeserializeSeed::deserialize(seed, &mut de) {
+                        Ok(()) => {}
+                        Err(e) if e.io_error_kind() == Some(std::io::ErrorKind::FileTooLarge) => {
+                            break Some(RejectReason::TooLong);
+                        }
+                        Err(e) if e.is_io() => return Err(read_err(std::io::Error::other(e))),
+                        // The rest of the file cannot be split into events.
+                        Err(_) => break Some(RejectReason::BadJson),
+                    }
+                    if de.end().is_ok() {
+                        break None;
+                    }
+                }
+            };
+            if let Some(reason) = ending {
+                tally.rejects.record(reason, || format!("{}:event {}", path.display(), n + 1), b"");
+            }
+            read = n;
+        }
+    }
+    let stats = router.finish();
+    if !stats.told && stats.log_events > 0 {
+        return Err(ReplayError::UnknownFormat { path: path.to_path_buf() });
+    }
+    tally.unrouted_log_events += stats.unrouted_log_events;
+    for g in stats.unrouted_groups {
+        if tally.unrouted_groups.len() < MAX_UNROUTED_GROUPS && !tally.unrouted_groups.contains(&g) {
+            tally.unrouted_groups.push(g);
+        }
+    }
+    Ok((read, reader.get_ref().bytes))
+}
+
+/// The next CSV record (lines up to a newline outside quotes) into `record`,
+/// and whether it was over [`cloudwatch_export::MAX_RECORD`] (then only its
+/// start is kept). `None` at the end of the file.
+fn read_csv_record(
+    reader: &mut impl BufRead,
+    record: &mut Vec<u8>,
+    line_no: &mut u64,
+) -> std::io::Result<Option<bool>> {
+    record.clear();
+    let mut quotes = 0usize;
+    let mut overlong = false;
+    loop {
+        let start = record.len();
+        let n = reader.take(1 << 20).read_until(b'\n', record)?;
+        if n == 0 {
+            return Ok((start > 0 || overlong).then_some(overlong));
+        }
+        quotes += memchr::memchr_iter(b'"', &record[start..]).count();
+        let ended = record.last() == Some(&b'\n');
+        if ended {
+            *line_no += 1;
+        }
+        if record.len() > cloudwatch_export::MAX_RECORD {
+            overlong = true;
+            record.truncate(crate::decode::SAMPLE_BYTES);
+        }
+        if ended && quotes.is_multiple_of(2) {
+            return Ok(Some(overlong));
+        }
+    }
 }
 
 #[cfg(test)]

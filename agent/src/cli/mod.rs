@@ -50,7 +50,9 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
         /// Log format of the files: a line format, `cloudwatch-logs` (saved CloudWatch Logs
-        /// subscription payloads) or `lambda-telemetry` (saved Telemetry API batches).
+        /// subscription payloads) or `lambda-telemetry` (saved Telemetry API batches). For
+        /// CloudWatch Logs exports (console or Logs Insights CSV, `aws logs get-log-events`
+        /// JSON, always detected) a line format names what their messages are.
         #[arg(long, default_value = "auto")]
         format: String,
         /// The distribution's real-time log field list (`--format cloudfront-realtime`),
@@ -58,8 +60,8 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         fields: Vec<String>,
         /// `GLOB=FORMAT`: the log events of log groups matching GLOB are in FORMAT
-        /// (`--format cloudwatch-logs`; repeatable, first match wins; default
-        /// `/aws/lambda/*=lambda`).
+        /// (`--format cloudwatch-logs`, and CloudWatch Logs exports that name log groups;
+        /// repeatable, first match wins; default `/aws/lambda/*=lambda`).
         #[arg(long = "log-group", value_name = "GLOB=FORMAT")]
         log_groups: Vec<String>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -253,7 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let groups: Vec<String> =
                     outcome.unrouted_groups.iter().map(|g| crate::untrusted::Escaped(g).to_string()).collect();
                 eprintln!(
-                    "{} log events of log groups no --log-group route covers: {}",
+                    "{} log events of log groups no --log-group route covers, or whose format could not be told: {}",
                     outcome.unrouted_log_events,
                     groups.join(", ")
                 );

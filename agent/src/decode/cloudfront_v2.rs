@@ -190,9 +190,9 @@ fn timestamp_ms(r: &Record<'_>) -> Result<i64, RejectReason> {
 
 impl Decoder for CloudFrontV2JsonDecoder {
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        if !crate::decode::json_object_line(line)? {
+        let Some(line) = crate::decode::json_object_line(line)? else {
             return Ok(());
-        }
+        };
         let record: Record<'_> = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
 
         let ts_ms = timestamp_ms(&record)?;

@@ -17,6 +17,7 @@ pub mod apigateway;
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod cloudfront_v2;
+pub mod cloudwatch_export;
 pub mod cloudwatch_logs;
 pub mod lambda;
 pub mod ndjson;
@@ -165,18 +166,24 @@ pub fn feed_line(
     }
 }
 
-/// The common start of a JSON-per-line decoder: `Ok(false)` for a blank
-/// line (nothing to decode), `Ok(true)` for a line that may hold a JSON
-/// object, a reject for an overlong line or one that cannot be an object.
-pub(crate) fn json_object_line(line: &[u8]) -> Result<bool, Reject> {
+/// The common start of a JSON-per-line decoder: `Ok(None)` for a blank
+/// line (nothing to decode), `Ok(Some(object))` for a line that may hold a
+/// JSON object, a reject for an overlong line or one that cannot be an
+/// object. The object may stand behind the prefix `aws logs tail` or
+/// `awslogs get` put before a saved CloudWatch Logs message (at most four
+/// timestamps and log group or stream names, `decode/saved.rs`); the
+/// prefix's time is not used, the record carries its own.
+pub(crate) fn json_object_line(line: &[u8]) -> Result<Option<&[u8]>, Reject> {
     if line.len() > MAX_LINE {
         return Err(RejectReason::TooLong.into());
     }
-    match line.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Ok(false),
-        Some(b'{') => Ok(true),
+    match line.iter().position(|b| !b.is_ascii_whitespace()) {
+        None => Ok(None),
+        Some(i) if line[i] == b'{' => Ok(Some(line)),
         // serde would read a JSON array as a struct's fields in order.
-        Some(_) => Err(RejectReason::BadJson.into()),
+        Some(i) => saved::strip_prefix(&line[i..], 4, |s| s.first() == Some(&b'{'))
+            .map(|(_, object)| Some(object))
+            .ok_or_else(|| RejectReason::BadJson.into()),
     }
 }
 
@@ -228,17 +235,26 @@ impl Format {
         if lambda::looks_like_lambda(first) {
             return Some(Format::Lambda);
         }
-        if otlp::looks_like_otlp_json(first) {
-            return Some(Format::OtlpJson);
-        }
-        if first.first() == Some(&b'{') {
+        // A JSON record, from the first byte or behind a saved line's prefix.
+        let object = match first.first() {
+            Some(b'{') => Some(first),
+            _ => saved::strip_prefix(first, 4, |s| s.first() == Some(&b'{')).map(|(_, object)| object),
+        };
+        if let Some(object) = object {
+            if otlp::looks_like_otlp_json(object) {
+                return Some(Format::OtlpJson);
+            }
             // CloudFront v2 names its fields after the W3C columns.
             let v2 = [&b"\"sc-status\""[..], b"\"x-edge-location\""];
-            if v2.iter().any(|key| memchr::memmem::find(first, key).is_some()) {
+            if v2.iter().any(|key| memchr::memmem::find(object, key).is_some()) {
                 return Some(Format::CloudFrontV2Json);
             }
-            if apigateway::looks_like_json(first) {
+            if apigateway::looks_like_json(object) {
                 return Some(Format::ApiGateway);
+            }
+            // The function's own JSON output, saved from its log group.
+            if saved::names_lambda(&first[..first.len() - object.len()]) {
+                return Some(Format::Lambda);
             }
             return Some(Format::Ndjson);
         }

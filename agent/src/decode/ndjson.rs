@@ -95,9 +95,9 @@ struct Record<'a> {
 
 impl Decoder for NdjsonDecoder {
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        if !crate::decode::json_object_line(line)? {
+        let Some(line) = crate::decode::json_object_line(line)? else {
             return Ok(());
-        }
+        };
         let record: Record<'_> = serde_json::from_slice(line).map_err(|_| RejectReason::BadJson)?;
 
         let ts_ms = match &record.ts {

@@ -259,9 +259,9 @@ impl OtlpJsonDecoder {
 
 impl Decoder for OtlpJsonDecoder {
     fn decode_line(&mut self, line: &[u8], sink: &mut dyn EventSink) -> Result<(), Reject> {
-        if !crate::decode::json_object_line(line)? {
+        let Some(line) = crate::decode::json_object_line(line)? else {
             return Ok(());
-        }
+        };
         let stats = traces_json(line, &self.default_service, self.wanted.requester, sink).map_err(|e| match e {
             OtlpError::TooLarge { .. } => RejectReason::TooLong,
             OtlpError::Json { .. } | OtlpError::Protobuf { .. } => RejectReason::BadJson,

@@ -1,6 +1,7 @@
 //! The prefixes that command-line tools put before each CloudWatch Logs
-//! message when people save a log group to a file, so the Lambda and API
-//! Gateway decoders can read the message behind them:
+//! message when people save a log group to a file, so the decoders can read
+//! the message behind them (Lambda and API Gateway here; the JSON-per-line
+//! decoders through `decode::json_object_line`):
 //!
 //! | tool | line |
 //! | --- | --- |
@@ -91,6 +92,12 @@ pub(crate) fn is_lambda_stream(word: &[u8]) -> bool {
         && word[11] == b'['
         && memchr::memchr(b']', &word[12..]).is_some()
         && is_name(word)
+}
+
+/// Whether a saved line's prefix names a Lambda function's log group
+/// (`/aws/lambda/…`) or log stream.
+pub(crate) fn names_lambda(prefix: &[u8]) -> bool {
+    prefix.split(|&b| is_blank(b)).any(|word| word.starts_with(b"/aws/lambda/") || is_lambda_stream(word))
 }
 
 /// The message behind a prefix of at most `max_words` timestamps and

@@ -281,3 +281,22 @@ fn protocol_and_tls_version_from_plain_output() {
         "proto=unknown tls=unknown\n".repeat(2)
     );
 }
+
+/// A v2 JSON record delivered to CloudWatch Logs and saved with `aws logs
+/// tail` or `awslogs get`: the record behind the tools' prefix, its own
+/// time kept.
+#[test]
+fn records_behind_saved_line_prefixes() {
+    let record = r#"{"timestamp(ms)":"1732104000123","sc-status":"503","cs(Host)":"d1.cloudfront.net","cs-uri-stem":"/a","x-edge-location":"IAD89-C1","time-taken":"0.250"}"#;
+    let input = format!(
+        "2024-11-20T12:00:09.000000+00:00 CloudFront_E1EXAMPLE {record}\n\
+         2024-11-20T12:00:09 {record}\n\
+         /aws/cloudfront/shop\tCloudFront_E1EXAMPLE\t2024-11-20T12:00:09.000Z\t{record}\n\
+         2024-11-20 12:00:09 UTC {record}\n\
+         2024-11-20T12:00:09Z no-json-here\n"
+    );
+    let got = render_run(&mut CloudFrontV2JsonDecoder::new(SVC), input.as_bytes());
+    let event = "2024-11-20T12:00:00.123Z cloudfront shop d1.cloudfront.net  \"/a\" 503 latency=250 edge=IAD89-C1";
+    assert_eq!(got, format!("{event}\n{event}\n{event}\nreject bad_json\nreject bad_json\n"));
+    assert_eq!(Format::detect(input.as_bytes()), Some(Format::CloudFrontV2Json));
+}

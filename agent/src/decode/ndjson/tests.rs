@@ -211,3 +211,31 @@ addr="" ua="" asn=None
         "addr=\"\" ua=\"\" asn=None\n".repeat(7)
     );
 }
+
+/// NDJSON written to CloudWatch Logs and saved with `aws logs tail` or
+/// `awslogs get`: the record behind the prefix, with its own time.
+#[test]
+fn records_behind_saved_line_prefixes() {
+    let record = r#"{"ts":"2024-05-01T12:00:00.250Z","service":"checkout","status":201,"latency_ms":42.5}"#;
+    check(
+        &format!(
+            "2024-05-01T12:00:01.000000+00:00 i-0abc123 {record}\n\
+             2024-05-01T12:00:01\t{record}\n\
+             /app/checkout i-0abc123 {record}\n\
+             2024-05-01 12:00:01 {record}\n"
+        ),
+        "
+        2024-05-01T12:00:00.25Z ndjson checkout   \"\" 201 latency=42.5
+        2024-05-01T12:00:00.25Z ndjson checkout   \"\" 201 latency=42.5
+        2024-05-01T12:00:00.25Z ndjson checkout   \"\" 201 latency=42.5
+        reject bad_json
+        ",
+    );
+    assert_eq!(
+        crate::decode::Format::detect(format!("/app/checkout i-0abc123 {record}\n").as_bytes()),
+        Some(crate::decode::Format::Ndjson)
+    );
+    // The function's own JSON output, saved from a Lambda log group, is Lambda's.
+    let app = "2024-05-01T12:00:01.000000+00:00 2024/05/01/[$LATEST]0a1b2c3d {\"level\":\"INFO\",\"msg\":\"hi\"}\n";
+    assert_eq!(crate::decode::Format::detect(app.as_bytes()), Some(crate::decode::Format::Lambda));
+}
