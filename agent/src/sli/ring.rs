@@ -384,7 +384,34 @@ impl<V: BucketValue> Ring<V> {
             return self.range_sum(first, last);
         }
         let whole = self.block_prefix[self.block_slot(lb - 1)] - self.block_prefix[self.block_slot(fb)];
-        self.range_sum(first, fb * BLOCK + BLOCK - 1) + whole + self.range_sum(lb * BLOCK, last)
+        self.tail_sum(fb, first) + whole + self.head_sum(lb, last)
+    }
+
+    /// The retained buckets of block `k` from `first` on, read from
+    /// whichever side of `first` has fewer buckets (the block's sum is
+    /// current).
+    fn tail_sum(&self, k: i64, first: i64) -> V::Summary {
+        let (start, end) = (k * BLOCK, k * BLOCK + BLOCK - 1);
+        let oldest = self.oldest().unwrap_or(start).max(start);
+        if first - oldest < end - first {
+            let all = self.block_sums[self.block_slot(k)];
+            if first > oldest { all - self.range_sum(oldest, first - 1) } else { all }
+        } else {
+            self.range_sum(first, end)
+        }
+    }
+
+    /// The retained buckets of block `k` up to `last`, read from whichever
+    /// side has fewer buckets.
+    fn head_sum(&self, k: i64, last: i64) -> V::Summary {
+        let start = k * BLOCK;
+        let end = (start + BLOCK - 1).min(self.head.unwrap_or(last));
+        if end - last < last - start {
+            let all = self.block_sums[self.block_slot(k)];
+            if last < end { all - self.range_sum(last + 1, end) } else { all }
+        } else {
+            self.range_sum(start, last)
+        }
     }
 
     /// True when every bucket from `first` on is still retained.
