@@ -6,7 +6,8 @@
 //! The engine computes a latency's bucket index once per event and then
 //! increments that slot in the histogram of every SLO that counts the event,
 //! which is why this is not the `hdrhistogram` crate: there, each record
-//! recomputes the index and updates min, max and totals.
+//! recomputes the index and updates min, max and totals. `benches/latency.rs`
+//! compares the two (figures in docs/benchmarks.md).
 //!
 //! A histogram holds its counts in one of two forms, with the same answers:
 //!
