@@ -1,6 +1,12 @@
 //! Latency percentiles: one mergeable HDR histogram per UTC day, kept for the
 //! days an SLO window can reach. A window's percentiles merge the days it
 //! touches, so they are exact to the day at the window's old edge.
+//!
+//! The newest day, which nearly every event lands on, is kept dense (fast to
+//! record into); every older day, and the cached merge of the past days, in
+//! the compact form of [`hdr`] (only the non-empty slots). A late event still
+//! lands in its day's compact histogram. The forms change memory, never an
+//! answer: precision stays 1/128 of the value (`hdr`'s layout).
 
 use std::collections::VecDeque;
 
@@ -100,7 +106,16 @@ impl LatencyDays {
         }
         let pos = self.days.partition_point(|(d, _)| *d < day);
         if pos == self.days.len() || self.days[pos].0 != day {
-            self.days.insert(pos, (day, Box::new(new_histogram())));
+            let mut h = Box::new(new_histogram());
+            if pos == self.days.len() {
+                // A new newest day: the one before it is past now.
+                if let Some((_, prev)) = self.days.back_mut() {
+                    prev.compact();
+                }
+            } else {
+                h.compact();
+            }
+            self.days.insert(pos, (day, h));
         }
         // Evict days that fell out.
         let newest = self.days.back().map(|(d, _)| *d).unwrap_or(day);
@@ -125,6 +140,7 @@ impl LatencyDays {
                 for (_, h) in self.days.iter().filter(|(d, _)| *d >= fd && *d < ld) {
                     merged.add(h);
                 }
+                merged.compact();
                 self.past = Some((fd, ld, self.past_version, Box::new(merged)));
             }
             let past = &self.past.as_ref().expect("just built").3;
@@ -146,11 +162,53 @@ impl LatencyDays {
     }
 
     /// Replace a day's histogram (loading persisted state).
-    pub fn restore(&mut self, day: i64, h: LatencyHistogram) {
+    pub fn restore(&mut self, day: i64, mut h: LatencyHistogram) {
         self.past_version += 1;
+        let newest = self.newest_day.max(day);
         if let Some(slot) = self.day_mut(day) {
+            if day == newest {
+                h.thaw();
+            } else {
+                h.compact();
+            }
             *slot = h;
         }
+    }
+
+    /// Add every day `other` holds into this one, keeping the days this one
+    /// keeps counted back from the newer of the two newest days: the same
+    /// days as if every event of both had been recorded here, in any order
+    /// (provided none was older than what was kept when it came). Days
+    /// `other` had not drained yet are dirty here too (a day no longer kept
+    /// drains as nothing, as it does when recorded here).
+    pub fn merge_from(&mut self, other: &LatencyDays) {
+        let Some(&(other_newest, _)) = other.days.back() else { return };
+        self.past_version += 1;
+        // The merged newest day first, so retention counts back from it.
+        if self.day_mut(other_newest).is_none() {
+            return;
+        }
+        let keep_from = self.newest_day - self.keep_days;
+        for (day, h) in other.days.iter().filter(|(d, _)| *d > keep_from) {
+            if let Some(mine) = self.day_mut(*day) {
+                mine.add(h);
+            }
+        }
+        for &day in &other.dirty {
+            if self.dirty.last() != Some(&day) {
+                self.dirty.push(day);
+            }
+        }
+    }
+
+    /// Bytes held: the days' histograms, the cached merge of past days and
+    /// the bookkeeping around them.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<LatencyDays>()
+            + self.days.capacity() * std::mem::size_of::<(i64, Box<LatencyHistogram>)>()
+            + self.days.iter().map(|(_, h)| h.memory_bytes()).sum::<usize>()
+            + self.past.as_ref().map_or(0, |p| p.3.memory_bytes())
+            + self.dirty.capacity() * std::mem::size_of::<i64>()
     }
 
     pub fn drain_dirty(&mut self) -> Vec<i64> {
@@ -167,12 +225,6 @@ impl LatencyDays {
 
     pub fn keep_days(&self) -> u32 {
         self.keep_days as u32
-    }
-
-    /// Bytes held by the histograms.
-    pub fn memory_bytes(&self) -> usize {
-        self.days.len() * (std::mem::size_of::<LatencyHistogram>() + hdr::SLOTS * 8)
-            + self.past.as_ref().map_or(0, |_| std::mem::size_of::<LatencyHistogram>() + hdr::SLOTS * 8)
     }
 
     pub fn set_keep_days(&mut self, keep_days: u32) {
@@ -248,5 +300,125 @@ mod tests {
         l.record(3 * DAY_MS, 1.0, false);
         assert!(l.percentiles(0, 10).is_none());
         assert!(!l.record(0, 1.0, false));
+    }
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Past days are compact, today dense; percentiles over any window equal
+    /// those of a merge of plain dense histograms fed the same events, also
+    /// after late events, restores and evictions.
+    #[test]
+    fn compact_past_days_answer_as_dense_ones() {
+        let mut l = LatencyDays::new(29);
+        let mut reference: std::collections::BTreeMap<i64, LatencyHistogram> = Default::default();
+        let mut x = 42u64;
+        fn record(
+            l: &mut LatencyDays,
+            reference: &mut std::collections::BTreeMap<i64, LatencyHistogram>,
+            day: i64,
+            ms: f64,
+        ) {
+            if l.record(day * DAY_MS + 1000, ms, true) {
+                let (i, us) = hdr::slot_of_ms(ms);
+                reference.entry(day).or_default().record_at(i, us);
+            }
+        }
+        for day in 0..40i64 {
+            for _ in 0..300 {
+                let ms = (xorshift(&mut x) % 3000) as f64 + (xorshift(&mut x) % 1000) as f64 / 1000.0;
+                record(&mut l, &mut reference, day, ms);
+            }
+            // Late events into a few past days.
+            for back in [1, 5, 27] {
+                record(&mut l, &mut reference, day - back, (xorshift(&mut x) % 60_000) as f64);
+            }
+            let newest = day;
+            reference.retain(|d, _| *d > newest - 29);
+            for (d, h) in &l.days {
+                assert_eq!(h.is_compact(), *d != newest, "day {d} when {newest} is the newest");
+                assert_eq!(Some(h.as_ref()), reference.get(d), "day {d}");
+            }
+            for fd in [day - 27, day - 3, day] {
+                for ld in [day, day - 1].into_iter().filter(|ld| *ld >= fd) {
+                    let mut m = new_histogram();
+                    for h in reference.range(fd..=ld).map(|(_, h)| h) {
+                        m.add(h);
+                    }
+                    let want = m.value_at_quantile(0.5).map(|p50| {
+                        let q = |p: f64| m.value_at_quantile(p).unwrap() as f64 / 1000.0;
+                        Percentiles { p50: p50 as f64 / 1000.0, p90: q(0.9), p99: q(0.99) }
+                    });
+                    assert_eq!(l.percentiles(fd * DAY_MS, ld * DAY_MS + DAY_MS - 1), want, "days {fd}..={ld} at {day}");
+                }
+            }
+        }
+        let dense: usize = reference.values().map(|h| h.memory_bytes()).sum();
+        assert!(l.memory_bytes() < dense, "{} vs {dense}", l.memory_bytes());
+        // Restoring a past day keeps it compact, the newest dense.
+        let mut r = LatencyDays::new(29);
+        for (d, h) in &reference {
+            r.restore(*d, h.clone());
+        }
+        for (d, h) in &r.days {
+            assert_eq!(h.is_compact(), *d != 39, "day {d}");
+            assert_eq!(Some(h.as_ref()), reference.get(d));
+        }
+        assert_eq!(r.percentiles(12 * DAY_MS, 40 * DAY_MS - 1), l.percentiles(12 * DAY_MS, 40 * DAY_MS - 1));
+    }
+
+    /// A random stream split in two, recorded into two `LatencyDays` and
+    /// merged (either way round), equals the stream recorded into one.
+    #[test]
+    fn merging_two_parts_equals_recording_the_whole() {
+        let mut x = 7u64;
+        for round in 0..30 {
+            let keep = 1 + (xorshift(&mut x) % 30) as u32;
+            let mut stream = Vec::new();
+            let mut head = 0i64;
+            for _ in 0..(50 + round * 40) {
+                head += i64::from(xorshift(&mut x).is_multiple_of(8));
+                let day = head - (xorshift(&mut x) % keep as u64) as i64;
+                stream.push((day, (xorshift(&mut x) % 20_000) as f64 / 7.0));
+            }
+            let mut whole = LatencyDays::new(keep);
+            let (mut a, mut b) = (LatencyDays::new(keep), LatencyDays::new(keep));
+            for &(day, ms) in &stream {
+                assert!(whole.record(day * DAY_MS + 5, ms, true));
+                let part = if xorshift(&mut x).is_multiple_of(3) { &mut a } else { &mut b };
+                assert!(part.record(day * DAY_MS + 5, ms, true));
+            }
+            let (mut ab, mut ba) = (a.clone(), b.clone());
+            ab.merge_from(&b);
+            ba.merge_from(&a);
+            for m in [&mut ab, &mut ba] {
+                assert_eq!(m.oldest_day(), whole.oldest_day(), "round {round}");
+                let days: Vec<i64> = m.days.iter().map(|(d, _)| *d).collect();
+                assert_eq!(days, whole.days.iter().map(|(d, _)| *d).collect::<Vec<_>>(), "round {round}");
+                for &d in &days {
+                    assert_eq!(m.day(d), whole.day(d), "round {round} day {d}");
+                    assert_eq!(m.day(d).unwrap().is_compact(), Some(&d) != days.last());
+                }
+                for fd in [head - keep as i64, head - 2, head] {
+                    for ld in [head, head - 1] {
+                        let (f, l) = (fd * DAY_MS, ld * DAY_MS + DAY_MS - 1);
+                        assert_eq!(m.percentiles(f, l), whole.percentiles(f, l), "round {round}: {fd}..={ld}");
+                    }
+                }
+                assert_eq!(m.drain_dirty(), whole.clone().drain_dirty(), "round {round}");
+            }
+        }
+        // Merging nothing, or into nothing.
+        let mut empty = LatencyDays::new(3);
+        let mut one = LatencyDays::new(3);
+        one.record(5, 10.0, false);
+        empty.merge_from(&LatencyDays::new(3));
+        assert_eq!(empty.oldest_day(), None);
+        empty.merge_from(&one);
+        assert_eq!(empty.day(0), one.day(0));
     }
 }

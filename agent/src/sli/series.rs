@@ -13,7 +13,9 @@
 //! boundary, so it may be up to 14 minutes shorter than W. Calendar windows
 //! start on a 15-minute boundary in every time zone in use, so they are exact.
 
-use crate::sli::ring::{BucketValue, Counts, Ring};
+use std::ops::Range;
+
+use crate::sli::ring::{BucketStore, BucketValue, CountCells, Counts, Ring};
 use crate::spec::model::{Budgeting, SloWindow};
 
 /// Minutes kept at 1-minute resolution: the longest alert window (3d) plus an
@@ -85,6 +87,7 @@ impl std::ops::Sub for SliceSummary {
 
 impl BucketValue for SliceValue {
     type Summary = SliceSummary;
+    type Store = SliceCells;
     fn summarize(&self) -> SliceSummary {
         let c = self.counts;
         if c.total == 0 {
@@ -99,6 +102,48 @@ impl BucketValue for SliceValue {
             0.0
         };
         SliceSummary { counts: c, slices: 1, good_slices }
+    }
+    fn merge(&mut self, other: &SliceValue) {
+        self.counts = self.counts + other.counts;
+        if !other.is_empty() {
+            self.target = other.target;
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+/// A slice ring's values: the counts of each slice, and the one target
+/// every slice of a series is judged by (kept once, not per slice).
+#[derive(Debug, Clone)]
+pub struct SliceCells {
+    counts: CountCells,
+    target: f64,
+}
+
+impl BucketStore<SliceValue> for SliceCells {
+    fn new(len: usize) -> SliceCells {
+        SliceCells { counts: CountCells::new(len), target: 0.0 }
+    }
+
+    fn get(&self, slot: usize) -> SliceValue {
+        SliceValue { counts: self.counts.get(slot), target: self.target }
+    }
+
+    fn set(&mut self, slot: usize, value: SliceValue) {
+        if !value.is_empty() {
+            self.target = value.target;
+        }
+        self.counts.set(slot, value.counts);
+    }
+
+    fn summarize(&self, slots: Range<usize>) -> SliceSummary {
+        slots.map(|s| self.get(s).summarize()).fold(SliceSummary::default(), |a, b| a + b)
+    }
+
+    fn bytes(&self) -> usize {
+        BucketStore::<Counts>::bytes(&self.counts)
     }
 }
 
@@ -270,14 +315,48 @@ impl Series {
         }
     }
 
-    /// Bytes of bucket memory this series holds (for the docs' memory figures).
+    /// Bytes this series holds: its rings, their buckets and block sums.
     pub fn memory_bytes(&self) -> usize {
-        let ring_bytes = |len: usize, v: usize, s: usize| len * (v + s);
-        match self {
-            Series::Occurrences { fine, coarse } => {
-                ring_bytes(fine.len(), 16, 16) + coarse.as_ref().map_or(0, |c| ring_bytes(c.len(), 16, 16))
+        std::mem::size_of::<Series>()
+            + match self {
+                Series::Occurrences { fine, coarse } => {
+                    fine.memory_bytes() + coarse.as_ref().map_or(0, |c| c.memory_bytes())
+                }
+                Series::Slices { ring, .. } => ring.memory_bytes(),
             }
-            Series::Slices { ring, .. } => ring_bytes(ring.len(), 24, 32),
+    }
+
+    /// Add every bucket `other` retains into this series, with retention
+    /// counted back from the newer of the two heads of each ring: the same
+    /// window sums and buckets as if every event of both had been recorded
+    /// into one series, in any order (provided none was older than what was
+    /// retained when it came). For parallel replay: each part counted into
+    /// its own series, then merged. Returns false, changing nothing, when the
+    /// two series are not of the same shape (budgeting, slice, window).
+    pub fn merge_from(&mut self, other: &Series) -> bool {
+        match (self, other) {
+            (Series::Occurrences { fine, coarse }, Series::Occurrences { fine: of, coarse: oc }) => {
+                let same = (fine.width(), fine.len()) == (of.width(), of.len())
+                    && match (&*coarse, oc) {
+                        (Some(c), Some(o)) => (c.width(), c.len()) == (o.width(), o.len()),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                if !same {
+                    return false;
+                }
+                fine.merge_from(of);
+                if let (Some(c), Some(o)) = (coarse, oc) {
+                    c.merge_from(o);
+                }
+                true
+            }
+            (Series::Slices { ring, target }, Series::Slices { ring: or, target: ot })
+                if target.to_bits() == ot.to_bits() =>
+            {
+                ring.merge_from(or)
+            }
+            _ => false,
         }
     }
 }
@@ -348,5 +427,97 @@ mod tests {
         assert_eq!(w.units_good, 9.0);
         assert_eq!(w.events.total, 100);
         assert_eq!(w.events.good, 89);
+    }
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Every retained bucket of every ring, for comparing series.
+    fn buckets(s: &Series) -> Vec<(RingId, i64, Counts)> {
+        let mut out = Vec::new();
+        for (ring, from) in s.retained_from() {
+            let mut b = from;
+            while let Some(c) = s.bucket(ring, b) {
+                out.push((ring, b, c));
+                b += 1;
+            }
+        }
+        out
+    }
+
+    /// A random event stream split in two, recorded into two series and
+    /// merged (either way round), gives the window sums and buckets of the
+    /// whole stream recorded into one series.
+    #[test]
+    fn merging_two_parts_equals_recording_the_whole() {
+        let mut x = 0x5151u64;
+        let kinds = [
+            (SloWindow::Rolling(Minutes(28 * 1440)), Budgeting::Occurrences),
+            (SloWindow::Rolling(Minutes(1440)), Budgeting::Occurrences),
+            (
+                SloWindow::Rolling(Minutes(3 * 1440)),
+                Budgeting::Timeslices { slice: Minutes(5), good_ratio_at_least: 0.8 },
+            ),
+            (SloWindow::Rolling(Minutes(1440)), Budgeting::RatioTimeslices { slice: Minutes(1) }),
+        ];
+        for round in 0..40 {
+            let (window, budgeting) = &kinds[round % kinds.len()];
+            let longest = window.longest().0 as u64;
+            let mut whole = Series::new(window, budgeting);
+            let (mut a, mut b) = (whole.clone(), whole.clone());
+            let mut head = 10_000_000i64 + (xorshift(&mut x) % 1000) as i64;
+            for _ in 0..2000 {
+                head += (xorshift(&mut x) % (longest / 300 + 2)) as i64;
+                // Late by up to a little more than the 1-minute ring holds, or the window.
+                let late = (xorshift(&mut x) % (longest.min(FINE_SPAN as u64 + 600))) as i64;
+                let minute = head - late * i64::from(xorshift(&mut x).is_multiple_of(4));
+                let good = !xorshift(&mut x).is_multiple_of(7);
+                assert!(whole.record(minute, good, None), "round {round}: minute {minute} head {head}");
+                let part = if xorshift(&mut x).is_multiple_of(2) { &mut a } else { &mut b };
+                assert!(part.record(minute, good, None));
+            }
+            let (mut ab, mut ba) = (a.clone(), b.clone());
+            assert!(ab.merge_from(&b));
+            assert!(ba.merge_from(&a));
+            for m in [&mut ab, &mut ba] {
+                assert_eq!(m.retained_from(), whole.retained_from(), "round {round}");
+                assert_eq!(buckets(m), buckets(&whole), "round {round}");
+                for _ in 0..50 {
+                    let last = head - (xorshift(&mut x) % 100) as i64;
+                    let len = 1 + (xorshift(&mut x) % longest) as i64;
+                    assert_eq!(m.window(last - len + 1, last), whole.window(last - len + 1, last), "round {round}");
+                }
+            }
+        }
+        // Series of other shapes are not merged.
+        let mut occ = Series::new(&SloWindow::Rolling(Minutes(28 * 1440)), &Budgeting::Occurrences);
+        assert!(!occ.merge_from(&Series::new(&SloWindow::Rolling(Minutes(1440)), &Budgeting::Occurrences)));
+        let b = Budgeting::Timeslices { slice: Minutes(1), good_ratio_at_least: 0.9 };
+        assert!(!occ.merge_from(&Series::new(&SloWindow::Rolling(Minutes(1440)), &b)));
+        let mut sl = Series::new(&SloWindow::Rolling(Minutes(1440)), &b);
+        let other = Budgeting::Timeslices { slice: Minutes(1), good_ratio_at_least: 0.5 };
+        assert!(!sl.merge_from(&Series::new(&SloWindow::Rolling(Minutes(1440)), &other)));
+    }
+
+    /// Memory of an occurrence SLO with a 28-day window is bounded by its
+    /// rings' lengths: about 36 KB while no minute holds 65,536 events,
+    /// about 64 KB once counts need 32 bits (docs/operations.md).
+    #[test]
+    fn memory_of_a_28_day_occurrence_series() {
+        let mut s = Series::new(&SloWindow::Rolling(Minutes(28 * 1440)), &Budgeting::Occurrences);
+        let quiet = s.memory_bytes();
+        for m in 0..(30 * 1440) {
+            s.record_counts(m, Counts { good: 900, total: 1000 }, None);
+        }
+        assert_eq!(s.memory_bytes(), quiet, "15-minute buckets of 15,000 events fit in 16 bits");
+        s.record_counts(30 * 1440, Counts { good: 70_000, total: 70_000 }, None);
+        let busy = s.memory_bytes();
+        eprintln!("28-day occurrence series: {quiet} bytes, {busy} bytes with 32-bit counts");
+        assert!(quiet < 40_000, "{quiet}");
+        assert!(busy < 70_000, "{busy}");
     }
 }
