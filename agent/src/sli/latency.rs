@@ -160,6 +160,18 @@ impl LatencyDays {
         v
     }
 
+    /// Add `other`'s days into these (the same SLO counted elsewhere): each
+    /// day's histograms are added, and the days kept are those within
+    /// `keep_days` of the newer of the two newest days.
+    pub fn merge_from(&mut self, other: &LatencyDays) {
+        // Newest first, so the days kept are counted from the merged newest.
+        for (day, h) in other.days.iter().rev() {
+            if let Some(mine) = self.day_mut(*day) {
+                mine.add(h);
+            }
+        }
+    }
+
     pub fn set_keep_days(&mut self, keep_days: u32) {
         self.keep_days = keep_days.max(1) as i64;
     }
@@ -213,6 +225,30 @@ mod tests {
         assert_eq!(l.percentiles(first, last), Some(full(&l, 3, 27)));
         // A window that does not reach today is merged directly.
         assert_eq!(l.percentiles(DAY_MS, 5 * DAY_MS), Some(full(&l, 1, 5)));
+    }
+
+    #[test]
+    fn merged_days_equal_one_set_of_days_fed_everything() {
+        let (mut all, mut a, mut b) = (LatencyDays::new(3), LatencyDays::new(3), LatencyDays::new(3));
+        // `a` sees days 0..=4, `b` days 5 and 6 and then a late event of day
+        // 4: after the merge days 4..=6 are kept, day 4 with both sides' values.
+        for day in 0..7i64 {
+            for i in 0..50 {
+                let v = (day * 100 + i) as f64;
+                all.record(day * DAY_MS + i, v, false);
+                if day <= 4 { a.record(day * DAY_MS + i, v, false) } else { b.record(day * DAY_MS + i, v, false) };
+            }
+        }
+        all.record(4 * DAY_MS, 1.0, false);
+        b.record(4 * DAY_MS, 1.0, false);
+        a.merge_from(&b);
+        assert_eq!(a.oldest_day(), all.oldest_day());
+        for (first, last) in [(0, 7 * DAY_MS - 1), (4 * DAY_MS, 5 * DAY_MS - 1), (6 * DAY_MS, 7 * DAY_MS - 1)] {
+            assert_eq!(a.percentiles(first, last), all.percentiles(first, last));
+        }
+        for day in 4..7 {
+            assert_eq!(a.day(day), all.day(day));
+        }
     }
 
     #[test]

@@ -246,6 +246,20 @@ impl<V: BucketValue> Ring<V> {
         }
     }
 
+    /// Add every bucket `other` retains into this ring, as if its events had
+    /// been added here: the head becomes the newer of the two, and what falls
+    /// out of the retention relative to it is dropped. `merge` adds one
+    /// bucket's value into another.
+    pub fn merge_from(&mut self, other: &Ring<V>, merge: impl Fn(&mut V, &V)) {
+        let Some(head) = other.head else { return };
+        // The head first, so retention is relative to the merged head whatever
+        // the buckets hold.
+        self.add_with(head, |_| {});
+        for (b, v) in other.iter_buckets() {
+            self.add_with(b, |mine| merge(mine, &v));
+        }
+    }
+
     /// Every retained, non-empty bucket, oldest first.
     pub fn iter_buckets(&self) -> impl Iterator<Item = (i64, V)> + '_ {
         let oldest = self.oldest().unwrap_or(0);

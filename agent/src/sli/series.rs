@@ -230,6 +230,29 @@ impl Series {
         }
     }
 
+    /// Add `other`'s buckets into this series (the same SLO counted elsewhere,
+    /// e.g. by another replay worker): the result holds what one series fed
+    /// both event streams would hold at the end, whatever the order.
+    pub fn merge_from(&mut self, other: &Series) {
+        let counts = |a: &mut Counts, b: &Counts| *a = *a + *b;
+        match (self, other) {
+            (Series::Occurrences { fine, coarse }, Series::Occurrences { fine: f, coarse: c }) => {
+                fine.merge_from(f, counts);
+                if let (Some(coarse), Some(c)) = (coarse, c) {
+                    coarse.merge_from(c, counts);
+                }
+            }
+            (Series::Slices { ring, target }, Series::Slices { ring: r, .. }) => {
+                let t = *target;
+                ring.merge_from(r, |a, b| {
+                    a.counts = a.counts + b.counts;
+                    a.target = t;
+                });
+            }
+            _ => debug_assert!(false, "merging series of different budgeting methods"),
+        }
+    }
+
     /// The persisted value of a bucket.
     pub fn bucket(&self, ring: RingId, bucket: i64) -> Option<Counts> {
         match (self, ring) {
@@ -330,6 +353,39 @@ mod tests {
         // The 1h alert window is exact.
         let w = s.window(last - 59, last);
         assert_eq!(w.events.total, 1);
+    }
+
+    /// Two series fed halves of an event stream, merged, answer every
+    /// window like one series fed all of it (out of order, with events too
+    /// old for the end's retention on either side).
+    #[test]
+    fn merged_series_equal_one_series_fed_everything() {
+        let budgetings = [
+            Budgeting::Occurrences,
+            Budgeting::Timeslices { slice: Minutes(5), good_ratio_at_least: 0.9 },
+            Budgeting::RatioTimeslices { slice: Minutes(1) },
+        ];
+        for b in budgetings {
+            let window = SloWindow::Rolling(Minutes(7 * 1440));
+            let (mut all, mut a, mut b2) = (Series::new(&window, &b), Series::new(&window, &b), Series::new(&window, &b));
+            let mut x = 11u64;
+            for i in 0..20_000i64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly forward over 12 days, with late events up to a day back.
+                let minute = i * 12 * 1440 / 20_000 - (x % 1440) as i64 * i64::from(x % 7 == 0);
+                let good = x % 13 != 0;
+                all.record(minute, good, None);
+                if x % 3 == 0 { a.record(minute, good, None) } else { b2.record(minute, good, None) };
+            }
+            a.merge_from(&b2);
+            let last = 12 * 1440;
+            for (first, last) in [(last - 7 * 1440 + 1, last), (last - 59, last), (last - 3 * 1440, last - 1440), (0, 5)] {
+                assert_eq!(a.window(first, last), all.window(first, last), "{b:?} {first}..{last}");
+            }
+            assert_eq!(a.retained_from(), all.retained_from());
+        }
     }
 
     #[test]
