@@ -499,7 +499,7 @@ impl Job<'_> {
             Unit::File(file) => {
                 let path = &files[*file];
                 let tick = |n: u64| {
-                    if progress.show && n % (1 << 20) == 0 {
+                    if progress.show && n.is_multiple_of(1 << 20) {
                         progress.tick(path);
                     }
                 };
@@ -537,12 +537,15 @@ impl Job<'_> {
                 let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);
                 let base = map.as_ptr() as usize;
                 out.lines = crate::source::lines::split_mapped_range(map, range.clone(), |line| {
-                    if cloudfront && line.bytes.first() == Some(&b'#') && !line.overlong && is_fields_header(line.bytes) {
+                    if cloudfront && line.bytes.first() == Some(&b'#') && !line.overlong && is_fields_header(line.bytes)
+                    {
                         let at = line.bytes.as_ptr() as usize - base;
                         *last_header = Some(at..at + line.bytes.len());
                     }
-                    feed_line(decoder.as_mut(), line.bytes, line.overlong, &mut sink, rejects, || line.number.to_string());
-                    if progress.show && line.number % (1 << 20) == 0 {
+                    feed_line(decoder.as_mut(), line.bytes, line.overlong, &mut sink, rejects, || {
+                        line.number.to_string()
+                    });
+                    if progress.show && line.number.is_multiple_of(1 << 20) {
                         progress.tick(path);
                     }
                 });

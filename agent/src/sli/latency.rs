@@ -236,7 +236,11 @@ mod tests {
             for i in 0..50 {
                 let v = (day * 100 + i) as f64;
                 all.record(day * DAY_MS + i, v, false);
-                if day <= 4 { a.record(day * DAY_MS + i, v, false) } else { b.record(day * DAY_MS + i, v, false) };
+                if day <= 4 {
+                    a.record(day * DAY_MS + i, v, false)
+                } else {
+                    b.record(day * DAY_MS + i, v, false)
+                };
             }
         }
         all.record(4 * DAY_MS, 1.0, false);

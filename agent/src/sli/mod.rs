@@ -821,7 +821,8 @@ mod tests {
         let mut parts = [Engine::new(&set, false), Engine::new(&set, false), Engine::new(&set, false)];
         // 40 days, so the 1d SLO drops what the merged head leaves behind.
         for m in (0..40 * 1440).step_by(7) {
-            let e = ev(T0 + m * MINUTE_MS, if m % 3 == 0 { "/api/x" } else { "/x" }, if m % 11 == 0 { 503 } else { 200 });
+            let e =
+                ev(T0 + m * MINUTE_MS, if m % 3 == 0 { "/api/x" } else { "/x" }, if m % 11 == 0 { 503 } else { 200 });
             all.observe(&e);
             parts[(m as usize / 1000) % 3].observe(&e);
         }
