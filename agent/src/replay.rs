@@ -321,28 +321,7 @@ pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayO
     outcomes.sort_unstable_by_key(|(i, _)| *i);
     let mut counts: Vec<Counting> = results.into_iter().map(|(count, _)| count).collect();
 
-    // Check the guessed CloudFront headers against the last header of the
-    // parts before; a part read with a wrong one (a file of concatenated
-    // logs with different fields) is read again with the right one.
-    let mut header: (usize, Option<Range<usize>>) = (usize::MAX, None);
-    for (i, o) in &mut outcomes {
-        let Unit::Part { file, map, format: Format::CloudFront, .. } = &units[*i] else { continue };
-        if header.0 != *file {
-            header = (*file, None);
-        }
-        if let Some(g) = o.guessed.take() {
-            if g.header.clone().map(|r| &map[r]) == header.1.clone().map(|r| &map[r]) {
-                counts.push(g.count);
-            } else {
-                let mut count = job.counting();
-                *o = job.replay_unit(&units[*i], &mut count, Some(header.1.clone()));
-                counts.push(count);
-            }
-        }
-        if o.last_header.is_some() {
-            header.1 = o.last_header.clone();
-        }
-    }
+    job.check_guesses(&units, &mut outcomes, &mut counts);
 
     // Merge: the engines in any order, the rest in file order.
     let mut counts = counts.into_iter();
@@ -360,13 +339,7 @@ pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayO
             if lines_before.0 != file {
                 lines_before = (file, 0);
             }
-            let path = files[file].display();
-            for stats in o.tally.rejects.by_reason.values_mut() {
-                for (place, _) in &mut stats.samples {
-                    let n = place.parse::<u64>().unwrap_or(0);
-                    *place = format!("{path}:{}", lines_before.1 + n);
-                }
-            }
+            number_places(&mut o.tally.rejects, &files[file], lines_before.1);
             lines_before.1 += o.lines;
         }
         lines += o.lines;
@@ -402,6 +375,17 @@ pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayO
         unrouted_log_events: tally.unrouted_log_events,
         unrouted_groups: tally.unrouted_groups,
         failed,
+    }
+}
+
+/// Make the places of a part's reject samples (line numbers in the part)
+/// `file:line`, given the lines of the file before the part.
+fn number_places(rejects: &mut Rejects, path: &Path, lines_before: u64) {
+    for stats in rejects.by_reason.values_mut() {
+        for (place, _) in &mut stats.samples {
+            let n = place.parse::<u64>().unwrap_or(0);
+            *place = format!("{}:{}", path.display(), lines_before + n);
+        }
     }
 }
 
@@ -487,6 +471,32 @@ fn last_fields_header(data: &[u8]) -> Option<Range<usize>> {
 impl Job<'_> {
     fn counting(&self) -> Counting {
         Counting { engine: Engine::new(self.slos, false), at: self.opts.at_ms, newest: None, after_at: 0 }
+    }
+
+    /// Check the guessed CloudFront headers against the last header of the
+    /// parts before: the counts of a part read with the right one join
+    /// `counts`; a part read with a wrong one (a file of logs with other
+    /// fields concatenated) is read again with the right one.
+    fn check_guesses(&self, units: &[Unit<'_>], outcomes: &mut [(usize, UnitOutcome)], counts: &mut Vec<Counting>) {
+        let mut header: (usize, Option<Range<usize>>) = (usize::MAX, None);
+        for (i, o) in outcomes {
+            let Unit::Part { file, map, format: Format::CloudFront, .. } = &units[*i] else { continue };
+            if header.0 != *file {
+                header = (*file, None);
+            }
+            if let Some(g) = o.guessed.take() {
+                if g.header.clone().map(|r| &map[r]) == header.1.clone().map(|r| &map[r]) {
+                    counts.push(g.count);
+                } else {
+                    let mut count = self.counting();
+                    *o = self.replay_unit(&units[*i], &mut count, Some(header.1.clone()));
+                    counts.push(count);
+                }
+            }
+            if o.last_header.is_some() {
+                header.1 = o.last_header.clone();
+            }
+        }
     }
 
     /// Replay one unit into `count`. A CloudFront part is read with
