@@ -9,15 +9,28 @@
 //! Telemetry API batches (JSON arrays). A file that cannot be read, or whose
 //! format cannot be told, is reported in [`ReplayOutcome::failed`] and the
 //! other files are replayed.
+//!
+//! Replay uses every core ([`ReplayOptions::threads`]): the files are cut
+//! into units of work (plain files of a line format into parts of about
+//! equal size at line boundaries; compressed files, saved payloads and
+//! Lambda logs whole), each worker counts the units it takes into its own
+//! engine, and the engines are merged. Counts add up and histograms merge,
+//! and a bucket retained at the end holds every event of it whatever the
+//! order they came in, so the report is the one a single thread gives;
+//! rejects, their samples (`file:line`, absolute) and the other findings are
+//! merged in file order.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::decode::cloudwatch_export::{self, Container, CsvColumns, CsvScratch, LogEventRouter};
 use crate::decode::cloudwatch_logs::{LogGroupRoute, SubscriptionDecoder};
 use crate::decode::lambda::LambdaDecoder;
-use crate::decode::{Decoder, Format, RejectReason, Rejects, feed_line};
+use crate::decode::{Decoder, Format, MAX_LINE, RejectReason, Rejects, feed_line};
 use crate::event::RequestEvent;
 use crate::sli::Engine;
 use crate::sli::report::{Report, SloReport};
@@ -30,6 +43,9 @@ use crate::timefmt::rfc3339;
 const MAX_RECORD_LINE: u64 = 16 << 20;
 /// Distinct unrouted log groups named in the outcome; more are only counted.
 const MAX_UNROUTED_GROUPS: usize = 32;
+/// The least size of a part of a file cut for the workers: smaller parts
+/// would cost more in per-part set-up and merging than they gain.
+pub const MIN_PART_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -108,6 +124,11 @@ pub struct ReplayOptions {
     pub routes: Vec<LogGroupRoute>,
     /// Print progress to stderr (only when it is a terminal).
     pub progress: bool,
+    /// Worker threads (`--threads`); 0: one per core.
+    pub threads: usize,
+    /// The least size of a part of a file cut for the workers (tests make
+    /// it small to cut small files).
+    pub min_part_bytes: usize,
 }
 
 impl Default for ReplayOptions {
@@ -119,6 +140,8 @@ impl Default for ReplayOptions {
             fields: Vec::new(),
             routes: Vec::new(),
             progress: false,
+            threads: 0,
+            min_part_bytes: MIN_PART_BYTES,
         }
     }
 }
@@ -146,14 +169,14 @@ pub struct ReplayOutcome {
 }
 
 /// Where events go: the engine, unless newer than `--at`.
-struct Counting<'a> {
-    engine: &'a mut Engine,
+struct Counting {
+    engine: Engine,
     at: Option<i64>,
     newest: Option<i64>,
     after_at: u64,
 }
 
-impl Counting<'_> {
+impl Counting {
     fn observe(&mut self, ev: &RequestEvent<'_>) {
         if self.at.is_some_and(|at| ev.ts_ms > at) {
             self.after_at += 1;
@@ -174,37 +197,158 @@ struct Tally {
     unrouted_groups: Vec<String>,
 }
 
-/// Replay files through decoders and engine, and report as of `at`.
-pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayOutcome {
-    let mut engine = Engine::new(slos, false);
-    // The report quotes no failure breakdown.
-    engine.set_failure_evidence(false);
-    let mut tally = Tally::default();
-    let mut failed = Vec::new();
-    let mut lines = 0u64;
-    let mut bytes = 0u64;
-    let show_progress = opts.progress && std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    let mut count = Counting { engine: &mut engine, at: opts.at_ms, newest: None, after_at: 0 };
-
-    for path in files {
-        let result = replay_file(path, opts, &mut count, &mut tally, |lines_in_file| {
-            if show_progress && lines_in_file % (1 << 20) == 0 && last_progress.elapsed().as_secs_f64() >= 1.0 {
-                last_progress = Instant::now();
-                eprint!("\rreplaying {}: {} lines …", path.display(), lines_in_file);
+impl Tally {
+    fn add_unrouted_groups(&mut self, groups: impl IntoIterator<Item = String>) {
+        for g in groups {
+            if self.unrouted_groups.len() < MAX_UNROUTED_GROUPS && !self.unrouted_groups.contains(&g) {
+                self.unrouted_groups.push(g);
             }
-        });
-        match result {
-            Ok((l, b)) => {
-                lines += l;
-                bytes += b;
-            }
-            Err(e) => failed.push(e),
         }
     }
-    let (newest, after_at) = (count.newest, count.after_at);
-    if show_progress {
+
+    /// Add what a later unit found (rejects' samples stay the first ones).
+    fn merge(&mut self, later: Tally) {
+        self.rejects.merge(&later.rejects);
+        self.unrouted_log_events += later.unrouted_log_events;
+        self.add_unrouted_groups(later.unrouted_groups);
+    }
+}
+
+/// One worker's share of the files.
+enum Unit<'m> {
+    /// A whole file: compressed files, saved payloads, Lambda logs (whose
+    /// decoder remembers failures from line to line), files that could not
+    /// be mapped or whose format is not known yet.
+    File(usize),
+    /// The lines of `range` (from the beginning of a line) of a mapped plain
+    /// file of a line format.
+    Part { file: usize, map: &'m memmap2::Mmap, format: Format, range: Range<usize> },
+}
+
+/// What replaying one unit found. The reject samples of a [`Unit::Part`]
+/// are placed by line number within the part (`"17"`), made `file:line`
+/// when the parts before it have been counted.
+#[derive(Default)]
+struct UnitOutcome {
+    lines: u64,
+    bytes: u64,
+    tally: Tally,
+    failed: Option<ReplayError>,
+    /// CloudFront standard logs: the last `#Fields` line of the part (bytes
+    /// of the file), which the next part starts with.
+    last_header: Option<Range<usize>>,
+    /// A CloudFront part after a file's first: read with a guess of the
+    /// header in force at its start, its counts kept apart until the guess
+    /// is checked.
+    guessed: Option<Guessed>,
+}
+
+struct Guessed {
+    header: Option<Range<usize>>,
+    count: Counting,
+}
+
+/// Progress on stderr, shared by the workers: a line every second at most.
+struct Progress {
+    show: bool,
+    lines: AtomicU64,
+    last: Mutex<Instant>,
+}
+
+impl Progress {
+    /// Every 2^20 lines of a unit.
+    fn tick(&self, path: &Path) {
+        let total = self.lines.fetch_add(1 << 20, Ordering::Relaxed) + (1 << 20);
+        if let Ok(mut last) = self.last.try_lock()
+            && last.elapsed() >= Duration::from_secs(1)
+        {
+            *last = Instant::now();
+            eprint!("\rreplaying {}: {} lines …", path.display(), total);
+        }
+    }
+}
+
+/// The thread count `--threads 0` stands for: one per core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What a replay needs besides the unit at hand.
+struct Job<'a> {
+    slos: &'a SloSet,
+    files: &'a [PathBuf],
+    opts: &'a ReplayOptions,
+    progress: Progress,
+}
+
+/// Replay files through decoders and engine, and report as of `at`.
+pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayOutcome {
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let started = Instant::now();
+    let progress = Progress {
+        show: opts.progress && std::io::stderr().is_terminal(),
+        lines: AtomicU64::new(0),
+        last: Mutex::new(Instant::now()),
+    };
+    let job = Job { slos, files, opts, progress };
+    // With one thread every file is read whole, as it always was.
+    let maps: Vec<Option<(memmap2::Mmap, Format)>> =
+        files.iter().map(|path| if threads > 1 { splittable(path, opts) } else { None }).collect();
+    let units = plan(&maps, threads, opts.min_part_bytes.max(1));
+    // Whole files first (gzip costs more per byte than anything else), so
+    // the parts fill in around them.
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by_key(|&i| matches!(units[i], Unit::Part { .. }));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut count = job.counting();
+        let mut done = Vec::new();
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((i, job.replay_unit(&units[i], &mut count, None)));
+        }
+        (count, done)
+    };
+    let workers = threads.min(units.len()).max(1);
+    let mut results = if workers == 1 {
+        vec![work()]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+            let joined = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            joined.collect::<Vec<_>>()
+        })
+    };
+    let mut outcomes: Vec<(usize, UnitOutcome)> = results.iter_mut().flat_map(|(_, done)| done.drain(..)).collect();
+    outcomes.sort_unstable_by_key(|(i, _)| *i);
+    let mut counts: Vec<Counting> = results.into_iter().map(|(count, _)| count).collect();
+
+    job.check_guesses(&units, &mut outcomes, &mut counts);
+
+    // Merge: the engines in any order, the rest in file order.
+    let mut counts = counts.into_iter();
+    let mut count = counts.next().expect("at least one worker ran");
+    for other in counts {
+        count.engine.merge_from(other.engine);
+        count.after_at += other.after_at;
+        count.newest = count.newest.max(other.newest);
+    }
+    let (mut tally, mut failed, mut lines, mut bytes) = (Tally::default(), Vec::new(), 0u64, 0u64);
+    // Lines of the file before the part at hand.
+    let mut lines_before = (usize::MAX, 0u64);
+    for (i, mut o) in outcomes {
+        if let Unit::Part { file, .. } = units[i] {
+            if lines_before.0 != file {
+                lines_before = (file, 0);
+            }
+            number_places(&mut o.tally.rejects, &files[file], lines_before.1);
+            lines_before.1 += o.lines;
+        }
+        lines += o.lines;
+        bytes += o.bytes;
+        tally.merge(o.tally);
+        failed.extend(o.failed);
+    }
+    if job.progress.show {
         eprintln!(
             "\rreplayed {} files, {} lines in {:.2}s                    ",
             files.len(),
@@ -212,6 +356,7 @@ pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayO
             started.elapsed().as_secs_f64()
         );
     }
+    let Counting { mut engine, newest, after_at, .. } = count;
     let at = opts.at_ms.or(newest).unwrap_or(0);
     let statuses = engine.evaluate(at);
     let report = Report {
@@ -234,9 +379,210 @@ pub fn replay(slos: &SloSet, files: &[PathBuf], opts: &ReplayOptions) -> ReplayO
     }
 }
 
+/// Make the places of a part's reject samples (line numbers in the part)
+/// `file:line`, given the lines of the file before the part.
+fn number_places(rejects: &mut Rejects, path: &Path, lines_before: u64) {
+    for stats in rejects.by_reason.values_mut() {
+        for (place, _) in &mut stats.samples {
+            let n = place.parse::<u64>().unwrap_or(0);
+            *place = format!("{}:{}", path.display(), lines_before + n);
+        }
+    }
+}
+
+/// A plain file of a line format whose lines can be decoded apart (every
+/// format but Lambda's, whose decoder remembers failures from line to
+/// line), mapped, with its format; `None` for every other file, which is
+/// read whole.
+fn splittable(path: &Path, opts: &ReplayOptions) -> Option<(memmap2::Mmap, Format)> {
+    let map = crate::source::lines::map_plain_file(path).ok()??;
+    // What `head_of` would read of a plain file.
+    let head = &map[..map.len().min(HEAD_BYTES)];
+    let format = match opts.format {
+        ReplayFormat::Lines(Format::Auto) => {
+            if ReplayFormat::detect_payload(head).is_some() || cloudwatch_export::detect(head).is_some() {
+                return None;
+            }
+            Format::detect(head)?
+        }
+        // CloudWatch Logs exports (CSV records span lines) are read whole.
+        ReplayFormat::Lines(f) if f != Format::CloudFrontRealtime && cloudwatch_export::detect(head).is_some() => {
+            return None;
+        }
+        ReplayFormat::Lines(f) => f,
+        ReplayFormat::CloudWatchLogs | ReplayFormat::LambdaTelemetry => return None,
+    };
+    let fields: Vec<&str> = opts.fields.iter().map(String::as_str).collect();
+    let decodes = !(format == Format::CloudFrontRealtime && fields.is_empty())
+        && format.decoder_with_fields(&opts.service, &fields).is_ok();
+    (format != Format::Lambda && decodes).then_some((map, format))
+}
+
+/// The units of work: files in order, the mapped ones cut into about two
+/// parts per thread over all of them (none smaller than `min_part`).
+fn plan(maps: &[Option<(memmap2::Mmap, Format)>], threads: usize, min_part: usize) -> Vec<Unit<'_>> {
+    let total: usize = maps.iter().flatten().map(|(m, _)| m.len()).sum();
+    let part = total.div_ceil(threads * 2).max(min_part);
+    let mut units = Vec::new();
+    for (file, m) in maps.iter().enumerate() {
+        let Some((map, format)) = m else {
+            units.push(Unit::File(file));
+            continue;
+        };
+        let pieces = map.len().div_ceil(part).max(1);
+        let mut start = 0;
+        for k in 1..=pieces {
+            let end = if k == pieces { map.len() } else { line_start_at_or_after(map, map.len() / pieces * k) };
+            if end > start {
+                units.push(Unit::Part { file, map, format: *format, range: start..end });
+                start = end;
+            }
+        }
+    }
+    units
+}
+
+/// The first line start at or after `at` (the end of `data` if none).
+fn line_start_at_or_after(data: &[u8], at: usize) -> usize {
+    if at == 0 {
+        return 0;
+    }
+    memchr::memchr(b'\n', &data[at - 1..]).map_or(data.len(), |i| at + i)
+}
+
+/// Whether a line sets the fields of a CloudFront standard log.
+fn is_fields_header(line: &[u8]) -> bool {
+    line.starts_with(b"#Fields:") && line.len() <= MAX_LINE
+}
+
+/// The last `#Fields:` line in `data` (a CloudFront standard log; `data`
+/// ends at the beginning of a line). Overlong lines are rejected, never
+/// read as headers.
+fn last_fields_header(data: &[u8]) -> Option<Range<usize>> {
+    let mut end = data.len();
+    while let Some(p) = memchr::memrchr(b'#', &data[..end]) {
+        end = p;
+        if p > 0 && data[p - 1] != b'\n' {
+            continue;
+        }
+        let len = memchr::memchr(b'\n', &data[p..]).unwrap_or(data.len() - p);
+        if is_fields_header(&data[p..p + len]) {
+            return Some(p..p + len);
+        }
+    }
+    None
+}
+
+impl Job<'_> {
+    fn counting(&self) -> Counting {
+        let mut engine = Engine::new(self.slos, false);
+        // The report quotes no failure breakdown.
+        engine.set_failure_evidence(false);
+        Counting { engine, at: self.opts.at_ms, newest: None, after_at: 0 }
+    }
+
+    /// Check the guessed CloudFront headers against the last header of the
+    /// parts before: the counts of a part read with the right one join
+    /// `counts`; a part read with a wrong one (a file of logs with other
+    /// fields concatenated) is read again with the right one.
+    fn check_guesses(&self, units: &[Unit<'_>], outcomes: &mut [(usize, UnitOutcome)], counts: &mut Vec<Counting>) {
+        let mut header: (usize, Option<Range<usize>>) = (usize::MAX, None);
+        for (i, o) in outcomes {
+            let Unit::Part { file, map, format: Format::CloudFront, .. } = &units[*i] else { continue };
+            if header.0 != *file {
+                header = (*file, None);
+            }
+            if let Some(g) = o.guessed.take() {
+                if g.header.clone().map(|r| &map[r]) == header.1.clone().map(|r| &map[r]) {
+                    counts.push(g.count);
+                } else {
+                    let mut count = self.counting();
+                    *o = self.replay_unit(&units[*i], &mut count, Some(header.1.clone()));
+                    counts.push(count);
+                }
+            }
+            if o.last_header.is_some() {
+                header.1 = o.last_header.clone();
+            }
+        }
+    }
+
+    /// Replay one unit into `count`. A CloudFront part is read with
+    /// `header` when given; else, after a file's first part, with the
+    /// header of the file's head as a guess, into counts of its own.
+    fn replay_unit(&self, unit: &Unit<'_>, count: &mut Counting, header: Option<Option<Range<usize>>>) -> UnitOutcome {
+        let (files, opts, progress) = (self.files, self.opts, &self.progress);
+        let mut out = UnitOutcome::default();
+        match unit {
+            Unit::File(file) => {
+                let path = &files[*file];
+                let tick = |n: u64| {
+                    if progress.show && n.is_multiple_of(1 << 20) {
+                        progress.tick(path);
+                    }
+                };
+                match replay_file(path, opts, count, &mut out.tally, tick) {
+                    Ok((lines, bytes)) => (out.lines, out.bytes) = (lines, bytes),
+                    Err(e) => out.failed = Some(e),
+                }
+            }
+            Unit::Part { file, map, format, range } => {
+                let path = &files[*file];
+                let mut decoder = match line_decoder(path, *format, opts) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        out.failed = Some(e);
+                        return out;
+                    }
+                };
+                let cloudfront = *format == Format::CloudFront;
+                // Finding the header in force at the start would mean reading
+                // the file up to there: the head's is nearly always it.
+                let guess = cloudfront && range.start > 0 && header.is_none();
+                let mut own = guess.then(|| self.counting());
+                let count = own.as_mut().unwrap_or(count);
+                let header = header.unwrap_or_else(|| {
+                    let head = &map[..range.start.min(HEAD_BYTES)];
+                    let head = &head[..memchr::memrchr(b'\n', head).map_or(0, |i| i + 1)];
+                    last_fields_header(head)
+                });
+                if cloudfront && let Some(h) = header.clone() {
+                    let _ = decoder.decode_line(&map[h], &mut |_: &RequestEvent<'_>| {});
+                }
+                decoder.want(count.engine.wanted());
+                let rejects = &mut out.tally.rejects;
+                let last_header = &mut out.last_header;
+                let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);
+                let base = map.as_ptr() as usize;
+                out.lines = crate::source::lines::split_mapped_range(map, range.clone(), |line| {
+                    if cloudfront && line.bytes.first() == Some(&b'#') && !line.overlong && is_fields_header(line.bytes)
+                    {
+                        let at = line.bytes.as_ptr() as usize - base;
+                        *last_header = Some(at..at + line.bytes.len());
+                    }
+                    feed_line(decoder.as_mut(), line.bytes, line.overlong, &mut sink, rejects, || {
+                        line.number.to_string()
+                    });
+                    if progress.show && line.number.is_multiple_of(1 << 20) {
+                        progress.tick(path);
+                    }
+                });
+                out.bytes = range.len() as u64;
+                if let Some(count) = own {
+                    out.guessed = Some(Guessed { header, count });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How many bytes of a file tell its format.
+const HEAD_BYTES: usize = 64 * 1024;
+
 /// The first bytes of a file (decompressed), enough to tell its format.
 fn head_of(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut head = vec![0u8; 64 * 1024];
+    let mut head = vec![0u8; HEAD_BYTES];
     let n = crate::source::lines::read_full(&mut crate::source::lines::open_stream(path)?, &mut head)?;
     head.truncate(n);
     Ok(head)
@@ -245,7 +591,7 @@ fn head_of(path: &Path) -> std::io::Result<Vec<u8>> {
 fn replay_file(
     path: &Path,
     opts: &ReplayOptions,
-    count: &mut Counting<'_>,
+    count: &mut Counting,
     tally: &mut Tally,
     progress: impl FnMut(u64),
 ) -> Result<(u64, u64), ReplayError> {
@@ -286,23 +632,12 @@ fn replay_lines(
     path: &Path,
     format: Format,
     opts: &ReplayOptions,
-    count: &mut Counting<'_>,
+    count: &mut Counting,
     tally: &mut Tally,
     mut progress: impl FnMut(u64),
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
-    let fields: Vec<&str> = opts.fields.iter().map(String::as_str).collect();
-    let mut decoder: Box<dyn Decoder> = match (format, fields.is_empty()) {
-        (Format::CloudFrontRealtime, true) => {
-            return Err(ReplayError::BadFormat {
-                path: path.to_path_buf(),
-                message: "format cloudfront-realtime needs the distribution's field list: pass --fields".into(),
-            });
-        }
-        _ => format
-            .decoder_with_fields(&opts.service, &fields)
-            .map_err(|message| ReplayError::BadFormat { path: path.to_path_buf(), message })?,
-    };
+    let mut decoder = line_decoder(path, format, opts)?;
     decoder.want(count.engine.wanted());
     let mapped = crate::source::lines::map_plain_file(path).map_err(read_err)?;
     let rejects = &mut tally.rejects;
@@ -331,6 +666,20 @@ fn replay_lines(
     Ok((splitter.line_no, bytes))
 }
 
+/// The decoder of a line format, with the options' service and fields.
+fn line_decoder(path: &Path, format: Format, opts: &ReplayOptions) -> Result<Box<dyn Decoder>, ReplayError> {
+    let fields: Vec<&str> = opts.fields.iter().map(String::as_str).collect();
+    match (format, fields.is_empty()) {
+        (Format::CloudFrontRealtime, true) => Err(ReplayError::BadFormat {
+            path: path.to_path_buf(),
+            message: "format cloudfront-realtime needs the distribution's field list: pass --fields".into(),
+        }),
+        _ => format
+            .decoder_with_fields(&opts.service, &fields)
+            .map_err(|message| ReplayError::BadFormat { path: path.to_path_buf(), message }),
+    }
+}
+
 /// Counts the bytes read through it.
 struct Counted<R> {
     inner: R,
@@ -352,7 +701,7 @@ fn replay_payloads(
     path: &Path,
     format: ReplayFormat,
     opts: &ReplayOptions,
-    count: &mut Counting<'_>,
+    count: &mut Counting,
     tally: &mut Tally,
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
@@ -399,11 +748,7 @@ fn replay_payloads(
             Ok(stats) => {
                 looked_at += stats.log_events;
                 tally.unrouted_log_events += stats.unrouted_log_events;
-                for g in stats.new_unrouted_groups {
-                    if tally.unrouted_groups.len() < MAX_UNROUTED_GROUPS && !tally.unrouted_groups.contains(&g) {
-                        tally.unrouted_groups.push(g);
-                    }
-                }
+                tally.add_unrouted_groups(stats.new_unrouted_groups);
             }
             Err(r) => tally.rejects.record(r.reason, || place, payload),
         },
@@ -486,7 +831,7 @@ fn replay_export(
     container: Container,
     format: Format,
     opts: &ReplayOptions,
-    count: &mut Counting<'_>,
+    count: &mut Counting,
     tally: &mut Tally,
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };

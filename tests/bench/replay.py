@@ -19,11 +19,14 @@ own counts are printed). A benchmark prints numbers; it asserts nothing.
     python3 tests/bench/replay.py [--format cloudfront|apigateway|lambda]
         [--lines 1000000] [--rounds 7] [--goaccess-rounds 3] [--bin PATH]
         [--baseline-bin PATH]   # an earlier build, replayed in the same rounds
+        [--threads 1,2]         # also replay with each of these --threads, same rounds
+        [--replay-args "ARGS"]  # more arguments for every replay command
 """
 
 import argparse
 import gzip
 import json
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -113,8 +116,12 @@ def main():
     ap.add_argument("--dir", default=None, help="for the generated logs (default /var/tmp/slo-agent-bench)")
     ap.add_argument("--baseline-bin", default=None,
                     help="another slo-agent binary (an earlier commit's build) to replay in the same rounds")
+    ap.add_argument("--threads", default="",
+                    help="comma-separated --threads values to replay with too, in the same rounds (e.g. 1,2)")
+    ap.add_argument("--replay-args", default="", help="more arguments for every replay command (one string)")
     args = ap.parse_args()
     fmt = FORMATS[args.format]
+    thread_counts = [t for t in args.threads.split(",") if t.strip()]
 
     binary = release_binary(args.bin)
     log = generated_log(binary, bench_dir(args.dir), args.format, args.lines)
@@ -129,12 +136,14 @@ def main():
     goaccess = shutil.which("goaccess") if args.format == "cloudfront" and args.goaccess_rounds > 0 else None
 
     replay = [binary, "replay", "--specs", str(fmt["specs"]), "--format", args.format,
-              "--service", fmt["service"], "--output", "json"]
+              "--service", fmt["service"], "--output", "json", *shlex.split(args.replay_args)]
     commands = {
         "wc -l": ["wc", "-l", str(log)],
         "slo-agent replay": [*replay, str(log)],
         "slo-agent replay (.gz)": [*replay, str(gz)],
     }
+    for t in thread_counts:
+        commands[f"replay --threads {t}"] = [*replay, "--threads", t, str(log)]
     if args.baseline_bin:
         commands["replay (baseline binary)"] = [args.baseline_bin, *replay[1:], str(log)]
     if mawk:
@@ -179,6 +188,10 @@ def main():
     rep, wc = walls["slo-agent replay"], walls["wc -l"]
     print(f"\nreplay speed as a share of wc -l: {min(wc) / min(rep):.0%} (min vs min), "
           f"{statistics.median(wc) / statistics.median(rep):.0%} (median vs median)")
+    for t in thread_counts:
+        w = walls[f"replay --threads {t}"]
+        print(f"replay --threads {t} as a share of wc -l: {min(wc) / min(w):.0%} (min vs min), "
+              f"{statistics.median(wc) / statistics.median(w):.0%} (median vs median)")
     for name in commands:
         if name.startswith("mawk") or name == "goaccess":
             other = walls[name]

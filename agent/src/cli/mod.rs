@@ -69,6 +69,13 @@ pub enum Command {
         /// Service name for records that carry none (CloudFront logs).
         #[arg(long, default_value = "")]
         service: String,
+        /// Worker threads: plain log files are cut into parts at line boundaries and read in
+        /// parallel, the counts merged (the report is the same as with one). Default: one per core.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// The least size in bytes of a part of a file (tests cut small files with it).
+        #[arg(long, hide = true, default_value_t = crate::replay::MIN_PART_BYTES)]
+        min_part_bytes: usize,
         /// Log files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -183,7 +190,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { paths } => Ok(validate(&paths)),
-        Command::Replay { specs, at, format, fields, log_groups, output, service, files } => {
+        Command::Replay { specs, at, format, fields, log_groups, output, service, threads, min_part_bytes, files } => {
             let slos = match spec::load_paths(&specs) {
                 Ok(s) => s,
                 Err(diags) => {
@@ -217,7 +224,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(a) => Some(parse_rfc3339(&a).with_context(|| format!("--at {a:?}"))?),
                 None => None,
             };
-            let opts = ReplayOptions { at_ms, format, service, fields, routes, progress: output == Output::Table };
+            if threads == Some(0) {
+                bail!("--threads must be at least 1");
+            }
+            let opts = ReplayOptions {
+                at_ms,
+                format,
+                service,
+                fields,
+                routes,
+                progress: output == Output::Table,
+                threads: threads.unwrap_or(0),
+                min_part_bytes,
+            };
             let outcome = replay(&slos, &files, &opts);
             match output {
                 Output::Json => {

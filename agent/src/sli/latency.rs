@@ -283,6 +283,34 @@ mod tests {
     }
 
     #[test]
+    fn merged_days_equal_one_set_of_days_fed_everything() {
+        let (mut all, mut a, mut b) = (LatencyDays::new(3), LatencyDays::new(3), LatencyDays::new(3));
+        // `a` sees days 0..=4, `b` days 5 and 6 and then a late event of day
+        // 4: after the merge days 4..=6 are kept, day 4 with both sides' values.
+        for day in 0..7i64 {
+            for i in 0..50 {
+                let v = (day * 100 + i) as f64;
+                all.record(day * DAY_MS + i, v, false);
+                if day <= 4 {
+                    a.record(day * DAY_MS + i, v, false)
+                } else {
+                    b.record(day * DAY_MS + i, v, false)
+                };
+            }
+        }
+        all.record(4 * DAY_MS, 1.0, false);
+        b.record(4 * DAY_MS, 1.0, false);
+        a.merge_from(&b);
+        assert_eq!(a.oldest_day(), all.oldest_day());
+        for (first, last) in [(0, 7 * DAY_MS - 1), (4 * DAY_MS, 5 * DAY_MS - 1), (6 * DAY_MS, 7 * DAY_MS - 1)] {
+            assert_eq!(a.percentiles(first, last), all.percentiles(first, last));
+        }
+        for day in 4..7 {
+            assert_eq!(a.day(day), all.day(day));
+        }
+    }
+
+    #[test]
     fn percentiles_merge_days_and_drop_old_ones() {
         let mut l = LatencyDays::new(2);
         for i in 1..=100 {

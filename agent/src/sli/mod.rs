@@ -506,6 +506,34 @@ impl Engine {
         }
     }
 
+    /// Add what another engine of the same SLOs counted (a replay worker's):
+    /// buckets, latency days, `counted` and the stats, so that evaluating
+    /// the merged engine gives what one engine fed both event streams would
+    /// give. The failure evidence is not merged (replay does not report it),
+    /// nor are changes tracked.
+    pub fn merge_from(&mut self, mut other: Engine) {
+        self.flush();
+        other.flush();
+        assert!(
+            self.slos.len() == other.slos.len()
+                && self.slos.iter().zip(&other.slos).all(|(a, b)| a.slo.name == b.slo.name),
+            "engines merged must count the same SLOs"
+        );
+        for (mine, theirs) in self.counters.iter_mut().zip(&other.counters) {
+            let same_shape = mine.series.merge_from(&theirs.series);
+            debug_assert!(same_shape, "engines of the same SLOs have series of the same shape");
+            mine.counted = mine.counted + theirs.counted;
+        }
+        for (mine, theirs) in self.filters.iter_mut().zip(&other.filters) {
+            mine.latency.merge_from(&theirs.latency);
+        }
+        let (s, o) = (&mut self.stats, other.stats);
+        s.events += o.events;
+        s.unmatched += o.unmatched;
+        s.too_old += o.too_old;
+        s.excluded += o.excluded;
+    }
+
     /// Move every counter's pending minute into its buckets.
     fn flush(&mut self) {
         for c in &mut self.counters {
@@ -1067,6 +1095,30 @@ mod tests {
         assert_eq!(one.stats.events, 1012);
         assert_eq!(many.stats.events, 1012);
         assert_eq!(one.drain_changes().len(), many.drain_changes().len());
+    }
+
+    /// Engines fed parts of a stream, merged, evaluate like one engine fed
+    /// all of it: how replay's workers are combined.
+    #[test]
+    fn merged_engines_evaluate_like_one_engine_fed_everything() {
+        let set = load_str("a.yaml", &format!("{}---\n{}", spec("a", "30d", "/*"), spec("b", "1d", "/api/*"))).unwrap();
+        let mut all = Engine::new(&set, false);
+        let mut parts = [Engine::new(&set, false), Engine::new(&set, false), Engine::new(&set, false)];
+        // 40 days, so the 1d SLO drops what the merged head leaves behind.
+        for m in (0..40 * 1440).step_by(7) {
+            let e =
+                ev(T0 + m * MINUTE_MS, if m % 3 == 0 { "/api/x" } else { "/x" }, if m % 11 == 0 { 503 } else { 200 });
+            all.observe(&e);
+            parts[(m as usize / 1000) % 3].observe(&e);
+        }
+        let [mut merged, b, c] = parts;
+        merged.merge_from(b);
+        merged.merge_from(c);
+        let at = T0 + 40 * 1440 * MINUTE_MS - 1;
+        // What a report shows (the failure evidence is not merged).
+        let report = |e: &mut Engine| e.evaluate(at).iter().map(report::SloReport::from_status).collect::<Vec<_>>();
+        assert_eq!(report(&mut merged), report(&mut all));
+        assert_eq!(merged.stats.events, all.stats.events);
     }
 
     #[test]

@@ -68,17 +68,25 @@ pub fn map_plain_file(path: &Path) -> io::Result<Option<memmap2::Mmap>> {
 /// Every line of a mapped file, in chunks; each chunk's pages are dropped
 /// from the mapping once its lines are handed over, so resident memory stays
 /// a few MiB whatever the file's size (the page cache keeps them).
+pub fn split_mapped(map: &memmap2::Mmap, f: impl FnMut(Line<'_>)) -> u64 {
+    split_mapped_range(map, 0..map.len(), f)
+}
+
+/// [`split_mapped`] for the bytes `range` of a mapped file, which must start
+/// at the beginning of a line (replay's workers each read a part of a file).
+/// Line numbers count from 1 at the range's start. Only pages wholly inside
+/// the range are dropped, so neighbouring ranges can be read at once.
 #[allow(unsafe_code)] // each `unsafe` inside carries its SAFETY comment
-pub fn split_mapped(map: &memmap2::Mmap, mut f: impl FnMut(Line<'_>)) -> u64 {
+pub fn split_mapped_range(map: &memmap2::Mmap, range: std::ops::Range<usize>, mut f: impl FnMut(Line<'_>)) -> u64 {
     const CHUNK: usize = 8 << 20;
     const PAGE: usize = 4096;
-    let data: &[u8] = map;
-    let mut done = 0usize; // bytes handed over
-    let mut released = 0usize; // bytes given back to the kernel (page aligned)
+    let data: &[u8] = &map[..range.end.min(map.len())];
+    let mut done = range.start.min(data.len()); // bytes handed over
+    let mut released = done.div_ceil(PAGE) * PAGE; // bytes given back to the kernel (page aligned)
     let mut lines = 0u64;
     while done < data.len() {
         let want = (done + CHUNK).min(data.len());
-        // End the chunk after a newline (or at the end of the file).
+        // End the chunk after a newline (or at the end of the range).
         let end = if want == data.len() {
             want
         } else {
@@ -93,8 +101,9 @@ pub fn split_mapped(map: &memmap2::Mmap, mut f: impl FnMut(Line<'_>)) -> u64 {
         let upto = done / PAGE * PAGE;
         if upto > released {
             // SAFETY: the range lies inside the read-only mapping and none of
-            // it is read again; dropping pages of a file mapping that was never
-            // written only means they would be faulted in from the file again.
+            // it is read again by this call; dropping pages of a file mapping
+            // that was never written only means they would be faulted in from
+            // the file again (by anyone else still reading them).
             let _ =
                 unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, upto - released) };
             released = upto;
