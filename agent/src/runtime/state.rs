@@ -56,6 +56,10 @@ const REOPEN_EVERY: Duration = Duration::from_secs(1);
 pub const SYNTHETIC_SOURCE: &str = "synthetic";
 
 /// A batch a polled source read and decoded, with the position after it.
+/// How often, at most, freed memory is handed back to the system
+/// ([`super::trim_freed_memory`]), after an evaluation.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Polled {
     /// Sources are rebuilt after a reopen; batches of older ones are dropped.
     pub generation: u64,
@@ -130,6 +134,8 @@ pub struct Core {
     forecasts: Arc<crate::signals::forecasts::Forecasts>,
     /// The signals' closed minutes at the last renewal.
     forecasts_closed_until: i64,
+    /// When freed memory was last handed back to the system.
+    trimmed: Instant,
     alerts: Alerts,
     /// Which freeze conditions hold, and since when (hysteresis).
     freezer: crate::freeze::Freezer,
@@ -275,6 +281,7 @@ impl Core {
             signals_reported: crate::signals::SignalStats::default(),
             forecasts: Arc::default(),
             forecasts_closed_until: 0,
+            trimmed: Instant::now(),
             alerts,
             freezer: crate::freeze::Freezer::for_source(source),
             fleet_services: Vec::new(),
@@ -601,6 +608,10 @@ impl Core {
         self.links.api.snapshot.set(snap);
         if self.broken.is_none() {
             self.links.api.health.ready("state");
+        }
+        if self.trimmed.elapsed() >= TRIM_EVERY {
+            self.trimmed = Instant::now();
+            super::trim_freed_memory();
         }
         self.links.api.snapshot.get()
     }
