@@ -694,6 +694,12 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// A file (plain or gzip) buffered, counting the bytes read.
+fn open_counted(path: &Path) -> std::io::Result<BufReader<Counted<Box<dyn Read + Send>>>> {
+    let stream = crate::source::lines::open_stream(path)?;
+    Ok(BufReader::with_capacity(1 << 20, Counted { inner: stream, bytes: 0 }))
+}
+
 /// Saved push payloads: a stream of JSON values (each a subscription
 /// message, or a Telemetry API batch), or, for subscriptions, one record
 /// per line. Returns (log events or batch elements, bytes).
@@ -705,8 +711,7 @@ fn replay_payloads(
     tally: &mut Tally,
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
-    let stream = crate::source::lines::open_stream(path).map_err(read_err)?;
-    let mut reader = BufReader::with_capacity(1 << 20, Counted { inner: stream, bytes: 0 });
+    let mut reader = open_counted(path).map_err(read_err)?;
     let first = loop {
         let buf = reader.fill_buf().map_err(read_err)?;
         if buf.is_empty() {
@@ -835,8 +840,7 @@ fn replay_export(
     tally: &mut Tally,
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
-    let stream = crate::source::lines::open_stream(path).map_err(read_err)?;
-    let mut reader = BufReader::with_capacity(1 << 20, Counted { inner: stream, bytes: 0 });
+    let mut reader = open_counted(path).map_err(read_err)?;
     let mut router = LogEventRouter::new(&opts.service, opts.routes.clone(), format);
     router.want(count.engine.wanted());
     let mut sink = |ev: &RequestEvent<'_>| count.observe(ev);

@@ -58,3 +58,22 @@ def report(rows, work, complete):
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"\nthe agent's log and state are kept in {work}")
+
+
+def proc_status_kib(pid):
+    """VmRSS and VmHWM of a process, KiB (empty when it is gone)."""
+    out = {}
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid):
+    """User and system CPU seconds a process has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import bench_dir, generated_log, machine, release_binary, report
+from benchlib import bench_dir, cpu_seconds, generated_log, machine, proc_status_kib, release_binary, report
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "tests" / "bench" / "specs-10.yaml"
@@ -227,23 +227,6 @@ def longest_stall(samples):
     return longest
 
 
-def proc_status(pid):
-    out = {}
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0])
-    except OSError:
-        pass
-    return out
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -348,7 +331,7 @@ def main():
                     samples.append((time.perf_counter() - t0, metric(text, "slo_agent_ingest_lag_seconds"),
                                     metric(text, "slo_agent_ingest_lines_total"), stats[1],
                                     metric(text, "slo_agent_ingest_backlog_bytes"),
-                                    proc_status(agent.pid).get("VmRSS"), dirty_kib()))
+                                    proc_status_kib(agent.pid).get("VmRSS"), dirty_kib()))
                 except OSError:
                     pass
                 stop.wait(0.25)
@@ -376,7 +359,7 @@ def main():
         rejected = sum(float(v) for v in re.findall(r'^slo_agent_rejected_lines_total\{[^}]*\} ([0-9.e+-]+)',
                                                     body.decode(), re.M))
         cpu = cpu_seconds(agent.pid) - cpu0
-        mem = proc_status(agent.pid)
+        mem = proc_status_kib(agent.pid)
     finally:
         stop_agent(agent, agent_log)
         shutil.rmtree(logs, ignore_errors=True)

@@ -63,7 +63,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import bench_dir, generated_log, machine, release_binary
+from benchlib import bench_dir, cpu_seconds, generated_log, machine, proc_status_kib, release_binary
 from replay import GNU_TIME, count_lines
 from scale_specs import write_specs
 
@@ -239,20 +239,8 @@ def slo_pairs(port):
 
 
 def memory(pid):
-    out = {}
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0]) / 1024
-    except OSError:
-        pass
-    return out
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """VmRSS and VmHWM of a process, MiB."""
+    return {k: v / 1024 for k, v in proc_status_kib(pid).items()}
 
 
 def start_agent(binary, work, name, timeout):
