@@ -56,6 +56,11 @@ const REOPEN_EVERY: Duration = Duration::from_secs(1);
 pub const SYNTHETIC_SOURCE: &str = "synthetic";
 
 /// A batch a polled source read and decoded, with the position after it.
+/// Batches of at least this many events (a catch-up's; live batches are
+/// smaller) are counted by the engine and fed to the hop decomposition and
+/// the live signals on two threads at once ([`Core::observe_split`]).
+const SPLIT_BATCH_EVENTS: usize = 4096;
+
 /// How often, at most, freed memory is handed back to the system
 /// ([`super::trim_freed_memory`]), after an evaluation.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -192,11 +197,14 @@ pub fn load(config: &AgentConfig, slos: &SloSet, store: &Store, clock: &Arc<dyn 
 }
 
 /// Drops events too far in the future (a skewed clock or a bad record) and
-/// tracks the newest event time, on the way into the engine.
+/// tracks the newest event time, on the way into the engine, the hop
+/// decomposition and the live signals (or some of them: a large batch is
+/// fed to the engine on one thread and to the others on a second,
+/// [`SPLIT_BATCH_EVENTS`]).
 struct LiveSink<'a> {
-    engine: &'a mut Engine,
-    hops: &'a mut crate::hops::Hops,
-    signals: &'a mut crate::signals::Signals,
+    engine: Option<&'a mut Engine>,
+    hops: Option<&'a mut crate::hops::Hops>,
+    signals: Option<&'a mut crate::signals::Signals>,
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
@@ -217,9 +225,15 @@ impl EventSink for LiveSink<'_> {
             self.newest = Some(e.ts_ms);
         }
         self.counted += n;
-        self.engine.observe_n(e, n);
-        self.hops.observe(e, n);
-        self.signals.observe(e, n);
+        if let Some(engine) = self.engine.as_deref_mut() {
+            engine.observe_n(e, n);
+        }
+        if let Some(hops) = self.hops.as_deref_mut() {
+            hops.observe(e, n);
+        }
+        if let Some(signals) = self.signals.as_deref_mut() {
+            signals.observe(e, n);
+        }
     }
 }
 
@@ -326,14 +340,53 @@ impl Core {
     fn sink(&mut self) -> LiveSink<'_> {
         let max_ts = self.max_ts();
         LiveSink {
-            engine: &mut self.engine,
-            hops: &mut self.hops,
-            signals: &mut self.signals,
+            engine: Some(&mut self.engine),
+            hops: Some(&mut self.hops),
+            signals: Some(&mut self.signals),
             max_ts,
             newest: None,
             future: 0,
             counted: 0,
         }
+    }
+
+    /// Feed a large batch (a catch-up's) to the engine on this thread and,
+    /// at the same time, to the hop decomposition and the live signals on a
+    /// second one: they share nothing, and with many SLOs each side is about
+    /// as much work as the decoding the ingest thread does meanwhile, so a
+    /// catch-up keeps both cores busy. Returns (newest event, events from
+    /// the future).
+    fn observe_split(&mut self, events: &EventBatch) -> (Option<i64>, u64) {
+        let max_ts = self.max_ts();
+        let (engine, hops, signals) = (&mut self.engine, &mut self.hops, &mut self.signals);
+        std::thread::scope(|scope| {
+            let side = scope.spawn(move || {
+                let mut sink = LiveSink {
+                    engine: None,
+                    hops: Some(hops),
+                    signals: Some(signals),
+                    max_ts,
+                    newest: None,
+                    future: 0,
+                    counted: 0,
+                };
+                events.replay(&mut sink);
+            });
+            let mut sink = LiveSink {
+                engine: Some(engine),
+                hops: None,
+                signals: None,
+                max_ts,
+                newest: None,
+                future: 0,
+                counted: 0,
+            };
+            events.replay(&mut sink);
+            if let Err(panic) = side.join() {
+                std::panic::resume_unwind(panic);
+            }
+            (sink.newest, sink.future)
+        })
     }
 
     /// The state file refused a write: not ready until it is reopened.
@@ -352,9 +405,13 @@ impl Core {
             // that is about to be read back): the new sources read it again.
             return;
         }
-        let mut sink = self.sink();
-        p.events.replay(&mut sink);
-        let (newest, future) = (sink.newest, sink.future);
+        let (newest, future) = if p.events.len() >= SPLIT_BATCH_EVENTS {
+            self.observe_split(&p.events)
+        } else {
+            let mut sink = self.sink();
+            p.events.replay(&mut sink);
+            (sink.newest, sink.future)
+        };
         let changes = self.engine.drain_changes();
         let o = &p.outcome;
         let nothing = o.bytes == 0 && o.rejects.total() == 0 && !o.advanced && changes.is_empty();

@@ -385,3 +385,34 @@ fn the_fleet_board_comes_from_recent_readings_only() {
     assert_eq!(snap.freeze.services.len(), 1, "the last board's services stay named");
     assert!(!f.api.health.is_ready());
 }
+
+/// A catch-up's large batch is fed to the engine on one thread and to the
+/// hop decomposition and the live signals on another: what each of them
+/// holds afterwards is what the same events in small batches give.
+#[test]
+fn a_large_batch_split_across_two_threads_counts_what_small_batches_count() {
+    let (mut split, mut small) = (fixture(), fixture());
+    let events = batch(T0, 5 * 1000, 2);
+    assert!(events.len() >= SPLIT_BATCH_EVENTS);
+    split.core.count_polled(polled(0, events, b"cp"));
+    for k in 0..5 {
+        small.core.count_polled(polled(0, batch(T0, 1000, 2), format!("cp-{k}").as_bytes()));
+    }
+    let (a, b) = (split.core.engine.evaluate(T0), small.core.engine.evaluate(T0));
+    assert_eq!(a[0].window, b[0].window);
+    assert_eq!(a[0].window.events.total, 5000);
+    // Let the live signals close the batch's minutes.
+    for f in [&mut split, &mut small] {
+        f.clock.advance(30 * 60_000);
+        f.core.evaluate();
+    }
+    assert!(!split.core.signals.is_empty());
+    assert_eq!(split.core.signals.stats, small.core.signals.stats);
+    assert_eq!(split.core.signals.len(), small.core.signals.len());
+    let values = |f: &Fixture| {
+        format!("{:?}", f.core.signals_view.series.iter().map(|s| (&s.key, &s.recent)).collect::<Vec<_>>())
+    };
+    assert_eq!(values(&split), values(&small));
+    assert_eq!(split.core.hops.stats, small.core.hops.stats);
+    assert_eq!(split.core.hops.memory_bytes(), small.core.hops.memory_bytes());
+}
