@@ -396,22 +396,10 @@ fn number_places(rejects: &mut Rejects, path: &Path, lines_before: u64) {
 /// read whole.
 fn splittable(path: &Path, opts: &ReplayOptions) -> Option<(memmap2::Mmap, Format)> {
     let map = crate::source::lines::map_plain_file(path).ok()??;
-    // What `head_of` would read of a plain file.
-    let head = &map[..map.len().min(HEAD_BYTES)];
-    let format = match opts.format {
-        ReplayFormat::Lines(Format::Auto) => {
-            if ReplayFormat::detect_payload(head).is_some() || cloudwatch_export::detect(head).is_some() {
-                return None;
-            }
-            Format::detect(head)?
-        }
-        // CloudWatch Logs exports (CSV records span lines) are read whole.
-        ReplayFormat::Lines(f) if f != Format::CloudFrontRealtime && cloudwatch_export::detect(head).is_some() => {
-            return None;
-        }
-        ReplayFormat::Lines(f) => f,
-        ReplayFormat::CloudWatchLogs | ReplayFormat::LambdaTelemetry => return None,
-    };
+    // What `head_of` would read of a plain file. Payloads and exports (CSV
+    // records span lines) are read whole.
+    let head = || Ok(std::borrow::Cow::Borrowed(&map[..map.len().min(HEAD_BYTES)]));
+    let Ok(Contents::Lines(format)) = Contents::of(opts.format, head) else { return None };
     let fields: Vec<&str> = opts.fields.iter().map(String::as_str).collect();
     let decodes = !(format == Format::CloudFrontRealtime && fields.is_empty())
         && format.decoder_with_fields(&opts.service, &fields).is_ok();
@@ -588,6 +576,53 @@ fn head_of(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// What a file holds, told from its first bytes and `--format`.
+enum Contents {
+    /// Log lines of one format.
+    Lines(Format),
+    /// Saved push payloads (`cloudwatch-logs`, `lambda-telemetry`).
+    Payloads(ReplayFormat),
+    /// A CloudWatch Logs export whose messages are of this format (`auto`:
+    /// told from the messages).
+    Export(Container, Format),
+    /// Nothing but blanks.
+    Blank,
+    /// No format could be told.
+    Unknown,
+}
+
+impl Contents {
+    /// `head` is read only when the answer depends on it.
+    fn of<'h>(
+        format: ReplayFormat,
+        head: impl FnOnce() -> std::io::Result<std::borrow::Cow<'h, [u8]>>,
+    ) -> std::io::Result<Contents> {
+        Ok(match format {
+            ReplayFormat::Lines(Format::Auto) => {
+                let head = head()?;
+                if let Some(f) = ReplayFormat::detect_payload(&head) {
+                    Contents::Payloads(f)
+                } else if let Some(container) = cloudwatch_export::detect(&head) {
+                    Contents::Export(container, Format::Auto)
+                } else if let Some(f) = Format::detect(&head) {
+                    Contents::Lines(f)
+                } else if head.iter().all(|b| b.is_ascii_whitespace()) {
+                    Contents::Blank
+                } else {
+                    Contents::Unknown
+                }
+            }
+            // A named line format is what an export's messages are.
+            ReplayFormat::Lines(f) if f != Format::CloudFrontRealtime => match cloudwatch_export::detect(&head()?) {
+                Some(container) => Contents::Export(container, f),
+                None => Contents::Lines(f),
+            },
+            ReplayFormat::Lines(f) => Contents::Lines(f),
+            f => Contents::Payloads(f),
+        })
+    }
+}
+
 fn replay_file(
     path: &Path,
     opts: &ReplayOptions,
@@ -596,35 +631,12 @@ fn replay_file(
     progress: impl FnMut(u64),
 ) -> Result<(u64, u64), ReplayError> {
     let read_err = |source| ReplayError::Read { path: path.to_path_buf(), source };
-    let format = match opts.format {
-        ReplayFormat::Lines(Format::Auto) => {
-            let head = head_of(path).map_err(read_err)?;
-            match ReplayFormat::detect_payload(&head) {
-                Some(f) => f,
-                None if let Some(container) = cloudwatch_export::detect(&head) => {
-                    return replay_export(path, container, Format::Auto, opts, count, tally);
-                }
-                None => match Format::detect(&head) {
-                    Some(f) => ReplayFormat::Lines(f),
-                    None if head.iter().all(|b| b.is_ascii_whitespace()) => return Ok((0, 0)),
-                    None => return Err(ReplayError::UnknownFormat { path: path.to_path_buf() }),
-                },
-            }
-        }
-        // A named line format is what an export's messages are.
-        ReplayFormat::Lines(f) if f != Format::CloudFrontRealtime => {
-            if let Some(container) = cloudwatch_export::detect(&head_of(path).map_err(read_err)?) {
-                return replay_export(path, container, f, opts, count, tally);
-            }
-            ReplayFormat::Lines(f)
-        }
-        f => f,
-    };
-    match format {
-        ReplayFormat::Lines(f) => replay_lines(path, f, opts, count, tally, progress),
-        ReplayFormat::CloudWatchLogs | ReplayFormat::LambdaTelemetry => {
-            replay_payloads(path, format, opts, count, tally)
-        }
+    match Contents::of(opts.format, || head_of(path).map(std::borrow::Cow::Owned)).map_err(read_err)? {
+        Contents::Lines(f) => replay_lines(path, f, opts, count, tally, progress),
+        Contents::Payloads(f) => replay_payloads(path, f, opts, count, tally),
+        Contents::Export(container, f) => replay_export(path, container, f, opts, count, tally),
+        Contents::Blank => Ok((0, 0)),
+        Contents::Unknown => Err(ReplayError::UnknownFormat { path: path.to_path_buf() }),
     }
 }
 

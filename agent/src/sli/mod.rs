@@ -369,7 +369,7 @@ impl Engine {
             c.counted = prev.counted;
             c.failures = prev.failures.clone();
             if old_owners[p] != slos[c.members[0]].slo.name {
-                for (ring, bucket) in retained_buckets(&c.series) {
+                for (ring, bucket, _) in retained_buckets(&c.series) {
                     c.dirty.push(ring, bucket);
                 }
             }
@@ -626,7 +626,7 @@ impl Engine {
             let latency = *percentiles
                 .entry((counter.filter, first.div_euclid(1440), last.div_euclid(1440)))
                 .or_insert_with(|| group.latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1));
-            out.push(evaluate_one(&s.slo, counter, latency, at_ms));
+            out.push(evaluate_one(&s.slo, counter, latency, first, at_ms));
         }
         out
     }
@@ -654,7 +654,7 @@ impl Engine {
         let last = at_ms.div_euclid(MINUTE_MS);
         let latency =
             self.filters[counter.filter].latency.percentiles(first * MINUTE_MS, last * MINUTE_MS + MINUTE_MS - 1);
-        Some(evaluate_one(&s.slo, counter, latency, at_ms))
+        Some(evaluate_one(&s.slo, counter, latency, first, at_ms))
     }
 }
 
@@ -756,14 +756,14 @@ pub fn definition_key(slo: &Slo) -> String {
     key
 }
 
-/// Every non-empty bucket a series retains.
-fn retained_buckets(series: &Series) -> Vec<(RingId, i64)> {
+/// Every non-empty bucket a series retains, with its counts.
+fn retained_buckets(series: &Series) -> Vec<(RingId, i64, Counts)> {
     let mut out = Vec::new();
     for (ring, from) in series.retained_from() {
         let mut b = from;
         while let Some(c) = series.bucket(ring, b) {
             if c.total > 0 {
-                out.push((ring, b));
+                out.push((ring, b, c));
             }
             b += 1;
         }
@@ -775,23 +775,16 @@ fn retained_buckets(series: &Series) -> Vec<(RingId, i64)> {
 /// series that gains 15-minute buckets (its window grew past what the
 /// 1-minute buckets cover) gets them summed from the 1-minute ones.
 fn carry_over(prev: &Series, fresh: &mut Series) {
-    let rings = prev.retained_from();
-    let had_coarse = rings.iter().any(|(r, _)| *r == RingId::Coarse);
+    let had_coarse = prev.retained_from().iter().any(|(r, _)| *r == RingId::Coarse);
     let mut coarse: Vec<(i64, Counts)> = Vec::new();
-    for (ring, from) in rings {
-        let mut b = from;
-        while let Some(c) = prev.bucket(ring, b) {
-            if c.total > 0 {
-                fresh.restore(ring, b, c);
-                if ring == RingId::Fine && !had_coarse {
-                    let q = b.div_euclid(series::COARSE_WIDTH as i64);
-                    match coarse.last_mut() {
-                        Some((at, sum)) if *at == q => *sum = *sum + c,
-                        _ => coarse.push((q, c)),
-                    }
-                }
+    for (ring, b, c) in retained_buckets(prev) {
+        fresh.restore(ring, b, c);
+        if ring == RingId::Fine && !had_coarse {
+            let q = b.div_euclid(series::COARSE_WIDTH as i64);
+            match coarse.last_mut() {
+                Some((at, sum)) if *at == q => *sum = *sum + c,
+                _ => coarse.push((q, c)),
             }
-            b += 1;
         }
     }
     for (q, c) in coarse {
@@ -908,10 +901,17 @@ impl SloStatus {
     }
 }
 
-fn evaluate_one(slo: &Arc<Slo>, state: &mut Counter, latency: Option<Percentiles>, at_ms: i64) -> SloStatus {
+/// One SLO's status as of `at_ms`, its window starting at minute `first`
+/// ([`window_first_minute`]).
+fn evaluate_one(
+    slo: &Arc<Slo>,
+    state: &mut Counter,
+    latency: Option<Percentiles>,
+    first: i64,
+    at_ms: i64,
+) -> SloStatus {
     let slo = slo.clone();
     let last = at_ms.div_euclid(MINUTE_MS);
-    let first = window_first_minute(&slo.window, at_ms);
     let window = state.series.window(first, last);
     let budget = slo.error_budget_ratio();
     let sli = window.sli();

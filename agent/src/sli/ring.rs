@@ -422,7 +422,7 @@ impl<V: BucketValue> Ring<V> {
         }
     }
 
-    /// Every retained, non-empty bucket, oldest first.
+    /// Every retained bucket (empty ones too), oldest first.
     pub fn iter_buckets(&self) -> impl Iterator<Item = (i64, V)> + '_ {
         let oldest = self.oldest().unwrap_or(0);
         let n = if self.head.is_some() { self.len as i64 } else { 0 };
