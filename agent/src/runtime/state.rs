@@ -250,6 +250,16 @@ fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
     r.by_reason.iter().map(|(reason, s)| ((source.to_string(), *reason), s.count)).collect()
 }
 
+/// Tell the live signals which SLOs the engine counts together.
+fn set_slo_groups(signals: &mut crate::signals::Signals, engine: &Engine) {
+    let groups: Vec<Vec<(&str, &str)>> = engine
+        .counted_together()
+        .iter()
+        .map(|g| g.iter().map(|s| (s.name.as_str(), s.service.as_str())).collect())
+        .collect();
+    signals.set_slo_groups(&groups);
+}
+
 impl Core {
     pub fn new(
         config: AgentConfig,
@@ -274,6 +284,7 @@ impl Core {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "the live signals' hourly history could not be read; it starts empty"),
         }
+        set_slo_groups(&mut signals, &engine);
         let source =
             if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
         if let Some(f) = &links.fleet {
@@ -687,11 +698,17 @@ impl Core {
                 Err(e) => self.fail("the live signals' hourly history", &e),
             }
         }
-        let slos: Vec<(String, String)> =
-            self.engine.slos().map(|s| (s.slo.name.clone(), s.slo.service.clone())).collect();
+        // SLOs counted together have the same figures: one per group (the
+        // signals show them under each member, `Signals::set_slo_groups`).
+        let owners: Vec<(String, String)> = self
+            .engine
+            .counted_together()
+            .iter()
+            .filter_map(|g| g.first().map(|s| (s.name.clone(), s.service.clone())))
+            .collect();
         for minute_ms in closed {
             let m = minute_ms / crate::signals::MINUTE_MS;
-            for (name, service) in &slos {
+            for (name, service) in &owners {
                 if let Some(w) = self.engine.window_stats(name, m, m) {
                     self.signals.observe_slo_minute(name, service, minute_ms, w.events.total, w.events.bad());
                 }
@@ -854,8 +871,7 @@ impl Core {
     pub fn reload(&mut self, slos: Arc<SloSet>) -> Vec<String> {
         let previous: Vec<String> = self.engine.slos().map(|s| s.slo.name.clone()).collect();
         let reset = self.engine.reload(&slos);
-        let names: Vec<&str> = slos.slos.iter().map(|s| s.name.as_str()).collect();
-        self.signals.retain_slos(&names);
+        set_slo_groups(&mut self.signals, &self.engine);
         if let Some(f) = &self.links.fleet {
             f.targets.send_replace(Arc::new(crate::freeze::fleet::targets(&slos)));
         }

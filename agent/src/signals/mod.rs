@@ -651,7 +651,14 @@ pub struct Signals {
     /// Minutes closed since the last `advance` returned them (the state
     /// thread adds each SLO's events of them).
     slo_minutes: Vec<i64>,
+    /// SLOs counted together (the same events and bad events, see
+    /// [`Signals::set_slo_groups`]), by the first member's name: their
+    /// series are kept once, under the first, and shown under each.
+    slo_groups: HashMap<Arc<str>, Arc<[SloName]>>,
 }
+
+/// An SLO's name and service.
+pub type SloName = (Arc<str>, Arc<str>);
 
 impl Signals {
     /// The optional fields the signals read: client classes (a dimension),
@@ -671,6 +678,7 @@ impl Signals {
             hitters: VecDeque::new(),
             stats: SignalStats::default(),
             slo_minutes: Vec::new(),
+            slo_groups: HashMap::new(),
         }
     }
 
@@ -1005,12 +1013,18 @@ impl Signals {
     }
 
     /// One SLO's events and bad events of a closed minute (from the engine).
+    /// For SLOs counted together ([`Signals::set_slo_groups`]) the first
+    /// member's figures stand for all of them.
     pub fn observe_slo_minute(&mut self, slo: &str, service: &str, minute_ms: i64, events: u64, bad: u64) {
         if !(0..=MAX_TIME_MS).contains(&minute_ms) {
             return;
         }
-        let service: Arc<str> = Arc::from(service);
-        let dim = Dim::Slo(Arc::from(slo));
+        // The group's names are shared: no allocation per SLO and minute.
+        let (slo, service): SloName = match self.slo_groups.get(slo) {
+            Some(g) if &*g[0].1 == service => g[0].clone(),
+            _ => (Arc::from(slo), Arc::from(service)),
+        };
+        let dim = Dim::Slo(slo);
         let k = SeriesKey { service: service.clone(), origin: "slo", signal: Signal::Events, dim: dim.clone() };
         self.push_value(minute_ms, k, events as f64);
         if events >= self.cfg.min_events {
@@ -1019,30 +1033,87 @@ impl Signals {
         }
     }
 
-    /// Series of SLOs no longer defined go.
-    pub fn retain_slos(&mut self, names: &[&str]) {
+    /// The SLOs, in groups counted together (the engine's counters: the
+    /// same events, the same judgement), the first member first. A group's
+    /// series are kept once, under its first member, and the view shows
+    /// them under every member: a thousand SLOs that share a hundred
+    /// counters cost a hundred pairs of series, not a thousand. Series of
+    /// SLOs no longer defined go; a group whose first member changed takes
+    /// over the series (and history) a member kept.
+    pub fn set_slo_groups(&mut self, groups: &[Vec<(&str, &str)>]) {
+        let mut map: HashMap<Arc<str>, Arc<[SloName]>> = HashMap::with_capacity(groups.len());
+        for g in groups.iter().filter(|g| !g.is_empty()) {
+            let members: Arc<[SloName]> = g.iter().map(|(n, s)| (Arc::from(*n), Arc::from(*s))).collect();
+            map.insert(members[0].0.clone(), members);
+        }
+        // A group without series of its own takes those its first member
+        // was shown with, or a member's (the first member was another
+        // before a reload or a restart).
+        let key = |(name, service): &SloName, signal: &Signal| SeriesKey {
+            service: service.clone(),
+            origin: "slo",
+            signal: signal.clone(),
+            dim: Dim::Slo(name.clone()),
+        };
+        for members in map.values() {
+            let before = self
+                .slo_groups
+                .values()
+                .find(|g| g.iter().any(|m| m.0 == members[0].0))
+                .filter(|g| !map.contains_key(&g[0].0))
+                .map(|g| g[0].clone());
+            for signal in [Signal::Events, Signal::BadRatio] {
+                let owner = key(&members[0], &signal);
+                if self.series.contains_key(&owner) {
+                    continue;
+                }
+                let found = before
+                    .iter()
+                    .chain(&members[1..])
+                    .find_map(|m| self.series.remove(&key(m, &signal)));
+                if let Some(series) = found {
+                    self.series.insert(owner, series);
+                }
+            }
+        }
         self.series.retain(|k, _| match &k.dim {
-            Dim::Slo(s) => names.contains(&&**s),
+            Dim::Slo(s) => map.get(s).is_some_and(|g| g[0].1 == k.service),
             _ => true,
         });
+        self.slo_groups = map;
     }
 
-    /// The view handlers read.
+    /// The view handlers read. Series of SLOs counted together are shown
+    /// under each member (sharing the same minutes and hours).
     pub fn view(&self) -> SignalsView {
-        let mut series: Vec<SeriesView> = self
-            .series
-            .iter()
-            .map(|(k, s)| SeriesView {
-                key: k.clone(),
-                signal: k.signal.name(&self.cfg).into_owned(),
-                agg: k.signal.agg(),
+        let mut series: Vec<SeriesView> = Vec::with_capacity(self.series.len());
+        for (k, s) in &self.series {
+            let signal = k.signal.name(&self.cfg).into_owned();
+            let agg = k.signal.agg();
+            let one = |key: SeriesKey| SeriesView {
+                key,
+                signal: signal.clone(),
+                agg,
                 recent: s.recent.clone(),
                 hours: s.hours.clone(),
-                current_hour: s.current_hour(k.signal.agg()),
+                current_hour: s.current_hour(agg),
                 episode: s.episode,
                 last_episode: s.last_episode,
-            })
-            .collect();
+            };
+            match &k.dim {
+                Dim::Slo(owner) if let Some(members) = self.slo_groups.get(owner) => {
+                    for (name, service) in members.iter() {
+                        series.push(one(SeriesKey {
+                            service: service.clone(),
+                            origin: k.origin,
+                            signal: k.signal.clone(),
+                            dim: Dim::Slo(name.clone()),
+                        }));
+                    }
+                }
+                _ => series.push(one(k.clone())),
+            }
+        }
         series.sort_by(|a, b| a.key.cmp(&b.key));
         SignalsView {
             closed_until_ms: if self.closed_until == i64::MIN { 0 } else { self.closed_until },

@@ -276,8 +276,51 @@ fn slo_minutes_become_series_and_go_with_their_slo() {
     let v = s.view();
     let dim = Dim::Slo(Arc::from("checkout-availability"));
     assert!((series(&v, "slo", "bad_ratio", &dim).recent[0].value - 0.03).abs() < 1e-6);
-    s.retain_slos(&[]);
+    s.set_slo_groups(&[]);
     assert!(s.view().series.iter().all(|x| x.key.origin != "slo"));
+}
+
+#[test]
+fn slos_counted_together_share_their_series_and_each_is_shown() {
+    let mut s = Signals::new(SignalsConfig { min_events: 1, ..Default::default() });
+    s.set_slo_groups(&[vec![("a", "shop"), ("b", "shop"), ("c", "cart")], vec![("d", "shop")]]);
+    s.observe(&ev(T0, Origin::ApiGateway, 200), 1);
+    let closed = s.advance(T0 + 180 * MINUTE_MS);
+    for m in &closed {
+        s.observe_slo_minute("a", "shop", *m, 100, 3);
+        s.observe_slo_minute("d", "shop", *m, 10, 5);
+    }
+    // Two pairs of series are kept, four SLOs are shown.
+    assert_eq!(s.len() - s.view().series.iter().filter(|x| x.key.origin != "slo").count(), 4);
+    let v = s.view();
+    let slo = |name: &str| {
+        v.series
+            .iter()
+            .filter(|x| x.key.dim == Dim::Slo(Arc::from(name)) && x.signal == "bad_ratio")
+            .map(|x| (x.key.service.to_string(), x.recent.len(), x.last().map(|m| m.value)))
+            .collect::<Vec<_>>()
+    };
+    let n = closed.len().min(crate::signals::RECENT);
+    assert_eq!(slo("a"), [("shop".to_string(), n, Some(0.03))]);
+    assert_eq!(slo("b"), [("shop".to_string(), n, Some(0.03))]);
+    assert_eq!(slo("c"), [("cart".to_string(), n, Some(0.03))]);
+    assert_eq!(slo("d"), [("shop".to_string(), n, Some(0.5))]);
+    // The history is kept once per group.
+    let owners: Vec<String> = s
+        .history_records()
+        .iter()
+        .filter(|(k, _)| k.split('\u{1f}').nth(1) == Some("slo"))
+        .map(|(k, _)| k.rsplit('\u{1f}').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(owners, ["a", "d", "a", "d"], "bad_ratio and events of the two groups");
+
+    // A reload makes "b" the first member: it takes over the group's series.
+    s.set_slo_groups(&[vec![("b", "shop"), ("c", "cart")], vec![("d", "shop")]]);
+    let v = s.view();
+    let bad = |name: &str| v.series.iter().filter(|x| x.key.dim == Dim::Slo(Arc::from(name))).count();
+    assert_eq!((bad("a"), bad("b"), bad("c"), bad("d")), (0, 2, 2, 2));
+    let b = v.series.iter().find(|x| x.key.dim == Dim::Slo(Arc::from("b")) && x.signal == "bad_ratio").unwrap();
+    assert_eq!(b.recent.len(), n, "b keeps the minutes counted under a");
 }
 
 #[test]

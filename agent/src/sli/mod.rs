@@ -314,6 +314,12 @@ impl Engine {
         self.slos.iter().map(|s| SloRef { slo: &s.slo, counted: self.counters[s.counter].counted })
     }
 
+    /// The SLOs in groups counted together (the same events, judged the
+    /// same way: their counts are the same), each group's first member first.
+    pub fn counted_together(&self) -> Vec<Vec<&Arc<Slo>>> {
+        self.counters.iter().map(|c| c.members.iter().map(|&i| &self.slos[i].slo).collect()).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.slos.len()
     }
