@@ -153,3 +153,58 @@ fn an_attack_is_found_named_alerted_and_freezes_the_service() {
     assert!(metrics.contains("slo_agent_slo_forecast_burn_rate_ratio{"));
     served.agent.stop(Instant::now() + Duration::from_secs(5));
 }
+
+/// A backlog read in many small batches while the clock is a day past it
+/// (a file tail catching up after downtime): the minutes close by the events,
+/// not by the clock, so no event of the backlog is left out as late.
+#[test]
+fn a_backlog_read_in_small_batches_is_scored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs")).unwrap();
+    std::fs::write(
+        d.join("slos.yaml"),
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop-availability}\nspec:\n  service: shop\n  objective: 99\n  window: 28d\n  indicator: {source: ndjson, filter: {service: shop}, good: {status: \"< 500\"}}\n",
+    )
+    .unwrap();
+    let log = traffic();
+    std::fs::write(d.join("logs/app.log"), &log).unwrap();
+    // About 65 batches of 64 KiB.
+    let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson, max_batch_bytes: 65536}\n";
+    assert!(log.len() > 40 * 65536, "{}", log.len());
+    let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
+    let clock = ManualClock::new(T0 + 1440 * MIN);
+    let served = common::in_process(config, Arc::new(clock.clone()));
+    let agent = &served.agent;
+    let until = Instant::now() + Duration::from_secs(60);
+    let snap = loop {
+        // Evaluations between the batches: each would close every minute
+        // by the clock if the backlog did not hold it back.
+        let snap = agent.evaluate();
+        if snap.signals.closed_until_ms >= T0 + (MINUTES - 6) * MIN {
+            break snap;
+        }
+        assert!(Instant::now() < until, "the log was not read: closed until {}", snap.signals.closed_until_ms);
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(snap.signals.stats.late, 0, "{:?}", snap.signals.stats);
+    let requests = snap
+        .signals
+        .series
+        .iter()
+        .find(|s| &*s.key.service == "shop" && s.signal == "requests" && s.key.dim.dimension() == "all")
+        .expect("the requests series");
+    // Every hour of the log whole (the last with the burst's 403s); the
+    // hours after it, up to the clock, are zeros once the backlog is read.
+    let hours: Vec<(i64, f32)> = requests.hours.iter().copied().collect();
+    assert!(hours.len() >= 3, "{hours:?}");
+    for (i, (start, n)) in hours.iter().enumerate() {
+        assert_eq!(*start, T0 + i as i64 * 60 * MIN);
+        match i {
+            0..3 => assert!((150.0 * 60.0..=170.0 * 60.0).contains(n), "hour {i}: {n} requests"),
+            3 => assert!(*n >= 150.0 * 60.0 + 3.0 * 100.0 * 20.0, "hour {i}: {n} requests"),
+            _ => assert_eq!(*n, 0.0, "hour {i}: {hours:?}"),
+        }
+    }
+    served.agent.stop(Instant::now() + Duration::from_secs(5));
+}

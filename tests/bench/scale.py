@@ -31,7 +31,9 @@ run     `slo-agent run` with the SLOs and a file source on the log, from an
         (VmRSS, VmHWM) sampled during the catch-up, after it and after
         --ticks evaluation ticks; the state file's size, whole and per SLO;
         then SIGTERM, a restart on the same state, the time from exec to
-        /readyz answering 200, and RSS after the restart and a few ticks.
+        /readyz answering 200, RSS after the restart and a few ticks, and the
+        state file's size after the restart (a file mostly free is compacted
+        when opened).
         With --run-lines N it reads a shorter log of N lines instead (dated
         the same way), for when the catch-up of the whole one is too slow.
         After the file is read it waits until the SLOs' event totals in
@@ -413,6 +415,12 @@ def part_run(args, binary, data, log, lines, specs):
     rows.append((f"RSS after the restart and {args.ticks} ticks",
                  f"VmRSS {again.get('VmRSS', 0):.0f} MiB (max sampled {peak_ticks:.0f}), "
                  f"VmHWM {again.get('VmHWM', 0):.0f} MiB"))
+    compacted = [line for line in (work / "agent-restart.log").read_text(errors="replace").splitlines()
+                 if "compacted the state file" in line]
+    size_after = state.stat().st_size
+    rows.append(("state file after the restart", f"{size_after / 2**20:.1f} MiB = "
+                 f"{size_after / args.slos / 1024:.1f} KiB per SLO "
+                 f"({'compacted at the start' if compacted else 'not compacted'})"))
     rows.append(("after the restart", f"{with_events} of {args.slos} SLOs with events, {pairs_again:,} event/SLO "
                                       f"pairs (before the stop {pairs:,}; the window moved meanwhile); "
                                       f"{reread:,.0f} lines read again (0: the checkpoint held)"))

@@ -670,28 +670,46 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 
 /// `slo-agent run --config FILE`.
 pub fn run_from_file(path: &Path) -> anyhow::Result<()> {
-    limit_malloc_arenas();
+    tune_malloc();
     crate::telemetry::init_logging();
     let config = load_config(path)?;
     block_on(run(config, Arc::new(SystemClock), shutdown_signal()))?
 }
 
-/// glibc gives every thread that allocates its own arena (up to 8 per
-/// core) and keeps what is freed there: after a catch-up with 1,000 SLOs the
-/// agent held 223 MiB with the default and 160 MiB with two arenas
-/// (`docs/benchmarks.md`, "Scale"). `MALLOC_ARENA_MAX` in the environment
-/// still wins. Called before any thread starts.
-fn limit_malloc_arenas() {
+/// Two glibc defaults cost a catch-up most of its memory (1,000 SLOs over
+/// 30 days of logs, `docs/benchmarks.md`, "Scale"):
+/// - every thread that allocates gets its own arena (up to 8 per core),
+///   which keeps what is freed there: 223 MiB held after the catch-up with
+///   the default, 160 MiB with two arenas;
+/// - a freed large block raises the size from which blocks are mapped on
+///   their own (up to 32 MiB), so the decoded batches (megabytes each) soon
+///   come from the arenas and their freed room stays resident: the peak
+///   while catching up was 150–160 MiB with the moving threshold and
+///   105–120 MiB with a fixed one of 256 KiB (such blocks are mapped and
+///   given back when freed).
+///
+/// `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_` in the environment still
+/// win. Called before any thread starts.
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    {
         // SAFETY: mallopt only sets an allocator parameter; it is called
         // before the process starts other threads.
         #[allow(unsafe_code)]
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+            if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            }
         }
     }
 }
+
+/// Blocks from this size on are mapped on their own ([`tune_malloc`]).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 
 /// Hand memory that was freed back to the system. A catch-up of weeks of
 /// logs decodes and frees much more than the agent then keeps: with 1,000

@@ -156,6 +156,15 @@ pub struct Core {
     /// The hop decomposition's tallies at the last report.
     hops_reported: crate::hops::HopStats,
     generation: u64,
+    /// Bytes each polled source had left to read after its last batch: while
+    /// any has, the sources are catching up, and the live signals close
+    /// minutes by the events alone (a minute the clock passed may still
+    /// have events in the backlog).
+    backlogs: BTreeMap<String, u64>,
+    /// Minutes closed since the signals' view was renewed.
+    signals_stale: bool,
+    /// An hour closed since the signals' history was last kept.
+    signal_history_due: bool,
     lazy_pending: bool,
     last_durable: Instant,
     /// Why the state file cannot be written, while it cannot.
@@ -313,6 +322,9 @@ impl Core {
             fleet_unavailable: false,
             assessor: crate::freeze::deploys::Assessor::new(),
             generation: 0,
+            backlogs: BTreeMap::new(),
+            signals_stale: false,
+            signal_history_due: false,
             lazy_pending: false,
             last_durable: Instant::now(),
             broken: None,
@@ -365,10 +377,13 @@ impl Core {
     /// at the same time, to the hop decomposition and the live signals on a
     /// second one: they share nothing, and with many SLOs each side is about
     /// as much work as the decoding the ingest thread does meanwhile, so a
-    /// catch-up keeps both cores busy. Returns (newest event, events from
-    /// the future).
-    fn observe_split(&mut self, events: &EventBatch) -> (Option<i64>, u64) {
+    /// catch-up keeps both cores busy. While the sources catch up, the
+    /// second thread also closes the signals' minutes the batch completed
+    /// (by its events), so the evaluations in between do not have to.
+    /// Returns (newest event, events from the future, minutes closed).
+    fn observe_split(&mut self, events: &EventBatch) -> (Option<i64>, u64, Vec<i64>) {
         let max_ts = self.max_ts();
+        let catching_up = self.catching_up();
         let (engine, hops, signals) = (&mut self.engine, &mut self.hops, &mut self.signals);
         std::thread::scope(|scope| {
             let side = scope.spawn(move || {
@@ -382,6 +397,7 @@ impl Core {
                     counted: 0,
                 };
                 events.replay(&mut sink);
+                if catching_up { signals.advance(0) } else { Vec::new() }
             });
             let mut sink = LiveSink {
                 engine: Some(engine),
@@ -393,11 +409,16 @@ impl Core {
                 counted: 0,
             };
             events.replay(&mut sink);
-            if let Err(panic) = side.join() {
-                std::panic::resume_unwind(panic);
+            match side.join() {
+                Ok(closed) => (sink.newest, sink.future, closed),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            (sink.newest, sink.future)
         })
+    }
+
+    /// Whether a polled source still has a backlog to read.
+    fn catching_up(&self) -> bool {
+        self.backlogs.values().any(|&b| b > 0)
     }
 
     /// The state file refused a write: not ready until it is reopened.
@@ -416,8 +437,16 @@ impl Core {
             // that is about to be read back): the new sources read it again.
             return;
         }
+        match self.backlogs.get_mut(&p.source) {
+            Some(b) => *b = p.outcome.backlog_bytes,
+            None => {
+                self.backlogs.insert(p.source.clone(), p.outcome.backlog_bytes);
+            }
+        }
         let (newest, future) = if p.events.len() >= SPLIT_BATCH_EVENTS {
-            self.observe_split(&p.events)
+            let (newest, future, closed) = self.observe_split(&p.events);
+            self.signal_minutes_closed(closed);
+            (newest, future)
         } else {
             let mut sink = self.sink();
             p.events.replay(&mut sink);
@@ -685,19 +714,45 @@ impl Core {
     }
 
     /// Close the live signals' minutes that are due, add each SLO's events
-    /// of them, and renew the view when something closed.
+    /// of them, and renew the view when something closed (here or while
+    /// counting a catch-up's batches).
     fn advance_signals(&mut self, at: i64) {
-        let closed = self.signals.advance(at);
-        if closed.is_empty() {
-            return;
-        }
-        // An hour closed: its history is kept in the state file.
-        if self.broken.is_none() && closed.iter().any(|m| m.rem_euclid(crate::signals::HOUR_MS) == 0) {
+        // Catching up a backlog, the clock is far ahead of the events still
+        // to come: minutes close by the events alone (no idle close).
+        let closed = self.signals.advance(if self.catching_up() { 0 } else { at });
+        self.signal_minutes_closed(closed);
+        if self.signal_history_due && self.broken.is_none() {
+            self.signal_history_due = false;
             match self.store.put_signal_history(&self.signals.history_records()) {
                 Ok(()) => self.lazy_pending = true,
                 Err(e) => self.fail("the live signals' hourly history", &e),
             }
         }
+        if !self.signals_stale {
+            return;
+        }
+        self.signals_stale = false;
+        self.signals_view = Arc::new(self.signals.view());
+        let (s, r) = (self.signals.stats, std::mem::replace(&mut self.signals_reported, self.signals.stats));
+        ev::SignalsAdvanced {
+            series: self.signals.len(),
+            late: s.late.saturating_sub(r.late),
+            series_dropped: s.series_dropped.saturating_sub(r.series_dropped),
+            services_dropped: s.services_dropped.saturating_sub(r.services_dropped),
+        }
+        .emit(&self.telemetry);
+    }
+
+    /// Minutes the live signals closed: each SLO's events of them, and the
+    /// hourly history kept when an hour closed.
+    fn signal_minutes_closed(&mut self, closed: Vec<i64>) {
+        if closed.is_empty() {
+            return;
+        }
+        self.signals_stale = true;
+        // An hour closed: its history is kept in the state file, at the
+        // next evaluation (a catch-up closes hours batch after batch).
+        self.signal_history_due |= closed.iter().any(|m| m.rem_euclid(crate::signals::HOUR_MS) == 0);
         // SLOs counted together have the same figures: one per group (the
         // signals show them under each member, `Signals::set_slo_groups`).
         let owners: Vec<(String, String)> = self
@@ -714,15 +769,6 @@ impl Core {
                 }
             }
         }
-        self.signals_view = Arc::new(self.signals.view());
-        let (s, r) = (self.signals.stats, std::mem::replace(&mut self.signals_reported, self.signals.stats));
-        ev::SignalsAdvanced {
-            series: self.signals.len(),
-            late: s.late.saturating_sub(r.late),
-            series_dropped: s.series_dropped.saturating_sub(r.series_dropped),
-            services_dropped: s.services_dropped.saturating_sub(r.services_dropped),
-        }
-        .emit(&self.telemetry);
     }
 
     /// Renew the quota outlooks (from the live signals) and each SLO's
@@ -909,6 +955,7 @@ impl Core {
             }
         };
         self.generation += 1;
+        self.backlogs.clear();
         let polled: Vec<Box<dyn Source>> = loaded
             .sources
             .into_iter()

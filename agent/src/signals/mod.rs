@@ -25,7 +25,8 @@
 //! **Event time.** Events land in their own minute. A minute closes (its
 //! values are scored) once the newest event is `signals.lateness` past its
 //! end — or, when nothing arrives at all, once the clock is
-//! `signals.idle_close` past it, so a silent service scores its zeros.
+//! `signals.idle_close` past it, so a silent service scores its zeros (the
+//! state thread tells no clock while its sources catch up a backlog).
 //! Events of closed minutes are counted as late and left out (the SLI
 //! engine still counts them).
 //!
@@ -60,7 +61,7 @@ pub mod forecasts;
 pub mod metrics;
 pub mod topk;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::dims::Region;
@@ -70,6 +71,13 @@ use crate::forecast::quota::PeakSecond;
 use crate::hops::sketch::Sketch;
 use config::SignalsConfig;
 use topk::TopK;
+
+/// The maps of the signals: every event looks up its service, edge location
+/// and four cells, and every closed minute each of its series. With SipHash
+/// those lookups were 9 % of a catch-up's CPU time (`perf`, 1,000 SLOs,
+/// `docs/benchmarks.md`, "Scale"); foldhash is seeded per process too, and
+/// every map here is bounded ([`MAX_SERVICES`], `signals.max_series`, …).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A mean absolute deviation to a standard deviation (normal noise).
 const MAD_TO_SD: f64 = 1.2533;
@@ -670,15 +678,15 @@ impl Signals {
         Signals {
             cfg: Arc::new(cfg),
             services: Vec::new(),
-            service_index: HashMap::new(),
+            service_index: HashMap::default(),
             open: BTreeMap::new(),
             closed_until: i64::MIN,
             newest_ts: i64::MIN,
-            series: HashMap::new(),
+            series: HashMap::default(),
             hitters: VecDeque::new(),
             stats: SignalStats::default(),
             slo_minutes: Vec::new(),
-            slo_groups: HashMap::new(),
+            slo_groups: HashMap::default(),
         }
     }
 
@@ -712,7 +720,12 @@ impl Signals {
         }
         let i = self.services.len() as u16;
         let is_account = name.starts_with("account/");
-        self.services.push(ServiceNames { name: Arc::from(name), edges: HashMap::new(), is_account, account: None });
+        self.services.push(ServiceNames {
+            name: Arc::from(name),
+            edges: HashMap::default(),
+            is_account,
+            account: None,
+        });
         self.service_index.insert(name.into(), i);
         Some(i)
     }
@@ -898,7 +911,7 @@ impl Signals {
         let mut hitters: Vec<(CellKey, u64)> = Vec::new();
         let mut cells: Vec<(CellKey, Cell)> = open.cells.into_iter().collect();
         cells.sort_by_key(|(k, _)| (k.service, k.origin.index(), dim_order(&k.dim)));
-        let mut tops: HashMap<(u16, Origin), f64> = HashMap::new();
+        let mut tops: HashMap<(u16, Origin), f64> = HashMap::default();
         for ((svc, origin), h) in &open.hitters {
             let total = h.addresses.seen();
             if total >= cfg.min_events {
@@ -1041,7 +1054,8 @@ impl Signals {
     /// SLOs no longer defined go; a group whose first member changed takes
     /// over the series (and history) a member kept.
     pub fn set_slo_groups(&mut self, groups: &[Vec<(&str, &str)>]) {
-        let mut map: HashMap<Arc<str>, Arc<[SloName]>> = HashMap::with_capacity(groups.len());
+        let mut map: HashMap<Arc<str>, Arc<[SloName]>> =
+            HashMap::with_capacity_and_hasher(groups.len(), Default::default());
         for g in groups.iter().filter(|g| !g.is_empty()) {
             let members: Arc<[SloName]> = g.iter().map(|(n, s)| (Arc::from(*n), Arc::from(*s))).collect();
             map.insert(members[0].0.clone(), members);
@@ -1067,10 +1081,7 @@ impl Signals {
                 if self.series.contains_key(&owner) {
                     continue;
                 }
-                let found = before
-                    .iter()
-                    .chain(&members[1..])
-                    .find_map(|m| self.series.remove(&key(m, &signal)));
+                let found = before.iter().chain(&members[1..]).find_map(|m| self.series.remove(&key(m, &signal)));
                 if let Some(series) = found {
                     self.series.insert(owner, series);
                 }

@@ -12,7 +12,7 @@
 //! linked lists) either keep no keys or allocate per update; this is
 //! 40 lines over a `HashMap`.
 
-use std::collections::HashMap;
+use super::HashMap;
 
 /// Counters per table.
 pub const CAPACITY: usize = 128;

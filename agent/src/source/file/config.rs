@@ -6,7 +6,7 @@
 //!   paths: ["/var/log/cloudfront/*.log", "/var/log/cloudfront/*.gz"]
 //!   format: cloudfront             # auto | cloudfront | ndjson | …
 //!   service: shop                  # for records that name no service
-//!   max_batch_bytes: 8388608       # read at most this much per poll
+//!   max_batch_bytes: 4194304       # read at most this much per poll
 //!   fingerprint_bytes: 1024        # how much of a file identifies it
 //! ```
 
@@ -19,7 +19,7 @@ use crate::yaml::fields::Ctx;
 use crate::yaml::values::resolve;
 
 /// Read at most this many bytes per poll by default.
-pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
+pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
 
 pub fn read(cx: &mut Ctx<'_>, node: &Node, base: &Path) -> Option<FileSourceConfig> {
     let allowed = ["name", "type", "paths", "format", "fields", "service", "max_batch_bytes", "fingerprint_bytes"];

@@ -493,6 +493,9 @@ impl FileTail {
         let want = (len - offset).min(*budget + MAX_LINE as u64);
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
+        // Room for exactly what is read: `read_to_end` alone would double
+        // its way up to twice the batch.
+        buf.reserve_exact(usize::try_from(want).unwrap_or(usize::MAX));
         ReadAt { f: &f, pos: offset }.take(want).read_to_end(&mut buf)?;
         // Still the content of `key`? The path may have been rotated since
         // the scan. Checked after the read, on the same descriptor: if the
