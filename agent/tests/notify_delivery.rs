@@ -169,11 +169,14 @@ fn notifications_arrive_once_in_order_through_an_outage_and_a_restart() {
     let (stop, task) = common::serve(&rt, &cfg);
     wait_for("the agent to serve again", Duration::from_secs(10), || common::http_get(port, "/readyz"));
     let m = common::http_get(port, "/metrics").unwrap();
-    let depth = wait_for("the outbox depth", Duration::from_secs(10), || {
+    // The gauge may read 0 until the restarted dispatcher's first pass (a
+    // loaded machine): wait for the resolves to show, within the timeout.
+    let depth = wait_for("the resolves to wait in the outbox", Duration::from_secs(10), || {
         common::metric(
             &common::http_get(port, "/metrics")?,
             r#"slo_agent_notify_outbox_depth{receiver="hook",kind="webhook"}"#,
         )
+        .filter(|d| *d >= 1.0)
     });
     assert!(depth >= 1.0, "the resolves wait in the outbox: {m}");
     // shop-cart goes too, still during the outage.

@@ -172,8 +172,15 @@ impl Runtime {
                 RejectsRestored { source: &source, kind, reason: &reason, count }.emit(&telemetry);
             }
         }
+        // The outbox's depth as stored: after a restart, changes that wait
+        // show at once, not only after the dispatcher's first pass.
+        let depths = store.outbox_depths().unwrap_or_default();
         for r in &config.notify.receivers {
             ReceiverStarted { receiver: &r.name, kind: r.kind.as_str() }.emit(&telemetry);
+            if let Some(&depth) = depths.get(&r.name) {
+                crate::telemetry::events::OutboxDepth { receiver: &r.name, kind: r.kind.as_str(), depth }
+                    .emit(&telemetry);
+            }
         }
 
         let (deliveries_tx, deliveries_rx) = tokio::sync::mpsc::channel::<Delivery>(QUEUE_DEPTH);
