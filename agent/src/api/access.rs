@@ -85,6 +85,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/forecasts", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
+    route("GET", "/api/v1/timeline", Read),
     route("GET", "/api/v1/silences", Read),
     route("POST", "/api/v1/silences", change(&[Role::Silence], "silence.create")),
     route("GET", "/api/v1/silences/{id}", Read),
