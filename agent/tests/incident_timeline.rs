@@ -63,14 +63,23 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     std::fs::create_dir_all(d.join("logs")).unwrap();
     std::fs::write(
         d.join("slos.yaml"),
-        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: checkout-availability}\nspec:\n  service: checkout\n  objective: 99.9\n  window: 28d\n  indicator: {source: ndjson, filter: {service: checkout}, good: {status: \"< 500\"}}\n",
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: checkout-availability}\nspec:\n  service: checkout\n  objective: 99\n  window: 28d\n  indicator: {source: ndjson, filter: {service: checkout}, good: {status: \"< 500\"}}\n",
     )
     .unwrap();
     std::fs::write(d.join("ci.token"), CI).unwrap();
     std::fs::write(d.join("lead.token"), LEAD).unwrap();
     std::fs::write(d.join("sre.token"), SRE).unwrap();
     let log = d.join("logs/app.log");
-    std::fs::write(&log, traffic(T0 - 60 * MIN, T0, 0)).unwrap();
+    // A busy day before (200 requests a minute, 30 to 25 hours ago, all good) gives the
+    // 99 % objective a budget of about 640 bad requests; then a quiet hour.
+    let mut history = String::new();
+    for minute in 0..300 {
+        for i in 0..200 {
+            let ts = T0 - 30 * 60 * MIN + minute * MIN + i * 250;
+            history.push_str(&format!("{{\"ts\":{ts},\"service\":\"checkout\",\"status\":200}}\n"));
+        }
+    }
+    std::fs::write(&log, history + &traffic(T0 - 10 * MIN, T0, 0)).unwrap();
     let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\napi:\n  tokens:\n    - {name: ci, role: deploy, token_file: ci.token}\n    - {name: lead, role: approve, token_file: lead.token}\n    - {name: sre, role: admin, token_file: sre.token}\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0);
@@ -92,7 +101,7 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
         f.write_all(text.as_bytes()).unwrap();
     };
-    counted(3_600);
+    counted(60_600);
 
     // 00:00 checkout 1.4.2 goes out; from then on every fourth request fails.
     let (status, b) = call(
@@ -105,7 +114,7 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     assert_eq!(status, 201, "{b}");
     clock.set(T0 + 10 * MIN);
     append(traffic(T0, T0 + 10 * MIN, 4));
-    let snap = counted(4_200);
+    let snap = counted(61_200);
     assert!(snap.alerts.iter().any(|a| a.kind.as_str() == "page" && a.phase.as_str() == "firing"), "{:?}", snap.alerts);
 
     // 00:12 the lead freezes checkout; 00:15 the on-call rolls back to 1.4.1.
@@ -121,6 +130,7 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     let override_id = o["id"].as_str().unwrap().to_string();
     clock.set(T0 + 15 * MIN);
     append(traffic(T0 + 10 * MIN, T0 + 15 * MIN, 4));
+    counted(61_500);
     let (status, b) = call(
         port,
         "POST",
@@ -130,26 +140,30 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     );
     assert_eq!(status, 201, "{b}");
 
-    // Healthy again from 00:16: the page clears, then resolves five minutes later.
+    // Healthy again from 00:16. The page clears once its short windows (5m, 30m) hold no
+    // failure, and resolves five minutes later.
     clock.set(T0 + 22 * MIN);
     append(traffic(T0 + 15 * MIN, T0 + 16 * MIN, 4) + &traffic(T0 + 16 * MIN, T0 + 22 * MIN, 0));
-    counted(5_520);
-    clock.set(T0 + 28 * MIN);
-    append(traffic(T0 + 22 * MIN, T0 + 28 * MIN, 0));
-    let snap = counted(5_880);
+    counted(61_920);
+    clock.set(T0 + 50 * MIN);
+    append(traffic(T0 + 22 * MIN, T0 + 50 * MIN, 0));
+    counted(63_600);
+    clock.set(T0 + 56 * MIN);
+    append(traffic(T0 + 50 * MIN, T0 + 56 * MIN, 0));
+    let snap = counted(63_960);
     assert!(
         snap.alerts.iter().all(|a| a.kind.as_str() != "page" || a.phase.as_str() == "resolved"),
         "{:?}",
         snap.alerts
     );
 
-    // 00:29 the lead ends the freeze.
-    clock.set(T0 + 29 * MIN);
+    // 00:57 the lead ends the freeze.
+    clock.set(T0 + 57 * MIN);
     let (status, e) = call(port, "DELETE", &format!("/api/v1/freeze/overrides/{override_id}"), Some(LEAD), "");
     assert_eq!(status, 200, "{e}");
-    clock.set(T0 + 30 * MIN);
+    clock.set(T0 + 60 * MIN);
 
-    let path = "/api/v1/timeline?service=checkout&from=2026-11-19T23:30:00Z&to=2026-11-20T00:30:00Z";
+    let path = "/api/v1/timeline?service=checkout&from=2026-11-19T23:30:00Z&to=2026-11-20T01:00:00Z";
     // Who did what (the audit log) is for admins only; the rest for every reader.
     let (status, public) = call(port, "GET", path, None, "");
     assert_eq!(status, 200, "{public}");
@@ -157,16 +171,22 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     let (status, mut timeline) = call(port, "GET", path, Some(SRE), "");
     assert_eq!(status, 200, "{timeline}");
     let kinds: Vec<&str> = timeline["entries"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
-    for kind in ["deploy", "alert", "override", "audit", "freeze", "slo_status"] {
+    for kind in ["deploy", "alert", "override", "audit", "slo_status"] {
         assert!(kinds.contains(&kind), "no {kind} entry: {kinds:?}");
     }
     let parsed: slo_agent::timeline::Timeline = serde_json::from_value(timeline.clone()).unwrap();
     let md = slo_agent::timeline::postmortem::render(
-        &slo_agent::timeline::postmortem::Draft { written_ms: T0 + 30 * MIN, ..Default::default() },
+        &slo_agent::timeline::postmortem::Draft { written_ms: T0 + 60 * MIN, ..Default::default() },
         &parsed,
     );
     let mut seen = BTreeMap::new();
-    stable_ids(&mut timeline, &mut seen);
+    stable_ids(&mut timeline.clone(), &mut seen);
+    // Ids are also named in summaries (the audit entries').
+    let mut text = timeline.to_string();
+    for (id, name) in &seen {
+        text = text.replace(id.as_str(), name);
+    }
+    timeline = serde_json::from_str(&text).unwrap();
     golden::check_json("tests/golden/timeline/incident-timeline.json", &timeline);
     let mut md_stable = md.clone();
     for (id, name) in &seen {

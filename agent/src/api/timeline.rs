@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -44,8 +44,12 @@ pub enum TimelineError {
 }
 
 /// Whether a caller sees audit entries: role `admin` only, as on `GET /api/v1/audit`.
-pub fn sees_audit(caller: Option<&Caller>) -> bool {
+/// An open read (no `api.read_requires_token`) passes the gate without a
+/// [`Caller`], so a presented token is checked here.
+pub fn sees_audit(s: &ApiState, caller: Option<&Caller>, headers: &HeaderMap) -> bool {
     caller.is_some_and(|c| c.role == Some(Role::Admin))
+        || (headers.contains_key(axum::http::header::AUTHORIZATION)
+            && crate::auth::check(&s.auth.config, headers, Role::Admin).is_ok_and(|(_, r)| r == Some(Role::Admin)))
 }
 
 /// The timeline of `q` (with the audit entries about it when `with_audit`):
@@ -126,9 +130,10 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<i64, String> {
 async fn timeline(
     State(s): State<Arc<ApiState>>,
     caller: Option<axum::Extension<Caller>>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let with_audit = sees_audit(caller.as_ref().map(|c| &c.0));
+    let with_audit = sees_audit(&s, caller.as_ref().map(|c| &c.0), &headers);
     if let Some(k) = q.keys().find(|k| !["service", "from", "to"].contains(&k.as_str())) {
         return error(
             StatusCode::BAD_REQUEST,

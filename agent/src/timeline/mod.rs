@@ -433,6 +433,8 @@ fn alert(b: &mut Builder, t: &Transition) {
     let to = t.to.map(Phase::as_str).unwrap_or("dropped");
     let from = t.from.map(Phase::as_str).unwrap_or("new");
     let figures = match &r.trigger {
+        // The trigger of a resolved alert is the last one that held, not the state now.
+        Some(_) if t.to == Some(Phase::Resolved) => format!(", {} of the budget left", pct(r.budget_remaining)),
         Some(tr) => format!(
             ", burn rate {} ({}, threshold {}), {} of the budget left",
             rate(tr.long_burn_rate),
@@ -496,11 +498,30 @@ fn deploy(b: &mut Builder, d: &Deploy, impact: Option<&Impact>) {
     );
 }
 
-/// Oldest first; ties by kind, then service, source and summary, so the
-/// order never depends on the order of the inputs.
+/// An alert's phases in the order they follow each other (pending before
+/// firing when both happen at one evaluation); 0 for other entries.
+fn phase_rank(e: &Entry) -> u8 {
+    match e.details.get("to").and_then(Value::as_str) {
+        Some("pending") => 1,
+        Some("firing") => 2,
+        Some("resolved") => 3,
+        Some("dropped") => 4,
+        _ => 0,
+    }
+}
+
+/// Oldest first; ties by kind, then service, source, an alert's phase and
+/// the summary, so the order never depends on the order of the inputs.
 fn finish(q: &Query, mut entries: Vec<Entry>) -> Timeline {
     entries.sort_by(|a, b| {
-        (a.at_ms, a.kind, &a.service, &a.source, &a.summary).cmp(&(b.at_ms, b.kind, &b.service, &b.source, &b.summary))
+        (a.at_ms, a.kind, &a.service, &a.source, phase_rank(a), &a.summary).cmp(&(
+            b.at_ms,
+            b.kind,
+            &b.service,
+            &b.source,
+            phase_rank(b),
+            &b.summary,
+        ))
     });
     entries.dedup();
     let truncated = entries.len() > MAX_ENTRIES;

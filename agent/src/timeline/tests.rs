@@ -160,6 +160,7 @@ fn entries_are_merged_in_time_order_for_the_asked_service_and_range() {
         t.entries[2].summary,
         "checkout-availability page alert firing, burn rate 180.0 (1h/5m, threshold 14.4), 90.0 % of the budget left"
     );
+    assert_eq!(t.entries[7].summary, "checkout-availability page alert resolved, 75.0 % of the budget left");
     assert_eq!(t.entries[8].summary, "manual freeze of checkout ended by lead");
     assert!(!t.truncated);
 }
@@ -173,6 +174,13 @@ fn the_order_does_not_depend_on_the_order_of_the_inputs() {
         build(&q, &Inputs { alerts: std::slice::from_ref(&a), deploys: std::slice::from_ref(&d), ..Inputs::default() });
     // At the same millisecond the deploy (the cause) comes first.
     assert_eq!(one.entries.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Kind::Deploy, Kind::Alert]);
+    // An alert that went pending and firing at one evaluation: pending first, whatever
+    // order the history (newest first) gave.
+    let pending = transition(T0, AlertKind::Page, None, Phase::Pending, 1.0, Some(20.0));
+    let firing = transition(T0, AlertKind::Page, Some(Phase::Pending), Phase::Firing, 1.0, Some(20.0));
+    let both = build(&q, &Inputs { alerts: &[firing, pending], ..Inputs::default() });
+    let phases: Vec<&str> = both.entries.iter().filter_map(|e| e.details["to"].as_str()).collect();
+    assert_eq!(phases, vec!["pending", "firing"]);
 }
 
 #[test]
