@@ -194,6 +194,36 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     }
     golden::check_text("tests/golden/timeline/incident-postmortem.md", &md_stable);
 
+    // The command line says the same: the draft through `slo-agent postmortem` (its date is
+    // the real clock's), and the timeline through `slo-agent incident timeline`.
+    let url = format!("http://127.0.0.1:{port}");
+    let token = d.join("sre.token");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let range = ["--service", "checkout", "--from", "2026-11-19T23:30:00Z", "--to", "2026-11-20T01:00:00Z"];
+    let mut args = vec!["postmortem"];
+    args.extend(range);
+    args.extend(["--url", &url, "--token-file", token.to_str().unwrap()]);
+    let undated = |text: &str| -> String {
+        text.lines()
+            .filter(|l| !l.starts_with("| Date |") && !l.starts_with("- Figures computed"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(undated(&run(&args)), undated(&md));
+    let mut args = vec!["incident", "timeline", "--output", "json"];
+    args.extend(range);
+    args.extend(["--url", &url, "--token-file", token.to_str().unwrap()]);
+    let shown: slo_agent::timeline::Timeline = serde_json::from_str(&run(&args)).unwrap();
+    assert_eq!(shown, parsed);
+    args[3] = "text";
+    let text = run(&args);
+    assert_eq!(text.lines().count(), parsed.entries.len() + 1, "{text}");
+    assert!(text.contains("deploy          checkout     alice deployed checkout 1.4.2"), "{text}");
+
     // Bad requests are refused.
     for bad in [
         "/api/v1/timeline?service=checkout&from=yesterday&to=2026-11-20T00:30:00Z",

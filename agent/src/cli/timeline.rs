@@ -181,3 +181,56 @@ fn fail(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{Inputs, Query, StatusUpdate, build};
+
+    fn example() -> Timeline {
+        let q = Query::new(vec!["checkout".into()], 0, 60_000, 60_000).unwrap();
+        let updates = vec![StatusUpdate {
+            at_ms: 1_000,
+            status: "investigating".into(),
+            message: "5xx | on checkout".into(),
+            by: "oncall".into(),
+        }];
+        build(&q, &Inputs { updates: &updates, ..Inputs::default() })
+    }
+
+    #[test]
+    fn a_timeline_prints_as_text_lines_and_as_a_markdown_table() {
+        let t = example();
+        assert_eq!(
+            text(&t),
+            "timeline of checkout from 1970-01-01T00:00:00Z to 1970-01-01T00:01:00Z\n\
+             1970-01-01T00:00:01Z     status_update                investigating (oncall): 5xx | on checkout\n"
+        );
+        assert!(
+            markdown(&t).ends_with(
+                "| 1970-01-01T00:00:01Z | status_update |  | investigating (oncall): 5xx \\| on checkout |\n"
+            )
+        );
+    }
+
+    #[test]
+    fn an_incident_gives_the_draft_its_title_status_author_and_impact() {
+        let incident = serde_json::json!({"id": "INC-7", "title": "Checkout errors", "services": ["checkout"],
+            "status": "resolved", "impact": "major", "opened_by": "alice", "started_at": "2026-11-20T00:00:00Z"});
+        let d = draft_of_incident(&incident, 5);
+        assert_eq!(
+            d,
+            Draft {
+                incident: Some("INC-7".into()),
+                title: Some("Checkout errors".into()),
+                status: Some("resolved".into()),
+                authors: vec!["alice".into()],
+                impact: Some("major".into()),
+                written_ms: 5,
+            }
+        );
+        let md = render(&d, &example());
+        assert!(md.starts_with("# Postmortem: Checkout errors\n"), "{md}");
+        assert!(md.contains("| Incident | INC-7 |\n") && md.contains("| Status | resolved |\n"), "{md}");
+    }
+}

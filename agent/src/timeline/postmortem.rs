@@ -23,7 +23,7 @@ pub struct Draft {
     pub status: Option<String>,
     /// Who opened the incident; the draft's authors start with them.
     pub authors: Vec<String>,
-    /// The incident's own impact statement, when it has one.
+    /// The impact the incident declares (`impact`), when it does.
     pub impact: Option<String>,
     /// When the draft was made (ms since the epoch).
     pub written_ms: i64,
@@ -167,7 +167,7 @@ pub fn render(d: &Draft, t: &Timeline) -> String {
 
     let _ = writeln!(w, "## Impact\n");
     if let Some(i) = &d.impact {
-        let _ = writeln!(w, "{}\n", i.trim());
+        let _ = writeln!(w, "- Impact declared on the incident: {}", cell(i.trim()));
     }
     match (f.first_sign, f.recovered) {
         (Some(s), Some(r)) => {
