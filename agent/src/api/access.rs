@@ -222,6 +222,7 @@ mod tests {
             include_str!("hops.rs"),
             include_str!("signals.rs"),
             include_str!("journeys.rs"),
+            include_str!("timeline.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {
