@@ -224,6 +224,30 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     assert_eq!(text.lines().count(), parsed.entries.len() + 1, "{text}");
     assert!(text.contains("deploy          checkout     alice deployed checkout 1.4.2"), "{text}");
 
+    // An incident of checkout opened at the page and resolved at recovery: its timeline starts
+    // an hour before the page (so it shows the deploy) and holds its status updates.
+    let updates = [slo_agent::timeline::StatusUpdate {
+        at_ms: T0 + 11 * MIN,
+        status: "identified".into(),
+        message: "5xx since 1.4.2; rolling back".into(),
+        by: "oncall".into(),
+    }];
+    let inc = slo_agent::api::timeline::incident_timeline(
+        &agent.api,
+        vec!["checkout".into()],
+        T0 + 10 * MIN,
+        Some(T0 + 56 * MIN),
+        &updates,
+        false,
+    )
+    .unwrap();
+    assert_eq!((inc.from.as_str(), inc.to.as_str()), ("2026-11-19T23:10:00Z", "2026-11-20T00:56:00Z"));
+    let first_deploy = inc.entries.iter().position(|e| e.kind == slo_agent::timeline::Kind::Deploy);
+    let update = inc.entries.iter().position(|e| e.kind == slo_agent::timeline::Kind::StatusUpdate);
+    assert!(first_deploy.is_some_and(|d| update.is_some_and(|u| d < u)), "{inc:?}");
+    assert_eq!(inc.entries[update.unwrap()].summary, "identified (oncall): 5xx since 1.4.2; rolling back");
+    assert!(inc.entries.iter().all(|e| e.kind != slo_agent::timeline::Kind::Audit));
+
     // Bad requests are refused.
     for bad in [
         "/api/v1/timeline?service=checkout&from=yesterday&to=2026-11-20T00:30:00Z",
