@@ -37,5 +37,6 @@ pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod timefmt;
+pub mod timeline;
 pub mod untrusted;
 pub mod yaml;

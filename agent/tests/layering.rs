@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sources, notifications, deploy gates, the fleet reader, probes", &["source", "notify", "gate", "fleet", "probe"]),
     ("synthetic checks", &["synthetic"]),
     ("exporters, replay", &["export", "replay"]),
+    ("incident timelines and postmortems", &["timeline"]),
     ("config", &["config"]),
     ("the HTTP API", &["api"]),
     ("the runtime", &["runtime"]),

@@ -85,6 +85,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/forecasts", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
+    route("GET", "/api/v1/timeline", Read),
     route("GET", "/api/v1/silences", Read),
     route("POST", "/api/v1/silences", change(&[Role::Silence], "silence.create")),
     route("GET", "/api/v1/silences/{id}", Read),
@@ -221,6 +222,7 @@ mod tests {
             include_str!("hops.rs"),
             include_str!("signals.rs"),
             include_str!("journeys.rs"),
+            include_str!("timeline.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {

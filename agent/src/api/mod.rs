@@ -18,6 +18,7 @@ pub mod push;
 pub mod signals;
 pub mod silences;
 pub mod state;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(hops::routes())
         .merge(signals::routes())
         .merge(journeys::routes())
+        .merge(timeline::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
         .with_state(state)
@@ -161,7 +163,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/journeys, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/journeys, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

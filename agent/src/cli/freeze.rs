@@ -185,12 +185,12 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// The agent's answer, or why there is none.
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
-fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
+pub(crate) fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
     send(agent, reqwest::Method::GET, path, query, None)
 }
 

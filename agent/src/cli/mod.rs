@@ -1,4 +1,4 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, `anomalies`, `forecast`, …
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, `anomalies`, `forecast`, `incident timeline`, `postmortem`, …
 
 pub mod anomalies;
 pub mod audit;
@@ -6,6 +6,7 @@ pub mod backup;
 pub mod forecast;
 pub mod freeze;
 pub mod probe;
+pub mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,14 @@ use crate::spec;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `slo-agent incident …` (the lead merges `list|show|open|update` in here).
+#[derive(Subcommand, Debug)]
+pub enum IncidentCommand {
+    /// One ordered timeline of alerts, deploys, freezes, overrides, bypasses, silences, failed
+    /// journeys and audited changes of a service between two times. Exit 0 shown, 2 failed.
+    Timeline(Box<timeline::TimelineArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,6 +141,14 @@ pub enum Command {
     /// Restore a backup into a stopped agent's state file; a newer state is replaced only with
     /// --force. Exit 0 done, 1 refused (damaged backup, newer or running state), 2 failed.
     Restore(backup::RestoreArgs),
+    /// Incidents: the timeline of what the agent knows about a service between two times.
+    Incident {
+        #[command(subcommand)]
+        command: IncidentCommand,
+    },
+    /// Write a Markdown postmortem draft of an incident (or of a service between two times),
+    /// with the times and figures the agent knows filled in. Exit 0 written, 2 failed.
+    Postmortem(Box<timeline::PostmortemArgs>),
     /// Check the audit log's hash chain in a state file.
     Audit {
         #[command(subcommand)]
@@ -308,6 +325,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => Ok(backup::run_backup(*args)),
         Command::Restore(args) => Ok(backup::run_restore(args)),
         Command::Audit { command } => Ok(audit::run(command)),
+        Command::Incident { command: IncidentCommand::Timeline(args) } => Ok(timeline::run_timeline(*args)),
+        Command::Postmortem(args) => Ok(timeline::run_postmortem(*args)),
         Command::Probe(args) => Ok(probe::run(*args)),
         Command::Anomalies(args) => Ok(anomalies::run(args)),
         Command::Forecast(args) => Ok(forecast::run(args)),
