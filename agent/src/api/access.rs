@@ -81,6 +81,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/deploys/{id}", Read),
     route("GET", "/api/v1/annotations", Read),
     route("GET", "/api/v1/hops", Read),
+    route("GET", "/api/v1/crawlers", Read),
     route("GET", "/api/v1/anomalies", Read),
     route("GET", "/api/v1/forecasts", Read),
     route("GET", "/api/v1/journeys", Read),
@@ -219,6 +220,7 @@ mod tests {
             include_str!("backup.rs"),
             include_str!("github.rs"),
             include_str!("hops.rs"),
+            include_str!("crawlers.rs"),
             include_str!("signals.rs"),
             include_str!("journeys.rs"),
         ];

@@ -134,6 +134,10 @@ pub struct Core {
     signals: crate::signals::Signals,
     /// The view of the last minute closed, published with every snapshot.
     signals_view: Arc<crate::signals::SignalsView>,
+    /// Crawlers' and browsers' hourly counts (fed the same; memory only).
+    crawlers: crate::crawlers::Crawlers,
+    /// Their view, renewed at evaluations after counting or a new hour.
+    crawlers_view: Arc<crate::crawlers::CrawlersView>,
     signals_reported: crate::signals::SignalStats,
     /// Quota and budget outlooks, renewed every [`FORECAST_EVERY_MS`] of the clock.
     forecasts: Arc<crate::signals::forecasts::Forecasts>,
@@ -214,6 +218,7 @@ struct LiveSink<'a> {
     engine: Option<&'a mut Engine>,
     hops: Option<&'a mut crate::hops::Hops>,
     signals: Option<&'a mut crate::signals::Signals>,
+    crawlers: Option<&'a mut crate::crawlers::Crawlers>,
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
@@ -243,16 +248,20 @@ impl EventSink for LiveSink<'_> {
         if let Some(signals) = self.signals.as_deref_mut() {
             signals.observe(e, n);
         }
+        if let Some(crawlers) = self.crawlers.as_deref_mut() {
+            crawlers.observe(e, n);
+        }
     }
 }
 
 /// The optional event fields to decode: what the SLOs read, the request
-/// ids the hop decomposition joins on, and the client classes and
-/// addresses the live signals slice by.
+/// ids the hop decomposition joins on, the client classes and addresses
+/// the live signals slice by, and the user agents crawlers are named from.
 fn wanted(engine: &Engine) -> crate::event::Wanted {
     let w = engine.wanted();
     crate::event::Wanted { request_id: w.request_id || crate::hops::Hops::WANTED.request_id, ..w }
         .with(crate::signals::Signals::WANTED)
+        .with(crate::crawlers::Crawlers::WANTED)
 }
 
 fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
@@ -312,6 +321,8 @@ impl Core {
             hops,
             signals,
             signals_view: Arc::default(),
+            crawlers: crate::crawlers::Crawlers::new(),
+            crawlers_view: Arc::default(),
             signals_reported: crate::signals::SignalStats::default(),
             forecasts: Arc::default(),
             forecasts_closed_until: 0,
@@ -366,6 +377,7 @@ impl Core {
             engine: Some(&mut self.engine),
             hops: Some(&mut self.hops),
             signals: Some(&mut self.signals),
+            crawlers: Some(&mut self.crawlers),
             max_ts,
             newest: None,
             future: 0,
@@ -384,13 +396,15 @@ impl Core {
     fn observe_split(&mut self, events: &EventBatch) -> (Option<i64>, u64, Vec<i64>) {
         let max_ts = self.max_ts();
         let catching_up = self.catching_up();
-        let (engine, hops, signals) = (&mut self.engine, &mut self.hops, &mut self.signals);
+        let (engine, hops, signals, crawlers) =
+            (&mut self.engine, &mut self.hops, &mut self.signals, &mut self.crawlers);
         std::thread::scope(|scope| {
             let side = scope.spawn(move || {
                 let mut sink = LiveSink {
                     engine: None,
                     hops: Some(hops),
                     signals: Some(signals),
+                    crawlers: Some(crawlers),
                     max_ts,
                     newest: None,
                     future: 0,
@@ -403,6 +417,7 @@ impl Core {
                 engine: Some(engine),
                 hops: None,
                 signals: None,
+                crawlers: None,
                 max_ts,
                 newest: None,
                 future: 0,
@@ -688,9 +703,17 @@ impl Core {
             route_folded: h.routes_folded.saturating_sub(r.routes_folded),
         }
         .emit(&self.telemetry);
+        // Renewed when something was counted, or the hour changed (the
+        // windows move with the clock).
+        if self.crawlers.changed()
+            || at.div_euclid(crate::crawlers::HOUR_MS) != self.crawlers_view.at_ms.div_euclid(crate::crawlers::HOUR_MS)
+        {
+            self.crawlers_view = Arc::new(self.crawlers.view(at));
+        }
         let snap = Snapshot {
             at_ms: at,
             hops,
+            crawlers: self.crawlers_view.clone(),
             signals: self.signals_view.clone(),
             forecasts: self.forecasts.clone(),
             freeze: Arc::new(freeze),
