@@ -193,10 +193,10 @@ struct Cell {
 
 impl Cell {
     fn add(&mut self, o: &Cell) {
-        self.requests += o.requests;
-        self.ok += o.ok;
-        self.c4xx += o.c4xx;
-        self.c5xx += o.c5xx;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.ok = self.ok.saturating_add(o.ok);
+        self.c4xx = self.c4xx.saturating_add(o.c4xx);
+        self.c5xx = self.c5xx.saturating_add(o.c5xx);
     }
 }
 
@@ -220,9 +220,9 @@ struct Book {
 }
 
 impl Book {
-    fn prefix_number(&mut self, path: &str, stats: &mut CrawlerStats) -> u8 {
+    fn prefix_number(&mut self, path: &str, n: u64, stats: &mut CrawlerStats) -> u8 {
         let Some(p) = path_prefix(path) else {
-            stats.prefixes_folded += 1;
+            stats.prefixes_folded = stats.prefixes_folded.saturating_add(n);
             return MAX_PREFIXES as u8;
         };
         if let Some(i) = self.prefixes.iter().position(|q| q == p) {
@@ -232,7 +232,7 @@ impl Book {
             self.prefixes.push(p.to_string());
             return (self.prefixes.len() - 1) as u8;
         }
-        stats.prefixes_folded += 1;
+        stats.prefixes_folded = stats.prefixes_folded.saturating_add(n);
         MAX_PREFIXES as u8
     }
 
@@ -285,7 +285,7 @@ impl Crawlers {
             Some(Some(book)) => book,
             slot if held >= MAX_SERVICES => {
                 let _ = slot;
-                self.stats.services_dropped += n;
+                self.stats.services_dropped = self.stats.services_dropped.saturating_add(n);
                 return;
             }
             Some(slot) => {
@@ -298,27 +298,26 @@ impl Crawlers {
                 books[rank].insert(Book::default())
             }
         };
-        let hour = e.ts_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let hour = hour_of(e.ts_ms);
         let newest = book.hours.keys().next_back().copied().unwrap_or(hour);
-        if hour <= newest - HOURS * HOUR_MS {
-            self.stats.too_old += n;
+        if hour <= newest.saturating_sub(HOURS * HOUR_MS) {
+            self.stats.too_old = self.stats.too_old.saturating_add(n);
             return;
         }
-        let prefix = book.prefix_number(e.path, &mut self.stats);
+        let prefix = book.prefix_number(e.path, n, &mut self.stats);
         if hour > newest {
             // Keep a week before the newest hour.
-            let keep = hour - (HOURS - 1) * HOUR_MS;
+            let keep = hour.saturating_sub((HOURS - 1) * HOUR_MS);
             book.hours = book.hours.split_off(&keep);
         }
         let h = book.hours.entry(hour).or_default();
-        let cell = h.cells.entry((client, prefix)).or_default();
-        cell.requests += n;
-        match e.status {
-            200..=399 => cell.ok += n,
-            400..=499 => cell.c4xx += n,
-            500..=599 => cell.c5xx += n,
-            _ => {}
-        }
+        let one = Cell {
+            requests: n,
+            ok: if (200..=399).contains(&e.status) { n } else { 0 },
+            c4xx: if (400..=499).contains(&e.status) { n } else { 0 },
+            c5xx: if (500..=599).contains(&e.status) { n } else { 0 },
+        };
+        h.cells.entry((client, prefix)).or_default().add(&one);
         if let Some(ms) = e.latency_ms.filter(|m| m.is_finite() && *m >= 0.0) {
             let hist = h.latency.entry(client).or_insert_with(|| Box::new([0; LATENCY_BUCKETS]));
             let b = &mut hist[latency_bucket(ms)];
@@ -332,7 +331,8 @@ impl Crawlers {
             } else {
                 (client, None)
             };
-            *h.robots.entry(key).or_default() += n;
+            let count = h.robots.entry(key).or_default();
+            *count = count.saturating_add(n);
         }
         self.changed = true;
     }
@@ -365,8 +365,8 @@ impl Crawlers {
 
 /// The sums of one window.
 fn window(book: &Book, name: &'static str, hours: i64, at_ms: i64) -> CrawlerWindow {
-    let last = at_ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let first = last - (hours - 1) * HOUR_MS;
+    let last = hour_of(at_ms);
+    let first = last.saturating_sub((hours - 1) * HOUR_MS);
     let mut cells: BTreeMap<(u8, u8), Cell> = BTreeMap::new();
     let mut latency: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
     let mut robots: BTreeMap<u8, BTreeMap<String, u64>> = BTreeMap::new();
@@ -377,12 +377,13 @@ fn window(book: &Book, name: &'static str, hours: i64, at_ms: i64) -> CrawlerWin
         for (client, hist) in &h.latency {
             let sum = latency.entry(*client).or_insert_with(|| vec![0; LATENCY_BUCKETS]);
             for (s, v) in sum.iter_mut().zip(hist.iter()) {
-                *s += u64::from(*v);
+                *s = s.saturating_add(u64::from(*v));
             }
         }
         for ((client, status), n) in &h.robots {
             let key = status.map_or_else(|| "other".to_string(), |s| s.to_string());
-            *robots.entry(*client).or_default().entry(key).or_default() += n;
+            let count = robots.entry(*client).or_default().entry(key).or_default();
+            *count = count.saturating_add(*n);
         }
     }
     let browser_by_prefix: BTreeMap<u8, Cell> =
@@ -419,6 +420,11 @@ fn window(book: &Book, name: &'static str, hours: i64, at_ms: i64) -> CrawlerWin
     CrawlerWindow { window: name, crawlers, browsers: summary(BROWSER, "browsers") }
 }
 
+/// The start of the hour holding `ts_ms` (saturating at the far past).
+pub fn hour_of(ts_ms: i64) -> i64 {
+    ts_ms.saturating_sub(ts_ms.rem_euclid(HOUR_MS))
+}
+
 fn success_ratio(c: &Cell) -> Option<f64> {
     (c.requests > 0).then(|| c.ok as f64 / c.requests as f64)
 }
@@ -434,15 +440,15 @@ pub struct Percentiles {
 
 impl Percentiles {
     fn of(hist: &[u64]) -> Percentiles {
-        let total: u64 = hist.iter().sum();
+        let total = hist.iter().fold(0u64, |a, n| a.saturating_add(*n));
         let at = |q: f64| -> Option<f64> {
             if total == 0 {
                 return None;
             }
             let rank = ((q * total as f64).ceil() as u64).max(1);
-            let mut seen = 0;
+            let mut seen = 0u64;
             for (i, n) in hist.iter().enumerate() {
-                seen += n;
+                seen = seen.saturating_add(*n);
                 if seen >= rank {
                     return Some((bucket_upper_ms(i) * 10.0).round() / 10.0);
                 }

@@ -705,9 +705,8 @@ impl Core {
         .emit(&self.telemetry);
         // Renewed when something was counted, or the hour changed (the
         // windows move with the clock).
-        if self.crawlers.changed()
-            || at.div_euclid(crate::crawlers::HOUR_MS) != self.crawlers_view.at_ms.div_euclid(crate::crawlers::HOUR_MS)
-        {
+        use crate::crawlers::hour_of;
+        if self.crawlers.changed() || hour_of(at) != hour_of(self.crawlers_view.at_ms) {
             self.crawlers_view = Arc::new(self.crawlers.view(at));
         }
         let snap = Snapshot {
