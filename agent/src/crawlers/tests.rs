@@ -241,3 +241,41 @@ fn hostile_values_do_not_panic() {
     let _ = c.view(i64::MIN);
     let _ = c.view(i64::MAX);
 }
+
+/// `cargo test -p slo-agent --lib crawlers::tests::a_full_book -- --ignored --nocapture`:
+/// how long the view of one service with every crawler on every prefix
+/// for a week takes (about 21 ms in a debug build).
+#[test]
+#[ignore]
+fn a_full_book_view_time() {
+    let mut c = Crawlers::new();
+    let uas = [
+        GOOGLE,
+        BING,
+        "DuckDuckBot/1.1",
+        "YandexBot",
+        "Baiduspider",
+        "Applebot",
+        "Slurp",
+        "PetalBot",
+        "SeznamBot",
+        "facebookexternalhit",
+        "GPTBot",
+        "AhrefsBot",
+        "AdsBot-Google",
+        "xcrawler",
+        FIREFOX,
+    ];
+    let paths: Vec<String> = (0..17).map(|i| format!("/p{i}/x")).collect();
+    for h in 0..HOURS {
+        for ua in uas {
+            for p in &paths {
+                c.observe(&ev(T0 + h * HOUR_MS, ua, p, 200, (h % 40) as f64 * 30.0), 1);
+            }
+            c.observe(&ev(T0 + h * HOUR_MS, ua, "/robots.txt", 200, 1.0), 1);
+        }
+    }
+    let t = std::time::Instant::now();
+    let v = c.view(T0 + HOURS * HOUR_MS - 1);
+    eprintln!("view of a full book: {:?}, {} crawlers", t.elapsed(), v.services[0].windows[1].crawlers.len());
+}

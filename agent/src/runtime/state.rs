@@ -61,6 +61,11 @@ pub const SYNTHETIC_SOURCE: &str = "synthetic";
 /// the live signals on two threads at once ([`Core::observe_split`]).
 const SPLIT_BATCH_EVENTS: usize = 4096;
 
+/// How often, at most, the crawlers' view is renewed for what was counted
+/// (`crate::crawlers::Crawlers::view`; at most about 20 ms per service
+/// with a full week of every crawler on every prefix, debug build).
+const CRAWLERS_VIEW_EVERY: Duration = Duration::from_secs(2);
+
 /// How often, at most, freed memory is handed back to the system
 /// ([`super::trim_freed_memory`]), after an evaluation.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -138,6 +143,8 @@ pub struct Core {
     crawlers: crate::crawlers::Crawlers,
     /// Their view, renewed at evaluations after counting or a new hour.
     crawlers_view: Arc<crate::crawlers::CrawlersView>,
+    /// When the crawlers' view was last renewed.
+    crawlers_renewed: Option<Instant>,
     signals_reported: crate::signals::SignalStats,
     /// Quota and budget outlooks, renewed every [`FORECAST_EVERY_MS`] of the clock.
     forecasts: Arc<crate::signals::forecasts::Forecasts>,
@@ -323,6 +330,7 @@ impl Core {
             signals_view: Arc::default(),
             crawlers: crate::crawlers::Crawlers::new(),
             crawlers_view: Arc::default(),
+            crawlers_renewed: None,
             signals_reported: crate::signals::SignalStats::default(),
             forecasts: Arc::default(),
             forecasts_closed_until: 0,
@@ -703,11 +711,14 @@ impl Core {
             route_folded: h.routes_folded.saturating_sub(r.routes_folded),
         }
         .emit(&self.telemetry);
-        // Renewed when something was counted, or the hour changed (the
-        // windows move with the clock).
+        // Renewed when the hour changed (the windows move with the clock),
+        // and after counting at most every CRAWLERS_VIEW_EVERY: a view of
+        // a week of many services takes milliseconds.
         use crate::crawlers::hour_of;
-        if self.crawlers.changed() || hour_of(at) != hour_of(self.crawlers_view.at_ms) {
+        let due = self.crawlers_renewed.is_none_or(|t| t.elapsed() >= CRAWLERS_VIEW_EVERY);
+        if (self.crawlers.changed() && due) || hour_of(at) != hour_of(self.crawlers_view.at_ms) {
             self.crawlers_view = Arc::new(self.crawlers.view(at));
+            self.crawlers_renewed = Some(Instant::now());
         }
         let snap = Snapshot {
             at_ms: at,
