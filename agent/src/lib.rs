@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crawlers;
 pub mod decode;
 pub mod demo;
 pub mod dims;

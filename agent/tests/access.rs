@@ -55,6 +55,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/deploys/{id}", R),
     ("GET", "/api/v1/annotations", R),
     ("GET", "/api/v1/hops", R),
+    ("GET", "/api/v1/crawlers", R),
     ("GET", "/api/v1/anomalies", R),
     ("GET", "/api/v1/forecasts", R),
     ("GET", "/api/v1/journeys", R),

@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("decoders", &["decode"]),
     ("the SLI engine", &["sli"]),
     ("hop decomposition", &["hops"]),
-    ("live signals", &["signals"]),
+    ("live signals, crawlers", &["signals", "crawlers"]),
     ("alerts, auth, rules", &["alert", "auth", "rules"]),
     ("the deploy freeze", &["freeze"]),
     ("the store", &["store"]),

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod crawlers;
 pub mod deploys;
 pub mod freeze;
 pub mod github;
@@ -46,6 +47,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(silences::routes())
         .merge(audit::routes())
         .merge(backup::routes())
+        .merge(crawlers::routes())
         .merge(deploys::routes())
         .merge(freeze::routes())
         .merge(github::routes())
@@ -163,7 +165,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/journeys, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/crawlers, /api/v1/journeys, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub hops: Arc<crate::hops::HopsView>,
     /// The live signals as of the last closed minute.
     pub signals: Arc<crate::signals::SignalsView>,
+    /// Crawlers and browsers per service over the last day and week.
+    pub crawlers: Arc<crate::crawlers::CrawlersView>,
     /// Quota and budget outlooks (renewed every few minutes).
     pub forecasts: Arc<crate::signals::forecasts::Forecasts>,
 }

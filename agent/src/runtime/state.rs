@@ -61,6 +61,11 @@ pub const SYNTHETIC_SOURCE: &str = "synthetic";
 /// the live signals on two threads at once ([`Core::observe_split`]).
 const SPLIT_BATCH_EVENTS: usize = 4096;
 
+/// How often, at most, the crawlers' view is renewed for what was counted
+/// (`crate::crawlers::Crawlers::view`; at most about 20 ms per service
+/// with a full week of every crawler on every prefix, debug build).
+const CRAWLERS_VIEW_EVERY: Duration = Duration::from_secs(2);
+
 /// How often, at most, freed memory is handed back to the system
 /// ([`super::trim_freed_memory`]), after an evaluation.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -134,6 +139,12 @@ pub struct Core {
     signals: crate::signals::Signals,
     /// The view of the last minute closed, published with every snapshot.
     signals_view: Arc<crate::signals::SignalsView>,
+    /// Crawlers' and browsers' hourly counts (fed the same; memory only).
+    crawlers: crate::crawlers::Crawlers,
+    /// Their view, renewed at evaluations after counting or a new hour.
+    crawlers_view: Arc<crate::crawlers::CrawlersView>,
+    /// When the crawlers' view was last renewed.
+    crawlers_renewed: Option<Instant>,
     signals_reported: crate::signals::SignalStats,
     /// Quota and budget outlooks, renewed every [`FORECAST_EVERY_MS`] of the clock.
     forecasts: Arc<crate::signals::forecasts::Forecasts>,
@@ -214,6 +225,7 @@ struct LiveSink<'a> {
     engine: Option<&'a mut Engine>,
     hops: Option<&'a mut crate::hops::Hops>,
     signals: Option<&'a mut crate::signals::Signals>,
+    crawlers: Option<&'a mut crate::crawlers::Crawlers>,
     max_ts: i64,
     newest: Option<i64>,
     future: u64,
@@ -243,16 +255,20 @@ impl EventSink for LiveSink<'_> {
         if let Some(signals) = self.signals.as_deref_mut() {
             signals.observe(e, n);
         }
+        if let Some(crawlers) = self.crawlers.as_deref_mut() {
+            crawlers.observe(e, n);
+        }
     }
 }
 
 /// The optional event fields to decode: what the SLOs read, the request
-/// ids the hop decomposition joins on, and the client classes and
-/// addresses the live signals slice by.
+/// ids the hop decomposition joins on, the client classes and addresses
+/// the live signals slice by, and the user agents crawlers are named from.
 fn wanted(engine: &Engine) -> crate::event::Wanted {
     let w = engine.wanted();
     crate::event::Wanted { request_id: w.request_id || crate::hops::Hops::WANTED.request_id, ..w }
         .with(crate::signals::Signals::WANTED)
+        .with(crate::crawlers::Crawlers::WANTED)
 }
 
 fn reject_deltas(source: &str, r: &Rejects) -> RejectDeltas {
@@ -312,6 +328,9 @@ impl Core {
             hops,
             signals,
             signals_view: Arc::default(),
+            crawlers: crate::crawlers::Crawlers::new(),
+            crawlers_view: Arc::default(),
+            crawlers_renewed: None,
             signals_reported: crate::signals::SignalStats::default(),
             forecasts: Arc::default(),
             forecasts_closed_until: 0,
@@ -366,6 +385,7 @@ impl Core {
             engine: Some(&mut self.engine),
             hops: Some(&mut self.hops),
             signals: Some(&mut self.signals),
+            crawlers: Some(&mut self.crawlers),
             max_ts,
             newest: None,
             future: 0,
@@ -384,13 +404,15 @@ impl Core {
     fn observe_split(&mut self, events: &EventBatch) -> (Option<i64>, u64, Vec<i64>) {
         let max_ts = self.max_ts();
         let catching_up = self.catching_up();
-        let (engine, hops, signals) = (&mut self.engine, &mut self.hops, &mut self.signals);
+        let (engine, hops, signals, crawlers) =
+            (&mut self.engine, &mut self.hops, &mut self.signals, &mut self.crawlers);
         std::thread::scope(|scope| {
             let side = scope.spawn(move || {
                 let mut sink = LiveSink {
                     engine: None,
                     hops: Some(hops),
                     signals: Some(signals),
+                    crawlers: Some(crawlers),
                     max_ts,
                     newest: None,
                     future: 0,
@@ -403,6 +425,7 @@ impl Core {
                 engine: Some(engine),
                 hops: None,
                 signals: None,
+                crawlers: None,
                 max_ts,
                 newest: None,
                 future: 0,
@@ -688,9 +711,19 @@ impl Core {
             route_folded: h.routes_folded.saturating_sub(r.routes_folded),
         }
         .emit(&self.telemetry);
+        // Renewed when the hour changed (the windows move with the clock),
+        // and after counting at most every CRAWLERS_VIEW_EVERY: a view of
+        // a week of many services takes milliseconds.
+        use crate::crawlers::hour_of;
+        let due = self.crawlers_renewed.is_none_or(|t| t.elapsed() >= CRAWLERS_VIEW_EVERY);
+        if (self.crawlers.changed() && due) || hour_of(at) != hour_of(self.crawlers_view.at_ms) {
+            self.crawlers_view = Arc::new(self.crawlers.view(at));
+            self.crawlers_renewed = Some(Instant::now());
+        }
         let snap = Snapshot {
             at_ms: at,
             hops,
+            crawlers: self.crawlers_view.clone(),
             signals: self.signals_view.clone(),
             forecasts: self.forecasts.clone(),
             freeze: Arc::new(freeze),
