@@ -56,6 +56,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/annotations", R),
     ("GET", "/api/v1/hops", R),
     ("GET", "/api/v1/crawlers", R),
+    ("GET", "/api/v1/timeline", R),
     ("GET", "/api/v1/anomalies", R),
     ("GET", "/api/v1/forecasts", R),
     ("GET", "/api/v1/journeys", R),
