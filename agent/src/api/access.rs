@@ -83,6 +83,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/hops", Read),
     route("GET", "/api/v1/anomalies", Read),
     route("GET", "/api/v1/forecasts", Read),
+    route("GET", "/api/v1/outage", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
     route("GET", "/api/v1/silences", Read),
@@ -221,6 +222,7 @@ mod tests {
             include_str!("hops.rs"),
             include_str!("signals.rs"),
             include_str!("journeys.rs"),
+            include_str!("outage.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {

@@ -349,14 +349,12 @@ impl Hops {
             return;
         }
         match ev.origin {
-            Some(Origin::CloudFront | Origin::CloudFrontRealtime) => {
-                if !ev.path.is_empty() || !ev.route.is_empty() {
-                    let edge_ms = match (ev.latency_ms, ev.upstream_latency_ms) {
-                        (Some(total), Some(origin)) if !ev.path.is_empty() => Some(total - origin),
-                        _ => None,
-                    };
-                    self.cloudfront(ev, edge_ms, n);
-                }
+            Some(Origin::CloudFront | Origin::CloudFrontRealtime) if !ev.path.is_empty() || !ev.route.is_empty() => {
+                let edge_ms = match (ev.latency_ms, ev.upstream_latency_ms) {
+                    (Some(total), Some(origin)) if !ev.path.is_empty() => Some(total - origin),
+                    _ => None,
+                };
+                self.cloudfront(ev, edge_ms, n);
             }
             Some(Origin::ApiGateway) => {
                 if let (Some(response), Some(integration)) = (ev.latency_ms, ev.upstream_latency_ms) {

@@ -88,7 +88,7 @@ pub fn read_outage(cx: &mut Ctx<'_>, node: &Node) -> Option<OutageConfig> {
     let min_requests = match f.get("min_requests") {
         None => Some(d.min_requests),
         Some(n) => match cx.number(n, &f.path("min_requests")) {
-            Some(v) if v >= 1.0 && v <= 1e9 && v.fract() == 0.0 => Some(v as u64),
+            Some(v) if (1.0..=1e9).contains(&v) && v.fract() == 0.0 => Some(v as u64),
             Some(v) => {
                 cx.err(n.pos, format!("`outage.min_requests` must be a whole number from 1 to 1e9, found {v}"));
                 None

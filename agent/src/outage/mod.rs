@@ -215,12 +215,15 @@ fn failing(cfg: &OutageConfig, requests: f64, success: Option<f64>, baseline: Op
     }
 }
 
+/// A slice's name, its `requests` series and its `error_ratio` series.
+type Slice<'a> = (String, &'a SeriesView, Option<&'a SeriesView>);
+
 /// The service's series of the live signals, by dimension kind, on the
 /// first front origin that has that kind.
 struct ServiceSeries<'a> {
     origin: Option<&'static str>,
     all: Option<(&'a SeriesView, Option<&'a SeriesView>)>,
-    slices: BTreeMap<&'static str, Vec<(String, &'a SeriesView, Option<&'a SeriesView>)>>,
+    slices: BTreeMap<&'static str, Vec<Slice<'a>>>,
 }
 
 fn service_series<'a>(view: &'a SignalsView, service: &str) -> ServiceSeries<'a> {
@@ -312,7 +315,7 @@ fn blame_of(cfg: &OutageConfig, c: &HopCounts, f: &HopCounts) -> Option<(&'stati
 
 /// One kind of slice, judged.
 #[derive(Debug, Default)]
-struct Kind {
+struct SliceKind {
     /// Failing slices, with the evidence line of each.
     failing: Vec<(Item, String)>,
     /// Slices with enough requests to be judged.
@@ -321,15 +324,14 @@ struct Kind {
     failed_requests: f64,
 }
 
-impl Kind {
+impl SliceKind {
     fn judge(
         &mut self,
         cfg: &OutageConfig,
         label: &str,
         name: &str,
         requests: f64,
-        s: Option<f64>,
-        b: Option<f64>,
+        (s, b): (Option<f64>, Option<f64>),
         total: f64,
     ) {
         if requests < cfg.min_requests as f64 || s.is_none() {
@@ -377,7 +379,7 @@ pub fn assess(
     let from_ms = to_ms.saturating_sub(window_ms);
     let mut evidence = Vec::new();
     // edge_location, region, client_class, routes, all (the whole service).
-    let mut kinds: BTreeMap<&'static str, Kind> = BTreeMap::new();
+    let mut kinds: BTreeMap<&'static str, SliceKind> = BTreeMap::new();
 
     // Edge locations, regions, client classes.
     let ss = service_series(signals, service);
@@ -388,7 +390,7 @@ pub fn assess(
         let label = kind.replace('_', " ");
         for (name, r, e) in list {
             let f = figures(Some(r), *e, base_ms, from_ms, to_ms);
-            k.judge(cfg, &label, name, f.requests, f.success(), f.baseline(), all.requests);
+            k.judge(cfg, &label, name, f.requests, (f.success(), f.baseline()), all.requests);
         }
     }
 
@@ -417,19 +419,19 @@ pub fn assess(
         let s = now.error_ratio(h).map(|e| 1.0 - e);
         let b = before.error_ratio(h).filter(|_| before.requests[h] >= cfg.min_requests).map(|e| 1.0 - e);
         let k = kinds.entry("routes").or_default();
-        k.judge(cfg, "route", name, now.requests[h] as f64, s, b, total_requests as f64);
+        k.judge(cfg, "route", name, now.requests[h] as f64, (s, b), total_requests as f64);
         route_counts.push((name.clone(), *now));
     }
     // The whole service, when no slice tells more.
     if kinds.is_empty() {
         let k = kinds.entry("all").or_default();
         let label = format!("all requests ({})", ss.origin.unwrap_or("?"));
-        k.judge(cfg, &label, "", all.requests, all.success(), all.baseline(), all.requests);
+        k.judge(cfg, &label, "", all.requests, (all.success(), all.baseline()), all.requests);
     }
 
     // A kind every slice of which fails alike says nothing of where, when
     // another kind does: a route down makes every edge location look worse.
-    if kinds.values().any(Kind::localized) {
+    if kinds.values().any(SliceKind::localized) {
         for (name, k) in kinds.iter_mut() {
             if k.uniform() {
                 evidence.push(format!(
@@ -561,4 +563,34 @@ pub fn services(signals: &SignalsView, journeys: &[JourneyCheck]) -> Vec<String>
     s.dedup();
     s.truncate(crate::signals::MAX_SERVICES);
     s
+}
+
+use crate::telemetry::events::metric;
+use crate::telemetry::{FamilyView, Kind, Metric};
+
+metric!(
+    OUTAGE_VERDICT,
+    "slo_agent_outage_verdict",
+    Gauge,
+    "The outage verdict of the service over outage.window: 0 none, 1 partial, 2 total"
+);
+metric!(
+    OUTAGE_FAILING_SHARE,
+    "slo_agent_outage_failing_share",
+    Gauge,
+    "The share of the service's requests that failed in its failing slices over outage.window"
+);
+
+pub static FAMILIES: [&Metric; 2] = [&OUTAGE_VERDICT, &OUTAGE_FAILING_SHARE];
+
+/// The gauges of some assessments, one series per service (services are
+/// bounded by the signals' `MAX_SERVICES`).
+pub fn families(assessments: &[Assessment]) -> Vec<FamilyView> {
+    let mut out: Vec<FamilyView> = FAMILIES.iter().map(|m| FamilyView { metric: m, series: Vec::new() }).collect();
+    for a in assessments {
+        let labels = vec![("service", a.service.clone())];
+        out[0].series.push((labels.clone(), f64::from(a.verdict.level())));
+        out[1].series.push((labels, a.failing_share));
+    }
+    out
 }

@@ -193,6 +193,7 @@ impl Runtime {
             rendered: Default::default(),
             probes: Default::default(),
             journeys: Default::default(),
+            outage: config.outage.clone(),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),
