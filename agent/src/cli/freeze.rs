@@ -185,12 +185,12 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// The agent's answer, or why there is none.
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
-fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
+pub(crate) fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
     send(agent, reqwest::Method::GET, path, query, None)
 }
 
@@ -444,7 +444,7 @@ fn verdict(a: &Answer) -> Result<(bool, Value), String> {
     }
 }
 
-fn error_text(body: &Value) -> String {
+pub(crate) fn error_text(body: &Value) -> String {
     let mut s = body["error"].as_str().unwrap_or("(no error message)").to_string();
     if let Some(known) = body["known_services"].as_array() {
         let names: Vec<&str> = known.iter().filter_map(Value::as_str).collect();
