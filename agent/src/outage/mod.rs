@@ -43,7 +43,7 @@ pub const MINUTE_MS: i64 = 60_000;
 /// Failing slices listed per kind (the worst first).
 pub const MAX_ITEMS: usize = 50;
 /// Front origins, most preferred first: a slice is judged on the first that has it.
-const FRONT: [&str; 4] = ["cloudfront", "cloudfront-realtime", "apigateway", "lambda"];
+const FRONT: [&str; 7] = ["cloudfront", "cloudfront-realtime", "apigateway", "lambda", "ndjson", "otlp", "cloudwatch"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
