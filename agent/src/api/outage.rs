@@ -1,5 +1,5 @@
 //! `GET /api/v1/outage?service=NAME`: "is it partial or total?"
-//! (`docs/incidents.md`): the verdict of [`crate::outage::assess`] over the
+//! (`docs/operations.md`, "Is it partial or total?"): the verdict of [`crate::outage::assess`] over the
 //! snapshot's live signals and hop minutes and the journeys' last runs, up
 //! to the agent's clock; 400 without a service, 404 for a service the agent
 //! knows nothing of. The gauges `slo_agent_outage_verdict` and

@@ -1,5 +1,5 @@
 //! `slo-agent outage --service NAME [--output text|json]`: ask a running
-//! agent "is it partial or total?" (`GET /api/v1/outage`, `docs/incidents.md`).
+//! agent "is it partial or total?" (`GET /api/v1/outage`, `docs/operations.md`).
 //!
 //! Exit codes: 0 no outage, 1 a partial or total outage, 2 the agent could
 //! not be asked or did not answer (an unknown service included).

@@ -19,7 +19,7 @@
 //!                                    # the fleet's freeze answer (docs/deploy-gates.md)
 //! signals:                           # live series, business events, anomaly alerts, quotas (docs/forecasts.md)
 //!   business: [{name: checkout_confirmed, method: POST, path: /checkout/confirm, status: 2xx}]
-//! outage: {window: 10m, total_share: 0.9}  # "is it partial or total?" (docs/incidents.md)
+//! outage: {window: 10m, total_share: 0.9}  # "is it partial or total?" (docs/operations.md)
 //! export:                           # push the SLO figures out (docs/export.md, docs/cloudwatch.md)
 //!   otlp: {endpoint: "http://otel-collector:4318"}
 //!   cloudwatch: {mode: emf, namespace: SloAgent, interval: 60s}

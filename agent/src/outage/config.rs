@@ -1,4 +1,4 @@
-//! The `outage:` section of `agent.yaml` (`docs/incidents.md`, "Is it
+//! The `outage:` section of `agent.yaml` (`docs/operations.md`, "Is it
 //! partial or total?").
 //!
 //! ```yaml

@@ -1,4 +1,4 @@
-//! "Is it partial or total?" (`docs/incidents.md`): over the last
+//! "Is it partial or total?" (`docs/operations.md`): over the last
 //! `outage.window` minutes, each slice of a service's traffic — edge
 //! location, region, client class (the live signals), route (the hop
 //! decomposition) and journey step (the synthetic journeys' last runs) — is
@@ -14,15 +14,20 @@
 //!
 //! A slice fails when it has at least `outage.min_requests` requests and its
 //! success ratio is below `outage.failing_success_ratio` or at least
-//! `outage.drop_from_baseline` below its baseline. The failing share is the
-//! largest sum of failing slices' shares over the kinds of slice; `total`
-//! when it reaches `outage.total_share`, `partial` when anything fails.
+//! `outage.drop_from_baseline` below its baseline. A kind of slice every
+//! judged slice of which fails alike is not named when another kind tells
+//! some failing slices from working ones (a route down makes every edge
+//! location look worse by its share). The failing share is the failed
+//! requests of the failing slices over the service's requests, the largest
+//! over the kinds; `total` when it reaches `outage.total_share`, `partial`
+//! when anything fails (a journey step alone included).
 //!
 //! **Blame.** From the hops' own 5xx of the failing routes (or of all routes
 //! when only other slices fail): CloudFront answered 5xx the gateway did not
-//! → `edge`; the gateway answered 5xx and the function's errors (all its
-//! invocations) are at least half as frequent → `function`, else
-//! `gateway`. A failing edge location or region while the gateway is fine
+//! → `edge`; the gateway answered 5xx and the function failed at least half
+//! as many invocations → `function`, else
+//! `gateway` (counts: the function's invocations are those of every
+//! route). A failing edge location or region while the gateway is fine
 //! blames `edge` too. Without hop data: `null`.
 //!
 //! **Architecture invariant:** pure: it reads the views it is given and the
