@@ -16,7 +16,7 @@ use axum::routing::get;
 
 use super::error;
 use super::state::{ApiState, Snapshot};
-use crate::outage::{self, JourneyCheck};
+use crate::outage::{self, JourneyCheck, ProbeCheck};
 use crate::synthetic::journey::JourneyRun;
 
 pub fn routes() -> Router<Arc<ApiState>> {
@@ -53,13 +53,33 @@ pub fn journey_check(r: &JourneyRun) -> JourneyCheck {
     }
 }
 
+/// The configured probes' last outcomes, hop by hop in each chain's order.
+pub fn probe_checks(s: &ApiState) -> Vec<ProbeCheck> {
+    let outcomes = s.probes.outcomes();
+    s.probe_chains
+        .iter()
+        .filter_map(|(probe, service, hops)| {
+            let mut region = String::new();
+            let hops: Vec<(String, bool, Option<u16>)> = hops
+                .iter()
+                .filter_map(|hop| {
+                    let o = outcomes.iter().find(|o| &o.probe == probe && &o.hop == hop)?;
+                    region.clone_from(&o.region);
+                    Some((hop.clone(), o.success, o.last().status))
+                })
+                .collect();
+            (!hops.is_empty()).then(|| ProbeCheck { probe: probe.clone(), service: service.clone(), region, hops })
+        })
+        .collect()
+}
+
 /// Every known service's assessment, for the gauges.
 pub fn families(s: &ApiState, snap: &Snapshot) -> Vec<crate::telemetry::FamilyView> {
-    let journeys = s.journey_checks();
+    let (journeys, probes) = (s.journey_checks(), probe_checks(s));
     let now = s.clock.now_ms();
-    let all: Vec<outage::Assessment> = outage::services(&snap.signals, &journeys)
+    let all: Vec<outage::Assessment> = outage::services(&snap.signals, &journeys, &probes)
         .iter()
-        .map(|service| outage::assess(&s.outage, service, now, &snap.signals, &snap.hops, &journeys))
+        .map(|service| outage::assess(&s.outage, service, now, &snap.signals, &snap.hops, &journeys, &probes))
         .collect();
     outage::families(&all)
 }
@@ -70,15 +90,16 @@ async fn answer(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, 
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let snap = s.snapshot();
-    let journeys = s.journey_checks();
-    if !outage::knows(&service, &snap.signals, &snap.hops, &journeys) {
+    let (journeys, probes) = (s.journey_checks(), probe_checks(&s));
+    if !outage::knows(&service, &snap.signals, &snap.hops, &journeys, &probes) {
         return error(
             StatusCode::NOT_FOUND,
             &format!("no traffic, hop data or journey of service {service:?} is known to this agent"),
         );
     }
     let (cfg, now) = (s.outage.clone(), s.clock.now_ms());
-    super::answered_blocking(move || outage::assess(&cfg, &service, now, &snap.signals, &snap.hops, &journeys)).await
+    super::answered_blocking(move || outage::assess(&cfg, &service, now, &snap.signals, &snap.hops, &journeys, &probes))
+        .await
 }
 
 #[cfg(test)]

@@ -158,6 +158,8 @@ pub struct ApiState {
     pub journeys: Arc<crate::synthetic::run::JourneyResults>,
     /// The thresholds of `/api/v1/outage` and its gauges (`outage:`).
     pub outage: crate::outage::OutageConfig,
+    /// Every configured probe: (name, service, hop names from the client inwards).
+    pub probe_chains: Vec<(String, String, Vec<String>)>,
 }
 
 impl ApiState {

@@ -11,6 +11,7 @@
 //! | edge location, region, client class | 1 − `error_ratio` of the front origin's series, weighted by `requests` | the same over `outage.baseline` before the window (else the detector's `expected`) |
 //! | route | 5xx of the route's front hop (CloudFront, else API Gateway) | the same route over `outage.baseline` before the window |
 //! | journey step | the journey's last run in the window: the failed step 0, the others 1 | none |
+//! | probe hop (listed with the journey steps as `probe:NAME/HOP`) | each hop's last outcome | none |
 //!
 //! A slice fails when it has at least `outage.min_requests` requests and its
 //! success ratio is below `outage.failing_success_ratio` or at least
@@ -28,7 +29,8 @@
 //! as many invocations → `function`, else
 //! `gateway` (counts: the function's invocations are those of every
 //! route). A failing edge location or region while the gateway is fine
-//! blames `edge` too. Without hop data: `null`.
+//! blames `edge` too. Else a failing probe blames the innermost failing hop
+//! whose next hop inwards works. Without hop data: `null`.
 //!
 //! **Architecture invariant:** pure: it reads the views it is given and the
 //! time it is told; no clock, no I/O. Bounded: the slices are those the
@@ -118,11 +120,38 @@ pub struct JourneyCheck {
     pub http_status: Option<u16>,
 }
 
+/// A probe's hops' last outcomes, in the chain's order (client inwards:
+/// typically `edge`, `gateway`, `function`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeCheck {
+    pub probe: String,
+    pub service: String,
+    pub region: String,
+    /// (hop, succeeded, HTTP status).
+    pub hops: Vec<(String, bool, Option<u16>)>,
+}
+
+/// The hop a probe's outcomes blame: the innermost failing hop whose next
+/// hop inwards works, or the innermost when all fail; `None` when none
+/// fails or the hop is not named `edge`, `gateway` or `function`.
+fn probe_blame(p: &ProbeCheck) -> Option<&'static str> {
+    let failing = |i: usize| p.hops.get(i).is_some_and(|h| !h.1);
+    let i = (0..p.hops.len()).find(|&i| failing(i) && !failing(i + 1))?;
+    ["edge", "gateway", "function"].into_iter().find(|h| *h == p.hops[i].0)
+}
+
 /// Whether anything is known of `service`.
-pub fn knows(service: &str, signals: &SignalsView, hops: &HopsView, journeys: &[JourneyCheck]) -> bool {
+pub fn knows(
+    service: &str,
+    signals: &SignalsView,
+    hops: &HopsView,
+    journeys: &[JourneyCheck],
+    probes: &[ProbeCheck],
+) -> bool {
     signals.series.iter().any(|s| &*s.key.service == service)
         || hops.has_service(service)
         || journeys.iter().any(|j| j.service == service)
+        || probes.iter().any(|p| p.service == service)
 }
 
 /// A slice's figures over the window, and its baseline's.
@@ -377,6 +406,7 @@ pub fn assess(
     signals: &SignalsView,
     hops: &HopsView,
     journeys: &[JourneyCheck],
+    probes: &[ProbeCheck],
 ) -> Assessment {
     let window_ms = cfg.window_minutes.max(1) * MINUTE_MS;
     // Signals' minutes are judged once closed: the window ends at the last closed minute.
@@ -500,6 +530,26 @@ pub fn assess(
         }
     }
 
+    // Probes: each hop's last outcome, from this agent's region.
+    let mut probe_blamed = None;
+    for p in probes.iter().filter(|p| p.service == service) {
+        for (hop, ok, status) in &p.hops {
+            if *ok || scope.journey_steps.len() >= MAX_ITEMS {
+                continue;
+            }
+            let status = status.map_or_else(|| "no response".to_string(), |c| format!("HTTP {c}"));
+            evidence.push(format!("probe {} from {}: hop {hop} failed ({status})", p.probe, p.region));
+            scope.journey_steps.push(Item {
+                name: format!("probe:{}/{hop}", p.probe),
+                success_ratio: Some(0.0),
+                baseline: None,
+                requests: 1,
+                share: None,
+            });
+        }
+        probe_blamed = probe_blamed.or_else(|| probe_blame(p));
+    }
+
     let anything = whole_fails
         || !scope.journey_steps.is_empty()
         || !scope.edge_locations.is_empty()
@@ -521,6 +571,9 @@ pub fn assess(
         if let Some((hop, why)) = blame_of(cfg, basis, &function) {
             blame = Some(hop);
             evidence.push(why);
+        } else if let Some(hop) = probe_blamed {
+            blame = Some(hop);
+            evidence.push(format!("the probes fail from the {hop} inwards, not beyond it"));
         } else if !(scope.edge_locations.is_empty() && scope.regions.is_empty())
             && scope.routes.is_empty()
             && verdict == Verdict::Partial
@@ -556,13 +609,14 @@ impl HopCounts {
 
 /// Every service the signals, hops or journeys know, for the gauges
 /// (`slo_agent_outage_verdict`, `slo_agent_outage_failing_share`).
-pub fn services(signals: &SignalsView, journeys: &[JourneyCheck]) -> Vec<String> {
+pub fn services(signals: &SignalsView, journeys: &[JourneyCheck], probes: &[ProbeCheck]) -> Vec<String> {
     let mut s: Vec<String> = signals
         .series
         .iter()
         .filter(|s| s.key.origin != "slo")
         .map(|s| s.key.service.to_string())
         .chain(journeys.iter().map(|j| j.service.clone()))
+        .chain(probes.iter().map(|p| p.service.clone()))
         .collect();
     s.sort_unstable();
     s.dedup();

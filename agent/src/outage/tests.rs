@@ -106,7 +106,7 @@ fn run(fault: impl Fn(&str, &str) -> Fails) -> World {
 fn assess_at(w: &World, journeys: &[JourneyCheck]) -> Assessment {
     let view = w.signals.view();
     let hops = w.hops.view(w.now);
-    assess(&OutageConfig::default(), "shop", w.now, &view, &hops, journeys)
+    assess(&OutageConfig::default(), "shop", w.now, &view, &hops, journeys, &[])
 }
 
 fn names(items: &[Item]) -> Vec<&str> {
@@ -202,17 +202,40 @@ fn checkout_failing_at_payment_while_pages_work_is_partial() {
 fn unknown_services_are_unknown() {
     let w = run(|_, _| Fails::No);
     let (view, hops) = (w.signals.view(), w.hops.view(w.now));
-    assert!(knows("shop", &view, &hops, &[]));
+    assert!(knows("shop", &view, &hops, &[], &[]));
     for s in ["", "nope", "shop\n", "../shop", "%00", &"x".repeat(10_000)] {
-        assert!(!knows(s, &view, &hops, &[]), "{s:?}");
+        assert!(!knows(s, &view, &hops, &[], &[]), "{s:?}");
     }
     // Asked anyway, nothing is known: none.
-    assert_eq!(assess(&OutageConfig::default(), "nope", w.now, &view, &hops, &[]).verdict, Verdict::None);
-    assert_eq!(services(&view, &[]), ["shop"]);
+    assert_eq!(assess(&OutageConfig::default(), "nope", w.now, &view, &hops, &[], &[]).verdict, Verdict::None);
+    assert_eq!(services(&view, &[], &[]), ["shop"]);
 }
 
 #[test]
 fn empty_views_answer_none() {
-    let a = assess(&OutageConfig::default(), "shop", 0, &SignalsView::default(), &HopsView::default(), &[]);
+    let a = assess(&OutageConfig::default(), "shop", 0, &SignalsView::default(), &HopsView::default(), &[], &[]);
     assert_eq!((a.verdict, a.failing_share), (Verdict::None, 0.0));
+}
+
+#[test]
+fn a_probe_failing_past_the_gateway_blames_the_gateway() {
+    let w = run(|_, _| Fails::No);
+    let probe = |hops: &[(&str, bool)]| ProbeCheck {
+        probe: "api".into(),
+        service: "shop".into(),
+        region: "eu-west-1".into(),
+        hops: hops.iter().map(|(h, ok)| (h.to_string(), *ok, Some(if *ok { 200 } else { 503 }))).collect(),
+    };
+    let (view, hops) = (w.signals.view(), w.hops.view(w.now));
+    let cfg = OutageConfig::default();
+    let p = probe(&[("edge", false), ("gateway", false), ("function", true)]);
+    let a = assess(&cfg, "shop", w.now, &view, &hops, &[], std::slice::from_ref(&p));
+    assert_eq!(a.verdict, Verdict::Partial, "{a:#?}");
+    assert_eq!(names(&a.scope.journey_steps), ["probe:api/edge", "probe:api/gateway"]);
+    assert_eq!(a.blame, Some("gateway"));
+    let all = probe(&[("edge", false), ("gateway", false), ("function", false)]);
+    assert_eq!(assess(&cfg, "shop", w.now, &view, &hops, &[], &[all]).blame, Some("function"));
+    let fine = probe(&[("edge", true), ("gateway", true)]);
+    assert_eq!(assess(&cfg, "shop", w.now, &view, &hops, &[], &[fine]).verdict, Verdict::None);
+    assert!(knows("api-only", &view, &hops, &[], &[ProbeCheck { service: "api-only".into(), ..p }]));
 }
