@@ -23,6 +23,7 @@ pub mod gate;
 pub mod hops;
 pub mod lambda_extension;
 pub mod notify;
+pub mod outage;
 pub mod probe;
 pub mod replay;
 pub mod rules;

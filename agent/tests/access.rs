@@ -59,6 +59,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/timeline", R),
     ("GET", "/api/v1/anomalies", R),
     ("GET", "/api/v1/forecasts", R),
+    ("GET", "/api/v1/outage", R),
     ("GET", "/api/v1/journeys", R),
     ("GET", "/api/v1/journeys/{name}", R),
     ("GET", "/api/v1/silences", R),

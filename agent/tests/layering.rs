@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the SLI engine", &["sli"]),
     ("hop decomposition", &["hops"]),
     ("live signals, crawlers", &["signals", "crawlers"]),
+    ("the outage verdict", &["outage"]),
     ("alerts, auth, rules", &["alert", "auth", "rules"]),
     ("the deploy freeze", &["freeze"]),
     ("the store", &["store"]),

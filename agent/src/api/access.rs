@@ -84,6 +84,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/crawlers", Read),
     route("GET", "/api/v1/anomalies", Read),
     route("GET", "/api/v1/forecasts", Read),
+    route("GET", "/api/v1/outage", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
     route("GET", "/api/v1/timeline", Read),
@@ -225,6 +226,7 @@ mod tests {
             include_str!("signals.rs"),
             include_str!("journeys.rs"),
             include_str!("timeline.rs"),
+            include_str!("outage.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {

@@ -15,6 +15,7 @@ pub mod freeze;
 pub mod github;
 pub mod hops;
 pub mod journeys;
+pub mod outage;
 pub mod push;
 pub mod signals;
 pub mod silences;
@@ -55,6 +56,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(signals::routes())
         .merge(journeys::routes())
         .merge(timeline::routes())
+        .merge(outage::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
         .with_state(state)
@@ -165,7 +167,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/crawlers, /api/v1/journeys, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/crawlers, /api/v1/journeys, /api/v1/outage, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

@@ -158,11 +158,20 @@ pub struct ApiState {
     pub probes: Arc<crate::synthetic::run::Results>,
     /// The last run of every configured journey (`journeys:`).
     pub journeys: Arc<crate::synthetic::run::JourneyResults>,
+    /// The thresholds of `/api/v1/outage` and its gauges (`outage:`).
+    pub outage: crate::outage::OutageConfig,
+    /// Every configured probe: (name, service, hop names from the client inwards).
+    pub probe_chains: Vec<(String, String, Vec<String>)>,
 }
 
 impl ApiState {
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.get()
+    }
+
+    /// The journeys' last runs as the outage verdict reads them.
+    pub fn journey_checks(&self) -> Vec<crate::outage::JourneyCheck> {
+        self.journeys.runs().iter().map(|r| super::outage::journey_check(r)).collect()
     }
 
     /// The Prometheus exposition of the latest snapshot and the agent's own telemetry.
@@ -171,7 +180,8 @@ impl ApiState {
         let now = self.clock.now_ms();
         let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
-        let signals = crate::signals::metrics::families(&snap.signals, &snap.forecasts);
+        let mut signals = crate::signals::metrics::families(&snap.signals, &snap.forecasts);
+        signals.extend(super::outage::families(self, &snap));
         let mut out = crate::export::prometheus::render(
             &snap.statuses,
             &snap.counted,

@@ -444,7 +444,7 @@ fn verdict(a: &Answer) -> Result<(bool, Value), String> {
     }
 }
 
-fn error_text(body: &Value) -> String {
+pub(crate) fn error_text(body: &Value) -> String {
     let mut s = body["error"].as_str().unwrap_or("(no error message)").to_string();
     if let Some(known) = body["known_services"].as_array() {
         let names: Vec<&str> = known.iter().filter_map(Value::as_str).collect();

@@ -1,10 +1,11 @@
-//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `probe`, `backup`, `restore`, `anomalies`, `forecast`, `incident timeline`, `postmortem`, …
+//! The command line: `validate`, `replay`, `run`, `rules`, `demo`, `freeze`, `outage`, `probe`, `backup`, `restore`, `anomalies`, `forecast`, `incident timeline`, `postmortem`, …
 
 pub mod anomalies;
 pub mod audit;
 pub mod backup;
 pub mod forecast;
 pub mod freeze;
+pub mod outage;
 pub mod probe;
 pub mod timeline;
 
@@ -135,6 +136,10 @@ pub enum Command {
         #[command(subcommand)]
         command: freeze::FreezeCommand,
     },
+    /// Ask a running agent whether a service's outage is partial or total: which edge
+    /// locations, regions, routes and journey steps fail, and which hop to blame.
+    /// Exit 0 no outage, 1 partial or total, 2 no answer.
+    Outage(Box<outage::OutageArgs>),
     /// Back up the agent's state: through a running agent's API (a token with role admin),
     /// or a stopped agent's state file (--state / --config). Exit 0 done, 1 refused, 2 failed.
     Backup(Box<backup::BackupArgs>),
@@ -322,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::IamPolicy { config, account } => iam_policy(&config, account.as_deref()),
         Command::Freeze { command } => Ok(freeze::run(command)),
+        Command::Outage(args) => Ok(outage::run(*args)),
         Command::Backup(args) => Ok(backup::run_backup(*args)),
         Command::Restore(args) => Ok(backup::run_restore(args)),
         Command::Audit { command } => Ok(audit::run(command)),

@@ -19,6 +19,7 @@
 //!                                    # the fleet's freeze answer (docs/deploy-gates.md)
 //! signals:                           # live series, business events, anomaly alerts, quotas (docs/forecasts.md)
 //!   business: [{name: checkout_confirmed, method: POST, path: /checkout/confirm, status: 2xx}]
+//! outage: {window: 10m, total_share: 0.9}  # "is it partial or total?" (docs/operations.md)
 //! export:                           # push the SLO figures out (docs/export.md, docs/cloudwatch.md)
 //!   otlp: {endpoint: "http://otel-collector:4318"}
 //!   cloudwatch: {mode: emf, namespace: SloAgent, interval: 60s}
@@ -73,6 +74,8 @@ pub struct AgentConfig {
     pub export: crate::export::ExportConfig,
     /// Live signals, business events, anomaly alerts and quotas (`signals:`).
     pub signals: crate::signals::config::SignalsConfig,
+    /// The thresholds of the outage verdict (`outage:`).
+    pub outage: crate::outage::OutageConfig,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -191,6 +194,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "certificates",
         "export",
         "signals",
+        "outage",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -256,6 +260,10 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(crate::signals::config::SignalsConfig::default()),
         Some(n) => crate::signals::config::read_signals(cx, n),
     };
+    let outage = match f.get("outage") {
+        None => Some(crate::outage::OutageConfig::default()),
+        Some(n) => crate::outage::config::read_outage(cx, n),
+    };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
     let probes_only = f.get("probes").is_some() || f.get("journeys").is_some();
@@ -301,6 +309,7 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         synthetic: synthetic?,
         export: export?,
         signals: signals?,
+        outage: outage?,
     })
 }
 
@@ -605,6 +614,25 @@ mod tests {
         );
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].ends_with("the Slack webhook URL must start with https://"), "{e:?}");
+    }
+
+    #[test]
+    fn the_outage_section() {
+        let base = "specs: [s]\nstate: st\nsources: []\n";
+        let c = parse("agent.yaml", base, Path::new("/x")).unwrap();
+        assert_eq!(c.outage, crate::outage::OutageConfig::default());
+        let text = format!(
+            "{base}outage: {{window: 5m, baseline: 2h, min_requests: 50, failing_success_ratio: 0.95, drop_from_baseline: 0.1, total_share: 0.8}}\n"
+        );
+        let o = parse("agent.yaml", &text, Path::new("/x")).unwrap().outage;
+        assert_eq!((o.window_minutes, o.baseline_minutes, o.min_requests), (5, 120, 50));
+        assert_eq!((o.failing_success_ratio, o.drop_from_baseline, o.total_share), (0.95, 0.1, 0.8));
+        let e = errs(&format!("{base}outage:\n  window: 90s\n  total_share: 2\n  min_requests: 0\n  shape: x\n"));
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e.iter().any(|e| e.starts_with("agent.yaml:5:11: `outage.window` must be whole minutes")), "{e:?}");
+        assert!(e.iter().any(|e| e.starts_with("agent.yaml:6:16: `outage.total_share` must be above 0")), "{e:?}");
+        let e = errs(&format!("{base}outage: {{window: 5h, baseline: 2h}}\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
     }
 
     /// The shipped example must not expose the API: loopback, or every read

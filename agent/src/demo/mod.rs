@@ -131,6 +131,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         synthetic: Default::default(),
         export: Default::default(),
         signals: demo_signals(),
+        outage: crate::outage::OutageConfig::default(),
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

@@ -75,6 +75,10 @@ use crate::event::{Origin, RequestEvent, Wanted};
 use sketch::Sketch;
 
 pub const MINUTE_MS: i64 = 60_000;
+/// Indices of [`Cell::requests`] and [`Cell::errors`].
+pub const HOP_EDGE: usize = 0;
+pub const HOP_GATEWAY: usize = 1;
+pub const HOP_FUNCTION: usize = 2;
 /// Minutes kept: 6 hours (a 15-minute window and up to 5¾ hours of baseline).
 pub const KEEP_MINUTES: i64 = 360;
 /// Services kept; events of further services are counted and dropped.
@@ -112,6 +116,11 @@ pub struct Cell {
     pub init: Sketch,
     pub invocations: u64,
     pub cold: u64,
+    /// Requests each hop's records told of, by [`HOP_EDGE`], [`HOP_GATEWAY`],
+    /// [`HOP_FUNCTION`] (every record, with or without timings: cache hits
+    /// too), and those of them answered with a 5xx (`outage` reads them).
+    pub requests: [u64; 3],
+    pub errors: [u64; 3],
     /// From X-Ray traces (origin `xray`): see the module docs. Boxed: most
     /// cells have none.
     pub traced: Option<Box<Traced>>,
@@ -147,6 +156,13 @@ impl Traced {
 }
 
 impl Cell {
+    fn count(&mut self, hop: usize, status: u16, n: u64) {
+        self.requests[hop] += n;
+        if (500..=599).contains(&status) {
+            self.errors[hop] += n;
+        }
+    }
+
     fn lambda(&mut self, duration_ms: f64, init_ms: Option<f64>, n: u64) {
         self.function.record_n(duration_ms, n);
         self.invocations += n;
@@ -166,6 +182,10 @@ impl Cell {
         self.init.merge(&o.init);
         self.invocations += o.invocations;
         self.cold += o.cold;
+        for i in 0..3 {
+            self.requests[i] += o.requests[i];
+            self.errors[i] += o.errors[i];
+        }
         if let Some(t) = &o.traced {
             self.traced.get_or_insert_default().merge(t);
         }
@@ -329,21 +349,28 @@ impl Hops {
             return;
         }
         match ev.origin {
-            Some(Origin::CloudFront | Origin::CloudFrontRealtime) => {
-                if let (Some(total), Some(origin)) = (ev.latency_ms, ev.upstream_latency_ms)
-                    && !ev.path.is_empty()
-                {
-                    self.cloudfront(ev, total - origin, n);
-                }
+            Some(Origin::CloudFront | Origin::CloudFrontRealtime) if !ev.path.is_empty() || !ev.route.is_empty() => {
+                let edge_ms = match (ev.latency_ms, ev.upstream_latency_ms) {
+                    (Some(total), Some(origin)) if !ev.path.is_empty() => Some(total - origin),
+                    _ => None,
+                };
+                self.cloudfront(ev, edge_ms, n);
             }
             Some(Origin::ApiGateway) => {
                 if let (Some(response), Some(integration)) = (ev.latency_ms, ev.upstream_latency_ms) {
                     self.gateway(ev, response, integration, n);
+                } else {
+                    let route = if ev.route.is_empty() { NO_ROUTE } else { ev.route };
+                    if let Some(key) = self.key(ev.service, route, n) {
+                        self.count(key, ev, HOP_GATEWAY, n);
+                    }
                 }
             }
             Some(Origin::Lambda) => {
                 if let Some(duration) = ev.latency_ms {
                     self.lambda(ev, duration, n);
+                } else if let Some(key) = self.key(ev.service, FUNCTION, n) {
+                    self.count(key, ev, HOP_FUNCTION, n);
                 }
             }
             Some(Origin::XRay) => self.traced(ev, n),
@@ -352,7 +379,7 @@ impl Hops {
     }
 
     #[inline(never)]
-    fn cloudfront(&mut self, ev: &RequestEvent<'_>, edge_ms: f64, n: u64) {
+    fn cloudfront(&mut self, ev: &RequestEvent<'_>, edge_ms: Option<f64>, n: u64) {
         let key = if ev.route.is_empty() {
             let route = self.templater.route(ev.path);
             self.key(ev.service, &route, n)
@@ -360,7 +387,18 @@ impl Hops {
             self.key(ev.service, ev.route, n)
         };
         if let Some(cell) = key.and_then(|k| self.cell(k, ev.ts_ms, n)) {
-            cell.edge.record_n(edge_ms.max(0.0), n);
+            cell.count(HOP_EDGE, ev.status, n);
+            if let Some(ms) = edge_ms {
+                cell.edge.record_n(ms.max(0.0), n);
+            }
+        }
+    }
+
+    /// A record without the timings the decomposition needs still counts
+    /// towards its hop's requests and 5xx.
+    fn count(&mut self, key: u32, ev: &RequestEvent<'_>, hop: usize, n: u64) {
+        if let Some(cell) = self.cell(key, ev.ts_ms, n) {
+            cell.count(hop, ev.status, n);
         }
     }
 
@@ -399,6 +437,7 @@ impl Hops {
         let route = if ev.route.is_empty() { NO_ROUTE } else { ev.route };
         let Some(key) = self.key(ev.service, route, n) else { return };
         let Some(cell) = self.cell(key, ev.ts_ms, n) else { return };
+        cell.count(HOP_GATEWAY, ev.status, n);
         cell.gateway.record_n((response_ms - integration_ms).max(0.0), n);
         cell.integration.record_n(integration_ms, n);
         let id = ev.upstream_request_id;
@@ -431,6 +470,7 @@ impl Hops {
     fn lambda(&mut self, ev: &RequestEvent<'_>, duration_ms: f64, n: u64) {
         let Some(key) = self.key(ev.service, FUNCTION, n) else { return };
         let Some(cell) = self.cell(key, ev.ts_ms, n) else { return };
+        cell.count(HOP_FUNCTION, ev.status, n);
         cell.lambda(duration_ms, ev.init_ms, n);
         let id = ev.request_id;
         if id.is_empty() || n != 1 {
@@ -689,6 +729,15 @@ impl HopsView {
 
     fn keys_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = (u32, &'a str)> + 'a {
         self.names.iter().enumerate().filter(move |(_, (s, _))| &**s == service).map(|(k, (_, r))| (k as u32, &**r))
+    }
+
+    /// The routes of `service` (folded names, `other` included; not the
+    /// function's own cells), sorted.
+    pub fn routes<'a>(&'a self, service: &'a str) -> Vec<&'a str> {
+        let mut r: Vec<&str> = self.keys_of(service).map(|(_, r)| r).filter(|r| !r.is_empty()).collect();
+        r.sort_unstable();
+        r.dedup();
+        r
     }
 
     /// The cells of `service` in minutes `[first, last]`, for one route

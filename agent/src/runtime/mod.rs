@@ -200,6 +200,13 @@ impl Runtime {
             rendered: Default::default(),
             probes: Default::default(),
             journeys: Default::default(),
+            outage: config.outage.clone(),
+            probe_chains: config
+                .synthetic
+                .probes
+                .iter()
+                .map(|p| (p.name.clone(), p.service.clone(), p.hops.iter().map(|h| h.name.clone()).collect()))
+                .collect(),
             push,
             telemetry: telemetry.clone(),
             receivers: config.notify.receivers.iter().map(|r| (r.name.clone(), r.kind.as_str())).collect(),

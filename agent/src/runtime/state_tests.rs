@@ -52,6 +52,8 @@ fn fixture_with(fleet: Option<FleetLink>) -> Fixture {
         rendered: Default::default(),
         probes: Default::default(),
         journeys: Default::default(),
+        outage: Default::default(),
+        probe_chains: Vec::new(),
         push: PushGate::new(Vec::new(), queue, std::time::Duration::from_secs(1), 1).unwrap(),
         telemetry: Arc::new(Telemetry::default()),
         receivers: vec![("hook".into(), "webhook")],
