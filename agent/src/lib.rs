@@ -20,6 +20,7 @@ pub mod freeze;
 pub mod fsutil;
 pub mod gate;
 pub mod hops;
+pub mod incident;
 pub mod lambda_extension;
 pub mod notify;
 pub mod probe;

@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("hop decomposition", &["hops"]),
     ("live signals", &["signals"]),
     ("alerts, auth, rules", &["alert", "auth", "rules"]),
-    ("the deploy freeze", &["freeze"]),
+    ("the deploy freeze, incidents", &["freeze", "incident"]),
     ("the store", &["store"]),
     ("sources, notifications, deploy gates, the fleet reader, probes", &["source", "notify", "gate", "fleet", "probe"]),
     ("synthetic checks", &["synthetic"]),
