@@ -32,6 +32,7 @@ pub mod signals;
 pub mod sli;
 pub mod source;
 pub mod spec;
+pub mod status;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;

@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the store", &["store"]),
     ("sources, notifications, deploy gates, the fleet reader, probes", &["source", "notify", "gate", "fleet", "probe"]),
     ("synthetic checks", &["synthetic"]),
-    ("exporters, replay", &["export", "replay"]),
+    ("exporters, replay, the status page", &["export", "replay", "status"]),
     ("config", &["config"]),
     ("the HTTP API", &["api"]),
     ("the runtime", &["runtime"]),

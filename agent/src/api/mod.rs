@@ -13,11 +13,13 @@ pub mod deploys;
 pub mod freeze;
 pub mod github;
 pub mod hops;
+pub mod incidents;
 pub mod journeys;
 pub mod push;
 pub mod signals;
 pub mod silences;
 pub mod state;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -51,6 +53,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(hops::routes())
         .merge(signals::routes())
         .merge(journeys::routes())
+        .merge(incidents::routes())
+        .merge(status::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
         .with_state(state)

@@ -211,6 +211,8 @@ fn day(ms: i64) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Incidents {
     by_id: BTreeMap<String, Incident>,
+    /// Bumped by every change (readers that cache what they show compare it).
+    generation: u64,
 }
 
 /// What the alerts did to the incidents: new or changed, to be stored.
@@ -235,6 +237,11 @@ impl Incidents {
             }
         }
         (set, bad)
+    }
+
+    /// Changes so far.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn len(&self) -> usize {
@@ -363,6 +370,7 @@ impl Incidents {
 
     /// Keep an incident (new or changed), after it was stored.
     pub fn put(&mut self, i: Incident) {
+        self.generation += 1;
         self.by_id.insert(i.id.clone(), i);
     }
 
@@ -377,6 +385,7 @@ impl Incidents {
         for id in &gone {
             self.by_id.remove(id);
         }
+        self.generation += gone.len() as u64;
         gone
     }
 
