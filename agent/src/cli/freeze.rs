@@ -185,9 +185,9 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// The agent's answer, or why there is none.
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 fn ask(agent: &AgentArgs, path: &str, query: &[(&str, &str)]) -> Result<Answer, String> {
@@ -224,7 +224,7 @@ pub(crate) fn target(
 }
 
 /// One request to the agent; the answer must be JSON.
-fn send(
+pub(crate) fn send(
     agent: &AgentArgs,
     method: reqwest::Method,
     path: &str,
@@ -411,7 +411,7 @@ fn bypass_line(b: &Value) -> String {
 /// The outcome of a change: 0 and a line when the agent made it (200/201),
 /// 1 when it refused it for what it is (403, 404, 409, 410, 400), 2 when it
 /// could not be asked.
-fn change_done(answer: Result<Answer, String>, line: impl Fn(&Value) -> String) -> ExitCode {
+pub(crate) fn change_done(answer: Result<Answer, String>, line: impl Fn(&Value) -> String) -> ExitCode {
     match answer {
         Ok(a) if a.status == 200 || a.status == 201 => {
             print!("{}", line(&a.body));
@@ -444,7 +444,7 @@ fn verdict(a: &Answer) -> Result<(bool, Value), String> {
     }
 }
 
-fn error_text(body: &Value) -> String {
+pub(crate) fn error_text(body: &Value) -> String {
     let mut s = body["error"].as_str().unwrap_or("(no error message)").to_string();
     if let Some(known) = body["known_services"].as_array() {
         let names: Vec<&str> = known.iter().filter_map(Value::as_str).collect();

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod forecast;
 pub mod freeze;
+pub mod incident;
 pub mod probe;
 
 use std::path::PathBuf;
@@ -125,6 +126,11 @@ pub enum Command {
     Freeze {
         #[command(subcommand)]
         command: freeze::FreezeCommand,
+    },
+    /// Incidents of a running agent: list, show, open, update (role incident to change).
+    Incident {
+        #[command(subcommand)]
+        command: incident::IncidentCommand,
     },
     /// Back up the agent's state: through a running agent's API (a token with role admin),
     /// or a stopped agent's state file (--state / --config). Exit 0 done, 1 refused, 2 failed.
@@ -305,6 +311,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::IamPolicy { config, account } => iam_policy(&config, account.as_deref()),
         Command::Freeze { command } => Ok(freeze::run(command)),
+        Command::Incident { command } => Ok(incident::run(command)),
         Command::Backup(args) => Ok(backup::run_backup(*args)),
         Command::Restore(args) => Ok(backup::run_restore(args)),
         Command::Audit { command } => Ok(audit::run(command)),

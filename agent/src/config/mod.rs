@@ -507,6 +507,8 @@ mod export_tests;
 #[cfg(test)]
 mod freeze_tests;
 #[cfg(test)]
+mod status_tests;
+#[cfg(test)]
 mod synthetic_tests;
 
 #[cfg(test)]
