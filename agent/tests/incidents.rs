@@ -154,3 +154,68 @@ fn incidents_are_opened_updated_resolved_audited_and_shown_on_the_public_page() 
     let (s, i) = call(port, "GET", &format!("/api/v1/incidents/{id}"), Some(READ_TOKEN), "");
     assert_eq!((s, i["updates"].as_array().map(Vec::len)), (200, Some(3)));
 }
+
+/// `GET path` as JSON, or `None` while the agent is not answering.
+fn get_json(port: u16, path: &str) -> Option<Value> {
+    std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let (s, body) = get_text(port, path);
+    (s == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(x) = f() {
+            return x;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_page_alert_opens_one_incident_and_the_component_shows_the_outage() {
+    use slo_agent::clock::{Clock, SystemClock};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("specs.yaml"),
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: shop}\nspec:\n  service: shop\n  objective: 99.9\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n",
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("logs")).unwrap();
+    let port = free_port();
+    std::fs::write(
+        d.join("agent.yaml"),
+        format!(
+            "specs: [specs.yaml]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 100ms\npoll_interval: 50ms\nalerts: {{min_events: 200, resolve_after: 5m}}\nstatus:\n  components:\n    - {{name: Shop, service: shop}}\nsources:\n  - name: logs\n    type: file\n    paths: [\"logs/*.ndjson\"]\n    format: ndjson\n"
+        ),
+    )
+    .unwrap();
+    // An hour of healthy traffic, then the last three minutes all 503.
+    common::write_outage_log(&d.join("logs/app.ndjson"), &["/"], SystemClock.now_ms());
+    let agent = start(d, port);
+    let incident = wait_for("an incident opened by the page", || {
+        let v = get_json(port, "/api/v1/incidents")?;
+        v["incidents"].as_array()?.first().cloned()
+    });
+    assert_eq!(incident["services"][0], "shop");
+    assert_eq!((incident["status"].as_str(), incident["impact"].as_str()), (Some("investigating"), Some("major")));
+    assert!(incident["opened_by"].as_str().unwrap().starts_with("alert:slo-agent/shop/page/"), "{incident}");
+    let component = wait_for("the component in an outage", || {
+        let v = get_json(port, "/status.json")?;
+        let c = v["components"][0].clone();
+        (c["status"] != "operational").then_some(c)
+    });
+    assert_eq!(component["status"], "major_outage", "its only SLO pages: {component}");
+    let (_, html) = get_text(port, "/status");
+    assert!(html.contains("Major outage") && html.contains("shop: degraded service"), "{html}");
+    assert!(!html.contains("slo-agent/shop/page"), "no alert key on the public page");
+
+    // Restarted: the alert is still the same episode; no second incident.
+    drop(agent);
+    let _agent = start(d, port);
+    std::thread::sleep(Duration::from_millis(500));
+    let v = get_json(port, "/api/v1/incidents").unwrap();
+    assert_eq!(v["incidents"].as_array().unwrap().len(), 1, "{v}");
+}
