@@ -440,9 +440,10 @@ mod tests {
             [
                 "read: read",
                 "silence: read silence",
-                "admin: read silence admin deploy approve",
+                "admin: read silence admin deploy approve incident",
                 "deploy: read deploy",
                 "approve: read approve",
+                "incident: read incident",
             ]
         );
     }
