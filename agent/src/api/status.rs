@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,8 +32,8 @@ pub struct StatusBoard {
 #[derive(Debug, Clone)]
 struct Rendered {
     key: (i64, u64, i64),
-    html: Arc<String>,
-    json: Arc<String>,
+    html: Bytes,
+    json: Bytes,
 }
 
 impl StatusBoard {
@@ -47,7 +48,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 
 /// The page as HTML and JSON: the last rendering while nothing it shows
 /// changed (a new evaluation, an incident change, a counted minute).
-fn page(s: &ApiState) -> Option<(Arc<String>, Arc<String>)> {
+fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
     let cfg = s.status.config.as_ref()?;
     let snap = s.snapshot();
     let now = s.clock.now_ms();
@@ -64,7 +65,8 @@ fn page(s: &ApiState) -> Option<(Arc<String>, Arc<String>)> {
         crate::status::page(cfg, &snap.statuses, &snap.alerts, &list, &uptime, now)
     };
     drop(incidents);
-    let r = Rendered { key, html: Arc::new(crate::status::html(&p)), json: Arc::new(crate::status::json(&p)) };
+    // Bytes: every answer until the next change shares them, uncopied.
+    let r = Rendered { key, html: Bytes::from(crate::status::html(&p)), json: Bytes::from(crate::status::json(&p)) };
     let out = (r.html.clone(), r.json.clone());
     *s.status.rendered.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     Some(out)
@@ -80,7 +82,7 @@ async fn page_html(State(s): State<Arc<ApiState>>) -> Response {
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
             ],
-            html.as_str().to_owned(),
+            html,
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NOT_CONFIGURED)
@@ -90,11 +92,9 @@ async fn page_html(State(s): State<Arc<ApiState>>) -> Response {
 
 async fn page_json(State(s): State<Arc<ApiState>>) -> Response {
     match page(&s) {
-        Some((_, json)) => (
-            [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")],
-            json.as_str().to_owned(),
-        )
-            .into_response(),
+        Some((_, json)) => {
+            ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")], json).into_response()
+        }
         None => super::error(StatusCode::NOT_FOUND, NOT_CONFIGURED),
     }
 }
