@@ -28,12 +28,15 @@ const APPROVE: Need = Need::Roles(&[Role::Approve]);
 const DEPLOY: Need = Need::Roles(&[Role::Deploy]);
 const SILENCE: Need = Need::Roles(&[Role::Silence]);
 const ADMIN: Need = Need::Roles(&[Role::Admin]);
+const INCIDENT: Need = Need::Roles(&[Role::Incident]);
 
 /// The documented matrix, written out independently of the agent's table.
 const MATRIX: &[(&str, &str, Need)] = &[
     ("GET", "/healthz", Need::Open),
     ("GET", "/readyz", Need::Open),
     ("GET", "/metrics", R),
+    ("GET", "/status", Need::Open),
+    ("GET", "/status.json", Need::Open),
     ("GET", "/api/v1/slos", R),
     ("GET", "/api/v1/slos/{name}", R),
     ("GET", "/api/v1/alerts", R),
@@ -66,6 +69,10 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/silences", SILENCE),
     ("GET", "/api/v1/silences/{id}", R),
     ("DELETE", "/api/v1/silences/{id}", SILENCE),
+    ("GET", "/api/v1/incidents", R),
+    ("POST", "/api/v1/incidents", INCIDENT),
+    ("GET", "/api/v1/incidents/{id}", R),
+    ("POST", "/api/v1/incidents/{id}/updates", INCIDENT),
     ("GET", "/api/v1/audit", ADMIN),
     ("GET", "/api/v1/audit/verify", ADMIN),
     ("GET", "/api/v1/backup", ADMIN),
@@ -76,12 +83,13 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("POST", "/v1/traces", Own),
 ];
 
-const ROLES: [(Role, &str); 5] = [
+const ROLES: [(Role, &str); 6] = [
     (Role::Read, "access-test-read-token-0123456789"),
     (Role::Silence, "access-test-silence-token-0123456789"),
     (Role::Deploy, "access-test-deploy-token-0123456789"),
     (Role::Approve, "access-test-approve-token-0123456789"),
     (Role::Admin, "access-test-admin-token-0123456789"),
+    (Role::Incident, "access-test-incident-token-0123456789"),
 ];
 const UNKNOWN: &str = "access-test-unknown-token-0123456789";
 
@@ -182,7 +190,7 @@ fn matrix(reads_closed: bool) {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(cells, MATRIX.len() * 7);
+    assert_eq!(cells, MATRIX.len() * (2 + ROLES.len()));
     assert!(
         wrong.is_empty(),
         "{} of {cells} cells wrong (reads closed: {reads_closed}):\n{}",

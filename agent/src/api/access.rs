@@ -59,6 +59,9 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/healthz", Access::Open),
     route("GET", "/readyz", Access::Open),
     route("GET", "/metrics", Read),
+    // The public status page: never a token, whatever `read_requires_token` says.
+    route("GET", "/status", Access::Open),
+    route("GET", "/status.json", Access::Open),
     route("GET", "/api/v1/slos", Read),
     route("GET", "/api/v1/slos/{name}", Read),
     route("GET", "/api/v1/alerts", Read),
@@ -92,6 +95,10 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/silences", change(&[Role::Silence], "silence.create")),
     route("GET", "/api/v1/silences/{id}", Read),
     route("DELETE", "/api/v1/silences/{id}", change(&[Role::Silence], "silence.expire")),
+    route("GET", "/api/v1/incidents", Read),
+    route("POST", "/api/v1/incidents", change(&[Role::Incident], "incident.open")),
+    route("GET", "/api/v1/incidents/{id}", Read),
+    route("POST", "/api/v1/incidents/{id}/updates", change(&[Role::Incident], "incident.update")),
     route("GET", "/api/v1/audit", Access::Roles { roles: &[Role::Admin], audit: None }),
     route("GET", "/api/v1/audit/verify", Access::Roles { roles: &[Role::Admin], audit: None }),
     route("GET", "/api/v1/backup", Access::Roles { roles: &[Role::Admin], audit: Some("state.backup") }),
@@ -227,6 +234,8 @@ mod tests {
             include_str!("journeys.rs"),
             include_str!("timeline.rs"),
             include_str!("outage.rs"),
+            include_str!("incidents.rs"),
+            include_str!("status.rs"),
         ];
         let mut registered = std::collections::BTreeSet::new();
         for src in sources {

@@ -14,12 +14,14 @@ pub mod deploys;
 pub mod freeze;
 pub mod github;
 pub mod hops;
+pub mod incidents;
 pub mod journeys;
 pub mod outage;
 pub mod push;
 pub mod signals;
 pub mod silences;
 pub mod state;
+pub mod status;
 pub mod timeline;
 
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(journeys::routes())
         .merge(timeline::routes())
         .merge(outage::routes())
+        .merge(incidents::routes())
+        .merge(status::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::gate))
         .with_state(state)

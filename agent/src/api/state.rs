@@ -146,6 +146,10 @@ pub struct ApiState {
     pub overrides: Arc<OverrideBook>,
     pub bypasses: Arc<BypassBook>,
     pub deploys: Arc<DeployBook>,
+    /// Incidents and their updates.
+    pub incidents: Arc<super::incidents::IncidentBook>,
+    /// The public status page's configuration and minutes.
+    pub status: Arc<super::status::StatusBoard>,
     pub push: PushGate,
     pub telemetry: Arc<Telemetry>,
     /// Notification receivers (name, kind), for `/api/v1/notifications`.

@@ -208,7 +208,7 @@ fn read_secret(cx: &mut Ctx<'_>, f: &Fields<'_>, base: &Path) -> Option<Option<S
 
 /// `role: R` or `roles: [R, …]` (one of them, at least one role).
 fn roles(cx: &mut Ctx<'_>, f: &Fields<'_>, node: &Node) -> Option<Vec<Role>> {
-    let expected = "expected read, silence, deploy, approve or admin";
+    let expected = "expected read, silence, deploy, approve, incident or admin";
     let nodes: Vec<&Node> = match (f.get("role"), f.get("roles")) {
         (Some(_), Some(n)) => {
             cx.err(n.pos, "give `role` or `roles`, not both");

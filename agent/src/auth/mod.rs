@@ -41,6 +41,8 @@ pub enum Role {
     Deploy,
     /// Approve bypasses; freeze and unfreeze services by hand.
     Approve,
+    /// Open incidents and post their updates.
+    Incident,
 }
 
 impl Role {
@@ -51,10 +53,11 @@ impl Role {
             Role::Admin => "admin",
             Role::Deploy => "deploy",
             Role::Approve => "approve",
+            Role::Incident => "incident",
         }
     }
 
-    pub const ALL: [Role; 5] = [Role::Read, Role::Silence, Role::Admin, Role::Deploy, Role::Approve];
+    pub const ALL: [Role; 6] = [Role::Read, Role::Silence, Role::Admin, Role::Deploy, Role::Approve, Role::Incident];
 
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
@@ -437,9 +440,10 @@ mod tests {
             [
                 "read: read",
                 "silence: read silence",
-                "admin: read silence admin deploy approve",
+                "admin: read silence admin deploy approve incident",
                 "deploy: read deploy",
                 "approve: read approve",
+                "incident: read incident",
             ]
         );
     }

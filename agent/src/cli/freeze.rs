@@ -224,7 +224,7 @@ pub(crate) fn target(
 }
 
 /// One request to the agent; the answer must be JSON.
-fn send(
+pub(crate) fn send(
     agent: &AgentArgs,
     method: reqwest::Method,
     path: &str,
@@ -411,7 +411,7 @@ fn bypass_line(b: &Value) -> String {
 /// The outcome of a change: 0 and a line when the agent made it (200/201),
 /// 1 when it refused it for what it is (403, 404, 409, 410, 400), 2 when it
 /// could not be asked.
-fn change_done(answer: Result<Answer, String>, line: impl Fn(&Value) -> String) -> ExitCode {
+pub(crate) fn change_done(answer: Result<Answer, String>, line: impl Fn(&Value) -> String) -> ExitCode {
     match answer {
         Ok(a) if a.status == 200 || a.status == 201 => {
             print!("{}", line(&a.body));

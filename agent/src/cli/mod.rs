@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod forecast;
 pub mod freeze;
+pub mod incident;
 pub mod outage;
 pub mod probe;
 pub mod timeline;
@@ -31,14 +32,6 @@ use crate::spec;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// `slo-agent incident …` (the lead merges `list|show|open|update` in here).
-#[derive(Subcommand, Debug)]
-pub enum IncidentCommand {
-    /// One ordered timeline of alerts, deploys, freezes, overrides, bypasses, silences, failed
-    /// journeys and audited changes of a service between two times. Exit 0 shown, 2 failed.
-    Timeline(Box<timeline::TimelineArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,10 +139,11 @@ pub enum Command {
     /// Restore a backup into a stopped agent's state file; a newer state is replaced only with
     /// --force. Exit 0 done, 1 refused (damaged backup, newer or running state), 2 failed.
     Restore(backup::RestoreArgs),
-    /// Incidents: the timeline of what the agent knows about a service between two times.
+    /// Incidents of a running agent: list, show, open, update (role incident to change), and
+    /// the timeline of what the agent knows about a service between two times.
     Incident {
         #[command(subcommand)]
-        command: IncidentCommand,
+        command: incident::IncidentCommand,
     },
     /// Write a Markdown postmortem draft of an incident (or of a service between two times),
     /// with the times and figures the agent knows filled in. Exit 0 written, 2 failed.
@@ -331,7 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => Ok(backup::run_backup(*args)),
         Command::Restore(args) => Ok(backup::run_restore(args)),
         Command::Audit { command } => Ok(audit::run(command)),
-        Command::Incident { command: IncidentCommand::Timeline(args) } => Ok(timeline::run_timeline(*args)),
+        Command::Incident { command } => Ok(incident::run(command)),
         Command::Postmortem(args) => Ok(timeline::run_postmortem(*args)),
         Command::Probe(args) => Ok(probe::run(*args)),
         Command::Anomalies(args) => Ok(anomalies::run(args)),

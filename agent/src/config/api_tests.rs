@@ -110,7 +110,7 @@ fn tokens_with_several_roles() {
     .unwrap_err();
     let has = |prefix: &str| assert!(e.iter().any(|m| m.starts_with(prefix)), "{prefix}: {e:#?}");
     has("agent.yaml:6:36: give `role` or `roles`, not both");
-    has("agent.yaml:7:33: unknown role `boss`; expected read, silence, deploy, approve or admin");
+    has("agent.yaml:7:33: unknown role `boss`; expected read, silence, deploy, approve, incident or admin");
     has("agent.yaml:8:7: an API token needs a `role`");
 }
 

@@ -76,6 +76,10 @@ pub struct AgentConfig {
     pub signals: crate::signals::config::SignalsConfig,
     /// The thresholds of the outage verdict (`outage:`).
     pub outage: crate::outage::OutageConfig,
+    /// Alert severities whose SLO alerts open incidents (`incidents.open_on`; default page).
+    pub incidents_open_on: std::collections::BTreeSet<crate::spec::model::Severity>,
+    /// The public status page (`status:`); `None`: `/status` says it is not configured.
+    pub status: Option<crate::status::StatusConfig>,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -195,6 +199,8 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         "export",
         "signals",
         "outage",
+        "incidents",
+        "status",
     ];
     let f = cx.map(root, "config", &allowed)?;
     let mut specs = Vec::new();
@@ -264,6 +270,14 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(crate::outage::OutageConfig::default()),
         Some(n) => crate::outage::config::read_outage(cx, n),
     };
+    let incidents_open_on = match f.get("incidents") {
+        None => Some([crate::spec::model::Severity::Page].into()),
+        Some(n) => read_incidents(cx, n),
+    };
+    let status = match f.get("status") {
+        None => Some(None),
+        Some(n) => crate::status::config::read(cx, n).map(Some),
+    };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
     let probes_only = f.get("probes").is_some() || f.get("journeys").is_some();
@@ -310,7 +324,35 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         export: export?,
         signals: signals?,
         outage: outage?,
+        incidents_open_on: incidents_open_on?,
+        status: status?,
     })
+}
+
+/// `incidents: {open_on: [page]}`: which alert severities open incidents
+/// (`[]`: none; `[page, ticket]`: both).
+fn read_incidents(cx: &mut Ctx<'_>, node: &Node) -> Option<std::collections::BTreeSet<crate::spec::model::Severity>> {
+    use crate::spec::model::Severity;
+    let f = cx.map(node, "incidents", &["open_on"])?;
+    let Some(n) = f.get("open_on") else { return Some([Severity::Page].into()) };
+    let mut out = std::collections::BTreeSet::new();
+    let mut ok = true;
+    for item in cx.list(n, "open_on")? {
+        match cx.text(item, "open_on") {
+            Some("page") => {
+                out.insert(Severity::Page);
+            }
+            Some("ticket") => {
+                out.insert(Severity::Ticket);
+            }
+            Some(t) => {
+                cx.err(item.pos, format!("`open_on` holds alert severities, page or ticket, found `{t}`"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn duration_field(
@@ -473,6 +515,8 @@ mod export_tests;
 
 #[cfg(test)]
 mod freeze_tests;
+#[cfg(test)]
+mod status_tests;
 #[cfg(test)]
 mod synthetic_tests;
 

@@ -132,6 +132,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         export: Default::default(),
         signals: demo_signals(),
         outage: crate::outage::OutageConfig::default(),
+        incidents_open_on: [crate::spec::model::Severity::Page].into(),
+        status: None,
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

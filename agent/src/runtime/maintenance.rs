@@ -66,6 +66,7 @@ pub fn prune_once(api: &ApiState) -> RingsFrom {
     crate::api::silences::prune(api);
     crate::api::freeze::prune(api);
     crate::api::deploys::prune(api);
+    crate::api::incidents::prune(api);
     let store = &api.store;
     let now = api.clock.now_ms();
     let snap = api.snapshot();

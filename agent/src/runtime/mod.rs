@@ -143,7 +143,10 @@ impl Runtime {
             crate::freeze::bypass::Bypasses::restore(store.kept(crate::store::Kept::FreezeBypasses)?);
         let (deploys, unreadable_deploys) =
             crate::freeze::deploys::Deploys::restore(store.kept(crate::store::Kept::Deploys)?);
-        for id in unreadable.iter().chain(&unreadable_bypasses).chain(&unreadable_deploys) {
+        let (incidents, unreadable_incidents) =
+            crate::incident::Incidents::restore(store.kept(crate::store::Kept::Incidents)?);
+        for id in unreadable.iter().chain(&unreadable_bypasses).chain(&unreadable_deploys).chain(&unreadable_incidents)
+        {
             tracing::warn!(id = %crate::untrusted::Escaped(id), "a stored freeze override, bypass or deploy cannot be read; ignored");
         }
         if config.api.tokens.is_empty() {
@@ -197,6 +200,11 @@ impl Runtime {
             overrides: Arc::new(crate::api::state::OverrideBook::new(overrides)),
             bypasses: Arc::new(crate::api::state::BypassBook::new(bypasses)),
             deploys: Arc::new(crate::api::state::DeployBook::new(deploys)),
+            incidents: Arc::new(crate::api::incidents::IncidentBook::new(incidents)),
+            status: Arc::new(crate::api::status::StatusBoard::new(
+                config.status.clone(),
+                crate::status::Uptime::restore(store.status_days()?),
+            )),
             rendered: Default::default(),
             probes: Default::default(),
             journeys: Default::default(),

@@ -668,6 +668,11 @@ impl Core {
                     Ok(dropped) => {
                         self.alerts = next;
                         super::evaluation::log_transitions(&transitions);
+                        crate::api::incidents::on_transitions(
+                            &self.links.api,
+                            &transitions,
+                            &self.config.incidents_open_on,
+                        );
                         for d in &dropped {
                             tracing::error!(receiver = %d.receiver, slo = %d.notice.slo, "notification outbox full: the oldest change moved to the failed table");
                             if let Some(kind) = self.notify.receivers.iter().find(|r| r.name == d.receiver) {
@@ -737,6 +742,7 @@ impl Core {
         };
         self.links.api.snapshot.set(snap);
         if self.broken.is_none() {
+            crate::api::status::count(&self.links.api, &self.links.api.snapshot.get());
             self.links.api.health.ready("state");
         }
         if self.trimmed.elapsed() >= TRIM_EVERY {

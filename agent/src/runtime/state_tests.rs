@@ -49,6 +49,8 @@ fn fixture_with(fleet: Option<FleetLink>) -> Fixture {
         overrides: Default::default(),
         bypasses: Default::default(),
         deploys: Default::default(),
+        incidents: Default::default(),
+        status: Default::default(),
         rendered: Default::default(),
         probes: Default::default(),
         journeys: Default::default(),

@@ -36,8 +36,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ALERT_HISTORY, ALERTS, BUCKETS, CHECKPOINTS, DEFINITIONS, DELIVERIES, DEPLOYS, FREEZE_BYPASSES, FREEZE_OVERRIDES,
-    LAST_WRITE_MS, LATENCY, META, REJECTS, SCHEMA_VERSION, SILENCES, STATE_ID, Store, StoreError, VANISHED, WRITE_SEQ,
-    audit, outbox,
+    INCIDENTS, LAST_WRITE_MS, LATENCY, META, REJECTS, SCHEMA_VERSION, SILENCES, STATE_ID, Store, StoreError, VANISHED,
+    WRITE_SEQ, audit, outbox,
 };
 
 /// The first line of every backup file.
@@ -136,6 +136,8 @@ fn copy_all(from: &ReadTransaction, to: &WriteTransaction) -> Result<BTreeMap<St
     copy(from, to, FREEZE_OVERRIDES, c)?;
     copy(from, to, FREEZE_BYPASSES, c)?;
     copy(from, to, DEPLOYS, c)?;
+    copy(from, to, INCIDENTS, c)?;
+    copy(from, to, super::STATUS_DAYS, c)?;
     copy(from, to, super::SIGNAL_HISTORY, c)?;
     copy(from, to, audit::AUDIT_LOG, c)?;
     copy(from, to, audit::AUDIT_REFUSED, c)?;

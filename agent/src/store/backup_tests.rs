@@ -80,6 +80,7 @@ fn dump(path: &Path) -> BTreeMap<String, Vec<String>> {
     dump_table(&tx, FREEZE_OVERRIDES, o);
     dump_table(&tx, FREEZE_BYPASSES, o);
     dump_table(&tx, DEPLOYS, o);
+    dump_table(&tx, INCIDENTS, o);
     dump_table(&tx, audit::AUDIT_LOG, o);
     dump_table(&tx, audit::AUDIT_REFUSED, o);
     dump_table(&tx, audit::AUDIT_CHAIN, o);

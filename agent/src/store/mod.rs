@@ -709,6 +709,11 @@ const FREEZE_OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("fre
 const FREEZE_BYPASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("freeze_bypasses");
 // `deploys`: deploy id → a recorded deploy (JSON, `freeze::deploys`), pruned by `finished_at_ms`.
 const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
+// `incidents`: incident id → the incident with its updates (JSON, `incident`), pruned by `resolved_at_ms`.
+const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
+// `status_days`: (status page component, UTC day since the epoch) → minutes in
+// each component state that day (5 × u32 little-endian), pruned after 90 days.
+pub(crate) const STATUS_DAYS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("status_days");
 // `signal_history`: a live signal series' key (as `signals` writes it) → its
 // hourly history (bytes `signals` encodes), rewritten every hour.
 pub(crate) const SIGNAL_HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("signal_history");
@@ -721,6 +726,7 @@ pub enum Kept {
     FreezeOverrides,
     FreezeBypasses,
     Deploys,
+    Incidents,
 }
 
 impl Kept {
@@ -730,6 +736,7 @@ impl Kept {
             Kept::FreezeOverrides => FREEZE_OVERRIDES,
             Kept::FreezeBypasses => FREEZE_BYPASSES,
             Kept::Deploys => DEPLOYS,
+            Kept::Incidents => INCIDENTS,
         }
     }
 
@@ -737,6 +744,8 @@ impl Kept {
     fn end_field(self) -> &'static str {
         match self {
             Kept::Deploys => "finished_at_ms",
+            // Open incidents (null) are kept.
+            Kept::Incidents => "resolved_at_ms",
             _ => "ends_at_ms",
         }
     }
@@ -747,6 +756,8 @@ fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(FREEZE_OVERRIDES)?;
     tx.open_table(FREEZE_BYPASSES)?;
     tx.open_table(DEPLOYS)?;
+    tx.open_table(INCIDENTS)?;
+    tx.open_table(STATUS_DAYS)?;
     tx.open_table(audit::AUDIT_LOG)?;
     tx.open_table(audit::AUDIT_REFUSED)?;
     tx.open_table(audit::AUDIT_CHAIN)?;
@@ -782,6 +793,50 @@ impl Store {
         for row in t.iter()? {
             let (k, v) = row?;
             out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Write the status page's changed days and delete those before
+    /// `before_day`. Not durable by itself (a crash loses at most the
+    /// minutes since the last durable commit).
+    pub fn put_status_days(&self, rows: &[(String, i64, [u32; 5])], before_day: i64) -> Result<(), StoreError> {
+        let db = self.db_for_write()?;
+        let mut tx = begin_write(&db)?;
+        tx.set_durability(redb::Durability::None)?;
+        {
+            let mut t = tx.open_table(STATUS_DAYS)?;
+            for (c, d, m) in rows {
+                let mut bytes = [0u8; 20];
+                for (i, v) in m.iter().enumerate() {
+                    bytes[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                t.insert((c.as_str(), *d), bytes.as_slice())?;
+            }
+            t.retain(|(_, d), _| d >= before_day)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored status page day, as `(component, day, minutes)`.
+    pub fn status_days(&self) -> Result<Vec<(String, i64, [u32; 5])>, StoreError> {
+        let db = self.db()?;
+        let tx = db.begin_read()?;
+        let t = tx.open_table(STATUS_DAYS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (c, d) = k.value();
+            let b = v.value();
+            if b.len() != 20 {
+                continue;
+            }
+            let mut m = [0u32; 5];
+            for (i, x) in m.iter_mut().enumerate() {
+                *x = u32::from_le_bytes([b[i * 4], b[i * 4 + 1], b[i * 4 + 2], b[i * 4 + 3]]);
+            }
+            out.push((c.to_string(), d, m));
         }
         Ok(out)
     }

@@ -1,0 +1,127 @@
+//! `GET /status` (HTML) and `GET /status.json`: the public status page,
+//! open to anyone even when tokens are configured, read-only
+//! ([`crate::status`] decides what it shows).
+//!
+//! A request never reads the store: the components' minutes are kept in
+//! memory ([`StatusBoard`]), counted by the state thread once per evaluated
+//! minute ([`count`]) and written to the store's `status_days` table then.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::state::ApiState;
+use crate::status::{StatusConfig, Uptime};
+
+/// The page's configuration and the components' minutes per state and day.
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    pub config: Option<StatusConfig>,
+    pub uptime: Mutex<Uptime>,
+    /// The last rendering, while its inputs are the same.
+    rendered: Mutex<Option<Rendered>>,
+}
+
+/// One rendering and what it was made of: the snapshot's time, the
+/// incidents' generation, the minute counted last.
+#[derive(Debug, Clone)]
+struct Rendered {
+    key: (i64, u64, i64),
+    html: Bytes,
+    json: Bytes,
+}
+
+impl StatusBoard {
+    pub fn new(config: Option<StatusConfig>, uptime: Uptime) -> StatusBoard {
+        StatusBoard { config, uptime: Mutex::new(uptime), rendered: Mutex::new(None) }
+    }
+}
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new().route("/status", get(page_html)).route("/status.json", get(page_json))
+}
+
+/// The page as HTML and JSON: the last rendering while nothing it shows
+/// changed (a new evaluation, an incident change, a counted minute).
+fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
+    let cfg = s.status.config.as_ref()?;
+    let snap = s.snapshot();
+    let now = s.clock.now_ms();
+    let incidents = s.incidents.read();
+    let key = (snap.at_ms, incidents.generation(), now.div_euclid(60_000));
+    if let Some(r) = s.status.rendered.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && r.key == key
+    {
+        return Some((r.html.clone(), r.json.clone()));
+    }
+    let list = incidents.list(now - crate::incident::RECENT_MS);
+    let p = {
+        let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
+        crate::status::page(cfg, &snap.statuses, &snap.alerts, &list, &uptime, now)
+    };
+    drop(incidents);
+    // Bytes: every answer until the next change shares them, uncopied.
+    let r = Rendered { key, html: Bytes::from(crate::status::html(&p)), json: Bytes::from(crate::status::json(&p)) };
+    let out = (r.html.clone(), r.json.clone());
+    *s.status.rendered.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    Some(out)
+}
+
+const NOT_CONFIGURED: &str = "no status page is configured (`status:` in agent.yaml; see docs/status-page.md)";
+
+async fn page_html(State(s): State<Arc<ApiState>>) -> Response {
+    match page(&s) {
+        Some((html, _)) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+            ],
+            html,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NOT_CONFIGURED)
+            .into_response(),
+    }
+}
+
+async fn page_json(State(s): State<Arc<ApiState>>) -> Response {
+    match page(&s) {
+        Some((_, json)) => {
+            ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")], json).into_response()
+        }
+        None => super::error(StatusCode::NOT_FOUND, NOT_CONFIGURED),
+    }
+}
+
+/// Count the evaluated minute of every component (once per minute) and
+/// store the changed days; prune days older than 90 at the first minute of
+/// a day. Blocking; the state thread calls it after each evaluation.
+pub fn count(s: &ApiState, snap: &crate::api::Snapshot) {
+    let Some(cfg) = &s.status.config else { return };
+    let states: Vec<(&str, crate::status::ComponentState)> = cfg
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), crate::status::component_state(c, &snap.statuses, &snap.alerts, snap.at_ms)))
+        .collect();
+    let rows = {
+        let mut u = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
+        let rows = u.count(&states, snap.at_ms);
+        if !rows.is_empty() && snap.at_ms.rem_euclid(86_400_000) < 60_000 {
+            u.prune(snap.at_ms.div_euclid(86_400_000) - crate::status::DAYS);
+        }
+        rows
+    };
+    if rows.is_empty() {
+        return;
+    }
+    let before_day = snap.at_ms.div_euclid(86_400_000) - crate::status::DAYS;
+    if let Err(e) = s.store.put_status_days(&rows, before_day) {
+        tracing::warn!(error = %e, "the status page's minutes could not be stored; kept in memory");
+    }
+}

@@ -1,0 +1,357 @@
+//! The public status page (`GET /status`, `GET /status.json`;
+//! `docs/status-page.md`): the components `status:` lists, each one's state
+//! derived from its SLOs' alerts and exclusion windows, the incidents that
+//! name them, scheduled maintenance, and 90 days of minutes per state.
+//!
+//! **Architecture invariant:** pure (times are passed in, no I/O), and it
+//! shows only what `status:` lists: component names, their states, and the
+//! incidents' titles and messages — never SLO names, routes, request ids,
+//! client addresses, token names or alert keys.
+
+pub mod config;
+mod render;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::alert::{AlertKind, AlertRecord, Phase};
+use crate::incident::Incident;
+use crate::sli::SloStatus;
+use crate::spec::model::ExclusionTime;
+
+pub use render::{html, json};
+
+/// Components one page shows at most.
+pub const MAX_COMPONENTS: usize = 200;
+/// Days of uptime bars.
+pub const DAYS: i64 = 90;
+const DAY_MS: i64 = 86_400_000;
+/// How far ahead scheduled maintenance is shown.
+pub const MAINTENANCE_AHEAD_MS: i64 = 30 * DAY_MS;
+
+/// `status:` in agent.yaml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusConfig {
+    pub title: String,
+    pub components: Vec<ComponentConfig>,
+}
+
+/// One component: a display name, the service, and the SLOs that decide
+/// its state (empty: every SLO of the service).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentConfig {
+    pub name: String,
+    pub service: String,
+    pub slos: Vec<String>,
+}
+
+impl ComponentConfig {
+    fn decides(&self, slo: &crate::spec::model::Slo) -> bool {
+        if self.slos.is_empty() { slo.service == self.service } else { self.slos.contains(&slo.name) }
+    }
+}
+
+/// A component's state (Statuspage's vocabulary), best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    Operational,
+    UnderMaintenance,
+    DegradedPerformance,
+    PartialOutage,
+    MajorOutage,
+}
+
+impl ComponentState {
+    pub const ALL: [ComponentState; 5] = [
+        ComponentState::Operational,
+        ComponentState::UnderMaintenance,
+        ComponentState::DegradedPerformance,
+        ComponentState::PartialOutage,
+        ComponentState::MajorOutage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentState::Operational => "operational",
+            ComponentState::UnderMaintenance => "under_maintenance",
+            ComponentState::DegradedPerformance => "degraded_performance",
+            ComponentState::PartialOutage => "partial_outage",
+            ComponentState::MajorOutage => "major_outage",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ComponentState::Operational => "Operational",
+            ComponentState::UnderMaintenance => "Under maintenance",
+            ComponentState::DegradedPerformance => "Degraded performance",
+            ComponentState::PartialOutage => "Partial outage",
+            ComponentState::MajorOutage => "Major outage",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The state of one component now (`docs/status-page.md`, "The rule"):
+///
+/// 1. an exclusion window of one of its SLOs covers now: under maintenance;
+/// 2. a page alert of one of its SLOs is firing: major outage when every
+///    one of its SLOs has a page firing or a firing SLO's budget is spent,
+///    partial outage otherwise;
+/// 3. a ticket alert is firing: degraded performance;
+/// 4. otherwise operational (also when none of its SLOs exists).
+pub fn component_state(
+    c: &ComponentConfig,
+    statuses: &[SloStatus],
+    alerts: &[AlertRecord],
+    now_ms: i64,
+) -> ComponentState {
+    let mine: Vec<&SloStatus> = statuses.iter().filter(|s| c.decides(&s.slo)).collect();
+    if mine.iter().any(|s| s.slo.exclusions.iter().any(|e| e.covers(now_ms))) {
+        return ComponentState::UnderMaintenance;
+    }
+    let firing = |s: &SloStatus, kind: AlertKind| {
+        alerts.iter().any(|a| a.kind == kind && a.phase == Phase::Firing && a.slo == s.slo.name)
+    };
+    let paged: Vec<&&SloStatus> = mine.iter().filter(|s| firing(s, AlertKind::Page)).collect();
+    if !paged.is_empty() {
+        let every = paged.len() == mine.len();
+        let spent = paged.iter().any(|s| s.budget_remaining() <= 0.0);
+        return if every || spent { ComponentState::MajorOutage } else { ComponentState::PartialOutage };
+    }
+    if mine.iter().any(|s| firing(s, AlertKind::Ticket)) {
+        return ComponentState::DegradedPerformance;
+    }
+    ComponentState::Operational
+}
+
+/// Minutes per state of one UTC day, in [`ComponentState::ALL`] order.
+pub type DayMinutes = [u32; 5];
+
+/// Per component and UTC day (days since the epoch), the minutes spent in
+/// each state: 90 days at most.
+#[derive(Debug, Clone, Default)]
+pub struct Uptime {
+    days: BTreeMap<(String, i64), DayMinutes>,
+    /// The last minute counted (ms / 60,000); a minute is counted once.
+    last_minute: Option<i64>,
+}
+
+impl Uptime {
+    /// From stored rows `(component, day, minutes)`.
+    pub fn restore(rows: Vec<(String, i64, DayMinutes)>) -> Uptime {
+        let mut u = Uptime::default();
+        for (c, d, m) in rows {
+            u.days.insert((c, d), m);
+        }
+        u
+    }
+
+    /// Count the minute of `now_ms` for each component's state, unless that
+    /// minute was counted already; the rows changed, to store.
+    pub fn count(&mut self, states: &[(&str, ComponentState)], now_ms: i64) -> Vec<(String, i64, DayMinutes)> {
+        let minute = now_ms.div_euclid(60_000);
+        if self.last_minute.is_some_and(|m| m >= minute) {
+            return Vec::new();
+        }
+        self.last_minute = Some(minute);
+        let day = now_ms.div_euclid(DAY_MS);
+        let mut out = Vec::new();
+        for (name, state) in states {
+            let m = self.days.entry((name.to_string(), day)).or_default();
+            m[state.index()] = m[state.index()].saturating_add(1).min(1440);
+            out.push((name.to_string(), day, *m));
+        }
+        out
+    }
+
+    /// Forget days before `before_day`; how many.
+    pub fn prune(&mut self, before_day: i64) -> usize {
+        let n = self.days.len();
+        self.days.retain(|(_, d), _| *d >= before_day);
+        n - self.days.len()
+    }
+
+    /// The component's days from `first` to `last`, in order.
+    fn days_of(&self, component: &str, first: i64, last: i64) -> impl Iterator<Item = (i64, &DayMinutes)> {
+        self.days.range((component.to_string(), first)..=(component.to_string(), last)).map(|((_, d), m)| (*d, m))
+    }
+}
+
+/// Everything one rendering of the page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub title: String,
+    pub updated_at: String,
+    /// The worst component state.
+    pub overall: ComponentState,
+    pub components: Vec<ComponentView>,
+    pub incidents: Vec<IncidentView>,
+    pub scheduled_maintenance: Vec<MaintenanceView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentView {
+    pub name: String,
+    pub status: ComponentState,
+    /// Of the recorded minutes of the 90 days, those not in a partial or
+    /// major outage, in percent; `null` with no minute recorded.
+    pub uptime_percent: Option<f64>,
+    /// Oldest first: the 90 UTC days ending today.
+    pub days: Vec<DayView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayView {
+    pub date: String,
+    /// The worst state with a minute that day; `null`: no data.
+    pub worst: Option<ComponentState>,
+    pub minutes: BTreeMap<&'static str, u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentView {
+    pub id: String,
+    pub title: String,
+    pub status: crate::incident::Status,
+    pub impact: crate::incident::Impact,
+    pub components: Vec<String>,
+    pub started_at: String,
+    pub resolved_at: Option<String>,
+    pub updates: Vec<UpdateView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateView {
+    pub at: String,
+    pub status: crate::incident::Status,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceView {
+    pub components: Vec<String>,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+fn date(day: i64) -> String {
+    match jiff::Timestamp::from_millisecond(day * DAY_MS) {
+        Ok(t) => t.strftime("%Y-%m-%d").to_string(),
+        Err(_) => day.to_string(),
+    }
+}
+
+/// The page at `now_ms`. `incidents`: open and recent, as
+/// [`crate::incident::Incidents::list`] gives them; those naming no listed
+/// component are left out.
+pub fn page(
+    cfg: &StatusConfig,
+    statuses: &[SloStatus],
+    alerts: &[AlertRecord],
+    incidents: &[&Incident],
+    uptime: &Uptime,
+    now_ms: i64,
+) -> Page {
+    use crate::timefmt::rfc3339;
+    let today = now_ms.div_euclid(DAY_MS);
+    let first = today - DAYS + 1;
+    let dates: Vec<String> = (first..=today).map(date).collect();
+    let components: Vec<ComponentView> = cfg
+        .components
+        .iter()
+        .map(|c| {
+            let (mut up, mut total) = (0u64, 0u64);
+            let mut stored = uptime.days_of(&c.name, first, today).peekable();
+            let days = (first..=today)
+                .map(|d| {
+                    let m = stored.next_if(|(day, _)| *day == d).map(|(_, m)| m);
+                    let mut minutes = BTreeMap::new();
+                    let mut worst = None;
+                    if let Some(m) = m {
+                        for s in ComponentState::ALL {
+                            let n = m[s.index()];
+                            if n > 0 {
+                                minutes.insert(s.as_str(), n);
+                                worst = Some(worst.map_or(s, |w: ComponentState| w.max(s)));
+                            }
+                            total += u64::from(n);
+                            if s < ComponentState::PartialOutage {
+                                up += u64::from(n);
+                            }
+                        }
+                    }
+                    DayView { date: dates[(d - first) as usize].clone(), worst, minutes }
+                })
+                .collect();
+            ComponentView {
+                name: c.name.clone(),
+                status: component_state(c, statuses, alerts, now_ms),
+                uptime_percent: (total > 0).then(|| (up as f64 * 100_000.0 / total as f64).floor() / 1000.0),
+                days,
+            }
+        })
+        .collect();
+    let names_of = |services: &[String]| -> Vec<String> {
+        cfg.components.iter().filter(|c| services.contains(&c.service)).map(|c| c.name.clone()).collect()
+    };
+    let incidents = incidents
+        .iter()
+        .filter_map(|i| {
+            let components = names_of(&i.services);
+            (!components.is_empty()).then(|| IncidentView {
+                id: i.id.clone(),
+                title: i.title.clone(),
+                status: i.status,
+                impact: i.impact,
+                components,
+                started_at: rfc3339(i.started_at_ms),
+                resolved_at: i.resolved_at_ms.map(rfc3339),
+                updates: i
+                    .updates
+                    .iter()
+                    .rev()
+                    .map(|u| UpdateView { at: rfc3339(u.at_ms), status: u.status, message: u.message.clone() })
+                    .collect(),
+            })
+        })
+        .collect();
+    // One-off exclusion windows ahead (weekly ones are not listed).
+    let mut ahead: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+    for c in &cfg.components {
+        for s in statuses.iter().filter(|s| c.decides(&s.slo)) {
+            for e in &s.slo.exclusions {
+                if let ExclusionTime::Once { start_ms, end_ms } = e.when
+                    && start_ms > now_ms
+                    && start_ms <= now_ms + MAINTENANCE_AHEAD_MS
+                {
+                    let names = ahead.entry((start_ms, end_ms)).or_default();
+                    if !names.contains(&c.name) {
+                        names.push(c.name.clone());
+                    }
+                }
+            }
+        }
+    }
+    let scheduled_maintenance = ahead
+        .into_iter()
+        .map(|((s, e), components)| MaintenanceView { components, starts_at: rfc3339(s), ends_at: rfc3339(e) })
+        .collect();
+    let overall = components.iter().map(|c| c.status).max().unwrap_or(ComponentState::Operational);
+    Page {
+        title: cfg.title.clone(),
+        updated_at: rfc3339(now_ms),
+        overall,
+        components,
+        incidents,
+        scheduled_maintenance,
+    }
+}
+
+#[cfg(test)]
+mod tests;

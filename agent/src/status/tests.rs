@@ -1,0 +1,169 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::incident::{Draft, Impact, Incidents, Status};
+use crate::sli::SloStatus;
+use crate::sli::ring::Counts;
+use crate::sli::series::WindowStats;
+
+const NOW: i64 = 1_796_428_800_000 + 12 * 3_600_000; // 2026-12-05T12:00:00Z
+
+fn slo(name: &str, service: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {{name: {name}}}\nspec:\n  service: {service}\n  objective: 99\n  window: 30d\n  indicator:\n    source: ndjson\n    filter: {{service: {service}}}\n    good: {{status: \"< 500\"}}\n{extra}---\n"
+    )
+}
+
+fn statuses(text: &str, consumed: f64) -> Vec<SloStatus> {
+    let set = crate::spec::load_str("specs.yaml", text).unwrap_or_else(|d| panic!("{d:?}"));
+    set.slos
+        .iter()
+        .map(|s| SloStatus {
+            slo: s.clone(),
+            at_ms: NOW,
+            window_start_ms: NOW - 30 * 86_400_000,
+            window: WindowStats { events: Counts { good: 1, total: 1 }, units_good: 1.0, units_total: 1.0 },
+            sli: Some(1.0),
+            budget_consumed: consumed,
+            burn_rates: Vec::new(),
+            latency: None,
+            conditions: Vec::new(),
+            top_failures: Arc::default(),
+        })
+        .collect()
+}
+
+fn firing(slo: &str, service: &str, kind: AlertKind) -> AlertRecord {
+    let mut a = AlertRecord::pending(slo, service, kind, NOW - 600_000);
+    a.phase = Phase::Firing;
+    a
+}
+
+fn checkout() -> ComponentConfig {
+    ComponentConfig { name: "Checkout".into(), service: "checkout".into(), slos: Vec::new() }
+}
+
+#[test]
+fn component_states_follow_the_rule() {
+    let specs = format!("{}{}", slo("co-avail", "checkout", ""), slo("co-latency", "checkout", ""));
+    let st = statuses(&specs, 0.5);
+    let c = checkout();
+    let state = |alerts: &[AlertRecord], st: &[SloStatus]| component_state(&c, st, alerts, NOW);
+    assert_eq!(state(&[], &st), ComponentState::Operational);
+    assert_eq!(state(&[firing("co-avail", "checkout", AlertKind::Ticket)], &st), ComponentState::DegradedPerformance);
+    assert_eq!(state(&[firing("co-avail", "checkout", AlertKind::Page)], &st), ComponentState::PartialOutage);
+    let both = [firing("co-avail", "checkout", AlertKind::Page), firing("co-latency", "checkout", AlertKind::Page)];
+    assert_eq!(state(&both, &st), ComponentState::MajorOutage, "every SLO pages");
+    let spent = statuses(&specs, 1.2);
+    assert_eq!(state(&[firing("co-avail", "checkout", AlertKind::Page)], &spent), ComponentState::MajorOutage);
+    // Only the listed SLOs decide.
+    let only = ComponentConfig { slos: vec!["co-latency".into()], ..checkout() };
+    assert_eq!(
+        component_state(&only, &st, &[firing("co-avail", "checkout", AlertKind::Page)], NOW),
+        ComponentState::Operational
+    );
+    // An exclusion window covering now: under maintenance; one ahead is scheduled.
+    let excl = "  exclusions:\n    - {start: \"2026-12-05T11:00:00Z\", end: \"2026-12-05T13:00:00Z\", reason: db upgrade}\n    - {start: \"2026-12-07T01:00:00Z\", end: \"2026-12-07T02:00:00Z\", reason: internal-host-7}\n";
+    let st = statuses(&slo("co-avail", "checkout", excl), 0.0);
+    assert_eq!(component_state(&c, &st, &[], NOW), ComponentState::UnderMaintenance);
+    let cfg = StatusConfig { title: "S".into(), components: vec![checkout()] };
+    let p = page(&cfg, &st, &[], &[], &Uptime::default(), NOW);
+    assert_eq!(p.scheduled_maintenance.len(), 1);
+    assert_eq!(p.scheduled_maintenance[0].starts_at, "2026-12-07T01:00:00Z");
+    assert!(!html(&p).contains("internal-host-7"), "exclusion reasons are not shown");
+}
+
+#[test]
+fn uptime_counts_each_minute_once_and_bars_show_the_worst_state() {
+    let mut u = Uptime::default();
+    let rows = u.count(&[("Checkout", ComponentState::Operational)], NOW);
+    assert_eq!(rows, vec![("Checkout".to_string(), NOW / 86_400_000, [1, 0, 0, 0, 0])]);
+    assert!(u.count(&[("Checkout", ComponentState::MajorOutage)], NOW + 30_000).is_empty(), "same minute");
+    u.count(&[("Checkout", ComponentState::PartialOutage)], NOW + 60_000);
+    let cfg = StatusConfig { title: "S".into(), components: vec![checkout()] };
+    let p = page(&cfg, &[], &[], &[], &u, NOW + 60_000);
+    let c = &p.components[0];
+    assert_eq!(c.days.len(), 90);
+    assert_eq!(c.days[89].date, "2026-12-05");
+    assert_eq!(c.days[89].worst, Some(ComponentState::PartialOutage));
+    assert_eq!(c.days[0].worst, None);
+    assert_eq!(c.uptime_percent, Some(50.0));
+    assert_eq!(u.prune(NOW / 86_400_000 + 1), 1);
+}
+
+#[test]
+fn the_page_escapes_text_and_hides_internals() {
+    let mut set = Incidents::default();
+    let i = set
+        .open(
+            Draft {
+                title: "<script>alert(1)</script> checkout errors".into(),
+                services: vec!["checkout".into(), "internal-billing".into()],
+                impact: Impact::Major,
+                status: Status::Identified,
+                message: "A bad deploy & a \"rollback\"".into(),
+                started_at_ms: None,
+                opened_by: "user:secret-token-name".into(),
+            },
+            NOW,
+        )
+        .unwrap();
+    set.put(i);
+    let other = set
+        .open(
+            Draft {
+                title: "unlisted".into(),
+                services: vec!["internal-billing".into()],
+                impact: Impact::Minor,
+                status: Status::Investigating,
+                message: "m".into(),
+                started_at_ms: None,
+                opened_by: "alert:slo-agent/billing/page/1".into(),
+            },
+            NOW,
+        )
+        .unwrap();
+    set.put(other);
+    let cfg = StatusConfig { title: "Acme <status>".into(), components: vec![checkout()] };
+    let list = set.list(NOW - 86_400_000);
+    let p = page(&cfg, &[], &[], &list, &Uptime::default(), NOW);
+    assert_eq!(p.incidents.len(), 1, "incidents naming no listed component are left out");
+    assert_eq!(p.incidents[0].components, ["Checkout"]);
+    let h = html(&p);
+    assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(h.contains("A bad deploy &amp; a &quot;rollback&quot;"));
+    assert!(h.contains("<title>Acme &lt;status&gt;</title>"));
+    assert!(!h.contains("<script"), "no script at all");
+    for secret in ["secret-token-name", "internal-billing", "slo-agent/", "unlisted"] {
+        assert!(!h.contains(secret), "{secret} leaked into the HTML");
+        assert!(!json(&p).contains(secret), "{secret} leaked into the JSON");
+    }
+    assert!(h.contains("Active incidents") && h.contains("Identified"));
+}
+
+#[test]
+fn fifty_components_render_fast() {
+    let components: Vec<ComponentConfig> = (0..50)
+        .map(|i| ComponentConfig { name: format!("Component {i}"), service: format!("svc-{i}"), slos: Vec::new() })
+        .collect();
+    let mut u = Uptime::default();
+    for m in 0..(90 * 24) {
+        let at = NOW - 89 * 86_400_000 + m * 3_600_000;
+        let states: Vec<(&str, ComponentState)> =
+            components.iter().map(|c| (c.name.as_str(), ComponentState::ALL[(m as usize) % 5])).collect();
+        u.count(&states, at);
+    }
+    let cfg = StatusConfig { title: "S".into(), components };
+    let started = std::time::Instant::now();
+    let p = page(&cfg, &[], &[], &[], &u, NOW);
+    let built = started.elapsed();
+    let h = html(&p);
+    let j = json(&p);
+    let took = started.elapsed();
+    eprintln!("page built in {built:?}; JSON {} bytes", j.len());
+    eprintln!("50 components, 90 days: page + HTML ({} bytes) + JSON in {took:?}", h.len());
+    assert!(h.len() > 50 * 90 * 40 && !j.is_empty());
+    // Debug builds on a shared 2-core machine are ~10 times slower than release.
+    let limit = std::time::Duration::from_millis(if cfg!(debug_assertions) { 1000 } else { 100 });
+    assert!(took < limit, "rendering 50 components took {took:?}");
+}
