@@ -72,6 +72,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/incidents", R),
     ("POST", "/api/v1/incidents", INCIDENT),
     ("GET", "/api/v1/incidents/{id}", R),
+    ("GET", "/api/v1/incidents/{id}/timeline", R),
     ("POST", "/api/v1/incidents/{id}/updates", INCIDENT),
     ("GET", "/api/v1/audit", ADMIN),
     ("GET", "/api/v1/audit/verify", ADMIN),

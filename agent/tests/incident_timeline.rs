@@ -248,6 +248,30 @@ fn a_bad_deploy_page_freeze_rollback_and_recovery_make_one_timeline_and_a_postmo
     assert_eq!(inc.entries[update.unwrap()].summary, "identified (oncall): 5xx since 1.4.2; rolling back");
     assert!(inc.entries.iter().all(|e| e.kind != slo_agent::timeline::Kind::Audit));
 
+    // The page opened an incident of checkout by itself (`incidents.open_on`): its timeline
+    // through the API, and its postmortem draft through `slo-agent postmortem --incident`.
+    let (status, list) = call(port, "GET", "/api/v1/incidents", Some(SRE), "");
+    assert_eq!(status, 200, "{list}");
+    let opened: Vec<&Value> = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["services"].as_array().unwrap().iter().any(|s| s == "checkout"))
+        .collect();
+    assert_eq!(opened.len(), 1, "{list}");
+    let id = opened[0]["id"].as_str().unwrap().to_string();
+    let (status, t) = call(port, "GET", &format!("/api/v1/incidents/{id}/timeline"), Some(SRE), "");
+    assert_eq!(status, 200, "{t}");
+    let kinds: Vec<&str> = t["entries"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["deploy", "alert", "status_update"] {
+        assert!(kinds.contains(&kind), "no {kind} entry in the incident's timeline: {kinds:?}");
+    }
+    let (status, e) = call(port, "GET", "/api/v1/incidents/inc-19700101-999/timeline", Some(SRE), "");
+    assert_eq!(status, 404, "{e}");
+    let draft = run(&["postmortem", "--incident", &id, "--url", &url, "--token-file", token.to_str().unwrap()]);
+    assert!(draft.contains(opened[0]["title"].as_str().unwrap()), "{draft}");
+    assert!(draft.contains("1.4.2"), "the deploy before it is in the evidence: {draft}");
+
     // Bad requests are refused.
     for bad in [
         "/api/v1/timeline?service=checkout&from=yesterday&to=2026-11-20T00:30:00Z",

@@ -98,6 +98,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/incidents", Read),
     route("POST", "/api/v1/incidents", change(&[Role::Incident], "incident.open")),
     route("GET", "/api/v1/incidents/{id}", Read),
+    route("GET", "/api/v1/incidents/{id}/timeline", Read),
     route("POST", "/api/v1/incidents/{id}/updates", change(&[Role::Incident], "incident.update")),
     route("GET", "/api/v1/audit", Access::Roles { roles: &[Role::Admin], audit: None }),
     route("GET", "/api/v1/audit/verify", Access::Roles { roles: &[Role::Admin], audit: None }),

@@ -31,7 +31,7 @@ use crate::timeline::{Failure, Inputs, StatusUpdate, Timeline};
 pub const MAX_STORED_READ: usize = 20_000;
 
 pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new().route("/api/v1/timeline", get(timeline))
+    Router::new().route("/api/v1/timeline", get(timeline)).route("/api/v1/incidents/{id}/timeline", get(incident))
 }
 
 /// Why a timeline could not be made.
@@ -124,6 +124,41 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<i64, String> {
     match q.get(name) {
         None => Err(format!("`{name}` is required (an RFC 3339 time such as 2026-11-20T12:00:00Z)")),
         Some(v) => parse_rfc3339(v).map_err(|e| format!("`{name}`: {e}")),
+    }
+}
+
+/// `GET /api/v1/incidents/{id}/timeline`: the timeline of the incident's
+/// services from an hour before it started to its resolution (or now), with
+/// its status updates as entries.
+async fn incident(
+    State(s): State<Arc<ApiState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+    headers: HeaderMap,
+) -> Response {
+    let with_audit = sees_audit(&s, caller.as_ref().map(|c| &c.0), &headers);
+    let Some(found) = s.incidents.read().get(&id).cloned() else {
+        return error(StatusCode::NOT_FOUND, &crate::incident::IncidentError::NotFound(id).to_string());
+    };
+    let updates: Vec<StatusUpdate> = found
+        .updates
+        .iter()
+        .map(|u| StatusUpdate {
+            at_ms: u.at_ms,
+            status: u.status.as_str().to_string(),
+            message: u.message.clone(),
+            by: u.by.clone(),
+        })
+        .collect();
+    let answer = tokio::task::spawn_blocking(move || {
+        incident_timeline(&s, found.services, found.started_at_ms, found.resolved_at_ms, &updates, with_audit)
+    })
+    .await;
+    match answer {
+        Ok(Ok(t)) => axum::Json(t).into_response(),
+        Ok(Err(TimelineError::Query(e))) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 
