@@ -7,7 +7,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::call;
 use slo_agent::clock::ManualClock;
@@ -49,16 +48,8 @@ fn one_edge_location_down_is_a_partial_outage() {
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0 + MINUTES * MIN);
     let served = common::in_process(config, Arc::new(clock.clone()));
-    let (agent, port) = (&served.agent, served.port);
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let snap = agent.evaluate();
-        if snap.signals.closed_until_ms >= T0 + (MINUTES - 2) * MIN {
-            break;
-        }
-        assert!(Instant::now() < until, "the log was not read: closed until {}", snap.signals.closed_until_ms);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let port = served.port;
+    served.evaluate_until("the log to be read", |s| s.signals.closed_until_ms >= T0 + (MINUTES - 2) * MIN);
 
     let (status, a) = call(port, "GET", "/api/v1/outage?service=shop", None, "");
     assert_eq!(status, 200, "{a}");

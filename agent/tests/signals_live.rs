@@ -75,18 +75,10 @@ fn an_attack_is_found_named_alerted_and_freezes_the_service() {
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0 + MINUTES * MIN);
     let served = common::in_process(config, Arc::new(clock.clone()));
-    let (agent, port) = (&served.agent, served.port);
+    let port = served.port;
     // The tick is an hour: evaluate by hand until the whole log is counted
     // and its minutes are closed (the newest event less a minute of lateness).
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let snap = agent.evaluate();
-        if snap.signals.closed_until_ms >= T0 + (MINUTES - 2) * MIN {
-            break;
-        }
-        assert!(Instant::now() < until, "the log was not read: closed until {}", snap.signals.closed_until_ms);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    served.evaluate_until("the log to be read", |s| s.signals.closed_until_ms >= T0 + (MINUTES - 2) * MIN);
     let burst = "2026-11-20T03:40:00Z";
 
     let (status, a) = call(port, "GET", "/api/v1/anomalies?service=shop", None, "");
@@ -175,18 +167,9 @@ fn a_backlog_read_in_small_batches_is_scored_whole() {
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0 + 1440 * MIN);
     let served = common::in_process(config, Arc::new(clock.clone()));
-    let agent = &served.agent;
-    let until = Instant::now() + Duration::from_secs(60);
-    let snap = loop {
-        // Evaluations between the batches: each would close every minute
-        // by the clock if the backlog did not hold it back.
-        let snap = agent.evaluate();
-        if snap.signals.closed_until_ms >= T0 + (MINUTES - 6) * MIN {
-            break snap;
-        }
-        assert!(Instant::now() < until, "the log was not read: closed until {}", snap.signals.closed_until_ms);
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    // Evaluations between the batches: each would close every minute by
+    // the clock if the backlog did not hold it back.
+    let snap = served.evaluate_until("the log to be read", |s| s.signals.closed_until_ms >= T0 + (MINUTES - 6) * MIN);
     assert_eq!(snap.signals.stats.late, 0, "{:?}", snap.signals.stats);
     let requests = snap
         .signals

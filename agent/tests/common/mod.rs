@@ -171,3 +171,23 @@ pub fn in_process(
     });
     InProcess { agent, port, _rt: rt }
 }
+
+impl InProcess {
+    /// Evaluate by hand (the tests' ticks are long) until `done` holds for
+    /// the published snapshot, for at most a minute; returns that snapshot.
+    pub fn evaluate_until(
+        &self,
+        what: &str,
+        mut done: impl FnMut(&slo_agent::api::state::Snapshot) -> bool,
+    ) -> std::sync::Arc<slo_agent::api::state::Snapshot> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let snap = self.agent.evaluate();
+            if done(&snap) {
+                return snap;
+            }
+            assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
