@@ -557,7 +557,7 @@ fn the_audit_chain_covers_every_change_and_names_a_tampered_entry() {
 
     let copy = a.dir.path().join("copy.redb");
     std::fs::copy(&state, &copy).unwrap();
-    let mut broken = 0;
+    let broken: usize;
     {
         let db = redb::Database::open(&copy).unwrap();
         let table: redb::TableDefinition<(i64, u64), &[u8]> = redb::TableDefinition::new("audit_log");
