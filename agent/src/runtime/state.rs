@@ -55,7 +55,6 @@ const REOPEN_EVERY: Duration = Duration::from_secs(1);
 /// The source name of synthetic events in the agent's telemetry.
 pub const SYNTHETIC_SOURCE: &str = "synthetic";
 
-/// A batch a polled source read and decoded, with the position after it.
 /// Batches of at least this many events (a catch-up's; live batches are
 /// smaller) are counted by the engine and fed to the hop decomposition and
 /// the live signals on two threads at once ([`Core::observe_split`]).
@@ -70,6 +69,7 @@ const CRAWLERS_VIEW_EVERY: Duration = Duration::from_secs(2);
 /// ([`super::trim_freed_memory`]), after an evaluation.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A batch a polled source read and decoded, with the position after it.
 pub struct Polled {
     /// Sources are rebuilt after a reopen; batches of older ones are dropped.
     pub generation: u64,
