@@ -9,6 +9,9 @@
 //!
 //! Divide the time of one iteration by 60 s for the share of one core that
 //! these 1,720 series updated every minute cost.
+//!
+//! `outage_verdicts_of_40_services`: the outage verdicts of the same 40
+//! services over the view, which the state thread makes at every evaluation.
 
 use std::hint::black_box;
 
@@ -61,6 +64,20 @@ fn bench(c: &mut Criterion) {
             minute(&mut s, &services, m);
             black_box(s.view());
             m += 1;
+        })
+    });
+    // The outage verdict of every service, as the state thread judges it at
+    // each evaluation (`Snapshot::outage`): no hop data or journeys here, so
+    // the slices are the signals' edge locations, regions and client classes.
+    let view = s.view();
+    let hops = slo_agent::hops::HopsView::default();
+    let outage = slo_agent::outage::OutageConfig::default();
+    let now = T0 + (m + 1) * MIN;
+    g.bench_function("outage_verdicts_of_40_services", |b| {
+        b.iter(|| {
+            for svc in &services {
+                black_box(slo_agent::outage::assess(&outage, svc, now, &view, &hops, &[], &[]));
+            }
         })
     });
     g.finish();

@@ -3,7 +3,8 @@
 //! snapshot's live signals and hop minutes and the journeys' last runs, up
 //! to the agent's clock; 400 without a service, 404 for a service the agent
 //! knows nothing of. The gauges `slo_agent_outage_verdict` and
-//! `slo_agent_outage_failing_share` come from the same assessment.
+//! `slo_agent_outage_failing_share` come from the same assessment, made by
+//! the runtime at each evaluation (`Snapshot::outage`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,15 +74,9 @@ pub fn probe_checks(s: &ApiState) -> Vec<ProbeCheck> {
         .collect()
 }
 
-/// Every known service's assessment, for the gauges.
-pub fn families(s: &ApiState, snap: &Snapshot) -> Vec<crate::telemetry::FamilyView> {
-    let (journeys, probes) = (s.journey_checks(), probe_checks(s));
-    let now = s.clock.now_ms();
-    let all: Vec<outage::Assessment> = outage::services(&snap.signals, &journeys, &probes)
-        .iter()
-        .map(|service| outage::assess(&s.outage, service, now, &snap.signals, &snap.hops, &journeys, &probes))
-        .collect();
-    outage::families(&all)
+/// The gauges, from the assessments of the latest evaluation.
+pub fn families(snap: &Snapshot) -> Vec<crate::telemetry::FamilyView> {
+    outage::families(&snap.outage)
 }
 
 async fn answer(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {

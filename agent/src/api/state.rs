@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub freeze: Arc<crate::freeze::Board>,
     /// What recent deploys cost (those within their SLOs' windows), newest first.
     pub deploys: Arc<Vec<crate::freeze::deploys::Impact>>,
+    /// Every known service's outage verdict at this evaluation.
+    pub outage: Arc<Vec<crate::outage::Assessment>>,
     /// Where requests' time went, hop by hop, per service, route and minute.
     pub hops: Arc<crate::hops::HopsView>,
     /// The live signals as of the last closed minute.
@@ -185,7 +187,7 @@ impl ApiState {
         let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
         let mut signals = crate::signals::metrics::families(&snap.signals, &snap.forecasts);
-        signals.extend(super::outage::families(self, &snap));
+        signals.extend(super::outage::families(&snap));
         let mut out = crate::export::prometheus::render(
             &snap.statuses,
             &snap.counted,

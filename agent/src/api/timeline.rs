@@ -1,6 +1,6 @@
 //! `GET /api/v1/timeline?service=X&from=T1&to=T2`: what the agent knows about
 //! a service between two times, in one ordered list ([`crate::timeline`]).
-//! This file gathers the inputs — the stored alert history and audit log,
+//! This file gathers the inputs — the stored alert history, state changes and audit log,
 //! the deploy, override, bypass and silence books, the latest snapshot,
 //! the journeys' last runs — and [`crate::timeline::build`] merges them.
 //!
@@ -63,6 +63,12 @@ pub fn gather(
     let snap = s.snapshot();
     let alerts = s.store.alert_history(MAX_STORED_READ)?;
     let audit = if with_audit { s.store.audit(MAX_STORED_READ)? } else { Vec::new() };
+    let changes: Vec<crate::timeline::changes::Change> = s
+        .store
+        .state_changes(&q.services, q.from_ms, q.to_ms)?
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect();
     let deploys: Vec<_> = s.deploys.read().list(q.now_ms, false).cloned().collect();
     let overrides: Vec<_> = s.overrides.read().list(q.now_ms, false).cloned().collect();
     let bypasses: Vec<_> = s.bypasses.read().list(q.now_ms, false).cloned().collect();
@@ -100,6 +106,7 @@ pub fn gather(
         reports: &snap.reports,
         reports_at_ms: (snap.at_ms > 0).then_some(snap.at_ms),
         updates,
+        changes: &changes,
     };
     Ok(crate::timeline::build(q, &inputs))
 }

@@ -145,6 +145,9 @@ pub struct Core {
     crawlers_view: Arc<crate::crawlers::CrawlersView>,
     /// When the crawlers' view was last renewed.
     crawlers_renewed: Option<Instant>,
+    /// The last freeze status, outage verdict, journey and probe outcome of
+    /// each service, to record their changes for the timelines.
+    changes: crate::timeline::changes::Tracker,
     signals_reported: crate::signals::SignalStats,
     /// Quota and budget outlooks, renewed every [`FORECAST_EVERY_MS`] of the clock.
     forecasts: Arc<crate::signals::forecasts::Forecasts>,
@@ -310,6 +313,15 @@ impl Core {
             Err(e) => tracing::warn!(error = %e, "the live signals' hourly history could not be read; it starts empty"),
         }
         set_slo_groups(&mut signals, &engine);
+        let changes = match store.latest_state_changes() {
+            Ok(rows) => crate::timeline::changes::Tracker::restore(
+                rows.iter().filter_map(|b| serde_json::from_slice::<crate::timeline::changes::Change>(b).ok()),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "the recorded state changes could not be read; they start anew");
+                crate::timeline::changes::Tracker::default()
+            }
+        };
         let source =
             if links.fleet.is_some() { crate::freeze::Source::Prometheus } else { crate::freeze::Source::Local };
         if let Some(f) = &links.fleet {
@@ -331,6 +343,7 @@ impl Core {
             crawlers: crate::crawlers::Crawlers::new(),
             crawlers_view: Arc::default(),
             crawlers_renewed: None,
+            changes,
             signals_reported: crate::signals::SignalStats::default(),
             forecasts: Arc::default(),
             forecasts_closed_until: 0,
@@ -725,8 +738,11 @@ impl Core {
             self.crawlers_view = Arc::new(self.crawlers.view(at));
             self.crawlers_renewed = Some(Instant::now());
         }
+        let outage = Arc::new(self.assess_outages(&hops, at));
+        self.record_changes(&freeze, &outage, at);
         let snap = Snapshot {
             at_ms: at,
+            outage,
             hops,
             crawlers: self.crawlers_view.clone(),
             signals: self.signals_view.clone(),
@@ -750,6 +766,58 @@ impl Core {
             super::trim_freed_memory();
         }
         self.links.api.snapshot.get()
+    }
+
+    /// Every known service's outage verdict ("Is it partial or total?") at
+    /// this evaluation, for the gauges, the status page and the recorded
+    /// changes. `GET /api/v1/outage` judges anew at the agent's clock.
+    fn assess_outages(&self, hops: &crate::hops::HopsView, at: i64) -> Vec<crate::outage::Assessment> {
+        let api = &self.links.api;
+        let (journeys, probes) = (api.journey_checks(), crate::api::outage::probe_checks(api));
+        crate::outage::services(&self.signals_view, &journeys, &probes)
+            .iter()
+            .map(|service| {
+                crate::outage::assess(&api.outage, service, at, &self.signals_view, hops, &journeys, &probes)
+            })
+            .collect()
+    }
+
+    /// Record what changed since the last evaluation (freeze statuses,
+    /// outage verdicts, journeys and probes passing or failing) in the
+    /// store, for the timelines. A failed write is logged, not fatal: the
+    /// timeline then lacks those entries, nothing else does.
+    fn record_changes(&mut self, freeze: &crate::freeze::Board, outage: &[crate::outage::Assessment], at: i64) {
+        use crate::timeline::changes::{KEEP_MS, MAX_PER_SERVICE};
+        let api = &self.links.api;
+        let (journeys, probes) = (api.journey_checks(), crate::api::outage::probe_checks(api));
+        // As deploy tools are answered: with the manual overrides laid over.
+        let board = {
+            let book = api.overrides.read();
+            crate::freeze::Board {
+                services: freeze
+                    .services
+                    .iter()
+                    .map(|f| crate::freeze::overrides::overlay(f, &book.of(&f.service, at)))
+                    .collect(),
+                unavailable: freeze.unavailable.clone(),
+                ..*freeze
+            }
+        };
+        let changes = self.changes.observe(at, &board, outage, &journeys, &probes);
+        if changes.is_empty() || self.broken.is_some() {
+            return;
+        }
+        let rows: Vec<(String, i64, String, Vec<u8>)> = changes
+            .iter()
+            .filter_map(|c| Some((c.service.clone(), c.at_ms, c.subject.clone(), serde_json::to_vec(c).ok()?)))
+            .collect();
+        for c in &changes {
+            tracing::info!(service = %crate::untrusted::Escaped(&c.service), subject = %crate::untrusted::Escaped(&c.subject),
+                from = c.from.as_deref().unwrap_or("-"), to = %c.to, "state changed");
+        }
+        if let Err(e) = self.store.put_state_changes(&rows, at.saturating_sub(KEEP_MS), MAX_PER_SERVICE) {
+            tracing::warn!(error = %e, changes = rows.len(), "state changes could not be recorded for the timelines");
+        }
     }
 
     /// Close the live signals' minutes that are due, add each SLO's events

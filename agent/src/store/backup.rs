@@ -138,6 +138,7 @@ fn copy_all(from: &ReadTransaction, to: &WriteTransaction) -> Result<BTreeMap<St
     copy(from, to, DEPLOYS, c)?;
     copy(from, to, INCIDENTS, c)?;
     copy(from, to, super::STATUS_DAYS, c)?;
+    copy(from, to, super::STATE_CHANGES, c)?;
     copy(from, to, super::SIGNAL_HISTORY, c)?;
     copy(from, to, audit::AUDIT_LOG, c)?;
     copy(from, to, audit::AUDIT_REFUSED, c)?;

@@ -714,6 +714,10 @@ const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents"
 // `status_days`: (status page component, UTC day since the epoch) → minutes in
 // each component state that day (5 × u32 little-endian), pruned after 90 days.
 pub(crate) const STATUS_DAYS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("status_days");
+// `state_changes`: (service, ms, subject) → a recorded state change (JSON,
+// `timeline::changes`): freeze status, outage verdict, journey and probe
+// outcomes; pruned by age and count per service as they are written.
+pub(crate) const STATE_CHANGES: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("state_changes");
 // `signal_history`: a live signal series' key (as `signals` writes it) → its
 // hourly history (bytes `signals` encodes), rewritten every hour.
 pub(crate) const SIGNAL_HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("signal_history");
@@ -758,6 +762,7 @@ fn open_api_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(DEPLOYS)?;
     tx.open_table(INCIDENTS)?;
     tx.open_table(STATUS_DAYS)?;
+    tx.open_table(STATE_CHANGES)?;
     tx.open_table(audit::AUDIT_LOG)?;
     tx.open_table(audit::AUDIT_REFUSED)?;
     tx.open_table(audit::AUDIT_CHAIN)?;
@@ -839,6 +844,80 @@ impl Store {
             out.push((c.to_string(), d, m));
         }
         Ok(out)
+    }
+
+    /// Add state changes `(service, ms, subject, json)`, delete those before
+    /// `before_ms`, and keep at most `max_per_service` of each service that
+    /// got one (the newest). Not durable by itself, like the status days.
+    pub fn put_state_changes(
+        &self,
+        rows: &[(String, i64, String, Vec<u8>)],
+        before_ms: i64,
+        max_per_service: usize,
+    ) -> Result<(), StoreError> {
+        let db = self.db_for_write()?;
+        let mut tx = begin_write(&db)?;
+        tx.set_durability(redb::Durability::None)?;
+        {
+            let mut t = tx.open_table(STATE_CHANGES)?;
+            for (service, at, subject, json) in rows {
+                t.insert((service.as_str(), *at, subject.as_str()), json.as_slice())?;
+            }
+            let services: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            for service in services {
+                let (lo, hi) = ((service, i64::MIN, ""), (service, i64::MAX, ""));
+                let n = t.range(lo..hi)?.count();
+                let mut excess = n.saturating_sub(max_per_service);
+                let mut old: Vec<(i64, String)> = Vec::new();
+                for row in t.range(lo..hi)? {
+                    let (k, _) = row?;
+                    let (_, at, subject) = k.value();
+                    if at < before_ms || excess > 0 {
+                        excess = excess.saturating_sub(1);
+                        old.push((at, subject.to_string()));
+                    } else {
+                        break;
+                    }
+                }
+                for (at, subject) in old {
+                    t.remove((service, at, subject.as_str()))?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored state changes of `services` between `from_ms` and `to_ms`
+    /// (inclusive), as JSON, oldest first per service.
+    pub fn state_changes(&self, services: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let db = self.db()?;
+        let tx = db.begin_read()?;
+        let t = tx.open_table(STATE_CHANGES)?;
+        let mut out = Vec::new();
+        for service in services {
+            for row in t.range((service.as_str(), from_ms, "")..=(service.as_str(), to_ms, "\u{10FFFF}"))? {
+                let (k, v) = row?;
+                if k.value().1 <= to_ms {
+                    out.push(v.value().to_vec());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest stored state change of every (service, subject), as JSON.
+    pub fn latest_state_changes(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let db = self.db()?;
+        let tx = db.begin_read()?;
+        let t = tx.open_table(STATE_CHANGES)?;
+        let mut latest: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (service, _, subject) = k.value();
+            latest.insert((service.to_string(), subject.to_string()), v.value().to_vec());
+        }
+        Ok(latest.into_values().collect())
     }
 
     /// Store a silence (new, or changed; `json` as the notify layer writes
@@ -1046,6 +1125,53 @@ mod tests {
         assert_eq!(store.prune_deliveries(2_000).unwrap(), 1);
         assert_eq!(store.delivery("fh", "req-1").unwrap(), None);
         assert_eq!(store.delivery("fh", "req-2").unwrap(), Some(5_000));
+    }
+
+    #[test]
+    fn state_changes_are_read_by_service_and_range_and_pruned_by_age_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let row = |svc: &str, at: i64, subject: &str| {
+            (svc.to_string(), at, subject.to_string(), format!("{svc}/{at}/{subject}").into_bytes())
+        };
+        let text = |rows: Vec<Vec<u8>>| rows.into_iter().map(|b| String::from_utf8(b).unwrap()).collect::<Vec<_>>();
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .put_state_changes(
+                    &[row("shop", 100, "freeze"), row("shop", 100, "outage"), row("shop", 200, "freeze")],
+                    0,
+                    10,
+                )
+                .unwrap();
+            store.put_state_changes(&[row("search", 150, "outage")], 0, 10).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            text(store.state_changes(&["shop".into()], 100, 150).unwrap()),
+            ["shop/100/freeze", "shop/100/outage"]
+        );
+        assert_eq!(
+            text(store.state_changes(&["shop".into(), "search".into()], 0, 1_000).unwrap()),
+            ["shop/100/freeze", "shop/100/outage", "shop/200/freeze", "search/150/outage"]
+        );
+        assert_eq!(
+            text(store.latest_state_changes().unwrap()),
+            ["search/150/outage", "shop/200/freeze", "shop/100/outage"]
+        );
+        // Older than the cut: gone; beyond the count of a service: its oldest gone.
+        store.put_state_changes(&[row("shop", 300, "outage")], 150, 10).unwrap();
+        assert_eq!(
+            text(store.state_changes(&["shop".into()], 0, 1_000).unwrap()),
+            ["shop/200/freeze", "shop/300/outage"]
+        );
+        store.put_state_changes(&[row("shop", 400, "freeze")], 0, 2).unwrap();
+        assert_eq!(
+            text(store.state_changes(&["shop".into()], 0, 1_000).unwrap()),
+            ["shop/300/outage", "shop/400/freeze"]
+        );
+        // Another service's rows are pruned only when it gets one.
+        assert_eq!(text(store.state_changes(&["search".into()], 0, 1_000).unwrap()), ["search/150/outage"]);
     }
 
     /// A state file is made whole under a temporary name and then renamed:

@@ -9,6 +9,7 @@
 //! store, the books, the snapshot) and passes the time it calls "now"; this
 //! module filters, merges and orders them, and never reads a clock or a file.
 
+pub mod changes;
 pub mod postmortem;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub enum Kind {
     Deploy,
     ProbeFailure,
     JourneyFailure,
+    Outage,
     Alert,
     Freeze,
     Override,
@@ -53,6 +55,8 @@ pub enum Kind {
     Audit,
     SloStatus,
     StatusUpdate,
+    ProbeRecovered,
+    JourneyRecovered,
 }
 
 impl Kind {
@@ -61,6 +65,7 @@ impl Kind {
             Kind::Deploy => "deploy",
             Kind::ProbeFailure => "probe_failure",
             Kind::JourneyFailure => "journey_failure",
+            Kind::Outage => "outage",
             Kind::Alert => "alert",
             Kind::Freeze => "freeze",
             Kind::Override => "override",
@@ -70,6 +75,8 @@ impl Kind {
             Kind::Audit => "audit",
             Kind::SloStatus => "slo_status",
             Kind::StatusUpdate => "status_update",
+            Kind::ProbeRecovered => "probe_recovered",
+            Kind::JourneyRecovered => "journey_recovered",
         }
     }
 }
@@ -83,7 +90,7 @@ pub struct Entry {
     pub kind: Kind,
     /// Where the agent knows it from: `alert_history`, `deploys`,
     /// `freeze`, `overrides`, `bypasses`, `silences`, `probes`,
-    /// `journeys`, `audit`, `slo_report`, `incident`.
+    /// `journeys`, `audit`, `slo_report`, `incident`, `state_changes`.
     pub source: String,
     /// The service it concerns; empty for the audit log and incidents.
     #[serde(default)]
@@ -209,6 +216,9 @@ pub struct Inputs<'a> {
     pub reports: &'a [SloReport],
     pub reports_at_ms: Option<i64>,
     pub updates: &'a [StatusUpdate],
+    /// Recorded changes of freeze statuses, outage verdicts, journeys and
+    /// probes ([`changes`]).
+    pub changes: &'a [changes::Change],
 }
 
 fn pct(v: f64) -> String {
@@ -257,7 +267,14 @@ pub fn build(q: &Query, inputs: &Inputs) -> Timeline {
         }
         deploy(&mut b, d, impact);
     }
-    for f in inputs.freeze.iter().filter(|f| q.concerns(&f.service)) {
+    // The recorded freeze changes say when a freeze began and ended; the
+    // latest decision's reasons stand in for a service without any.
+    let recorded_freeze: BTreeSet<&str> =
+        inputs.changes.iter().filter(|c| c.what() == "freeze").map(|c| c.service.as_str()).collect();
+    for c in inputs.changes.iter().filter(|c| q.concerns(&c.service)) {
+        state_change(&mut b, c);
+    }
+    for f in inputs.freeze.iter().filter(|f| q.concerns(&f.service) && !recorded_freeze.contains(f.service.as_str())) {
         for r in &f.reasons {
             let details = json!({
                 "status": f.status.as_str(), "frozen": f.frozen, "reason": r.kind, "slo": r.slo,
@@ -368,7 +385,13 @@ pub fn build(q: &Query, inputs: &Inputs) -> Timeline {
             );
         }
     }
-    for f in inputs.failures.iter().filter(|f| q.concerns(&f.service)) {
+    // A journey's last run shows once: as its recorded change when there is one.
+    let recorded_run = |f: &Failure| {
+        inputs.changes.iter().any(|c| {
+            c.at_ms == f.at_ms && c.service == f.service && c.subject.strip_prefix("journey:") == Some(f.name.as_str())
+        })
+    };
+    for f in inputs.failures.iter().filter(|f| q.concerns(&f.service) && !recorded_run(f)) {
         let kind = if f.source == "journeys" { Kind::JourneyFailure } else { Kind::ProbeFailure };
         let part = f.part.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
         let status = f.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
@@ -426,6 +449,39 @@ pub fn build(q: &Query, inputs: &Inputs) -> Timeline {
         b.push(a.at_ms, Kind::Audit, "audit", "", format!("{} {} {target}: {}", a.actor, a.action, a.outcome), details);
     }
     finish(q, b.entries)
+}
+
+/// A recorded change: a freeze status, an outage verdict, a journey or a
+/// probe hop that failed or passes again. Failures carry the members the
+/// postmortem reads of every failure (`name`, `part`, `region`).
+fn state_change(b: &mut Builder, c: &changes::Change) {
+    let failed = c.to == "failed";
+    let (kind, details) = match c.what() {
+        "freeze" => (Kind::Freeze, json!({"from": c.from, "to": c.to, "status": c.to, "change": c.details})),
+        "outage" => {
+            let mut d = c.details.clone();
+            if let Some(m) = d.as_object_mut() {
+                m.insert("from".into(), json!(c.from));
+            }
+            (Kind::Outage, d)
+        }
+        what @ ("journey" | "probe") => {
+            let d = &c.details;
+            let name = d.get(what).cloned().unwrap_or(Value::Null);
+            let part = if what == "journey" { d.get("step") } else { d.get("hop") }.cloned().unwrap_or(Value::Null);
+            let details = json!({"name": name, "part": part, "region": d.get("region"),
+                "http_status": d.get("http_status"), "from": c.from, "to": c.to});
+            let kind = match (what, failed) {
+                ("journey", true) => Kind::JourneyFailure,
+                ("journey", false) => Kind::JourneyRecovered,
+                (_, true) => Kind::ProbeFailure,
+                (_, false) => Kind::ProbeRecovered,
+            };
+            (kind, details)
+        }
+        _ => return,
+    };
+    b.push(c.at_ms, kind, "state_changes", &c.service, c.summary.clone(), details);
 }
 
 fn alert(b: &mut Builder, t: &Transition) {

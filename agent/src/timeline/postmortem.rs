@@ -46,6 +46,12 @@ pub struct Figures {
     pub failed_after_deploys: Vec<(String, String, u64, u64, u64)>,
     /// Regions where synthetic runs failed.
     pub regions: Vec<String>,
+    /// The worst outage verdict recorded (`partial`, `total`) and the
+    /// largest share of the traffic failing.
+    pub outage: Option<(String, f64)>,
+    /// The slices the outage verdicts named, per kind (`regions`,
+    /// `edge_locations`, `client_classes`, `routes`, `journey_steps`).
+    pub outage_scope: BTreeMap<String, Vec<String>>,
 }
 
 fn str_of<'a>(e: &'a Entry, key: &str) -> Option<&'a str> {
@@ -74,7 +80,8 @@ pub fn figures(t: &Timeline) -> Figures {
     let mut sign = |at: i64| f.first_sign = Some(f.first_sign.map_or(at, |s: i64| s.min(at)));
     for e in &t.entries {
         let to = str_of(e, "to");
-        if e.kind == Kind::Alert && matches!(to, Some("pending" | "firing")) || is_failure(e) {
+        let outage = e.kind == Kind::Outage && matches!(str_of(e, "verdict"), Some("partial" | "total"));
+        if e.kind == Kind::Alert && matches!(to, Some("pending" | "firing")) || is_failure(e) || outage {
             sign(e.at_ms);
         }
         if flagged_deploy(e) {
@@ -107,6 +114,33 @@ pub fn figures(t: &Timeline) -> Figures {
                         u64_of(e, "window_minutes").unwrap_or(0),
                     ));
                 }
+            }
+            Kind::Outage => {
+                let (Some(verdict), Some(share)) = (str_of(e, "verdict"), f64_of(e, "failing_share")) else {
+                    continue;
+                };
+                if verdict == "none" {
+                    continue;
+                }
+                let worse = match &f.outage {
+                    None => true,
+                    Some((v, s)) => (verdict == "total" && v != "total") || (verdict == v && share > *s),
+                };
+                if worse {
+                    f.outage = Some((verdict.to_string(), share));
+                } else if let Some((_, s)) = &mut f.outage {
+                    *s = s.max(share);
+                }
+                let scope = e.details.get("scope").and_then(|v| v.as_object());
+                for (kind, items) in scope.into_iter().flatten() {
+                    let named = f.outage_scope.entry(kind.clone()).or_default();
+                    for name in items.as_array().into_iter().flatten().filter_map(|i| i.get("name")?.as_str()) {
+                        if !named.iter().any(|n| n == name) && named.len() < 20 {
+                            named.push(name.to_string());
+                        }
+                    }
+                }
+                f.outage_scope.retain(|_, v| !v.is_empty());
             }
             Kind::ProbeFailure | Kind::JourneyFailure => {
                 if let Some(r) = str_of(e, "region")
@@ -211,6 +245,17 @@ pub fn render(d: &Draft, t: &Timeline) -> String {
                 str_of(e, "slo").unwrap_or("?")
             );
         }
+    }
+    if let Some((verdict, share)) = &f.outage {
+        let scope: Vec<String> =
+            f.outage_scope.iter().map(|(k, v)| format!("{} {}", k.replace('_', " "), v.join(", "))).collect();
+        let scope = if scope.is_empty() { String::new() } else { format!("; failing: {}", scope.join("; ")) };
+        let _ = writeln!(
+            w,
+            "- Outage: {verdict} at worst, up to {:.1} % of the traffic failing{}",
+            share * 100.0,
+            cell(&scope)
+        );
     }
     if f.regions.is_empty() {
         let _ = writeln!(w, "- Users and regions affected: {FILL}\n");

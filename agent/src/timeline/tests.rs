@@ -267,3 +267,132 @@ fn table_cells_cannot_break_the_markdown() {
     let md = render(&Draft::default(), &build(&q, &Inputs { updates: &updates, ..Inputs::default() }));
     assert!(md.contains("| a\\|b (x): line break |"), "{md}");
 }
+
+#[test]
+fn recorded_changes_show_when_a_freeze_an_outage_and_a_failing_journey_began_and_ended() {
+    use super::changes::{Change, Tracker};
+    use crate::freeze::{Board, Reason, ServiceFreeze, Source, Status};
+    use crate::outage::{Assessment, Item, JourneyCheck, Scope, Verdict};
+
+    let board = |status: Status| Board {
+        services: vec![ServiceFreeze {
+            service: "checkout".into(),
+            source: Source::Local,
+            policy: "default".into(),
+            status,
+            frozen: status == Status::Frozen,
+            reasons: (status == Status::Frozen)
+                .then(|| Reason {
+                    kind: "alert",
+                    slo: Some("checkout-availability".into()),
+                    measured: None,
+                    threshold: None,
+                    since_ms: T0 + 5 * MIN,
+                    message: "a page alert of checkout-availability fires".into(),
+                })
+                .into_iter()
+                .collect(),
+            never_block: Vec::new(),
+            approvers: 0,
+            slos: Vec::new(),
+        }],
+        ..Board::default()
+    };
+    let outage = |v: Verdict| Assessment {
+        service: "checkout".into(),
+        at: String::new(),
+        window_minutes: 10,
+        verdict: v,
+        failing_share: if v == Verdict::None { 0.0 } else { 0.3 },
+        scope: Scope {
+            regions: if v == Verdict::None {
+                Vec::new()
+            } else {
+                vec![Item {
+                    name: "eu-west-1".into(),
+                    success_ratio: Some(0.2),
+                    baseline: Some(0.99),
+                    requests: 900,
+                    share: Some(0.3),
+                }]
+            },
+            ..Scope::default()
+        },
+        blame: None,
+        evidence: Vec::new(),
+    };
+    let journey = |at: i64, failed: bool| JourneyCheck {
+        journey: "buy".into(),
+        service: "checkout".into(),
+        region: "eu-west-1".into(),
+        started_ms: at,
+        failed_step: failed.then(|| "cart".to_string()),
+        http_status: failed.then_some(503),
+    };
+    let mut t = Tracker::default();
+    let mut changes: Vec<Change> = Vec::new();
+    changes.extend(t.observe(T0, &board(Status::Ok), &[outage(Verdict::None)], &[journey(T0, false)], &[]));
+    changes.extend(t.observe(
+        T0 + 3 * MIN,
+        &board(Status::Ok),
+        &[outage(Verdict::Partial)],
+        &[journey(T0 + 3 * MIN, true)],
+        &[],
+    ));
+    changes.extend(t.observe(T0 + 5 * MIN, &board(Status::Frozen), &[outage(Verdict::Partial)], &[], &[]));
+    changes.extend(t.observe(
+        T0 + 30 * MIN,
+        &board(Status::Ok),
+        &[outage(Verdict::None)],
+        &[journey(T0 + 29 * MIN, false)],
+        &[],
+    ));
+    // The journey's last run is still the failed one for the API: it shows once.
+    let failures = vec![Failure {
+        at_ms: T0 + 3 * MIN,
+        source: "journeys",
+        service: "checkout".into(),
+        name: "buy".into(),
+        part: Some("cart".into()),
+        region: "eu-west-1".into(),
+        http_status: Some(503),
+        error: None,
+    }];
+    let frozen_now = board(Status::Frozen);
+    let q = Query::new(vec!["checkout".into()], T0 - 30 * MIN, T0 + 60 * MIN, T0 + 60 * MIN).unwrap();
+    let tl = build(
+        &q,
+        &Inputs { changes: &changes, failures: &failures, freeze: &frozen_now.services, ..Inputs::default() },
+    );
+    let got: Vec<(i64, &str, &str)> =
+        tl.entries.iter().map(|e| ((e.at_ms - T0) / MIN, e.kind.as_str(), e.source.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, "journey_failure", "state_changes"),
+            (3, "outage", "state_changes"),
+            (5, "freeze", "state_changes"),
+            (29, "journey_recovered", "state_changes"),
+            (30, "outage", "state_changes"),
+            (30, "freeze", "state_changes"),
+        ],
+        "{:#?}",
+        tl.entries
+    );
+    assert_eq!(tl.entries[1].summary, "checkout: partial outage, 30.0 % of the traffic failing (regions eu-west-1)");
+    assert_eq!(tl.entries[2].summary, "checkout frozen: a page alert of checkout-availability fires");
+    assert_eq!(tl.entries[5].details["from"], "FROZEN");
+    assert_eq!(tl.entries[0].details["name"], "buy");
+    assert_eq!(tl.entries[0].details["part"], "cart");
+
+    // The draft tells the outage's reach, and the first sign is the failure at +3 min.
+    let f = figures(&tl);
+    assert_eq!(f.first_sign, Some(T0 + 3 * MIN));
+    assert_eq!(f.outage, Some(("partial".to_string(), 0.3)));
+    assert_eq!(f.outage_scope.get("regions").map(Vec::as_slice), Some(["eu-west-1".to_string()].as_slice()));
+    let md = render(&Draft { written_ms: T0 + 60 * MIN, ..Draft::default() }, &tl);
+    assert!(
+        md.contains("- Outage: partial at worst, up to 30.0 % of the traffic failing; failing: regions eu-west-1"),
+        "{md}"
+    );
+}
