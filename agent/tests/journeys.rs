@@ -407,12 +407,15 @@ fn the_running_agent_serves_the_last_runs_and_never_shows_a_secret() {
             .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
             .to_string()
     };
-    assert!(line("slo_agent_journey_success{journey=\"checkout\"}").ends_with(" 1"));
-    assert!(line("slo_agent_journey_success{journey=\"broken-checkout\"}").ends_with(" 0"));
-    assert!(line("slo_agent_journey_status{journey=\"broken-checkout\",status=\"failed\"}").ends_with(" 1"));
-    line("slo_agent_journey_step_duration_seconds{journey=\"checkout\",step=\"cart\"}");
+    assert!(line("slo_agent_journey_success{journey=\"checkout\",service=\"checkout\"}").ends_with(" 1"));
+    assert!(line("slo_agent_journey_success{journey=\"broken-checkout\",service=\"broken-checkout\"}").ends_with(" 0"));
     assert!(
-        line("slo_agent_journey_step_status{journey=\"broken-checkout\",step=\"confirm\",status=\"skipped\"}")
+        line("slo_agent_journey_status{journey=\"broken-checkout\",service=\"broken-checkout\",status=\"failed\"}")
+            .ends_with(" 1")
+    );
+    line("slo_agent_journey_step_duration_seconds{journey=\"checkout\",service=\"checkout\",step=\"cart\"}");
+    assert!(
+        line("slo_agent_journey_step_status{journey=\"broken-checkout\",service=\"broken-checkout\",step=\"confirm\",status=\"skipped\"}")
             .ends_with(" 1")
     );
 

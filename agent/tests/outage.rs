@@ -1,8 +1,9 @@
 //! "Is it partial or total?" in a running agent (in-process, on a paused
 //! clock): 90 minutes of a shop's traffic through five edge locations, the
 //! last 12 with one of them (FRA56-P1) answering 502. Through the real
-//! router and the binary: the verdict, its scope and share, the gauges, and
-//! the refusals of bad questions.
+//! router and the binary: the verdict, its scope and share, the gauges (the
+//! verdict's, every judged slice's, the freeze's and the deploys'), and the
+//! refusals of bad questions.
 
 mod common;
 
@@ -74,6 +75,17 @@ fn one_edge_location_down_is_a_partial_outage() {
     let metrics = common::http_get(port, "/metrics").unwrap();
     assert_eq!(common::metric(&metrics, "slo_agent_outage_verdict{service=\"shop\"}"), Some(1.0), "{metrics}");
     assert_eq!(common::metric(&metrics, "slo_agent_outage_failing_share{service=\"shop\"}"), Some(0.2));
+    // Every judged slice, failing or not, with its baseline.
+    let slice = |name: &str, dimension: &str, slice: &str| {
+        common::metric(&metrics, &format!("{name}{{service=\"shop\",dimension=\"{dimension}\",slice=\"{slice}\"}}"))
+    };
+    assert_eq!(slice("slo_agent_outage_slice_success_ratio", "edge_location", "FRA56-P1"), Some(0.0), "{metrics}");
+    assert_eq!(slice("slo_agent_outage_slice_baseline_ratio", "edge_location", "FRA56-P1"), Some(1.0));
+    assert_eq!(slice("slo_agent_outage_slice_success_ratio", "edge_location", "IAD89-C1"), Some(1.0));
+    assert_eq!(slice("slo_agent_outage_slice_success_ratio", "region", "europe"), Some(0.5));
+    // The freeze and deploy gauges of the SLO's service: no deploy recorded.
+    assert!(common::metric(&metrics, "slo_agent_freeze_frozen{service=\"shop\"}").is_some(), "{metrics}");
+    assert_eq!(common::metric(&metrics, "slo_agent_deploy_last_timestamp_seconds{service=\"shop\"}"), Some(0.0));
 
     // Bad questions.
     for (path, want) in [

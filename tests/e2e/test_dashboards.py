@@ -1,8 +1,11 @@
 """The Grafana dashboards in `dashboards/`: well-formed, and every query of
-every panel returns data from a real Prometheus that scrapes a running agent
-(with the rules from `slo-agent rules` loaded) on traffic that fails: 5xx
-answers for the top-failures breakdown and the alerts, a rejected line, a
-Firehose delivery, and a webhook receiver for the notification outbox.
+every panel and every Prometheus annotation returns data from a real
+Prometheus that scrapes a running agent (with the rules from `slo-agent
+rules` loaded) on traffic that fails: 5xx answers for the top-failures
+breakdown and the alerts, a rejected line, a Firehose delivery, a webhook
+receiver for the notification outbox, a journey of the service against the
+agent's own API, and, once Prometheus has scraped the agent, a deploy and a
+manual freeze change (the incident dashboard's annotations).
 
 Template variables are replaced the way Grafana does before it sends a query:
 `$__rate_interval` by 1m, `$__range` by 1h, and the dashboard's own variables
@@ -31,6 +34,8 @@ SERVICE = "shop"
 # The live signals dashboard's series: the CloudFront requests of the service, over all of them.
 SIGNAL, DIMENSION, ORIGIN = "requests", "all", "cloudfront"
 KEY = "e2e-dashboards-firehose-key"
+ADMIN = "e2e-dashboards-admin-token-0123456789"
+JOURNEY = "shop-api"
 
 # Grafana's built-in variables, as they would be for a 1-hour range with a
 # scrape interval that makes $__rate_interval one minute.
@@ -80,6 +85,12 @@ def query_panels(dashboard):
     return [p for p in all_panels(dashboard) if p.get("type") != "row"]
 
 
+def prometheus_annotations(dashboard):
+    """The annotations that query the Prometheus data source (not Grafana's built-in one, not Infinity's)."""
+    return [a for a in dashboard.get("annotations", {}).get("list", [])
+            if a.get("datasource", {}).get("type") == "prometheus"]
+
+
 def variables(dashboard):
     return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
 
@@ -114,7 +125,8 @@ def substitute(expr, values, multi):
 
 
 def test_dashboards_are_well_formed():
-    assert {p.name for p in DASHBOARDS} >= {"slo-overview.json", "slo-detail.json", "agent-health.json", "signals.json"}
+    assert {p.name for p in DASHBOARDS} >= {"slo-overview.json", "slo-detail.json", "agent-health.json", "signals.json",
+                                            "incident.json"}
     uids = set()
     for path in DASHBOARDS:
         d = load(path)
@@ -148,7 +160,7 @@ def test_dashboards_are_well_formed():
         for p in panels:
             at = f"{where}: panel {p['id']} {p.get('title')!r}"
             assert p.get("title"), at
-            assert p["type"] in ("timeseries", "stat", "table", "bargauge", "gauge"), at
+            assert p["type"] in ("timeseries", "stat", "table", "bargauge", "gauge", "state-timeline"), at
             assert {"x", "y", "w", "h"} <= p.get("gridPos", {}).keys(), at
             assert p.get("datasource", {}).get("uid") == "${datasource}", at
             targets = p.get("targets") or []
@@ -168,6 +180,16 @@ def test_dashboards_are_well_formed():
                     assert re.search(r"\[\$__(rate_interval|range|interval)\]", t["expr"]), (
                         f"{at}: rates over a fixed range: {t['expr']}"
                     )
+        for a in prometheus_annotations(d):
+            at = f"{where}: annotation {a.get('name')!r}"
+            assert a.get("name") and a["datasource"].get("uid") == "${datasource}", at
+            # Grafana reads `target` (10 and later) or the fields beside it (before): the same query in both.
+            expr = a.get("expr", "")
+            assert expr.strip() and a.get("target", {}).get("expr") == expr, f"{at}: expr and target.expr"
+            try:
+                substitute(expr, {n: (n, False) for n in vs}, set())
+            except KeyError as e:
+                raise AssertionError(f"{at}: undefined variable {e} in {expr}") from None
 
 
 def deploy_annotations(d):
@@ -213,10 +235,19 @@ def dashboard_agent_config(port, logs_glob, sink_port):
     the live signals need (they watch services, not SLOs). The live signals close a minute one
     minute after its end (the default is five), so the backfilled minutes are scored at once
     and the live ones within the test, and count checkout conversions (the generated lines have
-    `/checkout` and `/checkout/pay`)."""
+    `/checkout` and `/checkout/pay`). The outage verdict looks at the last 2 minutes (the
+    default is 10), so the five backfilled minutes hold a window and a baseline before it. A
+    journey of the service reads the agent's own API every 10 s; an admin token records the
+    deploy and makes the freeze override."""
     return (
         f"specs: [{SPECS_10}]\nstate: state.redb\nlisten: 127.0.0.1:{port}\ntick: 200ms\npoll_interval: 50ms\n"
         "signals:\n  lateness: 1m\n  business: [{name: checkout, path: \"/checkout*\", status: 2xx}]\n"
+        "outage: {window: 2m}\n"
+        "api:\n  tokens:\n    - {name: ops, role: admin, token_file: admin.key}\n"
+        "journeys:\n"
+        f"  - name: {JOURNEY}\n    service: {SERVICE}\n    interval: 10s\n    timeout: 5s\n    steps:\n"
+        f"      - {{name: ready, request: {{url: \"http://127.0.0.1:{port}/readyz\"}}, expect: {{status: [200]}}}}\n"
+        f"      - {{name: slos, request: {{url: \"http://127.0.0.1:{port}/api/v1/slos\"}}, expect: {{status: [200]}}}}\n"
         "sources:\n"
         f"  - name: cloudfront\n    type: file\n    paths: [\"{logs_glob}\"]\n    format: cloudfront\n"
         f"    service: {SERVICE}\n"
@@ -334,6 +365,9 @@ def queries(instance):
                     empty_ok = any(metric in q for metric in EMPTY_BY_DESIGN)
                     where = f"{path.name}{label}: panel {p['id']} {p['title']!r} target {t['refId']}"
                     add(where, q, empty_ok, None)
+            for a in prometheus_annotations(d):
+                q = substitute(a["expr"], values, multi)
+                add(f"{path.name}{label}: annotation {a['name']!r}", q, any(m in q for m in EMPTY_BY_DESIGN), None)
     return out
 
 
@@ -352,6 +386,23 @@ def merged_tables(instance):
                        [substitute(t["expr"], values, multi) for t in p["targets"]])
 
 
+def change_freeze_and_deploy(agent, api):
+    """Once Prometheus holds the service's freeze and deploy gauges: a deploy recorded, and the
+    freeze turned the other way by hand, so the annotations' `changes()` see one change each."""
+    for name in ("slo_agent_freeze_frozen", "slo_agent_deploy_last_timestamp_seconds"):
+        wait_until(lambda: prom_query(api, f'{name}{{service="{SERVICE}"}}')[0], timeout=30,
+                   what=f"{name} scraped")
+    auth = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
+    status, answer = post(f"{agent.url}/api/v1/deploys", json.dumps({"service": SERVICE, "version": "e2e-1"}).encode(),
+                          auth)
+    assert status == 201, answer
+    frozen = agent.get(f"/api/v1/freeze/verdict?service={SERVICE}")["frozen"]
+    body = {"service": SERVICE, "action": "unfreeze" if frozen else "freeze", "reason": "e2e dashboards",
+            "expires_in": "1h"}
+    status, answer = post(f"{agent.url}/api/v1/freeze/overrides", json.dumps(body).encode(), auth)
+    assert status == 201, answer
+
+
 def test_every_panel_query_returns_data(tmp_path, agent_factory):
     prometheus = need("prometheus")
     logs = tmp_path / "logs"
@@ -366,6 +417,7 @@ def test_every_panel_query_returns_data(tmp_path, agent_factory):
     sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     (tmp_path / "fh.key").write_text(KEY + "\n")
+    (tmp_path / "admin.key").write_text(ADMIN + "\n")
     port = free_port()
     prom = None
     try:
@@ -388,6 +440,7 @@ def test_every_panel_query_returns_data(tmp_path, agent_factory):
         prom, api = start_prometheus(tmp_path, prometheus, port, rules)
         instance = f"127.0.0.1:{port}"
         wait_until(lambda: prom_query(api, "up")[0], timeout=60, what="a first scrape")
+        change_freeze_and_deploy(agent, api)
 
         pending = queries(instance)
         errors, empty = [], []

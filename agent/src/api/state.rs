@@ -188,6 +188,10 @@ impl ApiState {
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
         let mut signals = crate::signals::metrics::families(&snap.signals, &snap.forecasts);
         signals.extend(super::outage::families(&snap));
+        if snap.at_ms != 0 {
+            let (overrides, deploys) = (self.overrides.read(), self.deploys.read());
+            signals.extend(crate::freeze::metrics::families(&snap.freeze, &overrides, &deploys, now));
+        }
         let mut out = crate::export::prometheus::render(
             &snap.statuses,
             &snap.counted,

@@ -30,6 +30,7 @@ pub mod bypass;
 pub mod deploys;
 pub mod fleet;
 pub mod ledger;
+pub mod metrics;
 pub mod overrides;
 
 #[cfg(test)]

@@ -32,9 +32,16 @@
 //! blames `edge` too. Else a failing probe blames the innermost failing hop
 //! whose next hop inwards works. Without hop data: `null`.
 //!
+//! **Gauges.** Beside the verdict and the failing share, every judged slice's
+//! success ratio and baseline (`slo_agent_outage_slice_success_ratio`,
+//! `slo_agent_outage_slice_baseline_ratio`, labels `service`, `dimension`
+//! — `edge_location`, `region`, `client_class` or `route` — and `slice`),
+//! at most [`MAX_SLICE_SERIES`] per service and dimension, the busiest first.
+//!
 //! **Architecture invariant:** pure: it reads the views it is given and the
 //! time it is told; no clock, no I/O. Bounded: the slices are those the
-//! signals and the hops already bound, at most [`MAX_ITEMS`] listed per kind.
+//! signals and the hops already bound, at most [`MAX_ITEMS`] listed per kind
+//! and [`MAX_SLICE_SERIES`] exported per kind.
 
 pub mod config;
 #[cfg(test)]
@@ -49,6 +56,8 @@ pub use config::OutageConfig;
 pub const MINUTE_MS: i64 = 60_000;
 /// Failing slices listed per kind (the worst first).
 pub const MAX_ITEMS: usize = 50;
+/// Judged slices exported as gauges per service and dimension (the most requests first).
+pub const MAX_SLICE_SERIES: usize = 20;
 /// Front origins, most preferred first: a slice is judged on the first that has it.
 const FRONT: [&str; 7] = ["cloudfront", "cloudfront-realtime", "apigateway", "lambda", "ndjson", "otlp", "cloudwatch"];
 
@@ -105,6 +114,20 @@ pub struct Assessment {
     /// `edge`, `gateway` or `function`; `null` when the hops do not say.
     pub blame: Option<&'static str>,
     pub evidence: Vec<String>,
+    /// Every judged slice, failing or not, for the gauges (not in the answer).
+    #[serde(skip)]
+    pub judged: Vec<Judged>,
+}
+
+/// A slice the verdict judged (enough requests, a known success ratio).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// `edge_location`, `region`, `client_class` or `route`.
+    pub dimension: &'static str,
+    pub name: String,
+    pub success_ratio: f64,
+    pub baseline: Option<f64>,
+    pub requests: u64,
 }
 
 /// A journey's last run, as the verdict reads it.
@@ -356,6 +379,8 @@ struct SliceKind {
     judged: usize,
     /// Failed requests of the failing slices.
     failed_requests: f64,
+    /// Every judged slice: (name, success ratio, baseline, requests).
+    figures: Vec<(String, f64, Option<f64>, f64)>,
 }
 
 impl SliceKind {
@@ -368,10 +393,11 @@ impl SliceKind {
         (s, b): (Option<f64>, Option<f64>),
         total: f64,
     ) {
-        if requests < cfg.min_requests as f64 || s.is_none() {
+        let Some(success) = s.filter(|_| requests >= cfg.min_requests as f64) else {
             return;
-        }
+        };
         self.judged += 1;
+        self.figures.push((name.to_string(), success, b, requests));
         if let Some(why) = failing(cfg, requests, s, b) {
             let share = if total > 0.0 { (requests / total).min(1.0) } else { 0.0 };
             self.failed_requests += requests * (1.0 - s.unwrap_or(1.0));
@@ -512,6 +538,7 @@ pub fn assess(
         }
     }
     let whole_fails = kinds.get("all").is_some_and(|k| k.failed_requests > 0.0);
+    let judged = judged_slices(&mut kinds);
 
     // Journey steps: each journey's last run, if it started in the window.
     for j in journeys.iter().filter(|j| j.service == service && j.started_ms >= from_ms && j.started_ms <= at_ms) {
@@ -595,7 +622,35 @@ pub fn assess(
         scope,
         blame,
         evidence,
+        judged,
     }
+}
+
+/// The judged slices of every kind but the whole service, at most
+/// [`MAX_SLICE_SERIES`] per kind (the most requests first), in kind and name order.
+fn judged_slices(kinds: &mut BTreeMap<&'static str, SliceKind>) -> Vec<Judged> {
+    let mut out = Vec::new();
+    for (kind, k) in kinds.iter_mut() {
+        let dimension = match *kind {
+            "edge_location" => "edge_location",
+            "region" => "region",
+            "client_class" => "client_class",
+            "routes" => "route",
+            _ => continue,
+        };
+        let mut figures = std::mem::take(&mut k.figures);
+        figures.sort_by(|a, b| b.3.total_cmp(&a.3).then_with(|| a.0.cmp(&b.0)));
+        figures.truncate(MAX_SLICE_SERIES);
+        figures.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(figures.into_iter().map(|(name, s, b, requests)| Judged {
+            dimension,
+            name,
+            success_ratio: round4(s),
+            baseline: b.map(round4),
+            requests: requests as u64,
+        }));
+    }
+    out
 }
 
 impl HopCounts {
@@ -640,16 +695,39 @@ metric!(
     "The share of the service's requests that failed in its failing slices over outage.window"
 );
 
-pub static FAMILIES: [&Metric; 2] = [&OUTAGE_VERDICT, &OUTAGE_FAILING_SHARE];
+metric!(
+    OUTAGE_SLICE_SUCCESS,
+    "slo_agent_outage_slice_success_ratio",
+    Gauge,
+    "The success ratio of one judged slice of the service (edge location, region, client class, route) over outage.window"
+);
+metric!(
+    OUTAGE_SLICE_BASELINE,
+    "slo_agent_outage_slice_baseline_ratio",
+    Gauge,
+    "The success ratio the slice is judged against: the same slice over outage.baseline before the window"
+);
 
-/// The gauges of some assessments, one series per service (services are
-/// bounded by the signals' `MAX_SERVICES`).
+pub static FAMILIES: [&Metric; 4] =
+    [&OUTAGE_VERDICT, &OUTAGE_FAILING_SHARE, &OUTAGE_SLICE_SUCCESS, &OUTAGE_SLICE_BASELINE];
+
+/// The gauges of some assessments: one series per service (services are
+/// bounded by the signals' `MAX_SERVICES`), and per judged slice (at most
+/// [`MAX_SLICE_SERIES`] per service and dimension).
 pub fn families(assessments: &[Assessment]) -> Vec<FamilyView> {
     let mut out: Vec<FamilyView> = FAMILIES.iter().map(|m| FamilyView { metric: m, series: Vec::new() }).collect();
     for a in assessments {
         let labels = vec![("service", a.service.clone())];
         out[0].series.push((labels.clone(), f64::from(a.verdict.level())));
         out[1].series.push((labels, a.failing_share));
+        for j in &a.judged {
+            let labels =
+                vec![("service", a.service.clone()), ("dimension", j.dimension.to_string()), ("slice", j.name.clone())];
+            out[2].series.push((labels.clone(), j.success_ratio));
+            if let Some(b) = j.baseline {
+                out[3].series.push((labels, b));
+            }
+        }
     }
     out
 }

@@ -239,3 +239,71 @@ fn a_probe_failing_past_the_gateway_blames_the_gateway() {
     assert_eq!(assess(&cfg, "shop", w.now, &view, &hops, &[], &[fine]).verdict, Verdict::None);
     assert!(knows("api-only", &view, &hops, &[], &[ProbeCheck { service: "api-only".into(), ..p }]));
 }
+
+/// The series of one family of [`families`], as `name{labels} value` lines.
+fn series(assessments: &[Assessment], name: &str) -> Vec<String> {
+    let fams = families(assessments);
+    let fam = fams.iter().find(|f| f.metric.name == name).unwrap_or_else(|| panic!("no family {name}"));
+    fam.series
+        .iter()
+        .map(|(labels, v)| {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            format!("{}{{{}}} {v}", name, l.join(","))
+        })
+        .collect()
+}
+
+#[test]
+fn every_judged_slice_has_its_success_ratio_and_baseline_gauges() {
+    let w = run(|pop, _| if pop == "FRA56-P1" { Fails::Edge } else { Fails::No });
+    let a = assess_at(&w, &[]);
+    let success = series(std::slice::from_ref(&a), "slo_agent_outage_slice_success_ratio");
+    assert_eq!(
+        success,
+        [
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="client_class",slice="browser"} 0.8"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="client_class",slice="crawler"} 0.8"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="edge_location",slice="FRA56-P1"} 0"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="edge_location",slice="GRU3-C1"} 1"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="edge_location",slice="IAD89-C1"} 1"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="edge_location",slice="JFK50-P1"} 1"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="edge_location",slice="LHR61-P2"} 1"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="region",slice="europe"} 0.5"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="region",slice="north-america"} 1"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="region",slice="south-america"} 1"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="route",slice="/"} 0.8"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="route",slice="/api/pay"} 0.8"#,
+            r#"slo_agent_outage_slice_success_ratio{service="shop",dimension="route",slice="/cart/{id}"} 0.8"#,
+        ],
+        "{success:#?}"
+    );
+    let baseline = series(std::slice::from_ref(&a), "slo_agent_outage_slice_baseline_ratio");
+    assert!(
+        baseline.contains(
+            &r#"slo_agent_outage_slice_baseline_ratio{service="shop",dimension="edge_location",slice="FRA56-P1"} 0.9667"#
+                .to_string()
+        ),
+        "{baseline:#?}"
+    );
+    assert_eq!(baseline.len(), success.len(), "every slice here has minutes before the window: {baseline:#?}");
+    // The verdict's own gauges are still there.
+    assert_eq!(
+        series(std::slice::from_ref(&a), "slo_agent_outage_verdict"),
+        [r#"slo_agent_outage_verdict{service="shop"} 1"#]
+    );
+}
+
+#[test]
+fn slice_gauges_keep_the_busiest_slices_of_each_dimension() {
+    let mut kinds: BTreeMap<&'static str, SliceKind> = BTreeMap::new();
+    let pops = kinds.entry("edge_location").or_default();
+    for i in 0..(MAX_SLICE_SERIES + 15) {
+        pops.figures.push((format!("POP{i:02}"), 0.5, None, 100.0 + i as f64));
+    }
+    kinds.entry("all").or_default().figures.push((String::new(), 1.0, None, 1e6));
+    let judged = judged_slices(&mut kinds);
+    assert_eq!(judged.len(), MAX_SLICE_SERIES, "the whole service is not a slice");
+    assert!(judged.iter().all(|j| j.dimension == "edge_location"));
+    assert_eq!(judged[0].name, "POP15", "the 15 quietest are left out");
+    assert_eq!(judged.last().map(|j| j.name.as_str()), Some("POP34"));
+}

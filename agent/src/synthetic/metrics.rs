@@ -1,6 +1,7 @@
 //! The journeys' last runs as Prometheus gauges (`docs/probes.md`,
-//! "Journey metrics"). Labels are the configured journey and step names
-//! and the fixed status words, so the series are bounded by the config.
+//! "Journey metrics"). Labels are the configured journey and step names,
+//! the journey's service and the fixed status words, so the series are
+//! bounded by the config.
 
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ pub fn render(runs: &[Arc<JourneyRun>]) -> String {
     let mut f = Families::default();
     let one = |b: bool| if b { 1.0 } else { 0.0 };
     for r in runs {
-        let journey = || vec![("journey", r.name.clone())];
+        let journey = || vec![("journey", r.name.clone()), ("service", r.service.clone())];
         f.add(
             "slo_agent_journey_success",
             "Whether the journey's last run completed (1: ok or degraded, 0: a step failed)",
@@ -88,7 +89,11 @@ pub fn render(runs: &[Arc<JourneyRun>]) -> String {
             r.started_ms as f64 / 1000.0,
         );
         for step in &r.steps {
-            let labels = || vec![("journey", r.name.clone()), ("step", step.name.clone())];
+            let labels = || {
+                let mut l = journey();
+                l.push(("step", step.name.clone()));
+                l
+            };
             f.add(
                 "slo_agent_journey_step_duration_seconds",
                 "How long the step's request took in the journey's last run (0 when not sent)",
@@ -125,15 +130,15 @@ mod tests {
         let run = crate::synthetic::journey::example_run();
         let text = render(&[Arc::new(run)]);
         for line in [
-            "slo_agent_journey_success{journey=\"checkout\"} 0",
-            "slo_agent_journey_status{journey=\"checkout\",status=\"failed\"} 1",
-            "slo_agent_journey_status{journey=\"checkout\",status=\"ok\"} 0",
-            "slo_agent_journey_duration_seconds{journey=\"checkout\"} 1.25",
-            "slo_agent_journey_last_run_timestamp_seconds{journey=\"checkout\"} 1800000000.5",
-            "slo_agent_journey_step_duration_seconds{journey=\"checkout\",step=\"login\"} 0.25",
-            "slo_agent_journey_step_http_status_code{journey=\"checkout\",step=\"cart\"} 503",
-            "slo_agent_journey_step_status{journey=\"checkout\",step=\"cart\",status=\"failed\"} 1",
-            "slo_agent_journey_step_status{journey=\"checkout\",step=\"cart\",status=\"skipped\"} 0",
+            "slo_agent_journey_success{journey=\"checkout\",service=\"shop\"} 0",
+            "slo_agent_journey_status{journey=\"checkout\",service=\"shop\",status=\"failed\"} 1",
+            "slo_agent_journey_status{journey=\"checkout\",service=\"shop\",status=\"ok\"} 0",
+            "slo_agent_journey_duration_seconds{journey=\"checkout\",service=\"shop\"} 1.25",
+            "slo_agent_journey_last_run_timestamp_seconds{journey=\"checkout\",service=\"shop\"} 1800000000.5",
+            "slo_agent_journey_step_duration_seconds{journey=\"checkout\",service=\"shop\",step=\"login\"} 0.25",
+            "slo_agent_journey_step_http_status_code{journey=\"checkout\",service=\"shop\",step=\"cart\"} 503",
+            "slo_agent_journey_step_status{journey=\"checkout\",service=\"shop\",step=\"cart\",status=\"failed\"} 1",
+            "slo_agent_journey_step_status{journey=\"checkout\",service=\"shop\",step=\"cart\",status=\"skipped\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }

@@ -287,6 +287,7 @@ mod tests {
             scope,
             blame: Some("edge"),
             evidence: Vec::new(),
+            judged: Vec::new(),
         }
     }
 

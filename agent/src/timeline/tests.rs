@@ -320,6 +320,7 @@ fn recorded_changes_show_when_a_freeze_an_outage_and_a_failing_journey_began_and
         },
         blame: None,
         evidence: Vec::new(),
+        judged: Vec::new(),
     };
     let journey = |at: i64, failed: bool| JourneyCheck {
         journey: "buy".into(),
