@@ -189,6 +189,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut deployed = 0usize;
     let mut seen = Checks::default();
+    // The outage verdicts' changes, told as the timeline tells them.
+    let mut verdicts = crate::timeline::changes::Tracker::default();
+    let no_board = crate::freeze::Board::default();
     let started = Instant::now();
 
     for step in 0..steps {
@@ -269,6 +272,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 log_lines.push(msg);
             }
         }
+        for c in verdicts.observe(now_ms, &no_board, &snap.outage, &[], &[]) {
+            let msg = format!("{}  OUTAGE {}", hhmm(now_ms), c.summary);
+            if !live {
+                println!("{msg}");
+            }
+            log_lines.push(msg);
+        }
         let checks = Checks::now(&agent.api, now_ms);
         for msg in checks.changes(&seen, now_ms) {
             if !live {
@@ -338,6 +348,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("probes and the checkout journey (GET /api/v1/hops?probe=storefront, GET /api/v1/journeys):");
     print!("{}", Checks::now(&api, snap.at_ms).lines());
+    println!();
+    println!("incidents, opened by the page alerts (GET /api/v1/incidents, `slo-agent incident list`):");
+    {
+        let incidents = api.incidents.read();
+        let list = incidents.list(i64::MIN);
+        if list.is_empty() {
+            println!("  none");
+        }
+        for i in list {
+            println!(
+                "  {}  {} {}  {}  `slo-agent postmortem --incident {}` drafts its report",
+                i.id,
+                hhmm(i.started_at_ms),
+                i.status.as_str(),
+                i.title,
+                i.id
+            );
+        }
+    }
     println!();
     println!("deploys and what they cost (POST /api/v1/deploys, GET /api/v1/deploys):");
     if snap.deploys.is_empty() {

@@ -184,12 +184,18 @@ impl Tracker {
                         }
                     }
                     let blame = a.blame.map(|b| format!(", blame {b}")).unwrap_or_default();
-                    format!(
-                        "{}: {to} outage, {} of the traffic failing ({}){blame}",
-                        a.service,
-                        pct(a.failing_share),
-                        if named.is_empty() { "no single slice stands out".to_string() } else { named.join("; ") }
-                    )
+                    let named =
+                        if named.is_empty() { "no single slice stands out".to_string() } else { named.join("; ") };
+                    // Synthetic checks alone carry no share of the traffic.
+                    if a.failing_share > 0.0 {
+                        format!(
+                            "{}: {to} outage, {} of the traffic failing ({named}){blame}",
+                            a.service,
+                            pct(a.failing_share)
+                        )
+                    } else {
+                        format!("{}: {to} outage: {named}{blame}", a.service)
+                    }
                 }
             };
             let details = json!({"verdict": to, "failing_share": a.failing_share, "blame": a.blame,
