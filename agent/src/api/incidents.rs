@@ -293,6 +293,12 @@ pub fn prune(state: &ApiState) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "pruning resolved incidents failed"),
     }
+    // The Statuspage ids of incidents forgotten here are forgotten too.
+    let prefix = crate::status::push::incident_key("");
+    let keep = |id: &str| state.incidents.read().get(id).is_some();
+    if let Err(e) = state.store.prune_status_push_values(&prefix, &keep) {
+        tracing::warn!(error = %e, "pruning the status push's incident ids failed");
+    }
 }
 
 #[cfg(test)]

@@ -114,3 +114,59 @@ impl StatusPusher {
         self.wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::push::PushTarget;
+
+    fn pusher(store: &Store) -> StatusPusher {
+        let config = StatusPushConfig {
+            target: PushTarget::Webhook { url: "http://127.0.0.1:9/".into(), secret: None },
+            timeout: std::time::Duration::from_secs(1),
+            max_queue: 10,
+        };
+        let components = vec![ComponentConfig { name: "Checkout".into(), service: "checkout".into(), slos: vec![] }];
+        StatusPusher::new(config, components, store).unwrap()
+    }
+
+    fn waiting(store: &Store) -> Vec<PushEntry> {
+        store.status_push_waiting().unwrap().iter().map(|r| serde_json::from_slice(&r.json).unwrap()).collect()
+    }
+
+    #[test]
+    fn only_changed_states_are_queued_and_a_restart_remembers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let t = Telemetry::default();
+        let p = pusher(&store);
+        p.on_evaluation(&store, &t, &[("Checkout", ComponentState::Operational)], 1000);
+        p.on_evaluation(&store, &t, &[("Checkout", ComponentState::Operational)], 2000);
+        assert_eq!(waiting(&store), [PushEntry::component("Checkout", ComponentState::Operational, 1000)]);
+        // A new pusher (a restart) knows what was queued.
+        let p = pusher(&store);
+        p.on_evaluation(&store, &t, &[("Checkout", ComponentState::Operational)], 3000);
+        p.on_evaluation(&store, &t, &[("Checkout", ComponentState::MajorOutage)], 4000);
+        assert_eq!(waiting(&store).len(), 2);
+        assert_eq!(waiting(&store)[1], PushEntry::component("Checkout", ComponentState::MajorOutage, 4000));
+        // An incident change is queued with the incident's components.
+        let q = p.incident_queue(&crate::incident::Incident {
+            id: "inc-1".into(),
+            title: "t".into(),
+            services: vec!["checkout".into()],
+            status: crate::incident::Status::Investigating,
+            impact: crate::incident::Impact::Minor,
+            started_at_ms: 5000,
+            resolved_at_ms: None,
+            opened_by: "user:a".into(),
+            updates: Vec::new(),
+        });
+        let Ok(PushEntry::Incident(c)) = serde_json::from_slice::<PushEntry>(&q.records[0].json) else {
+            panic!("an incident entry")
+        };
+        assert_eq!(
+            (c.components, c.at_ms, q.records[0].key.clone(), q.max),
+            (vec!["Checkout".to_string()], 5000, None, 10)
+        );
+    }
+}

@@ -185,6 +185,29 @@ impl Store {
         Ok(())
     }
 
+    /// Forget the remembered values under `prefix` whose rest `keep` refuses.
+    pub fn prune_status_push_values(&self, prefix: &str, keep: &dyn Fn(&str) -> bool) -> Result<u64, StoreError> {
+        let gone: Vec<String> = self
+            .status_push_values(prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| !keep(&k[prefix.len()..]))
+            .collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let db = self.db_for_write()?;
+        let tx = begin_write(&db)?;
+        {
+            let mut t = tx.open_table(PUSH_VALUES)?;
+            for k in &gone {
+                t.remove(k.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(gone.len() as u64)
+    }
+
     /// Records waiting.
     pub fn status_push_depth(&self) -> Result<u64, StoreError> {
         let db = self.db()?;
@@ -239,6 +262,9 @@ mod tests {
         assert_eq!(s.status_push_value("incident/inc-1").unwrap().as_deref(), Some("sp-9"));
         assert_eq!(s.status_push_values("incident/").unwrap(), [("incident/inc-1".to_string(), "sp-9".to_string())]);
         assert!(s.status_push_values("component/").unwrap().is_empty());
+        assert_eq!(s.prune_status_push_values("incident/", &|id| id == "inc-1").unwrap(), 0);
+        assert_eq!(s.prune_status_push_values("incident/", &|_| false).unwrap(), 1);
+        assert_eq!(s.status_push_value("incident/inc-1").unwrap(), None);
         s.queue_status_push(&PushQueue { records: vec![rec(None, "i4")], values: Vec::new(), max: 10 }).unwrap();
         let seqs: Vec<u64> = s.status_push_waiting().unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, [5, 6, 7, 8], "sequences keep rising across a reopen");
