@@ -81,9 +81,13 @@ impl StatusPusher {
         }
     }
 
-    /// What to write with a changed incident.
+    /// What to write with a changed incident: nothing when it names no
+    /// component of the page (the public page does not show it either).
     pub fn incident_queue(&self, i: &Incident) -> PushQueue {
         let e = PushEntry::incident(i, &self.components);
+        if matches!(&e, PushEntry::Incident(c) if c.components.is_empty()) {
+            return PushQueue::default();
+        }
         PushQueue {
             records: vec![PushRecord { seq: 0, key: e.coalescing_key(), json: e.to_json() }],
             values: Vec::new(),
@@ -168,5 +172,14 @@ mod tests {
             (c.components, c.at_ms, q.records[0].key.clone(), q.max),
             (vec!["Checkout".to_string()], 5000, None, 10)
         );
+        // An incident of services the page does not list is not pushed.
+        let mut other: crate::incident::Incident = serde_json::from_value(serde_json::json!({
+            "id": "inc-2", "title": "t", "services": ["billing"], "status": "investigating", "impact": "minor",
+            "started_at_ms": 1, "resolved_at_ms": null, "opened_by": "user:a", "updates": []
+        }))
+        .unwrap();
+        assert!(p.incident_queue(&other).records.is_empty());
+        other.services.push("checkout".into());
+        assert_eq!(p.incident_queue(&other).records.len(), 1);
     }
 }

@@ -83,8 +83,8 @@ pub struct IncidentChange {
     pub title: String,
     pub status: Status,
     pub impact: Impact,
-    pub services: Vec<String>,
-    /// The status page's components of those services.
+    /// The status page's components of its services (never the services:
+    /// what the public page does not name is not pushed either).
     pub components: Vec<String>,
     /// The latest update's message.
     pub message: String,
@@ -106,7 +106,6 @@ impl PushEntry {
             title: i.title.clone(),
             status: i.status,
             impact: i.impact,
-            services: i.services.clone(),
             components: components.iter().filter(|c| i.services.contains(&c.service)).map(|c| c.name.clone()).collect(),
             message: last.map(|u| u.message.clone()).unwrap_or_default(),
             updates: i.updates.len(),
@@ -206,7 +205,7 @@ pub fn request(target: &PushTarget, seq: u64, entry: &PushEntry, remote: Option<
                 }),
                 PushEntry::Incident(c) => serde_json::json!({"incident": {
                     "id": c.id, "title": c.title, "status": c.status, "impact": c.impact,
-                    "services": c.services, "components": c.components, "message": c.message,
+                    "components": c.components, "message": c.message,
                     "updates": c.updates, "at": rfc3339(c.at_ms),
                 }}),
             };
