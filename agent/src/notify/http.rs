@@ -16,8 +16,8 @@ pub fn client() -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
-/// Send one request and classify the answer: 2xx is delivered; 408, 429
-/// and 5xx, timeouts and connection errors are worth retrying; any other
+/// Send one request and classify the answer: 2xx is delivered; 408, 420,
+/// 429 and 5xx, timeouts and connection errors are worth retrying; any other
 /// status means the receiver refused the message itself. Error texts never
 /// hold the URL (it may be the secret) or a header.
 pub async fn send(client: &reqwest::Client, req: &HttpRequest, timeout: Duration) -> Result<(), SendError> {
@@ -71,9 +71,10 @@ pub async fn send_reading(
     Err(classify(status, msg))
 }
 
-/// Which failures are worth retrying.
+/// Which failures are worth retrying. 420 is a rate limit too (Atlassian
+/// Statuspage answers it, as Twitter's API once did).
 pub fn classify(status: u16, message: String) -> SendError {
-    if status == 408 || status == 429 || status >= 500 {
+    if status == 408 || status == 420 || status == 429 || status >= 500 {
         SendError::Retryable(message)
     } else {
         SendError::Permanent(message)
@@ -116,6 +117,7 @@ mod tests {
         assert!(matches!(classify(503, String::new()), SendError::Retryable(_)));
         assert!(matches!(classify(429, String::new()), SendError::Retryable(_)));
         assert!(matches!(classify(408, String::new()), SendError::Retryable(_)));
+        assert!(matches!(classify(420, String::new()), SendError::Retryable(_)));
         assert!(matches!(classify(400, String::new()), SendError::Permanent(_)));
         assert!(matches!(classify(403, String::new()), SendError::Permanent(_)));
         assert_eq!(snippet(b"{\"error\":\n\"bad\"}"), "{\"error\": \"bad\"}");

@@ -13,8 +13,10 @@
 //!   with is remembered in the transaction that deletes the entry; later
 //!   changes of the incident PATCH it.
 //! - **Retries.** The notifications' backoff (1 s doubling to 5 min, with
-//!   jitter), for as long as it takes; a refusal (4xx but 408/429) drops the
-//!   entry, logged and counted as `failed`.
+//!   jitter), for as long as it takes; a refusal (4xx but 408/420/429) drops
+//!   the entry, logged and counted as `failed`.
+//! - **Pace.** Statuspage takes 1 request a second per key over a rolling
+//!   minute: at most 60 requests go in any minute.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +34,35 @@ use crate::telemetry::events::{StatusPushDepth, StatusPushOutcome};
 const RECHECK: Duration = Duration::from_secs(5);
 /// Bytes of Statuspage's answer read for the created incident's id.
 const ANSWER_BYTES: usize = 64 * 1024;
+/// Statuspage takes 1 request a second per API key over a rolling minute:
+/// at most this many requests in any minute.
+const STATUSPAGE_PER_MINUTE: usize = 60;
+
+/// Requests sent within the last minute, to stay within a rolling-minute limit.
+struct Pace {
+    per_minute: usize,
+    sent: std::collections::VecDeque<tokio::time::Instant>,
+}
+
+impl Pace {
+    /// Wait until one more request fits, and count it.
+    async fn turn(&mut self) {
+        let minute = Duration::from_secs(60);
+        while let Some(first) = self.sent.front() {
+            if first.elapsed() >= minute {
+                self.sent.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.sent.len() >= self.per_minute
+            && let Some(first) = self.sent.pop_front()
+        {
+            tokio::time::sleep_until(first + minute).await;
+        }
+        self.sent.push_back(tokio::time::Instant::now());
+    }
+}
 
 /// Send until `stop` is set.
 pub async fn run(pusher: Arc<StatusPusher>, store: Arc<Store>, telemetry: Arc<Telemetry>, stop: Arc<AtomicBool>) {
@@ -41,6 +72,11 @@ pub async fn run(pusher: Arc<StatusPusher>, store: Arc<Store>, telemetry: Arc<Te
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut attempts: u32 = 0;
     let mut last_seq: Option<u64> = None;
+    let per_minute = match pusher.config.target {
+        PushTarget::Statuspage { .. } => STATUSPAGE_PER_MINUTE,
+        PushTarget::Webhook { .. } => usize::MAX,
+    };
+    let mut pace = Pace { per_minute, sent: std::collections::VecDeque::new() };
     while !stop.load(Ordering::SeqCst) {
         let s = store.clone();
         let waiting = match tokio::task::spawn_blocking(move || s.status_push_waiting()).await {
@@ -91,6 +127,9 @@ pub async fn run(pusher: Arc<StatusPusher>, store: Arc<Store>, telemetry: Arc<Te
         };
         let creates = req.method == "POST" && matches!(pusher.config.target, PushTarget::Statuspage { .. });
         let keep = if creates { ANSWER_BYTES } else { 0 };
+        if per_minute != usize::MAX {
+            pace.turn().await;
+        }
         match crate::notify::http::send_reading(&client, &req, pusher.config.timeout, keep).await {
             Ok(answer) => {
                 let mut values = Vec::new();
@@ -142,4 +181,27 @@ async fn done(store: &Arc<Store>, seq: u64, values: Vec<(String, String)>) {
     };
     tracing::error!(seq, error = %error, "pushed, but cannot record it; it will be sent again");
     tokio::time::sleep(RECHECK).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_the_limit_goes_in_any_minute() {
+        let mut pace = Pace { per_minute: 3, sent: std::collections::VecDeque::new() };
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            pace.turn().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "a burst within the limit waits for nothing");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        pace.turn().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(60), "the fourth waits for the first to be a minute old");
+        pace.turn().await;
+        pace.turn().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(60));
+        pace.turn().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(120));
+    }
 }
