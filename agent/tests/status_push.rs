@@ -47,6 +47,8 @@ struct Seen {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     answered: u16,
+    /// When it arrived (ms since the epoch).
+    at_ms: i64,
 }
 
 impl Seen {
@@ -97,6 +99,7 @@ impl FakePage {
                             .collect(),
                         body: body.to_vec(),
                         answered: status,
+                        at_ms: slo_agent::clock::Clock::now_ms(&slo_agent::clock::SystemClock),
                     });
                     (axum::http::StatusCode::from_u16(status).unwrap(), answer)
                 }
@@ -178,6 +181,7 @@ fn a_page_outage_reaches_statuspage_as_a_component_state_and_one_incident_update
     assert_eq!(seen[0].answered, 500);
     assert_eq!((&seen[1].method, &seen[1].path, &seen[1].body), (&seen[0].method, &seen[0].path, &seen[0].body));
     assert_eq!(seen[1].answered, 200);
+    println!("500 → the same request again: {} ms", seen[1].at_ms - seen[0].at_ms);
 
     // An update of the incident PATCHes the one Statuspage created.
     let v = wait_for("the incident in the API", || {
@@ -185,6 +189,16 @@ fn a_page_outage_reaches_statuspage_as_a_component_state_and_one_incident_update
         v["incidents"].as_array()?.first().cloned()
     });
     let id = v["id"].as_str().unwrap();
+    // The incident opened when the page alert fired (the evaluation that fired it).
+    let fired = slo_agent::timefmt::parse_rfc3339(v["started_at"].as_str().unwrap());
+    if let Ok(fired) = fired {
+        println!(
+            "page alert fired → Statuspage got the component's outage: {} ms, the incident: {} ms (after the first request's 500 and its retry)",
+            outage.at_ms - fired,
+            created.at_ms - fired
+        );
+    }
+    let posted_at = slo_agent::clock::Clock::now_ms(&slo_agent::clock::SystemClock);
     let (s, b) = call(
         port,
         "POST",
@@ -195,6 +209,7 @@ fn a_page_outage_reaches_statuspage_as_a_component_state_and_one_incident_update
     assert_eq!(s, 201, "{b}");
     let patched = page.wait_for("the incident updated", |s| s.method == "PATCH" && s.path.contains("/incidents/"));
     assert_eq!(patched.path, "/v1/pages/kctbh9vrtdwd/incidents/p31zjtct2jer");
+    println!("incident update posted → Statuspage got the PATCH: {} ms", patched.at_ms - posted_at);
     let i = &patched.json()["incident"];
     assert_eq!((i["status"].as_str(), i["body"].as_str()), (Some("identified"), Some("A bad deploy; rolling back.")));
 
