@@ -79,17 +79,21 @@ pub async fn run(pusher: Arc<StatusPusher>, store: Arc<Store>, telemetry: Arc<Te
     let mut pace = Pace { per_minute, sent: std::collections::VecDeque::new() };
     while !stop.load(Ordering::SeqCst) {
         let s = store.clone();
-        let waiting = match tokio::task::spawn_blocking(move || s.status_push_waiting()).await {
+        let (first, depth) = match tokio::task::spawn_blocking(move || s.status_push_first()).await {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the status push outbox");
                 tokio::time::sleep(RECHECK).await;
                 continue;
             }
-            Err(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the status push outbox");
+                tokio::time::sleep(RECHECK).await;
+                continue;
+            }
         };
-        StatusPushDepth { kind, depth: waiting.len() as u64 }.emit(&telemetry);
-        let Some(head) = waiting.into_iter().next() else {
+        StatusPushDepth { kind, depth }.emit(&telemetry);
+        let Some(head) = first else {
             tokio::select! {
                 _ = pusher.wake.notified() => {}
                 _ = tokio::time::sleep(RECHECK) => {}

@@ -144,6 +144,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The oldest waiting record, and how many wait.
+    pub fn status_push_first(&self) -> Result<(Option<PushRecord>, u64), StoreError> {
+        let db = self.db()?;
+        let tx = db.begin_read()?;
+        let t = tx.open_table(PUSH_OUTBOX)?;
+        let first = match t.first()? {
+            Some((k, v)) => {
+                let (key, json) = v.value();
+                Some(PushRecord {
+                    seq: k.value(),
+                    key: (!key.is_empty()).then(|| key.to_string()),
+                    json: json.to_vec(),
+                })
+            }
+            None => None,
+        };
+        Ok((first, t.len()?))
+    }
+
     /// A remembered value.
     pub fn status_push_value(&self, key: &str) -> Result<Option<String>, StoreError> {
         let db = self.db()?;
@@ -259,6 +278,8 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(bodies(&s), ["A3", "i2", "i3"]);
         assert_eq!(s.status_push_depth().unwrap(), 3);
+        let (first, depth) = s.status_push_first().unwrap();
+        assert_eq!((first.map(|r| r.json), depth), (Some(b"A3".to_vec()), 3));
         assert_eq!(s.status_push_value("incident/inc-1").unwrap().as_deref(), Some("sp-9"));
         assert_eq!(s.status_push_values("incident/").unwrap(), [("incident/inc-1".to_string(), "sp-9".to_string())]);
         assert!(s.status_push_values("component/").unwrap().is_empty());
