@@ -498,16 +498,34 @@ pub(super) fn commit<T: serde::Serialize>(
     entry: &crate::auth::AuditEntry,
     what: &str,
 ) -> Option<Response> {
+    commit_with_push(state, kind, id, record, entry, what, &Default::default()).err().map(|r| *r)
+}
+
+/// [`commit`], and the status push records the change causes, in the same
+/// transaction; what queueing them did.
+pub(super) fn commit_with_push<T: serde::Serialize>(
+    state: &ApiState,
+    kind: crate::store::Kept,
+    id: &str,
+    record: &T,
+    entry: &crate::auth::AuditEntry,
+    what: &str,
+    push: &crate::store::status_push::PushQueue,
+) -> Result<crate::store::status_push::Queued, Box<Response>> {
     let json = serde_json::to_vec(record).expect("freeze records serialize");
-    if let Err(e) = state.store.put_kept(kind, id, &json, entry) {
-        let message = format!("the state file cannot take it right now, so {what}: {e}");
-        let mut failed = entry.clone();
-        failed.outcome = format!("error: {message}");
-        super::auth::record(state, &failed);
-        return Some(super::unavailable(&message));
+    match state.store.put_kept_with_push(kind, id, &json, entry, push) {
+        Ok(queued) => {
+            super::auth::log(entry);
+            Ok(queued)
+        }
+        Err(e) => {
+            let message = format!("the state file cannot take it right now, so {what}: {e}");
+            let mut failed = entry.clone();
+            failed.outcome = format!("error: {message}");
+            super::auth::record(state, &failed);
+            Err(Box::new(super::unavailable(&message)))
+        }
     }
-    super::auth::log(entry);
-    None
 }
 
 const BYPASS_CREATE: &str = "freeze.bypass.create";

@@ -131,9 +131,19 @@ fn parse_update(bytes: &[u8]) -> Result<(Status, String, Option<Impact>), String
     Ok((status_field(&b.status)?, b.message, b.impact.as_deref().map(impact_field).transpose()?))
 }
 
-/// Store an incident with its audit entry, then keep it; the answer when the store refused.
+/// Store an incident with its audit entry (and its push to the external
+/// status page, `status.push`), then keep it; the answer when the store refused.
 fn commit(s: &ApiState, i: &Incident, entry: &crate::auth::AuditEntry, what: &str) -> Option<Response> {
-    super::freeze::commit(s, Kept::Incidents, &i.id, i, entry, what)
+    let push = s.status.push.as_ref().map(|p| p.incident_queue(i)).unwrap_or_default();
+    match super::freeze::commit_with_push(s, Kept::Incidents, &i.id, i, entry, what, &push) {
+        Ok(queued) => {
+            if let Some(p) = &s.status.push {
+                p.queued(&s.store, &s.telemetry, &queued);
+            }
+            None
+        }
+        Err(r) => Some(*r),
+    }
 }
 
 /// `POST /api/v1/incidents`: 201 with the incident and `Location`.
@@ -256,8 +266,12 @@ pub fn on_transitions(
         let action = if i.updates.len() == 1 { OPEN } else { UPDATE };
         let actor = i.updates.last().map_or("alert", |u| u.by.as_str()).to_string();
         let entry = crate::auth::AuditEntry::new(at, &actor, None, action, Some(&i.id), "ok: automatic", None);
-        match s.store.put_kept(Kept::Incidents, &i.id, &i.to_record(), &entry) {
-            Ok(()) => {
+        let push = s.status.push.as_ref().map(|p| p.incident_queue(&i)).unwrap_or_default();
+        match s.store.put_kept_with_push(Kept::Incidents, &i.id, &i.to_record(), &entry, &push) {
+            Ok(queued) => {
+                if let Some(p) = &s.status.push {
+                    p.queued(&s.store, &s.telemetry, &queued);
+                }
                 auth::log(&entry);
                 tracing::info!(incident = %i.id, action, "incident changed by an alert");
                 s.incidents.write().put(i);
@@ -278,6 +292,12 @@ pub fn prune(state: &ApiState) {
         Ok(n) if n > 0 => tracing::info!(incidents = n, "pruned resolved incidents"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "pruning resolved incidents failed"),
+    }
+    // The Statuspage ids of incidents forgotten here are forgotten too.
+    let prefix = crate::status::push::incident_key("");
+    let keep = |id: &str| state.incidents.read().get(id).is_some();
+    if let Err(e) = state.store.prune_status_push_values(&prefix, &keep) {
+        tracing::warn!(error = %e, "pruning the status push's incident ids failed");
     }
 }
 

@@ -22,6 +22,7 @@ pub mod signals;
 pub mod silences;
 pub mod state;
 pub mod status;
+pub mod status_push;
 pub mod timeline;
 
 use std::sync::Arc;

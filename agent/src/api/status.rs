@@ -25,6 +25,8 @@ pub struct StatusBoard {
     pub uptime: Mutex<Uptime>,
     /// The last rendering, while its inputs are the same.
     rendered: Mutex<Option<Rendered>>,
+    /// Where component states and incidents are pushed (`status.push`).
+    pub push: Option<Arc<super::status_push::StatusPusher>>,
 }
 
 /// One rendering and what it was made of: the snapshot's time, the
@@ -38,7 +40,12 @@ struct Rendered {
 
 impl StatusBoard {
     pub fn new(config: Option<StatusConfig>, uptime: Uptime) -> StatusBoard {
-        StatusBoard { config, uptime: Mutex::new(uptime), rendered: Mutex::new(None) }
+        StatusBoard { config, uptime: Mutex::new(uptime), rendered: Mutex::new(None), push: None }
+    }
+
+    pub fn with_push(mut self, push: Option<Arc<super::status_push::StatusPusher>>) -> StatusBoard {
+        self.push = push;
+        self
     }
 }
 
@@ -101,7 +108,7 @@ async fn page_json(State(s): State<Arc<ApiState>>) -> Response {
 
 /// Count the evaluated minute of every component (once per minute) and
 /// store the changed days; prune days older than 90 at the first minute of
-/// a day. Blocking; the state thread calls it after each evaluation.
+/// a day. Queue the components' changed states for `status.push`. Blocking; the state thread calls it after each evaluation.
 pub fn count(s: &ApiState, snap: &crate::api::Snapshot) {
     let Some(cfg) = &s.status.config else { return };
     let states: Vec<(&str, crate::status::ComponentState)> = cfg
@@ -109,6 +116,9 @@ pub fn count(s: &ApiState, snap: &crate::api::Snapshot) {
         .iter()
         .map(|c| (c.name.as_str(), crate::status::component_state(c, &snap.statuses, &snap.alerts, snap.at_ms)))
         .collect();
+    if let Some(p) = &s.status.push {
+        p.on_evaluation(&s.store, &s.telemetry, &states, snap.at_ms);
+    }
     let rows = {
         let mut u = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
         let rows = u.count(&states, snap.at_ms);

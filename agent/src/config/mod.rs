@@ -80,6 +80,8 @@ pub struct AgentConfig {
     pub incidents_open_on: std::collections::BTreeSet<crate::spec::model::Severity>,
     /// The public status page (`status:`); `None`: `/status` says it is not configured.
     pub status: Option<crate::status::StatusConfig>,
+    /// Where the status page's component states and incidents are pushed (`status.push`).
+    pub status_push: Option<crate::status::push::StatusPushConfig>,
 }
 
 /// Limits of the HTTP server (`http:` in agent.yaml).
@@ -278,6 +280,15 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         None => Some(None),
         Some(n) => crate::status::config::read(cx, n).map(Some),
     };
+    let status_push = match (f.get("status").and_then(|n| child(n, "push")), &status) {
+        (None, _) => Some(None),
+        (Some(n), Some(Some(s))) => {
+            let names: Vec<&str> = s.components.iter().map(|c| c.name.as_str()).collect();
+            crate::status::push_config::read(cx, n, base, &names).map(Some)
+        }
+        // `status:` has errors of its own, reported already.
+        (Some(_), _) => None,
+    };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
     let probes_only = f.get("probes").is_some() || f.get("journeys").is_some();
@@ -326,7 +337,16 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
         outage: outage?,
         incidents_open_on: incidents_open_on?,
         status: status?,
+        status_push: status_push?,
     })
+}
+
+/// The value of `key` in the map `node`.
+fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.value {
+        yaml::Value::Map(entries) => entries.iter().find(|(k, _)| k.text == key).map(|(_, v)| v),
+        _ => None,
+    }
 }
 
 /// `incidents: {open_on: [page]}`: which alert severities open incidents

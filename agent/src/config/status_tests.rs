@@ -55,3 +55,85 @@ fn mistakes_are_reported_where_they_are() {
         assert!(errs.iter().any(|e| e.contains(want) && e.starts_with(at)), "{text}\n{errs:?}");
     }
 }
+
+#[test]
+fn status_push_is_read_with_its_secret_and_defaults() {
+    use crate::status::push::{PushTarget, StatusPushConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sp.key");
+    std::fs::write(&key, "sp-key-1\n").unwrap();
+    let page =
+        "status:\n  components:\n    - {name: Checkout, service: checkout}\n    - {name: Search, service: search}\n";
+    let c = parse(&format!(
+        "{page}  push:\n    kind: statuspage\n    page_id: kctbh9vrtdwd\n    api_key_file: {}\n    components: {{Checkout: 8kbf7d35c070}}\n",
+        key.display()
+    ))
+    .unwrap();
+    let Some(StatusPushConfig {
+        target: PushTarget::Statuspage { url, page_id, api_key, components },
+        timeout,
+        max_queue,
+    }) = c.status_push
+    else {
+        panic!("a Statuspage push");
+    };
+    assert_eq!(
+        (url.as_str(), page_id.as_str(), api_key.expose()),
+        ("https://api.statuspage.io", "kctbh9vrtdwd", "sp-key-1")
+    );
+    assert_eq!(components.into_iter().collect::<Vec<_>>(), [("Checkout".to_string(), "8kbf7d35c070".to_string())]);
+    assert_eq!((timeout, max_queue), (std::time::Duration::from_secs(10), 1000));
+    let c = parse(&format!(
+        "{page}  push: {{kind: webhook, url: \"http://127.0.0.1:9000/status\", timeout: 2s, max_queue: 50}}\n"
+    ))
+    .unwrap();
+    let p = c.status_push.unwrap();
+    assert_eq!(p.target, PushTarget::Webhook { url: "http://127.0.0.1:9000/status".into(), secret: None });
+    assert_eq!((p.timeout, p.max_queue), (std::time::Duration::from_secs(2), 50));
+    assert_eq!(parse(page).unwrap().status_push, None);
+}
+
+#[test]
+fn status_push_mistakes_are_reported_where_they_are() {
+    let page = "status:\n  components:\n    - {name: Checkout, service: checkout}\n  push:\n";
+    let cases = [
+        (
+            "    kind: pagerduty\n",
+            "agent.yaml:8:11",
+            "unknown push kind `pagerduty`; expected one of statuspage, webhook",
+        ),
+        ("    kind: webhook\n", "agent.yaml:8:", "`url`"),
+        ("    {kind: webhook, url: \"ftp://x\"}\n", "agent.yaml:8:", "`url` must be an http:// or https:// URL"),
+        ("    {kind: webhook, url: \"http://x\", page_id: a}\n", "agent.yaml:8:", "unknown field `page_id`"),
+        (
+            "    {kind: statuspage, page_id: a, components: {Checkout: b}}\n",
+            "agent.yaml:8:",
+            "set `api_key_file` or `api_key_env`",
+        ),
+        (
+            "    {kind: statuspage, page_id: a, api_key_env: SLO_AGENT_TEST_UNSET_KEY_7, components: {Checkout: b}}\n",
+            "agent.yaml:8:",
+            "`SLO_AGENT_TEST_UNSET_KEY_7` (the Statuspage API key) is not set",
+        ),
+        (
+            "    {kind: statuspage, page_id: a, api_key_file: /nonexistent/k, components: {Chekout: b}}\n",
+            "agent.yaml:8:",
+            "`Chekout` is not a component of `status.components` (Checkout)",
+        ),
+        (
+            "    {kind: statuspage, page_id: \"a/b\", api_key_file: /nonexistent/k, components: {Checkout: b}}\n",
+            "agent.yaml:8:",
+            "`page_id` must be a Statuspage id",
+        ),
+        (
+            "    {kind: webhook, url: \"http://x\", max_queue: 5}\n",
+            "agent.yaml:8:",
+            "`max_queue` must be a whole number from 10",
+        ),
+        ("    {kind: webhook, url: \"http://x\", timeout: 0s}\n", "agent.yaml:8:", "`timeout` must be a duration"),
+    ];
+    for (text, at, want) in cases {
+        let errs = parse(&format!("{page}{text}")).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains(want) && e.starts_with(at)), "{text}\n{errs:?}");
+    }
+}

@@ -134,6 +134,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         outage: crate::outage::OutageConfig::default(),
         incidents_open_on: [crate::spec::model::Severity::Page].into(),
         status: None,
+        status_push: None,
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

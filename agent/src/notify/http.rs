@@ -16,11 +16,22 @@ pub fn client() -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
-/// Send one request and classify the answer: 2xx is delivered; 408, 429
-/// and 5xx, timeouts and connection errors are worth retrying; any other
+/// Send one request and classify the answer: 2xx is delivered; 408, 420,
+/// 429 and 5xx, timeouts and connection errors are worth retrying; any other
 /// status means the receiver refused the message itself. Error texts never
 /// hold the URL (it may be the secret) or a header.
 pub async fn send(client: &reqwest::Client, req: &HttpRequest, timeout: Duration) -> Result<(), SendError> {
+    send_reading(client, req, timeout, 0).await.map(|_| ())
+}
+
+/// [`send`], keeping up to `keep` bytes of a successful answer (an id the
+/// receiver gave what it created); an answer cut short keeps what came.
+pub async fn send_reading(
+    client: &reqwest::Client,
+    req: &HttpRequest,
+    timeout: Duration,
+    keep: usize,
+) -> Result<Vec<u8>, SendError> {
     let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| SendError::Permanent(e.to_string()))?;
     let mut b = client.request(method, &req.url).timeout(timeout).body(req.body.clone());
     for (k, v) in &req.headers {
@@ -43,7 +54,15 @@ pub async fn send(client: &reqwest::Client, req: &HttpRequest, timeout: Duration
     };
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
-        return Ok(());
+        let mut out = Vec::new();
+        let mut resp = resp;
+        while out.len() < keep {
+            match tokio::time::timeout(timeout, resp.chunk()).await {
+                Ok(Ok(Some(c))) => out.extend_from_slice(&c[..c.len().min(keep - out.len())]),
+                _ => break,
+            }
+        }
+        return Ok(out);
     }
     // A little of the answer helps (PagerDuty and Opsgenie explain refusals).
     let body = tokio::time::timeout(timeout, resp.bytes()).await.ok().and_then(Result::ok).unwrap_or_default();
@@ -52,9 +71,10 @@ pub async fn send(client: &reqwest::Client, req: &HttpRequest, timeout: Duration
     Err(classify(status, msg))
 }
 
-/// Which failures are worth retrying.
+/// Which failures are worth retrying. 420 is a rate limit too (Atlassian
+/// Statuspage answers it, as Twitter's API once did).
 pub fn classify(status: u16, message: String) -> SendError {
-    if status == 408 || status == 429 || status >= 500 {
+    if status == 408 || status == 420 || status == 429 || status >= 500 {
         SendError::Retryable(message)
     } else {
         SendError::Permanent(message)
@@ -97,6 +117,7 @@ mod tests {
         assert!(matches!(classify(503, String::new()), SendError::Retryable(_)));
         assert!(matches!(classify(429, String::new()), SendError::Retryable(_)));
         assert!(matches!(classify(408, String::new()), SendError::Retryable(_)));
+        assert!(matches!(classify(420, String::new()), SendError::Retryable(_)));
         assert!(matches!(classify(400, String::new()), SendError::Permanent(_)));
         assert!(matches!(classify(403, String::new()), SendError::Permanent(_)));
         assert_eq!(snippet(b"{\"error\":\n\"bad\"}"), "{\"error\": \"bad\"}");

@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod serving;
 pub mod state;
+pub mod status_push;
 pub mod tls;
 
 use std::path::Path;
@@ -186,6 +187,16 @@ impl Runtime {
             }
         }
 
+        let pusher = match (&config.status_push, &config.status) {
+            (Some(p), Some(page)) => {
+                let pusher = crate::api::status_push::StatusPusher::new(p.clone(), page.components.clone(), &store)?;
+                let depth = store.status_push_depth()?;
+                crate::telemetry::events::StatusPushStarted { kind: pusher.kind(), depth }.emit(&telemetry);
+                Some(Arc::new(pusher))
+            }
+            _ => None,
+        };
+
         let (deliveries_tx, deliveries_rx) = tokio::sync::mpsc::channel::<Delivery>(QUEUE_DEPTH);
         let push = PushGate::new(pushed, deliveries_tx, config.push_timeout, config.http.max_push_in_flight)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -201,10 +212,13 @@ impl Runtime {
             bypasses: Arc::new(crate::api::state::BypassBook::new(bypasses)),
             deploys: Arc::new(crate::api::state::DeployBook::new(deploys)),
             incidents: Arc::new(crate::api::incidents::IncidentBook::new(incidents)),
-            status: Arc::new(crate::api::status::StatusBoard::new(
-                config.status.clone(),
-                crate::status::Uptime::restore(store.status_days()?),
-            )),
+            status: Arc::new(
+                crate::api::status::StatusBoard::new(
+                    config.status.clone(),
+                    crate::status::Uptime::restore(store.status_days()?),
+                )
+                .with_push(pusher),
+            ),
             rendered: Default::default(),
             probes: Default::default(),
             journeys: Default::default(),
@@ -618,6 +632,11 @@ pub async fn run(
         );
         runtime.supervised("the fleet reader", task)
     });
+    // The status push: one that panics is a bug; supervised too.
+    let status_push = runtime.api.status.push.clone().map(|p| {
+        let task = status_push::run(p, runtime.api.store.clone(), runtime.api.telemetry.clone(), dispatch_stop.clone());
+        runtime.supervised("the status push", task)
+    });
     let mut fatal = runtime.fatal.take().expect("taken once");
 
     let failure = tokio::select! {
@@ -639,6 +658,10 @@ pub async fn run(
     }
     if let Some(f) = &fleet {
         f.abort();
+    }
+    if let Some(p) = &status_push {
+        // A send in progress is abandoned: its entry stays in the outbox.
+        p.abort();
     }
     dispatch_stop.store(true, Ordering::SeqCst);
     for d in &dispatchers {

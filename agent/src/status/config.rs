@@ -7,7 +7,7 @@ use super::{ComponentConfig, MAX_COMPONENTS, StatusConfig};
 
 /// `status: {title, components: [{name, service, slos}]}`.
 pub fn read(cx: &mut Ctx<'_>, node: &Node) -> Option<StatusConfig> {
-    let f = cx.map(node, "status", &["title", "components"])?;
+    let f = cx.map(node, "status", &["title", "components", "push"])?;
     let title = match f.get("title") {
         None => Some("Service status".to_string()),
         Some(n) => line(cx, n, "title"),

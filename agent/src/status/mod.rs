@@ -9,6 +9,8 @@
 //! client addresses, token names or alert keys.
 
 pub mod config;
+pub mod push;
+pub mod push_config;
 mod render;
 
 use std::collections::BTreeMap;

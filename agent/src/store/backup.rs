@@ -146,6 +146,8 @@ fn copy_all(from: &ReadTransaction, to: &WriteTransaction) -> Result<BTreeMap<St
     copy(from, to, outbox::OUTBOX, c)?;
     copy(from, to, outbox::GROUPS, c)?;
     copy(from, to, outbox::FAILED, c)?;
+    copy(from, to, super::status_push::PUSH_OUTBOX, c)?;
+    copy(from, to, super::status_push::PUSH_VALUES, c)?;
     for t in from.list_tables()? {
         if !counts.contains_key(t.name()) {
             return Err(StoreError::Foreign(format!(

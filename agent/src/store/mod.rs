@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod backup;
 pub mod outbox;
+pub mod status_push;
 
 pub use audit::{AUDIT_LOG_MS, MAX_ANONYMOUS_AUDIT_ENTRIES};
 
@@ -307,6 +308,7 @@ impl Store {
             tx.open_table(ALERT_HISTORY)?;
             tx.open_table(VANISHED)?;
             outbox::init(&tx)?;
+            status_push::init(&tx)?;
         }
         tx.commit()?;
         Ok(())
@@ -945,14 +947,28 @@ impl Store {
         json: &[u8],
         entry: &crate::auth::AuditEntry,
     ) -> Result<(), StoreError> {
+        self.put_kept_with_push(kind, id, json, entry, &status_push::PushQueue::default()).map(|_| ())
+    }
+
+    /// [`Store::put_kept`], and the status push records the change causes,
+    /// in one transaction.
+    pub fn put_kept_with_push(
+        &self,
+        kind: Kept,
+        id: &str,
+        json: &[u8],
+        entry: &crate::auth::AuditEntry,
+        push: &status_push::PushQueue,
+    ) -> Result<status_push::Queued, StoreError> {
         let db = self.db_for_write()?;
         let tx = begin_write(&db)?;
-        {
+        let queued = {
             tx.open_table(kind.table())?.insert(id, json)?;
             audit::insert(&tx, entry)?;
-        }
+            status_push::queue_in(&tx, push)?
+        };
         tx.commit()?;
-        Ok(())
+        Ok(queued)
     }
 
     /// Every stored record of a kind, as `(id, json)`.

@@ -134,6 +134,13 @@ metric!(
     "Seconds from the alert change to the receiver accepting the notification (the last one)"
 );
 metric!(
+    STATUS_PUSH_REQUESTS,
+    "slo_agent_status_push_requests",
+    Counter,
+    "Status push entries by outcome: sent, retried (failed, will retry), failed (refused for good), coalesced (a newer state of the component superseded it), dropped (the queue was full)"
+);
+metric!(STATUS_PUSH_DEPTH, "slo_agent_status_push_queue_depth", Gauge, "Status push entries waiting in the outbox");
+metric!(
     HTTP_REFUSED,
     "slo_agent_http_refused",
     Counter,
@@ -726,6 +733,52 @@ impl NotificationOutcome<'_> {
         if let Some(s) = self.latency_seconds {
             t.set(&NOTIFY_LATENCY, receiver_labels(self.receiver, self.kind), s);
         }
+    }
+}
+
+/// The status push is configured: its series start at zero.
+pub struct StatusPushStarted<'a> {
+    pub kind: &'a str,
+    pub depth: u64,
+}
+
+impl StatusPushStarted<'_> {
+    pub const OUTCOMES: [&'static str; 5] = ["sent", "retried", "failed", "coalesced", "dropped"];
+
+    pub fn emit(&self, t: &Telemetry) {
+        t.set(&STATUS_PUSH_DEPTH, vec![("kind", self.kind.to_string())], self.depth as f64);
+        for outcome in Self::OUTCOMES {
+            t.add(&STATUS_PUSH_REQUESTS, vec![("kind", self.kind.to_string()), ("outcome", outcome.to_string())], 0);
+        }
+    }
+}
+
+/// What became of status push entries (logged where the details are known).
+pub struct StatusPushOutcome<'a> {
+    pub kind: &'a str,
+    pub outcome: &'static str,
+    pub count: u64,
+}
+
+impl StatusPushOutcome<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.add(
+            &STATUS_PUSH_REQUESTS,
+            vec![("kind", self.kind.to_string()), ("outcome", self.outcome.to_string())],
+            self.count,
+        );
+    }
+}
+
+/// Status push entries waiting.
+pub struct StatusPushDepth<'a> {
+    pub kind: &'a str,
+    pub depth: u64,
+}
+
+impl StatusPushDepth<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        t.set(&STATUS_PUSH_DEPTH, vec![("kind", self.kind.to_string())], self.depth as f64);
     }
 }
 
