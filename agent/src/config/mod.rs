@@ -276,7 +276,11 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     };
     let status = match f.get("status") {
         None => Some(None),
-        Some(n) => crate::status::config::read(cx, n).map(Some),
+        Some(n) => {
+            let journeys: Option<Vec<(&str, &str)>> =
+                synthetic.as_ref().map(|s| s.journeys.iter().map(|j| (j.name.as_str(), j.service.as_str())).collect());
+            crate::status::config::read(cx, n, journeys.as_deref()).map(Some)
+        }
     };
     let mut sources = Vec::new();
     // An agent that only probes (one per region, say) reads no logs.
