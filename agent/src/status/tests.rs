@@ -144,7 +144,7 @@ fn the_page_escapes_text_and_hides_internals() {
 }
 
 #[test]
-fn fifty_components_render_fast() {
+fn fifty_components_with_full_days_render() {
     let components: Vec<ComponentConfig> = (0..50)
         .map(|i| ComponentConfig {
             name: format!("Component {i}"),
@@ -169,10 +169,9 @@ fn fifty_components_render_fast() {
     let took = started.elapsed();
     eprintln!("page built in {built:?}; JSON {} bytes", j.len());
     eprintln!("50 components, 90 days: page + HTML ({} bytes) + JSON in {took:?}", h.len());
+    // The time is printed, never asserted (docs/benchmarks.md: tests assert behaviour).
     assert!(h.len() > 50 * 90 * 40 && !j.is_empty());
-    // Debug builds on a shared 2-core machine are ~10 times slower than release.
-    let limit = std::time::Duration::from_millis(if cfg!(debug_assertions) { 1000 } else { 100 });
-    assert!(took < limit, "rendering 50 components took {took:?}");
+    assert_eq!(h.matches("<article class=\"component\"").count(), 50);
 }
 
 #[test]
