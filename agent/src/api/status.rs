@@ -143,12 +143,7 @@ async fn operators(State(s): State<Arc<ApiState>>) -> Response {
 /// What operators see of one component beyond the public page.
 fn internal(s: &ApiState, snap: &crate::api::Snapshot, c: &crate::status::ComponentConfig) -> serde_json::Value {
     use serde_json::json;
-    let slos: Vec<&str> = snap
-        .statuses
-        .iter()
-        .filter(|st| if c.slos.is_empty() { st.slo.service == c.service } else { c.slos.contains(&st.slo.name) })
-        .map(|st| st.slo.name.as_str())
-        .collect();
+    let slos: Vec<&str> = snap.statuses.iter().filter(|st| c.decides(&st.slo)).map(|st| st.slo.name.as_str()).collect();
     let firing: Vec<serde_json::Value> = snap
         .alerts
         .iter()

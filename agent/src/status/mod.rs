@@ -63,7 +63,8 @@ pub struct ComponentConfig {
 }
 
 impl ComponentConfig {
-    fn decides(&self, slo: &crate::spec::model::Slo) -> bool {
+    /// Whether `slo` is one of the component's SLOs.
+    pub fn decides(&self, slo: &crate::spec::model::Slo) -> bool {
         if self.slos.is_empty() { slo.service == self.service } else { self.slos.contains(&slo.name) }
     }
 }
