@@ -410,3 +410,27 @@ pub async fn run_journeys(
     };
     schedule::run(jobs, MAX_CONCURRENT_JOURNEYS, run_one, stats, stop).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::journey::{Status, example_run};
+
+    #[test]
+    fn a_journeys_recent_outcomes_are_bounded_and_newest_first() {
+        let results = JourneyResults::default();
+        assert!(results.recent("checkout").is_empty());
+        for i in 0..(RECENT_RUNS as i64 + 2) {
+            let mut run = example_run();
+            run.started_ms = i;
+            run.status = if i % 2 == 0 { Status::Ok } else { Status::Failed };
+            results.put(run);
+        }
+        let recent = results.recent(&example_run().name);
+        assert_eq!(recent.len(), RECENT_RUNS);
+        assert_eq!(recent[0], (RECENT_RUNS as i64 + 1, Status::Failed), "newest first");
+        assert_eq!(recent[RECENT_RUNS - 1].0, 2, "the two oldest are gone");
+        assert_eq!(results.generation(), RECENT_RUNS as u64 + 2);
+        assert_eq!(results.runs().len(), 1, "one last run per journey");
+    }
+}
