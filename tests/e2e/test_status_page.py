@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from conftest import free_port, need, wait_until
@@ -268,6 +269,21 @@ def test_status_page_in_chromium(agent_factory, tmp_path):
     assert got[("once", False, ("Calm",))] == want_maintenance["once"], got
     assert ("once", True, ("Maintained",)) in got, got
     assert "crawler" not in json.dumps(page).lower()
+    # Operators see the internals, with a token (reads need one here).
+    try:
+        urllib.request.urlopen(url + "/api/v1/status", timeout=5)
+        raise AssertionError("/api/v1/status answered without a token")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, e.code
+    req = urllib.request.Request(url + "/api/v1/status", headers={"Authorization": "Bearer admin-token-0123456789abcdef"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        ops = json.loads(r.read())
+    buying = ops["components"][5]["internal"]
+    assert buying["kind"] == "journey" and buying["journey"] == "buy-flow-internal", buying
+    assert buying["journey_runs"][0]["status"] == "degraded", buying
+    partial = ops["components"][4]["internal"]
+    assert sorted(partial["slos"]) == ["part-avail", "part-other"], partial
+    assert partial["firing_alerts"] == [{"slo": "part-avail", "severity": "page"}], partial
 
     browser = Browser(chromium)
     try:
