@@ -65,6 +65,7 @@ const MATRIX: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/outage", R),
     ("GET", "/api/v1/journeys", R),
     ("GET", "/api/v1/journeys/{name}", R),
+    ("GET", "/api/v1/status", R),
     ("GET", "/api/v1/silences", R),
     ("POST", "/api/v1/silences", SILENCE),
     ("GET", "/api/v1/silences/{id}", R),

@@ -1,6 +1,8 @@
 //! "Search ranking dropped — are the crawlers getting our pages?" in a
 //! running agent (in-process, on a paused clock), through the real router:
-//! Googlebot gets 503s on /products while browsers get 200s there.
+//! Googlebot gets 503s on /products while browsers get 200s there. The
+//! operators' status (`GET /api/v1/status`) shows the figures under the
+//! shop's component; the public page (`/status`, `/status.json`) never does.
 
 mod common;
 
@@ -52,7 +54,7 @@ fn googlebot_failing_on_products_while_browsers_succeed_shows() {
     )
     .unwrap();
     std::fs::write(d.join("logs/app.log"), traffic()).unwrap();
-    let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
+    let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\nstatus:\n  components:\n    - {name: Shop, service: shop}\n    - {name: Quiet, service: quiet}\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0 + MINUTES * MIN);
     let served = common::in_process(config, Arc::new(clock.clone()));
@@ -109,5 +111,49 @@ fn googlebot_failing_on_products_while_browsers_succeed_shows() {
     assert_eq!(status, 404, "{body}");
     let (status, body) = call(port, "GET", "/api/v1/crawlers", None, "");
     assert_eq!(status, 400, "{body}");
+
+    // The operators' status: each component's crawler figures (none seen for Quiet).
+    let (status, ops) = call(port, "GET", "/api/v1/status", None, "");
+    assert_eq!(status, 200, "{ops}");
+    let shop = &ops["components"][0];
+    assert_eq!(shop["name"], "Shop");
+    assert_eq!(shop["internal"]["service"], "shop");
+    assert_eq!(shop["internal"]["slos"], serde_json::json!(["shop-availability"]));
+    let google = shop["internal"]["crawlers"]["windows"][0]["crawlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Googlebot")
+        .expect("Googlebot under Shop");
+    assert_eq!(google["requests"], 2 * MINUTES + MINUTES / 30);
+    assert_eq!(ops["components"][1]["internal"]["crawlers"], serde_json::Value::Null);
+    // The public page: the same components, no crawler, no service or SLO name.
+    let (status, public) = call(port, "GET", "/status.json", None, "");
+    assert_eq!(status, 200);
+    for c in public["components"].as_array().unwrap() {
+        let mut keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["days", "name", "status", "uptime_percent"], "{c}");
+    }
+    let html = raw_get(port, "/status");
+    for text in [public.to_string(), html] {
+        assert!(!text.to_lowercase().contains("crawler"), "crawlers on the public page");
+        for internal in ["Googlebot", "Bingbot", "robots", "shop-availability", "\"shop\""] {
+            assert!(!text.contains(internal), "{internal} on the public page");
+        }
+    }
     served.agent.stop(Instant::now() + Duration::from_secs(5));
+}
+
+/// The body of a GET, as text.
+fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
 }

@@ -90,6 +90,8 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/outage", Read),
     route("GET", "/api/v1/journeys", Read),
     route("GET", "/api/v1/journeys/{name}", Read),
+    // The status page with its internals (crawler figures, SLO names): a read, never public.
+    route("GET", "/api/v1/status", Read),
     route("GET", "/api/v1/timeline", Read),
     route("GET", "/api/v1/silences", Read),
     route("POST", "/api/v1/silences", change(&[Role::Silence], "silence.create")),

@@ -172,7 +172,7 @@ async fn list_notifications(
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/crawlers, /api/v1/journeys, /api/v1/outage, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
+        "no such endpoint; see /api/v1/slos, /api/v1/alerts, /api/v1/freeze, /api/v1/hops, /api/v1/crawlers, /api/v1/journeys, /api/v1/status, /api/v1/outage, /api/v1/anomalies, /api/v1/forecasts, /api/v1/silences, /api/v1/timeline, /metrics, /healthz, /readyz, /ingest/…",
     )
 }
 

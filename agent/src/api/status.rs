@@ -1,6 +1,9 @@
 //! `GET /status` (HTML) and `GET /status.json`: the public status page,
 //! open to anyone even when tokens are configured, read-only
-//! ([`crate::status`] decides what it shows).
+//! ([`crate::status`] decides what it shows). `GET /api/v1/status`: the
+//! same for operators (a read), each component with its internals — its
+//! service, SLOs, firing alerts, journey runs and the crawler figures of its
+//! service — which the public answers never carry.
 //!
 //! A request never reads the store: the components' minutes are kept in
 //! memory ([`StatusBoard`]), counted by the state thread once per evaluated
@@ -30,10 +33,10 @@ pub struct StatusBoard {
 }
 
 /// One rendering and what it was made of: the snapshot's time, the
-/// incidents' generation, the minute counted last.
+/// incidents' generation, the minute counted last, the journeys' runs kept.
 #[derive(Debug, Clone)]
 struct Rendered {
-    key: (i64, u64, i64),
+    key: (i64, u64, i64, u64),
     html: Bytes,
     json: Bytes,
 }
@@ -50,7 +53,19 @@ impl StatusBoard {
 }
 
 pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new().route("/status", get(page_html)).route("/status.json", get(page_json))
+    Router::new()
+        .route("/status", get(page_html))
+        .route("/status.json", get(page_json))
+        .route("/api/v1/status", get(operators))
+}
+
+/// The recent runs of the journeys that components show, newest first.
+fn journey_runs(s: &ApiState, cfg: &StatusConfig) -> crate::status::JourneyRuns {
+    cfg.components
+        .iter()
+        .filter_map(|c| c.journey.as_ref())
+        .map(|j| (j.clone(), s.journeys.recent(j).into_iter().map(|(_, st)| st).collect()))
+        .collect()
 }
 
 /// The page as HTML and JSON: the last rendering while nothing it shows
@@ -60,7 +75,7 @@ fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
     let snap = s.snapshot();
     let now = s.clock.now_ms();
     let incidents = s.incidents.read();
-    let key = (snap.at_ms, incidents.generation(), now.div_euclid(60_000));
+    let key = (snap.at_ms, incidents.generation(), now.div_euclid(60_000), s.journeys.generation());
     if let Some(r) = s.status.rendered.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
         && r.key == key
     {
@@ -69,7 +84,7 @@ fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
     let list = incidents.list(now - crate::incident::RECENT_MS);
     let p = {
         let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        crate::status::page(cfg, &snap.statuses, &snap.alerts, &list, &uptime, now)
+        crate::status::page(cfg, &snap.statuses, &snap.alerts, &journey_runs(s, cfg), &list, &uptime, now)
     };
     drop(incidents);
     // Bytes: every answer until the next change shares them, uncopied.
@@ -106,15 +121,73 @@ async fn page_json(State(s): State<Arc<ApiState>>) -> Response {
     }
 }
 
+/// `GET /api/v1/status`: the public page's JSON, each component with an
+/// `internal` object (`docs/status-page.md`, "For operators").
+async fn operators(State(s): State<Arc<ApiState>>) -> Response {
+    let Some(cfg) = s.status.config.as_ref() else {
+        return super::error(StatusCode::NOT_FOUND, NOT_CONFIGURED);
+    };
+    let snap = s.snapshot();
+    let now = s.clock.now_ms();
+    let runs = journey_runs(&s, cfg);
+    let p = {
+        let incidents = s.incidents.read();
+        let list = incidents.list(now - crate::incident::RECENT_MS);
+        let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
+        crate::status::page(cfg, &snap.statuses, &snap.alerts, &runs, &list, &uptime, now)
+    };
+    let mut v = serde_json::to_value(&p).unwrap_or_default();
+    if let Some(list) = v.get_mut("components").and_then(|c| c.as_array_mut()) {
+        for (view, c) in list.iter_mut().zip(&cfg.components) {
+            if let Some(o) = view.as_object_mut() {
+                o.insert("internal".into(), internal(&s, &snap, c));
+            }
+        }
+    }
+    axum::Json(v).into_response()
+}
+
+/// What operators see of one component beyond the public page.
+fn internal(s: &ApiState, snap: &crate::api::Snapshot, c: &crate::status::ComponentConfig) -> serde_json::Value {
+    use serde_json::json;
+    let slos: Vec<&str> = snap.statuses.iter().filter(|st| c.decides(&st.slo)).map(|st| st.slo.name.as_str()).collect();
+    let firing: Vec<serde_json::Value> = snap
+        .alerts
+        .iter()
+        .filter(|a| a.phase == crate::alert::Phase::Firing && slos.contains(&a.slo.as_str()))
+        .map(|a| json!({"slo": a.slo, "severity": a.kind.as_str()}))
+        .collect();
+    let crawlers = snap.crawlers.service(&c.service).map(|cr| json!({"source": cr.source, "windows": cr.windows}));
+    let runs = c.journey.as_ref().map(|j| {
+        s.journeys
+            .recent(j)
+            .into_iter()
+            .map(|(at, st)| json!({"started_at": crate::timefmt::rfc3339(at), "status": st.as_str()}))
+            .collect::<Vec<_>>()
+    });
+    json!({
+        "kind": if c.journey.is_some() { "journey" } else { "service" },
+        "service": c.service,
+        "journey": c.journey,
+        "slos": slos,
+        "firing_alerts": firing,
+        "journey_runs": runs,
+        "crawlers": crawlers,
+    })
+}
+
 /// Count the evaluated minute of every component (once per minute) and
 /// store the changed days; prune days older than 90 at the first minute of
 /// a day. Queue the components' changed states for `status.push`. Blocking; the state thread calls it after each evaluation.
 pub fn count(s: &ApiState, snap: &crate::api::Snapshot) {
     let Some(cfg) = &s.status.config else { return };
+    let runs = journey_runs(s, cfg);
     let states: Vec<(&str, crate::status::ComponentState)> = cfg
         .components
         .iter()
-        .map(|c| (c.name.as_str(), crate::status::component_state(c, &snap.statuses, &snap.alerts, snap.at_ms)))
+        .map(|c| (c, crate::status::component_state(c, &snap.statuses, &snap.alerts, &runs, snap.at_ms)))
+        .filter(|(c, state)| crate::status::counts(c, &runs, *state))
+        .map(|(c, state)| (c.name.as_str(), state))
         .collect();
     if let Some(p) = &s.status.push {
         p.on_evaluation(&s.store, &s.telemetry, &states, snap.at_ms);

@@ -130,7 +130,8 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             max_queue: 10,
         };
-        let components = vec![ComponentConfig { name: "Checkout".into(), service: "checkout".into(), slos: vec![] }];
+        let components =
+            vec![ComponentConfig { name: "Checkout".into(), service: "checkout".into(), slos: vec![], journey: None }];
         StatusPusher::new(config, components, store).unwrap()
     }
 

@@ -278,7 +278,11 @@ fn read_root(cx: &mut Ctx<'_>, root: &Node, base: &Path) -> Option<AgentConfig> 
     };
     let status = match f.get("status") {
         None => Some(None),
-        Some(n) => crate::status::config::read(cx, n).map(Some),
+        Some(n) => {
+            let journeys: Option<Vec<(&str, &str)>> =
+                synthetic.as_ref().map(|s| s.journeys.iter().map(|j| (j.name.as_str(), j.service.as_str())).collect());
+            crate::status::config::read(cx, n, journeys.as_deref()).map(Some)
+        }
     };
     let status_push = match (f.get("status").and_then(|n| child(n, "push")), &status) {
         (None, _) => Some(None),

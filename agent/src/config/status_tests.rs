@@ -26,9 +26,10 @@ fn status_and_incidents_are_read_with_defaults() {
                 ComponentConfig {
                     name: "Checkout".into(),
                     service: "checkout".into(),
-                    slos: vec!["co-avail".into(), "co-latency".into()]
+                    slos: vec!["co-avail".into(), "co-latency".into()],
+                    journey: None,
                 },
-                ComponentConfig { name: "Search".into(), service: "search".into(), slos: vec![] },
+                ComponentConfig { name: "Search".into(), service: "search".into(), slos: vec![], journey: None },
             ],
         })
     );
@@ -40,7 +41,13 @@ fn status_and_incidents_are_read_with_defaults() {
 fn mistakes_are_reported_where_they_are() {
     let cases = [
         ("status: {components: []}\n", "agent.yaml:4:", "`components` must list 1 to 200"),
-        ("status:\n  components:\n    - {name: A}\n", "agent.yaml:6:", "`service`"),
+        ("status:\n  components:\n    - {name: A}\n", "agent.yaml:6:7", "needs `service`"),
+        (
+            "status:\n  components:\n    - {name: A, service: a, journey: buy}\n",
+            "agent.yaml:6:38",
+            "`service` or `journey`, not both",
+        ),
+        ("status:\n  components:\n    - {name: A, journey: buy}\n", "agent.yaml:6:26", "no journey named `buy`"),
         ("status:\n  components:\n    - {name: A, service: a, route: /x}\n", "agent.yaml:6:", "unknown field `route`"),
         (
             "status:\n  components:\n    - {name: A, service: a}\n    - {name: A, service: b}\n",
@@ -135,5 +142,27 @@ fn status_push_mistakes_are_reported_where_they_are() {
     for (text, at, want) in cases {
         let errs = parse(&format!("{page}{text}")).unwrap_err();
         assert!(errs.iter().any(|e| e.contains(want) && e.starts_with(at)), "{text}\n{errs:?}");
+    }
+}
+
+const JOURNEY: &str = "journeys:\n  - name: buy\n    service: checkout\n    interval: 1m\n    steps:\n      - {name: home, request: {method: GET, url: \"http://127.0.0.1:1/\"}}\n";
+
+#[test]
+fn a_journey_component_takes_its_journeys_service() {
+    let c = parse(&format!("{JOURNEY}status:\n  components:\n    - {{name: Buying, journey: buy}}\n")).unwrap();
+    let want = ComponentConfig {
+        name: "Buying".into(),
+        service: "checkout".into(),
+        slos: vec![],
+        journey: Some("buy".into()),
+    };
+    assert_eq!(c.status.unwrap().components, [want]);
+    let cases = [
+        ("    - {name: Buying, journey: sell}\n", ":12:31", "no journey named `sell` (`journeys:` has buy)"),
+        ("    - {name: Buying, journey: buy, slos: [x]}\n", ":12:42", "`slos` is for service components"),
+    ];
+    for (item, at, want) in cases {
+        let errs = parse(&format!("{JOURNEY}status:\n  components:\n{item}")).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains(want) && e.starts_with(&format!("agent.yaml{at}"))), "{item}\n{errs:?}");
     }
 }

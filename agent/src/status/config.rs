@@ -5,8 +5,10 @@ use crate::yaml::fields::Ctx;
 
 use super::{ComponentConfig, MAX_COMPONENTS, StatusConfig};
 
-/// `status: {title, components: [{name, service, slos}]}`.
-pub fn read(cx: &mut Ctx<'_>, node: &Node) -> Option<StatusConfig> {
+/// `status: {title, components: [{name, service, slos} | {name, journey}], push}`.
+/// `journeys`: the configured journeys' `(name, service)`, to check a
+/// `journey:` against; `None` when `journeys:` had errors of its own.
+pub fn read(cx: &mut Ctx<'_>, node: &Node, journeys: Option<&[(&str, &str)]>) -> Option<StatusConfig> {
     let f = cx.map(node, "status", &["title", "components", "push"])?;
     let title = match f.get("title") {
         None => Some("Service status".to_string()),
@@ -22,12 +24,46 @@ pub fn read(cx: &mut Ctx<'_>, node: &Node) -> Option<StatusConfig> {
             ok = false;
         }
         for item in items {
-            let Some(c) = cx.map(item, "components", &["name", "service", "slos"]) else {
+            let Some(c) = cx.map(item, "components", &["name", "service", "slos", "journey"]) else {
                 ok = false;
                 continue;
             };
             let name = c.require(cx, "name").and_then(|n| line(cx, n, "name"));
-            let service = c.require(cx, "service").and_then(|n| line(cx, n, "service"));
+            let (service, journey) = match (c.get("service"), c.get("journey")) {
+                (Some(_), Some(j)) => {
+                    cx.err(j.pos, "a component has `service` or `journey`, not both");
+                    (None, None)
+                }
+                (None, None) => {
+                    cx.err(item.pos, "a component needs `service` (its SLOs decide) or `journey` (its runs decide)");
+                    (None, None)
+                }
+                (Some(n), None) => (line(cx, n, "service"), None),
+                (None, Some(n)) => match line(cx, n, "journey") {
+                    None => (None, None),
+                    Some(j) => {
+                        if let Some(s) = c.get("slos") {
+                            cx.err(s.pos, "`slos` is for service components; a journey's runs decide its state");
+                            ok = false;
+                        }
+                        match journeys.map(|js| js.iter().find(|(name, _)| *name == j)) {
+                            // `journeys:` has errors of its own; they are reported.
+                            None => (None, None),
+                            Some(Some((_, service))) => (Some(service.to_string()), Some(j)),
+                            Some(None) => {
+                                let known: Vec<&str> = journeys.unwrap_or_default().iter().map(|(n, _)| *n).collect();
+                                let hint = if known.is_empty() {
+                                    "`journeys:` lists none".to_string()
+                                } else {
+                                    format!("`journeys:` has {}", known.join(", "))
+                                };
+                                cx.err(n.pos, format!("no journey named `{j}` ({hint})"));
+                                (None, None)
+                            }
+                        }
+                    }
+                },
+            };
             let mut slos = Vec::new();
             if let Some(n) = c.get("slos") {
                 for s in cx.one_or_many(n, "slos") {
@@ -43,7 +79,7 @@ pub fn read(cx: &mut Ctx<'_>, node: &Node) -> Option<StatusConfig> {
                         cx.err(item.pos, format!("two components are named `{name}`"));
                         ok = false;
                     }
-                    components.push(ComponentConfig { name, service, slos });
+                    components.push(ComponentConfig { name, service, slos, journey });
                 }
                 _ => ok = false,
             }

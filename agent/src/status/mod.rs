@@ -1,12 +1,14 @@
 //! The public status page (`GET /status`, `GET /status.json`;
-//! `docs/status-page.md`): the components `status:` lists, each one's state
-//! derived from its SLOs' alerts and exclusion windows, the incidents that
-//! name them, scheduled maintenance, and 90 days of minutes per state.
+//! `docs/status-page.md`): the components `status:` lists — services, whose
+//! state their SLOs' alerts and exclusion windows decide, and journeys, whose
+//! recent runs decide — the incidents that name them, scheduled maintenance
+//! (one-off and weekly exclusion windows ahead), and 90 days of minutes per
+//! state.
 //!
 //! **Architecture invariant:** pure (times are passed in, no I/O), and it
 //! shows only what `status:` lists: component names, their states, and the
-//! incidents' titles and messages — never SLO names, routes, request ids,
-//! client addresses, token names or alert keys.
+//! incidents' titles and messages — never SLO names, journey or step names,
+//! URLs, routes, request ids, client addresses, token names or alert keys.
 
 pub mod config;
 pub mod push;
@@ -21,6 +23,7 @@ use crate::alert::{AlertKind, AlertRecord, Phase};
 use crate::incident::Incident;
 use crate::sli::SloStatus;
 use crate::spec::model::ExclusionTime;
+use crate::synthetic::journey::Status as RunStatus;
 
 pub use render::{html, json};
 
@@ -29,8 +32,14 @@ pub const MAX_COMPONENTS: usize = 200;
 /// Days of uptime bars.
 pub const DAYS: i64 = 90;
 const DAY_MS: i64 = 86_400_000;
-/// How far ahead scheduled maintenance is shown.
+/// How far ahead one-off maintenance (exclusion windows) is shown.
 pub const MAINTENANCE_AHEAD_MS: i64 = 30 * DAY_MS;
+/// How far ahead the occurrences of weekly maintenance are shown.
+pub const WEEKLY_AHEAD_MS: i64 = 7 * DAY_MS;
+/// Scheduled maintenance entries shown at most (the earliest).
+pub const MAX_MAINTENANCE: usize = 50;
+/// The recent runs of a journey that decide its component's state.
+pub const JOURNEY_RUNS: usize = 3;
 
 /// `status:` in agent.yaml.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,16 +49,24 @@ pub struct StatusConfig {
 }
 
 /// One component: a display name, the service, and the SLOs that decide
-/// its state (empty: every SLO of the service).
+/// its state (empty: every SLO of the service); or a journey, whose runs
+/// decide its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComponentConfig {
     pub name: String,
+    /// `service:`; for a journey component its journey's `service`
+    /// (whose SLOs' exclusion windows put it under maintenance, and whose
+    /// incidents it shows).
     pub service: String,
+    /// Always empty for a journey component.
     pub slos: Vec<String>,
+    /// `journey:`: the journey whose recent runs decide the state.
+    pub journey: Option<String>,
 }
 
 impl ComponentConfig {
-    fn decides(&self, slo: &crate::spec::model::Slo) -> bool {
+    /// Whether `slo` is one of the component's SLOs.
+    pub fn decides(&self, slo: &crate::spec::model::Slo) -> bool {
         if self.slos.is_empty() { slo.service == self.service } else { self.slos.contains(&slo.name) }
     }
 }
@@ -99,23 +116,33 @@ impl ComponentState {
     }
 }
 
+/// Per journey, the outcomes of its recent runs, newest first.
+pub type JourneyRuns = BTreeMap<String, Vec<RunStatus>>;
+
 /// The state of one component now (`docs/status-page.md`, "The rule"):
 ///
 /// 1. an exclusion window of one of its SLOs covers now: under maintenance;
-/// 2. a page alert of one of its SLOs is firing: major outage when every
+/// 2. a journey component: [`journey_state`] of its runs (operational
+///    before its first run);
+/// 3. a page alert of one of its SLOs is firing: major outage when every
 ///    one of its SLOs has a page firing or a firing SLO's budget is spent,
 ///    partial outage otherwise;
-/// 3. a ticket alert is firing: degraded performance;
-/// 4. otherwise operational (also when none of its SLOs exists).
+/// 4. a ticket alert is firing: degraded performance;
+/// 5. otherwise operational (also when none of its SLOs exists).
 pub fn component_state(
     c: &ComponentConfig,
     statuses: &[SloStatus],
     alerts: &[AlertRecord],
+    journeys: &JourneyRuns,
     now_ms: i64,
 ) -> ComponentState {
     let mine: Vec<&SloStatus> = statuses.iter().filter(|s| c.decides(&s.slo)).collect();
     if mine.iter().any(|s| s.slo.exclusions.iter().any(|e| e.covers(now_ms))) {
         return ComponentState::UnderMaintenance;
+    }
+    if let Some(j) = &c.journey {
+        let runs = journeys.get(j).map_or(&[][..], Vec::as_slice);
+        return journey_state(runs).unwrap_or(ComponentState::Operational);
     }
     let firing = |s: &SloStatus, kind: AlertKind| {
         alerts.iter().any(|a| a.kind == kind && a.phase == Phase::Firing && a.slo == s.slo.name)
@@ -130,6 +157,32 @@ pub fn component_state(
         return ComponentState::DegradedPerformance;
     }
     ComponentState::Operational
+}
+
+/// A journey component's state from its runs' outcomes (newest first), of
+/// the last [`JOURNEY_RUNS`] at most: all of them failed (and there are
+/// [`JOURNEY_RUNS`]) → major outage; some failed → partial outage; some
+/// over a step's latency budget → degraded performance; else operational.
+/// `None` before the first run.
+pub fn journey_state(runs: &[RunStatus]) -> Option<ComponentState> {
+    let last = &runs[..runs.len().min(JOURNEY_RUNS)];
+    let failed = last.iter().filter(|s| **s == RunStatus::Failed).count();
+    Some(match failed {
+        _ if last.is_empty() => return None,
+        n if n == JOURNEY_RUNS => ComponentState::MajorOutage,
+        0 if last.contains(&RunStatus::Degraded) => ComponentState::DegradedPerformance,
+        0 => ComponentState::Operational,
+        _ => ComponentState::PartialOutage,
+    })
+}
+
+/// Whether a component has a state worth counting in its uptime bars: a
+/// journey component only once it has run (or while under maintenance).
+pub fn counts(c: &ComponentConfig, journeys: &JourneyRuns, state: ComponentState) -> bool {
+    match &c.journey {
+        Some(j) => state == ComponentState::UnderMaintenance || journeys.get(j).is_some_and(|r| !r.is_empty()),
+        None => true,
+    }
 }
 
 /// Minutes per state of one UTC day, in [`ComponentState::ALL`] order.
@@ -237,9 +290,51 @@ pub struct UpdateView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MaintenanceView {
+    /// Display names of the components it applies to.
     pub components: Vec<String>,
     pub starts_at: String,
     pub ends_at: String,
+    /// Started, not ended.
+    pub in_progress: bool,
+    /// `once` or `weekly`.
+    pub recurrence: &'static str,
+}
+
+/// The occurrences `(start_ms, end_ms, weekly)` of an exclusion window that
+/// end after `now_ms` and start within [`MAINTENANCE_AHEAD_MS`] (one-off)
+/// or [`WEEKLY_AHEAD_MS`] (weekly) of it. A weekly slot starts at its local
+/// time on its local day and lasts its duration.
+pub fn occurrences(e: &ExclusionTime, now_ms: i64) -> Vec<(i64, i64, bool)> {
+    match e {
+        ExclusionTime::Once { start_ms, end_ms } => {
+            if *end_ms > now_ms && *start_ms <= now_ms + MAINTENANCE_AHEAD_MS {
+                vec![(*start_ms, *end_ms, false)]
+            } else {
+                Vec::new()
+            }
+        }
+        ExclusionTime::Weekly { weekday, start_minute, duration, timezone, .. } => {
+            let Ok(now) = jiff::Timestamp::from_millisecond(now_ms) else { return Vec::new() };
+            let today = now.to_zoned(timezone.clone()).date();
+            let length_ms = i64::from(duration.0) * 60_000;
+            let mut out = Vec::new();
+            // A slot may have started up to its (≤ 7-day) length ago: look a week back.
+            for k in -8i64..=8 {
+                let Ok(d) = today.checked_add(jiff::Span::new().days(k)) else { continue };
+                if d.weekday().to_monday_zero_offset() != *weekday as i8 {
+                    continue;
+                }
+                let (h, m) = ((*start_minute / 60) as i8, (*start_minute % 60) as i8);
+                let Ok(start) = d.at(h, m, 0, 0).to_zoned(timezone.clone()) else { continue };
+                let start_ms = start.timestamp().as_millisecond();
+                let end_ms = start_ms + length_ms;
+                if end_ms > now_ms && start_ms <= now_ms + WEEKLY_AHEAD_MS {
+                    out.push((start_ms, end_ms, true));
+                }
+            }
+            out
+        }
+    }
 }
 
 fn date(day: i64) -> String {
@@ -256,6 +351,7 @@ pub fn page(
     cfg: &StatusConfig,
     statuses: &[SloStatus],
     alerts: &[AlertRecord],
+    journeys: &JourneyRuns,
     incidents: &[&Incident],
     uptime: &Uptime,
     now_ms: i64,
@@ -293,7 +389,7 @@ pub fn page(
                 .collect();
             ComponentView {
                 name: c.name.clone(),
-                status: component_state(c, statuses, alerts, now_ms),
+                status: component_state(c, statuses, alerts, journeys, now_ms),
                 uptime_percent: (total > 0).then(|| (up as f64 * 100_000.0 / total as f64).floor() / 1000.0),
                 days,
             }
@@ -323,16 +419,14 @@ pub fn page(
             })
         })
         .collect();
-    // One-off exclusion windows ahead (weekly ones are not listed).
-    let mut ahead: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+    // Exclusion windows in progress or ahead, one entry per time span.
+    let mut ahead: BTreeMap<(i64, i64), (bool, Vec<String>)> = BTreeMap::new();
     for c in &cfg.components {
         for s in statuses.iter().filter(|s| c.decides(&s.slo)) {
             for e in &s.slo.exclusions {
-                if let ExclusionTime::Once { start_ms, end_ms } = e.when
-                    && start_ms > now_ms
-                    && start_ms <= now_ms + MAINTENANCE_AHEAD_MS
-                {
-                    let names = ahead.entry((start_ms, end_ms)).or_default();
+                for (start, end, weekly) in occurrences(&e.when, now_ms) {
+                    let (w, names) = ahead.entry((start, end)).or_default();
+                    *w |= weekly;
                     if !names.contains(&c.name) {
                         names.push(c.name.clone());
                     }
@@ -342,7 +436,14 @@ pub fn page(
     }
     let scheduled_maintenance = ahead
         .into_iter()
-        .map(|((s, e), components)| MaintenanceView { components, starts_at: rfc3339(s), ends_at: rfc3339(e) })
+        .take(MAX_MAINTENANCE)
+        .map(|((s, e), (weekly, components))| MaintenanceView {
+            components,
+            starts_at: rfc3339(s),
+            ends_at: rfc3339(e),
+            in_progress: s <= now_ms,
+            recurrence: if weekly { "weekly" } else { "once" },
+        })
         .collect();
     let overall = components.iter().map(|c| c.status).max().unwrap_or(ComponentState::Operational);
     Page {

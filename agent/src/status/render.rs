@@ -122,12 +122,14 @@ pub fn html(page: &Page) -> String {
     o.push_str("</section>");
 
     if !page.scheduled_maintenance.is_empty() {
-        o.push_str("<section aria-labelledby=\"maintenance\"><h2 id=\"maintenance\">Scheduled maintenance</h2><ul>");
+        o.push_str("<section aria-labelledby=\"maintenance\"><h2 id=\"maintenance\">Scheduled maintenance</h2><p class=\"legend\">Times in UTC.</p><ul>");
         for m in &page.scheduled_maintenance {
             let names: Vec<String> = m.components.iter().map(|c| esc(c)).collect();
+            let when = if m.in_progress { "<strong>In progress</strong>: " } else { "" };
+            let weekly = if m.recurrence == "weekly" { " (every week)" } else { "" };
             let _ = write!(
                 o,
-                "<li>{}: from <time datetime=\"{s}\">{s}</time> to <time datetime=\"{e}\">{e}</time></li>",
+                "<li class=\"maintenance\">{when}{}: from <time datetime=\"{s}\">{s}</time> to <time datetime=\"{e}\">{e}</time>{weekly}</li>",
                 names.join(", "),
                 s = m.starts_at,
                 e = m.ends_at

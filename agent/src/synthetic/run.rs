@@ -6,7 +6,8 @@
 //!
 //! Journeys ([`run_journeys`]): each on its schedule, one run walking its
 //! steps ([`super::journey::run`]); the last run of every journey is kept
-//! for `GET /api/v1/journeys` and `/metrics`. Journeys have
+//! for `GET /api/v1/journeys` and `/metrics`, and the outcomes of its last
+//! [`RECENT_RUNS`] runs for the status page's journey components. Journeys have
 //! their own [`MAX_CONCURRENT_JOURNEYS`] slots beside the probes'
 //! [`MAX_CONCURRENT_RUNS`], so long journeys (think time, slow steps) never
 //! hold back the probes, and at most the sum of both is in flight.
@@ -330,10 +331,17 @@ pub async fn run(
     schedule::run(jobs, MAX_CONCURRENT_RUNS, run_one, stats, stop).await;
 }
 
-/// The last run of every journey.
+/// Outcomes of a journey's recent runs kept (for the status page's rule).
+pub const RECENT_RUNS: usize = 10;
+
+/// The last run of every journey, and the outcomes of its recent runs.
 #[derive(Debug, Default)]
 pub struct JourneyResults {
     last: RwLock<BTreeMap<String, Arc<JourneyRun>>>,
+    /// Per journey, `(started_ms, status)` of its last [`RECENT_RUNS`] runs, oldest first.
+    recent: RwLock<BTreeMap<String, std::collections::VecDeque<(i64, super::journey::Status)>>>,
+    /// Runs kept so far: what is shown changes when it does.
+    generation: std::sync::atomic::AtomicU64,
     pub stats: Arc<Stats>,
 }
 
@@ -343,8 +351,28 @@ impl JourneyResults {
         self.last.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
+    /// `(started_ms, status)` of the journey's last [`RECENT_RUNS`] runs, newest first.
+    pub fn recent(&self, name: &str) -> Vec<(i64, super::journey::Status)> {
+        let recent = self.recent.read().unwrap_or_else(|e| e.into_inner());
+        recent.get(name).map(|r| r.iter().rev().copied().collect()).unwrap_or_default()
+    }
+
+    /// How many runs were kept so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn put(&self, run: JourneyRun) {
+        {
+            let mut recent = self.recent.write().unwrap_or_else(|e| e.into_inner());
+            let r = recent.entry(run.name.clone()).or_default();
+            if r.len() == RECENT_RUNS {
+                r.pop_front();
+            }
+            r.push_back((run.started_ms, run.status));
+        }
         self.last.write().unwrap_or_else(|e| e.into_inner()).insert(run.name.clone(), Arc::new(run));
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -381,4 +409,28 @@ pub async fn run_journeys(
         }
     };
     schedule::run(jobs, MAX_CONCURRENT_JOURNEYS, run_one, stats, stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::journey::{Status, example_run};
+
+    #[test]
+    fn a_journeys_recent_outcomes_are_bounded_and_newest_first() {
+        let results = JourneyResults::default();
+        assert!(results.recent("checkout").is_empty());
+        for i in 0..(RECENT_RUNS as i64 + 2) {
+            let mut run = example_run();
+            run.started_ms = i;
+            run.status = if i % 2 == 0 { Status::Ok } else { Status::Failed };
+            results.put(run);
+        }
+        let recent = results.recent(&example_run().name);
+        assert_eq!(recent.len(), RECENT_RUNS);
+        assert_eq!(recent[0], (RECENT_RUNS as i64 + 1, Status::Failed), "newest first");
+        assert_eq!(recent[RECENT_RUNS - 1].0, 2, "the two oldest are gone");
+        assert_eq!(results.generation(), RECENT_RUNS as u64 + 2);
+        assert_eq!(results.runs().len(), 1, "one last run per journey");
+    }
 }

@@ -16,8 +16,8 @@ fn statuspage() -> PushTarget {
 
 fn components() -> Vec<ComponentConfig> {
     vec![
-        ComponentConfig { name: "Checkout".into(), service: "checkout".into(), slos: vec![] },
-        ComponentConfig { name: "Search".into(), service: "search".into(), slos: vec![] },
+        ComponentConfig { name: "Checkout".into(), service: "checkout".into(), slos: vec![], journey: None },
+        ComponentConfig { name: "Search".into(), service: "search".into(), slos: vec![], journey: None },
     ]
 }
 
