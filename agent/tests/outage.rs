@@ -2,7 +2,8 @@
 //! clock): 90 minutes of a shop's traffic through five edge locations, the
 //! last 12 with one of them (FRA56-P1) answering 502. Through the real
 //! router and the binary: the verdict, its scope and share, the gauges (the
-//! verdict's, every judged slice's, the freeze's and the deploys'), and the
+//! verdict's, every judged slice's, the freeze's and the deploys'), the
+//! status page's component, the verdict's change in the timeline, and the
 //! refusals of bad questions.
 
 mod common;
@@ -45,7 +46,7 @@ fn one_edge_location_down_is_a_partial_outage() {
     )
     .unwrap();
     std::fs::write(d.join("logs/app.log"), traffic()).unwrap();
-    let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\nsignals: {lateness: 1m}\noutage: {window: 10m, min_requests: 20}\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
+    let yaml = "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\npoll_interval: 20ms\nsignals: {lateness: 1m}\noutage: {window: 10m, min_requests: 20}\nstatus: {components: [{name: Shop, service: shop}]}\nsources:\n  - {name: app, type: file, paths: [\"logs/*.log\"], format: ndjson}\n";
     let config = slo_agent::config::parse("agent.yaml", yaml, d).unwrap_or_else(|e| panic!("{e:?}"));
     let clock = ManualClock::new(T0 + MINUTES * MIN);
     let served = common::in_process(config, Arc::new(clock.clone()));
@@ -86,6 +87,33 @@ fn one_edge_location_down_is_a_partial_outage() {
     // The freeze and deploy gauges of the SLO's service: no deploy recorded.
     assert!(common::metric(&metrics, "slo_agent_freeze_frozen{service=\"shop\"}").is_some(), "{metrics}");
     assert_eq!(common::metric(&metrics, "slo_agent_deploy_last_timestamp_seconds{service=\"shop\"}"), Some(0.0));
+
+    // The public status page: no page alert fires (12 minutes of a fifth of the
+    // traffic failing burn the budget too slowly; a ticket alone would say
+    // degraded performance): the verdict makes it a partial outage.
+    let (status, alerts) = call(port, "GET", "/api/v1/alerts", None, "");
+    assert_eq!(status, 200);
+    let paging = |a: &&serde_json::Value| a["kind"] == "page" && a["phase"] == "firing";
+    let list = alerts.as_array().or_else(|| alerts["alerts"].as_array()).expect("a list of alerts");
+    assert!(!list.iter().any(|a| paging(&a)), "{alerts:#}");
+    let (status, page) = call(port, "GET", "/status.json", None, "");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["components"][0]["name"], "Shop");
+    assert_eq!(page["components"][0]["status"], "partial_outage", "{page:#}");
+
+    // The verdict's change is recorded for the timeline.
+    let (status, t) =
+        call(port, "GET", "/api/v1/timeline?service=shop&from=2026-11-20T00:00:00Z&to=2026-11-20T02:00:00Z", None, "");
+    assert_eq!(status, 200, "{t}");
+    let outage: Vec<&serde_json::Value> =
+        t["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "outage").collect();
+    assert_eq!(outage.len(), 1, "{t:#}");
+    assert_eq!(outage[0]["source"], "state_changes");
+    assert_eq!(outage[0]["details"]["verdict"], "partial");
+    assert_eq!(
+        outage[0]["summary"],
+        "shop: partial outage, 20.0 % of the traffic failing (edge locations FRA56-P1; regions europe)"
+    );
 
     // Bad questions.
     for (path, want) in [

@@ -84,7 +84,7 @@ fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
     let list = incidents.list(now - crate::incident::RECENT_MS);
     let p = {
         let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        crate::status::page(cfg, &snap.statuses, &snap.alerts, &journey_runs(s, cfg), &list, &uptime, now)
+        crate::status::page(cfg, &snap.statuses, &snap.alerts, &journey_runs(s, cfg), &snap.outage, &list, &uptime, now)
     };
     drop(incidents);
     // Bytes: every answer until the next change shares them, uncopied.
@@ -134,7 +134,7 @@ async fn operators(State(s): State<Arc<ApiState>>) -> Response {
         let incidents = s.incidents.read();
         let list = incidents.list(now - crate::incident::RECENT_MS);
         let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        crate::status::page(cfg, &snap.statuses, &snap.alerts, &runs, &list, &uptime, now)
+        crate::status::page(cfg, &snap.statuses, &snap.alerts, &runs, &snap.outage, &list, &uptime, now)
     };
     let mut v = serde_json::to_value(&p).unwrap_or_default();
     if let Some(list) = v.get_mut("components").and_then(|c| c.as_array_mut()) {
@@ -185,7 +185,7 @@ pub fn count(s: &ApiState, snap: &crate::api::Snapshot) {
     let states: Vec<(&str, crate::status::ComponentState)> = cfg
         .components
         .iter()
-        .map(|c| (c, crate::status::component_state(c, &snap.statuses, &snap.alerts, &runs, snap.at_ms)))
+        .map(|c| (c, crate::status::component_state(c, &snap.statuses, &snap.alerts, &runs, &snap.outage, snap.at_ms)))
         .filter(|(c, state)| crate::status::counts(c, &runs, *state))
         .map(|(c, state)| (c.name.as_str(), state))
         .collect();

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::alert::{AlertKind, AlertRecord, Phase};
 use crate::incident::Incident;
+use crate::outage::{Assessment, Verdict};
 use crate::sli::SloStatus;
 use crate::spec::model::ExclusionTime;
 use crate::synthetic::journey::Status as RunStatus;
@@ -124,12 +125,35 @@ pub type JourneyRuns = BTreeMap<String, Vec<RunStatus>>;
 /// 1. an exclusion window of one of its SLOs covers now: under maintenance;
 /// 2. a journey component: [`journey_state`] of its runs (operational
 ///    before its first run);
-/// 3. a page alert of one of its SLOs is firing: major outage when every
-///    one of its SLOs has a page firing or a firing SLO's budget is spent,
-///    partial outage otherwise;
-/// 4. a ticket alert is firing: degraded performance;
-/// 5. otherwise operational (also when none of its SLOs exists).
+/// 3. the worse of what its SLOs' alerts and its service's outage verdict
+///    say: a page alert of one of its SLOs firing is a major outage when
+///    every one of its SLOs has a page firing or a firing SLO's budget is
+///    spent, a partial outage otherwise; a ticket alert firing is degraded
+///    performance; the outage verdict (`outage`, "Is it partial or total?")
+///    `total` is a major outage, `partial` a partial outage;
+/// 4. otherwise operational (also when none of its SLOs exists).
 pub fn component_state(
+    c: &ComponentConfig,
+    statuses: &[SloStatus],
+    alerts: &[AlertRecord],
+    journeys: &JourneyRuns,
+    outage: &[Assessment],
+    now_ms: i64,
+) -> ComponentState {
+    let by_alerts = alert_state(c, statuses, alerts, journeys, now_ms);
+    if c.journey.is_some() || by_alerts == ComponentState::UnderMaintenance {
+        return by_alerts;
+    }
+    let by_verdict = match outage.iter().find(|a| a.service == c.service).map(|a| a.verdict) {
+        Some(Verdict::Total) => ComponentState::MajorOutage,
+        Some(Verdict::Partial) => ComponentState::PartialOutage,
+        _ => ComponentState::Operational,
+    };
+    by_alerts.max(by_verdict)
+}
+
+/// Rules 1 to 3 without the outage verdict.
+fn alert_state(
     c: &ComponentConfig,
     statuses: &[SloStatus],
     alerts: &[AlertRecord],
@@ -352,6 +376,7 @@ pub fn page(
     statuses: &[SloStatus],
     alerts: &[AlertRecord],
     journeys: &JourneyRuns,
+    outage: &[Assessment],
     incidents: &[&Incident],
     uptime: &Uptime,
     now_ms: i64,
@@ -389,7 +414,7 @@ pub fn page(
                 .collect();
             ComponentView {
                 name: c.name.clone(),
-                status: component_state(c, statuses, alerts, journeys, now_ms),
+                status: component_state(c, statuses, alerts, journeys, outage, now_ms),
                 uptime_percent: (total > 0).then(|| (up as f64 * 100_000.0 / total as f64).floor() / 1000.0),
                 days,
             }

@@ -48,7 +48,8 @@ fn component_states_follow_the_rule() {
     let specs = format!("{}{}", slo("co-avail", "checkout", ""), slo("co-latency", "checkout", ""));
     let st = statuses(&specs, 0.5);
     let c = checkout();
-    let state = |alerts: &[AlertRecord], st: &[SloStatus]| component_state(&c, st, alerts, &JourneyRuns::new(), NOW);
+    let state =
+        |alerts: &[AlertRecord], st: &[SloStatus]| component_state(&c, st, alerts, &JourneyRuns::new(), &[], NOW);
     assert_eq!(state(&[], &st), ComponentState::Operational);
     assert_eq!(state(&[firing("co-avail", "checkout", AlertKind::Ticket)], &st), ComponentState::DegradedPerformance);
     assert_eq!(state(&[firing("co-avail", "checkout", AlertKind::Page)], &st), ComponentState::PartialOutage);
@@ -59,15 +60,15 @@ fn component_states_follow_the_rule() {
     // Only the listed SLOs decide.
     let only = ComponentConfig { slos: vec!["co-latency".into()], ..checkout() };
     assert_eq!(
-        component_state(&only, &st, &[firing("co-avail", "checkout", AlertKind::Page)], &JourneyRuns::new(), NOW),
+        component_state(&only, &st, &[firing("co-avail", "checkout", AlertKind::Page)], &JourneyRuns::new(), &[], NOW),
         ComponentState::Operational
     );
     // An exclusion window covering now: under maintenance; one ahead is scheduled.
     let excl = "  exclusions:\n    - {start: \"2026-12-05T11:00:00Z\", end: \"2026-12-05T13:00:00Z\", reason: db upgrade}\n    - {start: \"2026-12-07T01:00:00Z\", end: \"2026-12-07T02:00:00Z\", reason: internal-host-7}\n";
     let st = statuses(&slo("co-avail", "checkout", excl), 0.0);
-    assert_eq!(component_state(&c, &st, &[], &JourneyRuns::new(), NOW), ComponentState::UnderMaintenance);
+    assert_eq!(component_state(&c, &st, &[], &JourneyRuns::new(), &[], NOW), ComponentState::UnderMaintenance);
     let cfg = StatusConfig { title: "S".into(), components: vec![checkout()] };
-    let p = page(&cfg, &st, &[], &JourneyRuns::new(), &[], &Uptime::default(), NOW);
+    let p = page(&cfg, &st, &[], &JourneyRuns::new(), &[], &[], &Uptime::default(), NOW);
     assert_eq!(p.scheduled_maintenance.len(), 2, "the one in progress and the one ahead");
     assert!(p.scheduled_maintenance[0].in_progress);
     assert_eq!(p.scheduled_maintenance[1].starts_at, "2026-12-07T01:00:00Z");
@@ -83,7 +84,7 @@ fn uptime_counts_each_minute_once_and_bars_show_the_worst_state() {
     assert!(u.count(&[("Checkout", ComponentState::MajorOutage)], NOW + 30_000).is_empty(), "same minute");
     u.count(&[("Checkout", ComponentState::PartialOutage)], NOW + 60_000);
     let cfg = StatusConfig { title: "S".into(), components: vec![checkout()] };
-    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &u, NOW + 60_000);
+    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &[], &u, NOW + 60_000);
     let c = &p.components[0];
     assert_eq!(c.days.len(), 90);
     assert_eq!(c.days[89].date, "2026-12-05");
@@ -128,7 +129,7 @@ fn the_page_escapes_text_and_hides_internals() {
     set.put(other);
     let cfg = StatusConfig { title: "Acme <status>".into(), components: vec![checkout()] };
     let list = set.list(NOW - 86_400_000);
-    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &list, &Uptime::default(), NOW);
+    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &list, &Uptime::default(), NOW);
     assert_eq!(p.incidents.len(), 1, "incidents naming no listed component are left out");
     assert_eq!(p.incidents[0].components, ["Checkout"]);
     let h = html(&p);
@@ -162,7 +163,7 @@ fn fifty_components_with_full_days_render() {
     }
     let cfg = StatusConfig { title: "S".into(), components };
     let started = std::time::Instant::now();
-    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &u, NOW);
+    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &[], &u, NOW);
     let built = started.elapsed();
     let h = html(&p);
     let j = json(&p);
@@ -202,19 +203,19 @@ fn journey_components_follow_their_runs() {
     // Before its first run: operational, and no minute is counted.
     let st = statuses(&slo("co-avail", "checkout", ""), 0.0);
     let paged = [firing("co-avail", "checkout", AlertKind::Page)];
-    let state = component_state(&journey, &st, &paged, &runs, NOW);
+    let state = component_state(&journey, &st, &paged, &runs, &[], NOW);
     assert_eq!(state, ComponentState::Operational, "the service's alerts do not decide a journey component");
     assert!(!counts(&journey, &runs, state));
     runs.insert("buy".into(), vec![Failed, Failed, Failed]);
-    let state = component_state(&journey, &st, &paged, &runs, NOW);
+    let state = component_state(&journey, &st, &paged, &runs, &[], NOW);
     assert_eq!(state, ComponentState::MajorOutage);
     assert!(counts(&journey, &runs, state));
     // Its service's exclusion windows put it under maintenance.
     let excl = "  exclusions:\n    - {start: \"2026-12-05T11:00:00Z\", end: \"2026-12-05T13:00:00Z\", reason: r}\n";
     let st = statuses(&slo("co-avail", "checkout", excl), 0.0);
-    assert_eq!(component_state(&journey, &st, &[], &runs, NOW), ComponentState::UnderMaintenance);
+    assert_eq!(component_state(&journey, &st, &[], &runs, &[], NOW), ComponentState::UnderMaintenance);
     let cfg = StatusConfig { title: "S".into(), components: vec![journey] };
-    let p = page(&cfg, &st, &[], &runs, &[], &Uptime::default(), NOW);
+    let p = page(&cfg, &st, &[], &runs, &[], &[], &Uptime::default(), NOW);
     assert_eq!(p.components[0].name, "Buying");
     assert!(!json(&p).contains("buy\""), "the journey's own name is not shown");
 }
@@ -234,7 +235,7 @@ fn weekly_maintenance_is_listed_by_its_next_occurrences_in_utc() {
     let st = statuses(&specs, 0.0);
     let search = ComponentConfig { name: "Search".into(), service: "search".into(), slos: Vec::new(), journey: None };
     let cfg = StatusConfig { title: "S".into(), components: vec![checkout(), search] };
-    let p = page(&cfg, &st, &[], &JourneyRuns::new(), &[], &Uptime::default(), NOW);
+    let p = page(&cfg, &st, &[], &JourneyRuns::new(), &[], &[], &Uptime::default(), NOW);
     let got: Vec<(&str, &str, bool, &str, Vec<String>)> = p
         .scheduled_maintenance
         .iter()
@@ -260,4 +261,45 @@ fn weekly_maintenance_is_listed_by_its_next_occurrences_in_utc() {
     assert_eq!(next.len(), 1);
     assert_eq!(crate::timefmt::rfc3339(next[0].0), "2026-07-12T00:00:00Z");
     assert_eq!(next[0].1 - next[0].0, 2 * 3_600_000);
+}
+
+#[test]
+fn the_outage_verdict_of_the_service_makes_the_state_worse_never_better() {
+    use crate::outage::{Assessment, Verdict};
+    let specs = format!("{}{}", slo("co-avail", "checkout", ""), slo("co-latency", "checkout", ""));
+    let st = statuses(&specs, 0.5);
+    let verdict = |service: &str, v: Verdict| Assessment {
+        service: service.into(),
+        at: String::new(),
+        window_minutes: 10,
+        verdict: v,
+        failing_share: 0.2,
+        scope: Default::default(),
+        blame: None,
+        evidence: Vec::new(),
+        judged: Vec::new(),
+    };
+    let c = checkout();
+    let state = |alerts: &[AlertRecord], outage: &[Assessment]| {
+        component_state(&c, &st, alerts, &JourneyRuns::new(), outage, NOW)
+    };
+    assert_eq!(state(&[], &[verdict("checkout", Verdict::Partial)]), ComponentState::PartialOutage);
+    assert_eq!(state(&[], &[verdict("checkout", Verdict::Total)]), ComponentState::MajorOutage);
+    assert_eq!(state(&[], &[verdict("checkout", Verdict::None)]), ComponentState::Operational);
+    // Another service's verdict is not this component's.
+    assert_eq!(state(&[], &[verdict("search", Verdict::Total)]), ComponentState::Operational);
+    // The worse of the two: a ticket with a partial verdict is a partial outage;
+    // pages on every SLO stay a major outage whatever the verdict.
+    let ticket = [firing("co-avail", "checkout", AlertKind::Ticket)];
+    assert_eq!(state(&ticket, &[verdict("checkout", Verdict::Partial)]), ComponentState::PartialOutage);
+    let both = [firing("co-avail", "checkout", AlertKind::Page), firing("co-latency", "checkout", AlertKind::Page)];
+    assert_eq!(state(&both, &[verdict("checkout", Verdict::Partial)]), ComponentState::MajorOutage);
+    // Maintenance wins: an outage in a maintenance window is expected.
+    let excl =
+        "  exclusions:\n    - {start: \"2026-12-05T11:00:00Z\", end: \"2026-12-05T13:00:00Z\", reason: db upgrade}\n";
+    let st = statuses(&slo("co-avail", "checkout", excl), 0.0);
+    assert_eq!(
+        component_state(&c, &st, &[], &JourneyRuns::new(), &[verdict("checkout", Verdict::Total)], NOW),
+        ComponentState::UnderMaintenance
+    );
 }
