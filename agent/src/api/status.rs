@@ -68,6 +68,11 @@ fn journey_runs(s: &ApiState, cfg: &StatusConfig) -> crate::status::JourneyRuns 
         .collect()
 }
 
+/// The page's JSON, as `/status.json` answers it; `None` without `status:`.
+pub fn public_json(s: &ApiState) -> Option<Bytes> {
+    page(s).map(|(_, json)| json)
+}
+
 /// The page as HTML and JSON: the last rendering while nothing it shows
 /// changed (a new evaluation, an incident change, a counted minute).
 fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {

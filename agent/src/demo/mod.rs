@@ -147,7 +147,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // The demo's own little site, probed hop by hop and walked by a checkout journey.
     let site = site::start(&rt)?;
-    config.synthetic = site::checks(&site)?;
+    (config.synthetic, config.status) = site::checks(&site)?;
     let agent = Runtime::start(config, Arc::new(clock.clone()))?;
     let (checks_stop, checks_rx) = tokio::sync::watch::channel(false);
     let check_tasks = {
@@ -167,6 +167,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("slo-agent demo: {} h of shop traffic through the real pipeline in ~{} s", args.hours, args.seconds);
     println!("  API:     http://{addr}/api/v1/slos");
     println!("  metrics: http://{addr}/metrics");
+    println!("  status:  http://{addr}/status");
     println!("  logs:    {}", logs.display());
     if !live {
         println!("  (plain output: alert changes as they happen, then a summary)");
@@ -350,6 +351,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("probes and the checkout journey (GET /api/v1/hops?probe=storefront, GET /api/v1/journeys):");
     print!("{}", Checks::now(&api, snap.at_ms).lines());
     println!();
+    println!("the public status page at the end of the day (GET /status, /status.json):");
+    print!("{}", status_lines(&api));
+    println!();
     println!("incidents, opened by the page alerts (GET /api/v1/incidents, `slo-agent incident list`):");
     {
         let incidents = api.incidents.read();
@@ -403,6 +407,27 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("logs and state kept in {}", dir.display());
     }
     Ok(())
+}
+
+/// The public status page's components: state, uptime and today's worst.
+fn status_lines(api: &crate::api::ApiState) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let Some(json) = crate::api::status::public_json(api) else {
+        return "  not configured\n".into();
+    };
+    let page: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+    for c in page["components"].as_array().into_iter().flatten() {
+        let today = c["days"].as_array().and_then(|d| d.last()).and_then(|d| d["worst"].as_str()).unwrap_or("-");
+        let uptime = c["uptime_percent"].as_f64().map_or("-".to_string(), |u| format!("{u:.3} %"));
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<22} uptime {uptime:<10} worst today: {today}",
+            c["name"].as_str().unwrap_or("?"),
+            c["status"].as_str().unwrap_or("?")
+        );
+    }
+    out
 }
 
 /// What the demo's probe and journey say at one moment.

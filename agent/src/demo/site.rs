@@ -122,9 +122,10 @@ pub fn start(rt: &tokio::runtime::Runtime) -> std::io::Result<Site> {
     Ok(Site { edge, gateway, function, faults })
 }
 
-/// The demo's probe of the site's three hops and its checkout journey, as
-/// a user would write them in `agent.yaml` (read by the same parser).
-pub fn checks(site: &Site) -> anyhow::Result<SyntheticConfig> {
+/// The demo's probe of the site's three hops and its checkout journey, and
+/// its public status page, as a user would write them in `agent.yaml` (read
+/// by the same parser).
+pub fn checks(site: &Site) -> anyhow::Result<(SyntheticConfig, Option<crate::status::StatusConfig>)> {
     let (e, g, f) = (site.edge, site.gateway, site.function);
     let yaml = format!(
         r#"specs: [demo-slos.yaml]
@@ -149,6 +150,13 @@ journeys:
         extract: {{cart: {{json: "$.cart"}}}}
         expect: {{status: [200]}}
       - {{name: checkout, request: {{method: POST, url: "http://127.0.0.1:{e}/api/checkout", json: {{cart: "${{cart}}"}}}}, expect: {{status: [200], json: {{"$.state": placed}}}}}}
+status:
+  title: Demo shop status
+  components:
+    - {{name: Storefront, service: storefront}}
+    - {{name: Checkout, service: checkout}}
+    - {{name: Shop API, service: api}}
+    - {{name: Buying, journey: checkout}}
 "#
     );
     let config = crate::config::parse("demo checks", &yaml, std::path::Path::new("."))
@@ -163,5 +171,5 @@ journeys:
     for j in &mut checks.journeys {
         j.interval = Duration::from_secs(1);
     }
-    Ok(checks)
+    Ok((checks, config.status))
 }
