@@ -84,6 +84,7 @@ pub fn text(b: &Value) -> String {
         ("client_classes", "client class"),
         ("routes", "route"),
         ("journey_steps", "journey step"),
+        ("probe_regions", "probe region"),
     ] {
         for item in b["scope"][key].as_array().into_iter().flatten() {
             out.push_str(&format!(

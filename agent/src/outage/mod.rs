@@ -12,6 +12,7 @@
 //! | route | 5xx of the route's front hop (CloudFront, else API Gateway) | the same route over `outage.baseline` before the window |
 //! | journey step | the journey's last run in the window: the failed step 0, the others 1 | none |
 //! | probe hop (listed with the journey steps as `probe:NAME/HOP`) | each hop's last outcome | none |
+//! | probe region | the synthetic checks that passed (journey runs in the window, probe hops) over all of them, per region they ran from | none |
 //!
 //! A slice fails when it has at least `outage.min_requests` requests and its
 //! success ratio is below `outage.failing_success_ratio` or at least
@@ -35,7 +36,7 @@
 //! **Gauges.** Beside the verdict and the failing share, every judged slice's
 //! success ratio and baseline (`slo_agent_outage_slice_success_ratio`,
 //! `slo_agent_outage_slice_baseline_ratio`, labels `service`, `dimension`
-//! — `edge_location`, `region`, `client_class` or `route` — and `slice`),
+//! — `edge_location`, `region`, `client_class`, `route` or `probe_region` — and `slice`),
 //! at most [`MAX_SLICE_SERIES`] per service and dimension, the busiest first.
 //!
 //! **Architecture invariant:** pure: it reads the views it is given and the
@@ -99,6 +100,10 @@ pub struct Scope {
     pub client_classes: Vec<Item>,
     pub routes: Vec<Item>,
     pub journey_steps: Vec<Item>,
+    /// Regions the synthetic checks (journeys' last runs in the window,
+    /// probes' hops) fail from: each region's checks that passed over all
+    /// of them, failing below `outage.failing_success_ratio`.
+    pub probe_regions: Vec<Item>,
 }
 
 /// The answer of `GET /api/v1/outage`.
@@ -122,7 +127,7 @@ pub struct Assessment {
 /// A slice the verdict judged (enough requests, a known success ratio).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judged {
-    /// `edge_location`, `region`, `client_class` or `route`.
+    /// `edge_location`, `region`, `client_class`, `route` or `probe_region`.
     pub dimension: &'static str,
     pub name: String,
     pub success_ratio: f64,
@@ -575,6 +580,42 @@ pub fn assess(
             });
         }
         probe_blamed = probe_blamed.or_else(|| probe_blame(p));
+    }
+
+    // Probe regions: every synthetic check by the region it ran from.
+    let mut by_region: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for j in journeys.iter().filter(|j| j.service == service && j.started_ms >= from_ms && j.started_ms <= at_ms) {
+        let e = by_region.entry(j.region.as_str()).or_default();
+        e.0 += u64::from(j.failed_step.is_none());
+        e.1 += 1;
+    }
+    for p in probes.iter().filter(|p| p.service == service) {
+        let e = by_region.entry(p.region.as_str()).or_default();
+        e.0 += p.hops.iter().filter(|h| h.1).count() as u64;
+        e.1 += p.hops.len() as u64;
+    }
+    let mut judged = judged;
+    for (region, (ok, all)) in by_region.into_iter().filter(|(_, (_, all))| *all > 0) {
+        let success = ok as f64 / all as f64;
+        if judged.iter().filter(|j| j.dimension == "probe_region").count() < MAX_SLICE_SERIES {
+            judged.push(Judged {
+                dimension: "probe_region",
+                name: region.to_string(),
+                success_ratio: round4(success),
+                baseline: None,
+                requests: all,
+            });
+        }
+        if success < cfg.failing_success_ratio && scope.probe_regions.len() < MAX_ITEMS {
+            evidence.push(format!("synthetic checks from {region}: {ok} of {all} passed"));
+            scope.probe_regions.push(Item {
+                name: region.to_string(),
+                success_ratio: Some(round4(success)),
+                baseline: None,
+                requests: all,
+                share: None,
+            });
+        }
     }
 
     let anything = whole_fails

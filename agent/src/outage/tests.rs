@@ -199,6 +199,47 @@ fn checkout_failing_at_payment_while_pages_work_is_partial() {
 }
 
 #[test]
+fn the_probe_region_the_synthetic_checks_fail_from_is_named() {
+    let w = run(|_, _| Fails::No);
+    let check = |journey: &str, region: &str, failed: bool| JourneyCheck {
+        journey: journey.into(),
+        service: "shop".into(),
+        region: region.into(),
+        started_ms: w.now - 2 * M,
+        failed_step: failed.then(|| "payment".to_string()),
+        http_status: failed.then_some(502),
+    };
+    // From Ireland the checkout fails and browsing works; from Virginia both work.
+    let runs = [
+        check("checkout", "eu-west-1", true),
+        check("browse", "eu-west-1", false),
+        check("checkout-us", "us-east-1", false),
+        check("browse-us", "us-east-1", false),
+    ];
+    let probe = ProbeCheck {
+        probe: "edge".into(),
+        service: "shop".into(),
+        region: "us-east-1".into(),
+        hops: vec![("edge".into(), true, Some(200))],
+    };
+    let (view, hops) = (w.signals.view(), w.hops.view(w.now));
+    let a = assess(&OutageConfig::default(), "shop", w.now, &view, &hops, &runs, std::slice::from_ref(&probe));
+    assert_eq!(a.verdict, Verdict::Partial, "{a:#?}");
+    assert_eq!(names(&a.scope.probe_regions), ["eu-west-1"]);
+    assert_eq!(a.scope.probe_regions[0].success_ratio, Some(0.5));
+    assert_eq!(a.scope.probe_regions[0].requests, 2);
+    assert!(a.evidence.iter().any(|e| e == "synthetic checks from eu-west-1: 1 of 2 passed"), "{:?}", a.evidence);
+    // Both regions are judged slices for the gauges.
+    let judged: Vec<(&str, f64, u64)> = a
+        .judged
+        .iter()
+        .filter(|j| j.dimension == "probe_region")
+        .map(|j| (j.name.as_str(), j.success_ratio, j.requests))
+        .collect();
+    assert_eq!(judged, [("eu-west-1", 0.5, 2), ("us-east-1", 1.0, 3)]);
+}
+
+#[test]
 fn unknown_services_are_unknown() {
     let w = run(|_, _| Fails::No);
     let (view, hops) = (w.signals.view(), w.hops.view(w.now));

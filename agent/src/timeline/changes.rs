@@ -175,6 +175,7 @@ impl Tracker {
                         ("client classes", &s.client_classes),
                         ("routes", &s.routes),
                         ("journey steps", &s.journey_steps),
+                        ("probe regions", &s.probe_regions),
                     ] {
                         if !items.is_empty() {
                             let names: Vec<&str> = items.iter().take(3).map(|i| i.name.as_str()).collect();
