@@ -89,7 +89,15 @@ fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
     let list = incidents.list(now - crate::incident::RECENT_MS);
     let p = {
         let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        crate::status::page(cfg, &snap.statuses, &snap.alerts, &journey_runs(s, cfg), &snap.outage, &list, &uptime, now)
+        let journeys = journey_runs(s, cfg);
+        let at = crate::status::Now {
+            statuses: &snap.statuses,
+            alerts: &snap.alerts,
+            journeys: &journeys,
+            outage: &snap.outage,
+            now_ms: now,
+        };
+        crate::status::page(cfg, &at, &list, &uptime)
     };
     drop(incidents);
     // Bytes: every answer until the next change shares them, uncopied.
@@ -139,7 +147,14 @@ async fn operators(State(s): State<Arc<ApiState>>) -> Response {
         let incidents = s.incidents.read();
         let list = incidents.list(now - crate::incident::RECENT_MS);
         let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        crate::status::page(cfg, &snap.statuses, &snap.alerts, &runs, &snap.outage, &list, &uptime, now)
+        let at = crate::status::Now {
+            statuses: &snap.statuses,
+            alerts: &snap.alerts,
+            journeys: &runs,
+            outage: &snap.outage,
+            now_ms: now,
+        };
+        crate::status::page(cfg, &at, &list, &uptime)
     };
     let mut v = serde_json::to_value(&p).unwrap_or_default();
     if let Some(list) = v.get_mut("components").and_then(|c| c.as_array_mut()) {

@@ -368,20 +368,23 @@ fn date(day: i64) -> String {
     }
 }
 
-/// The page at `now_ms`. `incidents`: open and recent, as
+/// What decides the components' states now ([`component_state`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Now<'a> {
+    pub statuses: &'a [SloStatus],
+    pub alerts: &'a [AlertRecord],
+    pub journeys: &'a JourneyRuns,
+    /// The services' outage verdicts.
+    pub outage: &'a [Assessment],
+    pub now_ms: i64,
+}
+
+/// The page at `now.now_ms`. `incidents`: open and recent, as
 /// [`crate::incident::Incidents::list`] gives them; those naming no listed
 /// component are left out.
-pub fn page(
-    cfg: &StatusConfig,
-    statuses: &[SloStatus],
-    alerts: &[AlertRecord],
-    journeys: &JourneyRuns,
-    outage: &[Assessment],
-    incidents: &[&Incident],
-    uptime: &Uptime,
-    now_ms: i64,
-) -> Page {
+pub fn page(cfg: &StatusConfig, now: &Now, incidents: &[&Incident], uptime: &Uptime) -> Page {
     use crate::timefmt::rfc3339;
+    let Now { statuses, alerts, journeys, outage, now_ms } = *now;
     let today = now_ms.div_euclid(DAY_MS);
     let first = today - DAYS + 1;
     let dates: Vec<String> = (first..=today).map(date).collect();

@@ -68,7 +68,12 @@ fn component_states_follow_the_rule() {
     let st = statuses(&slo("co-avail", "checkout", excl), 0.0);
     assert_eq!(component_state(&c, &st, &[], &JourneyRuns::new(), &[], NOW), ComponentState::UnderMaintenance);
     let cfg = StatusConfig { title: "S".into(), components: vec![checkout()] };
-    let p = page(&cfg, &st, &[], &JourneyRuns::new(), &[], &[], &Uptime::default(), NOW);
+    let p = page(
+        &cfg,
+        &Now { statuses: &st, alerts: &[], journeys: &JourneyRuns::new(), outage: &[], now_ms: NOW },
+        &[],
+        &Uptime::default(),
+    );
     assert_eq!(p.scheduled_maintenance.len(), 2, "the one in progress and the one ahead");
     assert!(p.scheduled_maintenance[0].in_progress);
     assert_eq!(p.scheduled_maintenance[1].starts_at, "2026-12-07T01:00:00Z");
@@ -84,7 +89,12 @@ fn uptime_counts_each_minute_once_and_bars_show_the_worst_state() {
     assert!(u.count(&[("Checkout", ComponentState::MajorOutage)], NOW + 30_000).is_empty(), "same minute");
     u.count(&[("Checkout", ComponentState::PartialOutage)], NOW + 60_000);
     let cfg = StatusConfig { title: "S".into(), components: vec![checkout()] };
-    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &[], &u, NOW + 60_000);
+    let p = page(
+        &cfg,
+        &Now { statuses: &[], alerts: &[], journeys: &JourneyRuns::new(), outage: &[], now_ms: NOW + 60_000 },
+        &[],
+        &u,
+    );
     let c = &p.components[0];
     assert_eq!(c.days.len(), 90);
     assert_eq!(c.days[89].date, "2026-12-05");
@@ -129,7 +139,12 @@ fn the_page_escapes_text_and_hides_internals() {
     set.put(other);
     let cfg = StatusConfig { title: "Acme <status>".into(), components: vec![checkout()] };
     let list = set.list(NOW - 86_400_000);
-    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &list, &Uptime::default(), NOW);
+    let p = page(
+        &cfg,
+        &Now { statuses: &[], alerts: &[], journeys: &JourneyRuns::new(), outage: &[], now_ms: NOW },
+        &list,
+        &Uptime::default(),
+    );
     assert_eq!(p.incidents.len(), 1, "incidents naming no listed component are left out");
     assert_eq!(p.incidents[0].components, ["Checkout"]);
     let h = html(&p);
@@ -163,7 +178,12 @@ fn fifty_components_with_full_days_render() {
     }
     let cfg = StatusConfig { title: "S".into(), components };
     let started = std::time::Instant::now();
-    let p = page(&cfg, &[], &[], &JourneyRuns::new(), &[], &[], &u, NOW);
+    let p = page(
+        &cfg,
+        &Now { statuses: &[], alerts: &[], journeys: &JourneyRuns::new(), outage: &[], now_ms: NOW },
+        &[],
+        &u,
+    );
     let built = started.elapsed();
     let h = html(&p);
     let j = json(&p);
@@ -215,7 +235,12 @@ fn journey_components_follow_their_runs() {
     let st = statuses(&slo("co-avail", "checkout", excl), 0.0);
     assert_eq!(component_state(&journey, &st, &[], &runs, &[], NOW), ComponentState::UnderMaintenance);
     let cfg = StatusConfig { title: "S".into(), components: vec![journey] };
-    let p = page(&cfg, &st, &[], &runs, &[], &[], &Uptime::default(), NOW);
+    let p = page(
+        &cfg,
+        &Now { statuses: &st, alerts: &[], journeys: &runs, outage: &[], now_ms: NOW },
+        &[],
+        &Uptime::default(),
+    );
     assert_eq!(p.components[0].name, "Buying");
     assert!(!json(&p).contains("buy\""), "the journey's own name is not shown");
 }
@@ -235,7 +260,12 @@ fn weekly_maintenance_is_listed_by_its_next_occurrences_in_utc() {
     let st = statuses(&specs, 0.0);
     let search = ComponentConfig { name: "Search".into(), service: "search".into(), slos: Vec::new(), journey: None };
     let cfg = StatusConfig { title: "S".into(), components: vec![checkout(), search] };
-    let p = page(&cfg, &st, &[], &JourneyRuns::new(), &[], &[], &Uptime::default(), NOW);
+    let p = page(
+        &cfg,
+        &Now { statuses: &st, alerts: &[], journeys: &JourneyRuns::new(), outage: &[], now_ms: NOW },
+        &[],
+        &Uptime::default(),
+    );
     let got: Vec<(&str, &str, bool, &str, Vec<String>)> = p
         .scheduled_maintenance
         .iter()
