@@ -3,37 +3,21 @@
 //! `incident` CLI, `/status` and `/status.json` served without a token while
 //! reads need one, showing nothing internal, and incidents surviving a restart.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{bin, call, free_port};
+use common::{Agent, bin, call, free_port};
 
 const SPECS: &str = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: checkout-availability}\nspec:\n  service: checkout\n  objective: 99.9\n  window: 30d\n  indicator:\n    source: ndjson\n    good: {status: \"< 500\"}\n";
 const INCIDENT_TOKEN: &str = "incident-7d1f3a5c9e2b4068a0c2e4f6";
 const READ_TOKEN: &str = "read-2b4d6f8a0c1e3957b7d9f1a3";
 const ADMIN_TOKEN: &str = "admin-9c7e5a3b1d2f4068c2e4a6b8";
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start(dir: &std::path::Path, port: u16) -> Agent {
-    let agent = Agent(common::start(&dir.join("agent.yaml")));
-    let until = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || call(port, "GET", "/readyz", None, "").0 != 200
-    {
-        assert!(Instant::now() < until, "the agent did not get ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    agent
+    common::start_ready(&dir.join("agent.yaml"), port)
 }
 
 fn get_text(port: u16, path: &str) -> (u16, String) {

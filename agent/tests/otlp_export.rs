@@ -9,6 +9,7 @@
 //! be compared with `/metrics` exactly.
 
 mod common;
+use common::Agent;
 
 use std::io::Write;
 use std::path::Path;
@@ -76,15 +77,6 @@ fn start(config: &Path, env: &[(&str, String)]) -> Child {
         c.env(k, v);
     }
     c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
-}
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The value of the sample of `/metrics` named `name` with all of `labels`.

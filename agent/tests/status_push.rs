@@ -5,7 +5,6 @@
 //! stable id, and what was queued before a kill is delivered after the
 //! restart, once.
 
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,30 +12,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{call, free_port};
+use common::{Agent, call, free_port};
 
 const INCIDENT_TOKEN: &str = "incident-5e3a1c7b9d2f4068a0c2e4f6";
 const API_KEY: &str = "sp-key-8f2c4a6e0b1d3957";
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // SIGKILL: nothing is flushed at the end.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start(dir: &std::path::Path, port: u16) -> Agent {
-    let agent = Agent(common::start(&dir.join("agent.yaml")));
-    let until = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || call(port, "GET", "/readyz", None, "").0 != 200
-    {
-        assert!(Instant::now() < until, "the agent did not get ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    agent
+    common::start_ready(&dir.join("agent.yaml"), port)
 }
 
 /// One request the fake page got, and what it answered.

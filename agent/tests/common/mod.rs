@@ -48,6 +48,28 @@ pub fn start(config: &Path) -> Child {
         .unwrap()
 }
 
+/// A running agent, killed (SIGKILL: nothing flushed at the end) when dropped.
+pub struct Agent(pub Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// [`start`] and wait (20 s at most) until the agent on `port` is ready.
+pub fn start_ready(config: &Path, port: u16) -> Agent {
+    let agent = Agent(start(config));
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || call(port, "GET", "/readyz", None, "").0 != 200
+    {
+        assert!(std::time::Instant::now() < until, "the agent did not get ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent
+}
+
 /// The first sample of a metric in an exposition.
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
