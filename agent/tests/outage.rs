@@ -114,6 +114,13 @@ fn one_edge_location_down_is_a_partial_outage() {
         outage[0]["summary"],
         "shop: partial outage, 20.0 % of the traffic failing (edge locations FRA56-P1; regions europe)"
     );
+    // And what the public page showed, with the same time.
+    let page: Vec<&serde_json::Value> =
+        t["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "status_page").collect();
+    assert_eq!(page.len(), 1, "{t:#}");
+    assert_eq!(page[0]["summary"], "status page: Shop partial outage");
+    assert_eq!(page[0]["details"]["component"], "Shop");
+    assert_eq!(page[0]["at_ms"], outage[0]["at_ms"]);
 
     // Bad questions.
     for (path, want) in [

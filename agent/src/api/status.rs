@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::state::ApiState;
-use crate::status::{StatusConfig, Uptime};
+use crate::status::{ComponentState, StatusConfig, Uptime};
 
 /// The page's configuration and the components' minutes per state and day.
 #[derive(Debug, Default)]
@@ -194,6 +194,21 @@ fn internal(s: &ApiState, snap: &crate::api::Snapshot, c: &crate::status::Compon
         "journey_runs": runs,
         "crawlers": crawlers,
     })
+}
+
+/// Every component's state at `snap`, as `(service, component, state)`;
+/// empty without `status:`. For the recorded changes of the timelines.
+pub fn component_states(s: &ApiState, snap: &crate::api::Snapshot) -> Vec<(String, String, ComponentState)> {
+    let Some(cfg) = &s.status.config else { return Vec::new() };
+    let runs = journey_runs(s, cfg);
+    cfg.components
+        .iter()
+        .map(|c| {
+            let state =
+                crate::status::component_state(c, &snap.statuses, &snap.alerts, &runs, &snap.outage, snap.at_ms);
+            (c.service.clone(), c.name.clone(), state)
+        })
+        .collect()
 }
 
 /// Count the evaluated minute of every component (once per minute) and

@@ -274,7 +274,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 log_lines.push(msg);
             }
         }
-        for c in verdicts.observe(now_ms, &no_board, &snap.outage, &[], &[]) {
+        for c in verdicts.observe(now_ms, &no_board, &snap.outage, &[], &[], &[]) {
             let msg = format!("{}  OUTAGE {}", hhmm(now_ms), c.summary);
             if !live {
                 println!("{msg}");

@@ -739,7 +739,6 @@ impl Core {
             self.crawlers_renewed = Some(Instant::now());
         }
         let outage = Arc::new(self.assess_outages(&hops, at));
-        self.record_changes(&freeze, &outage, at);
         let snap = Snapshot {
             at_ms: at,
             outage,
@@ -757,6 +756,11 @@ impl Core {
             retention: self.engine.retention(),
         };
         self.links.api.snapshot.set(snap);
+        {
+            let snap = self.links.api.snapshot.get();
+            let components = crate::api::status::component_states(&self.links.api, &snap);
+            self.record_changes(&snap.freeze, &snap.outage, &components, at);
+        }
         if self.broken.is_none() {
             crate::api::status::count(&self.links.api, &self.links.api.snapshot.get());
             self.links.api.health.ready("state");
@@ -783,10 +787,17 @@ impl Core {
     }
 
     /// Record what changed since the last evaluation (freeze statuses,
-    /// outage verdicts, journeys and probes passing or failing) in the
+    /// outage verdicts, journeys and probes passing or failing, the status
+    /// page's components) in the
     /// store, for the timelines. A failed write is logged, not fatal: the
     /// timeline then lacks those entries, nothing else does.
-    fn record_changes(&mut self, freeze: &crate::freeze::Board, outage: &[crate::outage::Assessment], at: i64) {
+    fn record_changes(
+        &mut self,
+        freeze: &crate::freeze::Board,
+        outage: &[crate::outage::Assessment],
+        components: &[(String, String, crate::status::ComponentState)],
+        at: i64,
+    ) {
         use crate::timeline::changes::{KEEP_MS, MAX_PER_SERVICE};
         let api = &self.links.api;
         let (journeys, probes) = (api.journey_checks(), crate::api::outage::probe_checks(api));
@@ -803,7 +814,7 @@ impl Core {
                 ..*freeze
             }
         };
-        let changes = self.changes.observe(at, &board, outage, &journeys, &probes);
+        let changes = self.changes.observe(at, &board, outage, &journeys, &probes, components);
         if changes.is_empty() || self.broken.is_some() {
             return;
         }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::freeze::{Board, Status};
 use crate::outage::{Assessment, JourneyCheck, ProbeCheck, Verdict};
+use crate::status::ComponentState;
 
 /// How long recorded changes are kept: the longest range of one timeline.
 pub const KEEP_MS: i64 = super::MAX_RANGE_MS;
@@ -36,12 +37,14 @@ pub const MAX_SUBJECTS: usize = 10_000;
 pub struct Change {
     pub at_ms: i64,
     pub service: String,
-    /// `freeze`, `outage`, `journey:NAME` or `probe:NAME/HOP`.
+    /// `freeze`, `outage`, `journey:NAME`, `probe:NAME/HOP` or
+    /// `status:COMPONENT` (the public status page's component).
     pub subject: String,
     /// The state before; `None` the first time the subject is seen.
     pub from: Option<String>,
     /// `OK`, `WARNING`, `FROZEN`, `INSUFFICIENT_DATA` (freeze); `none`,
-    /// `partial`, `total` (outage); `passed`, `failed` (journeys, probes).
+    /// `partial`, `total` (outage); `passed`, `failed` (journeys, probes);
+    /// `operational`, `degraded_performance`, … (status page components).
     pub to: String,
     /// One line a person reads.
     pub summary: String,
@@ -50,7 +53,7 @@ pub struct Change {
 }
 
 impl Change {
-    /// `freeze`, `outage`, `journey` or `probe`.
+    /// `freeze`, `outage`, `journey`, `probe` or `status`.
     pub fn what(&self) -> &str {
         self.subject.split(':').next().unwrap_or(&self.subject)
     }
@@ -68,6 +71,7 @@ fn notable(subject: &str, state: &str) -> bool {
     match subject.split(':').next() {
         Some("freeze") => state == Status::Frozen.as_str() || state == Status::Warning.as_str(),
         Some("outage") => state != "none",
+        Some("status") => state != ComponentState::Operational.as_str(),
         _ => state == "failed",
     }
 }
@@ -126,9 +130,10 @@ impl Tracker {
         }
     }
 
-    /// What changed at the evaluation of `at_ms`, in a stable order (by
-    /// service, then freeze, outage, journeys, probes). A freeze board that
-    /// cannot answer (`unavailable`) changes nothing.
+    /// What changed at the evaluation of `at_ms`: freeze statuses, outage
+    /// verdicts, journeys, probes, then the status page's components
+    /// (`(service, component, state)`). A freeze board that cannot answer
+    /// (`unavailable`) changes nothing.
     pub fn observe(
         &mut self,
         at_ms: i64,
@@ -136,6 +141,7 @@ impl Tracker {
         outage: &[Assessment],
         journeys: &[JourneyCheck],
         probes: &[ProbeCheck],
+        components: &[(String, String, ComponentState)],
     ) -> Vec<Change> {
         let mut out = Vec::new();
         if board.unavailable.is_none() {
@@ -230,6 +236,14 @@ impl Tracker {
                 self.see(&mut out, change(at_ms, &p.service, subject, to, summary, details));
             }
         }
+        for (service, name, state) in components {
+            let summary = match state {
+                ComponentState::Operational => format!("status page: {name} operational"),
+                _ => format!("status page: {name} {}", state.label().to_lowercase()),
+            };
+            let details = json!({"component": name, "status": state.as_str()});
+            self.see(&mut out, change(at_ms, service, format!("status:{name}"), state.as_str(), summary, details));
+        }
         out
     }
 }
@@ -312,17 +326,18 @@ mod tests {
     #[test]
     fn quiet_first_states_are_not_news_and_each_change_is_recorded_once() {
         let mut t = Tracker::default();
-        let c = t.observe(1_000, &board(Status::Ok), &[verdict(Verdict::None, 0.0)], &[journey(None, 900)], &[]);
+        let c = t.observe(1_000, &board(Status::Ok), &[verdict(Verdict::None, 0.0)], &[journey(None, 900)], &[], &[]);
         assert!(c.is_empty(), "{c:?}");
         assert_eq!(t.len(), 3);
         // The same again: nothing.
-        assert!(t.observe(2_000, &board(Status::Ok), &[verdict(Verdict::None, 0.0)], &[], &[]).is_empty());
+        assert!(t.observe(2_000, &board(Status::Ok), &[verdict(Verdict::None, 0.0)], &[], &[], &[]).is_empty());
 
         let c = t.observe(
             3_000,
             &board(Status::Frozen),
             &[verdict(Verdict::Partial, 0.12)],
             &[journey(Some("pay"), 2_500)],
+            &[],
             &[],
         );
         let got: Vec<(&str, Option<&str>, &str, i64)> =
@@ -344,16 +359,16 @@ mod tests {
         assert_eq!(c[1].what(), "outage");
         assert_eq!(c[2].what(), "journey");
 
-        let c = t.observe(4_000, &board(Status::Ok), &[verdict(Verdict::None, 0.0)], &[journey(None, 3_900)], &[]);
+        let c = t.observe(4_000, &board(Status::Ok), &[verdict(Verdict::None, 0.0)], &[journey(None, 3_900)], &[], &[]);
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].summary, "shop no longer frozen: deploys may go ahead");
         assert_eq!(c[1].summary, "shop: the outage is over");
         // Between the quiet freeze states: nothing.
-        assert!(t.observe(5_000, &board(Status::InsufficientData), &[], &[], &[]).is_empty());
-        assert!(t.observe(6_000, &board(Status::Ok), &[], &[], &[]).is_empty());
-        let c = t.observe(7_000, &board(Status::Warning), &[], &[], &[]);
+        assert!(t.observe(5_000, &board(Status::InsufficientData), &[], &[], &[], &[]).is_empty());
+        assert!(t.observe(6_000, &board(Status::Ok), &[], &[], &[], &[]).is_empty());
+        let c = t.observe(7_000, &board(Status::Warning), &[], &[], &[], &[]);
         assert_eq!(c[0].summary, "shop close to a freeze");
-        let c = t.observe(8_000, &board(Status::Ok), &[], &[], &[]);
+        let c = t.observe(8_000, &board(Status::Ok), &[], &[], &[], &[]);
         assert_eq!(c[0].summary, "shop no longer close to a freeze: deploys may go ahead");
     }
 
@@ -366,7 +381,7 @@ mod tests {
             region: "local".into(),
             hops: vec![("edge".into(), true, Some(200)), ("gateway".into(), false, Some(503))],
         };
-        let c = t.observe(1_000, &board(Status::Frozen), &[], &[], std::slice::from_ref(&probe));
+        let c = t.observe(1_000, &board(Status::Frozen), &[], &[], std::slice::from_ref(&probe), &[]);
         let got: Vec<(&str, Option<&str>, &str)> =
             c.iter().map(|c| (c.subject.as_str(), c.from.as_deref(), c.to.as_str())).collect();
         assert_eq!(got, [("freeze", None, "FROZEN"), ("probe:edge/gateway", None, "failed")]);
@@ -374,15 +389,31 @@ mod tests {
 
         // After a restart the stored changes say where things stood.
         let mut again = Tracker::restore(c);
-        assert!(again.observe(2_000, &board(Status::Frozen), &[], &[], &[]).is_empty());
-        let c = again.observe(3_000, &board(Status::Ok), &[], &[], &[]);
+        assert!(again.observe(2_000, &board(Status::Frozen), &[], &[], &[], &[]).is_empty());
+        let c = again.observe(3_000, &board(Status::Ok), &[], &[], &[], &[]);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].from.as_deref(), Some("FROZEN"));
 
         // A board that cannot answer changes nothing.
         let mut down = board(Status::Frozen);
         down.unavailable = Some("prometheus unreachable".into());
-        assert!(again.observe(4_000, &down, &[], &[], &[]).is_empty());
+        assert!(again.observe(4_000, &down, &[], &[], &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_status_page_components_are_recorded_as_customers_saw_them() {
+        let mut t = Tracker::default();
+        let at = |state| vec![("shop".to_string(), "Storefront".to_string(), state)];
+        let b = Board::default();
+        assert!(t.observe(1_000, &b, &[], &[], &[], &at(ComponentState::Operational)).is_empty());
+        let c = t.observe(2_000, &b, &[], &[], &[], &at(ComponentState::PartialOutage));
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].subject.as_str(), c[0].to.as_str()), ("status:Storefront", "partial_outage"));
+        assert_eq!(c[0].summary, "status page: Storefront partial outage");
+        assert_eq!(c[0].what(), "status");
+        let c = t.observe(3_000, &b, &[], &[], &[], &at(ComponentState::Operational));
+        assert_eq!(c[0].summary, "status page: Storefront operational");
+        assert_eq!(c[0].from.as_deref(), Some("partial_outage"));
     }
 
     #[test]
@@ -391,7 +422,7 @@ mod tests {
         let many: Vec<JourneyCheck> = (0..MAX_SUBJECTS + 10)
             .map(|i| JourneyCheck { journey: format!("j{i}"), ..journey(Some("pay"), 1) })
             .collect();
-        let c = t.observe(1_000, &Board::default(), &[], &many, &[]);
+        let c = t.observe(1_000, &Board::default(), &[], &many, &[], &[]);
         assert_eq!(t.len(), MAX_SUBJECTS);
         assert_eq!(c.len(), MAX_SUBJECTS);
     }

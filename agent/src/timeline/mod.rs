@@ -55,6 +55,7 @@ pub enum Kind {
     Audit,
     SloStatus,
     StatusUpdate,
+    StatusPage,
     ProbeRecovered,
     JourneyRecovered,
 }
@@ -75,6 +76,7 @@ impl Kind {
             Kind::Audit => "audit",
             Kind::SloStatus => "slo_status",
             Kind::StatusUpdate => "status_update",
+            Kind::StatusPage => "status_page",
             Kind::ProbeRecovered => "probe_recovered",
             Kind::JourneyRecovered => "journey_recovered",
         }
@@ -452,12 +454,19 @@ pub fn build(q: &Query, inputs: &Inputs) -> Timeline {
 }
 
 /// A recorded change: a freeze status, an outage verdict, a journey or a
-/// probe hop that failed or passes again. Failures carry the members the
+/// probe hop that failed or passes again, a status page component's state. Failures carry the members the
 /// postmortem reads of every failure (`name`, `part`, `region`).
 fn state_change(b: &mut Builder, c: &changes::Change) {
     let failed = c.to == "failed";
     let (kind, details) = match c.what() {
         "freeze" => (Kind::Freeze, json!({"from": c.from, "to": c.to, "status": c.to, "change": c.details})),
+        "status" => {
+            let mut d = c.details.clone();
+            if let Some(m) = d.as_object_mut() {
+                m.insert("from".into(), json!(c.from));
+            }
+            (Kind::StatusPage, d)
+        }
         "outage" => {
             let mut d = c.details.clone();
             if let Some(m) = d.as_object_mut() {

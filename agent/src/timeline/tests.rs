@@ -332,20 +332,22 @@ fn recorded_changes_show_when_a_freeze_an_outage_and_a_failing_journey_began_and
     };
     let mut t = Tracker::default();
     let mut changes: Vec<Change> = Vec::new();
-    changes.extend(t.observe(T0, &board(Status::Ok), &[outage(Verdict::None)], &[journey(T0, false)], &[]));
+    changes.extend(t.observe(T0, &board(Status::Ok), &[outage(Verdict::None)], &[journey(T0, false)], &[], &[]));
     changes.extend(t.observe(
         T0 + 3 * MIN,
         &board(Status::Ok),
         &[outage(Verdict::Partial)],
         &[journey(T0 + 3 * MIN, true)],
         &[],
+        &[],
     ));
-    changes.extend(t.observe(T0 + 5 * MIN, &board(Status::Frozen), &[outage(Verdict::Partial)], &[], &[]));
+    changes.extend(t.observe(T0 + 5 * MIN, &board(Status::Frozen), &[outage(Verdict::Partial)], &[], &[], &[]));
     changes.extend(t.observe(
         T0 + 30 * MIN,
         &board(Status::Ok),
         &[outage(Verdict::None)],
         &[journey(T0 + 29 * MIN, false)],
+        &[],
         &[],
     ));
     // The journey's last run is still the failed one for the API: it shows once.
