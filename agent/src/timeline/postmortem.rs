@@ -52,7 +52,15 @@ pub struct Figures {
     /// The slices the outage verdicts named, per kind (`regions`,
     /// `edge_locations`, `client_classes`, `routes`, `journey_steps`).
     pub outage_scope: BTreeMap<String, Vec<String>>,
+    /// Per status page component that was not operational: its worst state
+    /// (`partial_outage`, …), when it first left operational and when it
+    /// was operational again (`None`: not in this timeline).
+    pub status_page: BTreeMap<String, (String, i64, Option<i64>)>,
 }
+
+/// Status page states, best first.
+const STATES: [&str; 5] =
+    ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"];
 
 fn str_of<'a>(e: &'a Entry, key: &str) -> Option<&'a str> {
     e.details.get(key).and_then(|v| v.as_str())
@@ -141,6 +149,26 @@ pub fn figures(t: &Timeline) -> Figures {
                     }
                 }
                 f.outage_scope.retain(|_, v| !v.is_empty());
+            }
+            Kind::StatusPage => {
+                let (Some(c), Some(state)) = (str_of(e, "component"), str_of(e, "status")) else { continue };
+                let rank = |s: &str| STATES.iter().position(|x| *x == s).unwrap_or(0);
+                match f.status_page.get_mut(c) {
+                    None if state != "operational" => {
+                        f.status_page.insert(c.to_string(), (state.to_string(), e.at_ms, None));
+                    }
+                    None => {}
+                    Some((worst, _, back)) => {
+                        if state == "operational" {
+                            *back = Some(e.at_ms);
+                        } else {
+                            *back = None;
+                            if rank(state) > rank(worst) {
+                                *worst = state.to_string();
+                            }
+                        }
+                    }
+                }
             }
             Kind::ProbeFailure | Kind::JourneyFailure => {
                 if let Some(r) = str_of(e, "region")
@@ -255,6 +283,19 @@ pub fn render(d: &Draft, t: &Timeline) -> String {
             "- Outage: {verdict} at worst, up to {:.1} % of the traffic failing{}",
             share * 100.0,
             cell(&scope)
+        );
+    }
+    for (component, (worst, from, back)) in &f.status_page {
+        let until = match back {
+            Some(b) => format!("to {} ({})", rfc3339(*b), duration(b - from)),
+            None => "on, not operational again in this timeline".to_string(),
+        };
+        let _ = writeln!(
+            w,
+            "- Status page: {} showed {} at worst, from {} {until}",
+            cell(component),
+            worst.replace('_', " "),
+            rfc3339(*from)
         );
     }
     if f.regions.is_empty() {

@@ -398,4 +398,21 @@ fn recorded_changes_show_when_a_freeze_an_outage_and_a_failing_journey_began_and
         md.contains("- Outage: partial at worst, up to 30.0 % of the traffic failing; failing: regions eu-west-1"),
         "{md}"
     );
+
+    // The status page's components: what customers saw, and for how long.
+    use crate::status::ComponentState as C;
+    let mut page = Tracker::default();
+    let comp = |state| vec![("checkout".to_string(), "Checkout".to_string(), state)];
+    let mut seen: Vec<Change> = Vec::new();
+    for (m, state) in [(0, C::Operational), (4, C::PartialOutage), (6, C::MajorOutage), (30, C::Operational)] {
+        seen.extend(page.observe(T0 + m * MIN, &Board::default(), &[], &[], &[], &comp(state)));
+    }
+    let tl = build(&q, &Inputs { changes: &seen, ..Inputs::default() });
+    let kinds: Vec<&str> = tl.entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["status_page", "status_page", "status_page"]);
+    let f = figures(&tl);
+    assert_eq!(f.status_page.get("Checkout"), Some(&("major_outage".to_string(), T0 + 4 * MIN, Some(T0 + 30 * MIN))));
+    let md = render(&Draft { written_ms: T0 + 60 * MIN, ..Draft::default() }, &tl);
+    let want = "- Status page: Checkout showed major outage at worst, from 2026-11-20T00:04:00Z to 2026-11-20T00:30:00Z (26 min)";
+    assert!(md.contains(want), "{md}");
 }
