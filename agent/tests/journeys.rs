@@ -444,3 +444,36 @@ fn the_running_agent_serves_the_last_runs_and_never_shows_a_secret() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// `Runtime::check_once` (what the demo runs once per step of its day): each
+/// call runs the journey exactly once at the agent's clock, and the next
+/// evaluation counts that run — however fast the machine is.
+#[test]
+fn each_check_once_is_one_run_counted_by_the_next_evaluation() {
+    let (shop_port, shop_rt) = shop();
+    let dir = secrets();
+    let d = dir.path();
+    let t0 = 1_795_132_800_000i64; // 2026-11-20T00:00:00Z
+    let slo = "apiVersion: slo-agent/v1\nkind: SLO\nmetadata: {name: checkout-journey}\nspec:\n  service: broken-checkout\n  objective: 99\n  window: 28d\n  indicator: {source: synthetic, filter: {service: broken-checkout, hop: journey}, good: {status: 2xx}}\n";
+    std::fs::write(d.join("slos.yaml"), slo).unwrap();
+    let yaml = format!(
+        "specs: [slos.yaml]\nstate: state.redb\nlisten: 127.0.0.1:0\ntick: 1h\nsources: []\njourneys:\n{}",
+        journey_yaml("broken-checkout", shop_port, "card_file: card", &[("checkout", "500")])
+    );
+    let config = slo_agent::config::parse("agent.yaml", &yaml, d).unwrap_or_else(|e| panic!("{e:#?}"));
+    let clock = slo_agent::clock::ManualClock::new(t0);
+    let served = common::in_process(config, std::sync::Arc::new(clock.clone()));
+    let total = |snap: &slo_agent::api::state::Snapshot| {
+        snap.statuses.iter().find(|s| s.slo.name == "checkout-journey").map_or(0, |s| s.window.events.total)
+    };
+    for n in 1..=3u64 {
+        clock.set(t0 + n as i64 * 300_000);
+        shop_rt.block_on(served.agent.check_once());
+        let snap = served.agent.evaluate();
+        assert_eq!(total(&snap), n, "after {n} runs");
+    }
+    let recent = served.agent.api.journeys.recent("broken-checkout");
+    let starts: Vec<i64> = recent.iter().map(|(at, _)| (at - t0) / 300_000).collect();
+    assert_eq!(starts, [3, 2, 1], "one run per call, at the agent's clock, newest first");
+    assert!(recent.iter().all(|(_, s)| *s == Status::Failed));
+}

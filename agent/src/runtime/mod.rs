@@ -321,6 +321,24 @@ impl Runtime {
         answer.blocking_recv().unwrap_or_else(|_| self.api.snapshot())
     }
 
+    /// Run every configured probe and journey once now, in turn, their
+    /// events going to the state thread (counted before the next
+    /// [`Runtime::evaluate`]); no traces. The demo runs its checks this way
+    /// once per step of its simulated day, so how many runs a day holds does
+    /// not depend on the machine's speed.
+    pub async fn check_once(&self) {
+        let checks = &self.config.synthetic;
+        let telemetry = self.api.telemetry.clone();
+        let sink = crate::synthetic::run::Sink { events: self.synthetic_events.clone(), tracer: None, telemetry };
+        let clock = self.api.clock.clone();
+        for i in 0..checks.probes.len() {
+            crate::synthetic::run::probe_once(checks, i, &self.api.probes, &sink, clock.as_ref()).await;
+        }
+        for i in 0..checks.journeys.len() {
+            crate::synthetic::run::journey_once(checks, i, &self.api.journeys, &sink, clock.as_ref()).await;
+        }
+    }
+
     /// Start the configured probes and journeys on the current tokio
     /// runtime, their events going to the state thread and their traces to
     /// `traces:`; they run until `stop` turns true (or the handles are aborted).
@@ -504,7 +522,14 @@ fn run_state_thread(
             tokio::select! {
                 biased;
                 c = control.recv() => match c {
-                    Some(Control::Evaluate(reply)) => { let _ = reply.send(core.evaluate()); }
+                    Some(Control::Evaluate(reply)) => {
+                        // Synthetic runs sent before the call are counted first:
+                        // the caller (the demo) ran them and expects to see them.
+                        while let Ok(e) = synthetic.try_recv() {
+                            core.count_synthetic(e);
+                        }
+                        let _ = reply.send(core.evaluate());
+                    }
                     Some(Control::Reload(set, reply)) => {
                         let reset = core.reload(set);
                         crate::telemetry::events::SpecsReloaded { slos: core.slo_count(), reset: &reset }

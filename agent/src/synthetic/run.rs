@@ -322,13 +322,34 @@ pub async fn run(
     let (c, r) = (config.clone(), results.clone());
     let run_one = move |i: usize| {
         let (c, r, sink, clock) = (c.clone(), r.clone(), sink.clone(), clock.clone());
-        async move {
-            let p = &c.probes[i];
-            let run = run_probe(p, &c.region, &r, clock.now_ms()).await;
-            sink.send(&p.name, run.events, run.spans);
-        }
+        async move { probe_once(&c, i, &r, &sink, clock.as_ref()).await }
     };
     schedule::run(jobs, MAX_CONCURRENT_RUNS, run_one, stats, stop).await;
+}
+
+/// Run the `i`th configured probe once now, handing its events and trace to `sink`.
+pub async fn probe_once(c: &SyntheticConfig, i: usize, results: &Results, sink: &Sink, clock: &dyn Clock) {
+    let Some(p) = c.probes.get(i) else { return };
+    let run = run_probe(p, &c.region, results, clock.now_ms()).await;
+    sink.send(&p.name, run.events, run.spans);
+}
+
+/// Run the `i`th configured journey once now, keep it in `results`, and hand
+/// its events (per step and for the whole run, [`super::events::push_journey`])
+/// and trace to `sink`.
+pub async fn journey_once(c: &SyntheticConfig, i: usize, results: &JourneyResults, sink: &Sink, clock: &dyn Clock) {
+    let Some(j) = c.journeys.get(i) else { return };
+    let run = super::journey::run(j, &c.region, clock).await;
+    if let Some(step) = &run.failed_step {
+        tracing::debug!(journey = %run.name, step = %step, "journey failed");
+    }
+    let mut events = EventBatch::new();
+    super::events::push_journey(&mut events, &run);
+    let (name, spans) = (run.name.clone(), super::trace::journey_spans(&run));
+    // Kept before its events are counted: an evaluation that sees
+    // them also sees the run in `GET /api/v1/journeys`.
+    results.put(run);
+    sink.send(&name, events, spans);
 }
 
 /// Outcomes of a journey's recent runs kept (for the status page's rule).
@@ -393,20 +414,7 @@ pub async fn run_journeys(
     let stats = results.stats.clone();
     let run_one = move |i: usize| {
         let (c, r, clock, sink) = (config.clone(), results.clone(), clock.clone(), sink.clone());
-        async move {
-            let j = &c.journeys[i];
-            let run = super::journey::run(j, &c.region, clock.as_ref()).await;
-            if let Some(step) = &run.failed_step {
-                tracing::debug!(journey = %run.name, step = %step, "journey failed");
-            }
-            let mut events = EventBatch::new();
-            super::events::push_journey(&mut events, &run);
-            let (name, spans) = (run.name.clone(), super::trace::journey_spans(&run));
-            // Kept before its events are counted: an evaluation that sees
-            // them also sees the run in `GET /api/v1/journeys`.
-            r.put(run);
-            sink.send(&name, events, spans);
-        }
+        async move { journey_once(&c, i, &r, &sink, clock.as_ref()).await }
     };
     schedule::run(jobs, MAX_CONCURRENT_JOURNEYS, run_one, stats, stop).await;
 }
