@@ -224,7 +224,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         // Alert transitions.
         let mut firing_now = BTreeMap::new();
         for s in &snap.statuses {
-            for c in s.conditions.iter().filter(|c| c.firing) {
+            // With the agent's low-traffic guard: what it pages on.
+            let min_events = s.slo.alerting.min_events.unwrap_or(crate::alert::AlertPolicy::default().min_events);
+            for c in s.conditions.iter().filter(|c| c.firing && c.long_events >= min_events) {
                 let key = (
                     s.slo.name.clone(),
                     c.rule.severity.as_str(),
