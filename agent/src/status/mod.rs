@@ -327,7 +327,9 @@ pub struct MaintenanceView {
 /// The occurrences `(start_ms, end_ms, weekly)` of an exclusion window that
 /// end after `now_ms` and start within [`MAINTENANCE_AHEAD_MS`] (one-off)
 /// or [`WEEKLY_AHEAD_MS`] (weekly) of it. A weekly slot starts at its local
-/// time on its local day and lasts its duration.
+/// time on its local day and ends its duration later in local clock time
+/// (what `Exclusion::covers` counts; an hour more or less across a
+/// daylight-saving change).
 pub fn occurrences(e: &ExclusionTime, now_ms: i64) -> Vec<(i64, i64, bool)> {
     match e {
         ExclusionTime::Once { start_ms, end_ms } => {
@@ -349,9 +351,17 @@ pub fn occurrences(e: &ExclusionTime, now_ms: i64) -> Vec<(i64, i64, bool)> {
                     continue;
                 }
                 let (h, m) = ((*start_minute / 60) as i8, (*start_minute % 60) as i8);
-                let Ok(start) = d.at(h, m, 0, 0).to_zoned(timezone.clone()) else { continue };
+                let local = d.at(h, m, 0, 0);
+                let Ok(start) = local.to_zoned(timezone.clone()) else { continue };
                 let start_ms = start.timestamp().as_millisecond();
-                let end_ms = start_ms + length_ms;
+                // The end in local clock time, as `Exclusion::covers` counts
+                // it: across a daylight-saving change the slot lasts an hour
+                // more or less than its duration.
+                let end_ms = local
+                    .checked_add(jiff::Span::new().minutes(i64::from(duration.0)))
+                    .ok()
+                    .and_then(|end| end.to_zoned(timezone.clone()).ok())
+                    .map_or(start_ms + length_ms, |end| end.timestamp().as_millisecond());
                 if end_ms > now_ms && start_ms <= now_ms + WEEKLY_AHEAD_MS {
                     out.push((start_ms, end_ms, true));
                 }

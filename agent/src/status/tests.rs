@@ -291,6 +291,22 @@ fn weekly_maintenance_is_listed_by_its_next_occurrences_in_utc() {
     assert_eq!(next.len(), 1);
     assert_eq!(crate::timefmt::rfc3339(next[0].0), "2026-07-12T00:00:00Z");
     assert_eq!(next[0].1 - next[0].0, 2 * 3_600_000);
+
+    // Across the change to summer time (2027-03-28, 02:00 → 03:00 in Berlin), a
+    // slot of 01:00 for 3 h ends at 04:00 local = 02:00 UTC: two hours long,
+    // and exactly where the exclusion stops covering.
+    let dst = "  exclusions:\n    - {weekly: {day: sunday, start: \"01:00\", duration: 3h, timezone: Europe/Berlin}, reason: r}\n";
+    let st = statuses(&slo("co-avail", "checkout", dst), 0.0);
+    let x = &st[0].slo.exclusions[0];
+    let thursday = 1_805_976_000_000; // 2027-03-25T12:00:00Z
+    let next = occurrences(&x.when, thursday);
+    assert_eq!(next.len(), 1, "{next:?}");
+    let (start, end, _) = next[0];
+    assert_eq!(
+        (crate::timefmt::rfc3339(start).as_str(), crate::timefmt::rfc3339(end).as_str()),
+        ("2027-03-28T00:00:00Z", "2027-03-28T02:00:00Z")
+    );
+    assert!(x.covers(start) && x.covers(end - 60_000) && !x.covers(end) && !x.covers(start - 60_000));
 }
 
 #[test]
