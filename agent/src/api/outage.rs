@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::error;
-use super::state::{ApiState, Snapshot};
+use super::state::ApiState;
 use crate::outage::{self, JourneyCheck, ProbeCheck};
 use crate::synthetic::journey::JourneyRun;
 
@@ -74,18 +74,13 @@ pub fn probe_checks(s: &ApiState) -> Vec<ProbeCheck> {
         .collect()
 }
 
-/// The gauges, from the assessments of the latest evaluation.
-pub fn families(snap: &Snapshot) -> Vec<crate::telemetry::FamilyView> {
-    outage::families(&snap.outage)
-}
-
 async fn answer(State(s): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let service = match ask(&q) {
         Ok(service) => service,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let snap = s.snapshot();
-    let (journeys, probes) = (s.journey_checks(), probe_checks(&s));
+    let (journeys, probes) = s.synthetic_checks();
     if !outage::knows(&service, &snap.signals, &snap.hops, &journeys, &probes) {
         return error(
             StatusCode::NOT_FOUND,

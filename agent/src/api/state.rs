@@ -175,9 +175,11 @@ impl ApiState {
         self.snapshot.get()
     }
 
-    /// The journeys' last runs as the outage verdict reads them.
-    pub fn journey_checks(&self) -> Vec<crate::outage::JourneyCheck> {
-        self.journeys.runs().iter().map(|r| super::outage::journey_check(r)).collect()
+    /// The journeys' last runs and the probes' last outcomes, as the outage
+    /// verdict reads them.
+    pub fn synthetic_checks(&self) -> (Vec<crate::outage::JourneyCheck>, Vec<crate::outage::ProbeCheck>) {
+        let journeys = self.journeys.runs().iter().map(|r| super::outage::journey_check(r)).collect();
+        (journeys, super::outage::probe_checks(self))
     }
 
     /// The Prometheus exposition of the latest snapshot and the agent's own telemetry.
@@ -187,7 +189,7 @@ impl ApiState {
         let by_state = self.silences.read().counts(now).map(|(state, n)| (state.as_str(), n));
         crate::telemetry::events::SilencesCounted { by_state }.emit(&self.telemetry);
         let mut signals = crate::signals::metrics::families(&snap.signals, &snap.forecasts);
-        signals.extend(super::outage::families(&snap));
+        signals.extend(crate::outage::families(&snap.outage));
         if snap.at_ms != 0 {
             let (overrides, deploys) = (self.overrides.read(), self.deploys.read());
             signals.extend(crate::freeze::metrics::families(&snap.freeze, &overrides, &deploys, now));

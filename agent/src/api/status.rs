@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::state::ApiState;
-use crate::status::{ComponentState, StatusConfig, Uptime};
+use crate::status::{ComponentAt, ComponentState, StatusConfig, Uptime};
 
 /// The page's configuration and the components' minutes per state and day.
 #[derive(Debug, Default)]
@@ -68,6 +68,27 @@ fn journey_runs(s: &ApiState, cfg: &StatusConfig) -> crate::status::JourneyRuns 
         .collect()
 }
 
+/// The page at `now_ms` from `snap`, the incidents and the kept minutes.
+fn build(
+    s: &ApiState,
+    cfg: &StatusConfig,
+    snap: &crate::api::Snapshot,
+    incidents: &crate::incident::Incidents,
+    now_ms: i64,
+) -> crate::status::Page {
+    let list = incidents.list(now_ms - crate::incident::RECENT_MS);
+    let journeys = journey_runs(s, cfg);
+    let at = crate::status::Now {
+        statuses: &snap.statuses,
+        alerts: &snap.alerts,
+        journeys: &journeys,
+        outage: &snap.outage,
+        now_ms,
+    };
+    let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
+    crate::status::page(cfg, &at, &list, &uptime)
+}
+
 /// The page's JSON, as `/status.json` answers it; `None` without `status:`.
 pub fn public_json(s: &ApiState) -> Option<Bytes> {
     page(s).map(|(_, json)| json)
@@ -86,19 +107,7 @@ fn page(s: &ApiState) -> Option<(Bytes, Bytes)> {
     {
         return Some((r.html.clone(), r.json.clone()));
     }
-    let list = incidents.list(now - crate::incident::RECENT_MS);
-    let p = {
-        let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        let journeys = journey_runs(s, cfg);
-        let at = crate::status::Now {
-            statuses: &snap.statuses,
-            alerts: &snap.alerts,
-            journeys: &journeys,
-            outage: &snap.outage,
-            now_ms: now,
-        };
-        crate::status::page(cfg, &at, &list, &uptime)
-    };
+    let p = build(s, cfg, &snap, &incidents, now);
     drop(incidents);
     // Bytes: every answer until the next change shares them, uncopied.
     let r = Rendered { key, html: Bytes::from(crate::status::html(&p)), json: Bytes::from(crate::status::json(&p)) };
@@ -141,21 +150,7 @@ async fn operators(State(s): State<Arc<ApiState>>) -> Response {
         return super::error(StatusCode::NOT_FOUND, NOT_CONFIGURED);
     };
     let snap = s.snapshot();
-    let now = s.clock.now_ms();
-    let runs = journey_runs(&s, cfg);
-    let p = {
-        let incidents = s.incidents.read();
-        let list = incidents.list(now - crate::incident::RECENT_MS);
-        let uptime = s.status.uptime.lock().unwrap_or_else(|e| e.into_inner());
-        let at = crate::status::Now {
-            statuses: &snap.statuses,
-            alerts: &snap.alerts,
-            journeys: &runs,
-            outage: &snap.outage,
-            now_ms: now,
-        };
-        crate::status::page(cfg, &at, &list, &uptime)
-    };
+    let p = build(&s, cfg, &snap, &s.incidents.read(), s.clock.now_ms());
     let mut v = serde_json::to_value(&p).unwrap_or_default();
     if let Some(list) = v.get_mut("components").and_then(|c| c.as_array_mut()) {
         for (view, c) in list.iter_mut().zip(&cfg.components) {
@@ -196,34 +191,32 @@ fn internal(s: &ApiState, snap: &crate::api::Snapshot, c: &crate::status::Compon
     })
 }
 
-/// Every component's state at `snap`, as `(service, component, state)`;
-/// empty without `status:`. For the recorded changes of the timelines.
-pub fn component_states(s: &ApiState, snap: &crate::api::Snapshot) -> Vec<(String, String, ComponentState)> {
+/// Every component's state at `snap` (the state thread's evaluation);
+/// empty without `status:`.
+pub fn component_states(s: &ApiState, snap: &crate::api::Snapshot) -> Vec<ComponentAt> {
     let Some(cfg) = &s.status.config else { return Vec::new() };
-    let runs = journey_runs(s, cfg);
-    cfg.components
-        .iter()
-        .map(|c| {
-            let state =
-                crate::status::component_state(c, &snap.statuses, &snap.alerts, &runs, &snap.outage, snap.at_ms);
-            (c.service.clone(), c.name.clone(), state)
-        })
-        .collect()
+    let journeys = journey_runs(s, cfg);
+    let now = crate::status::Now {
+        statuses: &snap.statuses,
+        alerts: &snap.alerts,
+        journeys: &journeys,
+        outage: &snap.outage,
+        now_ms: snap.at_ms,
+    };
+    crate::status::component_states(cfg, &now)
 }
 
-/// Count the evaluated minute of every component (once per minute) and
-/// store the changed days; prune days older than 90 at the first minute of
-/// a day. Queue the components' changed states for `status.push`. Blocking; the state thread calls it after each evaluation.
-pub fn count(s: &ApiState, snap: &crate::api::Snapshot) {
-    let Some(cfg) = &s.status.config else { return };
-    let runs = journey_runs(s, cfg);
-    let states: Vec<(&str, crate::status::ComponentState)> = cfg
-        .components
-        .iter()
-        .map(|c| (c, crate::status::component_state(c, &snap.statuses, &snap.alerts, &runs, &snap.outage, snap.at_ms)))
-        .filter(|(c, state)| crate::status::counts(c, &runs, *state))
-        .map(|(c, state)| (c.name.as_str(), state))
-        .collect();
+/// Count the evaluated minute of every component (`components`, from
+/// [`component_states`] of `snap`; once per minute) and store the changed
+/// days; prune days older than 90 at the first minute of a day. Queue the
+/// components' changed states for `status.push`. Blocking; the state thread
+/// calls it after each evaluation.
+pub fn count(s: &ApiState, snap: &crate::api::Snapshot, components: &[ComponentAt]) {
+    if s.status.config.is_none() {
+        return;
+    }
+    let states: Vec<(&str, ComponentState)> =
+        components.iter().filter(|c| c.counted).map(|c| (c.name.as_str(), c.state)).collect();
     if let Some(p) = &s.status.push {
         p.on_evaluation(&s.store, &s.telemetry, &states, snap.at_ms);
     }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use super::Board;
 use super::deploys::Deploys;
 use super::ledger::Entry as _;
-use super::overrides::{Action, Overrides};
+use super::overrides::Overrides;
 use crate::telemetry::events::metric;
 use crate::telemetry::{FamilyView, Kind, Metric};
 
@@ -55,14 +55,11 @@ pub fn families(board: &Board, overrides: &Overrides, deploys: &Deploys, now_ms:
             missing -= 1;
         }
     }
-    for s in &board.services {
+    let answered = super::overrides::overlay_board(board, overrides, now_ms);
+    for s in &answered.services {
         let labels = vec![("service", s.service.clone())];
         if board.unavailable.is_none() {
-            let frozen = match overrides.of(&s.service, now_ms).first() {
-                Some(newest) => newest.action == Action::Freeze,
-                None => s.frozen,
-            };
-            out[0].series.push((labels.clone(), if frozen { 1.0 } else { 0.0 }));
+            out[0].series.push((labels.clone(), if s.frozen { 1.0 } else { 0.0 }));
         }
         let t = last.get(s.service.as_str()).copied().unwrap_or(0);
         out[1].series.push((labels, t as f64 / 1000.0));
@@ -74,7 +71,7 @@ pub fn families(board: &Board, overrides: &Overrides, deploys: &Deploys, now_ms:
 mod tests {
     use super::*;
     use crate::freeze::deploys::{Deploy, Outcome};
-    use crate::freeze::overrides::Override;
+    use crate::freeze::overrides::{Action, Override};
     use crate::freeze::{ServiceFreeze, Source, Status};
 
     const T0: i64 = 1_795_132_800_000; // 2026-11-20T00:00:00Z

@@ -74,6 +74,16 @@ impl super::ledger::Entry for Override {
 /// [`ENDED_RETENTION_MS`]), newest first.
 pub type Overrides = super::ledger::Ledger<Override>;
 
+/// Every service's decision of `board` with its active overrides at `now_ms`
+/// laid over ([`overlay`]): what deploy tools are answered.
+pub fn overlay_board(board: &super::Board, overrides: &Overrides, now_ms: i64) -> super::Board {
+    super::Board {
+        services: board.services.iter().map(|f| overlay(f, &overrides.of(&f.service, now_ms))).collect(),
+        unavailable: board.unavailable.clone(),
+        ..*board
+    }
+}
+
 /// The decision with a service's active overrides laid over it: the newest
 /// one decides `frozen`; a manual freeze adds a reason.
 pub fn overlay(base: &ServiceFreeze, active: &[&Override]) -> ServiceFreeze {

@@ -543,10 +543,15 @@ pub fn assess(
         }
     }
     let whole_fails = kinds.get("all").is_some_and(|k| k.failed_requests > 0.0);
-    let judged = judged_slices(&mut kinds);
+    let mut judged = judged_slices(&mut kinds);
+    // Per region the synthetic checks ran from: (passed, all).
+    let mut by_region: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
 
     // Journey steps: each journey's last run, if it started in the window.
     for j in journeys.iter().filter(|j| j.service == service && j.started_ms >= from_ms && j.started_ms <= at_ms) {
+        let r = by_region.entry(j.region.as_str()).or_default();
+        r.0 += u64::from(j.failed_step.is_none());
+        r.1 += 1;
         if let Some(step) = &j.failed_step {
             let status = j.http_status.map_or_else(|| "no response".to_string(), |c| format!("HTTP {c}"));
             evidence.push(format!("journey {} from {}: step {step} failed ({status})", j.journey, j.region));
@@ -565,6 +570,9 @@ pub fn assess(
     // Probes: each hop's last outcome, from this agent's region.
     let mut probe_blamed = None;
     for p in probes.iter().filter(|p| p.service == service) {
+        let r = by_region.entry(p.region.as_str()).or_default();
+        r.0 += p.hops.iter().filter(|h| h.1).count() as u64;
+        r.1 += p.hops.len() as u64;
         for (hop, ok, status) in &p.hops {
             if *ok || scope.journey_steps.len() >= MAX_ITEMS {
                 continue;
@@ -583,18 +591,6 @@ pub fn assess(
     }
 
     // Probe regions: every synthetic check by the region it ran from.
-    let mut by_region: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for j in journeys.iter().filter(|j| j.service == service && j.started_ms >= from_ms && j.started_ms <= at_ms) {
-        let e = by_region.entry(j.region.as_str()).or_default();
-        e.0 += u64::from(j.failed_step.is_none());
-        e.1 += 1;
-    }
-    for p in probes.iter().filter(|p| p.service == service) {
-        let e = by_region.entry(p.region.as_str()).or_default();
-        e.0 += p.hops.iter().filter(|h| h.1).count() as u64;
-        e.1 += p.hops.len() as u64;
-    }
-    let mut judged = judged;
     for (region, (ok, all)) in by_region.into_iter().filter(|(_, (_, all))| *all > 0) {
         let success = ok as f64 / all as f64;
         if judged.iter().filter(|j| j.dimension == "probe_region").count() < MAX_SLICE_SERIES {

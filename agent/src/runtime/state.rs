@@ -738,7 +738,9 @@ impl Core {
             self.crawlers_view = Arc::new(self.crawlers.view(at));
             self.crawlers_renewed = Some(Instant::now());
         }
-        let outage = Arc::new(self.assess_outages(&hops, at));
+        // The synthetic checks' last outcomes, read once for the verdicts and the changes.
+        let (journeys, probes) = self.links.api.synthetic_checks();
+        let outage = Arc::new(self.assess_outages(&hops, &journeys, &probes, at));
         let snap = Snapshot {
             at_ms: at,
             outage,
@@ -756,33 +758,34 @@ impl Core {
             retention: self.engine.retention(),
         };
         self.links.api.snapshot.set(snap);
-        {
-            let snap = self.links.api.snapshot.get();
-            let components = crate::api::status::component_states(&self.links.api, &snap);
-            self.record_changes(&snap.freeze, &snap.outage, &components, at);
-        }
+        let snap = self.links.api.snapshot.get();
+        let components = crate::api::status::component_states(&self.links.api, &snap);
+        self.record_changes(&snap, &journeys, &probes, &components);
         if self.broken.is_none() {
-            crate::api::status::count(&self.links.api, &self.links.api.snapshot.get());
+            crate::api::status::count(&self.links.api, &snap, &components);
             self.links.api.health.ready("state");
         }
         if self.trimmed.elapsed() >= TRIM_EVERY {
             self.trimmed = Instant::now();
             super::trim_freed_memory();
         }
-        self.links.api.snapshot.get()
+        snap
     }
 
     /// Every known service's outage verdict ("Is it partial or total?") at
     /// this evaluation, for the gauges, the status page and the recorded
     /// changes. `GET /api/v1/outage` judges anew at the agent's clock.
-    fn assess_outages(&self, hops: &crate::hops::HopsView, at: i64) -> Vec<crate::outage::Assessment> {
-        let api = &self.links.api;
-        let (journeys, probes) = (api.journey_checks(), crate::api::outage::probe_checks(api));
-        crate::outage::services(&self.signals_view, &journeys, &probes)
+    fn assess_outages(
+        &self,
+        hops: &crate::hops::HopsView,
+        journeys: &[crate::outage::JourneyCheck],
+        probes: &[crate::outage::ProbeCheck],
+        at: i64,
+    ) -> Vec<crate::outage::Assessment> {
+        let cfg = &self.links.api.outage;
+        crate::outage::services(&self.signals_view, journeys, probes)
             .iter()
-            .map(|service| {
-                crate::outage::assess(&api.outage, service, at, &self.signals_view, hops, &journeys, &probes)
-            })
+            .map(|service| crate::outage::assess(cfg, service, at, &self.signals_view, hops, journeys, probes))
             .collect()
     }
 
@@ -793,28 +796,16 @@ impl Core {
     /// timeline then lacks those entries, nothing else does.
     fn record_changes(
         &mut self,
-        freeze: &crate::freeze::Board,
-        outage: &[crate::outage::Assessment],
-        components: &[(String, String, crate::status::ComponentState)],
-        at: i64,
+        snap: &Snapshot,
+        journeys: &[crate::outage::JourneyCheck],
+        probes: &[crate::outage::ProbeCheck],
+        components: &[crate::status::ComponentAt],
     ) {
         use crate::timeline::changes::{KEEP_MS, MAX_PER_SERVICE};
-        let api = &self.links.api;
-        let (journeys, probes) = (api.journey_checks(), crate::api::outage::probe_checks(api));
+        let at = snap.at_ms;
         // As deploy tools are answered: with the manual overrides laid over.
-        let board = {
-            let book = api.overrides.read();
-            crate::freeze::Board {
-                services: freeze
-                    .services
-                    .iter()
-                    .map(|f| crate::freeze::overrides::overlay(f, &book.of(&f.service, at)))
-                    .collect(),
-                unavailable: freeze.unavailable.clone(),
-                ..*freeze
-            }
-        };
-        let changes = self.changes.observe(at, &board, outage, &journeys, &probes, components);
+        let board = crate::freeze::overrides::overlay_board(&snap.freeze, &self.links.api.overrides.read(), at);
+        let changes = self.changes.observe(at, &board, &snap.outage, journeys, probes, components);
         if changes.is_empty() || self.broken.is_some() {
             return;
         }

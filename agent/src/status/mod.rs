@@ -209,6 +209,33 @@ pub fn counts(c: &ComponentConfig, journeys: &JourneyRuns, state: ComponentState
     }
 }
 
+/// One component's state at an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentAt {
+    /// Its service (a journey component's: the journey's).
+    pub service: String,
+    pub name: String,
+    pub state: ComponentState,
+    /// Whether its minute counts in the uptime bars ([`counts`]).
+    pub counted: bool,
+}
+
+/// Every component's state at `now`, in the configured order.
+pub fn component_states(cfg: &StatusConfig, now: &Now) -> Vec<ComponentAt> {
+    cfg.components
+        .iter()
+        .map(|c| {
+            let state = component_state(c, now.statuses, now.alerts, now.journeys, now.outage, now.now_ms);
+            ComponentAt {
+                service: c.service.clone(),
+                name: c.name.clone(),
+                state,
+                counted: counts(c, now.journeys, state),
+            }
+        })
+        .collect()
+}
+
 /// Minutes per state of one UTC day, in [`ComponentState::ALL`] order.
 pub type DayMinutes = [u32; 5];
 

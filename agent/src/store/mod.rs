@@ -867,22 +867,19 @@ impl Store {
             }
             let services: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
             for service in services {
-                let (lo, hi) = ((service, i64::MIN, ""), (service, i64::MAX, ""));
-                let n = t.range(lo..hi)?.count();
-                let mut excess = n.saturating_sub(max_per_service);
-                let mut old: Vec<(i64, String)> = Vec::new();
-                for row in t.range(lo..hi)? {
+                // Oldest first: those before the cut and those beyond the count.
+                let mut kept: Vec<(i64, String)> = Vec::new();
+                for row in t.range((service, i64::MIN, "")..(service, i64::MAX, ""))? {
                     let (k, _) = row?;
                     let (_, at, subject) = k.value();
-                    if at < before_ms || excess > 0 {
-                        excess = excess.saturating_sub(1);
-                        old.push((at, subject.to_string()));
-                    } else {
+                    kept.push((at, subject.to_string()));
+                }
+                let excess = kept.len().saturating_sub(max_per_service);
+                for (i, (at, subject)) in kept.iter().enumerate() {
+                    if i >= excess && *at >= before_ms {
                         break;
                     }
-                }
-                for (at, subject) in old {
-                    t.remove((service, at, subject.as_str()))?;
+                    t.remove((service, *at, subject.as_str()))?;
                 }
             }
         }
@@ -899,10 +896,7 @@ impl Store {
         let mut out = Vec::new();
         for service in services {
             for row in t.range((service.as_str(), from_ms, "")..=(service.as_str(), to_ms, "\u{10FFFF}"))? {
-                let (k, v) = row?;
-                if k.value().1 <= to_ms {
-                    out.push(v.value().to_vec());
-                }
+                out.push(row?.1.value().to_vec());
             }
         }
         Ok(out)

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::freeze::{Board, Status};
 use crate::outage::{Assessment, JourneyCheck, ProbeCheck, Verdict};
-use crate::status::ComponentState;
+use crate::status::{ComponentAt, ComponentState};
 
 /// How long recorded changes are kept: the longest range of one timeline.
 pub const KEEP_MS: i64 = super::MAX_RANGE_MS;
@@ -131,8 +131,8 @@ impl Tracker {
     }
 
     /// What changed at the evaluation of `at_ms`: freeze statuses, outage
-    /// verdicts, journeys, probes, then the status page's components
-    /// (`(service, component, state)`). A freeze board that cannot answer
+    /// verdicts, journeys, probes, then the status page's components. A
+    /// freeze board that cannot answer
     /// (`unavailable`) changes nothing.
     pub fn observe(
         &mut self,
@@ -141,7 +141,7 @@ impl Tracker {
         outage: &[Assessment],
         journeys: &[JourneyCheck],
         probes: &[ProbeCheck],
-        components: &[(String, String, ComponentState)],
+        components: &[ComponentAt],
     ) -> Vec<Change> {
         let mut out = Vec::new();
         if board.unavailable.is_none() {
@@ -236,7 +236,7 @@ impl Tracker {
                 self.see(&mut out, change(at_ms, &p.service, subject, to, summary, details));
             }
         }
-        for (service, name, state) in components {
+        for ComponentAt { service, name, state, .. } in components {
             let summary = match state {
                 ComponentState::Operational => format!("status page: {name} operational"),
                 _ => format!("status page: {name} {}", state.label().to_lowercase()),
@@ -403,7 +403,9 @@ mod tests {
     #[test]
     fn the_status_page_components_are_recorded_as_customers_saw_them() {
         let mut t = Tracker::default();
-        let at = |state| vec![("shop".to_string(), "Storefront".to_string(), state)];
+        let at = |state| {
+            vec![crate::status::ComponentAt { service: "shop".into(), name: "Storefront".into(), state, counted: true }]
+        };
         let b = Board::default();
         assert!(t.observe(1_000, &b, &[], &[], &[], &at(ComponentState::Operational)).is_empty());
         let c = t.observe(2_000, &b, &[], &[], &[], &at(ComponentState::PartialOutage));

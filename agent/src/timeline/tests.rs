@@ -402,7 +402,9 @@ fn recorded_changes_show_when_a_freeze_an_outage_and_a_failing_journey_began_and
     // The status page's components: what customers saw, and for how long.
     use crate::status::ComponentState as C;
     let mut page = Tracker::default();
-    let comp = |state| vec![("checkout".to_string(), "Checkout".to_string(), state)];
+    let comp = |state| {
+        vec![crate::status::ComponentAt { service: "checkout".into(), name: "Checkout".into(), state, counted: true }]
+    };
     let mut seen: Vec<Change> = Vec::new();
     for (m, state) in [(0, C::Operational), (4, C::PartialOutage), (6, C::MajorOutage), (30, C::Operational)] {
         seen.extend(page.observe(T0 + m * MIN, &Board::default(), &[], &[], &[], &comp(state)));
